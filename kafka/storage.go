@@ -1,0 +1,23 @@
+package kafka
+
+import "github.com/klite/klite/storage"
+
+// Storage is what the protocol layer needs from the log. *storage.Store
+// implements it; handler tests use an in-memory fake. Semantics are documented
+// in storage/api.go.
+type Storage interface {
+	CreateTopic(name string, partitions int32, configs map[string]string) (storage.TopicInfo, error)
+	DeleteTopic(name string) error
+	Topics() []storage.TopicInfo
+	Topic(name string) (storage.TopicInfo, bool)
+	TopicByID(id storage.TopicID) (storage.TopicInfo, bool)
+
+	Append(topic string, partition int32, batches []byte, durable bool, done func(storage.AppendResult))
+	Read(topic string, partition int32, offset int64, maxBytes int64) storage.ReadResult
+	Offsets(topic string, partition int32) (logStart, highWatermark int64, err error)
+	OffsetForTime(topic string, partition int32, ts int64) (offset, timestamp int64, err error)
+	MaxTimestamp(topic string, partition int32) (offset, timestamp int64, err error)
+	Watch(topic string, partition int32, after int64, fn func()) (cancel func())
+
+	InitProducerID() (id int64, epoch int16, err error)
+}

@@ -1,0 +1,87 @@
+// Package netloop runs the network side of klite on gnet v2 reactor loops.
+//
+// It knows frames, not Kafka: a frame is a 4-byte big-endian size followed by
+// that many bytes. Each whole frame is handed to a Handler; the handler answers
+// with a Response, possibly from another goroutine and possibly out of order,
+// and netloop writes responses back strictly in request order per connection.
+// Response parts that name a file range go out with sendfile(2).
+//
+// Invariants:
+//   - A frame handed to Serve is a private copy (a pooled buffer), never a
+//     slice of gnet's shared read buffer.
+//   - Memory per connection is bounded: in-flight requests and bytes are capped,
+//     and a peer that keeps sending past the caps or stops reading its
+//     responses past the outbound cap is disconnected.
+//   - A response for a connection that has closed is released, not written.
+package netloop
+
+import (
+	"io"
+	"net"
+)
+
+// Handler serves request frames. netloop defines it; the protocol layer implements it.
+type Handler interface {
+	// Serve handles one request. It runs on the connection's event loop and
+	// must not block: it answers at once with req.Respond, or hands the work
+	// to another goroutine that calls req.Respond later, exactly once.
+	Serve(req *Request)
+}
+
+// ConnInfo identifies the connection a request came from.
+type ConnInfo struct {
+	ID     uint64 // unique for the life of the process
+	Remote net.Addr
+}
+
+// Request is one frame read from a connection.
+type Request struct {
+	// Frame holds the bytes after the size prefix. It belongs to the handler
+	// until Respond is called; netloop reuses the buffer afterwards, so
+	// nothing may keep a slice of it past Respond.
+	Frame []byte
+	Conn  ConnInfo
+
+	respond func(*Request, Response) // set by netloop
+	seq     uint64                   // position in the connection's response order
+	conn    any                      // netloop's per-connection state
+}
+
+// Respond completes the request. Safe from any goroutine; call exactly once.
+func (r *Request) Respond(resp Response) { r.respond(r, resp) }
+
+// Response is what goes back for one request.
+//
+// An empty Parts with Close false means "no response" (Kafka acks=0): the
+// request still keeps its place in the order, so later responses wait for it.
+type Response struct {
+	// Parts are written in order after a 4-byte size prefix that netloop adds.
+	Parts []Part
+	// Release, when set, is called exactly once after the parts have been
+	// written or dropped (connection closed). Pooled buffers and segment
+	// references are returned here.
+	Release func()
+	// Close closes the connection after Parts are written.
+	Close bool
+}
+
+// Part is one piece of a response: bytes, or a range of a file.
+type Part struct {
+	Bytes []byte
+	// File, when non-nil, sends Len bytes from offset Off of File instead of
+	// Bytes, by sendfile when File has a usable descriptor, else by ReadAt.
+	File SendFile
+	Off  int64
+	Len  int64
+}
+
+// SendFile is a file whose ranges can be sent. Fd returns ^uintptr(0) when
+// the file has no kernel descriptor (in-memory test files); netloop then
+// copies with ReadAt.
+type SendFile interface {
+	io.ReaderAt
+	Fd() uintptr
+}
+
+// BytesPart is a convenience for a byte part.
+func BytesPart(b []byte) Part { return Part{Bytes: b} }

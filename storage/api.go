@@ -1,0 +1,122 @@
+package storage
+
+import (
+	"errors"
+	"io"
+)
+
+// Errors the protocol layer maps to Kafka error codes (see kafka/errors.go).
+var (
+	ErrUnknownTopic         = errors.New("storage: unknown topic or partition")  // UNKNOWN_TOPIC_OR_PARTITION
+	ErrTopicExists          = errors.New("storage: topic already exists")        // TOPIC_ALREADY_EXISTS
+	ErrInvalidPartitions    = errors.New("storage: invalid partition count")     // INVALID_PARTITIONS
+	ErrOffsetOutOfRange     = errors.New("storage: offset out of range")         // OFFSET_OUT_OF_RANGE
+	ErrOutOfOrderSequence   = errors.New("storage: out of order sequence")       // OUT_OF_ORDER_SEQUENCE_NUMBER
+	ErrInvalidProducerEpoch = errors.New("storage: invalid producer epoch")      // INVALID_PRODUCER_EPOCH
+	ErrUnknownProducerID    = errors.New("storage: unknown producer id")         // UNKNOWN_PRODUCER_ID
+	ErrStorage              = errors.New("storage: disk failure")                // KAFKA_STORAGE_ERROR
+	ErrClosed               = errors.New("storage: closed")                      // KAFKA_STORAGE_ERROR (shutting down)
+	ErrTooLarge             = errors.New("storage: batch larger than a segment") // MESSAGE_TOO_LARGE
+)
+
+// TopicID is a topic's 16-byte UUID (KIP-516).
+type TopicID [16]byte
+
+// TopicInfo describes a topic. Values are snapshots; mutate nothing.
+type TopicInfo struct {
+	Name       string
+	ID         TopicID
+	Partitions int32
+	Configs    map[string]string // only explicitly set configs
+}
+
+// AppendResult is the outcome of appending the batches of one produce partition.
+type AppendResult struct {
+	// BaseOffset is the offset given to the first record. For a duplicate
+	// retry of an idempotent batch it is the offset the original got.
+	BaseOffset int64
+	// LogAppendTime is the broker time stamped on LogAppendTime topics, else -1.
+	LogAppendTime  int64
+	LogStartOffset int64
+	// Err is nil or one of the errors above.
+	Err error
+}
+
+// ReadResult is the outcome of a partition read. Release must be called once
+// the chunks have been sent (it drops segment references).
+type ReadResult struct {
+	HighWatermark    int64
+	LastStableOffset int64
+	LogStartOffset   int64
+	// Chunks are byte ranges of whole batches in offset order, the first
+	// containing the requested offset. Empty when offset == HighWatermark.
+	Chunks []Chunk
+	Bytes  int64 // sum of chunk lengths
+	Err    error // ErrOffsetOutOfRange, ErrUnknownTopic, ErrStorage
+	// release is set by the store.
+	release func()
+}
+
+// Release drops the segment references the chunks hold. Safe to call twice.
+func (r *ReadResult) Release() {
+	if r.release != nil {
+		r.release()
+		r.release = nil
+	}
+}
+
+// Chunk is a range of a segment file that holds whole record batches of one
+// partition, contiguous on disk.
+type Chunk struct {
+	File ReadFile
+	Off  int64
+	Len  int64
+}
+
+// ReadFile is a segment file readable by range. Fd returns ^uintptr(0) when
+// the file has no kernel descriptor (in-memory test FS). It matches
+// netloop.SendFile, so chunks can be sent with sendfile.
+type ReadFile interface {
+	io.ReaderAt
+	Fd() uintptr
+}
+
+// The Store's method set, as the kafka package uses it (kafka.Storage):
+//
+//	Open(cfg Config) (*Store, error)
+//	(*Store) Close() error                      // final fsync, then close
+//	(*Store) CreateTopic(name string, partitions int32, configs map[string]string) (TopicInfo, error)
+//	(*Store) DeleteTopic(name string) error
+//	(*Store) Topics() []TopicInfo               // sorted by name
+//	(*Store) Topic(name string) (TopicInfo, bool)
+//	(*Store) TopicByID(id TopicID) (TopicInfo, bool)
+//	(*Store) Append(topic string, partition int32, batches []byte, durable bool, done func(AppendResult))
+//	(*Store) Read(topic string, partition int32, offset int64, maxBytes int64) ReadResult
+//	(*Store) Offsets(topic string, partition int32) (logStart, highWatermark int64, err error)
+//	(*Store) OffsetForTime(topic string, partition int32, ts int64) (offset, timestamp int64, err error)
+//	(*Store) MaxTimestamp(topic string, partition int32) (offset, timestamp int64, err error)
+//	(*Store) Watch(topic string, partition int32, after int64, fn func()) (cancel func())
+//	(*Store) InitProducerID() (id int64, epoch int16, err error)
+//
+// Append: batches are the validated, concatenated v2 batches of one produce
+// partition (kafka has checked magic, length, CRC, counts). The store copies
+// them before done runs, so the caller may reuse the buffer once done has
+// been called. done runs exactly once, on a store goroutine, and must not
+// block: after the write when durable is false (acks 0/1), after the
+// fdatasync that covers it when durable is true (acks=all). The high
+// watermark only moves past data once it is fsynced.
+//
+// Read: whole batches starting with the one that contains offset, up to
+// maxBytes, but always at least one whole batch when one exists below the
+// high watermark (KIP-74); callers pass maxBytes<=0 for "one batch at most
+// when over budget" semantics handled by kafka. offset == high watermark
+// returns no chunks and no error; offset outside [logStart, hwm] returns
+// ErrOffsetOutOfRange.
+//
+// OffsetForTime: the first offset whose batch maxTimestamp >= ts (the batch's
+// base offset and its max timestamp), or (-1, -1) when none.
+// MaxTimestamp: the offset and time of the batch with the largest maxTimestamp.
+//
+// Watch: fn runs once (on a store goroutine, must not block) as soon as the
+// high watermark exceeds after, or the partition is deleted, or the store
+// closes; at once if that is already true. cancel stops it if it has not run.
