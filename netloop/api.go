@@ -13,6 +13,19 @@
 //     and a peer that keeps sending past the caps or stops reading its
 //     responses past the outbound cap is disconnected.
 //   - A response for a connection that has closed is released, not written.
+//   - Response.Release is called exactly once, whatever happens.
+//
+// How it works. All per-connection state lives on the connection's event loop;
+// Respond only marks a request done under a small mutex and, when the loop is
+// not already going to look, queues one Execute to it. The loop writes done
+// responses from the head of the connection's queue, so order is netloop's, not
+// gnet's queues'. netloop writes to the socket itself (writev, sendfile) and
+// never uses gnet's outbound buffer, so unsent bytes stay in the handler's
+// buffers and count against MaxOutboundBytes. When the socket is full the
+// connection parks: a goroutine waits for writability on a dup of the socket
+// through Go's poller and resumes the connection on its loop. gnet keeps
+// reading sockets whatever netloop does, so a connection held back by a cap
+// has its unparsed bytes counted and is closed past MaxInboundBufferedBytes.
 package netloop
 
 import (
@@ -37,17 +50,31 @@ type ConnInfo struct {
 // Request is one frame read from a connection.
 type Request struct {
 	// Frame holds the bytes after the size prefix. It belongs to the handler
-	// until Respond is called; netloop reuses the buffer afterwards, so
-	// nothing may keep a slice of it past Respond.
+	// until Respond is called. netloop returns the buffer to its pool only
+	// after the response has been written (or dropped), so response Parts may
+	// alias Frame; nothing may keep a slice of it past that.
 	Frame []byte
 	Conn  ConnInfo
 
-	respond func(*Request, Response) // set by netloop
+	respond func(*Request, Response) // set by netloop (or NewRequest)
 	seq     uint64                   // position in the connection's response order
-	conn    any                      // netloop's per-connection state
+	conn    *conn                    // netloop's per-connection state; nil from NewRequest
+
+	// Set when the request is read; event loop only afterwards.
+	buf       *[]byte // pooled buffer behind Frame; nil for an empty frame
+	frameSize int64
+
+	// Guarded by conn.mu until done is seen true on the loop; immutable after.
+	done bool
+	resp Response
+	size int64   // bytes on the wire: 0 when Parts is empty, else 4 + sum of parts
+	bad  bool    // the response is malformed (negative length, over 2 GiB): close
+	file bool    // some part is a file range
+	hdr  [4]byte // size prefix, so a writev can point at it
 }
 
 // Respond completes the request. Safe from any goroutine; call exactly once.
+// A second call releases the given response and is otherwise ignored.
 func (r *Request) Respond(resp Response) { r.respond(r, resp) }
 
 // Response is what goes back for one request.

@@ -1,0 +1,358 @@
+package kafka
+
+// Fetch (key 1), versions 4-18.
+//
+// v4 is the first version whose records are record batch v2. v13+ names
+// topics by topic ID (KIP-516): unknown IDs answer UNKNOWN_TOPIC_ID. v15-v18
+// only add follower/KRaft fields (ReplicaState, ReplicaDirectoryId, the
+// KIP-1166 HighWatermark tag) that a consumer never sets; they are parsed
+// and ignored, as on a broker with no followers.
+//
+// Behaviour:
+//   - Partitions are read in request order. Each gets at most
+//     min(PartitionMaxBytes, remaining MaxBytes); the first partition that
+//     returns data gets at least one whole batch even above both limits
+//     (KIP-74). A later partition whose first batch exceeds what remains
+//     returns no records this time (Kafka would send a partial batch that the
+//     client discards; klite only ever sends whole batches).
+//   - Offsets outside [logStart, highWatermark] answer OFFSET_OUT_OF_RANGE;
+//     offset == highWatermark answers empty records.
+//   - HighWatermark, LastStableOffset and LogStartOffset come from storage;
+//     AbortedTransactions is empty (no transactions yet), so read_committed
+//     and read_uncommitted see the same records.
+//   - CurrentLeaderEpoch (v9+) above 0, the only leader epoch klite has,
+//     answers UNKNOWN_LEADER_EPOCH (KIP-320); -1 skips the check.
+//   - Long polling: when fewer than MinBytes are available and MaxWaitMs > 0
+//     and no partition errored, the fetch watches every partition and a timer,
+//     and re-reads when either fires. All of it runs off the event loop.
+//   - Records leave by sendfile: the response is encoded with kmsg around a
+//     random marker per partition, then the marker is replaced by the
+//     storage chunks as file parts (see splice.go).
+//
+// Differences from Apache Kafka: fetch sessions (KIP-227) are declined:
+// every response has SessionID 0, so clients keep sending full fetches; a
+// request naming a session answers FETCH_SESSION_ID_NOT_FOUND. Rack-aware
+// reads (KIP-392) never redirect (PreferredReadReplica -1). Zstd batches are
+// not hidden from fetch versions before 10 (UNSUPPORTED_COMPRESSION_TYPE);
+// clients that produce zstd fetch with v10+. IsolationLevel is ignored.
+
+import (
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/klite/klite/storage"
+)
+
+const fetchKey = 1
+
+func init() { register(fetchKey, 4, 18, (*Handler).fetch) }
+
+// fetchWait is one fetch request, from parse to response, possibly across
+// several reads while it long-polls.
+type fetchWait struct {
+	h        *Handler
+	r        *request
+	req      *kmsg.FetchRequest
+	topics   []fetchTopic // resolved req.Topics, same order
+	deadline time.Time
+
+	mu      sync.Mutex
+	state   fetchState  // guarded by mu
+	gen     uint64      // wait round, guarded by mu
+	cancels []func()    // Watch cancels of this round, guarded by mu
+	timer   *time.Timer // guarded by mu
+}
+
+type fetchState uint8
+
+const (
+	fetchReading  fetchState = iota // a read is running
+	fetchWaiting                    // watching partitions and the timer
+	fetchWoken                      // a watch fired; a re-read is starting
+	fetchExpiring                   // deadline or Close: the next read answers
+	fetchDone                       // answered
+)
+
+type fetchTopic struct {
+	info  storage.TopicInfo
+	found bool
+	code  int16 // error for every partition when !found
+}
+
+func (h *Handler) fetch(r *request) {
+	req := kmsg.NewPtrFetchRequest()
+	if !h.parse(r, req) {
+		return
+	}
+	if req.SessionID != 0 || (req.SessionEpoch != 0 && req.SessionEpoch != -1) {
+		// We never hand out sessions: any session id is unknown, and an
+		// incremental epoch without one cannot be served (KIP-227).
+		resp := kmsg.NewPtrFetchResponse()
+		resp.Version = r.version
+		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
+		r.respond(resp)
+		return
+	}
+	f := &fetchWait{h: h, r: r, req: req, topics: make([]fetchTopic, len(req.Topics))}
+	if req.MaxWaitMillis > 0 {
+		f.deadline = time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
+	}
+	for i := range req.Topics {
+		t := &req.Topics[i]
+		ft := &f.topics[i]
+		if r.version >= 13 {
+			ft.info, ft.found = h.st.TopicByID(storage.TopicID(t.TopicID))
+			ft.code = kerr.UnknownTopicID.Code
+		} else {
+			ft.info, ft.found = h.st.Topic(t.Topic)
+			ft.code = kerr.UnknownTopicOrPartition.Code
+		}
+	}
+	// Reads may touch the disk: never on the event loop.
+	h.async(r, f.run)
+}
+
+// partRead is what one partition contributes to the response.
+type partRead struct {
+	code int16
+	res  storage.ReadResult // Chunks empty when nothing is sent
+}
+
+// run reads every partition and either answers or waits for more data.
+func (f *fetchWait) run() {
+	reads, bytes, errored := f.read()
+
+	f.mu.Lock()
+	final := f.state == fetchExpiring
+	f.mu.Unlock()
+	minBytes := int64(f.req.MinBytes)
+	if final || errored || bytes >= minBytes || f.req.MaxWaitMillis <= 0 || len(reads) == 0 || !time.Now().Before(f.deadline) {
+		f.answer(reads)
+		return
+	}
+	// Not enough yet: drop what we read and wait for the watermarks to move.
+	after := make([]int64, len(reads))
+	for i := range reads {
+		after[i] = reads[i].res.HighWatermark
+		reads[i].res.Release()
+	}
+	f.wait(after)
+}
+
+// read reads every requested partition within the byte budgets. It returns
+// one partRead per partition in request order, the bytes read, and whether
+// any partition has an error (which answers at once, as in Kafka).
+func (f *fetchWait) read() (reads []partRead, bytes int64, errored bool) {
+	h, req := f.h, f.req
+	n := 0
+	for i := range req.Topics {
+		n += len(req.Topics[i].Partitions)
+	}
+	reads = make([]partRead, 0, n)
+	budget := int64(req.MaxBytes)
+	for ti := range req.Topics {
+		t, ft := &req.Topics[ti], &f.topics[ti]
+		for pi := range t.Partitions {
+			p := &t.Partitions[pi]
+			var pr partRead
+			switch {
+			case !ft.found:
+				pr.code = ft.code
+			case !partitionOK(&ft.info, p.Partition):
+				pr.code = kerr.UnknownTopicOrPartition.Code
+			case p.CurrentLeaderEpoch > leaderEpoch:
+				pr.code = kerr.UnknownLeaderEpoch.Code
+			default:
+				limit := min(int64(p.PartitionMaxBytes), budget)
+				if bytes > 0 && limit <= 0 {
+					// Out of budget: watermarks only.
+					pr.code, pr.res = f.offsetsOnly(ft.info.Name, p.Partition, p.FetchOffset)
+					break
+				}
+				pr.res = h.st.Read(ft.info.Name, p.Partition, p.FetchOffset, limit)
+				if pr.res.Err != nil {
+					pr.code = h.errCode(pr.res.Err)
+					pr.res.Release()
+					break
+				}
+				if bytes > 0 && pr.res.Bytes > limit {
+					// KIP-74 only lets the first partition with data overshoot.
+					pr.res.Release()
+					pr.res.Chunks, pr.res.Bytes = nil, 0
+				}
+				bytes += pr.res.Bytes
+				budget -= pr.res.Bytes
+			}
+			if pr.code != 0 {
+				errored = true
+				pr.res = storage.ReadResult{HighWatermark: -1, LastStableOffset: -1, LogStartOffset: -1}
+			}
+			reads = append(reads, pr)
+		}
+	}
+	return reads, bytes, errored
+}
+
+// offsetsOnly fills the watermarks of a partition we have no budget to read.
+func (f *fetchWait) offsetsOnly(topic string, partition int32, offset int64) (int16, storage.ReadResult) {
+	logStart, hwm, err := f.h.st.Offsets(topic, partition)
+	if err != nil {
+		return f.h.errCode(err), storage.ReadResult{}
+	}
+	if offset < logStart || offset > hwm {
+		return kerr.OffsetOutOfRange.Code, storage.ReadResult{}
+	}
+	return 0, storage.ReadResult{HighWatermark: hwm, LastStableOffset: hwm, LogStartOffset: logStart}
+}
+
+// wait watches every readable partition past the watermark last seen, and
+// arms the deadline timer. Watch may call its fn at once, on this goroutine,
+// so no lock is held across it.
+func (f *fetchWait) wait(after []int64) {
+	f.mu.Lock()
+	if f.state == fetchExpiring {
+		f.mu.Unlock()
+		f.h.async(f.r, f.run)
+		return
+	}
+	f.state = fetchWaiting
+	f.gen++
+	gen := f.gen
+	f.mu.Unlock()
+	if !f.h.track(f) {
+		f.expire()
+		return
+	}
+	i := 0
+	for ti := range f.req.Topics {
+		t, ft := &f.req.Topics[ti], &f.topics[ti]
+		for pi := range t.Partitions {
+			hwm := after[i]
+			i++
+			if !ft.found || hwm < 0 {
+				continue
+			}
+			cancel := f.h.st.Watch(ft.info.Name, t.Partitions[pi].Partition, hwm, f.wake)
+			f.mu.Lock()
+			if f.state == fetchWaiting && f.gen == gen {
+				f.cancels = append(f.cancels, cancel)
+				f.mu.Unlock()
+			} else {
+				f.mu.Unlock()
+				cancel()
+			}
+		}
+	}
+	f.mu.Lock()
+	if f.state == fetchWaiting && f.gen == gen {
+		f.timer = time.AfterFunc(time.Until(f.deadline), f.expire)
+	}
+	f.mu.Unlock()
+}
+
+// wake is a Watch callback: data arrived on some partition. It runs on a
+// store goroutine and must not block.
+func (f *fetchWait) wake() { f.rearm(fetchWoken) }
+
+// expire answers with whatever is there: deadline passed or handler closing.
+func (f *fetchWait) expire() { f.rearm(fetchExpiring) }
+
+func (f *fetchWait) rearm(next fetchState) {
+	f.mu.Lock()
+	switch {
+	case f.state == fetchDone || f.state == fetchExpiring:
+		f.mu.Unlock()
+		return
+	case f.state != fetchWaiting:
+		// A read is in progress; make it the last one if we expire.
+		if next == fetchExpiring {
+			f.state = fetchExpiring
+		}
+		f.mu.Unlock()
+		return
+	}
+	f.state = next
+	cancels := f.cancels
+	f.cancels = nil
+	if f.timer != nil {
+		f.timer.Stop()
+		f.timer = nil
+	}
+	f.mu.Unlock()
+	f.h.untrack(f)
+	go func() {
+		defer f.h.recoverTo(f.r)
+		for _, c := range cancels {
+			c()
+		}
+		f.mu.Lock()
+		if f.state == fetchWoken {
+			f.state = fetchReading
+		}
+		f.mu.Unlock()
+		f.run()
+	}()
+}
+
+// answer encodes and sends the response; the chunks go out as file parts.
+func (f *fetchWait) answer(reads []partRead) {
+	f.mu.Lock()
+	f.state = fetchDone
+	f.mu.Unlock()
+	f.h.untrack(f)
+
+	req := f.req
+	resp := kmsg.NewPtrFetchResponse()
+	resp.Version = f.r.version
+	resp.Topics = make([]kmsg.FetchResponseTopic, len(req.Topics))
+	slots := make([]kmsg.FetchResponseTopicPartition, len(reads))
+	i := 0
+	for ti := range req.Topics {
+		t := &req.Topics[ti]
+		rt := &resp.Topics[ti]
+		rt.Default()
+		rt.Topic, rt.TopicID = t.Topic, t.TopicID
+		rt.Partitions, slots = slots[:len(t.Partitions):len(t.Partitions)], slots[len(t.Partitions):]
+		for pi := range t.Partitions {
+			rp := &rt.Partitions[pi]
+			rp.Default()
+			pr := &reads[i]
+			i++
+			rp.Partition = t.Partitions[pi].Partition
+			rp.ErrorCode = pr.code
+			rp.HighWatermark = pr.res.HighWatermark
+			rp.LastStableOffset = pr.res.LastStableOffset
+			rp.LogStartOffset = pr.res.LogStartOffset
+			if rp.ErrorCode == 0 {
+				// No transactions yet: nothing is ever aborted, so the
+				// list is empty (not null) for read_committed too.
+				rp.AbortedTransactions = []kmsg.FetchResponseTopicPartitionAbortedTransaction{}
+			}
+		}
+	}
+	sendSpliced(f.r, resp, reads)
+}
+
+// track registers a waiting fetch so Close can answer it. False once closed.
+func (h *Handler) track(f *fetchWait) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return false
+	}
+	h.polls[f] = struct{}{}
+	return true
+}
+
+func (h *Handler) untrack(f *fetchWait) {
+	h.mu.Lock()
+	delete(h.polls, f)
+	h.mu.Unlock()
+}
+
+// leaderEpoch is the leader epoch of every partition: one broker, no
+// elections.
+const leaderEpoch = 0

@@ -1,0 +1,159 @@
+package kafka
+
+// Metadata (key 3), versions 0-13.
+//
+// Behaviour: one broker (NodeID at AdvertisedHost:AdvertisedPort, rack
+// null); ControllerID is NodeID (v1+); ClusterID (v2+). Every partition is
+// led by NodeID with leader epoch 0 (v7+), replicas and ISR [NodeID], no
+// offline replicas. Topic IDs from v10. v13's top-level ErrorCode (KIP-1102)
+// is always 0.
+//
+// Topics: null (v1+), or empty in v0, lists every topic; otherwise the listed
+// ones, by name, or by topic ID in v10+ (UNKNOWN_TOPIC_ID when unknown).
+// A missing topic is created when the broker has AutoCreateTopics and the
+// request allows it (always in v0-v3; AllowAutoTopicCreation in v4+), with
+// DefaultPartitions; an invalid name then answers INVALID_TOPIC_EXCEPTION.
+// Otherwise a missing topic answers UNKNOWN_TOPIC_OR_PARTITION.
+//
+// Authorized operations (KIP-430, v8+): klite has no ACLs, so a client asking
+// gets every operation the resource type supports, as Kafka answers without
+// an authorizer; not asking gets -2147483648.
+//
+// Differences from Apache Kafka: a topic auto-created here is answered in the
+// same response, complete, with no error (Kafka answers LEADER_NOT_AVAILABLE
+// and lets the client retry until leaders are elected; klite has no election
+// to wait for). Creation fsyncs metadata, so those requests are answered off
+// the event loop; all others inline.
+
+import (
+	"errors"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/klite/klite/storage"
+)
+
+const metadataKey = 3
+
+func init() { register(metadataKey, 0, 13, (*Handler).metadata) }
+
+// Authorized-operation bitfields without an authorizer (AclOperation codes).
+const (
+	// READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS.
+	topicAllOps int32 = 1<<3 | 1<<4 | 1<<5 | 1<<6 | 1<<7 | 1<<8 | 1<<10 | 1<<11
+	// CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE.
+	clusterAllOps int32 = 1<<5 | 1<<7 | 1<<8 | 1<<9 | 1<<10 | 1<<11 | 1<<12
+)
+
+func (h *Handler) metadata(r *request) {
+	req := kmsg.NewPtrMetadataRequest()
+	if !h.parse(r, req) {
+		return
+	}
+	all := req.Topics == nil || (r.version == 0 && len(req.Topics) == 0)
+	autoCreate := h.cfg.AutoCreateTopics && (r.version < 4 || req.AllowAutoTopicCreation)
+	if !all && autoCreate {
+		for i := range req.Topics {
+			t := &req.Topics[i]
+			if t.Topic == nil {
+				continue
+			}
+			if _, ok := h.st.Topic(*t.Topic); !ok && validTopicName(*t.Topic) {
+				h.async(r, func() { r.respond(h.metadataResponse(r.version, req, all, true)) })
+				return
+			}
+		}
+	}
+	r.respond(h.metadataResponse(r.version, req, all, false))
+}
+
+// metadataResponse builds the response; with create, missing topics are
+// created first (this may block on an fsync).
+func (h *Handler) metadataResponse(version int16, req *kmsg.MetadataRequest, all, create bool) *kmsg.MetadataResponse {
+	resp := kmsg.NewPtrMetadataResponse()
+	resp.Version = version
+	b := kmsg.NewMetadataResponseBroker()
+	b.NodeID, b.Host, b.Port = h.cfg.NodeID, h.cfg.AdvertisedHost, h.cfg.AdvertisedPort
+	resp.Brokers = []kmsg.MetadataResponseBroker{b}
+	resp.ClusterID = &h.cfg.ClusterID
+	resp.ControllerID = h.cfg.NodeID
+	if version >= 8 && version <= 10 && req.IncludeClusterAuthorizedOperations {
+		resp.AuthorizedOperations = clusterAllOps
+	}
+
+	if all {
+		topics := h.st.Topics()
+		resp.Topics = make([]kmsg.MetadataResponseTopic, len(topics))
+		for i := range topics {
+			h.fillTopic(&resp.Topics[i], &topics[i], req)
+		}
+		return resp
+	}
+	resp.Topics = make([]kmsg.MetadataResponseTopic, len(req.Topics))
+	for i := range req.Topics {
+		t := &req.Topics[i]
+		rt := &resp.Topics[i]
+		rt.Default()
+		rt.Topic, rt.TopicID = t.Topic, t.TopicID
+		if t.Topic == nil {
+			// By topic ID (v10+).
+			if info, ok := h.st.TopicByID(storage.TopicID(t.TopicID)); ok {
+				h.fillTopic(rt, &info, req)
+			} else {
+				rt.ErrorCode = kerr.UnknownTopicID.Code
+			}
+			continue
+		}
+		name := *t.Topic
+		info, ok := h.st.Topic(name)
+		if !ok && create {
+			if !validTopicName(name) {
+				rt.ErrorCode = kerr.InvalidTopicException.Code
+				continue
+			}
+			var err error
+			info, err = h.st.CreateTopic(name, h.cfg.DefaultPartitions, nil)
+			if err != nil && !errors.Is(err, storage.ErrTopicExists) {
+				rt.ErrorCode = h.errCode(err)
+				continue
+			}
+			// Lost a race with another creator: use theirs.
+			info, ok = h.st.Topic(name)
+		}
+		if !ok {
+			if h.cfg.AutoCreateTopics && (version < 4 || req.AllowAutoTopicCreation) && !validTopicName(name) {
+				rt.ErrorCode = kerr.InvalidTopicException.Code
+			} else {
+				rt.ErrorCode = kerr.UnknownTopicOrPartition.Code
+			}
+			continue
+		}
+		h.fillTopic(rt, &info, req)
+	}
+	return resp
+}
+
+func (h *Handler) fillTopic(rt *kmsg.MetadataResponseTopic, info *storage.TopicInfo, req *kmsg.MetadataRequest) {
+	rt.Default()
+	name := info.Name
+	rt.Topic = &name
+	rt.TopicID = info.ID
+	rt.IsInternal = internalTopic(name)
+	if req.IncludeTopicAuthorizedOperations {
+		rt.AuthorizedOperations = topicAllOps
+	}
+	rt.Partitions = make([]kmsg.MetadataResponseTopicPartition, info.Partitions)
+	for p := range rt.Partitions {
+		rp := &rt.Partitions[p]
+		rp.Default()
+		rp.Partition = int32(p)
+		rp.Leader = h.cfg.NodeID
+		rp.LeaderEpoch = leaderEpoch
+		rp.Replicas = h.nodeReplicas
+		rp.ISR = h.nodeReplicas
+		rp.OfflineReplicas = noReplicas
+	}
+}
+
+var noReplicas = []int32{}

@@ -1,0 +1,60 @@
+package kafka
+
+// InitProducerId (key 22), versions 0-5.
+//
+// Behaviour: with a null TransactionalID (idempotent producers: the default
+// in franz-go and Java clients 3.x) a new producer id with epoch 0 comes from
+// storage, which persists it. A v3+ request carrying its current producer id
+// and epoch (KIP-360, recovering from UNKNOWN_PRODUCER_ID or a sequence gap)
+// also gets a fresh id, exactly as Kafka answers idempotent producers; one of
+// the two set without the other answers INVALID_REQUEST, as in Kafka.
+//
+// Transactions are not implemented yet. An empty TransactionalID answers
+// INVALID_REQUEST (as Kafka does); any other TransactionalID answers
+// TRANSACTIONAL_ID_AUTHORIZATION_FAILED: that is what Kafka sends a client
+// that may not use transactions, and every client treats it as fatal and
+// reports it at once, instead of retrying as it would NOT_COORDINATOR or
+// COORDINATOR_NOT_AVAILABLE. (FindCoordinator is not advertised, so clients
+// that look up a transaction coordinator first stop there, with an
+// unsupported-API error.)
+//
+// Storage may fsync here, so the request is served off the event loop.
+
+import (
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+const initProducerIDKey = 22
+
+func init() { register(initProducerIDKey, 0, 5, (*Handler).initProducerID) }
+
+func (h *Handler) initProducerID(r *request) {
+	req := kmsg.NewPtrInitProducerIDRequest()
+	if !h.parse(r, req) {
+		return
+	}
+	resp := kmsg.NewPtrInitProducerIDResponse()
+	resp.Version = r.version
+	resp.ProducerID, resp.ProducerEpoch = -1, -1
+	switch {
+	case req.TransactionalID != nil && *req.TransactionalID == "":
+		resp.ErrorCode = kerr.InvalidRequest.Code
+	case req.TransactionalID != nil:
+		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+	case (req.ProducerID == -1) != (req.ProducerEpoch == -1):
+		resp.ErrorCode = kerr.InvalidRequest.Code
+	default:
+		h.async(r, func() {
+			id, epoch, err := h.st.InitProducerID()
+			if err != nil {
+				resp.ErrorCode = h.errCode(err)
+			} else {
+				resp.ProducerID, resp.ProducerEpoch = id, epoch
+			}
+			r.respond(resp)
+		})
+		return
+	}
+	r.respond(resp)
+}

@@ -1,0 +1,68 @@
+package kafka
+
+import (
+	"errors"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/klite/klite/storage"
+)
+
+// maxUnknownLogged bounds the set of distinct unknown errors remembered for
+// log-once.
+const maxUnknownLogged = 256
+
+// errCode maps a storage (or batch validation) error to a Kafka error code.
+// This is the only place that does so. Unknown errors become
+// UNKNOWN_SERVER_ERROR and are logged once per distinct message.
+func (h *Handler) errCode(err error) int16 {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, storage.ErrUnknownTopic):
+		return kerr.UnknownTopicOrPartition.Code
+	case errors.Is(err, storage.ErrTopicExists):
+		return kerr.TopicAlreadyExists.Code
+	case errors.Is(err, storage.ErrInvalidPartitions):
+		return kerr.InvalidPartitions.Code
+	case errors.Is(err, storage.ErrOffsetOutOfRange):
+		return kerr.OffsetOutOfRange.Code
+	case errors.Is(err, storage.ErrOutOfOrderSequence):
+		return kerr.OutOfOrderSequenceNumber.Code
+	case errors.Is(err, storage.ErrInvalidProducerEpoch):
+		return kerr.InvalidProducerEpoch.Code
+	case errors.Is(err, storage.ErrUnknownProducerID):
+		return kerr.UnknownProducerID.Code
+	case errors.Is(err, storage.ErrStorage), errors.Is(err, storage.ErrClosed):
+		return kerr.KafkaStorageError.Code
+	case errors.Is(err, storage.ErrTooLarge):
+		return kerr.MessageTooLarge.Code
+	case errors.Is(err, storage.ErrBatchCRC),
+		errors.Is(err, storage.ErrBatchTooShort),
+		errors.Is(err, storage.ErrBatchLength):
+		return kerr.CorruptMessage.Code
+	case errors.Is(err, storage.ErrBatchMagic),
+		errors.Is(err, storage.ErrBatchCount),
+		errors.Is(err, storage.ErrBatchEmpty):
+		return kerr.InvalidRecord.Code
+	}
+	h.logUnknown(err)
+	return kerr.UnknownServerError.Code
+}
+
+func (h *Handler) logUnknown(err error) {
+	msg := err.Error()
+	h.unknownMu.Lock()
+	_, seen := h.unknownLogged[msg]
+	if !seen && len(h.unknownLogged) < maxUnknownLogged {
+		h.unknownLogged[msg] = struct{}{}
+	}
+	h.unknownMu.Unlock()
+	if !seen {
+		h.log.Error().Err(err).Msg("kafka: unmapped storage error answered as UNKNOWN_SERVER_ERROR")
+	}
+}
+
+// strp returns a pointer to s, for optional error messages. Pass package-level
+// strings on hot paths so nothing is allocated.
+func strp(s string) *string { return &s }

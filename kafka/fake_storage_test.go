@@ -1,0 +1,329 @@
+package kafka
+
+import (
+	"crypto/rand"
+	"errors"
+	"io"
+	"sort"
+	"sync"
+
+	"github.com/klite/klite/storage"
+)
+
+// fakeStore is an in-memory Storage for handler unit tests only. It follows
+// the contract in storage/api.go: whole batches, KIP-74 first batch, Watch
+// firing at once when already satisfied, done on another goroutine.
+type fakeStore struct {
+	mu      sync.Mutex
+	topics  map[string]*fakeTopic
+	nextPID int64
+
+	appendErr   error // returned by Append when set
+	createErr   error // returned by CreateTopic when set
+	watchers    int   // live watchers, for tests that wait on them
+	watchSignal chan struct{}
+	appendSync  bool // run done on the caller's goroutine
+}
+
+type fakeTopic struct {
+	info  storage.TopicInfo
+	parts []*fakePart
+}
+
+type fakePart struct {
+	file     *memFile
+	batches  []fakeBatch
+	logStart int64
+	hwm      int64
+	watches  map[int]fakeWatch
+	nextW    int
+}
+
+type fakeBatch struct {
+	base, last int64
+	pos, size  int64
+	maxTs      int64
+}
+
+type fakeWatch struct {
+	after int64
+	fn    func()
+}
+
+func newFakeStore() *fakeStore {
+	return &fakeStore{topics: map[string]*fakeTopic{}, nextPID: 1000, watchSignal: make(chan struct{}, 1)}
+}
+
+// memFile is a SendFile without a descriptor.
+type memFile struct {
+	mu  sync.Mutex
+	buf []byte
+}
+
+func (m *memFile) ReadAt(p []byte, off int64) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if off < 0 || off > int64(len(m.buf)) {
+		return 0, io.EOF
+	}
+	n := copy(p, m.buf[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+func (m *memFile) Fd() uintptr { return ^uintptr(0) }
+
+func (s *fakeStore) CreateTopic(name string, partitions int32, configs map[string]string) (storage.TopicInfo, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.createErr != nil {
+		return storage.TopicInfo{}, s.createErr
+	}
+	if _, ok := s.topics[name]; ok {
+		return storage.TopicInfo{}, storage.ErrTopicExists
+	}
+	if partitions <= 0 {
+		return storage.TopicInfo{}, storage.ErrInvalidPartitions
+	}
+	t := &fakeTopic{info: storage.TopicInfo{Name: name, Partitions: partitions, Configs: configs}}
+	_, _ = rand.Read(t.info.ID[:])
+	for range partitions {
+		t.parts = append(t.parts, &fakePart{file: &memFile{}, watches: map[int]fakeWatch{}})
+	}
+	s.topics[name] = t
+	return t.info, nil
+}
+
+func (s *fakeStore) DeleteTopic(name string) error {
+	s.mu.Lock()
+	t, ok := s.topics[name]
+	if !ok {
+		s.mu.Unlock()
+		return storage.ErrUnknownTopic
+	}
+	delete(s.topics, name)
+	var fire []func()
+	for _, p := range t.parts {
+		for id, w := range p.watches {
+			fire = append(fire, w.fn)
+			delete(p.watches, id)
+			s.watchers--
+		}
+	}
+	s.mu.Unlock()
+	for _, fn := range fire {
+		fn()
+	}
+	return nil
+}
+
+func (s *fakeStore) Topics() []storage.TopicInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []storage.TopicInfo
+	for _, t := range s.topics {
+		out = append(out, t.info)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+func (s *fakeStore) Topic(name string) (storage.TopicInfo, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.topics[name]
+	if !ok {
+		return storage.TopicInfo{}, false
+	}
+	return t.info, true
+}
+
+func (s *fakeStore) TopicByID(id storage.TopicID) (storage.TopicInfo, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, t := range s.topics {
+		if t.info.ID == id {
+			return t.info, true
+		}
+	}
+	return storage.TopicInfo{}, false
+}
+
+func (s *fakeStore) part(topic string, partition int32) (*fakePart, error) {
+	t, ok := s.topics[topic]
+	if !ok || partition < 0 || int(partition) >= len(t.parts) {
+		return nil, storage.ErrUnknownTopic
+	}
+	return t.parts[partition], nil
+}
+
+func (s *fakeStore) Append(topic string, partition int32, batches []byte, durable bool, done func(storage.AppendResult)) {
+	res, fire := s.append(topic, partition, batches)
+	run := func() {
+		for _, fn := range fire {
+			fn()
+		}
+		done(res)
+	}
+	if s.appendSync {
+		run()
+	} else {
+		go run()
+	}
+}
+
+func (s *fakeStore) append(topic string, partition int32, batches []byte) (storage.AppendResult, []func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.appendErr != nil {
+		return storage.AppendResult{Err: s.appendErr}, nil
+	}
+	p, err := s.part(topic, partition)
+	if err != nil {
+		return storage.AppendResult{Err: err}, nil
+	}
+	res := storage.AppendResult{BaseOffset: p.hwm, LogAppendTime: -1, LogStartOffset: p.logStart}
+	rest := batches
+	for len(rest) > 0 {
+		b, r, err := storage.NextBatch(rest)
+		if err != nil {
+			return storage.AppendResult{Err: err}, nil
+		}
+		rest = r
+		h, err := storage.ValidateBatch(b)
+		if err != nil {
+			return storage.AppendResult{Err: err}, nil
+		}
+		cp := append([]byte(nil), b...)
+		storage.SetBaseOffset(cp, p.hwm)
+		p.file.mu.Lock()
+		pos := int64(len(p.file.buf))
+		p.file.buf = append(p.file.buf, cp...)
+		p.file.mu.Unlock()
+		p.batches = append(p.batches, fakeBatch{base: p.hwm, last: p.hwm + int64(h.LastOffsetDelta), pos: pos, size: int64(len(cp)), maxTs: h.MaxTimestamp})
+		p.hwm += int64(h.LastOffsetDelta) + 1
+	}
+	var fire []func()
+	for id, w := range p.watches {
+		if p.hwm > w.after {
+			fire = append(fire, w.fn)
+			delete(p.watches, id)
+			s.watchers--
+		}
+	}
+	return res, fire
+}
+
+func (s *fakeStore) Read(topic string, partition int32, offset int64, maxBytes int64) storage.ReadResult {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, err := s.part(topic, partition)
+	if err != nil {
+		return storage.ReadResult{Err: err}
+	}
+	res := storage.ReadResult{HighWatermark: p.hwm, LastStableOffset: p.hwm, LogStartOffset: p.logStart}
+	if offset < p.logStart || offset > p.hwm {
+		res.Err = storage.ErrOffsetOutOfRange
+		return res
+	}
+	for _, b := range p.batches {
+		if b.last < offset {
+			continue
+		}
+		if len(res.Chunks) > 0 && res.Bytes+b.size > maxBytes {
+			break
+		}
+		// One chunk per batch, to exercise multi-part splicing.
+		res.Chunks = append(res.Chunks, storage.Chunk{File: p.file, Off: b.pos, Len: b.size})
+		res.Bytes += b.size
+	}
+	return res
+}
+
+func (s *fakeStore) Offsets(topic string, partition int32) (int64, int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, err := s.part(topic, partition)
+	if err != nil {
+		return 0, 0, err
+	}
+	return p.logStart, p.hwm, nil
+}
+
+func (s *fakeStore) OffsetForTime(topic string, partition int32, ts int64) (int64, int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, err := s.part(topic, partition)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, b := range p.batches {
+		if b.maxTs >= ts {
+			return b.base, b.maxTs, nil
+		}
+	}
+	return -1, -1, nil
+}
+
+func (s *fakeStore) MaxTimestamp(topic string, partition int32) (int64, int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, err := s.part(topic, partition)
+	if err != nil {
+		return 0, 0, err
+	}
+	off, ts := int64(-1), int64(-1)
+	for _, b := range p.batches {
+		if b.maxTs > ts {
+			off, ts = b.last, b.maxTs
+		}
+	}
+	return off, ts, nil
+}
+
+func (s *fakeStore) Watch(topic string, partition int32, after int64, fn func()) func() {
+	s.mu.Lock()
+	p, err := s.part(topic, partition)
+	if err != nil || p.hwm > after {
+		s.mu.Unlock()
+		fn()
+		return func() {}
+	}
+	id := p.nextW
+	p.nextW++
+	p.watches[id] = fakeWatch{after: after, fn: fn}
+	s.watchers++
+	s.mu.Unlock()
+	select {
+	case s.watchSignal <- struct{}{}:
+	default:
+	}
+	return func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if _, ok := p.watches[id]; ok {
+			delete(p.watches, id)
+			s.watchers--
+		}
+	}
+}
+
+func (s *fakeStore) InitProducerID() (int64, int16, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.appendErr != nil && errors.Is(s.appendErr, storage.ErrStorage) {
+		return 0, 0, s.appendErr
+	}
+	s.nextPID++
+	return s.nextPID, 0, nil
+}
+
+func (s *fakeStore) watcherCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.watchers
+}
+
+var _ Storage = (*fakeStore)(nil)

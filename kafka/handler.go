@@ -1,0 +1,358 @@
+// Package kafka speaks the Kafka wire protocol for klite. It parses request
+// headers, dispatches by api key to one file per API (named by key, as in
+// franz-go's kfake), and encodes every request and response body with
+// franz-go's kmsg.
+//
+// Invariants:
+//   - Serve never blocks the event loop: cheap requests are answered inline;
+//     anything that touches the disk or waits runs on another goroutine and
+//     calls Respond from there.
+//   - Every request is completed exactly once: a response, an empty response
+//     (acks=0 produce) or a connection close.
+//   - Client input never panics the broker: a frame whose header or body does
+//     not parse closes the connection; a Kafka-level error is data in the
+//     response.
+//   - The versions advertised by ApiVersions are the ranges registered beside
+//     each handler (register), so the two cannot drift.
+package kafka
+
+import (
+	"encoding/binary"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kbin"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/klite/klite/netloop"
+)
+
+// Defaults and limits. Each is overridable through Config.
+const (
+	defaultNodeID             = 1
+	defaultPartitions         = 1
+	defaultMaxMessageBytes    = 1048588 // Kafka's max.message.bytes default
+	defaultMaxTopicPartitions = 10000   // CreateTopics/auto-create cap
+	defaultAdvertisedPort     = 9092
+
+	// requestHeaderBytes is api key, api version and correlation id.
+	requestHeaderBytes = 8
+	// pooledBufMaxBytes: larger response buffers are left to the GC.
+	pooledBufMaxBytes = 1 << 20
+)
+
+// Config configures the protocol layer. Zero values take the defaults above.
+type Config struct {
+	NodeID         int32 // default 1
+	AdvertisedHost string
+	AdvertisedPort int32
+	ClusterID      string
+	// AutoCreateTopics lets Metadata create missing topics (Kafka's
+	// auto.create.topics.enable).
+	AutoCreateTopics  bool
+	DefaultPartitions int32 // default 1, for auto-created topics and NumPartitions -1
+	// MaxMessageBytes is the broker-wide max.message.bytes; a topic's own
+	// max.message.bytes config overrides it.
+	MaxMessageBytes int32
+	// MaxTopicPartitions caps the partition count of one topic.
+	MaxTopicPartitions int32
+	Logger             zerolog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.NodeID == 0 {
+		c.NodeID = defaultNodeID
+	}
+	if c.DefaultPartitions <= 0 {
+		c.DefaultPartitions = defaultPartitions
+	}
+	if c.MaxMessageBytes <= 0 {
+		c.MaxMessageBytes = defaultMaxMessageBytes
+	}
+	if c.MaxTopicPartitions <= 0 {
+		c.MaxTopicPartitions = defaultMaxTopicPartitions
+	}
+	if c.AdvertisedHost == "" {
+		c.AdvertisedHost = "localhost"
+	}
+	if c.AdvertisedPort == 0 {
+		c.AdvertisedPort = defaultAdvertisedPort
+	}
+}
+
+// Handler implements netloop.Handler for the Kafka protocol.
+type Handler struct {
+	cfg Config
+	st  Storage
+	log zerolog.Logger
+	// warn is log, sampled: clients breaking the protocol.
+	warn zerolog.Logger
+
+	// apiKeys is the ApiVersions list, built once from the registry.
+	apiKeys []kmsg.ApiVersionsResponseApiKey
+	// nodeReplicas is []int32{NodeID}, shared read-only by every partition
+	// of every Metadata response.
+	nodeReplicas []int32
+
+	mu     sync.Mutex
+	closed bool                    // guarded by mu
+	polls  map[*fetchWait]struct{} // long polls in progress, guarded by mu
+
+	unknownMu     sync.Mutex
+	unknownLogged map[string]struct{} // storage errors already logged, guarded by unknownMu
+}
+
+// New returns a handler serving st.
+func New(cfg Config, st Storage) *Handler {
+	cfg.setDefaults()
+	log := cfg.Logger.With().Str("component", "kafka").Logger()
+	h := &Handler{
+		cfg:           cfg,
+		st:            st,
+		log:           log,
+		warn:          log.Sample(&zerolog.BurstSampler{Burst: 5, Period: time.Minute}),
+		nodeReplicas:  []int32{cfg.NodeID},
+		polls:         make(map[*fetchWait]struct{}),
+		unknownLogged: make(map[string]struct{}),
+	}
+	h.apiKeys = advertisedKeys()
+	return h
+}
+
+// Close answers every fetch that is long polling (with what it has) and makes
+// later fetches answer without waiting.
+func (h *Handler) Close() {
+	h.mu.Lock()
+	h.closed = true
+	polls := make([]*fetchWait, 0, len(h.polls))
+	for f := range h.polls {
+		polls = append(polls, f)
+	}
+	h.mu.Unlock()
+	for _, f := range polls {
+		f.expire()
+	}
+}
+
+// ---- registry ----
+
+// apiServe handles one request whose header has been parsed and whose version
+// is in the registered range.
+type apiServe func(h *Handler, r *request)
+
+type api struct {
+	min, max int16
+	// flexibleFrom is the first flexible version (header v2, tagged fields).
+	flexibleFrom int16
+	serve        apiServe
+}
+
+// maxAPIKey bounds the registry; raise it when a higher key is implemented.
+const maxAPIKey = 127
+
+var apis [maxAPIKey + 1]*api
+
+// register records an API's supported versions beside its handler. Called
+// from each API file's init.
+func register(key, minVersion, maxVersion int16, serve apiServe) {
+	if key < 0 || key > maxAPIKey || apis[key] != nil || minVersion > maxVersion {
+		panic(fmt.Sprintf("kafka: bad registration for api key %d", key))
+	}
+	probe := kmsg.RequestForKey(key)
+	if probe == nil || maxVersion > probe.MaxVersion() {
+		panic(fmt.Sprintf("kafka: kmsg cannot encode api key %d v%d", key, maxVersion))
+	}
+	flex := maxVersion + 1
+	for v := maxVersion; v >= 0; v-- {
+		probe.SetVersion(v)
+		if !probe.IsFlexible() {
+			break
+		}
+		flex = v
+	}
+	apis[key] = &api{min: minVersion, max: maxVersion, flexibleFrom: flex, serve: serve}
+}
+
+func advertisedKeys() []kmsg.ApiVersionsResponseApiKey {
+	var keys []kmsg.ApiVersionsResponseApiKey
+	for k, a := range apis {
+		if a == nil {
+			continue
+		}
+		ak := kmsg.NewApiVersionsResponseApiKey()
+		ak.ApiKey, ak.MinVersion, ak.MaxVersion = int16(k), a.min, a.max
+		keys = append(keys, ak)
+	}
+	return keys
+}
+
+// ---- requests ----
+
+// request is one Kafka request being served.
+type request struct {
+	nr       *netloop.Request
+	key      int16
+	version  int16
+	corr     int32
+	flexible bool   // header v2 / flexible body
+	clientID []byte // aliases the frame: use only before completion
+	body     []byte // aliases the frame: use only before completion
+	done     atomic.Bool
+}
+
+// Serve implements netloop.Handler.
+func (h *Handler) Serve(nr *netloop.Request) {
+	r := &request{nr: nr}
+	defer h.recoverTo(r)
+
+	f := nr.Frame
+	if len(f) < requestHeaderBytes {
+		h.protocolError(r, "frame shorter than a request header")
+		return
+	}
+	be := binary.BigEndian
+	r.key = int16(be.Uint16(f[0:]))
+	r.version = int16(be.Uint16(f[2:]))
+	r.corr = int32(be.Uint32(f[4:]))
+
+	var a *api
+	if r.key >= 0 && r.key <= maxAPIKey {
+		a = apis[r.key]
+	}
+	if a == nil {
+		h.protocolError(r, "unsupported api key")
+		return
+	}
+	if r.key == apiVersionsKey && r.version > a.max {
+		// KIP-511: the client may be newer than us; answer in the v0 layout
+		// so it can retry with a version we know. The body is not parsed.
+		h.apiVersionsUnsupported(r)
+		return
+	}
+	if r.version < a.min || r.version > a.max {
+		h.protocolError(r, "unsupported api version")
+		return
+	}
+	r.flexible = r.version >= a.flexibleFrom
+
+	rd := kbin.Reader{Src: f[requestHeaderBytes:]}
+	if n := rd.Int16(); n > 0 {
+		r.clientID = rd.Span(int(n))
+	}
+	if r.flexible {
+		skipTags(&rd)
+	}
+	if !rd.Ok() {
+		h.protocolError(r, "truncated request header")
+		return
+	}
+	r.body = rd.Src
+	a.serve(h, r)
+}
+
+// skipTags skips a tagged-field section; the header defines no tags we use.
+func skipTags(rd *kbin.Reader) {
+	for n := rd.Uvarint(); n > 0 && rd.Ok(); n-- {
+		rd.Uvarint() // tag
+		rd.Span(int(rd.Uvarint()))
+	}
+}
+
+// parse decodes the body into m at the request's version. On failure it
+// closes the connection and returns false.
+func (h *Handler) parse(r *request, m kmsg.Request) bool {
+	m.SetVersion(r.version)
+	if err := m.ReadFrom(r.body); err != nil {
+		h.protocolError(r, "malformed request body")
+		return false
+	}
+	return true
+}
+
+// protocolError closes the connection of a request that breaks the protocol.
+func (h *Handler) protocolError(r *request, why string) {
+	h.warn.Warn().
+		Uint64("conn", r.nr.Conn.ID).
+		Int16("api_key", r.key).
+		Int16("api_version", r.version).
+		Bytes("client_id", r.clientID).
+		Msg("kafka: " + why + "; closing connection")
+	r.close()
+}
+
+// recoverTo is the last line of defence: a panic while serving r is logged
+// and closes the connection (if r was not answered yet).
+func (h *Handler) recoverTo(r *request) {
+	if v := recover(); v != nil {
+		h.log.Error().
+			Uint64("conn", r.nr.Conn.ID).
+			Int16("api_key", r.key).
+			Int16("api_version", r.version).
+			Str("panic", fmt.Sprint(v)).
+			Msg("kafka: handler panic; closing connection")
+		r.close()
+	}
+}
+
+// async runs fn off the event loop, under recoverTo.
+func (h *Handler) async(r *request, fn func()) {
+	go func() {
+		defer h.recoverTo(r)
+		fn()
+	}()
+}
+
+// complete hands resp to netloop, once; later calls are dropped (and their
+// Release run).
+func (r *request) complete(resp netloop.Response) {
+	if r.done.Swap(true) {
+		if resp.Release != nil {
+			resp.Release()
+		}
+		return
+	}
+	r.nr.Respond(resp)
+}
+
+func (r *request) close() { r.complete(netloop.Response{Close: true}) }
+
+// respond encodes msg (whose Version must be the request's) with its
+// response header and completes the request.
+func (r *request) respond(msg kmsg.Response) {
+	buf := getBuf()
+	b := r.appendHeader((*buf)[:0])
+	b = msg.AppendTo(b)
+	*buf = b
+	r.complete(netloop.Response{
+		Parts:   []netloop.Part{{Bytes: b}},
+		Release: func() { putBuf(buf) },
+	})
+}
+
+// appendHeader appends the response header: the correlation id, and an empty
+// tag section for flexible versions except ApiVersions, whose response header
+// is always v0 (so a client can read it before knowing our versions).
+func (r *request) appendHeader(b []byte) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(r.corr))
+	if r.flexible && r.key != apiVersionsKey {
+		b = append(b, 0)
+	}
+	return b
+}
+
+// ---- buffers ----
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
+
+func putBuf(b *[]byte) {
+	if cap(*b) > pooledBufMaxBytes {
+		return
+	}
+	*b = (*b)[:0]
+	bufPool.Put(b)
+}

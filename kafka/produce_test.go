@@ -1,0 +1,207 @@
+package kafka
+
+import (
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/klite/klite/storage"
+)
+
+func produceReq(version, acks int16, topic string, id [16]byte, partition int32, records []byte) *kmsg.ProduceRequest {
+	req := kmsg.NewPtrProduceRequest()
+	req.Version = version
+	req.Acks = acks
+	t := kmsg.NewProduceRequestTopic()
+	t.Topic, t.TopicID = topic, id
+	p := kmsg.NewProduceRequestTopicPartition()
+	p.Partition = partition
+	p.Records = records
+	t.Partitions = append(t.Partitions, p)
+	req.Topics = append(req.Topics, t)
+	return req
+}
+
+func TestProduceVersions(t *testing.T) {
+	for _, v := range []int16{3, 7, 8, 9, 12, 13} {
+		hs := newHarness(t)
+		hs.createTopic("t", 2, nil)
+		info, _ := hs.st.Topic("t")
+		for i, acks := range []int16{-1, 1, -1} {
+			req := produceReq(v, acks, "t", info.ID, 1, makeBatch(batchOpts{records: 3, payload: 20}))
+			resp := roundTrip[*kmsg.ProduceResponse](hs, req)
+			if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+				t.Fatalf("v%d: shape %+v", v, resp)
+			}
+			rt := resp.Topics[0]
+			if v >= 13 && rt.TopicID != info.ID || v < 13 && rt.Topic != "t" {
+				t.Fatalf("v%d: topic not echoed: %+v", v, rt)
+			}
+			p := rt.Partitions[0]
+			if p.ErrorCode != 0 || p.Partition != 1 || p.BaseOffset != int64(3*i) || p.LogAppendTime != -1 {
+				t.Fatalf("v%d acks %d: %+v", v, acks, p)
+			}
+			if v >= 5 && p.LogStartOffset != 0 {
+				t.Fatalf("v%d: log start %d", v, p.LogStartOffset)
+			}
+		}
+	}
+}
+
+func TestProduceAcksZero(t *testing.T) {
+	hs := newHarness(t)
+	hs.createTopic("t", 1, nil)
+	resp := hs.send(produceReq(9, 0, "t", [16]byte{}, 0, makeBatch(batchOpts{records: 2})))
+	if resp.Close || len(resp.Parts) != 0 {
+		t.Fatalf("acks=0 success: want no response, got %+v", resp)
+	}
+	if _, hwm, _ := hs.st.Offsets("t", 0); hwm != 2 {
+		t.Fatalf("hwm %d after acks=0 append", hwm)
+	}
+	// Any partition error closes the connection, as in Kafka.
+	resp = hs.send(produceReq(9, 0, "missing", [16]byte{}, 0, makeBatch(batchOpts{})))
+	if !resp.Close {
+		t.Fatalf("acks=0 failure: want close, got %+v", resp)
+	}
+}
+
+func TestProduceErrors(t *testing.T) {
+	good := makeBatch(batchOpts{records: 2, payload: 8})
+	badCRC := append([]byte(nil), good...)
+	badCRC[len(badCRC)-1] ^= 0xff
+	badCount := makeBatch(batchOpts{records: 2})
+	badCount[24] = 9 // lastOffsetDelta no longer matches the count (and CRC is recomputed below)
+	fixCRC(badCount)
+	magic1 := makeBatch(batchOpts{magic: 1})
+	shortLen := good[:40]
+	badLen := append([]byte(nil), good...)
+	badLen[11] = 200 // length beyond the buffer
+
+	cases := []struct {
+		name    string
+		version int16
+		acks    int16
+		topic   string
+		part    int32
+		records []byte
+		want    int16
+		setup   func(*harness)
+	}{
+		{"invalid acks", 9, 2, "t", 0, good, kerr.InvalidRequiredAcks.Code, nil},
+		{"unknown topic", 9, 1, "missing", 0, good, kerr.UnknownTopicOrPartition.Code, nil},
+		{"unknown partition", 9, 1, "t", 5, good, kerr.UnknownTopicOrPartition.Code, nil},
+		{"negative partition", 9, 1, "t", -1, good, kerr.UnknownTopicOrPartition.Code, nil},
+		{"bad crc", 9, 1, "t", 0, badCRC, kerr.CorruptMessage.Code, nil},
+		{"bad count", 9, 1, "t", 0, badCount, kerr.InvalidRecord.Code, nil},
+		{"magic 1", 9, 1, "t", 0, magic1, kerr.InvalidRecord.Code, nil},
+		{"short", 9, 1, "t", 0, shortLen, kerr.CorruptMessage.Code, nil},
+		{"length past end", 9, 1, "t", 0, badLen, kerr.CorruptMessage.Code, nil},
+		{"empty records", 9, 1, "t", 0, []byte{}, kerr.InvalidRecord.Code, nil},
+		{"null records", 9, 1, "t", 0, nil, kerr.InvalidRecord.Code, nil},
+		{"two batches", 9, 1, "t", 0, append(append([]byte(nil), good...), good...), kerr.InvalidRecord.Code, nil},
+		{"transactional", 9, 1, "t", 0, makeBatch(batchOpts{attrs: 0x10, producerID: 5}), kerr.TransactionalIDAuthorizationFailed.Code, nil},
+		{"control", 9, 1, "t", 0, makeBatch(batchOpts{attrs: 0x20}), kerr.InvalidRecord.Code, nil},
+		{"log append time from producer", 9, 1, "t", 0, makeBatch(batchOpts{attrs: 0x08}), kerr.InvalidTimestamp.Code, nil},
+		{"unknown codec", 9, 1, "t", 0, makeBatch(batchOpts{attrs: 5}), kerr.CorruptMessage.Code, nil},
+		{"zstd before v7", 6, 1, "t", 0, makeBatch(batchOpts{attrs: 4}), kerr.UnsupportedCompressionType.Code, nil},
+		{"too large for broker", 9, 1, "t", 0, makeBatch(batchOpts{payload: 2 << 20}), kerr.MessageTooLarge.Code, nil},
+		{"too large for topic", 9, 1, "small", 0, makeBatch(batchOpts{payload: 200}), kerr.MessageTooLarge.Code, nil},
+		{"out of order", 9, 1, "t", 0, good, kerr.OutOfOrderSequenceNumber.Code, func(hs *harness) { hs.st.appendErr = storage.ErrOutOfOrderSequence }},
+		{"bad epoch", 9, 1, "t", 0, good, kerr.InvalidProducerEpoch.Code, func(hs *harness) { hs.st.appendErr = storage.ErrInvalidProducerEpoch }},
+		{"unknown producer", 9, 1, "t", 0, good, kerr.UnknownProducerID.Code, func(hs *harness) { hs.st.appendErr = storage.ErrUnknownProducerID }},
+		{"disk failure", 9, 1, "t", 0, good, kerr.KafkaStorageError.Code, func(hs *harness) { hs.st.appendErr = storage.ErrStorage }},
+		{"closing", 9, 1, "t", 0, good, kerr.KafkaStorageError.Code, func(hs *harness) { hs.st.appendErr = storage.ErrClosed }},
+		{"segment too small", 9, 1, "t", 0, good, kerr.MessageTooLarge.Code, func(hs *harness) { hs.st.appendErr = storage.ErrTooLarge }},
+		{"unknown storage error", 9, 1, "t", 0, good, kerr.UnknownServerError.Code, func(hs *harness) { hs.st.appendErr = errUnmapped }},
+		{"unknown topic id", 13, 1, "", 0, good, kerr.UnknownTopicID.Code, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			hs := newHarness(t)
+			hs.createTopic("t", 1, nil)
+			hs.createTopic("small", 1, map[string]string{"max.message.bytes": "100"})
+			if c.setup != nil {
+				c.setup(hs)
+			}
+			resp := roundTrip[*kmsg.ProduceResponse](hs, produceReq(c.version, c.acks, c.topic, [16]byte{1}, c.part, c.records))
+			p := resp.Topics[0].Partitions[0]
+			if p.ErrorCode != c.want {
+				t.Fatalf("error %d (%v), want %d", p.ErrorCode, kerr.ErrorForCode(p.ErrorCode), c.want)
+			}
+			if p.BaseOffset != -1 {
+				t.Fatalf("failed partition base offset %d, want -1", p.BaseOffset)
+			}
+			if _, hwm, err := hs.st.Offsets("t", 0); err == nil && hwm != 0 {
+				t.Fatalf("rejected batch was stored (hwm %d)", hwm)
+			}
+		})
+	}
+}
+
+// Several topics and partitions, some failing: each partition gets its own
+// answer, in request order.
+func TestProduceMixed(t *testing.T) {
+	hs := newHarness(t)
+	hs.createTopic("a", 3, nil)
+	req := kmsg.NewPtrProduceRequest()
+	req.Version = 11
+	req.Acks = -1
+	for _, name := range []string{"a", "missing", "a"} {
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic = name
+		for p := int32(0); p < 3; p++ {
+			rp := kmsg.NewProduceRequestTopicPartition()
+			rp.Partition = p
+			rp.Records = makeBatch(batchOpts{records: int(p) + 1})
+			rt.Partitions = append(rt.Partitions, rp)
+		}
+		req.Topics = append(req.Topics, rt)
+	}
+	resp := roundTrip[*kmsg.ProduceResponse](hs, req)
+	for ti, rt := range resp.Topics {
+		for pi, p := range rt.Partitions {
+			if p.Partition != int32(pi) {
+				t.Fatalf("topic %d slot %d: partition %d", ti, pi, p.Partition)
+			}
+			switch ti {
+			case 1:
+				if p.ErrorCode != kerr.UnknownTopicOrPartition.Code {
+					t.Fatalf("missing topic partition %d: %d", pi, p.ErrorCode)
+				}
+			case 0:
+				if p.ErrorCode != 0 || p.BaseOffset != 0 {
+					t.Fatalf("a/%d first: %+v", pi, p)
+				}
+			case 2:
+				if p.ErrorCode != 0 || p.BaseOffset != int64(pi)+1 {
+					t.Fatalf("a/%d second: %+v", pi, p)
+				}
+			}
+		}
+	}
+}
+
+func fixCRC(b []byte) {
+	hdr, _ := storage.ParseBatchHeader(b)
+	_ = hdr
+	c := makeBatchCRC(b)
+	b[17], b[18], b[19], b[20] = byte(c>>24), byte(c>>16), byte(c>>8), byte(c)
+}
+
+func BenchmarkProduce(b *testing.B) {
+	hs := newHarness(b)
+	hs.st.appendSync = true
+	hs.createTopic("t", 1, nil)
+	frame := encodeRequest(produceReq(9, 1, "t", [16]byte{}, 0, makeBatch(batchOpts{records: 100, payload: 10000})), testCorr)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(frame)))
+	b.ResetTimer()
+	for range b.N {
+		p := hs.serveFrame(frame)
+		r := p.wait(b)
+		if r.Release != nil {
+			r.Release()
+		}
+	}
+}

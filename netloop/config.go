@@ -1,0 +1,131 @@
+package netloop
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"runtime"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Defaults, in one place. Zero values in Config take these.
+const (
+	// DefaultMaxFrameBytes is Kafka's socket.request.max.bytes (100 MiB).
+	DefaultMaxFrameBytes int32 = 100 << 20
+	// DefaultMaxInflightRequests caps requests per connection that were read
+	// and whose responses are not yet written.
+	DefaultMaxInflightRequests = 100
+	// DefaultMaxInflightBytes caps the frame bytes of those requests.
+	DefaultMaxInflightBytes int64 = 128 << 20
+	// DefaultMaxOutboundBytes caps completed responses waiting to be written.
+	DefaultMaxOutboundBytes int64 = 64 << 20
+	// DefaultIdleTimeout is Kafka's connections.max.idle.ms (10 minutes), for
+	// callers to put in Config.IdleTimeout (whose zero value disables it).
+	DefaultIdleTimeout = 10 * time.Minute
+	// defaultInboundSlackBytes is what MaxInboundBufferedBytes allows above
+	// MaxFrameBytes by default: one whole pending frame plus some pipelining.
+	defaultInboundSlackBytes int64 = 8 << 20
+)
+
+// Config configures a Server. Every limit is per connection unless it says otherwise.
+type Config struct {
+	// Addr is "host:port" to listen on; port 0 picks a free port (see Server.Addr).
+	Addr string
+	// Loops is the number of event loops; 0 means GOMAXPROCS.
+	Loops int
+	// MaxFrameBytes is the largest request frame accepted; a larger (or
+	// negative) size prefix closes the connection. 0 means DefaultMaxFrameBytes.
+	MaxFrameBytes int32
+	// MaxInflightRequests caps requests read from a connection whose responses
+	// are not yet fully written. At the cap netloop stops reading frames from
+	// that connection. 0 means DefaultMaxInflightRequests.
+	MaxInflightRequests int
+	// MaxInflightBytes caps the frame bytes of those requests. One frame is
+	// always admitted when none is in flight, whatever its size.
+	// 0 means DefaultMaxInflightBytes.
+	MaxInflightBytes int64
+	// MaxOutboundBytes caps bytes of completed responses not yet written (the
+	// peer reads slower than the handler answers). Past it netloop stops
+	// reading frames from that connection until the queue drains.
+	// 0 means DefaultMaxOutboundBytes.
+	MaxOutboundBytes int64
+	// MaxInboundBufferedBytes caps bytes a peer may send that netloop has not
+	// parsed because the connection is held back by the caps above. gnet keeps
+	// reading the socket regardless, so past this the connection is closed.
+	// 0 means MaxFrameBytes + 8 MiB.
+	MaxInboundBufferedBytes int64
+	// IdleTimeout closes a connection that has neither read nor written a byte
+	// for this long (Kafka's connections.max.idle.ms). A peer that stops
+	// reading its responses makes no write progress and is closed too.
+	// 0 disables it (see DefaultIdleTimeout).
+	IdleTimeout time.Duration
+	// MaxConns caps open connections for the whole server; a client past the
+	// cap is accepted and closed at once. 0 means no cap.
+	MaxConns int
+	// Logger receives lifecycle logs (Info), per-connection logs (Debug) and
+	// sampled protocol violations (Warn).
+	Logger zerolog.Logger
+}
+
+// withDefaults fills zero values and validates the result.
+func (c Config) withDefaults() (Config, error) {
+	if c.Loops == 0 {
+		c.Loops = runtime.GOMAXPROCS(0)
+	}
+	if c.MaxFrameBytes == 0 {
+		c.MaxFrameBytes = DefaultMaxFrameBytes
+	}
+	if c.MaxInflightRequests == 0 {
+		c.MaxInflightRequests = DefaultMaxInflightRequests
+	}
+	if c.MaxInflightBytes == 0 {
+		c.MaxInflightBytes = DefaultMaxInflightBytes
+	}
+	if c.MaxOutboundBytes == 0 {
+		c.MaxOutboundBytes = DefaultMaxOutboundBytes
+	}
+	if c.MaxInboundBufferedBytes == 0 {
+		c.MaxInboundBufferedBytes = int64(c.MaxFrameBytes) + defaultInboundSlackBytes
+	}
+	return c, c.validate()
+}
+
+func (c Config) validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("netloop: addr %q: %w", c.Addr, err))
+	}
+	if c.Loops < 0 {
+		errs = append(errs, fmt.Errorf("netloop: loops %d < 0", c.Loops))
+	}
+	if c.MaxFrameBytes < 0 {
+		errs = append(errs, fmt.Errorf("netloop: max frame bytes %d < 0", c.MaxFrameBytes))
+	}
+	if c.MaxInflightRequests < 0 {
+		errs = append(errs, fmt.Errorf("netloop: max inflight requests %d < 0", c.MaxInflightRequests))
+	}
+	if c.MaxInflightBytes < 0 {
+		errs = append(errs, fmt.Errorf("netloop: max inflight bytes %d < 0", c.MaxInflightBytes))
+	}
+	if c.MaxOutboundBytes < 0 {
+		errs = append(errs, fmt.Errorf("netloop: max outbound bytes %d < 0", c.MaxOutboundBytes))
+	}
+	if c.MaxInboundBufferedBytes < 0 {
+		errs = append(errs, fmt.Errorf("netloop: max inbound buffered bytes %d < 0", c.MaxInboundBufferedBytes))
+	}
+	if c.IdleTimeout < 0 {
+		errs = append(errs, fmt.Errorf("netloop: idle timeout %v < 0", c.IdleTimeout))
+	}
+	if c.MaxConns < 0 {
+		errs = append(errs, fmt.Errorf("netloop: max conns %d < 0", c.MaxConns))
+	}
+	return errors.Join(errs...)
+}
+
+// tickInterval is how often idle connections are looked for: a fraction of
+// the timeout, so a connection is closed within about 1.25x IdleTimeout.
+func (c Config) tickInterval() time.Duration {
+	return min(max(c.IdleTimeout/4, 5*time.Millisecond), time.Second)
+}
