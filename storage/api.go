@@ -104,7 +104,11 @@ type ReadFile interface {
 // been called. done runs exactly once, on a store goroutine, and must not
 // block: after the write when durable is false (acks 0/1), after the
 // fdatasync that covers it when durable is true (acks=all). The high
-// watermark only moves past data once it is fsynced.
+// watermark only moves past data once it is fsynced. When the append fails
+// at once (unknown partition, store closed, batch larger than a segment),
+// done runs on the caller's goroutine before Append returns. Append blocks
+// while the shard's queue is full (Config.QueueDepth), so done must not
+// call Append synchronously.
 //
 // Read: whole batches starting with the one that contains offset, up to
 // maxBytes, but always at least one whole batch when one exists below the

@@ -1,0 +1,210 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/klite/klite/bench/internal/scenario"
+)
+
+// Defaults per mode. The full run targets about 10 minutes on the 2-core
+// reference machine (make bench promises under 15), the quick run under 2.
+type modeDefaults struct {
+	runs         int
+	duration     time.Duration
+	warmup       time.Duration
+	restartWAL   int64
+	fsyncSamples int
+	seqBytes     int64
+	tcpBytes     int64
+	out          string
+}
+
+var (
+	fullDefaults = modeDefaults{
+		runs: 5, duration: 10 * time.Second, warmup: 2 * time.Second, restartWAL: 5e9,
+		fsyncSamples: 1000, seqBytes: 1 << 30, tcpBytes: 4 << 30, out: "BENCHMARKS.md",
+	}
+	quickDefaults = modeDefaults{
+		runs: 1, duration: 3 * time.Second, warmup: time.Second, restartWAL: 1e9,
+		fsyncSamples: 200, seqBytes: 256 << 20, tcpBytes: 1 << 30, out: "",
+	}
+)
+
+// config is everything the flags set.
+type config struct {
+	quick      bool
+	brokers    string
+	brokerPID  int
+	klite      string   // prebuilt binary; empty: go build ./cmd/klite
+	brokerArgs []string // extra klite flags
+	scenarios  []string
+	runs       int
+	dir        string // scratch root for WALs and probes
+	out        string
+	jsonOut    string
+	keepLogs   bool
+	load       scenario.Config
+
+	fsyncSamples int
+	seqBytes     int64
+	tcpBytes     int64
+
+	args []string // as given, for the report
+}
+
+func parseFlags(args []string) (*config, error) {
+	c := &config{args: args}
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: go run ./bench [flags]\n\nscenarios: %s\n\n", strings.Join(scenario.Names, ", "))
+		fs.PrintDefaults()
+	}
+	d := fullDefaults
+	var scen string
+	restartWAL := byteSize(d.restartWAL)
+	seqBytes, tcpBytes := byteSize(d.seqBytes), byteSize(d.tcpBytes)
+	l := &c.load
+	fs.BoolVar(&c.quick, "quick", false, "short smoke run: 1 run of 3 s per scenario, 1 GB restart WAL, smaller probes; prints the report instead of writing BENCHMARKS.md unless -out is given")
+	fs.StringVar(&c.brokers, "brokers", "", "host:port of a running Kafka-compatible broker; empty: build klite and start it per scenario run on a temporary WAL")
+	fs.IntVar(&c.brokerPID, "broker-pid", 0, "with -brokers: the broker's pid, to read its CPU and RSS from /proc")
+	fs.StringVar(&c.klite, "klite", "", "prebuilt klite binary to run instead of building ./cmd/klite")
+	brokerArgs := fs.String("broker-args", "", "extra flags for klite, space separated (e.g. a profile flag)")
+	fs.StringVar(&scen, "scenario", "all", "scenarios to run: all or a comma list of "+strings.Join(scenario.Names, ","))
+	fs.IntVar(&c.runs, "runs", d.runs, "repetitions of every scenario; the report gives medians and spread (quick: 1)")
+	fs.StringVar(&c.dir, "dir", os.TempDir(), "scratch directory for WALs and disk probes (the disk under test)")
+	fs.StringVar(&c.out, "out", d.out, "markdown report path (quick: none, the report goes to stdout)")
+	fs.StringVar(&c.jsonOut, "json", "", "also write the raw per-run figures as JSON to this path")
+	fs.BoolVar(&c.keepLogs, "keep-logs", false, "keep the scratch directory's broker logs")
+
+	fs.IntVar(&l.RecordSize, "record-size", 1024, "record value bytes")
+	fs.IntVar(&l.Partitions, "partitions", 8, "partitions per topic")
+	fs.IntVar(&l.Producers, "producers", 4, "producer clients (one connection each)")
+	fs.IntVar(&l.Consumers, "consumers", 0, "consumer clients in tail-fetch (0: as many as -producers)")
+	fs.StringVar(&l.Acks, "acks", "all", "acks for scenarios that do not fix them (tail-fetch): all, 1 or 0")
+	fs.DurationVar(&l.Linger, "linger", 0, "producer linger")
+	fs.IntVar(&l.BatchBytes, "batch-bytes", 0, "producer max batch bytes (0: franz-go's default, 1000012)")
+	fs.StringVar(&l.Compression, "compression", "none", "producer compression: none, gzip, snappy, lz4, zstd (values are random bytes)")
+	fs.IntVar(&l.Inflight, "inflight", 5, "produce requests in flight per broker for acks 1 and 0 (idempotent acks=all allows 5)")
+	fs.Float64Var(&l.Rate, "rate", 0, "records/s for produce-latency (0: half the acks=all peak of the same round)")
+	fs.DurationVar(&l.Duration, "duration", d.duration, "measured time per scenario run (quick: 3s)")
+	fs.DurationVar(&l.Warmup, "warmup", d.warmup, "unmeasured time before it (quick: 1s)")
+	fs.DurationVar(&l.IdleSettle, "idle-settle", time.Second, "idle-rss: wait after ready before reading RSS")
+	fs.Var(&restartWAL, "restart-wal", "restart: WAL size to fill before timing restarts (quick: 1GB)")
+	fs.IntVar(&c.fsyncSamples, "fsync-samples", d.fsyncSamples, "limit probe: fdatasync calls per run (quick: 200)")
+	fs.Var(&seqBytes, "seq-bytes", "limit probe: bytes for sequential write (quick: 256MiB)")
+	fs.Var(&tcpBytes, "tcp-bytes", "limit probe: bytes for loopback TCP (quick: 1GiB)")
+
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if c.quick {
+		q := quickDefaults
+		pick := func(name string, apply func()) {
+			if !set[name] {
+				apply()
+			}
+		}
+		pick("runs", func() { c.runs = q.runs })
+		pick("duration", func() { l.Duration = q.duration })
+		pick("warmup", func() { l.Warmup = q.warmup })
+		pick("restart-wal", func() { restartWAL = byteSize(q.restartWAL) })
+		pick("fsync-samples", func() { c.fsyncSamples = q.fsyncSamples })
+		pick("seq-bytes", func() { seqBytes = byteSize(q.seqBytes) })
+		pick("tcp-bytes", func() { tcpBytes = byteSize(q.tcpBytes) })
+		pick("out", func() { c.out = q.out })
+	}
+	l.RestartWAL, c.seqBytes, c.tcpBytes = int64(restartWAL), int64(seqBytes), int64(tcpBytes)
+	if l.Consumers == 0 {
+		l.Consumers = l.Producers
+	}
+	c.brokerArgs = strings.Fields(*brokerArgs)
+	var err error
+	if c.scenarios, err = scenario.Parse(scen); err != nil {
+		return nil, err
+	}
+	return c, c.validate()
+}
+
+func (c *config) validate() error {
+	l := c.load
+	switch {
+	case c.runs < 1:
+		return fmt.Errorf("-runs must be at least 1")
+	case l.RecordSize < 1:
+		return fmt.Errorf("-record-size must be at least 1")
+	case l.Partitions < 1 || l.Producers < 1 || l.Consumers < 1:
+		return fmt.Errorf("-partitions, -producers and -consumers must be at least 1")
+	case l.Duration <= 0 || l.Warmup < 0:
+		return fmt.Errorf("-duration must be positive and -warmup not negative")
+	case l.Inflight < 1:
+		return fmt.Errorf("-inflight must be at least 1")
+	case l.Rate < 0:
+		return fmt.Errorf("-rate must not be negative")
+	case l.RestartWAL < 1:
+		return fmt.Errorf("-restart-wal must be positive")
+	case c.fsyncSamples < 1 || c.seqBytes < 1 || c.tcpBytes < 1:
+		return fmt.Errorf("limit probe sizes must be positive")
+	case c.brokerPID != 0 && c.brokers == "":
+		return fmt.Errorf("-broker-pid needs -brokers")
+	case c.brokers != "" && c.klite != "":
+		return fmt.Errorf("-klite and -brokers exclude each other")
+	}
+	switch l.Acks {
+	case "all", "1", "0":
+	default:
+		return fmt.Errorf("-acks %q: want all, 1 or 0", l.Acks)
+	}
+	switch l.Compression {
+	case "none", "gzip", "snappy", "lz4", "zstd":
+	default:
+		return fmt.Errorf("-compression %q: want none, gzip, snappy, lz4 or zstd", l.Compression)
+	}
+	return nil
+}
+
+// byteSize is a flag for sizes: 5GB, 512MB, 1GiB, 4096.
+type byteSize int64
+
+func (b *byteSize) String() string { return strconv.FormatInt(int64(*b), 10) }
+
+func (b *byteSize) Set(s string) error {
+	n, err := parseBytes(s)
+	if err != nil {
+		return err
+	}
+	*b = byteSize(n)
+	return nil
+}
+
+func parseBytes(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	units := []struct {
+		suffix string
+		mult   float64
+	}{
+		{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30},
+		{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1},
+	}
+	mult := 1.0
+	for _, u := range units {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f < 0 {
+		return 0, fmt.Errorf("bad size %q (want e.g. 5GB, 512MiB, 4096)", s)
+	}
+	return int64(f * mult), nil
+}

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestQuickDefaults(t *testing.T) {
+	c, err := parseFlags([]string{"-quick"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.runs != 1 || c.load.Duration != 3*time.Second || c.load.RestartWAL != 1e9 || c.out != "" {
+		t.Errorf("quick: runs %d duration %v restart WAL %d out %q", c.runs, c.load.Duration, c.load.RestartWAL, c.out)
+	}
+	// Explicit flags win over -quick's defaults.
+	c, err = parseFlags([]string{"-quick", "-runs", "3", "-restart-wal", "2GB", "-out", "x.md"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.runs != 3 || c.load.RestartWAL != 2e9 || c.out != "x.md" {
+		t.Errorf("quick with overrides: runs %d restart WAL %d out %q", c.runs, c.load.RestartWAL, c.out)
+	}
+}
+
+func TestFullDefaults(t *testing.T) {
+	c, err := parseFlags(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.runs != 5 || c.load.RestartWAL != 5e9 || c.out != "BENCHMARKS.md" || c.load.Consumers != c.load.Producers {
+		t.Errorf("full: runs %d restart WAL %d out %q consumers %d", c.runs, c.load.RestartWAL, c.out, c.load.Consumers)
+	}
+	if len(c.scenarios) != 6 {
+		t.Errorf("scenarios %v, want all six", c.scenarios)
+	}
+}
+
+func TestBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"-runs", "0"},
+		{"-acks", "2"},
+		{"-compression", "brotli"},
+		{"-scenario", "nope"},
+		{"-broker-pid", "12"},
+		{"-brokers", "x:1", "-klite", "/bin/true"},
+		{"-restart-wal", "lots"},
+		{"extra"},
+	} {
+		if _, err := parseFlags(args); err == nil {
+			t.Errorf("parseFlags(%q): want an error", args)
+		}
+	}
+}
+
+func TestParseBytes(t *testing.T) {
+	cases := map[string]int64{"4096": 4096, "5GB": 5e9, "1.5 GB": 1.5e9, "512MiB": 512 << 20, "1GiB": 1 << 30, "10KB": 10e3, "7B": 7}
+	for in, want := range cases {
+		if got, err := parseBytes(in); err != nil || got != want {
+			t.Errorf("parseBytes(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "GB", "-1", "5TB"} {
+		if _, err := parseBytes(bad); err == nil {
+			t.Errorf("parseBytes(%q): want an error", bad)
+		}
+	}
+}
+
+func TestCommand(t *testing.T) {
+	got := command([]string{"-quick", "-broker-args", "-fsync-linger 1ms"})
+	if want := "go run ./bench -quick -broker-args '-fsync-linger 1ms'"; got != want {
+		t.Errorf("command = %q, want %q", got, want)
+	}
+}
+
+func TestCommit(t *testing.T) {
+	c := commit("..")
+	if c == "" || strings.ContainsAny(c, " \n") {
+		t.Errorf("commit = %q", c)
+	}
+}

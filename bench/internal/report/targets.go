@@ -1,0 +1,168 @@
+package report
+
+import (
+	"fmt"
+	"math"
+)
+
+// Target is a goal from the brief, judged on medians.
+type Target struct {
+	Name     string
+	Scenario string
+	// Rows are the row keys judged; with several, the worst median counts
+	// (e.g. the slower of a clean and a crash restart).
+	Rows []string
+	// Ratio, when set, judges the row as a fraction of that limit instead of
+	// its own value.
+	Ratio     string
+	AtMost    bool // pass when measured <= Threshold; else when >= Threshold
+	Threshold float64
+	Unit      Unit // of Threshold when Ratio is empty
+	// Note, when set, adds a caveat (e.g. the run used a smaller WAL).
+	Note func(*Report) string
+}
+
+// Targets are the brief's goals for klite.
+var Targets = []Target{
+	{
+		Name: "produce acks=all throughput >= 60% of disk seq write", Scenario: "produce-acks-all",
+		Rows: []string{"throughput"}, Ratio: LimitDiskSeqWrite, Threshold: 0.60,
+	},
+	{
+		Name: "produce p99 at half peak <= 2x disk p99 fdatasync", Scenario: "produce-latency",
+		Rows: []string{"p99"}, Ratio: Limit2xFsyncP99, AtMost: true, Threshold: 1.0,
+	},
+	{
+		Name: "idle RSS < 15 MB", Scenario: "idle-rss",
+		Rows: []string{"rss"}, AtMost: true, Threshold: 15e6, Unit: Bytes,
+	},
+	{
+		Name: "restart with a 5 GB WAL < 1 s", Scenario: "restart",
+		Rows: []string{"restart-clean", "restart-crash"}, AtMost: true, Threshold: 1.0, Unit: Seconds,
+		Note: func(r *Report) string {
+			s, ok := r.Scenario("restart")
+			if !ok {
+				return ""
+			}
+			row, ok := s.Row("data-bytes")
+			if !ok {
+				return ""
+			}
+			if b := row.Summary().Median; b < 4.5e9 {
+				return fmt.Sprintf("measured with %s of records in the WAL, not 5 GB", Format(Bytes, b))
+			}
+			return ""
+		},
+	},
+	{
+		Name: "tail fetch >= 1M 1 KiB records/s", Scenario: "tail-fetch",
+		Rows: []string{"fetch-records"}, Threshold: 1e6, Unit: RecordsPerSec,
+		Note: func(r *Report) string {
+			for _, kv := range r.Settings {
+				if kv.Key == "record size" && kv.Value != "1024 B" {
+					return "record size was " + kv.Value + ", not 1 KiB"
+				}
+			}
+			return ""
+		},
+	},
+}
+
+// Limit keys shared by scenarios and targets.
+const (
+	LimitDiskSeqWrite = "disk-seq-write"
+	LimitLoopback     = "loopback-tcp"
+	Limit2xFsyncP99   = "2x-fsync-p99"
+)
+
+// Judge evaluates targets against the report.
+func Judge(r *Report, targets []Target) []TargetResult {
+	var out []TargetResult
+	for _, t := range targets {
+		out = append(out, t.judge(r))
+	}
+	return out
+}
+
+func (t Target) judge(r *Report) TargetResult {
+	res := TargetResult{Name: t.Name, Status: NotMeasure, Threshold: t.threshold()}
+	if t.Note != nil {
+		res.Note = t.Note(r)
+	}
+	s, ok := r.Scenario(t.Scenario)
+	if !ok {
+		res.Note = join(res.Note, "scenario "+t.Scenario+" not run")
+		return res
+	}
+	worst, worstRow, worstRatio := math.NaN(), Row{}, RatioRow{}
+	for _, key := range t.Rows {
+		row, ok := s.Row(key)
+		if !ok {
+			continue
+		}
+		vals, rr := row.Values, RatioRow{}
+		if t.Ratio != "" {
+			if rr, ok = row.Ratio(t.Ratio); !ok {
+				continue
+			}
+			vals = rr.Ratios
+		}
+		m := summarizeMedian(vals)
+		if math.IsNaN(m) {
+			continue
+		}
+		if math.IsNaN(worst) || (t.AtMost && m > worst) || (!t.AtMost && m < worst) {
+			worst, worstRow, worstRatio = m, row, rr
+		}
+	}
+	if math.IsNaN(worst) {
+		res.Note = join(res.Note, "no successful run")
+		return res
+	}
+	if t.Ratio != "" {
+		res.Measured = fmt.Sprintf("%s of %s (%s vs %s)", Format(Fraction, worst), worstRatio.Label,
+			Format(worstRow.Unit, worstRow.Summary().Median), Format(worstRow.Unit, summarizeMedian(worstRatio.LimitValues)))
+	} else {
+		res.Measured = Format(worstRow.Unit, worst)
+		if len(t.Rows) > 1 {
+			res.Measured += " (" + worstRow.Label + ")"
+		}
+	}
+	if (t.AtMost && worst <= t.Threshold) || (!t.AtMost && worst >= t.Threshold) {
+		res.Status = Pass
+	} else {
+		res.Status = Miss
+		if t.AtMost {
+			res.Note = join(fmt.Sprintf("%.2fx the threshold", worst/t.Threshold), res.Note)
+		} else {
+			res.Note = join(fmt.Sprintf("%.0f%% of the threshold", 100*worst/t.Threshold), res.Note)
+		}
+	}
+	return res
+}
+
+func (t Target) threshold() string {
+	op := ">="
+	if t.AtMost {
+		op = "<="
+	}
+	if t.Ratio != "" {
+		return op + " " + Format(Fraction, t.Threshold)
+	}
+	return op + " " + Format(t.Unit, t.Threshold)
+}
+
+func summarizeMedian(v []float64) float64 {
+	s := Row{Values: v}.Summary()
+	return s.Median
+}
+
+func join(a, b string) string {
+	switch {
+	case a == "":
+		return b
+	case b == "":
+		return a
+	}
+	return a + "; " + b
+}

@@ -1,0 +1,107 @@
+package scenario
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/klite/klite/bench/internal/broker"
+)
+
+// ErrNeedsManaged means a scenario has to start and stop the broker itself
+// (idle RSS, restart) and the benchmark points at an external broker.
+var ErrNeedsManaged = errors.New("scenario: needs a broker the benchmark starts (run without -brokers)")
+
+// Broker is a broker one scenario run talks to.
+type Broker struct {
+	Addr string
+	PID  int // 0 when its process cannot be read (external without -broker-pid)
+	stop func() error
+}
+
+// Stop ends the run's use of the broker: a managed one is stopped with
+// SIGTERM and its WAL removed; an external one is left alone.
+func (b *Broker) Stop() error {
+	if b.stop == nil {
+		return nil
+	}
+	return b.stop()
+}
+
+// Launcher hands out brokers.
+type Launcher interface {
+	// Broker returns a broker for one run named name.
+	Broker(ctx context.Context, name string) (*Broker, error)
+	// Managed returns the launcher of klite processes, or nil when the
+	// benchmark points at an external broker.
+	Managed() *Managed
+}
+
+// External is a broker the benchmark does not run.
+type External struct {
+	Addr string
+	PID  int // optional: lets the benchmark read its CPU and RSS
+}
+
+func (e *External) Broker(context.Context, string) (*Broker, error) {
+	return &Broker{Addr: e.Addr, PID: e.PID}, nil
+}
+
+func (e *External) Managed() *Managed { return nil }
+
+// Managed starts klite processes, each on a fresh WAL directory under Dir.
+type Managed struct {
+	Binary    string
+	Dir       string   // scratch root; WAL dirs and broker logs go here
+	ExtraArgs []string // passed to every broker after the standard flags
+	// KeepLogs keeps the broker logs of successful runs.
+	KeepLogs bool
+
+	seq atomic.Int64
+}
+
+// NewWALDir returns a fresh, not yet existing WAL directory path for name.
+func (m *Managed) NewWALDir(name string) string {
+	return filepath.Join(m.Dir, fmt.Sprintf("%s-%d", name, m.seq.Add(1)))
+}
+
+// Start runs klite on walDir and waits for its ready line.
+func (m *Managed) Start(ctx context.Context, walDir string) (*broker.Process, error) {
+	return broker.Start(ctx, broker.Options{
+		Binary:    m.Binary,
+		WALDir:    walDir,
+		LogPath:   walDir + ".log",
+		ExtraArgs: m.ExtraArgs,
+	})
+}
+
+// Cleanup removes a WAL directory and, unless KeepLogs, its log.
+func (m *Managed) Cleanup(walDir string) {
+	os.RemoveAll(walDir)
+	if !m.KeepLogs {
+		os.Remove(walDir + ".log")
+	}
+}
+
+func (m *Managed) Broker(ctx context.Context, name string) (*Broker, error) {
+	dir := m.NewWALDir(name)
+	p, err := m.Start(ctx, dir)
+	if err != nil {
+		m.Cleanup(dir)
+		return nil, err
+	}
+	return &Broker{Addr: p.Addr, PID: p.PID, stop: func() error {
+		_, err := p.Stop(syscall.SIGTERM)
+		if err != nil {
+			return fmt.Errorf("%w; log tail:\n%s", err, p.LogTail())
+		}
+		m.Cleanup(dir)
+		return nil
+	}}, nil
+}
+
+func (m *Managed) Managed() *Managed { return m }

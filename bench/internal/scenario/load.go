@@ -1,0 +1,491 @@
+package scenario
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/klite/klite/bench/internal/proc"
+	"github.com/klite/klite/bench/internal/report"
+	"github.com/klite/klite/bench/internal/stats"
+)
+
+// Timeouts around a load run; generous because the machine is shared.
+const (
+	topicReadyTimeout = 30 * time.Second
+	flushTimeout      = time.Minute
+	rssSampleEvery    = 250 * time.Millisecond
+	progressEvery     = time.Second
+	payloadPoolBytes  = 1 << 20
+	payloadStride     = 4099 // prime: successive records start at different offsets
+)
+
+// payloadPool holds random bytes record values are sliced from. Random, so
+// values are incompressible: compression costs CPU and saves nothing, and no
+// layer can flatter the figures by deduplicating.
+var payloadPool = func() []byte {
+	b := make([]byte, payloadPoolBytes+64<<10)
+	rand.Read(b)
+	return b
+}()
+
+// payload hands out record values of a fixed size. One per goroutine.
+type payload struct {
+	size int
+	off  int
+	pool []byte // payloadPool, or a private one for records larger than its slack
+}
+
+func (p *payload) next() []byte {
+	if p.pool == nil {
+		p.pool = payloadPool
+		if p.size > len(payloadPool)-payloadPoolBytes {
+			p.pool = make([]byte, payloadPoolBytes+p.size)
+			rand.Read(p.pool)
+		}
+	}
+	p.off = (p.off + payloadStride) % payloadPoolBytes
+	return p.pool[p.off : p.off+p.size]
+}
+
+// loadSpec shapes one load run.
+type loadSpec struct {
+	label      string // shown in the progress line
+	addr       string
+	topic      string
+	partitions int
+	acks       string
+	rate       float64 // records/s over all producers; 0 = as fast as possible
+	producers  int
+	consumers  int
+	warmup     time.Duration
+	duration   time.Duration
+	brokerPID  int // 0: do not read the broker's CPU and RSS
+	// stopAfterBytes, when > 0, ends production once this many value bytes
+	// have been acknowledged, instead of after warmup+duration (WAL fill).
+	stopAfterBytes int64
+	batchBytes     int // 0: Config.BatchBytes
+}
+
+// loadStats are the figures of the measured window (after warmup).
+type loadStats struct {
+	window       time.Duration
+	prodRecords  int64
+	prodBytes    int64
+	fetchRecords int64
+	fetchBytes   int64
+	lag          int64 // records produced but not yet fetched at the end of the window
+	lat          *stats.Hist
+	brokerCPU    time.Duration
+	clientCPU    time.Duration
+	otherCPU     time.Duration // the rest of the machine's busy CPU: other work on a shared machine
+	brokerRSS    int64         // peak during the window
+	errs         int64
+	firstErr     error
+	totalRecords int64 // acknowledged over the whole run, warmup and drain included
+	totalBytes   int64
+}
+
+// loadRun is the shared state of producers and consumers.
+type loadRun struct {
+	spec loadSpec
+	cfg  Config
+
+	prodRecords, prodBytes   atomic.Int64 // acknowledged, whole run
+	fetchRecords, fetchBytes atomic.Int64 // consumed, whole run
+	errs                     atomic.Int64
+	measuring                atomic.Bool // latencies recorded only while set
+	stopping                 atomic.Bool // errors after this are the shutdown's
+	lat                      *stats.Hist
+
+	errOnce  sync.Once
+	firstErr error // set once by errOnce
+}
+
+func (l *loadRun) fail(err error) {
+	if l.stopping.Load() {
+		return
+	}
+	l.errs.Add(1)
+	l.errOnce.Do(func() { l.firstErr = err })
+}
+
+// acked is the produce callback's body; start is when the record was due.
+func (l *loadRun) acked(start time.Time, n int, err error) {
+	if err != nil {
+		l.fail(err)
+		return
+	}
+	l.prodRecords.Add(1)
+	l.prodBytes.Add(int64(n))
+	if l.measuring.Load() {
+		l.lat.Record(time.Since(start))
+	}
+}
+
+// producerOpts are the kgo options for producing with acks.
+func producerOpts(cfg Config, acks string, batchBytes int) ([]kgo.Opt, error) {
+	codec, err := parseCompression(cfg.Compression)
+	if err != nil {
+		return nil, err
+	}
+	if batchBytes <= 0 {
+		batchBytes = cfg.BatchBytes
+	}
+	opts := []kgo.Opt{kgo.ProducerLinger(cfg.Linger), kgo.ProducerBatchCompression(codec)}
+	if batchBytes > 0 {
+		opts = append(opts, kgo.ProducerBatchMaxBytes(int32(batchBytes)))
+	}
+	switch acks {
+	case "all", "-1":
+		opts = append(opts, kgo.RequiredAcks(kgo.AllISRAcks()))
+	case "1":
+		opts = append(opts, kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite(),
+			kgo.MaxProduceRequestsInflightPerBroker(cfg.Inflight))
+	case "0":
+		opts = append(opts, kgo.RequiredAcks(kgo.NoAck()), kgo.DisableIdempotentWrite(),
+			kgo.MaxProduceRequestsInflightPerBroker(cfg.Inflight))
+	default:
+		return nil, fmt.Errorf("scenario: acks %q: want all, 1 or 0", acks)
+	}
+	return opts, nil
+}
+
+func parseCompression(s string) (kgo.CompressionCodec, error) {
+	switch s {
+	case "", "none":
+		return kgo.NoCompression(), nil
+	case "gzip":
+		return kgo.GzipCompression(), nil
+	case "snappy":
+		return kgo.SnappyCompression(), nil
+	case "lz4":
+		return kgo.Lz4Compression(), nil
+	case "zstd":
+		return kgo.ZstdCompression(), nil
+	}
+	return kgo.NoCompression(), fmt.Errorf("scenario: compression %q: want none, gzip, snappy, lz4 or zstd", s)
+}
+
+// createTopic creates topic and waits until every partition has a leader.
+func createTopic(ctx context.Context, addr, topic string, partitions int) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ClientID("klite-bench-admin"))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ctx, cancel := context.WithTimeout(ctx, topicReadyTimeout)
+	defer cancel()
+	resp, err := adm.CreateTopic(ctx, int32(partitions), 1, nil, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		return fmt.Errorf("scenario: create topic %s: %w", topic, err)
+	}
+	for {
+		md, err := adm.Metadata(ctx, topic)
+		if err == nil {
+			if td, ok := md.Topics[topic]; ok && td.Err == nil && len(td.Partitions) == partitions && allLed(td) {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("scenario: topic %s not ready: %w", topic, errors.Join(ctx.Err(), err))
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func allLed(td kadm.TopicDetail) bool {
+	for _, p := range td.Partitions {
+		if p.Leader < 0 || p.Err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// runLoad produces (and consumes, with consumers > 0) for warmup+duration
+// and returns the figures of the measured window.
+func runLoad(ctx context.Context, env *Env, spec loadSpec) (loadStats, error) {
+	cfg := env.Cfg
+	l := &loadRun{spec: spec, cfg: cfg, lat: stats.NewHist()}
+	if err := createTopic(ctx, spec.addr, spec.topic, spec.partitions); err != nil {
+		return loadStats{}, err
+	}
+	popts, err := producerOpts(cfg, spec.acks, spec.batchBytes)
+	if err != nil {
+		return loadStats{}, err
+	}
+
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	var wg sync.WaitGroup
+	var clients []*kgo.Client
+	closeAll := func() {
+		for _, c := range clients {
+			c.Close()
+		}
+	}
+
+	// Consumers first, from offset 0 of an empty topic: they sit at the tail.
+	for i := 0; i < spec.consumers; i++ {
+		parts := map[int32]kgo.Offset{}
+		for p := i; p < spec.partitions; p += spec.consumers {
+			parts[int32(p)] = kgo.NewOffset().At(0)
+		}
+		if len(parts) == 0 {
+			continue
+		}
+		cl, err := kgo.NewClient(kgo.SeedBrokers(spec.addr), kgo.ClientID(fmt.Sprintf("klite-bench-c%d", i)),
+			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{spec.topic: parts}),
+			kgo.FetchMaxWait(500*time.Millisecond))
+		if err != nil {
+			closeAll()
+			return loadStats{}, err
+		}
+		clients = append(clients, cl)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l.consume(runCtx, cl)
+		}()
+	}
+
+	var producers []*kgo.Client
+	for i := 0; i < spec.producers; i++ {
+		opts := append([]kgo.Opt{kgo.SeedBrokers(spec.addr), kgo.ClientID(fmt.Sprintf("klite-bench-p%d", i))}, popts...)
+		cl, err := kgo.NewClient(opts...)
+		if err != nil {
+			stop()
+			wg.Wait()
+			closeAll()
+			return loadStats{}, err
+		}
+		clients = append(clients, cl)
+		producers = append(producers, cl)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if spec.rate > 0 {
+				l.producePaced(runCtx, cl, spec.rate/float64(spec.producers))
+			} else {
+				l.produce(runCtx, cl)
+			}
+		}()
+	}
+
+	st, werr := l.window(ctx, env)
+	l.stopping.Store(true)
+	stop()
+	// Let in-flight records finish so the broker is quiet for the next run.
+	fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), flushTimeout)
+	for _, p := range producers {
+		p.Flush(fctx)
+	}
+	fcancel()
+	wg.Wait()
+	closeAll()
+	st.totalRecords, st.totalBytes = l.prodRecords.Load(), l.prodBytes.Load()
+	if werr != nil {
+		return st, werr
+	}
+	if st.prodRecords == 0 {
+		return st, fmt.Errorf("scenario: nothing acknowledged in the window (%d errors, first: %v)", st.errs, st.firstErr)
+	}
+	return st, nil
+}
+
+// window waits out the warmup, then measures for the duration (or until
+// stopAfterBytes), printing progress each second.
+func (l *loadRun) window(ctx context.Context, env *Env) (loadStats, error) {
+	spec := l.spec
+	if spec.stopAfterBytes <= 0 {
+		if err := sleepCtx(ctx, spec.warmup); err != nil {
+			return loadStats{}, err
+		}
+	}
+	take := func() snapshot {
+		s := snapshot{t: time.Now(), pr: l.prodRecords.Load(), pb: l.prodBytes.Load(), fr: l.fetchRecords.Load(), fb: l.fetchBytes.Load()}
+		if spec.brokerPID > 0 {
+			s.brokerCPU, s.brokerErr = proc.CPU(spec.brokerPID)
+		}
+		s.clientCPU, _ = proc.CPU(os.Getpid())
+		s.systemBusy, _ = proc.SystemBusy()
+		return s
+	}
+	var sampler *proc.Sampler
+	if spec.brokerPID > 0 {
+		sampler = proc.StartSampler(spec.brokerPID, rssSampleEvery)
+	}
+	a := take()
+	l.measuring.Store(true)
+	prev := a
+	tick := time.NewTicker(progressEvery)
+	defer tick.Stop()
+	var end <-chan time.Time
+	if spec.stopAfterBytes <= 0 {
+		t := time.NewTimer(spec.duration)
+		defer t.Stop()
+		end = t.C
+	}
+	var err error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			err = ctx.Err()
+			break loop
+		case <-end:
+			break loop
+		case <-tick.C:
+			now := take()
+			env.Progress.Update("%s %s", spec.label, l.progressLine(a, prev, now))
+			prev = now
+			if spec.stopAfterBytes > 0 && now.pb >= spec.stopAfterBytes {
+				break loop
+			}
+		}
+	}
+	l.measuring.Store(false)
+	b := take()
+	env.Progress.Done()
+	st := loadStats{
+		window:       b.t.Sub(a.t),
+		prodRecords:  b.pr - a.pr,
+		prodBytes:    b.pb - a.pb,
+		fetchRecords: b.fr - a.fr,
+		fetchBytes:   b.fb - a.fb,
+		lag:          b.pr - b.fr,
+		lat:          l.lat,
+		clientCPU:    b.clientCPU - a.clientCPU,
+		errs:         l.errs.Load(),
+		firstErr:     l.firstErr,
+	}
+	if spec.brokerPID > 0 {
+		st.brokerCPU = b.brokerCPU - a.brokerCPU
+		st.otherCPU = max(0, (b.systemBusy-a.systemBusy)-st.brokerCPU-st.clientCPU)
+		peak, serr := sampler.Stop()
+		st.brokerRSS = peak
+		if err == nil {
+			err = errors.Join(a.brokerErr, b.brokerErr, serr)
+		}
+	}
+	if spec.consumers == 0 {
+		st.lag = 0
+	}
+	return st, err
+}
+
+// snapshot is the counters and CPU times at one instant.
+type snapshot struct {
+	t                    time.Time
+	pr, pb, fr, fb       int64 // produced and fetched records and bytes
+	brokerCPU, clientCPU time.Duration
+	systemBusy           time.Duration
+	brokerErr            error
+}
+
+// progressLine formats the rates since prev and the p99 so far.
+func (l *loadRun) progressLine(start, prev, now snapshot) string {
+	pr, pb, fr, fb := now.pr, now.pb, now.fr, now.fb
+	dt := now.t.Sub(prev.t).Seconds()
+	line := fmt.Sprintf("%4.0fs  produce %s %s p99 %s", now.t.Sub(start.t).Seconds(),
+		report.Format(report.RecordsPerSec, float64(pr-prev.pr)/dt),
+		report.Format(report.BytesPerSec, float64(pb-prev.pb)/dt),
+		report.Format(report.Seconds, l.lat.Quantile(99).Seconds()))
+	if l.spec.consumers > 0 {
+		line += fmt.Sprintf(" | fetch %s %s lag %d", report.Format(report.RecordsPerSec, float64(fr-prev.fr)/dt),
+			report.Format(report.BytesPerSec, float64(fb-prev.fb)/dt), pr-fr)
+	}
+	if l.spec.stopAfterBytes > 0 {
+		line += fmt.Sprintf(" | %s of %s", report.Format(report.Bytes, float64(pb)), report.Format(report.Bytes, float64(l.spec.stopAfterBytes)))
+	}
+	if n := l.errs.Load(); n > 0 {
+		line += fmt.Sprintf(" | %d errors", n)
+	}
+	return line
+}
+
+// produce sends as fast as the client's buffer allows. Latency is measured
+// from the Produce call, so it includes time spent waiting for buffer space.
+func (l *loadRun) produce(ctx context.Context, cl *kgo.Client) {
+	pl := payload{size: l.cfg.RecordSize}
+	for ctx.Err() == nil {
+		if l.spec.stopAfterBytes > 0 && l.prodBytes.Load() >= l.spec.stopAfterBytes {
+			return
+		}
+		v := pl.next()
+		start := time.Now()
+		cl.Produce(ctx, &kgo.Record{Topic: l.spec.topic, Value: v}, func(_ *kgo.Record, err error) {
+			l.acked(start, len(v), err)
+		})
+	}
+}
+
+// producePaced sends at a fixed rate on an open-loop schedule: each record
+// has a due time, latency is measured from it, so a stalled broker shows up
+// in the figures instead of silently slowing the sender (coordinated
+// omission).
+func (l *loadRun) producePaced(ctx context.Context, cl *kgo.Client, rate float64) {
+	pl := payload{size: l.cfg.RecordSize}
+	interval := time.Duration(float64(time.Second) / rate)
+	due := time.Now()
+	for ctx.Err() == nil {
+		now := time.Now()
+		for !due.After(now) && ctx.Err() == nil {
+			v := pl.next()
+			start := due
+			cl.Produce(ctx, &kgo.Record{Topic: l.spec.topic, Value: v}, func(_ *kgo.Record, err error) {
+				l.acked(start, len(v), err)
+			})
+			due = due.Add(interval)
+		}
+		if wait := time.Until(due); wait > 0 {
+			sleepCtx(ctx, wait)
+		}
+	}
+}
+
+// consume polls until ctx ends, counting records and value bytes.
+func (l *loadRun) consume(ctx context.Context, cl *kgo.Client) {
+	for {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		fs.EachError(func(_ string, _ int32, err error) { l.fail(err) })
+		var n, b int64
+		fs.EachRecord(func(r *kgo.Record) {
+			n++
+			b += int64(len(r.Value))
+		})
+		l.fetchRecords.Add(n)
+		l.fetchBytes.Add(b)
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -1,0 +1,177 @@
+package scenario
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/klite/klite/bench/internal/broker"
+	"github.com/klite/klite/bench/internal/limits"
+	"github.com/klite/klite/bench/internal/report"
+)
+
+// kliteBinary builds ./cmd/klite once per test binary. The broker is written
+// alongside the benchmark, so a tree where it does not build yet skips the
+// live tests rather than failing them.
+func kliteBinary(t *testing.T) string {
+	t.Helper()
+	root, err := broker.ModuleRoot(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), "klite")
+	if err := broker.Build(context.Background(), root, bin); err != nil {
+		t.Skipf("klite does not build yet, skipping the live scenario test: %v", err)
+	}
+	return bin
+}
+
+func testConfig() Config {
+	return Config{
+		RecordSize: 512, Partitions: 3, Producers: 2, Consumers: 2, Acks: "all",
+		BatchBytes: 0, Compression: "none", Inflight: 5,
+		Rate: 2000, Duration: time.Second, Warmup: 200 * time.Millisecond,
+		IdleSettle: 100 * time.Millisecond, RestartWAL: 8 << 20,
+	}
+}
+
+func metric(t *testing.T, res Result, key string) report.Metric {
+	t.Helper()
+	for _, m := range res.Metrics {
+		if m.Key == key {
+			return m
+		}
+	}
+	t.Fatalf("no metric %q in %+v", key, res.Metrics)
+	return report.Metric{}
+}
+
+// TestScenariosLive runs every scenario once, briefly, against the real
+// broker: each must finish without error and report what it moved.
+func TestScenariosLive(t *testing.T) {
+	bin := kliteBinary(t)
+	m := &Managed{Binary: bin, Dir: t.TempDir()}
+	env := &Env{
+		Cfg:     testConfig(),
+		Limits:  limits.Result{FsyncP50: time.Millisecond, FsyncP99: 4 * time.Millisecond, SeqWriteBs: 300e6, TCPBs: 1e9},
+		Brokers: m, Round: 1, Rounds: 1, Progress: NewProgress(os.Stderr),
+	}
+	ctx := context.Background()
+	run := func(name string) Result {
+		t.Helper()
+		s, err := New(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			if err := s.Close(); err != nil {
+				t.Errorf("%s close: %v", name, err)
+			}
+		}()
+		res, err := s.Run(ctx, env)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		for _, n := range res.Notes {
+			if strings.Contains(n, "DATA CHECK FAILED") || strings.Contains(n, "could not check") || strings.Contains(n, "errors") {
+				t.Errorf("%s: %s", name, n)
+			}
+		}
+		return res
+	}
+
+	t.Run("produce-acks-all", func(t *testing.T) {
+		res := run("produce-acks-all")
+		tp := metric(t, res, "throughput")
+		if tp.Value <= 0 || len(tp.Limits) == 0 || tp.Limits[0].Key != report.LimitDiskSeqWrite {
+			t.Errorf("throughput %+v: want positive with the disk limit attached", tp)
+		}
+		if metric(t, res, "broker-rss").Value <= 0 {
+			t.Error("broker RSS not sampled")
+		}
+		if env.PeakRecords <= 0 {
+			t.Error("produce-acks-all did not leave its peak for produce-latency")
+		}
+	})
+	t.Run("produce-acks-1", func(t *testing.T) {
+		if metric(t, run("produce-acks-1"), "records").Value <= 0 {
+			t.Error("no records acknowledged")
+		}
+	})
+	t.Run("produce-latency", func(t *testing.T) {
+		res := run("produce-latency")
+		if metric(t, res, "rate").Value != env.Cfg.Rate {
+			t.Errorf("target rate %v, want -rate %v", metric(t, res, "rate").Value, env.Cfg.Rate)
+		}
+		p50, p99 := metric(t, res, "p50").Value, metric(t, res, "p99").Value
+		if p50 <= 0 || p99 < p50 {
+			t.Errorf("p50 %v p99 %v: want 0 < p50 <= p99", p50, p99)
+		}
+	})
+	t.Run("tail-fetch", func(t *testing.T) {
+		if metric(t, run("tail-fetch"), "fetch-records").Value <= 0 {
+			t.Error("consumers fetched nothing")
+		}
+	})
+	t.Run("idle-rss", func(t *testing.T) {
+		if metric(t, run("idle-rss"), "rss").Value <= 0 {
+			t.Error("no RSS read")
+		}
+	})
+	t.Run("restart", func(t *testing.T) {
+		res := run("restart")
+		if metric(t, res, "restart-crash").Value <= 0 || metric(t, res, "data-bytes").Value < float64(env.Cfg.RestartWAL) {
+			t.Errorf("restart metrics %+v", res.Metrics)
+		}
+	})
+
+	// Every broker was stopped and its WAL removed.
+	ents, err := os.ReadDir(m.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if e.IsDir() {
+			t.Errorf("WAL directory %s left behind", e.Name())
+		}
+	}
+}
+
+func TestExternalSkipsManagedScenarios(t *testing.T) {
+	env := &Env{Cfg: testConfig(), Brokers: &External{Addr: "127.0.0.1:1"}}
+	for _, name := range []string{"idle-rss", "restart"} {
+		s, _ := New(name)
+		if _, err := s.Run(context.Background(), env); err != ErrNeedsManaged {
+			t.Errorf("%s against an external broker: err %v, want ErrNeedsManaged", name, err)
+		}
+	}
+}
+
+func TestParse(t *testing.T) {
+	got, err := Parse("restart, produce-acks-all")
+	if err != nil || strings.Join(got, ",") != "produce-acks-all,restart" {
+		t.Errorf("Parse = %v, %v; want run order produce-acks-all,restart", got, err)
+	}
+	if all, _ := Parse("all"); len(all) != len(Names) {
+		t.Errorf("all = %v", all)
+	}
+	for _, bad := range []string{"", "nope", "produce-acks-all,nope"} {
+		if _, err := Parse(bad); err == nil {
+			t.Errorf("Parse(%q): want an error", bad)
+		}
+	}
+}
+
+func TestPayloadStaysInPool(t *testing.T) {
+	for _, size := range []int{1, 1024, 64 << 10, 2 << 20} {
+		p := payload{size: size}
+		for i := 0; i < 1000; i++ {
+			if v := p.next(); len(v) != size {
+				t.Fatalf("size %d: got %d bytes", size, len(v))
+			}
+		}
+	}
+}

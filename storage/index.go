@@ -1,0 +1,212 @@
+package storage
+
+import (
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"sync/atomic"
+)
+
+// chunkEntry locates one chunk of a partition: its offsets and the file
+// range of its batches (after the chunk header).
+type chunkEntry struct {
+	base, last int64
+	seg        *segment
+	pos        int64 // file position of the first batch
+	length     int64 // bytes of batches
+	maxTs      int64 // largest batch maxTimestamp in the chunk
+	maxTsOff   int64 // base offset of the first batch with maxTs
+	// Running maximum over this and all earlier chunks of the partition:
+	// monotone, so OffsetForTime can binary search it.
+	prefMaxTs    int64
+	prefMaxTsOff int64
+}
+
+func (e *chunkEntry) end() int64 { return e.pos + e.length }
+
+// indexPageEntries is the size of one index page. Pages are never moved or
+// freed while the partition lives, so readers can hold entries without a
+// lock.
+const indexPageEntries = 512
+
+type indexPage [indexPageEntries]chunkEntry
+
+// chunkIndex is a partition's append-only list of chunks, in offset order.
+// One goroutine (the shard's syncer, or recovery before it starts) appends;
+// readers load n and then the page table, and only read entries below n:
+// those never change once published.
+type chunkIndex struct {
+	n     atomic.Int64
+	pages atomic.Pointer[[]*indexPage]
+}
+
+// add publishes e. Appender only.
+func (x *chunkIndex) add(e chunkEntry) {
+	i := x.n.Load()
+	var pages []*indexPage
+	if p := x.pages.Load(); p != nil {
+		pages = *p
+	}
+	if i > 0 {
+		prev := x.at(pages, i-1)
+		e.prefMaxTs, e.prefMaxTsOff = prev.prefMaxTs, prev.prefMaxTsOff
+		if e.maxTs > e.prefMaxTs {
+			e.prefMaxTs, e.prefMaxTsOff = e.maxTs, e.maxTsOff
+		}
+	} else {
+		e.prefMaxTs, e.prefMaxTsOff = e.maxTs, e.maxTsOff
+	}
+	if int(i/indexPageEntries) >= len(pages) {
+		np := make([]*indexPage, len(pages), len(pages)+1+len(pages)/2)
+		copy(np, pages)
+		np = append(np, new(indexPage))
+		x.pages.Store(&np)
+		pages = np
+	}
+	pages[i/indexPageEntries][i%indexPageEntries] = e
+	x.n.Store(i + 1)
+}
+
+// view is a consistent snapshot for a reader.
+type indexView struct {
+	n     int64
+	pages []*indexPage
+}
+
+func (x *chunkIndex) view() indexView {
+	n := x.n.Load()
+	if n == 0 {
+		return indexView{}
+	}
+	return indexView{n: n, pages: *x.pages.Load()}
+}
+
+func (x *chunkIndex) at(pages []*indexPage, i int64) *chunkEntry {
+	return &pages[i/indexPageEntries][i%indexPageEntries]
+}
+
+func (v indexView) at(i int64) *chunkEntry {
+	return &v.pages[i/indexPageEntries][i%indexPageEntries]
+}
+
+// find returns the index of the last chunk whose base is <= offset, or -1.
+func (v indexView) find(offset int64) int64 {
+	lo, hi := int64(0), v.n // first index with base > offset
+	for lo < hi {
+		m := int64(uint64(lo+hi) >> 1)
+		if v.at(m).base <= offset {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo - 1
+}
+
+// findTime returns the first chunk whose running max timestamp is >= ts:
+// the first chunk holding a batch with maxTimestamp >= ts. -1 if none.
+func (v indexView) findTime(ts int64) int64 {
+	lo, hi := int64(0), v.n
+	for lo < hi {
+		m := int64(uint64(lo+hi) >> 1)
+		if v.at(m).prefMaxTs >= ts {
+			hi = m
+		} else {
+			lo = m + 1
+		}
+	}
+	if lo == v.n {
+		return -1
+	}
+	return lo
+}
+
+// Index checkpoint file (<segment>.idx), written once a segment is sealed
+// and fsynced. Part of the on-disk format; big-endian:
+//
+//	header:   magic u32 "KLIX" | version u16 | 0 u16 | segment id u64 |
+//	          entries u32 | producers u32
+//	entry:    key u32 | base i64 | last i64 | pos i64 | length u32 |
+//	          maxTs i64 | maxTsOff i64                        (48 bytes)
+//	producer: see producer.go (encodeProducers)
+//	trailer:  CRC-32C u32 of everything before it
+const (
+	ckMagic       = 0x4B4C4958 // "KLIX"
+	ckVersion     = 1
+	ckHeaderBytes = 24
+	ckEntryBytes  = 48
+)
+
+// ckEntry is a checkpointed chunk: a chunkEntry with its partition key
+// instead of a segment pointer.
+type ckEntry struct {
+	key             uint32
+	base, last, pos int64
+	length          int64
+	maxTs, maxTsOff int64
+}
+
+var errCheckpoint = errors.New("storage: bad index checkpoint")
+
+func encodeCheckpoint(segID uint64, entries []ckEntry, producers []byte, nProducers int) []byte {
+	be := binary.BigEndian
+	b := make([]byte, ckHeaderBytes, ckHeaderBytes+len(entries)*ckEntryBytes+len(producers)+4)
+	be.PutUint32(b[0:], ckMagic)
+	be.PutUint16(b[4:], ckVersion)
+	be.PutUint64(b[8:], segID)
+	be.PutUint32(b[16:], uint32(len(entries)))
+	be.PutUint32(b[20:], uint32(nProducers))
+	for _, e := range entries {
+		b = be.AppendUint32(b, e.key)
+		b = be.AppendUint64(b, uint64(e.base))
+		b = be.AppendUint64(b, uint64(e.last))
+		b = be.AppendUint64(b, uint64(e.pos))
+		b = be.AppendUint32(b, uint32(e.length))
+		b = be.AppendUint64(b, uint64(e.maxTs))
+		b = be.AppendUint64(b, uint64(e.maxTsOff))
+	}
+	b = append(b, producers...)
+	return be.AppendUint32(b, crc32.Checksum(b, castagnoli))
+}
+
+type checkpoint struct {
+	entries   []ckEntry
+	producers producerMap
+}
+
+func decodeCheckpoint(b []byte, segID uint64) (checkpoint, error) {
+	be := binary.BigEndian
+	var ck checkpoint
+	if len(b) < ckHeaderBytes+4 {
+		return ck, errCheckpoint
+	}
+	body := b[:len(b)-4]
+	if crc32.Checksum(body, castagnoli) != be.Uint32(b[len(b)-4:]) ||
+		be.Uint32(b[0:]) != ckMagic || be.Uint16(b[4:]) != ckVersion || be.Uint64(b[8:]) != segID {
+		return ck, errCheckpoint
+	}
+	ne, np := int(be.Uint32(b[16:])), int(be.Uint32(b[20:]))
+	rest := body[ckHeaderBytes:]
+	if ne > len(rest)/ckEntryBytes {
+		return ck, errCheckpoint
+	}
+	ck.entries = make([]ckEntry, ne)
+	for i := range ck.entries {
+		e := rest[i*ckEntryBytes:]
+		ck.entries[i] = ckEntry{
+			key:      be.Uint32(e[0:]),
+			base:     int64(be.Uint64(e[4:])),
+			last:     int64(be.Uint64(e[12:])),
+			pos:      int64(be.Uint64(e[20:])),
+			length:   int64(be.Uint32(e[28:])),
+			maxTs:    int64(be.Uint64(e[32:])),
+			maxTsOff: int64(be.Uint64(e[40:])),
+		}
+	}
+	var err error
+	ck.producers, err = decodeProducers(rest[ne*ckEntryBytes:], np)
+	if err != nil {
+		return ck, errCheckpoint
+	}
+	return ck, nil
+}

@@ -1,0 +1,152 @@
+package storage
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"maps"
+	"path/filepath"
+)
+
+// Metadata file (meta.json): topics, their partitions' keys and shards, the
+// shard count, and the producer id high-water mark. It is small and
+// rewritten whole: temp file, fsync, rename, fsync directory, so a crash
+// leaves the old or the new version, never a mix.
+const (
+	metaName    = "meta.json"
+	metaVersion = 1
+	// producerIDBlock ids are reserved per metadata write, so ids never
+	// repeat across restarts (the unused rest of a block is skipped).
+	producerIDBlock = 1000
+)
+
+type metaFile struct {
+	Version int `json:"version"`
+	// Shards is fixed when the directory is created: partitions stay in
+	// the shard whose WAL holds their data.
+	Shards          int         `json:"shards"`
+	NextPartKey     uint32      `json:"next_partition_key"`
+	ProducerIDLimit int64       `json:"producer_id_limit"`
+	Topics          []metaTopic `json:"topics"`
+}
+
+type metaTopic struct {
+	Name       string            `json:"name"`
+	ID         string            `json:"id"`
+	Configs    map[string]string `json:"configs,omitempty"`
+	Partitions []metaPartition   `json:"partitions"`
+}
+
+type metaPartition struct {
+	Key   uint32 `json:"key"`
+	Shard int    `json:"shard"`
+}
+
+func newTopicID() (TopicID, error) {
+	var id TopicID
+	if _, err := io.ReadFull(rand.Reader, id[:]); err != nil {
+		return id, err
+	}
+	id[6] = id[6]&0x0f | 0x40 // version 4
+	id[8] = id[8]&0x3f | 0x80 // RFC 4122 variant
+	return id, nil
+}
+
+func (id TopicID) String() string { return hex.EncodeToString(id[:]) }
+
+func parseTopicID(s string) (TopicID, error) {
+	var id TopicID
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != len(id) {
+		return id, fmt.Errorf("storage: bad topic id %q", s)
+	}
+	copy(id[:], b)
+	return id, nil
+}
+
+// loadMeta reads meta.json; ok is false when it does not exist.
+func loadMeta(fsys FS, dir string) (m metaFile, ok bool, err error) {
+	f, err := fsys.Open(filepath.Join(dir, metaName))
+	if errors.Is(err, fs.ErrNotExist) {
+		return m, false, nil
+	}
+	if err != nil {
+		return m, false, err
+	}
+	defer f.Close()
+	b, err := readAll(f)
+	if err != nil {
+		return m, false, err
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, false, fmt.Errorf("storage: %s: %w", metaName, err)
+	}
+	if m.Version != metaVersion || m.Shards <= 0 {
+		return m, false, fmt.Errorf("storage: %s: unsupported version %d or shards %d", metaName, m.Version, m.Shards)
+	}
+	return m, true, nil
+}
+
+func readAll(f File) ([]byte, error) {
+	size, err := f.Size()
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, size)
+	n, err := f.ReadAt(b, 0)
+	if n == len(b) {
+		return b, nil
+	}
+	if err == nil {
+		err = io.ErrUnexpectedEOF
+	}
+	return nil, err
+}
+
+// writeFileAtomic replaces dir/name with b durably.
+func writeFileAtomic(fsys FS, dir, name string, b []byte) error {
+	tmp := filepath.Join(dir, name+tmpSuffix)
+	f, err := fsys.Create(tmp)
+	if err != nil {
+		return err
+	}
+	if _, err = f.WriteAt(b, 0); err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = fsys.Rename(tmp, filepath.Join(dir, name))
+	}
+	if err == nil {
+		err = fsys.SyncDir(dir)
+	}
+	if err != nil {
+		_ = fsys.Remove(tmp)
+	}
+	return err
+}
+
+func saveMeta(fsys FS, dir string, m *metaFile) error {
+	b, err := json.MarshalIndent(m, "", " ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(fsys, dir, metaName, b)
+}
+
+func cloneMeta(m *metaFile) metaFile {
+	c := *m
+	c.Topics = make([]metaTopic, len(m.Topics))
+	for i, t := range m.Topics {
+		t.Configs = maps.Clone(t.Configs)
+		t.Partitions = append([]metaPartition(nil), t.Partitions...)
+		c.Topics[i] = t
+	}
+	return c
+}

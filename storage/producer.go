@@ -1,0 +1,186 @@
+package storage
+
+import (
+	"encoding/binary"
+	"errors"
+	"math"
+)
+
+// Idempotent producer state, as Apache Kafka keeps it: per (producer id,
+// partition) the epoch and the last producerBatchesKept batches' sequence
+// ranges and offsets. A shard's writer goroutine owns its shard's map.
+// It is snapshotted into each sealed segment's index checkpoint and rebuilt
+// on recovery from the newest checkpoint plus the batch headers of the
+// segments after it.
+
+// producerBatchesKept is how many batches per producer and partition are
+// remembered for duplicate detection (Kafka: 5, the most in-flight requests
+// an idempotent producer may have).
+const producerBatchesKept = 5
+
+type producerKey struct {
+	pid int64
+	key uint32 // partition key
+}
+
+type producerBatch struct {
+	firstSeq, lastSeq int32
+	base, last        int64
+}
+
+type producerEntry struct {
+	epoch  int16
+	n      uint8 // batches held, <= producerBatchesKept
+	head   uint8 // index of the oldest batch
+	lastMs int64 // broker time of the last append, for expiry
+	b      [producerBatchesKept]producerBatch
+}
+
+type producerMap map[producerKey]*producerEntry
+
+func (e *producerEntry) newest() *producerBatch {
+	return &e.b[(int(e.head)+int(e.n)-1)%producerBatchesKept]
+}
+
+func (e *producerEntry) push(pb producerBatch) {
+	if e.n < producerBatchesKept {
+		e.b[(int(e.head)+int(e.n))%producerBatchesKept] = pb
+		e.n++
+		return
+	}
+	e.b[e.head] = pb
+	e.head = (e.head + 1) % producerBatchesKept
+}
+
+// incSeq adds d to a sequence number; sequences wrap from MaxInt32 to 0.
+func incSeq(s int32, d int32) int32 {
+	return int32((int64(s) + int64(d)) % (math.MaxInt32 + 1))
+}
+
+// checkSeq decides what to do with a batch of a known producer. It returns
+// the original batch when the batch is a duplicate.
+func (e *producerEntry) checkSeq(epoch int16, first, last int32) (dup *producerBatch, err error) {
+	switch {
+	case epoch < e.epoch:
+		return nil, ErrInvalidProducerEpoch
+	case epoch > e.epoch:
+		if first != 0 {
+			return nil, ErrOutOfOrderSequence
+		}
+		return nil, nil
+	}
+	for i := 0; i < int(e.n); i++ {
+		b := &e.b[(int(e.head)+i)%producerBatchesKept]
+		if b.firstSeq == first && b.lastSeq == last {
+			return b, nil
+		}
+	}
+	if e.n > 0 && first != incSeq(e.newest().lastSeq, 1) {
+		return nil, ErrOutOfOrderSequence
+	}
+	return nil, nil
+}
+
+// record applies an accepted batch.
+func (e *producerEntry) record(epoch int16, pb producerBatch, nowMs int64) {
+	if epoch != e.epoch {
+		e.epoch, e.n, e.head = epoch, 0, 0
+	}
+	e.push(pb)
+	e.lastMs = nowMs
+}
+
+// replay applies a batch found in the log during recovery: no checks.
+func (m producerMap) replay(key uint32, h *BatchHeader, base int64, nowMs int64) {
+	if h.ProducerID < 0 || h.Control() {
+		return
+	}
+	k := producerKey{pid: h.ProducerID, key: key}
+	e := m[k]
+	if e == nil {
+		e = &producerEntry{epoch: h.ProducerEpoch}
+		m[k] = e
+	}
+	if h.ProducerEpoch < e.epoch {
+		return
+	}
+	e.record(h.ProducerEpoch, producerBatch{
+		firstSeq: h.BaseSequence, lastSeq: incSeq(h.BaseSequence, h.LastOffsetDelta),
+		base: base, last: base + int64(h.LastOffsetDelta),
+	}, nowMs)
+}
+
+// expire drops producers idle since before cutoffMs.
+func (m producerMap) expire(cutoffMs int64) {
+	for k, e := range m {
+		if e.lastMs < cutoffMs {
+			delete(m, k)
+		}
+	}
+}
+
+// Producer snapshot encoding, part of the index checkpoint format:
+//
+//	pid i64 | key u32 | epoch i16 | n u8 | 0 u8 | lastMs i64 |
+//	n x (firstSeq i32 | lastSeq i32 | base i64 | last i64), oldest first
+const producerFixedBytes = 24
+
+func encodeProducers(m producerMap) ([]byte, int) {
+	be := binary.BigEndian
+	b := make([]byte, 0, len(m)*(producerFixedBytes+2*24))
+	for k, e := range m {
+		b = be.AppendUint64(b, uint64(k.pid))
+		b = be.AppendUint32(b, k.key)
+		b = be.AppendUint16(b, uint16(e.epoch))
+		b = append(b, e.n, 0)
+		b = be.AppendUint64(b, uint64(e.lastMs))
+		for i := 0; i < int(e.n); i++ {
+			pb := &e.b[(int(e.head)+i)%producerBatchesKept]
+			b = be.AppendUint32(b, uint32(pb.firstSeq))
+			b = be.AppendUint32(b, uint32(pb.lastSeq))
+			b = be.AppendUint64(b, uint64(pb.base))
+			b = be.AppendUint64(b, uint64(pb.last))
+		}
+	}
+	return b, len(m)
+}
+
+var errProducers = errors.New("storage: bad producer snapshot")
+
+func decodeProducers(b []byte, count int) (producerMap, error) {
+	be := binary.BigEndian
+	m := make(producerMap, count)
+	for range count {
+		if len(b) < producerFixedBytes {
+			return nil, errProducers
+		}
+		k := producerKey{pid: int64(be.Uint64(b)), key: be.Uint32(b[8:])}
+		e := &producerEntry{epoch: int16(be.Uint16(b[12:])), lastMs: int64(be.Uint64(b[16:]))}
+		n := int(b[14])
+		b = b[producerFixedBytes:]
+		if n > producerBatchesKept || len(b) < n*24 {
+			return nil, errProducers
+		}
+		for i := range n {
+			e.push(producerBatch{
+				firstSeq: int32(be.Uint32(b[i*24:])), lastSeq: int32(be.Uint32(b[i*24+4:])),
+				base: int64(be.Uint64(b[i*24+8:])), last: int64(be.Uint64(b[i*24+16:])),
+			})
+		}
+		b = b[n*24:]
+		m[k] = e
+	}
+	if len(b) != 0 {
+		return nil, errProducers
+	}
+	return m, nil
+}
+
+func (m producerMap) clone() producerMap {
+	c := make(producerMap, len(m))
+	for k, e := range m {
+		ce := *e
+		c[k] = &ce
+	}
+	return c
+}

@@ -1,0 +1,627 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"runtime"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Prealloc says how new segment files are prepared (in the background,
+// before the writer needs them). See doc.go for the measurements.
+type Prealloc int
+
+const (
+	// PreallocZeroFill reserves the space with fallocate and then writes
+	// zeros over it and fsyncs, so later writes overwrite allocated,
+	// initialised blocks and fdatasync has no extent metadata to commit.
+	PreallocZeroFill Prealloc = iota
+	// PreallocFallocate only reserves the space (unwritten extents).
+	PreallocFallocate
+	// PreallocNone grows the file by appending.
+	PreallocNone
+)
+
+// Defaults and limits, in one place.
+const (
+	DefaultSegmentBytes   = 256 << 20
+	DefaultMaxGroupBytes  = 4 << 20
+	DefaultMaxChunkBytes  = 128 << 10
+	DefaultQueueDepth     = 4096
+	DefaultMaxPartitions  = 100_000
+	DefaultProducerExpiry = 24 * time.Hour // Kafka's producer.id.expiration.ms
+	// MaxFsyncLinger caps Config.FsyncLinger: waiting longer than this for
+	// company only adds latency.
+	MaxFsyncLinger  = 100 * time.Millisecond
+	minSegmentBytes = 64 << 10
+	// groupsInFlight bounds the groups written but not yet fsynced per
+	// shard; the writer waits for the syncer beyond it.
+	groupsInFlight = 64
+	// fsyncWarnAfter: slower fsyncs are logged at Warn.
+	fsyncWarnAfter = time.Second
+	maxShards      = 1024
+)
+
+// Config configures a Store. Zero values take the defaults.
+type Config struct {
+	// Dir holds meta.json and one shard-NNN directory per shard.
+	Dir string
+	// Shards is the number of WAL writers (default GOMAXPROCS). It is fixed
+	// when Dir is first used; later values are ignored (logged).
+	Shards int
+	// SegmentBytes is the size of a WAL segment file (default 256 MiB,
+	// minimum 64 KiB). A produce partition larger than a segment fails
+	// with ErrTooLarge.
+	SegmentBytes int64
+	// FsyncLinger, when set, lets the syncer wait up to this long after the
+	// first write of a group commit to gather more writes into the same
+	// fdatasync. Default 0: the pipelined syncer already batches whatever
+	// arrived while the previous fdatasync ran. Values up to 2ms are
+	// sensible; at most MaxFsyncLinger (100ms) is accepted.
+	FsyncLinger time.Duration
+	// Prealloc chooses how segments are preallocated (default zero-fill).
+	Prealloc Prealloc
+	// MaxGroupBytes bounds the bytes of one group commit write (default
+	// 4 MiB, at most SegmentBytes). A single larger append is written alone.
+	MaxGroupBytes int
+	// MaxChunkBytes closes a partition's chunk within a group commit once
+	// it holds this many bytes (default 128 KiB). Bigger chunks mean fewer
+	// file ranges per fetch; smaller ones less walking to find a batch
+	// inside a chunk. A single append is never split.
+	MaxChunkBytes int
+	// QueueDepth is the per-shard append queue; Append blocks when it is full.
+	QueueDepth int
+	// MaxPartitions bounds the partitions of one topic (default 100000).
+	MaxPartitions int32
+	// ProducerExpiry drops idempotent producer state idle this long, when a
+	// segment is sealed (default 24h).
+	ProducerExpiry time.Duration
+	// FS does all file I/O (default OSFS).
+	FS FS
+	// Logger is the store's logger; a "component" field is added.
+	Logger zerolog.Logger
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+func (c *Config) applyDefaults() error {
+	if c.Dir == "" {
+		return errors.New("storage: Config.Dir is required")
+	}
+	if c.Shards <= 0 {
+		c.Shards = runtime.GOMAXPROCS(0)
+	}
+	if c.Shards > maxShards {
+		return fmt.Errorf("storage: Shards %d over %d", c.Shards, maxShards)
+	}
+	if c.SegmentBytes == 0 {
+		c.SegmentBytes = DefaultSegmentBytes
+	}
+	if c.SegmentBytes < minSegmentBytes || c.SegmentBytes > 1<<32 {
+		return fmt.Errorf("storage: SegmentBytes %d outside [%d, 4 GiB]", c.SegmentBytes, minSegmentBytes)
+	}
+	if c.FsyncLinger < 0 || c.FsyncLinger > MaxFsyncLinger {
+		return fmt.Errorf("storage: FsyncLinger %v outside [0, %v]", c.FsyncLinger, MaxFsyncLinger)
+	}
+	if c.Prealloc < PreallocZeroFill || c.Prealloc > PreallocNone {
+		return fmt.Errorf("storage: unknown Prealloc %d", c.Prealloc)
+	}
+	if c.MaxGroupBytes <= 0 {
+		c.MaxGroupBytes = DefaultMaxGroupBytes
+	}
+	c.MaxGroupBytes = int(min(int64(c.MaxGroupBytes), c.SegmentBytes))
+	if c.MaxChunkBytes <= 0 {
+		c.MaxChunkBytes = DefaultMaxChunkBytes
+	}
+	if c.QueueDepth <= 0 {
+		c.QueueDepth = DefaultQueueDepth
+	}
+	if c.MaxPartitions <= 0 {
+		c.MaxPartitions = DefaultMaxPartitions
+	}
+	if c.ProducerExpiry <= 0 {
+		c.ProducerExpiry = DefaultProducerExpiry
+	}
+	if c.FS == nil {
+		c.FS = OSFS{}
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return nil
+}
+
+// Store is klite's log: topics, partitions and their record batches in
+// sharded write-ahead logs. All methods are safe for concurrent use.
+type Store struct {
+	cfg Config
+	log zerolog.Logger
+	fs  FS
+
+	metaMu  sync.Mutex // guards meta, nextPID, byKey and table writes
+	meta    metaFile
+	nextPID int64
+	byKey   map[uint32]*partition
+	table   atomic.Pointer[topicTable] // copy on write; readers load it
+
+	shards []*shard
+
+	closeMu sync.RWMutex // Append holds it shared while enqueuing
+	closed  bool         // guarded by closeMu
+
+	stats    counters
+	recovery RecoveryStats // set by Open
+}
+
+type topic struct {
+	info  TopicInfo // immutable
+	parts []*partition
+}
+
+type topicTable struct {
+	byName map[string]*topic
+	byID   map[TopicID]*topic
+}
+
+// partition is one topic partition's state.
+type partition struct {
+	t   *topic
+	num int32
+	key uint32 // stable, never reused: chunks carry it
+	sh  *shard
+
+	logAppendTime bool
+
+	// Writer goroutine only (recovery before it starts).
+	next       int64 // next offset to assign
+	gen        uint64
+	head, tail *appendReq
+
+	// Published by the syncer, read by anyone.
+	idx     chunkIndex
+	hwm     atomic.Int64
+	deleted atomic.Bool
+	failed  atomic.Bool // recovery found corruption: ErrStorage
+
+	wmu      sync.Mutex // guards watchers, nextW, wclosed
+	watchers []watcher
+	nextW    uint64
+	wclosed  bool
+	nwatch   atomic.Int32 // len(watchers), read without wmu
+}
+
+type watcher struct {
+	id    uint64
+	after int64
+	fn    func()
+}
+
+// Open opens (creating if needed) the store in cfg.Dir and recovers it.
+func Open(cfg Config) (*Store, error) {
+	if err := cfg.applyDefaults(); err != nil {
+		return nil, err
+	}
+	s := &Store{cfg: cfg, fs: cfg.FS, log: cfg.Logger.With().Str("component", "storage").Logger(), byKey: map[uint32]*partition{}}
+	if err := s.fs.MkdirAll(cfg.Dir); err != nil {
+		return nil, fmt.Errorf("storage: %w", err)
+	}
+	m, ok, err := loadMeta(s.fs, cfg.Dir)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		m = metaFile{Version: metaVersion, Shards: cfg.Shards}
+		if err := saveMeta(s.fs, cfg.Dir, &m); err != nil {
+			return nil, fmt.Errorf("storage: %w", err)
+		}
+	} else if m.Shards != cfg.Shards {
+		s.log.Info().Int("configured", cfg.Shards).Int("shards", m.Shards).Msg("shard count is fixed by the data directory")
+	}
+	s.meta = m
+	s.nextPID = m.ProducerIDLimit
+
+	s.shards = make([]*shard, m.Shards)
+	for i := range s.shards {
+		s.shards[i] = newShard(s, i)
+	}
+	tab := &topicTable{byName: map[string]*topic{}, byID: map[TopicID]*topic{}}
+	for _, mt := range m.Topics {
+		t, err := s.buildTopic(mt)
+		if err != nil {
+			return nil, err
+		}
+		tab.byName[t.info.Name] = t
+		tab.byID[t.info.ID] = t
+	}
+	s.table.Store(tab)
+
+	if err := s.recover(); err != nil {
+		for _, sh := range s.shards {
+			sh.closeSegments()
+		}
+		return nil, err
+	}
+	for _, sh := range s.shards {
+		sh.start()
+	}
+	return s, nil
+}
+
+func (s *Store) buildTopic(mt metaTopic) (*topic, error) {
+	id, err := parseTopicID(mt.ID)
+	if err != nil {
+		return nil, err
+	}
+	t := &topic{info: TopicInfo{Name: mt.Name, ID: id, Partitions: int32(len(mt.Partitions)), Configs: maps.Clone(mt.Configs)}}
+	if t.info.Configs == nil {
+		t.info.Configs = map[string]string{}
+	}
+	lat := mt.Configs["message.timestamp.type"] == "LogAppendTime"
+	t.parts = make([]*partition, len(mt.Partitions))
+	for i, mp := range mt.Partitions {
+		if mp.Shard < 0 || mp.Shard >= len(s.shards) {
+			return nil, fmt.Errorf("storage: topic %q partition %d in shard %d of %d", mt.Name, i, mp.Shard, len(s.shards))
+		}
+		p := &partition{t: t, num: int32(i), key: mp.Key, sh: s.shards[mp.Shard], logAppendTime: lat}
+		t.parts[i] = p
+		s.byKey[mp.Key] = p
+	}
+	return t, nil
+}
+
+// Close stops accepting appends, writes and fsyncs what is queued, fires
+// all watchers and closes the files (segments still referenced by reads
+// close on their last Release).
+func (s *Store) Close() error {
+	s.closeMu.Lock()
+	if s.closed {
+		s.closeMu.Unlock()
+		return ErrClosed
+	}
+	s.closed = true
+	s.closeMu.Unlock()
+
+	for _, sh := range s.shards {
+		close(sh.stop)
+	}
+	var err error
+	for _, sh := range s.shards {
+		sh.wait()
+		if sh.failed.Load() {
+			err = ErrStorage
+		}
+	}
+	for _, t := range s.table.Load().byName {
+		for _, p := range t.parts {
+			p.fireAll(true)
+		}
+	}
+	for _, sh := range s.shards {
+		sh.closeSegments()
+	}
+	s.log.Info().Msg("closed")
+	return err
+}
+
+func (s *Store) now() time.Time { return s.cfg.Now() }
+
+func (s *Store) lookup(name string, part int32) (*partition, error) {
+	t := s.table.Load().byName[name]
+	if t == nil || part < 0 || part >= int32(len(t.parts)) {
+		return nil, ErrUnknownTopic
+	}
+	return t.parts[part], nil
+}
+
+// CreateTopic creates a topic with a new random topic id.
+func (s *Store) CreateTopic(name string, partitions int32, configs map[string]string) (TopicInfo, error) {
+	if name == "" {
+		return TopicInfo{}, fmt.Errorf("%w: empty topic name", ErrUnknownTopic)
+	}
+	if partitions <= 0 || partitions > s.cfg.MaxPartitions {
+		return TopicInfo{}, ErrInvalidPartitions
+	}
+	id, err := newTopicID()
+	if err != nil {
+		return TopicInfo{}, fmt.Errorf("%w: %v", ErrStorage, err)
+	}
+	s.metaMu.Lock()
+	defer s.metaMu.Unlock()
+	if s.isClosed() {
+		return TopicInfo{}, ErrClosed
+	}
+	old := s.table.Load()
+	if old.byName[name] != nil {
+		return TopicInfo{}, ErrTopicExists
+	}
+	mt := metaTopic{Name: name, ID: id.String(), Configs: maps.Clone(configs)}
+	next := s.meta
+	for range partitions {
+		// Round-robin over shards by key spreads every topic's partitions.
+		key := next.NextPartKey
+		next.NextPartKey++
+		mt.Partitions = append(mt.Partitions, metaPartition{Key: key, Shard: int(key % uint32(len(s.shards)))})
+	}
+	next = cloneMeta(&next)
+	next.Topics = append(next.Topics, mt)
+	if err := saveMeta(s.fs, s.cfg.Dir, &next); err != nil {
+		s.log.Error().Err(err).Str("topic", name).Msg("persisting metadata failed")
+		return TopicInfo{}, fmt.Errorf("%w: %v", ErrStorage, err)
+	}
+	s.meta = next
+	t, err := s.buildTopic(mt)
+	if err != nil {
+		return TopicInfo{}, err
+	}
+	tab := &topicTable{byName: maps.Clone(old.byName), byID: maps.Clone(old.byID)}
+	tab.byName[name] = t
+	tab.byID[t.info.ID] = t
+	s.table.Store(tab)
+	s.log.Info().Str("topic", name).Int32("partitions", partitions).Str("topic_id", id.String()).Msg("topic created")
+	return t.info, nil
+}
+
+// DeleteTopic removes a topic. Its bytes stay in the shared segments; its
+// partition keys are never reused, so nothing of it comes back.
+func (s *Store) DeleteTopic(name string) error {
+	s.metaMu.Lock()
+	defer s.metaMu.Unlock()
+	if s.isClosed() {
+		return ErrClosed
+	}
+	old := s.table.Load()
+	t := old.byName[name]
+	if t == nil {
+		return ErrUnknownTopic
+	}
+	next := cloneMeta(&s.meta)
+	next.Topics = slices.DeleteFunc(next.Topics, func(mt metaTopic) bool { return mt.Name == name })
+	if err := saveMeta(s.fs, s.cfg.Dir, &next); err != nil {
+		s.log.Error().Err(err).Str("topic", name).Msg("persisting metadata failed")
+		return fmt.Errorf("%w: %v", ErrStorage, err)
+	}
+	s.meta = next
+	tab := &topicTable{byName: maps.Clone(old.byName), byID: maps.Clone(old.byID)}
+	delete(tab.byName, name)
+	delete(tab.byID, t.info.ID)
+	s.table.Store(tab)
+	for _, p := range t.parts {
+		delete(s.byKey, p.key)
+		p.deleted.Store(true)
+		p.fireAll(false)
+	}
+	s.log.Info().Str("topic", name).Msg("topic deleted")
+	return nil
+}
+
+func (s *Store) isClosed() bool {
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	return s.closed
+}
+
+// Topics lists the topics sorted by name.
+func (s *Store) Topics() []TopicInfo {
+	tab := s.table.Load()
+	out := make([]TopicInfo, 0, len(tab.byName))
+	for _, t := range tab.byName {
+		out = append(out, t.info)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+func (s *Store) Topic(name string) (TopicInfo, bool) {
+	t := s.table.Load().byName[name]
+	if t == nil {
+		return TopicInfo{}, false
+	}
+	return t.info, true
+}
+
+func (s *Store) TopicByID(id TopicID) (TopicInfo, bool) {
+	t := s.table.Load().byID[id]
+	if t == nil {
+		return TopicInfo{}, false
+	}
+	return t.info, true
+}
+
+// InitProducerID allocates a producer id that is never handed out again,
+// with epoch 0.
+func (s *Store) InitProducerID() (int64, int16, error) {
+	s.metaMu.Lock()
+	defer s.metaMu.Unlock()
+	if s.nextPID >= s.meta.ProducerIDLimit {
+		next := cloneMeta(&s.meta)
+		next.ProducerIDLimit = s.nextPID + producerIDBlock
+		if err := saveMeta(s.fs, s.cfg.Dir, &next); err != nil {
+			s.log.Error().Err(err).Msg("persisting producer id block failed")
+			return -1, -1, fmt.Errorf("%w: %v", ErrStorage, err)
+		}
+		s.meta = next
+	}
+	id := s.nextPID
+	s.nextPID++
+	return id, 0, nil
+}
+
+// Append appends the batches of one produce partition; see api.go. When
+// the append fails at once (unknown partition, closed store, too large),
+// done runs before Append returns, on the caller's goroutine.
+func (s *Store) Append(topic string, partition int32, batches []byte, durable bool, done func(AppendResult)) {
+	p, err := s.lookup(topic, partition)
+	switch {
+	case err != nil:
+	case p.failed.Load() || p.sh.failed.Load():
+		err = ErrStorage
+	case int64(len(batches))+chunkHeaderBytes > s.cfg.SegmentBytes:
+		err = ErrTooLarge
+	case len(batches) < BatchHeaderBytes:
+		err = ErrBatchTooShort
+	}
+	if err != nil {
+		done(AppendResult{BaseOffset: -1, LogAppendTime: -1, Err: err})
+		return
+	}
+	r := reqPool.Get().(*appendReq)
+	r.p, r.data, r.durable, r.done = p, batches, durable, done
+	s.closeMu.RLock()
+	if s.closed {
+		s.closeMu.RUnlock()
+		putReq(r)
+		done(AppendResult{BaseOffset: -1, LogAppendTime: -1, Err: ErrClosed})
+		return
+	}
+	p.sh.reqs <- r
+	s.closeMu.RUnlock()
+}
+
+// Offsets returns the log start offset and the high watermark.
+func (s *Store) Offsets(topic string, partition int32) (int64, int64, error) {
+	p, err := s.lookup(topic, partition)
+	if err != nil {
+		return -1, -1, err
+	}
+	if p.failed.Load() {
+		return -1, -1, ErrStorage
+	}
+	return 0, p.hwm.Load(), nil
+}
+
+// Watch calls fn once the high watermark passes after, the partition is
+// deleted, or the store closes (see api.go).
+func (s *Store) Watch(topic string, partition int32, after int64, fn func()) (cancel func()) {
+	p, err := s.lookup(topic, partition)
+	if err != nil {
+		fn()
+		return func() {}
+	}
+	p.wmu.Lock()
+	// Count first, then check: the syncer stores the high watermark and
+	// then reads nwatch, so one of the two sees the other.
+	p.nwatch.Add(1)
+	if p.hwm.Load() > after || p.deleted.Load() || p.wclosed {
+		p.nwatch.Add(-1)
+		p.wmu.Unlock()
+		fn()
+		return func() {}
+	}
+	id := p.nextW
+	p.nextW++
+	p.watchers = append(p.watchers, watcher{id: id, after: after, fn: fn})
+	p.wmu.Unlock()
+	return func() {
+		p.wmu.Lock()
+		defer p.wmu.Unlock()
+		for i, w := range p.watchers {
+			if w.id == id {
+				p.watchers = slices.Delete(p.watchers, i, i+1)
+				p.nwatch.Add(-1)
+				return
+			}
+		}
+	}
+}
+
+// fire runs the watchers the current high watermark satisfies.
+func (p *partition) fire() {
+	if p.nwatch.Load() == 0 {
+		return
+	}
+	var due [16]func()
+	for {
+		n := 0
+		hwm := p.hwm.Load()
+		p.wmu.Lock()
+		kept := p.watchers[:0]
+		for _, w := range p.watchers {
+			if w.after < hwm && n < len(due) {
+				due[n] = w.fn
+				n++
+				continue
+			}
+			kept = append(kept, w)
+		}
+		clear(p.watchers[len(kept):])
+		p.watchers = kept
+		p.nwatch.Store(int32(len(kept)))
+		more := n == len(due)
+		p.wmu.Unlock()
+		for i := range n {
+			due[i]()
+			due[i] = nil
+		}
+		if !more {
+			return
+		}
+	}
+}
+
+// fireAll runs every watcher (partition deleted, or store closed).
+func (p *partition) fireAll(closing bool) {
+	p.wmu.Lock()
+	ws := p.watchers
+	p.watchers = nil
+	p.nwatch.Store(0)
+	if closing {
+		p.wclosed = true
+	}
+	p.wmu.Unlock()
+	for _, w := range ws {
+		w.fn()
+	}
+}
+
+// Stats are the store's counters, for metrics.
+type Stats struct {
+	Appends      int64 // append requests completed
+	AppendBytes  int64 // batch bytes written
+	Groups       int64 // group commit writes
+	Fsyncs       int64
+	FsyncTime    time.Duration
+	Reads        int64
+	ReadBytes    int64
+	SegmentsRoll int64
+	FailedShards int
+	Recovery     RecoveryStats
+}
+
+// RecoveryStats describe what Open recovered.
+type RecoveryStats struct {
+	Segments         int   // segment files found
+	FromCheckpoint   int   // segments whose index came from a checkpoint
+	Scanned          int   // segments scanned chunk by chunk
+	Chunks           int   // chunks recovered
+	Bytes            int64 // batch bytes recovered
+	TornBytes        int64 // bytes cut off torn tails (kept aside)
+	FailedPartitions int
+	Took             time.Duration
+}
+
+type counters struct {
+	appends, appendBytes, groups, fsyncs, fsyncNanos, reads, readBytes, rolls atomic.Int64
+}
+
+// Stats returns a snapshot of the counters.
+func (s *Store) Stats() Stats {
+	st := Stats{
+		Appends: s.stats.appends.Load(), AppendBytes: s.stats.appendBytes.Load(), Groups: s.stats.groups.Load(),
+		Fsyncs: s.stats.fsyncs.Load(), FsyncTime: time.Duration(s.stats.fsyncNanos.Load()),
+		Reads: s.stats.reads.Load(), ReadBytes: s.stats.readBytes.Load(), SegmentsRoll: s.stats.rolls.Load(),
+		Recovery: s.recovery,
+	}
+	for _, sh := range s.shards {
+		if sh.failed.Load() {
+			st.FailedShards++
+		}
+	}
+	return st
+}

@@ -1,0 +1,737 @@
+package storage
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// A shard owns a set of partitions and their WAL. Three goroutines:
+//
+//   - writer: takes append requests, checks idempotent producer state,
+//     assigns offsets, builds one chunk per partition in a reused buffer and
+//     writes the whole group with one pwrite. Non-durable (acks 0/1)
+//     requests complete here.
+//   - syncer: takes written groups in order and covers all that are queued
+//     with one fdatasync (pipelined: groups written while an fdatasync runs
+//     share the next one). Then it publishes the chunks to the partition
+//     indexes, moves the high watermarks, completes durable requests and
+//     wakes watchers. Acks therefore never precede the fsync covering them.
+//   - bg: prepares the next segment file and writes index checkpoints of
+//     sealed segments, off the hot path.
+//
+// A failed write or fsync fails the shard until restart (as Kafka takes a
+// log directory offline): every waiting and later append fails with
+// ErrStorage and nothing more is written, so no later fsync can be taken to
+// cover data an earlier failed fsync may have dropped. Reads of data already
+// made durable keep working. Recovery on the next Open cuts the unsynced
+// tail back to the last whole chunk.
+type shard struct {
+	st  *Store
+	id  int
+	dir string
+	log zerolog.Logger
+
+	reqs     chan *appendReq
+	stop     chan struct{}
+	syncCh   chan *group // writer -> syncer, closed by the writer on exit
+	free     chan *group // syncer -> writer
+	sealed   chan error  // syncer -> writer: the old segment is durable
+	prepared chan prepResult
+	bgJobs   chan func()
+	failed   atomic.Bool
+	failOnce sync.Once
+	wg       sync.WaitGroup // writer and syncer
+	bgDone   chan struct{}
+
+	// Writer goroutine only (recovery before it starts).
+	seg       *segment
+	pos       int64 // write position in seg
+	nextSegID uint64
+	producers producerMap
+	buf       []byte
+	batch     []*appendReq
+	parts     []*partition
+	gen       uint64
+	held      *appendReq // taken off reqs but left for the next group
+	saved     []savedProducer
+
+	// Syncer goroutine only (recovery before it starts).
+	ck []ckEntry // chunks of the active segment, for its checkpoint
+
+	segsMu sync.Mutex
+	segs   []*segment // every open segment, for Close
+}
+
+type appendReq struct {
+	p       *partition
+	data    []byte
+	durable bool
+	done    func(AppendResult)
+	res     AppendResult
+	next    *appendReq // next request of the same partition in the group
+}
+
+var reqPool = sync.Pool{New: func() any { return new(appendReq) }}
+
+func putReq(r *appendReq) {
+	*r = appendReq{}
+	reqPool.Put(r)
+}
+
+type groupKind uint8
+
+const (
+	groupData groupKind = iota
+	groupSeal           // the segment is full: fsync it, checkpoint it
+)
+
+type pubEntry struct {
+	p *partition
+	e chunkEntry
+}
+
+// group is one group commit on its way from the writer to the syncer.
+type group struct {
+	kind    groupKind
+	seg     *segment
+	reqs    []*appendReq // durable requests waiting for the fsync
+	entries []pubEntry
+	snap    producerMap // seal: producer state at the end of seg
+}
+
+type prepResult struct {
+	id  uint64
+	f   File
+	err error
+}
+
+type savedProducer struct {
+	k       producerKey
+	old     producerEntry
+	created bool
+}
+
+func newShard(st *Store, id int) *shard {
+	s := &shard{
+		st:        st,
+		id:        id,
+		dir:       filepath.Join(st.cfg.Dir, fmt.Sprintf("shard-%03d", id)),
+		log:       st.log.With().Int("shard", id).Logger(),
+		reqs:      make(chan *appendReq, st.cfg.QueueDepth),
+		stop:      make(chan struct{}),
+		syncCh:    make(chan *group, groupsInFlight+1),
+		free:      make(chan *group, groupsInFlight),
+		sealed:    make(chan error, 1),
+		prepared:  make(chan prepResult, 1),
+		bgJobs:    make(chan func(), 4),
+		bgDone:    make(chan struct{}),
+		producers: producerMap{},
+	}
+	for range groupsInFlight {
+		s.free <- new(group)
+	}
+	return s
+}
+
+func (s *shard) start() {
+	s.wg.Add(2)
+	go s.runWriter()
+	go s.runSyncer()
+	go s.runBg()
+	s.bgJobs <- s.prepareJob(s.nextSegID)
+}
+
+// wait returns once everything queued is written and fsynced.
+func (s *shard) wait() {
+	s.wg.Wait()
+	close(s.bgJobs)
+	<-s.bgDone
+	select {
+	case pr := <-s.prepared:
+		if pr.f != nil {
+			_ = pr.f.Close()
+		}
+	default:
+	}
+}
+
+func (s *shard) closeSegments() {
+	s.segsMu.Lock()
+	segs := s.segs
+	s.segs = nil
+	s.segsMu.Unlock()
+	for _, seg := range segs {
+		seg.release()
+	}
+}
+
+func (s *shard) addSegment(seg *segment) {
+	s.segsMu.Lock()
+	s.segs = append(s.segs, seg)
+	s.segsMu.Unlock()
+}
+
+// fail marks the shard failed; the first failure is logged.
+func (s *shard) fail(what string, err error) {
+	s.failed.Store(true)
+	s.failOnce.Do(func() {
+		s.log.Error().Err(err).Str("op", what).Msg("WAL I/O failed: shard is offline until restart; unacknowledged appends fail with KAFKA_STORAGE_ERROR")
+	})
+}
+
+func failResult(err error) AppendResult {
+	return AppendResult{BaseOffset: -1, LogAppendTime: -1, Err: err}
+}
+
+func (s *shard) complete(r *appendReq) {
+	done, res := r.done, r.res
+	putReq(r)
+	done(res)
+}
+
+func (s *shard) runWriter() {
+	defer s.wg.Done()
+	defer close(s.syncCh)
+	for {
+		var r *appendReq
+		if s.held != nil {
+			r, s.held = s.held, nil
+		} else {
+			select {
+			case r = <-s.reqs:
+			case <-s.stop:
+				// Close no longer lets Append enqueue: drain what is queued.
+				for {
+					if s.held != nil {
+						r, s.held = s.held, nil
+					} else {
+						select {
+						case r = <-s.reqs:
+						default:
+							return
+						}
+					}
+					s.collect(r)
+				}
+			}
+		}
+		s.collect(r)
+	}
+}
+
+// collect gathers whatever is queued behind first, up to MaxGroupBytes,
+// into one group and processes it.
+func (s *shard) collect(first *appendReq) {
+	s.batch = append(s.batch[:0], first)
+	bound := len(first.data) + chunkHeaderBytes
+	limit := s.st.cfg.MaxGroupBytes
+more:
+	for bound < limit {
+		select {
+		case r := <-s.reqs:
+			if bound+len(r.data)+chunkHeaderBytes > limit {
+				s.held = r
+				break more
+			}
+			s.batch = append(s.batch, r)
+			bound += len(r.data) + chunkHeaderBytes
+		default:
+			break more
+		}
+	}
+	s.process(s.batch, bound)
+	clear(s.batch)
+}
+
+// process admits, places and writes one group; bound is an upper bound of
+// its bytes.
+func (s *shard) process(reqs []*appendReq, bound int) {
+	if s.failed.Load() {
+		for _, r := range reqs {
+			r.res = failResult(ErrStorage)
+			s.complete(r)
+		}
+		return
+	}
+	now := s.st.now().UnixMilli()
+	if s.pos+int64(bound) > s.st.cfg.SegmentBytes {
+		if err := s.roll(now); err != nil {
+			s.fail("roll", err)
+			for _, r := range reqs {
+				r.res = failResult(ErrStorage)
+				s.complete(r)
+			}
+			return
+		}
+	}
+	g := <-s.free
+	g.kind, g.seg = groupData, s.seg
+
+	// Bucket the requests by partition, keeping arrival order.
+	s.gen++
+	s.parts = s.parts[:0]
+	for _, r := range reqs {
+		p := r.p
+		r.next = nil
+		if p.gen != s.gen {
+			p.gen, p.head = s.gen, r
+			s.parts = append(s.parts, p)
+		} else {
+			p.tail.next = r
+		}
+		p.tail = r
+	}
+
+	// bound counts a header per request; chunks never split a request.
+	if cap(s.buf) < bound {
+		s.buf = make([]byte, 0, bound)
+	}
+	buf := s.buf[:0]
+	for _, p := range s.parts {
+		buf = s.placeChunk(g, p, buf, now)
+		p.head, p.tail = nil, nil
+	}
+	s.buf = buf
+
+	if len(buf) > 0 {
+		if _, err := s.seg.f.WriteAt(buf, s.pos); err != nil {
+			s.fail("write", err)
+			for _, r := range reqs {
+				r.res = failResult(ErrStorage)
+				s.complete(r)
+			}
+			g.reset()
+			s.free <- g
+			return
+		}
+		s.pos += int64(len(buf))
+		s.st.stats.groups.Add(1)
+		s.st.stats.appendBytes.Add(int64(len(buf)))
+	}
+	s.st.stats.appends.Add(int64(len(reqs)))
+	for _, r := range reqs {
+		if r.res.Err != nil || !r.durable {
+			s.complete(r)
+		} else {
+			g.reqs = append(g.reqs, r)
+		}
+	}
+	if len(g.entries) == 0 && len(g.reqs) == 0 {
+		g.reset()
+		s.free <- g
+		return
+	}
+	s.syncCh <- g
+}
+
+// placeChunk appends p's chunks (header and admitted batches) to buf. A
+// chunk is closed once it reaches MaxChunkBytes, so finding a batch inside
+// one (Read walking batch prefixes) stays cheap.
+func (s *shard) placeChunk(g *group, p *partition, buf []byte, nowMs int64) []byte {
+	c := chunkBuilder{hdrAt: len(buf), base: p.next, maxTs: math.MinInt64, maxTsOff: -1}
+	buf = buf[:c.hdrAt+chunkHeaderBytes]
+	limit := s.st.cfg.MaxChunkBytes
+	for r := p.head; r != nil; r = r.next {
+		r.res = failResult(nil)
+		switch {
+		case p.deleted.Load():
+			r.res.Err = ErrUnknownTopic
+			continue
+		case p.failed.Load():
+			r.res.Err = ErrStorage
+			continue
+		}
+		dupBase, err := s.admit(p, r.data, nowMs)
+		if err != nil {
+			r.res.Err = err
+			continue
+		}
+		if dupBase >= 0 {
+			r.res.BaseOffset = dupBase
+			continue
+		}
+		if c.count > 0 && len(buf)-c.hdrAt-chunkHeaderBytes+len(r.data) > limit {
+			buf = s.closeChunk(g, p, &c, buf)
+			c = chunkBuilder{hdrAt: len(buf), base: p.next, maxTs: math.MinInt64, maxTsOff: -1}
+			buf = buf[:c.hdrAt+chunkHeaderBytes]
+		}
+		at := len(buf)
+		buf = append(buf, r.data...)
+		off := p.next
+		r.res.BaseOffset = off
+		if p.logAppendTime {
+			r.res.LogAppendTime = nowMs
+		}
+		for b := buf[at:]; len(b) > 0; {
+			batch, rest, _ := NextBatch(b) // admit checked the framing
+			SetBaseOffset(batch, off)
+			if p.logAppendTime {
+				SetLogAppendTime(batch, nowMs)
+			}
+			if mt := int64(binary.BigEndian.Uint64(batch[batchMaxTimestampAt:])); mt > c.maxTs {
+				c.maxTs, c.maxTsOff = mt, off
+			}
+			off += int64(int32(binary.BigEndian.Uint32(batch[batchLastOffsetDeltaAt:]))) + 1
+			c.count++
+			b = rest
+		}
+		p.next = off
+	}
+	if c.count == 0 {
+		return buf[:c.hdrAt]
+	}
+	return s.closeChunk(g, p, &c, buf)
+}
+
+// chunkBuilder tracks the chunk being placed.
+type chunkBuilder struct {
+	hdrAt           int
+	base            int64
+	count           uint32
+	maxTs, maxTsOff int64
+}
+
+func (s *shard) closeChunk(g *group, p *partition, c *chunkBuilder, buf []byte) []byte {
+	length := len(buf) - c.hdrAt - chunkHeaderBytes
+	putChunkHeader(buf[c.hdrAt:], chunkHeader{key: p.key, count: c.count, base: c.base, last: p.next - 1, length: uint32(length)})
+	g.entries = append(g.entries, pubEntry{p: p, e: chunkEntry{
+		base: c.base, last: p.next - 1, seg: s.seg,
+		pos: s.pos + int64(c.hdrAt) + chunkHeaderBytes, length: int64(length),
+		maxTs: c.maxTs, maxTsOff: c.maxTsOff,
+	}})
+	return buf
+}
+
+// admit checks the batches of one request against the idempotent producer
+// state and records them, all or nothing. dupBase >= 0 means the request
+// is a retry of batches already in the log at that offset: nothing is to
+// be written.
+func (s *shard) admit(p *partition, data []byte, nowMs int64) (dupBase int64, err error) {
+	s.saved = s.saved[:0]
+	off := p.next
+	nb, ndup := 0, 0
+	dupBase = -1
+	for b := data; len(b) > 0; {
+		batch, rest, err := NextBatch(b)
+		if err != nil {
+			s.rollback()
+			return -1, err
+		}
+		b = rest
+		h, _ := ParseBatchHeader(batch)
+		if h.LastOffsetDelta < 0 {
+			s.rollback()
+			return -1, ErrBatchCount
+		}
+		nb++
+		last := off + int64(h.LastOffsetDelta)
+		if h.ProducerID >= 0 && !h.Control() {
+			k := producerKey{pid: h.ProducerID, key: p.key}
+			e := s.producers[k]
+			if e == nil {
+				e = &producerEntry{epoch: h.ProducerEpoch}
+				s.producers[k] = e
+				s.saved = append(s.saved, savedProducer{k: k, created: true})
+			} else {
+				lastSeq := incSeq(h.BaseSequence, h.LastOffsetDelta)
+				dup, err := e.checkSeq(h.ProducerEpoch, h.BaseSequence, lastSeq)
+				if err != nil {
+					s.rollback()
+					return -1, err
+				}
+				if dup != nil {
+					if nb == 1 {
+						dupBase = dup.base
+					}
+					ndup++
+					continue
+				}
+				s.save(k, e)
+			}
+			e.record(h.ProducerEpoch, producerBatch{
+				firstSeq: h.BaseSequence, lastSeq: incSeq(h.BaseSequence, h.LastOffsetDelta),
+				base: off, last: last,
+			}, nowMs)
+		}
+		off = last + 1
+	}
+	if ndup > 0 {
+		s.rollback()
+		if ndup == nb {
+			return dupBase, nil
+		}
+		return -1, ErrOutOfOrderSequence
+	}
+	return -1, nil
+}
+
+func (s *shard) save(k producerKey, e *producerEntry) {
+	for i := range s.saved {
+		if s.saved[i].k == k {
+			return
+		}
+	}
+	s.saved = append(s.saved, savedProducer{k: k, old: *e})
+}
+
+func (s *shard) rollback() {
+	for i := len(s.saved) - 1; i >= 0; i-- {
+		sv := &s.saved[i]
+		if sv.created {
+			delete(s.producers, sv.k)
+		} else {
+			*s.producers[sv.k] = sv.old
+		}
+	}
+	s.saved = s.saved[:0]
+}
+
+// roll seals the active segment and switches to the prepared next one. It
+// waits until the old segment is fsynced, so only the newest segment of a
+// shard can ever hold unsynced (possibly torn) bytes.
+func (s *shard) roll(nowMs int64) error {
+	g := <-s.free
+	g.kind, g.seg = groupSeal, s.seg
+	s.producers.expire(nowMs - s.st.cfg.ProducerExpiry.Milliseconds())
+	g.snap = s.producers.clone()
+	s.syncCh <- g
+	if err := <-s.sealed; err != nil {
+		return err
+	}
+	pr := <-s.prepared
+	if pr.err != nil {
+		return pr.err
+	}
+	seg, err := s.install(pr)
+	if err != nil {
+		return err
+	}
+	s.seg, s.pos = seg, 0
+	s.st.stats.rolls.Add(1)
+	s.bgJobs <- s.prepareJob(s.nextSegID)
+	return nil
+}
+
+// install renames a prepared segment into place and makes the name durable
+// before anything written to it can be acknowledged.
+func (s *shard) install(pr prepResult) (*segment, error) {
+	path := segPath(s.dir, pr.id)
+	if err := s.st.fs.Rename(prepPath(s.dir, pr.id), path); err != nil {
+		_ = pr.f.Close()
+		return nil, err
+	}
+	if err := s.st.fs.SyncDir(s.dir); err != nil {
+		_ = pr.f.Close()
+		return nil, err
+	}
+	seg := newSegment(pr.id, path, pr.f)
+	s.addSegment(seg)
+	s.nextSegID = pr.id + 1
+	return seg, nil
+}
+
+// prepareJob creates segment id as <id>.wal.prep and preallocates it.
+func (s *shard) prepareJob(id uint64) func() {
+	return func() {
+		f, err := s.prepare(id)
+		s.prepared <- prepResult{id: id, f: f, err: err}
+	}
+}
+
+func (s *shard) prepare(id uint64) (File, error) {
+	path := prepPath(s.dir, id)
+	f, err := s.st.fs.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	size := s.st.cfg.SegmentBytes
+	switch s.st.cfg.Prealloc {
+	case PreallocZeroFill:
+		if err = f.Allocate(0, size); err == nil {
+			err = zeroRange(f, 0, size)
+		}
+	case PreallocFallocate:
+		err = f.Allocate(0, size)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if err != nil {
+		_ = f.Close()
+		_ = s.st.fs.Remove(path)
+		return nil, err
+	}
+	return f, nil
+}
+
+var zeros = make([]byte, 1<<20)
+
+func zeroRange(f File, off, end int64) error {
+	for off < end {
+		n := min(int64(len(zeros)), end-off)
+		if _, err := f.WriteAt(zeros[:n], off); err != nil {
+			return err
+		}
+		off += n
+	}
+	return nil
+}
+
+func (g *group) reset() {
+	clear(g.reqs)
+	clear(g.entries)
+	*g = group{reqs: g.reqs[:0], entries: g.entries[:0]}
+}
+
+func (s *shard) runSyncer() {
+	defer s.wg.Done()
+	var batch []*group
+	var timer *time.Timer
+	linger := s.st.cfg.FsyncLinger
+	for {
+		g, ok := <-s.syncCh
+		if !ok {
+			return
+		}
+		batch = append(batch[:0], g)
+		open := true
+		if linger > 0 {
+			if timer == nil {
+				timer = time.NewTimer(linger)
+			} else {
+				timer.Reset(linger)
+			}
+		wait:
+			for {
+				select {
+				case g, ok := <-s.syncCh:
+					if !ok {
+						open = false
+						break wait
+					}
+					batch = append(batch, g)
+				case <-timer.C:
+					break wait
+				}
+			}
+			timer.Stop()
+		}
+	drain:
+		for open {
+			select {
+			case g, ok := <-s.syncCh:
+				if !ok {
+					open = false
+					break drain
+				}
+				batch = append(batch, g)
+			default:
+				break drain
+			}
+		}
+		err := s.syncGroups(batch)
+		for _, g := range batch {
+			s.finish(g, err)
+		}
+		clear(batch)
+		if !open {
+			return
+		}
+	}
+}
+
+// syncGroups fdatasyncs every segment the groups wrote to.
+func (s *shard) syncGroups(batch []*group) error {
+	if s.failed.Load() {
+		return ErrStorage
+	}
+	var synced [2]*segment
+	n := 0
+	for _, g := range batch {
+		if (n > 0 && synced[0] == g.seg) || (n > 1 && synced[1] == g.seg) {
+			continue
+		}
+		t0 := time.Now()
+		err := g.seg.f.Sync()
+		took := time.Since(t0)
+		s.st.stats.fsyncs.Add(1)
+		s.st.stats.fsyncNanos.Add(int64(took))
+		if err != nil {
+			s.fail("fdatasync", err)
+			return fmt.Errorf("%w: %v", ErrStorage, err)
+		}
+		if took > fsyncWarnAfter {
+			s.log.Warn().Dur("took", took).Str("segment", g.seg.path).Msg("slow fdatasync")
+		}
+		if n < len(synced) {
+			synced[n] = g.seg
+			n++
+		} else {
+			synced[0], synced[1] = synced[1], g.seg
+		}
+	}
+	return nil
+}
+
+// finish publishes a group after its fsync (err nil) or fails it.
+func (s *shard) finish(g *group, err error) {
+	switch g.kind {
+	case groupSeal:
+		if err == nil {
+			s.queueCheckpoint(g.seg, s.ck, g.snap)
+			s.ck = nil
+		}
+		s.sealed <- err
+	case groupData:
+		if err == nil {
+			for i := range g.entries {
+				pe := &g.entries[i]
+				pe.p.idx.add(pe.e)
+				pe.p.hwm.Store(pe.e.last + 1)
+				s.ck = append(s.ck, ckEntry{key: pe.p.key, base: pe.e.base, last: pe.e.last, pos: pe.e.pos,
+					length: pe.e.length, maxTs: pe.e.maxTs, maxTsOff: pe.e.maxTsOff})
+			}
+		}
+		for _, r := range g.reqs {
+			if err != nil {
+				r.res = failResult(ErrStorage)
+			}
+			s.complete(r)
+		}
+		if err == nil {
+			for i := range g.entries {
+				g.entries[i].p.fire()
+			}
+		}
+	}
+	g.reset()
+	s.free <- g
+}
+
+func (s *shard) queueCheckpoint(seg *segment, entries []ckEntry, snap producerMap) {
+	s.bgJobs <- func() {
+		if err := s.writeCheckpoint(seg.id, entries, snap); err != nil {
+			s.log.Warn().Err(err).Str("segment", seg.path).Msg("index checkpoint not written; the segment will be scanned on restart")
+		}
+	}
+}
+
+func (s *shard) writeCheckpoint(id uint64, entries []ckEntry, snap producerMap) error {
+	prod, np := encodeProducers(snap)
+	b := encodeCheckpoint(id, entries, prod, np)
+	return writeFileAtomic(s.st.fs, s.dir, segName(id)+idxSuffix, b)
+}
+
+func (s *shard) runBg() {
+	defer close(s.bgDone)
+	for job := range s.bgJobs {
+		job()
+	}
+}
