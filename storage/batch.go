@@ -154,6 +154,16 @@ func SetBaseOffset(b []byte, off int64) {
 	binary.BigEndian.PutUint64(b[batchBaseOffsetAt:], uint64(off))
 }
 
+// LeaderEpoch is the partition leader epoch klite stamps on every batch: one
+// broker that never loses leadership, so always 0, as Metadata reports.
+const LeaderEpoch = 0
+
+// SetLeaderEpoch overwrites the batch's partitionLeaderEpoch in place (the
+// producer sends -1); like baseOffset it is outside the CRC.
+func SetLeaderEpoch(b []byte, epoch int32) {
+	binary.BigEndian.PutUint32(b[batchLeaderEpochAt:], uint32(epoch))
+}
+
 // SetLogAppendTime sets maxTimestamp to ts and marks the timestamp type as
 // LogAppendTime (consumers then read every record's time as maxTimestamp),
 // and recomputes the CRC.

@@ -372,6 +372,7 @@ func (s *shard) placeChunk(g *group, p *partition, buf []byte, nowMs int64) []by
 		for b := buf[at:]; len(b) > 0; {
 			batch, rest, _ := NextBatch(b) // admit checked the framing
 			SetBaseOffset(batch, off)
+			SetLeaderEpoch(batch, LeaderEpoch)
 			if p.logAppendTime {
 				SetLogAppendTime(batch, nowMs)
 			}
