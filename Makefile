@@ -1,0 +1,65 @@
+# klite: `make run` starts a broker on :9092 with data in ./data; `make test`
+# runs every unit, fuzz-seed and integration test.
+
+GO        ?= go
+BIN       ?= bin/klite
+WAL       ?= ./data
+# Records each client integration test produces and consumes.
+RECORDS   ?= 1000000
+# Per-target duration of `make fuzz`.
+FUZZTIME  ?= 30s
+TESTFLAGS ?=
+
+.PHONY: all build run test test-unit test-integration test-race fuzz bench bench-quick lint clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN) ./cmd/klite
+
+run: build
+	$(BIN) -wal $(WAL)
+
+# Fuzz seed corpora (testdata/fuzz) run as ordinary tests here.
+test: test-unit test-integration
+
+test-unit:
+	$(GO) test -count=1 -timeout 10m $(TESTFLAGS) $$($(GO) list ./... | grep -v -e /cmd/klite -e /bench)
+
+test-integration:
+	KLITE_TEST_RECORDS=$(RECORDS) $(GO) test -count=1 -timeout 14m -v $(TESTFLAGS) ./cmd/klite
+
+# The integration tests drive the real binary; under -race they run with
+# fewer records so the run stays within the machine's budget.
+test-race:
+	$(GO) test -race -count=1 -timeout 20m $(TESTFLAGS) $$($(GO) list ./... | grep -v -e /cmd/klite -e /bench)
+	KLITE_TEST_RECORDS=100000 KLITE_TEST_RACE=1 $(GO) test -race -count=1 -timeout 20m $(TESTFLAGS) ./cmd/klite
+
+# Runs every Fuzz target for FUZZTIME (go test -fuzz takes one target at a time).
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+		dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
+		for target in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | sed 's/^func //'); do \
+			echo "== $$pkg $$target ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done
+
+# System benchmarks against the real binary (bench/ writes BENCHMARKS.md);
+# BENCHFLAGS passes more flags, e.g. BENCHFLAGS='-scenarios produce'.
+BENCHFLAGS ?=
+
+bench: build
+	$(GO) run ./bench -klite $(BIN) $(BENCHFLAGS)
+
+bench-quick: build
+	$(GO) run ./bench -quick -klite $(BIN) $(BENCHFLAGS)
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go'; git ls-files --others --exclude-standard '*.go')); \
+		if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin
+	$(GO) clean -testcache

@@ -1,0 +1,317 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/klite/klite/storage"
+)
+
+// envPrefix names the environment variables that give flags their defaults:
+// -max-conns is read from KLITE_MAX_CONNS. A flag on the command line wins
+// over the environment; the environment wins over the built-in default.
+const envPrefix = "KLITE_"
+
+// Config is everything main needs to build the broker. Defaults and
+// validation live here and nowhere else.
+type Config struct {
+	Listen    string // host:port to bind
+	Advertise string // host:port clients are told to dial; derived from Listen when empty
+	WALDir    string
+
+	LogLevel  string
+	LogFormat string // console | json
+
+	FsyncLinger    time.Duration
+	SegmentBytes   int64
+	Prealloc       string // zero-fill | fallocate | none
+	Shards         int
+	ProducerExpiry time.Duration
+
+	NodeID             int
+	ClusterID          string
+	DefaultPartitions  int
+	AutoCreateTopics   bool
+	MaxMessageBytes    int
+	MaxTopicPartitions int
+
+	Loops               int
+	MaxRequestBytes     int
+	MaxInflightRequests int
+	MaxInflightBytes    int64
+	MaxOutboundBytes    int64
+	MaxInboundBytes     int64 // 0: MaxRequestBytes + 8 MiB
+	IdleTimeout         time.Duration
+	MaxConns            int
+
+	ShutdownTimeout time.Duration
+}
+
+// defaultConfig holds the built-in defaults. The Kafka-visible ones follow
+// Apache Kafka's broker defaults (message.max.bytes, socket.request.max.bytes,
+// connections.max.idle.ms, num.partitions).
+func defaultConfig() Config {
+	return Config{
+		Listen:    ":9092",
+		WALDir:    "./data",
+		LogLevel:  "info",
+		LogFormat: "console",
+
+		FsyncLinger:    0,
+		SegmentBytes:   256 << 20,
+		Prealloc:       "zero-fill",
+		Shards:         0,
+		ProducerExpiry: 24 * time.Hour,
+
+		NodeID:             1,
+		DefaultPartitions:  1,
+		AutoCreateTopics:   true,
+		MaxMessageBytes:    1048588,
+		MaxTopicPartitions: 10000,
+
+		Loops:               0,
+		MaxRequestBytes:     100 << 20,
+		MaxInflightRequests: 100,
+		MaxInflightBytes:    128 << 20,
+		MaxOutboundBytes:    64 << 20,
+		IdleTimeout:         10 * time.Minute,
+		MaxConns:            18000,
+
+		ShutdownTimeout: 30 * time.Second,
+	}
+}
+
+// parseConfig reads args (without the program name) and the environment into
+// a validated Config. It returns flag.ErrHelp after printing usage for -h.
+func parseConfig(args []string, getenv func(string) string, out io.Writer) (Config, error) {
+	cfg := defaultConfig()
+	fs := newFlagSet(&cfg, out)
+
+	// The environment replaces the defaults before the command line is parsed.
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := envName(f.Name)
+		v := getenv(name)
+		if v == "" || envErr != nil {
+			return
+		}
+		if err := f.Value.Set(v); err != nil {
+			envErr = fmt.Errorf("%s=%q: %w", name, v, err)
+		}
+	})
+	if envErr != nil {
+		return cfg, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	return cfg, cfg.validate()
+}
+
+// newFlagSet defines every flag on cfg, with cfg's values as defaults.
+func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("klite", flag.ContinueOnError)
+	fs.SetOutput(out)
+
+	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "`host:port` to listen on; port 0 picks a free port")
+	fs.StringVar(&cfg.Advertise, "advertise", cfg.Advertise, "`host:port` returned to clients in Metadata. Empty: the listen address, with 127.0.0.1\nwhen the listen host is empty or unspecified (0.0.0.0, ::) and the bound port when it is 0 or omitted.\nSet it whenever clients connect from other machines")
+	fs.StringVar(&cfg.WALDir, "wal", cfg.WALDir, "data `dir`ectory for the write-ahead log and metadata")
+	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "log `level`: trace, debug, info, warn, error")
+	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "log `format`: console or json (both on stderr)")
+	fs.DurationVar(&cfg.FsyncLinger, "fsync-linger", cfg.FsyncLinger, "how long a shard waits for more writes before an fdatasync (group commit); 0 syncs at once")
+	fs.Int64Var(&cfg.SegmentBytes, "segment-bytes", cfg.SegmentBytes, "WAL segment size in `bytes` before it rolls")
+	fs.StringVar(&cfg.Prealloc, "segment-prealloc", cfg.Prealloc, "how new WAL segments reserve disk: zero-fill (fallocate, then write zeros: steadiest fdatasync),\nfallocate (reserve only) or none (grow by appending)")
+	fs.DurationVar(&cfg.ProducerExpiry, "producer-expiry", cfg.ProducerExpiry, "idempotent producer state idle this long is dropped (transactional.id.expiration.ms analogue)")
+	fs.IntVar(&cfg.Shards, "shards", cfg.Shards, "storage writer shards, each with its own WAL and fsync; 0 means one per CPU")
+	fs.IntVar(&cfg.NodeID, "node-id", cfg.NodeID, "broker id returned in Metadata")
+	fs.StringVar(&cfg.ClusterID, "cluster-id", cfg.ClusterID, "cluster id returned in Metadata; empty: generated once and kept in <wal>/cluster.id")
+	fs.IntVar(&cfg.DefaultPartitions, "default-partitions", cfg.DefaultPartitions, "partitions of auto-created topics and of CreateTopics with -1 partitions")
+	fs.BoolVar(&cfg.AutoCreateTopics, "auto-create-topics", cfg.AutoCreateTopics, "create unknown topics on Metadata requests that allow it (auto.create.topics.enable)")
+	fs.IntVar(&cfg.MaxMessageBytes, "max-message-bytes", cfg.MaxMessageBytes, "largest record batch accepted, in `bytes` (message.max.bytes)")
+	fs.IntVar(&cfg.MaxTopicPartitions, "max-topic-partitions", cfg.MaxTopicPartitions, "most partitions one topic may have")
+	fs.IntVar(&cfg.Loops, "loops", cfg.Loops, "network event loops; 0 means one per CPU")
+	fs.IntVar(&cfg.MaxRequestBytes, "max-request-bytes", cfg.MaxRequestBytes, "largest request frame, in `bytes`; larger ones close the connection (socket.request.max.bytes)")
+	fs.IntVar(&cfg.MaxInflightRequests, "max-inflight-requests", cfg.MaxInflightRequests, "requests read but not yet answered, per connection; past it no more are read until one is answered")
+	fs.Int64Var(&cfg.MaxInflightBytes, "max-inflight-bytes", cfg.MaxInflightBytes, "request `bytes` read but not yet answered, per connection (one frame is always admitted)")
+	fs.Int64Var(&cfg.MaxOutboundBytes, "max-outbound-bytes", cfg.MaxOutboundBytes, "response `bytes` queued for a client that reads slowly, per connection; past it no more requests are read")
+	fs.Int64Var(&cfg.MaxInboundBytes, "max-inbound-bytes", cfg.MaxInboundBytes, "`bytes` a client may send ahead while its connection is held back by the in-flight or outbound caps,\nbefore it is disconnected; 0 means -max-request-bytes plus 8 MiB")
+	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "close connections idle this long; 0 never (connections.max.idle.ms)")
+	fs.IntVar(&cfg.MaxConns, "max-conns", cfg.MaxConns, "most open client connections; 0 means unlimited (bounded by the open-file limit)")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long a graceful stop waits for in-flight requests")
+
+	fs.Usage = func() {
+		fmt.Fprintf(out, "klite: a single-node Kafka-compatible broker\n\nUsage: klite [flags]\n\n")
+		fmt.Fprintf(out, "Every flag can also be set with an environment variable named KLITE_ and the flag name\n")
+		fmt.Fprintf(out, "in upper case with - as _ (-max-conns: KLITE_MAX_CONNS). A flag given on the command\n")
+		fmt.Fprintf(out, "line wins over the environment.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// envName maps a flag name to its environment variable.
+func envName(flagName string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("-listen %q: %v", c.Listen, err)
+	}
+	if c.Advertise != "" {
+		if _, err := splitAdvertise(c.Advertise); err != nil {
+			bad("-advertise %q: %v", c.Advertise, err)
+		}
+	}
+	if c.WALDir == "" {
+		bad("-wal must not be empty")
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		bad("-log-level: %v", err)
+	}
+	if c.LogFormat != "console" && c.LogFormat != "json" {
+		bad("-log-format %q: want console or json", c.LogFormat)
+	}
+	if c.FsyncLinger < 0 || c.FsyncLinger > 100*time.Millisecond {
+		bad("-fsync-linger must be in [0, 100ms]")
+	}
+	if c.SegmentBytes < 1<<20 || c.SegmentBytes > 4<<30 {
+		bad("-segment-bytes must be in [1 MiB, 4 GiB]")
+	}
+	if _, ok := preallocModes[c.Prealloc]; !ok {
+		bad("-segment-prealloc %q: want zero-fill, fallocate or none", c.Prealloc)
+	}
+	if c.ProducerExpiry <= 0 {
+		bad("-producer-expiry must be > 0")
+	}
+	if c.MaxTopicPartitions < 1 || c.MaxTopicPartitions > 100000 {
+		bad("-max-topic-partitions must be in [1, 100000]")
+	}
+	if c.DefaultPartitions > c.MaxTopicPartitions {
+		bad("-default-partitions (%d) must not exceed -max-topic-partitions (%d)", c.DefaultPartitions, c.MaxTopicPartitions)
+	}
+	if int64(c.MaxMessageBytes) > c.SegmentBytes {
+		bad("-max-message-bytes (%d) must not exceed -segment-bytes (%d)", c.MaxMessageBytes, c.SegmentBytes)
+	}
+	if c.Shards < 0 || c.Shards > 1024 {
+		bad("-shards must be in [0, 1024]")
+	}
+	if c.NodeID < 0 || c.NodeID > 1<<31-1 {
+		bad("-node-id must be in [0, 2147483647]")
+	}
+	if c.DefaultPartitions < 1 {
+		bad("-default-partitions must be at least 1")
+	}
+	if c.MaxMessageBytes < 1024 {
+		bad("-max-message-bytes must be at least 1024")
+	}
+	if c.Loops < 0 || c.Loops > 1024 {
+		bad("-loops must be in [0, 1024]")
+	}
+	if c.MaxRequestBytes < 1024 || c.MaxRequestBytes > 1<<31-1 {
+		bad("-max-request-bytes must be in [1024, 2147483647]")
+	}
+	if c.MaxRequestBytes < c.MaxMessageBytes {
+		bad("-max-request-bytes (%d) must be at least -max-message-bytes (%d)", c.MaxRequestBytes, c.MaxMessageBytes)
+	}
+	if c.MaxInflightRequests < 1 {
+		bad("-max-inflight-requests must be at least 1")
+	}
+	if c.MaxInflightBytes < 1 {
+		bad("-max-inflight-bytes must be at least 1 (one frame is always admitted)")
+	}
+	if c.MaxOutboundBytes < 1<<20 {
+		bad("-max-outbound-bytes must be at least 1 MiB")
+	}
+	if c.MaxInboundBytes != 0 && c.MaxInboundBytes < int64(c.MaxRequestBytes) {
+		bad("-max-inbound-bytes (%d) must be 0 or at least -max-request-bytes (%d)", c.MaxInboundBytes, c.MaxRequestBytes)
+	}
+	if c.IdleTimeout < 0 {
+		bad("-idle-timeout must be >= 0")
+	}
+	if c.MaxConns < 0 {
+		bad("-max-conns must be >= 0")
+	}
+	if c.ShutdownTimeout <= 0 {
+		bad("-shutdown-timeout must be > 0")
+	}
+	return errors.Join(errs...)
+}
+
+// preallocModes maps -segment-prealloc to storage's modes.
+var preallocModes = map[string]storage.Prealloc{
+	"zero-fill": storage.PreallocZeroFill,
+	"fallocate": storage.PreallocFallocate,
+	"none":      storage.PreallocNone,
+}
+
+// hostPort is an advertised address; Port 0 means "the bound port".
+type hostPort struct {
+	Host string
+	Port int
+}
+
+// splitAdvertise accepts "host:port", "host:" or "host".
+func splitAdvertise(s string) (hostPort, error) {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		// A bare host (no port) is allowed; a bare IPv6 address needs brackets.
+		if strings.Contains(s, ":") {
+			return hostPort{}, err
+		}
+		host, port = s, ""
+	}
+	if host == "" {
+		return hostPort{}, errors.New("empty host")
+	}
+	hp := hostPort{Host: host}
+	if port != "" {
+		p, err := strconv.Atoi(port)
+		if err != nil || p < 0 || p > 65535 {
+			return hostPort{}, fmt.Errorf("bad port %q", port)
+		}
+		hp.Port = p
+	}
+	return hp, nil
+}
+
+// advertised works out the address to put in Metadata from the flags and the
+// address actually bound. It reports whether clients on other machines will be
+// unable to use it, and why.
+func advertised(advertise, listen string, bound net.Addr) (hp hostPort, warn string) {
+	boundPort := 0
+	if ta, ok := bound.(*net.TCPAddr); ok {
+		boundPort = ta.Port
+	}
+	if advertise != "" {
+		hp, _ = splitAdvertise(advertise) // validated
+		if hp.Port == 0 {
+			hp.Port = boundPort
+		}
+		if ip := net.ParseIP(hp.Host); ip != nil && ip.IsUnspecified() {
+			warn = "advertised host is unspecified; clients cannot dial it, set -advertise to a reachable host"
+		}
+		return hp, warn
+	}
+	host, _, _ := net.SplitHostPort(listen)
+	hp = hostPort{Host: host, Port: boundPort}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		hp.Host = "127.0.0.1"
+		warn = "listening on all interfaces but advertising 127.0.0.1; clients on other machines need -advertise"
+	}
+	return hp, warn
+}
+
+func (hp hostPort) String() string { return net.JoinHostPort(hp.Host, strconv.Itoa(hp.Port)) }

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestConfigDefaults(t *testing.T) {
+	cfg, err := parseConfig(nil, env(nil), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg != defaultConfig() {
+		t.Fatalf("parsed %+v, want the defaults %+v", cfg, defaultConfig())
+	}
+}
+
+func TestConfigEnvAndFlags(t *testing.T) {
+	e := env(map[string]string{
+		"KLITE_LISTEN":             "127.0.0.1:1234",
+		"KLITE_MAX_CONNS":          "7",
+		"KLITE_FSYNC_LINGER":       "2ms",
+		"KLITE_AUTO_CREATE_TOPICS": "false",
+	})
+	cfg, err := parseConfig([]string{"-max-conns", "9"}, e, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != "127.0.0.1:1234" || cfg.FsyncLinger != 2*time.Millisecond || cfg.AutoCreateTopics {
+		t.Errorf("environment not applied: %+v", cfg)
+	}
+	if cfg.MaxConns != 9 {
+		t.Errorf("flag should win over environment: max-conns %d", cfg.MaxConns)
+	}
+}
+
+func TestConfigInvalid(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"-listen", "nohost"}, nil, "-listen"},
+		{[]string{"-log-format", "xml"}, nil, "-log-format"},
+		{[]string{"-log-level", "loud"}, nil, "-log-level"},
+		{[]string{"-segment-bytes", "100"}, nil, "-segment-bytes"},
+		{[]string{"-max-message-bytes", "10"}, nil, "-max-message-bytes"},
+		{[]string{"-max-request-bytes", "2000", "-max-message-bytes", "4000"}, nil, "-max-request-bytes"},
+		{[]string{"-default-partitions", "0"}, nil, "-default-partitions"},
+		{[]string{"-shards", "-1"}, nil, "-shards"},
+		{[]string{"-fsync-linger", "1s"}, nil, "-fsync-linger"},
+		{[]string{"-segment-prealloc", "sparse"}, nil, "-segment-prealloc"},
+		{[]string{"-default-partitions", "20", "-max-topic-partitions", "10"}, nil, "-default-partitions"},
+		{[]string{"-node-id", "-1"}, nil, "-node-id"},
+		{[]string{"-advertise", "::1"}, nil, "-advertise"},
+		{[]string{"-advertise", "host:99999"}, nil, "-advertise"},
+		{[]string{"-idle-timeout", "-1s"}, nil, "-idle-timeout"},
+		{[]string{"extra"}, nil, "unexpected arguments"},
+		{nil, map[string]string{"KLITE_MAX_CONNS": "many"}, "KLITE_MAX_CONNS"},
+	} {
+		_, err := parseConfig(c.args, env(c.env), &bytes.Buffer{})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v %v: error %v, want one naming %s", c.args, c.env, err, c.want)
+		}
+	}
+}
+
+func TestAdvertised(t *testing.T) {
+	bound := &net.TCPAddr{IP: net.IPv4zero, Port: 40123}
+	for _, c := range []struct {
+		advertise, listen string
+		want              string
+		warn              bool
+	}{
+		{"", ":9092", "127.0.0.1:40123", true},
+		{"", "0.0.0.0:0", "127.0.0.1:40123", true},
+		{"", "[::]:0", "127.0.0.1:40123", true},
+		{"", "127.0.0.1:0", "127.0.0.1:40123", false},
+		{"", "10.1.2.3:9092", "10.1.2.3:40123", false},
+		{"kafka.example.com:9093", ":9092", "kafka.example.com:9093", false},
+		{"kafka.example.com", ":9092", "kafka.example.com:40123", false},
+		{"0.0.0.0:9092", ":9092", "0.0.0.0:9092", true},
+		{"[::]:9092", ":9092", "[::]:9092", true},
+	} {
+		hp, warn := advertised(c.advertise, c.listen, bound)
+		if hp.String() != c.want || (warn != "") != c.warn {
+			t.Errorf("advertise %q listen %q: %s (warn %q), want %s (warn %v)", c.advertise, c.listen, hp, warn, c.want, c.warn)
+		}
+	}
+}
+
+// TestHelp checks that -h documents every flag with its environment variable
+// scheme, and exits 0.
+func TestHelp(t *testing.T) {
+	var out bytes.Buffer
+	if code := run([]string{"-h"}, env(nil), &out); code != 0 {
+		t.Fatalf("-h exit code %d", code)
+	}
+	cfg := defaultConfig()
+	newFlagSet(&cfg, io.Discard).VisitAll(func(f *flag.Flag) {
+		if !strings.Contains(out.String(), "  -"+f.Name+" ") && !strings.Contains(out.String(), "  -"+f.Name+"\n") {
+			t.Errorf("-h does not document -%s", f.Name)
+		}
+	})
+	if !strings.Contains(out.String(), "KLITE_") {
+		t.Error("-h does not mention the environment variables")
+	}
+
+	// The real binary, too, and a bad flag exits 2.
+	if out, err := exec.Command(kliteBin, "-h").CombinedOutput(); err != nil {
+		t.Errorf("klite -h: %v\n%s", err, out)
+	}
+	err := exec.Command(kliteBin, "-no-such-flag").Run()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 {
+		t.Errorf("klite -no-such-flag: %v, want exit code 2", err)
+	}
+}
+
+func TestClusterIDKept(t *testing.T) {
+	dir := t.TempDir()
+	a, err := loadClusterID(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := loadClusterID(dir)
+	if err != nil || a != b || len(a) != 22 {
+		t.Fatalf("cluster ids %q then %q (%v): want one stable 22-char id", a, b, err)
+	}
+}
+
+// TestReadmeFlags keeps README.md's flag table in step with the flags: every
+// flag has a row naming its environment variable and its default.
+func TestReadmeFlags(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string]string{}
+	for _, line := range strings.Split(string(readme), "\n") {
+		if strings.HasPrefix(line, "| `-") {
+			name := strings.Fields(strings.Trim(strings.SplitN(line, "|", 3)[1], " `"))[0]
+			rows[strings.TrimPrefix(name, "-")] = line
+		}
+	}
+	cfg := defaultConfig()
+	newFlagSet(&cfg, io.Discard).VisitAll(func(f *flag.Flag) {
+		row, ok := rows[f.Name]
+		if !ok {
+			t.Errorf("README.md has no row for -%s", f.Name)
+			return
+		}
+		delete(rows, f.Name)
+		def := "(empty)"
+		if f.DefValue != "" {
+			def = "`" + f.DefValue + "`"
+		}
+		if !strings.Contains(row, "`"+envName(f.Name)+"`") || !strings.Contains(row, "| "+def+" |") {
+			t.Errorf("README.md row for -%s lacks `%s` or default %s:\n%s", f.Name, envName(f.Name), def, row)
+		}
+	})
+	for name := range rows {
+		t.Errorf("README.md documents -%s, which does not exist", name)
+	}
+}

@@ -1,0 +1,270 @@
+// Command klite runs a single-node Kafka-compatible broker.
+//
+// main only wires: flags and environment into a Config, a root logger, the
+// storage, protocol and network components, then it waits for SIGINT or
+// SIGTERM and stops them in order: answer long-polling fetches, stop
+// accepting and finish in-flight requests, close the store (final fdatasync).
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/mattn/go-isatty"
+	"github.com/rs/zerolog"
+
+	"github.com/klite/klite/kafka"
+	"github.com/klite/klite/netloop"
+	"github.com/klite/klite/storage"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Getenv, os.Stderr))
+}
+
+// run is main with its inputs explicit; it returns the exit code.
+func run(args []string, getenv func(string) string, stderr io.Writer) int {
+	cfg, err := parseConfig(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "klite: %v\n", err)
+		return 2
+	}
+	log := newLogger(cfg, stderr)
+	if err := serve(cfg, log); err != nil {
+		log.Error().Err(err).Msg("exiting")
+		return 1
+	}
+	return 0
+}
+
+// logTimeFormat gives log timestamps millisecond precision (zerolog's
+// default is whole seconds).
+const logTimeFormat = "2006-01-02T15:04:05.000Z07:00"
+
+func newLogger(cfg Config, w io.Writer) zerolog.Logger {
+	level, _ := parseLevel(cfg.LogLevel)    // validated
+	zerolog.TimeFieldFormat = logTimeFormat // process-wide; main owns it
+	if cfg.LogFormat == "console" {
+		// Colour only on a terminal, not into files or journald.
+		f, isFile := w.(*os.File)
+		color := isFile && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: logTimeFormat, NoColor: !color}
+	}
+	return zerolog.New(w).Level(level).With().Timestamp().Logger()
+}
+
+func parseLevel(s string) (zerolog.Level, error) {
+	l, err := zerolog.ParseLevel(strings.ToLower(s))
+	if err != nil || l == zerolog.NoLevel || s == "" {
+		return zerolog.InfoLevel, fmt.Errorf("unknown log level %q", s)
+	}
+	return l, nil
+}
+
+func component(root zerolog.Logger, name string) zerolog.Logger {
+	return root.With().Str("component", name).Logger()
+}
+
+// serve builds the broker, runs it until a signal, and stops it.
+func serve(cfg Config, root zerolog.Logger) error {
+	log := component(root, "klite")
+
+	if err := os.MkdirAll(cfg.WALDir, 0o755); err != nil {
+		return fmt.Errorf("create -wal dir: %w", err)
+	}
+	clusterID := cfg.ClusterID
+	if clusterID == "" {
+		id, err := loadClusterID(cfg.WALDir)
+		if err != nil {
+			return err
+		}
+		clusterID = id
+	}
+
+	// Signals are caught from here on, so a SIGTERM during recovery still
+	// leads to a clean stop instead of the default "terminate at once".
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+
+	started := time.Now()
+	store, err := storage.Open(storage.Config{
+		Dir:            cfg.WALDir,
+		Shards:         cfg.Shards,
+		SegmentBytes:   cfg.SegmentBytes,
+		FsyncLinger:    cfg.FsyncLinger,
+		Prealloc:       preallocModes[cfg.Prealloc],
+		MaxPartitions:  int32(cfg.MaxTopicPartitions),
+		ProducerExpiry: cfg.ProducerExpiry,
+		Logger:         root, // storage adds its own component field
+	})
+	if err != nil {
+		return fmt.Errorf("open storage: %w", err)
+	}
+	log.Info().Str("dir", cfg.WALDir).Dur("took", time.Since(started)).Msg("storage open")
+
+	// netloop needs a handler before it binds, and the kafka handler needs the
+	// bound port (with -listen :0), so the handler is attached after Start.
+	late := &lateHandler{}
+	srv, err := netloop.New(netloop.Config{
+		Addr:                    cfg.Listen,
+		Loops:                   cfg.Loops,
+		MaxFrameBytes:           int32(cfg.MaxRequestBytes),
+		MaxInflightRequests:     cfg.MaxInflightRequests,
+		MaxInflightBytes:        cfg.MaxInflightBytes,
+		MaxOutboundBytes:        cfg.MaxOutboundBytes,
+		MaxInboundBufferedBytes: cfg.MaxInboundBytes,
+		IdleTimeout:             cfg.IdleTimeout,
+		MaxConns:                cfg.MaxConns,
+		Logger:                  component(root, "netloop"),
+	}, late)
+	if err != nil {
+		return errors.Join(fmt.Errorf("netloop: %w", err), closeStore(store, log))
+	}
+	if err := srv.Start(); err != nil {
+		return errors.Join(fmt.Errorf("listen on %s: %w", cfg.Listen, err), closeStore(store, log))
+	}
+	bound := srv.Addr()
+
+	adv, warn := advertised(cfg.Advertise, cfg.Listen, bound)
+	if warn != "" {
+		log.Warn().Str("advertised", adv.String()).Msg(warn)
+	}
+	handler := kafka.New(kafka.Config{
+		NodeID:             int32(cfg.NodeID),
+		AdvertisedHost:     adv.Host,
+		AdvertisedPort:     int32(adv.Port),
+		ClusterID:          clusterID,
+		AutoCreateTopics:   cfg.AutoCreateTopics,
+		DefaultPartitions:  int32(cfg.DefaultPartitions),
+		MaxMessageBytes:    int32(cfg.MaxMessageBytes),
+		MaxTopicPartitions: int32(cfg.MaxTopicPartitions),
+		Logger:             root, // kafka adds its own component field
+	}, store)
+	late.h.Store(handler)
+
+	checkFileLimit(cfg.MaxConns, log)
+
+	log.Info().
+		Str("addr", bound.String()).
+		Str("advertised", adv.String()).
+		Str("cluster_id", clusterID).
+		Int("node_id", cfg.NodeID).
+		Msg("ready")
+
+	sig := <-sigs
+	log.Info().Str("signal", sig.String()).Msg("stopping")
+	go func() {
+		// A second signal gives up on the graceful stop. Acknowledged data is
+		// already on disk, so this loses nothing that was promised.
+		sig := <-sigs
+		log.Warn().Str("signal", sig.String()).Msg("second signal, exiting now")
+		os.Exit(1)
+	}()
+
+	stopStart := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	// Long-polling fetches are answered first (with what they have), so the
+	// network drain does not wait out their MaxWaitMs.
+	handler.Close()
+	var errs []error
+	if err := srv.Stop(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("stop network: %w", err))
+	}
+	if err := closeStore(store, log); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	log.Info().Dur("took", time.Since(stopStart)).Msg("stopped")
+	return nil
+}
+
+// fileSlack is descriptors kept for segments, the listener and the runtime.
+const fileSlack = 256
+
+// checkFileLimit warns when -max-conns cannot be reached within the open-file
+// limit (Go raises the soft limit to the hard one at start): past it accepts
+// fail with EMFILE instead of the clean close -max-conns gives.
+func checkFileLimit(maxConns int, log zerolog.Logger) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return
+	}
+	if maxConns == 0 || uint64(maxConns)+fileSlack > lim.Cur {
+		log.Warn().Int("max_conns", maxConns).Uint64("nofile", lim.Cur).
+			Msg("open-file limit is below -max-conns plus slack; set -max-conns lower or raise the limit")
+	}
+}
+
+func closeStore(store *storage.Store, log zerolog.Logger) error {
+	start := time.Now()
+	if err := store.Close(); err != nil {
+		return fmt.Errorf("close storage: %w", err)
+	}
+	log.Info().Dur("took", time.Since(start)).Msg("storage closed")
+	return nil
+}
+
+// lateHandler lets netloop start before the kafka handler exists. Requests
+// that race the attachment (a client connecting within microseconds of the
+// bind, before "ready" is logged) get their connection closed; clients retry.
+type lateHandler struct {
+	h atomic.Pointer[kafka.Handler]
+}
+
+func (l *lateHandler) Serve(req *netloop.Request) {
+	h := l.h.Load()
+	if h == nil {
+		req.Respond(netloop.Response{Close: true})
+		return
+	}
+	h.Serve(req)
+}
+
+// clusterIDFile keeps the generated cluster id stable across restarts.
+const clusterIDFile = "cluster.id"
+
+// loadClusterID reads the cluster id kept in dir, or makes and keeps a new
+// one: 16 random bytes in unpadded URL-safe base64, the shape Kafka uses.
+func loadClusterID(dir string) (string, error) {
+	path := filepath.Join(dir, clusterIDFile)
+	b, err := os.ReadFile(path)
+	if err == nil {
+		if id := strings.TrimSpace(string(b)); id != "" {
+			return id, nil
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("read cluster id: %w", err)
+	}
+	var raw [16]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", err
+	}
+	id := base64.RawURLEncoding.EncodeToString(raw[:])
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(id+"\n"), 0o644); err != nil {
+		return "", fmt.Errorf("write cluster id: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return "", fmt.Errorf("write cluster id: %w", err)
+	}
+	return id, nil
+}
