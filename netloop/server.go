@@ -56,8 +56,8 @@ func New(cfg Config, h Handler) (*Server, error) {
 	s := &Server{
 		cfg:     cfg,
 		h:       h,
-		log:     cfg.Logger,
-		warn:    cfg.Logger.Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Minute}),
+		log:     cfg.Logger.With().Str("component", "netloop").Logger(),
+		warn:    cfg.Logger.With().Str("component", "netloop").Logger().Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Minute}),
 		booted:  make(chan struct{}),
 		runDone: make(chan struct{}),
 		conns:   make(map[uint64]*conn),
@@ -76,7 +76,7 @@ func (s *Server) Start() error {
 		gnet.WithNumEventLoop(s.cfg.Loops),
 		gnet.WithReuseAddr(true),
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
-		gnet.WithLogger(gnetLogger{s.log.With().Str("component", "gnet").Logger()}),
+		gnet.WithLogger(gnetLogger{s.log.With().Str("lib", "gnet").Logger()}),
 	}
 	if s.cfg.IdleTimeout > 0 {
 		opts = append(opts, gnet.WithTicker(true))

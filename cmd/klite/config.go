@@ -81,7 +81,7 @@ func defaultConfig() Config {
 		MaxInflightBytes:    128 << 20,
 		MaxOutboundBytes:    64 << 20,
 		IdleTimeout:         10 * time.Minute,
-		MaxConns:            18000,
+		MaxConns:            0,
 
 		ShutdownTimeout: 30 * time.Second,
 	}
@@ -145,7 +145,7 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.Int64Var(&cfg.MaxOutboundBytes, "max-outbound-bytes", cfg.MaxOutboundBytes, "response `bytes` queued for a client that reads slowly, per connection; past it no more requests are read")
 	fs.Int64Var(&cfg.MaxInboundBytes, "max-inbound-bytes", cfg.MaxInboundBytes, "`bytes` a client may send ahead while its connection is held back by the in-flight or outbound caps,\nbefore it is disconnected; 0 means -max-request-bytes plus 8 MiB")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "close connections idle this long; 0 never (connections.max.idle.ms)")
-	fs.IntVar(&cfg.MaxConns, "max-conns", cfg.MaxConns, "most open client connections; 0 means unlimited (bounded by the open-file limit)")
+	fs.IntVar(&cfg.MaxConns, "max-conns", cfg.MaxConns, "most open client connections; 0 means as many as the open-file limit allows, less a reserve for segment files; clients past the cap are closed at once")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long a graceful stop waits for in-flight requests")
 
 	fs.Usage = func() {

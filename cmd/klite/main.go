@@ -24,6 +24,7 @@ import (
 
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
+	"golang.org/x/sys/unix"
 
 	"github.com/klite/klite/kafka"
 	"github.com/klite/klite/netloop"
@@ -130,8 +131,8 @@ func serve(cfg Config, root zerolog.Logger) error {
 		MaxOutboundBytes:        cfg.MaxOutboundBytes,
 		MaxInboundBufferedBytes: cfg.MaxInboundBytes,
 		IdleTimeout:             cfg.IdleTimeout,
-		MaxConns:                cfg.MaxConns,
-		Logger:                  component(root, "netloop"),
+		MaxConns:                connCap(cfg.MaxConns, log),
+		Logger:                  root, // netloop adds its own component field
 	}, late)
 	if err != nil {
 		return errors.Join(fmt.Errorf("netloop: %w", err), closeStore(store, log))
@@ -157,8 +158,6 @@ func serve(cfg Config, root zerolog.Logger) error {
 		Logger:             root, // kafka adds its own component field
 	}, store)
 	late.h.Store(handler)
-
-	checkFileLimit(cfg.MaxConns, log)
 
 	log.Info().
 		Str("addr", bound.String()).
@@ -200,18 +199,28 @@ func serve(cfg Config, root zerolog.Logger) error {
 // fileSlack is descriptors kept for segments, the listener and the runtime.
 const fileSlack = 256
 
-// checkFileLimit warns when -max-conns cannot be reached within the open-file
-// limit (Go raises the soft limit to the hard one at start): past it accepts
-// fail with EMFILE instead of the clean close -max-conns gives.
-func checkFileLimit(maxConns int, log zerolog.Logger) {
+// connCap turns -max-conns into netloop's cap. 0 means the open-file limit
+// (Go raises the soft limit to the hard one at start) less fileSlack, so a
+// client past it gets a clean close rather than an EMFILE on accept. An
+// explicit value above that limit is kept but warned about.
+func connCap(maxConns int, log zerolog.Logger) int {
 	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur == unix.RLIM_INFINITY {
+		return maxConns
 	}
-	if maxConns == 0 || uint64(maxConns)+fileSlack > lim.Cur {
+	avail := 1
+	if lim.Cur > fileSlack+1 {
+		avail = int(min(lim.Cur-fileSlack, 1<<31-1))
+	}
+	if maxConns == 0 {
+		log.Info().Int("max_conns", avail).Uint64("nofile", lim.Cur).Msg("connection cap from the open-file limit")
+		return avail
+	}
+	if maxConns > avail {
 		log.Warn().Int("max_conns", maxConns).Uint64("nofile", lim.Cur).
 			Msg("open-file limit is below -max-conns plus slack; set -max-conns lower or raise the limit")
 	}
+	return maxConns
 }
 
 func closeStore(store *storage.Store, log zerolog.Logger) error {
