@@ -10,7 +10,7 @@ RECORDS   ?= 1000000
 FUZZTIME  ?= 30s
 TESTFLAGS ?=
 
-.PHONY: all build run test test-unit test-integration test-race fuzz bench bench-quick lint clean
+.PHONY: all build run test test-unit test-integration test-race fuzz bench bench-quick lint clean s3-server
 
 all: build
 
@@ -23,7 +23,12 @@ run: build
 # Fuzz seed corpora (testdata/fuzz) run as ordinary tests here.
 test: test-unit test-integration
 
-test-unit:
+# A real S3 server (versitygw) for tier/'s integration tests, built once into
+# ~/.cache/klite: minutes the first time, seconds after. KLITE_S3_TESTS=0 skips them.
+s3-server:
+	@scripts/versitygw.sh install >/dev/null
+
+test-unit: s3-server
 	$(GO) test -count=1 -timeout 10m $(TESTFLAGS) $$($(GO) list ./... | grep -v -e /cmd/klite -e /bench)
 
 test-integration:
@@ -31,7 +36,7 @@ test-integration:
 
 # The integration tests drive the real binary; under -race they run with
 # fewer records so the run stays within the machine's budget.
-test-race:
+test-race: s3-server
 	$(GO) test -race -count=1 -timeout 20m $(TESTFLAGS) $$($(GO) list ./... | grep -v -e /cmd/klite -e /bench)
 	KLITE_TEST_RECORDS=100000 KLITE_TEST_RACE=1 $(GO) test -race -count=1 -timeout 20m $(TESTFLAGS) ./cmd/klite
 

@@ -15,11 +15,14 @@ package kafka
 //   - NumPartitions -1 (KIP-464 default: DefaultPartitions); 0 or below, or
 //     above MaxTopicPartitions: INVALID_PARTITIONS;
 //   - configs: only known Kafka topic configs with well-typed values, else
-//     INVALID_CONFIG (see topics.go for which ones klite acts on).
+//     INVALID_CONFIG (see configs.go for which ones klite acts on).
 //
 // ValidateOnly (v1+) runs every check and creates nothing. v5+ answers
-// NumPartitions, ReplicationFactor and the topic's configs (explicit ones
-// with source DYNAMIC_TOPIC_CONFIG, the rest DEFAULT_CONFIG); v7 the topic ID.
+// NumPartitions, ReplicationFactor and the topic's configs as
+// DescribeConfigs reports them (configs.go: explicit ones with source
+// DYNAMIC_TOPIC_CONFIG, the rest from their broker synonym or Kafka's
+// default); v7 the topic ID. Config values are stored normalized (trimmed,
+// canonical numbers), as Kafka reports them once parsed.
 // ErrorMessage (v1+) explains every error. Creation fsyncs metadata, so the
 // request is served off the event loop.
 //
@@ -41,12 +44,6 @@ import (
 const createTopicsKey = 19
 
 func init() { register(createTopicsKey, 0, 7, (*Handler).createTopics) }
-
-// Config sources in DescribeConfigs/CreateTopics responses.
-const (
-	configSourceDynamicTopic = 1
-	configSourceDefault      = 5
-)
 
 func (h *Handler) createTopics(r *request) {
 	req := kmsg.NewPtrCreateTopicsRequest()
@@ -131,14 +128,15 @@ func (h *Handler) createTopic(version int16, validateOnly bool, t *kmsg.CreateTo
 	}
 	var configs map[string]string
 	for _, c := range t.Configs {
-		if msg := validateTopicConfig(c.Name, c.Value); msg != "" {
+		v, msg := validateTopicConfig(c.Name, c.Value)
+		if msg != "" {
 			h.topicError(rt, kerr.InvalidConfig.Code, msg)
 			return
 		}
 		if configs == nil {
 			configs = make(map[string]string, len(t.Configs))
 		}
-		configs[c.Name] = *c.Value
+		configs[c.Name] = v
 	}
 
 	var info storage.TopicInfo
@@ -160,7 +158,7 @@ func (h *Handler) createTopic(version int16, validateOnly bool, t *kmsg.CreateTo
 	rt.NumPartitions = info.Partitions
 	rt.ReplicationFactor = 1
 	if version >= 5 {
-		rt.Configs = describeTopicConfigs(info.Configs)
+		rt.Configs = h.createdTopicConfigs(info.Configs)
 	}
 }
 
@@ -180,22 +178,16 @@ func (h *Handler) checkAssignment(as []kmsg.CreateTopicsRequestTopicReplicaAssig
 	return ""
 }
 
-// describeTopicConfigs lists every known topic config, explicit ones from
-// set, in name order.
-func describeTopicConfigs(set map[string]string) []kmsg.CreateTopicsResponseTopicConfig {
-	out := make([]kmsg.CreateTopicsResponseTopicConfig, 0, len(topicConfigs))
-	for _, name := range topicConfigNames {
-		c := kmsg.NewCreateTopicsResponseTopicConfig()
-		c.Name = name
-		if v, ok := set[name]; ok {
-			c.Value = &v
-			c.Source = configSourceDynamicTopic
-		} else {
-			def := topicConfigs[name].def
-			c.Value = &def
-			c.Source = configSourceDefault
-		}
-		out = append(out, c)
+// createdTopicConfigs lists every known topic config of a topic whose
+// explicitly set configs are set, in name order, as DescribeConfigs would
+// without synonyms or documentation (configs.go).
+func (h *Handler) createdTopicConfigs(set map[string]string) []kmsg.CreateTopicsResponseTopicConfig {
+	out := make([]kmsg.CreateTopicsResponseTopicConfig, len(topicConfigNames))
+	for i, name := range topicConfigNames {
+		e := h.topicConfigEntry(name, set)
+		c := &out[i]
+		c.Default()
+		c.Name, c.Value, c.ReadOnly, c.Source = e.name, e.value, e.readOnly, int8(e.source)
 	}
 	return out
 }

@@ -352,7 +352,7 @@ func TestCreateTopicsValidateOnlyAndDuplicates(t *testing.T) {
 			seg = &rt.Configs[i]
 		}
 	}
-	if seg == nil || *seg.Value != "1000" || seg.Source != configSourceDynamicTopic {
+	if seg == nil || *seg.Value != "1000" || seg.Source != int8(kmsg.ConfigSourceDynamicTopicConfig) {
 		t.Fatalf("explicit config: %+v", seg)
 	}
 	if _, ok := hs.st.Topic("v"); ok {
@@ -461,5 +461,34 @@ func TestInitProducerID(t *testing.T) {
 	req.Version = 4
 	if r := roundTrip[*kmsg.InitProducerIDResponse](hs, req); r.ErrorCode != kerr.KafkaStorageError.Code {
 		t.Fatalf("storage failure: %d", r.ErrorCode)
+	}
+}
+
+// Node id 0 is a valid broker id: it must not be replaced by a default.
+func TestMetadataNodeIDZero(t *testing.T) {
+	hs := newHarness(t, func(c *Config) { c.NodeID = 0 })
+	hs.createTopic("t", 2, nil)
+	for v := int16(0); v <= 13; v++ {
+		resp := roundTrip[*kmsg.MetadataResponse](hs, metadataReq(v, false))
+		if len(resp.Brokers) != 1 || resp.Brokers[0].NodeID != 0 {
+			t.Fatalf("v%d brokers: %+v", v, resp.Brokers)
+		}
+		if v >= 1 && resp.ControllerID != 0 {
+			t.Fatalf("v%d controller %d", v, resp.ControllerID)
+		}
+		if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 2 {
+			t.Fatalf("v%d topics: %+v", v, resp.Topics)
+		}
+		for _, p := range resp.Topics[0].Partitions {
+			if p.Leader != 0 || len(p.Replicas) != 1 || p.Replicas[0] != 0 || len(p.ISR) != 1 || p.ISR[0] != 0 {
+				t.Fatalf("v%d partition %+v", v, p)
+			}
+		}
+	}
+	// Manual assignments name broker 0.
+	resp := roundTrip[*kmsg.CreateTopicsResponse](hs, createReq(5, false,
+		createSpec{name: "assigned", partitions: -1, rf: -1, assign: map[int32][]int32{0: {0}}}))
+	if c := resp.Topics[0].ErrorCode; c != 0 {
+		t.Fatalf("assignment to node 0: error %d", c)
 	}
 }

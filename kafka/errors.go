@@ -37,6 +37,10 @@ func (h *Handler) errCode(err error) int16 {
 		return kerr.KafkaStorageError.Code
 	case errors.Is(err, storage.ErrTooLarge):
 		return kerr.MessageTooLarge.Code
+	case errors.Is(err, storage.ErrBusy):
+		// The shard's queue is full: nothing was written, and every client
+		// retries REQUEST_TIMED_OUT after a backoff.
+		return kerr.RequestTimedOut.Code
 	case errors.Is(err, storage.ErrBatchCRC),
 		errors.Is(err, storage.ErrBatchTooShort),
 		errors.Is(err, storage.ErrBatchLength):

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"io"
+	"maps"
 	"sort"
 	"sync"
 
@@ -93,6 +94,43 @@ func (s *fakeStore) CreateTopic(name string, partitions int32, configs map[strin
 		t.parts = append(t.parts, &fakePart{file: &memFile{}, watches: map[int]fakeWatch{}})
 	}
 	s.topics[name] = t
+	return t.info, nil
+}
+
+func (s *fakeStore) SetTopicConfigs(name string, configs map[string]string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.createErr != nil {
+		return s.createErr
+	}
+	t, ok := s.topics[name]
+	if !ok {
+		return storage.ErrUnknownTopic
+	}
+	t.info.Configs = maps.Clone(configs)
+	if t.info.Configs == nil {
+		t.info.Configs = map[string]string{}
+	}
+	return nil
+}
+
+func (s *fakeStore) CreatePartitions(name string, count int32) (storage.TopicInfo, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.createErr != nil {
+		return storage.TopicInfo{}, s.createErr
+	}
+	t, ok := s.topics[name]
+	if !ok {
+		return storage.TopicInfo{}, storage.ErrUnknownTopic
+	}
+	if count <= t.info.Partitions {
+		return storage.TopicInfo{}, storage.ErrInvalidPartitions
+	}
+	for range count - t.info.Partitions {
+		t.parts = append(t.parts, &fakePart{file: &memFile{}, watches: map[int]fakeWatch{}})
+	}
+	t.info.Partitions = count
 	return t.info, nil
 }
 

@@ -32,7 +32,6 @@ import (
 
 // Defaults and limits. Each is overridable through Config.
 const (
-	defaultNodeID             = 1
 	defaultPartitions         = 1
 	defaultMaxMessageBytes    = 1048588 // Kafka's max.message.bytes default
 	defaultMaxTopicPartitions = 10000   // CreateTopics/auto-create cap
@@ -44,9 +43,12 @@ const (
 	pooledBufMaxBytes = 1 << 20
 )
 
-// Config configures the protocol layer. Zero values take the defaults above.
+// Config configures the protocol layer. Zero values take the defaults above,
+// except NodeID.
 type Config struct {
-	NodeID         int32 // default 1
+	// NodeID is the broker id (Kafka's node.id/broker.id). It has no
+	// default: 0 is a valid id, so the zero value means node 0.
+	NodeID         int32
 	AdvertisedHost string
 	AdvertisedPort int32
 	ClusterID      string
@@ -60,12 +62,22 @@ type Config struct {
 	// MaxTopicPartitions caps the partition count of one topic.
 	MaxTopicPartitions int32
 	Logger             zerolog.Logger
+
+	// Reported by DescribeConfigs only (configs.go): netloop and storage
+	// enforce these. Kafka's names and units; zero reports Kafka's default.
+	Listeners             string // listeners, e.g. "PLAINTEXT://127.0.0.1:9092"
+	LogDirs               string // log.dirs: the data directory (zero: null)
+	SegmentBytes          int64  // log.segment.bytes, the default of topics' segment.bytes: WAL segment size
+	SocketRequestMaxBytes int32  // socket.request.max.bytes: largest request frame
+	ConnectionsMaxIdleMs  int64  // connections.max.idle.ms; -1: idle connections are kept
+	MaxConnections        int32  // max.connections
+
+	// Groups is the group coordinator (groups.go); nil answers the group
+	// APIs with COORDINATOR_NOT_AVAILABLE.
+	Groups Groups
 }
 
 func (c *Config) setDefaults() {
-	if c.NodeID == 0 {
-		c.NodeID = defaultNodeID
-	}
 	if c.DefaultPartitions <= 0 {
 		c.DefaultPartitions = defaultPartitions
 	}
@@ -97,6 +109,10 @@ type Handler struct {
 	// of every Metadata response.
 	nodeReplicas []int32
 
+	// alterMu serializes the config read-modify-write of AlterConfigs and
+	// IncrementalAlterConfigs (configs.go), so concurrent changes are not lost.
+	alterMu sync.Mutex
+
 	mu     sync.Mutex
 	closed bool                    // guarded by mu
 	polls  map[*fetchWait]struct{} // long polls in progress, guarded by mu
@@ -123,7 +139,9 @@ func New(cfg Config, st Storage) *Handler {
 }
 
 // Close answers every fetch that is long polling (with what it has) and makes
-// later fetches answer without waiting.
+// later fetches answer without waiting. Call it before netloop.Server.Stop:
+// Stop drains in-flight requests, and a long-polling fetch would otherwise
+// hold the drain until its MaxWaitMs runs out.
 func (h *Handler) Close() {
 	h.mu.Lock()
 	h.closed = true

@@ -16,10 +16,27 @@ var wantVersions = map[int16][2]int16{
 	1:  {4, 18}, // Fetch
 	2:  {1, 8},  // ListOffsets
 	3:  {0, 13}, // Metadata
+	8:  {0, 9},  // OffsetCommit
+	9:  {0, 9},  // OffsetFetch
+	10: {0, 5},  // FindCoordinator
+	11: {0, 9},  // JoinGroup
+	12: {0, 4},  // Heartbeat
+	13: {0, 5},  // LeaveGroup
+	14: {0, 5},  // SyncGroup
+	15: {0, 6},  // DescribeGroups
+	16: {0, 5},  // ListGroups
 	18: {0, 4},  // ApiVersions
 	19: {0, 7},  // CreateTopics
 	20: {0, 6},  // DeleteTopics
 	22: {0, 5},  // InitProducerId
+	32: {0, 4},  // DescribeConfigs
+	33: {0, 2},  // AlterConfigs
+	37: {0, 3},  // CreatePartitions
+	42: {0, 2},  // DeleteGroups
+	44: {0, 1},  // IncrementalAlterConfigs
+	47: {0, 0},  // OffsetDelete
+	68: {0, 1},  // ConsumerGroupHeartbeat
+	69: {0, 1},  // ConsumerGroupDescribe
 }
 
 func TestApiVersions(t *testing.T) {

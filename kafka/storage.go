@@ -8,6 +8,8 @@ import "github.com/klite/klite/storage"
 type Storage interface {
 	CreateTopic(name string, partitions int32, configs map[string]string) (storage.TopicInfo, error)
 	DeleteTopic(name string) error
+	SetTopicConfigs(name string, configs map[string]string) error
+	CreatePartitions(name string, count int32) (storage.TopicInfo, error)
 	Topics() []storage.TopicInfo
 	Topic(name string) (storage.TopicInfo, bool)
 	TopicByID(id storage.TopicID) (storage.TopicInfo, bool)

@@ -17,6 +17,11 @@ var (
 	ErrStorage              = errors.New("storage: disk failure")                // KAFKA_STORAGE_ERROR
 	ErrClosed               = errors.New("storage: closed")                      // KAFKA_STORAGE_ERROR (shutting down)
 	ErrTooLarge             = errors.New("storage: batch larger than a segment") // MESSAGE_TOO_LARGE
+	// ErrBusy: the shard's append queue is full (Config.MaxQueueBytes);
+	// nothing was written, so a retry is safe. Kafka has no overload code
+	// for produce (its network threads block instead); REQUEST_TIMED_OUT is
+	// retriable in every client and the closest meaning.
+	ErrBusy = errors.New("storage: shard queue full, retry") // REQUEST_TIMED_OUT
 )
 
 // TopicID is a topic's 16-byte UUID (KIP-516).
@@ -84,9 +89,11 @@ type ReadFile interface {
 // The Store's method set, as the kafka package uses it (kafka.Storage):
 //
 //	Open(cfg Config) (*Store, error)
-//	(*Store) Close() error                      // final fsync, then close
+//	(*Store) Close() error                      // fails unwritten appends, fsyncs written ones, closes
 //	(*Store) CreateTopic(name string, partitions int32, configs map[string]string) (TopicInfo, error)
 //	(*Store) DeleteTopic(name string) error
+//	(*Store) SetTopicConfigs(name string, configs map[string]string) error
+//	(*Store) CreatePartitions(name string, count int32) (TopicInfo, error)
 //	(*Store) Topics() []TopicInfo               // sorted by name
 //	(*Store) Topic(name string) (TopicInfo, bool)
 //	(*Store) TopicByID(id TopicID) (TopicInfo, bool)
@@ -104,11 +111,13 @@ type ReadFile interface {
 // been called. done runs exactly once, on a store goroutine, and must not
 // block: after the write when durable is false (acks 0/1), after the
 // fdatasync that covers it when durable is true (acks=all). The high
-// watermark only moves past data once it is fsynced. When the append fails
-// at once (unknown partition, store closed, batch larger than a segment),
-// done runs on the caller's goroutine before Append returns. Append blocks
-// while the shard's queue is full (Config.QueueDepth), so done must not
-// call Append synchronously.
+// watermark only moves past data once it is fsynced. Append never blocks
+// (the kafka layer calls it on a netloop event loop): when the append fails
+// at once (unknown partition, store closed, batch larger than a segment,
+// ErrBusy because the shard already queues Config.MaxQueueBytes), done runs
+// on the caller's goroutine before Append returns. Appends still queued or
+// not yet written when Close runs fail with ErrClosed (the queued ones on
+// Close's goroutine); appends already written complete after their fsync.
 //
 // Read: whole batches starting with the one that contains offset, up to
 // maxBytes, but always at least one whole batch when one exists below the
@@ -117,6 +126,10 @@ type ReadFile interface {
 // returns no chunks and no error; offset outside [logStart, hwm] returns
 // ErrOffsetOutOfRange.
 //
+// SetTopicConfigs replaces a topic's explicit configs and CreatePartitions
+// grows its partition count; both persist metadata (fsync) before
+// returning and publish a new TopicInfo (earlier snapshots are unchanged).
+
 // OffsetForTime: the first offset whose batch maxTimestamp >= ts (the batch's
 // base offset and its max timestamp), or (-1, -1) when none.
 // MaxTimestamp: the offset and time of the batch with the largest maxTimestamp.

@@ -113,31 +113,18 @@ func crashOnce(t *testing.T, seed uint64, mode CrashMode) int64 {
 	return s2.Stats().Recovery.TornBytes
 }
 
-// holdPrepared waits until every shard's next segment is ready, so no
-// background preallocation I/O races with injected faults.
-func holdPrepared(t *testing.T, s *Store) {
-	t.Helper()
-	eventually(t, "segments prepared", func() bool {
-		for _, sh := range s.shards {
-			if len(sh.prepared) != 1 {
-				return false
-			}
-		}
-		return true
-	})
-}
-
 func TestFaults(t *testing.T) {
 	cases := []struct {
 		name   string
 		inject func(Op) error
 		crash  CrashMode // how the reopen sees unsynced data
 	}{
-		{"fsync fails", FailNth(OpSync, "", 1, ErrInjected), CrashDropUnsynced},
-		{"fsync fails, data kept", FailNth(OpSync, "", 1, ErrInjected), CrashKeepUnsynced},
-		{"write ENOSPC", FailNth(OpWrite, "", 1, ErrNoSpace), CrashKeepUnsynced},
+		// Faults hit segment files (*.wal), not a next segment's preparation.
+		{"fsync fails", FailNth(OpSync, "*.wal", 1, ErrInjected), CrashDropUnsynced},
+		{"fsync fails, data kept", FailNth(OpSync, "*.wal", 1, ErrInjected), CrashKeepUnsynced},
+		{"write ENOSPC", FailNth(OpWrite, "*.wal", 1, ErrNoSpace), CrashKeepUnsynced},
 		{"short write", func(op Op) error {
-			if op.Kind == OpWrite {
+			if op.Kind == OpWrite && matchName("*.wal", op.Name) {
 				return &ShortWrite{N: 50, Err: ErrNoSpace}
 			}
 			return nil
@@ -157,7 +144,6 @@ func TestFaults(t *testing.T) {
 					t.Fatal(r.Err)
 				}
 			}
-			holdPrepared(t, s)
 			_, hwm0, _ := s.Offsets("t", 0)
 			ffs.SetInjector(tc.inject)
 			r := appendWait(t, s, "t", 0, makeBatch(batchSpec{value: valueID(100)}), true)
@@ -222,7 +208,7 @@ func TestTornTailKeptAside(t *testing.T) {
 	mustCreate(t, s, "t", 1)
 	var lastWrite Op
 	ffs.SetAfter(func(op Op, err error) {
-		if op.Kind == OpWrite && op.Len < int(cfg.SegmentBytes) {
+		if op.Kind == OpWrite && matchName("*.wal", op.Name) {
 			lastWrite = op
 		}
 	})
@@ -232,7 +218,7 @@ func TestTornTailKeptAside(t *testing.T) {
 	s.Close()
 	ffs.SetAfter(nil)
 	// Flip a byte inside the last batch: its CRC no longer matches.
-	f, err := mem.OpenRW(strings.TrimSuffix(lastWrite.Name, prepSuffix)) // opened before its rename
+	f, err := mem.OpenRW(lastWrite.Name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,4 +320,77 @@ func TestCheckpointsOnReopen(t *testing.T) {
 	if rs := s.Stats().Recovery; rs.FailedPartitions != 2 {
 		t.Fatalf("recovery %+v", rs)
 	}
+}
+
+// TestRecoveryTornWindow: in the newest segment recovery looks for torn
+// bytes only up to the unsynced bound past the last whole chunk (or past
+// the end a chunk header there declares), not through the whole
+// preallocated tail; within that window it finds and cuts them.
+func TestRecoveryTornWindow(t *testing.T) {
+	mem := NewMemFS()
+	cfg := testConfig(mem)
+	cfg.Shards, cfg.SegmentBytes, cfg.unsyncedBytes = 1, 8<<20, 64<<10
+	s := mustOpen(t, cfg)
+	mustCreate(t, s, "t", 1)
+	for i := 0; i < 10; i++ {
+		appendWait(t, s, "t", 0, makeBatch(batchSpec{value: valueID(uint64(i))}), true)
+	}
+	s.Close()
+	rs := reopenStats(t, cfg, mem, nil)
+	end := rs.Bytes + int64(rs.Chunks)*chunkHeaderBytes
+	seg := fmt.Sprintf("/data/shard-000/%s%s", segName(0), segSuffix)
+	garbage := func(at int64) {
+		t.Helper()
+		f, _ := mem.OpenRW(seg)
+		f.WriteAt([]byte{0xde, 0xad}, at)
+		f.Sync()
+		f.Close()
+	}
+
+	// Torn bytes near the far edge of the window are found and cut; the
+	// scan reads about one window, not the 8 MiB segment.
+	at := end + chunkHeaderBytes + cfg.unsyncedBytes - 2
+	garbage(at)
+	var read atomic.Int64
+	rs = reopenStats(t, cfg, mem, func(op Op, err error) {
+		if op.Kind == OpRead && op.Name == seg {
+			read.Add(int64(op.Len))
+		}
+	})
+	if rs.TornBytes != at+2-end {
+		t.Fatalf("torn bytes %d, want %d", rs.TornBytes, at+2-end)
+	}
+	if n := read.Load(); n > 2<<20 {
+		t.Fatalf("recovery read %d bytes of an %d-byte segment", n, cfg.SegmentBytes)
+	}
+
+	// A chunk header at the end declares a chunk longer than the window
+	// whose bytes never arrived: the window extends past its declared end.
+	hdr := make([]byte, chunkHeaderBytes)
+	length := uint32(3 * cfg.unsyncedBytes)
+	putChunkHeader(hdr, chunkHeader{key: 0, count: 1, base: 10, last: 10, length: length})
+	f, _ := mem.OpenRW(seg)
+	f.WriteAt(hdr, end)
+	f.Sync()
+	f.Close()
+	at = end + chunkHeaderBytes + int64(length) + cfg.unsyncedBytes - 2
+	garbage(at)
+	rs = reopenStats(t, cfg, mem, nil)
+	if rs.TornBytes != at+2-end {
+		t.Fatalf("torn bytes %d, want %d", rs.TornBytes, at+2-end)
+	}
+	if rs = reopenStats(t, cfg, mem, nil); rs.TornBytes != 0 || rs.Chunks != 10 {
+		t.Fatalf("after the cut: %+v", rs)
+	}
+}
+
+// reopenStats opens and closes the store, returning what recovery did.
+func reopenStats(t *testing.T, cfg Config, mem *MemFS, after func(Op, error)) RecoveryStats {
+	t.Helper()
+	ffs := NewFaultFS(mem)
+	ffs.SetAfter(after)
+	cfg.FS = ffs
+	s := mustOpen(t, cfg)
+	defer s.Close()
+	return s.Stats().Recovery
 }

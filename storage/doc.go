@@ -7,7 +7,7 @@
 //	<Dir>/shard-000/00000000000000000000.wal  segment 0 of shard 0
 //	<Dir>/shard-000/00000000000000000000.idx  its index checkpoint (sealed segments only)
 //	<Dir>/shard-000/00000000000000000001.wal  the active segment
-//	<Dir>/shard-000/00000000000000000002.wal.prep  next segment being preallocated (deleted on open)
+//	<Dir>/shard-000/00000000000000000002.wal.prep  next segment being prepared (deleted on open and on Close)
 //	<Dir>/shard-000/00000000000000000001.wal.torn-<ns>  bytes cut off a torn tail by recovery
 //
 // Segment names are zero-padded sequence numbers, so a name sort is the
@@ -53,26 +53,64 @@
 //     there is cut back to the last whole chunk (copied aside first, then
 //     zeroed and fsynced); anything invalid in an older segment is
 //     corruption and fails the shard's partitions loudly.
+//   - In the newest segment nothing is ever written at or past S+U, where S
+//     is the end of its fsynced prefix and U is maxUnsyncedBytes (32 MiB, a
+//     format constant): a write that would cross it waits for the syncer,
+//     and a group larger than U goes out in pieces of at most U, each
+//     fsynced before the next crosses the bound. Every byte from S+U to the
+//     end of the file is as preparation left it: zeros.
 //   - Sealed segments never change. Chunk index entries below a published
 //     length never change, so reads take no lock.
 //   - A failed write or fsync takes the shard offline until restart; no
 //     fsync is retried and nothing unsynced is ever acknowledged as durable.
 //
+// # Recovery of the newest segment
+//
+// Recovery scans the newest segment chunk by chunk to the first one that
+// is not whole and valid; call its start E. It then looks for non-zero
+// bytes (a torn write) only in [E, max(E+40, D) + U), where D is the end a
+// valid chunk header at E declares (none: 0), and cuts what it finds. That
+// is enough: everything written lies below S+U, and S <= max(E+40, D). The
+// bytes below S are durable and are exactly what was written, so every
+// chunk wholly below S is valid and E is past it; if S > E+40, the header
+// at E is durable and parses, and its chunk not being whole means S < D.
+// So a zero-filled 256 MiB tail costs one window (at most U plus the chunk
+// at E) to check, not the whole file. A sealed segment without a
+// checkpoint is still read to its end: anything after its last chunk there
+// is corruption.
+//
 // # Preallocation
 //
-// New segments are prepared in the background: fallocate (reserving space,
-// so ENOSPC shows up before data is at stake), then zeros written over the
-// whole file and fdatasynced. Later writes overwrite initialised blocks, so
-// fdatasync flushes data only; with fallocate alone each write converts
-// unwritten extents (a journal commit per fdatasync), and appending grows
-// the file (also metadata). Measured on this machine's ext4 (virtual disk),
-// pwrite + fdatasync in a loop, p50:
+// The next segment is prepared in the background, on its own goroutine,
+// once the active one is a quarter full (so a store that writes little
+// never pays for it): fallocate (reserving space, so ENOSPC shows up
+// before data is at stake), then zeros written over the file in 1 MiB
+// steps, fdatasynced every 16 MiB. Later writes overwrite initialised
+// blocks, so fdatasync flushes data only; with fallocate alone each write
+// converts unwritten extents (a journal commit per fdatasync), and
+// appending grows the file (also metadata). Measured on this machine's
+// ext4 (virtual disk), pwrite + fdatasync in a loop, p50:
 //
 //	             4 KiB writes   64 KiB writes
 //	append       217-256 us     264-307 us
 //	fallocate    163-196 us     204-216 us
 //	zero-filled   99-126 us     124-144 us
 //
-// Zero-filling costs one extra sequential write of each segment, off the hot
-// path (about 0.2 s per 256 MiB here). Config.Prealloc selects the others.
+// Nothing waits for the zeros. The first segment of a new shard is only
+// fallocated, so Open returns in milliseconds; a roll stops the zero-fill
+// where it is, fsyncs, and uses the file (its unfilled rest is fallocated
+// and reads as zeros, merely slower to write); Close abandons a
+// preparation and deletes its file. Config.Prealloc selects the others.
+//
+// # Appends, backpressure and Close
+//
+// Append never blocks: the kafka layer calls it on a netloop event loop,
+// and blocking there would stall every connection of the loop. Appends go
+// to a per-shard queue guarded by a mutex, counted in bytes; past
+// Config.MaxQueueBytes they fail at once with ErrBusy, nothing written, for
+// the client to retry (REQUEST_TIMED_OUT). Per-connection backpressure is
+// netloop's (in-flight requests and bytes per connection). Close fails the
+// appends not yet written with ErrClosed and waits only for I/O already
+// issued (a group write and the fdatasyncs of written groups), so it
+// cannot be held up by queued work, by a preparation or by a client.
 package storage

@@ -67,12 +67,17 @@ var ErrNoSpace error = unix.ENOSPC
 // *ShortWrite, after running part of it). After, when set, sees each
 // operation's outcome, which tests use to observe ordering (for example
 // that a durable ack never precedes its fsync).
+//
+// An open file's operations carry its current path: a Rename renames the
+// files open under the old name too, so a segment prepared as .wal.prep
+// and renamed into place is seen as .wal.
 type FaultFS struct {
 	FS FS
 
 	mu     sync.Mutex
 	inject func(Op) error
 	after  func(Op, error)
+	open   map[*faultFile]struct{} // guarded by mu
 	counts [len(opNames)]atomic.Int64
 }
 
@@ -169,7 +174,15 @@ func (f *FaultFS) wrap(name string, file File, err error) (File, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &faultFile{fs: f, f: file, name: name}, nil
+	ff := &faultFile{fs: f, f: file}
+	ff.name.Store(&name)
+	f.mu.Lock()
+	if f.open == nil {
+		f.open = map[*faultFile]struct{}{}
+	}
+	f.open[ff] = struct{}{}
+	f.mu.Unlock()
+	return ff, nil
 }
 
 func (f *FaultFS) Create(name string) (File, error) {
@@ -195,7 +208,17 @@ func (f *FaultFS) Remove(name string) error {
 }
 
 func (f *FaultFS) Rename(oldname, newname string) error {
-	return f.run(Op{Kind: OpRename, Name: newname}, func() error { return f.FS.Rename(oldname, newname) })
+	err := f.run(Op{Kind: OpRename, Name: newname}, func() error { return f.FS.Rename(oldname, newname) })
+	if err == nil {
+		f.mu.Lock()
+		for ff := range f.open {
+			if *ff.name.Load() == oldname {
+				ff.name.Store(&newname)
+			}
+		}
+		f.mu.Unlock()
+	}
+	return err
 }
 
 func (f *FaultFS) MkdirAll(dir string) error {
@@ -215,17 +238,17 @@ func (f *FaultFS) SyncDir(dir string) error {
 type faultFile struct {
 	fs   *FaultFS
 	f    File
-	name string
+	name atomic.Pointer[string] // current path; Rename updates it
 }
 
 func (f *faultFile) ReadAt(b []byte, off int64) (n int, err error) {
-	op := Op{Kind: OpRead, Name: f.name, Off: off, Len: len(b)}
+	op := Op{Kind: OpRead, Name: *f.name.Load(), Off: off, Len: len(b)}
 	err = f.fs.run(op, func() (err error) { n, err = f.f.ReadAt(b, off); return })
 	return n, err
 }
 
 func (f *faultFile) WriteAt(b []byte, off int64) (n int, err error) {
-	op := Op{Kind: OpWrite, Name: f.name, Off: off, Len: len(b)}
+	op := Op{Kind: OpWrite, Name: *f.name.Load(), Off: off, Len: len(b)}
 	err = f.fs.before(op)
 	var sw *ShortWrite
 	switch {
@@ -240,21 +263,24 @@ func (f *faultFile) WriteAt(b []byte, off int64) (n int, err error) {
 }
 
 func (f *faultFile) Sync() error {
-	return f.fs.run(Op{Kind: OpSync, Name: f.name}, f.f.Sync)
+	return f.fs.run(Op{Kind: OpSync, Name: *f.name.Load()}, f.f.Sync)
 }
 
 func (f *faultFile) Size() (int64, error) { return f.f.Size() }
 
 func (f *faultFile) Truncate(size int64) error {
-	return f.fs.run(Op{Kind: OpTruncate, Name: f.name, Off: size}, func() error { return f.f.Truncate(size) })
+	return f.fs.run(Op{Kind: OpTruncate, Name: *f.name.Load(), Off: size}, func() error { return f.f.Truncate(size) })
 }
 
 func (f *faultFile) Allocate(off, n int64) error {
-	return f.fs.run(Op{Kind: OpAllocate, Name: f.name, Off: off, Len: int(n)}, func() error { return f.f.Allocate(off, n) })
+	return f.fs.run(Op{Kind: OpAllocate, Name: *f.name.Load(), Off: off, Len: int(n)}, func() error { return f.f.Allocate(off, n) })
 }
 
 func (f *faultFile) Fd() uintptr { return f.f.Fd() }
 
 func (f *faultFile) Close() error {
-	return f.fs.run(Op{Kind: OpClose, Name: f.name}, f.f.Close)
+	f.fs.mu.Lock()
+	delete(f.fs.open, f)
+	f.fs.mu.Unlock()
+	return f.fs.run(Op{Kind: OpClose, Name: *f.name.Load()}, f.f.Close)
 }

@@ -117,6 +117,18 @@ func eventually(t testing.TB, what string, cond func() bool) {
 	}
 }
 
+// waitGroup waits for wg with a deadline.
+func waitGroup(t testing.TB, wg *sync.WaitGroup, what string) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(waitFor):
+		t.Fatalf("timed out waiting for %s", what)
+	}
+}
+
 // readBatch is one batch read back from the store.
 type readBatch struct {
 	base    int64

@@ -140,6 +140,16 @@ func saveMeta(fsys FS, dir string, m *metaFile) error {
 	return writeFileAtomic(fsys, dir, metaName, b)
 }
 
+// topic returns the named topic's entry; it must exist.
+func (m *metaFile) topic(name string) *metaTopic {
+	for i := range m.Topics {
+		if m.Topics[i].Name == name {
+			return &m.Topics[i]
+		}
+	}
+	panic("storage: topic " + name + " missing from metadata")
+}
+
 func cloneMeta(m *metaFile) metaFile {
 	c := *m
 	c.Topics = make([]metaTopic, len(m.Topics))

@@ -104,7 +104,7 @@ func (s *shard) recover(rs *RecoveryStats) error {
 			s.log.Warn().Err(err).Str("segment", path).Msg("ignoring index checkpoint; scanning the segment")
 		}
 		rs.Scanned++
-		res, err := s.scan(seg, prods, nowMs)
+		res, err := s.scan(seg, prods, nowMs, isLast)
 		if err != nil {
 			return err
 		}
@@ -149,7 +149,8 @@ func (s *shard) recover(rs *RecoveryStats) error {
 	if last != nil {
 		id = last.id + 1
 	}
-	f, err := s.prepare(id)
+	// Reserved only: Open does not wait for zeros (see Prealloc).
+	f, err := s.prepare(id, nil)
 	if err != nil {
 		return fmt.Errorf("storage: %w", err)
 	}
@@ -206,8 +207,11 @@ func (s *shard) applyEntries(seg *segment, entries []ckEntry, rs *RecoveryStats)
 // scan reads a segment chunk by chunk, validating each chunk header and
 // every batch (CRC-32C, offsets), replaying producer state as it goes. It
 // stops at the first zero header or invalid chunk, and then looks for
-// non-zero bytes past that point: those are a torn tail.
-func (s *shard) scan(seg *segment, prods producerMap, nowMs int64) (scanResult, error) {
+// non-zero bytes past that point: those are a torn tail. In a sealed
+// segment it looks up to the end of the file (anything there is
+// corruption); in the newest one only as far as a crash can have left
+// written bytes (tornWindowEnd).
+func (s *shard) scan(seg *segment, prods producerMap, nowMs int64, newest bool) (scanResult, error) {
 	var res scanResult
 	size, err := seg.f.Size()
 	if err != nil {
@@ -224,7 +228,11 @@ func (s *shard) scan(seg *segment, prods producerMap, nowMs int64) (scanResult, 
 			break
 		}
 		h, err := parseChunkHeader(hb)
-		if err != nil || pos+chunkHeaderBytes+int64(h.length) > size {
+		if err != nil {
+			break
+		}
+		if pos+chunkHeaderBytes+int64(h.length) > size {
+			declared = size
 			break
 		}
 		data, err := r.at(pos+chunkHeaderBytes, int(h.length))
@@ -248,12 +256,27 @@ func (s *shard) scan(seg *segment, prods producerMap, nowMs int64) (scanResult, 
 		pos += chunkHeaderBytes + int64(h.length)
 	}
 	res.end = pos
-	res.tornEnd, err = lastNonZero(seg.f, pos, size)
+	limit := size
+	if newest {
+		limit = min(size, tornWindowEnd(pos, declared, s.st.cfg.unsyncedBytes))
+	}
+	res.tornEnd, err = lastNonZero(seg.f, pos, limit)
 	if err != nil {
 		return res, fmt.Errorf("storage: %s: %w", seg.path, err)
 	}
 	res.tornEnd = max(res.tornEnd, declared)
 	return res, nil
+}
+
+// tornWindowEnd bounds where a crash can have left written bytes in the
+// newest segment, given the end of its last whole chunk and the declared
+// end of the chunk header found there (0 when none parses). The writer
+// never writes past synced+unsynced, where synced (all bytes below it
+// durable) is at most max(end+chunkHeaderBytes, declared): were the header
+// at end durable, it would parse, and were its whole chunk durable, the
+// chunk would be whole. See doc.go.
+func tornWindowEnd(end, declared, unsynced int64) int64 {
+	return max(end+chunkHeaderBytes, declared) + unsynced
 }
 
 // validChunk checks a chunk's batches against its header.
@@ -327,16 +350,24 @@ func lastNonZero(f File, from, size int64) (int64, error) {
 // fsyncs, so later writes can never line up with stale chunks.
 func (s *shard) cutTorn(seg *segment, res scanResult) error {
 	fsys := s.st.fs
-	torn := make([]byte, res.tornEnd-res.end)
-	if _, err := seg.f.ReadAt(torn, res.end); err != nil && err != io.EOF {
-		return fmt.Errorf("storage: %w", err)
-	}
 	aside := seg.path + tornInfix + strconv.FormatInt(s.st.now().UnixNano(), 10)
 	f, err := fsys.Create(aside)
 	if err != nil {
 		return fmt.Errorf("storage: %w", err)
 	}
-	if _, err = f.WriteAt(torn, 0); err == nil {
+	buf := make([]byte, min(res.tornEnd-res.end, 1<<20))
+	for off := res.end; off < res.tornEnd && err == nil; {
+		n := min(int64(len(buf)), res.tornEnd-off)
+		var m int
+		if m, err = seg.f.ReadAt(buf[:n], off); int64(m) == n {
+			err = nil
+		}
+		if err == nil {
+			_, err = f.WriteAt(buf[:n], off-res.end)
+		}
+		off += n
+	}
+	if err == nil {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {

@@ -22,6 +22,9 @@ const (
 	// PreallocZeroFill reserves the space with fallocate and then writes
 	// zeros over it and fsyncs, so later writes overwrite allocated,
 	// initialised blocks and fdatasync has no extent metadata to commit.
+	// The first segment of a new shard is only reserved (Open does not
+	// wait for zeros), and a roll takes the next segment as far as its
+	// zero-fill got.
 	PreallocZeroFill Prealloc = iota
 	// PreallocFallocate only reserves the space (unwritten extents).
 	PreallocFallocate
@@ -34,7 +37,7 @@ const (
 	DefaultSegmentBytes   = 256 << 20
 	DefaultMaxGroupBytes  = 4 << 20
 	DefaultMaxChunkBytes  = 128 << 10
-	DefaultQueueDepth     = 4096
+	DefaultMaxQueueBytes  = 64 << 20
 	DefaultMaxPartitions  = 100_000
 	DefaultProducerExpiry = 24 * time.Hour // Kafka's producer.id.expiration.ms
 	// MaxFsyncLinger caps Config.FsyncLinger: waiting longer than this for
@@ -44,9 +47,15 @@ const (
 	// groupsInFlight bounds the groups written but not yet fsynced per
 	// shard; the writer waits for the syncer beyond it.
 	groupsInFlight = 64
-	// fsyncWarnAfter: slower fsyncs are logged at Warn.
+	// fsyncWarnAfter: slower fsyncs are logged at Warn, and so is a Close
+	// still waiting for WAL I/O after it.
 	fsyncWarnAfter = time.Second
-	maxShards      = 1024
+	// maxUnsyncedBytes bounds how far the writer runs ahead of the fsynced
+	// prefix of the active segment. Part of the on-disk format: recovery
+	// looks for torn bytes only this far past the last whole chunk (see
+	// doc.go), so it must never shrink without a format change.
+	maxUnsyncedBytes = 32 << 20
+	maxShards        = 1024
 )
 
 // Config configures a Store. Zero values take the defaults.
@@ -69,15 +78,19 @@ type Config struct {
 	// Prealloc chooses how segments are preallocated (default zero-fill).
 	Prealloc Prealloc
 	// MaxGroupBytes bounds the bytes of one group commit write (default
-	// 4 MiB, at most SegmentBytes). A single larger append is written alone.
+	// 4 MiB, at most SegmentBytes and 32 MiB). A single larger append is
+	// written alone.
 	MaxGroupBytes int
 	// MaxChunkBytes closes a partition's chunk within a group commit once
 	// it holds this many bytes (default 128 KiB). Bigger chunks mean fewer
 	// file ranges per fetch; smaller ones less walking to find a batch
 	// inside a chunk. A single append is never split.
 	MaxChunkBytes int
-	// QueueDepth is the per-shard append queue; Append blocks when it is full.
-	QueueDepth int
+	// MaxQueueBytes bounds the batch bytes (plus 128 per append) queued in
+	// a shard and not yet written (default 64 MiB). Append never blocks:
+	// once a shard's queue holds this much, appends to its partitions fail
+	// at once with ErrBusy until the writer catches up.
+	MaxQueueBytes int64
 	// MaxPartitions bounds the partitions of one topic (default 100000).
 	MaxPartitions int32
 	// ProducerExpiry drops idempotent producer state idle this long, when a
@@ -89,6 +102,10 @@ type Config struct {
 	Logger zerolog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+
+	// unsyncedBytes is maxUnsyncedBytes; tests lower it. Recovery with a
+	// value smaller than the writer had is unsafe.
+	unsyncedBytes int64
 }
 
 func (c *Config) applyDefaults() error {
@@ -116,12 +133,15 @@ func (c *Config) applyDefaults() error {
 	if c.MaxGroupBytes <= 0 {
 		c.MaxGroupBytes = DefaultMaxGroupBytes
 	}
-	c.MaxGroupBytes = int(min(int64(c.MaxGroupBytes), c.SegmentBytes))
+	if c.unsyncedBytes <= 0 {
+		c.unsyncedBytes = maxUnsyncedBytes
+	}
+	c.MaxGroupBytes = int(min(int64(c.MaxGroupBytes), c.SegmentBytes, c.unsyncedBytes))
 	if c.MaxChunkBytes <= 0 {
 		c.MaxChunkBytes = DefaultMaxChunkBytes
 	}
-	if c.QueueDepth <= 0 {
-		c.QueueDepth = DefaultQueueDepth
+	if c.MaxQueueBytes <= 0 {
+		c.MaxQueueBytes = DefaultMaxQueueBytes
 	}
 	if c.MaxPartitions <= 0 {
 		c.MaxPartitions = DefaultMaxPartitions
@@ -153,15 +173,17 @@ type Store struct {
 
 	shards []*shard
 
-	closeMu sync.RWMutex // Append holds it shared while enqueuing
+	closeMu sync.RWMutex // never held while blocking
 	closed  bool         // guarded by closeMu
 
 	stats    counters
 	recovery RecoveryStats // set by Open
 }
 
+// topic is immutable once published in the table: SetTopicConfigs and
+// CreatePartitions publish a new topic sharing the same partitions.
 type topic struct {
-	info  TopicInfo // immutable
+	info  TopicInfo
 	parts []*partition
 }
 
@@ -172,12 +194,14 @@ type topicTable struct {
 
 // partition is one topic partition's state.
 type partition struct {
+	// t is the topic as this partition was built: its name and ID are
+	// stable, its configs and partition count may be outdated.
 	t   *topic
 	num int32
 	key uint32 // stable, never reused: chunks carry it
 	sh  *shard
 
-	logAppendTime bool
+	logAppendTime atomic.Bool // message.timestamp.type; SetTopicConfigs changes it
 
 	// Writer goroutine only (recovery before it starts).
 	next       int64 // next offset to assign
@@ -263,22 +287,51 @@ func (s *Store) buildTopic(mt metaTopic) (*topic, error) {
 	if t.info.Configs == nil {
 		t.info.Configs = map[string]string{}
 	}
-	lat := mt.Configs["message.timestamp.type"] == "LogAppendTime"
-	t.parts = make([]*partition, len(mt.Partitions))
-	for i, mp := range mt.Partitions {
-		if mp.Shard < 0 || mp.Shard >= len(s.shards) {
-			return nil, fmt.Errorf("storage: topic %q partition %d in shard %d of %d", mt.Name, i, mp.Shard, len(s.shards))
-		}
-		p := &partition{t: t, num: int32(i), key: mp.Key, sh: s.shards[mp.Shard], logAppendTime: lat}
-		t.parts[i] = p
-		s.byKey[mp.Key] = p
+	t.parts = make([]*partition, 0, len(mt.Partitions))
+	if err := s.addPartitions(t, mt.Partitions); err != nil {
+		return nil, err
 	}
 	return t, nil
 }
 
-// Close stops accepting appends, writes and fsyncs what is queued, fires
-// all watchers and closes the files (segments still referenced by reads
-// close on their last Release).
+// addPartitions builds t's partitions numbered len(t.parts) on from mps.
+func (s *Store) addPartitions(t *topic, mps []metaPartition) error {
+	lat := logAppendTime(t.info.Configs)
+	for _, mp := range mps {
+		num := int32(len(t.parts))
+		if mp.Shard < 0 || mp.Shard >= len(s.shards) {
+			return fmt.Errorf("storage: topic %q partition %d in shard %d of %d", t.info.Name, num, mp.Shard, len(s.shards))
+		}
+		p := &partition{t: t, num: num, key: mp.Key, sh: s.shards[mp.Shard]}
+		p.logAppendTime.Store(lat)
+		t.parts = append(t.parts, p)
+		s.byKey[mp.Key] = p
+	}
+	return nil
+}
+
+func logAppendTime(configs map[string]string) bool {
+	return configs["message.timestamp.type"] == "LogAppendTime"
+}
+
+// newPartitionKeys assigns n new partitions keys (never reused) and shards,
+// round-robin by key so every topic's partitions spread over the shards.
+func (s *Store) newPartitionKeys(m *metaFile, n int32) []metaPartition {
+	out := make([]metaPartition, 0, n)
+	for range n {
+		key := m.NextPartKey
+		m.NextPartKey++
+		out = append(out, metaPartition{Key: key, Shard: int(key % uint32(len(s.shards)))})
+	}
+	return out
+}
+
+// Close stops accepting appends and fails those not yet written with
+// ErrClosed (queued ones at once, on this goroutine). It waits for the I/O
+// already issued: the group being written and the fdatasync of every
+// written group, whose appends then complete as usual. It abandons the
+// preparation of a next segment, fires all watchers and closes the files
+// (segments still referenced by reads close on their last Release).
 func (s *Store) Close() error {
 	s.closeMu.Lock()
 	if s.closed {
@@ -289,11 +342,25 @@ func (s *Store) Close() error {
 	s.closeMu.Unlock()
 
 	for _, sh := range s.shards {
-		close(sh.stop)
+		sh.closeQueue()
 	}
+	waited := make(chan struct{})
+	go func() {
+		for _, sh := range s.shards {
+			sh.wait()
+		}
+		close(waited)
+	}()
+	slow := time.NewTimer(fsyncWarnAfter)
+	select {
+	case <-waited:
+	case <-slow.C:
+		s.log.Warn().Dur("took", fsyncWarnAfter).Msg("close is waiting for WAL writes and fdatasyncs in progress")
+		<-waited
+	}
+	slow.Stop()
 	var err error
 	for _, sh := range s.shards {
-		sh.wait()
 		if sh.failed.Load() {
 			err = ErrStorage
 		}
@@ -341,15 +408,9 @@ func (s *Store) CreateTopic(name string, partitions int32, configs map[string]st
 	if old.byName[name] != nil {
 		return TopicInfo{}, ErrTopicExists
 	}
+	next := cloneMeta(&s.meta)
 	mt := metaTopic{Name: name, ID: id.String(), Configs: maps.Clone(configs)}
-	next := s.meta
-	for range partitions {
-		// Round-robin over shards by key spreads every topic's partitions.
-		key := next.NextPartKey
-		next.NextPartKey++
-		mt.Partitions = append(mt.Partitions, metaPartition{Key: key, Shard: int(key % uint32(len(s.shards)))})
-	}
-	next = cloneMeta(&next)
+	mt.Partitions = s.newPartitionKeys(&next, partitions)
 	next.Topics = append(next.Topics, mt)
 	if err := saveMeta(s.fs, s.cfg.Dir, &next); err != nil {
 		s.log.Error().Err(err).Str("topic", name).Msg("persisting metadata failed")
@@ -399,6 +460,94 @@ func (s *Store) DeleteTopic(name string) error {
 	}
 	s.log.Info().Str("topic", name).Msg("topic deleted")
 	return nil
+}
+
+// SetTopicConfigs replaces a topic's explicitly set configs with configs
+// (nil or empty clears them) and persists them before returning. Values
+// are stored as given: the protocol layer validates them. Appends pick up
+// message.timestamp.type from the next group commit on.
+func (s *Store) SetTopicConfigs(name string, configs map[string]string) error {
+	s.metaMu.Lock()
+	defer s.metaMu.Unlock()
+	if s.isClosed() {
+		return ErrClosed
+	}
+	old := s.table.Load()
+	t := old.byName[name]
+	if t == nil {
+		return ErrUnknownTopic
+	}
+	next := cloneMeta(&s.meta)
+	mt := next.topic(name)
+	mt.Configs = maps.Clone(configs)
+	if len(mt.Configs) == 0 {
+		mt.Configs = nil
+	}
+	if err := saveMeta(s.fs, s.cfg.Dir, &next); err != nil {
+		s.log.Error().Err(err).Str("topic", name).Msg("persisting metadata failed")
+		return fmt.Errorf("%w: %v", ErrStorage, err)
+	}
+	s.meta = next
+	nt := &topic{info: t.info, parts: t.parts}
+	nt.info.Configs = maps.Clone(configs)
+	if nt.info.Configs == nil {
+		nt.info.Configs = map[string]string{}
+	}
+	lat := logAppendTime(nt.info.Configs)
+	for _, p := range nt.parts {
+		p.logAppendTime.Store(lat)
+	}
+	s.publish(old, nt)
+	s.log.Info().Str("topic", name).Msg("topic configs set")
+	return nil
+}
+
+// CreatePartitions grows a topic to count partitions and persists that
+// before returning. New partitions get new keys (never reused) and shards
+// as in CreateTopic, and start empty at offset 0. It fails with
+// ErrUnknownTopic, or ErrInvalidPartitions when count is not above the
+// current count or is above MaxPartitions.
+func (s *Store) CreatePartitions(name string, count int32) (TopicInfo, error) {
+	s.metaMu.Lock()
+	defer s.metaMu.Unlock()
+	if s.isClosed() {
+		return TopicInfo{}, ErrClosed
+	}
+	old := s.table.Load()
+	t := old.byName[name]
+	if t == nil {
+		return TopicInfo{}, ErrUnknownTopic
+	}
+	have := int32(len(t.parts))
+	if count <= have || count > s.cfg.MaxPartitions {
+		return TopicInfo{}, ErrInvalidPartitions
+	}
+	next := cloneMeta(&s.meta)
+	mt := next.topic(name)
+	added := s.newPartitionKeys(&next, count-have)
+	mt.Partitions = append(mt.Partitions, added...)
+	if err := saveMeta(s.fs, s.cfg.Dir, &next); err != nil {
+		s.log.Error().Err(err).Str("topic", name).Msg("persisting metadata failed")
+		return TopicInfo{}, fmt.Errorf("%w: %v", ErrStorage, err)
+	}
+	s.meta = next
+	nt := &topic{info: t.info, parts: slices.Clip(t.parts)}
+	nt.info.Partitions = count
+	if err := s.addPartitions(nt, added); err != nil {
+		return TopicInfo{}, err // shards come from len(s.shards): cannot happen
+	}
+	s.publish(old, nt)
+	s.log.Info().Str("topic", name).Int32("partitions", count).Msg("topic partitions added")
+	return nt.info, nil
+}
+
+// publish replaces a topic in the table with nt (same name and ID).
+// metaMu must be held.
+func (s *Store) publish(old *topicTable, nt *topic) {
+	tab := &topicTable{byName: maps.Clone(old.byName), byID: maps.Clone(old.byID)}
+	tab.byName[nt.info.Name] = nt
+	tab.byID[nt.info.ID] = nt
+	s.table.Store(tab)
 }
 
 func (s *Store) isClosed() bool {
@@ -453,9 +602,10 @@ func (s *Store) InitProducerID() (int64, int16, error) {
 	return id, 0, nil
 }
 
-// Append appends the batches of one produce partition; see api.go. When
-// the append fails at once (unknown partition, closed store, too large),
-// done runs before Append returns, on the caller's goroutine.
+// Append appends the batches of one produce partition; see api.go. It
+// never blocks. When the append fails at once (unknown partition, closed
+// store, too large, shard queue full), done runs before Append returns, on
+// the caller's goroutine.
 func (s *Store) Append(topic string, partition int32, batches []byte, durable bool, done func(AppendResult)) {
 	p, err := s.lookup(topic, partition)
 	switch {
@@ -473,15 +623,13 @@ func (s *Store) Append(topic string, partition int32, batches []byte, durable bo
 	}
 	r := reqPool.Get().(*appendReq)
 	r.p, r.data, r.durable, r.done = p, batches, durable, done
-	s.closeMu.RLock()
-	if s.closed {
-		s.closeMu.RUnlock()
+	if err := p.sh.enqueue(r); err != nil {
 		putReq(r)
-		done(AppendResult{BaseOffset: -1, LogAppendTime: -1, Err: ErrClosed})
-		return
+		if err == ErrBusy {
+			s.stats.busy.Add(1)
+		}
+		done(AppendResult{BaseOffset: -1, LogAppendTime: -1, Err: err})
 	}
-	p.sh.reqs <- r
-	s.closeMu.RUnlock()
 }
 
 // Offsets returns the log start offset and the high watermark.
@@ -590,8 +738,12 @@ type Stats struct {
 	Reads        int64
 	ReadBytes    int64
 	SegmentsRoll int64
-	FailedShards int
-	Recovery     RecoveryStats
+	Busy         int64 // appends refused with ErrBusy (shard queue full)
+	// UnsyncedWaits counts writes that waited for an fdatasync because
+	// the writer was maxUnsyncedBytes ahead of the synced prefix.
+	UnsyncedWaits int64
+	FailedShards  int
+	Recovery      RecoveryStats
 }
 
 // RecoveryStats describe what Open recovered.
@@ -607,7 +759,7 @@ type RecoveryStats struct {
 }
 
 type counters struct {
-	appends, appendBytes, groups, fsyncs, fsyncNanos, reads, readBytes, rolls atomic.Int64
+	appends, appendBytes, groups, fsyncs, fsyncNanos, reads, readBytes, rolls, busy, unsyncedWaits atomic.Int64
 }
 
 // Stats returns a snapshot of the counters.
@@ -616,6 +768,7 @@ func (s *Store) Stats() Stats {
 		Appends: s.stats.appends.Load(), AppendBytes: s.stats.appendBytes.Load(), Groups: s.stats.groups.Load(),
 		Fsyncs: s.stats.fsyncs.Load(), FsyncTime: time.Duration(s.stats.fsyncNanos.Load()),
 		Reads: s.stats.reads.Load(), ReadBytes: s.stats.readBytes.Load(), SegmentsRoll: s.stats.rolls.Load(),
+		Busy: s.stats.busy.Load(), UnsyncedWaits: s.stats.unsyncedWaits.Load(),
 		Recovery: s.recovery,
 	}
 	for _, sh := range s.shards {

@@ -30,6 +30,9 @@ func TestAppendReadRoundTripAcrossRolls(t *testing.T) {
 	if s.Stats().SegmentsRoll < 2 {
 		t.Fatalf("expected segment rolls, stats %+v", s.Stats())
 	}
+	// The last append is not durable: acknowledged after its write, visible
+	// after its fsync.
+	eventually(t, "high watermark at the end", func() bool { _, hwm, _ := s.Offsets("t", 0); return hwm == off })
 	check := func(s *Store) {
 		t.Helper()
 		got := readAllBatches(t, s, "t", 0)
@@ -115,15 +118,19 @@ func TestOffsetsContiguousAcrossPartitionsAndShards(t *testing.T) {
 	}
 }
 
-// TestGroupCommitBatches holds the first fdatasync until every append of a
-// round has been written, so the rest of the round must share one fdatasync.
+// TestGroupCommitBatches holds the first fdatasync of each round until
+// every append of the round has been written and handed to the syncer, so
+// the rest of the round must share one fdatasync. It waits on those
+// conditions, not on time, and opens the gate on every exit path, so a
+// failure cannot leave Close waiting on the held fdatasync.
 func TestGroupCommitBatches(t *testing.T) {
 	ffs := NewFaultFS(OSFS{})
 	cfg := Config{Dir: t.TempDir(), FS: ffs, Shards: 1, SegmentBytes: 4 << 20, Prealloc: PreallocNone}
 	s := mustOpen(t, cfg)
 	defer s.Close()
+	defer ffs.SetInjector(nil)
 	mustCreate(t, s, "t", 4)
-	eventually(t, "next segment prepared", func() bool { return len(s.shards[0].prepared) == 1 })
+	sh := s.shards[0]
 	// Fewer appends per round than groups in flight, so the writer never
 	// waits for the held fsync.
 	const rounds, appenders = 5, groupsInFlight / 2
@@ -131,14 +138,15 @@ func TestGroupCommitBatches(t *testing.T) {
 		gate := make(chan struct{})
 		var openOnce sync.Once
 		openGate := func() { openOnce.Do(func() { close(gate) }) }
+		defer openGate() // runs before the deferred Close
 		var gated atomic.Bool
 		ffs.SetInjector(func(op Op) error {
-			if op.Kind == OpSync && !gated.Swap(true) {
+			if op.Kind == OpSync && matchName("*.wal", op.Name) && !gated.Swap(true) {
 				<-gate
 			}
 			return nil
 		})
-		base := s.Stats()
+		base, handed := s.Stats(), sh.handed.Load()
 		var wg sync.WaitGroup
 		for a := 0; a < appenders; a++ {
 			wg.Add(1)
@@ -149,9 +157,16 @@ func TestGroupCommitBatches(t *testing.T) {
 				wg.Done()
 			})
 		}
-		eventually(t, "all appends written", func() bool { return s.Stats().Appends-base.Appends == appenders })
+		// Appends is counted after each group's write and before it is
+		// handed over: once all are counted, groups is final, and handed
+		// catching up with it means every group is with the syncer.
+		eventually(t, "all appends written and handed to the syncer", func() bool {
+			st := s.Stats()
+			return st.Appends-base.Appends == appenders && sh.handed.Load()-handed == st.Groups-base.Groups
+		})
+		eventually(t, "an fdatasync held", gated.Load)
 		openGate()
-		wg.Wait()
+		waitGroup(t, &wg, "durable acks")
 		st := s.Stats()
 		fsyncs := st.Fsyncs - base.Fsyncs
 		if fsyncs > 2 {
@@ -159,7 +174,6 @@ func TestGroupCommitBatches(t *testing.T) {
 		}
 		t.Logf("round %d: %d appends, %d groups, %d fsyncs", round, appenders, st.Groups-base.Groups, fsyncs)
 	}
-	ffs.SetInjector(nil)
 }
 
 // TestDurableAckAfterFsync: while the fsync is held, a durable append is
@@ -172,20 +186,19 @@ func TestDurableAckAfterFsync(t *testing.T) {
 	mustCreate(t, s, "t", 1)
 	appendWait(t, s, "t", 0, makeBatch(batchSpec{}), true)
 
-	eventually(t, "next segment prepared", func() bool { return len(s.shards[0].prepared)+len(s.shards[1].prepared) == 2 })
 	gate := make(chan struct{})
 	var openOnce sync.Once
 	openGate := func() { openOnce.Do(func() { close(gate) }) }
 	defer openGate()
 	var syncs atomic.Int64
 	ffs.SetInjector(func(op Op) error {
-		if op.Kind == OpSync {
+		if op.Kind == OpSync && matchName("*.wal", op.Name) {
 			<-gate
 		}
 		return nil
 	})
 	ffs.SetAfter(func(op Op, err error) {
-		if op.Kind == OpSync && err == nil {
+		if op.Kind == OpSync && matchName("*.wal", op.Name) && err == nil {
 			syncs.Add(1)
 		}
 	})

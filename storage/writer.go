@@ -2,6 +2,7 @@ package storage
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"path/filepath"
@@ -12,19 +13,32 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// A shard owns a set of partitions and their WAL. Three goroutines:
+// A shard owns a set of partitions and their WAL. Its goroutines:
 //
-//   - writer: takes append requests, checks idempotent producer state,
-//     assigns offsets, builds one chunk per partition in a reused buffer and
-//     writes the whole group with one pwrite. Non-durable (acks 0/1)
-//     requests complete here.
+//   - writer: takes append requests off the queue, checks idempotent
+//     producer state, assigns offsets, builds one chunk per partition in a
+//     reused buffer and writes the whole group with one pwrite. Non-durable
+//     (acks 0/1) requests complete here.
 //   - syncer: takes written groups in order and covers all that are queued
 //     with one fdatasync (pipelined: groups written while an fdatasync runs
 //     share the next one). Then it publishes the chunks to the partition
 //     indexes, moves the high watermarks, completes durable requests and
 //     wakes watchers. Acks therefore never precede the fsync covering them.
-//   - bg: prepares the next segment file and writes index checkpoints of
-//     sealed segments, off the hot path.
+//   - bg: writes index checkpoints of sealed segments, off the hot path.
+//   - prep (while one runs): prepares the next segment file; see prepTask.
+//
+// Append never blocks: it adds to a mutex-guarded queue whose bytes are
+// counted (Config.MaxQueueBytes) and wakes the writer. Close takes what is
+// queued and fails it with ErrClosed on its own goroutine; the writer
+// fails what it had taken but not yet written. So Close waits only for
+// I/O already issued: the group being written and the fdatasyncs of
+// written groups.
+//
+// The writer keeps at most Config.unsyncedBytes (maxUnsyncedBytes) written
+// past the end of the fsynced prefix of the active segment: a write that
+// would end beyond synced+maxUnsyncedBytes waits for the syncer, and a
+// group larger than that is written in pieces, each handed to the syncer.
+// Recovery relies on this bound (see doc.go).
 //
 // A failed write or fsync fails the shard until restart (as Kafka takes a
 // log directory offline): every waiting and later append fails with
@@ -38,28 +52,37 @@ type shard struct {
 	dir string
 	log zerolog.Logger
 
-	reqs     chan *appendReq
-	stop     chan struct{}
-	syncCh   chan *group // writer -> syncer, closed by the writer on exit
-	free     chan *group // syncer -> writer
-	sealed   chan error  // syncer -> writer: the old segment is durable
-	prepared chan prepResult
+	qmu     sync.Mutex
+	queue   []*appendReq  // guarded by qmu: appends not yet taken by the writer
+	qbytes  int64         // guarded by qmu: reqCost of queued and taken-but-unwritten appends
+	qclosed bool          // guarded by qmu: Close has run; Append fails with ErrClosed
+	wake    chan struct{} // cap 1: Append -> writer, the queue became non-empty
+
+	stop     chan struct{} // closed by Close
+	syncCh   chan *group   // writer -> syncer, closed by the writer on exit
+	free     chan *group   // syncer -> writer
+	sealed   chan error    // syncer -> writer: the old segment is durable
+	synced   atomic.Int64  // end of the fsynced prefix of the active segment; syncer stores, writer reads
+	syncWake chan struct{} // cap 1: syncer -> writer, synced moved or the shard failed
+	handed   atomic.Int64  // groups handed to the syncer (tests wait on it)
 	bgJobs   chan func()
 	failed   atomic.Bool
 	failOnce sync.Once
 	wg       sync.WaitGroup // writer and syncer
 	bgDone   chan struct{}
 
-	// Writer goroutine only (recovery before it starts).
+	// Writer goroutine only (recovery and start before it runs, Close
+	// after it has exited).
 	seg       *segment
 	pos       int64 // write position in seg
 	nextSegID uint64
+	prep      *prepTask // preparing segment nextSegID, or nil
 	producers producerMap
 	buf       []byte
-	batch     []*appendReq
+	pending   []*appendReq // taken off the queue; pending[pendAt:] not yet processed
+	pendAt    int
 	parts     []*partition
 	gen       uint64
-	held      *appendReq // taken off reqs but left for the next group
 	saved     []savedProducer
 
 	// Syncer goroutine only (recovery before it starts).
@@ -85,6 +108,13 @@ func putReq(r *appendReq) {
 	reqPool.Put(r)
 }
 
+// reqOverheadBytes is what Config.MaxQueueBytes counts per append on top of
+// its batches: the request and its chunk header, so a flood of tiny
+// appends is bounded too.
+const reqOverheadBytes = 128
+
+func reqCost(n int) int64 { return int64(n) + reqOverheadBytes }
+
 type groupKind uint8
 
 const (
@@ -97,10 +127,12 @@ type pubEntry struct {
 	e chunkEntry
 }
 
-// group is one group commit on its way from the writer to the syncer.
+// group is one group commit (or one piece of a large one) on its way from
+// the writer to the syncer.
 type group struct {
 	kind    groupKind
 	seg     *segment
+	end     int64        // data: write position in seg after this group
 	reqs    []*appendReq // durable requests waiting for the fsync
 	entries []pubEntry
 	snap    producerMap // seal: producer state at the end of seg
@@ -124,12 +156,12 @@ func newShard(st *Store, id int) *shard {
 		id:        id,
 		dir:       filepath.Join(st.cfg.Dir, fmt.Sprintf("shard-%03d", id)),
 		log:       st.log.With().Int("shard", id).Logger(),
-		reqs:      make(chan *appendReq, st.cfg.QueueDepth),
+		wake:      make(chan struct{}, 1),
 		stop:      make(chan struct{}),
 		syncCh:    make(chan *group, groupsInFlight+1),
 		free:      make(chan *group, groupsInFlight),
 		sealed:    make(chan error, 1),
-		prepared:  make(chan prepResult, 1),
+		syncWake:  make(chan struct{}, 1),
 		bgJobs:    make(chan func(), 4),
 		bgDone:    make(chan struct{}),
 		producers: producerMap{},
@@ -141,25 +173,72 @@ func newShard(st *Store, id int) *shard {
 }
 
 func (s *shard) start() {
+	s.synced.Store(s.pos) // recovery left everything below pos durable
+	if s.pos >= s.prepAt() {
+		s.startPrep()
+	}
 	s.wg.Add(2)
 	go s.runWriter()
 	go s.runSyncer()
 	go s.runBg()
-	s.bgJobs <- s.prepareJob(s.nextSegID)
 }
 
-// wait returns once everything queued is written and fsynced.
+// enqueue adds r to the queue unless the store is closed or the queue is
+// over Config.MaxQueueBytes. It never blocks.
+func (s *shard) enqueue(r *appendReq) error {
+	cost := reqCost(len(r.data))
+	s.qmu.Lock()
+	switch {
+	case s.qclosed:
+		s.qmu.Unlock()
+		return ErrClosed
+	case s.qbytes >= s.st.cfg.MaxQueueBytes:
+		// Checked before adding, so one append larger than the cap still
+		// gets in whenever the queue is below it.
+		s.qmu.Unlock()
+		return ErrBusy
+	}
+	wasEmpty := len(s.queue) == 0
+	s.queue = append(s.queue, r)
+	s.qbytes += cost
+	s.qmu.Unlock()
+	if wasEmpty {
+		select {
+		case s.wake <- struct{}{}:
+		default: // a wake is already pending
+		}
+	}
+	return nil
+}
+
+// closeQueue stops Append and fails everything still queued with ErrClosed
+// (on the caller's goroutine), then tells the writer to stop.
+func (s *shard) closeQueue() {
+	s.qmu.Lock()
+	s.qclosed = true
+	q := s.queue
+	s.queue = nil
+	for _, r := range q {
+		s.qbytes -= reqCost(len(r.data))
+	}
+	s.qmu.Unlock()
+	for _, r := range q {
+		r.res = failResult(ErrClosed)
+		s.complete(r)
+	}
+	close(s.stop)
+}
+
+// wait returns once the writer and syncer have finished (everything
+// written is fsynced, or failed) and the background goroutines are done.
 func (s *shard) wait() {
 	s.wg.Wait()
+	if t := s.prep; t != nil {
+		s.prep = nil
+		t.abandon(s)
+	}
 	close(s.bgJobs)
 	<-s.bgDone
-	select {
-	case pr := <-s.prepared:
-		if pr.f != nil {
-			_ = pr.f.Close()
-		}
-	default:
-	}
 }
 
 func (s *shard) closeSegments() {
@@ -184,6 +263,15 @@ func (s *shard) fail(what string, err error) {
 	s.failOnce.Do(func() {
 		s.log.Error().Err(err).Str("op", what).Msg("WAL I/O failed: shard is offline until restart; unacknowledged appends fail with KAFKA_STORAGE_ERROR")
 	})
+	s.wakeWriter()
+}
+
+// wakeWriter tells a writer waiting for room (waitRoom) to look again.
+func (s *shard) wakeWriter() {
+	select {
+	case s.syncWake <- struct{}{}:
+	default:
+	}
 }
 
 func failResult(err error) AppendResult {
@@ -200,54 +288,92 @@ func (s *shard) runWriter() {
 	defer s.wg.Done()
 	defer close(s.syncCh)
 	for {
-		var r *appendReq
-		if s.held != nil {
-			r, s.held = s.held, nil
-		} else {
-			select {
-			case r = <-s.reqs:
-			case <-s.stop:
-				// Close no longer lets Append enqueue: drain what is queued.
-				for {
-					if s.held != nil {
-						r, s.held = s.held, nil
-					} else {
-						select {
-						case r = <-s.reqs:
-						default:
-							return
-						}
-					}
-					s.collect(r)
+		select {
+		case <-s.wake:
+		case <-s.stop:
+			return // Close has failed what was queued
+		}
+		for s.take() {
+			for s.pendAt < len(s.pending) {
+				select {
+				case <-s.stop:
+					s.failPending()
+					return
+				default:
 				}
+				s.nextGroup()
 			}
 		}
-		s.collect(r)
 	}
 }
 
-// collect gathers whatever is queued behind first, up to MaxGroupBytes,
-// into one group and processes it.
-func (s *shard) collect(first *appendReq) {
-	s.batch = append(s.batch[:0], first)
-	bound := len(first.data) + chunkHeaderBytes
-	limit := s.st.cfg.MaxGroupBytes
-more:
-	for bound < limit {
-		select {
-		case r := <-s.reqs:
-			if bound+len(r.data)+chunkHeaderBytes > limit {
-				s.held = r
-				break more
-			}
-			s.batch = append(s.batch, r)
-			bound += len(r.data) + chunkHeaderBytes
-		default:
-			break more
-		}
+// take swaps the (processed) pending list with the queue.
+func (s *shard) take() bool {
+	clear(s.pending)
+	s.qmu.Lock()
+	s.pending, s.queue = s.queue, s.pending[:0]
+	s.qmu.Unlock()
+	s.pendAt = 0
+	return len(s.pending) > 0
+}
+
+// refill moves what is queued to the end of pending.
+func (s *shard) refill() bool {
+	s.qmu.Lock()
+	defer s.qmu.Unlock()
+	if len(s.queue) == 0 {
+		return false
 	}
-	s.process(s.batch, bound)
-	clear(s.batch)
+	s.pending = append(s.pending, s.queue...)
+	clear(s.queue)
+	s.queue = s.queue[:0]
+	return true
+}
+
+// failPending fails the taken but unprocessed requests with ErrClosed.
+func (s *shard) failPending() {
+	rest := s.pending[s.pendAt:]
+	var cost int64
+	for _, r := range rest {
+		cost += reqCost(len(r.data))
+		r.res = failResult(ErrClosed)
+		s.complete(r)
+	}
+	clear(rest)
+	s.pendAt = len(s.pending)
+	s.qmu.Lock()
+	s.qbytes -= cost
+	s.qmu.Unlock()
+}
+
+// nextGroup processes the pending requests that fit in one group commit
+// (up to MaxGroupBytes, at least one), taking more off the queue when the
+// pending ones run out first.
+func (s *shard) nextGroup() {
+	reqs := s.pending[s.pendAt:]
+	limit := s.st.cfg.MaxGroupBytes
+	n, bound := 0, 0
+	var cost int64
+	for {
+		for ; n < len(reqs); n++ {
+			c := len(reqs[n].data) + chunkHeaderBytes
+			if n > 0 && bound+c > limit {
+				break
+			}
+			bound += c
+			cost += reqCost(len(reqs[n].data))
+		}
+		if n < len(reqs) || bound >= limit || !s.refill() {
+			break
+		}
+		reqs = s.pending[s.pendAt:]
+	}
+	s.process(reqs[:n], bound)
+	clear(reqs[:n])
+	s.pendAt += n
+	s.qmu.Lock()
+	s.qbytes -= cost
+	s.qmu.Unlock()
 }
 
 // process admits, places and writes one group; bound is an upper bound of
@@ -301,7 +427,7 @@ func (s *shard) process(reqs []*appendReq, bound int) {
 	s.buf = buf
 
 	if len(buf) > 0 {
-		if _, err := s.seg.f.WriteAt(buf, s.pos); err != nil {
+		if err := s.write(buf); err != nil {
 			s.fail("write", err)
 			for _, r := range reqs {
 				r.res = failResult(ErrStorage)
@@ -311,7 +437,6 @@ func (s *shard) process(reqs []*appendReq, bound int) {
 			s.free <- g
 			return
 		}
-		s.pos += int64(len(buf))
 		s.st.stats.groups.Add(1)
 		s.st.stats.appendBytes.Add(int64(len(buf)))
 	}
@@ -328,7 +453,56 @@ func (s *shard) process(reqs []*appendReq, bound int) {
 		s.free <- g
 		return
 	}
+	g.end = s.pos
+	s.hand(g)
+	if s.prep == nil && s.pos >= s.prepAt() {
+		s.startPrep()
+	}
+}
+
+func (s *shard) hand(g *group) {
 	s.syncCh <- g
+	s.handed.Add(1)
+}
+
+// write writes buf at pos, keeping the written extent within
+// unsyncedBytes of the fsynced prefix: a buf larger than that goes out in
+// pieces, each handed to the syncer so the prefix can move.
+func (s *shard) write(buf []byte) error {
+	for len(buf) > 0 {
+		n := int(min(int64(len(buf)), s.st.cfg.unsyncedBytes))
+		if err := s.waitRoom(s.pos + int64(n)); err != nil {
+			return err
+		}
+		if _, err := s.seg.f.WriteAt(buf[:n], s.pos); err != nil {
+			return err
+		}
+		s.pos += int64(n)
+		buf = buf[n:]
+		if len(buf) > 0 {
+			pg := <-s.free
+			pg.kind, pg.seg, pg.end = groupData, s.seg, s.pos
+			s.hand(pg)
+		}
+	}
+	return nil
+}
+
+// waitRoom waits until a write ending at end stays within unsyncedBytes of
+// the fsynced prefix. Everything written is already handed to the syncer,
+// so the prefix moves (or the shard fails).
+func (s *shard) waitRoom(end int64) error {
+	if end <= s.synced.Load()+s.st.cfg.unsyncedBytes {
+		return nil
+	}
+	s.st.stats.unsyncedWaits.Add(1)
+	for end > s.synced.Load()+s.st.cfg.unsyncedBytes {
+		if s.failed.Load() {
+			return ErrStorage
+		}
+		<-s.syncWake
+	}
+	return nil
 }
 
 // placeChunk appends p's chunks (header and admitted batches) to buf. A
@@ -366,14 +540,15 @@ func (s *shard) placeChunk(g *group, p *partition, buf []byte, nowMs int64) []by
 		buf = append(buf, r.data...)
 		off := p.next
 		r.res.BaseOffset = off
-		if p.logAppendTime {
+		lat := p.logAppendTime.Load()
+		if lat {
 			r.res.LogAppendTime = nowMs
 		}
 		for b := buf[at:]; len(b) > 0; {
 			batch, rest, _ := NextBatch(b) // admit checked the framing
 			SetBaseOffset(batch, off)
 			SetLeaderEpoch(batch, LeaderEpoch)
-			if p.logAppendTime {
+			if lat {
 				SetLogAppendTime(batch, nowMs)
 			}
 			if mt := int64(binary.BigEndian.Uint64(batch[batchMaxTimestampAt:])); mt > c.maxTs {
@@ -494,19 +669,26 @@ func (s *shard) rollback() {
 	s.saved = s.saved[:0]
 }
 
-// roll seals the active segment and switches to the prepared next one. It
-// waits until the old segment is fsynced, so only the newest segment of a
-// shard can ever hold unsynced (possibly torn) bytes.
+// roll seals the active segment and switches to the next one, prepared as
+// far as its preparation got. It waits until the old segment is fsynced,
+// so only the newest segment of a shard can ever hold unsynced (possibly
+// torn) bytes.
 func (s *shard) roll(nowMs int64) error {
 	g := <-s.free
 	g.kind, g.seg = groupSeal, s.seg
 	s.producers.expire(nowMs - s.st.cfg.ProducerExpiry.Milliseconds())
 	g.snap = s.producers.clone()
-	s.syncCh <- g
+	s.hand(g)
 	if err := <-s.sealed; err != nil {
 		return err
 	}
-	pr := <-s.prepared
+	if s.prep == nil {
+		s.startPrep()
+	}
+	t := s.prep
+	s.prep = nil
+	close(t.hurry)
+	pr := <-t.done
 	if pr.err != nil {
 		return pr.err
 	}
@@ -515,8 +697,8 @@ func (s *shard) roll(nowMs int64) error {
 		return err
 	}
 	s.seg, s.pos = seg, 0
+	s.synced.Store(0) // the syncer is idle: the seal was its last group
 	s.st.stats.rolls.Add(1)
-	s.bgJobs <- s.prepareJob(s.nextSegID)
 	return nil
 }
 
@@ -538,28 +720,74 @@ func (s *shard) install(pr prepResult) (*segment, error) {
 	return seg, nil
 }
 
-// prepareJob creates segment id as <id>.wal.prep and preallocates it.
-func (s *shard) prepareJob(id uint64) func() {
-	return func() {
-		f, err := s.prepare(id)
-		s.prepared <- prepResult{id: id, f: f, err: err}
+// prepAt is the write position in the active segment from which the next
+// segment is prepared: late enough that a store that writes little (a
+// test, an idle broker) never zero-fills one, early enough that a busy one
+// usually finds it fully zeroed at the roll.
+func (s *shard) prepAt() int64 { return s.st.cfg.SegmentBytes / 4 }
+
+// prepTask prepares segment id as <id>.wal.prep on its own goroutine:
+// create, fallocate (unless PreallocNone), then, for PreallocZeroFill, zeros
+// over the file in zeroStepBytes writes with an fdatasync every
+// zeroSyncBytes. A roll does not wait for the zeros: it closes hurry and
+// takes the file as far as it got (the rest reads as zeros too, it is
+// only slower to write). Close abandons it: the file is removed.
+type prepTask struct {
+	id      uint64
+	hurry   chan struct{} // closed: stop zero-filling, sync and hand the file over
+	dropped atomic.Bool   // set before hurry is closed: remove the file instead
+	done    chan prepResult
+}
+
+const (
+	zeroStepBytes = 1 << 20
+	// zeroSyncBytes bounds the zeros left dirty in the page cache, so a
+	// hurried preparation ends with a short fdatasync and the writer's
+	// fdatasyncs do not queue behind a large writeback.
+	zeroSyncBytes = 16 << 20
+)
+
+var zeros = make([]byte, zeroStepBytes)
+
+func (s *shard) startPrep() {
+	t := &prepTask{id: s.nextSegID, hurry: make(chan struct{}), done: make(chan prepResult, 1)}
+	s.prep = t
+	go func() {
+		f, err := s.prepare(t.id, t)
+		t.done <- prepResult{id: t.id, f: f, err: err}
+	}()
+}
+
+// abandon stops the preparation and removes its file (Close).
+func (t *prepTask) abandon(s *shard) {
+	t.dropped.Store(true)
+	close(t.hurry)
+	if pr := <-t.done; pr.f != nil {
+		_ = pr.f.Close()
+		_ = s.st.fs.Remove(prepPath(s.dir, pr.id))
 	}
 }
 
-func (s *shard) prepare(id uint64) (File, error) {
+var errPrepDropped = errors.New("storage: segment preparation abandoned")
+
+// prepare creates segment id as <id>.wal.prep, reserves its space and, when
+// t is set and the mode is PreallocZeroFill, zero-fills it. Without t (the
+// first segment of a shard, made while Open waits) it only reserves.
+func (s *shard) prepare(id uint64, t *prepTask) (File, error) {
 	path := prepPath(s.dir, id)
 	f, err := s.st.fs.Create(path)
 	if err != nil {
 		return nil, err
 	}
 	size := s.st.cfg.SegmentBytes
-	switch s.st.cfg.Prealloc {
-	case PreallocZeroFill:
-		if err = f.Allocate(0, size); err == nil {
-			err = zeroRange(f, 0, size)
-		}
-	case PreallocFallocate:
+	if s.st.cfg.Prealloc != PreallocNone {
 		err = f.Allocate(0, size)
+	}
+	if err == nil && t != nil && s.st.cfg.Prealloc == PreallocZeroFill {
+		err = t.zeroFill(f, size)
+	}
+	if err == nil && t != nil && t.dropped.Load() {
+		err = errPrepDropped
 	}
 	if err == nil {
 		err = f.Sync()
@@ -572,7 +800,29 @@ func (s *shard) prepare(id uint64) (File, error) {
 	return f, nil
 }
 
-var zeros = make([]byte, 1<<20)
+// zeroFill writes zeros over [0, size) until done or hurried.
+func (t *prepTask) zeroFill(f File, size int64) error {
+	unsynced := int64(0)
+	for off := int64(0); off < size; {
+		select {
+		case <-t.hurry:
+			return nil
+		default:
+		}
+		n := min(int64(len(zeros)), size-off)
+		if _, err := f.WriteAt(zeros[:n], off); err != nil {
+			return err
+		}
+		off += n
+		if unsynced += n; unsynced >= zeroSyncBytes {
+			if err := f.Sync(); err != nil {
+				return err
+			}
+			unsynced = 0
+		}
+	}
+	return nil
+}
 
 func zeroRange(f File, off, end int64) error {
 	for off < end {
@@ -642,6 +892,7 @@ func (s *shard) runSyncer() {
 			s.finish(g, err)
 		}
 		clear(batch)
+		s.wakeWriter()
 		if !open {
 			return
 		}
@@ -692,6 +943,7 @@ func (s *shard) finish(g *group, err error) {
 		s.sealed <- err
 	case groupData:
 		if err == nil {
+			s.synced.Store(g.end)
 			for i := range g.entries {
 				pe := &g.entries[i]
 				pe.p.idx.add(pe.e)

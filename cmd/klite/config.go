@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/klite/klite/group"
 	"github.com/klite/klite/storage"
 )
 
@@ -28,11 +29,12 @@ type Config struct {
 	LogLevel  string
 	LogFormat string // console | json
 
-	FsyncLinger    time.Duration
-	SegmentBytes   int64
-	Prealloc       string // zero-fill | fallocate | none
-	Shards         int
-	ProducerExpiry time.Duration
+	FsyncLinger     time.Duration
+	SegmentBytes    int64
+	ShardQueueBytes int64
+	Prealloc        string // zero-fill | fallocate | none
+	Shards          int
+	ProducerExpiry  time.Duration
 
 	NodeID             int
 	ClusterID          string
@@ -51,6 +53,17 @@ type Config struct {
 	MaxConns            int
 
 	ShutdownTimeout time.Duration
+
+	// Group coordinator (package group); Kafka's group.* and offsets.* settings.
+	GroupMinSessionTimeout     time.Duration
+	GroupMaxSessionTimeout     time.Duration
+	GroupInitialRebalanceDelay time.Duration
+	GroupMaxSize               int
+	// Consumer group protocol (KIP-848); Kafka's group.consumer.* settings.
+	GroupConsumerSessionTimeout    time.Duration
+	GroupConsumerHeartbeatInterval time.Duration
+	OffsetsRetention               time.Duration
+	OffsetMetadataMaxBytes         int
 }
 
 // defaultConfig holds the built-in defaults. The Kafka-visible ones follow
@@ -63,11 +76,12 @@ func defaultConfig() Config {
 		LogLevel:  "info",
 		LogFormat: "console",
 
-		FsyncLinger:    0,
-		SegmentBytes:   256 << 20,
-		Prealloc:       "zero-fill",
-		Shards:         0,
-		ProducerExpiry: 24 * time.Hour,
+		FsyncLinger:     0,
+		SegmentBytes:    256 << 20,
+		ShardQueueBytes: 64 << 20,
+		Prealloc:        "zero-fill",
+		Shards:          0,
+		ProducerExpiry:  24 * time.Hour,
 
 		NodeID:             1,
 		DefaultPartitions:  1,
@@ -84,6 +98,15 @@ func defaultConfig() Config {
 		MaxConns:            0,
 
 		ShutdownTimeout: 30 * time.Second,
+
+		GroupMinSessionTimeout:         group.DefaultMinSessionTimeout,
+		GroupMaxSessionTimeout:         group.DefaultMaxSessionTimeout,
+		GroupInitialRebalanceDelay:     group.DefaultInitialRebalanceDelay,
+		GroupMaxSize:                   0,
+		GroupConsumerSessionTimeout:    group.DefaultConsumerSessionTimeout,
+		GroupConsumerHeartbeatInterval: group.DefaultConsumerHeartbeatInterval,
+		OffsetsRetention:               group.DefaultOffsetsRetention,
+		OffsetMetadataMaxBytes:         group.DefaultMaxMetadataBytes,
 	}
 }
 
@@ -129,6 +152,7 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "log `format`: console or json (both on stderr)")
 	fs.DurationVar(&cfg.FsyncLinger, "fsync-linger", cfg.FsyncLinger, "how long a shard waits for more writes before an fdatasync (group commit); 0 syncs at once")
 	fs.Int64Var(&cfg.SegmentBytes, "segment-bytes", cfg.SegmentBytes, "WAL segment size in `bytes` before it rolls")
+	fs.Int64Var(&cfg.ShardQueueBytes, "shard-queue-bytes", cfg.ShardQueueBytes, "produce `bytes` queued per storage shard before appends are refused with REQUEST_TIMED_OUT (clients retry)")
 	fs.StringVar(&cfg.Prealloc, "segment-prealloc", cfg.Prealloc, "how new WAL segments reserve disk: zero-fill (fallocate, then write zeros: steadiest fdatasync),\nfallocate (reserve only) or none (grow by appending)")
 	fs.DurationVar(&cfg.ProducerExpiry, "producer-expiry", cfg.ProducerExpiry, "idempotent producer state idle this long is dropped (transactional.id.expiration.ms analogue)")
 	fs.IntVar(&cfg.Shards, "shards", cfg.Shards, "storage writer shards, each with its own WAL and fsync; 0 means one per CPU")
@@ -147,6 +171,14 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "close connections idle this long; 0 never (connections.max.idle.ms)")
 	fs.IntVar(&cfg.MaxConns, "max-conns", cfg.MaxConns, "most open client connections; 0 means as many as the open-file limit allows, less a reserve for segment files; clients past the cap are closed at once")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long a graceful stop waits for in-flight requests")
+	fs.DurationVar(&cfg.GroupMinSessionTimeout, "group-min-session-timeout", cfg.GroupMinSessionTimeout, "smallest consumer session timeout accepted (group.min.session.timeout.ms)")
+	fs.DurationVar(&cfg.GroupMaxSessionTimeout, "group-max-session-timeout", cfg.GroupMaxSessionTimeout, "largest consumer session timeout accepted (group.max.session.timeout.ms)")
+	fs.DurationVar(&cfg.GroupInitialRebalanceDelay, "group-initial-rebalance-delay", cfg.GroupInitialRebalanceDelay, "how long a new group waits for more members before its first rebalance; 0 none\n(group.initial.rebalance.delay.ms)")
+	fs.DurationVar(&cfg.GroupConsumerSessionTimeout, "group-consumer-session-timeout", cfg.GroupConsumerSessionTimeout, "session timeout of consumer-protocol group members, KIP-848 (group.consumer.session.timeout.ms)")
+	fs.DurationVar(&cfg.GroupConsumerHeartbeatInterval, "group-consumer-heartbeat-interval", cfg.GroupConsumerHeartbeatInterval, "heartbeat interval given to consumer-protocol group members, KIP-848\n(group.consumer.heartbeat.interval.ms)")
+	fs.IntVar(&cfg.GroupMaxSize, "group-max-size", cfg.GroupMaxSize, "most members of one consumer group; 0 means unlimited (group.max.size)")
+	fs.DurationVar(&cfg.OffsetsRetention, "offsets-retention", cfg.OffsetsRetention, "committed offsets of a group without members are dropped this long after it emptied, or after the\ncommit for groups that only store offsets (offsets.retention.minutes)")
+	fs.IntVar(&cfg.OffsetMetadataMaxBytes, "offset-metadata-max-bytes", cfg.OffsetMetadataMaxBytes, "largest metadata string of a committed offset, in `bytes` (offset.metadata.max.bytes)")
 
 	fs.Usage = func() {
 		fmt.Fprintf(out, "klite: a single-node Kafka-compatible broker\n\nUsage: klite [flags]\n\n")
@@ -183,6 +215,9 @@ func (c *Config) validate() error {
 	}
 	if c.LogFormat != "console" && c.LogFormat != "json" {
 		bad("-log-format %q: want console or json", c.LogFormat)
+	}
+	if c.ShardQueueBytes <= 0 {
+		bad("-shard-queue-bytes must be > 0")
 	}
 	if c.FsyncLinger < 0 || c.FsyncLinger > 100*time.Millisecond {
 		bad("-fsync-linger must be in [0, 100ms]")
@@ -246,6 +281,24 @@ func (c *Config) validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("-shutdown-timeout must be > 0")
+	}
+	if c.GroupMinSessionTimeout <= 0 || c.GroupMaxSessionTimeout < c.GroupMinSessionTimeout {
+		bad("-group-min-session-timeout must be > 0 and at most -group-max-session-timeout")
+	}
+	if c.GroupInitialRebalanceDelay < 0 {
+		bad("-group-initial-rebalance-delay must be >= 0")
+	}
+	if c.GroupConsumerHeartbeatInterval <= 0 || c.GroupConsumerSessionTimeout <= c.GroupConsumerHeartbeatInterval {
+		bad("-group-consumer-heartbeat-interval must be > 0 and below -group-consumer-session-timeout")
+	}
+	if c.GroupMaxSize < 0 {
+		bad("-group-max-size must be >= 0")
+	}
+	if c.OffsetsRetention <= 0 {
+		bad("-offsets-retention must be > 0")
+	}
+	if c.OffsetMetadataMaxBytes < 1 {
+		bad("-offset-metadata-max-bytes must be at least 1")
 	}
 	return errors.Join(errs...)
 }

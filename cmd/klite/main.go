@@ -26,6 +26,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 
+	"github.com/klite/klite/group"
 	"github.com/klite/klite/kafka"
 	"github.com/klite/klite/netloop"
 	"github.com/klite/klite/storage"
@@ -108,6 +109,7 @@ func serve(cfg Config, root zerolog.Logger) error {
 		Dir:            cfg.WALDir,
 		Shards:         cfg.Shards,
 		SegmentBytes:   cfg.SegmentBytes,
+		MaxQueueBytes:  cfg.ShardQueueBytes,
 		FsyncLinger:    cfg.FsyncLinger,
 		Prealloc:       preallocModes[cfg.Prealloc],
 		MaxPartitions:  int32(cfg.MaxTopicPartitions),
@@ -119,9 +121,15 @@ func serve(cfg Config, root zerolog.Logger) error {
 	}
 	log.Info().Str("dir", cfg.WALDir).Dur("took", time.Since(started)).Msg("storage open")
 
+	groups, err := openGroups(cfg, store, root)
+	if err != nil {
+		return errors.Join(err, closeStore(store, log))
+	}
+
 	// netloop needs a handler before it binds, and the kafka handler needs the
 	// bound port (with -listen :0), so the handler is attached after Start.
 	late := &lateHandler{}
+	maxConns := connCap(cfg.MaxConns, log)
 	srv, err := netloop.New(netloop.Config{
 		Addr:                    cfg.Listen,
 		Loops:                   cfg.Loops,
@@ -131,14 +139,14 @@ func serve(cfg Config, root zerolog.Logger) error {
 		MaxOutboundBytes:        cfg.MaxOutboundBytes,
 		MaxInboundBufferedBytes: cfg.MaxInboundBytes,
 		IdleTimeout:             cfg.IdleTimeout,
-		MaxConns:                connCap(cfg.MaxConns, log),
+		MaxConns:                maxConns,
 		Logger:                  root, // netloop adds its own component field
 	}, late)
 	if err != nil {
-		return errors.Join(fmt.Errorf("netloop: %w", err), closeStore(store, log))
+		return errors.Join(fmt.Errorf("netloop: %w", err), groups.Close(), closeStore(store, log))
 	}
 	if err := srv.Start(); err != nil {
-		return errors.Join(fmt.Errorf("listen on %s: %w", cfg.Listen, err), closeStore(store, log))
+		return errors.Join(fmt.Errorf("listen on %s: %w", cfg.Listen, err), groups.Close(), closeStore(store, log))
 	}
 	bound := srv.Addr()
 
@@ -156,6 +164,14 @@ func serve(cfg Config, root zerolog.Logger) error {
 		MaxMessageBytes:    int32(cfg.MaxMessageBytes),
 		MaxTopicPartitions: int32(cfg.MaxTopicPartitions),
 		Logger:             root, // kafka adds its own component field
+		// Reported by DescribeConfigs under Kafka's names.
+		Listeners:             "PLAINTEXT://" + bound.String(),
+		LogDirs:               cfg.WALDir,
+		SegmentBytes:          cfg.SegmentBytes,
+		SocketRequestMaxBytes: int32(cfg.MaxRequestBytes),
+		ConnectionsMaxIdleMs:  idleMs(cfg.IdleTimeout),
+		MaxConnections:        int32(min(maxConns, 1<<31-1)),
+		Groups:                groups,
 	}, store)
 	late.h.Store(handler)
 
@@ -186,6 +202,11 @@ func serve(cfg Config, root zerolog.Logger) error {
 	if err := srv.Stop(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("stop network: %w", err))
 	}
+	// The coordinator after the network (no request is in flight), before
+	// the store its topic lookups read.
+	if err := groups.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close group coordinator: %w", err))
+	}
 	if err := closeStore(store, log); err != nil {
 		errs = append(errs, err)
 	}
@@ -194,6 +215,15 @@ func serve(cfg Config, root zerolog.Logger) error {
 	}
 	log.Info().Dur("took", time.Since(stopStart)).Msg("stopped")
 	return nil
+}
+
+// idleMs is -idle-timeout as Kafka's connections.max.idle.ms, where -1
+// (not 0) means idle connections are kept.
+func idleMs(d time.Duration) int64 {
+	if d == 0 {
+		return -1
+	}
+	return d.Milliseconds()
 }
 
 // fileSlack is descriptors kept for segments, the listener and the runtime.
@@ -276,4 +306,34 @@ func loadClusterID(dir string) (string, error) {
 		return "", fmt.Errorf("write cluster id: %w", err)
 	}
 	return id, nil
+}
+
+// groupsDir is the group coordinator's directory under -wal.
+const groupsDir = "groups"
+
+// openGroups starts the group coordinator on <wal>/groups; topics are looked
+// up in the store.
+func openGroups(cfg Config, store *storage.Store, root zerolog.Logger) (*group.Coordinator, error) {
+	gc, err := group.Open(group.Config{
+		Dir: filepath.Join(cfg.WALDir, groupsDir),
+		Topics: func(topic string) (int32, bool) {
+			info, ok := store.Topic(topic)
+			return info.Partitions, ok
+		},
+		TopicList:                 store.Topics,
+		ConsumerSessionTimeout:    cfg.GroupConsumerSessionTimeout,
+		ConsumerHeartbeatInterval: cfg.GroupConsumerHeartbeatInterval,
+		MinSessionTimeout:         cfg.GroupMinSessionTimeout,
+		MaxSessionTimeout:         cfg.GroupMaxSessionTimeout,
+		InitialRebalanceDelay:     cfg.GroupInitialRebalanceDelay,
+		NoInitialDelay:            cfg.GroupInitialRebalanceDelay == 0,
+		MaxGroupSize:              cfg.GroupMaxSize,
+		OffsetsRetention:          cfg.OffsetsRetention,
+		MaxMetadataBytes:          cfg.OffsetMetadataMaxBytes,
+		Logger:                    root, // group adds its own component field
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open group coordinator: %w", err)
+	}
+	return gc, nil
 }

@@ -1,0 +1,256 @@
+package group
+
+import (
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/klite/klite/storage"
+)
+
+// Defaults follow Apache Kafka's broker defaults.
+const (
+	DefaultMinSessionTimeout      = 6 * time.Second      // group.min.session.timeout.ms
+	DefaultMaxSessionTimeout      = 30 * time.Minute     // group.max.session.timeout.ms
+	DefaultInitialRebalanceDelay  = 3 * time.Second      // group.initial.rebalance.delay.ms
+	DefaultOffsetsRetention       = 7 * 24 * time.Hour   // offsets.retention.minutes
+	DefaultRetentionCheckInterval = 10 * time.Minute     // offsets.retention.check.interval.ms
+	DefaultMaxMetadataBytes       = 4096                 // offset.metadata.max.bytes
+	DefaultCompactBytes           = 64 << 20             // offsets log size that triggers a snapshot
+	newMemberJoinTimeout          = 5 * time.Minute      // KIP-394: a new member must rejoin within this
+	maxTimeout                    = 365 * 24 * time.Hour // clamp for client-given timeouts
+	defaultMaxGroupSize           = int(^uint32(0) >> 1) // group.max.size: Int.MaxValue
+
+	DefaultConsumerSessionTimeout    = 45 * time.Second // group.consumer.session.timeout.ms
+	DefaultConsumerHeartbeatInterval = 5 * time.Second  // group.consumer.heartbeat.interval.ms
+	DefaultTopicRefreshInterval      = 5 * time.Second  // how often consumer groups re-resolve subscriptions
+)
+
+// TopicLookup answers how many partitions a topic has; ok is false for a
+// topic that does not exist.
+type TopicLookup func(topic string) (partitions int32, ok bool)
+
+// Config configures the coordinator. Zero values take the defaults above.
+type Config struct {
+	Dir string     // directory of the offsets log
+	FS  storage.FS // default storage.OSFS{}
+
+	Topics TopicLookup // required
+
+	// TopicList lists every topic (name, id, partitions). The consumer
+	// group protocol (KIP-848) needs it to resolve subscriptions and name
+	// topics by id; without it ConsumerGroupHeartbeat answers
+	// UNSUPPORTED_VERSION.
+	TopicList func() []storage.TopicInfo
+
+	ConsumerSessionTimeout    time.Duration
+	ConsumerHeartbeatInterval time.Duration
+	TopicRefreshInterval      time.Duration // subscriptions are re-resolved this often (new topics, regexes)
+
+	MinSessionTimeout      time.Duration
+	MaxSessionTimeout      time.Duration
+	InitialRebalanceDelay  time.Duration // 0 is allowed (no delay) only through NoInitialDelay
+	NoInitialDelay         bool
+	MaxGroupSize           int
+	OffsetsRetention       time.Duration
+	RetentionCheckInterval time.Duration
+	MaxMetadataBytes       int
+	CompactBytes           int64
+
+	Logger zerolog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.FS == nil {
+		c.FS = storage.OSFS{}
+	}
+	if c.MinSessionTimeout <= 0 {
+		c.MinSessionTimeout = DefaultMinSessionTimeout
+	}
+	if c.MaxSessionTimeout <= 0 {
+		c.MaxSessionTimeout = DefaultMaxSessionTimeout
+	}
+	if c.InitialRebalanceDelay <= 0 && !c.NoInitialDelay {
+		c.InitialRebalanceDelay = DefaultInitialRebalanceDelay
+	}
+	if c.NoInitialDelay {
+		c.InitialRebalanceDelay = 0
+	}
+	if c.MaxGroupSize <= 0 {
+		c.MaxGroupSize = defaultMaxGroupSize
+	}
+	if c.OffsetsRetention <= 0 {
+		c.OffsetsRetention = DefaultOffsetsRetention
+	}
+	if c.RetentionCheckInterval <= 0 {
+		c.RetentionCheckInterval = DefaultRetentionCheckInterval
+	}
+	if c.MaxMetadataBytes <= 0 {
+		c.MaxMetadataBytes = DefaultMaxMetadataBytes
+	}
+	if c.ConsumerSessionTimeout <= 0 {
+		c.ConsumerSessionTimeout = DefaultConsumerSessionTimeout
+	}
+	if c.ConsumerHeartbeatInterval <= 0 {
+		c.ConsumerHeartbeatInterval = DefaultConsumerHeartbeatInterval
+	}
+	if c.TopicRefreshInterval <= 0 {
+		c.TopicRefreshInterval = DefaultTopicRefreshInterval
+	}
+	if c.CompactBytes <= 0 {
+		c.CompactBytes = DefaultCompactBytes
+	}
+}
+
+// Coordinator runs every group of the broker.
+type Coordinator struct {
+	cfg  Config
+	log  zerolog.Logger
+	warn zerolog.Logger
+	offs *offsetsLog
+
+	mu     sync.Mutex
+	queue  []func() // guarded by mu
+	closed bool     // guarded by mu
+	wake   chan struct{}
+	stop   chan struct{}
+	done   chan struct{}
+
+	// Loop goroutine only.
+	groups    map[string]*group
+	timers    timerHeap
+	clock     *time.Timer
+	retain    *timer
+	reresolve *timer // consumer groups' subscription refresh; armed while one exists
+}
+
+// Open recovers the offsets log in cfg.Dir and starts the coordinator.
+func Open(cfg Config) (*Coordinator, error) {
+	cfg.setDefaults()
+	if cfg.Topics == nil {
+		return nil, errors.New("group: Config.Topics is required")
+	}
+	log := cfg.Logger.With().Str("component", "group").Logger()
+	offs, err := openLog(cfg.FS, cfg.Dir, cfg.CompactBytes, log)
+	if err != nil {
+		return nil, err
+	}
+	c := &Coordinator{
+		cfg:    cfg,
+		log:    log,
+		warn:   log.Sample(&zerolog.BurstSampler{Burst: 5, Period: time.Minute}),
+		offs:   offs,
+		wake:   make(chan struct{}, 1),
+		stop:   make(chan struct{}),
+		done:   make(chan struct{}),
+		groups: make(map[string]*group),
+		clock:  time.NewTimer(time.Hour),
+	}
+	// Groups known from the log come back Empty, keeping their protocol
+	// type and generation (Kafka reloads them from __consumer_offsets).
+	now := time.Now()
+	for name, sg := range offs.groups() {
+		g := newGroup(name, now)
+		g.protocolType, g.generation = sg.protocolType, sg.generation
+		c.groups[name] = g
+		if len(sg.members) > 0 {
+			c.restoreConsumerGroup(g, sg.members, now)
+		}
+	}
+	c.retain = newTimer(c.expireOffsets)
+	c.schedule(c.retain, now.Add(cfg.RetentionCheckInterval))
+	c.wake <- struct{}{} // arm the clock for the retention timer
+	go c.run()
+	return c, nil
+}
+
+// Close stops the loop (pending requests are dropped: netloop has stopped by
+// then) and closes the offsets log after writing what is queued.
+func (c *Coordinator) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	c.mu.Unlock()
+	close(c.stop)
+	<-c.done
+	return c.offs.close()
+}
+
+// submit runs fn on the loop. It never blocks on group work.
+func (c *Coordinator) submit(fn func()) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.queue = append(c.queue, fn)
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (c *Coordinator) run() {
+	defer close(c.done)
+	var batch []func()
+	for {
+		select {
+		case <-c.wake:
+		case <-c.clock.C:
+		case <-c.stop:
+			c.clock.Stop()
+			return
+		}
+		c.mu.Lock()
+		batch, c.queue = c.queue, batch[:0]
+		c.mu.Unlock()
+		for i, fn := range batch {
+			c.safely(fn)
+			batch[i] = nil
+		}
+		c.fireTimers()
+	}
+}
+
+// safely runs fn; a panic is logged, never fatal to the broker (client input
+// must not crash it, and a bug in one group must not stop every group).
+func (c *Coordinator) safely(fn func()) {
+	defer func() {
+		if v := recover(); v != nil {
+			c.log.Error().Interface("panic", v).Msg("group: coordinator panic")
+		}
+	}()
+	fn()
+}
+
+// fireTimers runs due timers and re-arms the clock for the next one.
+func (c *Coordinator) fireTimers() {
+	now := time.Now()
+	for len(c.timers) > 0 && !c.timers[0].at.After(now) {
+		t := c.timers.pop()
+		c.safely(t.fn)
+	}
+	if !c.clock.Stop() {
+		select {
+		case <-c.clock.C:
+		default:
+		}
+	}
+	if len(c.timers) > 0 {
+		c.clock.Reset(time.Until(c.timers[0].at))
+	}
+}
+
+// schedule (re)arms t for at; loop only.
+func (c *Coordinator) schedule(t *timer, at time.Time) { c.timers.set(t, at) }
+
+// cancel disarms t; loop only.
+func (c *Coordinator) cancel(t *timer) { c.timers.remove(t) }
+
+func nowMs() int64 { return time.Now().UnixMilli() }

@@ -1,0 +1,31 @@
+package kafka
+
+// ListGroups (key 16), versions 0-5.
+//
+// Behaviour: every group that is not Dead, including groups that only store
+// offsets (empty protocol type), sorted by name. StatesFilter (v4+, KIP-518)
+// and TypesFilter (v5+, KIP-848) match case-insensitively. GroupType is
+// "classic" or "consumer" (KIP-848 groups, whose states are Empty,
+// Assigning, Reconciling and Stable).
+
+import (
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+const listGroupsKey = 16
+
+func init() { register(listGroupsKey, 0, 5, (*Handler).listGroups) }
+
+func (h *Handler) listGroups(r *request) {
+	req := kmsg.NewPtrListGroupsRequest()
+	if !h.parse(r, req) {
+		return
+	}
+	if h.cfg.Groups == nil {
+		resp := kmsg.NewPtrListGroupsResponse()
+		resp.Version, resp.ErrorCode = r.version, noCoordinator
+		r.respond(resp)
+		return
+	}
+	h.cfg.Groups.ListGroups(req, groupRespond[*kmsg.ListGroupsResponse](r))
+}

@@ -1,0 +1,31 @@
+package kafka
+
+// OffsetDelete (key 47), version 0 (KIP-496).
+//
+// Behaviour: deletes committed offsets of a group, durably before answering.
+// An Empty group may lose any of them; a live "consumer" group only those of
+// topics no member subscribes to (GROUP_SUBSCRIBED_TO_TOPIC per partition);
+// other live groups answer NON_EMPTY_GROUP; an unknown group
+// GROUP_ID_NOT_FOUND; unknown partitions UNKNOWN_TOPIC_OR_PARTITION.
+
+import (
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+const offsetDeleteKey = 47
+
+func init() { register(offsetDeleteKey, 0, 0, (*Handler).offsetDelete) }
+
+func (h *Handler) offsetDelete(r *request) {
+	req := kmsg.NewPtrOffsetDeleteRequest()
+	if !h.parse(r, req) {
+		return
+	}
+	if h.cfg.Groups == nil {
+		resp := kmsg.NewPtrOffsetDeleteResponse()
+		resp.Version, resp.ErrorCode = r.version, noCoordinator
+		r.respond(resp)
+		return
+	}
+	h.cfg.Groups.OffsetDelete(req, groupRespond[*kmsg.OffsetDeleteResponse](r))
+}

@@ -1,0 +1,364 @@
+package tier
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"strconv"
+	"strings"
+)
+
+// Partition names a partition in the bucket. TopicID keeps a deleted and
+// recreated topic's objects apart from its predecessor's.
+type Partition struct {
+	Topic     string
+	TopicID   [16]byte
+	Partition int32
+}
+
+// Dir is the key prefix of everything stored for p.
+func (p Partition) Dir() string {
+	return "topics/" + p.Topic + "-" + hex.EncodeToString(p.TopicID[:]) + "/" + strconv.FormatInt(int64(p.Partition), 10) + "/"
+}
+
+// ObjectKey is the key of p's data object covering [base, last].
+// Zero-padded so a name sort is an offset sort.
+func (p Partition) ObjectKey(base, last int64) string {
+	return fmt.Sprintf("%sdata/%020d-%020d.klo", p.Dir(), base, last)
+}
+
+// ObjectRef is a manifest's record of one data object.
+type ObjectRef struct {
+	BaseOffset   int64
+	LastOffset   int64
+	Size         int64 // whole object
+	DataBytes    int64 // batches; the index starts here
+	Entries      int32
+	MaxTimestamp int64
+}
+
+// Manifest is one version of a partition's tiered log: the objects that
+// hold it, in offset order and contiguous.
+//
+// Format (part of the bucket format, big-endian):
+//
+//	| magic "KLTM" u32 | version u8 =1 | flags u8 =0 | 0 u16 | seq u64 | topic ID [16] | partition i32 |
+//	| topic name length u16 | topic name | log start offset i64 | object count u32 |
+//	| objects: base i64 | last i64 | size u64 | data bytes u64 | entries u32 | max timestamp i64 |
+//	| CRC-32C u32 of everything before |
+type Manifest struct {
+	Seq            uint64
+	Part           Partition
+	LogStartOffset int64 // first offset readable from the tier (retention moves it)
+	Objects        []ObjectRef
+
+	keys []string // Objects' keys, built once so reads do not format them
+}
+
+// ObjectKey returns the key of Objects[i].
+func (m *Manifest) ObjectKey(i int) string {
+	if len(m.keys) == len(m.Objects) {
+		return m.keys[i]
+	}
+	o := &m.Objects[i]
+	return m.Part.ObjectKey(o.BaseOffset, o.LastOffset)
+}
+
+// fillKeys precomputes the object keys; m must not be shared yet. Keys of
+// a previous version with the same objects are reused.
+func (m *Manifest) fillKeys(prev *Manifest) {
+	m.keys = make([]string, len(m.Objects))
+	for i := range m.Objects {
+		if prev != nil && i < len(prev.keys) && prev.Objects[i] == m.Objects[i] {
+			m.keys[i] = prev.keys[i]
+		} else {
+			m.keys[i] = m.Part.ObjectKey(m.Objects[i].BaseOffset, m.Objects[i].LastOffset)
+		}
+	}
+}
+
+const (
+	manifestMagic      = 0x4b4c544d // "KLTM"
+	manifestVersion    = 1
+	objectRefBytes     = 44
+	maxManifestObjects = 1 << 22
+	maxTopicNameBytes  = 249 // Kafka's limit
+)
+
+// NextOffset is the offset after the last tiered one (the log start
+// offset when nothing is tiered).
+func (m *Manifest) NextOffset() int64 {
+	if len(m.Objects) == 0 {
+		return m.LogStartOffset
+	}
+	return m.Objects[len(m.Objects)-1].LastOffset + 1
+}
+
+// Find returns the index of the object holding offset, or -1.
+func (m *Manifest) Find(offset int64) int {
+	if offset < m.LogStartOffset {
+		return -1
+	}
+	lo, hi := 0, len(m.Objects)
+	for lo < hi {
+		i := int(uint(lo+hi) >> 1)
+		if m.Objects[i].LastOffset < offset {
+			lo = i + 1
+		} else {
+			hi = i
+		}
+	}
+	if lo == len(m.Objects) || m.Objects[lo].BaseOffset > offset {
+		return -1
+	}
+	return lo
+}
+
+// AppendBinary encodes m.
+func (m *Manifest) AppendBinary(b []byte) ([]byte, error) {
+	if len(m.Part.Topic) == 0 || len(m.Part.Topic) > maxTopicNameBytes {
+		return b, fmt.Errorf("tier: manifest topic name of %d bytes", len(m.Part.Topic))
+	}
+	if err := m.check(); err != nil {
+		return b, err
+	}
+	start := len(b)
+	b = binary.BigEndian.AppendUint32(b, manifestMagic)
+	b = append(b, manifestVersion, 0, 0, 0)
+	b = binary.BigEndian.AppendUint64(b, m.Seq)
+	b = append(b, m.Part.TopicID[:]...)
+	b = binary.BigEndian.AppendUint32(b, uint32(m.Part.Partition))
+	b = binary.BigEndian.AppendUint16(b, uint16(len(m.Part.Topic)))
+	b = append(b, m.Part.Topic...)
+	b = binary.BigEndian.AppendUint64(b, uint64(m.LogStartOffset))
+	b = binary.BigEndian.AppendUint32(b, uint32(len(m.Objects)))
+	for _, o := range m.Objects {
+		b = binary.BigEndian.AppendUint64(b, uint64(o.BaseOffset))
+		b = binary.BigEndian.AppendUint64(b, uint64(o.LastOffset))
+		b = binary.BigEndian.AppendUint64(b, uint64(o.Size))
+		b = binary.BigEndian.AppendUint64(b, uint64(o.DataBytes))
+		b = binary.BigEndian.AppendUint32(b, uint32(o.Entries))
+		b = binary.BigEndian.AppendUint64(b, uint64(o.MaxTimestamp))
+	}
+	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b[start:], crcTable)), nil
+}
+
+// check verifies the invariants readers rely on: objects contiguous,
+// sizes consistent, the log start inside the first object (or at the end
+// when there are none).
+func (m *Manifest) check() error {
+	if m.LogStartOffset < 0 || len(m.Objects) > maxManifestObjects || m.Part.Partition < 0 {
+		return fmt.Errorf("%w: manifest header out of range", ErrCorrupt)
+	}
+	for i, o := range m.Objects {
+		if o.BaseOffset < 0 || o.LastOffset < o.BaseOffset || o.Entries <= 0 || o.Entries > maxObjectEntries || o.DataBytes < 0 ||
+			o.Size != o.DataBytes+int64(o.Entries)*indexEntryBytes+trailerBytes {
+			return fmt.Errorf("%w: manifest object %d invalid", ErrCorrupt, i)
+		}
+		if i > 0 && o.BaseOffset != m.Objects[i-1].LastOffset+1 {
+			return fmt.Errorf("%w: manifest object %d not contiguous", ErrCorrupt, i)
+		}
+	}
+	if len(m.Objects) > 0 && (m.LogStartOffset < m.Objects[0].BaseOffset || m.LogStartOffset > m.Objects[0].LastOffset) {
+		return fmt.Errorf("%w: manifest log start %d outside first object", ErrCorrupt, m.LogStartOffset)
+	}
+	return nil
+}
+
+// DecodeManifest decodes and checks an encoded manifest.
+func DecodeManifest(b []byte) (*Manifest, error) {
+	const fixed = 4 + 4 + 8 + 16 + 4 + 2
+	if len(b) < fixed+8+4+4 {
+		return nil, fmt.Errorf("%w: manifest of %d bytes", ErrCorrupt, len(b))
+	}
+	body := b[:len(b)-4]
+	if crc32.Checksum(body, crcTable) != binary.BigEndian.Uint32(b[len(b)-4:]) {
+		return nil, fmt.Errorf("%w: manifest CRC mismatch", ErrCorrupt)
+	}
+	if binary.BigEndian.Uint32(b) != manifestMagic {
+		return nil, fmt.Errorf("%w: bad manifest magic", ErrCorrupt)
+	}
+	if b[4] != manifestVersion {
+		return nil, fmt.Errorf("%w: manifest version %d", ErrCorrupt, b[4])
+	}
+	m := &Manifest{Seq: binary.BigEndian.Uint64(b[8:])}
+	copy(m.Part.TopicID[:], b[16:32])
+	m.Part.Partition = int32(binary.BigEndian.Uint32(b[32:]))
+	nameLen := int(binary.BigEndian.Uint16(b[36:]))
+	rest := body[fixed:]
+	if nameLen == 0 || nameLen > maxTopicNameBytes || len(rest) < nameLen+12 {
+		return nil, fmt.Errorf("%w: manifest topic name", ErrCorrupt)
+	}
+	m.Part.Topic = string(rest[:nameLen])
+	rest = rest[nameLen:]
+	m.LogStartOffset = int64(binary.BigEndian.Uint64(rest))
+	n := int(binary.BigEndian.Uint32(rest[8:]))
+	rest = rest[12:]
+	if n > maxManifestObjects || len(rest) != n*objectRefBytes {
+		return nil, fmt.Errorf("%w: manifest holds %d bytes for %d objects", ErrCorrupt, len(rest), n)
+	}
+	m.Objects = make([]ObjectRef, n)
+	for i := range m.Objects {
+		o := rest[i*objectRefBytes:]
+		m.Objects[i] = ObjectRef{
+			BaseOffset:   int64(binary.BigEndian.Uint64(o[0:])),
+			LastOffset:   int64(binary.BigEndian.Uint64(o[8:])),
+			Size:         int64(binary.BigEndian.Uint64(o[16:])),
+			DataBytes:    int64(binary.BigEndian.Uint64(o[24:])),
+			Entries:      int32(binary.BigEndian.Uint32(o[32:])),
+			MaxTimestamp: int64(binary.BigEndian.Uint64(o[36:])),
+		}
+	}
+	if err := m.check(); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Versioned state (manifests now, the metadata snapshot later) is written
+// as immutable objects under dir+"v/" named by zero-padded sequence number,
+// each created with If-None-Match so two writers cannot both publish a
+// sequence number, and only after everything it references is uploaded.
+// dir+"current" then records the newest sequence; it only ever moves
+// forward and is only a hint: readers list versions after it, so a crash
+// between the version and the pointer loses nothing.
+//
+//	pointer (16 bytes): | magic "KLTP" u32 | seq u64 | CRC-32C u32 |
+const (
+	pointerMagic = 0x4b4c5450 // "KLTP"
+	pointerBytes = 16
+	// maxVersionBytes bounds reading one version object.
+	maxVersionBytes = 1 << 30
+)
+
+func versionKey(dir string, seq uint64) string { return fmt.Sprintf("%sv/%020d", dir, seq) }
+
+func pointerKey(dir string) string { return dir + "current" }
+
+func encodePointer(seq uint64) []byte {
+	b := binary.BigEndian.AppendUint32(make([]byte, 0, pointerBytes), pointerMagic)
+	b = binary.BigEndian.AppendUint64(b, seq)
+	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, crcTable))
+}
+
+func decodePointer(b []byte) (uint64, error) {
+	if len(b) != pointerBytes || binary.BigEndian.Uint32(b) != pointerMagic ||
+		crc32.Checksum(b[:12], crcTable) != binary.BigEndian.Uint32(b[12:]) {
+		return 0, fmt.Errorf("%w: bad version pointer", ErrCorrupt)
+	}
+	return binary.BigEndian.Uint64(b[4:]), nil
+}
+
+// LatestVersion returns the newest version's sequence number and body
+// under dir, or (0, nil, nil) if none exists. Manifests use it under
+// Partition.Dir()+"manifest/"; the metadata snapshot (topics, configs,
+// committed offsets, producer state) will use it under SnapshotDir.
+func LatestVersion(ctx context.Context, s ObjectStore, dir string) (uint64, []byte, error) {
+	var ptr uint64
+	b, err := Get(ctx, s, pointerKey(dir), pointerBytes)
+	switch {
+	case err == nil:
+		if ptr, err = decodePointer(b); err != nil {
+			return 0, nil, err
+		}
+	case !errors.Is(err, ErrNotFound):
+		return 0, nil, err
+	}
+	newest := ptr
+	startAfter := ""
+	if ptr > 0 {
+		startAfter = versionKey(dir, ptr-1)
+	}
+	err = s.List(ctx, dir+"v/", startAfter, func(o ObjectInfo) error {
+		seq, perr := strconv.ParseUint(strings.TrimPrefix(o.Key, dir+"v/"), 10, 64)
+		if perr == nil && seq > newest {
+			newest = seq
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	if newest == 0 {
+		return 0, nil, nil
+	}
+	body, err := Get(ctx, s, versionKey(dir, newest), maxVersionBytes)
+	if err != nil {
+		// The pointer names a version that must exist: it is written only
+		// after the version.
+		return 0, nil, err
+	}
+	return newest, body, nil
+}
+
+// SnapshotDir is where the broker's metadata snapshot versions live.
+const SnapshotDir = "meta/"
+
+// PublishVersion writes version seq (> every existing one) and then moves
+// the pointer to it. ErrExists means another writer took seq first. If
+// keep > 0, version seq-keep is deleted afterwards (best effort: older
+// stragglers from crashes are left for a listing GC).
+func PublishVersion(ctx context.Context, s ObjectStore, dir string, seq uint64, body []byte, keep uint64) error {
+	if err := publishVersion(ctx, s, dir, seq, body); err != nil {
+		return err
+	}
+	if keep > 0 && seq > keep {
+		_ = s.Delete(ctx, versionKey(dir, seq-keep))
+	}
+	return nil
+}
+
+func publishVersion(ctx context.Context, s ObjectStore, dir string, seq uint64, body []byte) error {
+	key := versionKey(dir, seq)
+	err := s.Put(ctx, key, newBytesReader(body), int64(len(body)), PutOptions{IfNoneMatch: true})
+	if errors.Is(err, ErrExists) {
+		// A retried request whose first attempt succeeded also lands
+		// here: the version is ours if it holds our bytes.
+		got, gerr := Get(ctx, s, key, int64(len(body)))
+		if gerr != nil || string(got) != string(body) {
+			return err
+		}
+	} else if err != nil {
+		return err
+	}
+	p := encodePointer(seq)
+	return s.Put(ctx, pointerKey(dir), newBytesReader(p), int64(len(p)), PutOptions{})
+}
+
+// LoadManifest reads p's newest manifest; a partition with none yields an
+// empty manifest (Seq 0).
+func LoadManifest(ctx context.Context, s ObjectStore, p Partition) (*Manifest, error) {
+	seq, body, err := LatestVersion(ctx, s, p.Dir()+"manifest/")
+	if err != nil {
+		return nil, err
+	}
+	if body == nil {
+		return &Manifest{Part: p}, nil
+	}
+	m, err := DecodeManifest(body)
+	if err != nil {
+		return nil, fmt.Errorf("tier: manifest %s: %w", versionKey(p.Dir()+"manifest/", seq), err)
+	}
+	if m.Seq != seq || m.Part != p {
+		return nil, fmt.Errorf("%w: manifest %d names seq %d of %s/%d", ErrCorrupt, seq, m.Seq, m.Part.Topic, m.Part.Partition)
+	}
+	m.fillKeys(nil)
+	return m, nil
+}
+
+// keepManifestVersions is how many manifest versions stay in the bucket:
+// a reader that loaded one a moment ago can still re-read it.
+const keepManifestVersions = 4
+
+// PublishManifest writes m (m.Seq must be one past the newest), moves the
+// pointer and drops the version keepManifestVersions back.
+func PublishManifest(ctx context.Context, s ObjectStore, m *Manifest) error {
+	b, err := m.AppendBinary(nil)
+	if err != nil {
+		return err
+	}
+	return PublishVersion(ctx, s, m.Part.Dir()+"manifest/", m.Seq, b, keepManifestVersions)
+}

@@ -1,0 +1,192 @@
+package tier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+)
+
+// ErrNotTiered: the offset is not in the tier (below its log start, or at
+// or past its end).
+var ErrNotTiered = errors.New("tier: offset not in tiered log")
+
+// Reader defaults; each is overridable in ReaderConfig.
+const (
+	defaultCacheBytes     = 256 << 20
+	defaultReadAheadBytes = 4 << 20
+)
+
+// ReaderConfig configures a Reader.
+type ReaderConfig struct {
+	Store ObjectStore
+	// CacheBytes bounds cached batch bytes plus decoded indexes.
+	CacheBytes int64
+	// ReadAheadBytes is how much a sequential reader fetches per GET (whole
+	// index entries, not past the object's data).
+	ReadAheadBytes int64
+}
+
+// ReaderStats are cumulative counters (atomics).
+type ReaderStats struct {
+	Gets, GetBytes, Hits, Misses int64
+}
+
+// Reader serves cold reads: the batches holding an offset, fetched with a
+// ranged GET of exactly their bytes (or more, read ahead, when the
+// previous entry of the object was read recently), cached in a bounded LRU.
+// Safe for concurrent use.
+type Reader struct {
+	cfg   ReaderConfig
+	cache *cache
+
+	mu       sync.Mutex
+	inflight map[cacheKey]*flight // guarded by mu
+
+	gets, getBytes, hits, misses atomic.Int64
+}
+
+// NewReader returns a reader.
+func NewReader(cfg ReaderConfig) *Reader {
+	if cfg.CacheBytes <= 0 {
+		cfg.CacheBytes = defaultCacheBytes
+	}
+	if cfg.ReadAheadBytes <= 0 {
+		cfg.ReadAheadBytes = defaultReadAheadBytes
+	}
+	return &Reader{cfg: cfg, cache: newCache(cfg.CacheBytes), inflight: make(map[cacheKey]*flight)}
+}
+
+// Stats returns the counters so far.
+func (r *Reader) Stats() ReaderStats {
+	return ReaderStats{Gets: r.gets.Load(), GetBytes: r.getBytes.Load(), Hits: r.hits.Load(), Misses: r.misses.Load()}
+}
+
+// Read returns batches of m's partition starting with the one holding
+// offset: whole index entries (storage chunks), contiguous, at most
+// maxBytes unless the first entry alone is larger (then just it, as Kafka
+// returns at least one batch). The first batch may start before offset;
+// clients skip to the offset they asked for, as with a local fetch. The
+// returned bytes are shared and must not be modified.
+func (r *Reader) Read(ctx context.Context, m *Manifest, offset, maxBytes int64) ([]byte, error) {
+	oi := m.Find(offset)
+	if oi < 0 {
+		return nil, fmt.Errorf("%w: %d not in [%d, %d) of %s/%d", ErrNotTiered, offset, m.LogStartOffset, m.NextOffset(), m.Part.Topic, m.Part.Partition)
+	}
+	ref := &m.Objects[oi]
+	key := m.ObjectKey(oi)
+	idx, err := r.index(ctx, key, ref)
+	if err != nil {
+		return nil, err
+	}
+	k := int32(findEntry(idx, offset))
+	if k < 0 {
+		return nil, fmt.Errorf("%w: object %s does not index offset %d", ErrCorrupt, key, offset)
+	}
+	if it := r.cache.get(key, k); it != nil {
+		r.hits.Add(1)
+		return spanBytes(it, idx, k, maxBytes), nil
+	}
+	r.misses.Add(1)
+
+	// One GET per missing range: concurrent readers of the same entry (many
+	// consumers at the same position) wait for the first one's GET.
+	fk := cacheKey{key, k}
+	r.mu.Lock()
+	if f := r.inflight[fk]; f != nil {
+		r.mu.Unlock()
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if f.err == nil {
+			return spanBytes(f.it, idx, k, maxBytes), nil
+		}
+		// The leader failed (perhaps only its context): try on our own.
+		return r.fetch(ctx, key, idx, k, maxBytes, nil)
+	}
+	f := &flight{done: make(chan struct{})}
+	r.inflight[fk] = f
+	r.mu.Unlock()
+	b, err := r.fetch(ctx, key, idx, k, maxBytes, f)
+	r.mu.Lock()
+	delete(r.inflight, fk)
+	r.mu.Unlock()
+	close(f.done)
+	return b, err
+}
+
+// flight is one GET in progress; it and err are set before done closes.
+type flight struct {
+	done chan struct{}
+	it   *cacheItem
+	err  error
+}
+
+// fetch GETs entry k of key and what follows it (read-ahead), caches the
+// span, and records the outcome in f if non-nil.
+func (r *Reader) fetch(ctx context.Context, key string, idx []IndexEntry, k int32, maxBytes int64, f *flight) ([]byte, error) {
+	// Sequential if this object's previous entry was read recently.
+	want := maxBytes
+	if k > 0 && r.cache.has(key, k-1) {
+		want = max(want, r.cfg.ReadAheadBytes)
+	}
+	end := k + 1
+	size := int64(idx[k].Len)
+	for int(end) < len(idx) && size+int64(idx[end].Len) <= want && !r.cache.has(key, end) {
+		size += int64(idx[end].Len)
+		end++
+	}
+	buf := make([]byte, size)
+	if err := r.cfg.Store.GetRange(ctx, key, idx[k].Pos, buf); err != nil {
+		if f != nil {
+			f.err = err
+		}
+		return nil, err
+	}
+	r.gets.Add(1)
+	r.getBytes.Add(size)
+	it := &cacheItem{obj: key, first: k, end: end, pos: idx[k].Pos, buf: buf, charge: size}
+	r.cache.add(it)
+	if f != nil {
+		f.it = it
+	}
+	return spanBytes(it, idx, k, maxBytes), nil
+}
+
+// spanBytes returns whole entries of span it from entry k, within
+// maxBytes but at least one entry.
+func spanBytes(it *cacheItem, idx []IndexEntry, k int32, maxBytes int64) []byte {
+	start := idx[k].Pos - it.pos
+	n := int64(idx[k].Len)
+	for e := k + 1; e < it.end && n+int64(idx[e].Len) <= maxBytes; e++ {
+		n += int64(idx[e].Len)
+	}
+	return it.buf[start : start+n : start+n]
+}
+
+// index returns the decoded index of an object, from the cache or with
+// one ranged GET of its footer.
+func (r *Reader) index(ctx context.Context, key string, ref *ObjectRef) ([]IndexEntry, error) {
+	if it := r.cache.get(key, -1); it != nil {
+		return it.idx, nil
+	}
+	b := make([]byte, ref.Size-ref.DataBytes)
+	if err := r.cfg.Store.GetRange(ctx, key, ref.DataBytes, b); err != nil {
+		return nil, err
+	}
+	r.gets.Add(1)
+	r.getBytes.Add(int64(len(b)))
+	idx, t, err := DecodeIndex(nil, b)
+	if err != nil {
+		return nil, fmt.Errorf("tier: index of %s: %w", key, err)
+	}
+	if t.DataBytes != ref.DataBytes || t.BaseOffset != ref.BaseOffset || t.LastOffset != ref.LastOffset || t.Entries != int(ref.Entries) {
+		return nil, fmt.Errorf("%w: object %s disagrees with its manifest entry", ErrCorrupt, key)
+	}
+	r.cache.add(&cacheItem{obj: key, first: -1, idx: idx, charge: int64(len(idx)) * int64(unsafe.Sizeof(IndexEntry{}))})
+	return idx, nil
+}

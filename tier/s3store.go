@@ -1,0 +1,258 @@
+package tier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+)
+
+// Defaults for S3Config; each is overridable.
+const (
+	defaultS3MaxAttempts    = 8
+	defaultS3MaxBackoff     = 10 * time.Second
+	defaultMultipartBytes   = 64 << 20
+	defaultPartBytes        = 16 << 20
+	defaultPartConcurrency  = 4
+	defaultS3Region         = "us-east-1"
+	minMultipartPartBytes   = manager.MinUploadPartSize // S3's 5 MiB minimum part
+	defaultS3ListPageLength = 1000
+)
+
+// S3Config configures S3Store. Zero fields take the defaults above.
+type S3Config struct {
+	Bucket string
+	// Prefix is prepended to every key (e.g. "klite/"); Keys seen by callers
+	// are relative to it.
+	Prefix string
+	// Endpoint, when set, is a custom S3 URL (versitygw, MinIO, ...); it
+	// implies path-style addressing unless VirtualHost is set.
+	Endpoint    string
+	VirtualHost bool
+	Region      string
+	// AccessKey/SecretKey select static credentials; empty means the
+	// standard AWS chain (env, shared config, web identity, IMDS).
+	AccessKey, SecretKey string
+	// MaxAttempts and MaxBackoff configure the SDK's standard retryer
+	// (exponential backoff with jitter) for every request.
+	MaxAttempts int
+	MaxBackoff  time.Duration
+	// Objects of at least MultipartBytes go up as multipart uploads of
+	// PartBytes parts, PartConcurrency at a time.
+	MultipartBytes  int64
+	PartBytes       int64
+	PartConcurrency int
+	// HTTPClient overrides the SDK's default client (tests). Set on the S3
+	// client rather than the shared config, so an AWS_CA_BUNDLE in the
+	// environment does not require a buildable client.
+	HTTPClient *http.Client
+}
+
+func (c *S3Config) setDefaults() {
+	if c.Region == "" {
+		c.Region = defaultS3Region
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = defaultS3MaxAttempts
+	}
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = defaultS3MaxBackoff
+	}
+	if c.PartBytes < minMultipartPartBytes {
+		c.PartBytes = defaultPartBytes
+	}
+	if c.MultipartBytes <= 0 {
+		c.MultipartBytes = defaultMultipartBytes
+	}
+	if c.PartConcurrency <= 0 {
+		c.PartConcurrency = defaultPartConcurrency
+	}
+}
+
+// S3Store is an ObjectStore on S3 (or anything speaking its API).
+type S3Store struct {
+	cfg      S3Config
+	client   *s3.Client
+	uploader *manager.Uploader
+}
+
+// NewS3Store builds a client. It does not contact the bucket.
+func NewS3Store(ctx context.Context, cfg S3Config) (*S3Store, error) {
+	if cfg.Bucket == "" {
+		return nil, errors.New("tier: S3 bucket required")
+	}
+	cfg.setDefaults()
+	opts := []func(*config.LoadOptions) error{
+		config.WithRegion(cfg.Region),
+		config.WithRetryer(func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxAttempts = cfg.MaxAttempts
+				o.MaxBackoff = cfg.MaxBackoff
+				// The default token bucket gives up on retries after a burst
+				// of failures; the broker would rather keep backing off.
+				o.RateLimiter = ratelimit.None
+			})
+		}),
+	}
+	if cfg.AccessKey != "" {
+		opts = append(opts, config.WithCredentialsProvider(
+			credentials.NewStaticCredentialsProvider(cfg.AccessKey, cfg.SecretKey, "")))
+	}
+	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("tier: load AWS config: %w", err)
+	}
+	client := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
+		if cfg.HTTPClient != nil {
+			o.HTTPClient = cfg.HTTPClient
+		}
+		if cfg.Endpoint != "" {
+			o.BaseEndpoint = aws.String(cfg.Endpoint)
+			o.UsePathStyle = !cfg.VirtualHost
+		}
+		// Checksums only when the operation requires them: third-party
+		// servers vary in their support of the newer flexible checksums.
+		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
+		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+	})
+	up := manager.NewUploader(client, func(u *manager.Uploader) {
+		u.PartSize = cfg.PartBytes
+		u.Concurrency = cfg.PartConcurrency
+	})
+	return &S3Store{cfg: cfg, client: client, uploader: up}, nil
+}
+
+func (s *S3Store) key(k string) *string { return aws.String(s.cfg.Prefix + k) }
+
+func (s *S3Store) Put(ctx context.Context, key string, body io.ReadSeeker, size int64, opts PutOptions) error {
+	if _, err := body.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	in := &s3.PutObjectInput{
+		Bucket:        aws.String(s.cfg.Bucket),
+		Key:           s.key(key),
+		Body:          body,
+		ContentLength: aws.Int64(size),
+	}
+	if opts.IfNoneMatch {
+		in.IfNoneMatch = aws.String("*")
+	}
+	var err error
+	if size >= s.cfg.MultipartBytes && !opts.IfNoneMatch {
+		// The manager splits the body into parts (read through io.ReaderAt
+		// when available), uploads them concurrently and aborts the upload
+		// on failure. Each part request retries on its own.
+		in.ContentLength = nil
+		_, err = s.uploader.Upload(ctx, in)
+	} else {
+		_, err = s.client.PutObject(ctx, in)
+	}
+	return s.mapErr("put", key, err)
+}
+
+func (s *S3Store) GetRange(ctx context.Context, key string, off int64, p []byte) error {
+	if len(p) == 0 {
+		return nil
+	}
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{
+		Bucket: aws.String(s.cfg.Bucket),
+		Key:    s.key(key),
+		Range:  aws.String("bytes=" + strconv.FormatInt(off, 10) + "-" + strconv.FormatInt(off+int64(len(p))-1, 10)),
+	})
+	if err != nil {
+		return s.mapErr("get", key, err)
+	}
+	defer out.Body.Close()
+	// A server that ignores Range (or a short object) must not be taken
+	// for the requested bytes.
+	if out.ContentLength != nil && *out.ContentLength != int64(len(p)) {
+		return fmt.Errorf("tier: get %s [%d,+%d): server sent %d bytes: %w", key, off, len(p), *out.ContentLength, ErrRange)
+	}
+	if _, err := io.ReadFull(out.Body, p); err != nil {
+		return fmt.Errorf("tier: get %s: %w", key, err)
+	}
+	return nil
+}
+
+func (s *S3Store) Head(ctx context.Context, key string) (ObjectInfo, error) {
+	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.cfg.Bucket), Key: s.key(key)})
+	if err != nil {
+		return ObjectInfo{}, s.mapErr("head", key, err)
+	}
+	return ObjectInfo{Key: key, Size: aws.ToInt64(out.ContentLength), ETag: aws.ToString(out.ETag), Modified: aws.ToTime(out.LastModified)}, nil
+}
+
+func (s *S3Store) List(ctx context.Context, prefix, startAfter string, fn func(ObjectInfo) error) error {
+	in := &s3.ListObjectsV2Input{
+		Bucket:  aws.String(s.cfg.Bucket),
+		Prefix:  s.key(prefix),
+		MaxKeys: aws.Int32(defaultS3ListPageLength),
+	}
+	if startAfter != "" {
+		in.StartAfter = s.key(startAfter)
+	}
+	p := s3.NewListObjectsV2Paginator(s.client, in)
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return s.mapErr("list", prefix, err)
+		}
+		for _, o := range page.Contents {
+			k := aws.ToString(o.Key)
+			if len(k) < len(s.cfg.Prefix) {
+				continue
+			}
+			info := ObjectInfo{Key: k[len(s.cfg.Prefix):], Size: aws.ToInt64(o.Size), ETag: aws.ToString(o.ETag), Modified: aws.ToTime(o.LastModified)}
+			if err := fn(info); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (s *S3Store) Delete(ctx context.Context, key string) error {
+	_, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(s.cfg.Bucket), Key: s.key(key)})
+	err = s.mapErr("delete", key, err)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// mapErr turns S3 errors into the package sentinels.
+func (s *S3Store) mapErr(op, key string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var nsk *types.NoSuchKey
+	var nf *types.NotFound
+	if errors.As(err, &nsk) || errors.As(err, &nf) {
+		return fmt.Errorf("tier: %s %s: %w", op, key, ErrNotFound)
+	}
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		switch ae.ErrorCode() {
+		case "NoSuchKey", "NotFound":
+			return fmt.Errorf("tier: %s %s: %w", op, key, ErrNotFound)
+		case "PreconditionFailed", "ConditionalRequestConflict":
+			return fmt.Errorf("tier: %s %s: %w", op, key, ErrExists)
+		case "InvalidRange":
+			return fmt.Errorf("tier: %s %s: %w", op, key, ErrRange)
+		}
+	}
+	return fmt.Errorf("tier: %s %s: %w", op, key, err)
+}
