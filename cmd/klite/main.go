@@ -14,6 +14,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
+	_ "net/http/pprof" // -pprof-addr
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -175,6 +178,10 @@ func serve(cfg Config, root zerolog.Logger) error {
 	}, store)
 	late.h.Store(handler)
 
+	if cfg.PprofAddr != "" {
+		servePprof(cfg.PprofAddr, log)
+	}
+
 	log.Info().
 		Str("addr", bound.String()).
 		Str("advertised", adv.String()).
@@ -260,6 +267,18 @@ func closeStore(store *storage.Store, log zerolog.Logger) error {
 	}
 	log.Info().Dur("took", time.Since(start)).Msg("storage closed")
 	return nil
+}
+
+// servePprof serves net/http/pprof for profiling a running broker (off by
+// default; the standard library's handlers, not a hand-made profiler).
+func servePprof(addr string, log zerolog.Logger) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		log.Warn().Err(err).Str("addr", addr).Msg("pprof listener")
+		return
+	}
+	log.Info().Str("addr", ln.Addr().String()).Msg("pprof serving")
+	go func() { _ = http.Serve(ln, nil) }()
 }
 
 // lateHandler lets netloop start before the kafka handler exists. Requests
