@@ -29,7 +29,7 @@ s3-server:
 	@scripts/versitygw.sh install >/dev/null
 
 test-unit: s3-server
-	$(GO) test -count=1 -timeout 10m $(TESTFLAGS) $$($(GO) list ./... | grep -v -e /cmd/klite -e /bench)
+	$(GO) test -count=1 -timeout 10m $(TESTFLAGS) $$($(GO) list ./... | grep -v -e /cmd/klite)
 
 test-integration:
 	KLITE_TEST_RECORDS=$(RECORDS) $(GO) test -count=1 -timeout 14m -v $(TESTFLAGS) ./cmd/klite
@@ -37,7 +37,7 @@ test-integration:
 # The integration tests drive the real binary; under -race they run with
 # fewer records so the run stays within the machine's budget.
 test-race: s3-server
-	$(GO) test -race -count=1 -timeout 20m $(TESTFLAGS) $$($(GO) list ./... | grep -v -e /cmd/klite -e /bench)
+	$(GO) test -race -count=1 -timeout 20m $(TESTFLAGS) $$($(GO) list ./... | grep -v -e /cmd/klite)
 	KLITE_TEST_RECORDS=100000 KLITE_TEST_RACE=1 $(GO) test -race -count=1 -timeout 20m $(TESTFLAGS) ./cmd/klite
 
 # Runs every Fuzz target for FUZZTIME (go test -fuzz takes one target at a time).
@@ -51,7 +51,7 @@ fuzz:
 	done
 
 # System benchmarks against the real binary (bench/ writes BENCHMARKS.md);
-# BENCHFLAGS passes more flags, e.g. BENCHFLAGS='-scenarios produce'.
+# BENCHFLAGS passes more flags, e.g. BENCHFLAGS='-scenario produce-acks-all'.
 BENCHFLAGS ?=
 
 bench: build

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/klite/klite/bench/internal/scenario"
 )
 
 func TestQuickDefaults(t *testing.T) {
@@ -11,8 +14,11 @@ func TestQuickDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.runs != 1 || c.load.Duration != 3*time.Second || c.load.RestartWAL != 1e9 || c.out != "" {
-		t.Errorf("quick: runs %d duration %v restart WAL %d out %q", c.runs, c.load.Duration, c.load.RestartWAL, c.out)
+	if c.runs != 1 || c.load.Duration != 2*time.Second || c.load.RestartWAL != 1e9 || c.out != "" || c.charts != "" {
+		t.Errorf("quick: runs %d duration %v restart WAL %d out %q charts %q", c.runs, c.load.Duration, c.load.RestartWAL, c.out, c.charts)
+	}
+	if slices.Contains(c.scenarios, "restart-1gb") || !slices.Contains(c.scenarios, "restart") {
+		t.Errorf("quick scenarios %v: want restart (1 GB) without restart-1gb", c.scenarios)
 	}
 	// Explicit flags win over -quick's defaults.
 	c, err = parseFlags([]string{"-quick", "-runs", "3", "-restart-wal", "2GB", "-out", "x.md"})
@@ -29,11 +35,11 @@ func TestFullDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.runs != 5 || c.load.RestartWAL != 5e9 || c.out != "BENCHMARKS.md" || c.load.Consumers != c.load.Producers {
+	if c.runs != 3 || c.load.RestartWAL != 5e9 || c.out != "BENCHMARKS.md" || c.load.Consumers != c.load.Producers {
 		t.Errorf("full: runs %d restart WAL %d out %q consumers %d", c.runs, c.load.RestartWAL, c.out, c.load.Consumers)
 	}
-	if len(c.scenarios) != 6 {
-		t.Errorf("scenarios %v, want all six", c.scenarios)
+	if len(c.scenarios) != len(scenario.Names) {
+		t.Errorf("scenarios %v, want all of %v", c.scenarios, scenario.Names)
 	}
 }
 

@@ -5,7 +5,7 @@
 // times, and writes BENCHMARKS.md with medians, spread, each figure as a
 // fraction of its limit, and the brief's targets judged pass or miss.
 //
-//	go run ./bench                 # full: 5 runs, about 10 minutes
+//	go run ./bench                 # full: 3 runs, about 11 minutes
 //	go run ./bench -quick          # smoke: 1 run, under 2 minutes, prints the report
 //	go run ./bench -scenario produce-acks-all,tail-fetch -runs 3
 //	go run ./bench -brokers 127.0.0.1:9092 -broker-pid 1234
@@ -19,9 +19,12 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/klite/klite/bench/internal/scenario"
 )
 
 func main() {
+	scenario.MaybeHold() // a child holding idle connections for the connections scenario
 	cfg, err := parseFlags(os.Args[1:])
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {

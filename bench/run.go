@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/klite/klite/bench/internal/broker"
+	"github.com/klite/klite/bench/internal/chart"
 	"github.com/klite/klite/bench/internal/limits"
 	"github.com/klite/klite/bench/internal/proc"
 	"github.com/klite/klite/bench/internal/report"
@@ -145,6 +146,21 @@ rounds:
 		rep.Scenarios = append(rep.Scenarios, sec)
 	}
 	rep.Targets = report.Judge(rep, report.Targets)
+	if c.charts != "" {
+		dir := c.charts
+		if !filepath.IsAbs(dir) {
+			dir = filepath.Join(root, dir)
+		}
+		relTo, _ := os.Getwd()
+		if c.out != "" {
+			relTo = filepath.Dir(absPath(c.out))
+		}
+		charts, err := chart.Write(rep, dir, relTo)
+		if err != nil {
+			pr.Logf("charts: %v", err)
+		}
+		rep.Charts = charts
+	}
 
 	if err := writeOutputs(c, rep); err != nil {
 		return 2, err
@@ -281,4 +297,11 @@ func commit(root string) string {
 		c += "-dirty"
 	}
 	return c
+}
+
+func absPath(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
 }

@@ -123,6 +123,13 @@ func WriteMarkdown(w io.Writer, r *Report) error {
 	}
 	table(bw, []string{"target", "measured (median)", "threshold", "result", "note"}, trows)
 
+	if len(r.Charts) > 0 {
+		p("## Charts\n\n")
+		for _, c := range r.Charts {
+			p("![%s](%s)\n\n", c.Title, c.Path)
+		}
+	}
+
 	p("## Physical limits (measured in this run)\n\n")
 	var lrows [][]string
 	for _, row := range r.Limits {

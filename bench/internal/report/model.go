@@ -180,6 +180,13 @@ type Report struct {
 	Targets   []TargetResult
 	Scenarios []Scenario
 	Notes     []string
+	Charts    []Chart
+}
+
+// Chart is an image file the report links to.
+type Chart struct {
+	Title string
+	Path  string // relative to the report file
 }
 
 // Scenario returns the named scenario section, if present.

@@ -29,6 +29,10 @@ var Targets = []Target{
 		Rows: []string{"throughput"}, Ratio: LimitDiskSeqWrite, Threshold: 0.60,
 	},
 	{
+		Name: "produce acks=1 throughput >= 50% of loopback TCP or the CPU limit, whichever binds", Scenario: "produce-acks-1",
+		Rows: []string{"throughput"}, Ratio: LimitBinding, Threshold: 0.50,
+	},
+	{
 		Name: "produce p99 at half peak <= 2x disk p99 fdatasync", Scenario: "produce-latency",
 		Rows: []string{"p99"}, Ratio: Limit2xFsyncP99, AtMost: true, Threshold: 1.0,
 	},
@@ -55,6 +59,14 @@ var Targets = []Target{
 		},
 	},
 	{
+		Name: "broker memory per idle connection <= 4 KB", Scenario: "connections",
+		Rows: []string{"bytes-per-conn"}, AtMost: true, Threshold: 4096, Unit: Count,
+	},
+	{
+		Name: "active clients' p99 with idle connections within 20% of without", Scenario: "connections",
+		Rows: []string{"p99-ratio"}, AtMost: true, Threshold: 1.2, Unit: Count,
+	},
+	{
 		Name: "tail fetch >= 1M 1 KiB records/s", Scenario: "tail-fetch",
 		Rows: []string{"fetch-records"}, Threshold: 1e6, Unit: RecordsPerSec,
 		Note: func(r *Report) string {
@@ -73,6 +85,9 @@ const (
 	LimitDiskSeqWrite = "disk-seq-write"
 	LimitLoopback     = "loopback-tcp"
 	Limit2xFsyncP99   = "2x-fsync-p99"
+	// LimitBinding is the lower of loopback TCP and the CPU limit (the
+	// throughput at which broker and benchmark client would use every core).
+	LimitBinding = "binding"
 )
 
 // Judge evaluates targets against the report.

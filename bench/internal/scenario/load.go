@@ -3,6 +3,7 @@ package scenario
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -73,7 +74,24 @@ type loadSpec struct {
 	// have been acknowledged, instead of after warmup+duration (WAL fill).
 	stopAfterBytes int64
 	batchBytes     int // 0: Config.BatchBytes
+	recordSize     int // 0: Config.RecordSize
+	maxBuffered    int // records a producer client buffers; 0: franz-go's default (10000)
+	// e2e stamps each record with its due time in a header and has the
+	// consumers record producer-to-consumer latency from it.
+	e2e bool
+	// existingTopic skips creating the topic (catch-up reads a backlog).
+	existingTopic bool
+	// fetchTarget, when > 0, ends the window once consumers have fetched
+	// this many records (catch-up), checked every fetchPollEvery.
+	fetchTarget int64
 }
+
+// e2eHeader carries a record's due time, UnixNano big-endian, for
+// end-to-end latency.
+const e2eHeader = "klite-bench-t"
+
+// fetchPollEvery is how often a catch-up window checks whether it is done.
+const fetchPollEvery = 20 * time.Millisecond
 
 // loadStats are the figures of the measured window (after warmup).
 type loadStats struct {
@@ -84,6 +102,7 @@ type loadStats struct {
 	fetchBytes   int64
 	lag          int64 // records produced but not yet fetched at the end of the window
 	lat          *stats.Hist
+	e2e          *stats.Hist // producer-to-consumer latency, with loadSpec.e2e
 	brokerCPU    time.Duration
 	clientCPU    time.Duration
 	otherCPU     time.Duration // the rest of the machine's busy CPU: other work on a shared machine
@@ -105,6 +124,7 @@ type loadRun struct {
 	measuring                atomic.Bool // latencies recorded only while set
 	stopping                 atomic.Bool // errors after this are the shutdown's
 	lat                      *stats.Hist
+	e2e                      *stats.Hist
 
 	errOnce  sync.Once
 	firstErr error // set once by errOnce
@@ -220,13 +240,21 @@ func allLed(td kadm.TopicDetail) bool {
 // and returns the figures of the measured window.
 func runLoad(ctx context.Context, env *Env, spec loadSpec) (loadStats, error) {
 	cfg := env.Cfg
-	l := &loadRun{spec: spec, cfg: cfg, lat: stats.NewHist()}
-	if err := createTopic(ctx, spec.addr, spec.topic, spec.partitions); err != nil {
-		return loadStats{}, err
+	if spec.recordSize > 0 {
+		cfg.RecordSize = spec.recordSize
 	}
-	popts, err := producerOpts(cfg, spec.acks, spec.batchBytes)
-	if err != nil {
-		return loadStats{}, err
+	l := &loadRun{spec: spec, cfg: cfg, lat: stats.NewHist(), e2e: stats.NewHist()}
+	if !spec.existingTopic {
+		if err := createTopic(ctx, spec.addr, spec.topic, spec.partitions); err != nil {
+			return loadStats{}, err
+		}
+	}
+	var popts []kgo.Opt
+	if spec.producers > 0 {
+		var err error
+		if popts, err = producerOpts(cfg, spec.acks, spec.batchBytes); err != nil {
+			return loadStats{}, err
+		}
 	}
 
 	runCtx, stop := context.WithCancel(ctx)
@@ -250,7 +278,7 @@ func runLoad(ctx context.Context, env *Env, spec loadSpec) (loadStats, error) {
 		}
 		cl, err := kgo.NewClient(kgo.SeedBrokers(spec.addr), kgo.ClientID(fmt.Sprintf("klite-bench-c%d", i)),
 			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{spec.topic: parts}),
-			kgo.FetchMaxWait(500*time.Millisecond))
+			kgo.FetchMaxWait(500*time.Millisecond), kgo.FetchMaxPartitionBytes(8<<20))
 		if err != nil {
 			closeAll()
 			return loadStats{}, err
@@ -264,20 +292,25 @@ func runLoad(ctx context.Context, env *Env, spec loadSpec) (loadStats, error) {
 	}
 
 	var producers []*kgo.Client
+	var pwg sync.WaitGroup // producer goroutines
 	for i := 0; i < spec.producers; i++ {
 		opts := append([]kgo.Opt{kgo.SeedBrokers(spec.addr), kgo.ClientID(fmt.Sprintf("klite-bench-p%d", i))}, popts...)
+		if spec.maxBuffered > 0 {
+			opts = append(opts, kgo.MaxBufferedRecords(spec.maxBuffered))
+		}
 		cl, err := kgo.NewClient(opts...)
 		if err != nil {
 			stop()
 			wg.Wait()
+			pwg.Wait()
 			closeAll()
 			return loadStats{}, err
 		}
 		clients = append(clients, cl)
 		producers = append(producers, cl)
-		wg.Add(1)
+		pwg.Add(1)
 		go func() {
-			defer wg.Done()
+			defer pwg.Done()
 			if spec.rate > 0 {
 				l.producePaced(runCtx, cl, spec.rate/float64(spec.producers))
 			} else {
@@ -287,21 +320,31 @@ func runLoad(ctx context.Context, env *Env, spec loadSpec) (loadStats, error) {
 	}
 
 	st, werr := l.window(ctx, env)
+	// Let in-flight records finish so the broker is quiet for the next run.
+	// A fill (stopAfterBytes) stops producing by itself; its records are
+	// flushed before the context ends so none fails as canceled after the
+	// broker has stored it, and the acknowledged count is exact.
+	fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), flushTimeout)
+	if spec.stopAfterBytes > 0 && werr == nil {
+		pwg.Wait()
+		for _, p := range producers {
+			p.Flush(fctx)
+		}
+	}
 	l.stopping.Store(true)
 	stop()
-	// Let in-flight records finish so the broker is quiet for the next run.
-	fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), flushTimeout)
 	for _, p := range producers {
 		p.Flush(fctx)
 	}
 	fcancel()
+	pwg.Wait()
 	wg.Wait()
 	closeAll()
 	st.totalRecords, st.totalBytes = l.prodRecords.Load(), l.prodBytes.Load()
 	if werr != nil {
 		return st, werr
 	}
-	if st.prodRecords == 0 {
+	if spec.producers > 0 && st.prodRecords == 0 {
 		return st, fmt.Errorf("scenario: nothing acknowledged in the window (%d errors, first: %v)", st.errs, st.firstErr)
 	}
 	return st, nil
@@ -311,7 +354,7 @@ func runLoad(ctx context.Context, env *Env, spec loadSpec) (loadStats, error) {
 // stopAfterBytes), printing progress each second.
 func (l *loadRun) window(ctx context.Context, env *Env) (loadStats, error) {
 	spec := l.spec
-	if spec.stopAfterBytes <= 0 {
+	if spec.stopAfterBytes <= 0 && spec.fetchTarget <= 0 {
 		if err := sleepCtx(ctx, spec.warmup); err != nil {
 			return loadStats{}, err
 		}
@@ -334,8 +377,13 @@ func (l *loadRun) window(ctx context.Context, env *Env) (loadStats, error) {
 	prev := a
 	tick := time.NewTicker(progressEvery)
 	defer tick.Stop()
-	var end <-chan time.Time
-	if spec.stopAfterBytes <= 0 {
+	var end, poll <-chan time.Time
+	if spec.fetchTarget > 0 {
+		t := time.NewTicker(fetchPollEvery)
+		defer t.Stop()
+		poll = t.C
+	}
+	if spec.stopAfterBytes <= 0 && spec.duration > 0 {
 		t := time.NewTimer(spec.duration)
 		defer t.Stop()
 		end = t.C
@@ -349,6 +397,10 @@ loop:
 			break loop
 		case <-end:
 			break loop
+		case <-poll:
+			if l.fetchRecords.Load() >= spec.fetchTarget {
+				break loop
+			}
 		case <-tick.C:
 			now := take()
 			env.Progress.Update("%s %s", spec.label, l.progressLine(a, prev, now))
@@ -369,6 +421,7 @@ loop:
 		fetchBytes:   b.fb - a.fb,
 		lag:          b.pr - b.fr,
 		lat:          l.lat,
+		e2e:          l.e2e,
 		clientCPU:    b.clientCPU - a.clientCPU,
 		errs:         l.errs.Load(),
 		firstErr:     l.firstErr,
@@ -447,7 +500,11 @@ func (l *loadRun) producePaced(ctx context.Context, cl *kgo.Client, rate float64
 		for !due.After(now) && ctx.Err() == nil {
 			v := pl.next()
 			start := due
-			cl.Produce(ctx, &kgo.Record{Topic: l.spec.topic, Value: v}, func(_ *kgo.Record, err error) {
+			r := &kgo.Record{Topic: l.spec.topic, Value: v}
+			if l.spec.e2e {
+				r.Headers = []kgo.RecordHeader{{Key: e2eHeader, Value: binary.BigEndian.AppendUint64(nil, uint64(due.UnixNano()))}}
+			}
+			cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
 				l.acked(start, len(v), err)
 			})
 			due = due.Add(interval)
@@ -467,9 +524,18 @@ func (l *loadRun) consume(ctx context.Context, cl *kgo.Client) {
 		}
 		fs.EachError(func(_ string, _ int32, err error) { l.fail(err) })
 		var n, b int64
+		measuring := l.spec.e2e && l.measuring.Load()
+		now := time.Now()
 		fs.EachRecord(func(r *kgo.Record) {
 			n++
 			b += int64(len(r.Value))
+			if measuring {
+				for _, h := range r.Headers {
+					if h.Key == e2eHeader && len(h.Value) == 8 {
+						l.e2e.Record(now.Sub(time.Unix(0, int64(binary.BigEndian.Uint64(h.Value)))))
+					}
+				}
+			}
 		})
 		l.fetchRecords.Add(n)
 		l.fetchBytes.Add(b)

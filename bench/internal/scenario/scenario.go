@@ -18,20 +18,23 @@ import (
 
 // Config is the load shape shared by scenarios; the harness fills it from flags.
 type Config struct {
-	RecordSize  int           // value bytes per record
-	Partitions  int           // partitions per topic
-	Producers   int           // producer clients (one connection each)
-	Consumers   int           // consumer clients in tail-fetch
-	Acks        string        // "all", "1" or "0" for scenarios that do not fix it
-	Linger      time.Duration // producer linger
-	BatchBytes  int           // producer max batch bytes
-	Compression string        // none, gzip, snappy, lz4, zstd
-	Inflight    int           // max produce requests in flight per broker without idempotence
-	Rate        float64       // records/s for produce-latency; 0 = half the measured acks=all peak
-	Duration    time.Duration // measured time per run
-	Warmup      time.Duration // unmeasured time before it
-	IdleSettle  time.Duration // wait after ready before reading idle RSS
-	RestartWAL  int64         // bytes to fill the WAL to before timing restarts
+	RecordSize   int           // value bytes per record
+	Partitions   int           // partitions per topic
+	Producers    int           // producer clients (one connection each)
+	Consumers    int           // consumer clients in tail-fetch
+	Acks         string        // "all", "1" or "0" for scenarios that do not fix it
+	Linger       time.Duration // producer linger
+	BatchBytes   int           // producer max batch bytes
+	Compression  string        // none, gzip, snappy, lz4, zstd
+	Inflight     int           // max produce requests in flight per broker without idempotence
+	Rate         float64       // records/s for produce-latency; 0 = half the measured acks=all peak
+	Duration     time.Duration // measured time per run
+	Warmup       time.Duration // unmeasured time before it
+	IdleSettle   time.Duration // wait after ready before reading idle RSS
+	RestartWAL   int64         // bytes to fill the WAL to before timing restarts
+	Backlog      int64         // catch-up fetch: record bytes to read from the start
+	Conns        int           // connections: idle client connections to hold (0: none)
+	ConnsPerProc int           // connections: most connections per holder process
 }
 
 // Env is what a scenario run sees.
@@ -66,25 +69,46 @@ type Scenario interface {
 	Close() error
 }
 
-// Names lists the scenarios in the order "all" runs them. produce-acks-all
-// comes before produce-latency, which paces itself at half its peak.
-var Names = []string{"produce-acks-all", "produce-acks-1", "produce-latency", "tail-fetch", "idle-rss", "restart"}
+// registry is every scenario in the order "all" runs them, one line each.
+// produce-acks-all comes before produce-latency, which paces itself at
+// fractions of its peak. To add a scenario, add its line here.
+var registry = []struct {
+	name string
+	new  func() Scenario
+}{
+	{"produce-acks-all", func() Scenario { return &produceThroughput{name: "produce-acks-all", acks: "all"} }},
+	{"produce-acks-1", func() Scenario { return &produceThroughput{name: "produce-acks-1", acks: "1"} }},
+	{"produce-100b", func() Scenario { return &produceThroughput{name: "produce-100b", acks: "all", recordSize: 100} }},
+	{"produce-10k", func() Scenario { return &produceThroughput{name: "produce-10k", acks: "all", recordSize: 10 << 10} }},
+	{"produce-latency", func() Scenario { return &produceLatency{} }},
+	{"tail-fetch", func() Scenario { return &tailFetch{} }},
+	{"catchup-fetch", func() Scenario { return &catchupFetch{} }},
+	{"partitions", func() Scenario { return &scaleSweep{name: "partitions", counts: []int{1, 100, 1000}} }},
+	{"producers", func() Scenario { return &scaleSweep{name: "producers", counts: []int{1, 16, 64}} }},
+	{"connections", func() Scenario { return &connScale{} }},
+	{"group-rebalance", func() Scenario { return &groupRebalance{} }},
+	{"group-commit", func() Scenario { return &groupCommit{} }},
+	{"group-consume", func() Scenario { return &groupConsume{} }},
+	{"idle-rss", func() Scenario { return &idleRSS{} }},
+	{"restart-1gb", func() Scenario { return &restart{name: "restart-1gb", walBytes0: 1e9} }},
+	{"restart", func() Scenario { return &restart{name: "restart"} }},
+}
+
+// Names lists the scenarios in the order "all" runs them.
+var Names = func() []string {
+	var ns []string
+	for _, r := range registry {
+		ns = append(ns, r.name)
+	}
+	return ns
+}()
 
 // New returns a fresh scenario by name.
 func New(name string) (Scenario, error) {
-	switch name {
-	case "produce-acks-all":
-		return &produceThroughput{name: name, acks: "all"}, nil
-	case "produce-acks-1":
-		return &produceThroughput{name: name, acks: "1"}, nil
-	case "produce-latency":
-		return &produceLatency{}, nil
-	case "tail-fetch":
-		return &tailFetch{}, nil
-	case "idle-rss":
-		return &idleRSS{}, nil
-	case "restart":
-		return &restart{}, nil
+	for _, r := range registry {
+		if r.name == name {
+			return r.new(), nil
+		}
 	}
 	return nil, fmt.Errorf("scenario: unknown %q (have %s)", name, strings.Join(Names, ", "))
 }

@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,13 @@ import (
 	"github.com/klite/klite/bench/internal/limits"
 	"github.com/klite/klite/bench/internal/report"
 )
+
+// TestMain lets the connections scenario re-execute this test binary as
+// its connection holders.
+func TestMain(m *testing.M) {
+	MaybeHold()
+	os.Exit(m.Run())
+}
 
 // kliteBinary builds ./cmd/klite once per test binary. The broker is written
 // alongside the benchmark, so a tree where it does not build yet skips the
@@ -34,7 +42,8 @@ func testConfig() Config {
 		RecordSize: 512, Partitions: 3, Producers: 2, Consumers: 2, Acks: "all",
 		BatchBytes: 0, Compression: "none", Inflight: 5,
 		Rate: 2000, Duration: time.Second, Warmup: 200 * time.Millisecond,
-		IdleSettle: 100 * time.Millisecond, RestartWAL: 8 << 20,
+		IdleSettle: 100 * time.Millisecond, RestartWAL: 8 << 20, Backlog: 4 << 20,
+		Conns: 300, ConnsPerProc: 200,
 	}
 }
 
@@ -60,12 +69,8 @@ func TestScenariosLive(t *testing.T) {
 		Brokers: m, Round: 1, Rounds: 1, Progress: NewProgress(os.Stderr),
 	}
 	ctx := context.Background()
-	run := func(name string) Result {
+	runS := func(name string, s Scenario) Result {
 		t.Helper()
-		s, err := New(name)
-		if err != nil {
-			t.Fatal(err)
-		}
 		defer func() {
 			if err := s.Close(); err != nil {
 				t.Errorf("%s close: %v", name, err)
@@ -81,6 +86,14 @@ func TestScenariosLive(t *testing.T) {
 			}
 		}
 		return res
+	}
+	run := func(name string) Result {
+		t.Helper()
+		s, err := New(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return runS(name, s)
 	}
 
 	t.Run("produce-acks-all", func(t *testing.T) {
@@ -111,9 +124,80 @@ func TestScenariosLive(t *testing.T) {
 			t.Errorf("p50 %v p99 %v: want 0 < p50 <= p99", p50, p99)
 		}
 	})
+	t.Run("produce-100b", func(t *testing.T) {
+		if metric(t, run("produce-100b"), "records").Value <= 0 {
+			t.Error("no records acknowledged")
+		}
+	})
+	t.Run("produce-latency-e2e", func(t *testing.T) {
+		res := run("produce-latency")
+		for _, k := range []string{"p99-25", "p99", "p99-75", "p99-e2e", "e2e-p99"} {
+			if metric(t, res, k).Value <= 0 {
+				t.Errorf("%s: no latency recorded", k)
+			}
+		}
+	})
+	t.Run("catchup-fetch", func(t *testing.T) {
+		res := run("catchup-fetch")
+		if metric(t, res, "fetch-records").Value <= 0 {
+			t.Error("consumers fetched nothing")
+		}
+		for _, n := range res.Notes {
+			if strings.Contains(n, "consumers read") {
+				t.Error(n)
+			}
+		}
+	})
+	t.Run("partitions", func(t *testing.T) {
+		res := runS("partitions", &scaleSweep{name: "partitions", counts: []int{1, 4}})
+		if metric(t, res, "throughput-1").Value <= 0 || metric(t, res, "throughput-4").Value <= 0 {
+			t.Errorf("sweep metrics %+v", res.Metrics)
+		}
+	})
+	t.Run("connections", func(t *testing.T) {
+		res := run("connections")
+		if got := metric(t, res, "conns-2").Value; got != float64(env.Cfg.Conns) {
+			t.Errorf("held %v connections after two steps, want %d", got, env.Cfg.Conns)
+		}
+		if metric(t, res, "p99-crowd").Value <= 0 || metric(t, res, "p99-alone").Value <= 0 {
+			t.Errorf("connections metrics %+v", res.Metrics)
+		}
+	})
 	t.Run("tail-fetch", func(t *testing.T) {
 		if metric(t, run("tail-fetch"), "fetch-records").Value <= 0 {
 			t.Error("consumers fetched nothing")
+		}
+	})
+	t.Run("group-rebalance", func(t *testing.T) {
+		res := run("group-rebalance")
+		if join := metric(t, res, "join"); join.Value <= 0 || len(join.Limits) == 0 {
+			t.Errorf("join %+v: want positive with the heartbeat interval attached", join)
+		}
+		if metric(t, res, "leave").Value <= 0 {
+			t.Error("no leave time")
+		}
+	})
+	t.Run("group-commit", func(t *testing.T) {
+		res := run("group-commit")
+		for _, n := range groupSizesFor(env.Cfg).committers {
+			if metric(t, res, fmt.Sprintf("commits-%d", n)).Value <= 0 {
+				t.Errorf("%d committers: no commits", n)
+			}
+			p50, p99 := metric(t, res, fmt.Sprintf("p50-%d", n)), metric(t, res, fmt.Sprintf("p99-%d", n))
+			if p50.Value <= 0 || p99.Value < p50.Value || len(p99.Limits) == 0 {
+				t.Errorf("%d committers: p50 %+v p99 %+v: want 0 < p50 <= p99, p99 against fdatasync", n, p50, p99)
+			}
+		}
+	})
+	t.Run("group-consume", func(t *testing.T) {
+		res := run("group-consume")
+		if metric(t, res, "plain-records").Value <= 0 || metric(t, res, "group-records").Value <= 0 {
+			t.Errorf("metrics %+v: want both passes to read", res.Metrics)
+		}
+		for _, n := range res.Notes {
+			if strings.Contains(n, "fetch errors") {
+				t.Error(n)
+			}
 		}
 	})
 	t.Run("idle-rss", func(t *testing.T) {
@@ -161,6 +245,30 @@ func TestParse(t *testing.T) {
 	for _, bad := range []string{"", "nope", "produce-acks-all,nope"} {
 		if _, err := Parse(bad); err == nil {
 			t.Errorf("Parse(%q): want an error", bad)
+		}
+	}
+}
+
+func TestCrowdSteps(t *testing.T) {
+	for _, c := range []struct {
+		n, per int
+		want   string
+	}{{0, 5, "[]"}, {5, 5, "[5]"}, {12, 5, "[5 5 2]"}, {17000, 5000, "[5000 5000 5000 2000]"}} {
+		if got := fmt.Sprint(crowdSteps(c.n, c.per)); got != c.want {
+			t.Errorf("crowdSteps(%d, %d) = %s, want %s", c.n, c.per, got, c.want)
+		}
+	}
+}
+
+func TestRegistryNamesUnique(t *testing.T) {
+	seen := map[string]bool{}
+	for _, r := range registry {
+		if seen[r.name] {
+			t.Errorf("scenario %q registered twice", r.name)
+		}
+		seen[r.name] = true
+		if got := r.new().Name(); got != r.name {
+			t.Errorf("registry name %q, scenario says %q", r.name, got)
 		}
 	}
 }
