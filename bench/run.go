@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/klite/klite/bench/internal/broker"
 	"github.com/klite/klite/bench/internal/chart"
 	"github.com/klite/klite/bench/internal/limits"
@@ -92,6 +94,9 @@ rounds:
 				continue
 			}
 			pr.Logf("== round %d/%d: %s", round, c.runs, s.Name())
+			// Flush what earlier scenarios left dirty in the page cache, so
+			// its writeback does not land in this scenario's fsyncs.
+			unix.Sync()
 			res, err := s.Run(ctx, env)
 			pr.Done()
 			r.notes = append(r.notes, res.Notes...)

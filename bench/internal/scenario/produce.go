@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"math"
 	"runtime"
 	"time"
@@ -153,6 +154,7 @@ func (s *produceLatency) Run(ctx context.Context, env *Env) (res Result, err err
 			suffix, label, consumers = "-e2e", fmt.Sprintf(" at %d%%, with consumers", pct), env.Cfg.Consumers
 		}
 		rate := peak * f
+		unix.Sync() // the previous step's writeback is not this step's latency
 		st, err := runLoad(ctx, env, loadSpec{
 			label: progressLabel(fmt.Sprintf("%s %d%%%s", s.Name(), pct, map[bool]string{true: " e2e"}[e2e]), env), addr: b.Addr,
 			topic: topicName(fmt.Sprintf("latency-%d", pct), env), partitions: env.Cfg.Partitions, acks: "all", rate: rate,
