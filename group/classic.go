@@ -377,7 +377,8 @@ func (c *Coordinator) completeJoin(g *group) {
 	if len(g.members) == 0 {
 		g.protocol = ""
 		g.transition(stateEmpty)
-		c.storeMeta(g)
+		// An empty generation: no members come back after a restart.
+		c.storeClassic(g.name, &storedClassic{protocolType: g.protocolType, generation: g.generation}, nil)
 		return
 	}
 	g.protocol = g.selectProtocol()
@@ -569,19 +570,7 @@ func (c *Coordinator) sync(g *group, id, instance string, gen int32, ptype, prot
 		if id != g.leader {
 			return
 		}
-		for mid, mm := range g.members {
-			mm.assignment = assign[mid] // members the leader left out get nothing
-		}
-		g.transition(stateStable)
-		for _, mm := range g.members {
-			if mm.sync != nil {
-				mm.sync(syncResult{assignment: mm.assignment})
-				mm.sync = nil
-			}
-		}
-		if len(g.pendingSync) == 0 && g.syncT != nil {
-			c.cancel(g.syncT)
-		}
+		c.completeSync(g, assign)
 	case stateStable:
 		delete(g.pendingSync, id)
 		if len(g.pendingSync) == 0 && g.syncT != nil {

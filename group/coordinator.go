@@ -149,7 +149,9 @@ func Open(cfg Config) (*Coordinator, error) {
 		clock:  time.NewTimer(time.Hour),
 	}
 	// Groups known from the log come back Empty, keeping their protocol
-	// type and generation (Kafka reloads them from __consumer_offsets).
+	// type and generation, or Stable with their members when the log holds
+	// their last completed generation (Kafka reloads them from
+	// __consumer_offsets).
 	now := time.Now()
 	for name, sg := range offs.groups() {
 		g := newGroup(name, now)
@@ -157,6 +159,8 @@ func Open(cfg Config) (*Coordinator, error) {
 		c.groups[name] = g
 		if len(sg.members) > 0 {
 			c.restoreConsumerGroup(g, sg.members, now)
+		} else if sc := sg.classic; sc != nil && sc.generation == sg.generation && len(sc.members) > 0 {
+			c.restoreClassic(g, sc, now)
 		}
 	}
 	c.retain = newTimer(c.expireOffsets)

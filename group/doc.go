@@ -49,11 +49,25 @@
 //	                    consumer-protocol members (KIP-848), so that after a
 //	                    restart their partitions are not handed out until they
 //	                    have heard they are unknown or their session expired
+//	  6 classic group: group, version u8 (1), protocol type, generation i32,
+//	                    protocol, leader, count u32, count x (member id,
+//	                    instance id, client id, client host, session ms i32,
+//	                    rebalance ms i32, subscription (u32 length),
+//	                    assignment (u32 length)); written when the leader's
+//	                    SyncGroup completes a generation (count 0 when a
+//	                    generation ends with no members). It replaces the
+//	                    group's previous one; a later type 4 record for
+//	                    another generation voids it. On open a group whose
+//	                    type 6 record matches its generation comes back
+//	                    Stable with those members, each session timer
+//	                    starting afresh.
 //
 // A snapshot starts with the 8 bytes "KLGSNAP1" and holds records of the
 // same format.
 //
 // Invariants:
+//   - A classic group becomes Stable, and its SyncGroups are answered, only
+//     after its type 6 record is fdatasynced (Kafka's group metadata append).
 //   - An OffsetCommit is answered only after its record is fdatasynced; a
 //     failed write or fdatasync fails the waiting commits and every later one
 //     (never retried).

@@ -25,6 +25,7 @@ const (
 	recDeleteGroup   = 3
 	recGroupMeta     = 4
 	recMember        = 5 // a consumer-protocol member joined or left (KIP-848)
+	recClassic       = 6 // a classic group's completed generation (classic_store.go)
 
 	recHeaderBytes = 8 // length u32 + CRC-32C u32
 	snapshotMagic  = "KLGSNAP1"
@@ -70,6 +71,7 @@ type storedGroup struct {
 	generation   int32
 	offsets      map[TP]Offset
 	members      map[string]string // consumer-protocol member id -> instance id
+	classic      *storedClassic    // last completed classic generation with members; nil when none (immutable once stored)
 }
 
 // logOp is one record waiting for the writer.
@@ -512,7 +514,7 @@ func (l *offsetsLog) groups() map[string]storedGroup {
 	defer l.stateMu.RUnlock()
 	out := make(map[string]storedGroup, len(l.state))
 	for k, g := range l.state {
-		out[k] = storedGroup{protocolType: g.protocolType, generation: g.generation, members: maps.Clone(g.members)}
+		out[k] = storedGroup{protocolType: g.protocolType, generation: g.generation, members: maps.Clone(g.members), classic: g.classic}
 	}
 	return out
 }
@@ -616,6 +618,9 @@ func encodeState(state map[string]*storedGroup) []byte {
 		for id, instance := range g.members {
 			out = append(out, memberRecord(name, id, instance, true)...)
 		}
+		if g.classic != nil {
+			out = append(out, classicRecord(name, g.classic)...)
+		}
 		if len(g.offsets) == 0 {
 			continue
 		}
@@ -715,6 +720,12 @@ func decodeRecord(body []byte) (func(map[string]*storedGroup), error) {
 		id := d.str()
 		instance := d.str()
 		apply = applyMember(group, id, instance, d.u8() == 1)
+	case recClassic:
+		sc, err := decodeClassic(d)
+		if err != nil {
+			return nil, err
+		}
+		apply = applyClassic(group, sc)
 	default:
 		return nil, fmt.Errorf("group: unknown record type %d", typ)
 	}
@@ -760,6 +771,9 @@ func applyGroupMeta(group, protocolType string, generation int32) func(map[strin
 	return func(state map[string]*storedGroup) {
 		g := stored(state, group)
 		g.protocolType, g.generation = protocolType, generation
+		if g.classic != nil && g.classic.generation != generation {
+			g.classic = nil // a newer generation began; its members are not known yet
+		}
 	}
 }
 

@@ -1,0 +1,173 @@
+package group
+
+// Durable classic group membership. When the leader's SyncGroup completes a
+// generation, the group's stable state (protocol, leader, every member with
+// its subscription and assignment) is logged as one record, as Apache Kafka
+// appends a group metadata record to __consumer_offsets; the SyncGroup
+// answers wait for its fdatasync. On open a group whose newest record is for
+// its current generation comes back Stable, so members keep heartbeating with
+// their member id and generation and static members keep their slot.
+
+import (
+	"errors"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+)
+
+// classicRecordVersion is the layout version of a recClassic body (part of
+// the on-disk format).
+const classicRecordVersion = 1
+
+// storedClassic is a classic group's state as of a completed generation.
+type storedClassic struct {
+	protocolType string
+	generation   int32
+	protocol     string
+	leader       string
+	members      []storedMember // empty: the generation ended with no members
+}
+
+type storedMember struct {
+	id, instanceID       string
+	clientID, clientHost string
+	session, rebalance   time.Duration
+	subscription         []byte // metadata for the chosen protocol
+	assignment           []byte
+}
+
+func classicRecord(group string, s *storedClassic) []byte {
+	var e enc
+	e.u8(recClassic)
+	e.str(group)
+	e.u8(classicRecordVersion)
+	e.str(s.protocolType)
+	e.i32(s.generation)
+	e.str(s.protocol)
+	e.str(s.leader)
+	e.u32(uint32(len(s.members)))
+	for _, m := range s.members {
+		e.str(m.id)
+		e.str(m.instanceID)
+		e.str(m.clientID)
+		e.str(m.clientHost)
+		e.i32(int32(m.session.Milliseconds()))
+		e.i32(int32(m.rebalance.Milliseconds()))
+		e.lstr(string(m.subscription))
+		e.lstr(string(m.assignment))
+	}
+	return frame(e.b)
+}
+
+func decodeClassic(d *dec) (*storedClassic, error) {
+	if v := d.u8(); v != classicRecordVersion && !d.bad {
+		return nil, errors.New("group: unknown classic record version")
+	}
+	s := &storedClassic{protocolType: d.str(), generation: d.i32(), protocol: d.str(), leader: d.str()}
+	n := d.u32()
+	if int(n) > len(d.b) {
+		return nil, errors.New("group: bad count")
+	}
+	s.members = make([]storedMember, 0, n)
+	for i := uint32(0); i < n && !d.bad; i++ {
+		m := storedMember{id: d.str(), instanceID: d.str(), clientID: d.str(), clientHost: d.str()}
+		m.session = time.Duration(d.i32()) * time.Millisecond
+		m.rebalance = time.Duration(d.i32()) * time.Millisecond
+		m.subscription = []byte(d.lstr())
+		m.assignment = []byte(d.lstr())
+		s.members = append(s.members, m)
+	}
+	return s, nil
+}
+
+func applyClassic(group string, s *storedClassic) func(map[string]*storedGroup) {
+	return func(state map[string]*storedGroup) {
+		g := stored(state, group)
+		g.protocolType, g.generation = s.protocolType, s.generation
+		g.classic = s
+		if len(s.members) == 0 {
+			g.classic = nil
+		}
+	}
+}
+
+// snapshotClassic is the group's state to log once the leader's assignment
+// is in; loop only.
+func (g *group) snapshotClassic(assign map[string][]byte) *storedClassic {
+	s := &storedClassic{protocolType: g.protocolType, generation: g.generation, protocol: g.protocol, leader: g.leader}
+	for _, m := range g.members {
+		s.members = append(s.members, storedMember{
+			id: m.id, instanceID: m.instanceID, clientID: m.clientID, clientHost: m.clientHost,
+			session: m.session, rebalance: m.rebalance,
+			subscription: m.metadata(g.protocol), assignment: assign[m.id],
+		})
+	}
+	return s
+}
+
+// storeClassic logs s and runs then on the loop once the record is durable
+// (err nil) or has failed.
+func (c *Coordinator) storeClassic(name string, s *storedClassic, then func(err error)) {
+	c.offs.submit(&logOp{
+		rec:   classicRecord(name, s),
+		apply: applyClassic(name, s),
+		done: func(err error) {
+			if then != nil {
+				c.submit(func() { then(err) })
+			}
+		},
+	})
+}
+
+// completeSync is the leader's SyncGroup of a completing generation: log the
+// assignment, then (as Kafka does after its group metadata append) hand it
+// out and become Stable. A failed append fails the syncs and rebalances.
+func (c *Coordinator) completeSync(g *group, assign map[string][]byte) {
+	gen := g.generation
+	c.storeClassic(g.name, g.snapshotClassic(assign), func(err error) {
+		if g.state != stateCompleting || g.generation != gen || c.groups[g.name] != g {
+			return // superseded: a rebalance or another sync got there first
+		}
+		if err != nil {
+			c.warn.Error().Err(err).Str("group", g.name).Msg("group: storing the assignment failed")
+			c.propagateSyncError(g, kerr.CoordinatorNotAvailable.Code)
+			c.prepareRebalance(g)
+			c.tryCompleteJoin(g)
+			return
+		}
+		for mid, mm := range g.members {
+			mm.assignment = assign[mid] // members the leader left out get nothing
+		}
+		g.transition(stateStable)
+		for _, mm := range g.members {
+			if mm.sync != nil {
+				mm.sync(syncResult{assignment: mm.assignment})
+				mm.sync = nil
+			}
+		}
+		if len(g.pendingSync) == 0 && g.syncT != nil {
+			c.cancel(g.syncT)
+		}
+	})
+}
+
+// restoreClassic brings a group back Stable from its logged generation; each
+// member's session starts now, so members that do not come back expire.
+func (c *Coordinator) restoreClassic(g *group, s *storedClassic, now time.Time) {
+	g.protocolType, g.generation, g.protocol = s.protocolType, s.generation, s.protocol
+	for _, sm := range s.members {
+		m := &member{
+			id: sm.id, instanceID: sm.instanceID, clientID: sm.clientID, clientHost: sm.clientHost,
+			session: sm.session, rebalance: sm.rebalance, ptype: s.protocolType,
+			protocols:  []protocol{{name: s.protocol, metadata: sm.subscription}},
+			assignment: sm.assignment,
+		}
+		m.hb = newTimer(func() { c.expireMember(g, m) })
+		g.add(m)
+		c.schedule(m.hb, now.Add(m.session))
+	}
+	if g.members[s.leader] != nil {
+		g.leader = s.leader
+	}
+	g.transition(stateStable)
+}
