@@ -97,23 +97,20 @@ func (c Config) validate() error {
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		errs = append(errs, fmt.Errorf("netloop: addr %q: %w", c.Addr, err))
 	}
-	if c.Loops < 0 {
-		errs = append(errs, fmt.Errorf("netloop: loops %d < 0", c.Loops))
-	}
-	if c.MaxFrameBytes < 0 {
-		errs = append(errs, fmt.Errorf("netloop: max frame bytes %d < 0", c.MaxFrameBytes))
-	}
-	if c.MaxInflightRequests < 0 {
-		errs = append(errs, fmt.Errorf("netloop: max inflight requests %d < 0", c.MaxInflightRequests))
-	}
-	if c.MaxInflightBytes < 0 {
-		errs = append(errs, fmt.Errorf("netloop: max inflight bytes %d < 0", c.MaxInflightBytes))
-	}
-	if c.MaxOutboundBytes < 0 {
-		errs = append(errs, fmt.Errorf("netloop: max outbound bytes %d < 0", c.MaxOutboundBytes))
-	}
-	if c.MaxInboundBufferedBytes < 0 {
-		errs = append(errs, fmt.Errorf("netloop: max inbound buffered bytes %d < 0", c.MaxInboundBufferedBytes))
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{
+		{"loops", int64(c.Loops)},
+		{"max frame bytes", int64(c.MaxFrameBytes)},
+		{"max inflight requests", int64(c.MaxInflightRequests)},
+		{"max inflight bytes", c.MaxInflightBytes},
+		{"max outbound bytes", c.MaxOutboundBytes},
+		{"max inbound buffered bytes", c.MaxInboundBufferedBytes},
+	} {
+		if f.v < 0 {
+			errs = append(errs, fmt.Errorf("netloop: %s %d < 0", f.name, f.v))
+		}
 	}
 	if c.IdleTimeout < 0 {
 		errs = append(errs, fmt.Errorf("netloop: idle timeout %v < 0", c.IdleTimeout))

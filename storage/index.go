@@ -48,7 +48,7 @@ func (x *chunkIndex) add(e chunkEntry) {
 		pages = *p
 	}
 	if i > 0 {
-		prev := x.at(pages, i-1)
+		prev := indexView{n: i, pages: pages}.at(i - 1)
 		e.prefMaxTs, e.prefMaxTsOff = prev.prefMaxTs, prev.prefMaxTsOff
 		if e.maxTs > e.prefMaxTs {
 			e.prefMaxTs, e.prefMaxTsOff = e.maxTs, e.maxTsOff
@@ -79,10 +79,6 @@ func (x *chunkIndex) view() indexView {
 		return indexView{}
 	}
 	return indexView{n: n, pages: *x.pages.Load()}
-}
-
-func (x *chunkIndex) at(pages []*indexPage, i int64) *chunkEntry {
-	return &pages[i/indexPageEntries][i%indexPageEntries]
 }
 
 func (v indexView) at(i int64) *chunkEntry {

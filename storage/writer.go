@@ -609,6 +609,7 @@ func (s *shard) admit(p *partition, data []byte, nowMs int64) (dupBase int64, er
 		nb++
 		last := off + int64(h.LastOffsetDelta)
 		if h.ProducerID >= 0 && !h.Control() {
+			lastSeq := incSeq(h.BaseSequence, h.LastOffsetDelta)
 			k := producerKey{pid: h.ProducerID, key: p.key}
 			e := s.producers[k]
 			if e == nil {
@@ -616,7 +617,6 @@ func (s *shard) admit(p *partition, data []byte, nowMs int64) (dupBase int64, er
 				s.producers[k] = e
 				s.saved = append(s.saved, savedProducer{k: k, created: true})
 			} else {
-				lastSeq := incSeq(h.BaseSequence, h.LastOffsetDelta)
 				dup, err := e.checkSeq(h.ProducerEpoch, h.BaseSequence, lastSeq)
 				if err != nil {
 					s.rollback()
@@ -632,7 +632,7 @@ func (s *shard) admit(p *partition, data []byte, nowMs int64) (dupBase int64, er
 				s.save(k, e)
 			}
 			e.record(h.ProducerEpoch, producerBatch{
-				firstSeq: h.BaseSequence, lastSeq: incSeq(h.BaseSequence, h.LastOffsetDelta),
+				firstSeq: h.BaseSequence, lastSeq: lastSeq,
 				base: off, last: last,
 			}, nowMs)
 		}

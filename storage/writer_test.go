@@ -25,6 +25,19 @@ func (g *gate) wait() {
 
 func (g *gate) open() { g.once.Do(func() { close(g.ch) }) }
 
+// gateWAL holds every op of kind on a WAL file at a new gate until the gate
+// opens. Callers defer open before anything that waits on the held op.
+func gateWAL(ffs *FaultFS, kind OpKind) *gate {
+	g := newGate()
+	ffs.SetInjector(func(op Op) error {
+		if op.Kind == kind && matchName("*.wal", op.Name) {
+			g.wait()
+		}
+		return nil
+	})
+	return g
+}
+
 // TestCloseFailsQueuedAppends: with the writer stuck in a write, appends
 // still queue (Append never blocks); Close fails them with ErrClosed at
 // once, without waiting for the stuck write, and then waits for that write
@@ -36,14 +49,8 @@ func TestCloseFailsQueuedAppends(t *testing.T) {
 	cfg.Shards = 1
 	s := mustOpen(t, cfg)
 	mustCreate(t, s, "t", 1)
-	g := newGate()
+	g := gateWAL(ffs, OpWrite)
 	defer g.open()
-	ffs.SetInjector(func(op Op) error {
-		if op.Kind == OpWrite && matchName("*.wal", op.Name) {
-			g.wait()
-		}
-		return nil
-	})
 	first := make(chan AppendResult, 1)
 	s.Append("t", 0, makeBatch(batchSpec{value: []byte("first")}), true, func(r AppendResult) { first <- r })
 	eventually(t, "the writer stuck in its write", func() bool { return g.hits.Load() == 1 })
@@ -102,14 +109,8 @@ func TestCloseWithHeldFsync(t *testing.T) {
 	ffs := NewFaultFS(NewMemFS())
 	s := mustOpen(t, testConfig(ffs))
 	mustCreate(t, s, "t", 2)
-	g := newGate()
+	g := gateWAL(ffs, OpSync)
 	defer g.open()
-	ffs.SetInjector(func(op Op) error {
-		if op.Kind == OpSync && matchName("*.wal", op.Name) {
-			g.wait()
-		}
-		return nil
-	})
 	acks := make(chan AppendResult, 2)
 	for p := int32(0); p < 2; p++ {
 		s.Append("t", p, makeBatch(batchSpec{}), true, func(r AppendResult) { acks <- r })
@@ -155,14 +156,8 @@ func TestAppendBusy(t *testing.T) {
 	s := mustOpen(t, cfg)
 	defer s.Close()
 	mustCreate(t, s, "t", 1)
-	g := newGate()
+	g := gateWAL(ffs, OpWrite)
 	defer g.open()
-	ffs.SetInjector(func(op Op) error {
-		if op.Kind == OpWrite && matchName("*.wal", op.Name) {
-			g.wait()
-		}
-		return nil
-	})
 	var wg sync.WaitGroup
 	var failed atomic.Int64
 	batch := makeBatch(batchSpec{value: make([]byte, 1000)})
