@@ -354,5 +354,5 @@ func (h *Handler) untrack(f *fetchWait) {
 }
 
 // leaderEpoch is the leader epoch of every partition: one broker, no
-// elections.
-const leaderEpoch = 0
+// elections. It is the epoch storage stamps on every batch.
+const leaderEpoch = storage.LeaderEpoch

@@ -57,10 +57,7 @@ func (h *Handler) createTopicsResponse(version int16, req *kmsg.CreateTopicsRequ
 	resp := kmsg.NewPtrCreateTopicsResponse()
 	resp.Version = version
 	resp.Topics = make([]kmsg.CreateTopicsResponseTopic, len(req.Topics))
-	count := make(map[string]int, len(req.Topics))
-	for i := range req.Topics {
-		count[req.Topics[i].Topic]++
-	}
+	count := countKeys(req.Topics, func(t *kmsg.CreateTopicsRequestTopic) string { return t.Topic })
 	for i := range req.Topics {
 		t := &req.Topics[i]
 		rt := &resp.Topics[i]

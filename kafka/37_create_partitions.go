@@ -41,10 +41,7 @@ func (h *Handler) createPartitionsResponse(version int16, req *kmsg.CreatePartit
 	resp := kmsg.NewPtrCreatePartitionsResponse()
 	resp.Version = version
 	resp.Topics = make([]kmsg.CreatePartitionsResponseTopic, len(req.Topics))
-	count := make(map[string]int, len(req.Topics))
-	for i := range req.Topics {
-		count[req.Topics[i].Topic]++
-	}
+	count := countKeys(req.Topics, func(t *kmsg.CreatePartitionsRequestTopic) string { return t.Topic })
 	for i := range req.Topics {
 		t := &req.Topics[i]
 		rt := &resp.Topics[i]

@@ -391,10 +391,7 @@ func alterErr(code int16, msg string) alterResult { return alterResult{code, &ms
 // DELETE's, fails the resource with INVALID_REQUEST.
 func (h *Handler) alterConfigs(rs []alterResource, validateOnly bool) []alterResult {
 	out := make([]alterResult, len(rs))
-	count := make(map[configResourceKey]int, len(rs))
-	for i := range rs {
-		count[configResourceKey{rs[i].typ, rs[i].name}]++
-	}
+	count := countKeys(rs, func(r *alterResource) configResourceKey { return configResourceKey{r.typ, r.name} })
 	for i := range rs {
 		if count[configResourceKey{rs[i].typ, rs[i].name}] > 1 {
 			out[i] = alterErr(kerr.InvalidRequest.Code, "Each resource must appear at most once.")

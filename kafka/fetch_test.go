@@ -6,8 +6,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"github.com/klite/klite/storage"
 )
 
 type fetchPart struct {
@@ -370,8 +368,6 @@ func TestFetchLongPollConcurrent(t *testing.T) {
 		}
 	}
 }
-
-var _ = storage.ErrOffsetOutOfRange
 
 func BenchmarkFetch(b *testing.B) {
 	hs := newHarness(b)

@@ -13,23 +13,23 @@ import (
 )
 
 // withGroups wires a real coordinator on an in-memory FS into the harness.
-func withGroups(t *testing.T) func(*Config) {
+// *st is the harness's store, set once the harness exists.
+func withGroups(t *testing.T, st **fakeStore) func(*Config) {
 	return func(cfg *Config) {
-		var st *fakeStore
 		c, err := group.Open(group.Config{
 			Dir: "/groups", FS: storage.NewMemFS(),
 			Topics: func(topic string) (int32, bool) {
-				if st == nil {
+				if *st == nil {
 					return 0, false
 				}
-				info, ok := st.Topic(topic)
+				info, ok := (*st).Topic(topic)
 				return info.Partitions, ok
 			},
 			TopicList: func() []storage.TopicInfo {
-				if st == nil {
+				if *st == nil {
 					return nil
 				}
-				return st.Topics()
+				return (*st).Topics()
 			},
 			MinSessionTimeout: time.Millisecond,
 			NoInitialDelay:    true,
@@ -40,19 +40,13 @@ func withGroups(t *testing.T) func(*Config) {
 		}
 		t.Cleanup(func() { c.Close() })
 		cfg.Groups = c
-		groupStores = append(groupStores, func(s *fakeStore) { st = s })
 	}
 }
 
-// groupStores hands the harness's store to withGroups' topic lookup.
-var groupStores []func(*fakeStore)
-
 func newGroupHarness(t *testing.T) *harness {
-	groupStores = nil
-	hs := newHarness(t, withGroups(t))
-	for _, f := range groupStores {
-		f(hs.st)
-	}
+	var st *fakeStore
+	hs := newHarness(t, withGroups(t, &st))
+	st = hs.st
 	hs.createTopic("t", 3, nil)
 	return hs
 }

@@ -132,7 +132,7 @@ func TestProduceErrors(t *testing.T) {
 			if p.BaseOffset != -1 {
 				t.Fatalf("failed partition base offset %d, want -1", p.BaseOffset)
 			}
-			if _, hwm, err := hs.st.Offsets("t", 0); err == nil && hwm != 0 {
+			if _, hwm, err := hs.st.Offsets(c.topic, c.part); err == nil && hwm != 0 {
 				t.Fatalf("rejected batch was stored (hwm %d)", hwm)
 			}
 		})
@@ -159,7 +159,13 @@ func TestProduceMixed(t *testing.T) {
 		req.Topics = append(req.Topics, rt)
 	}
 	resp := roundTrip[*kmsg.ProduceResponse](hs, req)
+	if len(resp.Topics) != 3 {
+		t.Fatalf("%d topics answered, want 3", len(resp.Topics))
+	}
 	for ti, rt := range resp.Topics {
+		if len(rt.Partitions) != 3 {
+			t.Fatalf("topic %d: %d partitions answered, want 3", ti, len(rt.Partitions))
+		}
 		for pi, p := range rt.Partitions {
 			if p.Partition != int32(pi) {
 				t.Fatalf("topic %d slot %d: partition %d", ti, pi, p.Partition)
@@ -183,8 +189,6 @@ func TestProduceMixed(t *testing.T) {
 }
 
 func fixCRC(b []byte) {
-	hdr, _ := storage.ParseBatchHeader(b)
-	_ = hdr
 	c := makeBatchCRC(b)
 	b[17], b[18], b[19], b[20] = byte(c>>24), byte(c>>16), byte(c>>8), byte(c)
 }

@@ -48,3 +48,13 @@ func (h *Handler) topicMaxMessageBytes(info *storage.TopicInfo) int64 {
 func partitionOK(info *storage.TopicInfo, p int32) bool {
 	return p >= 0 && p < info.Partitions
 }
+
+// countKeys counts how often each key occurs in ts, so a request naming the
+// same topic (or config resource) twice can fail every copy, as Kafka does.
+func countKeys[T any, K comparable](ts []T, key func(*T) K) map[K]int {
+	count := make(map[K]int, len(ts))
+	for i := range ts {
+		count[key(&ts[i])]++
+	}
+	return count
+}
