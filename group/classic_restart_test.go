@@ -177,12 +177,7 @@ func TestClassicSilentMemberExpiresAfterCrash(t *testing.T) {
 	// Generation 3 began but never completed: a crash now brings the group
 	// back Empty at generation 3, not with generation 2's members.
 	// The generation record is not awaited by the join: wait for it.
-	for c2.offs.groups()[g].generation != 3 {
-		if time.Now().After(deadline) {
-			t.Fatal("generation 3 never logged")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitUntil(t, "generation 3 to be logged", func() bool { return c2.offs.groups()[g].generation == 3 })
 	c3 := openTestCoordinator(t, fs2.CrashClone(storage.CrashDropUnsynced, 0))
 	if dg := describeClassic(t, c3, g); dg.State != "Empty" || len(dg.Members) != 0 {
 		t.Fatalf("describe after a crash mid-rebalance: %+v", dg)

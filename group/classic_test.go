@@ -13,6 +13,18 @@ import (
 
 const waitFor = 10 * time.Second
 
+// waitUntil polls cond until it is true, failing the test after waitFor.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitFor)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func openTestCoordinator(t *testing.T, fs storage.FS, mod ...func(*Config)) *Coordinator {
 	t.Helper()
 	cfg := Config{

@@ -39,6 +39,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -435,7 +436,7 @@ func (c *Coordinator) heartbeat848(a *hbArgs) hbResult {
 	isNew := m == nil
 	if isNew {
 		if len(cg.members) >= c.cfg.MaxGroupSize {
-			return fail(kerr.GroupMaxSizeReached, "The consumer group has reached its maximum capacity of "+itoa(c.cfg.MaxGroupSize)+" members.")
+			return fail(kerr.GroupMaxSizeReached, "The consumer group has reached its maximum capacity of "+strconv.Itoa(c.cfg.MaxGroupSize)+" members.")
 		}
 		m = &cmember{id: id, instanceID: instance, assigned: assignment{}, revoking: assignment{}}
 		mm := m
@@ -977,20 +978,6 @@ func newUUID() string {
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
 	return base64.RawURLEncoding.EncodeToString(b[:])
-}
-
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	var b [20]byte
-	i := len(b)
-	for n > 0 {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-	}
-	return string(b[i:])
 }
 
 // validateConsumerCommit is Kafka's ConsumerGroup.validateOffsetCommit: a

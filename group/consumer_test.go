@@ -465,13 +465,7 @@ func TestConsumerSessionTimeout(t *testing.T) {
 	c, ts := openConsumerCoordinator(t, func(cfg *Config) { cfg.ConsumerSessionTimeout = 50 * time.Millisecond })
 	a := newCmem(t, c, ts, "g", "A")
 	a.join("t")
-	deadline := time.Now().Add(waitFor)
-	for len(describe(t, c, "g").Members) != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("member not expired")
-		}
-		time.Sleep(5 * time.Millisecond) // polling a condition, not waiting for time
-	}
+	waitUntil(t, "member to expire", func() bool { return len(describe(t, c, "g").Members) == 0 })
 	if d := describe(t, c, "g"); d.State != "Empty" {
 		t.Fatalf("state %s", d.State)
 	}
@@ -490,13 +484,7 @@ func TestConsumerRevocationTimeout(t *testing.T) {
 	b := newCmem(t, c, ts, "g", "B")
 	b.join("t")
 	a.beat() // A is told to revoke two partitions
-	deadline := time.Now().Add(waitFor)
-	for len(describe(t, c, "g").Members) != 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("A not fenced")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitUntil(t, "A to be fenced", func() bool { return len(describe(t, c, "g").Members) == 1 })
 	b.beat()
 	if b.count() != 4 {
 		t.Fatalf("B after A was fenced: %v", b.owned)

@@ -104,6 +104,21 @@ func waitCGSeen(t testing.TB, s *cgSeen, n int) {
 	waitFor(t, cgWait, fmt.Sprintf("%d records consumed", n), func() bool { return s.count() >= n })
 }
 
+// waitCGCommitted waits until the group's committed offsets, summed over
+// all partitions, reach want.
+func waitCGCommitted(t testing.TB, adm *kadm.Client, group string, want int64) {
+	t.Helper()
+	waitFor(t, cgWait, "commits at the end offsets", func() bool {
+		offs, err := adm.FetchOffsets(testContext(t, 10*time.Second), group)
+		if err != nil {
+			return false
+		}
+		total := int64(0)
+		offs.Each(func(o kadm.OffsetResponse) { total += o.At })
+		return total == want
+	})
+}
+
 // cgFranzMember runs a franz-go group consumer until stop is called.
 func cgFranzMember(t testing.TB, addr, group, topic string, s *cgSeen, opts ...kgo.Opt) (cl *kgo.Client, stop func()) {
 	t.Helper()
@@ -379,15 +394,7 @@ func TestGroupKafkaGo(t *testing.T) {
 		}()
 	}
 	waitCGSeen(t, s, cgRecords)
-	waitFor(t, cgWait, "commits at the end offsets", func() bool {
-		offs, err := adm.FetchOffsets(testContext(t, 10*time.Second), group)
-		if err != nil {
-			return false
-		}
-		total := int64(0)
-		offs.Each(func(o kadm.OffsetResponse) { total += o.At })
-		return total == cgRecords
-	})
+	waitCGCommitted(t, adm, group, cgRecords)
 	cancel()
 	wg.Wait()
 	for _, r := range readers {
@@ -438,15 +445,7 @@ func TestGroupConfluent(t *testing.T) {
 		}()
 	}
 	waitCGSeen(t, s, cgRecords)
-	waitFor(t, cgWait, "commits at the end offsets", func() bool {
-		offs, err := adm.FetchOffsets(testContext(t, 10*time.Second), group)
-		if err != nil {
-			return false
-		}
-		total := int64(0)
-		offs.Each(func(o kadm.OffsetResponse) { total += o.At })
-		return total == cgRecords
-	})
+	waitCGCommitted(t, adm, group, cgRecords)
 	cancel()
 	wg.Wait()
 	s.check(t, cgRecords)

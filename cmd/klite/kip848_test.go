@@ -239,15 +239,7 @@ func TestKIP848Confluent(t *testing.T) {
 		d := describeConsumerGroup(t, cl, group)
 		return d.State == "Stable" && len(d.Members) == 3
 	})
-	waitFor(t, cgWait, "commits at the end offsets", func() bool {
-		offs, err := adm.FetchOffsets(testContext(t, 10*time.Second), group)
-		if err != nil {
-			return false
-		}
-		total := int64(0)
-		offs.Each(func(o kadm.OffsetResponse) { total += o.At })
-		return total == cgRecords
-	})
+	waitCGCommitted(t, adm, group, cgRecords)
 	cancel()
 	wg.Wait()
 	s.check(t, cgRecords)
@@ -284,15 +276,7 @@ func TestKIP848BrokerRestart(t *testing.T) {
 			kgo.AutoCommitInterval(100*time.Millisecond))...)
 	}
 	waitCGSeen(t, s, cgRecords)
-	waitFor(t, cgWait, "commits at the end offsets", func() bool {
-		offs, err := adm.FetchOffsets(testContext(t, 10*time.Second), group)
-		if err != nil {
-			return false
-		}
-		total := int64(0)
-		offs.Each(func(o kadm.OffsetResponse) { total += o.At })
-		return total == cgRecords
-	})
+	waitCGCommitted(t, adm, group, cgRecords)
 	b.kill9()
 	b.restart()
 	produceCGRecords(t, b.addr, topic, cgRecords, 600)
