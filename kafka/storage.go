@@ -22,4 +22,5 @@ type Storage interface {
 	Watch(topic string, partition int32, after int64, fn func()) (cancel func())
 
 	InitProducerID() (id int64, epoch int16, err error)
+	DeleteRecords(topic string, partition int32, offset int64) (logStart int64, err error)
 }

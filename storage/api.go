@@ -1,8 +1,11 @@
 package storage
 
 import (
+	"context"
 	"errors"
 	"io"
+
+	"github.com/klite/klite/tier"
 )
 
 // Errors the protocol layer maps to Kafka error codes (see kafka/errors.go).
@@ -22,7 +25,34 @@ var (
 	// for produce (its network threads block instead); REQUEST_TIMED_OUT is
 	// retriable in every client and the closest meaning.
 	ErrBusy = errors.New("storage: shard queue full, retry") // REQUEST_TIMED_OUT
+	// ErrLogFull: the WAL reached Config.MaxWALBytes and no sealed segment
+	// may be freed (nothing expired, nothing uploaded). Nothing was
+	// written; the operator gets an Error log line (rate-limited).
+	ErrLogFull = errors.New("storage: WAL at its size cap and nothing can be freed") // KAFKA_STORAGE_ERROR
 )
+
+// ColdLog is the tiered part of the partitions' logs: what the bucket holds
+// below (and overlapping) the local WAL. tier.Cold implements it; nil in
+// Config means local-only. Methods may do network I/O: storage calls them
+// only off the event loop (Read and OffsetForTime are called from fetch
+// and ListOffsets goroutines, the rest from the store's own goroutines).
+type ColdLog interface {
+	// Manifest returns p's published manifest; nil, nil when nothing of p
+	// is tiered. The first call for p may load it from the bucket.
+	Manifest(ctx context.Context, p tier.Partition) (*tier.Manifest, error)
+	// Read returns p's whole batches from the one containing offset on,
+	// about maxBytes of them but at least one batch. offset lies in
+	// [m.LogStartOffset, m.NextOffset()) of the published manifest m.
+	Read(ctx context.Context, p tier.Partition, offset, maxBytes int64) ([]byte, error)
+	// OffsetForTime returns the base offset and max timestamp of p's first
+	// tiered batch whose max timestamp is >= ts, or (-1, -1, nil).
+	OffsetForTime(ctx context.Context, p tier.Partition, ts int64) (offset, timestamp int64, err error)
+	// Retain drops p's tiered data below offset (retention, DeleteRecords).
+	// It returns at once; the manifest is republished in the background.
+	Retain(p tier.Partition, offset int64)
+	// Forget removes everything of a deleted partition (in the background).
+	Forget(p tier.Partition)
+}
 
 // TopicID is a topic's 16-byte UUID (KIP-516).
 type TopicID [16]byte
@@ -104,6 +134,48 @@ type ReadFile interface {
 //	(*Store) MaxTimestamp(topic string, partition int32) (offset, timestamp int64, err error)
 //	(*Store) Watch(topic string, partition int32, after int64, fn func()) (cancel func())
 //	(*Store) InitProducerID() (id int64, epoch int16, err error)
+//	(*Store) DeleteRecords(topic string, partition int32, offset int64) (logStart int64, err error)
+//
+// Retention and tiering (retention.go, tiered.go):
+//
+//	(*Store) Partitions() []tier.Partition                 // tier.Source
+//	(*Store) Sealed(p, from, maxBytes, dst) ([]tier.SourceChunk, func(), error) // tier.Source
+//	(*Store) Uploaded(p tier.Partition, end int64)         // tier.Source
+//	(*Store) Snapshot() tier.MetaSnapshot                  // topics, log starts, producer state (Offsets nil)
+//	(*Store) Restore(snap *tier.MetaSnapshot, next map[tier.Partition]int64) error
+//
+// Log start: every partition has a log start offset (persisted in
+// meta.json), the first offset readable locally or from the tier. It only
+// moves forward: retention (retention.ms by batch max timestamp,
+// retention.bytes over the whole log, local and tiered), DeleteRecords.
+// Reads, ListOffsets and Fetch below it get ErrOffsetOutOfRange; Offsets
+// reports it. A read at or above the log start but below the first offset
+// the WAL still holds (the local start) goes to Config.Cold; its bytes come
+// back as a Chunk whose File is in memory (Fd() == ^uintptr(0)).
+//
+// DeleteRecords moves p's log start to offset (-1: the high watermark),
+// never backwards, persisted before it returns; offset past the high
+// watermark is ErrOffsetOutOfRange. It returns the new log start (Kafka's
+// low watermark) and calls Cold.Retain.
+//
+// Local segments: a sealed segment is deleted once every chunk in it is
+// below its partition's log start, or (with Cold) below its tiered end
+// (Uploaded) while the WAL holds more than Config.HotBytes. Uploaded data
+// is kept locally up to HotBytes as a read cache; expired data is freed at
+// the next retention pass. With MaxWALBytes set, an append that would take
+// the WAL past it fails with ErrLogFull when nothing can be freed.
+//
+// Sealed (tier.Source) returns chunks below the high watermark (fsynced,
+// never changing again), including those of the active segment, so the
+// uploader's flush interval bounds how long data is local-only. Uploaded
+// is not persisted: after a restart the uploader loads each manifest and
+// reports its NextOffset before anything it covers is freed.
+//
+// Restore (disaster recovery) runs on a store opened on an empty Dir:
+// it creates snap's topics with their IDs and configs, starts each
+// partition's log at next[p] (the manifest's NextOffset; 0 when absent)
+// with log start from the snapshot (at least the manifest's), marks
+// everything below next[p] as uploaded, and loads snap.Producers.
 //
 // Append: batches are the validated, concatenated v2 batches of one produce
 // partition (kafka has checked magic, length, CRC, counts). The store copies

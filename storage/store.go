@@ -103,6 +103,22 @@ type Config struct {
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 
+	// Cold is the tiered log (nil: local only). See ColdLog.
+	Cold ColdLog
+	// RetentionCheckInterval is how often retention runs (default 5 min,
+	// Kafka's log.retention.check.interval.ms; negative disables).
+	RetentionCheckInterval time.Duration
+	// RetentionMs and RetentionBytes are the defaults for topics without
+	// retention.ms / retention.bytes (default 7 days and -1; -1 means
+	// unlimited, 0 means not set here: take the default).
+	RetentionMs    int64
+	RetentionBytes int64
+	// MaxWALBytes caps the bytes of WAL segment files (0: no cap).
+	MaxWALBytes int64
+	// HotBytes: with Cold, uploaded segments are kept locally while the
+	// WAL holds at most this many bytes (default 1 GiB).
+	HotBytes int64
+
 	// unsyncedBytes is maxUnsyncedBytes; tests lower it. Recovery with a
 	// value smaller than the writer had is unsafe.
 	unsyncedBytes int64
@@ -207,6 +223,12 @@ type partition struct {
 	next       int64 // next offset to assign
 	gen        uint64
 	head, tail *appendReq
+
+	// logStart is the first readable offset (local or tiered), persisted
+	// in meta.json; it only grows. tieredEnd: offsets below it are in the
+	// bucket under a published manifest (Uploaded); not persisted.
+	logStart  atomic.Int64
+	tieredEnd atomic.Int64
 
 	// Published by the syncer, read by anyone.
 	idx     chunkIndex
