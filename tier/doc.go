@@ -9,15 +9,18 @@
 //	memstore.go  MemStore: in memory, fault injection (FailNth, SetLatency) for unit tests
 //	format.go    data object: batches + index footer (IndexEntry, Trailer)
 //	manifest.go  Manifest per partition; versioned objects + forward-only pointer
-//	uploader.go  Source (implemented by storage), Uploader, Retain
+//	uploader.go  Source (implemented by storage), Uploader (flush interval, backoff), Retain
 //	reader.go    Reader: ranged GETs of exact entries, read-ahead, byte-bounded LRU (cache.go)
+//	cold.go      Cold: storage.ColdLog over Uploader+Reader; background Retain/Forget
+//	snapshot.go  MetaSnapshot format, PublishSnapshot/LoadSnapshot, SnapshotLoop
+//	s3fault/     fault-injecting reverse proxy for tests (503 SlowDown, reset, delay)
 //
 // # Bucket layout
 //
 //	<prefix>topics/<topic>-<topic id hex>/<partition>/data/<base:020d>-<last:020d>.klo   data objects
 //	<prefix>topics/<topic>-<topic id hex>/<partition>/manifest/v/<seq:020d>             manifest versions
 //	<prefix>topics/<topic>-<topic id hex>/<partition>/manifest/current                 pointer (a hint)
-//	<prefix>meta/v/<seq:020d>, <prefix>meta/current                                    metadata snapshot (next step)
+//	<prefix>meta/v/<seq:020d>, <prefix>meta/current                                    metadata snapshot
 //
 // Zero-padded numbers make a name sort an offset (or version) sort. The
 // topic ID keeps a recreated topic's objects apart from its predecessor's.
@@ -43,16 +46,59 @@
 //     references it is published.
 //   - Cached buffers are immutable and never reused; a slice returned by
 //     Reader.Read stays valid after eviction.
+//   - A metadata snapshot is published only after the manifests it may
+//     describe (SnapshotLoop runs after upload rounds); the newest
+//     keepSnapshotVersions versions are kept.
+//
+// # Flush interval
+//
+// Source.Sealed offers everything durable (fsynced, below the high
+// watermark), the active segment's recent data included. Every
+// UploaderConfig.Interval, and on Kick, Run uploads all of it for every
+// partition, cutting objects at ObjectBytes: data stays local-only for
+// about one Interval at most, and only a round's last object per
+// partition is smaller than the target. A partition with nothing new
+// costs a Sealed call and no request once its manifest is loaded; the
+// first load (at startup) reports the manifest's end to Source.Uploaded,
+// since storage does not persist it. While the store fails, Run retries
+// rounds with backoff doubling up to MaxBackoff (Warn logs are sampled);
+// each partition keeps its manifest, so nothing is lost or redone beyond
+// the object that failed.
+//
+// # Cold (storage.ColdLog)
+//
+// Manifest and Read go through the uploader's published manifest (nil
+// when the bucket has none for p); a read that meets an object deleted by
+// retention meanwhile retries once with the newer manifest. OffsetForTime
+// takes the first object whose MaxTimestamp >= ts, then the first index
+// entry whose MaxTimestamp >= ts (at or above the log start), then walks
+// that chunk's batch headers: the answer is a batch, as locally. Retain
+// and Forget return at once; one worker per partition does the work,
+// Retain calls coalescing (largest offset wins), failures retried with
+// backoff until Close. Forget deletes the pointer, the manifest versions
+// oldest first, then the data objects.
+//
+// # Metadata snapshot
+//
+// MetaSnapshot (format in snapshot.go, big-endian, CRC-32C, every count
+// bounded on decode) carries topics with IDs, configs and log starts,
+// storage's producer state and group.Coordinator.ExportOffsets, both
+// opaque here. SnapshotLoop publishes one after every upload round or
+// retention that published a manifest (Uploader.Published) and at least
+// every Interval; PublishNow writes a final one at shutdown. Disaster
+// recovery: LoadSnapshot, then LoadManifest per partition,
+// storage.Restore, group.ImportOffsets, then open the coordinator.
 //
 // # Integration plan (storage, cmd)
 //
 // storage implements Source over its chunk index: Partitions() lists live
 // partitions; Sealed(p, from, maxBytes) walks p's chunkIndex from the chunk
-// starting at from, returning chunks of sealed segments only (never the
-// active one) with the segment's read-only file as io.ReaderAt, and pins
-// those segments (a reference count checked by retention) until release.
-// Uploaded(p, end) records a per-partition "tiered end" (persisted in
-// meta.json); a sealed segment may be deleted locally once every partition
+// starting at from, returning chunks below the high watermark (fsynced,
+// never changing again; the active segment's included) with the segment's
+// file as io.ReaderAt, and pins those segments (a reference count checked
+// by retention) until release. Uploaded(p, end) records a per-partition
+// "tiered end" (not persisted: the uploader reports it again after a
+// restart); a sealed segment may be deleted locally once every partition
 // with chunks in it has a tiered end past them, and local retention by time
 // or size then only needs to cover the hot set.
 //
@@ -66,12 +112,9 @@
 // LogStartOffset becomes the partition's log start; DeleteRecords and
 // retention.ms/bytes call Uploader.Retain.
 //
-// Metadata snapshot: topics, configs, committed offsets and producer state
-// go to SnapshotDir with PublishVersion after every manifest batch (or
-// periodically), written after the manifests they describe, so disaster
-// recovery (-s3-bucket with an empty WAL dir) loads the snapshot with
-// LatestVersion, then each partition's manifest with LoadManifest, and
-// starts every partition's local log at the manifest's NextOffset.
+// Metadata snapshot: see above; cmd builds the provider from
+// storage.Store.Snapshot plus group.Coordinator.ExportOffsets, and on an
+// empty WAL dir with -s3-bucket restores from LoadSnapshot before opening.
 //
 // Flags (cmd): -s3-bucket, -s3-prefix, -s3-endpoint (path style implied),
 // -s3-region map onto S3Config; credentials come from the standard chain

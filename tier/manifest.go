@@ -257,15 +257,31 @@ func decodePointer(b []byte) (uint64, error) {
 // Partition.Dir()+"manifest/"; the metadata snapshot (topics, configs,
 // committed offsets, producer state) will use it under SnapshotDir.
 func LatestVersion(ctx context.Context, s ObjectStore, dir string) (uint64, []byte, error) {
+	newest, err := latestSeq(ctx, s, dir)
+	if err != nil || newest == 0 {
+		return 0, nil, err
+	}
+	body, err := Get(ctx, s, versionKey(dir, newest), maxVersionBytes)
+	if err != nil {
+		// The pointer names a version that must exist: it is written only
+		// after the version.
+		return 0, nil, err
+	}
+	return newest, body, nil
+}
+
+// latestSeq returns the newest version's sequence number under dir (0:
+// none): the pointer, then a listing of the versions after it.
+func latestSeq(ctx context.Context, s ObjectStore, dir string) (uint64, error) {
 	var ptr uint64
 	b, err := Get(ctx, s, pointerKey(dir), pointerBytes)
 	switch {
 	case err == nil:
 		if ptr, err = decodePointer(b); err != nil {
-			return 0, nil, err
+			return 0, err
 		}
 	case !errors.Is(err, ErrNotFound):
-		return 0, nil, err
+		return 0, err
 	}
 	newest := ptr
 	startAfter := ""
@@ -280,18 +296,9 @@ func LatestVersion(ctx context.Context, s ObjectStore, dir string) (uint64, []by
 		return nil
 	})
 	if err != nil {
-		return 0, nil, err
+		return 0, err
 	}
-	if newest == 0 {
-		return 0, nil, nil
-	}
-	body, err := Get(ctx, s, versionKey(dir, newest), maxVersionBytes)
-	if err != nil {
-		// The pointer names a version that must exist: it is written only
-		// after the version.
-		return 0, nil, err
-	}
-	return newest, body, nil
+	return newest, nil
 }
 
 // SnapshotDir is where the broker's metadata snapshot versions live.

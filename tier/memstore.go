@@ -35,6 +35,7 @@ type MemStore struct {
 	calls   [numOps]int          // guarded by mu: calls so far per Op
 	fail    map[faultKey]error   // guarded by mu
 	latency time.Duration        // guarded by mu
+	down    error                // guarded by mu: every call fails with it (SetDown)
 	seq     int64                // guarded by mu: etag source
 }
 
@@ -62,6 +63,14 @@ func (m *MemStore) FailNth(op Op, n int, err error) {
 	}
 	m.mu.Lock()
 	m.fail[faultKey{op, m.calls[op] + n}] = err
+	m.mu.Unlock()
+}
+
+// SetDown makes every later call fail with err (the store is down) until
+// SetDown(nil).
+func (m *MemStore) SetDown(err error) {
+	m.mu.Lock()
+	m.down = err
 	m.mu.Unlock()
 }
 
@@ -108,6 +117,9 @@ func (m *MemStore) enter(ctx context.Context, op Op) error {
 	m.calls[op]++
 	err := m.fail[faultKey{op, m.calls[op]}]
 	delete(m.fail, faultKey{op, m.calls[op]})
+	if err == nil {
+		err = m.down
+	}
 	lat := m.latency
 	m.mu.Unlock()
 	if lat > 0 {

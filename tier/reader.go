@@ -168,6 +168,15 @@ func spanBytes(it *cacheItem, idx []IndexEntry, k int32, maxBytes int64) []byte 
 	return it.buf[start : start+n : start+n]
 }
 
+// Index returns the decoded index of m's object i (cached like batches).
+// The entries are shared and must not be modified.
+func (r *Reader) Index(ctx context.Context, m *Manifest, i int) ([]IndexEntry, error) {
+	if i < 0 || i >= len(m.Objects) {
+		return nil, fmt.Errorf("tier: object %d of a manifest with %d", i, len(m.Objects))
+	}
+	return r.index(ctx, m.ObjectKey(i), &m.Objects[i])
+}
+
 // index returns the decoded index of an object, from the cache or with
 // one ranged GET of its footer.
 func (r *Reader) index(ctx context.Context, key string, ref *ObjectRef) ([]IndexEntry, error) {

@@ -26,10 +26,11 @@ type SourceChunk struct {
 
 // Source is what the local log (storage) offers the uploader.
 type Source interface {
-	// Partitions lists the partitions that may have sealed data to upload.
+	// Partitions lists the partitions that may have data to upload.
 	Partitions() []Partition
 	// Sealed appends to dst p's chunks from offset from on, in offset
-	// order and contiguous, all in sealed segments, stopping once about
+	// order and contiguous, all durable and never changing again (below
+	// the high watermark; the active segment's included), stopping once about
 	// maxBytes are collected (at least one chunk if there is any). The
 	// first chunk starts at from, or later only if from is below the local
 	// log start. release pins the chunks' segments until called (storage
@@ -71,7 +72,10 @@ type UploaderConfig struct {
 	Attempts   int
 	Backoff    time.Duration
 	MaxBackoff time.Duration
-	// Interval is how often Run scans for sealed data without a Kick.
+	// Interval is the flush interval: every Interval (and on Kick) Run
+	// uploads all durable data Source.Sealed offers, so nothing stays
+	// local-only much longer than Interval; within a round objects are cut
+	// at ObjectBytes, so only a round's last object per partition is small.
 	Interval time.Duration
 }
 
@@ -104,6 +108,11 @@ func (c *UploaderConfig) setDefaults() {
 type Uploader struct {
 	cfg  UploaderConfig
 	kick chan struct{}
+	warn zerolog.Logger // rate-limited: an S3 outage must not flood the log
+
+	// published signals (capacity 1) that a manifest was published since
+	// the last receive: SnapshotLoop writes a metadata snapshot after it.
+	published chan struct{}
 
 	mu    sync.Mutex
 	parts map[Partition]*partState // guarded by mu
@@ -115,6 +124,9 @@ type partState struct {
 	// pub is m, readable without mu (atomic). Manifests are never
 	// modified once stored here.
 	pub atomic.Pointer[Manifest]
+	// reported is the end last passed to Source.Uploaded. guarded by mu
+	reported int64
+	gone     bool // Forget ran; guarded by mu
 }
 
 // set installs m (nil: reload before next use). st.mu held.
@@ -126,7 +138,21 @@ func (st *partState) set(m *Manifest) {
 // NewUploader returns an uploader; Run or UploadAll drive it.
 func NewUploader(cfg UploaderConfig) *Uploader {
 	cfg.setDefaults()
-	return &Uploader{cfg: cfg, kick: make(chan struct{}, 1), parts: make(map[Partition]*partState)}
+	log := cfg.Log.With().Str("component", "tier").Logger()
+	return &Uploader{cfg: cfg, kick: make(chan struct{}, 1), published: make(chan struct{}, 1),
+		warn:  log.Sample(&zerolog.BurstSampler{Burst: 5, Period: time.Minute}),
+		parts: make(map[Partition]*partState)}
+}
+
+// Published returns a channel that receives (coalesced) after an
+// UploadAll round that published a manifest, or a Retain that did.
+func (u *Uploader) Published() <-chan struct{} { return u.published }
+
+func (u *Uploader) notePublished() {
+	select {
+	case u.published <- struct{}{}:
+	default:
+	}
 }
 
 func (u *Uploader) state(p Partition) *partState {
@@ -140,12 +166,19 @@ func (u *Uploader) state(p Partition) *partState {
 	return st
 }
 
-// Forget drops the uploader's state for p (its topic was deleted). The
-// bucket keeps p's objects until a retention pass or GC removes them.
+// Forget drops the uploader's state for p (its topic was deleted), after
+// any upload or retention of p under way; calls that were waiting for it
+// do nothing. The bucket keeps p's objects (Cold.Forget deletes them).
 func (u *Uploader) Forget(p Partition) {
 	u.mu.Lock()
+	st := u.parts[p]
 	delete(u.parts, p)
 	u.mu.Unlock()
+	if st != nil {
+		st.mu.Lock()
+		st.gone = true
+		st.mu.Unlock()
+	}
 }
 
 // Manifest returns p's newest published manifest known to this uploader
@@ -189,20 +222,39 @@ func (u *Uploader) Kick() {
 	}
 }
 
-// Run uploads until ctx ends: every Interval, and on Kick.
+// Run uploads until ctx ends: every Interval, and on Kick. A round that
+// fails (S3 down) is retried after a backoff that doubles up to
+// MaxBackoff, but never beyond Interval, so one broken partition does not
+// slow the others' flushes (Kicks do not shorten it); each partition keeps
+// its place, so the next good round continues where the last one stopped.
 func (u *Uploader) Run(ctx context.Context) {
 	t := time.NewTicker(u.cfg.Interval)
 	defer t.Stop()
+	wait := u.cfg.Backoff
 	for {
-		if err := u.UploadAll(ctx); err != nil && ctx.Err() == nil {
-			u.cfg.Log.Warn().Err(err).Msg("tier upload incomplete; will retry")
+		err := u.UploadAll(ctx)
+		if ctx.Err() != nil {
+			return
 		}
+		if err == nil {
+			wait = u.cfg.Backoff
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			case <-u.kick:
+			}
+			continue
+		}
+		u.warn.Warn().Err(err).Dur("retry_in", wait).Msg("tier: upload round incomplete; retrying")
+		bt := time.NewTimer(rand.N(wait)/2 + wait/2)
 		select {
 		case <-ctx.Done():
+			bt.Stop()
 			return
-		case <-t.C:
-		case <-u.kick:
+		case <-bt.C:
 		}
+		wait = max(min(2*wait, u.cfg.MaxBackoff, u.cfg.Interval), u.cfg.Backoff)
 	}
 }
 
@@ -214,6 +266,14 @@ func (u *Uploader) UploadAll(ctx context.Context) error {
 	var wg sync.WaitGroup
 	var emu sync.Mutex
 	var first error
+	var uploaded atomic.Bool
+	// One signal per round, after all of it: a snapshot taken then
+	// describes every manifest the round published.
+	defer func() {
+		if uploaded.Load() {
+			u.notePublished()
+		}
+	}()
 	for _, p := range parts {
 		select {
 		case sem <- struct{}{}:
@@ -224,7 +284,11 @@ func (u *Uploader) UploadAll(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			if _, err := u.UploadPartition(ctx, p); err != nil {
+			n, err := u.UploadPartition(ctx, p)
+			if n > 0 {
+				uploaded.Store(true)
+			}
+			if err != nil {
 				emu.Lock()
 				if first == nil {
 					first = err
@@ -237,14 +301,25 @@ func (u *Uploader) UploadAll(ctx context.Context) error {
 	return first
 }
 
-// UploadPartition uploads p's sealed data not yet in the tier, one object
-// per ObjectBytes, in offset order. It returns the objects uploaded.
+// UploadPartition uploads p's durable data not yet in the tier (what
+// Source.Sealed offers), one object per ObjectBytes, in offset order. It
+// returns the objects uploaded. A partition with nothing new costs one
+// Sealed call and no request, once its manifest is loaded; after that
+// first load the manifest's end goes to Source.Uploaded, so storage knows
+// what the bucket already holds (after a restart).
 func (u *Uploader) UploadPartition(ctx context.Context, p Partition) (int, error) {
 	st := u.state(p)
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	if st.gone {
+		return 0, nil
+	}
 	if err := u.load(ctx, st, p); err != nil {
 		return 0, err
+	}
+	if end := st.m.NextOffset(); st.m.Seq > 0 && end > st.reported {
+		st.reported = end
+		u.cfg.Source.Uploaded(p, end)
 	}
 	var chunks []SourceChunk
 	n := 0
@@ -268,7 +343,8 @@ func (u *Uploader) UploadPartition(ctx context.Context, p Partition) (int, error
 			return n, err
 		}
 		n++
-		u.cfg.Source.Uploaded(p, st.m.NextOffset())
+		st.reported = st.m.NextOffset()
+		u.cfg.Source.Uploaded(p, st.reported)
 	}
 }
 
@@ -347,7 +423,7 @@ func (u *Uploader) retry(ctx context.Context, what string, p Partition, fn func(
 		}
 		wait = min(2*wait, u.cfg.MaxBackoff)
 	}
-	u.cfg.Log.Warn().Err(err).Str("topic", p.Topic).Int32("partition", p.Partition).
+	u.warn.Warn().Err(err).Str("topic", p.Topic).Int32("partition", p.Partition).
 		Int("attempts", u.cfg.Attempts).Msg("tier: " + what + ": retries exhausted")
 	return err
 }
@@ -369,6 +445,9 @@ func (u *Uploader) Retain(ctx context.Context, p Partition, offset int64) (int, 
 	st := u.state(p)
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	if st.gone {
+		return 0, nil
+	}
 	if err := u.load(ctx, st, p); err != nil {
 		return 0, err
 	}
@@ -389,9 +468,13 @@ func (u *Uploader) Retain(ctx context.Context, p Partition, offset int64) (int, 
 	if err := u.retry(ctx, "publish manifest", p, func() error {
 		return PublishManifest(ctx, u.cfg.Store, m)
 	}); err != nil {
+		if errors.Is(err, ErrExists) {
+			st.set(nil) // stale view, as in uploadObject
+		}
 		return 0, err
 	}
 	st.set(m)
+	u.notePublished()
 	for i := range drop {
 		key := old.ObjectKey(i)
 		if err := u.retry(ctx, "delete object", p, func() error {

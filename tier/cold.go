@@ -1,0 +1,327 @@
+package tier
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Cold defaults; each is overridable in ColdConfig.
+const (
+	defaultColdBackoff    = 500 * time.Millisecond
+	defaultColdMaxBackoff = 30 * time.Second
+	defaultColdParallel   = 4
+)
+
+// Record batch v2 header fields Cold reads (Kafka's on-disk format).
+const (
+	batchHeaderBytes     = 61
+	batchLengthAt        = 8  // i32: bytes after the length field
+	batchLastDeltaAt     = 23 // i32: last offset delta
+	batchMaxTimestampAt  = 35 // i64
+	batchLengthPrefixLen = 12 // base offset + length
+)
+
+// ColdConfig configures a Cold.
+type ColdConfig struct {
+	Uploader *Uploader // required: manifests, retention
+	Reader   *Reader   // required: batches and indexes
+	Log      zerolog.Logger
+	// Backoff..MaxBackoff pace retries of background retention and
+	// deletion: exponential with jitter, never giving up before Close.
+	Backoff    time.Duration
+	MaxBackoff time.Duration
+	// Parallel bounds background jobs (retention, deletion) running at once.
+	Parallel int
+}
+
+// Cold is the tiered part of the partitions' logs as storage sees it
+// (storage.ColdLog): published manifests, cold reads, time lookups, and
+// retention and deletion that run in the background. Safe for concurrent
+// use; Close stops the background work.
+type Cold struct {
+	cfg    ColdConfig
+	warn   zerolog.Logger
+	ctx    context.Context
+	cancel context.CancelFunc
+	sem    chan struct{}
+	wg     sync.WaitGroup
+
+	mu     sync.Mutex
+	jobs   map[Partition]*coldJob // guarded by mu; one worker per entry
+	closed bool                   // guarded by mu
+}
+
+// coldJob is one partition's pending background work. guarded by Cold.mu
+type coldJob struct {
+	retain int64 // newest offset asked for and not yet done; -1: none
+	forget bool
+}
+
+// NewCold returns a Cold over cfg's uploader and reader.
+func NewCold(cfg ColdConfig) *Cold {
+	if cfg.Backoff <= 0 {
+		cfg.Backoff = defaultColdBackoff
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = defaultColdMaxBackoff
+	}
+	if cfg.Parallel <= 0 {
+		cfg.Parallel = defaultColdParallel
+	}
+	log := cfg.Log.With().Str("component", "tier").Logger()
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Cold{cfg: cfg, warn: log.Sample(&zerolog.BurstSampler{Burst: 5, Period: time.Minute}),
+		ctx: ctx, cancel: cancel, sem: make(chan struct{}, cfg.Parallel), jobs: make(map[Partition]*coldJob)}
+}
+
+// Close stops background retention and deletion (work not done is
+// dropped: retention is asked again by the next pass) and waits for it.
+func (c *Cold) Close() {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.cancel()
+	c.wg.Wait()
+}
+
+// Manifest returns p's published manifest, or nil, nil when the bucket
+// holds none. A manifest whose objects were all retained is returned: its
+// NextOffset is still where the tier ends.
+func (c *Cold) Manifest(ctx context.Context, p Partition) (*Manifest, error) {
+	m, err := c.cfg.Uploader.Manifest(ctx, p)
+	if err != nil || m.Seq == 0 {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Read returns p's whole batches from the one holding offset, about
+// maxBytes but at least one batch (Reader.Read over the published
+// manifest). ErrNotTiered if offset is outside the tier.
+func (c *Cold) Read(ctx context.Context, p Partition, offset, maxBytes int64) ([]byte, error) {
+	m, err := c.Manifest(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	if m == nil {
+		return nil, fmt.Errorf("%w: nothing of %s/%d is tiered", ErrNotTiered, p.Topic, p.Partition)
+	}
+	b, err := c.cfg.Reader.Read(ctx, m, offset, maxBytes)
+	if errors.Is(err, ErrNotFound) {
+		// Retention deleted the object after we took the manifest; the
+		// newer one (published before the delete) has the answer.
+		if m2, merr := c.Manifest(ctx, p); merr == nil && m2 != nil && m2 != m {
+			return c.cfg.Reader.Read(ctx, m2, offset, maxBytes)
+		}
+	}
+	return b, err
+}
+
+// OffsetForTime returns the base offset and max timestamp of p's first
+// tiered batch (at or above the tier's log start) whose max timestamp is
+// >= ts, or (-1, -1, nil). The manifest's per-object max timestamp picks
+// the object, its index the chunk, and the chunk's batch headers the
+// batch, so it costs at most an index GET and one chunk GET (both cached).
+func (c *Cold) OffsetForTime(ctx context.Context, p Partition, ts int64) (int64, int64, error) {
+	m, err := c.Manifest(ctx, p)
+	if err != nil || m == nil {
+		return -1, -1, err
+	}
+	for i := range m.Objects {
+		if m.Objects[i].MaxTimestamp < ts {
+			continue
+		}
+		idx, err := c.cfg.Reader.Index(ctx, m, i)
+		if err != nil {
+			return -1, -1, err
+		}
+		for _, e := range idx {
+			if e.LastOffset < m.LogStartOffset || e.MaxTimestamp < ts {
+				continue
+			}
+			b, err := c.cfg.Reader.Read(ctx, m, max(e.BaseOffset, m.LogStartOffset), 1)
+			if err != nil {
+				return -1, -1, err
+			}
+			off, mts, ok := firstBatchAfter(b, ts, m.LogStartOffset)
+			if !ok {
+				return -1, -1, fmt.Errorf("%w: %s/%d chunk at %d has no batch with max timestamp >= %d (index says %d)",
+					ErrCorrupt, p.Topic, p.Partition, e.BaseOffset, ts, e.MaxTimestamp)
+			}
+			return off, mts, nil
+		}
+	}
+	return -1, -1, nil
+}
+
+// firstBatchAfter walks b's batch headers for the first batch ending at
+// or after logStart with max timestamp >= ts.
+func firstBatchAfter(b []byte, ts, logStart int64) (int64, int64, bool) {
+	for len(b) >= batchHeaderBytes {
+		size := int64(batchLengthPrefixLen) + int64(int32(binary.BigEndian.Uint32(b[batchLengthAt:])))
+		if size < batchHeaderBytes || size > int64(len(b)) {
+			return 0, 0, false
+		}
+		base := int64(binary.BigEndian.Uint64(b))
+		last := base + int64(int32(binary.BigEndian.Uint32(b[batchLastDeltaAt:])))
+		mts := int64(binary.BigEndian.Uint64(b[batchMaxTimestampAt:]))
+		if last >= logStart && mts >= ts {
+			return base, mts, true
+		}
+		b = b[size:]
+	}
+	return 0, 0, false
+}
+
+// Retain drops p's tiered data below offset in the background: calls for
+// the same partition coalesce (the largest offset wins) and a failed pass
+// is retried with backoff until it succeeds or Close.
+func (c *Cold) Retain(p Partition, offset int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	j := c.jobs[p]
+	if j == nil {
+		j = &coldJob{retain: -1}
+		c.jobs[p] = j
+		c.start(p)
+	}
+	j.retain = max(j.retain, offset)
+}
+
+// Forget removes p's objects and manifests from the bucket in the
+// background (its topic was deleted), after any retention of p under way,
+// and drops the uploader's state for it. Source.Partitions must no longer
+// list p. Deletion retries until done or Close; what a crash leaves is
+// unreferenced by any snapshot, for a listing GC.
+func (c *Cold) Forget(p Partition) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	j := c.jobs[p]
+	if j == nil {
+		j = &coldJob{retain: -1}
+		c.jobs[p] = j
+		c.start(p)
+	}
+	j.forget = true
+}
+
+// start runs p's worker. c.mu held.
+func (c *Cold) start(p Partition) {
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.work(p)
+	}()
+}
+
+// work does p's jobs until none is left. It owns c.jobs[p] until it
+// deletes it.
+func (c *Cold) work(p Partition) {
+	wait := c.cfg.Backoff
+	for {
+		c.mu.Lock()
+		j := c.jobs[p]
+		forget, off := j.forget, j.retain
+		if !forget && off < 0 {
+			delete(c.jobs, p)
+			c.mu.Unlock()
+			return
+		}
+		j.retain = -1
+		c.mu.Unlock()
+
+		var err error
+		select {
+		case c.sem <- struct{}{}:
+			if forget {
+				err = c.forget(c.ctx, p)
+			} else {
+				_, err = c.cfg.Uploader.Retain(c.ctx, p, off)
+			}
+			<-c.sem
+		case <-c.ctx.Done():
+			err = c.ctx.Err()
+		}
+		if c.ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			wait = c.cfg.Backoff
+			if forget {
+				c.mu.Lock()
+				delete(c.jobs, p)
+				c.mu.Unlock()
+				return
+			}
+			continue
+		}
+		what := "retention"
+		if forget {
+			what = "deletion"
+		}
+		c.warn.Warn().Err(err).Str("topic", p.Topic).Int32("partition", p.Partition).Dur("retry_in", wait).
+			Msg("tier: " + what + " failed; retrying")
+		c.mu.Lock()
+		j.retain = max(j.retain, off)
+		c.mu.Unlock()
+		t := time.NewTimer(rand.N(wait)/2 + wait/2)
+		select {
+		case <-t.C:
+		case <-c.ctx.Done():
+			t.Stop()
+			return
+		}
+		wait = min(2*wait, c.cfg.MaxBackoff)
+	}
+}
+
+// forget deletes everything under p.Dir(): the manifest pointer, then the
+// versions oldest first (the newest stays readable, naming only objects
+// still there), then the data objects.
+func (c *Cold) forget(ctx context.Context, p Partition) error {
+	c.cfg.Uploader.Forget(p)
+	store := c.cfg.Uploader.cfg.Store
+	mdir := p.Dir() + "manifest/"
+	var manifests, data []string
+	err := store.List(ctx, p.Dir(), "", func(o ObjectInfo) error {
+		if strings.HasPrefix(o.Key, mdir) {
+			manifests = append(manifests, o.Key)
+		} else {
+			data = append(data, o.Key)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	keys := make([]string, 0, len(manifests)+len(data)+1)
+	keys = append(keys, pointerKey(mdir))
+	for _, k := range manifests {
+		if k != pointerKey(mdir) {
+			keys = append(keys, k)
+		}
+	}
+	keys = append(keys, data...)
+	for _, k := range keys {
+		if err := store.Delete(ctx, k); err != nil {
+			return err
+		}
+	}
+	// A Manifest call meanwhile may have loaded state again.
+	c.cfg.Uploader.Forget(p)
+	return nil
+}
