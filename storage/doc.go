@@ -3,7 +3,7 @@
 //
 // # Layout
 //
-//	<Dir>/meta.json                         topics, partition keys and shards, producer id block
+//	<Dir>/meta.json                         topics, partition keys, shards, log starts, next_min, producer id block
 //	<Dir>/shard-000/00000000000000000000.wal  segment 0 of shard 0
 //	<Dir>/shard-000/00000000000000000000.idx  its index checkpoint (sealed segments only)
 //	<Dir>/shard-000/00000000000000000001.wal  the active segment
@@ -43,9 +43,20 @@
 //
 // # Invariants
 //
-//   - A partition's offsets are contiguous from 0: each chunk starts at the
-//     last one's end. Recovery fails a partition (ErrStorage) whose chunks
-//     do not line up.
+//   - A partition's chunks on disk are contiguous from the first one still
+//     there: each starts at the last one's end. The only gaps allowed end
+//     at or below the partition's next_min (meta.json), which a freeing
+//     pass raises past a deleted segment's chunks before unlinking it: an
+//     older segment may outlive a newer one (kept for another partition),
+//     so a partition's chunks can resume after a hole; what lies before
+//     the hole is below the log start or tiered, and recovery drops it
+//     from the index. Any other gap fails the partition (ErrStorage).
+//   - A partition's next offset after recovery is max(end of its last
+//     chunk, next_min, log start), so one whose chunks were all deleted
+//     continues where its log ended, never at 0.
+//   - The log start (meta.json) only grows and never passes the high
+//     watermark; reads, OffsetForTime and MaxTimestamp ignore data below
+//     it.
 //   - The high watermark, what readers see, only moves past data once it is
 //     fdatasynced; acks=all appends complete only after that fsync.
 //   - A segment is fsynced before the next one is used (roll waits), so only
@@ -60,9 +71,35 @@
 //     fsynced before the next crosses the bound. Every byte from S+U to the
 //     end of the file is as preparation left it: zeros.
 //   - Sealed segments never change. Chunk index entries below a published
-//     length never change, so reads take no lock.
+//     length never change, so reads take no lock. An index is trimmed from
+//     the front by moving its first live entry (then dropping pages wholly
+//     below it); readers search only from there.
 //   - A failed write or fsync takes the shard offline until restart; no
 //     fsync is retried and nothing unsynced is ever acknowledged as durable.
+//
+// # Retention and segment deletion (retention.go)
+//
+// Every Config.RetentionCheckInterval a pass moves each partition's log
+// start past the whole chunks (and, with Config.Cold, tiered objects below
+// the local data) that retention.ms (max timestamp older than now minus
+// it, stopping at the first younger one) and retention.bytes (oldest
+// first while the rest would still hold at least that, as in Kafka) let go; DeleteRecords
+// moves it directly. All moves of a pass are one meta.json write, made
+// before they are visible. A freeing pass then deletes each sealed segment
+// every chunk of which is below its partition's log start or of a deleted
+// partition, or, with Cold, only uploaded (below the tiered end) while the
+// WAL holds more than Config.HotBytes (oldest first); and only while a
+// newer segment of the shard has its checkpoint on disk, as that holds
+// the producer state recovery would have read from the deleted ones.
+// Order: next_min in meta.json, then the chunk indexes are trimmed (no
+// new read reaches the segment), then the .wal and the .idx are unlinked
+// (an .idx without its .wal is removed on open). Reads pin segments by
+// reference count before touching the file, so an unlinked segment stays
+// open until the last one ends; nothing opens a segment by path after
+// recovery. With Config.MaxWALBytes set, a writer that must roll while a
+// new segment would pass the cap waits for one freeing pass (the event
+// loop never waits: Append only queues) and fails the group with
+// ErrLogFull when that freed too little.
 //
 // # Recovery of the newest segment
 //

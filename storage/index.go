@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
+	"slices"
+	"sync"
 	"sync/atomic"
 )
 
@@ -20,57 +22,101 @@ type chunkEntry struct {
 	// monotone, so OffsetForTime can binary search it.
 	prefMaxTs    int64
 	prefMaxTsOff int64
+	// cumBytes is the running sum of length over this and all earlier
+	// chunks: retention sums a partition's bytes without a walk.
+	cumBytes int64
 }
 
 func (e *chunkEntry) end() int64 { return e.pos + e.length }
 
-// indexPageEntries is the size of one index page. Pages are never moved or
-// freed while the partition lives, so readers can hold entries without a
-// lock.
+// indexPageEntries is the size of one index page. A page is never moved
+// and its entries below the published length never change, so readers
+// hold entries without a lock. Pages wholly below the first live entry are
+// dropped from the page table once segments are deleted (trim); readers
+// holding an older table keep theirs alive.
 const indexPageEntries = 512
 
 type indexPage [indexPageEntries]chunkEntry
 
-// chunkIndex is a partition's append-only list of chunks, in offset order.
-// One goroutine (the shard's syncer, or recovery before it starts) appends;
-// readers load n and then the page table, and only read entries below n:
-// those never change once published.
+// chunkIndex is a partition's list of chunks, in offset order. One
+// goroutine (the shard's syncer, or recovery before it starts) appends;
+// the store's freeing pass trims its front. Readers load n, then the page
+// table, then first, and only read entries in [first, n): trim stores
+// first before publishing a table without the pages below it, so a
+// reader that sees the new table also sees the new first.
 type chunkIndex struct {
 	n     atomic.Int64
-	pages atomic.Pointer[[]*indexPage]
+	first atomic.Int64 // index of the first live entry
+	// trimMaxTs is the running max timestamp of the trimmed entries,
+	// stored before first.
+	trimMaxTs atomic.Int64
+	pages     atomic.Pointer[[]*indexPage]
+	// tableMu serialises page table replacement (append growth, trim).
+	tableMu sync.Mutex
+	// Running max timestamp and byte sum of the entries added so far.
+	// Appender only.
+	prefMaxTs, prefMaxTsOff, cumBytes int64
 }
 
 // add publishes e. Appender only.
 func (x *chunkIndex) add(e chunkEntry) {
 	i := x.n.Load()
+	if i == 0 || e.maxTs > x.prefMaxTs {
+		x.prefMaxTs, x.prefMaxTsOff = e.maxTs, e.maxTsOff
+	}
+	e.prefMaxTs, e.prefMaxTsOff = x.prefMaxTs, x.prefMaxTsOff
+	x.cumBytes += e.length
+	e.cumBytes = x.cumBytes
 	var pages []*indexPage
 	if p := x.pages.Load(); p != nil {
 		pages = *p
 	}
-	if i > 0 {
-		prev := indexView{n: i, pages: pages}.at(i - 1)
-		e.prefMaxTs, e.prefMaxTsOff = prev.prefMaxTs, prev.prefMaxTsOff
-		if e.maxTs > e.prefMaxTs {
-			e.prefMaxTs, e.prefMaxTsOff = e.maxTs, e.maxTsOff
-		}
-	} else {
-		e.prefMaxTs, e.prefMaxTsOff = e.maxTs, e.maxTsOff
-	}
 	if int(i/indexPageEntries) >= len(pages) {
+		x.tableMu.Lock()
+		if p := x.pages.Load(); p != nil {
+			pages = *p
+		}
 		np := make([]*indexPage, len(pages), len(pages)+1+len(pages)/2)
 		copy(np, pages)
 		np = append(np, new(indexPage))
 		x.pages.Store(&np)
+		x.tableMu.Unlock()
 		pages = np
 	}
 	pages[i/indexPageEntries][i%indexPageEntries] = e
 	x.n.Store(i + 1)
 }
 
-// view is a consistent snapshot for a reader.
+// trim makes entries below first unreachable and drops the pages wholly
+// below it. first only grows. Any goroutine; concurrent with add.
+func (x *chunkIndex) trim(first int64) {
+	x.tableMu.Lock()
+	defer x.tableMu.Unlock()
+	if first <= x.first.Load() || first > x.n.Load() {
+		return
+	}
+	x.trimMaxTs.Store(indexView{n: first, pages: *x.pages.Load()}.at(first - 1).prefMaxTs)
+	x.first.Store(first)
+	p := x.pages.Load()
+	if p == nil {
+		return
+	}
+	dead := int(first / indexPageEntries)
+	if dead == 0 || (*p)[dead-1] == nil {
+		return
+	}
+	np := slices.Clone(*p)
+	for k := range dead {
+		np[k] = nil
+	}
+	x.pages.Store(&np)
+}
+
+// view is a consistent snapshot for a reader: entries [first, n).
 type indexView struct {
-	n     int64
-	pages []*indexPage
+	first, n  int64
+	trimMaxTs int64 // when first > 0
+	pages     []*indexPage
 }
 
 func (x *chunkIndex) view() indexView {
@@ -78,16 +124,19 @@ func (x *chunkIndex) view() indexView {
 	if n == 0 {
 		return indexView{}
 	}
-	return indexView{n: n, pages: *x.pages.Load()}
+	pages := *x.pages.Load()
+	first := x.first.Load()
+	return indexView{first: first, n: n, trimMaxTs: x.trimMaxTs.Load(), pages: pages}
 }
 
 func (v indexView) at(i int64) *chunkEntry {
 	return &v.pages[i/indexPageEntries][i%indexPageEntries]
 }
 
-// find returns the index of the last chunk whose base is <= offset, or -1.
+// find returns the index of the last live chunk whose base is <= offset,
+// or -1.
 func (v indexView) find(offset int64) int64 {
-	lo, hi := int64(0), v.n // first index with base > offset
+	lo, hi := v.first, v.n // first index with base > offset
 	for lo < hi {
 		m := int64(uint64(lo+hi) >> 1)
 		if v.at(m).base <= offset {
@@ -96,13 +145,27 @@ func (v indexView) find(offset int64) int64 {
 			hi = m
 		}
 	}
+	if lo == v.first {
+		return -1
+	}
 	return lo - 1
 }
 
-// findTime returns the first chunk whose running max timestamp is >= ts:
-// the first chunk holding a batch with maxTimestamp >= ts. -1 if none.
+// findTime returns the first live chunk holding a batch with maxTimestamp
+// >= ts, or -1. The running max (prefMaxTs) also covers trimmed chunks, so
+// it only decides when ts is above their max; otherwise the live chunks
+// are walked from the first (the earliest usually matches at once: the
+// trimmed chunks are the oldest).
 func (v indexView) findTime(ts int64) int64 {
-	lo, hi := int64(0), v.n
+	if v.first > 0 && v.trimMaxTs >= ts {
+		for i := v.first; i < v.n; i++ {
+			if v.at(i).maxTs >= ts {
+				return i
+			}
+		}
+		return -1
+	}
+	lo, hi := v.first, v.n
 	for lo < hi {
 		m := int64(uint64(lo+hi) >> 1)
 		if v.at(m).prefMaxTs >= ts {

@@ -12,10 +12,11 @@ import (
 	"path/filepath"
 )
 
-// Metadata file (meta.json): topics, their partitions' keys and shards, the
-// shard count, and the producer id high-water mark. It is small and
-// rewritten whole: temp file, fsync, rename, fsync directory, so a crash
-// leaves the old or the new version, never a mix.
+// Metadata file (meta.json): topics, their partitions' keys, shards, log
+// starts and next_min (see doc.go), the shard count, and the producer id
+// high-water mark. It is small and rewritten whole: temp file, fsync,
+// rename, fsync directory, so a crash leaves the old or the new version,
+// never a mix.
 const (
 	metaName    = "meta.json"
 	metaVersion = 1
@@ -44,6 +45,12 @@ type metaTopic struct {
 type metaPartition struct {
 	Key   uint32 `json:"key"`
 	Shard int    `json:"shard"`
+	// LogStart is the partition's log start offset; it only grows.
+	LogStart int64 `json:"log_start,omitempty"`
+	// NextMin is a lower bound of the partition's next offset, raised past
+	// a segment's chunks before the segment is deleted: a partition whose
+	// chunks are all gone does not restart below it (see doc.go).
+	NextMin int64 `json:"next_min,omitempty"`
 }
 
 func newTopicID() (TopicID, error) {

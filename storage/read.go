@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"math"
 	"sync"
 )
 
@@ -45,23 +46,25 @@ func (h *readHold) drop() {
 	holdPool.Put(h)
 }
 
-// add appends a chunk, taking a reference on its segment once per read.
-func (h *readHold) add(seg *segment, off, n int64) bool {
-	held := false
+// hold takes a reference on seg once per read, before its file is read
+// (a freeing pass may drop the store's reference at any time). False when
+// the segment is closed (deleted, or the store closed).
+func (h *readHold) hold(seg *segment) bool {
 	for _, s := range h.segs {
 		if s == seg {
-			held = true
-			break
+			return true
 		}
 	}
-	if !held {
-		if !seg.acquire() {
-			return false
-		}
-		h.segs = append(h.segs, seg)
+	if !seg.acquire() {
+		return false
 	}
-	h.chunks = append(h.chunks, Chunk{File: seg.f, Off: off, Len: n})
+	h.segs = append(h.segs, seg)
 	return true
+}
+
+// add appends a chunk of a held segment.
+func (h *readHold) add(seg *segment, off, n int64) {
+	h.chunks = append(h.chunks, Chunk{File: seg.f, Off: off, Len: n})
 }
 
 var errBatchWalk = fmt.Errorf("%w: batch framing broken inside a chunk", ErrStorage)
@@ -146,19 +149,25 @@ func (s *Store) Read(topic string, partition int32, offset int64, maxBytes int64
 	if p.failed.Load() {
 		return ReadResult{HighWatermark: -1, LastStableOffset: -1, LogStartOffset: -1, Err: ErrStorage}
 	}
-	// hwm first: every chunk below it is already in the index.
+	// Log start, then hwm (a log start never passes the hwm of its time),
+	// then the index: every chunk below hwm is already in it.
+	logStart := p.logStart.Load()
 	hwm := p.hwm.Load()
-	res := ReadResult{HighWatermark: hwm, LastStableOffset: hwm, LogStartOffset: 0}
+	res := ReadResult{HighWatermark: hwm, LastStableOffset: hwm, LogStartOffset: logStart}
 	if offset == hwm {
 		return res
 	}
-	if offset < 0 || offset > hwm {
+	if offset < logStart || offset > hwm {
 		res.Err = ErrOffsetOutOfRange
 		return res
 	}
 	v := p.idx.view()
+	if s.cfg.Cold != nil && offset < localStart(v, hwm) {
+		return s.readCold(p, res, offset, maxBytes) // tiering hook (tiered.go)
+	}
 	i := v.find(offset)
 	if i < 0 {
+		// Below the local data: the log start moved past it meanwhile.
 		res.Err = ErrOffsetOutOfRange
 		return res
 	}
@@ -169,6 +178,14 @@ func (s *Store) Read(topic string, partition int32, offset int64, maxBytes int64
 		return res
 	}
 	e := v.at(i)
+	if !h.hold(e.seg) {
+		if s.cfg.Cold != nil && !s.isClosed() {
+			// Tiering hook (tiered.go): the segment was freed meanwhile.
+			h.drop()
+			return s.readCold(p, res, offset, maxBytes)
+		}
+		return fail(goneErr(e.seg))
+	}
 	start := e.pos
 	if offset != e.base {
 		if start, err = h.seek(e, offset); err != nil {
@@ -182,15 +199,19 @@ func (s *Store) Read(topic string, partition int32, offset int64, maxBytes int64
 			return fail(err)
 		}
 	}
-	if !h.add(e.seg, start, n) {
-		return fail(ErrClosed)
-	}
+	h.add(e.seg, start, n)
 	res.Bytes = n
 	budget -= n
 	for i++; i < v.n && budget > 0 && n == e.end()-start; i++ {
 		e = v.at(i)
 		if e.base >= hwm {
 			break
+		}
+		if !h.hold(e.seg) {
+			if e.seg.deleted.Load() {
+				break // freed meanwhile: what is held is a good answer
+			}
+			return fail(ErrClosed)
 		}
 		start, n = e.pos, e.length
 		if n > budget {
@@ -201,9 +222,7 @@ func (s *Store) Read(topic string, partition int32, offset int64, maxBytes int64
 				break
 			}
 		}
-		if !h.add(e.seg, start, n) {
-			return fail(ErrClosed)
-		}
+		h.add(e.seg, start, n)
 		res.Bytes += n
 		budget -= n
 	}
@@ -212,6 +231,15 @@ func (s *Store) Read(topic string, partition int32, offset int64, maxBytes int64
 	s.stats.reads.Add(1)
 	s.stats.readBytes.Add(res.Bytes)
 	return res
+}
+
+// goneErr is the error for a read whose segment could not be held: freed
+// under it (the log start moved past the offset) or closed with the store.
+func goneErr(seg *segment) error {
+	if seg.deleted.Load() {
+		return ErrOffsetOutOfRange
+	}
+	return ErrClosed
 }
 
 // OffsetForTime returns the base offset and max timestamp of the first
@@ -226,31 +254,59 @@ func (s *Store) OffsetForTime(topic string, partition int32, ts int64) (int64, i
 	}
 	hwm := p.hwm.Load()
 	v := p.idx.view()
-	i := v.findTime(ts)
-	if i < 0 || v.at(i).base >= hwm {
-		return -1, -1, nil
+	if ls := localStart(v, hwm); s.cfg.Cold != nil && p.logStart.Load() < ls {
+		// Tiering hook (tiered.go): a tiered batch comes first.
+		if off, t, ok, err := s.coldOffsetForTime(p, ts, ls); ok || err != nil {
+			return off, t, err
+		}
 	}
-	e := v.at(i)
+	logStart := p.logStart.Load()
+	// Chunks with a batch >= ts from the first on; only batches at or
+	// past the log start count.
+	for i := v.findTime(ts); i >= 0 && i < v.n; i++ {
+		e := v.at(i)
+		if e.base >= hwm {
+			break
+		}
+		if e.maxTs < ts || e.last < logStart {
+			continue
+		}
+		off, mts := int64(-1), int64(-1)
+		err := walkBatches(e, func(bh *BatchHeader) bool {
+			if bh.BaseOffset+int64(bh.LastOffsetDelta) >= logStart && bh.MaxTimestamp >= ts {
+				off, mts = bh.BaseOffset, bh.MaxTimestamp
+				return false
+			}
+			return true
+		})
+		if err != nil || off >= 0 {
+			return off, mts, err
+		}
+	}
+	return -1, -1, nil
+}
+
+// walkBatches calls fn with each batch header of e until fn returns false.
+func walkBatches(e *chunkEntry, fn func(*BatchHeader) bool) error {
 	if !e.seg.acquire() {
-		return -1, -1, ErrClosed
+		return goneErr(e.seg)
 	}
 	defer e.seg.release()
 	var hdr [BatchHeaderBytes]byte
 	for pos := e.pos; pos < e.end(); {
 		if _, err := e.seg.f.ReadAt(hdr[:], pos); err != nil && err != io.EOF {
-			return -1, -1, fmt.Errorf("%w: %v", ErrStorage, err)
+			return fmt.Errorf("%w: %v", ErrStorage, err)
 		}
 		bh, _ := ParseBatchHeader(hdr[:])
 		if bh.Size() < BatchHeaderBytes || pos+int64(bh.Size()) > e.end() {
-			return -1, -1, errBatchWalk
+			return errBatchWalk
 		}
-		if bh.MaxTimestamp >= ts {
-			return bh.BaseOffset, bh.MaxTimestamp, nil
+		if !fn(&bh) {
+			return nil
 		}
 		pos += int64(bh.Size())
 	}
-	// The index says the chunk holds such a batch; the file disagrees.
-	return -1, -1, errBatchWalk
+	return nil
 }
 
 // MaxTimestamp returns the offset and time of the batch with the largest
@@ -263,12 +319,60 @@ func (s *Store) MaxTimestamp(topic string, partition int32) (int64, int64, error
 	if p.failed.Load() {
 		return -1, -1, ErrStorage
 	}
+	logStart := p.logStart.Load()
 	hwm := p.hwm.Load()
 	v := p.idx.view()
+	off, ts, err := localMaxTimestamp(v, logStart, hwm)
+	if err != nil {
+		return -1, -1, err
+	}
+	if s.cfg.Cold != nil && p.logStart.Load() < localStart(v, hwm) {
+		// Tiering hook (tiered.go): the tier may hold the largest.
+		if coff, cts, ok, err := s.coldMaxTimestamp(p, ts); ok || err != nil {
+			return coff, cts, err
+		}
+	}
+	return off, ts, nil
+}
+
+// localMaxTimestamp is MaxTimestamp over the live chunks below hwm, from
+// logStart on. The running max answers unless it lies below the log start;
+// then the live chunks are compared (walking the one holding the log
+// start when its own max lies below it).
+func localMaxTimestamp(v indexView, logStart, hwm int64) (int64, int64, error) {
 	i := v.find(hwm - 1)
 	if i < 0 {
 		return -1, -1, nil
 	}
-	e := v.at(i)
-	return e.prefMaxTsOff, e.prefMaxTs, nil
+	if e := v.at(i); e.prefMaxTsOff >= logStart {
+		return e.prefMaxTsOff, e.prefMaxTs, nil
+	}
+	off, ts := int64(-1), int64(math.MinInt64)
+	j := v.find(logStart)
+	if j < 0 {
+		j = v.first
+	}
+	for ; j <= i; j++ {
+		e := v.at(j)
+		if e.last < logStart || e.maxTs <= ts {
+			continue
+		}
+		if e.maxTsOff >= logStart {
+			off, ts = e.maxTsOff, e.maxTs
+			continue
+		}
+		err := walkBatches(e, func(bh *BatchHeader) bool {
+			if bh.BaseOffset+int64(bh.LastOffsetDelta) >= logStart && bh.MaxTimestamp > ts {
+				off, ts = bh.BaseOffset, bh.MaxTimestamp
+			}
+			return true
+		})
+		if err != nil {
+			return -1, -1, err
+		}
+	}
+	if off < 0 {
+		return -1, -1, nil
+	}
+	return off, ts, nil
 }

@@ -24,7 +24,11 @@ func (s *Store) recover() error {
 		}
 	}
 	for _, p := range s.byKey {
+		// A partition whose chunks were all deleted continues where its
+		// log ended (next_min), never below its log start.
+		p.next = max(p.next, p.nextMin, p.logStart.Load())
 		p.hwm.Store(p.next)
+		p.trimTo(p.logStart.Load())
 		if p.failed.Load() {
 			rs.FailedPartitions++
 		}
@@ -58,6 +62,7 @@ func (s *shard) recover(rs *RecoveryStats) error {
 	}
 	var ids []uint64
 	hasIdx := map[uint64]bool{}
+	hasSeg := map[uint64]bool{}
 	for _, name := range names {
 		if strings.HasSuffix(name, prepSuffix) || strings.HasSuffix(name, tmpSuffix) {
 			if err := fsys.Remove(s.dir + "/" + name); err != nil {
@@ -67,8 +72,18 @@ func (s *shard) recover(rs *RecoveryStats) error {
 		}
 		if id, ok := parseSegName(name, segSuffix); ok {
 			ids = append(ids, id)
+			hasSeg[id] = true
 		} else if id, ok := parseSegName(name, idxSuffix); ok {
 			hasIdx[id] = true
+		}
+	}
+	for id := range hasIdx {
+		if !hasSeg[id] {
+			// A crash while deleting the segment (the .wal goes first).
+			if err := fsys.Remove(idxPath(s.dir, id)); err != nil {
+				return fmt.Errorf("storage: %w", err)
+			}
+			delete(hasIdx, id)
 		}
 	}
 	slices.Sort(ids)
@@ -89,6 +104,10 @@ func (s *shard) recover(rs *RecoveryStats) error {
 			return fmt.Errorf("storage: %w", err)
 		}
 		seg := newSegment(id, path, f)
+		if seg.size, err = f.Size(); err != nil {
+			_ = f.Close()
+			return fmt.Errorf("storage: %w", err)
+		}
 		s.addSegment(seg)
 		rs.Segments++
 		last, lastSealed = seg, false
@@ -96,6 +115,8 @@ func (s *shard) recover(rs *RecoveryStats) error {
 			ck, err := s.loadCheckpoint(id)
 			if err == nil {
 				s.applyEntries(seg, ck.entries, rs)
+				s.markSealed(seg, ck.entries)
+				seg.ckDone.Store(true)
 				prods = ck.producers
 				rs.FromCheckpoint++
 				lastSealed = true
@@ -127,10 +148,13 @@ func (s *shard) recover(rs *RecoveryStats) error {
 			s.ck, s.pos = res.entries, res.end
 			continue
 		}
+		s.markSealed(seg, res.entries)
 		prod, np := encodeProducers(prods)
 		b := encodeCheckpoint(id, res.entries, prod, np)
 		if err := writeFileAtomic(fsys, s.dir, segName(id)+idxSuffix, b); err != nil {
 			s.log.Warn().Err(err).Str("segment", path).Msg("index checkpoint not written")
+		} else {
+			seg.ckDone.Store(true)
 		}
 	}
 	for k := range prods {
@@ -184,12 +208,20 @@ func (s *shard) loadCheckpoint(id uint64) (checkpoint, error) {
 }
 
 // applyEntries adds recovered chunks to their partitions' indexes, checking
-// that each partition's offsets continue without a gap.
+// that each partition's offsets continue without a gap. A gap is accepted
+// only up to the partition's next_min: segments holding chunks below it
+// may have been deleted (an older one can outlive a newer one, kept by
+// another partition's chunks), and what precedes such a gap is below the
+// log start or tiered, so the index restarts after it.
 func (s *shard) applyEntries(seg *segment, entries []ckEntry, rs *RecoveryStats) {
 	for _, e := range entries {
 		p := s.st.byKey[e.key]
 		if p == nil || p.failed.Load() {
 			continue // a deleted topic's chunk, or already failed
+		}
+		if p.sh == s && e.base > p.next && e.base <= p.nextMin {
+			p.idx.trim(p.idx.n.Load())
+			p.next = e.base
 		}
 		if p.sh != s || e.base != p.next {
 			s.log.Error().Str("topic", p.t.info.Name).Int32("partition", p.num).Int64("offset", e.base).

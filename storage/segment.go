@@ -89,6 +89,35 @@ type segment struct {
 	path string
 	f    File
 	refs atomic.Int64
+	size int64 // what it adds to Store.walBytes; set before addSegment
+
+	ckDone  atomic.Bool // its index checkpoint is on disk
+	deleted atomic.Bool // unlinked (freeing pass); set before the store's reference is dropped
+
+	// Guarded by the shard's segsMu.
+	sealed bool
+	keys   []segKey // sealed: every partition key in it and its last offset there
+}
+
+// segKey is a partition's last offset in a sealed segment: the segment may
+// go once that is below what the partition still needs locally.
+type segKey struct {
+	key  uint32
+	last int64
+}
+
+func summarize(entries []ckEntry) []segKey {
+	at := map[uint32]int{}
+	var keys []segKey
+	for _, e := range entries {
+		if i, ok := at[e.key]; ok {
+			keys[i].last = max(keys[i].last, e.last)
+			continue
+		}
+		at[e.key] = len(keys)
+		keys = append(keys, segKey{key: e.key, last: e.last})
+	}
+	return keys
 }
 
 func newSegment(id uint64, path string, f File) *segment {

@@ -171,6 +171,21 @@ func (c *Config) applyDefaults() error {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.RetentionCheckInterval == 0 {
+		c.RetentionCheckInterval = DefaultRetentionCheckInterval
+	}
+	if c.RetentionMs == 0 {
+		c.RetentionMs = DefaultRetentionMs
+	}
+	if c.RetentionBytes == 0 {
+		c.RetentionBytes = -1
+	}
+	if c.HotBytes <= 0 {
+		c.HotBytes = DefaultHotBytes
+	}
+	if c.MaxWALBytes < 0 {
+		c.MaxWALBytes = 0
+	}
 	return nil
 }
 
@@ -189,10 +204,16 @@ type Store struct {
 
 	shards []*shard
 
+	// walBytes is the size of the open WAL segment files (atomic); see
+	// MaxWALBytes.
+	walBytes atomic.Int64
+	maint    maintenance // retention and segment freeing (retention.go)
+
 	closeMu sync.RWMutex // never held while blocking
 	closed  bool         // guarded by closeMu
 
 	stats    counters
+	wal      walActivity   // the WAL's fdatasyncs, for segment preparation
 	recovery RecoveryStats // set by Open
 }
 
@@ -229,6 +250,9 @@ type partition struct {
 	// bucket under a published manifest (Uploaded); not persisted.
 	logStart  atomic.Int64
 	tieredEnd atomic.Int64
+	// nextMin is meta.json's next_min: no offset below it is ever assigned
+	// again (segments with chunks below it may be gone). Guarded by metaMu.
+	nextMin int64
 
 	// Published by the syncer, read by anyone.
 	idx     chunkIndex
@@ -297,6 +321,11 @@ func Open(cfg Config) (*Store, error) {
 	for _, sh := range s.shards {
 		sh.start()
 	}
+	if limit := cfg.MaxWALBytes; limit > 0 && limit < int64(len(s.shards)+1)*cfg.SegmentBytes {
+		s.log.Warn().Int64("max_wal_bytes", limit).Int64("segment_bytes", cfg.SegmentBytes).Int("shards", len(s.shards)).
+			Msg("MaxWALBytes leaves no room for a shard to roll to a new segment: appends fail with ErrLogFull once a segment fills")
+	}
+	s.startMaintenance()
 	return s, nil
 }
 
@@ -324,8 +353,9 @@ func (s *Store) addPartitions(t *topic, mps []metaPartition) error {
 		if mp.Shard < 0 || mp.Shard >= len(s.shards) {
 			return fmt.Errorf("storage: topic %q partition %d in shard %d of %d", t.info.Name, num, mp.Shard, len(s.shards))
 		}
-		p := &partition{t: t, num: num, key: mp.Key, sh: s.shards[mp.Shard]}
+		p := &partition{t: t, num: num, key: mp.Key, sh: s.shards[mp.Shard], nextMin: mp.NextMin}
 		p.logAppendTime.Store(lat)
+		p.logStart.Store(mp.LogStart)
 		t.parts = append(t.parts, p)
 		s.byKey[mp.Key] = p
 	}
@@ -381,6 +411,7 @@ func (s *Store) Close() error {
 		<-waited
 	}
 	slow.Stop()
+	s.stopMaintenance()
 	var err error
 	for _, sh := range s.shards {
 		if sh.failed.Load() {
@@ -479,7 +510,11 @@ func (s *Store) DeleteTopic(name string) error {
 		delete(s.byKey, p.key)
 		p.deleted.Store(true)
 		p.fireAll(false)
+		if s.cfg.Cold != nil {
+			s.cfg.Cold.Forget(tierPart(p))
+		}
 	}
+	s.maybeFree()
 	s.log.Info().Str("topic", name).Msg("topic deleted")
 	return nil
 }
@@ -663,7 +698,10 @@ func (s *Store) Offsets(topic string, partition int32) (int64, int64, error) {
 	if p.failed.Load() {
 		return -1, -1, ErrStorage
 	}
-	return 0, p.hwm.Load(), nil
+	// Log start first: it is never above the high watermark of its time,
+	// and that only grows.
+	start := p.logStart.Load()
+	return start, p.hwm.Load(), nil
 }
 
 // Watch calls fn once the high watermark passes after, the partition is
@@ -764,8 +802,15 @@ type Stats struct {
 	// UnsyncedWaits counts writes that waited for an fdatasync because
 	// the writer was maxUnsyncedBytes ahead of the synced prefix.
 	UnsyncedWaits int64
-	FailedShards  int
-	Recovery      RecoveryStats
+	// WALBytes is the size of the WAL segment files (see MaxWALBytes);
+	// SegmentsDeleted counts segments freed by retention, DeleteRecords,
+	// deleted topics and uploads; LogFull counts appends refused with
+	// ErrLogFull.
+	WALBytes        int64
+	SegmentsDeleted int64
+	LogFull         int64
+	FailedShards    int
+	Recovery        RecoveryStats
 }
 
 // RecoveryStats describe what Open recovered.
@@ -782,6 +827,7 @@ type RecoveryStats struct {
 
 type counters struct {
 	appends, appendBytes, groups, fsyncs, fsyncNanos, reads, readBytes, rolls, busy, unsyncedWaits atomic.Int64
+	segsDeleted, logFull                                                                           atomic.Int64
 }
 
 // Stats returns a snapshot of the counters.
@@ -791,6 +837,7 @@ func (s *Store) Stats() Stats {
 		Fsyncs: s.stats.fsyncs.Load(), FsyncTime: time.Duration(s.stats.fsyncNanos.Load()),
 		Reads: s.stats.reads.Load(), ReadBytes: s.stats.readBytes.Load(), SegmentsRoll: s.stats.rolls.Load(),
 		Busy: s.stats.busy.Load(), UnsyncedWaits: s.stats.unsyncedWaits.Load(),
+		WALBytes: s.walBytes.Load(), SegmentsDeleted: s.stats.segsDeleted.Load(), LogFull: s.stats.logFull.Load(),
 		Recovery: s.recovery,
 	}
 	for _, sh := range s.shards {

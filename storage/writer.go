@@ -66,6 +66,7 @@ type shard struct {
 	syncWake chan struct{} // cap 1: syncer -> writer, synced moved or the shard failed
 	handed   atomic.Int64  // groups handed to the syncer (tests wait on it)
 	bgJobs   chan func()
+	calls    chan func() // run on the writer goroutine between groups (restore.go: producer state)
 	failed   atomic.Bool
 	failOnce sync.Once
 	wg       sync.WaitGroup // writer and syncer
@@ -163,6 +164,7 @@ func newShard(st *Store, id int) *shard {
 		sealed:    make(chan error, 1),
 		syncWake:  make(chan struct{}, 1),
 		bgJobs:    make(chan func(), 4),
+		calls:     make(chan func()),
 		bgDone:    make(chan struct{}),
 		producers: producerMap{},
 	}
@@ -255,6 +257,16 @@ func (s *shard) addSegment(seg *segment) {
 	s.segsMu.Lock()
 	s.segs = append(s.segs, seg)
 	s.segsMu.Unlock()
+	s.st.walBytes.Add(seg.size)
+}
+
+// markSealed records that seg is sealed and which partitions' chunks it
+// holds, making it a candidate for deletion (retention.go).
+func (s *shard) markSealed(seg *segment, entries []ckEntry) {
+	keys := summarize(entries)
+	s.segsMu.Lock()
+	seg.sealed, seg.keys = true, keys
+	s.segsMu.Unlock()
 }
 
 // fail marks the shard failed; the first failure is logged.
@@ -290,6 +302,9 @@ func (s *shard) runWriter() {
 	for {
 		select {
 		case <-s.wake:
+		case fn := <-s.calls:
+			fn()
+			continue
 		case <-s.stop:
 			return // Close has failed what was queued
 		}
@@ -299,6 +314,8 @@ func (s *shard) runWriter() {
 				case <-s.stop:
 					s.failPending()
 					return
+				case fn := <-s.calls:
+					fn()
 				default:
 				}
 				s.nextGroup()
@@ -388,6 +405,13 @@ func (s *shard) process(reqs []*appendReq, bound int) {
 	}
 	now := s.st.now().UnixMilli()
 	if s.pos+int64(bound) > s.st.cfg.SegmentBytes {
+		if err := s.st.walRoom(s); err != nil {
+			for _, r := range reqs {
+				r.res = failResult(err)
+				s.complete(r)
+			}
+			return
+		}
 		if err := s.roll(now); err != nil {
 			s.fail("roll", err)
 			for _, r := range reqs {
@@ -512,8 +536,10 @@ func (s *shard) placeChunk(g *group, p *partition, buf []byte, nowMs int64) []by
 	c := chunkBuilder{hdrAt: len(buf), base: p.next, maxTs: math.MinInt64, maxTsOff: -1}
 	buf = buf[:c.hdrAt+chunkHeaderBytes]
 	limit := s.st.cfg.MaxChunkBytes
+	logStart := p.logStart.Load()
 	for r := p.head; r != nil; r = r.next {
 		r.res = failResult(nil)
+		r.res.LogStartOffset = logStart
 		switch {
 		case p.deleted.Load():
 			r.res.Err = ErrUnknownTopic
@@ -715,6 +741,7 @@ func (s *shard) install(pr prepResult) (*segment, error) {
 		return nil, err
 	}
 	seg := newSegment(pr.id, path, pr.f)
+	seg.size = s.st.cfg.SegmentBytes
 	s.addSegment(seg)
 	s.nextSegID = pr.id + 1
 	return seg, nil
@@ -728,8 +755,8 @@ func (s *shard) prepAt() int64 { return s.st.cfg.SegmentBytes / 4 }
 
 // prepTask prepares segment id as <id>.wal.prep on its own goroutine:
 // create, fallocate (unless PreallocNone), then, for PreallocZeroFill, zeros
-// over the file in zeroStepBytes writes with an fdatasync every
-// zeroSyncBytes. A roll does not wait for the zeros: it closes hurry and
+// over the file in fsynced zeroStepBytes steps while the WAL is idle
+// (prepgate.go). A roll does not wait for the zeros: it closes hurry and
 // takes the file as far as it got (the rest reads as zeros too, it is
 // only slower to write). Close abandons it: the file is removed.
 type prepTask struct {
@@ -739,13 +766,10 @@ type prepTask struct {
 	done    chan prepResult
 }
 
-const (
-	zeroStepBytes = 1 << 20
-	// zeroSyncBytes bounds the zeros left dirty in the page cache, so a
-	// hurried preparation ends with a short fdatasync and the writer's
-	// fdatasyncs do not queue behind a large writeback.
-	zeroSyncBytes = 16 << 20
-)
+// zeroStepBytes is one zero-fill step, fsynced on its own: small enough
+// that a WAL fdatasync arriving meanwhile waits well under a millisecond
+// or two behind it.
+const zeroStepBytes = 256 << 10
 
 var zeros = make([]byte, zeroStepBytes)
 
@@ -784,7 +808,7 @@ func (s *shard) prepare(id uint64, t *prepTask) (File, error) {
 		err = f.Allocate(0, size)
 	}
 	if err == nil && t != nil && s.st.cfg.Prealloc == PreallocZeroFill {
-		err = t.zeroFill(f, size)
+		err = t.zeroFill(&s.st.wal, f, size)
 	}
 	if err == nil && t != nil && t.dropped.Load() {
 		err = errPrepDropped
@@ -800,26 +824,21 @@ func (s *shard) prepare(id uint64, t *prepTask) (File, error) {
 	return f, nil
 }
 
-// zeroFill writes zeros over [0, size) until done or hurried.
-func (t *prepTask) zeroFill(f File, size int64) error {
-	unsynced := int64(0)
+// zeroFill writes zeros over [0, size) until done or hurried, one
+// fsynced step at a time while the WAL is idle (see prepgate.go).
+func (t *prepTask) zeroFill(wal *walActivity, f File, size int64) error {
 	for off := int64(0); off < size; {
-		select {
-		case <-t.hurry:
+		if !wal.waitIdle(t.hurry) {
 			return nil
-		default:
 		}
 		n := min(int64(len(zeros)), size-off)
 		if _, err := f.WriteAt(zeros[:n], off); err != nil {
 			return err
 		}
-		off += n
-		if unsynced += n; unsynced >= zeroSyncBytes {
-			if err := f.Sync(); err != nil {
-				return err
-			}
-			unsynced = 0
+		if err := f.Sync(); err != nil {
+			return err
 		}
+		off += n
 	}
 	return nil
 }
@@ -911,7 +930,9 @@ func (s *shard) syncGroups(batch []*group) error {
 			continue
 		}
 		t0 := time.Now()
+		s.st.wal.begin()
 		err := g.seg.f.Sync()
+		s.st.wal.end()
 		took := time.Since(t0)
 		s.st.stats.fsyncs.Add(1)
 		s.st.stats.fsyncNanos.Add(int64(took))
@@ -937,6 +958,7 @@ func (s *shard) finish(g *group, err error) {
 	switch g.kind {
 	case groupSeal:
 		if err == nil {
+			s.markSealed(g.seg, s.ck)
 			s.queueCheckpoint(g.seg, s.ck, g.snap)
 			s.ck = nil
 		}
@@ -972,7 +994,12 @@ func (s *shard) queueCheckpoint(seg *segment, entries []ckEntry, snap producerMa
 	s.bgJobs <- func() {
 		if err := s.writeCheckpoint(seg.id, entries, snap); err != nil {
 			s.log.Warn().Err(err).Str("segment", seg.path).Msg("index checkpoint not written; the segment will be scanned on restart")
+			return
 		}
+		seg.ckDone.Store(true)
+		// Older segments may go now: this checkpoint keeps the producer
+		// state they held.
+		s.st.maybeFree()
 	}
 }
 

@@ -1,0 +1,46 @@
+package storage
+
+import "testing"
+
+func TestWALActivityGate(t *testing.T) {
+	var a walActivity
+	a.begin()
+	if a.idle() {
+		t.Fatal("idle while an fdatasync runs")
+	}
+	a.end()
+	if a.idle() {
+		t.Fatal("idle right after an fdatasync ended (gap not honoured)")
+	}
+	eventually(t, "idle after the gap", a.idle)
+
+	// A preparation that never sees an idle WAL writes nothing and stops
+	// when hurried.
+	a.begin()
+	mem := NewMemFS()
+	if err := mem.MkdirAll("/d"); err != nil {
+		t.Fatal(err)
+	}
+	f, err := mem.Create("/d/z")
+	if err != nil {
+		t.Fatal(err)
+	}
+	task := &prepTask{hurry: make(chan struct{})}
+	close(task.hurry)
+	if err := task.zeroFill(&a, f, 4*zeroStepBytes); err != nil {
+		t.Fatal(err)
+	}
+	if size, _ := f.Size(); size != 0 {
+		t.Fatalf("zero-fill wrote %d bytes while the WAL was busy", size)
+	}
+	a.end()
+
+	// Idle: it fills the whole file.
+	task = &prepTask{hurry: make(chan struct{})}
+	if err := task.zeroFill(&a, f, 4*zeroStepBytes); err != nil {
+		t.Fatal(err)
+	}
+	if size, _ := f.Size(); size != 4*zeroStepBytes {
+		t.Fatalf("idle zero-fill wrote %d bytes, want %d", size, 4*zeroStepBytes)
+	}
+}
