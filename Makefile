@@ -52,12 +52,14 @@ fuzz:
 
 # System benchmarks against the real binary (bench/ writes BENCHMARKS.md);
 # BENCHFLAGS passes more flags, e.g. BENCHFLAGS='-scenario produce-acks-all'.
+# The tier-* scenarios run S3 on a local versitygw (s3-server builds it once);
+# bench-quick leaves them out unless asked: BENCHFLAGS='-scenario tier'.
 BENCHFLAGS ?=
 
-bench: build
+bench: build s3-server
 	$(GO) run ./bench -klite $(BIN) $(BENCHFLAGS)
 
-bench-quick: build
+bench-quick: build s3-server
 	$(GO) run ./bench -quick -klite $(BIN) $(BENCHFLAGS)
 
 lint:

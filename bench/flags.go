@@ -12,7 +12,7 @@ import (
 	"github.com/klite/klite/bench/internal/scenario"
 )
 
-// Defaults per mode. The full run targets about 11 minutes on the 2-core
+// Defaults per mode. The full run targets about 12-13 minutes on the 2-core
 // reference machine (make bench promises under 15), the quick run under 2:
 // "all" runs about 17 loads of warmup+duration per round.
 type modeDefaults struct {
@@ -21,9 +21,13 @@ type modeDefaults struct {
 	warmup       time.Duration
 	restartWAL   int64
 	backlog      int64
+	tierBacklog  int64
+	tierRecover  []int64
 	conns        int
 	fsyncSamples int
+	fsyncTime    time.Duration
 	seqBytes     int64
+	seqTime      time.Duration
 	tcpBytes     int64
 	out          string
 	charts       string
@@ -32,11 +36,14 @@ type modeDefaults struct {
 var (
 	fullDefaults = modeDefaults{
 		runs: 3, duration: 5 * time.Second, warmup: time.Second, restartWAL: 5e9, backlog: 1e9, conns: 17000,
-		fsyncSamples: 1000, seqBytes: 1 << 30, tcpBytes: 4 << 30, out: "BENCHMARKS.md", charts: "bench/results",
+		tierBacklog: 1e9, tierRecover: []int64{1e9, 5e9},
+		fsyncSamples: 2000, fsyncTime: 3 * time.Second, seqBytes: 1 << 30, seqTime: 4 * time.Second, tcpBytes: 4 << 30,
+		out: "BENCHMARKS.md", charts: "bench/results",
 	}
 	quickDefaults = modeDefaults{
 		runs: 1, duration: 2 * time.Second, warmup: 500 * time.Millisecond, restartWAL: 1e9, backlog: 256e6, conns: 4000,
-		fsyncSamples: 200, seqBytes: 256 << 20, tcpBytes: 1 << 30, out: "",
+		tierBacklog: 256e6, tierRecover: []int64{256e6, 1e9},
+		fsyncSamples: 500, fsyncTime: time.Second, seqBytes: 256 << 20, seqTime: 1500 * time.Millisecond, tcpBytes: 1 << 30, out: "",
 	}
 )
 
@@ -57,7 +64,9 @@ type config struct {
 	load       scenario.Config
 
 	fsyncSamples int
+	fsyncTime    time.Duration
 	seqBytes     int64
+	seqTime      time.Duration
 	tcpBytes     int64
 
 	args []string // as given, for the report
@@ -73,6 +82,8 @@ func parseFlags(args []string) (*config, error) {
 	d := fullDefaults
 	var scen string
 	restartWAL, backlog := byteSize(d.restartWAL), byteSize(d.backlog)
+	tierBacklog, tierRecover := byteSize(d.tierBacklog), byteSizes(d.tierRecover)
+	tierSegment, tierHot := byteSize(32<<20), byteSize(64<<20)
 	seqBytes, tcpBytes := byteSize(d.seqBytes), byteSize(d.tcpBytes)
 	l := &c.load
 	fs.BoolVar(&c.quick, "quick", false, "short smoke run: 1 run of 3 s per scenario, 1 GB restart WAL, smaller probes; prints the report instead of writing BENCHMARKS.md unless -out is given")
@@ -80,7 +91,8 @@ func parseFlags(args []string) (*config, error) {
 	fs.IntVar(&c.brokerPID, "broker-pid", 0, "with -brokers: the broker's pid, to read its CPU and RSS from /proc")
 	fs.StringVar(&c.klite, "klite", "", "prebuilt klite binary to run instead of building ./cmd/klite")
 	brokerArgs := fs.String("broker-args", "", "extra flags for klite, space separated (e.g. a profile flag)")
-	fs.StringVar(&scen, "scenario", "all", "scenarios to run: all or a comma list of "+strings.Join(scenario.Names, ","))
+	tierArgs := fs.String("tier-args", "", "tier-*: more klite flags for the brokers with S3, space separated (after the benchmark's own -s3-* flags, so they win)")
+	fs.StringVar(&scen, "scenario", "all", "scenarios to run: all (quick: without tier-*) or a comma list of "+strings.Join(scenario.Names, ",")+" and groups (tier: every tier-* scenario)")
 	fs.IntVar(&c.runs, "runs", d.runs, "repetitions of every scenario; the report gives medians and spread (quick: 1)")
 	fs.StringVar(&c.dir, "dir", os.TempDir(), "scratch directory for WALs and disk probes (the disk under test)")
 	fs.StringVar(&c.out, "out", d.out, "markdown report path (quick: none, the report goes to stdout)")
@@ -105,8 +117,14 @@ func parseFlags(args []string) (*config, error) {
 	fs.Var(&backlog, "backlog", "catchup-fetch: record bytes to fill and read back (default 1GB, quick: 256MB)")
 	fs.IntVar(&l.Conns, "conns", d.conns, "connections: idle client connections to hold (quick: 4000); the broker's -max-conns (18000) and open-file limit bound it")
 	fs.IntVar(&l.ConnsPerProc, "conns-per-proc", 5000, "connections: most idle connections per holder process")
-	fs.IntVar(&c.fsyncSamples, "fsync-samples", d.fsyncSamples, "limit probe: fdatasync calls per run (quick: 200)")
-	fs.Var(&seqBytes, "seq-bytes", "limit probe: bytes for sequential write (quick: 256MiB)")
+	fs.Var(&tierBacklog, "tier-backlog", "tier-catchup: record bytes to offload to S3 and read back (default 1GB, quick: 256MB)")
+	fs.Var(&tierRecover, "tier-recover", "tier-recover: bucket sizes to recover from, comma separated (default 1GB,5GB, quick: 256MB,1GB)")
+	fs.Var(&tierSegment, "tier-segment-bytes", "tier-*: -segment-bytes of every broker in them, with S3 or without (default 32MiB): only sealed segments are uploaded")
+	fs.Var(&tierHot, "tier-hot-bytes", "tier-*: -wal-hot-bytes of the brokers with S3 (default 64MiB)")
+	fs.IntVar(&c.fsyncSamples, "fsync-samples", d.fsyncSamples, "limit probe: fdatasync calls per probe, at least (quick: 500)")
+	fs.DurationVar(&c.fsyncTime, "fsync-time", d.fsyncTime, "limit probe: time the fdatasync probe runs for, at least (quick: 1s)")
+	fs.Var(&seqBytes, "seq-bytes", "limit probe: bytes for sequential write, at least (default 1GiB, quick: 256MiB)")
+	fs.DurationVar(&c.seqTime, "seq-time", d.seqTime, "limit probe: time the sequential write runs for, at least (quick: 1.5s)")
 	fs.Var(&tcpBytes, "tcp-bytes", "limit probe: bytes for loopback TCP (quick: 1GiB)")
 
 	if err := fs.Parse(args); err != nil {
@@ -130,13 +148,19 @@ func parseFlags(args []string) (*config, error) {
 		pick("restart-wal", func() { restartWAL = byteSize(q.restartWAL) })
 		pick("backlog", func() { backlog = byteSize(q.backlog) })
 		pick("conns", func() { l.Conns = q.conns })
+		pick("tier-backlog", func() { tierBacklog = byteSize(q.tierBacklog) })
+		pick("tier-recover", func() { tierRecover = byteSizes(q.tierRecover) })
 		pick("fsync-samples", func() { c.fsyncSamples = q.fsyncSamples })
+		pick("fsync-time", func() { c.fsyncTime = q.fsyncTime })
 		pick("seq-bytes", func() { seqBytes = byteSize(q.seqBytes) })
+		pick("seq-time", func() { c.seqTime = q.seqTime })
 		pick("tcp-bytes", func() { tcpBytes = byteSize(q.tcpBytes) })
 		pick("out", func() { c.out = q.out })
 		pick("charts", func() { c.charts = q.charts })
 	}
 	l.RestartWAL, l.Backlog, c.seqBytes, c.tcpBytes = int64(restartWAL), int64(backlog), int64(seqBytes), int64(tcpBytes)
+	l.TierBacklog, l.TierRecover, l.TierSegmentBytes, l.TierHotBytes = int64(tierBacklog), tierRecover, int64(tierSegment), int64(tierHot)
+	l.TierArgs = strings.Fields(*tierArgs)
 	if l.Consumers == 0 {
 		l.Consumers = l.Producers
 	}
@@ -146,8 +170,11 @@ func parseFlags(args []string) (*config, error) {
 		return nil, err
 	}
 	if c.quick && strings.TrimSpace(scen) == "all" {
-		// quick's restart already fills 1 GB.
-		c.scenarios = slices.DeleteFunc(c.scenarios, func(n string) bool { return n == "restart-1gb" })
+		// quick's restart already fills 1 GB; the tier group alone takes
+		// about as long as the rest of quick (run it with -scenario tier).
+		c.scenarios = slices.DeleteFunc(c.scenarios, func(n string) bool {
+			return n == "restart-1gb" || strings.HasPrefix(n, scenario.Groups["tier"])
+		})
 	}
 	return c, c.validate()
 }
@@ -167,12 +194,18 @@ func (c *config) validate() error {
 		return fmt.Errorf("-inflight must be at least 1")
 	case l.Rate < 0:
 		return fmt.Errorf("-rate must not be negative")
-	case l.RestartWAL < 1 || l.Backlog < 1:
-		return fmt.Errorf("-restart-wal and -backlog must be positive")
+	case l.RestartWAL < 1 || l.Backlog < 1 || l.TierBacklog < 1:
+		return fmt.Errorf("-restart-wal, -backlog and -tier-backlog must be positive")
+	case len(l.TierRecover) == 0 || slices.Min(l.TierRecover) < 1:
+		return fmt.Errorf("-tier-recover needs at least one positive size")
+	case l.TierSegmentBytes < 1<<20 || l.TierHotBytes < 1:
+		return fmt.Errorf("-tier-segment-bytes must be at least 1MiB and -tier-hot-bytes positive")
 	case l.Conns < 0 || l.ConnsPerProc < 1:
 		return fmt.Errorf("-conns must not be negative and -conns-per-proc must be at least 1")
 	case c.fsyncSamples < 1 || c.seqBytes < 1 || c.tcpBytes < 1:
 		return fmt.Errorf("limit probe sizes must be positive")
+	case c.fsyncTime < 0 || c.seqTime < 0:
+		return fmt.Errorf("-fsync-time and -seq-time must not be negative")
 	case c.brokerPID != 0 && c.brokers == "":
 		return fmt.Errorf("-broker-pid needs -brokers")
 	case c.brokers != "" && c.klite != "":
@@ -202,6 +235,30 @@ func (b *byteSize) Set(s string) error {
 		return err
 	}
 	*b = byteSize(n)
+	return nil
+}
+
+// byteSizes is a flag for a comma list of sizes: 1GB,5GB.
+type byteSizes []int64
+
+func (b *byteSizes) String() string {
+	var parts []string
+	for _, n := range *b {
+		parts = append(parts, strconv.FormatInt(n, 10))
+	}
+	return strings.Join(parts, ",")
+}
+
+func (b *byteSizes) Set(s string) error {
+	var out []int64
+	for _, part := range strings.Split(s, ",") {
+		n, err := parseBytes(part)
+		if err != nil {
+			return err
+		}
+		out = append(out, n)
+	}
+	*b = out
 	return nil
 }
 

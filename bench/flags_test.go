@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -17,8 +18,20 @@ func TestQuickDefaults(t *testing.T) {
 	if c.runs != 1 || c.load.Duration != 2*time.Second || c.load.RestartWAL != 1e9 || c.out != "" || c.charts != "" {
 		t.Errorf("quick: runs %d duration %v restart WAL %d out %q charts %q", c.runs, c.load.Duration, c.load.RestartWAL, c.out, c.charts)
 	}
-	if slices.Contains(c.scenarios, "restart-1gb") || !slices.Contains(c.scenarios, "restart") {
-		t.Errorf("quick scenarios %v: want restart (1 GB) without restart-1gb", c.scenarios)
+	if slices.Contains(c.scenarios, "restart-1gb") || !slices.Contains(c.scenarios, "restart") || slices.Contains(c.scenarios, "tier-catchup") {
+		t.Errorf("quick scenarios %v: want restart (1 GB) without restart-1gb and without tier-*", c.scenarios)
+	}
+	if c.load.TierBacklog != 256e6 || fmt.Sprint(c.load.TierRecover) != "[256000000 1000000000]" || c.seqTime != 1500*time.Millisecond {
+		t.Errorf("quick: tier backlog %d recover %v seq time %v", c.load.TierBacklog, c.load.TierRecover, c.seqTime)
+	}
+	// Asked for by name, quick runs the tier group.
+	c, err = parseFlags([]string{"-quick", "-scenario", "tier", "-tier-recover", "10MB,20MB", "-tier-args", "-s3-object-bytes 8388608"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(c.scenarios, ",") != "tier-catchup,tier-produce,tier-recover" || fmt.Sprint(c.load.TierRecover) != "[10000000 20000000]" ||
+		strings.Join(c.load.TierArgs, " ") != "-s3-object-bytes 8388608" {
+		t.Errorf("quick tier: scenarios %v recover %v args %q", c.scenarios, c.load.TierRecover, c.load.TierArgs)
 	}
 	// Explicit flags win over -quick's defaults.
 	c, err = parseFlags([]string{"-quick", "-runs", "3", "-restart-wal", "2GB", "-out", "x.md"})
@@ -41,6 +54,9 @@ func TestFullDefaults(t *testing.T) {
 	if len(c.scenarios) != len(scenario.Names) {
 		t.Errorf("scenarios %v, want all of %v", c.scenarios, scenario.Names)
 	}
+	if c.seqBytes != 1<<30 || c.seqTime != 4*time.Second || c.fsyncTime != 3*time.Second || fmt.Sprint(c.load.TierRecover) != "[1000000000 5000000000]" {
+		t.Errorf("full: seq %d bytes / %v, fsync %v, tier recover %v", c.seqBytes, c.seqTime, c.fsyncTime, c.load.TierRecover)
+	}
 }
 
 func TestBadFlags(t *testing.T) {
@@ -52,6 +68,9 @@ func TestBadFlags(t *testing.T) {
 		{"-broker-pid", "12"},
 		{"-brokers", "x:1", "-klite", "/bin/true"},
 		{"-restart-wal", "lots"},
+		{"-tier-recover", "1GB,,2GB"},
+		{"-tier-segment-bytes", "1000"},
+		{"-seq-time", "-1s"},
 		{"extra"},
 	} {
 		if _, err := parseFlags(args); err == nil {

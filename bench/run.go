@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 	"github.com/klite/klite/bench/internal/proc"
 	"github.com/klite/klite/bench/internal/report"
 	"github.com/klite/klite/bench/internal/scenario"
+	"github.com/klite/klite/bench/internal/stats"
 )
 
 // run executes the benchmark and writes the report. The exit code is 1 when
@@ -65,8 +67,22 @@ func run(ctx context.Context, c *config) (int, error) {
 		}
 	}()
 
-	limitCfg := limits.Config{Dir: scratch, FsyncSamples: c.fsyncSamples, SeqBytes: c.seqBytes, TCPBytes: c.tcpBytes}
-	var limitRuns [][]report.Metric
+	limitCfg := limits.Config{Dir: scratch, FsyncSamples: c.fsyncSamples, FsyncMinTime: c.fsyncTime,
+		SeqBytes: c.seqBytes, SeqMinTime: c.seqTime, TCPBytes: c.tcpBytes}
+	var probes []limits.Result // before each round, and once after the last
+	probe := func(when string) (limits.Result, error) {
+		pr.Logf("== physical limits %s, in %s", when, scratch)
+		lim, err := limits.Measure(ctx, limitCfg)
+		if err != nil {
+			return lim, err
+		}
+		pr.Logf("   fdatasync p50 %s p99 %s (%d) | seq write %s (%s) | loopback %s",
+			report.Format(report.Seconds, lim.FsyncP50.Seconds()), report.Format(report.Seconds, lim.FsyncP99.Seconds()), lim.FsyncSamples,
+			report.Format(report.BytesPerSec, lim.SeqWriteBs), report.Format(report.Bytes, float64(lim.SeqBytes)),
+			report.Format(report.BytesPerSec, lim.TCPBs))
+		probes = append(probes, lim)
+		return lim, nil
+	}
 	type scenRuns struct {
 		runs    [][]report.Metric
 		notes   []string
@@ -78,15 +94,10 @@ func run(ctx context.Context, c *config) (int, error) {
 
 rounds:
 	for round := 1; round <= c.runs; round++ {
-		pr.Logf("== round %d/%d: physical limits in %s", round, c.runs, scratch)
-		lim, err := limits.Measure(ctx, limitCfg)
+		lim, err := probe(fmt.Sprintf("before round %d/%d", round, c.runs))
 		if err != nil {
 			return 2, err
 		}
-		pr.Logf("   fdatasync p50 %s p99 %s | seq write %s | loopback %s",
-			report.Format(report.Seconds, lim.FsyncP50.Seconds()), report.Format(report.Seconds, lim.FsyncP99.Seconds()),
-			report.Format(report.BytesPerSec, lim.SeqWriteBs), report.Format(report.BytesPerSec, lim.TCPBs))
-		limitRuns = append(limitRuns, limitMetrics(lim))
 		env := &scenario.Env{Cfg: c.load, Limits: lim, Brokers: launcher, Progress: pr, Round: round, Rounds: c.runs}
 		for i, s := range scens {
 			r := &results[i]
@@ -104,9 +115,13 @@ rounds:
 				r.runs = append(r.runs, nil)
 			}
 			r.runs[round-1] = res.Metrics
+			var skip *scenario.SkipError
 			switch {
 			case errors.Is(err, scenario.ErrNeedsManaged):
 				r.skipped = "skipped: " + err.Error()
+				pr.Logf("   %s", r.skipped)
+			case errors.As(err, &skip):
+				r.skipped = "skipped: " + skip.Reason
 				pr.Logf("   %s", r.skipped)
 			case err != nil:
 				failed = true
@@ -119,6 +134,25 @@ rounds:
 				break rounds
 			}
 		}
+	}
+	if ctx.Err() == nil {
+		unix.Sync()
+		if _, err := probe("after the last round"); err != nil {
+			return 2, err
+		}
+	}
+	// Every ratio uses the run's median of each limit: one probe is noisy
+	// (a virtual disk swings severalfold between minutes), the median of
+	// several spread over the run is what the broker had on average.
+	med := probeMedians(probes)
+	for i := range results {
+		for _, run := range results[i].runs {
+			pinLimits(run, med)
+		}
+	}
+	var limitRuns [][]report.Metric
+	for _, l := range probes {
+		limitRuns = append(limitRuns, limitMetrics(l))
 	}
 
 	rep := &report.Report{
@@ -133,6 +167,8 @@ rounds:
 		Machine:  proc.Describe(scratch),
 		Settings: settings(c),
 		Limits:   report.Aggregate(limitRuns),
+		LimitNotes: []string{fmt.Sprintf("%d probes: before each of the %d round(s) and after the last; every ratio in this report uses "+
+			"the medians above. Sequential write per probe, in order: %s.", len(probes), c.runs, seqList(probes))},
 		Notes: []string{
 			"The machine is shared with other work (compiles, tests) while the benchmark runs; treat absolute figures as noisy and prefer the ratios to limits measured in the same run.",
 			"The benchmark's franz-go clients run on the same machine as the broker and compete with it for CPU; the bench client CPU rows show how much.",
@@ -205,13 +241,56 @@ func newLauncher(ctx context.Context, c *config, root, scratch string, pr *scena
 }
 
 func limitMetrics(l limits.Result) []report.Metric {
+	seq := fmt.Sprintf("sequential write, 1 MiB writes, fdatasync every %d MiB", limits.SeqSyncBytes>>20)
 	return []report.Metric{
 		{Key: "fsync-p50", Label: "fdatasync after a 64 KiB append, p50", Unit: report.Seconds, Value: l.FsyncP50.Seconds()},
 		{Key: "fsync-p99", Label: "fdatasync after a 64 KiB append, p99", Unit: report.Seconds, Value: l.FsyncP99.Seconds()},
 		{Key: "fsync-max", Label: "fdatasync after a 64 KiB append, max", Unit: report.Seconds, Value: l.FsyncMax.Seconds()},
-		{Key: "seq-write", Label: "sequential write, 1 MiB writes, one fdatasync at the end", Unit: report.BytesPerSec, Value: l.SeqWriteBs},
+		{Key: "fsync-samples", Label: "fdatasync samples per probe", Unit: report.Count, Value: float64(l.FsyncSamples)},
+		{Key: "seq-write", Label: seq, Unit: report.BytesPerSec, Value: l.SeqWriteBs},
+		{Key: "seq-bytes", Label: "sequential write, bytes per probe", Unit: report.Bytes, Value: float64(l.SeqBytes)},
 		{Key: "loopback", Label: "loopback TCP, one stream, 1 MiB writes", Unit: report.BytesPerSec, Value: l.TCPBs},
 	}
+}
+
+// probeMedians are the run-wide values of the limits scenarios compare
+// with, by report limit key.
+func probeMedians(probes []limits.Result) map[string]float64 {
+	med := func(f func(limits.Result) float64) float64 {
+		var v []float64
+		for _, p := range probes {
+			v = append(v, f(p))
+		}
+		return stats.Summarize(v).Median
+	}
+	p99 := med(func(l limits.Result) float64 { return l.FsyncP99.Seconds() })
+	return map[string]float64{
+		report.LimitDiskSeqWrite: med(func(l limits.Result) float64 { return l.SeqWriteBs }),
+		report.LimitLoopback:     med(func(l limits.Result) float64 { return l.TCPBs }),
+		report.LimitFsyncP50:     med(func(l limits.Result) float64 { return l.FsyncP50.Seconds() }),
+		report.LimitFsyncP99:     p99,
+		report.Limit2xFsyncP99:   2 * p99,
+	}
+}
+
+// pinLimits replaces the limits attached to a run's metrics with the
+// run-wide values in med (keys it lacks, e.g. the CPU-bound limit, stay).
+func pinLimits(run []report.Metric, med map[string]float64) {
+	for i := range run {
+		for j := range run[i].Limits {
+			if v, ok := med[run[i].Limits[j].Key]; ok && !math.IsNaN(v) {
+				run[i].Limits[j].Value = v
+			}
+		}
+	}
+}
+
+func seqList(probes []limits.Result) string {
+	var parts []string
+	for _, p := range probes {
+		parts = append(parts, report.Format(report.BytesPerSec, p.SeqWriteBs))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func settings(c *config) []report.KV {
@@ -221,8 +300,9 @@ func settings(c *config) []report.KV {
 		{Key: "partitions", Value: fmt.Sprint(l.Partitions)},
 		{Key: "producers / consumers", Value: fmt.Sprintf("%d / %d", l.Producers, l.Consumers)},
 		{Key: "measured duration / warmup per run", Value: fmt.Sprintf("%s / %s", l.Duration, l.Warmup)},
-		{Key: "limit probes", Value: fmt.Sprintf("%d fdatasyncs, %s seq write, %s loopback",
-			c.fsyncSamples, report.Format(report.Bytes, float64(c.seqBytes)), report.Format(report.Bytes, float64(c.tcpBytes)))},
+		{Key: "limit probes", Value: fmt.Sprintf("before each round and after the last: at least %d fdatasyncs and %s; "+
+			"seq write of at least %s and %s; %s loopback",
+			c.fsyncSamples, c.fsyncTime, report.Format(report.Bytes, float64(c.seqBytes)), c.seqTime, report.Format(report.Bytes, float64(c.tcpBytes)))},
 		{Key: "client", Value: "franz-go (kgo) " + kgoVersion()},
 	}
 }

@@ -68,9 +68,28 @@ type Options struct {
 	WALDir       string
 	LogPath      string   // the broker's stdout+stderr go here
 	ExtraArgs    []string // appended after the standard flags
+	Env          []string // added to the benchmark's environment (KEY=value)
 	ReadyTimeout time.Duration
 	StopTimeout  time.Duration
 }
+
+// Flags returns the flag names the binary's -h lists ("-s3-bucket" as
+// "s3-bucket"), so a scenario can tell whether the broker has a feature.
+func Flags(ctx context.Context, binary string) (map[string]bool, error) {
+	// flag's usage exits non-zero; the listing is what matters.
+	out, _ := exec.CommandContext(ctx, binary, "-h").CombinedOutput()
+	flags := map[string]bool{}
+	for _, m := range usageFlag.FindAllSubmatch(out, -1) {
+		flags[string(m[1])] = true
+	}
+	if len(flags) == 0 {
+		return nil, fmt.Errorf("broker: %s -h lists no flags:\n%s", binary, out)
+	}
+	return flags, nil
+}
+
+// usageFlag matches a flag line of Go's flag.PrintDefaults ("  -name type").
+var usageFlag = regexp.MustCompile(`(?m)^\s+-([a-zA-Z0-9][a-zA-Z0-9._-]*)`)
 
 // Process is a running broker.
 type Process struct {
@@ -118,6 +137,9 @@ func Start(ctx context.Context, o Options) (*Process, error) {
 	}
 	args := append([]string{"-listen", "127.0.0.1:0", "-wal", o.WALDir, "-log-format", "json"}, o.ExtraArgs...)
 	cmd := exec.Command(o.Binary, args...)
+	if len(o.Env) > 0 {
+		cmd.Env = append(os.Environ(), o.Env...)
+	}
 	cmd.Stdout, cmd.Stderr = pw, pw
 	p := &Process{opts: o, cmd: cmd, logFile: lf, exited: make(chan struct{}), drained: make(chan struct{})}
 

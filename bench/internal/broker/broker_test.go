@@ -120,3 +120,55 @@ func TestModuleRoot(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Flags reads Go's flag usage listing, whatever the exit status of -h.
+func TestFlags(t *testing.T) {
+	bin := fakeBroker(t, `cat >&2 <<'X'
+Usage: klite [flags]
+
+Flags:
+  -listen host:port
+    	host:port to listen on
+  -s3-bucket string
+    	bucket for cold data
+  -wal-hot-bytes int
+    	keep this much locally
+X
+exit 2
+`)
+	flags, err := Flags(context.Background(), bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"listen", "s3-bucket", "wal-hot-bytes"} {
+		if !flags[want] {
+			t.Errorf("flag %s not found in %v", want, flags)
+		}
+	}
+	if flags["Usage"] || flags["host"] || len(flags) != 3 {
+		t.Errorf("flags %v: want exactly the three listed", flags)
+	}
+	if _, err := Flags(context.Background(), fakeBroker(t, "echo nothing here\n")); err == nil {
+		t.Error("a binary listing no flags: want an error")
+	}
+}
+
+// Options.Env reaches the broker on top of the benchmark's environment.
+func TestStartEnv(t *testing.T) {
+	bin := fakeBroker(t, `trap 'exit 0' TERM
+echo "{\"level\":\"info\",\"addr\":\"127.0.0.1:$KLITE_BENCH_PORT\",\"message\":\"ready\",\"home\":\"$HOME\"}"
+while :; do sleep 0.05; done
+`)
+	dir := t.TempDir()
+	p, err := Start(context.Background(), Options{Binary: bin, WALDir: filepath.Join(dir, "wal"), Env: []string{"KLITE_BENCH_PORT=4242"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop(syscall.SIGTERM)
+	if p.Addr != "127.0.0.1:4242" {
+		t.Errorf("addr %q: the broker did not see KLITE_BENCH_PORT", p.Addr)
+	}
+	if home := os.Getenv("HOME"); home != "" && !strings.Contains(p.LogTail(), `"home":"`+home+`"`) {
+		t.Errorf("log %q: the broker lost the inherited environment", p.LogTail())
+	}
+}

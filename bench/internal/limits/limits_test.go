@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"testing"
+	"time"
 )
 
 // The probes run on a temp dir with small sizes: they must produce sane,
@@ -31,7 +32,7 @@ func TestMeasureSmall(t *testing.T) {
 }
 
 func TestFsyncCountsSamples(t *testing.T) {
-	h, err := Fsync(context.Background(), t.TempDir(), 7)
+	h, err := Fsync(context.Background(), t.TempDir(), 7, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,21 +41,48 @@ func TestFsyncCountsSamples(t *testing.T) {
 	}
 }
 
+// A minimum time keeps the probe going past its count.
+func TestFsyncRunsForMinTime(t *testing.T) {
+	const minTime = 50 * time.Millisecond
+	start := time.Now()
+	h, err := Fsync(context.Background(), t.TempDir(), 1, minTime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if el := time.Since(start); el < minTime || h.Count() < 2 {
+		t.Fatalf("%d fdatasyncs in %v: want the probe to run for at least %v", h.Count(), el, minTime)
+	}
+}
+
 func TestSeqWriteRoundsUpToChunks(t *testing.T) {
 	// 1 byte still writes one whole 1 MiB chunk and must report a rate.
-	bs, err := SeqWrite(context.Background(), t.TempDir(), 1)
-	if err != nil || bs <= 0 {
-		t.Fatalf("SeqWrite(1 byte) = %v, %v", bs, err)
+	bs, n, err := SeqWrite(context.Background(), t.TempDir(), 1, 0)
+	if err != nil || bs <= 0 || n != WriteChunkBytes {
+		t.Fatalf("SeqWrite(1 byte) = %v B/s, %d bytes, %v", bs, n, err)
+	}
+}
+
+// Past its byte count the probe keeps writing until its minimum time, in
+// whole chunks, with periodic syncs along the way.
+func TestSeqWriteRunsForMinTime(t *testing.T) {
+	const minTime = 50 * time.Millisecond
+	start := time.Now()
+	bs, n, err := SeqWrite(context.Background(), t.TempDir(), 1, minTime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if el := time.Since(start); el < minTime || n%WriteChunkBytes != 0 || bs <= 0 {
+		t.Fatalf("wrote %d bytes at %.0f B/s in %v: want whole chunks for at least %v", n, bs, el, minTime)
 	}
 }
 
 func TestProbesStopOnCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := Fsync(ctx, t.TempDir(), 1000); err == nil {
+	if _, err := Fsync(ctx, t.TempDir(), 1000, time.Minute); err == nil {
 		t.Error("Fsync with a cancelled context: want an error")
 	}
-	if _, err := SeqWrite(ctx, t.TempDir(), 1<<30); err == nil {
+	if _, _, err := SeqWrite(ctx, t.TempDir(), 1<<30, time.Minute); err == nil {
 		t.Error("SeqWrite with a cancelled context: want an error")
 	}
 }

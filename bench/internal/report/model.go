@@ -166,21 +166,23 @@ type TargetResult struct {
 
 // Report is everything BENCHMARKS.md shows.
 type Report struct {
-	Command   string
-	Commit    string
-	Date      time.Time
-	Mode      string // "full" or "quick"
-	Runs      int
-	Broker    string
-	Elapsed   time.Duration
-	Load      string // load averages at start and end, as /proc/loadavg gives them
-	Machine   proc.Machine
-	Settings  []KV
-	Limits    []Row
-	Targets   []TargetResult
-	Scenarios []Scenario
-	Notes     []string
-	Charts    []Chart
+	Command  string
+	Commit   string
+	Date     time.Time
+	Mode     string // "full" or "quick"
+	Runs     int
+	Broker   string
+	Elapsed  time.Duration
+	Load     string // load averages at start and end, as /proc/loadavg gives them
+	Machine  proc.Machine
+	Settings []KV
+	Limits   []Row
+	// LimitNotes follow the limits table (how the probes were taken).
+	LimitNotes []string
+	Targets    []TargetResult
+	Scenarios  []Scenario
+	Notes      []string
+	Charts     []Chart
 }
 
 // Chart is an image file the report links to.

@@ -41,7 +41,8 @@ func fixture() *Report {
 			{{Key: "fsync-p99", Label: "fdatasync p99", Unit: Seconds, Value: 0.005}, {Key: "seq-write", Label: "seq write", Unit: BytesPerSec, Value: 500e6}},
 			{{Key: "fsync-p99", Label: "fdatasync p99", Unit: Seconds, Value: 0.003}, {Key: "seq-write", Label: "seq write", Unit: BytesPerSec, Value: 400e6}},
 		}),
-		Notes: []string{"shared machine"},
+		LimitNotes: []string{"4 probes: before each round and after the last."},
+		Notes:      []string{"shared machine"},
 	}
 	r.Scenarios = []Scenario{
 		{

@@ -85,6 +85,8 @@ const (
 	LimitDiskSeqWrite = "disk-seq-write"
 	LimitLoopback     = "loopback-tcp"
 	Limit2xFsyncP99   = "2x-fsync-p99"
+	LimitFsyncP50     = "fsync-p50"
+	LimitFsyncP99     = "fsync-p99"
 	// LimitBinding is the lower of loopback TCP and the CPU limit (the
 	// throughput at which broker and benchmark client would use every core).
 	LimitBinding = "binding"

@@ -346,10 +346,10 @@ func (s *groupCommit) Run(ctx context.Context, env *Env) (res Result, err error)
 				Unit: report.RecordsPerSec, Value: float64(lv.commits) / secs},
 			report.Metric{Key: fmt.Sprintf("p50-%d", n), Label: fmt.Sprintf("%d committers: p50", n), Unit: report.Seconds,
 				Value:  lv.lat.Quantile(50).Seconds(),
-				Limits: []report.Limit{{Key: "fsync-p50", Label: "disk p50 fdatasync", Value: env.Limits.FsyncP50.Seconds()}}},
+				Limits: []report.Limit{{Key: report.LimitFsyncP50, Label: "disk p50 fdatasync", Value: env.Limits.FsyncP50.Seconds()}}},
 			report.Metric{Key: fmt.Sprintf("p99-%d", n), Label: fmt.Sprintf("%d committers: p99", n), Unit: report.Seconds,
 				Value:  lv.lat.Quantile(99).Seconds(),
-				Limits: []report.Limit{{Key: "fsync-p99", Label: "disk p99 fdatasync", Value: env.Limits.FsyncP99.Seconds()}}},
+				Limits: []report.Limit{{Key: report.LimitFsyncP99, Label: "disk p99 fdatasync", Value: env.Limits.FsyncP99.Seconds()}}},
 		)
 		if b.PID > 0 {
 			res.Metrics = append(res.Metrics, report.Metric{Key: fmt.Sprintf("broker-cpu-%d", n),

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"syscall"
 
@@ -15,6 +17,13 @@ import (
 // ErrNeedsManaged means a scenario has to start and stop the broker itself
 // (idle RSS, restart) and the benchmark points at an external broker.
 var ErrNeedsManaged = errors.New("scenario: needs a broker the benchmark starts (run without -brokers)")
+
+// SkipError means a scenario cannot run here (the broker lacks the feature
+// it measures, a tool it needs is missing): the run reports the reason and
+// goes on without it, as for ErrNeedsManaged.
+type SkipError struct{ Reason string }
+
+func (e *SkipError) Error() string { return "scenario: skipped: " + e.Reason }
 
 // Broker is a broker one scenario run talks to.
 type Broker struct {
@@ -62,6 +71,26 @@ type Managed struct {
 	KeepLogs bool
 
 	seq atomic.Int64
+
+	flagsOnce sync.Once
+	flags     map[string]bool // what Binary -h lists; set by flagsOnce
+	flagsErr  error
+}
+
+// MissingFlags returns those of names (without the dash) the broker's -h
+// does not list.
+func (m *Managed) MissingFlags(ctx context.Context, names ...string) ([]string, error) {
+	m.flagsOnce.Do(func() { m.flags, m.flagsErr = broker.Flags(ctx, m.Binary) })
+	if m.flagsErr != nil {
+		return nil, m.flagsErr
+	}
+	var missing []string
+	for _, n := range names {
+		if !m.flags[n] {
+			missing = append(missing, "-"+n)
+		}
+	}
+	return missing, nil
 }
 
 // NewWALDir returns a fresh, not yet existing WAL directory path for name.
@@ -71,11 +100,18 @@ func (m *Managed) NewWALDir(name string) string {
 
 // Start runs klite on walDir and waits for its ready line.
 func (m *Managed) Start(ctx context.Context, walDir string) (*broker.Process, error) {
+	return m.StartWith(ctx, walDir, nil, nil)
+}
+
+// StartWith is Start with a scenario's own flags (before ExtraArgs, so the
+// user's -broker-args win) and environment.
+func (m *Managed) StartWith(ctx context.Context, walDir string, args, env []string) (*broker.Process, error) {
 	return broker.Start(ctx, broker.Options{
 		Binary:    m.Binary,
 		WALDir:    walDir,
 		LogPath:   walDir + ".log",
-		ExtraArgs: m.ExtraArgs,
+		ExtraArgs: append(slices.Clone(args), m.ExtraArgs...),
+		Env:       env,
 	})
 }
 

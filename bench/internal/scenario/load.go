@@ -95,6 +95,7 @@ const fetchPollEvery = 20 * time.Millisecond
 
 // loadStats are the figures of the measured window (after warmup).
 type loadStats struct {
+	start        time.Time // when the measured window began
 	window       time.Duration
 	prodRecords  int64
 	prodBytes    int64
@@ -414,6 +415,7 @@ loop:
 	b := take()
 	env.Progress.Done()
 	st := loadStats{
+		start:        a.t,
 		window:       b.t.Sub(a.t),
 		prodRecords:  b.pr - a.pr,
 		prodBytes:    b.pb - a.pb,

@@ -35,6 +35,13 @@ type Config struct {
 	Backlog      int64         // catch-up fetch: record bytes to read from the start
 	Conns        int           // connections: idle client connections to hold (0: none)
 	ConnsPerProc int           // connections: most connections per holder process
+
+	// Tiering (tier-* scenarios, S3 on a local versitygw).
+	TierBacklog      int64    // tier-catchup: record bytes to offload and read back
+	TierRecover      []int64  // tier-recover: bucket sizes to recover from
+	TierSegmentBytes int64    // -segment-bytes of every tier-* broker, with and without S3
+	TierHotBytes     int64    // -wal-hot-bytes of the brokers with S3
+	TierArgs         []string // more klite flags for the brokers with S3
 }
 
 // Env is what a scenario run sees.
@@ -92,7 +99,14 @@ var registry = []struct {
 	{"idle-rss", func() Scenario { return &idleRSS{} }},
 	{"restart-1gb", func() Scenario { return &restart{name: "restart-1gb", walBytes0: 1e9} }},
 	{"restart", func() Scenario { return &restart{name: "restart"} }},
+	{"tier-catchup", func() Scenario { return &tierCatchup{} }},
+	{"tier-produce", func() Scenario { return &tierProduce{} }},
+	{"tier-recover", func() Scenario { return &tierRecover{} }},
 }
+
+// Groups name sets of scenarios for -scenario: a group runs every scenario
+// whose name starts with its prefix.
+var Groups = map[string]string{"tier": "tier-"}
 
 // Names lists the scenarios in the order "all" runs them.
 var Names = func() []string {
@@ -113,7 +127,8 @@ func New(name string) (Scenario, error) {
 	return nil, fmt.Errorf("scenario: unknown %q (have %s)", name, strings.Join(Names, ", "))
 }
 
-// Parse turns "all" or a comma list into scenario names in run order.
+// Parse turns "all" or a comma list of names and groups into scenario names
+// in run order.
 func Parse(list string) ([]string, error) {
 	if strings.TrimSpace(list) == "all" {
 		return slices.Clone(Names), nil
@@ -124,8 +139,16 @@ func Parse(list string) ([]string, error) {
 		if n == "" {
 			continue
 		}
+		if prefix, ok := Groups[n]; ok {
+			for _, name := range Names {
+				if strings.HasPrefix(name, prefix) {
+					want[name] = true
+				}
+			}
+			continue
+		}
 		if !slices.Contains(Names, n) {
-			return nil, fmt.Errorf("scenario: unknown %q (have %s, or all)", n, strings.Join(Names, ", "))
+			return nil, fmt.Errorf("scenario: unknown %q (have %s, or all, or the group tier)", n, strings.Join(Names, ", "))
 		}
 		want[n] = true
 	}

@@ -242,6 +242,9 @@ func TestParse(t *testing.T) {
 	if all, _ := Parse("all"); len(all) != len(Names) {
 		t.Errorf("all = %v", all)
 	}
+	if got, err := Parse("tier-recover,tier"); err != nil || strings.Join(got, ",") != "tier-catchup,tier-produce,tier-recover" {
+		t.Errorf("Parse(tier) = %v, %v; want every tier-* scenario once", got, err)
+	}
 	for _, bad := range []string{"", "nope", "produce-acks-all,nope"} {
 		if _, err := Parse(bad); err == nil {
 			t.Errorf("Parse(%q): want an error", bad)
