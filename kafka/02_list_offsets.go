@@ -6,7 +6,7 @@ package kafka
 //   - -1 latest: the high watermark; -2 earliest: the log start offset;
 //   - -3 max timestamp (v7+, KIP-734): the offset and time storage reports
 //     for the batch with the largest maxTimestamp;
-//   - -4 earliest local (v8+, KIP-405): the log start offset (no tiering yet);
+//   - -4 earliest local (v8+, KIP-405): the log start offset, as -2;
 //   - anything else: the first offset whose batch maxTimestamp is >= it, with
 //     that timestamp, or offset -1 / timestamp -1 when there is none.
 //
@@ -18,8 +18,11 @@ package kafka
 //
 // Differences from Apache Kafka: v0 (offset lists by segment) is not
 // served; Kafka 4 dropped it too. -3 is batch-granular: Kafka returns the
-// exact record with the max timestamp inside the batch. v9+ (-5 latest
-// tiered, KIP-1005) waits for tiered storage.
+// exact record with the max timestamp inside the batch. With -s3-bucket,
+// -4 still answers the log start: storage serves the local and tiered
+// parts as one log and does not expose where the local part begins
+// (Kafka answers the local log start). v9+ (-5 latest tiered, KIP-1005) is
+// not served.
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"

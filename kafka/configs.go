@@ -28,7 +28,11 @@ import (
 // Apache Kafka's defaults that klite overrides with its own settings.
 const (
 	kafkaDefaultSegmentBytes = 1073741824 // log.segment.bytes
-	longMax                  = "9223372036854775807"
+	// kafkaDefaultRetentionMs is log.retention.hours=168 in milliseconds;
+	// Kafka leaves log.retention.ms null and derives it from the hours.
+	kafkaDefaultRetentionMs            = "604800000"
+	kafkaDefaultRetentionCheckInterval = 300000 // log.retention.check.interval.ms
+	longMax                            = "9223372036854775807"
 )
 
 // topicConfig is one topic config klite accepts.
@@ -105,9 +109,11 @@ var topicConfigs = map[string]topicConfig{
 		doc: "Whether segment files are preallocated (klite: the -segment-prealloc flag, broker-wide)."},
 	"remote.storage.enable": {typ: kmsg.ConfigTypeBoolean, def: "false",
 		doc: "Whether the topic uses tiered storage."},
-	"retention.bytes": {typ: kmsg.ConfigTypeLong, def: "-1", broker: "log.retention.bytes",
+	// retention.bytes has no minimum in Kafka: any negative value means no
+	// limit.
+	"retention.bytes": {typ: kmsg.ConfigTypeLong, def: "-1", broker: "log.retention.bytes", honored: true,
 		doc: "Largest size a partition may grow to before old data is deleted; -1 no limit."},
-	"retention.ms": {typ: kmsg.ConfigTypeLong, def: "604800000", min: -1, hasMin: true,
+	"retention.ms": {typ: kmsg.ConfigTypeLong, def: kafkaDefaultRetentionMs, min: -1, hasMin: true, broker: "log.retention.ms", honored: true,
 		doc: "How long data is kept before it is deleted; -1 forever."},
 	"segment.bytes": {typ: kmsg.ConfigTypeInt, def: "1073741824", min: 14, hasMin: true, broker: "log.segment.bytes",
 		doc: "Segment file size. klite's partitions share write-ahead-log segments sized by -segment-bytes."},
@@ -164,6 +170,18 @@ var brokerConfigs = map[string]brokerConfig{
 	"log.segment.bytes": {typ: kmsg.ConfigTypeInt, def: strp(strconv.Itoa(kafkaDefaultSegmentBytes)), value: func(c *Config) (string, bool) {
 		return intOr(c.SegmentBytes, kafkaDefaultSegmentBytes), true
 	}, doc: "Size of a write-ahead-log segment file, shared by all partitions (-segment-bytes)."},
+	"log.retention.bytes": {typ: kmsg.ConfigTypeLong, def: strp("-1"), value: func(c *Config) (string, bool) {
+		return intOr(c.RetentionBytes, -1), true
+	}, doc: "Default retention.bytes of topics that do not set it; -1 no limit (-retention-bytes)."},
+	"log.retention.check.interval.ms": {typ: kmsg.ConfigTypeLong, def: strp(strconv.Itoa(kafkaDefaultRetentionCheckInterval)), value: func(c *Config) (string, bool) {
+		return intOr(c.RetentionCheckIntervalMs, kafkaDefaultRetentionCheckInterval), true
+	}, doc: "How often retention runs (-retention-check-interval)."},
+	"log.retention.ms": {typ: kmsg.ConfigTypeLong, def: strp(kafkaDefaultRetentionMs), value: func(c *Config) (string, bool) {
+		if c.RetentionMs == 0 {
+			return kafkaDefaultRetentionMs, true
+		}
+		return strconv.FormatInt(c.RetentionMs, 10), true
+	}, doc: "Default retention.ms of topics that do not set it; -1 forever (-retention-ms)."},
 	"max.connections": {typ: kmsg.ConfigTypeInt, def: strp("2147483647"), value: func(c *Config) (string, bool) {
 		return intOr(c.MaxConnections, 2147483647), true
 	}, doc: "Most client connections at once (-max-conns)."},

@@ -130,7 +130,8 @@ func TestDescribeConfigsTopic(t *testing.T) {
 			continue
 		}
 		checkSynonyms(t, v, configByName(t, res, "retention.ms"),
-			syn{"retention.ms", "1000", kmsg.ConfigSourceDynamicTopicConfig})
+			syn{"retention.ms", "1000", kmsg.ConfigSourceDynamicTopicConfig},
+			syn{"log.retention.ms", "604800000", kmsg.ConfigSourceDefaultConfig})
 		checkSynonyms(t, v, configByName(t, res, "cleanup.policy"),
 			syn{"cleanup.policy", "compact", kmsg.ConfigSourceDynamicTopicConfig},
 			syn{"log.cleanup.policy", "delete", kmsg.ConfigSourceDefaultConfig})

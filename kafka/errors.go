@@ -35,6 +35,10 @@ func (h *Handler) errCode(err error) int16 {
 		return kerr.UnknownProducerID.Code
 	case errors.Is(err, storage.ErrStorage), errors.Is(err, storage.ErrClosed):
 		return kerr.KafkaStorageError.Code
+	case errors.Is(err, storage.ErrLogFull):
+		// The WAL is at -wal-max-bytes: retriable in every client, and the
+		// operator has an error in the log.
+		return kerr.KafkaStorageError.Code
 	case errors.Is(err, storage.ErrTooLarge):
 		return kerr.MessageTooLarge.Code
 	case errors.Is(err, storage.ErrBusy):

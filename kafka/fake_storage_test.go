@@ -358,6 +358,28 @@ func (s *fakeStore) InitProducerID() (int64, int16, error) {
 	return s.nextPID, 0, nil
 }
 
+// DeleteRecords moves the log start up to offset (-1: the high watermark),
+// as storage does: never backwards, past the high watermark refused.
+func (s *fakeStore) DeleteRecords(topic string, partition int32, offset int64) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.appendErr != nil {
+		return 0, s.appendErr
+	}
+	p, err := s.part(topic, partition)
+	if err != nil {
+		return 0, err
+	}
+	if offset == -1 {
+		offset = p.hwm
+	}
+	if offset < 0 || offset > p.hwm {
+		return 0, storage.ErrOffsetOutOfRange
+	}
+	p.logStart = max(p.logStart, offset)
+	return p.logStart, nil
+}
+
 func (s *fakeStore) watcherCount() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -71,6 +71,12 @@ type Config struct {
 	SocketRequestMaxBytes int32  // socket.request.max.bytes: largest request frame
 	ConnectionsMaxIdleMs  int64  // connections.max.idle.ms; -1: idle connections are kept
 	MaxConnections        int32  // max.connections
+	// Retention defaults of topics that do not set retention.ms /
+	// retention.bytes (log.retention.ms, log.retention.bytes: storage
+	// enforces them) and log.retention.check.interval.ms. -1 means no limit.
+	RetentionMs              int64
+	RetentionBytes           int64
+	RetentionCheckIntervalMs int64
 
 	// Groups is the group coordinator (groups.go); nil answers the group
 	// APIs with COORDINATOR_NOT_AVAILABLE.

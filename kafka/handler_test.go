@@ -28,6 +28,7 @@ var wantVersions = map[int16][2]int16{
 	18: {0, 4},  // ApiVersions
 	19: {0, 7},  // CreateTopics
 	20: {0, 6},  // DeleteTopics
+	21: {0, 2},  // DeleteRecords
 	22: {0, 5},  // InitProducerId
 	32: {0, 4},  // DescribeConfigs
 	33: {0, 2},  // AlterConfigs
@@ -238,6 +239,13 @@ func sampleRequest(key, v int16) kmsg.Request {
 		dt := kmsg.NewDeleteTopicsRequestTopic()
 		dt.Topic = strPtr("nope")
 		r.Topics = append(r.Topics, dt)
+	case *kmsg.DeleteRecordsRequest:
+		t := kmsg.NewDeleteRecordsRequestTopic()
+		t.Topic = "t"
+		p := kmsg.NewDeleteRecordsRequestTopicPartition()
+		p.Offset = 1
+		t.Partitions = append(t.Partitions, p)
+		r.Topics = append(r.Topics, t)
 	case *kmsg.InitProducerIDRequest:
 	}
 	return req

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -55,6 +56,23 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	PprofAddr       string
 
+	// Retention (Kafka's log.retention.* broker settings): the defaults of
+	// topics that do not set retention.ms / retention.bytes.
+	RetentionMs            int64 // -1: forever
+	RetentionBytes         int64 // -1: no limit
+	RetentionCheckInterval time.Duration
+	WALMaxBytes            int64 // 0: no cap
+	WALHotBytes            int64 // with S3: uploaded data kept locally
+
+	// Tiered storage: S3 is used when S3Bucket is set.
+	S3Bucket        string
+	S3Prefix        string
+	S3Endpoint      string // custom endpoint, path-style addressing
+	S3Region        string
+	S3FlushInterval time.Duration // longest time data stays local-only
+	S3ObjectBytes   int64
+	S3CacheBytes    int64
+
 	// Group coordinator (package group); Kafka's group.* and offsets.* settings.
 	GroupMinSessionTimeout     time.Duration
 	GroupMaxSessionTimeout     time.Duration
@@ -99,6 +117,17 @@ func defaultConfig() Config {
 		MaxConns:            0,
 
 		ShutdownTimeout: 30 * time.Second,
+
+		RetentionMs:            604800000, // log.retention.hours=168
+		RetentionBytes:         -1,
+		RetentionCheckInterval: 5 * time.Minute,
+		WALMaxBytes:            0,
+		WALHotBytes:            1 << 30,
+
+		S3Region:        "us-east-1",
+		S3FlushInterval: 60 * time.Second,
+		S3ObjectBytes:   64 << 20,
+		S3CacheBytes:    256 << 20,
 
 		GroupMinSessionTimeout:         group.DefaultMinSessionTimeout,
 		GroupMaxSessionTimeout:         group.DefaultMaxSessionTimeout,
@@ -172,7 +201,7 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "close connections idle this long; 0 never (connections.max.idle.ms)")
 	fs.IntVar(&cfg.MaxConns, "max-conns", cfg.MaxConns, "most open client connections; 0 means as many as the open-file limit allows, less a reserve for segment files; clients past the cap are closed at once")
 	fs.StringVar(&cfg.PprofAddr, "pprof-addr", cfg.PprofAddr, "serve Go's net/http/pprof profiles on this `host:port` (e.g. 127.0.0.1:6060); empty: off")
-	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long a graceful stop waits for in-flight requests")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long a graceful stop waits for in-flight requests, and with -s3-bucket for the final upload")
 	fs.DurationVar(&cfg.GroupMinSessionTimeout, "group-min-session-timeout", cfg.GroupMinSessionTimeout, "smallest consumer session timeout accepted (group.min.session.timeout.ms)")
 	fs.DurationVar(&cfg.GroupMaxSessionTimeout, "group-max-session-timeout", cfg.GroupMaxSessionTimeout, "largest consumer session timeout accepted (group.max.session.timeout.ms)")
 	fs.DurationVar(&cfg.GroupInitialRebalanceDelay, "group-initial-rebalance-delay", cfg.GroupInitialRebalanceDelay, "how long a new group waits for more members before its first rebalance; 0 none\n(group.initial.rebalance.delay.ms)")
@@ -181,6 +210,18 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.IntVar(&cfg.GroupMaxSize, "group-max-size", cfg.GroupMaxSize, "most members of one consumer group; 0 means unlimited (group.max.size)")
 	fs.DurationVar(&cfg.OffsetsRetention, "offsets-retention", cfg.OffsetsRetention, "committed offsets of a group without members are dropped this long after it emptied, or after the\ncommit for groups that only store offsets (offsets.retention.minutes)")
 	fs.IntVar(&cfg.OffsetMetadataMaxBytes, "offset-metadata-max-bytes", cfg.OffsetMetadataMaxBytes, "largest metadata string of a committed offset, in `bytes` (offset.metadata.max.bytes)")
+	fs.Int64Var(&cfg.RetentionMs, "retention-ms", cfg.RetentionMs, "default retention.ms of topics: data older than this many `ms` is deleted; -1 keeps it forever (log.retention.ms)")
+	fs.Int64Var(&cfg.RetentionBytes, "retention-bytes", cfg.RetentionBytes, "default retention.bytes of topics: a partition's oldest data is deleted past this many `bytes`; -1 no limit\n(log.retention.bytes)")
+	fs.DurationVar(&cfg.RetentionCheckInterval, "retention-check-interval", cfg.RetentionCheckInterval, "how often retention runs (log.retention.check.interval.ms)")
+	fs.Int64Var(&cfg.WALMaxBytes, "wal-max-bytes", cfg.WALMaxBytes, "cap on the WAL's segment `bytes`; past it produce fails with KAFKA_STORAGE_ERROR until retention or uploads\nfree space; 0 means no cap")
+	fs.Int64Var(&cfg.WALHotBytes, "wal-hot-bytes", cfg.WALHotBytes, "with -s3-bucket: `bytes` of already uploaded data kept in the local WAL as a read cache; 1 keeps none")
+	fs.StringVar(&cfg.S3Bucket, "s3-bucket", cfg.S3Bucket, "S3 `bucket` for tiered storage: older data is uploaded there and read back from it; empty: local only.\nCredentials come from the AWS default chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, IAM role)")
+	fs.StringVar(&cfg.S3Prefix, "s3-prefix", cfg.S3Prefix, "key `prefix` for everything klite writes to the bucket (e.g. klite/)")
+	fs.StringVar(&cfg.S3Endpoint, "s3-endpoint", cfg.S3Endpoint, "custom S3 endpoint `URL` (MinIO, versitygw, ...), addressed path-style; empty: AWS")
+	fs.StringVar(&cfg.S3Region, "s3-region", cfg.S3Region, "S3 `region`")
+	fs.DurationVar(&cfg.S3FlushInterval, "s3-flush-interval", cfg.S3FlushInterval, "longest time acknowledged data stays local-only before it is uploaded")
+	fs.Int64Var(&cfg.S3ObjectBytes, "s3-object-bytes", cfg.S3ObjectBytes, "target size in `bytes` of one uploaded object")
+	fs.Int64Var(&cfg.S3CacheBytes, "s3-cache-bytes", cfg.S3CacheBytes, "memory in `bytes` for caching data read back from S3")
 
 	fs.Usage = func() {
 		fmt.Fprintf(out, "klite: a single-node Kafka-compatible broker\n\nUsage: klite [flags]\n\n")
@@ -301,6 +342,41 @@ func (c *Config) validate() error {
 	}
 	if c.OffsetMetadataMaxBytes < 1 {
 		bad("-offset-metadata-max-bytes must be at least 1")
+	}
+	if c.RetentionMs < -1 || c.RetentionMs == 0 {
+		bad("-retention-ms must be -1 (forever) or > 0")
+	}
+	if c.RetentionBytes < -1 || c.RetentionBytes == 0 {
+		bad("-retention-bytes must be -1 (no limit) or > 0")
+	}
+	if c.RetentionCheckInterval < 100*time.Millisecond {
+		bad("-retention-check-interval must be at least 100ms")
+	}
+	if c.WALMaxBytes < 0 || (c.WALMaxBytes > 0 && c.WALMaxBytes < 2*c.SegmentBytes) {
+		bad("-wal-max-bytes must be 0 (no cap) or at least two segments (2 x -segment-bytes)")
+	}
+	if c.WALHotBytes < 1 {
+		bad("-wal-hot-bytes must be at least 1 (1: keep nothing already uploaded)")
+	}
+	if c.S3Bucket == "" && (c.S3Prefix != "" || c.S3Endpoint != "") {
+		bad("-s3-prefix and -s3-endpoint need -s3-bucket")
+	}
+	if c.S3Endpoint != "" {
+		if u, err := url.Parse(c.S3Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("-s3-endpoint %q: want an http:// or https:// URL", c.S3Endpoint)
+		}
+	}
+	if c.S3Region == "" {
+		bad("-s3-region must not be empty")
+	}
+	if c.S3FlushInterval < 100*time.Millisecond {
+		bad("-s3-flush-interval must be at least 100ms")
+	}
+	if c.S3ObjectBytes < 1<<20 || c.S3ObjectBytes > 5<<30 {
+		bad("-s3-object-bytes must be in [1 MiB, 5 GiB]")
+	}
+	if c.S3CacheBytes < 1<<20 {
+		bad("-s3-cache-bytes must be at least 1 MiB")
 	}
 	return errors.Join(errs...)
 }

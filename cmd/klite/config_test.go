@@ -41,6 +41,21 @@ func TestConfigEnvAndFlags(t *testing.T) {
 	if cfg.MaxConns != 9 {
 		t.Errorf("flag should win over environment: max-conns %d", cfg.MaxConns)
 	}
+
+	cfg, err = parseConfig([]string{"-s3-prefix", "p/", "-retention-ms", "-1"}, env(map[string]string{
+		"KLITE_S3_BUCKET":         "b",
+		"KLITE_S3_ENDPOINT":       "http://127.0.0.1:7070",
+		"KLITE_S3_FLUSH_INTERVAL": "5s",
+		"KLITE_WAL_HOT_BYTES":     "1048576",
+		"KLITE_RETENTION_BYTES":   "1000000",
+	}), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.S3Bucket != "b" || cfg.S3Prefix != "p/" || cfg.S3Endpoint != "http://127.0.0.1:7070" || cfg.S3Region != "us-east-1" ||
+		cfg.S3FlushInterval != 5*time.Second || cfg.WALHotBytes != 1<<20 || cfg.RetentionMs != -1 || cfg.RetentionBytes != 1000000 {
+		t.Errorf("tiering and retention settings not applied: %+v", cfg)
+	}
 }
 
 func TestConfigInvalid(t *testing.T) {
@@ -64,6 +79,20 @@ func TestConfigInvalid(t *testing.T) {
 		{[]string{"-advertise", "::1"}, nil, "-advertise"},
 		{[]string{"-advertise", "host:99999"}, nil, "-advertise"},
 		{[]string{"-idle-timeout", "-1s"}, nil, "-idle-timeout"},
+		{[]string{"-retention-ms", "0"}, nil, "-retention-ms"},
+		{[]string{"-retention-ms", "-2"}, nil, "-retention-ms"},
+		{[]string{"-retention-bytes", "-5"}, nil, "-retention-bytes"},
+		{[]string{"-retention-check-interval", "0s"}, nil, "-retention-check-interval"},
+		{[]string{"-wal-max-bytes", "-1"}, nil, "-wal-max-bytes"},
+		{[]string{"-wal-max-bytes", "1048576", "-segment-bytes", "1048576"}, nil, "-wal-max-bytes"},
+		{[]string{"-wal-hot-bytes", "0"}, nil, "-wal-hot-bytes"},
+		{[]string{"-s3-prefix", "klite/"}, nil, "-s3-bucket"},
+		{[]string{"-s3-bucket", "b", "-s3-endpoint", "localhost:9000"}, nil, "-s3-endpoint"},
+		{[]string{"-s3-bucket", "b", "-s3-region", ""}, nil, "-s3-region"},
+		{[]string{"-s3-flush-interval", "0s"}, nil, "-s3-flush-interval"},
+		{[]string{"-s3-object-bytes", "1000"}, nil, "-s3-object-bytes"},
+		{[]string{"-s3-cache-bytes", "0"}, nil, "-s3-cache-bytes"},
+		{nil, map[string]string{"KLITE_S3_OBJECT_BYTES": "lots"}, "KLITE_S3_OBJECT_BYTES"},
 		{[]string{"extra"}, nil, "unexpected arguments"},
 		{nil, map[string]string{"KLITE_MAX_CONNS": "many"}, "KLITE_MAX_CONNS"},
 	} {

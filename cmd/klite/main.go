@@ -1,9 +1,10 @@
 // Command klite runs a single-node Kafka-compatible broker.
 //
 // main only wires: flags and environment into a Config, a root logger, the
-// storage, protocol and network components, then it waits for SIGINT or
-// SIGTERM and stops them in order: answer long-polling fetches, stop
-// accepting and finish in-flight requests, close the store (final fdatasync).
+// storage, protocol and network components (and with -s3-bucket the tier,
+// tiering.go), then it waits for SIGINT or SIGTERM and stops them in order:
+// answer long-polling fetches, stop accepting and finish in-flight
+// requests, a last upload to the bucket, close the store (final fdatasync).
 package main
 
 import (
@@ -108,25 +109,77 @@ func serve(cfg Config, root zerolog.Logger) error {
 	defer signal.Stop(sigs)
 
 	started := time.Now()
+	var tiers *tiering
+	var plan *restorePlan // disaster recovery: an empty -wal, a snapshot in the bucket
+	if cfg.S3Bucket != "" {
+		t, err := newTiering(cfg, root)
+		if err != nil {
+			return err
+		}
+		tiers = t
+		fresh, err := freshDir(cfg.WALDir)
+		if err != nil {
+			return err
+		}
+		if fresh {
+			// A signal ends the restore (the process exits with the error).
+			sctx, unwatch := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			ctx, cancel := context.WithTimeout(sctx, restoreTimeout)
+			plan, err = tiers.loadRestore(ctx)
+			cancel()
+			unwatch()
+			if err != nil {
+				// Starting empty would publish a snapshot over the bucket's.
+				return fmt.Errorf("-wal %s is empty and the bucket could not be read: %w", cfg.WALDir, err)
+			}
+			if plan != nil {
+				if err := markRestore(cfg.WALDir, true); err != nil {
+					return fmt.Errorf("restore marker: %w", err)
+				}
+			}
+		}
+		log.Info().Str("bucket", cfg.S3Bucket).Str("prefix", cfg.S3Prefix).Str("endpoint", cfg.S3Endpoint).
+			Bool("restore", plan != nil).Msg("tiered storage on")
+	}
 	store, err := storage.Open(storage.Config{
-		Dir:            cfg.WALDir,
-		Shards:         cfg.Shards,
-		SegmentBytes:   cfg.SegmentBytes,
-		MaxQueueBytes:  cfg.ShardQueueBytes,
-		FsyncLinger:    cfg.FsyncLinger,
-		Prealloc:       preallocModes[cfg.Prealloc],
-		MaxPartitions:  int32(cfg.MaxTopicPartitions),
-		ProducerExpiry: cfg.ProducerExpiry,
-		Logger:         root, // storage adds its own component field
+		Dir:                    cfg.WALDir,
+		Shards:                 cfg.Shards,
+		SegmentBytes:           cfg.SegmentBytes,
+		MaxQueueBytes:          cfg.ShardQueueBytes,
+		FsyncLinger:            cfg.FsyncLinger,
+		Prealloc:               preallocModes[cfg.Prealloc],
+		MaxPartitions:          int32(cfg.MaxTopicPartitions),
+		ProducerExpiry:         cfg.ProducerExpiry,
+		Cold:                   tiers.coldLog(),
+		RetentionCheckInterval: cfg.RetentionCheckInterval,
+		RetentionMs:            cfg.RetentionMs,
+		RetentionBytes:         cfg.RetentionBytes,
+		MaxWALBytes:            cfg.WALMaxBytes,
+		HotBytes:               cfg.WALHotBytes,
+		Logger:                 root, // storage adds its own component field
 	})
 	if err != nil {
+		tiers.close()
 		return fmt.Errorf("open storage: %w", err)
 	}
 	log.Info().Str("dir", cfg.WALDir).Dur("took", time.Since(started)).Msg("storage open")
 
+	if plan != nil {
+		if err := restore(plan, store, groupConfig(cfg, store, root), log, started); err != nil {
+			return errors.Join(err, closeStore(store, log), tiers.closeErr())
+		}
+	}
 	groups, err := openGroups(cfg, store, root)
 	if err != nil {
-		return errors.Join(err, closeStore(store, log))
+		return errors.Join(err, closeStore(store, log), tiers.closeErr())
+	}
+	if plan != nil {
+		if err := markRestore(cfg.WALDir, false); err != nil {
+			return errors.Join(fmt.Errorf("restore marker: %w", err), groups.Close(), closeStore(store, log), tiers.closeErr())
+		}
+	}
+	if tiers != nil {
+		tiers.start(store, groups, root)
 	}
 
 	// netloop needs a handler before it binds, and the kafka handler needs the
@@ -146,10 +199,12 @@ func serve(cfg Config, root zerolog.Logger) error {
 		Logger:                  root, // netloop adds its own component field
 	}, late)
 	if err != nil {
-		return errors.Join(fmt.Errorf("netloop: %w", err), groups.Close(), closeStore(store, log))
+		tiers.stopNow()
+		return errors.Join(fmt.Errorf("netloop: %w", err), groups.Close(), closeStore(store, log), tiers.closeErr())
 	}
 	if err := srv.Start(); err != nil {
-		return errors.Join(fmt.Errorf("listen on %s: %w", cfg.Listen, err), groups.Close(), closeStore(store, log))
+		tiers.stopNow()
+		return errors.Join(fmt.Errorf("listen on %s: %w", cfg.Listen, err), groups.Close(), closeStore(store, log), tiers.closeErr())
 	}
 	bound := srv.Addr()
 
@@ -168,13 +223,16 @@ func serve(cfg Config, root zerolog.Logger) error {
 		MaxTopicPartitions: int32(cfg.MaxTopicPartitions),
 		Logger:             root, // kafka adds its own component field
 		// Reported by DescribeConfigs under Kafka's names.
-		Listeners:             "PLAINTEXT://" + bound.String(),
-		LogDirs:               cfg.WALDir,
-		SegmentBytes:          cfg.SegmentBytes,
-		SocketRequestMaxBytes: int32(cfg.MaxRequestBytes),
-		ConnectionsMaxIdleMs:  idleMs(cfg.IdleTimeout),
-		MaxConnections:        int32(min(maxConns, 1<<31-1)),
-		Groups:                groups,
+		Listeners:                "PLAINTEXT://" + bound.String(),
+		LogDirs:                  cfg.WALDir,
+		SegmentBytes:             cfg.SegmentBytes,
+		SocketRequestMaxBytes:    int32(cfg.MaxRequestBytes),
+		ConnectionsMaxIdleMs:     idleMs(cfg.IdleTimeout),
+		MaxConnections:           int32(min(maxConns, 1<<31-1)),
+		RetentionMs:              cfg.RetentionMs,
+		RetentionBytes:           cfg.RetentionBytes,
+		RetentionCheckIntervalMs: cfg.RetentionCheckInterval.Milliseconds(),
+		Groups:                   groups,
 	}, store)
 	late.h.Store(handler)
 
@@ -209,6 +267,11 @@ func serve(cfg Config, root zerolog.Logger) error {
 	if err := srv.Stop(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("stop network: %w", err))
 	}
+	// Uploads stop before the store closes (they pin its segments); the
+	// last upload and snapshot need the coordinator's offsets.
+	if tiers != nil {
+		tiers.stop(cfg.ShutdownTimeout)
+	}
 	// The coordinator after the network (no request is in flight), before
 	// the store its topic lookups read.
 	if err := groups.Close(); err != nil {
@@ -217,6 +280,7 @@ func serve(cfg Config, root zerolog.Logger) error {
 	if err := closeStore(store, log); err != nil {
 		errs = append(errs, err)
 	}
+	tiers.close()
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
@@ -333,7 +397,16 @@ const groupsDir = "groups"
 // openGroups starts the group coordinator on <wal>/groups; topics are looked
 // up in the store.
 func openGroups(cfg Config, store *storage.Store, root zerolog.Logger) (*group.Coordinator, error) {
-	gc, err := group.Open(group.Config{
+	gc, err := group.Open(groupConfig(cfg, store, root))
+	if err != nil {
+		return nil, fmt.Errorf("open group coordinator: %w", err)
+	}
+	return gc, nil
+}
+
+// groupConfig is the coordinator's configuration from the flags.
+func groupConfig(cfg Config, store *storage.Store, root zerolog.Logger) group.Config {
+	return group.Config{
 		Dir: filepath.Join(cfg.WALDir, groupsDir),
 		Topics: func(topic string) (int32, bool) {
 			info, ok := store.Topic(topic)
@@ -350,9 +423,5 @@ func openGroups(cfg Config, store *storage.Store, root zerolog.Logger) (*group.C
 		OffsetsRetention:          cfg.OffsetsRetention,
 		MaxMetadataBytes:          cfg.OffsetMetadataMaxBytes,
 		Logger:                    root, // group adds its own component field
-	})
-	if err != nil {
-		return nil, fmt.Errorf("open group coordinator: %w", err)
 	}
-	return gc, nil
 }

@@ -1,0 +1,770 @@
+package main
+
+// Retention, DeleteRecords and tiered storage against the real binary. The
+// S3 tests run against versitygw (a real S3 server) on loopback, installed
+// by scripts/versitygw.sh the first time (`make s3-server`);
+// KLITE_S3_TESTS=0 skips them, saying so.
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	ckafka "github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/klite/klite/tier"
+	"github.com/klite/klite/tier/s3fault"
+)
+
+const (
+	s3Access = "klite"
+	s3Secret = "klite-secret-key"
+	s3Bucket = "klite-test"
+	s3Prefix = "klite/"
+)
+
+var (
+	vgwOnce sync.Once
+	vgwBin  string
+	vgwErr  error
+)
+
+// startS3 runs a fresh versitygw with an empty bucket and returns its
+// endpoint. The broker finds the credentials where the AWS default chain
+// looks: the environment, set here for the test (and inherited by klite).
+func startS3(t *testing.T) string {
+	t.Helper()
+	if os.Getenv("KLITE_S3_TESTS") == "0" {
+		t.Skip("KLITE_S3_TESTS=0: S3 integration tests against versitygw skipped")
+	}
+	vgwOnce.Do(func() {
+		var stderr bytes.Buffer
+		cmd := exec.Command("bash", "../../scripts/versitygw.sh", "install")
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			vgwErr = fmt.Errorf("versitygw.sh install: %v\n%s", err, stderr.String())
+			return
+		}
+		vgwBin = strings.TrimSpace(string(out))
+	})
+	if vgwErr != nil {
+		t.Fatal(vgwErr)
+	}
+	root := t.TempDir()
+	if err := os.Mkdir(filepath.Join(root, s3Bucket), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	log := &logBuffer{}
+	cmd := exec.Command(vgwBin, "--access", s3Access, "--secret", s3Secret, "--port", addr, "posix", root)
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("versitygw log:\n%s", log.tail(100))
+		}
+	})
+	endpoint := "http://" + addr
+	waitFor(t, 30*time.Second, "versitygw to answer", func() bool {
+		select {
+		case <-exited:
+			t.Fatalf("versitygw exited:\n%s", log.tail(100))
+		default:
+		}
+		resp, err := http.Get(endpoint + "/")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return true
+	})
+	t.Setenv("AWS_ACCESS_KEY_ID", s3Access)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", s3Secret)
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	return endpoint
+}
+
+// tierFlags run klite tiered to endpoint with everything small: 1 MiB
+// segments and objects, a 1 s flush, and no uploaded data kept locally, so
+// most of a partition's log soon lives only in the bucket.
+func tierFlags(endpoint string, extra ...string) []string {
+	return append([]string{
+		"-s3-bucket", s3Bucket, "-s3-endpoint", endpoint, "-s3-prefix", s3Prefix,
+		"-s3-flush-interval", "1s", "-s3-object-bytes", "1048576", "-wal-hot-bytes", "1",
+		"-segment-bytes", "1048576", "-max-message-bytes", "1000000",
+		"-retention-check-interval", "1s", "-shards", "2",
+	}, extra...)
+}
+
+// bucket is a test's own client of the bucket klite writes to.
+func bucket(t *testing.T, endpoint string) *tier.S3Store {
+	t.Helper()
+	s, err := tier.NewS3Store(context.Background(), tier.S3Config{
+		Bucket: s3Bucket, Prefix: s3Prefix, Endpoint: endpoint, AccessKey: s3Access, SecretKey: s3Secret,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// tieredEnds returns the end of each partition's published manifest.
+func tieredEnds(t *testing.T, s *tier.S3Store, adm *kadm.Client, topic string) map[int32]int64 {
+	t.Helper()
+	ctx := testContext(t, time.Minute)
+	td, err := adm.ListTopics(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := td[topic]
+	ends := map[int32]int64{}
+	for p := range d.Partitions {
+		m, err := tier.LoadManifest(ctx, s, tier.Partition{Topic: topic, TopicID: d.ID, Partition: p})
+		if err != nil {
+			t.Fatalf("manifest of %s/%d: %v", topic, p, err)
+		}
+		ends[p] = m.NextOffset()
+	}
+	return ends
+}
+
+// waitUploaded waits until the bucket holds every partition of topic up to
+// its current end offset.
+func waitUploaded(t *testing.T, s *tier.S3Store, adm *kadm.Client, topic string, d time.Duration) {
+	t.Helper()
+	ends, err := adm.ListEndOffsets(testContext(t, time.Minute), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, d, "the bucket to hold "+topic, func() bool {
+		tiered := tieredEnds(t, s, adm, topic)
+		ok := true
+		ends.Each(func(o kadm.ListedOffset) {
+			if tiered[o.Partition] < o.Offset {
+				ok = false
+			}
+		})
+		return ok
+	})
+}
+
+// walBytes is the size of the WAL segment files under dir.
+func walBytes(t *testing.T, dir string) int64 {
+	t.Helper()
+	var n int64
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // deleted while walking
+			}
+			return err
+		}
+		if d.Type().IsRegular() && strings.HasSuffix(path, ".wal") {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func startOffset(t *testing.T, adm *kadm.Client, topic string, p int32) int64 {
+	t.Helper()
+	starts, err := adm.ListStartOffsets(testContext(t, 30*time.Second), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, ok := starts.Lookup(topic, p)
+	if !ok || o.Err != nil {
+		t.Fatalf("start offset of %s/%d: %v", topic, p, o.Err)
+	}
+	return o.Offset
+}
+
+func endOffset(t *testing.T, adm *kadm.Client, topic string, p int32) int64 {
+	t.Helper()
+	ends, err := adm.ListEndOffsets(testContext(t, 30*time.Second), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, ok := ends.Lookup(topic, p)
+	if !ok || o.Err != nil {
+		t.Fatalf("end offset of %s/%d: %v", topic, p, o.Err)
+	}
+	return o.Offset
+}
+
+// produceValues produces n records value(0, i) to partition 0 of topic,
+// all with timestamp ts (zero: now), and fails on any error.
+func produceValues(t *testing.T, cl *kgo.Client, topic string, from, n int, ts time.Time) {
+	t.Helper()
+	ctx := testContext(t, 2*time.Minute)
+	for i := from; i < from+n; i++ {
+		r := &kgo.Record{Topic: topic, Partition: 0, Value: value(0, int64(i)), Timestamp: ts}
+		cl.Produce(ctx, r, func(r *kgo.Record, err error) {
+			if err != nil {
+				t.Errorf("produce: %v", err)
+			}
+		})
+	}
+	if err := cl.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+}
+
+// TestDeleteRecords: kadm's DeleteRecords moves the log start (and it stays
+// after a restart); a consumer below it gets OFFSET_OUT_OF_RANGE, or is
+// reset to the new start.
+func TestDeleteRecords(t *testing.T) {
+	b := startBroker(t)
+	cl := newFranz(t, b.addr, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	adm := kadm.NewClient(cl)
+	const topic = "delete-records"
+	createTopic(t, adm, topic, 2)
+	produceValues(t, cl, topic, 0, 100, time.Time{})
+	ctx := testContext(t, time.Minute)
+
+	var offs kadm.Offsets
+	offs.Add(kadm.Offset{Topic: topic, Partition: 0, At: 40})
+	offs.Add(kadm.Offset{Topic: topic, Partition: 1, At: 5}) // past partition 1's end (0)
+	resp, err := adm.DeleteRecords(ctx, offs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := resp.On(topic, 0, nil); r.Err != nil || r.LowWatermark != 40 {
+		t.Fatalf("partition 0: low watermark %d, %v", r.LowWatermark, r.Err)
+	}
+	if r, _ := resp.On(topic, 1, nil); !errors.Is(r.Err, kerr.OffsetOutOfRange) {
+		t.Fatalf("partition 1 past its end: %v", r.Err)
+	}
+	offs = nil
+	offs.Add(kadm.Offset{Topic: "no-such-topic", Partition: 0, At: 1})
+	if resp, err := adm.DeleteRecords(ctx, offs); err == nil {
+		if r, _ := resp.On("no-such-topic", 0, nil); !errors.Is(r.Err, kerr.UnknownTopicOrPartition) {
+			t.Fatalf("unknown topic: %v", r.Err)
+		}
+	}
+
+	check := func(when string) {
+		t.Helper()
+		if got := startOffset(t, adm, topic, 0); got != 40 {
+			t.Fatalf("%s: start offset %d, want 40", when, got)
+		}
+		// Below the log start, without a reset policy: the error surfaces.
+		strict := newFranz(t, b.addr, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().At(10)}}),
+			kgo.ConsumeResetOffset(kgo.NoResetOffset()))
+		var fetchErr error
+		for fetchErr == nil {
+			fs := strict.PollFetches(testContext(t, time.Minute))
+			if err := fs.Err(); err != nil {
+				fetchErr = err
+			} else if n := len(fs.Records()); n > 0 {
+				t.Fatalf("%s: %d records below the log start", when, n)
+			}
+		}
+		if !errors.Is(fetchErr, kerr.OffsetOutOfRange) {
+			t.Fatalf("%s: fetch below the log start: %v, want OFFSET_OUT_OF_RANGE", when, fetchErr)
+		}
+		// With reset to earliest: the consumer lands on the new log start.
+		got := consumeNReset(t, b.addr, topic, kgo.NewOffset().At(10), kgo.NewOffset().AtStart(), 60)
+		for i, r := range got[:60] {
+			if want := int64(40 + i); r.Offset != want || !bytes.Equal(r.Value, value(0, want)) {
+				t.Fatalf("%s: record %d at offset %d (%q), want offset %d", when, i, r.Offset, r.Value, want)
+			}
+		}
+	}
+	check("after DeleteRecords")
+	b.stop()
+	b.restart()
+	check("after a restart")
+
+	// -1 deletes up to the high watermark.
+	offs = nil
+	offs.Add(kadm.Offset{Topic: topic, Partition: 0, At: -1})
+	resp, err = adm.DeleteRecords(testContext(t, time.Minute), offs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := resp.On(topic, 0, nil); r.Err != nil || r.LowWatermark != 100 {
+		t.Fatalf("delete to the high watermark: low watermark %d, %v", r.LowWatermark, r.Err)
+	}
+	b.stop()
+}
+
+// TestRetentionLocal: with a 1 s retention check and 1 MiB segments, the
+// broker-wide -retention-ms expires old records and a topic's
+// retention.bytes caps its size; the log start moves and what remains
+// reads back.
+func TestRetentionLocal(t *testing.T) {
+	b := startBroker(t, "-retention-ms", "3600000", "-retention-check-interval", "1s",
+		"-segment-bytes", "1048576", "-max-message-bytes", "1000000")
+	// Uncompressed, so a record's stored size is known: its 100-byte value
+	// plus at most 12 bytes of framing (the 61-byte batch header is spread
+	// over hundreds of records).
+	cl := newFranz(t, b.addr, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerBatchMaxBytes(64<<10),
+		kgo.ProducerBatchCompression(kgo.NoCompression()))
+	adm := kadm.NewClient(cl)
+
+	t.Run("time", func(t *testing.T) {
+		const topic = "retention-time"
+		createTopic(t, adm, topic, 1)
+		// Two hours old: past the broker's one-hour retention at once. Then
+		// fresh records, which must stay.
+		const old, fresh = 40000, 1000
+		produceValues(t, cl, topic, 0, old, time.Now().Add(-2*time.Hour))
+		produceValues(t, cl, topic, old, fresh, time.Time{})
+		waitFor(t, time.Minute, "expired records to go", func() bool {
+			return startOffset(t, adm, topic, 0) >= old/2
+		})
+		start := startOffset(t, adm, topic, 0)
+		t.Logf("log start %d: %d expired records, %d fresh", start, old, fresh)
+		if start > old {
+			t.Fatalf("log start %d is past the fresh records (from %d)", start, old)
+		}
+		got := consumeN(t, b.addr, topic, map[int32]kgo.Offset{0: kgo.NewOffset().AtStart()}, int(old+fresh-start))
+		for i, r := range got[:old+fresh-start] {
+			if want := start + int64(i); r.Offset != want || !bytes.Equal(r.Value, value(0, want)) {
+				t.Fatalf("record %d: offset %d, want %d", i, r.Offset, want)
+			}
+		}
+	})
+
+	t.Run("size", func(t *testing.T) {
+		const topic = "retention-size"
+		const limit = 1 << 20
+		if _, err := adm.CreateTopic(testContext(t, 30*time.Second), 1, 1,
+			map[string]*string{"retention.bytes": kadm.StringPtr(fmt.Sprint(limit))}, topic); err != nil {
+			t.Fatal(err)
+		}
+		const n = 60000 // about 6 MiB of values
+		produceValues(t, cl, topic, 0, n, time.Time{})
+		waitFor(t, time.Minute, "the log to shrink to retention.bytes", func() bool {
+			return (n-startOffset(t, adm, topic, 0))*valueSize < 3*limit
+		})
+		start := startOffset(t, adm, topic, 0)
+		kept := storedBytes(t, cl, topic, start)
+		t.Logf("log start %d of %d records: %d bytes kept", start, n, kept)
+		// Kafka deletes only while what remains is at least retention.bytes.
+		if kept < limit {
+			t.Errorf("kept %d bytes, below retention.bytes %d", kept, limit)
+		}
+		if end := endOffset(t, adm, topic, 0); end != n {
+			t.Fatalf("end offset %d, want %d", end, n)
+		}
+	})
+	b.stop()
+}
+
+// storedBytes is the size of partition 0's record batches from offset
+// from to its end, read with raw fetches.
+func storedBytes(t *testing.T, cl *kgo.Client, topic string, from int64) int64 {
+	t.Helper()
+	ctx := testContext(t, time.Minute)
+	td, err := kadm.NewClient(cl).ListTopics(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for {
+		req := kmsg.NewPtrFetchRequest() // the client picks the version
+		req.MaxBytes, req.ReplicaID = 1<<20, -1
+		rt := kmsg.NewFetchRequestTopic()
+		rt.Topic, rt.TopicID = topic, td[topic].ID
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.FetchOffset, rp.PartitionMaxBytes = from, 1<<20
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := resp.Topics[0].Partitions[0]
+		if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+			t.Fatalf("fetch %s at %d: %v", topic, from, err)
+		}
+		if len(p.RecordBatches) == 0 {
+			return n
+		}
+		n += int64(len(p.RecordBatches))
+		// Continue after the last batch: base offset + last offset delta + 1.
+		for b := p.RecordBatches; len(b) >= 61; {
+			size := 12 + int(binary.BigEndian.Uint32(b[8:]))
+			from = int64(binary.BigEndian.Uint64(b)) + int64(binary.BigEndian.Uint32(b[23:])) + 1
+			b = b[min(size, len(b)):]
+		}
+	}
+}
+
+// consumeBigConfluent reads the big run's partitions from offset 0 with
+// librdkafka and checks every record.
+func consumeBigConfluent(t *testing.T, addr, topic string, n int) {
+	t.Helper()
+	c := ckConsumer(t, addr)
+	var tps []ckafka.TopicPartition
+	for p := int32(0); p < bigParts; p++ {
+		tps = append(tps, ckafka.TopicPartition{Topic: &topic, Partition: p, Offset: ckafka.OffsetBeginning})
+	}
+	if err := c.Assign(tps); err != nil {
+		t.Fatal(err)
+	}
+	v := newVerifier(t, "confluent", n)
+	deadline := time.Now().Add(5 * time.Minute)
+	for !v.done() && !t.Failed() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out at %s", v.progress())
+		}
+		switch e := c.Poll(100).(type) {
+		case *ckafka.Message:
+			v.add(e.TopicPartition.Partition, int64(e.TopicPartition.Offset), e.Value)
+		case ckafka.Error:
+			if e.IsFatal() {
+				t.Fatalf("consumer: %v", e)
+			}
+			t.Logf("consumer error event: %v", e)
+		}
+	}
+}
+
+// tierRecords is the size of the tiered big run: about 20 MB, twenty-odd
+// 1 MiB segments.
+const tierRecords = 200_000
+
+// TestTieredReads: once most of a topic lives only in the bucket, franz-go
+// and librdkafka read it all from offset 0, every record as produced.
+func TestTieredReads(t *testing.T) {
+	endpoint := startS3(t)
+	b := startBroker(t, tierFlags(endpoint)...)
+	cl := newFranz(t, b.addr, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	adm := kadm.NewClient(cl)
+	const topic = "tiered"
+	createTopic(t, adm, topic, bigParts)
+	produceBigFranz(t, cl, topic, tierRecords)
+	produced := int64(tierRecords * valueSize)
+
+	waitUploaded(t, bucket(t, endpoint), adm, topic, 2*time.Minute)
+	waitFor(t, 2*time.Minute, "uploaded segments to leave the WAL", func() bool {
+		return walBytes(t, b.dir) < produced/3
+	})
+	t.Logf("WAL holds %d bytes of %d produced", walBytes(t, b.dir), produced)
+
+	checkEndOffsets(t, adm, topic, bigParts, tierRecords)
+	consumeBigFranz(t, b.addr, topic, tierRecords)
+	consumeBigConfluent(t, b.addr, topic, tierRecords)
+
+	// The log start reads from the bucket too after a restart.
+	b.stop()
+	b.restart()
+	consumeBigFranz(t, b.addr, topic, tierRecords)
+	b.stop()
+}
+
+// TestDisasterRecovery: after a clean stop, the WAL dir is deleted; klite
+// started on the empty dir with the same bucket has every topic (with its
+// ID and configs), record and committed offset back.
+func TestDisasterRecovery(t *testing.T) {
+	endpoint := startS3(t)
+	b := startBroker(t, tierFlags(endpoint)...)
+	cl := newFranz(t, b.addr, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	adm := kadm.NewClient(cl)
+	ctx := testContext(t, 5*time.Minute)
+
+	const topic, small, group = "dr-big", "dr-small", "dr-group"
+	createTopic(t, adm, topic, bigParts)
+	if _, err := adm.CreateTopic(ctx, 3, 1, map[string]*string{"retention.ms": kadm.StringPtr("-1")}, small); err != nil {
+		t.Fatal(err)
+	}
+	produceBigFranz(t, cl, topic, tierRecords/4)
+	for i := 0; i < 30; i++ {
+		cl.Produce(ctx, &kgo.Record{Topic: small, Partition: int32(i % 3), Value: []byte(fmt.Sprint("small ", i))}, nil)
+	}
+	if err := cl.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var commits kadm.Offsets
+	for p := int32(0); p < bigParts; p++ {
+		commits.Add(kadm.Offset{Topic: topic, Partition: p, At: int64(100 + p)})
+	}
+	commits.Add(kadm.Offset{Topic: small, Partition: 2, At: 7, Metadata: "meta"})
+	if resp, err := adm.CommitOffsets(ctx, group, commits); err != nil || resp.Error() != nil {
+		t.Fatalf("commit: %v %v", err, resp.Error())
+	}
+
+	before, err := adm.ListTopics(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	endsBefore, err := adm.ListEndOffsets(ctx, topic, small)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.stop() // the final upload and snapshot
+
+	if err := os.RemoveAll(b.dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(b.dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b.restart()
+	if !b.log.contains("restored from the bucket") {
+		t.Fatal("no restore logged")
+	}
+
+	cl = newFranz(t, b.addr)
+	adm = kadm.NewClient(cl)
+	after, err := adm.ListTopics(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{topic, small} {
+		bd, ad := before[name], after[name]
+		if ad.ID != bd.ID || len(ad.Partitions) != len(bd.Partitions) {
+			t.Errorf("%s: id %v with %d partitions after, %v with %d before", name, ad.ID, len(ad.Partitions), bd.ID, len(bd.Partitions))
+		}
+	}
+	endsAfter, err := adm.ListEndOffsets(ctx, topic, small)
+	if err != nil {
+		t.Fatal(err)
+	}
+	endsBefore.Each(func(o kadm.ListedOffset) {
+		a, _ := endsAfter.Lookup(o.Topic, o.Partition)
+		if a.Err != nil || a.Offset != o.Offset {
+			t.Errorf("%s/%d: end offset %d (%v) after, %d before", o.Topic, o.Partition, a.Offset, a.Err, o.Offset)
+		}
+	})
+	rc, err := adm.DescribeTopicConfigs(ctx, small)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := rc.On(small, nil); err != nil || !hasConfig(c.Configs, "retention.ms", "-1") {
+		t.Errorf("%s: retention.ms not restored: %v %+v", small, err, c.Configs)
+	}
+	fetched, err := adm.FetchOffsets(ctx, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	commits.Each(func(o kadm.Offset) {
+		got, ok := fetched.Lookup(o.Topic, o.Partition)
+		if !ok || got.Err != nil || got.At != o.At || got.Metadata != o.Metadata {
+			t.Errorf("committed %s/%d: %+v, want %d %q", o.Topic, o.Partition, got, o.At, o.Metadata)
+		}
+	})
+	consumeBigFranz(t, b.addr, topic, tierRecords/4)
+	got := consumeN(t, b.addr, small, map[int32]kgo.Offset{0: kgo.NewOffset().AtStart(), 1: kgo.NewOffset().AtStart(), 2: kgo.NewOffset().AtStart()}, 30)
+	seen := map[string]bool{}
+	for _, r := range got {
+		seen[string(r.Value)] = true
+	}
+	if len(seen) != 30 {
+		t.Errorf("%s: %d distinct records back, want 30", small, len(seen))
+	}
+
+	// The restored broker appends after the restored offsets.
+	pcl := newFranz(t, b.addr, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	r, err := pcl.ProduceSync(ctx, &kgo.Record{Topic: small, Partition: 1, Value: []byte("after")}).First()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := endsBefore.Lookup(small, 1); r.Offset != o.Offset {
+		t.Errorf("%s/1: first record after the restore at offset %d, want %d", small, r.Offset, o.Offset)
+	}
+	b.stop()
+}
+
+func hasConfig(cs []kadm.Config, name, value string) bool {
+	for _, c := range cs {
+		if c.Key == name && c.Value != nil && *c.Value == value {
+			return true
+		}
+	}
+	return false
+}
+
+// TestTieredCrashKill9: kill -9 at random moments while producers write
+// and the uploader uploads; after each restart every acknowledged record is
+// there exactly once, most of them read back from the bucket.
+func TestTieredCrashKill9(t *testing.T) {
+	endpoint := startS3(t)
+	crashRounds(t, envInt("KLITE_CRASH_ROUNDS", 4), tierFlags(endpoint)...)
+	objects := 0
+	err := bucket(t, endpoint).List(testContext(t, time.Minute), "topics/crash-", "", func(o tier.ObjectInfo) error {
+		if strings.HasSuffix(o.Key, ".klo") {
+			objects++
+		}
+		return nil
+	})
+	if err != nil || objects == 0 {
+		t.Fatalf("the bucket holds %d data objects of the crashed topic (%v)", objects, err)
+	}
+	t.Logf("the bucket holds %d data objects of the crashed topic", objects)
+}
+
+// TestTieredS3Down: the bucket becomes unreachable (503s, then reset
+// connections) while producers write; nothing acknowledged is lost, and
+// once S3 is back the backlog goes up.
+func TestTieredS3Down(t *testing.T) {
+	endpoint := startS3(t)
+	proxy, err := s3fault.New(endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { proxy.Close() })
+	b := startBroker(t, tierFlags(proxy.URL())...)
+	adm := kadm.NewClient(newFranz(t, b.addr))
+	const topic, producers = "s3-down", 2
+	createTopic(t, adm, topic, durParts)
+
+	tr := newTracker(producers)
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for id := 0; id < producers; id++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); runProducer(t, ctx, b.addr, topic, id, tr) }()
+	}
+	defer func() { stop(); wg.Wait() }()
+
+	s := bucket(t, endpoint)
+	progress := func(n int64) {
+		t.Helper()
+		from := tr.nAcked.Load()
+		waitFor(t, 2*time.Minute, "producers to make progress", func() bool { return tr.nAcked.Load() >= from+n })
+	}
+	progress(5000)
+	for _, mode := range []s3fault.Mode{s3fault.SlowDown, s3fault.Reset} {
+		proxy.SetMode(mode)
+		faults := proxy.Faults()
+		progress(20000) // acks go on while S3 is down
+		waitFor(t, time.Minute, "uploads to hit the fault", func() bool { return proxy.Faults() > faults })
+		proxy.SetMode(s3fault.Pass)
+		progress(2000)
+	}
+	proxy.SetMode(s3fault.SlowDown)
+	progress(20000)
+	proxy.SetMode(s3fault.Pass)
+	stop()
+	wg.Wait()
+
+	waitUploaded(t, s, adm, topic, 3*time.Minute)
+	verifyDurable(t, b.addr, topic, tr)
+	b.stop()
+}
+
+// TestWALMaxBytes: at -wal-max-bytes with nothing expired, produce fails
+// with KAFKA_STORAGE_ERROR and nothing is lost; DeleteRecords to the high
+// watermark lets retention free segments, and produce works again.
+func TestWALMaxBytes(t *testing.T) {
+	const capBytes = 4 << 20
+	b := startBroker(t, "-wal-max-bytes", fmt.Sprint(capBytes), "-segment-bytes", "1048576", "-max-message-bytes", "1000000",
+		"-retention-check-interval", "1s", "-retention-ms", "-1", "-shards", "1")
+	cl := newFranz(t, b.addr, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.DisableIdempotentWrite(),
+		kgo.RecordRetries(1), kgo.ProducerLinger(0), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	adm := kadm.NewClient(cl)
+	const topic = "wal-cap"
+	createTopic(t, adm, topic, 1)
+	ctx := testContext(t, 2*time.Minute)
+	big := bytes.Repeat([]byte("x"), 64<<10)
+
+	var acked int64
+	var full error
+	for i := 0; full == nil; i++ {
+		if i > 4*capBytes/len(big) {
+			t.Fatalf("%d bytes produced under a %d byte cap without an error (WAL holds %d bytes, log start %d)", acked*int64(len(big)), capBytes, walBytes(t, b.dir), startOffset(t, adm, topic, 0))
+		}
+		r, err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: 0, Value: big}).First()
+		if err != nil {
+			full = err
+			break
+		}
+		if r.Offset != acked {
+			t.Fatalf("record %d at offset %d", acked, r.Offset)
+		}
+		acked++
+	}
+	if !errors.Is(full, kerr.KafkaStorageError) {
+		t.Fatalf("produce at the cap: %v, want KAFKA_STORAGE_ERROR", full)
+	}
+	if walBytes(t, b.dir) > capBytes {
+		t.Fatalf("WAL holds %d bytes, cap %d", walBytes(t, b.dir), capBytes)
+	}
+	t.Logf("cap reached after %d records", acked)
+	if end := endOffset(t, adm, topic, 0); end != acked {
+		t.Fatalf("end offset %d, want the %d acknowledged", end, acked)
+	}
+
+	var offs kadm.Offsets
+	offs.Add(kadm.Offset{Topic: topic, Partition: 0, At: -1})
+	if resp, err := adm.DeleteRecords(ctx, offs); err != nil || resp.Error() != nil {
+		t.Fatalf("delete records: %v %v", err, resp.Error())
+	}
+	waitFor(t, time.Minute, "produce to work again", func() bool {
+		_, err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: 0, Value: big}).First()
+		return err == nil
+	})
+	b.stop()
+}
+
+// freshDir: no meta.json is fresh; a restore marker (an interrupted
+// restore) is an error until the directory is emptied.
+func TestFreshDir(t *testing.T) {
+	dir := t.TempDir()
+	if fresh, err := freshDir(dir); !fresh || err != nil {
+		t.Fatalf("empty dir: fresh %v, %v", fresh, err)
+	}
+	if err := markRestore(dir, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := freshDir(dir); err == nil || !strings.Contains(err.Error(), "interrupted") {
+		t.Fatalf("restore marker: %v", err)
+	}
+	if err := markRestore(dir, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, metaName), []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if fresh, err := freshDir(dir); fresh || err != nil {
+		t.Fatalf("dir with %s: fresh %v, %v", metaName, fresh, err)
+	}
+}
