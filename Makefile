@@ -31,7 +31,7 @@ s3-server:
 test-unit: s3-server
 	$(GO) test -count=1 -timeout 10m $(TESTFLAGS) $$($(GO) list ./... | grep -v -e /cmd/klite)
 
-test-integration:
+test-integration: s3-server
 	KLITE_TEST_RECORDS=$(RECORDS) $(GO) test -count=1 -timeout 14m -v $(TESTFLAGS) ./cmd/klite
 
 # The integration tests drive the real binary; under -race they run with

@@ -121,8 +121,12 @@
 // The next segment is prepared in the background, on its own goroutine,
 // once the active one is a quarter full (so a store that writes little
 // never pays for it): fallocate (reserving space, so ENOSPC shows up
-// before data is at stake), then zeros written over the file in 1 MiB
-// steps, fdatasynced every 16 MiB. Later writes overwrite initialised
+// before data is at stake), then zeros written over the file in 256 KiB
+// steps, each fdatasynced, and only while no WAL fdatasync has run for a
+// millisecond (prepgate.go): at full speed beside a busy writer the zeros
+// doubled the disk's write load and held WAL fdatasyncs up by 50-300 ms.
+// A busy store therefore mostly uses fallocated segments, an idle or
+// moderate one zero-filled ones. Later writes overwrite initialised
 // blocks, so fdatasync flushes data only; with fallocate alone each write
 // converts unwritten extents (a journal commit per fdatasync), and
 // appending grows the file (also metadata). Measured on this machine's

@@ -236,7 +236,7 @@ func (s *Store) Restore(snap *tier.MetaSnapshot, next map[tier.Partition]int64) 
 			if err != nil {
 				return fmt.Errorf("storage: restore: manifest of %s/%d: %w", st.Name, i, err)
 			}
-			if m != nil && len(m.Objects) > 0 {
+			if m != nil { // empty (all retained, or restarted past its end): nothing below NextOffset
 				starts[tp] = max(starts[tp], m.LogStartOffset)
 			}
 		}

@@ -105,6 +105,10 @@ type Config struct {
 
 	// Cold is the tiered log (nil: local only). See ColdLog.
 	Cold ColdLog
+	// OnSeal, when set, runs (on a store goroutine; it must not block)
+	// after a segment is sealed, so the uploader can start on a full
+	// segment at once instead of at its next flush interval.
+	OnSeal func()
 	// RetentionCheckInterval is how often retention runs (default 5 min,
 	// Kafka's log.retention.check.interval.ms; negative disables).
 	RetentionCheckInterval time.Duration

@@ -25,13 +25,15 @@ import (
 // copes with a from inside a chunk (a manifest written by another store):
 // it returns the rest of that chunk from the batch holding from.
 //
-// A from below the log start but still in the WAL is served from from, as
-// tier.Source says (skipping to the log start would leave a hole in a
-// tiered log that has objects); the tier's retention trims it later. A
-// from below the WAL's first chunk (retention freed data never uploaded)
-// yields that first chunk: a tiered log with objects cannot continue there
-// and the uploader reports tier.ErrGap until the tier's log restarts at or
-// after it.
+// Nothing below the log start is offered: a from below it (the tier's end
+// lags a DeleteRecords or retention that ran within one flush interval, a
+// Restore past the tier's end, a Retain lost to a crash) is raised to it,
+// and Sealed asks Cold.Retain(logStart) again. Retain past the tier's end
+// restarts the tiered log empty at the log start; until that runs, a
+// tiered log with objects refuses the later chunks (tier.ErrGap, one
+// round), an empty one starts at them. A move racing Sealed may still let
+// data just below the new log start through: the Retain the move queued
+// trims it.
 
 // coldReadTimeout bounds one cold read or timestamp lookup (object store
 // round trips with the tier's own retries).
@@ -83,13 +85,14 @@ func (s *Store) Partitions() []tier.Partition {
 	return out
 }
 
-// Sealed appends to dst p's chunks from the one holding from (or from the
-// first one the WAL holds, when from is below it) that lie wholly below the
-// high watermark: fsynced, never changing again, the active segment's
-// included. They are contiguous and total about maxBytes (at least one
-// chunk). release unpins their segments; until then they are not closed.
-// A from inside a chunk yields the rest of that chunk from the batch
-// holding from (see the file comment).
+// Sealed appends to dst p's chunks from the one holding from (from the one
+// holding the log start when from is below it, see the file comment; from
+// the first one the WAL holds when from is below that) that lie wholly
+// below the high watermark: fsynced, never changing again, the active
+// segment's included. They are contiguous and total about maxBytes (at
+// least one chunk). release unpins their segments; until then they are
+// not closed. A from inside a chunk yields the rest of that chunk from the
+// batch holding from.
 func (s *Store) Sealed(tp tier.Partition, from, maxBytes int64, dst []tier.SourceChunk) ([]tier.SourceChunk, func(), error) {
 	p, err := s.lookupTier(tp)
 	if err != nil {
@@ -99,6 +102,12 @@ func (s *Store) Sealed(tp tier.Partition, from, maxBytes int64, dst []tier.Sourc
 		return dst, nil, ErrStorage
 	}
 	hwm := p.hwm.Load() // first: every chunk below it is already in the index
+	if ls := p.logStart.Load(); from < ls {
+		if s.cfg.Cold != nil {
+			s.cfg.Cold.Retain(tp, ls) // coalesced with any pending one; returns at once
+		}
+		from = ls
+	}
 	v := p.idx.view()
 	i := v.find(from)
 	if i < 0 {

@@ -267,6 +267,9 @@ func (s *shard) markSealed(seg *segment, entries []ckEntry) {
 	s.segsMu.Lock()
 	seg.sealed, seg.keys = true, keys
 	s.segsMu.Unlock()
+	if s.st.cfg.OnSeal != nil {
+		s.st.cfg.OnSeal()
+	}
 }
 
 // fail marks the shard failed; the first failure is logged.

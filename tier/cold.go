@@ -94,7 +94,8 @@ func (c *Cold) Close() {
 
 // Manifest returns p's published manifest, or nil, nil when the bucket
 // holds none. A manifest whose objects were all retained is returned: its
-// NextOffset is still where the tier ends.
+// NextOffset is where the tier ends, or where it restarts when Retain
+// moved the log start past that end.
 func (c *Cold) Manifest(ctx context.Context, p Partition) (*Manifest, error) {
 	m, err := c.cfg.Uploader.Manifest(ctx, p)
 	if err != nil || m.Seq == 0 {
@@ -183,7 +184,10 @@ func firstBatchAfter(b []byte, ts, logStart int64) (int64, int64, bool) {
 
 // Retain drops p's tiered data below offset in the background: calls for
 // the same partition coalesce (the largest offset wins) and a failed pass
-// is retried with backoff until it succeeds or Close.
+// is retried with backoff until it succeeds or Close. An offset past the
+// tier's end restarts the tiered log there (Uploader.Retain). Storage
+// asks again whenever the uploader's next offset lags the log start
+// (Source.Sealed), so a Retain dropped by Close or a crash is redone.
 func (c *Cold) Retain(p Partition, offset int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

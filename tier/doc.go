@@ -42,6 +42,10 @@
 //     entries are contiguous in offsets and bytes. Decoders check all of
 //     it, so readers binary-search without further checks.
 //   - Retention publishes the shorter manifest before deleting objects.
+//   - The tiered log is contiguous from LogStartOffset: Retain past
+//     NextOffset restarts it empty there, Sealed offers nothing below the
+//     log start (and re-queues Retain); an upload that takes p's lock
+//     before a pending restart fails that one round with ErrGap.
 //   - Local data is released (Source.Uploaded) only after the manifest that
 //     references it is published.
 //   - Cached buffers are immutable and never reused; a slice returned by

@@ -32,8 +32,10 @@ type Source interface {
 	// order and contiguous, all durable and never changing again (below
 	// the high watermark; the active segment's included), stopping once about
 	// maxBytes are collected (at least one chunk if there is any). The
-	// first chunk starts at from, or later only if from is below the local
-	// log start. release pins the chunks' segments until called (storage
+	// first chunk starts at from; when from is below the partition's log
+	// start, it is the chunk holding the log start instead (nothing below
+	// the log start is offered: the tiered log restarts there, see
+	// Retain). release pins the chunks' segments until called (storage
 	// must not delete or reuse them meanwhile). No chunks: nothing sealed.
 	Sealed(p Partition, from, maxBytes int64, dst []SourceChunk) (chunks []SourceChunk, release func(), err error)
 	// Uploaded reports that p's offsets below end are durable in the
@@ -353,7 +355,12 @@ func (u *Uploader) UploadPartition(ctx context.Context, p Partition) (int, error
 func (u *Uploader) uploadObject(ctx context.Context, st *partState, p Partition, chunks []SourceChunk) error {
 	next := st.m.NextOffset()
 	first := chunks[0].BaseOffset
-	if first < next || (first > next && len(st.m.Objects) > 0) {
+	// A tiered log with objects continues exactly at next. An empty one
+	// (new, or restarted by Retain) starts at the source's first chunk:
+	// one at or past next (the log start moved on), or the one holding
+	// next (a log start inside a chunk).
+	empty := len(st.m.Objects) == 0
+	if first != next && (!empty || chunks[0].LastOffset < next) {
 		return fmt.Errorf("%w: %s/%d tier ends at %d, sealed data starts at %d", ErrGap, p.Topic, p.Partition, next, first)
 	}
 	entries := make([]IndexEntry, len(chunks))
@@ -384,8 +391,8 @@ func (u *Uploader) uploadObject(ctx context.Context, st *partState, p Partition,
 
 	m := &Manifest{Seq: st.m.Seq + 1, Part: p, LogStartOffset: st.m.LogStartOffset,
 		Objects: append(st.m.Objects[:len(st.m.Objects):len(st.m.Objects)], ref)}
-	if len(st.m.Objects) == 0 {
-		m.LogStartOffset = first
+	if empty {
+		m.LogStartOffset = max(first, next)
 	}
 	m.fillKeys(st.m)
 	if err := u.retry(ctx, "publish manifest", p, func() error {
@@ -439,8 +446,12 @@ func retryable(err error) bool {
 // those objects. Deleting after publishing means no published manifest
 // newer than the pointer references a deleted object; readers still
 // holding an older manifest get ErrNotFound for dropped objects, which
-// storage maps to OFFSET_OUT_OF_RANGE as for local retention. Offsets
-// past the tiered end are clamped to it. It returns the objects deleted.
+// storage maps to OFFSET_OUT_OF_RANGE as for local retention. An offset
+// past the tiered end restarts the tiered log there: no objects, log
+// start and next offset both offset, so uploads continue at the
+// partition's new log start instead of waiting for data that is gone
+// (DeleteRecords or retention within one flush interval, Restore past the
+// tier's end). It returns the objects deleted.
 func (u *Uploader) Retain(ctx context.Context, p Partition, offset int64) (int, error) {
 	st := u.state(p)
 	st.mu.Lock()
@@ -452,7 +463,6 @@ func (u *Uploader) Retain(ctx context.Context, p Partition, offset int64) (int, 
 		return 0, err
 	}
 	old := st.m
-	offset = min(offset, old.NextOffset())
 	if offset <= old.LogStartOffset {
 		return 0, nil
 	}
@@ -461,8 +471,9 @@ func (u *Uploader) Retain(ctx context.Context, p Partition, offset int64) (int, 
 		drop++
 	}
 	m := &Manifest{Seq: old.Seq + 1, Part: p, LogStartOffset: offset, Objects: old.Objects[drop:len(old.Objects):len(old.Objects)]}
-	m.keys = old.keys[drop:len(old.keys):len(old.keys)]
-	if len(old.keys) != len(old.Objects) {
+	if len(old.keys) == len(old.Objects) {
+		m.keys = old.keys[drop:len(old.keys):len(old.keys)]
+	} else {
 		m.fillKeys(nil)
 	}
 	if err := u.retry(ctx, "publish manifest", p, func() error {

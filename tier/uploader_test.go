@@ -279,13 +279,14 @@ func TestRetain(t *testing.T) {
 	if versions != keepManifestVersions {
 		t.Fatalf("%d manifest versions kept, want %d", versions, keepManifestVersions)
 	}
-	// Retaining everything leaves an empty manifest whose next offset is
-	// still the tier's end, so uploads continue from there.
+	// Retaining everything up to the tier's end leaves an empty manifest
+	// whose next offset is that end; past it, the tier restarts at the
+	// new log start (TestRetainRestartsTier).
 	end := got.NextOffset()
-	if _, err := up.Retain(ctx, p, end+100); err != nil {
+	if _, err := up.Retain(ctx, p, end); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := LoadManifest(ctx, store, p); len(got.Objects) != 0 || got.NextOffset() != end {
+	if got, _ := LoadManifest(ctx, store, p); len(got.Objects) != 0 || got.NextOffset() != end || got.LogStartOffset != end {
 		t.Fatalf("after retaining all: %+v", got)
 	}
 }

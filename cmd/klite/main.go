@@ -151,6 +151,7 @@ func serve(cfg Config, root zerolog.Logger) error {
 		MaxPartitions:          int32(cfg.MaxTopicPartitions),
 		ProducerExpiry:         cfg.ProducerExpiry,
 		Cold:                   tiers.coldLog(),
+		OnSeal:                 tiers.kick,
 		RetentionCheckInterval: cfg.RetentionCheckInterval,
 		RetentionMs:            cfg.RetentionMs,
 		RetentionBytes:         cfg.RetentionBytes,

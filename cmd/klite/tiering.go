@@ -87,6 +87,13 @@ func (t *tiering) coldLog() storage.ColdLog {
 	return t.cold
 }
 
+// kick starts an upload round now (a segment was sealed); nil without S3.
+func (t *tiering) kick() {
+	if t != nil {
+		t.uploader.Kick()
+	}
+}
+
 // freshDir reports whether dir holds no storage metadata yet. A restore
 // marker left by an interrupted restore is an error: the directory holds
 // part of a restore that must not be mistaken for the broker's state.

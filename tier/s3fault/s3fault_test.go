@@ -77,6 +77,7 @@ func TestModes(t *testing.T) {
 	}
 
 	p.SetMode(SlowDown)
+	c.CloseIdleConnections() // the proxy dropped them; a reused one would fail the write
 	resp, body, err = do(t, c, "PUT", p.URL()+"/bucket/key", strings.Repeat("x", 1<<20))
 	if err != nil {
 		t.Fatal(err)
@@ -86,6 +87,7 @@ func TestModes(t *testing.T) {
 	}
 
 	p.SetMode(Reset)
+	c.CloseIdleConnections() // the proxy dropped them; a reused one would fail the write
 	_, _, err = do(t, c, "GET", p.URL()+"/bucket/key", "")
 	if err == nil {
 		t.Fatal("reset: request succeeded")
@@ -96,6 +98,7 @@ func TestModes(t *testing.T) {
 	}
 
 	p.SetMode(Pass)
+	c.CloseIdleConnections() // the proxy dropped them; a reused one would fail the write
 	resp, body, err = do(t, c, "GET", p.URL()+"/bucket/other", "")
 	if err != nil || resp.StatusCode != 200 || !strings.HasPrefix(body, "GET /bucket/other ") {
 		t.Fatalf("pass again: %v %q %v", resp, body, err)
