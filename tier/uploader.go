@@ -324,7 +324,8 @@ func (u *Uploader) UploadPartition(ctx context.Context, p Partition) (int, error
 		u.cfg.Source.Uploaded(p, end)
 	}
 	var chunks []SourceChunk
-	n := 0
+	n, reloads := 0, 0
+	const maxReloads = 3
 	for {
 		var release func()
 		var err error
@@ -341,6 +342,16 @@ func (u *Uploader) UploadPartition(ctx context.Context, p Partition) (int, error
 		}
 		err = u.uploadObject(ctx, st, p, chunks)
 		release()
+		if errors.Is(err, ErrExists) && reloads < maxReloads {
+			// Our view was stale (for one, a round cancelled after its
+			// manifest PUT landed but before it saw the answer): reload
+			// and go on from what the bucket says.
+			reloads++
+			if err := u.load(ctx, st, p); err != nil {
+				return n, err
+			}
+			continue
+		}
 		if err != nil {
 			return n, err
 		}
