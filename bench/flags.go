@@ -161,6 +161,7 @@ func parseFlags(args []string) (*config, error) {
 	l.RestartWAL, l.Backlog, c.seqBytes, c.tcpBytes = int64(restartWAL), int64(backlog), int64(seqBytes), int64(tcpBytes)
 	l.TierBacklog, l.TierRecover, l.TierSegmentBytes, l.TierHotBytes = int64(tierBacklog), tierRecover, int64(tierSegment), int64(tierHot)
 	l.TierArgs = strings.Fields(*tierArgs)
+	l.Quick = c.quick
 	if l.Consumers == 0 {
 		l.Consumers = l.Producers
 	}

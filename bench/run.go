@@ -98,7 +98,7 @@ rounds:
 		if err != nil {
 			return 2, err
 		}
-		env := &scenario.Env{Cfg: c.load, Limits: lim, Brokers: launcher, Progress: pr, Round: round, Rounds: c.runs}
+		env := &scenario.Env{Cfg: c.load, Limits: lim, Brokers: launcher, Progress: pr, Round: round, Rounds: c.runs, ScratchDir: scratch}
 		for i, s := range scens {
 			r := &results[i]
 			if r.skipped != "" {

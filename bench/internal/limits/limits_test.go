@@ -92,3 +92,74 @@ func TestMissingDir(t *testing.T) {
 		t.Fatal("Measure on a missing directory: want an error")
 	}
 }
+
+func TestDueWrites(t *testing.T) {
+	const size = 256 << 10
+	for _, c := range []struct {
+		name    string
+		rate    float64
+		elapsed time.Duration
+		written int64
+		want    int
+	}{
+		{"first group is never empty", 1e6, 0, 0, 1},
+		{"on schedule", 100 * size, time.Second, 100 * size, 0},
+		{"ten behind", 100 * size, time.Second, 90 * size, 10},
+		{"partial write is not due", 100 * size, time.Second, 100*size - size/2, 0},
+		{"ahead of schedule", 100 * size, time.Second, 120 * size, 0},
+	} {
+		if got := dueWrites(c.rate, c.elapsed, c.written, size); got != c.want {
+			t.Errorf("%s: dueWrites = %d, want %d", c.name, got, c.want)
+		}
+	}
+	// 100 writes/s: after 3 written at 25 ms, the 4th is due at 40 ms.
+	if got := nextDue(100*size, 25*time.Millisecond, 3*size, size); got != 15*time.Millisecond {
+		t.Errorf("nextDue = %v, want 15ms", got)
+	}
+	if got := nextDue(100*size, time.Second, 3*size, size); got != 0 {
+		t.Errorf("nextDue when late = %v, want 0", got)
+	}
+}
+
+func TestLoadedRate(t *testing.T) {
+	if got := LoadedRate(100e3, 1024, 500e6); got != 102.4e6 {
+		t.Errorf("known rate: %v, want 102.4e6", got)
+	}
+	if got := LoadedRate(0, 1024, 500e6); got != 250e6 {
+		t.Errorf("unknown rate: %v, want half the seq write median", got)
+	}
+}
+
+// The loaded probe writes at about the asked rate, reports ordered
+// percentiles and leaves no scratch file behind.
+func TestFsyncLoaded(t *testing.T) {
+	dir := t.TempDir()
+	const rate = 8 << 20
+	l, err := FsyncLoaded(context.Background(), dir, rate, 500*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Syncs == 0 || l.P50 <= 0 || l.P99 < l.P50 || l.P999 < l.P99 || l.Max < l.P999 {
+		t.Errorf("%v: want 0 < p50 <= p99 <= p99.9 <= max and some syncs", l)
+	}
+	if l.AchievedBs <= 0 || l.AchievedBs > 2*rate {
+		t.Errorf("achieved %v B/s for %v asked", l.AchievedBs, float64(rate))
+	}
+	if l.String() == "" {
+		t.Error("empty summary")
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		t.Errorf("probe left %s behind", e.Name())
+	}
+	t.Log(l)
+}
+
+func TestFsyncLoadedRejectsZeroRate(t *testing.T) {
+	if _, err := FsyncLoaded(context.Background(), t.TempDir(), 0, time.Second); err == nil {
+		t.Fatal("rate 0 accepted")
+	}
+}

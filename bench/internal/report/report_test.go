@@ -234,3 +234,31 @@ func TestFormat(t *testing.T) {
 		}
 	}
 }
+
+// The loaded-fdatasync row is judged from its own limit and leaves the
+// brief's fdatasync target as it was.
+func TestJudgeLoadedFsyncContext(t *testing.T) {
+	lims := func(idle, loaded float64) []Limit {
+		return []Limit{{Key: Limit2xFsyncP99, Label: "2x disk p99 fdatasync", Value: idle},
+			{Key: Limit2xLoadedFsyncP99, Label: "2x p99 fdatasync under the same write rate", Value: loaded}}
+	}
+	r := &Report{Scenarios: []Scenario{{Name: "produce-latency", Rows: Aggregate([][]Metric{
+		{{Key: "p99", Label: "produce p99", Unit: Seconds, Value: 0.002, Limits: lims(0.001, 0.004)}},
+	})}}}
+	got := map[string]TargetResult{}
+	for _, tr := range Judge(r, Targets) {
+		got[tr.Name] = tr
+	}
+	if tr := got["produce p99 at half peak <= 2x disk p99 fdatasync"]; tr.Status != Miss {
+		t.Errorf("idle target: %s (%s), want a miss at 2x", tr.Status, tr.Measured)
+	}
+	var ctx TargetResult
+	for name, tr := range got {
+		if strings.HasPrefix(name, "context (not a brief target)") {
+			ctx = tr
+		}
+	}
+	if ctx.Status != Pass || !strings.Contains(ctx.Measured, "50.0%") {
+		t.Errorf("loaded context row: %s (%s), want a pass at 50%%", ctx.Status, ctx.Measured)
+	}
+}

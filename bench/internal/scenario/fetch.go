@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"time"
 
 	"github.com/klite/klite/bench/internal/report"
@@ -18,7 +19,9 @@ func (s *tailFetch) Describe(cfg Config) string {
 	return fmt.Sprintf("Tail fetch: %d consumer clients read a topic from its start while %d producer clients write to it "+
 		"as fast as they can (acks=%s), so consumers sit at the tail. Partitions are split between consumers "+
 		"(direct assignment, no group). Records/s counts records fetched in the measured window; the lag is what was "+
-		"acknowledged but not yet fetched when the window closed. CPU per GB counts bytes produced plus bytes fetched.",
+		"acknowledged but not yet fetched when the window closed. CPU per GB counts bytes produced plus bytes fetched. "+
+		"The \"for 1M records/s\" rows scale this run's CPU per GB (broker, and bench clients) to the bytes the target moves "+
+		"(1M records/s in and out) and compare with the machine's cores: whether CPU binds.",
 		cfg.Consumers, cfg.Producers, cfg.Acks)
 }
 
@@ -52,12 +55,74 @@ func (s *tailFetch) Run(ctx context.Context, env *Env) (res Result, err error) {
 		report.Metric{Key: "lag", Label: "lag at window end (records)", Unit: report.Count, Value: float64(st.lag)},
 	)
 	res.Metrics = append(res.Metrics, costMetrics(st, st.prodBytes+st.fetchBytes, b.PID)...)
+	keptUp := float64(st.lag) <= produced*keptUpLag.Seconds()
+	res.Notes = append(res.Notes, fmt.Sprintf("round %d: consumers kept up: %s (lag at window end %d records, %s of production; "+
+		"yes when under %s)", env.Round, map[bool]string{true: "yes", false: "no"}[keptUp], st.lag,
+		report.Format(report.Seconds, float64(st.lag)/max(produced, 1)), keptUpLag))
+	if b.PID > 0 {
+		bind := tailBindingOf(st, env.Cfg.RecordSize, runtime.NumCPU())
+		res.Metrics = append(res.Metrics, bind.metrics()...)
+		res.Notes = append(res.Notes, fmt.Sprintf("round %d: %s", env.Round, bind))
+	}
 	if fetched < 0.9*produced {
 		res.Notes = append(res.Notes, fmt.Sprintf("round %d: consumers fell behind (%s fetched vs %s produced)", env.Round,
 			report.Format(report.RecordsPerSec, fetched), report.Format(report.RecordsPerSec, produced)))
 	}
 	res.Notes = append(res.Notes, errorNotes(st)...)
 	return res, nil
+}
+
+// keptUpLag: consumers kept up when the lag at the window's end is less
+// than this much production.
+const keptUpLag = time.Second
+
+// tailTargetRecords is the brief's tail fetch goal, records/s.
+const tailTargetRecords = 1e6
+
+// tailBinding is what 1M records/s at the tail would cost in CPU, from the
+// costs measured in this run: whether CPU binds on this machine.
+type tailBinding struct {
+	recordSize   int
+	needBs       float64 // bytes/s the broker moves for the target: produced in plus fetched out
+	brokerCPUGB  float64 // broker CPU-seconds per GB moved, measured
+	clientCPUGB  float64 // bench clients' CPU-seconds per GB moved, measured
+	brokerCores  float64 // needBs x brokerCPUGB
+	clientCores  float64
+	machineCores int
+}
+
+func tailBindingOf(st loadStats, recordSize, cores int) tailBinding {
+	moved := float64(st.prodBytes+st.fetchBytes) / 1e9
+	t := tailBinding{recordSize: recordSize, needBs: 2 * tailTargetRecords * float64(recordSize), machineCores: cores}
+	if moved > 0 {
+		t.brokerCPUGB, t.clientCPUGB = st.brokerCPU.Seconds()/moved, st.clientCPU.Seconds()/moved
+	}
+	t.brokerCores = t.needBs / 1e9 * t.brokerCPUGB
+	t.clientCores = t.needBs / 1e9 * t.clientCPUGB
+	return t
+}
+
+func (t tailBinding) String() string {
+	verdict := "CPU does not bind"
+	switch total := t.brokerCores + t.clientCores; {
+	case t.brokerCores > float64(t.machineCores):
+		verdict = "CPU binds: the broker alone would need more cores than the machine has"
+	case total > float64(t.machineCores):
+		verdict = "CPU binds: broker and bench clients together would need more cores than the machine has"
+	}
+	return fmt.Sprintf("what binds at 1M %d-byte records/s: the broker moves %s (in + out); at the %.2f CPU-s/GB measured here "+
+		"that is %.2f cores for the broker, plus %.2f for the bench clients (%.2f CPU-s/GB), %.2f in all, vs %d cores: %s",
+		t.recordSize, report.Format(report.BytesPerSec, t.needBs), t.brokerCPUGB, t.brokerCores, t.clientCores, t.clientCPUGB,
+		t.brokerCores+t.clientCores, t.machineCores, verdict)
+}
+
+func (t tailBinding) metrics() []report.Metric {
+	return []report.Metric{
+		{Key: "need-1m", Label: "bytes moved for 1M records/s (in + out)", Unit: report.BytesPerSec, Value: t.needBs},
+		{Key: "broker-cores-1m", Label: "broker cores for 1M records/s at this run's CPU per GB", Unit: report.Cores, Value: t.brokerCores},
+		{Key: "client-cores-1m", Label: "bench client cores for 1M records/s at this run's CPU per GB", Unit: report.Cores, Value: t.clientCores},
+		{Key: "machine-cores", Label: "machine cores", Unit: report.Cores, Value: float64(t.machineCores)},
+	}
 }
 
 // catchupTimeout caps how long catch-up consumers get to read the backlog.

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"golang.org/x/sys/unix"
 	"math"
 	"runtime"
+	"slices"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/klite/klite/bench/internal/limits"
 	"github.com/klite/klite/bench/internal/report"
@@ -108,7 +110,9 @@ func (s *produceLatency) Describe(cfg Config) string {
 		"due time to its acknowledgement, so a stall is counted, not hidden (no coordinated omission). A last step at %.0f%% "+
 		"adds %d consumer clients reading at the tail; end-to-end latency runs from the due time (carried in a record header) "+
 		"to the consumer's poll returning the record. Percentiles from an HDR histogram (3 significant digits). Produce rows "+
-		"without a suffix are the 50%% step.", peak, cfg.Producers, 100*e2eFraction, cfg.Consumers)
+		"without a suffix are the 50%% step. Before the steps, a loaded fdatasync probe writes the 50%% step's byte rate "+
+		"into preallocated files in 256 KiB writes, each group of due writes followed by one fdatasync, and times each group: "+
+		"the disk's sync latency under that write load, a second denominator for the p99 (a context row in the targets).", peak, cfg.Producers, 100*e2eFraction, cfg.Consumers)
 }
 
 func (s *produceLatency) Close() error { return nil }
@@ -141,6 +145,10 @@ func (s *produceLatency) Run(ctx context.Context, env *Env) (res Result, err err
 		peak = float64(st.prodRecords) / st.window.Seconds()
 		res.Notes = append(res.Notes, fmt.Sprintf("round %d: peak from a probe on the same broker", env.Round))
 	}
+	loaded, err := s.loadedFsync(ctx, env, peak*0.5)
+	if err != nil {
+		return res, err
+	}
 	for _, f := range append(latencyFractions, -e2eFraction) {
 		e2e := f < 0
 		f = math.Abs(f)
@@ -165,11 +173,16 @@ func (s *produceLatency) Run(ctx context.Context, env *Env) (res Result, err err
 		}
 		achieved := float64(st.prodRecords) / st.window.Seconds()
 		lim := []report.Limit{twiceFsyncP99(env.Limits)}
+		p99Lim := lim
+		if pct == 50 && !e2e {
+			p99Lim = append(slices.Clone(lim), report.Limit{Key: report.Limit2xLoadedFsyncP99,
+				Label: "2x p99 fdatasync under the same write rate", Value: 2 * loaded.P99.Seconds()})
+		}
 		res.Metrics = append(res.Metrics,
 			report.Metric{Key: "rate" + suffix, Label: "target rate" + label, Unit: report.RecordsPerSec, Value: rate},
 			report.Metric{Key: "achieved" + suffix, Label: "achieved rate" + label, Unit: report.RecordsPerSec, Value: achieved},
 			report.Metric{Key: "p50" + suffix, Label: "produce p50" + label, Unit: report.Seconds, Value: st.lat.Quantile(50).Seconds(), Limits: lim},
-			report.Metric{Key: "p99" + suffix, Label: "produce p99" + label, Unit: report.Seconds, Value: st.lat.Quantile(99).Seconds(), Limits: lim},
+			report.Metric{Key: "p99" + suffix, Label: "produce p99" + label, Unit: report.Seconds, Value: st.lat.Quantile(99).Seconds(), Limits: p99Lim},
 			report.Metric{Key: "p999" + suffix, Label: "produce p99.9" + label, Unit: report.Seconds, Value: st.lat.Quantile(99.9).Seconds(), Limits: lim},
 			report.Metric{Key: "max" + suffix, Label: "produce max" + label, Unit: report.Seconds, Value: st.lat.Max().Seconds()},
 		)
@@ -190,7 +203,47 @@ func (s *produceLatency) Run(ctx context.Context, env *Env) (res Result, err err
 		}
 		res.Notes = append(res.Notes, errorNotes(st)...)
 	}
+	res.Metrics = append(res.Metrics, loadedMetrics(loaded)...)
 	return res, nil
+}
+
+// loadedFsyncTime is how long the loaded fdatasync probe runs (quick: the
+// short one).
+const (
+	loadedFsyncTime      = 5 * time.Second
+	loadedFsyncTimeQuick = 2 * time.Second
+)
+
+// loadedFsync runs the loaded fdatasync probe at the 50% step's write rate
+// (records/s times record size; half the seq write median when the rate is
+// unknown), on the disk the WAL lives on. The broker is idle meanwhile.
+func (s *produceLatency) loadedFsync(ctx context.Context, env *Env, recs float64) (limits.Loaded, error) {
+	d := loadedFsyncTime
+	if env.Cfg.Quick {
+		d = loadedFsyncTimeQuick
+	}
+	rate := limits.LoadedRate(recs, env.Cfg.RecordSize, env.Limits.SeqWriteBs)
+	env.Progress.Logf("%s fdatasync under load: %s in %d KiB writes for %s", progressLabel(s.Name(), env),
+		report.Format(report.BytesPerSec, rate), limits.LoadedWriteBytes>>10, d)
+	unix.Sync()
+	l, err := limits.FsyncLoaded(ctx, env.ScratchDir, rate, d)
+	if err != nil {
+		return l, fmt.Errorf("loaded fdatasync probe: %w", err)
+	}
+	env.Progress.Logf("   %s", l)
+	return l, nil
+}
+
+// loadedMetrics are the loaded fdatasync probe's figures.
+func loadedMetrics(l limits.Loaded) []report.Metric {
+	const what = "fdatasync under load (50% step's MB/s, 256 KiB writes, one sync per group)"
+	return []report.Metric{
+		{Key: "loaded-fsync-rate", Label: "fdatasync under load: write rate achieved", Unit: report.BytesPerSec, Value: l.AchievedBs},
+		{Key: "loaded-fsync-p50", Label: what + ", p50", Unit: report.Seconds, Value: l.P50.Seconds()},
+		{Key: "loaded-fsync-p99", Label: what + ", p99", Unit: report.Seconds, Value: l.P99.Seconds()},
+		{Key: "loaded-fsync-p999", Label: what + ", p99.9", Unit: report.Seconds, Value: l.P999.Seconds()},
+		{Key: "loaded-fsync-max", Label: what + ", max", Unit: report.Seconds, Value: l.Max.Seconds()},
+	}
 }
 
 // bindingLimit is the lower of loopback TCP and the CPU limit: the

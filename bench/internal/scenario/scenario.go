@@ -42,6 +42,8 @@ type Config struct {
 	TierSegmentBytes int64    // -segment-bytes of every tier-* broker, with and without S3
 	TierHotBytes     int64    // -wal-hot-bytes of the brokers with S3
 	TierArgs         []string // more klite flags for the brokers with S3
+
+	Quick bool // -quick: scenarios with probes of their own shorten them
 }
 
 // Env is what a scenario run sees.
@@ -50,8 +52,11 @@ type Env struct {
 	Limits   limits.Result // measured this round
 	Brokers  Launcher
 	Progress *Progress
-	Round    int // 1-based
-	Rounds   int
+	// ScratchDir is where the WAL lives: probes a scenario runs itself
+	// (the loaded fdatasync probe) write their scratch files here.
+	ScratchDir string
+	Round      int // 1-based
+	Rounds     int
 	// PeakRecords is the acks=all produce peak of this round in records/s,
 	// 0 when produce-acks-all has not run this round.
 	PeakRecords float64

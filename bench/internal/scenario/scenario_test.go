@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -43,7 +44,7 @@ func testConfig() Config {
 		BatchBytes: 0, Compression: "none", Inflight: 5,
 		Rate: 2000, Duration: time.Second, Warmup: 200 * time.Millisecond,
 		IdleSettle: 100 * time.Millisecond, RestartWAL: 8 << 20, Backlog: 4 << 20,
-		Conns: 300, ConnsPerProc: 200,
+		Conns: 300, ConnsPerProc: 200, Quick: true,
 	}
 }
 
@@ -66,7 +67,7 @@ func TestScenariosLive(t *testing.T) {
 	env := &Env{
 		Cfg:     testConfig(),
 		Limits:  limits.Result{FsyncP50: time.Millisecond, FsyncP99: 4 * time.Millisecond, SeqWriteBs: 300e6, TCPBs: 1e9},
-		Brokers: m, Round: 1, Rounds: 1, Progress: NewProgress(os.Stderr),
+		Brokers: m, Round: 1, Rounds: 1, Progress: NewProgress(os.Stderr), ScratchDir: m.Dir,
 	}
 	ctx := context.Background()
 	runS := func(name string, s Scenario) Result {
@@ -123,6 +124,16 @@ func TestScenariosLive(t *testing.T) {
 		if p50 <= 0 || p99 < p50 {
 			t.Errorf("p50 %v p99 %v: want 0 < p50 <= p99", p50, p99)
 		}
+		if lp50, lp99 := metric(t, res, "loaded-fsync-p50").Value, metric(t, res, "loaded-fsync-p99").Value; lp50 <= 0 || lp99 < lp50 {
+			t.Errorf("loaded fdatasync p50 %v p99 %v: want 0 < p50 <= p99", lp50, lp99)
+		}
+		var loadedLimit bool
+		for _, l := range metric(t, res, "p99").Limits {
+			loadedLimit = loadedLimit || l.Key == report.Limit2xLoadedFsyncP99
+		}
+		if !loadedLimit {
+			t.Errorf("p99 limits %+v: want the loaded fdatasync p99 among them", metric(t, res, "p99").Limits)
+		}
 	})
 	t.Run("produce-100b", func(t *testing.T) {
 		if metric(t, run("produce-100b"), "records").Value <= 0 {
@@ -164,8 +175,15 @@ func TestScenariosLive(t *testing.T) {
 		}
 	})
 	t.Run("tail-fetch", func(t *testing.T) {
-		if metric(t, run("tail-fetch"), "fetch-records").Value <= 0 {
+		res := run("tail-fetch")
+		if metric(t, res, "fetch-records").Value <= 0 {
 			t.Error("consumers fetched nothing")
+		}
+		if metric(t, res, "broker-cores-1m").Value <= 0 {
+			t.Errorf("no CPU estimate for 1M records/s: %+v", res.Metrics)
+		}
+		if !slices.ContainsFunc(res.Notes, func(n string) bool { return strings.Contains(n, "consumers kept up: ") }) {
+			t.Errorf("notes %q: want whether consumers kept up", res.Notes)
 		}
 	})
 	t.Run("group-rebalance", func(t *testing.T) {

@@ -100,12 +100,17 @@ func (k *tierKit) prefix(what string) string {
 // prefix is empty. Both get the same segment size, so the comparison
 // differs in tiering alone.
 func (k *tierKit) start(ctx context.Context, cfg Config, walDir, prefix string) (*broker.Process, error) {
+	return k.startFlush(ctx, cfg, walDir, prefix, tierFlushInterval)
+}
+
+// startFlush is start with -s3-flush-interval flush.
+func (k *tierKit) startFlush(ctx context.Context, cfg Config, walDir, prefix string, flush time.Duration) (*broker.Process, error) {
 	args := []string{"-segment-bytes", strconv.FormatInt(cfg.TierSegmentBytes, 10)}
 	var env []string
 	if prefix != "" {
 		args = append(args,
 			"-s3-bucket", tierBucket, "-s3-prefix", prefix, "-s3-endpoint", k.srv.endpoint, "-s3-region", tierRegion,
-			"-s3-flush-interval", tierFlushInterval.String(), "-wal-hot-bytes", strconv.FormatInt(cfg.TierHotBytes, 10))
+			"-s3-flush-interval", flush.String(), "-wal-hot-bytes", strconv.FormatInt(cfg.TierHotBytes, 10))
 		args = append(args, cfg.TierArgs...)
 		env = []string{"AWS_ACCESS_KEY_ID=" + tierAccess, "AWS_SECRET_ACCESS_KEY=" + tierSecret, "AWS_EC2_METADATA_DISABLED=true"}
 	}

@@ -411,13 +411,18 @@ func (s *tierRecover) Describe(cfg Config) string {
 		"from S3). Records recovered are the end offsets the recovered broker reports, against the records acknowledged while "+
 		"filling (more is possible: the acks=1 fill is not idempotent, so a retried batch may be stored twice; fewer means "+
 		"acknowledged data never reached the bucket). The fill stops once the size is acknowledged, so a little more is "+
-		"stored. Fill and upload rows come from the first round only.",
-		s.sizes(cfg), cfg.Producers, cfg.RecordSize, cfg.Partitions, report.Format(report.Bytes, float64(cfg.TierSegmentBytes)), tierQuiet)
+		"stored. Fill and upload rows come from the first round only. "+
+		"Recovery point (every round): a broker with -s3-flush-interval %s takes %d acks=all records/s of %d B, is killed with "+
+		"SIGKILL at a random moment between 2 and 3 flush intervals in, and its WAL directory is deleted (the disk is lost); "+
+		"a fresh broker on an empty directory with the same bucket reports end offsets. Lost is acknowledged minus recovered "+
+		"records, and lost seconds are lost / the acknowledged rate, to compare with the flush interval.",
+		s.sizes(cfg), cfg.Producers, cfg.RecordSize, cfg.Partitions, report.Format(report.Bytes, float64(cfg.TierSegmentBytes)), tierQuiet,
+		rpoFlushOf(cfg), rpoRate, rpoRecordSize)
 }
 
 func (s *tierRecover) Settings(cfg Config) []report.KV {
-	return append([]report.KV{{Key: "bucket sizes", Value: s.sizes(cfg)}, {Key: "partitions", Value: fmt.Sprint(cfg.Partitions)}},
-		tierSettings(cfg)...)
+	return append([]report.KV{{Key: "bucket sizes", Value: s.sizes(cfg)}, {Key: "partitions", Value: fmt.Sprint(cfg.Partitions)},
+		{Key: "recovery point flush interval", Value: rpoFlushOf(cfg).String()}}, tierSettings(cfg)...)
 }
 
 func (s *tierRecover) Close() error { return s.kit.close() }
@@ -447,6 +452,12 @@ func (s *tierRecover) Run(ctx context.Context, env *Env) (res Result, err error)
 			return res, fmt.Errorf("recover %s: %w", report.Format(report.Bytes, float64(b.size)), err)
 		}
 	}
+	rpo, notes, err := s.recoveryPoint(ctx, env)
+	res.Notes = append(res.Notes, notes...)
+	if err != nil {
+		return res, fmt.Errorf("recovery point: %w", err)
+	}
+	res.Metrics = append(res.Metrics, rpo.metrics()...)
 	return res, nil
 }
 

@@ -59,6 +59,31 @@ func TestUploadFigures(t *testing.T) {
 // TestTierScenariosLive runs the tier scenarios briefly against the real
 // broker and versitygw. Until the broker has the S3 flags they must skip,
 // saying why.
+func TestRecoveryPointFigures(t *testing.T) {
+	f := rpoFigures{flush: 5 * time.Second, rate: 20000, acked: 200_000, recovered: 150_000}
+	if f.lost() != 50_000 || f.lostSecs() != 2.5 {
+		t.Errorf("lost %d = %v s, want 50000 = 2.5 s", f.lost(), f.lostSecs())
+	}
+	ms := map[string]float64{}
+	for _, m := range f.metrics() {
+		ms[m.Key] = m.Value
+	}
+	if ms["rpo-lost-per-flush"] != 0.5 || ms["rpo-lost"] != 50_000 {
+		t.Errorf("metrics %v: want 50000 lost, 0.5 of the flush interval", ms)
+	}
+	// Records stored whose acks never arrived are not negative loss.
+	f.recovered = 210_000
+	if f.lost() != 0 || f.lostSecs() != 0 {
+		t.Errorf("recovered more than acked: lost %d (%v s), want 0", f.lost(), f.lostSecs())
+	}
+	if (rpoFigures{flush: time.Second, acked: 5}).lostSecs() != 0 {
+		t.Error("lost seconds without a rate: want 0")
+	}
+	if !strings.Contains(f.String(), "-s3-flush-interval 5s") {
+		t.Errorf("summary %q: want the flush interval", f)
+	}
+}
+
 func TestTierScenariosLive(t *testing.T) {
 	if os.Getenv("KLITE_S3_TESTS") == "0" {
 		t.Skip("KLITE_S3_TESTS=0: tier scenarios against versitygw skipped")
@@ -70,7 +95,7 @@ func TestTierScenariosLive(t *testing.T) {
 	env := &Env{
 		Cfg:     cfg,
 		Limits:  limits.Result{FsyncP50: time.Millisecond, FsyncP99: 4 * time.Millisecond, SeqWriteBs: 300e6, TCPBs: 1e9},
-		Brokers: m, Round: 1, Rounds: 1, Progress: NewProgress(os.Stderr),
+		Brokers: m, Round: 1, Rounds: 1, Progress: NewProgress(os.Stderr), ScratchDir: m.Dir,
 	}
 	for _, name := range []string{"tier-catchup", "tier-produce", "tier-recover"} {
 		t.Run(name, func(t *testing.T) {
@@ -111,6 +136,12 @@ func TestTierScenariosLive(t *testing.T) {
 			case "tier-recover":
 				if metric(t, res, "last-6mb").Value <= 0 || metric(t, res, "recovered-6mb").Value <= 0 {
 					t.Errorf("metrics %+v", res.Metrics)
+				}
+				if acked, rec := metric(t, res, "rpo-acked").Value, metric(t, res, "rpo-recovered").Value; acked <= 0 || rec <= 0 {
+					t.Errorf("recovery point: %v acknowledged, %v recovered: want both positive (the kill comes after 2 flushes)", acked, rec)
+				}
+				if lost := metric(t, res, "rpo-lost-secs").Value; lost < 0 || math.IsNaN(lost) {
+					t.Errorf("recovery point: %v s lost", lost)
 				}
 			}
 		})
