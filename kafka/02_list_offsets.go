@@ -6,7 +6,10 @@ package kafka
 //   - -1 latest: the high watermark; -2 earliest: the log start offset;
 //   - -3 max timestamp (v7+, KIP-734): the offset and time storage reports
 //     for the batch with the largest maxTimestamp;
-//   - -4 earliest local (v8+, KIP-405): the log start offset, as -2;
+//   - -4 earliest local (v8+, KIP-405): the local log start, the first
+//     offset the WAL holds: at least the log start, the high watermark
+//     when the WAL holds none of the partition, the log start without
+//     tiering (storage.Store.LocalStart);
 //   - anything else: the first offset whose batch maxTimestamp is >= it, with
 //     that timestamp, or offset -1 / timestamp -1 when there is none.
 //
@@ -18,11 +21,8 @@ package kafka
 //
 // Differences from Apache Kafka: v0 (offset lists by segment) is not
 // served; Kafka 4 dropped it too. -3 is batch-granular: Kafka returns the
-// exact record with the max timestamp inside the batch. With -s3-bucket,
-// -4 still answers the log start: storage serves the local and tiered
-// parts as one log and does not expose where the local part begins
-// (Kafka answers the local log start). v9+ (-5 latest tiered, KIP-1005) is
-// not served.
+// exact record with the max timestamp inside the batch. v9+ (-5 latest
+// tiered, KIP-1005) is not served.
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -94,9 +94,10 @@ func (h *Handler) listOffset(version int16, topic string, p *kmsg.ListOffsetsReq
 	switch {
 	case p.Timestamp == offsetLatest:
 		_, off, err = h.st.Offsets(topic, p.Partition)
-	case p.Timestamp == offsetEarliest,
-		p.Timestamp == offsetEarliestLocal && version >= 8:
+	case p.Timestamp == offsetEarliest:
 		off, _, err = h.st.Offsets(topic, p.Partition)
+	case p.Timestamp == offsetEarliestLocal && version >= 8:
+		off, err = h.st.LocalStart(topic, p.Partition)
 	case p.Timestamp == offsetMaxTimestamp && version >= 7:
 		off, ts, err = h.st.MaxTimestamp(topic, p.Partition)
 	default:

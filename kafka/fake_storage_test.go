@@ -35,9 +35,12 @@ type fakePart struct {
 	file     *memFile
 	batches  []fakeBatch
 	logStart int64
-	hwm      int64
-	watches  map[int]fakeWatch
-	nextW    int
+	// localStart simulates tiering: the first offset "in the WAL" when
+	// above logStart (LocalStart); tests set it.
+	localStart int64
+	hwm        int64
+	watches    map[int]fakeWatch
+	nextW      int
 }
 
 type fakeBatch struct {
@@ -288,6 +291,16 @@ func (s *fakeStore) Offsets(topic string, partition int32) (int64, int64, error)
 		return 0, 0, err
 	}
 	return p.logStart, p.hwm, nil
+}
+
+func (s *fakeStore) LocalStart(topic string, partition int32) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, err := s.part(topic, partition)
+	if err != nil {
+		return -1, err
+	}
+	return max(p.logStart, p.localStart), nil
 }
 
 func (s *fakeStore) OffsetForTime(topic string, partition int32, ts int64) (int64, int64, error) {

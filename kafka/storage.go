@@ -17,6 +17,7 @@ type Storage interface {
 	Append(topic string, partition int32, batches []byte, durable bool, done func(storage.AppendResult))
 	Read(topic string, partition int32, offset int64, maxBytes int64) storage.ReadResult
 	Offsets(topic string, partition int32) (logStart, highWatermark int64, err error)
+	LocalStart(topic string, partition int32) (int64, error)
 	OffsetForTime(topic string, partition int32, ts int64) (offset, timestamp int64, err error)
 	MaxTimestamp(topic string, partition int32) (offset, timestamp int64, err error)
 	Watch(topic string, partition int32, after int64, fn func()) (cancel func())

@@ -141,6 +141,7 @@ type ReadFile interface {
 //	(*Store) Partitions() []tier.Partition                 // tier.Source
 //	(*Store) Sealed(p, from, maxBytes, dst) ([]tier.SourceChunk, func(), error) // tier.Source
 //	(*Store) Uploaded(p tier.Partition, end int64)         // tier.Source
+//	(*Store) LocalStart(topic string, partition int32) (int64, error) // first offset in the WAL (ListOffsets -4)
 //	(*Store) Snapshot() tier.MetaSnapshot                  // topics, log starts, producer state (Offsets nil)
 //	(*Store) Restore(snap *tier.MetaSnapshot, next map[tier.Partition]int64) error
 //

@@ -62,6 +62,30 @@ func localStart(v indexView, hwm int64) int64 {
 	return hwm
 }
 
+// LocalStart returns the first offset of p the WAL holds: Kafka's local
+// log start offset (KIP-405; ListOffsets -4). It is never below the log
+// start, and is the high watermark when the WAL holds nothing of p
+// (everything below is tiered or deleted), as Kafka's is the base of its
+// empty active segment then. Without Config.Cold it is the log start, as
+// in Kafka without remote storage.
+func (s *Store) LocalStart(topic string, partition int32) (int64, error) {
+	p, err := s.lookup(topic, partition)
+	if err != nil {
+		return -1, err
+	}
+	if p.failed.Load() {
+		return -1, ErrStorage
+	}
+	// Log start, then hwm, then the index (as Read): every chunk below
+	// hwm is in the view, and the log start never passes that hwm.
+	logStart := p.logStart.Load()
+	if s.cfg.Cold == nil {
+		return logStart, nil
+	}
+	hwm := p.hwm.Load()
+	return max(localStart(p.idx.view(), hwm), logStart), nil
+}
+
 // Partitions lists every partition of every topic (tier.Source).
 func (s *Store) Partitions() []tier.Partition {
 	tab := s.table.Load()

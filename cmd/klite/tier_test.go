@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -767,4 +768,239 @@ func TestFreshDir(t *testing.T) {
 	if fresh, err := freshDir(dir); fresh || err != nil {
 		t.Fatalf("dir with %s: fresh %v, %v", metaName, fresh, err)
 	}
+}
+
+// tierPartition names partition p of topic in the bucket.
+func tierPartition(t testing.TB, adm *kadm.Client, topic string, p int32) tier.Partition {
+	t.Helper()
+	td, err := adm.ListTopics(testContext(t, 30*time.Second), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, ok := td[topic]
+	if !ok || d.Err != nil {
+		t.Fatalf("topic %s: %v", topic, d.Err)
+	}
+	return tier.Partition{Topic: topic, TopicID: d.ID, Partition: p}
+}
+
+// dataObjects lists the offset ranges [base, last] of p's data objects in
+// the bucket, as their keys name them (tier/doc.go).
+func dataObjects(t testing.TB, s *tier.S3Store, p tier.Partition) [][2]int64 {
+	t.Helper()
+	dir := p.Dir() + "data/"
+	var out [][2]int64
+	err := s.List(testContext(t, time.Minute), dir, "", func(o tier.ObjectInfo) error {
+		name, ok := strings.CutSuffix(strings.TrimPrefix(o.Key, dir), ".klo")
+		b, l, ok2 := strings.Cut(name, "-")
+		base, err1 := strconv.ParseInt(b, 10, 64)
+		last, err2 := strconv.ParseInt(l, 10, 64)
+		if !ok || !ok2 || err1 != nil || err2 != nil || last < base {
+			return fmt.Errorf("unexpected data object key %q", o.Key)
+		}
+		out = append(out, [2]int64{base, last})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// countBelow counts the objects wholly below offset.
+func countBelow(objs [][2]int64, offset int64) int {
+	n := 0
+	for _, o := range objs {
+		if o[1] < offset {
+			n++
+		}
+	}
+	return n
+}
+
+// localStartOffset asks ListOffsets (v8+) for partition p's earliest local
+// offset (-4): the first offset the broker's WAL still holds.
+func localStartOffset(t testing.TB, cl *kgo.Client, topic string, p int32) int64 {
+	t.Helper()
+	req := kmsg.NewPtrListOffsetsRequest()
+	req.ReplicaID = -1
+	rt := kmsg.NewListOffsetsRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewListOffsetsRequestTopicPartition()
+	rp.Partition, rp.Timestamp = p, -4
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(testContext(t, 30*time.Second), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Version < 8 || len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+		t.Fatalf("ListOffsets -4: v%d, %+v", resp.Version, resp.Topics)
+	}
+	got := resp.Topics[0].Partitions[0]
+	if err := kerr.ErrorForCode(got.ErrorCode); err != nil {
+		t.Fatalf("ListOffsets -4 of %s/%d: %v", topic, p, err)
+	}
+	return got.Offset
+}
+
+// setTopicConfig sets one config of topic with IncrementalAlterConfigs.
+func setTopicConfig(t testing.TB, adm *kadm.Client, topic, name, value string) {
+	t.Helper()
+	resp, err := adm.AlterTopicConfigs(testContext(t, 30*time.Second),
+		[]kadm.AlterConfig{{Op: kadm.SetConfig, Name: name, Value: kadm.StringPtr(value)}}, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := resp.On(topic, nil); err != nil || r.Err != nil {
+		t.Fatalf("set %s=%s on %s: %v %v", name, value, topic, err, r.Err)
+	}
+}
+
+// consumeFromZero consumes partition 0 of topic from offset 0, reset to
+// earliest (the log start is past 0), and requires exactly the records
+// [start, end), each as produceValues wrote it.
+func consumeFromZero(t *testing.T, addr, topic string, start, end int64) {
+	t.Helper()
+	got := consumeNReset(t, addr, topic, kgo.NewOffset().At(0), kgo.NewOffset().AtStart(), int(end-start))
+	if int64(len(got)) != end-start {
+		t.Fatalf("consumed %d records, want the %d in [%d, %d)", len(got), end-start, start, end)
+	}
+	for i, r := range got {
+		if want := start + int64(i); r.Offset != want || !bytes.Equal(r.Value, value(0, want)) {
+			t.Fatalf("record %d: offset %d value %q, want offset %d value %q", i, r.Offset, r.Value, want, value(0, want))
+		}
+	}
+}
+
+// TestRetentionTiered: retention covers the whole log, local and tiered.
+// Once a partition's older data lives only in the bucket, retention.bytes
+// and retention.ms move its log start, the bucket's objects below it are
+// deleted (and the manifest starts there), and a consumer from offset 0 is
+// reset to the log start and reads everything from there, from the
+// bucket, byte for byte.
+func TestRetentionTiered(t *testing.T) {
+	endpoint := startS3(t)
+	b := startBroker(t, tierFlags(endpoint)...)
+	// Uncompressed and in small batches, so sizes follow record counts
+	// (a 100-byte value plus at most 12 bytes of framing) and retention
+	// has fine-grained units.
+	cl := newFranz(t, b.addr, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerBatchMaxBytes(64<<10),
+		kgo.ProducerBatchCompression(kgo.NoCompression()))
+	adm := kadm.NewClient(cl)
+	s := bucket(t, endpoint)
+
+	// tierOnly waits until the bucket holds topic's partition 0 to its end
+	// and the WAL no longer holds it below offset below.
+	tierOnly := func(t *testing.T, topic string, below int64) {
+		t.Helper()
+		waitUploaded(t, s, adm, topic, 2*time.Minute)
+		waitFor(t, 2*time.Minute, fmt.Sprintf("the WAL to free %s/0 below offset %d", topic, below), func() bool {
+			return localStartOffset(t, cl, topic, 0) >= below
+		})
+	}
+	manifestStart := func(t *testing.T, p tier.Partition) int64 {
+		t.Helper()
+		m, err := tier.LoadManifest(testContext(t, time.Minute), s, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.LogStartOffset
+	}
+
+	t.Run("bytes", func(t *testing.T) {
+		const topic = "tier-retention-bytes"
+		const limit = 8 << 20
+		const n = 200_000 // about 22 MiB stored
+		createTopic(t, adm, topic, 1)
+		produceValues(t, cl, topic, 0, n, time.Time{})
+		// The WAL keeps the newest sealed segment and the active one
+		// (2 MiB, under 19k records), so it frees well past n*3/4; the
+		// log start retention.bytes leaves is below that (8 MiB is over
+		// 70k records), and the records from there are read from the
+		// bucket.
+		tierOnly(t, topic, n*3/4)
+		p := tierPartition(t, adm, topic, 0)
+		before := dataObjects(t, s, p)
+
+		setTopicConfig(t, adm, topic, "retention.bytes", fmt.Sprint(limit))
+		var start int64
+		waitFor(t, 2*time.Minute, "retention.bytes to move the log start and delete the objects below it", func() bool {
+			start = startOffset(t, adm, topic, 0)
+			return start > 0 && countBelow(dataObjects(t, s, p), start) == 0 && manifestStart(t, p) == start
+		})
+		deleted := countBelow(before, start)
+		t.Logf("log start %d of %d records; %d of %d objects deleted", start, n, deleted, len(before))
+		if deleted == 0 {
+			t.Fatalf("log start %d is below every object's end: nothing tiered was dropped", start)
+		}
+		// Less than one more object (1 MiB) than the limit remains.
+		if (n-start)*valueSize >= 2*limit {
+			t.Fatalf("%d records kept under retention.bytes %d", n-start, limit)
+		}
+		// As Kafka: what remains still holds at least retention.bytes.
+		// Retention counts whole objects, index footers included; add
+		// those to the batch bytes the log still serves.
+		m, err := tier.LoadManifest(testContext(t, time.Minute), s, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kept := storedBytes(t, cl, topic, start)
+		for _, o := range m.Objects {
+			kept += o.Size - o.DataBytes
+		}
+		if kept < limit {
+			t.Errorf("kept %d bytes, below retention.bytes %d", kept, limit)
+		}
+		if ls := localStartOffset(t, cl, topic, 0); ls <= start {
+			t.Fatalf("the WAL holds the log start (local start %d, log start %d): the read below tests no cold read", ls, start)
+		}
+		consumeFromZero(t, b.addr, topic, start, n)
+		if end := endOffset(t, adm, topic, 0); end != n {
+			t.Fatalf("end offset %d, want %d", end, n)
+		}
+	})
+
+	t.Run("time", func(t *testing.T) {
+		const topic = "tier-retention-time"
+		const old, fresh = 30_000, 40_000 // about 3.4 and 4.5 MB
+		if _, err := adm.CreateTopic(testContext(t, 30*time.Second), 1, 1,
+			map[string]*string{"retention.ms": kadm.StringPtr("-1")}, topic); err != nil {
+			t.Fatal(err)
+		}
+		// Two hours old, then uploaded before the fresh records exist:
+		// an upload round's objects end at the tiered end, so no object
+		// mixes old and fresh records and retention can drop exactly the
+		// old ones.
+		produceValues(t, cl, topic, 0, old, time.Now().Add(-2*time.Hour))
+		waitUploaded(t, s, adm, topic, 2*time.Minute)
+		produceValues(t, cl, topic, old, fresh, time.Time{})
+		// The WAL frees every old record and the first fresh ones.
+		tierOnly(t, topic, old+1)
+		p := tierPartition(t, adm, topic, 0)
+		before := dataObjects(t, s, p)
+		if countBelow(before, old) == 0 {
+			t.Fatalf("the bucket holds no object of the old records: %v", before)
+		}
+
+		setTopicConfig(t, adm, topic, "retention.ms", "3600000") // one hour
+		waitFor(t, 2*time.Minute, "retention.ms to move the log start and delete the old objects", func() bool {
+			return startOffset(t, adm, topic, 0) >= old && countBelow(dataObjects(t, s, p), old) == 0
+		})
+		if start := startOffset(t, adm, topic, 0); start != old {
+			t.Fatalf("log start %d, want %d: the first fresh record", start, old)
+		}
+		if ms := manifestStart(t, p); ms != old {
+			t.Fatalf("manifest log start %d, want %d", ms, old)
+		}
+		after := dataObjects(t, s, p)
+		if len(after) == 0 || after[0][0] != old {
+			t.Fatalf("objects after retention %v: want the fresh ones, from %d", after, old)
+		}
+		if ls := localStartOffset(t, cl, topic, 0); ls <= old {
+			t.Fatalf("local start %d: the WAL still holds the first fresh record %d", ls, old)
+		}
+		consumeFromZero(t, b.addr, topic, old, old+fresh)
+	})
+	b.stop()
 }
