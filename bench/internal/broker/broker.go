@@ -37,6 +37,7 @@ var ErrExited = errors.New("broker: exited before ready")
 func Build(ctx context.Context, root, out string) error {
 	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./cmd/klite")
 	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0") // as `make build`: static, no libc mapped
 	b, err := cmd.CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("broker: go build ./cmd/klite: %w\n%s", err, b)
