@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strings"
 	"sync"
 	"time"
@@ -191,16 +190,9 @@ func firstBatchAfter(b []byte, ts, logStart int64) (int64, int64, bool) {
 func (c *Cold) Retain(p Partition, offset int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed {
-		return
+	if j := c.job(p); j != nil {
+		j.retain = max(j.retain, offset)
 	}
-	j := c.jobs[p]
-	if j == nil {
-		j = &coldJob{retain: -1}
-		c.jobs[p] = j
-		c.start(p)
-	}
-	j.retain = max(j.retain, offset)
 }
 
 // Forget removes p's objects and manifests from the bucket in the
@@ -211,8 +203,16 @@ func (c *Cold) Retain(p Partition, offset int64) {
 func (c *Cold) Forget(p Partition) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if j := c.job(p); j != nil {
+		j.forget = true
+	}
+}
+
+// job returns p's pending job, creating it and starting p's worker when
+// there is none; nil after Close. c.mu held.
+func (c *Cold) job(p Partition) *coldJob {
 	if c.closed {
-		return
+		return nil
 	}
 	j := c.jobs[p]
 	if j == nil {
@@ -220,7 +220,7 @@ func (c *Cold) Forget(p Partition) {
 		c.jobs[p] = j
 		c.start(p)
 	}
-	j.forget = true
+	return j
 }
 
 // start runs p's worker. c.mu held.
@@ -282,11 +282,7 @@ func (c *Cold) work(p Partition) {
 		c.mu.Lock()
 		j.retain = max(j.retain, off)
 		c.mu.Unlock()
-		t := time.NewTimer(rand.N(wait)/2 + wait/2)
-		select {
-		case <-t.C:
-		case <-c.ctx.Done():
-			t.Stop()
+		if !sleepJittered(c.ctx, wait) {
 			return
 		}
 		wait = min(2*wait, c.cfg.MaxBackoff)

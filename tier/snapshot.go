@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"math/rand/v2"
 	"slices"
 	"sync"
 	"time"
@@ -349,12 +348,8 @@ func (l *SnapshotLoop) Run(ctx context.Context) {
 				break
 			}
 			l.warn.Warn().Err(err).Dur("retry_in", wait).Msg("tier: metadata snapshot failed; retrying")
-			bt := time.NewTimer(rand.N(wait)/2 + wait/2)
-			select {
-			case <-ctx.Done():
-				bt.Stop()
+			if !sleepJittered(ctx, wait) {
 				return
-			case <-bt.C:
 			}
 			wait = min(2*wait, l.cfg.MaxBackoff)
 		}

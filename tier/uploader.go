@@ -249,14 +249,23 @@ func (u *Uploader) Run(ctx context.Context) {
 			continue
 		}
 		u.warn.Warn().Err(err).Dur("retry_in", wait).Msg("tier: upload round incomplete; retrying")
-		bt := time.NewTimer(rand.N(wait)/2 + wait/2)
-		select {
-		case <-ctx.Done():
-			bt.Stop()
+		if !sleepJittered(ctx, wait) {
 			return
-		case <-bt.C:
 		}
 		wait = max(min(2*wait, u.cfg.MaxBackoff, u.cfg.Interval), u.cfg.Backoff)
+	}
+}
+
+// sleepJittered waits a random time in [wait/2, wait), so retries after a
+// shared failure spread out, and reports false if ctx ended first.
+func sleepJittered(ctx context.Context, wait time.Duration) bool {
+	t := time.NewTimer(rand.N(wait)/2 + wait/2)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 

@@ -3,120 +3,48 @@ package tier
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/klite/klite/tier/s3test"
 )
 
 // Integration tests run against versitygw (a real S3 server, posix
-// backend) on loopback. scripts/versitygw.sh installs it into a cache dir
-// the first time (a build of minutes; `make test` runs that step first, see
-// the Makefile). KLITE_S3_TESTS=0 skips them, saying so.
+// backend) on loopback, started by s3test. scripts/versitygw.sh installs it
+// into a cache dir the first time (a build of minutes; `make test` runs that
+// step first, see the Makefile). KLITE_S3_TESTS=0 skips them, saying so.
 const (
-	vgwAccess = "klite"
-	vgwSecret = "klite-secret-key"
+	vgwAccess = s3test.Access
+	vgwSecret = s3test.Secret
 	vgwBucket = "klite-test"
 )
-
-var (
-	vgwOnce sync.Once
-	vgwBin  string
-	vgwErr  error
-)
-
-// versitygwBinary installs (if needed) and returns the binary's path.
-func versitygwBinary(t *testing.T) string {
-	t.Helper()
-	if os.Getenv("KLITE_S3_TESTS") == "0" {
-		t.Skip("KLITE_S3_TESTS=0: S3 integration tests against versitygw skipped")
-	}
-	vgwOnce.Do(func() {
-		script, err := filepath.Abs("../scripts/versitygw.sh")
-		if err != nil {
-			vgwErr = err
-			return
-		}
-		var stderr bytes.Buffer
-		cmd := exec.Command("bash", script, "install")
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			vgwErr = fmt.Errorf("%s install: %v\n%s", script, err, stderr.String())
-			return
-		}
-		vgwBin = strings.TrimSpace(string(out))
-	})
-	if vgwErr != nil {
-		t.Fatal(vgwErr)
-	}
-	return vgwBin
-}
 
 // startVersitygw runs a fresh versitygw with an empty bucket and returns
 // its endpoint. It is stopped (and its log printed on failure) at cleanup,
 // and dies with the test process (Pdeathsig).
 func startVersitygw(t *testing.T) string {
-	bin := versitygwBinary(t)
-	root := t.TempDir()
-	if err := os.Mkdir(filepath.Join(root, vgwBucket), 0o755); err != nil {
-		t.Fatal(err)
+	t.Helper()
+	if os.Getenv("KLITE_S3_TESTS") == "0" {
+		t.Skip("KLITE_S3_TESTS=0: S3 integration tests against versitygw skipped")
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
 	var log syncBuffer
-	cmd := exec.Command(bin, "--access", vgwAccess, "--secret", vgwSecret, "--port", addr, "posix", root)
-	cmd.Stdout, cmd.Stderr = &log, &log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	srv, err := s3test.Start(context.Background(), t.TempDir(), vgwBucket, &log)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
 	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
+		srv.Stop()
 		if t.Failed() {
 			t.Logf("versitygw log:\n%s", log.String())
 		}
 	})
-	endpoint := "http://" + addr
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(endpoint + "/")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		select {
-		case <-exited:
-			t.Fatalf("versitygw exited:\n%s", log.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("versitygw not answering on %s: %v", endpoint, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return endpoint
+	return srv.Endpoint
 }
 
 type syncBuffer struct {

@@ -12,15 +12,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -32,19 +28,14 @@ import (
 
 	"github.com/klite/klite/tier"
 	"github.com/klite/klite/tier/s3fault"
+	"github.com/klite/klite/tier/s3test"
 )
 
 const (
-	s3Access = "klite"
-	s3Secret = "klite-secret-key"
+	s3Access = s3test.Access
+	s3Secret = s3test.Secret
 	s3Bucket = "klite-test"
 	s3Prefix = "klite/"
-)
-
-var (
-	vgwOnce sync.Once
-	vgwBin  string
-	vgwErr  error
 )
 
 // startS3 runs a fresh versitygw with an empty bucket and returns its
@@ -55,69 +46,21 @@ func startS3(t *testing.T) string {
 	if os.Getenv("KLITE_S3_TESTS") == "0" {
 		t.Skip("KLITE_S3_TESTS=0: S3 integration tests against versitygw skipped")
 	}
-	vgwOnce.Do(func() {
-		var stderr bytes.Buffer
-		cmd := exec.Command("bash", "../../scripts/versitygw.sh", "install")
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			vgwErr = fmt.Errorf("versitygw.sh install: %v\n%s", err, stderr.String())
-			return
-		}
-		vgwBin = strings.TrimSpace(string(out))
-	})
-	if vgwErr != nil {
-		t.Fatal(vgwErr)
-	}
-	root := t.TempDir()
-	if err := os.Mkdir(filepath.Join(root, s3Bucket), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
 	log := &logBuffer{}
-	cmd := exec.Command(vgwBin, "--access", s3Access, "--secret", s3Secret, "--port", addr, "posix", root)
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	srv, err := s3test.Start(context.Background(), t.TempDir(), s3Bucket, log)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log.tail(100))
 	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-exited
-		}
+		srv.Stop()
 		if t.Failed() {
 			t.Logf("versitygw log:\n%s", log.tail(100))
 		}
 	})
-	endpoint := "http://" + addr
-	waitFor(t, 30*time.Second, "versitygw to answer", func() bool {
-		select {
-		case <-exited:
-			t.Fatalf("versitygw exited:\n%s", log.tail(100))
-		default:
-		}
-		resp, err := http.Get(endpoint + "/")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return true
-	})
 	t.Setenv("AWS_ACCESS_KEY_ID", s3Access)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", s3Secret)
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-	return endpoint
+	return srv.Endpoint
 }
 
 // tierFlags run klite tiered to endpoint with everything small: 1 MiB

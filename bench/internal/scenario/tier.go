@@ -1,15 +1,11 @@
 package scenario
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"math"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -23,6 +19,7 @@ import (
 	"github.com/klite/klite/bench/internal/broker"
 	"github.com/klite/klite/bench/internal/report"
 	"github.com/klite/klite/tier"
+	"github.com/klite/klite/tier/s3test"
 )
 
 // The tier-* scenarios run klite with its S3 tiering flags against a real
@@ -32,8 +29,8 @@ import (
 // under test). Each broker with S3 gets its own key prefix.
 const (
 	tierBucket = "klite-bench"
-	tierAccess = "klite"
-	tierSecret = "klite-secret-key"
+	tierAccess = s3test.Access
+	tierSecret = s3test.Secret
 	tierRegion = "us-east-1"
 	// tierFlushInterval is -s3-flush-interval: short, so data reaches the
 	// bucket within the benchmark's patience.
@@ -48,8 +45,6 @@ const (
 	// tierRecoverTimeout bounds a recovered broker's first answer and the
 	// read of its last records.
 	tierRecoverTimeout = 2 * time.Minute
-	// tierServerTimeout bounds versitygw's start.
-	tierServerTimeout = 30 * time.Second
 )
 
 // tierFlags are the klite flags the scenarios pass; a broker whose -h lacks
@@ -135,6 +130,49 @@ func (k *tierKit) drop(prefix string) {
 	}
 }
 
+// tierRun is one fresh broker of a comparison: on its own WAL directory,
+// with S3 under its own prefix and a watch on the bucket, or local only.
+type tierRun struct {
+	p      *broker.Process
+	dir    string
+	prefix string       // "" without S3
+	w      *bucketWatch // nil without S3
+}
+
+// open starts a tierRun on a fresh WAL directory named dirName, with S3
+// when s3. finish stops what open started.
+func (k *tierKit) open(ctx context.Context, cfg Config, dirName string, s3 bool) (*tierRun, error) {
+	r := &tierRun{dir: k.m.NewWALDir(dirName)}
+	if s3 {
+		r.prefix = k.prefix(k.name)
+	}
+	p, err := k.start(ctx, cfg, r.dir, r.prefix)
+	if err != nil {
+		k.m.Cleanup(r.dir)
+		return nil, err
+	}
+	r.p = p
+	if s3 {
+		store, err := k.srv.store(ctx, r.prefix)
+		if err != nil {
+			return nil, errors.Join(err, k.finish(r))
+		}
+		r.w = watchBucket(ctx, store, r.dir)
+	}
+	return r, nil
+}
+
+// finish stops the watch and the broker, and deletes the WAL directory and
+// the bucket prefix.
+func (k *tierKit) finish(r *tierRun) error {
+	if r.w != nil {
+		r.w.stop()
+	}
+	err := k.stop(r.p, r.dir)
+	k.drop(r.prefix)
+	return err
+}
+
 func (k *tierKit) close() error {
 	if k.srv == nil {
 		return nil
@@ -163,88 +201,28 @@ type s3Server struct {
 	endpoint string
 	dir      string // holds root and the server's log
 	root     string
-	cmd      *exec.Cmd
-	exited   chan struct{}
-}
-
-var (
-	versitygwOnce sync.Once
-	versitygwBin  string
-	versitygwErr  error
-)
-
-// versitygwBinary builds versitygw into the cache if needed (minutes the
-// first time; make bench does it beforehand) and returns its path.
-func versitygwBinary(ctx context.Context, pr *Progress) (string, error) {
-	versitygwOnce.Do(func() {
-		root, err := broker.ModuleRoot(".")
-		if err != nil {
-			versitygwErr = err
-			return
-		}
-		pr.Logf("   versitygw: scripts/versitygw.sh install (builds it the first time, minutes)")
-		var stderr bytes.Buffer
-		cmd := exec.CommandContext(ctx, "bash", filepath.Join(root, "scripts", "versitygw.sh"), "install")
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			versitygwErr = &SkipError{Reason: fmt.Sprintf("no S3 server: scripts/versitygw.sh install: %v: %s",
-				err, strings.TrimSpace(stderr.String()))}
-			return
-		}
-		versitygwBin = strings.TrimSpace(string(out))
-	})
-	return versitygwBin, versitygwErr
+	srv      *s3test.Server
 }
 
 func startS3Server(ctx context.Context, dir string, pr *Progress) (*s3Server, error) {
-	bin, err := versitygwBinary(ctx, pr)
-	if err != nil {
+	// Install first: a failed build skips the scenario rather than failing it.
+	if _, err := s3test.Binary(ctx, func(msg string) { pr.Logf("   versitygw: %s", msg) }); err != nil {
+		return nil, &SkipError{Reason: fmt.Sprintf("no S3 server: %v", err)}
+	}
+	s := &s3Server{dir: dir, root: filepath.Join(dir, "root")}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	s := &s3Server{dir: dir, root: filepath.Join(dir, "root"), exited: make(chan struct{})}
-	if err := os.MkdirAll(filepath.Join(s.root, tierBucket), 0o755); err != nil {
-		return nil, err
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	addr := l.Addr().String()
-	l.Close()
 	logf, err := os.Create(filepath.Join(dir, "versitygw.log"))
 	if err != nil {
 		return nil, err
 	}
 	defer logf.Close() // the child has its own descriptor
-	s.cmd = exec.Command(bin, "--access", tierAccess, "--secret", tierSecret, "--port", addr, "posix", s.root)
-	s.cmd.Stdout, s.cmd.Stderr = logf, logf
-	s.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := s.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("scenario: start versitygw: %w", err)
+	if s.srv, err = s3test.Start(ctx, s.root, tierBucket, logf); err != nil {
+		return nil, fmt.Errorf("scenario: %w; log:\n%s", err, s.logTail())
 	}
-	go func() { s.cmd.Wait(); close(s.exited) }()
-	s.endpoint = "http://" + addr
-	deadline := time.Now().Add(tierServerTimeout)
-	for {
-		resp, err := http.Get(s.endpoint + "/")
-		if err == nil {
-			resp.Body.Close()
-			return s, nil
-		}
-		select {
-		case <-s.exited:
-			return nil, fmt.Errorf("scenario: versitygw exited; log:\n%s", s.logTail())
-		case <-ctx.Done():
-			s.stop()
-			return nil, ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			s.stop()
-			return nil, fmt.Errorf("scenario: versitygw not answering on %s: %v; log:\n%s", s.endpoint, err, s.logTail())
-		}
-	}
+	s.endpoint = s.srv.Endpoint
+	return s, nil
 }
 
 func (s *s3Server) logTail() string {
@@ -256,13 +234,7 @@ func (s *s3Server) logTail() string {
 }
 
 func (s *s3Server) stop() error {
-	s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-s.exited:
-	case <-time.After(10 * time.Second):
-		s.cmd.Process.Kill()
-		<-s.exited
-	}
+	s.srv.Stop()
 	return os.RemoveAll(s.dir)
 }
 

@@ -123,32 +123,14 @@ func (s *tierCatchup) Run(ctx context.Context, env *Env) (res Result, err error)
 }
 
 func (s *tierCatchup) side(ctx context.Context, env *Env, s3 bool) (side catchupSide, err error) {
-	m := s.kit.m
 	what := sideName(s3)
 	label := progressLabel(s.Name()+" "+what, env)
-	dir := m.NewWALDir(s.Name() + "-" + what)
-	prefix := ""
-	if s3 {
-		prefix = s.kit.prefix(s.Name())
-	}
-	p, err := s.kit.start(ctx, env.Cfg, dir, prefix)
+	r, err := s.kit.open(ctx, env.Cfg, s.Name()+"-"+what, s3)
 	if err != nil {
-		m.Cleanup(dir)
 		return side, err
 	}
-	defer func() {
-		err = errors.Join(err, s.kit.stop(p, dir))
-		s.kit.drop(prefix)
-	}()
-	var w *bucketWatch
-	if s3 {
-		store, err := s.kit.srv.store(ctx, prefix)
-		if err != nil {
-			return side, err
-		}
-		w = watchBucket(ctx, store, dir)
-		defer w.stop()
-	}
+	defer func() { err = errors.Join(err, s.kit.finish(r)) }()
+	p, dir, w := r.p, r.dir, r.w
 	topic := topicName(s.Name(), env)
 	fill, err := runLoad(ctx, env, loadSpec{
 		label: progressLabel(s.Name()+" fill "+what, env), addr: p.Addr, topic: topic, partitions: env.Cfg.Partitions,
@@ -312,35 +294,17 @@ func (s *tierProduce) Run(ctx context.Context, env *Env) (res Result, err error)
 // load runs one produce load on a fresh broker: as fast as possible when
 // rate is 0, else paced.
 func (s *tierProduce) load(ctx context.Context, env *Env, s3 bool, rate float64) (ps produceSide, err error) {
-	m := s.kit.m
 	what := sideName(s3)
 	kind := "peak"
 	if rate > 0 {
 		kind = "paced"
 	}
-	dir := m.NewWALDir(s.Name() + "-" + what)
-	prefix := ""
-	if s3 {
-		prefix = s.kit.prefix(s.Name())
-	}
-	p, err := s.kit.start(ctx, env.Cfg, dir, prefix)
+	r, err := s.kit.open(ctx, env.Cfg, s.Name()+"-"+what, s3)
 	if err != nil {
-		m.Cleanup(dir)
 		return ps, err
 	}
-	defer func() {
-		err = errors.Join(err, s.kit.stop(p, dir))
-		s.kit.drop(prefix)
-	}()
-	var w *bucketWatch
-	if s3 {
-		store, err := s.kit.srv.store(ctx, prefix)
-		if err != nil {
-			return ps, err
-		}
-		w = watchBucket(ctx, store, dir)
-		defer w.stop()
-	}
+	defer func() { err = errors.Join(err, s.kit.finish(r)) }()
+	p, w := r.p, r.w
 	st, err := runLoad(ctx, env, loadSpec{
 		label: progressLabel(fmt.Sprintf("%s %s %s", s.Name(), kind, what), env), addr: p.Addr, topic: topicName(s.Name(), env),
 		partitions: env.Cfg.Partitions, acks: "all", rate: rate, producers: env.Cfg.Producers,
