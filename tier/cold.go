@@ -75,9 +75,8 @@ func NewCold(cfg ColdConfig) *Cold {
 	if cfg.Parallel <= 0 {
 		cfg.Parallel = defaultColdParallel
 	}
-	log := cfg.Log.With().Str("component", "tier").Logger()
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Cold{cfg: cfg, warn: log.Sample(&zerolog.BurstSampler{Burst: 5, Period: time.Minute}),
+	return &Cold{cfg: cfg, warn: warnLogger(cfg.Log, 5),
 		ctx: ctx, cancel: cancel, sem: make(chan struct{}, cfg.Parallel), jobs: make(map[Partition]*coldJob)}
 }
 
@@ -218,18 +217,13 @@ func (c *Cold) job(p Partition) *coldJob {
 	if j == nil {
 		j = &coldJob{retain: -1}
 		c.jobs[p] = j
-		c.start(p)
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			c.work(p)
+		}()
 	}
 	return j
-}
-
-// start runs p's worker. c.mu held.
-func (c *Cold) start(p Partition) {
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		c.work(p)
-	}()
 }
 
 // work does p's jobs until none is left. It owns c.jobs[p] until it
@@ -295,7 +289,7 @@ func (c *Cold) work(p Partition) {
 func (c *Cold) forget(ctx context.Context, p Partition) error {
 	c.cfg.Uploader.Forget(p)
 	store := c.cfg.Uploader.cfg.Store
-	mdir := p.Dir() + "manifest/"
+	mdir := p.manifestDir()
 	var manifests, data []string
 	err := store.List(ctx, p.Dir(), "", func(o ObjectInfo) error {
 		if strings.HasPrefix(o.Key, mdir) {

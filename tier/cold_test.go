@@ -5,10 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -27,21 +24,10 @@ type testBatch struct {
 // few payload bytes), with max timestamps from ts(i) for the ith batch of
 // the partition, and seals everything. It returns the batches written.
 func (s *testSource) addBatchSegment(p Partition, nChunks, batchesPer int, ts func(i int) int64) []testBatch {
-	f, err := os.Create(filepath.Join(s.dir, fmt.Sprintf("%020d.wal", len(s.files))))
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	s.files = append(s.files, f)
+	f := s.newSegmentFile()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.chunks[p]; !ok {
-		s.parts = append(s.parts, p)
-		s.chunks[p] = nil
-	}
-	var next int64
-	if cs := s.chunks[p]; len(cs) > 0 {
-		next = cs[len(cs)-1].LastOffset + 1
-	}
+	next := s.nextOffset(p)
 	var out []testBatch
 	var pos int64
 	for range nChunks {

@@ -61,16 +61,7 @@ func TestRunFlushesAndSurvivesOutage(t *testing.T) {
 		Attempts: 2, Backoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond, Interval: 20 * time.Millisecond})
 	done := make(chan struct{})
 	go func() { up.Run(ctx); close(done) }()
-	caughtUp := func() bool {
-		src.mu.Lock()
-		defer src.mu.Unlock()
-		for _, p := range parts {
-			if src.uploaded[p] != src.sealed[p] {
-				return false
-			}
-		}
-		return true
-	}
+	caughtUp := func() bool { return src.caughtUp(parts) }
 	waitFor(t, 10*time.Second, "first flush", caughtUp)
 
 	// New data arrives with no Kick: the interval flushes it.

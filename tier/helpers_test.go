@@ -50,24 +50,13 @@ func testPart(i int) Partition {
 // parts, interleaved, each chunk of 1..maxChunk bytes covering 1..5
 // offsets, and seals everything written.
 func (s *testSource) addSegment(rng *rand.Rand, parts []Partition, nChunks, maxChunk int) {
-	f, err := os.Create(filepath.Join(s.dir, fmt.Sprintf("%020d.wal", len(s.files))))
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	s.files = append(s.files, f)
+	f := s.newSegmentFile()
 	var pos int64
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for range nChunks {
 		for _, p := range parts {
-			if _, ok := s.chunks[p]; !ok {
-				s.parts = append(s.parts, p)
-				s.chunks[p] = nil
-			}
-			var base int64
-			if cs := s.chunks[p]; len(cs) > 0 {
-				base = cs[len(cs)-1].LastOffset + 1
-			}
+			base := s.nextOffset(p)
 			n := 1 + rng.IntN(maxChunk)
 			b := make([]byte, n)
 			for i := range b {
@@ -86,6 +75,43 @@ func (s *testSource) addSegment(rng *rand.Rand, parts []Partition, nChunks, maxC
 			pos += int64(n)
 		}
 	}
+}
+
+// newSegmentFile creates the source's next segment file.
+func (s *testSource) newSegmentFile() *os.File {
+	f, err := os.Create(filepath.Join(s.dir, fmt.Sprintf("%020d.wal", len(s.files))))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.files = append(s.files, f)
+	return f
+}
+
+// nextOffset registers p (if new) and returns the offset after its last
+// chunk. s.mu held.
+func (s *testSource) nextOffset(p Partition) int64 {
+	cs, ok := s.chunks[p]
+	if !ok {
+		s.parts = append(s.parts, p)
+		s.chunks[p] = nil
+	}
+	if len(cs) == 0 {
+		return 0
+	}
+	return cs[len(cs)-1].LastOffset + 1
+}
+
+// caughtUp reports whether every one of parts is uploaded as far as it is
+// sealed.
+func (s *testSource) caughtUp(parts []Partition) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range parts {
+		if s.uploaded[p] != s.sealed[p] {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *testSource) Partitions() []Partition {

@@ -24,6 +24,9 @@ func (p Partition) Dir() string {
 	return "topics/" + p.Topic + "-" + hex.EncodeToString(p.TopicID[:]) + "/" + strconv.FormatInt(int64(p.Partition), 10) + "/"
 }
 
+// manifestDir is the key prefix of p's manifest versions and pointer.
+func (p Partition) manifestDir() string { return p.Dir() + "manifest/" }
+
 // ObjectKey is the key of p's data object covering [base, last].
 // Zero-padded so a name sort is an offset sort.
 func (p Partition) ObjectKey(base, last int64) string {
@@ -218,7 +221,7 @@ func DecodeManifest(b []byte) (*Manifest, error) {
 	return m, nil
 }
 
-// Versioned state (manifests now, the metadata snapshot later) is written
+// Versioned state (manifests, the metadata snapshot) is written
 // as immutable objects under dir+"v/" named by zero-padded sequence number,
 // each created with If-None-Match so two writers cannot both publish a
 // sequence number, and only after everything it references is uploaded.
@@ -254,8 +257,8 @@ func decodePointer(b []byte) (uint64, error) {
 
 // LatestVersion returns the newest version's sequence number and body
 // under dir, or (0, nil, nil) if none exists. Manifests use it under
-// Partition.Dir()+"manifest/"; the metadata snapshot (topics, configs,
-// committed offsets, producer state) will use it under SnapshotDir.
+// Partition.manifestDir(); the metadata snapshot (topics, configs,
+// committed offsets, producer state) uses it under SnapshotDir.
 func LatestVersion(ctx context.Context, s ObjectStore, dir string) (uint64, []byte, error) {
 	newest, err := latestSeq(ctx, s, dir)
 	if err != nil || newest == 0 {
@@ -338,7 +341,8 @@ func publishVersion(ctx context.Context, s ObjectStore, dir string, seq uint64, 
 // LoadManifest reads p's newest manifest; a partition with none yields an
 // empty manifest (Seq 0).
 func LoadManifest(ctx context.Context, s ObjectStore, p Partition) (*Manifest, error) {
-	seq, body, err := LatestVersion(ctx, s, p.Dir()+"manifest/")
+	dir := p.manifestDir()
+	seq, body, err := LatestVersion(ctx, s, dir)
 	if err != nil {
 		return nil, err
 	}
@@ -347,7 +351,7 @@ func LoadManifest(ctx context.Context, s ObjectStore, p Partition) (*Manifest, e
 	}
 	m, err := DecodeManifest(body)
 	if err != nil {
-		return nil, fmt.Errorf("tier: manifest %s: %w", versionKey(p.Dir()+"manifest/", seq), err)
+		return nil, fmt.Errorf("tier: manifest %s: %w", versionKey(dir, seq), err)
 	}
 	if m.Seq != seq || m.Part != p {
 		return nil, fmt.Errorf("%w: manifest %d names seq %d of %s/%d", ErrCorrupt, seq, m.Seq, m.Part.Topic, m.Part.Partition)
@@ -367,5 +371,5 @@ func PublishManifest(ctx context.Context, s ObjectStore, m *Manifest) error {
 	if err != nil {
 		return err
 	}
-	return PublishVersion(ctx, s, m.Part.Dir()+"manifest/", m.Seq, b, keepManifestVersions)
+	return PublishVersion(ctx, s, m.Part.manifestDir(), m.Seq, b, keepManifestVersions)
 }

@@ -122,14 +122,8 @@ func (m *MemStore) enter(ctx context.Context, op Op) error {
 	}
 	lat := m.latency
 	m.mu.Unlock()
-	if lat > 0 {
-		t := time.NewTimer(lat)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		}
+	if lat > 0 && !sleepCtx(ctx, lat) {
+		return ctx.Err()
 	}
 	if err != nil {
 		return err

@@ -106,17 +106,24 @@ func (r *Reader) Read(ctx context.Context, m *Manifest, offset, maxBytes int64) 
 			return spanBytes(f.it, idx, k, maxBytes), nil
 		}
 		// The leader failed (perhaps only its context): try on our own.
-		return r.fetch(ctx, key, idx, k, maxBytes, nil)
+		it, err := r.fetch(ctx, key, idx, k, maxBytes)
+		if err != nil {
+			return nil, err
+		}
+		return spanBytes(it, idx, k, maxBytes), nil
 	}
 	f := &flight{done: make(chan struct{})}
 	r.inflight[fk] = f
 	r.mu.Unlock()
-	b, err := r.fetch(ctx, key, idx, k, maxBytes, f)
+	f.it, f.err = r.fetch(ctx, key, idx, k, maxBytes)
 	r.mu.Lock()
 	delete(r.inflight, fk)
 	r.mu.Unlock()
 	close(f.done)
-	return b, err
+	if f.err != nil {
+		return nil, f.err
+	}
+	return spanBytes(f.it, idx, k, maxBytes), nil
 }
 
 // flight is one GET in progress; it and err are set before done closes.
@@ -126,9 +133,9 @@ type flight struct {
 	err  error
 }
 
-// fetch GETs entry k of key and what follows it (read-ahead), caches the
-// span, and records the outcome in f if non-nil.
-func (r *Reader) fetch(ctx context.Context, key string, idx []IndexEntry, k int32, maxBytes int64, f *flight) ([]byte, error) {
+// fetch GETs entry k of key and what follows it (read-ahead) and caches
+// the span.
+func (r *Reader) fetch(ctx context.Context, key string, idx []IndexEntry, k int32, maxBytes int64) (*cacheItem, error) {
 	// Sequential if this object's previous entry was read recently.
 	want := maxBytes
 	if k > 0 && r.cache.has(key, k-1) {
@@ -142,19 +149,13 @@ func (r *Reader) fetch(ctx context.Context, key string, idx []IndexEntry, k int3
 	}
 	buf := make([]byte, size)
 	if err := r.cfg.Store.GetRange(ctx, key, idx[k].Pos, buf); err != nil {
-		if f != nil {
-			f.err = err
-		}
 		return nil, err
 	}
 	r.gets.Add(1)
 	r.getBytes.Add(size)
 	it := &cacheItem{obj: key, first: k, end: end, pos: idx[k].Pos, buf: buf, charge: size}
 	r.cache.add(it)
-	if f != nil {
-		f.it = it
-	}
-	return spanBytes(it, idx, k, maxBytes), nil
+	return it, nil
 }
 
 // spanBytes returns whole entries of span it from entry k, within

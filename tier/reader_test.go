@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"testing"
 	"time"
@@ -16,7 +15,7 @@ func uploadedFixture(t testing.TB, chunks, maxChunk int, objectBytes int64) (*Me
 	store := NewMemStore()
 	src := newTestSource(t)
 	p := testPart(0)
-	src.addSegment(rand.New(rand.NewPCG(21, 22)), []Partition{p}, chunks, maxChunk)
+	src.addSegment(newRand(21), []Partition{p}, chunks, maxChunk)
 	if _, err := testUploader(store, src, objectBytes).UploadPartition(ctx, p); err != nil {
 		t.Fatal(err)
 	}

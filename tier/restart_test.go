@@ -40,12 +40,16 @@ func (s *testSource) chunkInside(t *testing.T, p Partition, after int64) SourceC
 	return SourceChunk{}
 }
 
-// expectTier checks that m is the source's data from start on: the first
-// object holds start, the tier ends where the source is sealed, and every
-// chunk's first readable and last offsets read back as the chunk's bytes.
-func expectTier(t *testing.T, ctx context.Context, store ObjectStore, m *Manifest, s *testSource, start int64) {
+// expectTier checks that p's newest manifest in store is the source's data
+// from start on: the first object holds start, the tier ends where the
+// source is sealed, and every chunk's first readable and last offsets read
+// back as the chunk's bytes.
+func expectTier(t *testing.T, ctx context.Context, store ObjectStore, p Partition, s *testSource, start int64) {
 	t.Helper()
-	p := m.Part
+	m, err := LoadManifest(ctx, store, p)
+	if err != nil {
+		t.Fatal(err)
+	}
 	s.mu.Lock()
 	chunks, data, sealed := s.chunks[p], s.data[p], s.sealed[p]
 	s.mu.Unlock()
@@ -127,11 +131,7 @@ func TestRetainRestartsTier(t *testing.T) {
 	if n, err := up.UploadPartition(ctx, p); err != nil || n == 0 {
 		t.Fatalf("upload after the restart: %d objects, %v", n, err)
 	}
-	m3, err := LoadManifest(ctx, store, p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	expectTier(t, ctx, store, m3, src, start)
+	expectTier(t, ctx, store, p, src, start)
 	if src.uploaded[p] != src.sealed[p] {
 		t.Fatalf("Uploaded(%d), sealed %d", src.uploaded[p], src.sealed[p])
 	}
@@ -141,11 +141,7 @@ func TestRetainRestartsTier(t *testing.T) {
 	if _, err := testUploader(store, src, 10_000).UploadPartition(ctx, p); err != nil {
 		t.Fatal(err)
 	}
-	m4, err := LoadManifest(ctx, store, p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	expectTier(t, ctx, store, m4, src, start)
+	expectTier(t, ctx, store, p, src, start)
 }
 
 // TestRetainBeforeFirstUpload: a log start moved before anything was
@@ -183,11 +179,7 @@ func TestRetainBeforeFirstUpload(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		m, err := LoadManifest(ctx, store, p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		expectTier(t, ctx, store, m, src, start)
+		expectTier(t, ctx, store, p, src, start)
 	}
 }
 
@@ -240,11 +232,7 @@ func TestColdRetainRacesUploads(t *testing.T) {
 	if err := up.UploadAll(ctx); err != nil {
 		t.Fatalf("round after the restart: %v", err)
 	}
-	m, err := LoadManifest(ctx, store, p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	expectTier(t, ctx, store, m, src, start)
+	expectTier(t, ctx, store, p, src, start)
 	for i := range m1.Objects {
 		if _, err := store.Head(ctx, m1.ObjectKey(i)); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("old object %d still there: %v", i, err)

@@ -297,8 +297,7 @@ func NewSnapshotLoop(cfg SnapshotLoopConfig) *SnapshotLoop {
 	if cfg.MaxBackoff <= 0 {
 		cfg.MaxBackoff = defaultSnapshotMaxBackoff
 	}
-	log := cfg.Log.With().Str("component", "tier").Logger()
-	return &SnapshotLoop{cfg: cfg, warn: log.Sample(&zerolog.BurstSampler{Burst: 3, Period: time.Minute})}
+	return &SnapshotLoop{cfg: cfg, warn: warnLogger(cfg.Log, 3)}
 }
 
 // PublishNow takes a snapshot from the provider and publishes it

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +14,7 @@ import (
 func testObjectStore(t *testing.T, s ObjectStore, multipartBytes int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	rng := rand.New(rand.NewPCG(1, 2))
+	rng := newRand(1)
 	obj := make([]byte, 100_000)
 	for i := range obj {
 		obj[i] = byte(rng.Uint32())

@@ -140,10 +140,15 @@ func (st *partState) set(m *Manifest) {
 // NewUploader returns an uploader; Run or UploadAll drive it.
 func NewUploader(cfg UploaderConfig) *Uploader {
 	cfg.setDefaults()
-	log := cfg.Log.With().Str("component", "tier").Logger()
 	return &Uploader{cfg: cfg, kick: make(chan struct{}, 1), published: make(chan struct{}, 1),
-		warn:  log.Sample(&zerolog.BurstSampler{Burst: 5, Period: time.Minute}),
+		warn:  warnLogger(cfg.Log, 5),
 		parts: make(map[Partition]*partState)}
+}
+
+// warnLogger is log for the tier's retry warnings: at most burst a minute,
+// so an S3 outage does not flood the log.
+func warnLogger(log zerolog.Logger, burst uint32) zerolog.Logger {
+	return log.With().Str("component", "tier").Logger().Sample(&zerolog.BurstSampler{Burst: burst, Period: time.Minute})
 }
 
 // Published returns a channel that receives (coalesced) after an
@@ -259,7 +264,12 @@ func (u *Uploader) Run(ctx context.Context) {
 // sleepJittered waits a random time in [wait/2, wait), so retries after a
 // shared failure spread out, and reports false if ctx ended first.
 func sleepJittered(ctx context.Context, wait time.Duration) bool {
-	t := time.NewTimer(rand.N(wait)/2 + wait/2)
+	return sleepCtx(ctx, rand.N(wait)/2+wait/2)
+}
+
+// sleepCtx waits d and reports false if ctx ended first.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:
@@ -415,6 +425,12 @@ func (u *Uploader) uploadObject(ctx context.Context, st *partState, p Partition,
 		m.LogStartOffset = max(first, next)
 	}
 	m.fillKeys(st.m)
+	return u.publish(ctx, st, p, m)
+}
+
+// publish publishes m as p's next manifest and installs it in st. st.mu
+// held.
+func (u *Uploader) publish(ctx context.Context, st *partState, p Partition, m *Manifest) error {
 	if err := u.retry(ctx, "publish manifest", p, func() error {
 		return PublishManifest(ctx, u.cfg.Store, m)
 	}); err != nil {
@@ -441,12 +457,8 @@ func (u *Uploader) retry(ctx context.Context, what string, p Partition, fn func(
 		if attempt >= u.cfg.Attempts {
 			break
 		}
-		t := time.NewTimer(rand.N(wait) + 1)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !sleepCtx(ctx, rand.N(wait)+1) {
 			return ctx.Err()
-		case <-t.C:
 		}
 		wait = min(2*wait, u.cfg.MaxBackoff)
 	}
@@ -496,15 +508,9 @@ func (u *Uploader) Retain(ctx context.Context, p Partition, offset int64) (int, 
 	} else {
 		m.fillKeys(nil)
 	}
-	if err := u.retry(ctx, "publish manifest", p, func() error {
-		return PublishManifest(ctx, u.cfg.Store, m)
-	}); err != nil {
-		if errors.Is(err, ErrExists) {
-			st.set(nil) // stale view, as in uploadObject
-		}
+	if err := u.publish(ctx, st, p, m); err != nil {
 		return 0, err
 	}
-	st.set(m)
 	u.notePublished()
 	for i := range drop {
 		key := old.ObjectKey(i)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"math/rand/v2"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -23,7 +22,7 @@ func testUploader(s ObjectStore, src Source, objectBytes int64) *Uploader {
 // manifest load as after a restart.
 func TestUploadReadRoundTrip(t *testing.T) {
 	ctx := context.Background()
-	rng := rand.New(rand.NewPCG(3, 4))
+	rng := newRand(3)
 	store := NewMemStore()
 	src := newTestSource(t)
 	parts := []Partition{testPart(0), testPart(1), testPart(2), testPart(3)}
@@ -74,7 +73,7 @@ func TestUploadReadRoundTrip(t *testing.T) {
 // next run (also from a fresh uploader, as after a crash) completes.
 func TestUploadRetriesFaults(t *testing.T) {
 	ctx := context.Background()
-	rng := rand.New(rand.NewPCG(5, 6))
+	rng := newRand(5)
 	store := NewMemStore()
 	src := newTestSource(t)
 	p := testPart(0)
@@ -127,7 +126,7 @@ func TestPointerLags(t *testing.T) {
 	store := NewMemStore()
 	src := newTestSource(t)
 	p := testPart(0)
-	rng := rand.New(rand.NewPCG(7, 8))
+	rng := newRand(7)
 	src.addSegment(rng, []Partition{p}, 10, 1000)
 	up := testUploader(store, src, 1500)
 	if _, err := up.UploadPartition(ctx, p); err != nil {
@@ -160,7 +159,7 @@ func TestTwoWritersFenced(t *testing.T) {
 	ctx := context.Background()
 	store := NewMemStore()
 	p := testPart(0)
-	rng := rand.New(rand.NewPCG(9, 10))
+	rng := newRand(9)
 	srcA, srcB := newTestSource(t), newTestSource(t)
 	srcA.addSegment(rng, []Partition{p}, 5, 100)
 	srcB.addSegment(rng, []Partition{p}, 5, 100)
@@ -212,7 +211,7 @@ func (c *countingStore) Put(ctx context.Context, key string, body io.ReadSeeker,
 // and that many do run together.
 func TestUploadParallelBound(t *testing.T) {
 	ctx := context.Background()
-	rng := rand.New(rand.NewPCG(11, 12))
+	rng := newRand(11)
 	src := newTestSource(t)
 	var parts []Partition
 	for i := range 10 {
@@ -299,7 +298,7 @@ func TestRetain(t *testing.T) {
 // bucket's manifest instead of failing the round.
 func TestUploadStaleViewReloads(t *testing.T) {
 	ctx := context.Background()
-	rng := rand.New(rand.NewPCG(7, 8))
+	rng := newRand(7)
 	store := NewMemStore()
 	src := newTestSource(t)
 	p := testPart(0)

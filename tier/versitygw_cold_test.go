@@ -64,16 +64,7 @@ func TestS3ColdThroughOutage(t *testing.T) {
 	go func() { loop.Run(runCtx); close(loopDone) }()
 	defer func() { stop(); <-upDone; <-loopDone }()
 
-	caughtUp := func() bool {
-		src.mu.Lock()
-		defer src.mu.Unlock()
-		for _, p := range parts {
-			if src.uploaded[p] != src.sealed[p] {
-				return false
-			}
-		}
-		return true
-	}
+	caughtUp := func() bool { return src.caughtUp(parts) }
 	waitFor(t, time.Minute, "first upload", caughtUp)
 
 	for _, mode := range []s3fault.Mode{s3fault.SlowDown, s3fault.Reset} {
