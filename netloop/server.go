@@ -53,11 +53,12 @@ func New(cfg Config, h Handler) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	log := cfg.Logger.With().Str("component", "netloop").Logger()
 	s := &Server{
 		cfg:     cfg,
 		h:       h,
-		log:     cfg.Logger.With().Str("component", "netloop").Logger(),
-		warn:    cfg.Logger.With().Str("component", "netloop").Logger().Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Minute}),
+		log:     log,
+		warn:    log.Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Minute}),
 		booted:  make(chan struct{}),
 		runDone: make(chan struct{}),
 		conns:   make(map[uint64]*conn),

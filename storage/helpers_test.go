@@ -140,10 +140,20 @@ type readBatch struct {
 // readAllBatches reads a partition from offset 0 to the high watermark.
 func readAllBatches(t testing.TB, s *Store, topic string, part int32) []readBatch {
 	t.Helper()
+	out := readBatches(t, s, topic, part, 0, 1<<20)
+	for i := range out {
+		out[i].values = batchValues(out[i].raw)
+	}
+	return out
+}
+
+// readBatches reads a partition's batches from off to the high watermark,
+// maxBytes per Read, dropping those of the first read that end below off.
+func readBatches(t testing.TB, s *Store, topic string, part int32, off, maxBytes int64) []readBatch {
+	t.Helper()
 	var out []readBatch
-	off := int64(0)
 	for {
-		res := s.Read(topic, part, off, 1<<20)
+		res := s.Read(topic, part, off, maxBytes)
 		if res.Err != nil {
 			t.Fatalf("Read(%s/%d@%d): %v", topic, part, off, res.Err)
 		}
@@ -167,8 +177,10 @@ func readAllBatches(t testing.TB, s *Store, topic string, part int32) []readBatc
 				if err != nil {
 					t.Fatalf("ValidateBatch at %d: %v", h.BaseOffset, err)
 				}
-				out = append(out, readBatch{base: h.BaseOffset, records: int(h.NumRecords), values: batchValues(batch), raw: batch})
-				off = h.BaseOffset + int64(h.LastOffsetDelta) + 1
+				if last := h.BaseOffset + int64(h.LastOffsetDelta); last >= off {
+					out = append(out, readBatch{base: h.BaseOffset, records: int(h.NumRecords), raw: batch})
+					off = last + 1
+				}
 				b = rest
 			}
 		}

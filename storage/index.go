@@ -151,6 +151,19 @@ func (v indexView) find(offset int64) int64 {
 	return lo - 1
 }
 
+// from returns the first live chunk whose last offset is >= offset: v.first
+// when offset lies below the live chunks, v.n when above them.
+func (v indexView) from(offset int64) int64 {
+	i := v.find(offset)
+	if i < 0 {
+		return v.first
+	}
+	if v.at(i).last < offset {
+		i++
+	}
+	return i
+}
+
 // findTime returns the first live chunk holding a batch with maxTimestamp
 // >= ts, or -1. The running max (prefMaxTs) also covers trimmed chunks, so
 // it only decides when ts is above their max; otherwise the live chunks

@@ -40,8 +40,11 @@ func (a *walActivity) end() {
 }
 
 // idle reports whether the WAL has not synced for zeroIdleGap.
-func (a *walActivity) idle() bool {
-	return a.syncing.Load() == 0 && time.Since(walEpoch)-time.Duration(a.lastEnd.Load()) >= zeroIdleGap
+func (a *walActivity) idle() bool { return a.idleAt(time.Since(walEpoch)) }
+
+// idleAt is idle at now, in monotonic nanoseconds since walEpoch.
+func (a *walActivity) idleAt(now time.Duration) bool {
+	return a.syncing.Load() == 0 && now-time.Duration(a.lastEnd.Load()) >= zeroIdleGap
 }
 
 // waitIdle blocks until the WAL is idle (true) or hurry is closed (false).

@@ -1,6 +1,9 @@
 package storage
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 func TestWALActivityGate(t *testing.T) {
 	var a walActivity
@@ -9,8 +12,12 @@ func TestWALActivityGate(t *testing.T) {
 		t.Fatal("idle while an fdatasync runs")
 	}
 	a.end()
-	if a.idle() {
-		t.Fatal("idle right after an fdatasync ended (gap not honoured)")
+	ended := time.Duration(a.lastEnd.Load())
+	if a.idleAt(ended + zeroIdleGap - 1) {
+		t.Fatal("idle before zeroIdleGap passed since an fdatasync ended")
+	}
+	if !a.idleAt(ended + zeroIdleGap) {
+		t.Fatal("not idle zeroIdleGap after an fdatasync ended")
 	}
 	eventually(t, "idle after the gap", a.idle)
 

@@ -5,13 +5,14 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"sync"
 )
 
 // readHold is what one ReadResult keeps until Release: the segment
 // references and the chunk slice. Pooled, so a read allocates nothing.
 type readHold struct {
-	segs   []*segment
+	segs   pinSet
 	chunks []Chunk
 	// block caches file bytes while walking batch prefixes in a chunk:
 	// one pread covers many small batches.
@@ -36,30 +37,37 @@ func init() {
 }
 
 func (h *readHold) drop() {
-	for _, s := range h.segs {
-		s.release()
-	}
-	clear(h.segs)
+	h.segs.release()
 	clear(h.chunks)
-	h.segs, h.chunks = h.segs[:0], h.chunks[:0]
+	h.chunks = h.chunks[:0]
 	h.blockF, h.blockLen = nil, 0
 	holdPool.Put(h)
 }
 
-// hold takes a reference on seg once per read, before its file is read
-// (a freeing pass may drop the store's reference at any time). False when
-// the segment is closed (deleted, or the store closed).
-func (h *readHold) hold(seg *segment) bool {
-	for _, s := range h.segs {
-		if s == seg {
-			return true
-		}
+// pinSet is the segments one reader holds a reference on, each once.
+type pinSet []*segment
+
+// hold takes a reference on seg unless one is held already, before its
+// file is read (a freeing pass may drop the store's reference at any
+// time). False when the segment is closed (deleted, or the store closed).
+func (ps *pinSet) hold(seg *segment) bool {
+	if slices.Contains(*ps, seg) {
+		return true
 	}
 	if !seg.acquire() {
 		return false
 	}
-	h.segs = append(h.segs, seg)
+	*ps = append(*ps, seg)
 	return true
+}
+
+// release drops every reference and empties the set.
+func (ps *pinSet) release() {
+	for _, s := range *ps {
+		s.release()
+	}
+	clear(*ps)
+	*ps = (*ps)[:0]
 }
 
 // add appends a chunk of a held segment.
@@ -178,7 +186,7 @@ func (s *Store) Read(topic string, partition int32, offset int64, maxBytes int64
 		return res
 	}
 	e := v.at(i)
-	if !h.hold(e.seg) {
+	if !h.segs.hold(e.seg) {
 		if s.cfg.Cold != nil && !s.isClosed() {
 			// Tiering hook (tiered.go): the segment was freed meanwhile.
 			h.drop()
@@ -207,7 +215,7 @@ func (s *Store) Read(topic string, partition int32, offset int64, maxBytes int64
 		if e.base >= hwm {
 			break
 		}
-		if !h.hold(e.seg) {
+		if !h.segs.hold(e.seg) {
 			if e.seg.deleted.Load() {
 				break // freed meanwhile: what is held is a good answer
 			}
@@ -252,15 +260,15 @@ func (s *Store) OffsetForTime(topic string, partition int32, ts int64) (int64, i
 	if p.failed.Load() {
 		return -1, -1, ErrStorage
 	}
+	logStart := p.logStart.Load()
 	hwm := p.hwm.Load()
 	v := p.idx.view()
-	if ls := localStart(v, hwm); s.cfg.Cold != nil && p.logStart.Load() < ls {
+	if ls := localStart(v, hwm); s.cfg.Cold != nil && logStart < ls {
 		// Tiering hook (tiered.go): a tiered batch comes first.
 		if off, t, ok, err := s.coldOffsetForTime(p, ts, ls); ok || err != nil {
 			return off, t, err
 		}
 	}
-	logStart := p.logStart.Load()
 	// Chunks with a batch >= ts from the first on; only batches at or
 	// past the log start count.
 	for i := v.findTime(ts); i >= 0 && i < v.n; i++ {
@@ -272,7 +280,7 @@ func (s *Store) OffsetForTime(topic string, partition int32, ts int64) (int64, i
 			continue
 		}
 		off, mts := int64(-1), int64(-1)
-		err := walkBatches(e, func(bh *BatchHeader) bool {
+		err := walkBatches(e, func(_ int64, bh *BatchHeader) bool {
 			if bh.BaseOffset+int64(bh.LastOffsetDelta) >= logStart && bh.MaxTimestamp >= ts {
 				off, mts = bh.BaseOffset, bh.MaxTimestamp
 				return false
@@ -286,22 +294,31 @@ func (s *Store) OffsetForTime(topic string, partition int32, ts int64) (int64, i
 	return -1, -1, nil
 }
 
-// walkBatches calls fn with each batch header of e until fn returns false.
-func walkBatches(e *chunkEntry, fn func(*BatchHeader) bool) error {
+// walkBatches calls fn with each batch header of e until fn returns false,
+// holding e's segment meanwhile.
+func walkBatches(e *chunkEntry, fn func(pos int64, bh *BatchHeader) bool) error {
 	if !e.seg.acquire() {
 		return goneErr(e.seg)
 	}
 	defer e.seg.release()
+	return walkHeld(e, fn)
+}
+
+// walkHeld is walkBatches for a caller that holds e's segment.
+func walkHeld(e *chunkEntry, fn func(pos int64, bh *BatchHeader) bool) error {
 	var hdr [BatchHeaderBytes]byte
 	for pos := e.pos; pos < e.end(); {
-		if _, err := e.seg.f.ReadAt(hdr[:], pos); err != nil && err != io.EOF {
+		if n, err := e.seg.f.ReadAt(hdr[:], pos); n < len(hdr) {
+			if err == nil || err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
 			return fmt.Errorf("%w: %v", ErrStorage, err)
 		}
 		bh, _ := ParseBatchHeader(hdr[:])
 		if bh.Size() < BatchHeaderBytes || pos+int64(bh.Size()) > e.end() {
 			return errBatchWalk
 		}
-		if !fn(&bh) {
+		if !fn(pos, &bh) {
 			return nil
 		}
 		pos += int64(bh.Size())
@@ -326,7 +343,7 @@ func (s *Store) MaxTimestamp(topic string, partition int32) (int64, int64, error
 	if err != nil {
 		return -1, -1, err
 	}
-	if s.cfg.Cold != nil && p.logStart.Load() < localStart(v, hwm) {
+	if s.cfg.Cold != nil && logStart < localStart(v, hwm) {
 		// Tiering hook (tiered.go): the tier may hold the largest.
 		if coff, cts, ok, err := s.coldMaxTimestamp(p, ts); ok || err != nil {
 			return coff, cts, err
@@ -348,20 +365,16 @@ func localMaxTimestamp(v indexView, logStart, hwm int64) (int64, int64, error) {
 		return e.prefMaxTsOff, e.prefMaxTs, nil
 	}
 	off, ts := int64(-1), int64(math.MinInt64)
-	j := v.find(logStart)
-	if j < 0 {
-		j = v.first
-	}
-	for ; j <= i; j++ {
+	for j := v.from(logStart); j <= i; j++ {
 		e := v.at(j)
-		if e.last < logStart || e.maxTs <= ts {
+		if e.maxTs <= ts {
 			continue
 		}
 		if e.maxTsOff >= logStart {
 			off, ts = e.maxTsOff, e.maxTs
 			continue
 		}
-		err := walkBatches(e, func(bh *BatchHeader) bool {
+		err := walkBatches(e, func(_ int64, bh *BatchHeader) bool {
 			if bh.BaseOffset+int64(bh.LastOffsetDelta) >= logStart && bh.MaxTimestamp > ts {
 				off, ts = bh.BaseOffset, bh.MaxTimestamp
 			}

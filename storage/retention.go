@@ -125,14 +125,7 @@ func (s *Store) freeSoon() <-chan struct{} {
 // segments stay until a freeing pass deletes them).
 func (p *partition) trimTo(offset int64) {
 	v := p.idx.view()
-	i := v.find(offset)
-	if i < 0 {
-		return
-	}
-	if v.at(i).last < offset {
-		i++
-	}
-	if i > v.first {
+	if i := v.from(offset); i > v.first {
 		p.idx.trim(i)
 	}
 }
@@ -333,12 +326,7 @@ func (s *Store) retainedStart(ctx context.Context, p *partition, nowMs, ms, byte
 	if len(units) > 0 {
 		localFrom = max(localFrom, units[len(units)-1].last+1)
 	}
-	i := v.find(localFrom)
-	if i < 0 {
-		i = v.first
-	} else if v.at(i).last < localFrom {
-		i++
-	}
+	i := v.from(localFrom)
 	var localBytes int64
 	if i < v.n {
 		localBytes = v.at(v.n-1).cumBytes - v.at(i).cumBytes + v.at(i).length

@@ -469,19 +469,14 @@ func (s *Store) CreateTopic(name string, partitions int32, configs map[string]st
 	mt := metaTopic{Name: name, ID: id.String(), Configs: maps.Clone(configs)}
 	mt.Partitions = s.newPartitionKeys(&next, partitions)
 	next.Topics = append(next.Topics, mt)
-	if err := saveMeta(s.fs, s.cfg.Dir, &next); err != nil {
-		s.log.Error().Err(err).Str("topic", name).Msg("persisting metadata failed")
-		return TopicInfo{}, fmt.Errorf("%w: %v", ErrStorage, err)
+	if err := s.commitMeta(&next, name); err != nil {
+		return TopicInfo{}, err
 	}
-	s.meta = next
 	t, err := s.buildTopic(mt)
 	if err != nil {
 		return TopicInfo{}, err
 	}
-	tab := &topicTable{byName: maps.Clone(old.byName), byID: maps.Clone(old.byID)}
-	tab.byName[name] = t
-	tab.byID[t.info.ID] = t
-	s.table.Store(tab)
+	s.publish(old, t)
 	s.log.Info().Str("topic", name).Int32("partitions", partitions).Str("topic_id", id.String()).Msg("topic created")
 	return t.info, nil
 }
@@ -491,21 +486,15 @@ func (s *Store) CreateTopic(name string, partitions int32, configs map[string]st
 func (s *Store) DeleteTopic(name string) error {
 	s.metaMu.Lock()
 	defer s.metaMu.Unlock()
-	if s.isClosed() {
-		return ErrClosed
-	}
-	old := s.table.Load()
-	t := old.byName[name]
-	if t == nil {
-		return ErrUnknownTopic
+	old, t, err := s.changingTopic(name)
+	if err != nil {
+		return err
 	}
 	next := cloneMeta(&s.meta)
 	next.Topics = slices.DeleteFunc(next.Topics, func(mt metaTopic) bool { return mt.Name == name })
-	if err := saveMeta(s.fs, s.cfg.Dir, &next); err != nil {
-		s.log.Error().Err(err).Str("topic", name).Msg("persisting metadata failed")
-		return fmt.Errorf("%w: %v", ErrStorage, err)
+	if err := s.commitMeta(&next, name); err != nil {
+		return err
 	}
-	s.meta = next
 	tab := &topicTable{byName: maps.Clone(old.byName), byID: maps.Clone(old.byID)}
 	delete(tab.byName, name)
 	delete(tab.byID, t.info.ID)
@@ -530,13 +519,9 @@ func (s *Store) DeleteTopic(name string) error {
 func (s *Store) SetTopicConfigs(name string, configs map[string]string) error {
 	s.metaMu.Lock()
 	defer s.metaMu.Unlock()
-	if s.isClosed() {
-		return ErrClosed
-	}
-	old := s.table.Load()
-	t := old.byName[name]
-	if t == nil {
-		return ErrUnknownTopic
+	old, t, err := s.changingTopic(name)
+	if err != nil {
+		return err
 	}
 	next := cloneMeta(&s.meta)
 	mt := next.topic(name)
@@ -544,11 +529,9 @@ func (s *Store) SetTopicConfigs(name string, configs map[string]string) error {
 	if len(mt.Configs) == 0 {
 		mt.Configs = nil
 	}
-	if err := saveMeta(s.fs, s.cfg.Dir, &next); err != nil {
-		s.log.Error().Err(err).Str("topic", name).Msg("persisting metadata failed")
-		return fmt.Errorf("%w: %v", ErrStorage, err)
+	if err := s.commitMeta(&next, name); err != nil {
+		return err
 	}
-	s.meta = next
 	nt := &topic{info: t.info, parts: t.parts}
 	nt.info.Configs = maps.Clone(configs)
 	if nt.info.Configs == nil {
@@ -571,13 +554,9 @@ func (s *Store) SetTopicConfigs(name string, configs map[string]string) error {
 func (s *Store) CreatePartitions(name string, count int32) (TopicInfo, error) {
 	s.metaMu.Lock()
 	defer s.metaMu.Unlock()
-	if s.isClosed() {
-		return TopicInfo{}, ErrClosed
-	}
-	old := s.table.Load()
-	t := old.byName[name]
-	if t == nil {
-		return TopicInfo{}, ErrUnknownTopic
+	old, t, err := s.changingTopic(name)
+	if err != nil {
+		return TopicInfo{}, err
 	}
 	have := int32(len(t.parts))
 	if count <= have || count > s.cfg.MaxPartitions {
@@ -587,11 +566,9 @@ func (s *Store) CreatePartitions(name string, count int32) (TopicInfo, error) {
 	mt := next.topic(name)
 	added := s.newPartitionKeys(&next, count-have)
 	mt.Partitions = append(mt.Partitions, added...)
-	if err := saveMeta(s.fs, s.cfg.Dir, &next); err != nil {
-		s.log.Error().Err(err).Str("topic", name).Msg("persisting metadata failed")
-		return TopicInfo{}, fmt.Errorf("%w: %v", ErrStorage, err)
+	if err := s.commitMeta(&next, name); err != nil {
+		return TopicInfo{}, err
 	}
-	s.meta = next
 	nt := &topic{info: t.info, parts: slices.Clip(t.parts)}
 	nt.info.Partitions = count
 	if err := s.addPartitions(nt, added); err != nil {
@@ -602,8 +579,33 @@ func (s *Store) CreatePartitions(name string, count int32) (TopicInfo, error) {
 	return nt.info, nil
 }
 
-// publish replaces a topic in the table with nt (same name and ID).
-// metaMu must be held.
+// changingTopic returns the table and the topic called name, about to be
+// changed. metaMu must be held.
+func (s *Store) changingTopic(name string) (*topicTable, *topic, error) {
+	if s.isClosed() {
+		return nil, nil, ErrClosed
+	}
+	old := s.table.Load()
+	t := old.byName[name]
+	if t == nil {
+		return nil, nil, ErrUnknownTopic
+	}
+	return old, t, nil
+}
+
+// commitMeta persists next, a change to topic, and makes it the current
+// metadata. metaMu must be held.
+func (s *Store) commitMeta(next *metaFile, topic string) error {
+	if err := saveMeta(s.fs, s.cfg.Dir, next); err != nil {
+		s.log.Error().Err(err).Str("topic", topic).Msg("persisting metadata failed")
+		return fmt.Errorf("%w: %v", ErrStorage, err)
+	}
+	s.meta = *next
+	return nil
+}
+
+// publish puts nt in the table, in place of the topic of its name and ID
+// if there is one. metaMu must be held.
 func (s *Store) publish(old *topicTable, nt *topic) {
 	tab := &topicTable{byName: maps.Clone(old.byName), byID: maps.Clone(old.byID)}
 	tab.byName[nt.info.Name] = nt
@@ -679,7 +681,7 @@ func (s *Store) Append(topic string, partition int32, batches []byte, durable bo
 		err = ErrBatchTooShort
 	}
 	if err != nil {
-		done(AppendResult{BaseOffset: -1, LogAppendTime: -1, Err: err})
+		done(failResult(err))
 		return
 	}
 	r := reqPool.Get().(*appendReq)
@@ -689,7 +691,7 @@ func (s *Store) Append(topic string, partition int32, batches []byte, durable bo
 		if err == ErrBusy {
 			s.stats.busy.Add(1)
 		}
-		done(AppendResult{BaseOffset: -1, LogAppendTime: -1, Err: err})
+		done(failResult(err))
 	}
 }
 

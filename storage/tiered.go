@@ -133,29 +133,9 @@ func (s *Store) Sealed(tp tier.Partition, from, maxBytes int64, dst []tier.Sourc
 		from = ls
 	}
 	v := p.idx.view()
-	i := v.find(from)
-	if i < 0 {
-		i = v.first // from is below the WAL (or nothing is live)
-	} else if v.at(i).last < from {
-		i++
-	}
-	var pins []*segment
-	release := func() {
-		for _, seg := range pins {
-			seg.release()
-		}
-		pins = nil
-	}
-	pin := func(seg *segment) bool {
-		if slices.Contains(pins, seg) {
-			return true
-		}
-		if !seg.acquire() {
-			return false
-		}
-		pins = append(pins, seg)
-		return true
-	}
+	i := v.from(from) // v.first when from is below the WAL
+	var pins pinSet
+	release := pins.release
 	var total int64
 	n0 := len(dst)
 	for ; i < v.n && (len(dst) == n0 || total < maxBytes); i++ {
@@ -167,7 +147,7 @@ func (s *Store) Sealed(tp tier.Partition, from, maxBytes int64, dst []tier.Sourc
 			release()
 			return dst[:n0], nil, fmt.Errorf("%w: chunk [%d, %d] of %d bytes is too large to tier", ErrStorage, e.base, e.last, e.length)
 		}
-		if !pin(e.seg) {
+		if !pins.hold(e.seg) {
 			// The segment is being deleted (its chunks are below the log
 			// start or already tiered): what follows does not continue
 			// what came before; start after it if nothing is taken yet.
@@ -199,20 +179,8 @@ func (s *Store) Sealed(tp tier.Partition, from, maxBytes int64, dst []tier.Sourc
 // offsets and max timestamp read from the batch headers. from must lie in e.
 func chunkFrom(e *chunkEntry, from int64) (tier.SourceChunk, error) {
 	c := tier.SourceChunk{LastOffset: e.last, MaxTimestamp: -1, MaxTimestampOffset: -1, File: e.seg.f}
-	var hdr [BatchHeaderBytes]byte
 	found := false
-	for pos := e.pos; pos < e.end(); {
-		if n, err := e.seg.f.ReadAt(hdr[:], pos); n < len(hdr) {
-			if err == nil || err == io.EOF {
-				err = io.ErrUnexpectedEOF
-			}
-			return c, fmt.Errorf("%w: %v", ErrStorage, err)
-		}
-		bh, _ := ParseBatchHeader(hdr[:])
-		size := int64(bh.Size())
-		if size < BatchHeaderBytes || pos+size > e.end() {
-			return c, errBatchWalk
-		}
+	err := walkHeld(e, func(pos int64, bh *BatchHeader) bool {
 		if !found && bh.BaseOffset+int64(bh.LastOffsetDelta) >= from {
 			found = true
 			c.BaseOffset, c.Pos = bh.BaseOffset, pos
@@ -220,7 +188,10 @@ func chunkFrom(e *chunkEntry, from int64) (tier.SourceChunk, error) {
 		if found && (c.MaxTimestampOffset < 0 || bh.MaxTimestamp > c.MaxTimestamp) {
 			c.MaxTimestamp, c.MaxTimestampOffset = bh.MaxTimestamp, bh.BaseOffset
 		}
-		pos += size
+		return true
+	})
+	if err != nil {
+		return c, err
 	}
 	if !found {
 		return c, errBatchWalk

@@ -123,41 +123,10 @@ func appendN(t *testing.T, s *Store, topic string, part int32, n, recs int, ts i
 	}
 }
 
-// readFrom reads a partition's batches from offset to the high watermark.
+// readFrom reads a partition's batches from off to the high watermark.
 func readFrom(t *testing.T, s *Store, topic string, part int32, off int64) []readBatch {
 	t.Helper()
-	var out []readBatch
-	for {
-		res := s.Read(topic, part, off, 8<<10)
-		if res.Err != nil {
-			t.Fatalf("Read(%s/%d@%d): %v", topic, part, off, res.Err)
-		}
-		if len(res.Chunks) == 0 {
-			return out
-		}
-		for _, c := range res.Chunks {
-			b := make([]byte, c.Len)
-			if _, err := c.File.ReadAt(b, c.Off); err != nil {
-				t.Fatalf("ReadAt: %v", err)
-			}
-			for len(b) > 0 {
-				batch, rest, err := NextBatch(b)
-				if err != nil {
-					t.Fatalf("NextBatch: %v", err)
-				}
-				h, err := ValidateBatch(batch)
-				if err != nil {
-					t.Fatalf("ValidateBatch: %v", err)
-				}
-				if h.BaseOffset+int64(h.LastOffsetDelta) >= off {
-					out = append(out, readBatch{base: h.BaseOffset, records: int(h.NumRecords), raw: batch})
-				}
-				off = max(off, h.BaseOffset+int64(h.LastOffsetDelta)+1)
-				b = rest
-			}
-		}
-		res.Release()
-	}
+	return readBatches(t, s, topic, part, off, 8<<10)
 }
 
 func sameBatches(t *testing.T, what string, got, want []readBatch) {

@@ -540,6 +540,7 @@ func (s *shard) placeChunk(g *group, p *partition, buf []byte, nowMs int64) []by
 	buf = buf[:c.hdrAt+chunkHeaderBytes]
 	limit := s.st.cfg.MaxChunkBytes
 	logStart := p.logStart.Load()
+	lat := p.logAppendTime.Load() // one timestamp type per group (SetTopicConfigs)
 	for r := p.head; r != nil; r = r.next {
 		r.res = failResult(nil)
 		r.res.LogStartOffset = logStart
@@ -569,7 +570,6 @@ func (s *shard) placeChunk(g *group, p *partition, buf []byte, nowMs int64) []by
 		buf = append(buf, r.data...)
 		off := p.next
 		r.res.BaseOffset = off
-		lat := p.logAppendTime.Load()
 		if lat {
 			r.res.LogAppendTime = nowMs
 		}
