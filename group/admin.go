@@ -3,7 +3,8 @@ package group
 // Admin views of groups: ListGroups, DescribeGroups, DeleteGroups.
 
 import (
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -20,11 +21,7 @@ func (c *Coordinator) ListGroups(req *kmsg.ListGroupsRequest, done func(*kmsg.Li
 	c.submit(func() {
 		resp := kmsg.NewPtrListGroupsResponse()
 		resp.Version = req.Version
-		names := make([]string, 0, len(c.groups))
-		for name := range c.groups {
-			names = append(names, name)
-		}
-		sort.Strings(names)
+		names := slices.Sorted(maps.Keys(c.groups))
 		for _, name := range names {
 			g := c.groups[name]
 			st, typ := g.state.String(), "classic"
@@ -83,11 +80,7 @@ func (c *Coordinator) DescribeGroups(req *kmsg.DescribeGroupsRequest, done func(
 				if g.state == stateStable {
 					dg.Protocol = g.protocol
 				}
-				ids := make([]string, 0, len(g.members))
-				for id := range g.members {
-					ids = append(ids, id)
-				}
-				sort.Strings(ids)
+				ids := slices.Sorted(maps.Keys(g.members))
 				for _, id := range ids {
 					m := g.members[id]
 					dm := kmsg.NewDescribeGroupsResponseGroupMember()

@@ -6,6 +6,7 @@ package group
 // same members, subscriptions and previous target give the same result.
 
 import (
+	"maps"
 	"slices"
 	"sort"
 )
@@ -141,11 +142,7 @@ func assignUniform(s assignSpec) map[string]assignment {
 		subs[id] = set
 	}
 	sort.Strings(ids)
-	topics := make([]string, 0, len(s.partitions))
-	for t := range s.partitions {
-		topics = append(topics, t)
-	}
-	sort.Strings(topics)
+	topics := slices.Sorted(maps.Keys(s.partitions))
 
 	owner := make(map[TP]string)
 	count := make(map[string]int, len(ids))

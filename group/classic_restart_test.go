@@ -1,7 +1,6 @@
 package group
 
 import (
-	"encoding/binary"
 	"testing"
 	"time"
 
@@ -155,17 +154,13 @@ func TestClassicSilentMemberExpiresAfterCrash(t *testing.T) {
 	fs2 := fs.CrashClone(storage.CrashDropUnsynced, 0)
 	c2 := openTestCoordinator(t, fs2)
 	// a keeps heartbeating, b never does: b is expelled and a rebalance starts.
-	deadline := time.Now().Add(waitFor)
-	for {
+	waitUntil(t, "a rebalance", func() bool {
 		code := heartbeat(t, c2, g, a, 2)
-		if code == kerr.RebalanceInProgress.Code {
-			break
-		}
-		if code != 0 || time.Now().After(deadline) {
+		if code != 0 && code != kerr.RebalanceInProgress.Code {
 			t.Fatalf("heartbeat of the live member: %d", code)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return code == kerr.RebalanceInProgress.Code
+	})
 	if code := heartbeat(t, c2, g, b, 2); code != kerr.UnknownMemberID.Code {
 		t.Fatalf("heartbeat of the expelled member: %d", code)
 	}
@@ -212,17 +207,7 @@ func TestClassicRecordRoundTrip(t *testing.T) {
 		}
 	}
 	check(st, "replay")
-	snap := encodeState(st)[len(snapshotMagic):]
-	st2 := map[string]*storedGroup{}
-	for len(snap) > 0 {
-		n := int(binary.BigEndian.Uint32(snap)) + recHeaderBytes
-		apply, err := decodeRecord(snap[recHeaderBytes:n])
-		if err != nil {
-			t.Fatal(err)
-		}
-		apply(st2)
-		snap = snap[n:]
-	}
+	st2 := replaySnapshot(t, encodeState(st))
 	check(st2, "snapshot")
 	// A new generation voids the members; an empty record clears them.
 	apply, _ := decodeRecord(groupMetaRecord("g", "consumer", 4)[recHeaderBytes:])

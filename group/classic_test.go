@@ -48,16 +48,7 @@ func openTestCoordinator(t *testing.T, fs storage.FS, mod ...func(*Config)) *Coo
 // call runs one coordinator method and returns its answer.
 func call[R any](t *testing.T, f func(done func(R))) R {
 	t.Helper()
-	ch := make(chan R, 1)
-	f(func(r R) { ch <- r })
-	select {
-	case r := <-ch:
-		return r
-	case <-time.After(waitFor):
-		t.Fatal("no answer")
-	}
-	var zero R
-	return zero
+	return recv(t, async(f))
 }
 
 // async starts a call whose answer comes later (a parked join).
@@ -242,17 +233,10 @@ func TestSessionTimeoutExpels(t *testing.T) {
 	recv(t, ja)
 	call(t, func(d func(*kmsg.SyncGroupResponse)) { c.SyncGroup(syncReq(g, a, 1, nil), d) })
 	// No heartbeats: the member is expelled and the group becomes Empty.
-	deadline := time.Now().Add(waitFor)
-	for {
+	waitUntil(t, "member expelled", func() bool {
 		lr := call(t, func(d func(*kmsg.ListGroupsResponse)) { c.ListGroups(kmsg.NewPtrListGroupsRequest(), d) })
-		if len(lr.Groups) == 1 && lr.Groups[0].GroupState == "Empty" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("member never expelled: %+v", lr.Groups)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return len(lr.Groups) == 1 && lr.Groups[0].GroupState == "Empty"
+	})
 	code := call(t, func(d func(*kmsg.HeartbeatResponse)) { c.Heartbeat(hbReq(g, a, 1), d) }).ErrorCode
 	if code != kerr.UnknownMemberID.Code {
 		t.Fatalf("heartbeat of expelled member: %d", code)

@@ -36,6 +36,7 @@ package group
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"maps"
 	"regexp"
 	"slices"
 	"sort"
@@ -843,11 +844,7 @@ func (c *Coordinator) ownedByName(cg *consumerGroup, ts []kmsg.ConsumerGroupHear
 
 func responseAssignment(cg *consumerGroup, m *cmember) *kmsg.ConsumerGroupHeartbeatResponseAssignment {
 	a := kmsg.NewConsumerGroupHeartbeatResponseAssignment()
-	names := make([]string, 0, len(m.assigned))
-	for t := range m.assigned {
-		names = append(names, t)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(m.assigned))
 	for _, t := range names {
 		info, ok := cg.topics[t]
 		if !ok {
@@ -920,11 +917,7 @@ func (c *Coordinator) ConsumerGroupDescribe(req *kmsg.ConsumerGroupDescribeReque
 			default:
 				cg := g.cg
 				dg.State, dg.Epoch, dg.AssignmentEpoch, dg.AssignorName = cg.stateName(), cg.epoch, cg.targetEpoch, cg.assignor
-				ids := make([]string, 0, len(cg.members))
-				for id := range cg.members {
-					ids = append(ids, id)
-				}
-				sort.Strings(ids)
+				ids := slices.Sorted(maps.Keys(cg.members))
 				for _, id := range ids {
 					m := cg.members[id]
 					dm := kmsg.NewConsumerGroupDescribeResponseGroupMember()
@@ -956,11 +949,7 @@ func (c *Coordinator) ConsumerGroupDescribe(req *kmsg.ConsumerGroupDescribeReque
 
 func (c *Coordinator) describeAssignment(cg *consumerGroup, a assignment) kmsg.Assignment {
 	out := kmsg.NewAssignment()
-	names := make([]string, 0, len(a))
-	for t := range a {
-		names = append(names, t)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(a))
 	for _, t := range names {
 		tp := kmsg.NewAssignmentTopicPartition()
 		tp.Topic = t

@@ -505,14 +505,13 @@ func TestConsumerRegexAndNewTopics(t *testing.T) {
 	}
 	ts.add("logs", 2)
 	ts.add("xlogs", 2) // must match the whole name
-	deadline := time.Now().Add(waitFor)
-	for a.count() != 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("new topic not assigned: %v", a.owned)
+	waitUntil(t, "the new topic assigned", func() bool {
+		if a.count() == 2 {
+			return true
 		}
 		a.beat()
-		time.Sleep(5 * time.Millisecond)
-	}
+		return false
+	})
 	if len(a.owned["logs"]) != 2 {
 		t.Fatalf("owned %v", a.owned)
 	}
@@ -649,18 +648,17 @@ func TestConsumerRestartGrace(t *testing.T) {
 	c3 := open(50 * time.Millisecond)
 	m := newCmem(t, c3, ts, "g", "M")
 	m.join("t")
-	deadline := time.Now().Add(waitFor)
-	for m.count() != 4 {
-		if time.Now().After(deadline) {
-			t.Fatalf("ghost N never expired: %v", m.owned)
+	waitUntil(t, "ghost N expired", func() bool {
+		if m.count() == 4 {
+			return true
 		}
-		time.Sleep(5 * time.Millisecond)
 		if r := m.beat(); r.ErrorCode != 0 {
 			// M itself has a 50ms session: rejoin when it lapsed.
 			m.epoch, m.owned = 0, nil
 			m.join("t")
 		}
-	}
+		return false
+	})
 }
 
 func TestConsumerLongIDsRejected(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"maps"
 	"slices"
 	"strings"
 )
@@ -44,11 +45,7 @@ func (c *Coordinator) ExportOffsets() ([]byte, error) {
 	defer l.stateMu.RUnlock()
 	b := binary.BigEndian.AppendUint32(nil, exportMagic)
 	b = append(b, exportVersion, 0, 0, 0)
-	names := make([]string, 0, len(l.state))
-	for name := range l.state {
-		names = append(names, name)
-	}
-	slices.Sort(names)
+	names := slices.Sorted(maps.Keys(l.state))
 	for _, name := range names {
 		g := l.state[name]
 		b = append(b, groupMetaRecord(name, g.protocolType, g.generation)...)

@@ -175,18 +175,21 @@ func (g *group) supports(ptype string, protos []protocol) bool {
 		return false
 	}
 	for _, p := range protos {
-		all := true
-		for _, m := range g.members {
-			if !m.hasProtocol(p.name) {
-				all = false
-				break
-			}
-		}
-		if all {
+		if g.allSupport(p.name) {
 			return true
 		}
 	}
 	return false
+}
+
+// allSupport reports whether every member lists protocol name.
+func (g *group) allSupport(name string) bool {
+	for _, m := range g.members {
+		if !m.hasProtocol(name) {
+			return false
+		}
+	}
+	return true
 }
 
 func (m *member) hasProtocol(name string) bool {
@@ -216,14 +219,7 @@ func (g *group) selectProtocol() string {
 		return ""
 	}
 	for _, p := range leader.protocols {
-		all := true
-		for _, m := range g.members {
-			if !m.hasProtocol(p.name) {
-				all = false
-				break
-			}
-		}
-		if all {
+		if g.allSupport(p.name) {
 			candidates = append(candidates, p.name)
 		}
 	}

@@ -1,7 +1,6 @@
 package group
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -197,17 +196,7 @@ func TestLogRecordRoundTrip(t *testing.T) {
 		t.Fatalf("state %+v", g)
 	}
 	// A snapshot keeps the members.
-	snap := encodeState(st)[len(snapshotMagic):]
-	st2 := map[string]*storedGroup{}
-	for len(snap) > 0 {
-		n := int(binary.BigEndian.Uint32(snap)) + recHeaderBytes
-		apply, err := decodeRecord(snap[recHeaderBytes:n])
-		if err != nil {
-			t.Fatal(err)
-		}
-		apply(st2)
-		snap = snap[n:]
-	}
+	st2 := replaySnapshot(t, encodeState(st))
 	if g2 := st2["g"]; g2 == nil || len(g2.members) != 1 || g2.members["m2"] != "inst" {
 		t.Fatalf("snapshot state %+v", g2)
 	}
@@ -219,4 +208,15 @@ func TestLogRecordRoundTrip(t *testing.T) {
 			}
 		}
 	}
+}
+
+// replaySnapshot reads a snapshot back as recovery does (replay checks each
+// record's CRC too) into a fresh state.
+func replaySnapshot(t *testing.T, snap []byte) map[string]*storedGroup {
+	t.Helper()
+	l := &offsetsLog{state: map[string]*storedGroup{}}
+	if _, err := l.replay(snap[len(snapshotMagic):]); err != nil {
+		t.Fatal(err)
+	}
+	return l.state
 }

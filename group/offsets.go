@@ -139,13 +139,17 @@ func (c *Coordinator) OffsetFetch(req *kmsg.OffsetFetchRequest, done func(*kmsg.
 		resp.Version = req.Version
 		if req.Version < 8 {
 			var want map[string][]int32
+			var order []string
 			if req.Topics != nil {
 				want = make(map[string][]int32)
 				for _, t := range req.Topics {
+					if _, ok := want[t.Topic]; !ok {
+						order = append(order, t.Topic)
+					}
 					want[t.Topic] = append(want[t.Topic], t.Partitions...)
 				}
 			}
-			for _, t := range c.fetchGroup(req.Group, req.Topics != nil, topicOrder(req.Topics), want) {
+			for _, t := range c.fetchGroup(req.Group, req.Topics != nil, order, want) {
 				rt := kmsg.NewOffsetFetchResponseTopic()
 				rt.Topic = t.topic
 				for _, p := range t.parts {
@@ -192,18 +196,6 @@ func (c *Coordinator) OffsetFetch(req *kmsg.OffsetFetchRequest, done func(*kmsg.
 		}
 		done(resp)
 	})
-}
-
-func topicOrder(ts []kmsg.OffsetFetchRequestTopic) []string {
-	var order []string
-	seen := make(map[string]bool, len(ts))
-	for _, t := range ts {
-		if !seen[t.Topic] {
-			seen[t.Topic] = true
-			order = append(order, t.Topic)
-		}
-	}
-	return order
 }
 
 type fetchedTopic struct {

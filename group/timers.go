@@ -1,6 +1,9 @@
 package group
 
-import "time"
+import (
+	"container/heap"
+	"time"
+)
 
 // timer is one deadline in the coordinator's heap. The owner keeps the
 // timer value and re-arms it in place, so a heartbeat costs an O(log n)
@@ -15,84 +18,53 @@ func newTimer(fn func()) *timer { return &timer{fn: fn, idx: -1} }
 
 func (t *timer) armed() bool { return t.idx >= 0 }
 
-// timerHeap is a min-heap of deadlines, indexed so timers can move.
+// timerHeap is a min-heap of deadlines (container/heap), indexed so timers
+// can move.
 type timerHeap []*timer
+
+// in reports whether t is armed in h.
+func (h timerHeap) in(t *timer) bool { return t.idx >= 0 && t.idx < len(h) && h[t.idx] == t }
 
 func (h *timerHeap) set(t *timer, at time.Time) {
 	t.at = at
-	if t.idx >= 0 && t.idx < len(*h) && (*h)[t.idx] == t {
-		h.fix(t.idx)
+	if h.in(t) {
+		heap.Fix(h, t.idx)
 		return
 	}
-	t.idx = len(*h)
-	*h = append(*h, t)
-	h.up(t.idx)
+	heap.Push(h, t)
 }
 
 func (h *timerHeap) remove(t *timer) {
-	i := t.idx
-	if i < 0 || i >= len(*h) || (*h)[i] != t {
-		t.idx = -1
-		return
-	}
-	last := len(*h) - 1
-	h.swap(i, last)
-	(*h)[last] = nil
-	*h = (*h)[:last]
-	if i < last {
-		h.fix(i)
+	if h.in(t) {
+		heap.Remove(h, t.idx)
 	}
 	t.idx = -1
 }
 
-func (h *timerHeap) pop() *timer {
-	t := (*h)[0]
-	h.remove(t)
-	return t
-}
+func (h *timerHeap) pop() *timer { return heap.Pop(h).(*timer) }
 
-func (h timerHeap) less(i, j int) bool { return h[i].at.Before(h[j].at) }
+// heap.Interface; use the methods above.
 
-func (h timerHeap) swap(i, j int) {
+func (h timerHeap) Len() int           { return len(h) }
+func (h timerHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
+
+func (h timerHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]
 	h[i].idx = i
 	h[j].idx = j
 }
 
-func (h timerHeap) fix(i int) {
-	if !h.down(i) {
-		h.up(i)
-	}
+func (h *timerHeap) Push(x any) {
+	t := x.(*timer)
+	t.idx = len(*h)
+	*h = append(*h, t)
 }
 
-func (h timerHeap) up(i int) {
-	for i > 0 {
-		p := (i - 1) / 2
-		if !h.less(i, p) {
-			return
-		}
-		h.swap(i, p)
-		i = p
-	}
-}
-
-func (h timerHeap) down(i int) bool {
-	start := i
-	n := len(h)
-	for {
-		l := 2*i + 1
-		if l >= n {
-			break
-		}
-		m := l
-		if r := l + 1; r < n && h.less(r, l) {
-			m = r
-		}
-		if !h.less(m, i) {
-			break
-		}
-		h.swap(i, m)
-		i = m
-	}
-	return i > start
+func (h *timerHeap) Pop() any {
+	old := *h
+	t := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	t.idx = -1
+	return t
 }

@@ -168,9 +168,18 @@ func (h *Handler) checkAssignment(as []kmsg.CreateTopicsRequestTopicReplicaAssig
 			return "Partitions must be numbered consecutively from 0, each given once."
 		}
 		seen[a.Partition] = true
-		if len(a.Replicas) != 1 || a.Replicas[0] != h.cfg.NodeID {
-			return "Replica assignments may only name broker " + strconv.Itoa(int(h.cfg.NodeID)) + ", once per partition."
+		if msg := h.checkReplicas(a.Replicas); msg != "" {
+			return msg
 		}
+	}
+	return ""
+}
+
+// checkReplicas accepts a partition's manual replica list when it names
+// this broker alone (CreateTopics and CreatePartitions).
+func (h *Handler) checkReplicas(replicas []int32) string {
+	if len(replicas) != 1 || replicas[0] != h.cfg.NodeID {
+		return "Replica assignments may only name broker " + strconv.Itoa(int(h.cfg.NodeID)) + ", once per partition."
 	}
 	return ""
 }

@@ -79,8 +79,8 @@ func (h *Handler) growTopic(t *kmsg.CreatePartitionsRequestTopic, validateOnly b
 			return kerr.InvalidReplicaAssignment.Code, "Attempted to add " + strconv.Itoa(add) + " additional partition(s), but " + strconv.Itoa(len(t.Assignment)) + " assignment(s) were specified."
 		}
 		for _, a := range t.Assignment {
-			if len(a.Replicas) != 1 || a.Replicas[0] != h.cfg.NodeID {
-				return kerr.InvalidReplicaAssignment.Code, "Replica assignments may only name broker " + strconv.Itoa(int(h.cfg.NodeID)) + ", once per partition."
+			if msg := h.checkReplicas(a.Replicas); msg != "" {
+				return kerr.InvalidReplicaAssignment.Code, msg
 			}
 		}
 	}

@@ -128,7 +128,7 @@ var topicConfigs = map[string]topicConfig{
 }
 
 // topicConfigNames is topicConfigs' keys in name order.
-var topicConfigNames = sortedKeys(topicConfigs)
+var topicConfigNames = slices.Sorted(maps.Keys(topicConfigs))
 
 // brokerConfig is one broker config klite reports. klite's broker configs
 // are its flags: static, read-only at runtime.
@@ -209,7 +209,7 @@ func init() {
 		brokerConfigs[tc.broker] = brokerConfig{typ: tc.typ, def: &tc.def, value: fixed(tc.def),
 			doc: "Default " + name + " of topics that do not set it."}
 	}
-	brokerConfigNames = sortedKeys(brokerConfigs)
+	brokerConfigNames = slices.Sorted(maps.Keys(brokerConfigs))
 }
 
 // brokerConfigNames is brokerConfigs' keys in name order (set in init).
@@ -227,15 +227,6 @@ func intOr[T int32 | int64](n T, def int64) string {
 		return strconv.FormatInt(def, 10)
 	}
 	return strconv.FormatInt(int64(n), 10)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	names := make([]string, 0, len(m))
-	for n := range m {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
 }
 
 // ---- validation ----
@@ -445,7 +436,7 @@ func (h *Handler) alterResource(r *alterResource, validateOnly bool) alterResult
 			}
 		}
 		if len(r.ops) > 0 {
-			return alterErr(kerr.InvalidRequest.Code, "Cannot update these configs dynamically: "+strings.Join(sortedKeys(names), ", ")+" (klite's broker configs are set by its flags)")
+			return alterErr(kerr.InvalidRequest.Code, "Cannot update these configs dynamically: "+strings.Join(slices.Sorted(maps.Keys(names)), ", ")+" (klite's broker configs are set by its flags)")
 		}
 		return alterResult{}
 	case kmsg.ConfigResourceTypeBrokerLogger:
