@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"maps"
+	"os"
 	"path/filepath"
 )
 
@@ -166,4 +167,14 @@ func cloneMeta(m *metaFile) metaFile {
 		c.Topics[i] = t
 	}
 	return c
+}
+
+// Initialized reports whether dir already holds a store (its metadata
+// file), so callers can tell a fresh directory without knowing the layout.
+func Initialized(dir string) (bool, error) {
+	_, err := os.Stat(filepath.Join(dir, metaName))
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	return err == nil, err
 }

@@ -30,8 +30,6 @@ const (
 	// restoreMarker sits in -wal while a restore from the bucket runs; a
 	// broker that finds it knows the directory holds a partial restore.
 	restoreMarker = "restore.pending"
-	// metaName is storage's metadata file: its absence marks a fresh -wal.
-	metaName = "meta.json"
 )
 
 // tiering is the S3 side of the broker; nil fields when -s3-bucket is empty.
@@ -101,11 +99,8 @@ func freshDir(dir string) (bool, error) {
 	if _, err := os.Stat(filepath.Join(dir, restoreMarker)); err == nil {
 		return false, fmt.Errorf("%s: a restore from the bucket was interrupted; empty the -wal directory and start again", filepath.Join(dir, restoreMarker))
 	}
-	_, err := os.Stat(filepath.Join(dir, metaName))
-	if errors.Is(err, os.ErrNotExist) {
-		return true, nil
-	}
-	return false, err
+	inited, err := storage.Initialized(dir)
+	return !inited && err == nil, err
 }
 
 // restorePlan is what disaster recovery loaded from the bucket.
