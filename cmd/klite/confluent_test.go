@@ -48,6 +48,36 @@ func ckConsumer(t testing.TB, addr string) *ckafka.Consumer {
 	return c
 }
 
+// consumeBigConfluent reads the big run's partitions from offset 0 with
+// librdkafka and checks every record.
+func consumeBigConfluent(t *testing.T, addr, topic string, n int) {
+	t.Helper()
+	c := ckConsumer(t, addr)
+	var tps []ckafka.TopicPartition
+	for p := int32(0); p < bigParts; p++ {
+		tps = append(tps, ckafka.TopicPartition{Topic: &topic, Partition: p, Offset: ckafka.OffsetBeginning})
+	}
+	if err := c.Assign(tps); err != nil {
+		t.Fatal(err)
+	}
+	v := newVerifier(t, "confluent", n)
+	deadline := time.Now().Add(5 * time.Minute)
+	for !v.done() && !t.Failed() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out at %s", v.progress())
+		}
+		switch e := c.Poll(100).(type) {
+		case *ckafka.Message:
+			v.add(e.TopicPartition.Partition, int64(e.TopicPartition.Offset), e.Value)
+		case ckafka.Error:
+			if e.IsFatal() {
+				t.Fatalf("consumer: %v", e)
+			}
+			t.Logf("consumer error event: %v", e)
+		}
+	}
+}
+
 // ckProduce produces msgs and waits for every delivery report.
 func ckProduce(t testing.TB, p *ckafka.Producer, msgs func(yield func(*ckafka.Message) bool), n int) {
 	t.Helper()
@@ -150,30 +180,7 @@ func TestConfluent(t *testing.T) {
 		}
 
 		start = time.Now()
-		c := ckConsumer(t, b.addr)
-		var tps []ckafka.TopicPartition
-		for p := int32(0); p < bigParts; p++ {
-			tps = append(tps, ckafka.TopicPartition{Topic: &topic, Partition: p, Offset: ckafka.OffsetBeginning})
-		}
-		if err := c.Assign(tps); err != nil {
-			t.Fatal(err)
-		}
-		v := newVerifier(t, "confluent", *records)
-		deadline := time.Now().Add(5 * time.Minute)
-		for !v.done() && !t.Failed() {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out at %s", v.progress())
-			}
-			switch e := c.Poll(100).(type) {
-			case *ckafka.Message:
-				v.add(e.TopicPartition.Partition, int64(e.TopicPartition.Offset), e.Value)
-			case ckafka.Error:
-				if e.IsFatal() {
-					t.Fatalf("consumer: %v", e)
-				}
-				t.Logf("consumer error event: %v", e)
-			}
-		}
+		consumeBigConfluent(t, b.addr, topic, *records)
 		t.Logf("consumed %d records in %v", *records, time.Since(start))
 	})
 

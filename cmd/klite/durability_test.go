@@ -54,6 +54,26 @@ func (tr *tracker) fail(err error) {
 	tr.mu.Unlock()
 }
 
+// startProducers runs producers runProducer goroutines on topic. stop
+// cancels them and waits until they return; calling it again is harmless.
+func startProducers(t testing.TB, addr, topic string, producers int) (tr *tracker, stop func()) {
+	tr = newTracker(producers)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for id := 0; id < producers; id++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); runProducer(t, ctx, addr, topic, id, tr) }()
+	}
+	return tr, func() { cancel(); wg.Wait() }
+}
+
+// waitAcked waits until n more records than now are acknowledged.
+func (tr *tracker) waitAcked(t testing.TB, n int64) {
+	t.Helper()
+	from := tr.nAcked.Load()
+	waitFor(t, 2*time.Minute, "producers to make progress", func() bool { return tr.nAcked.Load() >= from+n })
+}
+
 func durValue(producer int, seq int64) []byte {
 	return []byte(fmt.Sprintf("dur %d %d", producer, seq))
 }
@@ -208,20 +228,13 @@ func crashRounds(t *testing.T, rounds int, brokerArgs ...string) {
 	const topic, producers = "crash", 4
 	createTopic(t, kadm.NewClient(newFranz(t, b.addr)), topic, durParts)
 
-	tr := newTracker(producers)
-	ctx, stop := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	for id := 0; id < producers; id++ {
-		wg.Add(1)
-		go func() { defer wg.Done(); runProducer(t, ctx, b.addr, topic, id, tr) }()
-	}
-	defer func() { stop(); wg.Wait() }()
+	tr, stop := startProducers(t, b.addr, topic, producers)
+	defer stop()
 
 	for round := 1; round <= rounds; round++ {
 		// Let the producers get going again after the restart (this also
 		// shows they recover), then kill at a random moment.
-		from := tr.nAcked.Load()
-		waitFor(t, 2*time.Minute, "producers to make progress", func() bool { return tr.nAcked.Load() >= from+2000 })
+		tr.waitAcked(t, 2000)
 		// Topic metadata is acknowledged too: a topic created (and the
 		// previous round's deleted) just before the kill must stay so.
 		adm := kadm.NewClient(newFranz(t, b.addr))
@@ -247,10 +260,8 @@ func crashRounds(t *testing.T, rounds int, brokerArgs ...string) {
 			t.Errorf("round %d: topic deleted before the kill is back after restart", round)
 		}
 	}
-	from := tr.nAcked.Load()
-	waitFor(t, 2*time.Minute, "producers to make progress", func() bool { return tr.nAcked.Load() >= from+2000 })
+	tr.waitAcked(t, 2000)
 	stop()
-	wg.Wait()
 
 	verifyDurable(t, b.addr, topic, tr)
 	b.stop()
@@ -263,14 +274,8 @@ func TestGracefulShutdown(t *testing.T) {
 	const topic, producers = "graceful", 2
 	createTopic(t, kadm.NewClient(newFranz(t, b.addr)), topic, durParts)
 
-	tr := newTracker(producers)
-	ctx, stop := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	for id := 0; id < producers; id++ {
-		wg.Add(1)
-		go func() { defer wg.Done(); runProducer(t, ctx, b.addr, topic, id, tr) }()
-	}
-	defer func() { stop(); wg.Wait() }()
+	tr, stop := startProducers(t, b.addr, topic, producers)
+	defer stop()
 
 	waitFor(t, 2*time.Minute, "producers to make progress", func() bool { return tr.nAcked.Load() >= 20000 })
 	b.signal(syscall.SIGTERM)
@@ -283,11 +288,9 @@ func TestGracefulShutdown(t *testing.T) {
 			t.Errorf("log lacks %s", msg)
 		}
 	}
-	acked := tr.nAcked.Load()
 	b.restart()
-	waitFor(t, 2*time.Minute, "producers to resume", func() bool { return tr.nAcked.Load() >= acked+2000 })
+	tr.waitAcked(t, 2000) // producers resume
 	stop()
-	wg.Wait()
 	verifyDurable(t, b.addr, topic, tr)
 	b.stop()
 }

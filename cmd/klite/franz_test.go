@@ -175,16 +175,7 @@ func TestFranzGo(t *testing.T) {
 				pcl := newFranz(t, b.addr, c.opts...)
 				ctx := testContext(t, time.Minute)
 				const n = 5000
-				for i := 0; i < n; i++ {
-					pcl.Produce(ctx, &kgo.Record{Topic: topic, Value: value(0, int64(i))}, func(_ *kgo.Record, err error) {
-						if err != nil {
-							t.Errorf("produce: %v", err)
-						}
-					})
-				}
-				if err := pcl.Flush(ctx); err != nil {
-					t.Fatal(err)
-				}
+				produceValues(t, pcl, topic, 0, n, time.Time{})
 				// acks=0 gets no answer, so wait for the data to land; the
 				// same connection must still answer later requests in order.
 				waitFor(t, time.Minute, "end offset "+strconv.Itoa(n), func() bool {
@@ -192,12 +183,7 @@ func TestFranzGo(t *testing.T) {
 					e, _ := ends.Lookup(topic, 0)
 					return err == nil && e.Offset == n
 				})
-				got := consumeN(t, b.addr, topic, map[int32]kgo.Offset{0: kgo.NewOffset().AtStart()}, n)
-				for i, r := range got {
-					if r.Offset != int64(i) || string(r.Value) != string(value(0, int64(i))) {
-						t.Fatalf("record %d: offset %d value %q", i, r.Offset, r.Value)
-					}
-				}
+				checkSeq0(t, b.addr, topic, n)
 			})
 		}
 	})
@@ -341,24 +327,9 @@ func TestFranzGo(t *testing.T) {
 				topic := "franz-codec-" + c.name
 				createTopic(t, adm, topic, 1)
 				pcl := newFranz(t, b.addr, kgo.ProducerBatchCompression(c.codec))
-				ctx := testContext(t, time.Minute)
 				const n = 3000
-				for i := 0; i < n; i++ {
-					pcl.Produce(ctx, &kgo.Record{Topic: topic, Value: value(0, int64(i))}, func(_ *kgo.Record, err error) {
-						if err != nil {
-							t.Errorf("produce: %v", err)
-						}
-					})
-				}
-				if err := pcl.Flush(ctx); err != nil {
-					t.Fatal(err)
-				}
-				got := consumeN(t, b.addr, topic, map[int32]kgo.Offset{0: kgo.NewOffset().AtStart()}, n)
-				for i, r := range got {
-					if r.Offset != int64(i) || string(r.Value) != string(value(0, int64(i))) {
-						t.Fatalf("record %d: offset %d value %q", i, r.Offset, r.Value)
-					}
-				}
+				produceValues(t, pcl, topic, 0, n, time.Time{})
+				checkSeq0(t, b.addr, topic, n)
 			})
 		}
 	})
@@ -478,6 +449,17 @@ func TestFranzGo(t *testing.T) {
 	})
 
 	b.stop()
+}
+
+// checkSeq0 reads partition 0 of topic from the start and checks that
+// offset i holds value(0, i) for i in [0, n).
+func checkSeq0(t testing.TB, addr, topic string, n int) {
+	t.Helper()
+	for i, r := range consumeN(t, addr, topic, map[int32]kgo.Offset{0: kgo.NewOffset().AtStart()}, n) {
+		if r.Offset != int64(i) || string(r.Value) != string(value(0, int64(i))) {
+			t.Fatalf("record %d: offset %d value %q", i, r.Offset, r.Value)
+		}
+	}
 }
 
 // consumeNReset reads n records of partition 0 starting at start, with

@@ -277,7 +277,7 @@ func TestGroupCommitsSurviveKill9(t *testing.T) {
 	// kadm: list, describe, delete offsets and groups.
 	ctx := testContext(t, 30*time.Second)
 	listed, err := adm.ListGroups(ctx)
-	if err != nil || listed.Sorted()[0].Group != group || listed.Sorted()[0].State != "Empty" {
+	if err != nil || len(listed) == 0 || listed.Sorted()[0].Group != group || listed.Sorted()[0].State != "Empty" {
 		t.Fatalf("list groups: %+v %v", listed, err)
 	}
 	del := make(kadm.TopicsSet)
@@ -286,7 +286,10 @@ func TestGroupCommitsSurviveKill9(t *testing.T) {
 	if err != nil || dr.Error() != nil {
 		t.Fatalf("delete offsets: %v %v", err, dr.Error())
 	}
-	offs, _ := adm.FetchOffsets(ctx, group)
+	offs, err := adm.FetchOffsets(ctx, group)
+	if err != nil {
+		t.Fatalf("fetch offsets: %v", err)
+	}
 	if _, ok := offs.Lookup(topic, 0); ok {
 		t.Fatal("deleted offset still fetched")
 	}
@@ -294,9 +297,8 @@ func TestGroupCommitsSurviveKill9(t *testing.T) {
 	if err != nil || dg[group].Err != nil {
 		t.Fatalf("delete group: %v %v", err, dg[group].Err)
 	}
-	listed, _ = adm.ListGroups(ctx)
-	if len(listed) != 0 {
-		t.Fatalf("groups after delete: %v", listed.Groups())
+	if listed, err = adm.ListGroups(ctx); err != nil || len(listed) != 0 {
+		t.Fatalf("groups after delete: %v %v", listed.Groups(), err)
 	}
 	b.stop()
 }
@@ -414,7 +416,7 @@ func TestGroupConfluent(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for i := 0; i < 2; i++ {
-		c, err := ckafka.NewConsumer(&ckafka.ConfigMap{
+		ckGroupMember(t, ctx, &wg, ckafka.ConfigMap{
 			"bootstrap.servers":             b.addr,
 			"group.id":                      group,
 			"auto.offset.reset":             "earliest",
@@ -422,27 +424,7 @@ func TestGroupConfluent(t *testing.T) {
 			"heartbeat.interval.ms":         300,
 			"enable.auto.commit":            false,
 			"partition.assignment.strategy": "range",
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := c.Subscribe(topic, nil); err != nil {
-			t.Fatal(err)
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer c.Close()
-			for ctx.Err() == nil {
-				ev := c.Poll(100)
-				if m, ok := ev.(*ckafka.Message); ok && m.TopicPartition.Error == nil {
-					s.add(m.Value)
-					if _, err := c.CommitMessage(m); err != nil {
-						t.Errorf("confluent commit: %v", err)
-					}
-				}
-			}
-		}()
+		}, topic, s)
 	}
 	waitCGSeen(t, s, cgRecords)
 	waitCGCommitted(t, adm, group, cgRecords)
@@ -450,6 +432,41 @@ func TestGroupConfluent(t *testing.T) {
 	wg.Wait()
 	s.check(t, cgRecords)
 	b.stop()
+}
+
+// ckGroupMember runs a librdkafka group consumer with conf, subscribed to
+// topic: it adds each record to s and commits it, until ctx ends.
+func ckGroupMember(t testing.TB, ctx context.Context, wg *sync.WaitGroup, conf ckafka.ConfigMap, topic string, s *cgSeen) {
+	t.Helper()
+	c, err := ckafka.NewConsumer(&conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Subscribe(topic, nil); err != nil {
+		t.Fatal(err)
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer c.Close()
+		for ctx.Err() == nil {
+			switch ev := c.Poll(100).(type) {
+			case *ckafka.Message:
+				if ev.TopicPartition.Error != nil {
+					continue
+				}
+				s.add(ev.Value)
+				if _, err := c.CommitMessage(ev); err != nil {
+					t.Errorf("confluent commit: %v", err)
+				}
+			case ckafka.Error:
+				if ev.IsFatal() {
+					t.Errorf("confluent fatal error: %v", ev)
+					return
+				}
+			}
+		}
+	}()
 }
 
 // cgCrashMember joins the group by hand (two-step v5 join), syncs, and then

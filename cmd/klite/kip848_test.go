@@ -197,50 +197,19 @@ func TestKIP848Confluent(t *testing.T) {
 	createTopic(t, adm, topic, cgParts)
 	produceCGRecords(t, b.addr, topic, 0, cgRecords)
 
-	// member consumes into s, committing each record, until ctx ends.
-	member := func(ctx context.Context, s *cgSeen, wg *sync.WaitGroup) {
-		c, err := ckafka.NewConsumer(&ckafka.ConfigMap{
-			"bootstrap.servers":  b.addr,
-			"group.id":           group,
-			"group.protocol":     "consumer",
-			"auto.offset.reset":  "earliest",
-			"enable.auto.commit": false,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := c.Subscribe(topic, nil); err != nil {
-			t.Fatal(err)
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer c.Close()
-			for ctx.Err() == nil {
-				switch ev := c.Poll(100).(type) {
-				case *ckafka.Message:
-					if ev.TopicPartition.Error != nil {
-						continue
-					}
-					s.add(ev.Value)
-					if _, err := c.CommitMessage(ev); err != nil {
-						t.Errorf("confluent commit: %v", err)
-					}
-				case ckafka.Error:
-					if ev.IsFatal() {
-						t.Errorf("confluent fatal error: %v", ev)
-						return
-					}
-				}
-			}
-		}()
+	conf := ckafka.ConfigMap{
+		"bootstrap.servers":  b.addr,
+		"group.id":           group,
+		"group.protocol":     "consumer",
+		"auto.offset.reset":  "earliest",
+		"enable.auto.commit": false,
 	}
 
 	s := newCGSeen()
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for i := 0; i < 3; i++ {
-		member(ctx, s, &wg)
+		ckGroupMember(t, ctx, &wg, conf, topic, s)
 	}
 	waitCGSeen(t, s, cgRecords)
 	waitFor(t, cgWait, "three members reconciled", func() bool {
@@ -257,7 +226,7 @@ func TestKIP848Confluent(t *testing.T) {
 	s2 := newCGSeen()
 	ctx2, cancel2 := context.WithCancel(context.Background())
 	var wg2 sync.WaitGroup
-	member(ctx2, s2, &wg2)
+	ckGroupMember(t, ctx2, &wg2, conf, topic, s2)
 	waitCGSeen(t, s2, 600)
 	cancel2()
 	wg2.Wait()

@@ -16,11 +16,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	ckafka "github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -153,26 +151,23 @@ func walBytes(t *testing.T, dir string) int64 {
 
 func startOffset(t *testing.T, adm *kadm.Client, topic string, p int32) int64 {
 	t.Helper()
-	starts, err := adm.ListStartOffsets(testContext(t, 30*time.Second), topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	o, ok := starts.Lookup(topic, p)
-	if !ok || o.Err != nil {
-		t.Fatalf("start offset of %s/%d: %v", topic, p, o.Err)
-	}
-	return o.Offset
+	return listedOffset(t, adm.ListStartOffsets, "start", topic, p)
 }
 
 func endOffset(t *testing.T, adm *kadm.Client, topic string, p int32) int64 {
 	t.Helper()
-	ends, err := adm.ListEndOffsets(testContext(t, 30*time.Second), topic)
+	return listedOffset(t, adm.ListEndOffsets, "end", topic, p)
+}
+
+func listedOffset(t *testing.T, list func(context.Context, ...string) (kadm.ListedOffsets, error), what, topic string, p int32) int64 {
+	t.Helper()
+	offs, err := list(testContext(t, 30*time.Second), topic)
 	if err != nil {
 		t.Fatal(err)
 	}
-	o, ok := ends.Lookup(topic, p)
+	o, ok := offs.Lookup(topic, p)
 	if !ok || o.Err != nil {
-		t.Fatalf("end offset of %s/%d: %v", topic, p, o.Err)
+		t.Fatalf("%s offset of %s/%d: %v", what, topic, p, o.Err)
 	}
 	return o.Offset
 }
@@ -381,36 +376,6 @@ func storedBytes(t *testing.T, cl *kgo.Client, topic string, from int64) int64 {
 	}
 }
 
-// consumeBigConfluent reads the big run's partitions from offset 0 with
-// librdkafka and checks every record.
-func consumeBigConfluent(t *testing.T, addr, topic string, n int) {
-	t.Helper()
-	c := ckConsumer(t, addr)
-	var tps []ckafka.TopicPartition
-	for p := int32(0); p < bigParts; p++ {
-		tps = append(tps, ckafka.TopicPartition{Topic: &topic, Partition: p, Offset: ckafka.OffsetBeginning})
-	}
-	if err := c.Assign(tps); err != nil {
-		t.Fatal(err)
-	}
-	v := newVerifier(t, "confluent", n)
-	deadline := time.Now().Add(5 * time.Minute)
-	for !v.done() && !t.Failed() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out at %s", v.progress())
-		}
-		switch e := c.Poll(100).(type) {
-		case *ckafka.Message:
-			v.add(e.TopicPartition.Partition, int64(e.TopicPartition.Offset), e.Value)
-		case ckafka.Error:
-			if e.IsFatal() {
-				t.Fatalf("consumer: %v", e)
-			}
-			t.Logf("consumer error event: %v", e)
-		}
-	}
-}
-
 // tierRecords is the size of the tiered big run: about 20 MB, twenty-odd
 // 1 MiB segments.
 const tierRecords = 200_000
@@ -600,35 +565,23 @@ func TestTieredS3Down(t *testing.T) {
 	const topic, producers = "s3-down", 2
 	createTopic(t, adm, topic, durParts)
 
-	tr := newTracker(producers)
-	ctx, stop := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	for id := 0; id < producers; id++ {
-		wg.Add(1)
-		go func() { defer wg.Done(); runProducer(t, ctx, b.addr, topic, id, tr) }()
-	}
-	defer func() { stop(); wg.Wait() }()
+	tr, stop := startProducers(t, b.addr, topic, producers)
+	defer stop()
 
 	s := bucket(t, endpoint)
-	progress := func(n int64) {
-		t.Helper()
-		from := tr.nAcked.Load()
-		waitFor(t, 2*time.Minute, "producers to make progress", func() bool { return tr.nAcked.Load() >= from+n })
-	}
-	progress(5000)
+	tr.waitAcked(t, 5000)
 	for _, mode := range []s3fault.Mode{s3fault.SlowDown, s3fault.Reset} {
 		proxy.SetMode(mode)
 		faults := proxy.Faults()
-		progress(20000) // acks go on while S3 is down
+		tr.waitAcked(t, 20000) // acks go on while S3 is down
 		waitFor(t, time.Minute, "uploads to hit the fault", func() bool { return proxy.Faults() > faults })
 		proxy.SetMode(s3fault.Pass)
-		progress(2000)
+		tr.waitAcked(t, 2000)
 	}
 	proxy.SetMode(s3fault.SlowDown)
-	progress(20000)
+	tr.waitAcked(t, 20000)
 	proxy.SetMode(s3fault.Pass)
 	stop()
-	wg.Wait()
 
 	waitUploaded(t, s, adm, topic, 3*time.Minute)
 	verifyDurable(t, b.addr, topic, tr)
@@ -705,11 +658,11 @@ func TestFreshDir(t *testing.T) {
 	if err := markRestore(dir, false); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, metaName), []byte("{}"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "meta.json"), []byte("{}"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if fresh, err := freshDir(dir); fresh || err != nil {
-		t.Fatalf("dir with %s: fresh %v, %v", metaName, fresh, err)
+		t.Fatalf("dir with %s: fresh %v, %v", "meta.json", fresh, err)
 	}
 }
 
