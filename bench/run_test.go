@@ -22,7 +22,7 @@ func TestPinLimitsUsesProbeMedians(t *testing.T) {
 			{Key: report.LimitLoopback, Value: 3e9},
 			{Key: report.LimitBinding, Value: 123},
 		}},
-		{Key: "p99", Limits: []report.Limit{{Key: report.Limit2xFsyncP99, Value: 0.018}, {Key: report.LimitFsyncP50, Value: 0.002}}},
+		{Key: "p99", Limits: []report.Limit{{Key: report.Limit2xFsyncP99, Value: 0.018}, {Key: report.LimitFsyncP50, Value: 0.003}}},
 	}
 	pinLimits(run, probeMedians(probes))
 	want := []float64{400e6, 2e9, 123, 0.010, 0.002}

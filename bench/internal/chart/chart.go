@@ -8,7 +8,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"slices"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -76,15 +75,22 @@ func Latency(r *report.Report) (*plot.Plot, bool) {
 		return nil, false
 	}
 	// Produce percentiles per step; end-to-end from its own step (with
-	// consumers), plotted at that step's rate.
+	// consumers), one point at that step's rate. Keys are {x, y}.
+	perStep := func(y string) [][2]string {
+		var ks [][2]string
+		for _, st := range latencySteps {
+			ks = append(ks, [2]string{"achieved" + st, y + st})
+		}
+		return ks
+	}
 	series := []struct {
 		label string
-		keys  func(step string) (x, y string)
+		keys  [][2]string
 	}{
-		{"produce p50", func(st string) (string, string) { return "achieved" + st, "p50" + st }},
-		{"produce p99", func(st string) (string, string) { return "achieved" + st, "p99" + st }},
-		{"produce p99.9", func(st string) (string, string) { return "achieved" + st, "p999" + st }},
-		{"end-to-end p99 (with consumers)", func(st string) (string, string) { return "achieved-e2e", "e2e-p99" }},
+		{"produce p50", perStep("p50")},
+		{"produce p99", perStep("p99")},
+		{"produce p99.9", perStep("p999")},
+		{"end-to-end p99 (with consumers)", [][2]string{{"achieved-e2e", "e2e-p99"}}},
 	}
 	p := plot.New()
 	p.Title.Text = "klite produce latency (acks=all) vs throughput"
@@ -94,11 +100,10 @@ func Latency(r *report.Report) (*plot.Plot, bool) {
 	n := 0
 	for _, se := range series {
 		var pts plotter.XYs
-		for _, step := range latencySteps {
-			xk, yk := se.keys(step)
-			x, ok1 := median(s, xk)
-			y, ok2 := median(s, yk)
-			if ok1 && ok2 && !slices.Contains(pts, plotter.XY{X: x / 1e3, Y: y * 1e3}) {
+		for _, k := range se.keys {
+			x, ok1 := median(s, k[0])
+			y, ok2 := median(s, k[1])
+			if ok1 && ok2 {
 				pts = append(pts, plotter.XY{X: x / 1e3, Y: y * 1e3})
 			}
 		}

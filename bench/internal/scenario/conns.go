@@ -313,7 +313,7 @@ func (s *connScale) withCrowd(ctx context.Context, env *Env, active func(*Broker
 		return crowd, err
 	}
 	res.Metrics = append(res.Metrics, report.Metric{Key: "rss-0", Label: "broker RSS, no connections", Unit: report.Bytes, Value: float64(rss0)})
-	held := 0
+	held, rss := 0, rss0
 	for i, n := range crowdSteps(env.Cfg.Conns, env.Cfg.ConnsPerProc) {
 		start := time.Now()
 		h, err := startHolder(ctx, b.Addr, n, i)
@@ -325,8 +325,7 @@ func (s *connScale) withCrowd(ctx context.Context, env *Env, active func(*Broker
 		if err := sleepCtx(ctx, connSettle); err != nil {
 			return crowd, err
 		}
-		rss, err := proc.RSS(b.PID)
-		if err != nil {
+		if rss, err = proc.RSS(b.PID); err != nil {
 			return crowd, err
 		}
 		env.Progress.Logf("%s %d idle connections (+%d in %s): broker RSS %s", progressLabel(s.Name(), env), held, n,
@@ -335,9 +334,8 @@ func (s *connScale) withCrowd(ctx context.Context, env *Env, active func(*Broker
 			report.Metric{Key: fmt.Sprintf("conns-%d", i+1), Label: fmt.Sprintf("step %d: idle connections", i+1), Unit: report.Count, Value: float64(held)},
 			report.Metric{Key: fmt.Sprintf("rss-%d", i+1), Label: fmt.Sprintf("step %d: broker RSS", i+1), Unit: report.Bytes, Value: float64(rss)})
 	}
-	rssN, _ := proc.RSS(b.PID)
 	res.Metrics = append(res.Metrics, report.Metric{Key: "bytes-per-conn", Label: "broker memory per idle connection (RSS delta / connections)",
-		Unit: report.Count, Value: float64(rssN-rss0) / float64(held)})
+		Unit: report.Count, Value: float64(rss-rss0) / float64(held)})
 	crowd, err = active(b, "active, with crowd")
 	return crowd, err
 }

@@ -159,15 +159,12 @@ func (s *catchupFetch) Run(ctx context.Context, env *Env) (res Result, err error
 	}
 	defer func() { err = errors.Join(err, b.Stop()) }()
 	topic := topicName(s.Name(), env)
-	fill, err := runLoad(ctx, env, loadSpec{
+	fill, err := fillTopic(ctx, env, loadSpec{
 		label: progressLabel(s.Name()+" fill", env), addr: b.Addr, topic: topic, partitions: env.Cfg.Partitions,
-		acks: "1", producers: env.Cfg.Producers, stopAfterBytes: env.Cfg.Backlog, batchBytes: fillBatchBytes,
+		stopAfterBytes: env.Cfg.Backlog,
 	})
 	if err != nil {
 		return res, fmt.Errorf("fill: %w", err)
-	}
-	if fill.errs > 0 {
-		return res, fmt.Errorf("%d produce errors while filling, first: %w", fill.errs, fill.firstErr)
 	}
 	st, err := runLoad(ctx, env, loadSpec{
 		label: progressLabel(s.Name(), env), addr: b.Addr, topic: topic, partitions: env.Cfg.Partitions, existingTopic: true,

@@ -10,7 +10,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -649,24 +648,11 @@ func produceBacklog(ctx context.Context, cfg Config, addr, topic string, records
 // endOffsets are the topic's high watermarks by partition, once they sum to
 // records (all of them visible to readers).
 func endOffsets(ctx context.Context, addr, topic string, records int64) (map[int32]int64, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ClientID("klite-bench-admin"))
-	if err != nil {
-		return nil, err
-	}
-	defer cl.Close()
 	ctx, cancel := context.WithTimeout(ctx, topicReadyTimeout)
 	defer cancel()
 	for {
-		offs, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
-		if err == nil {
-			err = offs.Error()
-		}
-		var sum int64
-		ends := map[int32]int64{}
-		offs.Each(func(o kadm.ListedOffset) {
-			ends[o.Partition] = o.Offset
-			sum += o.Offset
-		})
+		ends, err := listEnds(ctx, addr, topic)
+		sum := sumEnds(ends)
 		if err == nil && sum >= records {
 			return ends, nil
 		}

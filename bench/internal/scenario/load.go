@@ -75,7 +75,7 @@ type loadSpec struct {
 	stopAfterBytes int64
 	batchBytes     int // 0: Config.BatchBytes
 	recordSize     int // 0: Config.RecordSize
-	maxBuffered    int // records a producer client buffers; 0: franz-go's default (10000)
+	maxBuffered    int // records a producer client buffers; 0: franz-go's default (50,000)
 	// e2e stamps each record with its due time in a header and has the
 	// consumers record producer-to-consumer latency from it.
 	e2e bool

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"runtime"
 	"slices"
 	"time"
@@ -83,16 +82,22 @@ func (s *produceThroughput) Run(ctx context.Context, env *Env) (res Result, err 
 	return res, nil
 }
 
-// latencyFractions are the fractions of the acks=all peak produce-latency
-// paces at. The 50% step's metrics carry the plain keys (p99, ...) the
-// targets read; the others are suffixed with their percentage.
-var latencyFractions = []float64{0.25, 0.5, 0.75}
-
 // e2eFraction is the fraction of the peak the end-to-end step runs at. It
 // runs apart from the produce-only steps: on a 2-core machine the consumers
 // take CPU the producers and broker would otherwise have, and the produce
 // figures judged against the target should not pay for them.
 const e2eFraction = 0.25
+
+// latencyStep is one paced load of produce-latency.
+type latencyStep struct {
+	frac float64 // of the acks=all peak
+	e2e  bool    // with consumers, measuring end-to-end latency
+}
+
+// latencySteps are the paced loads of produce-latency, in order. The 50%
+// step's metrics carry the plain keys (p99, ...) the targets read; the
+// others are suffixed with their percentage, the end-to-end one with -e2e.
+var latencySteps = []latencyStep{{frac: 0.25}, {frac: 0.5}, {frac: 0.75}, {frac: e2eFraction, e2e: true}}
 
 // produceLatency: acks=all at fixed rates below the peak, with consumers at
 // the tail measuring end-to-end latency.
@@ -149,22 +154,21 @@ func (s *produceLatency) Run(ctx context.Context, env *Env) (res Result, err err
 	if err != nil {
 		return res, err
 	}
-	for _, f := range append(latencyFractions, -e2eFraction) {
-		e2e := f < 0
-		f = math.Abs(f)
-		pct := int(f*100 + 0.5)
-		suffix, label := fmt.Sprintf("-%d", pct), fmt.Sprintf(" at %d%%", pct)
+	for _, step := range latencySteps {
+		e2e := step.e2e
+		pct := int(step.frac*100 + 0.5)
+		suffix, label, progress := fmt.Sprintf("-%d", pct), fmt.Sprintf(" at %d%%", pct), fmt.Sprintf("%s %d%%", s.Name(), pct)
 		if pct == 50 {
 			suffix = ""
 		}
 		consumers := 0
 		if e2e {
-			suffix, label, consumers = "-e2e", fmt.Sprintf(" at %d%%, with consumers", pct), env.Cfg.Consumers
+			suffix, label, progress, consumers = "-e2e", label+", with consumers", progress+" e2e", env.Cfg.Consumers
 		}
-		rate := peak * f
+		rate := peak * step.frac
 		unix.Sync() // the previous step's writeback is not this step's latency
 		st, err := runLoad(ctx, env, loadSpec{
-			label: progressLabel(fmt.Sprintf("%s %d%%%s", s.Name(), pct, map[bool]string{true: " e2e"}[e2e]), env), addr: b.Addr,
+			label: progressLabel(progress, env), addr: b.Addr,
 			topic: topicName(fmt.Sprintf("latency-%d", pct), env), partitions: env.Cfg.Partitions, acks: "all", rate: rate,
 			producers: env.Cfg.Producers, consumers: consumers, e2e: e2e, warmup: env.Cfg.Warmup, duration: env.Cfg.Duration, brokerPID: b.PID,
 		})

@@ -9,9 +9,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/klite/klite/bench/internal/broker"
 	"github.com/klite/klite/bench/internal/report"
@@ -20,6 +18,17 @@ import (
 // fillBatchBytes is the producer batch size while filling the WAL: large,
 // since only the amount written matters.
 const fillBatchBytes = 1 << 20
+
+// fillTopic writes an unmeasured backlog: spec's stopAfterBytes with acks=1
+// from Config.Producers in fillBatchBytes batches. A produce error fails it.
+func fillTopic(ctx context.Context, env *Env, spec loadSpec) (loadStats, error) {
+	spec.acks, spec.producers, spec.batchBytes = "1", env.Cfg.Producers, fillBatchBytes
+	st, err := runLoad(ctx, env, spec)
+	if err == nil && st.errs > 0 {
+		err = fmt.Errorf("%d produce errors while filling, first: %w", st.errs, st.firstErr)
+	}
+	return st, err
+}
 
 // restart: time from exec to ready with a large WAL, after a clean stop and
 // after kill -9. The WAL is filled once, in the first round; later rounds
@@ -155,16 +164,12 @@ func (s *restart) fill(ctx context.Context, env *Env, res *Result) error {
 	}
 	s.p = p
 	s.topic = topicName("restart-fill", env)
-	st, err := runLoad(ctx, env, loadSpec{
+	st, err := fillTopic(ctx, env, loadSpec{
 		label: progressLabel(s.Name()+" fill", env), addr: p.Addr, topic: s.topic, partitions: env.Cfg.Partitions,
-		acks: "1", producers: env.Cfg.Producers, brokerPID: p.PID,
-		stopAfterBytes: s.fillBytes(env.Cfg), batchBytes: fillBatchBytes,
+		brokerPID: p.PID, stopAfterBytes: s.fillBytes(env.Cfg),
 	})
 	if err != nil {
 		return err
-	}
-	if st.errs > 0 {
-		return fmt.Errorf("%d produce errors while filling, first: %w", st.errs, st.firstErr)
 	}
 	s.records, s.dataBytes = st.totalRecords, st.totalBytes
 	s.walBytes, err = dirBytes(s.dir)
@@ -192,23 +197,10 @@ func (s *restart) Close() error {
 
 // endOffsetSum is the sum of the topic's partitions' high watermarks.
 func endOffsetSum(ctx context.Context, addr, topic string) (int64, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ClientID("klite-bench-admin"))
-	if err != nil {
-		return 0, err
-	}
-	defer cl.Close()
 	ctx, cancel := context.WithTimeout(ctx, topicReadyTimeout)
 	defer cancel()
-	offs, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
-	if err != nil {
-		return 0, err
-	}
-	if err := offs.Error(); err != nil {
-		return 0, err
-	}
-	var sum int64
-	offs.Each(func(o kadm.ListedOffset) { sum += o.Offset })
-	return sum, nil
+	ends, err := listEnds(ctx, addr, topic)
+	return sumEnds(ends), err
 }
 
 // dirBytes is the apparent size of the regular files under dir.

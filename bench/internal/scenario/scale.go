@@ -67,8 +67,8 @@ func (s *scaleSweep) step(ctx context.Context, env *Env, spec loadSpec, n int, r
 	spec.label = progressLabel(fmt.Sprintf("%s %d", s.name, n), env)
 	spec.addr, spec.topic, spec.acks = b.Addr, topicName(fmt.Sprintf("%s-%d", s.name, n), env), "all"
 	spec.warmup, spec.duration, spec.brokerPID = env.Cfg.Warmup, env.Cfg.Duration, b.PID
-	// Every client buffering franz-go's default 10000 records would make
-	// 64 producers queue 640,000 records: the sweep would measure the
+	// Every client buffering franz-go's default 50,000 records would make
+	// 64 producers queue 3,200,000 records: the sweep would measure the
 	// client's memory, not the broker. Keep the total about constant.
 	spec.maxBuffered = min(sweepBufferedTotal, max(sweepBufferedMin, sweepBufferedTotal/spec.producers))
 	st, err := runLoad(ctx, env, spec)

@@ -423,6 +423,15 @@ func listEnds(ctx context.Context, addr, topic string) (map[int32]int64, error) 
 	return ends, nil
 }
 
+// sumEnds adds up high watermarks: the records of a topic no one has trimmed.
+func sumEnds(ends map[int32]int64) int64 {
+	var sum int64
+	for _, e := range ends {
+		sum += e
+	}
+	return sum
+}
+
 // readLast fetches the last record of every non-empty partition.
 func readLast(ctx context.Context, addr, topic string, ends map[int32]int64) error {
 	parts := map[int32]kgo.Offset{}

@@ -181,9 +181,7 @@ func (s *tierRecover) recoveryPoint(ctx context.Context, env *Env) (f rpoFigures
 		notes = append(notes, fmt.Sprintf("round %d: recovery point: the fresh broker did not answer for the topic within %s (%v): "+
 			"counted as 0 recovered", env.Round, rpoAnswer, lerr))
 	}
-	for _, e := range ends {
-		f.recovered += e
-	}
+	f.recovered = sumEnds(ends)
 	if f.recovered > f.acked {
 		notes = append(notes, fmt.Sprintf("round %d: recovery point: the bucket holds %d records more than were acknowledged "+
 			"(sent before the kill, their acks never arrived)", env.Round, f.recovered-f.acked))

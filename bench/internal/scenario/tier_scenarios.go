@@ -132,16 +132,12 @@ func (s *tierCatchup) side(ctx context.Context, env *Env, s3 bool) (side catchup
 	defer func() { err = errors.Join(err, s.kit.finish(r)) }()
 	p, dir, w := r.p, r.dir, r.w
 	topic := topicName(s.Name(), env)
-	fill, err := runLoad(ctx, env, loadSpec{
+	fill, err := fillTopic(ctx, env, loadSpec{
 		label: progressLabel(s.Name()+" fill "+what, env), addr: p.Addr, topic: topic, partitions: env.Cfg.Partitions,
-		acks: "1", producers: env.Cfg.Producers, stopAfterBytes: env.Cfg.TierBacklog, batchBytes: fillBatchBytes,
-		maxBuffered: tierFillBuffered,
+		stopAfterBytes: env.Cfg.TierBacklog, maxBuffered: tierFillBuffered,
 	})
 	if err != nil {
 		return side, fmt.Errorf("fill: %w", err)
-	}
-	if fill.errs > 0 {
-		return side, fmt.Errorf("%d produce errors while filling, first: %w", fill.errs, fill.firstErr)
 	}
 	if s3 {
 		fillEnd := time.Now()
@@ -442,15 +438,12 @@ func (s *tierRecover) fill(ctx context.Context, env *Env, size int64) (b *recove
 	}
 	w := watchBucket(ctx, store, dir)
 	defer w.stop()
-	st, err := runLoad(ctx, env, loadSpec{
+	st, err := fillTopic(ctx, env, loadSpec{
 		label: progressLabel(s.Name()+" fill"+key, env), addr: p.Addr, topic: b.topic, partitions: env.Cfg.Partitions,
-		acks: "1", producers: env.Cfg.Producers, stopAfterBytes: size, batchBytes: fillBatchBytes, maxBuffered: tierFillBuffered,
+		stopAfterBytes: size, maxBuffered: tierFillBuffered,
 	})
 	if err != nil {
 		return nil, nil, err
-	}
-	if st.errs > 0 {
-		return nil, nil, fmt.Errorf("%d produce errors while filling, first: %w", st.errs, st.firstErr)
 	}
 	fillEnd := time.Now()
 	env.Progress.Logf("%s filled %s; waiting for uploads to settle", progressLabel(s.Name(), env), report.Format(report.Bytes, float64(st.totalBytes)))
@@ -491,10 +484,7 @@ func (s *tierRecover) recover(ctx context.Context, env *Env, b *recoverBucket) (
 	if err != nil {
 		return nil, nil, fmt.Errorf("no ListOffsets answer for %s: %w; log tail:\n%s", b.topic, err, p.LogTail())
 	}
-	var recovered int64
-	for _, e := range ends {
-		recovered += e
-	}
+	recovered := sumEnds(ends)
 	if err := readLast(rctx, p.Addr, b.topic, ends); err != nil {
 		return nil, nil, fmt.Errorf("reading the last records: %w; log tail:\n%s", err, p.LogTail())
 	}

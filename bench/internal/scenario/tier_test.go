@@ -56,9 +56,6 @@ func TestUploadFigures(t *testing.T) {
 	}
 }
 
-// TestTierScenariosLive runs the tier scenarios briefly against the real
-// broker and versitygw. Until the broker has the S3 flags they must skip,
-// saying why.
 func TestRecoveryPointFigures(t *testing.T) {
 	f := rpoFigures{flush: 5 * time.Second, rate: 20000, acked: 200_000, recovered: 150_000}
 	if f.lost() != 50_000 || f.lostSecs() != 2.5 {
@@ -84,6 +81,9 @@ func TestRecoveryPointFigures(t *testing.T) {
 	}
 }
 
+// TestTierScenariosLive runs the tier scenarios briefly against the real
+// broker and versitygw. Until the broker has the S3 flags they must skip,
+// saying why.
 func TestTierScenariosLive(t *testing.T) {
 	if os.Getenv("KLITE_S3_TESTS") == "0" {
 		t.Skip("KLITE_S3_TESTS=0: tier scenarios against versitygw skipped")
