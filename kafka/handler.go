@@ -123,8 +123,7 @@ type Handler struct {
 	closed bool                    // guarded by mu
 	polls  map[*fetchWait]struct{} // long polls in progress, guarded by mu
 
-	unknownMu     sync.Mutex
-	unknownLogged map[string]struct{} // storage errors already logged, guarded by unknownMu
+	unknownLogged *logOnce // storage errors already logged (errors.go)
 }
 
 // New returns a handler serving st.
@@ -138,7 +137,7 @@ func New(cfg Config, st Storage) *Handler {
 		warn:          log.Sample(&zerolog.BurstSampler{Burst: 5, Period: time.Minute}),
 		nodeReplicas:  []int32{cfg.NodeID},
 		polls:         make(map[*fetchWait]struct{}),
-		unknownLogged: make(map[string]struct{}),
+		unknownLogged: newLogOnce(maxUnknownLogged),
 	}
 	h.apiKeys = advertisedKeys()
 	return h
