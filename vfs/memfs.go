@@ -1,4 +1,4 @@
-package storage
+package vfs
 
 import (
 	"io"
@@ -343,7 +343,7 @@ func (f *memFile) Allocate(off, n int64) error {
 	return nil
 }
 
-func (f *memFile) Fd() uintptr { return noFd }
+func (f *memFile) Fd() uintptr { return NoFd }
 
 func (f *memFile) Close() error {
 	if f.closed {
