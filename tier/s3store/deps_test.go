@@ -32,7 +32,7 @@ func TestSDKStaysInLeaf(t *testing.T) {
 	if len(deps(mod+"tier/s3store")) == 0 {
 		t.Fatal("go list -deps finds no AWS package under tier/s3store")
 	}
-	for _, pkg := range []string{"storage", "group", "kafka", "netloop", "tier", "tier/objstore"} {
+	for _, pkg := range []string{"storage", "group", "kafka", "netloop", "vfs", "tier", "tier/objstore"} {
 		if aws := deps(mod + pkg); len(aws) > 0 {
 			t.Errorf("%s links %d AWS SDK packages (first %s); the S3 client belongs in tier/s3store", pkg, len(aws), aws[0])
 		}
