@@ -156,7 +156,9 @@ func (s *Store) Put(ctx context.Context, key string, body io.ReadSeeker, size in
 	if opts.IfNoneMatch {
 		in.IfNoneMatch = aws.String("*")
 	}
-	if size >= s.cfg.MultipartBytes && !opts.IfNoneMatch {
+	// An object of one part goes up whole, as the SDK's upload manager
+	// did (its first part read hit the end of the body).
+	if size >= s.cfg.MultipartBytes && size > s.cfg.PartBytes && !opts.IfNoneMatch {
 		return s.mapErr("put", key, s.putMultipart(ctx, key, body, size))
 	}
 	_, err := s.client.PutObject(ctx, in)
