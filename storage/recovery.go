@@ -55,7 +55,7 @@ type scanResult struct {
 
 func (s *shard) recover(rs *RecoveryStats) error {
 	fsys := s.st.fs
-	if err := fsys.MkdirAll(s.dir); err != nil {
+	if err := vfs.MkdirAllSync(fsys, s.dir); err != nil {
 		return fmt.Errorf("storage: %w", err)
 	}
 	names, err := fsys.List(s.dir)
@@ -153,7 +153,7 @@ func (s *shard) recover(rs *RecoveryStats) error {
 		s.markSealed(seg, res.entries)
 		prod, np := encodeProducers(prods)
 		b := encodeCheckpoint(id, res.entries, prod, np)
-		if err := writeFileAtomic(fsys, s.dir, segName(id)+idxSuffix, b); err != nil {
+		if err := vfs.WriteFile(fsys, idxPath(s.dir, id), b); err != nil {
 			s.log.Warn().Err(err).Str("segment", path).Msg("index checkpoint not written")
 		} else {
 			seg.ckDone.Store(true)
