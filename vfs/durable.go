@@ -1,6 +1,9 @@
 package vfs
 
-import "path"
+import (
+	"io"
+	"path"
+)
 
 // TmpSuffix is appended to a file's name while WriteFile writes it. A
 // store that lists its directory ignores (or removes) names ending in it.
@@ -61,4 +64,26 @@ func MkdirAllSync(fs FS, dir string) error {
 		}
 		d = parent
 	}
+}
+
+// ReadFile returns the whole contents of the file name.
+func ReadFile(fs FS, name string) ([]byte, error) {
+	f, err := fs.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	size, err := f.Size()
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, size)
+	n, err := f.ReadAt(b, 0)
+	if n == len(b) {
+		return b, nil
+	}
+	if err == nil {
+		err = io.ErrUnexpectedEOF
+	}
+	return nil, err
 }
