@@ -63,16 +63,6 @@ type memNode struct {
 	pending []memOp // unsynced writes and size changes, in order
 }
 
-func (n *memNode) clone() *memNode {
-	n.mu.RLock()
-	defer n.mu.RUnlock()
-	c := &memNode{data: append([]byte(nil), n.data...), synced: append([]byte(nil), n.synced...)}
-	for _, op := range n.pending {
-		c.pending = append(c.pending, memOp{off: op.off, data: append([]byte(nil), op.data...)})
-	}
-	return c
-}
-
 // CrashMode says what happens to unsynced writes in CrashClone.
 type CrashMode int
 
