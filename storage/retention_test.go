@@ -630,7 +630,6 @@ func TestRetentionTiered(t *testing.T) {
 	if got := chunkSegs(s, "t"); !slices.Equal(got, []uint64{2, 3}) {
 		t.Fatalf("local segments after reopen %v", got)
 	}
-	p, _ = s.lookup("t", 0)
 
 	// The tier holds 0..5 as two objects; retention.bytes over the whole
 	// log (12 batches; limit 8) drops the oldest object only.
