@@ -291,7 +291,12 @@ func (r *run) check(t *testing.T, what string, fs *vfs.MemFS, want outcome) {
 	req.Version, req.Group, req.Topics = 5, sweepGroup, nil // all topics
 	ch := make(chan *kmsg.OffsetFetchResponse, 1)
 	co.OffsetFetch(req, func(resp *kmsg.OffsetFetchResponse) { ch <- resp })
-	resp := <-ch
+	var resp *kmsg.OffsetFetchResponse
+	select {
+	case resp = <-ch:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s: offset fetch did not complete", what)
+	}
 	got := map[tp]int64{}
 	for _, rt := range resp.Topics {
 		for _, rp := range rt.Partitions {
