@@ -40,7 +40,8 @@
 // idempotent producer state at the end of it; see index.go and producer.go.
 // meta.json and checkpoints are written with vfs.WriteFile (a temp file,
 // fsynced, renamed, the directory fsynced); Dir and the shard directories
-// are made with vfs.MkdirAllSync (their parents fsynced).
+// are made durable before anything is written in them (vfs.MkdirAllSync
+// for Dir, one fsync of Dir for all shard directories).
 //
 // # Invariants
 //
