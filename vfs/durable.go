@@ -1,8 +1,11 @@
 package vfs
 
 import (
+	"errors"
 	"io"
 	"path"
+
+	"golang.org/x/sys/unix"
 )
 
 // TmpSuffix is appended to a file's name while WriteFile writes it. A
@@ -46,8 +49,12 @@ func WriteFile(fs FS, name string, data []byte) error {
 
 // MkdirAllSync creates dir and any missing parents, then syncs the parent
 // of every directory on the path, so that once it returns nil dir exists
-// after a crash. Syncing a directory that did not change costs little, and
-// the file-system interface cannot tell which directories were created.
+// after a crash. Every parent is synced, not only those of directories this
+// call created: one created by a process killed before it synced is there
+// but not yet durable. Each sync may cost a disk cache flush, so call it
+// once per directory tree, not per file. A parent whose file system cannot
+// sync directories (EINVAL: a read-only root such as squashfs above a
+// mounted data directory) is skipped; nothing can be created there.
 // Files later created in dir still need a SyncDir(dir) (WriteFile does it).
 func MkdirAllSync(fs FS, dir string) error {
 	dir = path.Clean(dir)
@@ -59,7 +66,7 @@ func MkdirAllSync(fs FS, dir string) error {
 		if parent == d {
 			return nil
 		}
-		if err := fs.SyncDir(parent); err != nil {
+		if err := fs.SyncDir(parent); err != nil && !errors.Is(err, unix.EINVAL) {
 			return err
 		}
 		d = parent
