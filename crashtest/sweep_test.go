@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -82,11 +83,12 @@ type ledger struct {
 type outcome struct {
 	records map[tp]map[int64]uint64 // offset -> record id
 	commits map[tp]int64            // highest acknowledged commit
+	starts  map[tp]int64            // highest acknowledged log start (DeleteRecords)
 	topics  map[string]int32
 }
 
 func newOutcome() outcome {
-	return outcome{records: map[tp]map[int64]uint64{}, commits: map[tp]int64{}, topics: map[string]int32{}}
+	return outcome{records: map[tp]map[int64]uint64{}, commits: map[tp]int64{}, starts: map[tp]int64{}, topics: map[string]int32{}}
 }
 
 func (o outcome) record(p tp, off int64, id uint64) {
@@ -119,10 +121,11 @@ type run struct {
 	mode    vfs.CrashMode
 	nextID  uint64
 	highest map[tp]int64 // highest commit offset submitted
+	deleted map[tp]int64 // highest DeleteRecords offset submitted
 }
 
 func newRun(failAt int64, mode vfs.CrashMode) *run {
-	r := &run{mem: vfs.NewMemFS(), failAt: failAt, mode: mode, highest: map[tp]int64{}}
+	r := &run{mem: vfs.NewMemFS(), failAt: failAt, mode: mode, highest: map[tp]int64{}, deleted: map[tp]int64{}}
 	r.led.must, r.led.all = newOutcome(), newOutcome()
 	r.ffs = vfs.NewFaultFS(r.mem)
 	r.ffs.SetInjector(r.inject)
@@ -144,8 +147,10 @@ func (r *run) inject(vfs.Op) error {
 }
 
 // workload: create a, produce to it and commit, close; reopen (recovery),
-// create b, produce to both and commit, close. Segments roll every ~30
-// batches and the offsets log snapshots every few commits. It gives up on a life at the
+// create b, produce to both and commit, delete the records of every
+// partition so far (DeleteRecords), produce and commit again, close.
+// Segments roll every ~30 batches, so the deletion frees segments, and the
+// offsets log snapshots every few commits. It gives up on a life at the
 // first failure to open, and carries on past failed appends and commits.
 func (r *run) workload(t *testing.T) {
 	for life, batches := range []int{80, 60} {
@@ -172,6 +177,9 @@ func (r *run) workload(t *testing.T) {
 		}
 		r.produce(t, st, parts, batches)
 		r.commit(t, co, parts)
+		if life == 1 {
+			r.deleteRecords(st, parts)
+		}
 		r.produce(t, st, parts, batches/2)
 		r.commit(t, co, parts)
 		_ = co.Close()
@@ -199,6 +207,20 @@ func (r *run) produce(t *testing.T, st *storage.Store, parts []tp, batches int) 
 		})
 	}
 	waitGroup(t, &wg, "appends")
+}
+
+// deleteRecords moves each partition's log start to its high watermark.
+func (r *run) deleteRecords(st *storage.Store, parts []tp) {
+	for _, p := range parts {
+		_, hwm, err := st.Offsets(p.topic, p.part)
+		if err != nil {
+			continue
+		}
+		r.deleted[p] = max(r.deleted[p], hwm)
+		if start, err := st.DeleteRecords(p.topic, p.part, hwm); err == nil {
+			r.led.ack(func(o outcome) { o.starts[p] = max(o.starts[p], start) })
+		}
+	}
 }
 
 // commit commits, standalone, each partition's next offset so far.
@@ -270,7 +292,10 @@ func (r *run) check(t *testing.T, what string, fs *vfs.MemFS, want outcome) {
 		}
 		for part := range tc.parts {
 			p := tp{tc.name, part}
-			got := readAll(t, what, st, p)
+			start, got := readAll(t, what, st, p)
+			if start < want.starts[p] || start > r.deleted[p] {
+				t.Fatalf("%s: %s/%d: log start %d; acknowledged %d, highest asked %d", what, p.topic, p.part, start, want.starts[p], r.deleted[p])
+			}
 			for off, id := range got {
 				if id == 0 || id > r.nextID {
 					t.Fatalf("%s: %s/%d@%d holds record %d, never produced", what, p.topic, p.part, off, id)
@@ -281,7 +306,7 @@ func (r *run) check(t *testing.T, what string, fs *vfs.MemFS, want outcome) {
 				seen[id] = p
 			}
 			for off, id := range want.records[p] {
-				if got[off] != id {
+				if off >= start && got[off] != id {
 					t.Fatalf("%s: acknowledged record %d at %s/%d@%d: found %d", what, id, p.topic, p.part, off, got[off])
 				}
 			}
@@ -311,9 +336,9 @@ func (r *run) check(t *testing.T, what string, fs *vfs.MemFS, want outcome) {
 }
 
 // readAll reads partition p from its log start to its high watermark and
-// returns its records by offset, checking the batches follow each other
-// without gaps.
-func readAll(t *testing.T, what string, st *storage.Store, p tp) map[int64]uint64 {
+// returns the log start and the records by offset, checking the batches
+// follow each other without gaps.
+func readAll(t *testing.T, what string, st *storage.Store, p tp) (int64, map[int64]uint64) {
 	t.Helper()
 	start, hwm, err := st.Offsets(p.topic, p.part)
 	if err != nil {
@@ -348,7 +373,7 @@ func readAll(t *testing.T, what string, st *storage.Store, p tp) map[int64]uint6
 		}
 		res.Release()
 	}
-	return out
+	return start, out
 }
 
 // oneRecordBatch is a v2 record batch of one record whose value is id
@@ -433,6 +458,12 @@ func TestCrashSweep(t *testing.T) {
 	// A run without faults counts the operations and checks the workload
 	// itself: everything is acknowledged and survives a clean restart.
 	base := newRun(0, vfs.CrashDropUnsynced)
+	var freed atomic.Int64
+	base.ffs.SetAfter(func(op vfs.Op, err error) {
+		if op.Kind == vfs.OpRemove && err == nil && vfs.MatchBase("*.wal", op.Name) {
+			freed.Add(1)
+		}
+	})
 	base.workload(t)
 	total := base.ops
 	if len(base.led.all.records) == 0 || len(base.led.all.commits) == 0 || len(base.led.all.topics) != len(sweepTopics) {
@@ -444,7 +475,7 @@ func TestCrashSweep(t *testing.T) {
 
 	stride := sweepStride(t, total)
 	first := 1 + time.Now().UnixNano()%stride
-	t.Logf("%d operations; failing every %d from %d (KLITE_CRASH_SWEEP=all for every one)", total, stride, first)
+	t.Logf("%d operations, %d segments freed; failing every %d from %d (KLITE_CRASH_SWEEP=all for every one)", total, freed.Load(), stride, first)
 	for n := first; n <= total; n += stride {
 		mode := vfs.CrashMode(n % 3)
 		r := newRun(n, mode)
