@@ -12,8 +12,13 @@ package kafka
 // ones, by name, or by topic ID in v10+ (UNKNOWN_TOPIC_ID when unknown).
 // A missing topic is created when the broker has AutoCreateTopics and the
 // request allows it (always in v0-v3; AllowAutoTopicCreation in v4+), with
-// DefaultPartitions; an invalid name then answers INVALID_TOPIC_EXCEPTION.
-// Otherwise a missing topic answers UNKNOWN_TOPIC_OR_PARTITION.
+// DefaultPartitions; an invalid name, or one colliding with an existing
+// topic's once '.' is read as '_', then answers INVALID_TOPIC_EXCEPTION, and
+// a create past the broker's -max-partitions POLICY_VIOLATION (as
+// CreateTopics). Internal names (__consumer_offsets, __transaction_state) are
+// never created by clients. Otherwise a missing topic answers
+// UNKNOWN_TOPIC_OR_PARTITION. A topic appears whole or not at all: storage
+// publishes a created topic with all its partitions once it is durable.
 //
 // Authorized operations (KIP-430, v8+): klite has no ACLs, so a client asking
 // gets every operation the resource type supports, as Kafka answers without
@@ -59,7 +64,7 @@ func (h *Handler) metadata(r *request) {
 			if t.Topic == nil {
 				continue
 			}
-			if _, ok := h.st.Topic(*t.Topic); !ok && validTopicName(*t.Topic) {
+			if _, ok := h.st.Topic(*t.Topic); !ok && autoCreatable(*t.Topic) {
 				h.async(r, func() { r.respond(h.metadataResponse(r.version, req, all, true)) })
 				return
 			}
@@ -107,7 +112,7 @@ func (h *Handler) metadataResponse(version int16, req *kmsg.MetadataRequest, all
 		}
 		name := *t.Topic
 		info, ok := h.st.Topic(name)
-		if !ok && create {
+		if !ok && create && !internalTopic(name) {
 			if !validTopicName(name) {
 				rt.ErrorCode = kerr.InvalidTopicException.Code
 				continue
@@ -133,6 +138,9 @@ func (h *Handler) metadataResponse(version int16, req *kmsg.MetadataRequest, all
 	}
 	return resp
 }
+
+// autoCreatable reports whether Metadata may create a topic of that name.
+func autoCreatable(name string) bool { return validTopicName(name) && !internalTopic(name) }
 
 func (h *Handler) fillTopic(rt *kmsg.MetadataResponseTopic, info *storage.TopicInfo, req *kmsg.MetadataRequest) {
 	rt.Default()

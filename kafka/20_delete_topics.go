@@ -5,7 +5,9 @@ package kafka
 // Behaviour: deletes topics by name (v0-v5 TopicNames; v6 Topics with a
 // name) or by topic ID (v6, name null). Unknown names answer
 // UNKNOWN_TOPIC_OR_PARTITION, unknown IDs UNKNOWN_TOPIC_ID; a v6 entry with
-// neither answers INVALID_REQUEST. v5+ carries an ErrorMessage. Deletion
+// neither answers INVALID_REQUEST. v5+ carries an ErrorMessage. Internal
+// topics (__consumer_offsets, __transaction_state) cannot be deleted:
+// INVALID_REQUEST, as for their creation. Deletion
 // fsyncs metadata, so the request is served off the event loop; storage wakes
 // fetches long-polling on the deleted partitions.
 //
@@ -67,6 +69,10 @@ func (h *Handler) deleteTopicsResponse(version int16, req *kmsg.DeleteTopicsRequ
 			rt.Topic = &name
 		default:
 			h.deleteError(rt, kerr.InvalidRequest.Code, "Neither topic name nor id were specified.")
+			continue
+		}
+		if internalTopic(name) {
+			h.deleteError(rt, kerr.InvalidRequest.Code, "Deletion of internal topic "+name+" is prohibited.")
 			continue
 		}
 		if err := h.st.DeleteTopic(name); err != nil {

@@ -465,31 +465,16 @@ func (s *Store) lookup(name string, part int32) (*partition, error) {
 // with '.' read as '_'), ErrInvalidPartitions or ErrPartitionLimit. The
 // topic appears to readers whole, once it is durable, never before.
 func (s *Store) CreateTopic(name string, partitions int32, configs map[string]string) (TopicInfo, error) {
-	if name == "" {
-		return TopicInfo{}, fmt.Errorf("%w: empty topic name", ErrUnknownTopic)
-	}
-	if partitions <= 0 || partitions > s.cfg.MaxPartitions {
-		return TopicInfo{}, ErrInvalidPartitions
-	}
 	id, err := newTopicID()
 	if err != nil {
 		return TopicInfo{}, fmt.Errorf("%w: %v", ErrStorage, err)
 	}
 	var info TopicInfo
 	err = s.commit(func() (*metaWait, error) {
-		if s.isClosed() {
-			return nil, ErrClosed
-		}
-		st := s.mstate
-		if st.topics[name] != nil {
-			return nil, ErrTopicExists
-		}
-		if other, ok := st.collide[collisionKey(name)]; ok {
-			return nil, fmt.Errorf("%w: %q collides with existing topic %q", ErrTopicCollision, name, other)
-		}
-		if err := s.checkTotal(int64(partitions)); err != nil {
+		if err := s.checkCreateLocked(name, partitions); err != nil {
 			return nil, err
 		}
+		st := s.mstate
 		configs := maps.Clone(configs)
 		mps := st.newPartitions(partitions)
 		mt := &metaTopic{Name: name, ID: id.String(), Configs: maps.Clone(configs), Partitions: slices.Clone(mps)}
@@ -511,11 +496,55 @@ func (s *Store) CreateTopic(name string, partitions int32, configs map[string]st
 	return info, nil
 }
 
+// CheckCreate answers what CreateTopic(name, partitions) would answer but
+// for a disk failure, and changes nothing (ValidateOnly).
+func (s *Store) CheckCreate(name string, partitions int32) error {
+	s.metaMu.Lock()
+	defer s.metaMu.Unlock()
+	return s.checkCreateLocked(name, partitions)
+}
+
+func (s *Store) checkCreateLocked(name string, partitions int32) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("%w: empty topic name", ErrUnknownTopic)
+	case partitions <= 0 || partitions > s.cfg.MaxPartitions:
+		return ErrInvalidPartitions
+	case s.isClosed():
+		return ErrClosed
+	case s.mstate.topics[name] != nil:
+		return ErrTopicExists
+	}
+	if other, ok := s.mstate.collide[collisionKey(name)]; ok {
+		return fmt.Errorf("%w: topic '%s' collides with existing topic: %s", ErrTopicCollision, name, other)
+	}
+	return s.checkTotal(int64(partitions))
+}
+
+// CheckGrow answers what CreatePartitions(name, count) would answer but
+// for a disk failure, and changes nothing (ValidateOnly).
+func (s *Store) CheckGrow(name string, count int32) error {
+	s.metaMu.Lock()
+	defer s.metaMu.Unlock()
+	return s.checkGrowLocked(name, count)
+}
+
+func (s *Store) checkGrowLocked(name string, count int32) error {
+	if err := s.changingTopic(name); err != nil {
+		return err
+	}
+	have := int32(len(s.mstate.topics[name].Partitions))
+	if count <= have || count > s.cfg.MaxPartitions {
+		return ErrInvalidPartitions
+	}
+	return s.checkTotal(int64(count - have))
+}
+
 // checkTotal fails when n more partitions would pass MaxTotalPartitions.
 // metaMu must be held.
 func (s *Store) checkTotal(n int64) error {
 	if have := s.mstate.partitions; have+n > s.cfg.MaxTotalPartitions {
-		return fmt.Errorf("%w: %d partitions exist, %d more would pass the limit of %d", ErrPartitionLimit, have, n, s.cfg.MaxTotalPartitions)
+		return fmt.Errorf("%w: %d partitions exist and %d more would pass the broker's limit of %d", ErrPartitionLimit, have, n, s.cfg.MaxTotalPartitions)
 	}
 	return nil
 }
@@ -583,17 +612,11 @@ func (s *Store) SetTopicConfigs(name string, configs map[string]string) error {
 func (s *Store) CreatePartitions(name string, count int32) (TopicInfo, error) {
 	var info TopicInfo
 	err := s.commit(func() (*metaWait, error) {
-		if err := s.changingTopic(name); err != nil {
+		if err := s.checkGrowLocked(name, count); err != nil {
 			return nil, err
 		}
 		st := s.mstate
 		have := int32(len(st.topics[name].Partitions))
-		if count <= have || count > s.cfg.MaxPartitions {
-			return nil, ErrInvalidPartitions
-		}
-		if err := s.checkTotal(int64(count - have)); err != nil {
-			return nil, err
-		}
 		added := st.newPartitions(count - have)
 		return s.changeLocked(&metaRecord{Op: opAddPartitions, Name: name, Partitions: slices.Clone(added)}, func(d *tableDraft) func() {
 			t := d.cur().byName[name]
