@@ -172,7 +172,7 @@ func (s *Store) commitMeta(batch []*metaWait) {
 	ml := &s.mlog
 	err := ml.err
 	if err == nil {
-		if ml.size >= max(minMetaLogBytes, ml.snapSize) {
+		if ml.size >= max(s.cfg.metaLogBytes, ml.snapSize) {
 			batch, err = s.snapshotMeta(batch)
 		} else {
 			err = s.appendMeta(batch)

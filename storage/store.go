@@ -132,6 +132,8 @@ type Config struct {
 	// unsyncedBytes is maxUnsyncedBytes; tests lower it. Recovery with a
 	// value smaller than the writer had is unsafe.
 	unsyncedBytes int64
+	// metaLogBytes is minMetaLogBytes; tests lower it to snapshot often.
+	metaLogBytes int64
 }
 
 func (c *Config) applyDefaults() error {
@@ -161,6 +163,9 @@ func (c *Config) applyDefaults() error {
 	}
 	if c.unsyncedBytes <= 0 {
 		c.unsyncedBytes = maxUnsyncedBytes
+	}
+	if c.metaLogBytes <= 0 {
+		c.metaLogBytes = minMetaLogBytes
 	}
 	c.MaxGroupBytes = int(min(int64(c.MaxGroupBytes), c.SegmentBytes, c.unsyncedBytes))
 	if c.MaxChunkBytes <= 0 {
