@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // metaTopicWant is what a topic should look like after a reopen.
@@ -317,5 +318,105 @@ func TestMetaConvertsMetaJSON(t *testing.T) {
 	check(s)
 	if _, ok := s.Topic("new"); !ok {
 		t.Fatal("created topic lost")
+	}
+}
+
+// While a topic creation waits for its metadata fsync, readers and
+// InitProducerID go on, and the topic is invisible until it is durable,
+// then visible whole.
+func TestMetaFsyncBlocksNoReader(t *testing.T) {
+	mem := NewMemFS()
+	ffs := NewFaultFS(mem)
+	cfg := testConfig(ffs)
+	s := mustOpen(t, cfg)
+	defer s.Close()
+	mustCreate(t, s, "existing", 2)
+
+	entered := make(chan struct{})
+	release := make(chan struct{})
+	var once sync.Once
+	ffs.SetInjector(func(op Op) error {
+		// The metadata fsync (the old meta.json's temp file, or the log).
+		if op.Kind == OpSync && strings.HasPrefix(path.Base(op.Name), "meta") {
+			once.Do(func() { close(entered) })
+			<-release
+		}
+		return nil
+	})
+	created := make(chan error, 1)
+	go func() {
+		_, err := s.CreateTopic("slow", 3, nil)
+		created <- err
+	}()
+	<-entered
+	if _, ok := s.Topic("slow"); ok {
+		t.Fatal("topic visible before its creation is durable")
+	}
+	done := make(chan error, 1)
+	go func() {
+		for range 3 {
+			if _, _, err := s.InitProducerID(); err != nil {
+				done <- err
+				return
+			}
+		}
+		if ti, ok := s.Topic("existing"); !ok || ti.Partitions != 2 || len(s.Topics()) != 1 {
+			done <- fmt.Errorf("readers see %v", s.Topics())
+			return
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(waitFor):
+		t.Fatal("InitProducerID or readers waited for another client's topic creation fsync")
+	}
+	close(release)
+	if err := <-created; err != nil {
+		t.Fatal(err)
+	}
+	if ti, ok := s.Topic("slow"); !ok || ti.Partitions != 3 {
+		t.Fatalf("created topic %+v", ti)
+	}
+}
+
+// metaWrites counts the bytes written to files directly in dir (the
+// metadata, whatever its format), not the shards' WAL.
+func metaWrites(ffs *FaultFS, dir string) *atomic.Int64 {
+	var n atomic.Int64
+	ffs.SetAfter(func(op Op, err error) {
+		if op.Kind == OpWrite && err == nil && path.Dir(op.Name) == dir {
+			n.Add(int64(op.Len))
+		}
+	})
+	return &n
+}
+
+// The bytes a topic creation writes do not grow with the topics and
+// partitions that already exist (they were a rewrite of all metadata).
+func TestMetaBytesPerCreateIndependentOfTopicCount(t *testing.T) {
+	perCreate := func(existing int) int64 {
+		ffs := NewFaultFS(NewMemFS())
+		cfg := testConfig(ffs)
+		cfg.MaxPartitions = 1000
+		s := mustOpen(t, cfg)
+		defer s.Close()
+		for i := range existing / 100 {
+			mustCreate(t, s, fmt.Sprintf("bulk-%d", i), 100)
+		}
+		n := metaWrites(ffs, cfg.Dir)
+		const creates = 20
+		for i := range creates {
+			mustCreate(t, s, fmt.Sprintf("new-%d", i), 1)
+		}
+		return n.Load() / creates
+	}
+	small, large := perCreate(0), perCreate(20_000)
+	t.Logf("bytes written per create: %d with no other topics, %d beside 20000 partitions", small, large)
+	if large > 2*small {
+		t.Fatalf("a create beside 20000 partitions wrote %d bytes, %d beside none", large, small)
 	}
 }
