@@ -51,6 +51,9 @@ func (h *Handler) deleteTopicsResponse(version int16, req *kmsg.DeleteTopicsRequ
 		rt.Topic, rt.TopicID = t.Topic, t.TopicID
 		var name string
 		switch {
+		case t.Topic != nil && internalTopic(*t.Topic):
+			h.deleteError(rt, kerr.InvalidRequest.Code, "Deletion of internal topic "+*t.Topic+" is prohibited.")
+			continue
 		case t.Topic != nil:
 			name = *t.Topic
 			info, ok := h.st.Topic(name)
@@ -69,10 +72,6 @@ func (h *Handler) deleteTopicsResponse(version int16, req *kmsg.DeleteTopicsRequ
 			rt.Topic = &name
 		default:
 			h.deleteError(rt, kerr.InvalidRequest.Code, "Neither topic name nor id were specified.")
-			continue
-		}
-		if internalTopic(name) {
-			h.deleteError(rt, kerr.InvalidRequest.Code, "Deletion of internal topic "+name+" is prohibited.")
 			continue
 		}
 		if err := h.st.DeleteTopic(name); err != nil {
