@@ -226,4 +226,3 @@ func errorIs(err error, want *kerr.Error) bool {
 	ke, ok := err.(*kerr.Error)
 	return ok && ke.Code == want.Code
 }
-
