@@ -151,7 +151,7 @@ type ReadFile interface {
 //	(*Store) Restore(snap *tier.MetaSnapshot, next map[tier.Partition]int64) error
 //
 // Log start: every partition has a log start offset (persisted in
-// meta.json), the first offset readable locally or from the tier. It only
+// metadata), the first offset readable locally or from the tier. It only
 // moves forward: retention (retention.ms by batch max timestamp,
 // retention.bytes over the whole log, local and tiered), DeleteRecords.
 // Reads, ListOffsets and Fetch below it get ErrOffsetOutOfRange; Offsets

@@ -244,7 +244,8 @@ func (mo *metaOpen) replay(fsys FS, dir string, log zerolog.Logger, now func() t
 		if err := keepAside(fsys, dir, path, b[off:], now); err != nil {
 			return fail(err)
 		}
-		if err := f.Truncate(int64(off)); err == nil {
+		err := f.Truncate(int64(off))
+		if err == nil {
 			err = f.Sync()
 		}
 		if err != nil {

@@ -196,7 +196,7 @@ func (s *Store) Snapshot() tier.MetaSnapshot {
 // manifest's NextOffset). Each partition's log continues at
 // max(next[p], its log start), where the log start is the snapshot's,
 // raised to the manifest's when Config.Cold is set; everything below is
-// marked uploaded. The result is in meta.json before Restore returns, so
+// marked uploaded. The result is in the metadata log before Restore returns, so
 // a restart without the bucket keeps it. Restored producer state lives in
 // memory until the shard seals a segment (its checkpoint keeps it): a
 // restart before that forgets it, which only weakens duplicate detection

@@ -18,14 +18,14 @@ import (
 //
 //   - retention: every RetentionCheckInterval, moves each partition's log
 //     start past what retention.ms and retention.bytes let go (whole chunks
-//     locally, whole objects in the tier), persists all moves with one
-//     meta.json write, calls Cold.Retain, then runs a freeing pass.
+//     locally, whole objects in the tier), persists all moves with records in
+//     the metadata log, calls Cold.Retain, then runs a freeing pass.
 //   - freer: runs a freeing pass when kicked (maybeFree: DeleteTopic, a new
 //     index checkpoint, Uploaded, a writer at the MaxWALBytes cap).
 //
 // A freeing pass deletes sealed segments none of whose chunks is needed
 // locally (see segFree). Before unlinking it raises the affected
-// partitions' next_min in meta.json past the deleted chunks and trims
+// partitions' next_min in the metadata log past the deleted chunks and trims
 // their chunk indexes, so readers never reach the segment again; readers
 // that already hold it keep the open file (the last Release closes it).
 // Nothing opens a segment by path after recovery.

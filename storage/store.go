@@ -62,7 +62,8 @@ const (
 
 // Config configures a Store. Zero values take the defaults.
 type Config struct {
-	// Dir holds meta.json and one shard-NNN directory per shard.
+	// Dir holds the metadata (meta-*.snap, meta-*.log) and one shard-NNN
+	// directory per shard.
 	Dir string
 	// Shards is the number of WAL writers (default GOMAXPROCS). It is fixed
 	// when Dir is first used; later values are ignored (logged).
@@ -273,11 +274,11 @@ type partition struct {
 	head, tail *appendReq
 
 	// logStart is the first readable offset (local or tiered), persisted
-	// in meta.json; it only grows. tieredEnd: offsets below it are in the
+	// in the metadata; it only grows. tieredEnd: offsets below it are in the
 	// bucket under a published manifest (Uploaded); not persisted.
 	logStart  atomic.Int64
 	tieredEnd atomic.Int64
-	// nextMin is meta.json's next_min: no offset below it is ever assigned
+	// nextMin is the metadata's next_min: no offset below it is ever assigned
 	// again (segments with chunks below it may be gone). Guarded by metaMu.
 	nextMin int64
 
