@@ -28,10 +28,12 @@ package kafka
 // same response, complete, with no error (Kafka answers LEADER_NOT_AVAILABLE
 // and lets the client retry until leaders are elected; klite has no election
 // to wait for). Creation fsyncs metadata, so those requests are answered off
-// the event loop; all others inline.
+// the event loop, creating all their missing topics at once (one group
+// commit); all others inline.
 
 import (
 	"errors"
+	"sync"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -40,6 +42,9 @@ import (
 )
 
 const metadataKey = 3
+
+// maxAutoCreateAtOnce bounds the creations one Metadata request runs at once.
+const maxAutoCreateAtOnce = 128
 
 func init() { register(metadataKey, 0, 13, (*Handler).metadata) }
 
@@ -96,6 +101,10 @@ func (h *Handler) metadataResponse(version int16, req *kmsg.MetadataRequest, all
 		return resp
 	}
 	resp.Topics = make([]kmsg.MetadataResponseTopic, len(req.Topics))
+	var created map[string]error
+	if create {
+		created = h.autoCreate(req)
+	}
 	for i := range req.Topics {
 		t := &req.Topics[i]
 		rt := &resp.Topics[i]
@@ -112,13 +121,7 @@ func (h *Handler) metadataResponse(version int16, req *kmsg.MetadataRequest, all
 		}
 		name := *t.Topic
 		info, ok := h.st.Topic(name)
-		if !ok && create && !internalTopic(name) {
-			if !validTopicName(name) {
-				rt.ErrorCode = kerr.InvalidTopicException.Code
-				continue
-			}
-			var err error
-			info, err = h.st.CreateTopic(name, h.cfg.DefaultPartitions, nil)
+		if err, tried := created[name]; tried && !ok {
 			if err != nil && !errors.Is(err, storage.ErrTopicExists) {
 				rt.ErrorCode = h.errCode(err)
 				continue
@@ -137,6 +140,40 @@ func (h *Handler) metadataResponse(version int16, req *kmsg.MetadataRequest, all
 		h.fillTopic(rt, &info, req)
 	}
 	return resp
+}
+
+// autoCreate creates the missing topics req names that may be
+// auto-created, all at once so their metadata shares fsyncs, and returns
+// each one's error.
+func (h *Handler) autoCreate(req *kmsg.MetadataRequest) map[string]error {
+	var names []string
+	seen := map[string]bool{}
+	for i := range req.Topics {
+		t := req.Topics[i].Topic
+		if t == nil || seen[*t] || !autoCreatable(*t) {
+			continue
+		}
+		seen[*t] = true
+		if _, ok := h.st.Topic(*t); !ok {
+			names = append(names, *t)
+		}
+	}
+	errs := make([]error, len(names))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, maxAutoCreateAtOnce)
+	for i, name := range names {
+		sem <- struct{}{}
+		wg.Go(func() {
+			_, errs[i] = h.st.CreateTopic(name, h.cfg.DefaultPartitions, nil)
+			<-sem
+		})
+	}
+	wg.Wait()
+	out := make(map[string]error, len(names))
+	for i, name := range names {
+		out[name] = errs[i]
+	}
+	return out
 }
 
 // autoCreatable reports whether Metadata may create a topic of that name.
