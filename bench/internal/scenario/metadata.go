@@ -51,9 +51,10 @@ func (s *metadataScale) held(cfg Config) int {
 
 func (s *metadataScale) Describe(cfg Config) string {
 	return fmt.Sprintf("Metadata at scale: on a broker holding %d partitions (topics of %d), and on an empty one, "+
-		"%d topics are created by one Metadata request that auto-creates them all, then %d more by CreateTopics "+
-		"from %d clients at once. Time is wall time per step; bytes are the broker's write_bytes from /proc/<pid>/io "+
-		"over the step (WAL included: it is idle).", s.held(cfg), metaScaleTopicParts, metaScaleCreates, metaScaleCreates, metaScaleClients)
+		"%d topics are created by one Metadata request that auto-creates them all, then %d by CreateTopics one at a time, "+
+		"then %d by CreateTopics from %d clients at once. Time is wall time per step; bytes are the broker's write_bytes "+
+		"from /proc/<pid>/io over the step (WAL included: it is idle).", s.held(cfg), metaScaleTopicParts, metaScaleCreates,
+		metaScaleCreates, metaScaleCreates, metaScaleClients)
 }
 
 func (s *metadataScale) Settings(cfg Config) []report.KV {
@@ -61,6 +62,9 @@ func (s *metadataScale) Settings(cfg Config) []report.KV {
 }
 
 func (s *metadataScale) Close() error { return nil }
+
+// metaSteps name the measured steps, in order.
+var metaSteps = []string{"auto-create", "create-serial", "create-topics"}
 
 // metaStep is one measured step.
 type metaStep struct {
@@ -83,8 +87,9 @@ func (s *metadataScale) Run(ctx context.Context, env *Env) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	for i, step := range []string{"auto-create", "create-topics"} {
-		label := map[string]string{"auto-create": "one Metadata request auto-creating", "create-topics": "concurrent CreateTopics of"}[step]
+	for i, step := range metaSteps {
+		label := map[string]string{"auto-create": "one Metadata request auto-creating", "create-serial": "CreateTopics one at a time of",
+			"create-topics": "concurrent CreateTopics of"}[step]
 		res.Metrics = append(res.Metrics,
 			report.Metric{Key: step + "-time", Label: fmt.Sprintf("%s %d topics, beside %d partitions", label, metaScaleCreates, held), Unit: report.Seconds, Value: full[i].took.Seconds()},
 			report.Metric{Key: step + "-bytes", Label: fmt.Sprintf("bytes written by it, beside %d partitions", held), Unit: report.Bytes, Value: float64(full[i].bytes)},
@@ -102,8 +107,8 @@ func (s *metadataScale) Run(ctx context.Context, env *Env) (Result, error) {
 
 // measure starts a broker, fills it with held partitions and times the two
 // steps.
-func (s *metadataScale) measure(ctx context.Context, m *Managed, held int) ([2]metaStep, error) {
-	var out [2]metaStep
+func (s *metadataScale) measure(ctx context.Context, m *Managed, held int) ([3]metaStep, error) {
+	var out [3]metaStep
 	dir := m.NewWALDir(s.Name())
 	// No -max-partitions: its default holds this, and brokers from before
 	// the flag run the scenario too.
@@ -166,8 +171,21 @@ func (s *metadataScale) measure(ctx context.Context, m *Managed, held int) ([2]m
 	if err != nil {
 		return out, err
 	}
-	// Step 2: metaScaleCreates CreateTopics from metaScaleClients clients.
+	// Step 2: metaScaleCreates CreateTopics, each after the last: one
+	// metadata write each, so its bytes do not depend on timing.
 	out[1], err = step(func() error {
+		for i := range metaScaleCreates {
+			if err := createOne(ctx, adm, fmt.Sprintf("serial-%d", i), 1); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return out, err
+	}
+	// Step 3: metaScaleCreates CreateTopics from metaScaleClients clients.
+	out[2], err = step(func() error {
 		var wg sync.WaitGroup
 		errs := make(chan error, metaScaleClients)
 		for c := range metaScaleClients {

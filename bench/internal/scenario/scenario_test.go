@@ -174,10 +174,10 @@ func TestScenariosLive(t *testing.T) {
 		}
 		// Only the serial step: how many concurrent creates share a frame
 		// (and its dirtied page) depends on timing.
-		if ratio := metric(t, res, "auto-create-bytes-ratio").Value; ratio > 2 {
-			t.Errorf("auto-create: %v times the bytes beside 20000 partitions as on an empty broker", ratio)
+		if ratio := metric(t, res, "create-serial-bytes-ratio").Value; ratio > 2 {
+			t.Errorf("serial creates: %v times the bytes beside 20000 partitions as on an empty broker", ratio)
 		}
-		for _, step := range []string{"auto-create", "create-topics"} {
+		for _, step := range metaSteps {
 			if metric(t, res, step+"-time").Value <= 0 {
 				t.Errorf("%s: no time", step)
 			}
