@@ -10,6 +10,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/klite/klite/vfs"
 )
 
 // Metadata (see doc.go): topics, their partitions' keys, shards, log
@@ -76,7 +78,7 @@ func parseTopicID(s string) (TopicID, error) {
 }
 
 // loadMeta reads meta.json; ok is false when it does not exist.
-func loadMeta(fsys FS, dir string) (m metaFile, ok bool, err error) {
+func loadMeta(fsys vfs.FS, dir string) (m metaFile, ok bool, err error) {
 	f, err := fsys.Open(filepath.Join(dir, metaName))
 	if errors.Is(err, fs.ErrNotExist) {
 		return m, false, nil
@@ -98,7 +100,7 @@ func loadMeta(fsys FS, dir string) (m metaFile, ok bool, err error) {
 	return m, true, nil
 }
 
-func readAll(f File) ([]byte, error) {
+func readAll(f vfs.File) ([]byte, error) {
 	size, err := f.Size()
 	if err != nil {
 		return nil, err
@@ -114,38 +116,13 @@ func readAll(f File) ([]byte, error) {
 	return nil, err
 }
 
-// writeFileAtomic replaces dir/name with b durably.
-func writeFileAtomic(fsys FS, dir, name string, b []byte) error {
-	tmp := filepath.Join(dir, name+tmpSuffix)
-	f, err := fsys.Create(tmp)
-	if err != nil {
-		return err
-	}
-	if _, err = f.WriteAt(b, 0); err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = fsys.Rename(tmp, filepath.Join(dir, name))
-	}
-	if err == nil {
-		err = fsys.SyncDir(dir)
-	}
-	if err != nil {
-		_ = fsys.Remove(tmp)
-	}
-	return err
-}
-
 // saveMeta writes m as the old meta.json (tests of the conversion).
-func saveMeta(fsys FS, dir string, m *metaFile) error {
+func saveMeta(fsys vfs.FS, dir string, m *metaFile) error {
 	b, err := json.MarshalIndent(m, "", " ")
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(fsys, dir, metaName, b)
+	return vfs.WriteFile(fsys, filepath.Join(dir, metaName), b)
 }
 
 // Initialized reports whether dir already holds a store (a metadata

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/klite/klite/vfs"
 )
 
 // metaLog group-commits metadata changes: writers apply a change to the
@@ -27,7 +29,7 @@ type metaLog struct {
 
 	// Committer goroutine only (Open before it starts).
 	gen      uint64
-	f        File
+	f        vfs.File
 	size     int64
 	snapSize int64
 

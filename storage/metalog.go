@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/klite/klite/vfs"
 )
 
 // The metadata log (see doc.go, "Metadata"): a snapshot meta-<gen>.snap
@@ -95,7 +97,7 @@ func parseMetaFrame(b []byte, limit int) (payload []byte, n int, ok bool) {
 type metaOpen struct {
 	state    *metaState
 	gen      uint64
-	log      File
+	log      vfs.File
 	size     int64 // valid length of the log
 	snapSize int64
 	torn     int64 // bytes cut off the log's tail
@@ -104,7 +106,7 @@ type metaOpen struct {
 // openMeta loads the newest snapshot and replays its log, cutting a torn
 // tail. A directory holding only the old meta.json is converted once; an
 // empty one gets an empty snapshot with shards shards.
-func openMeta(fsys FS, dir string, shards int, log zerolog.Logger, now func() time.Time) (*metaOpen, error) {
+func openMeta(fsys vfs.FS, dir string, shards int, log zerolog.Logger, now func() time.Time) (*metaOpen, error) {
 	names, err := fsys.List(dir)
 	if err != nil {
 		return nil, err
@@ -168,7 +170,7 @@ func openMeta(fsys FS, dir string, shards int, log zerolog.Logger, now func() ti
 	}
 
 	snapPath := filepath.Join(dir, metaSnapName(gen))
-	b, err := readFile(fsys, snapPath)
+	b, err := vfs.ReadFile(fsys, snapPath)
 	if err != nil {
 		return nil, err
 	}
@@ -196,7 +198,7 @@ func openMeta(fsys FS, dir string, shards int, log zerolog.Logger, now func() ti
 
 // replay applies the log of mo.gen to mo.state and opens it for appends,
 // creating it when the snapshot has none yet.
-func (mo *metaOpen) replay(fsys FS, dir string, log zerolog.Logger, now func() time.Time) error {
+func (mo *metaOpen) replay(fsys vfs.FS, dir string, log zerolog.Logger, now func() time.Time) error {
 	path := filepath.Join(dir, metaLogName(mo.gen))
 	f, err := fsys.OpenRW(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -290,7 +292,7 @@ func tornMetaTail(tail []byte) bool {
 }
 
 // keepAside writes b to <path>.torn-<unix nanos>, durably.
-func keepAside(fsys FS, dir, path string, b []byte, now func() time.Time) error {
+func keepAside(fsys vfs.FS, dir, path string, b []byte, now func() time.Time) error {
 	aside := path + tornInfix + strconv.FormatInt(now().UnixNano(), 10)
 	f, err := fsys.Create(aside)
 	if err != nil {
@@ -311,18 +313,9 @@ func keepAside(fsys FS, dir, path string, b []byte, now func() time.Time) error 
 	return nil
 }
 
-func readFile(fsys FS, path string) ([]byte, error) {
-	f, err := fsys.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return readAll(f)
-}
-
 // writeMetaSnapshot writes m as meta-<gen>.snap durably and returns its
 // size.
-func writeMetaSnapshot(fsys FS, dir string, gen uint64, m *metaFile) (int64, error) {
+func writeMetaSnapshot(fsys vfs.FS, dir string, gen uint64, m *metaFile) (int64, error) {
 	payload, err := json.Marshal(m)
 	if err != nil {
 		return 0, err
@@ -331,5 +324,5 @@ func writeMetaSnapshot(fsys FS, dir string, gen uint64, m *metaFile) (int64, err
 		return 0, fmt.Errorf("storage: metadata snapshot of %d bytes over %d", len(payload), maxMetaSnapBytes)
 	}
 	b := appendMetaFrame(make([]byte, 0, metaFrameHeader+len(payload)), payload)
-	return int64(len(b)), writeFileAtomic(fsys, dir, metaSnapName(gen), b)
+	return int64(len(b)), vfs.WriteFile(fsys, filepath.Join(dir, metaSnapName(gen)), b)
 }

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/klite/klite/vfs"
 )
 
 // metaTopicWant is what a topic should look like after a reopen.
@@ -124,7 +126,7 @@ func runMetaWorkers(t *testing.T, s *Store, exp *metaExpect, workers, ops int) {
 
 // checkMetaCrash opens the store a crash left and checks it holds every
 // acknowledged change, and of each change in flight either all or none.
-func checkMetaCrash(t *testing.T, fsys FS, cfg Config, exp *metaExpect, what string) {
+func checkMetaCrash(t *testing.T, fsys vfs.FS, cfg Config, exp *metaExpect, what string) {
 	t.Helper()
 	s, err := Open(Config{Dir: cfg.Dir, FS: fsys, Shards: cfg.Shards, SegmentBytes: cfg.SegmentBytes})
 	if err != nil {
@@ -166,20 +168,20 @@ func checkMetaCrash(t *testing.T, fsys FS, cfg Config, exp *metaExpect, what str
 // config change and partition add is there, nothing half-applied, and no
 // producer id is handed out twice.
 func TestMetaLogCrashSweep(t *testing.T) {
-	mem := NewMemFS()
-	ffs := NewFaultFS(mem)
+	mem := vfs.NewMemFS()
+	ffs := vfs.NewFaultFS(mem)
 	cfg := testConfig(ffs)
 	cfg.metaLogBytes = 2 << 10
 	exp := &metaExpect{acked: map[string]metaTopicWant{}, inflight: map[int]metaChange{}, maxPID: -1}
 	type crash struct {
-		fs  *MemFS
+		fs  *vfs.MemFS
 		exp *metaExpect
 		op  string
 	}
 	var crashes []crash
 	var n atomic.Int64
-	modes := []CrashMode{CrashDropUnsynced, CrashKeepUnsynced, CrashTorn}
-	ffs.SetAfter(func(op Op, _ error) {
+	modes := []vfs.CrashMode{vfs.CrashDropUnsynced, vfs.CrashKeepUnsynced, vfs.CrashTorn}
+	ffs.SetAfter(func(op vfs.Op, _ error) {
 		if !strings.HasPrefix(path.Base(op.Name), metaPrefix) {
 			return
 		}
@@ -203,7 +205,7 @@ func TestMetaLogCrashSweep(t *testing.T) {
 // A torn last frame is cut and kept aside; an invalid frame with a valid
 // one after it is corruption: Open fails naming the file and offset.
 func TestMetaLogTornTailAndCorruption(t *testing.T) {
-	mem := NewMemFS()
+	mem := vfs.NewMemFS()
 	cfg := testConfig(mem)
 	s := mustOpen(t, cfg)
 	mustCreate(t, s, "a", 2)
@@ -276,7 +278,7 @@ func TestMetaLogTornTailAndCorruption(t *testing.T) {
 // A data directory holding the old meta.json opens with all of it and is
 // converted once: a snapshot replaces meta.json.
 func TestMetaConvertsMetaJSON(t *testing.T) {
-	mem := NewMemFS()
+	mem := vfs.NewMemFS()
 	cfg := testConfig(mem)
 	if err := mem.MkdirAll(cfg.Dir); err != nil {
 		t.Fatal(err)
@@ -312,7 +314,7 @@ func TestMetaConvertsMetaJSON(t *testing.T) {
 	if _, err := mem.ReadFile(path.Join(cfg.Dir, metaName)); err == nil {
 		t.Fatal("meta.json still there")
 	}
-	cfg.FS = mem.CrashClone(CrashDropUnsynced, 1)
+	cfg.FS = mem.CrashClone(vfs.CrashDropUnsynced, 1)
 	s = mustOpen(t, cfg)
 	defer s.Close()
 	check(s)
@@ -325,8 +327,8 @@ func TestMetaConvertsMetaJSON(t *testing.T) {
 // InitProducerID go on, and the topic is invisible until it is durable,
 // then visible whole.
 func TestMetaFsyncBlocksNoReader(t *testing.T) {
-	mem := NewMemFS()
-	ffs := NewFaultFS(mem)
+	mem := vfs.NewMemFS()
+	ffs := vfs.NewFaultFS(mem)
 	cfg := testConfig(ffs)
 	s := mustOpen(t, cfg)
 	defer s.Close()
@@ -335,9 +337,9 @@ func TestMetaFsyncBlocksNoReader(t *testing.T) {
 	entered := make(chan struct{})
 	release := make(chan struct{})
 	var once sync.Once
-	ffs.SetInjector(func(op Op) error {
+	ffs.SetInjector(func(op vfs.Op) error {
 		// The metadata fsync (the old meta.json's temp file, or the log).
-		if op.Kind == OpSync && strings.HasPrefix(path.Base(op.Name), "meta") {
+		if op.Kind == vfs.OpSync && strings.HasPrefix(path.Base(op.Name), "meta") {
 			once.Do(func() { close(entered) })
 			<-release
 		}
@@ -385,10 +387,10 @@ func TestMetaFsyncBlocksNoReader(t *testing.T) {
 
 // metaWrites counts the bytes written to files directly in dir (the
 // metadata, whatever its format), not the shards' WAL.
-func metaWrites(ffs *FaultFS, dir string) *atomic.Int64 {
+func metaWrites(ffs *vfs.FaultFS, dir string) *atomic.Int64 {
 	var n atomic.Int64
-	ffs.SetAfter(func(op Op, err error) {
-		if op.Kind == OpWrite && err == nil && path.Dir(op.Name) == dir {
+	ffs.SetAfter(func(op vfs.Op, err error) {
+		if op.Kind == vfs.OpWrite && err == nil && path.Dir(op.Name) == dir {
 			n.Add(int64(op.Len))
 		}
 	})
@@ -399,7 +401,7 @@ func metaWrites(ffs *FaultFS, dir string) *atomic.Int64 {
 // partitions that already exist (they were a rewrite of all metadata).
 func TestMetaBytesPerCreateIndependentOfTopicCount(t *testing.T) {
 	perCreate := func(existing int) int64 {
-		ffs := NewFaultFS(NewMemFS())
+		ffs := vfs.NewFaultFS(vfs.NewMemFS())
 		cfg := testConfig(ffs)
 		cfg.MaxPartitions = 1000
 		s := mustOpen(t, cfg)

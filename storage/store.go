@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/klite/klite/vfs"
 )
 
 // Prealloc says how new segment files are prepared (in the background,
@@ -104,7 +106,7 @@ type Config struct {
 	// segment is sealed (default 24h).
 	ProducerExpiry time.Duration
 	// FS does all file I/O (default OSFS).
-	FS FS
+	FS vfs.FS
 	// Logger is the store's logger; a "component" field is added.
 	Logger zerolog.Logger
 	// Now is the clock (default time.Now).
@@ -185,7 +187,7 @@ func (c *Config) applyDefaults() error {
 		c.ProducerExpiry = DefaultProducerExpiry
 	}
 	if c.FS == nil {
-		c.FS = OSFS{}
+		c.FS = vfs.OSFS{}
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -213,7 +215,7 @@ func (c *Config) applyDefaults() error {
 type Store struct {
 	cfg Config
 	log zerolog.Logger
-	fs  FS
+	fs  vfs.FS
 
 	// metaMu guards mstate, byKey and table writes; it is never held
 	// across I/O (metacommit.go).
@@ -307,7 +309,7 @@ func Open(cfg Config) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{cfg: cfg, fs: cfg.FS, log: cfg.Logger.With().Str("component", "storage").Logger(), byKey: map[uint32]*partition{}}
-	if err := s.fs.MkdirAll(cfg.Dir); err != nil {
+	if err := vfs.MkdirAllSync(s.fs, cfg.Dir); err != nil {
 		return nil, fmt.Errorf("storage: %w", err)
 	}
 	mo, err := openMeta(s.fs, cfg.Dir, cfg.Shards, s.log, cfg.Now)

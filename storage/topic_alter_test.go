@@ -5,12 +5,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/klite/klite/vfs"
 )
 
 // SetTopicConfigs replaces the configs durably (they survive a power loss
 // right after it returns) and switches LogAppendTime for later appends.
 func TestSetTopicConfigs(t *testing.T) {
-	fsys := NewMemFS()
+	fsys := vfs.NewMemFS()
 	cfg := testConfig(fsys)
 	now := int64(1_700_000_000_000)
 	cfg.Now = func() timeT { return timeUnixMilli(now) }
@@ -46,7 +48,7 @@ func TestSetTopicConfigs(t *testing.T) {
 	}
 
 	// Durable: a crash right now keeps the new configs, and the data.
-	crashed := mustOpen(t, Config{Dir: cfg.Dir, FS: fsys.CrashClone(CrashDropUnsynced, 1), Shards: cfg.Shards, SegmentBytes: cfg.SegmentBytes, Now: cfg.Now})
+	crashed := mustOpen(t, Config{Dir: cfg.Dir, FS: fsys.CrashClone(vfs.CrashDropUnsynced, 1), Shards: cfg.Shards, SegmentBytes: cfg.SegmentBytes, Now: cfg.Now})
 	if got, _ := crashed.Topic("t"); got.Configs["message.timestamp.type"] != "LogAppendTime" || len(got.Configs) != 2 {
 		t.Fatalf("after crash: %+v", got)
 	}
@@ -87,16 +89,16 @@ func TestSetTopicConfigs(t *testing.T) {
 // failed WAL fsync it is not retried: metadata changes fail until a
 // restart, which finds the state from before the failure.
 func TestSetTopicConfigsWriteFailure(t *testing.T) {
-	mem := NewMemFS()
-	ffs := NewFaultFS(mem)
+	mem := vfs.NewMemFS()
+	ffs := vfs.NewFaultFS(mem)
 	cfg := testConfig(ffs)
 	s := mustOpen(t, cfg)
 	if _, err := s.CreateTopic("t", 1, map[string]string{"retention.ms": "1000"}); err != nil {
 		t.Fatal(err)
 	}
-	ffs.SetInjector(func(op Op) error {
-		if op.Kind == OpSync && strings.Contains(op.Name, metaLogSuffix) {
-			return ErrInjected
+	ffs.SetInjector(func(op vfs.Op) error {
+		if op.Kind == vfs.OpSync && strings.Contains(op.Name, metaLogSuffix) {
+			return vfs.ErrInjected
 		}
 		return nil
 	})
@@ -112,7 +114,7 @@ func TestSetTopicConfigsWriteFailure(t *testing.T) {
 	}
 	s.Close()
 	// What a crash keeps: the topic as it was before the failed change.
-	crashed := mustOpen(t, Config{Dir: cfg.Dir, FS: mem.CrashClone(CrashDropUnsynced, 1), Shards: cfg.Shards, SegmentBytes: cfg.SegmentBytes})
+	crashed := mustOpen(t, Config{Dir: cfg.Dir, FS: mem.CrashClone(vfs.CrashDropUnsynced, 1), Shards: cfg.Shards, SegmentBytes: cfg.SegmentBytes})
 	defer crashed.Close()
 	if got, _ := crashed.Topic("t"); got.Configs["retention.ms"] != "1000" || got.Partitions != 1 {
 		t.Fatalf("after restart: %+v", got)
@@ -126,7 +128,7 @@ func TestSetTopicConfigsWriteFailure(t *testing.T) {
 // CreatePartitions adds empty partitions with new keys; old partitions keep
 // their data, and all of it survives a crash.
 func TestCreatePartitions(t *testing.T) {
-	fsys := NewMemFS()
+	fsys := vfs.NewMemFS()
 	cfg := testConfig(fsys)
 	cfg.MaxPartitions = 8
 	s := mustOpen(t, cfg)
@@ -192,7 +194,7 @@ func TestCreatePartitions(t *testing.T) {
 			}
 		}
 	}
-	crashed := mustOpen(t, Config{Dir: cfg.Dir, FS: fsys.CrashClone(CrashDropUnsynced, 1), Shards: cfg.Shards, SegmentBytes: cfg.SegmentBytes, MaxPartitions: 8})
+	crashed := mustOpen(t, Config{Dir: cfg.Dir, FS: fsys.CrashClone(vfs.CrashDropUnsynced, 1), Shards: cfg.Shards, SegmentBytes: cfg.SegmentBytes, MaxPartitions: 8})
 	check(crashed)
 	crashed.Close()
 	// Deleting a grown topic drops every partition.
