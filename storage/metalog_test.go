@@ -422,3 +422,76 @@ func TestMetaBytesPerCreateIndependentOfTopicCount(t *testing.T) {
 		t.Fatalf("a create beside 20000 partitions wrote %d bytes, %d beside none", large, small)
 	}
 }
+
+// Concurrent changes queued while a metadata fsync runs share the next
+// one: ten creates waiting behind a slow fsync take one frame together.
+func TestMetaGroupCommit(t *testing.T) {
+	mem := vfs.NewMemFS()
+	ffs := vfs.NewFaultFS(mem)
+	cfg := testConfig(ffs)
+	s := mustOpen(t, cfg)
+	defer s.Close()
+
+	entered := make(chan struct{})
+	release := make(chan struct{})
+	var once sync.Once
+	ffs.SetInjector(func(op vfs.Op) error {
+		if op.Kind == vfs.OpSync && strings.HasSuffix(op.Name, metaLogSuffix) {
+			once.Do(func() { close(entered); <-release })
+		}
+		return nil
+	})
+	before := s.MetaStats().Frames
+	var wg sync.WaitGroup
+	wg.Go(func() { mustCreate(t, s, "first", 1) })
+	<-entered
+	const n = 10
+	for i := range n {
+		wg.Go(func() { mustCreate(t, s, fmt.Sprintf("t%d", i), 1) })
+	}
+	eventually(t, "creates queued", func() bool {
+		s.mlog.mu.Lock()
+		defer s.mlog.mu.Unlock()
+		return len(s.mlog.queue) == n
+	})
+	close(release)
+	waitGroup(t, &wg, "creates")
+	if frames := s.MetaStats().Frames - before; frames != 2 {
+		t.Fatalf("%d creates took %d frames (fdatasyncs), want 2", n+1, frames)
+	}
+	if len(s.Topics()) != n+1 {
+		t.Fatalf("topics %v", s.Topics())
+	}
+}
+
+// Moving a log start (DeleteRecords, retention) writes a record, not all
+// metadata: the same bytes beside 20000 partitions as beside none.
+func TestMetaBytesPerLogStartMove(t *testing.T) {
+	perMove := func(existing int) int64 {
+		ffs := vfs.NewFaultFS(vfs.NewMemFS())
+		cfg := testConfig(ffs)
+		cfg.MaxPartitions = 1000
+		s := mustOpen(t, cfg)
+		defer s.Close()
+		for i := range existing / 100 {
+			mustCreate(t, s, fmt.Sprintf("bulk-%d", i), 100)
+		}
+		mustCreate(t, s, "t", 1)
+		const moves = 10
+		for range moves {
+			appendWait(t, s, "t", 0, makeBatch(batchSpec{}), true)
+		}
+		n := metaWrites(ffs, cfg.Dir)
+		for i := range moves {
+			if _, err := s.DeleteRecords("t", 0, int64(i+1)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return n.Load() / moves
+	}
+	small, large := perMove(0), perMove(20_000)
+	t.Logf("bytes written per log start move: %d with no other topics, %d beside 20000 partitions", small, large)
+	if large > 2*small {
+		t.Fatalf("a log start move beside 20000 partitions wrote %d bytes, %d beside none", large, small)
+	}
+}
