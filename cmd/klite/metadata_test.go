@@ -197,6 +197,16 @@ func TestTopicNameRulesAndPartitionCap(t *testing.T) {
 	if code, msg := createErr("big", 9); code != kerr.PolicyViolation.Code || msg == "" {
 		t.Fatalf("create past the cap: %d %q", code, msg)
 	}
+	// ValidateOnly answers what a create would.
+	if r, err := adm.ValidateCreateTopics(ctx, 9, 1, nil, "big"); err != nil || !errorIs(r["big"].Err, kerr.PolicyViolation) {
+		t.Fatalf("validate-only create past the cap: %v %v", r["big"].Err, err)
+	}
+	if r, err := adm.ValidateCreateTopics(ctx, 1, 1, nil, "a_b"); err != nil || !errorIs(r["a_b"].Err, kerr.InvalidTopicException) {
+		t.Fatalf("validate-only colliding create: %v %v", r["a_b"].Err, err)
+	}
+	if r, err := adm.ValidateCreatePartitions(ctx, 9, "a.b"); err != nil || !errorIs(r["a.b"].Err, kerr.PolicyViolation) {
+		t.Fatalf("validate-only grow past the cap: %v %v", r["a.b"].Err, err)
+	}
 	createTopic(t, adm, "fits", 8)
 	if _, err := adm.CreatePartitions(ctx, 1, "fits"); err != nil {
 		t.Fatal(err)
@@ -219,6 +229,19 @@ func TestTopicNameRulesAndPartitionCap(t *testing.T) {
 	}
 	if code := mresp.Topics[0].ErrorCode; code != kerr.PolicyViolation.Code {
 		t.Fatalf("auto-create past the cap: %d", code)
+	}
+	// Auto-create of a colliding name, and of an internal one.
+	md.Topics[0].Topic = kmsg.StringPtr("a_b")
+	md.Topics = append(md.Topics, kmsg.NewMetadataRequestTopic())
+	md.Topics[1].Topic = kmsg.StringPtr("__consumer_offsets")
+	if mresp, err = md.RequestWith(ctx, cl); err != nil {
+		t.Fatal(err)
+	}
+	if code := mresp.Topics[0].ErrorCode; code != kerr.InvalidTopicException.Code {
+		t.Fatalf("auto-create of a colliding name: %d", code)
+	}
+	if code := mresp.Topics[1].ErrorCode; code != kerr.UnknownTopicOrPartition.Code {
+		t.Fatalf("auto-create of __consumer_offsets: %d", code)
 	}
 }
 
