@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"path"
@@ -58,8 +59,10 @@ func (e *metaExpect) clone() *metaExpect {
 }
 
 // runMetaWorkers makes topic changes and producer ids from workers
-// goroutines, ops each, recording every acknowledged change in exp.
-func runMetaWorkers(t *testing.T, s *Store, exp *metaExpect, workers, ops int) {
+// goroutines, ops each, recording every acknowledged change in exp. With
+// faults, a worker stops at its first ErrStorage, its change left in
+// flight.
+func runMetaWorkers(t *testing.T, s *Store, exp *metaExpect, workers, ops int, faults bool) {
 	var wg sync.WaitGroup
 	for w := range workers {
 		wg.Go(func() {
@@ -82,7 +85,9 @@ func runMetaWorkers(t *testing.T, s *Store, exp *metaExpect, workers, ops int) {
 				default:
 					id, _, err := s.InitProducerID()
 					if err != nil {
-						t.Errorf("InitProducerID: %v", err)
+						if !faults || !errors.Is(err, ErrStorage) {
+							t.Errorf("InitProducerID: %v", err)
+						}
 						return
 					}
 					exp.mu.Lock()
@@ -105,7 +110,9 @@ func runMetaWorkers(t *testing.T, s *Store, exp *metaExpect, workers, ops int) {
 					err = s.DeleteTopic(c.name)
 				}
 				if err != nil {
-					t.Errorf("%s %s: %v", c.op, c.name, err)
+					if !faults || !errors.Is(err, ErrStorage) {
+						t.Errorf("%s %s: %v", c.op, c.name, err)
+					}
 					return
 				}
 				exp.mu.Lock()
@@ -190,7 +197,7 @@ func TestMetaLogCrashSweep(t *testing.T) {
 		crashes = append(crashes, crash{mem.CrashClone(modes[i%3], uint64(i)), e, fmt.Sprintf("op %d (%v %s)", i, op.Kind, path.Base(op.Name))})
 	})
 	s := mustOpen(t, cfg)
-	runMetaWorkers(t, s, exp, 3, 60)
+	runMetaWorkers(t, s, exp, 3, 60, false)
 	ffs.SetAfter(nil)
 	s.Close()
 	if st := s.MetaStats(); st.Snapshots < 3 {
@@ -200,6 +207,62 @@ func TestMetaLogCrashSweep(t *testing.T) {
 		checkMetaCrash(t, c.fs, cfg, c.exp, c.op)
 	}
 	t.Logf("%d crash points, %d metadata ops", len(crashes), n.Load())
+}
+
+// TestMetaLogFaultSweep fails the nth metadata file operation (a write cut
+// short, a failed fsync, rename or create), for n over the operations of
+// a concurrent workload: the change is not acknowledged, later ones fail
+// too (a failed fsync is never retried), and after a crash the store
+// holds every acknowledged change and of each one in flight all or none.
+func TestMetaLogFaultSweep(t *testing.T) {
+	step := int64(3)
+	if testing.Short() {
+		step = 11
+	}
+	faulted := 0
+	for n := int64(1); n < 240; n += step {
+		mem := vfs.NewMemFS()
+		ffs := vfs.NewFaultFS(mem)
+		cfg := testConfig(ffs)
+		cfg.metaLogBytes = 2 << 10
+		s := mustOpen(t, cfg)
+		var seen atomic.Int64
+		var failed, failedKind atomic.Value
+		ffs.SetInjector(func(op vfs.Op) error {
+			if !strings.HasPrefix(path.Base(op.Name), metaPrefix) || seen.Add(1) != n {
+				return nil
+			}
+			failed.Store(fmt.Sprintf("%v %s", op.Kind, path.Base(op.Name)))
+			failedKind.Store(op.Kind)
+			if op.Kind == vfs.OpWrite {
+				return &vfs.ShortWrite{N: op.Len / 2, Err: vfs.ErrInjected}
+			}
+			return vfs.ErrInjected
+		})
+		exp := &metaExpect{acked: map[string]metaTopicWant{}, inflight: map[int]metaChange{}, maxPID: -1}
+		runMetaWorkers(t, s, exp, 3, 40, true)
+		if t.Failed() {
+			t.Fatalf("fault at metadata op %d (%v)", n, failed.Load())
+		}
+		// A failed write or fsync is never retried: nothing after it is
+		// acknowledged.
+		if k, _ := failedKind.Load().(vfs.OpKind); k == vfs.OpWrite || k == vfs.OpSync {
+			if _, err := s.CreateTopic("after-fault", 1, nil); !errors.Is(err, ErrStorage) {
+				t.Fatalf("fault at metadata op %d (%v): a later create answered %v", n, failed.Load(), err)
+			}
+		}
+		crashed := mem.CrashClone(vfs.CrashTorn, uint64(n))
+		s.Close()
+		what := fmt.Sprintf("fault at metadata op %d (%v)", n, failed.Load())
+		checkMetaCrash(t, crashed, cfg, exp, what)
+		if failed.Load() != nil {
+			faulted++
+		}
+	}
+	if faulted < 20 {
+		t.Fatalf("only %d runs met their fault", faulted)
+	}
+	t.Logf("%d runs with a fault", faulted)
 }
 
 // A torn last frame is cut and kept aside; an invalid frame with a valid
