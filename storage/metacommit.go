@@ -87,7 +87,9 @@ func (s *Store) changeLocked(rec *metaRecord, apply func(d *tableDraft) func()) 
 		return nil, fmt.Errorf("%w: %v", ErrStorage, err)
 	}
 	if len(b) > maxMetaFrameBytes {
-		return nil, fmt.Errorf("%w: metadata record of %d bytes", ErrInvalidPartitions, len(b))
+		// Only a topic of far more partitions than MaxPartitions allows
+		// could take this much.
+		return nil, fmt.Errorf("%w: metadata record of %d bytes over %d", ErrInvalidPartitions, len(b), maxMetaFrameBytes)
 	}
 	ml := &s.mlog
 	ml.mu.Lock()

@@ -104,8 +104,11 @@ func (st *metaState) apply(r *metaRecord) error {
 	switch r.Op {
 	case opCreateTopic:
 		t := r.Topic
-		if t == nil || t.Name == "" || st.topics[t.Name] != nil {
-			return fmt.Errorf("create of an existing or unnamed topic %q", r.Name)
+		if t == nil || t.Name == "" {
+			return fmt.Errorf("create without a topic name")
+		}
+		if st.topics[t.Name] != nil {
+			return fmt.Errorf("create of existing topic %q", t.Name)
 		}
 		if _, err := parseTopicID(t.ID); err != nil {
 			return err
