@@ -129,6 +129,8 @@ type ReadFile interface {
 //	(*Store) DeleteTopic(name string) error
 //	(*Store) SetTopicConfigs(name string, configs map[string]string) error
 //	(*Store) CreatePartitions(name string, count int32) (TopicInfo, error)
+//	(*Store) CheckCreate(name string, partitions int32) error // what CreateTopic would answer, nothing changed (ValidateOnly)
+//	(*Store) CheckGrow(name string, count int32) error         // what CreatePartitions would answer, nothing changed
 //	(*Store) Topics() []TopicInfo               // sorted by name
 //	(*Store) Topic(name string) (TopicInfo, bool)
 //	(*Store) TopicByID(id TopicID) (TopicInfo, bool)
