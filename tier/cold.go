@@ -52,10 +52,10 @@ type Cold struct {
 	readLog zerolog.Logger // cold read failures; rate-limited
 
 	readErrors, missing, corrupt atomic.Int64
-	ctx    context.Context
-	cancel context.CancelFunc
-	sem    chan struct{}
-	wg     sync.WaitGroup
+	ctx                          context.Context
+	cancel                       context.CancelFunc
+	sem                          chan struct{}
+	wg                           sync.WaitGroup
 
 	mu     sync.Mutex
 	jobs   map[Partition]*coldJob // guarded by mu; one worker per entry
