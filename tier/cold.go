@@ -341,6 +341,9 @@ func (c *Cold) work(p Partition) {
 // still there), then the data objects.
 func (c *Cold) forget(ctx context.Context, p Partition) error {
 	c.cfg.Uploader.Forget(p)
+	if err := c.cfg.Uploader.cfg.Owner.Check(ctx); err != nil {
+		return err
+	}
 	store := c.cfg.Uploader.cfg.Store
 	mdir := p.manifestDir()
 	var manifests, data []string
