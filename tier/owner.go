@@ -117,11 +117,9 @@ func putOwner(ctx context.Context, s ObjectStore, r OwnerRecord, opts PutOptions
 	return s.Put(ctx, OwnerKey, newBytesReader(b), int64(len(b)), opts)
 }
 
-// OwnerConfig configures Claim.
-type OwnerConfig struct {
-	Store     ObjectStore
-	Instance  [16]byte // this broker's, kept across restarts
-	ClusterID string
+// ClaimOptions are the circumstances of a Claim.
+type ClaimOptions struct {
+	ClusterID string // recorded; a released prefix of another cluster is refused unless Fresh
 	// Fresh: the broker has no local state (an empty WAL dir), so a
 	// prefix another instance released may be of any cluster.
 	Fresh bool
@@ -129,14 +127,16 @@ type OwnerConfig struct {
 	// the operator says that broker is gone (disaster recovery after a
 	// crash). The old owner, if it still runs, stops at its next check.
 	TakeOver bool
-	Log      zerolog.Logger
 }
 
 // Owner is this broker's claim on its bucket prefix. Safe for concurrent
 // use; a nil *Owner checks nothing (tests, tools).
 type Owner struct {
-	cfg OwnerConfig
-	log zerolog.Logger // rate-limited: Check runs before every publish
+	store    ObjectStore
+	instance [16]byte
+	log      zerolog.Logger // rate-limited: Check runs before every publish
+	info     zerolog.Logger
+	cluster  atomic.Pointer[string] // set by Claim
 	// lost is set (atomic) once Check found the record changed: every
 	// later Check fails without a request.
 	lost atomic.Bool
@@ -144,51 +144,54 @@ type Owner struct {
 	released atomic.Bool
 }
 
-// Claim makes this broker the owner of cfg.Store's prefix at startup (see
+// NewOwner returns the owner handle of instance (this broker's id, kept
+// across restarts) for store's prefix; Claim makes it the owner.
+func NewOwner(store ObjectStore, instance [16]byte, log zerolog.Logger) *Owner {
+	return &Owner{store: store, instance: instance, log: warnLogger(log, 3), info: log.With().Str("component", "tier").Logger()}
+}
+
+// Claim makes this broker the owner of the store's prefix at startup (see
 // OwnerKey), or returns an error wrapping ErrNotOwner that says whose it
 // is and what to do.
-func Claim(ctx context.Context, cfg OwnerConfig) (*Owner, error) {
-	o := &Owner{cfg: cfg, log: warnLogger(cfg.Log, 3)}
-	mine := OwnerRecord{Instance: cfg.Instance, ClusterID: cfg.ClusterID, Claimed: time.Now()}
+func (o *Owner) Claim(ctx context.Context, opts ClaimOptions) error {
+	o.cluster.Store(&opts.ClusterID)
+	mine := OwnerRecord{Instance: o.instance, ClusterID: opts.ClusterID, Claimed: time.Now()}
 	for range 3 {
-		cur, err := ReadOwner(ctx, cfg.Store)
+		cur, err := ReadOwner(ctx, o.store)
 		switch {
 		case errors.Is(err, ErrNotFound):
-			err = putOwner(ctx, cfg.Store, mine, PutOptions{IfNoneMatch: true})
+			err = putOwner(ctx, o.store, mine, PutOptions{IfNoneMatch: true})
 			if errors.Is(err, ErrExists) {
 				continue // another broker created it meanwhile: look at it
 			}
 		case err != nil:
-			return nil, fmt.Errorf("tier: read the bucket owner record: %w", err)
-		case cur.Instance == cfg.Instance:
-			err = putOwner(ctx, cfg.Store, mine, PutOptions{})
-		case cur.Released && (cfg.Fresh || cur.ClusterID == "" || cur.ClusterID == cfg.ClusterID):
-			cfg.Log.Info().Str("component", "tier").Str("previous", cur.String()).Msg("tier: claiming a bucket prefix its previous owner released")
-			err = putOwner(ctx, cfg.Store, mine, PutOptions{})
+			return fmt.Errorf("tier: read the bucket owner record: %w", err)
+		case cur.Instance == o.instance:
+			err = putOwner(ctx, o.store, mine, PutOptions{})
+		case cur.Released && (opts.Fresh || cur.ClusterID == "" || cur.ClusterID == opts.ClusterID):
+			o.info.Info().Str("previous", cur.String()).Msg("tier: claiming a bucket prefix its previous owner released")
+			err = putOwner(ctx, o.store, mine, PutOptions{})
 		case cur.Released:
-			return nil, fmt.Errorf("%w: the bucket prefix was released by %s, but this broker's local state is of cluster %q; "+
-				"give this broker its own -s3-prefix", ErrNotOwner, cur, cfg.ClusterID)
-		case cfg.TakeOver:
-			cfg.Log.Warn().Str("component", "tier").Str("previous", cur.String()).
+			return fmt.Errorf("%w: the bucket prefix was released by %s, but this broker's local state is of cluster %q; "+
+				"give this broker its own -s3-prefix", ErrNotOwner, cur, opts.ClusterID)
+		case opts.TakeOver:
+			o.info.Warn().Str("previous", cur.String()).
 				Msg("tier: taking over the bucket prefix from another broker instance (-s3-take-over); that broker, if it still runs, stops uploading at its next check")
-			err = putOwner(ctx, cfg.Store, mine, PutOptions{})
+			err = putOwner(ctx, o.store, mine, PutOptions{})
 		default:
-			return nil, fmt.Errorf("%w: the bucket prefix is owned by %s; this broker is instance %s. "+
+			return fmt.Errorf("%w: the bucket prefix is owned by %s; this broker is instance %s. "+
 				"Two brokers must not share a bucket and prefix: give this broker its own -s3-prefix. "+
 				"If the owner is gone for good (disaster recovery after a crash), start this broker once with -s3-take-over",
-				ErrNotOwner, cur, hex.EncodeToString(cfg.Instance[:]))
+				ErrNotOwner, cur, hex.EncodeToString(o.instance[:]))
 		}
 		if err != nil {
-			return nil, fmt.Errorf("tier: write the bucket owner record: %w", err)
+			return fmt.Errorf("tier: write the bucket owner record: %w", err)
 		}
 		// Read back: of two brokers claiming at once, the later write wins
 		// and the other learns it here (or at its first Check).
-		if err := o.Check(ctx); err != nil {
-			return nil, err
-		}
-		return o, nil
+		return o.Check(ctx)
 	}
-	return nil, fmt.Errorf("%w: the owner record keeps changing; another broker is claiming the prefix", ErrNotOwner)
+	return fmt.Errorf("%w: the owner record keeps changing; another broker is claiming the prefix", ErrNotOwner)
 }
 
 // Check verifies that the record still names this instance and is held.
@@ -205,11 +208,11 @@ func (o *Owner) Check(ctx context.Context) error {
 	if o.lost.Load() {
 		return o.lostErr("")
 	}
-	cur, err := ReadOwner(ctx, o.cfg.Store)
+	cur, err := ReadOwner(ctx, o.store)
 	if err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrCorrupt) {
 		return fmt.Errorf("tier: read the bucket owner record: %w", err)
 	}
-	if err == nil && cur.Instance == o.cfg.Instance && !cur.Released {
+	if err == nil && cur.Instance == o.instance && !cur.Released {
 		return nil
 	}
 	what := "deleted"
@@ -223,7 +226,7 @@ func (o *Owner) Check(ctx context.Context) error {
 }
 
 func (o *Owner) lostErr(what string) error {
-	o.log.Error().Str("instance", hex.EncodeToString(o.cfg.Instance[:])).Str("owner", what).
+	o.log.Error().Str("instance", hex.EncodeToString(o.instance[:])).Str("owner", what).
 		Msg("tier: this broker no longer owns its bucket prefix: another broker writes there. Uploads, manifests and " +
 			"metadata snapshots stop; acknowledged data stays on the local disk. Stop one of the brokers: give each its own " +
 			"-s3-prefix; restart this one with -s3-take-over only if the other is gone")
@@ -244,5 +247,9 @@ func (o *Owner) Release(ctx context.Context) error {
 		return err
 	}
 	o.released.Store(true) // nothing is written after a release
-	return putOwner(ctx, o.cfg.Store, OwnerRecord{Instance: o.cfg.Instance, ClusterID: o.cfg.ClusterID, Released: true, Claimed: time.Now()}, PutOptions{})
+	cluster := ""
+	if c := o.cluster.Load(); c != nil {
+		cluster = *c
+	}
+	return putOwner(ctx, o.store, OwnerRecord{Instance: o.instance, ClusterID: cluster, Released: true, Claimed: time.Now()}, PutOptions{})
 }

@@ -19,8 +19,11 @@ func instance(b byte) [16]byte {
 
 func claim(t *testing.T, s ObjectStore, id byte, cluster string, fresh, takeOver bool) (*Owner, error) {
 	t.Helper()
-	return Claim(context.Background(), OwnerConfig{Store: s, Instance: instance(id), ClusterID: cluster, Fresh: fresh,
-		TakeOver: takeOver, Log: zerolog.Nop()})
+	o := NewOwner(s, instance(id), zerolog.Nop())
+	if err := o.Claim(context.Background(), ClaimOptions{ClusterID: cluster, Fresh: fresh, TakeOver: takeOver}); err != nil {
+		return nil, err
+	}
+	return o, nil
 }
 
 // TestOwnerClaim walks the owner record through its cases: created on an
@@ -142,8 +145,8 @@ func TestOwnerStopsWrites(t *testing.T) {
 	ctx := context.Background()
 	s := NewMemStore()
 	var logBuf bytes.Buffer
-	a, err := Claim(ctx, OwnerConfig{Store: s, Instance: instance(1), Log: zerolog.New(&logBuf)})
-	if err != nil {
+	a := NewOwner(s, instance(1), zerolog.New(&logBuf))
+	if err := a.Claim(ctx, ClaimOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	src := newTestSource(t)
