@@ -15,7 +15,7 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/klite/klite/storage"
+	"github.com/klite/klite/vfs"
 )
 
 // On-disk format constants (see doc.go). Changing them breaks existing dirs.
@@ -83,7 +83,7 @@ type logOp struct {
 
 // offsetsLog is the durable store of committed offsets and group metadata.
 type offsetsLog struct {
-	fs           storage.FS
+	fs           vfs.FS
 	dir          string
 	log          zerolog.Logger
 	compactBytes int64
@@ -99,7 +99,7 @@ type offsetsLog struct {
 	state   map[string]*storedGroup // guarded by stateMu; written by the writer only
 
 	// Writer goroutine only.
-	file   storage.File
+	file   vfs.File
 	seq    uint64
 	size   int64
 	failed error
@@ -122,7 +122,7 @@ func parseSeq(name, prefix string) (uint64, bool) {
 }
 
 // openLog recovers dir and starts the writer.
-func openLog(fs storage.FS, dir string, compactBytes int64, log zerolog.Logger) (*offsetsLog, error) {
+func openLog(fs vfs.FS, dir string, compactBytes int64, log zerolog.Logger) (*offsetsLog, error) {
 	l := &offsetsLog{
 		fs: fs, dir: dir, log: log, compactBytes: compactBytes,
 		wake:  make(chan struct{}, 1),
@@ -201,7 +201,7 @@ func (l *offsetsLog) recover() error {
 	for _, s := range logs {
 		exists = exists || s == l.seq
 	}
-	var f storage.File
+	var f vfs.File
 	if exists {
 		if f, err = l.fs.OpenRW(name); err != nil {
 			return fmt.Errorf("group: open log: %w", err)
