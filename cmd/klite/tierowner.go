@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/klite/klite/tier"
+	"github.com/klite/klite/vfs"
 )
 
 // instanceIDFile keeps this broker's instance id (32 hex digits) in -wal.
@@ -43,33 +44,10 @@ func loadInstanceID(dir string) ([16]byte, error) {
 	if _, err := rand.Read(id[:]); err != nil {
 		return id, err
 	}
-	if err := writeFileDurable(dir, instanceIDFile, []byte(hex.EncodeToString(id[:])+"\n")); err != nil {
+	if err := vfs.WriteFile(vfs.OSFS{}, filepath.Join(dir, instanceIDFile), []byte(hex.EncodeToString(id[:])+"\n")); err != nil {
 		return id, fmt.Errorf("write instance id: %w", err)
 	}
 	return id, nil
-}
-
-// writeFileDurable replaces dir/name with data: a temporary file, fsync,
-// rename, fsync of the directory.
-func writeFileDurable(dir, name string, data []byte) error {
-	tmp := filepath.Join(dir, name+".tmp")
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err = errors.Join(err, f.Sync(), f.Close()); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	return errors.Join(d.Sync(), d.Close())
 }
 
 // claim makes this broker the owner of its bucket prefix before it writes
@@ -97,7 +75,7 @@ func restoredClusterID(cfg Config, plan *restorePlan, id string, log zerolog.Log
 			Msg("-cluster-id differs from the cluster id restored from the bucket; using -cluster-id")
 		return id, nil
 	}
-	if err := writeFileDurable(cfg.WALDir, clusterIDFile, []byte(snapID+"\n")); err != nil {
+	if err := vfs.WriteFile(vfs.OSFS{}, filepath.Join(cfg.WALDir, clusterIDFile), []byte(snapID+"\n")); err != nil {
 		return "", fmt.Errorf("write restored cluster id: %w", err)
 	}
 	return snapID, nil
