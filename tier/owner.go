@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -33,7 +34,8 @@ var ErrNotOwner = errors.New("tier: bucket prefix owned by another broker")
 //     broker of the same cluster); a record another instance holds, refused
 //     unless TakeOver (disaster recovery after that broker died: an empty
 //     WAL dir alone cannot tell a disaster from a second broker started by
-//     mistake on the same prefix). Every claim reads the record back.
+//     mistake on the same prefix). Every claim reads the record back. A
+//     claim that cannot reach the store is made by the first Check.
 //   - Check before each data object put, manifest publish, snapshot and
 //     deletion: a record that is no longer this instance's (another broker
 //     took over) stops all of them for good, logged at Error.
@@ -136,8 +138,13 @@ type Owner struct {
 	instance [16]byte
 	log      zerolog.Logger // rate-limited: Check runs before every publish
 	info     zerolog.Logger
-	cluster  atomic.Pointer[string] // set by Claim
-	// lost is set (atomic) once Check found the record changed: every
+
+	mu   sync.Mutex   // serialises claims
+	opts ClaimOptions // guarded by mu; set by Claim
+	// claimed is set (atomic) once a claim succeeded; until then Check
+	// claims first (a start while the bucket was unreachable).
+	claimed atomic.Bool
+	// lost is set (atomic) once the record named another instance: every
 	// later Check fails without a request.
 	lost atomic.Bool
 	// released is set (atomic) by Release: later Checks fail quietly.
@@ -152,9 +159,23 @@ func NewOwner(store ObjectStore, instance [16]byte, log zerolog.Logger) *Owner {
 
 // Claim makes this broker the owner of the store's prefix at startup (see
 // OwnerKey), or returns an error wrapping ErrNotOwner that says whose it
-// is and what to do.
+// is and what to do. Any other error (the bucket unreachable) leaves the
+// claim to the first Check, with the same opts: a broker with local data
+// may start while S3 is down, and claims before it writes.
 func (o *Owner) Claim(ctx context.Context, opts ClaimOptions) error {
-	o.cluster.Store(&opts.ClusterID)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.opts = opts
+	err := o.claim(ctx)
+	if errors.Is(err, ErrNotOwner) {
+		o.lost.Store(true)
+	}
+	return err
+}
+
+// claim does Claim's work. o.mu held.
+func (o *Owner) claim(ctx context.Context) error {
+	opts := o.opts
 	mine := OwnerRecord{Instance: o.instance, ClusterID: opts.ClusterID, Claimed: time.Now()}
 	for range 3 {
 		cur, err := ReadOwner(ctx, o.store)
@@ -189,15 +210,20 @@ func (o *Owner) Claim(ctx context.Context, opts ClaimOptions) error {
 		}
 		// Read back: of two brokers claiming at once, the later write wins
 		// and the other learns it here (or at its first Check).
-		return o.Check(ctx)
+		if err := o.verify(ctx); err != nil {
+			return err
+		}
+		o.claimed.Store(true)
+		return nil
 	}
 	return fmt.Errorf("%w: the owner record keeps changing; another broker is claiming the prefix", ErrNotOwner)
 }
 
-// Check verifies that the record still names this instance and is held.
-// A transient store error is returned as is; a changed record stops this
-// owner for good (ErrNotOwner now and on every later call), logged at
-// Error (rate-limited).
+// Check verifies that the record still names this instance and is held
+// (claiming first if Claim could not reach the store). A transient store
+// error is returned as is; a record of another instance stops this owner
+// for good (ErrNotOwner now and on every later call), logged at Error
+// (rate-limited).
 func (o *Owner) Check(ctx context.Context) error {
 	if o == nil {
 		return nil
@@ -208,6 +234,25 @@ func (o *Owner) Check(ctx context.Context) error {
 	if o.lost.Load() {
 		return o.lostErr("")
 	}
+	if !o.claimed.Load() {
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		if o.lost.Load() {
+			return o.lostErr("")
+		}
+		if !o.claimed.Load() {
+			err := o.claim(ctx)
+			if errors.Is(err, ErrNotOwner) && !o.lost.Swap(true) {
+				o.log.Error().Err(err).Msg("tier: this broker cannot claim its bucket prefix; uploads, manifests and metadata snapshots stop")
+			}
+			return err
+		}
+	}
+	return o.verify(ctx)
+}
+
+// verify reads the record and compares it with this instance.
+func (o *Owner) verify(ctx context.Context) error {
 	cur, err := ReadOwner(ctx, o.store)
 	if err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrCorrupt) {
 		return fmt.Errorf("tier: read the bucket owner record: %w", err)
@@ -247,9 +292,8 @@ func (o *Owner) Release(ctx context.Context) error {
 		return err
 	}
 	o.released.Store(true) // nothing is written after a release
-	cluster := ""
-	if c := o.cluster.Load(); c != nil {
-		cluster = *c
-	}
+	o.mu.Lock()
+	cluster := o.opts.ClusterID
+	o.mu.Unlock()
 	return putOwner(ctx, o.store, OwnerRecord{Instance: o.instance, ClusterID: cluster, Released: true, Claimed: time.Now()}, PutOptions{})
 }

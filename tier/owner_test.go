@@ -115,6 +115,48 @@ func TestOwnerTransientError(t *testing.T) {
 	}
 }
 
+// TestOwnerClaimDeferred: a broker that could not reach the store at
+// startup claims at its first check, before it writes anything: the
+// uploader's first put claims the prefix; a prefix held by another
+// instance by then stops it (ErrNotOwner, for good).
+func TestOwnerClaimDeferred(t *testing.T) {
+	ctx := context.Background()
+	s := NewMemStore()
+	a := NewOwner(s, instance(1), zerolog.Nop())
+	s.SetDown(errors.New("bucket unreachable"))
+	if err := a.Claim(ctx, ClaimOptions{ClusterID: "c"}); err == nil || errors.Is(err, ErrNotOwner) {
+		t.Fatalf("claim with the store down: %v", err)
+	}
+	s.SetDown(nil)
+	src := newTestSource(t)
+	p := testPart(0)
+	src.addSegment(newRand(7), []Partition{p}, 5, 1000)
+	up := NewUploader(UploaderConfig{Store: s, Source: src, Log: zerolog.Nop(), Owner: a,
+		Attempts: 1, Backoff: time.Millisecond, MaxBackoff: time.Millisecond})
+	if n, err := up.UploadPartition(ctx, p); err != nil || n == 0 {
+		t.Fatalf("first upload after the store came back: %d objects, %v", n, err)
+	}
+	if rec, err := ReadOwner(ctx, s); err != nil || rec.Instance != instance(1) || rec.ClusterID != "c" {
+		t.Fatalf("record after the deferred claim: %+v %v", rec, err)
+	}
+
+	b := NewOwner(s, instance(2), zerolog.Nop())
+	s.SetDown(errors.New("bucket unreachable"))
+	if err := b.Claim(ctx, ClaimOptions{}); err == nil || errors.Is(err, ErrNotOwner) {
+		t.Fatalf("claim with the store down: %v", err)
+	}
+	s.SetDown(nil)
+	if err := b.Check(ctx); !errors.Is(err, ErrNotOwner) || !strings.Contains(err.Error(), "owned by") {
+		t.Fatalf("deferred claim of a held prefix: %v", err)
+	}
+	if err := b.Check(ctx); !errors.Is(err, ErrNotOwner) {
+		t.Fatalf("second check after a refused claim: %v", err)
+	}
+	if err := a.Check(ctx); err != nil {
+		t.Fatalf("the owner after another's refused claim: %v", err)
+	}
+}
+
 // TestOwnerRecordCorrupt: every truncation and flipped byte of an owner
 // record is ErrCorrupt.
 func TestOwnerRecordCorrupt(t *testing.T) {

@@ -52,10 +52,17 @@ func loadInstanceID(dir string) ([16]byte, error) {
 
 // claim makes this broker the owner of its bucket prefix before it writes
 // anything there or restores from it (fresh: -wal holds no store). It
-// keeps clusterID for the metadata snapshots.
+// keeps clusterID for the metadata snapshots. A broker with local data
+// starts while the bucket is unreachable (the tier claims before its first
+// write); another broker's prefix always stops the start.
 func (t *tiering) claim(ctx context.Context, cfg Config, clusterID string, fresh bool) error {
 	t.clusterID = clusterID
-	if err := t.owner.Claim(ctx, tier.ClaimOptions{ClusterID: clusterID, Fresh: fresh, TakeOver: cfg.S3TakeOver}); err != nil {
+	err := t.owner.Claim(ctx, tier.ClaimOptions{ClusterID: clusterID, Fresh: fresh, TakeOver: cfg.S3TakeOver})
+	if err != nil && !fresh && !errors.Is(err, tier.ErrNotOwner) {
+		t.log.Warn().Err(err).Msg("the bucket owner record could not be checked; uploads wait until this broker has claimed the bucket prefix")
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("s3://%s/%s: %w", cfg.S3Bucket, cfg.S3Prefix, err)
 	}
 	return nil
