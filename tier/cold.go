@@ -182,6 +182,7 @@ func (c *Cold) readFailed(p Partition, offset int64, err error) {
 // >= ts, or (-1, -1, nil). The manifest's per-object max timestamp picks
 // the object, its index the chunk, and the chunk's batch headers the
 // batch, so it costs at most an index GET and one chunk GET (both cached).
+// Failures are logged and counted as Read's are.
 func (c *Cold) OffsetForTime(ctx context.Context, p Partition, ts int64) (int64, int64, error) {
 	m, err := c.Manifest(ctx, p)
 	if err != nil || m == nil {
@@ -193,14 +194,17 @@ func (c *Cold) OffsetForTime(ctx context.Context, p Partition, ts int64) (int64,
 		}
 		idx, err := c.cfg.Reader.Index(ctx, m, i)
 		if err != nil {
+			c.readFailed(p, m.Objects[i].BaseOffset, err)
 			return -1, -1, err
 		}
 		for _, e := range idx {
 			if e.LastOffset < m.LogStartOffset || e.MaxTimestamp < ts {
 				continue
 			}
-			b, err := c.cfg.Reader.Read(ctx, m, max(e.BaseOffset, m.LogStartOffset), 1)
+			at := max(e.BaseOffset, m.LogStartOffset)
+			b, err := c.cfg.Reader.Read(ctx, m, at, 1)
 			if err != nil {
+				c.readFailed(p, at, err)
 				return -1, -1, err
 			}
 			off, mts, ok := firstBatchAfter(b, ts, m.LogStartOffset)
