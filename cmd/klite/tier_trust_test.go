@@ -21,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/klite/klite/tier"
+	"github.com/klite/klite/tier/s3fault"
 )
 
 // fetchAt sends one Fetch of partition 0 of topic at offset and returns
@@ -262,4 +263,41 @@ func TestTierTwoBrokers(t *testing.T) {
 		t.Fatalf("A restarted on its dir does not say the prefix is owned by another broker:\n%s", out)
 	}
 	bb.stop()
+}
+
+// TestTierStartWhileS3Down: a broker with local data restarts (after a
+// crash, so its prefix is still held) while the bucket answers only 503s:
+// it starts and takes produce, and once the bucket is back it claims the
+// prefix as the same instance and uploads what it acknowledged.
+func TestTierStartWhileS3Down(t *testing.T) {
+	endpoint := startS3(t)
+	proxy, err := s3fault.New(endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { proxy.Close() })
+	b := startBroker(t, tierFlags(proxy.URL())...)
+	cl := newFranz(t, b.addr, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	adm := kadm.NewClient(cl)
+	s := bucket(t, endpoint)
+	const topic = "start-s3-down"
+	createTopic(t, adm, topic, 1)
+	produceValues(t, cl, topic, 0, 1000, time.Time{})
+	waitUploaded(t, s, adm, topic, time.Minute)
+	owner, err := tier.ReadOwner(testContext(t, time.Minute), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	b.kill9()
+	proxy.SetMode(s3fault.SlowDown)
+	b.restart()
+	produceValues(t, cl, topic, 1000, 1000, time.Time{})
+	proxy.SetMode(s3fault.Pass)
+	waitUploaded(t, s, adm, topic, 2*time.Minute)
+	if now, err := tier.ReadOwner(testContext(t, time.Minute), s); err != nil || now.Instance != owner.Instance || now.Released {
+		t.Fatalf("owner after the restart %v (%v), before %v", now, err, owner)
+	}
+	consumeFromZero(t, b.addr, topic, 0, 2000)
+	b.stop()
 }
