@@ -149,6 +149,9 @@ type Owner struct {
 	lost atomic.Bool
 	// released is set (atomic) by Release: later Checks fail quietly.
 	released atomic.Bool
+	// size is the length of this instance's record once written (atomic),
+	// so a check is one ranged GET.
+	size atomic.Int64
 }
 
 // NewOwner returns the owner handle of instance (this broker's id, kept
@@ -208,6 +211,7 @@ func (o *Owner) claim(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("tier: write the bucket owner record: %w", err)
 		}
+		o.size.Store(int64(len(encodeOwner(mine))))
 		// Read back: of two brokers claiming at once, the later write wins
 		// and the other learns it here (or at its first Check).
 		if err := o.verify(ctx); err != nil {
@@ -251,8 +255,18 @@ func (o *Owner) Check(ctx context.Context) error {
 	return o.verify(ctx)
 }
 
-// verify reads the record and compares it with this instance.
+// verify reads the record and compares it with this instance: one ranged
+// GET of the size this instance's record has, and only when that is not
+// it, a HEAD and GET of whatever is there.
 func (o *Owner) verify(ctx context.Context) error {
+	if n := o.size.Load(); n > 0 {
+		b := make([]byte, n)
+		if o.store.GetRange(ctx, OwnerKey, 0, b) == nil {
+			if cur, err := decodeOwner(b); err == nil && cur.Instance == o.instance && !cur.Released {
+				return nil
+			}
+		}
+	}
 	cur, err := ReadOwner(ctx, o.store)
 	if err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrCorrupt) {
 		return fmt.Errorf("tier: read the bucket owner record: %w", err)

@@ -84,8 +84,12 @@ func TestOwnerClaim(t *testing.T) {
 	if err := b.Check(ctx); !errors.Is(err, ErrNotOwner) || s.Calls(OpGet)+s.Calls(OpHead) != gets {
 		t.Fatalf("lost owner's second check: %v, %d requests", err, s.Calls(OpGet)+s.Calls(OpHead)-gets)
 	}
+	heads, gets := s.Calls(OpHead), s.Calls(OpGet)
 	if err := c.Check(ctx); err != nil {
 		t.Fatal(err)
+	}
+	if s.Calls(OpHead) != heads || s.Calls(OpGet) != gets+1 {
+		t.Fatalf("a check of a held record took %d HEADs and %d GETs, want one GET", s.Calls(OpHead)-heads, s.Calls(OpGet)-gets)
 	}
 	// Deleting the record is losing it too.
 	if err := s.Delete(ctx, OwnerKey); err != nil {
