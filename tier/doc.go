@@ -84,7 +84,11 @@
 //
 // Manifest and Read go through the uploader's published manifest (nil
 // when the bucket has none for p); a read that meets an object deleted by
-// retention meanwhile retries once with the newer manifest. OffsetForTime
+// retention meanwhile retries once with the newer manifest (which has
+// the offset below its log start, or the object is lost: storage answers
+// OFFSET_OUT_OF_RANGE only below the partition's log start, else
+// KAFKA_STORAGE_ERROR). Failed reads are logged and counted
+// (Cold.Stats). OffsetForTime
 // takes the first object whose MaxTimestamp >= ts, then the first index
 // entry whose MaxTimestamp >= ts (at or above the log start), then walks
 // that chunk's batch headers: the answer is a batch, as locally. Retain

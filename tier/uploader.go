@@ -489,8 +489,9 @@ func retryable(err error) bool {
 // log start is offset (objects wholly below it removed), then deletes
 // those objects. Deleting after publishing means no published manifest
 // newer than the pointer references a deleted object; readers still
-// holding an older manifest get ErrNotFound for dropped objects, which
-// storage maps to OFFSET_OUT_OF_RANGE as for local retention. An offset
+// holding an older manifest get ErrNotFound for dropped objects; Cold
+// retries with the newer manifest, and storage answers an offset below
+// the log start OFFSET_OUT_OF_RANGE as for local retention. An offset
 // past the tiered end restarts the tiered log there: no objects, log
 // start and next offset both offset, so uploads continue at the
 // partition's new log start instead of waiting for data that is gone
