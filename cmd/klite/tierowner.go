@@ -27,9 +27,9 @@ const instanceIDFile = "instance.id"
 // loadInstanceID reads the instance id kept in dir, or makes and keeps a
 // new one, durably: losing it after the bucket recorded it would lock the
 // broker out of its own prefix.
-func loadInstanceID(dir string) ([16]byte, error) {
+func loadInstanceID(fsys vfs.FS, dir string) ([16]byte, error) {
 	var id [16]byte
-	b, err := os.ReadFile(filepath.Join(dir, instanceIDFile))
+	b, err := vfs.ReadFile(fsys, filepath.Join(dir, instanceIDFile))
 	if err == nil {
 		raw, derr := hex.DecodeString(strings.TrimSpace(string(b)))
 		if derr != nil || len(raw) != len(id) {
@@ -44,7 +44,7 @@ func loadInstanceID(dir string) ([16]byte, error) {
 	if _, err := rand.Read(id[:]); err != nil {
 		return id, err
 	}
-	if err := vfs.WriteFile(vfs.OSFS{}, filepath.Join(dir, instanceIDFile), []byte(hex.EncodeToString(id[:])+"\n")); err != nil {
+	if err := vfs.WriteFile(fsys, filepath.Join(dir, instanceIDFile), []byte(hex.EncodeToString(id[:])+"\n")); err != nil {
 		return id, fmt.Errorf("write instance id: %w", err)
 	}
 	return id, nil

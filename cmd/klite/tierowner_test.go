@@ -9,6 +9,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/klite/klite/tier"
+	"github.com/klite/klite/vfs"
 )
 
 // TestInstanceID: the instance id is made once and kept in -wal; a file
@@ -16,18 +17,18 @@ import (
 // record names the kept id).
 func TestInstanceID(t *testing.T) {
 	dir := t.TempDir()
-	id, err := loadInstanceID(dir)
+	id, err := loadInstanceID(vfs.OSFS{}, dir)
 	if err != nil || id == ([16]byte{}) {
 		t.Fatalf("new instance id %x, %v", id, err)
 	}
-	again, err := loadInstanceID(dir)
+	again, err := loadInstanceID(vfs.OSFS{}, dir)
 	if err != nil || again != id {
 		t.Fatalf("reloaded instance id %x (%v), want %x", again, err, id)
 	}
 	if err := os.WriteFile(filepath.Join(dir, instanceIDFile), []byte("not hex\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := loadInstanceID(dir); err == nil || !strings.Contains(err.Error(), instanceIDFile) {
+	if _, err := loadInstanceID(vfs.OSFS{}, dir); err == nil || !strings.Contains(err.Error(), instanceIDFile) {
 		t.Fatalf("garbage instance id file: %v", err)
 	}
 }
@@ -42,7 +43,7 @@ func TestRestoredClusterID(t *testing.T) {
 	if err != nil || got != "restored" {
 		t.Fatalf("restored cluster id %q, %v", got, err)
 	}
-	if kept, err := loadClusterID(dir); err != nil || kept != "restored" {
+	if kept, err := loadClusterID(vfs.OSFS{}, dir); err != nil || kept != "restored" {
 		t.Fatalf("cluster.id after the restore: %q, %v", kept, err)
 	}
 	if got, _ := restoredClusterID(Config{WALDir: dir, ClusterID: "flag"}, plan, "flag", zerolog.Nop()); got != "flag" {
