@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -258,6 +259,10 @@ func (t *tiering) stop(timeout time.Duration) {
 	err := t.uploader.UploadAll(ctx)
 	if err == nil {
 		_, err = t.snaps.PublishNow(ctx)
+	}
+	if errors.Is(err, tier.ErrNotOwner) {
+		t.log.Error().Err(err).Msg("no final upload: another broker owns the bucket prefix; what was not uploaded stays in -wal only")
+		return
 	}
 	if err != nil {
 		t.log.Warn().Err(err).Dur("took", time.Since(start)).Msg("final upload to the bucket incomplete; the rest goes up at the next start")
