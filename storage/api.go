@@ -20,6 +20,11 @@ var (
 	ErrStorage              = errors.New("storage: disk failure")                // KAFKA_STORAGE_ERROR
 	ErrClosed               = errors.New("storage: closed")                      // KAFKA_STORAGE_ERROR (shutting down)
 	ErrTooLarge             = errors.New("storage: batch larger than a segment") // MESSAGE_TOO_LARGE
+	// ErrPartitionLimit: a change would pass Config.MaxTotalPartitions.
+	ErrPartitionLimit = errors.New("storage: broker partition limit reached") // POLICY_VIOLATION
+	// ErrTopicCollision: the name equals another topic's with '.' read as
+	// '_' (Kafka refuses such names: their metric names would clash).
+	ErrTopicCollision = errors.New("storage: topic name collides") // INVALID_TOPIC_EXCEPTION
 	// ErrBusy: the shard's append queue is full (Config.MaxQueueBytes);
 	// nothing was written, so a retry is safe. Kafka has no overload code
 	// for produce (its network threads block instead); REQUEST_TIMED_OUT is

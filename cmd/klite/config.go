@@ -43,6 +43,7 @@ type Config struct {
 	AutoCreateTopics   bool
 	MaxMessageBytes    int
 	MaxTopicPartitions int
+	MaxPartitions      int64
 
 	Loops               int
 	MaxRequestBytes     int
@@ -72,6 +73,7 @@ type Config struct {
 	S3FlushInterval time.Duration // longest time data stays local-only
 	S3ObjectBytes   int64
 	S3CacheBytes    int64
+	S3TakeOver      bool // claim the bucket prefix from another broker instance (tier.OwnerKey)
 
 	// Group coordinator (package group); Kafka's group.* and offsets.* settings.
 	GroupMinSessionTimeout     time.Duration
@@ -107,6 +109,7 @@ func defaultConfig() Config {
 		AutoCreateTopics:   true,
 		MaxMessageBytes:    1048588,
 		MaxTopicPartitions: 10000,
+		MaxPartitions:      storage.DefaultMaxTotalPartitions,
 
 		Loops:               0,
 		MaxRequestBytes:     100 << 20,
@@ -192,6 +195,7 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.BoolVar(&cfg.AutoCreateTopics, "auto-create-topics", cfg.AutoCreateTopics, "create unknown topics on Metadata requests that allow it (auto.create.topics.enable)")
 	fs.IntVar(&cfg.MaxMessageBytes, "max-message-bytes", cfg.MaxMessageBytes, "largest record batch accepted, in `bytes` (message.max.bytes)")
 	fs.IntVar(&cfg.MaxTopicPartitions, "max-topic-partitions", cfg.MaxTopicPartitions, "most partitions one topic may have")
+	fs.Int64Var(&cfg.MaxPartitions, "max-partitions", cfg.MaxPartitions, "most partitions of all topics together; creates past it answer POLICY_VIOLATION")
 	fs.IntVar(&cfg.Loops, "loops", cfg.Loops, "network event loops; 0 means one per CPU")
 	fs.IntVar(&cfg.MaxRequestBytes, "max-request-bytes", cfg.MaxRequestBytes, "largest request frame, in `bytes`; larger ones close the connection (socket.request.max.bytes)")
 	fs.IntVar(&cfg.MaxInflightRequests, "max-inflight-requests", cfg.MaxInflightRequests, "requests read but not yet answered, per connection; past it no more are read until one is answered")
@@ -222,6 +226,7 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&cfg.S3FlushInterval, "s3-flush-interval", cfg.S3FlushInterval, "longest time acknowledged data stays local-only before it is uploaded")
 	fs.Int64Var(&cfg.S3ObjectBytes, "s3-object-bytes", cfg.S3ObjectBytes, "target size in `bytes` of one uploaded object")
 	fs.Int64Var(&cfg.S3CacheBytes, "s3-cache-bytes", cfg.S3CacheBytes, "memory in `bytes` for caching data read back from S3")
+	fs.BoolVar(&cfg.S3TakeOver, "s3-take-over", cfg.S3TakeOver, "claim the bucket prefix although another broker instance holds it: only when that broker is gone for good\n(disaster recovery after a crash); a prefix released by a clean stop needs no take-over")
 
 	fs.Usage = func() {
 		fmt.Fprintf(out, "klite: a single-node Kafka-compatible broker\n\nUsage: klite [flags]\n\n")
@@ -276,6 +281,9 @@ func (c *Config) validate() error {
 	}
 	if c.MaxTopicPartitions < 1 || c.MaxTopicPartitions > 100000 {
 		bad("-max-topic-partitions must be in [1, 100000]")
+	}
+	if c.MaxPartitions < 1 {
+		bad("-max-partitions must be at least 1")
 	}
 	if c.DefaultPartitions > c.MaxTopicPartitions {
 		bad("-default-partitions (%d) must not exceed -max-topic-partitions (%d)", c.DefaultPartitions, c.MaxTopicPartitions)
@@ -360,6 +368,9 @@ func (c *Config) validate() error {
 	}
 	if c.S3Bucket == "" && (c.S3Prefix != "" || c.S3Endpoint != "") {
 		bad("-s3-prefix and -s3-endpoint need -s3-bucket")
+	}
+	if c.S3Bucket == "" && c.S3TakeOver {
+		bad("-s3-take-over needs -s3-bucket")
 	}
 	if c.S3Endpoint != "" {
 		if u, err := url.Parse(c.S3Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
