@@ -177,21 +177,24 @@ func (s *Store) putMultipart(ctx context.Context, key string, body io.ReadSeeker
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	nparts := int((size + partBytes - 1) / partBytes)
 	parts := make([]types.CompletedPart, nparts)
+	// A failed part stops new ones but does not cancel those in flight:
+	// a part the server is still storing when the abort lands could
+	// outlive it (S3 says an abort may then have to be repeated).
 	var (
 		wg       sync.WaitGroup
 		errOnce  sync.Once
 		firstErr error
+		failed   = make(chan struct{})
 	)
 	fail := func(err error) {
-		errOnce.Do(func() { firstErr = err; cancel() })
+		errOnce.Do(func() { firstErr = err; close(failed) })
 	}
 	sem := make(chan struct{}, s.cfg.PartConcurrency)
 	ra, _ := body.(io.ReaderAt)
-	for i := 0; i < nparts && ctx.Err() == nil; i++ {
+parts:
+	for i := range nparts {
 		off := int64(i) * partBytes
 		n := min(partBytes, size-off)
 		var part io.ReadSeeker
@@ -207,10 +210,16 @@ func (s *Store) putMultipart(ctx context.Context, key string, body io.ReadSeeker
 		}
 		select {
 		case sem <- struct{}{}:
+		case <-failed:
+			break parts
 		case <-ctx.Done():
+			fail(ctx.Err())
+			break parts
 		}
-		if ctx.Err() != nil {
-			break
+		select {
+		case <-failed:
+			break parts
+		default:
 		}
 		wg.Add(1)
 		go func(i int, part io.ReadSeeker, n int64) {
@@ -226,9 +235,6 @@ func (s *Store) putMultipart(ctx context.Context, key string, body io.ReadSeeker
 		}(i, part, n)
 	}
 	wg.Wait()
-	if firstErr == nil {
-		firstErr = ctx.Err()
-	}
 	if firstErr == nil {
 		_, firstErr = s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
 			Bucket: aws.String(s.cfg.Bucket), Key: s.key(key), UploadId: created.UploadId,
