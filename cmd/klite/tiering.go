@@ -294,7 +294,7 @@ func (t *tiering) close() {
 	}
 }
 
-// closeErr is close for errors.Join chains.
+// closeErr is close as a closer (serve's stack).
 func (t *tiering) closeErr() error {
 	t.close()
 	return nil
