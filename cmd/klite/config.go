@@ -43,6 +43,9 @@ type Config struct {
 	AutoCreateTopics   bool
 	MaxMessageBytes    int
 	MaxTopicPartitions int
+	// MaxDecompressedBatchBytes bounds what one compressed batch may
+	// decompress to while its records are validated.
+	MaxDecompressedBatchBytes int64
 
 	Loops               int
 	MaxRequestBytes     int
@@ -107,6 +110,10 @@ func defaultConfig() Config {
 		AutoCreateTopics:   true,
 		MaxMessageBytes:    1048588,
 		MaxTopicPartitions: 10000,
+		// 64 times the default max.message.bytes: text compresses 5-20x,
+		// very repetitive data rarely past 50x. The limit costs CPU, not
+		// memory (records are validated streaming).
+		MaxDecompressedBatchBytes: 64 << 20,
 
 		Loops:               0,
 		MaxRequestBytes:     100 << 20,
@@ -191,6 +198,7 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.IntVar(&cfg.DefaultPartitions, "default-partitions", cfg.DefaultPartitions, "partitions of auto-created topics and of CreateTopics with -1 partitions")
 	fs.BoolVar(&cfg.AutoCreateTopics, "auto-create-topics", cfg.AutoCreateTopics, "create unknown topics on Metadata requests that allow it (auto.create.topics.enable)")
 	fs.IntVar(&cfg.MaxMessageBytes, "max-message-bytes", cfg.MaxMessageBytes, "largest record batch accepted, in `bytes` (message.max.bytes)")
+	fs.Int64Var(&cfg.MaxDecompressedBatchBytes, "max-decompressed-batch-bytes", cfg.MaxDecompressedBatchBytes, "most `bytes` a compressed record batch may decompress to; larger ones get MESSAGE_TOO_LARGE\n(Java producers then split the batch). Validation streams, so this bounds CPU, not memory")
 	fs.IntVar(&cfg.MaxTopicPartitions, "max-topic-partitions", cfg.MaxTopicPartitions, "most partitions one topic may have")
 	fs.IntVar(&cfg.Loops, "loops", cfg.Loops, "network event loops; 0 means one per CPU")
 	fs.IntVar(&cfg.MaxRequestBytes, "max-request-bytes", cfg.MaxRequestBytes, "largest request frame, in `bytes`; larger ones close the connection (socket.request.max.bytes)")
@@ -294,6 +302,10 @@ func (c *Config) validate() error {
 	}
 	if c.MaxMessageBytes < 1024 {
 		bad("-max-message-bytes must be at least 1024")
+	}
+	if c.MaxDecompressedBatchBytes < 1024 || c.MaxDecompressedBatchBytes > 1<<30 {
+		// Above 1 GiB franz-go's consumer refuses the batch by default.
+		bad("-max-decompressed-batch-bytes must be in [1024, 1073741824]")
 	}
 	if c.Loops < 0 || c.Loops > 1024 {
 		bad("-loops must be in [0, 1024]")

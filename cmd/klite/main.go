@@ -214,15 +214,16 @@ func serve(cfg Config, root zerolog.Logger) error {
 		log.Warn().Str("advertised", adv.String()).Msg(warn)
 	}
 	handler := kafka.New(kafka.Config{
-		NodeID:             int32(cfg.NodeID),
-		AdvertisedHost:     adv.Host,
-		AdvertisedPort:     int32(adv.Port),
-		ClusterID:          clusterID,
-		AutoCreateTopics:   cfg.AutoCreateTopics,
-		DefaultPartitions:  int32(cfg.DefaultPartitions),
-		MaxMessageBytes:    int32(cfg.MaxMessageBytes),
-		MaxTopicPartitions: int32(cfg.MaxTopicPartitions),
-		Logger:             root, // kafka adds its own component field
+		NodeID:                    int32(cfg.NodeID),
+		AdvertisedHost:            adv.Host,
+		AdvertisedPort:            int32(adv.Port),
+		ClusterID:                 clusterID,
+		AutoCreateTopics:          cfg.AutoCreateTopics,
+		DefaultPartitions:         int32(cfg.DefaultPartitions),
+		MaxMessageBytes:           int32(cfg.MaxMessageBytes),
+		MaxTopicPartitions:        int32(cfg.MaxTopicPartitions),
+		MaxDecompressedBatchBytes: cfg.MaxDecompressedBatchBytes,
+		Logger:                    root, // kafka adds its own component field
 		// Reported by DescribeConfigs under Kafka's names.
 		Listeners:                "PLAINTEXT://" + bound.String(),
 		LogDirs:                  cfg.WALDir,
