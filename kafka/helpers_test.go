@@ -203,7 +203,18 @@ func makeBatch(o batchOpts) []byte {
 	if o.producerID == 0 {
 		o.producerID = -1
 	}
-	recs := makeRecords(o.records, o.payload)
+	return wrapBatch(o, makeRecords(o.records, o.payload))
+}
+
+// wrapBatch puts recs (the records, compressed as o.attrs says) under a
+// batch header built from o, o.records being the declared count.
+func wrapBatch(o batchOpts, recs []byte) []byte {
+	if o.magic == 0 {
+		o.magic = 2
+	}
+	if o.producerID == 0 {
+		o.producerID = -1
+	}
 	b := make([]byte, 61, 61+len(recs))
 	be := binary.BigEndian
 	be.PutUint64(b[0:], 0)
