@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"io"
 	"math"
@@ -409,4 +410,74 @@ func FuzzValidateRecords(f *testing.F) {
 			t.Fatalf("accepted with %d bytes after the records", len(raw))
 		}
 	})
+}
+
+// ---- benchmarks ----
+
+// benchRecords is size bytes of 1 KiB records whose values look like log
+// lines (compressible about 3-5x, as real payloads are).
+func benchRecords(size int) (body []byte, n int32) {
+	rng := uint32(1)
+	line := make([]byte, 0, 1000)
+	for len(body) < size-1100 {
+		line = line[:0]
+		for len(line) < 990 {
+			rng = rng*1664525 + 1013904223
+			line = fmt.Appendf(line, `{"ts":%d,"user":"u%d","op":"get","ok":true} `, rng%100000, rng%977)
+		}
+		body = append(body, rec(int(n), []byte("key"), line[:990])...)
+		n++
+	}
+	return body, n
+}
+
+// BenchmarkValidateRecords measures ValidateRecords (CRC excluded: that is
+// ValidateBatch's) on batches of 1 KiB records. SetBytes is the
+// uncompressed record bytes, so MB/s is of what producers wrote.
+func BenchmarkValidateRecords(b *testing.B) {
+	for _, size := range []int{16 << 10, 1 << 20} {
+		raw, n := benchRecords(size)
+		for _, c := range []struct {
+			name  string
+			codec int
+		}{{"none", codecNone}, {"lz4", codecLz4}, {"zstd", codecZstd}, {"snappy", codecSnappy}, {"gzip", codecGzip}} {
+			batch := batchWith(c.codec, n, compress(b, c.codec, bytes.NewReader(raw)))
+			h, err := ValidateBatch(batch)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Run(fmt.Sprintf("%s/%dKiB", c.name, size>>10), func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetBytes(int64(len(raw)))
+				b.ReportMetric(float64(len(raw))/float64(len(batch)-BatchHeaderBytes), "ratio")
+				for range b.N {
+					if err := ValidateRecords(batch, &h, 64<<20); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkDecompressOnly is the codec alone (franz-go's consumer
+// decompressor), a baseline for BenchmarkValidateRecords.
+func BenchmarkDecompressOnly(b *testing.B) {
+	raw, n := benchRecords(1 << 20)
+	for _, c := range []struct {
+		name  string
+		codec int
+	}{{"lz4", codecLz4}, {"zstd", codecZstd}, {"snappy", codecSnappy}, {"gzip", codecGzip}} {
+		batch := batchWith(c.codec, n, compress(b, c.codec, bytes.NewReader(raw)))
+		d := kgo.DefaultDecompressor()
+		b.Run(c.name+"/1024KiB", func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(raw)))
+			for range b.N {
+				if _, err := d.Decompress(batch[BatchHeaderBytes:], kgo.CompressionCodecType(c.codec)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
