@@ -230,7 +230,8 @@ func gzipped(t testing.TB, b []byte) []byte {
 func TestProduceRecordValidation(t *testing.T) {
 	three := makeRecords(3, 60)
 	badDelta := append(appendRecord(nil, 0, 4), appendRecord(nil, 5, 4)...) // record 1 claims delta 5
-	bomb := gzipped(t, appendRecord(nil, 0, 8<<20)) // a value of 8 MiB of a repeating pattern
+	// A value of 8 MiB of a repeating pattern: a few KiB compressed.
+	bomb := gzipped(t, appendRecord(nil, 0, 8<<20))
 	cases := []struct {
 		name    string
 		records []byte
