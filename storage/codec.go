@@ -57,6 +57,12 @@ var decodeSlots = make(chan struct{}, runtime.GOMAXPROCS(0))
 
 var chunkPool = sync.Pool{New: func() any { b := make([]byte, decodeChunkBytes); return &b }}
 
+// snappyBufPool holds the output buffers of raw snappy blocks, kept up to
+// snappyPooledBytes.
+var snappyBufPool = sync.Pool{New: func() any { return new([]byte) }}
+
+const snappyPooledBytes = 4 << 20
+
 type gzipDecoder struct {
 	src bytes.Reader
 	zr  gzip.Reader
@@ -123,12 +129,19 @@ func validateCompressed(data []byte, h *BatchHeader, max int64) error {
 		}
 		// Raw snappy is one block: decode it whole (bounded), then walk it
 		// as uncompressed bytes.
-		out, err := snappyBlock(nil, data, max)
+		buf := snappyBufPool.Get().(*[]byte)
+		out, err := snappyBlock(*buf, data, max)
 		if err != nil {
+			snappyBufPool.Put(buf)
 			return err
 		}
 		w := walker{buf: out}
-		return w.walk(h.NumRecords)
+		err = w.walk(h.NumRecords)
+		if cap(out) <= snappyPooledBytes {
+			*buf = out[:0]
+		}
+		snappyBufPool.Put(buf)
+		return err
 	case codecLz4:
 		d := lz4Pool.Get().(*lz4Decoder)
 		defer lz4Pool.Put(d)

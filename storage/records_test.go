@@ -414,18 +414,18 @@ func FuzzValidateRecords(f *testing.F) {
 
 // ---- benchmarks ----
 
-// benchRecords is size bytes of 1 KiB records whose values look like log
-// lines (compressible about 3-5x, as real payloads are).
-func benchRecords(size int) (body []byte, n int32) {
+// benchRecords is size bytes of records of about recBytes whose values look
+// like log lines (compressible about 3-5x, as real payloads are).
+func benchRecords(size, recBytes int) (body []byte, n int32) {
 	rng := uint32(1)
-	line := make([]byte, 0, 1000)
-	for len(body) < size-1100 {
+	line := make([]byte, 0, recBytes+100)
+	for len(body) < size-recBytes-100 {
 		line = line[:0]
-		for len(line) < 990 {
+		for len(line) < recBytes-10 {
 			rng = rng*1664525 + 1013904223
 			line = fmt.Appendf(line, `{"ts":%d,"user":"u%d","op":"get","ok":true} `, rng%100000, rng%977)
 		}
-		body = append(body, rec(int(n), []byte("key"), line[:990])...)
+		body = append(body, rec(int(n), []byte("key"), line[:recBytes-10])...)
 		n++
 	}
 	return body, n
@@ -436,7 +436,32 @@ func benchRecords(size int) (body []byte, n int32) {
 // uncompressed record bytes, so MB/s is of what producers wrote.
 func BenchmarkValidateRecords(b *testing.B) {
 	for _, size := range []int{16 << 10, 1 << 20} {
-		raw, n := benchRecords(size)
+		raw, n := benchRecords(size, 1000)
+		// Baselines: the header and CRC check every batch already had, and
+		// the walk over 100-byte records (per-record cost).
+		crcBatch := batchWith(codecNone, n, raw)
+		b.Run(fmt.Sprintf("crc/%dKiB", size>>10), func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(raw)))
+			for range b.N {
+				if _, err := ValidateBatch(crcBatch); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		small, sn := benchRecords(size, 100)
+		smallBatch := batchWith(codecNone, sn, small)
+		b.Run(fmt.Sprintf("none-100B/%dKiB", size>>10), func(b *testing.B) {
+			h, _ := ValidateBatch(smallBatch)
+			b.ReportAllocs()
+			b.SetBytes(int64(len(small)))
+			b.ReportMetric(float64(sn), "records")
+			for range b.N {
+				if err := ValidateRecords(smallBatch, &h, 64<<20); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 		for _, c := range []struct {
 			name  string
 			codec int
@@ -463,7 +488,7 @@ func BenchmarkValidateRecords(b *testing.B) {
 // BenchmarkDecompressOnly is the codec alone (franz-go's consumer
 // decompressor), a baseline for BenchmarkValidateRecords.
 func BenchmarkDecompressOnly(b *testing.B) {
-	raw, n := benchRecords(1 << 20)
+	raw, n := benchRecords(1<<20, 1000)
 	for _, c := range []struct {
 		name  string
 		codec int
