@@ -28,6 +28,8 @@ package kafka
 //     CORRUPT_MESSAGE; one that decompresses past
 //     Config.MaxDecompressedBatchBytes: MESSAGE_TOO_LARGE (on which Java
 //     producers split the batch);
+//   - a record without a key on a compacted topic (cleanup.policy has
+//     compact): INVALID_RECORD with the record named;
 //   - a producer id with a negative base sequence: INVALID_RECORD;
 //   - transactional batches: TRANSACTIONAL_ID_AUTHORIZATION_FAILED, which is
 //     what Kafka answers when a producer may not write transactionally (here:
@@ -126,6 +128,8 @@ type produceBatch struct {
 	records   []byte
 	hdr       storage.BatchHeader
 	rp        *kmsg.ProduceResponseTopicPartition
+	// keyRequired: the topic is compacted, every record needs a key.
+	keyRequired bool
 }
 
 func (h *Handler) produce(r *request) {
@@ -183,8 +187,10 @@ func (h *Handler) produce(r *request) {
 			info, found = h.st.Topic(t.Topic)
 		}
 		maxBytes := int64(h.cfg.MaxMessageBytes)
+		compacted := false
 		if found {
 			maxBytes = h.topicMaxMessageBytes(&info)
+			compacted = compactPolicy(info.Configs)
 		}
 
 		for pi := range t.Partitions {
@@ -205,7 +211,7 @@ func (h *Handler) produce(r *request) {
 					p.fail(rp, code, msg)
 					break
 				}
-				b := produceBatch{topic: info.Name, partition: tp.Partition, records: tp.Records, hdr: hdr, rp: rp}
+				b := produceBatch{topic: info.Name, partition: tp.Partition, records: tp.Records, hdr: hdr, rp: rp, keyRequired: compacted}
 				if mine != nil {
 					p.later = append(p.later, b)
 					continue
@@ -225,7 +231,7 @@ func (h *Handler) produce(r *request) {
 		defer h.releaseProduceTail(conn, mine)
 		for i := range p.later {
 			b := &p.later[i]
-			if err := storage.ValidateRecords(b.records, &b.hdr, h.cfg.MaxDecompressedBatchBytes); err != nil {
+			if err := storage.ValidateRecords(b.records, &b.hdr, h.cfg.MaxDecompressedBatchBytes, b.keyRequired); err != nil {
 				p.failRecords(b.rp, err)
 				b.rp = nil
 				p.doneOne()
@@ -278,7 +284,7 @@ func (h *Handler) releaseProduceTail(conn uint64, mine chan struct{}) {
 // validateAndAppend validates b's records and appends it, or fails its
 // partition.
 func (p *produce) validateAndAppend(b *produceBatch) {
-	if err := storage.ValidateRecords(b.records, &b.hdr, p.h.cfg.MaxDecompressedBatchBytes); err != nil {
+	if err := storage.ValidateRecords(b.records, &b.hdr, p.h.cfg.MaxDecompressedBatchBytes, b.keyRequired); err != nil {
 		p.failRecords(b.rp, err)
 		p.doneOne()
 		return

@@ -187,6 +187,7 @@ type batchOpts struct {
 	maxTs      int64
 	magic      int8
 	producerID int64
+	keyed      bool // records carry a key (compacted topics need one)
 }
 
 // makeBatch builds a v2 record batch with a valid CRC and well-formed
@@ -202,6 +203,9 @@ func makeBatch(o batchOpts) []byte {
 	}
 	if o.producerID == 0 {
 		o.producerID = -1
+	}
+	if o.keyed {
+		return wrapBatch(o, makeKeyedRecords(o.records, o.payload))
 	}
 	return wrapBatch(o, makeRecords(o.records, o.payload))
 }
@@ -253,14 +257,32 @@ func makeRecords(n, payload int) []byte {
 	return out
 }
 
+// makeKeyedRecords encodes n records with one-byte keys and empty values.
+func makeKeyedRecords(n, payload int) []byte {
+	var out []byte
+	for i := 0; i < n; i++ {
+		out = appendRecordKey(out, i, []byte{byte('a' + i%26)}, 0)
+	}
+	return out
+}
+
 // appendRecord appends record i (offset delta i) with a null key and a
 // value of size filler bytes.
-func appendRecord(out []byte, i, size int) []byte {
+func appendRecord(out []byte, i, size int) []byte { return appendRecordKey(out, i, nil, size) }
+
+// appendRecordKey appends record i with key (nil: null) and a value of size
+// filler bytes.
+func appendRecordKey(out []byte, i int, key []byte, size int) []byte {
 	var body []byte
 	body = append(body, 0)                     // attributes
 	body = binary.AppendVarint(body, 0)        // timestamp delta
 	body = binary.AppendVarint(body, int64(i)) // offset delta
-	body = binary.AppendVarint(body, -1)       // null key
+	if key == nil {
+		body = binary.AppendVarint(body, -1) // null key
+	} else {
+		body = binary.AppendVarint(body, int64(len(key)))
+		body = append(body, key...)
+	}
 	body = binary.AppendVarint(body, int64(size))
 	for j := 0; j < size; j++ {
 		body = append(body, byte(i+j))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/klauspost/compress/gzip"
@@ -249,13 +250,19 @@ func TestProduceRecordValidation(t *testing.T) {
 		{"undecodable zstd", wrapBatch(batchOpts{records: 3, attrs: 4}, []byte{0x28, 0xb5, 0x2f, 0xfd, 1, 2, 3, 4, 5}), kerr.CorruptMessage.Code, -1},
 		{"gzip of garbage records", wrapBatch(batchOpts{records: 1, attrs: 1}, gzipped(t, []byte("garbage garbage"))), kerr.InvalidRecord.Code, 0},
 		{"decompression bomb", wrapBatch(batchOpts{records: 1, attrs: 1}, bomb), kerr.MessageTooLarge.Code, -1},
+		{"no key on a compacted topic", wrapBatch(batchOpts{records: 2}, append(appendRecordKey(nil, 0, []byte("k"), 1), appendRecord(nil, 1, 1)...)), kerr.InvalidRecord.Code, 1},
 	}
 	for _, c := range cases {
 		for _, v := range []int16{7, 9} {
 			t.Run(fmt.Sprintf("%s v%d", c.name, v), func(t *testing.T) {
 				hs := newHarness(t, func(c *Config) { c.MaxDecompressedBatchBytes = 1 << 20 })
 				hs.createTopic("t", 1, nil)
-				resp := roundTrip[*kmsg.ProduceResponse](hs, produceReq(v, -1, "t", [16]byte{}, 0, c.records))
+				hs.createTopic("compacted", 1, map[string]string{"cleanup.policy": "delete,compact"})
+				topic := "t"
+				if strings.Contains(c.name, "compacted") {
+					topic = "compacted"
+				}
+				resp := roundTrip[*kmsg.ProduceResponse](hs, produceReq(v, -1, topic, [16]byte{}, 0, c.records))
 				p := resp.Topics[0].Partitions[0]
 				if p.ErrorCode != c.want || p.BaseOffset != -1 {
 					t.Fatalf("error %v, base offset %d; want %v", kerr.ErrorForCode(p.ErrorCode), p.BaseOffset, kerr.ErrorForCode(c.want))
@@ -272,7 +279,7 @@ func TestProduceRecordValidation(t *testing.T) {
 					}
 					t.Logf("%s", *p.ErrorMessage)
 				}
-				if _, hwm, _ := hs.st.Offsets("t", 0); hwm != 0 {
+				if _, hwm, _ := hs.st.Offsets(topic, 0); hwm != 0 {
 					t.Fatalf("rejected batch stored (hwm %d)", hwm)
 				}
 			})
@@ -282,6 +289,10 @@ func TestProduceRecordValidation(t *testing.T) {
 	// the event loop), a few records (on it).
 	hs := newHarness(t)
 	hs.createTopic("t", 1, nil)
+	hs.createTopic("c", 1, map[string]string{"cleanup.policy": "compact"})
+	if resp := roundTrip[*kmsg.ProduceResponse](hs, produceReq(9, -1, "c", [16]byte{}, 0, makeBatch(batchOpts{records: 3, keyed: true}))); resp.Topics[0].Partitions[0].ErrorCode != 0 {
+		t.Fatalf("keyed batch to a compacted topic: %v", kerr.ErrorForCode(resp.Topics[0].Partitions[0].ErrorCode))
+	}
 	for i, b := range [][]byte{
 		wrapBatch(batchOpts{records: 3, attrs: 1}, gzipped(t, three)),
 		makeBatch(batchOpts{records: 2000, payload: 20000}),

@@ -102,13 +102,13 @@ func newZstdDecoder(window uint64) *zstdDecoder {
 
 // validateCompressed walks the records of a compressed batch through a
 // streaming decoder.
-func validateCompressed(data []byte, h *BatchHeader, max int64) error {
+func validateCompressed(data []byte, h *BatchHeader, max int64, keyRequired bool) error {
 	decodeSlots <- struct{}{}
 	defer func() { <-decodeSlots }()
 
 	chunk := chunkPool.Get().(*[]byte)
 	defer chunkPool.Put(chunk)
-	w := walker{src: nil, chunk: *chunk, max: max}
+	w := walker{chunk: *chunk, max: max, keyRequired: keyRequired}
 
 	switch h.Compression() {
 	case codecGzip:
@@ -135,7 +135,7 @@ func validateCompressed(data []byte, h *BatchHeader, max int64) error {
 			snappyBufPool.Put(buf)
 			return err
 		}
-		w := walker{buf: out}
+		w := walker{buf: out, keyRequired: keyRequired}
 		err = w.walk(h.NumRecords)
 		if cap(out) <= snappyPooledBytes {
 			*buf = out[:0]

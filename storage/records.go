@@ -28,7 +28,8 @@ import (
 //     batch whose inner offsets are off; klite stores bytes as sent, so it
 //     refuses them);
 //   - key and value lengths are -1 (null) or within the record; header
-//     counts are non-negative, header keys are not null;
+//     counts are non-negative, header keys are not null; keys are not null
+//     when the caller says so (compacted topics);
 //   - the batch holds exactly its declared count of records, nothing after
 //     the last one;
 //   - compressed records (gzip, snappy raw or xerial-framed, lz4 frame,
@@ -78,20 +79,21 @@ const (
 
 // ValidateRecords checks every record of b, a batch whose header h
 // ValidateBatch accepted, and returns nil or a *RecordError. maxDecompressed
-// bounds what a compressed batch may decompress to. Uncompressed batches
+// bounds what a compressed batch may decompress to; keyRequired refuses
+// records without a key (Kafka's rule for compacted topics). Uncompressed batches
 // are walked in place without allocating. A compressed batch waits for one
 // of GOMAXPROCS decoding slots (see codec.go), so do not call this from a
 // goroutine that must not block.
-func ValidateRecords(b []byte, h *BatchHeader, maxDecompressed int64) error {
+func ValidateRecords(b []byte, h *BatchHeader, maxDecompressed int64, keyRequired bool) error {
 	if len(b) < BatchHeaderBytes {
 		return &RecordError{Index: -1, Reason: "batch shorter than its header", Kind: ErrRecordInvalid}
 	}
 	recs := b[BatchHeaderBytes:]
 	if h.Compression() == 0 {
-		w := walker{buf: recs}
+		w := walker{buf: recs, keyRequired: keyRequired}
 		return w.walk(h.NumRecords)
 	}
-	return validateCompressed(recs, h, maxDecompressed)
+	return validateCompressed(recs, h, maxDecompressed, keyRequired)
 }
 
 // walker reads records from buf, refilled from src when src is set
@@ -105,6 +107,8 @@ type walker struct {
 	err   error  // src failed: a *RecordError (corrupt or too large)
 	read  int64  // bytes taken from src
 	max   int64  // limit on read
+
+	keyRequired bool // a null key is invalid
 }
 
 // fill makes at least want bytes readable if src has them.
@@ -193,7 +197,9 @@ func (w *walker) bytesField(lim *int, nullOK bool) (ok bool, why string) {
 	switch {
 	case !ok:
 		return false, "malformed length varint"
-	case n == -1 && nullOK:
+	case n == -1 && !nullOK:
+		return false, "null"
+	case n == -1:
 		return true, ""
 	case n < 0:
 		return false, fmt.Sprintf("length %d", n)
@@ -256,7 +262,10 @@ func (w *walker) walk(count int32) error {
 		if delta != i {
 			return w.fail(i, "offset delta %d, want %d", delta, i)
 		}
-		if ok, why := w.bytesField(&lim, true); !ok {
+		if ok, why := w.bytesField(&lim, !w.keyRequired); !ok {
+			if why == "null" {
+				return w.fail(i, "a compacted topic takes only records with a key")
+			}
 			return w.fail(i, "key: %s", why)
 		}
 		if ok, why := w.bytesField(&lim, true); !ok {

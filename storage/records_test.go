@@ -138,7 +138,7 @@ func validate(b []byte, max int64) error {
 	if err != nil {
 		return err
 	}
-	return ValidateRecords(b, &h, max)
+	return ValidateRecords(b, &h, max, false)
 }
 
 var allCodecs = []int{codecNone, codecGzip, codecSnappy, codecXerial, codecLz4, codecZstd}
@@ -328,13 +328,13 @@ func TestValidateRecordsZstdWindow(t *testing.T) {
 func TestValidateRecordsNoAllocs(t *testing.T) {
 	b := batchWith(codecNone, 100, recs(100, 1000))
 	h, _ := ValidateBatch(b)
-	if n := testing.AllocsPerRun(100, func() { _ = ValidateRecords(b, &h, 1<<20) }); n != 0 {
+	if n := testing.AllocsPerRun(100, func() { _ = ValidateRecords(b, &h, 1<<20, false) }); n != 0 {
 		t.Fatalf("%v allocations per uncompressed batch", n)
 	}
 	for _, codec := range []int{codecLz4, codecZstd, codecGzip, codecXerial} {
 		b := batchWith(codec, 100, compress(t, codec, bytes.NewReader(recs(100, 1000))))
 		h, _ := ValidateBatch(b)
-		n := testing.AllocsPerRun(100, func() { _ = ValidateRecords(b, &h, 1<<20) })
+		n := testing.AllocsPerRun(100, func() { _ = ValidateRecords(b, &h, 1<<20, false) })
 		t.Logf("codec %d: %v allocations per batch", codec, n)
 		if n > 4 {
 			t.Errorf("codec %d: %v allocations per batch, decoders not reused?", codec, n)
@@ -378,7 +378,7 @@ func FuzzValidateRecords(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if err := ValidateRecords(b, &h, 1<<20); err != nil {
+		if err := ValidateRecords(b, &h, 1<<20, false); err != nil {
 			var re *RecordError
 			if !errors.As(err, &re) {
 				t.Fatalf("error %v is not a *RecordError", err)
@@ -457,7 +457,7 @@ func BenchmarkValidateRecords(b *testing.B) {
 			b.SetBytes(int64(len(small)))
 			b.ReportMetric(float64(sn), "records")
 			for range b.N {
-				if err := ValidateRecords(smallBatch, &h, 64<<20); err != nil {
+				if err := ValidateRecords(smallBatch, &h, 64<<20, false); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -476,7 +476,7 @@ func BenchmarkValidateRecords(b *testing.B) {
 				b.SetBytes(int64(len(raw)))
 				b.ReportMetric(float64(len(raw))/float64(len(batch)-BatchHeaderBytes), "ratio")
 				for range b.N {
-					if err := ValidateRecords(batch, &h, 64<<20); err != nil {
+					if err := ValidateRecords(batch, &h, 64<<20, false); err != nil {
 						b.Fatal(err)
 					}
 				}
@@ -504,5 +504,29 @@ func BenchmarkDecompressOnly(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// On compacted topics every record needs a key (Kafka's validateKey).
+func TestValidateRecordsKeyRequired(t *testing.T) {
+	keyed := append(rec(0, []byte("a"), []byte("1")), rec(1, []byte{}, nil)...) // an empty key is a key
+	unkeyed := append(rec(0, []byte("a"), []byte("1")), rec(1, nil, []byte("2"))...)
+	for _, codec := range allCodecs {
+		for _, c := range []struct {
+			body        []byte
+			keyRequired bool
+			ok          bool
+		}{{keyed, true, true}, {unkeyed, false, true}, {unkeyed, true, false}} {
+			b := batchWith(codec, 2, compress(t, codec, bytes.NewReader(c.body)))
+			h, _ := ValidateBatch(b)
+			err := ValidateRecords(b, &h, 1<<20, c.keyRequired)
+			var re *RecordError
+			switch {
+			case c.ok && err != nil:
+				t.Errorf("codec %d key required %v: %v", codec, c.keyRequired, err)
+			case !c.ok && (!errors.As(err, &re) || re.Index != 1 || re.Kind != ErrRecordInvalid):
+				t.Errorf("codec %d: %v, want record 1 invalid", codec, err)
+			}
+		}
 	}
 }
