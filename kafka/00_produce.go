@@ -66,7 +66,9 @@ package kafka
 // refused (Kafka reads them as null; consumers disagree). No timestamp bound
 // checks (message.timestamp.*.max.ms). LogAppendTime topics are stamped by
 // storage at append time. Timeout is ignored (the append finishes
-// regardless, as in Kafka).
+// regardless, as in Kafka). Internal topics (__consumer_offsets,
+// __transaction_state) answer INVALID_TOPIC_EXCEPTION, as Kafka answers a
+// client appending to one.
 
 import (
 	"errors"
@@ -185,6 +187,11 @@ func (h *Handler) produce(r *request) {
 			unknown = kerr.UnknownTopicID.Code
 		} else {
 			info, found = h.st.Topic(t.Topic)
+		}
+		if found && internalTopic(info.Name) || r.version < 13 && internalTopic(t.Topic) {
+			// Kafka's ReplicaManager: clients may not append to internal
+			// topics (checked before the topic's existence).
+			found, unknown = false, kerr.InvalidTopicException.Code
 		}
 		maxBytes := int64(h.cfg.MaxMessageBytes)
 		compacted := false

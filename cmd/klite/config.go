@@ -43,6 +43,7 @@ type Config struct {
 	AutoCreateTopics   bool
 	MaxMessageBytes    int
 	MaxTopicPartitions int
+	MaxPartitions      int64
 	// MaxDecompressedBatchBytes bounds what one compressed batch may
 	// decompress to while its records are validated.
 	MaxDecompressedBatchBytes int64
@@ -115,6 +116,7 @@ func defaultConfig() Config {
 		// very repetitive data rarely past 50x. The limit costs CPU, not
 		// memory (records are validated streaming).
 		MaxDecompressedBatchBytes: 64 << 20,
+		MaxPartitions:             storage.DefaultMaxTotalPartitions,
 
 		Loops:               0,
 		MaxRequestBytes:     100 << 20,
@@ -201,6 +203,7 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.IntVar(&cfg.MaxMessageBytes, "max-message-bytes", cfg.MaxMessageBytes, "largest record batch accepted, in `bytes` (message.max.bytes)")
 	fs.Int64Var(&cfg.MaxDecompressedBatchBytes, "max-decompressed-batch-bytes", cfg.MaxDecompressedBatchBytes, "most `bytes` a compressed record batch may decompress to; larger ones get MESSAGE_TOO_LARGE\n(Java producers then split the batch). Validation streams, so this bounds CPU, not memory")
 	fs.IntVar(&cfg.MaxTopicPartitions, "max-topic-partitions", cfg.MaxTopicPartitions, "most partitions one topic may have")
+	fs.Int64Var(&cfg.MaxPartitions, "max-partitions", cfg.MaxPartitions, "most partitions of all topics together; creates past it answer POLICY_VIOLATION")
 	fs.IntVar(&cfg.Loops, "loops", cfg.Loops, "network event loops; 0 means one per CPU")
 	fs.IntVar(&cfg.MaxRequestBytes, "max-request-bytes", cfg.MaxRequestBytes, "largest request frame, in `bytes`; larger ones close the connection (socket.request.max.bytes)")
 	fs.IntVar(&cfg.MaxInflightRequests, "max-inflight-requests", cfg.MaxInflightRequests, "requests read but not yet answered, per connection; past it no more are read until one is answered")
@@ -286,6 +289,9 @@ func (c *Config) validate() error {
 	}
 	if c.MaxTopicPartitions < 1 || c.MaxTopicPartitions > 100000 {
 		bad("-max-topic-partitions must be in [1, 100000]")
+	}
+	if c.MaxPartitions < 1 {
+		bad("-max-partitions must be at least 1")
 	}
 	if c.DefaultPartitions > c.MaxTopicPartitions {
 		bad("-default-partitions (%d) must not exceed -max-topic-partitions (%d)", c.DefaultPartitions, c.MaxTopicPartitions)
