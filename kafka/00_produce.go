@@ -239,7 +239,7 @@ func (h *Handler) produce(r *request) {
 		for i := range p.later {
 			b := &p.later[i]
 			if err := storage.ValidateRecords(b.records, &b.hdr, h.cfg.MaxDecompressedBatchBytes, b.keyRequired); err != nil {
-				p.failRecords(b.rp, err)
+				p.failRecords(b, err)
 				b.rp = nil
 				p.doneOne()
 			}
@@ -292,7 +292,7 @@ func (h *Handler) releaseProduceTail(conn uint64, mine chan struct{}) {
 // partition.
 func (p *produce) validateAndAppend(b *produceBatch) {
 	if err := storage.ValidateRecords(b.records, &b.hdr, p.h.cfg.MaxDecompressedBatchBytes, b.keyRequired); err != nil {
-		p.failRecords(b.rp, err)
+		p.failRecords(b, err)
 		p.doneOne()
 		return
 	}
@@ -315,8 +315,18 @@ func (p *produce) append(b *produceBatch) {
 }
 
 // failRecords fails a partition whose records did not validate: the code
-// for err, an error message, and (v8+, KIP-467) the record at fault.
-func (p *produce) failRecords(rp *kmsg.ProduceResponseTopicPartition, err error) {
+// for err, an error message, and (v8+, KIP-467) the record at fault. The
+// client is told; the operator gets a sampled Warn (a producer bug or a
+// hostile client), since a refused batch is otherwise invisible here.
+func (p *produce) failRecords(b *produceBatch, err error) {
+	rp := b.rp
+	p.h.warn.Warn().
+		Uint64("conn", p.r.nr.Conn.ID).
+		Bytes("client_id", p.r.clientID).
+		Str("topic", b.topic).
+		Int32("partition", b.partition).
+		Err(err).
+		Msg("kafka: produce refused a batch whose records do not validate")
 	var re *storage.RecordError
 	if !errors.As(err, &re) {
 		p.fail(rp, p.h.errCode(err), nil)

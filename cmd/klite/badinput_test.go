@@ -449,5 +449,9 @@ func TestBadRecords(t *testing.T) {
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Fatalf("librdkafka read %q, want %q", got, want)
 	}
+	// The operator hears of refused batches (sampled).
+	if !b.log.contains("records do not validate") {
+		t.Errorf("no Warn for the refused batches in the broker log")
+	}
 	b.stop()
 }
