@@ -399,6 +399,9 @@ const groupsDir = "groups"
 // up in the store.
 func openGroups(cfg Config, store *storage.Store, root zerolog.Logger) (*group.Coordinator, error) {
 	gc, err := group.Open(groupConfig(cfg, store, root))
+	if errors.Is(err, group.ErrCorrupt) {
+		return nil, fmt.Errorf("open group coordinator: %w (to start anyway, cutting the file there: -offsets-log-repair)", err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open group coordinator: %w", err)
 	}
@@ -423,6 +426,8 @@ func groupConfig(cfg Config, store *storage.Store, root zerolog.Logger) group.Co
 		MaxGroupSize:              cfg.GroupMaxSize,
 		OffsetsRetention:          cfg.OffsetsRetention,
 		MaxMetadataBytes:          cfg.OffsetMetadataMaxBytes,
+		MaxGroupMetadataBytes:     cfg.GroupMetadataMaxBytes,
+		RepairLog:                 cfg.OffsetsLogRepair,
 		Logger:                    root, // group adds its own component field
 	}
 }
