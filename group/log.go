@@ -16,7 +16,7 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/klite/klite/storage"
+	"github.com/klite/klite/vfs"
 )
 
 // On-disk format constants (see doc.go). Changing them breaks existing dirs.
@@ -103,7 +103,7 @@ type logOp struct {
 
 // offsetsLog is the durable store of committed offsets and group metadata.
 type offsetsLog struct {
-	fs           storage.FS
+	fs           vfs.FS
 	dir          string
 	log          zerolog.Logger
 	compactBytes int64
@@ -120,7 +120,7 @@ type offsetsLog struct {
 	state   map[string]*storedGroup // guarded by stateMu; written by the writer only
 
 	// Writer goroutine only.
-	file   storage.File
+	file   vfs.File
 	seq    uint64
 	size   int64
 	failed error
@@ -150,7 +150,7 @@ type logOptions struct {
 }
 
 // openLog recovers dir and starts the writer.
-func openLog(fs storage.FS, dir string, opt logOptions, log zerolog.Logger) (*offsetsLog, error) {
+func openLog(fs vfs.FS, dir string, opt logOptions, log zerolog.Logger) (*offsetsLog, error) {
 	l := &offsetsLog{
 		fs: fs, dir: dir, log: log, compactBytes: opt.compactBytes, repair: opt.repair,
 		wake:  make(chan struct{}, 1),
@@ -238,7 +238,7 @@ func (l *offsetsLog) recover() error {
 		}
 	}
 	name := path.Join(l.dir, logName(l.seq))
-	var f storage.File
+	var f vfs.File
 	if slices.Contains(live, l.seq) {
 		if f, err = l.fs.OpenRW(name); err != nil {
 			return fmt.Errorf("group: open log: %w", err)
@@ -292,17 +292,8 @@ func (l *offsetsLog) badRecord(name string, b []byte, at int, why string, newest
 // cut keeps b[at:] in aside and truncates the file to at (a snapshot keeps
 // its magic, so it reads as one without records).
 func (l *offsetsLog) cut(full string, b []byte, at int, aside string) error {
-	cp, err := l.fs.Create(aside)
-	if err == nil {
-		_, err = cp.WriteAt(b[at:], 0)
-		if err == nil {
-			err = cp.Sync()
-		}
-		if cerr := cp.Close(); err == nil {
-			err = cerr
-		}
-	}
-	if err != nil {
+	// The copy is durable, name included, before anything is cut.
+	if err := vfs.WriteFile(l.fs, aside, b[at:]); err != nil {
 		return fmt.Errorf("group: keep the cut bytes of %s: %w", full, err)
 	}
 	f, err := l.fs.OpenRW(full)

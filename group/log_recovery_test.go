@@ -20,7 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/klite/klite/storage"
+	"github.com/klite/klite/vfs"
 )
 
 // bigTopics answers topics "a" (10,000 partitions), "b" (20,000) and "t" (4).
@@ -89,7 +89,7 @@ func checkOne(t *testing.T, c *Coordinator, group string, off int64) {
 }
 
 // reopen closes c (a clean stop, as after SIGTERM) and opens fs again.
-func reopen(t *testing.T, c *Coordinator, fs storage.FS, mod ...func(*Config)) *Coordinator {
+func reopen(t *testing.T, c *Coordinator, fs vfs.FS, mod ...func(*Config)) *Coordinator {
 	t.Helper()
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
@@ -103,7 +103,7 @@ func reopen(t *testing.T, c *Coordinator, fs storage.FS, mod ...func(*Config)) *
 // over __consumer_offsets' max.message.bytes) and never logged; the log
 // reopens with every acknowledged commit.
 func TestOversizedGroupMetadataRefused(t *testing.T) {
-	fs := storage.NewMemFS()
+	fs := vfs.NewMemFS()
 	c := openTestCoordinator(t, fs)
 	commitOne(t, c, "before", 7)
 
@@ -131,14 +131,14 @@ func TestOversizedGroupMetadataRefused(t *testing.T) {
 	c = reopen(t, c, fs)
 	checkOne(t, c, "before", 7)
 	checkOne(t, c, "after", 9)
-	c = reopen(t, c, fs.CrashClone(storage.CrashDropUnsynced, 0))
+	c = reopen(t, c, fs.CrashClone(vfs.CrashDropUnsynced, 0))
 	checkOne(t, c, "after", 9)
 }
 
 // TestGroupMetadataLimitConfigurable: a generation just under the limit is
 // stored and comes back after a restart; the limit is Config's.
 func TestGroupMetadataLimitConfigurable(t *testing.T) {
-	fs := storage.NewMemFS()
+	fs := vfs.NewMemFS()
 	limit := func(c *Config) { c.MaxGroupMetadataBytes = 64 << 10 }
 	c := openTestCoordinator(t, fs, limit)
 	id, ch := joinNew(t, c, "g", time.Minute)
@@ -171,7 +171,7 @@ func TestGroupMetadataLimitConfigurable(t *testing.T) {
 // of metadata each (43 MB, inside every limit) are snapshotted and reopen:
 // the snapshot splits a group's offsets across bounded records.
 func TestWideCommitsReopen(t *testing.T) {
-	fs := storage.NewMemFS()
+	fs := vfs.NewMemFS()
 	c := openTestCoordinator(t, fs, bigTopics)
 	wideCommit(t, c, "g", "a", 10000, 100)
 	wideCommit(t, c, "g", "b", 10000, 200)
@@ -189,7 +189,7 @@ func TestWideCommitsReopen(t *testing.T) {
 // 40 MB, a commit of 70 MB (one record over the read limit before) and a
 // commit acknowledged after it both come back.
 func TestOversizedCommitAfterLargeSnapshot(t *testing.T) {
-	fs := storage.NewMemFS()
+	fs := vfs.NewMemFS()
 	small := func(c *Config) { bigTopics(c); c.CompactBytes = 1 << 20 }
 	c := openTestCoordinator(t, fs, small)
 	wideCommit(t, c, "g", "a", 10000, 100) // 41 MB: the log is compacted into a snapshot
@@ -197,9 +197,9 @@ func TestOversizedCommitAfterLargeSnapshot(t *testing.T) {
 	wideCommit(t, c, "g", "b", 17000, 300) // 70 MB: under twice the snapshot, so no new one
 	commitOne(t, c, "g", 11)
 	for _, crash := range []bool{false, true} {
-		var rfs storage.FS = fs
+		var rfs vfs.FS = fs
 		if crash {
-			rfs = fs.CrashClone(storage.CrashDropUnsynced, 0)
+			rfs = fs.CrashClone(vfs.CrashDropUnsynced, 0)
 		}
 		if err := c.Close(); err != nil {
 			t.Fatal(err)
@@ -211,7 +211,7 @@ func TestOversizedCommitAfterLargeSnapshot(t *testing.T) {
 	}
 }
 
-func snapshots(t *testing.T, fs *storage.MemFS) int {
+func snapshots(t *testing.T, fs *vfs.MemFS) int {
 	t.Helper()
 	n := 0
 	for _, f := range fs.Files("/groups") {
@@ -227,9 +227,9 @@ func snapshots(t *testing.T, fs *storage.MemFS) int {
 // threeWrites opens a log on a fresh MemFS, acknowledges offsets 1, 2, 3 of
 // g/t/0 in three writes and closes it; it returns the file system and the
 // byte offset where each write starts.
-func threeWrites(t *testing.T) (*storage.MemFS, []int) {
+func threeWrites(t *testing.T) (*vfs.MemFS, []int) {
 	t.Helper()
-	fs := storage.NewMemFS()
+	fs := vfs.NewMemFS()
 	l := openTestLog(t, fs, 1<<30)
 	var starts []int
 	for i := int64(1); i <= 3; i++ {
@@ -246,7 +246,7 @@ func threeWrites(t *testing.T) (*storage.MemFS, []int) {
 
 var log1 = "/g/" + logName(1)
 
-func readMem(t *testing.T, fs storage.FS, name string) []byte {
+func readMem(t *testing.T, fs vfs.FS, name string) []byte {
 	t.Helper()
 	f, err := fs.Open(name)
 	if err != nil {
@@ -261,7 +261,7 @@ func readMem(t *testing.T, fs storage.FS, name string) []byte {
 	return b
 }
 
-func writeMem(t *testing.T, fs storage.FS, name string, b []byte) {
+func writeMem(t *testing.T, fs vfs.FS, name string, b []byte) {
 	t.Helper()
 	f, err := fs.Create(name)
 	if err != nil {
@@ -276,13 +276,13 @@ func writeMem(t *testing.T, fs storage.FS, name string, b []byte) {
 	f.Close()
 }
 
-func openRepair(fs storage.FS, repair bool) (*offsetsLog, error) {
+func openRepair(fs vfs.FS, repair bool) (*offsetsLog, error) {
 	return openLog(fs, "/g", logOptions{compactBytes: 1 << 30, repair: repair}, zerolog.Nop())
 }
 
 // wantCorrupt requires an open that fails with ErrCorrupt naming file and
 // byte offset.
-func wantCorrupt(t *testing.T, fs storage.FS, file string, at int) {
+func wantCorrupt(t *testing.T, fs vfs.FS, file string, at int) {
 	t.Helper()
 	l, err := openRepair(fs, false)
 	if err == nil {
@@ -426,7 +426,7 @@ func TestLogUnknownRecordTypeFailsOpen(t *testing.T) {
 // TestSnapshotCorruptionFailsOpen: snapshots are written whole (tmp, fsync,
 // rename): any bad record in one fails the open.
 func TestSnapshotCorruptionFailsOpen(t *testing.T) {
-	fs := storage.NewMemFS()
+	fs := vfs.NewMemFS()
 	l := openTestLog(t, fs, 1)
 	for i := int64(1); i <= 3; i++ {
 		if err := commitSync(l, fmt.Sprintf("g%d", i), TP{"t", 0}, i); err != nil {
@@ -459,7 +459,7 @@ func TestSnapshotCorruptionFailsOpen(t *testing.T) {
 // TestLogRefusesUnreadableRecords: an op the log could not read back is
 // refused, unwritten, and the log goes on.
 func TestLogRefusesUnreadableRecords(t *testing.T) {
-	fs := storage.NewMemFS()
+	fs := vfs.NewMemFS()
 	l := openTestLog(t, fs, 1<<30)
 	long := strings.Repeat("g", maxLoggedString+1)
 	for name, rec := range map[string][]byte{
@@ -485,7 +485,7 @@ func TestLogRefusesUnreadableRecords(t *testing.T) {
 	}
 
 	// Group ids the log cannot name are refused at the door.
-	c := openTestCoordinator(t, storage.NewMemFS())
+	c := openTestCoordinator(t, vfs.NewMemFS())
 	if code := call(t, func(d func(*kmsg.OffsetCommitResponse)) { c.OffsetCommit(commitReq(long, "", -1, 1), d) }).Topics[0].Partitions[0].ErrorCode; code != kerr.InvalidGroupID.Code {
 		t.Fatalf("commit with a %d-byte group id: %d", len(long), code)
 	}

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/klite/klite/vfs"
 )
 
 // recover rebuilds every partition's index, next offset and producer state
@@ -94,7 +96,7 @@ func (s *shard) recover(rs *RecoveryStats) error {
 	for k, id := range ids {
 		isLast := k == len(ids)-1
 		path := segPath(s.dir, id)
-		var f File
+		var f vfs.File
 		if isLast {
 			f, err = fsys.OpenRW(path)
 		} else {
@@ -352,7 +354,7 @@ func allZero(b []byte) bool {
 
 // lastNonZero returns one past the last non-zero byte in [from, size), or
 // from when there is none.
-func lastNonZero(f File, from, size int64) (int64, error) {
+func lastNonZero(f vfs.File, from, size int64) (int64, error) {
 	end := from
 	buf := make([]byte, 1<<20)
 	for pos := from; pos < size; {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/klite/klite/tier"
+	"github.com/klite/klite/vfs"
 )
 
 // Tiering: the store as the uploader's tier.Source, and cold reads through
@@ -238,7 +239,7 @@ func (m coldBytes) ReadAt(b []byte, off int64) (int, error) {
 	return n, nil
 }
 
-func (coldBytes) Fd() uintptr { return noFd }
+func (coldBytes) Fd() uintptr { return vfs.NoFd }
 
 // readCold serves a read below the WAL's first offset from Config.Cold:
 // one in-memory chunk of whole batches from the one holding offset. The

@@ -1,4 +1,4 @@
-package storage
+package vfs
 
 import (
 	"errors"
@@ -49,8 +49,8 @@ type File interface {
 	Close() error
 }
 
-// noFd is what Fd returns for files without a kernel descriptor.
-const noFd = ^uintptr(0)
+// NoFd is what File.Fd returns for files without a kernel descriptor.
+const NoFd = ^uintptr(0)
 
 // OSFS is the FS of the operating system.
 type OSFS struct{}

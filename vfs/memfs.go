@@ -1,4 +1,4 @@
-package storage
+package vfs
 
 import (
 	"io"
@@ -43,16 +43,6 @@ type memNode struct {
 	data    []byte  // what readers see
 	synced  []byte  // what the disk has for sure
 	pending []memOp // unsynced writes and size changes, in order
-}
-
-func (n *memNode) clone() *memNode {
-	n.mu.RLock()
-	defer n.mu.RUnlock()
-	c := &memNode{data: append([]byte(nil), n.data...), synced: append([]byte(nil), n.synced...)}
-	for _, op := range n.pending {
-		c.pending = append(c.pending, memOp{off: op.off, data: append([]byte(nil), op.data...)})
-	}
-	return c
 }
 
 // CrashMode says what happens to unsynced writes in CrashClone.
@@ -353,7 +343,7 @@ func (f *memFile) Allocate(off, n int64) error {
 	return nil
 }
 
-func (f *memFile) Fd() uintptr { return noFd }
+func (f *memFile) Fd() uintptr { return NoFd }
 
 func (f *memFile) Close() error {
 	if f.closed {
