@@ -419,13 +419,24 @@ func readFrame(b []byte, pos int) (body []byte, end int, why string) {
 	return body, pos + recHeaderBytes + n, ""
 }
 
-// marker is the write marker that heads the records of one write.
+// noMarker is the room a write marker takes, filled in by putMarker.
+var noMarker [recHeaderBytes + markerBodyBytes]byte
+
+// putMarker writes into m the marker of the records recs that follow it.
+func putMarker(m, recs []byte) {
+	body := m[recHeaderBytes:]
+	body[0] = recWrite
+	binary.BigEndian.PutUint32(body[1:], uint32(len(recs)))
+	binary.BigEndian.PutUint32(body[5:], crc32.Checksum(recs, castagnoli))
+	binary.BigEndian.PutUint32(m, markerBodyBytes)
+	binary.BigEndian.PutUint32(m[4:], crc32.Checksum(body, castagnoli))
+}
+
+// marker is the write marker that heads recs.
 func marker(recs []byte) []byte {
-	var e enc
-	e.u8(recWrite)
-	e.u32(uint32(len(recs)))
-	e.u32(crc32.Checksum(recs, castagnoli))
-	return frame(e.b)
+	m := make([]byte, len(noMarker))
+	putMarker(m, recs)
+	return m
 }
 
 func decodeMarker(body []byte) (ext int, crc uint32, ok bool) {
@@ -533,7 +544,8 @@ func (l *offsetsLog) write(all []*logOp, buf *[]byte) {
 		}
 		ops = append(ops, op)
 	}
-	defer func() { clear(ops); l.ok = ops[:0] }()
+	l.ok = ops[:0]
+	defer clear(ops) // no op is kept past its write
 	if len(ops) == 0 {
 		return
 	}
@@ -544,13 +556,13 @@ func (l *offsetsLog) write(all []*logOp, buf *[]byte) {
 		b := (*buf)[:0]
 		for i := 0; i < len(ops); {
 			at := len(b)
-			b = append(b, make([]byte, recHeaderBytes+markerBodyBytes)...)
+			b = append(b, noMarker[:]...)
 			ext := 0
 			for ; i < len(ops) && (ext == 0 || ext+len(ops[i].rec) <= writeExtentBytes); i++ {
 				b = append(b, ops[i].rec...)
 				ext += len(ops[i].rec)
 			}
-			copy(b[at:], marker(b[at+recHeaderBytes+markerBodyBytes:]))
+			putMarker(b[at:at+len(noMarker)], b[at+len(noMarker):])
 		}
 		*buf = b
 		start := time.Now()
