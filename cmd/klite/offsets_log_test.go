@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 const (
@@ -89,6 +91,74 @@ func TestOffsetsLogWideCommitsRestart(t *testing.T) {
 	b.restart()
 	adm = kadm.NewClient(newFranz(t, b.addr))
 	checkWideCommitted(ctx, t, adm, group, want, map[int32]int64{7: 7777})
+	b.stop()
+}
+
+// TestOversizedGroupMetadataRestart: JoinGroup with 65 MiB of protocol
+// metadata, and a SyncGroup assigning 65 MiB, are answered
+// UNKNOWN_SERVER_ERROR (Kafka's answer past __consumer_offsets'
+// max.message.bytes); the broker then restarts with the commit it
+// acknowledged (on main both were acknowledged and the restart failed).
+func TestOversizedGroupMetadataRestart(t *testing.T) {
+	b := startBroker(t, "-group-initial-rebalance-delay", "0")
+	cl := newFranz(t, b.addr)
+	adm := kadm.NewClient(cl)
+	ctx := testContext(t, 2*time.Minute)
+	createTopic(t, adm, "big-meta", 1)
+	var o kadm.Offsets
+	o.Add(kadm.Offset{Topic: "big-meta", Partition: 0, At: 42, LeaderEpoch: -1})
+	if resp, err := adm.CommitOffsets(ctx, "acked", o); err != nil || resp.Error() != nil {
+		t.Fatalf("commit: %v %v", err, resp.Error())
+	}
+
+	huge := make([]byte, 65<<20)
+	join := func(member string, meta []byte) *kmsg.JoinGroupResponse {
+		t.Helper()
+		req := kmsg.NewPtrJoinGroupRequest()
+		req.Group, req.MemberID, req.ProtocolType = "big", member, "consumer"
+		req.SessionTimeoutMillis, req.RebalanceTimeoutMillis = 30000, 30000
+		p := kmsg.NewJoinGroupRequestProtocol()
+		p.Name, p.Metadata = "range", meta
+		req.Protocols = append(req.Protocols, p)
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	if r := join("", huge); r.ErrorCode != kerr.UnknownServerError.Code {
+		t.Fatalf("JoinGroup with 65 MiB metadata: %v", kerr.ErrorForCode(r.ErrorCode))
+	}
+	r := join("", []byte("small"))
+	if r.ErrorCode == kerr.MemberIDRequired.Code {
+		r = join(r.MemberID, []byte("small"))
+	}
+	if r.ErrorCode != 0 {
+		t.Fatalf("JoinGroup: %v", kerr.ErrorForCode(r.ErrorCode))
+	}
+	sreq := kmsg.NewPtrSyncGroupRequest()
+	sreq.Group, sreq.MemberID, sreq.Generation = "big", r.MemberID, r.Generation
+	ga := kmsg.NewSyncGroupRequestGroupAssignment()
+	ga.MemberID, ga.MemberAssignment = r.MemberID, huge
+	sreq.GroupAssignment = append(sreq.GroupAssignment, ga)
+	sresp, err := sreq.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sresp.ErrorCode != kerr.UnknownServerError.Code {
+		t.Fatalf("SyncGroup with a 65 MiB assignment: %v", kerr.ErrorForCode(sresp.ErrorCode))
+	}
+
+	b.stop()
+	b.restart()
+	adm = kadm.NewClient(newFranz(t, b.addr))
+	got, err := adm.FetchOffsets(ctx, "acked")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, ok := got.Lookup("big-meta", 0); !ok || c.At != 42 {
+		t.Fatalf("after restart: %+v %v", c, ok)
+	}
 	b.stop()
 }
 
