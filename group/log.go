@@ -158,7 +158,7 @@ func openLog(fs vfs.FS, dir string, opt logOptions, log zerolog.Logger) (*offset
 		done:  make(chan struct{}),
 		state: make(map[string]*storedGroup),
 	}
-	if err := fs.MkdirAll(dir); err != nil {
+	if err := vfs.MkdirAllSync(fs, dir); err != nil {
 		return nil, fmt.Errorf("group: create dir: %w", err)
 	}
 	if err := l.recover(); err != nil {
@@ -185,7 +185,7 @@ func (l *offsetsLog) recover() error {
 		if s, ok := parseSeq(n, logPrefix); ok {
 			logs = append(logs, s)
 		}
-		if strings.HasSuffix(n, ".tmp") {
+		if strings.HasSuffix(n, vfs.TmpSuffix) {
 			_ = l.fs.Remove(path.Join(l.dir, n)) // an unfinished snapshot
 		}
 	}
@@ -638,27 +638,7 @@ func (l *offsetsLog) maybeCompact() {
 
 // writeSnapshot writes snapshot-seq atomically and removes what it replaces.
 func (l *offsetsLog) writeSnapshot(seq uint64, b []byte) error {
-	name := path.Join(l.dir, snapName(seq))
-	tmp := name + ".tmp"
-	f, err := l.fs.Create(tmp)
-	if err != nil {
-		return err
-	}
-	_, err = f.WriteAt(b, 0)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = l.fs.Rename(tmp, name)
-	}
-	if err == nil {
-		err = l.fs.SyncDir(l.dir)
-	}
-	if err != nil {
-		_ = l.fs.Remove(tmp)
+	if err := vfs.WriteFile(l.fs, path.Join(l.dir, snapName(seq)), b); err != nil {
 		return err
 	}
 	l.snapSize.Store(int64(len(b)))

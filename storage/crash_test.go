@@ -396,3 +396,26 @@ func reopenStats(t *testing.T, cfg Config, mem *vfs.MemFS, after func(vfs.Op, er
 	defer s.Close()
 	return s.Stats().Recovery
 }
+
+// TestOpenLayoutDurable: once Open returns, a crash finds the store's
+// layout: meta.json and every shard directory with its active segment,
+// even when nothing is written after Open.
+func TestOpenLayoutDurable(t *testing.T) {
+	fsys := vfs.NewMemFS()
+	cfg := testConfig(fsys)
+	cfg.Dir = "/var/klite/wal" // parents that Open creates too
+	s := mustOpen(t, cfg)
+	crashed := fsys.CrashClone(vfs.CrashDropUnsynced, 1)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vfs.ReadFile(crashed, cfg.Dir+"/"+metaName); err != nil {
+		t.Fatalf("meta.json lost: %v", err)
+	}
+	for _, sh := range s.shards {
+		names, err := crashed.List(sh.dir)
+		if err != nil || len(names) != 1 || !strings.HasSuffix(names[0], segSuffix) {
+			t.Fatalf("shard directory %s after a crash: %q, %v; want its active segment", sh.dir, names, err)
+		}
+	}
+}

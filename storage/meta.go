@@ -117,37 +117,12 @@ func readAll(f vfs.File) ([]byte, error) {
 	return nil, err
 }
 
-// writeFileAtomic replaces dir/name with b durably.
-func writeFileAtomic(fsys vfs.FS, dir, name string, b []byte) error {
-	tmp := filepath.Join(dir, name+tmpSuffix)
-	f, err := fsys.Create(tmp)
-	if err != nil {
-		return err
-	}
-	if _, err = f.WriteAt(b, 0); err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = fsys.Rename(tmp, filepath.Join(dir, name))
-	}
-	if err == nil {
-		err = fsys.SyncDir(dir)
-	}
-	if err != nil {
-		_ = fsys.Remove(tmp)
-	}
-	return err
-}
-
 func saveMeta(fsys vfs.FS, dir string, m *metaFile) error {
 	b, err := json.MarshalIndent(m, "", " ")
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(fsys, dir, metaName, b)
+	return vfs.WriteFile(fsys, filepath.Join(dir, metaName), b)
 }
 
 // topic returns the named topic's entry; it must exist.

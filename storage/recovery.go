@@ -20,6 +20,17 @@ import (
 func (s *Store) recover() error {
 	t0 := time.Now()
 	rs := &s.recovery
+	// Every shard directory, then one fsync of Dir for all of them (Open
+	// made Dir itself durable): one directory fsync costs a disk cache
+	// flush, so not one per shard and parent.
+	for _, sh := range s.shards {
+		if err := s.fs.MkdirAll(sh.dir); err != nil {
+			return fmt.Errorf("storage: %w", err)
+		}
+	}
+	if err := s.fs.SyncDir(s.cfg.Dir); err != nil {
+		return fmt.Errorf("storage: %w", err)
+	}
 	for _, sh := range s.shards {
 		if err := sh.recover(rs); err != nil {
 			return err
@@ -55,9 +66,6 @@ type scanResult struct {
 
 func (s *shard) recover(rs *RecoveryStats) error {
 	fsys := s.st.fs
-	if err := fsys.MkdirAll(s.dir); err != nil {
-		return fmt.Errorf("storage: %w", err)
-	}
 	names, err := fsys.List(s.dir)
 	if err != nil {
 		return fmt.Errorf("storage: %w", err)
@@ -153,7 +161,7 @@ func (s *shard) recover(rs *RecoveryStats) error {
 		s.markSealed(seg, res.entries)
 		prod, np := encodeProducers(prods)
 		b := encodeCheckpoint(id, res.entries, prod, np)
-		if err := writeFileAtomic(fsys, s.dir, segName(id)+idxSuffix, b); err != nil {
+		if err := vfs.WriteFile(fsys, idxPath(s.dir, id), b); err != nil {
 			s.log.Warn().Err(err).Str("segment", path).Msg("index checkpoint not written")
 		} else {
 			seg.ckDone.Store(true)

@@ -33,10 +33,10 @@ const (
 const (
 	segSuffix   = ".wal"
 	idxSuffix   = ".idx"
-	prepSuffix  = ".prep"  // a segment being preallocated; deleted on open
-	tmpSuffix   = ".tmp"   // a file being written before its rename; deleted on open
-	tornInfix   = ".torn-" // a copy of a torn tail cut off by recovery
-	segNameBase = 20       // digits in a segment file name
+	prepSuffix  = ".prep"       // a segment being preallocated; deleted on open
+	tmpSuffix   = vfs.TmpSuffix // a file being written before its rename (vfs.WriteFile); deleted on open
+	tornInfix   = ".torn-"      // a copy of a torn tail cut off by recovery
+	segNameBase = 20            // digits in a segment file name
 )
 
 type chunkHeader struct {

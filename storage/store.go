@@ -285,7 +285,7 @@ func Open(cfg Config) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{cfg: cfg, fs: cfg.FS, log: cfg.Logger.With().Str("component", "storage").Logger(), byKey: map[uint32]*partition{}}
-	if err := s.fs.MkdirAll(cfg.Dir); err != nil {
+	if err := vfs.MkdirAllSync(s.fs, cfg.Dir); err != nil {
 		return nil, fmt.Errorf("storage: %w", err)
 	}
 	m, ok, err := loadMeta(s.fs, cfg.Dir)

@@ -1011,7 +1011,7 @@ func (s *shard) queueCheckpoint(seg *segment, entries []ckEntry, snap producerMa
 func (s *shard) writeCheckpoint(id uint64, entries []ckEntry, snap producerMap) error {
 	prod, np := encodeProducers(snap)
 	b := encodeCheckpoint(id, entries, prod, np)
-	return writeFileAtomic(s.st.fs, s.dir, segName(id)+idxSuffix, b)
+	return vfs.WriteFile(s.st.fs, idxPath(s.dir, id), b)
 }
 
 func (s *shard) runBg() {

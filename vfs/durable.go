@@ -1,6 +1,12 @@
 package vfs
 
-import "path"
+import (
+	"errors"
+	"io"
+	"path"
+
+	"golang.org/x/sys/unix"
+)
 
 // TmpSuffix is appended to a file's name while WriteFile writes it. A
 // store that lists its directory ignores (or removes) names ending in it.
@@ -43,8 +49,12 @@ func WriteFile(fs FS, name string, data []byte) error {
 
 // MkdirAllSync creates dir and any missing parents, then syncs the parent
 // of every directory on the path, so that once it returns nil dir exists
-// after a crash. Syncing a directory that did not change costs little, and
-// the file-system interface cannot tell which directories were created.
+// after a crash. Every parent is synced, not only those of directories this
+// call created: one created by a process killed before it synced is there
+// but not yet durable. Each sync may cost a disk cache flush, so call it
+// once per directory tree, not per file. A parent whose file system cannot
+// sync directories (EINVAL: a read-only root such as squashfs above a
+// mounted data directory) is skipped; nothing can be created there.
 // Files later created in dir still need a SyncDir(dir) (WriteFile does it).
 func MkdirAllSync(fs FS, dir string) error {
 	dir = path.Clean(dir)
@@ -56,9 +66,31 @@ func MkdirAllSync(fs FS, dir string) error {
 		if parent == d {
 			return nil
 		}
-		if err := fs.SyncDir(parent); err != nil {
+		if err := fs.SyncDir(parent); err != nil && !errors.Is(err, unix.EINVAL) {
 			return err
 		}
 		d = parent
 	}
+}
+
+// ReadFile returns the whole contents of the file name.
+func ReadFile(fs FS, name string) ([]byte, error) {
+	f, err := fs.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	size, err := f.Size()
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, size)
+	n, err := f.ReadAt(b, 0)
+	if n == len(b) {
+		return b, nil
+	}
+	if err == nil {
+		err = io.ErrUnexpectedEOF
+	}
+	return nil, err
 }

@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"sync/atomic"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // failOpN fails the nth (1-based) operation of any kind; it reports
@@ -98,5 +100,25 @@ func TestMkdirAllSyncSyncsParents(t *testing.T) {
 		if synced[i] != want[i] {
 			t.Fatalf("synced %q, want %q", synced, want)
 		}
+	}
+}
+
+// TestMkdirAllSyncSkipsUnsyncableParents: a parent on a file system that
+// cannot sync directories (EINVAL) does not fail MkdirAllSync; other
+// errors do.
+func TestMkdirAllSyncSkipsUnsyncableParents(t *testing.T) {
+	ffs := NewFaultFS(NewMemFS())
+	ffs.SetInjector(func(op Op) error {
+		if op.Kind == OpSyncDir && op.Name == "/" {
+			return unix.EINVAL
+		}
+		return nil
+	})
+	if err := MkdirAllSync(ffs, "/data/wal"); err != nil {
+		t.Fatalf("EINVAL from syncing /: %v", err)
+	}
+	ffs.SetInjector(FailNth(OpSyncDir, "data", 1, unix.EIO))
+	if err := MkdirAllSync(ffs, "/data/wal"); !errors.Is(err, unix.EIO) {
+		t.Fatalf("EIO from syncing /data: %v", err)
 	}
 }

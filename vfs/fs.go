@@ -25,7 +25,8 @@ type FS interface {
 	MkdirAll(dir string) error
 	// List returns the names (not paths) of the entries in dir, sorted.
 	List(dir string) ([]string, error)
-	// SyncDir makes renames, creations and removals in dir durable.
+	// SyncDir makes renames, creations and removals in dir durable,
+	// including new subdirectories (see MkdirAllSync).
 	SyncDir(dir string) error
 }
 

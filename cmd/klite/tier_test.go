@@ -27,6 +27,7 @@ import (
 	"github.com/klite/klite/tier"
 	"github.com/klite/klite/tier/s3fault"
 	"github.com/klite/klite/tier/s3test"
+	"github.com/klite/klite/vfs"
 )
 
 const (
@@ -649,13 +650,13 @@ func TestFreshDir(t *testing.T) {
 	if fresh, err := freshDir(dir); !fresh || err != nil {
 		t.Fatalf("empty dir: fresh %v, %v", fresh, err)
 	}
-	if err := markRestore(dir, true); err != nil {
+	if err := markRestore(vfs.OSFS{}, dir, true); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := freshDir(dir); err == nil || !strings.Contains(err.Error(), "interrupted") {
 		t.Fatalf("restore marker: %v", err)
 	}
-	if err := markRestore(dir, false); err != nil {
+	if err := markRestore(vfs.OSFS{}, dir, false); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "meta.json"), []byte("{}"), 0o644); err != nil {
@@ -663,6 +664,29 @@ func TestFreshDir(t *testing.T) {
 	}
 	if fresh, err := freshDir(dir); fresh || err != nil {
 		t.Fatalf("dir with %s: fresh %v, %v", "meta.json", fresh, err)
+	}
+}
+
+// TestRestoreMarkerSurvivesCrash: once markRestore(on) returns, a crash
+// finds the marker (so an interrupted restore is never mistaken for the
+// broker's state); once markRestore(off) returns, a crash does not.
+func TestRestoreMarkerSurvivesCrash(t *testing.T) {
+	mem := vfs.NewMemFS()
+	if _, err := openWALDir(mem, "/wal", "id"); err != nil {
+		t.Fatal(err)
+	}
+	marker := filepath.Join("/wal", restoreMarker)
+	if err := markRestore(mem, "/wal", true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vfs.ReadFile(mem.CrashClone(vfs.CrashDropUnsynced, 1), marker); err != nil {
+		t.Fatalf("marker lost in a crash after markRestore(on): %v", err)
+	}
+	if err := markRestore(mem, "/wal", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vfs.ReadFile(mem.CrashClone(vfs.CrashDropUnsynced, 1), marker); err == nil {
+		t.Fatal("marker back after a crash after markRestore(off)")
 	}
 }
 

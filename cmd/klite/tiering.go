@@ -7,7 +7,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -19,6 +18,7 @@ import (
 	"github.com/klite/klite/group"
 	"github.com/klite/klite/storage"
 	"github.com/klite/klite/tier"
+	"github.com/klite/klite/vfs"
 )
 
 const (
@@ -156,25 +156,18 @@ func (t *tiering) loadRestore(ctx context.Context) (*restorePlan, error) {
 	return plan, nil
 }
 
-// markRestore creates (on) or removes the restore marker in dir, durably.
-func markRestore(dir string, on bool) error {
+// markRestore creates (on) or removes the restore marker in dir, durably:
+// the marker must be on disk before the restore writes anything, and gone
+// for good once the restore is complete.
+func markRestore(fsys vfs.FS, dir string, on bool) error {
 	name := filepath.Join(dir, restoreMarker)
 	if on {
-		f, err := os.OpenFile(name, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-		if err != nil {
-			return err
-		}
-		if err := errors.Join(f.Sync(), f.Close()); err != nil {
-			return err
-		}
-	} else if err := os.Remove(name); err != nil {
+		return vfs.WriteFile(fsys, name, nil)
+	}
+	if err := fsys.Remove(name); err != nil {
 		return err
 	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	return errors.Join(d.Sync(), d.Close())
+	return fsys.SyncDir(dir)
 }
 
 // restore rebuilds an empty store and the committed offsets (into the
