@@ -90,8 +90,9 @@
 //
 // Open loads the highest snapshot, replays every log whose seq is >= the
 // snapshot's in order, and removes older files. The only damage it repairs
-// on its own is a torn tail: in the newest log, a record or write that does
-// not check (header cut short, length past the end of the file, CRC
+// on its own is a torn tail: in the log being written (the newest that
+// holds anything: a compaction may have created an empty successor), a
+// record or write that does not check (header cut short, length past the end of the file, CRC
 // mismatch) with no intact write (a marker whose records' CRC checks)
 // anywhere after it. That is what a crash during the last, unacknowledged
 // write leaves; it is cut, with a Warn, and the cut bytes are kept in

@@ -218,6 +218,18 @@ func (l *offsetsLog) recover() error {
 		}
 		live = append(live, s)
 	}
+	// The log being written is the last one holding anything: a newer one
+	// may exist empty (created by a compaction that then failed to sync
+	// the directory, or that had no write yet).
+	written := len(live) - 1
+	for written > 0 {
+		if n, err := l.fileSize(logName(live[written])); err != nil {
+			return err
+		} else if n > 0 {
+			break
+		}
+		written--
+	}
 	for i, s := range live {
 		b, err := l.readAll(logName(s))
 		if err != nil {
@@ -225,7 +237,7 @@ func (l *offsetsLog) recover() error {
 		}
 		good, why, torn := replay(l.state, b, true)
 		if why != "" {
-			if err := l.badRecord(logName(s), b, good, why, i == len(live)-1, torn); err != nil {
+			if err := l.badRecord(logName(s), b, good, why, i >= written, torn); err != nil {
 				return err
 			}
 		}
@@ -260,8 +272,9 @@ func (l *offsetsLog) recover() error {
 // badRecord decides what to do with a file whose record at byte at does
 // not check. A torn tail (in the newest log, a record or write that does
 // not check with no intact write after it) is what a crash mid-write
-// leaves: it was never acknowledged and is cut. Anything else may hide acknowledged records: it fails the open,
-// unless the operator asked for repair. A cut keeps the cut bytes aside.
+// leaves: it was never acknowledged and is cut. Anything else may hide
+// acknowledged records: it fails the open, unless the operator asked for
+// repair. A cut keeps the cut bytes aside.
 func (l *offsetsLog) badRecord(name string, b []byte, at int, why string, newest, tornKind bool) error {
 	full := path.Join(l.dir, name)
 	aside := fmt.Sprintf("%s.broken-%d", full, at)
@@ -320,6 +333,19 @@ func (l *offsetsLog) cut(full string, b []byte, at int, aside string) error {
 	return nil
 }
 
+func (l *offsetsLog) fileSize(name string) (int64, error) {
+	f, err := l.fs.Open(path.Join(l.dir, name))
+	if err != nil {
+		return 0, fmt.Errorf("group: open %s: %w", name, err)
+	}
+	defer f.Close()
+	n, err := f.Size()
+	if err != nil {
+		return 0, fmt.Errorf("group: size %s: %w", name, err)
+	}
+	return n, nil
+}
+
 func (l *offsetsLog) readAll(name string) ([]byte, error) {
 	f, err := l.fs.Open(path.Join(l.dir, name))
 	if err != nil {
@@ -341,8 +367,9 @@ func (l *offsetsLog) readAll(name string) ([]byte, error) {
 // bytes it accepted; why is empty when that is all of b, else it says what
 // is wrong with the record at the returned offset, and torn says whether a
 // write cut short could have left it (a frame or write that does not check;
-// not a record whose CRC checks but whose body does not decode). Logs (writes true) hold
-// writes: a marker, then the records it covers, applied all or none.
+// not a record whose CRC checks but whose body does not decode). Logs
+// (writes true) hold writes: a marker, then the records it covers, applied
+// all or none.
 // Snapshots hold bare records. Records outside a write are accepted in logs
 // too (logs written before markers existed).
 func replay(state map[string]*storedGroup, b []byte, writes bool) (good int, why string, torn bool) {

@@ -528,3 +528,26 @@ func TestCommitRecordsBounded(t *testing.T) {
 		t.Fatalf("%d records, %d offsets", n, len(st["g"].offsets))
 	}
 }
+
+// TestLogTornTailBeforeEmptyLog: a compaction that created the next log but
+// failed to sync the directory leaves it empty while writes go on to the
+// previous one; that one is still the log being written, so its torn tail
+// is cut.
+func TestLogTornTailBeforeEmptyLog(t *testing.T) {
+	fs, starts := threeWrites(t)
+	b := readMem(t, fs, log1)
+	writeMem(t, fs, log1, b[:len(b)-3])
+	writeMem(t, fs, "/g/"+logName(2), nil)
+	if err := fs.SyncDir("/g"); err != nil {
+		t.Fatal(err)
+	}
+	l, err := openRepair(fs, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.close()
+	wantOffsets(t, l, 2)
+	if cut := readMem(t, fs, fmt.Sprintf("%s.broken-%d", log1, starts[2])); !bytes.Equal(cut, b[starts[2]:len(b)-3]) {
+		t.Fatal("the copy of the torn tail differs")
+	}
+}
