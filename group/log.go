@@ -296,7 +296,7 @@ func (l *offsetsLog) badRecord(name string, b []byte, at int, why string, newest
 			Msg("offsets log: repair: cutting the file at a bad record; records after it in this file are lost")
 	default:
 		return fmt.Errorf("%w: %s at byte %d: %s (%s); records after it may have been acknowledged: "+
-			"restore %s from a backup, or reopen with repair to cut the file at byte %d (a copy of the cut bytes is kept in %s)",
+			"restore %s from a backup, or open it once with repair, which cuts the file at byte %d and keeps the cut bytes in %s",
 			ErrCorrupt, full, at, why, what, l.dir, at, aside)
 	}
 	return l.cut(full, b, at, aside)

@@ -406,7 +406,7 @@ const groupsDir = "groups"
 func openGroups(cfg Config, store *storage.Store, root zerolog.Logger) (*group.Coordinator, error) {
 	gc, err := group.Open(groupConfig(cfg, store, root))
 	if errors.Is(err, group.ErrCorrupt) {
-		return nil, fmt.Errorf("open group coordinator: %w (to start anyway, cutting the file there: -offsets-log-repair)", err)
+		return nil, fmt.Errorf("open group coordinator: %w (repair: start once with -offsets-log-repair)", err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open group coordinator: %w", err)
