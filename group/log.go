@@ -50,6 +50,9 @@ const (
 	// writeExtentBytes is the size at which one write starts another
 	// marker; an op's records always stay under one marker.
 	writeExtentBytes = 64 << 20
+	// keepWriteBufBytes is the largest write buffer the writer keeps for
+	// the next write.
+	keepWriteBufBytes = 4 << 20
 )
 
 var (
@@ -592,6 +595,9 @@ func (l *offsetsLog) write(all []*logOp, buf *[]byte) {
 			putMarker(b[at:at+len(noMarker)], b[at+len(noMarker):])
 		}
 		*buf = b
+		if cap(b) > keepWriteBufBytes {
+			*buf = nil // one huge commit does not pin its size for good
+		}
 		start := time.Now()
 		if _, werr := l.file.WriteAt(b, l.size); werr != nil {
 			err = werr
