@@ -14,27 +14,30 @@ import (
 
 // Defaults follow Apache Kafka's broker defaults.
 const (
-	DefaultMinSessionTimeout      = 6 * time.Second    // group.min.session.timeout.ms
-	DefaultMaxSessionTimeout      = 30 * time.Minute   // group.max.session.timeout.ms
-	DefaultInitialRebalanceDelay  = 3 * time.Second    // group.initial.rebalance.delay.ms
-	DefaultOffsetsRetention       = 7 * 24 * time.Hour // offsets.retention.minutes
-	DefaultRetentionCheckInterval = 10 * time.Minute   // offsets.retention.check.interval.ms
-	DefaultMaxMetadataBytes       = 4096               // offset.metadata.max.bytes
-	DefaultMaxGroupMetadataBytes  = 1048588            // __consumer_offsets' max.message.bytes (message.max.bytes)
-	// MaxMetadataBytesLimit bounds Config.MaxMetadataBytes, so that one
-	// committed offset always fits in one offsets log record.
-	MaxMetadataBytesLimit = 16 << 20
-	// MaxGroupMetadataBytesLimit bounds Config.MaxGroupMetadataBytes: the
-	// largest record the offsets log reads back.
-	MaxGroupMetadataBytesLimit = MaxRecordBytes
-	DefaultCompactBytes        = 64 << 20             // offsets log size that triggers a snapshot
-	newMemberJoinTimeout       = 5 * time.Minute      // KIP-394: a new member must rejoin within this
-	maxTimeout                 = 365 * 24 * time.Hour // clamp for client-given timeouts
-	defaultMaxGroupSize        = int(^uint32(0) >> 1) // group.max.size: Int.MaxValue
+	DefaultMinSessionTimeout      = 6 * time.Second      // group.min.session.timeout.ms
+	DefaultMaxSessionTimeout      = 30 * time.Minute     // group.max.session.timeout.ms
+	DefaultInitialRebalanceDelay  = 3 * time.Second      // group.initial.rebalance.delay.ms
+	DefaultOffsetsRetention       = 7 * 24 * time.Hour   // offsets.retention.minutes
+	DefaultRetentionCheckInterval = 10 * time.Minute     // offsets.retention.check.interval.ms
+	DefaultMaxMetadataBytes       = 4096                 // offset.metadata.max.bytes
+	DefaultMaxGroupMetadataBytes  = 1048588              // __consumer_offsets' max.message.bytes (message.max.bytes)
+	DefaultCompactBytes           = 64 << 20             // offsets log size that triggers a snapshot
+	newMemberJoinTimeout          = 5 * time.Minute      // KIP-394: a new member must rejoin within this
+	maxTimeout                    = 365 * 24 * time.Hour // clamp for client-given timeouts
+	defaultMaxGroupSize           = int(^uint32(0) >> 1) // group.max.size: Int.MaxValue
 
 	DefaultConsumerSessionTimeout    = 45 * time.Second // group.consumer.session.timeout.ms
 	DefaultConsumerHeartbeatInterval = 5 * time.Second  // group.consumer.heartbeat.interval.ms
 	DefaultTopicRefreshInterval      = 5 * time.Second  // how often consumer groups re-resolve subscriptions
+)
+
+// Upper bounds of the configurable limits: what the offsets log reads back.
+const (
+	// MaxMetadataBytesLimit bounds Config.MaxMetadataBytes, so that one
+	// committed offset always fits in one offsets log record.
+	MaxMetadataBytesLimit = 16 << 20
+	// MaxGroupMetadataBytesLimit bounds Config.MaxGroupMetadataBytes.
+	MaxGroupMetadataBytesLimit = MaxRecordBytes
 )
 
 // TopicLookup answers how many partitions a topic has; ok is false for a
