@@ -65,7 +65,7 @@ func decodeClassic(d *dec) (*storedClassic, error) {
 	}
 	s := &storedClassic{protocolType: d.str(), generation: d.i32(), protocol: d.str(), leader: d.str()}
 	n := d.u32()
-	if int(n) > len(d.b) {
+	if int(n) > len(d.b)/minMemberBytes {
 		return nil, errors.New("group: bad count")
 	}
 	s.members = make([]storedMember, 0, n)

@@ -905,6 +905,14 @@ func encodeState(state map[string]*storedGroup) []byte {
 	return out
 }
 
+// Smallest encodings of repeated entries, so a decoder sizes nothing by a
+// count its input could not hold.
+const (
+	minCommitEntryBytes = 38 // topic length u16, partition, offset, epoch, metadata length u32, two times
+	minTPBytes          = 6  // topic length u16, partition
+	minMemberBytes      = 24 // four string lengths u16, two timeouts, two byte-string lengths u32
+)
+
 type dec struct {
 	b   []byte
 	bad bool
@@ -956,7 +964,7 @@ func decodeRecord(body []byte) (func(map[string]*storedGroup), error) {
 	switch typ {
 	case recCommit:
 		n := d.u32()
-		if int(n) > len(d.b) {
+		if int(n) > len(d.b)/minCommitEntryBytes { // allocation bounded by the input
 			return nil, errors.New("group: bad count")
 		}
 		entries := make([]commitEntry, 0, n)
@@ -974,7 +982,7 @@ func decodeRecord(body []byte) (func(map[string]*storedGroup), error) {
 		apply = applyCommit(group, entries)
 	case recDeleteOffsets:
 		n := d.u32()
-		if int(n) > len(d.b) {
+		if int(n) > len(d.b)/minTPBytes {
 			return nil, errors.New("group: bad count")
 		}
 		tps := make([]TP, 0, n)
