@@ -92,10 +92,12 @@
 // snapshot's in order, and removes older files. The only damage it repairs
 // on its own is a torn tail: in the log being written (the newest that
 // holds anything: a compaction may have created an empty successor), a
-// record or write that does not check (header cut short, length past the end of the file, CRC
-// mismatch) with no intact write (a marker whose records' CRC checks)
-// anywhere after it. That is what a crash during the last, unacknowledged
-// write leaves; it is cut, with a Warn, and the cut bytes are kept in
+// record or write that does not check (header cut short, length past the
+// end of the file, CRC mismatch) with no intact write (a marker whose
+// records' CRC checks) after it; when the bad write's own marker is intact,
+// "after" starts where that marker says the write ends, since a write's
+// records hold client-chosen bytes that could look like a write. That is
+// what a crash during the last, unacknowledged write leaves; it is cut, with a Warn, and the cut bytes are kept in
 // <file>.broken-<offset>.
 //
 // Anything else fails Open with ErrCorrupt, naming the file, the byte offset

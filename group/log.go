@@ -284,7 +284,7 @@ func (l *offsetsLog) badRecord(name string, b []byte, at int, why string, newest
 	what := "a snapshot or an older log is never torn"
 	torn := false
 	if newest && tornKind {
-		_, after := intactWriteAfter(b, at)
+		_, after := intactWriteAfter(b, writeEnd(b, at)-1)
 		torn = !after
 		what = "not a torn write: intact writes follow it"
 	} else if newest {
@@ -474,6 +474,22 @@ func decodeMarker(body []byte) (ext int, crc uint32, ok bool) {
 		return 0, 0, false
 	}
 	return int(binary.BigEndian.Uint32(body[1:])), binary.BigEndian.Uint32(body[5:]), true
+}
+
+// writeEnd is where the write starting at pos ends if its marker is intact
+// (its records may not be), else pos: acknowledged writes can only start
+// there or later, never inside a write's own records (whose bytes a client
+// chose).
+func writeEnd(b []byte, pos int) int {
+	body, end, why := readFrame(b, pos)
+	if why != "" || body[0] != recWrite {
+		return pos
+	}
+	ext, _, ok := decodeMarker(body)
+	if !ok {
+		return pos
+	}
+	return min(end+ext, len(b))
 }
 
 // intactWriteAfter reports whether an intact write (a marker whose CRC and

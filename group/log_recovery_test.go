@@ -551,3 +551,30 @@ func TestLogTornTailBeforeEmptyLog(t *testing.T) {
 		t.Fatal("the copy of the torn tail differs")
 	}
 }
+
+// TestLogTornWriteWithForgedWriteInside: a torn last write whose records
+// carry, in client-chosen metadata, the bytes of an intact write is still
+// a torn tail: acknowledged writes start only where a write ends.
+func TestLogTornWriteWithForgedWriteInside(t *testing.T) {
+	fs, _ := threeWrites(t)
+	inner := commitRecord("g", []commitEntry{{TP{"t", 9}, Offset{Offset: 9}}})
+	forged := string(append(marker(inner), inner...))
+	recs := commitRecord("g", []commitEntry{{TP{"t", 8}, Offset{Offset: 8, Metadata: forged}}})
+	b := readMem(t, fs, log1)
+	at := len(b)
+	b = append(append(b, marker(recs)...), recs...)
+	clear(b[at+len(noMarker)+recHeaderBytes+4 : at+len(noMarker)+recHeaderBytes+8]) // a lost sector before the metadata
+	writeMem(t, fs, log1, b)
+	if _, ok := intactWriteAfter(b, at); !ok {
+		t.Fatal("the forged write does not look intact: the test proves nothing")
+	}
+	l, err := openRepair(fs, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.close()
+	wantOffsets(t, l, 3)
+	if _, ok := l.offset("g", TP{"t", 9}); ok {
+		t.Fatal("the forged write was applied")
+	}
+}
