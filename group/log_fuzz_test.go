@@ -42,7 +42,8 @@ func seedLogs() [][]byte {
 // a snapshot's records. Invariants: never panics (so never reads past the
 // input); accepts a prefix of the input, and all of it exactly when it
 // reports nothing wrong; the accepted prefix replays again whole; the
-// torn-tail probe and the write-time check never panic either.
+// torn-tail probes stay inside the input and the write-time check never
+// panics either.
 func FuzzReplay(f *testing.F) {
 	for _, s := range seedLogs() {
 		f.Add(s)
@@ -60,6 +61,9 @@ func FuzzReplay(f *testing.F) {
 		}
 		if q, ok := intactWriteAfter(b, 0); ok && (q <= 0 || q >= len(b)) {
 			t.Fatalf("intact write at %d of %d", q, len(b))
+		}
+		if e := writeEnd(b, 0); e < 0 || e > len(b) {
+			t.Fatalf("write end %d of %d", e, len(b))
 		}
 		_ = checkRecords(b)
 		if len(b) > 0 {
