@@ -123,7 +123,7 @@ func TestS3UploadReadRoundTrip(t *testing.T) {
 	rng := newRand(31)
 	src := newTestSource(t)
 	parts := []Partition{testPart(0), testPart(1), testPart(2)}
-	src.addSegment(rng, parts, 60, 200_000) // ~6 MB per partition
+	src.addSegment(rng, parts, 70, 200_000) // ~7 MB per partition
 	src.addSegment(rng, parts, 20, 2_000)
 	up := testUploader(store, src, 8<<20)
 	if err := up.UploadAll(ctx); err != nil {

@@ -127,9 +127,21 @@ func serve(cfg Config, root zerolog.Logger) error {
 				return fmt.Errorf("-wal %s is empty and the bucket could not be read: %w", cfg.WALDir, err)
 			}
 			if plan != nil {
-				if err := markRestore(vfs.OSFS{}, cfg.WALDir, true); err != nil {
-					return fmt.Errorf("restore marker: %w", err)
+				if clusterID, err = restoredClusterID(cfg, plan, clusterID, log); err != nil {
+					return err
 				}
+			}
+		}
+		// Before anything is written to the bucket or restored into -wal.
+		ctx, cancel := context.WithTimeout(context.Background(), restoreTimeout)
+		err = tiers.claim(ctx, cfg, clusterID, fresh)
+		cancel()
+		if err != nil {
+			return err
+		}
+		if plan != nil {
+			if err := markRestore(vfs.OSFS{}, cfg.WALDir, true); err != nil {
+				return fmt.Errorf("restore marker: %w", err)
 			}
 		}
 		log.Info().Str("bucket", cfg.S3Bucket).Str("prefix", cfg.S3Prefix).Str("endpoint", cfg.S3Endpoint).

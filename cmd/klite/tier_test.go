@@ -412,7 +412,9 @@ func TestTieredReads(t *testing.T) {
 
 // TestDisasterRecovery: after a clean stop, the WAL dir is deleted; klite
 // started on the empty dir with the same bucket has every topic (with its
-// ID and configs), record and committed offset back.
+// ID and configs), record, committed offset and its cluster id back; the
+// clean stop released the bucket prefix, so the new instance claims it
+// without -s3-take-over.
 func TestDisasterRecovery(t *testing.T) {
 	endpoint := startS3(t)
 	b := startBroker(t, tierFlags(endpoint)...)
@@ -445,6 +447,10 @@ func TestDisasterRecovery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	mdBefore, err := adm.BrokerMetadata(ctx)
+	if err != nil || mdBefore.Cluster == "" {
+		t.Fatalf("cluster id before: %q %v", mdBefore.Cluster, err)
+	}
 	endsBefore, err := adm.ListEndOffsets(ctx, topic, small)
 	if err != nil {
 		t.Fatal(err)
@@ -467,6 +473,9 @@ func TestDisasterRecovery(t *testing.T) {
 	after, err := adm.ListTopics(ctx)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if md, err := adm.BrokerMetadata(ctx); err != nil || md.Cluster != mdBefore.Cluster {
+		t.Errorf("cluster id after the restore %q (%v), before %q", md.Cluster, err, mdBefore.Cluster)
 	}
 	for _, name := range []string{topic, small} {
 		bd, ad := before[name], after[name]
