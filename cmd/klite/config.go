@@ -43,6 +43,7 @@ type Config struct {
 	AutoCreateTopics   bool
 	MaxMessageBytes    int
 	MaxTopicPartitions int
+	MaxPartitions      int64
 
 	Loops               int
 	MaxRequestBytes     int
@@ -110,6 +111,7 @@ func defaultConfig() Config {
 		AutoCreateTopics:   true,
 		MaxMessageBytes:    1048588,
 		MaxTopicPartitions: 10000,
+		MaxPartitions:      storage.DefaultMaxTotalPartitions,
 
 		Loops:               0,
 		MaxRequestBytes:     100 << 20,
@@ -196,6 +198,7 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.BoolVar(&cfg.AutoCreateTopics, "auto-create-topics", cfg.AutoCreateTopics, "create unknown topics on Metadata requests that allow it (auto.create.topics.enable)")
 	fs.IntVar(&cfg.MaxMessageBytes, "max-message-bytes", cfg.MaxMessageBytes, "largest record batch accepted, in `bytes` (message.max.bytes)")
 	fs.IntVar(&cfg.MaxTopicPartitions, "max-topic-partitions", cfg.MaxTopicPartitions, "most partitions one topic may have")
+	fs.Int64Var(&cfg.MaxPartitions, "max-partitions", cfg.MaxPartitions, "most partitions of all topics together; creates past it answer POLICY_VIOLATION")
 	fs.IntVar(&cfg.Loops, "loops", cfg.Loops, "network event loops; 0 means one per CPU")
 	fs.IntVar(&cfg.MaxRequestBytes, "max-request-bytes", cfg.MaxRequestBytes, "largest request frame, in `bytes`; larger ones close the connection (socket.request.max.bytes)")
 	fs.IntVar(&cfg.MaxInflightRequests, "max-inflight-requests", cfg.MaxInflightRequests, "requests read but not yet answered, per connection; past it no more are read until one is answered")
@@ -283,6 +286,9 @@ func (c *Config) validate() error {
 	}
 	if c.MaxTopicPartitions < 1 || c.MaxTopicPartitions > 100000 {
 		bad("-max-topic-partitions must be in [1, 100000]")
+	}
+	if c.MaxPartitions < 1 {
+		bad("-max-partitions must be at least 1")
 	}
 	if c.DefaultPartitions > c.MaxTopicPartitions {
 		bad("-default-partitions (%d) must not exceed -max-topic-partitions (%d)", c.DefaultPartitions, c.MaxTopicPartitions)

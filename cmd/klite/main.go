@@ -155,6 +155,7 @@ func serve(cfg Config, root zerolog.Logger) error {
 		FsyncLinger:            cfg.FsyncLinger,
 		Prealloc:               preallocModes[cfg.Prealloc],
 		MaxPartitions:          int32(cfg.MaxTopicPartitions),
+		MaxTotalPartitions:     cfg.MaxPartitions,
 		ProducerExpiry:         cfg.ProducerExpiry,
 		Cold:                   tiers.coldLog(),
 		OnSeal:                 tiers.kick,
