@@ -88,6 +88,15 @@ func checkOne(t *testing.T, c *Coordinator, group string, off int64) {
 	}
 }
 
+// skipUnderRace skips a test that moves tens of megabytes when the race
+// detector is on; plain `go test` runs it.
+func skipUnderRace(t *testing.T) {
+	t.Helper()
+	if raceEnabled {
+		t.Skip("moves tens of MB: too slow and large under -race; runs without it")
+	}
+}
+
 // reopen closes c (a clean stop, as after SIGTERM) and opens fs again.
 func reopen(t *testing.T, c *Coordinator, fs vfs.FS, mod ...func(*Config)) *Coordinator {
 	t.Helper()
@@ -103,6 +112,7 @@ func reopen(t *testing.T, c *Coordinator, fs vfs.FS, mod ...func(*Config)) *Coor
 // over __consumer_offsets' max.message.bytes) and never logged; the log
 // reopens with every acknowledged commit.
 func TestOversizedGroupMetadataRefused(t *testing.T) {
+	skipUnderRace(t)
 	fs := vfs.NewMemFS()
 	c := openTestCoordinator(t, fs)
 	commitOne(t, c, "before", 7)
@@ -171,6 +181,7 @@ func TestGroupMetadataLimitConfigurable(t *testing.T) {
 // of metadata each (43 MB, inside every limit) are snapshotted and reopen:
 // the snapshot splits a group's offsets across bounded records.
 func TestWideCommitsReopen(t *testing.T) {
+	skipUnderRace(t)
 	fs := vfs.NewMemFS()
 	c := openTestCoordinator(t, fs, bigTopics)
 	wideCommit(t, c, "g", "a", 10000, 100)
@@ -189,6 +200,7 @@ func TestWideCommitsReopen(t *testing.T) {
 // 40 MB, a commit of 70 MB (one record over the read limit before) and a
 // commit acknowledged after it both come back.
 func TestOversizedCommitAfterLargeSnapshot(t *testing.T) {
+	skipUnderRace(t)
 	fs := vfs.NewMemFS()
 	small := func(c *Config) { bigTopics(c); c.CompactBytes = 1 << 20 }
 	c := openTestCoordinator(t, fs, small)
