@@ -28,7 +28,7 @@
 //
 // # Layout
 //
-//	<Dir>/snapshot-<seq>            every live record as of the start of log-<seq> (atomic: tmp+fsync+rename+dir fsync)
+//	<Dir>/snapshot-<seq>            every live record as of the start of log-<seq> (vfs.WriteFile: tmp+fsync+rename+dir fsync)
 //	<Dir>/log-<seq>                 writes appended since; the highest seq is the one being written
 //	<Dir>/<file>.broken-<offset>    the bytes recovery cut from <file> at <offset> (a torn tail, or a repair)
 //
@@ -97,8 +97,8 @@
 // records' CRC checks) after it; when the bad write's own marker is intact,
 // "after" starts where that marker says the write ends, since a write's
 // records hold client-chosen bytes that could look like a write. That is
-// what a crash during the last, unacknowledged write leaves; it is cut, with a Warn, and the cut bytes are kept in
-// <file>.broken-<offset>.
+// what a crash during the last, unacknowledged write leaves; it is cut,
+// with a Warn, and the cut bytes are kept in <file>.broken-<offset>.
 //
 // Anything else fails Open with ErrCorrupt, naming the file, the byte offset
 // and what to do: a bad record followed by intact writes (a flipped byte mid
@@ -114,9 +114,12 @@
 // Invariants:
 //   - A classic group becomes Stable, and its SyncGroups are answered, only
 //     after its type 6 record is fdatasynced (Kafka's group metadata append).
-//   - An OffsetCommit is answered only after its record is fdatasynced; a
+//   - An OffsetCommit is answered only after its records are fdatasynced; a
 //     failed write or fdatasync fails the waiting commits and every later one
 //     (never retried).
+//   - Every record the log acknowledges reads back on Open (write-time and
+//     read-time limits are the same), and Open never drops an acknowledged
+//     write without the operator's repair.
 //   - Group state is touched only on the coordinator loop.
 //   - Client input never panics: unknown groups, members and generations are
 //     Kafka error codes in the response.
