@@ -118,8 +118,9 @@
 //     failed write or fdatasync fails the waiting commits and every later one
 //     (never retried).
 //   - Every record the log acknowledges reads back on Open (write-time and
-//     read-time limits are the same), and Open never drops an acknowledged
-//     write without the operator's repair.
+//     read-time limits are the same), and Open cuts on its own only what a
+//     torn last write explains (damage confined to the last write of the
+//     log being written looks the same, and is cut too).
 //   - Group state is touched only on the coordinator loop.
 //   - Client input never panics: unknown groups, members and generations are
 //     Kafka error codes in the response.
