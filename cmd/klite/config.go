@@ -88,6 +88,8 @@ type Config struct {
 	GroupConsumerHeartbeatInterval time.Duration
 	OffsetsRetention               time.Duration
 	OffsetMetadataMaxBytes         int
+	GroupMetadataMaxBytes          int  // largest stored classic generation (__consumer_offsets' max.message.bytes)
+	OffsetsLogRepair               bool // cut a damaged offsets log at its bad record instead of refusing to start
 }
 
 // defaultConfig holds the built-in defaults. The Kafka-visible ones follow
@@ -147,6 +149,7 @@ func defaultConfig() Config {
 		GroupConsumerHeartbeatInterval: group.DefaultConsumerHeartbeatInterval,
 		OffsetsRetention:               group.DefaultOffsetsRetention,
 		OffsetMetadataMaxBytes:         group.DefaultMaxMetadataBytes,
+		GroupMetadataMaxBytes:          group.DefaultMaxGroupMetadataBytes,
 	}
 }
 
@@ -222,6 +225,8 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.IntVar(&cfg.GroupMaxSize, "group-max-size", cfg.GroupMaxSize, "most members of one consumer group; 0 means unlimited (group.max.size)")
 	fs.DurationVar(&cfg.OffsetsRetention, "offsets-retention", cfg.OffsetsRetention, "committed offsets of a group without members are dropped this long after it emptied, or after the\ncommit for groups that only store offsets (offsets.retention.minutes)")
 	fs.IntVar(&cfg.OffsetMetadataMaxBytes, "offset-metadata-max-bytes", cfg.OffsetMetadataMaxBytes, "largest metadata string of a committed offset, in `bytes` (offset.metadata.max.bytes)")
+	fs.IntVar(&cfg.GroupMetadataMaxBytes, "group-metadata-max-bytes", cfg.GroupMetadataMaxBytes, "largest stored generation of a classic group (every member's subscription and assignment), in `bytes`;\na SyncGroup over it answers UNKNOWN_SERVER_ERROR, as Kafka does past __consumer_offsets' max.message.bytes")
+	fs.BoolVar(&cfg.OffsetsLogRepair, "offsets-log-repair", cfg.OffsetsLogRepair, "start even if the group offsets log is damaged: cut each damaged file at its first bad record, keeping the\ncut bytes in <file>.broken-<offset> (commits after the cut in that file are lost); without it klite refuses to start")
 	fs.Int64Var(&cfg.RetentionMs, "retention-ms", cfg.RetentionMs, "default retention.ms of topics: data older than this many `ms` is deleted; -1 keeps it forever (log.retention.ms)")
 	fs.Int64Var(&cfg.RetentionBytes, "retention-bytes", cfg.RetentionBytes, "default retention.bytes of topics: a partition's oldest data is deleted past this many `bytes`; -1 no limit\n(log.retention.bytes)")
 	fs.DurationVar(&cfg.RetentionCheckInterval, "retention-check-interval", cfg.RetentionCheckInterval, "how often retention runs (log.retention.check.interval.ms)")
@@ -360,8 +365,11 @@ func (c *Config) validate() error {
 	if c.OffsetsRetention <= 0 {
 		bad("-offsets-retention must be > 0")
 	}
-	if c.OffsetMetadataMaxBytes < 1 {
-		bad("-offset-metadata-max-bytes must be at least 1")
+	if c.OffsetMetadataMaxBytes < 1 || c.OffsetMetadataMaxBytes > group.MaxMetadataBytesLimit {
+		bad("-offset-metadata-max-bytes must be between 1 and %d", group.MaxMetadataBytesLimit)
+	}
+	if c.GroupMetadataMaxBytes < 1024 || c.GroupMetadataMaxBytes > group.MaxGroupMetadataBytesLimit {
+		bad("-group-metadata-max-bytes must be between 1024 and %d (the offsets log's record limit)", group.MaxGroupMetadataBytesLimit)
 	}
 	if c.RetentionMs < -1 || c.RetentionMs == 0 {
 		bad("-retention-ms must be -1 (forever) or > 0")

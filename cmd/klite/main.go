@@ -419,6 +419,9 @@ const groupsDir = "groups"
 // up in the store.
 func openGroups(cfg Config, store *storage.Store, root zerolog.Logger) (*group.Coordinator, error) {
 	gc, err := group.Open(groupConfig(cfg, store, root))
+	if errors.Is(err, group.ErrCorrupt) {
+		return nil, fmt.Errorf("open group coordinator: %w (repair: start once with -offsets-log-repair)", err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open group coordinator: %w", err)
 	}
@@ -443,6 +446,8 @@ func groupConfig(cfg Config, store *storage.Store, root zerolog.Logger) group.Co
 		MaxGroupSize:              cfg.GroupMaxSize,
 		OffsetsRetention:          cfg.OffsetsRetention,
 		MaxMetadataBytes:          cfg.OffsetMetadataMaxBytes,
+		MaxGroupMetadataBytes:     cfg.GroupMetadataMaxBytes,
+		RepairLog:                 cfg.OffsetsLogRepair,
 		Logger:                    root, // group adds its own component field
 	}
 }
