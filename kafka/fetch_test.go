@@ -75,7 +75,7 @@ func TestFetchSplicingAllVersions(t *testing.T) {
 			"a/0": hs.partitionBytes("a", 0),
 			"a/1": {},
 			"a/2": hs.partitionBytes("a", 2),
-			"b/0": hs.partitionBytes("b", 0)[61:], // skip the first batch (offset 0 only)
+			"b/0": hs.partitionBytes("b", 0)[61+7:], // skip the first batch (offset 0 only: one 7-byte record)
 		}
 		hwm := map[string]int64{"a/0": 4, "a/1": 0, "a/2": 2, "b/0": 6}
 		seen := 0

@@ -34,7 +34,8 @@ import (
 const (
 	defaultPartitions         = 1
 	defaultMaxMessageBytes    = 1048588 // Kafka's max.message.bytes default
-	defaultMaxTopicPartitions = 10000   // CreateTopics/auto-create cap
+	defaultMaxDecompressed    = 64 << 20
+	defaultMaxTopicPartitions = 10000 // CreateTopics/auto-create cap
 	defaultAdvertisedPort     = 9092
 
 	// requestHeaderBytes is api key, api version and correlation id.
@@ -61,7 +62,10 @@ type Config struct {
 	MaxMessageBytes int32
 	// MaxTopicPartitions caps the partition count of one topic.
 	MaxTopicPartitions int32
-	Logger             zerolog.Logger
+	// MaxDecompressedBatchBytes bounds what one compressed batch may
+	// decompress to while produce validates its records.
+	MaxDecompressedBatchBytes int64
+	Logger                    zerolog.Logger
 
 	// Reported by DescribeConfigs only (configs.go): netloop and storage
 	// enforce these. Kafka's names and units; zero reports Kafka's default.
@@ -93,6 +97,9 @@ func (c *Config) setDefaults() {
 	if c.MaxTopicPartitions <= 0 {
 		c.MaxTopicPartitions = defaultMaxTopicPartitions
 	}
+	if c.MaxDecompressedBatchBytes <= 0 {
+		c.MaxDecompressedBatchBytes = defaultMaxDecompressed
+	}
 	if c.AdvertisedHost == "" {
 		c.AdvertisedHost = "localhost"
 	}
@@ -123,6 +130,12 @@ type Handler struct {
 	closed bool                    // guarded by mu
 	polls  map[*fetchWait]struct{} // long polls in progress, guarded by mu
 
+	// produceMu guards produceTail: per connection, closed when the last
+	// produce validated off the event loop has issued its appends (see
+	// 00_produce.go), so appends keep each connection's request order.
+	produceMu   sync.Mutex
+	produceTail map[uint64]chan struct{}
+
 	unknownLogged *logOnce // storage errors already logged (errors.go)
 }
 
@@ -137,6 +150,7 @@ func New(cfg Config, st Storage) *Handler {
 		warn:          log.Sample(&zerolog.BurstSampler{Burst: 5, Period: time.Minute}),
 		nodeReplicas:  []int32{cfg.NodeID},
 		polls:         make(map[*fetchWait]struct{}),
+		produceTail:   make(map[uint64]chan struct{}),
 		unknownLogged: newLogOnce(maxUnknownLogged),
 	}
 	h.apiKeys = advertisedKeys()

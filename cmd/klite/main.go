@@ -252,15 +252,16 @@ func serve(cfg Config, root zerolog.Logger) error {
 		log.Warn().Str("advertised", adv.String()).Msg(warn)
 	}
 	handler := kafka.New(kafka.Config{
-		NodeID:             int32(cfg.NodeID),
-		AdvertisedHost:     adv.Host,
-		AdvertisedPort:     int32(adv.Port),
-		ClusterID:          clusterID,
-		AutoCreateTopics:   cfg.AutoCreateTopics,
-		DefaultPartitions:  int32(cfg.DefaultPartitions),
-		MaxMessageBytes:    int32(cfg.MaxMessageBytes),
-		MaxTopicPartitions: int32(cfg.MaxTopicPartitions),
-		Logger:             root, // kafka adds its own component field
+		NodeID:                    int32(cfg.NodeID),
+		AdvertisedHost:            adv.Host,
+		AdvertisedPort:            int32(adv.Port),
+		ClusterID:                 clusterID,
+		AutoCreateTopics:          cfg.AutoCreateTopics,
+		DefaultPartitions:         int32(cfg.DefaultPartitions),
+		MaxMessageBytes:           int32(cfg.MaxMessageBytes),
+		MaxTopicPartitions:        int32(cfg.MaxTopicPartitions),
+		MaxDecompressedBatchBytes: cfg.MaxDecompressedBatchBytes,
+		Logger:                    root, // kafka adds its own component field
 		// Reported by DescribeConfigs under Kafka's names.
 		Listeners:                "PLAINTEXT://" + bound.String(),
 		LogDirs:                  cfg.WALDir,
@@ -430,6 +431,9 @@ const groupsDir = "groups"
 // up in the store.
 func openGroups(cfg Config, store *storage.Store, root zerolog.Logger) (*group.Coordinator, error) {
 	gc, err := group.Open(groupConfig(cfg, store, root))
+	if errors.Is(err, group.ErrCorrupt) {
+		return nil, fmt.Errorf("open group coordinator: %w (repair: start once with -offsets-log-repair)", err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open group coordinator: %w", err)
 	}
@@ -454,6 +458,8 @@ func groupConfig(cfg Config, store *storage.Store, root zerolog.Logger) group.Co
 		MaxGroupSize:              cfg.GroupMaxSize,
 		OffsetsRetention:          cfg.OffsetsRetention,
 		MaxMetadataBytes:          cfg.OffsetMetadataMaxBytes,
+		MaxGroupMetadataBytes:     cfg.GroupMetadataMaxBytes,
+		RepairLog:                 cfg.OffsetsLogRepair,
 		Logger:                    root, // group adds its own component field
 	}
 }

@@ -92,6 +92,8 @@ var registry = []struct {
 	{"produce-acks-1", func() Scenario { return &produceThroughput{name: "produce-acks-1", acks: "1"} }},
 	{"produce-100b", func() Scenario { return &produceThroughput{name: "produce-100b", acks: "all", recordSize: 100} }},
 	{"produce-10k", func() Scenario { return &produceThroughput{name: "produce-10k", acks: "all", recordSize: 10 << 10} }},
+	{"produce-lz4", func() Scenario { return &produceThroughput{name: "produce-lz4", acks: "all", compression: "lz4"} }},
+	{"produce-zstd", func() Scenario { return &produceThroughput{name: "produce-zstd", acks: "all", compression: "zstd"} }},
 	{"produce-latency", func() Scenario { return &produceLatency{} }},
 	{"tail-fetch", func() Scenario { return &tailFetch{} }},
 	{"catchup-fetch", func() Scenario { return &catchupFetch{} }},

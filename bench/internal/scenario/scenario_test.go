@@ -1,6 +1,7 @@
 package scenario
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/klite/klite/bench/internal/broker"
 	"github.com/klite/klite/bench/internal/limits"
@@ -143,6 +146,11 @@ func TestScenariosLive(t *testing.T) {
 	})
 	t.Run("produce-100b", func(t *testing.T) {
 		if metric(t, run("produce-100b"), "records").Value <= 0 {
+			t.Error("no records acknowledged")
+		}
+	})
+	t.Run("produce-zstd", func(t *testing.T) {
+		if metric(t, run("produce-zstd"), "records").Value <= 0 {
 			t.Error("no records acknowledged")
 		}
 	})
@@ -326,5 +334,22 @@ func TestPayloadStaysInPool(t *testing.T) {
 				t.Fatalf("size %d: got %d bytes", size, len(v))
 			}
 		}
+	}
+}
+
+// The compression scenarios' values compress as real payloads do: enough
+// that the broker's decompression has work, far from a trivial run.
+func TestTextPayloadCompresses(t *testing.T) {
+	p := payload{size: 1024, text: true}
+	var raw []byte
+	for range 256 {
+		raw = append(raw, p.next()...)
+	}
+	var out bytes.Buffer
+	w, _ := zstd.NewWriter(&out)
+	w.Write(raw)
+	w.Close()
+	if ratio := float64(len(raw)) / float64(out.Len()); ratio < 2 || ratio > 20 {
+		t.Fatalf("text values compress %.1fx with zstd, want 2-20x", ratio)
 	}
 }
