@@ -153,6 +153,20 @@ func TestMultipart(t *testing.T) {
 		t.Fatalf("not a 3-part multipart object: %+v %v", info, err)
 	}
 
+	// Over MultipartBytes but within one part: one PutObject, as the SDK's
+	// upload manager did (a multipart object's ETag ends in -<parts>).
+	small, err := New(ctx, Config{Bucket: testBucket, Endpoint: endpoint, AccessKey: s3test.Access, SecretKey: s3test.Secret,
+		MultipartBytes: 1 << 20, PartBytes: 5 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := small.Put(ctx, "m/one", bytes.NewReader(obj[:3<<20]), 3<<20, objstore.PutOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if info, err := small.Head(ctx, "m/one"); err != nil || strings.Contains(info.ETag, "-") {
+		t.Fatalf("one-part object went up as multipart: %+v %v", info, err)
+	}
+
 	part2 := func(req *http.Request) bool {
 		return req.Method == http.MethodPut && req.URL.Query().Get("partNumber") == "2"
 	}
