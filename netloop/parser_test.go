@@ -20,6 +20,8 @@ func (s *sliceSource) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+func (s *sliceSource) InboundBuffered() int { return len(s.b) - s.off }
+
 func admitAll(int) bool { return true }
 
 // refSplit is the reference splitter: whole input at once, obvious code.
