@@ -195,6 +195,7 @@ func serve(cfg Config, root zerolog.Logger) error {
 		MaxInflightBytes:        cfg.MaxInflightBytes,
 		MaxOutboundBytes:        cfg.MaxOutboundBytes,
 		MaxInboundBufferedBytes: cfg.MaxInboundBytes,
+		MaxQueuedRequestBytes:   cfg.MaxQueuedBytes,
 		IdleTimeout:             cfg.IdleTimeout,
 		MaxConns:                maxConns,
 		Logger:                  root, // netloop adds its own component field
@@ -222,6 +223,8 @@ func serve(cfg Config, root zerolog.Logger) error {
 		DefaultPartitions:  int32(cfg.DefaultPartitions),
 		MaxMessageBytes:    int32(cfg.MaxMessageBytes),
 		MaxTopicPartitions: int32(cfg.MaxTopicPartitions),
+		MaxFetchWait:       cfg.MaxFetchWait,
+		FetchWorkers:       cfg.FetchWorkers,
 		Logger:             root, // kafka adds its own component field
 		// Reported by DescribeConfigs under Kafka's names.
 		Listeners:                "PLAINTEXT://" + bound.String(),
