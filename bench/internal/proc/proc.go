@@ -204,3 +204,12 @@ func LoadAvg() string {
 	}
 	return strings.Join(f[:3], " ")
 }
+
+// PeakRSS returns VmHWM of pid in bytes: the highest RSS since it started.
+func PeakRSS(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	return statusKB(b, "VmHWM:")
+}

@@ -148,6 +148,14 @@ func TestScenariosLive(t *testing.T) {
 			}
 		}
 	})
+	t.Run("hostile-memory", func(t *testing.T) {
+		res := run("hostile-memory")
+		for _, k := range []string{"peak-abandoned", "peak-duplicates", "peak-prefixes", "rss-after"} {
+			if metric(t, res, k).Value <= 0 {
+				t.Errorf("%s: not measured", k)
+			}
+		}
+	})
 	t.Run("catchup-fetch", func(t *testing.T) {
 		res := run("catchup-fetch")
 		if metric(t, res, "fetch-records").Value <= 0 {
