@@ -252,7 +252,7 @@ func TestScenariosLive(t *testing.T) {
 
 func TestExternalSkipsManagedScenarios(t *testing.T) {
 	env := &Env{Cfg: testConfig(), Brokers: &External{Addr: "127.0.0.1:1"}}
-	for _, name := range []string{"idle-rss", "restart"} {
+	for _, name := range []string{"idle-rss", "restart", "hostile-memory"} {
 		s, _ := New(name)
 		if _, err := s.Run(context.Background(), env); err != ErrNeedsManaged {
 			t.Errorf("%s against an external broker: err %v, want ErrNeedsManaged", name, err)
