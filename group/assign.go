@@ -64,18 +64,6 @@ func (a assignment) add(topic string, p int32) {
 	}
 }
 
-func (a assignment) remove(topic string, p int32) {
-	ps := a[topic]
-	if i, ok := slices.BinarySearch(ps, p); ok {
-		ps = slices.Delete(ps, i, i+1)
-		if len(ps) == 0 {
-			delete(a, topic)
-		} else {
-			a[topic] = ps
-		}
-	}
-}
-
 // assignSpec is an assignor's input: each member's subscribed topics
 // (resolved: existing topics only), the partition counts, and the previous
 // target assignment (for stickiness).

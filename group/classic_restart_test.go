@@ -7,7 +7,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/klite/klite/storage"
+	"github.com/klite/klite/vfs"
 )
 
 func describeClassic(t *testing.T, c *Coordinator, g string) kmsg.DescribeGroupsResponseGroup {
@@ -72,13 +72,13 @@ func stableTwo(t *testing.T, c *Coordinator, g string, session time.Duration) (a
 }
 
 func TestClassicGroupSurvivesCrash(t *testing.T) {
-	fs := storage.NewMemFS()
+	fs := vfs.NewMemFS()
 	c := openTestCoordinator(t, fs)
 	const g = "grp"
 	a, b := stableTwo(t, c, g, time.Minute)
 
 	// The syncs were answered, so the generation is durable.
-	c2 := openTestCoordinator(t, fs.CrashClone(storage.CrashDropUnsynced, 0))
+	c2 := openTestCoordinator(t, fs.CrashClone(vfs.CrashDropUnsynced, 0))
 	dg := describeClassic(t, c2, g)
 	if dg.State != "Stable" || dg.Protocol != "range" || len(dg.Members) != 2 {
 		t.Fatalf("describe after crash: %+v", dg)
@@ -110,7 +110,7 @@ func TestClassicGroupSurvivesCrash(t *testing.T) {
 }
 
 func TestClassicStaticMemberKeepsSlotAcrossCrash(t *testing.T) {
-	fs := storage.NewMemFS()
+	fs := vfs.NewMemFS()
 	c := openTestCoordinator(t, fs)
 	const g = "grp"
 	inst := strp("i-1")
@@ -125,7 +125,7 @@ func TestClassicStaticMemberKeepsSlotAcrossCrash(t *testing.T) {
 		t.Fatalf("sync: %+v", s1)
 	}
 
-	c2 := openTestCoordinator(t, fs.CrashClone(storage.CrashDropUnsynced, 0))
+	c2 := openTestCoordinator(t, fs.CrashClone(vfs.CrashDropUnsynced, 0))
 	// The instance restarts too: same generation, no rebalance, old assignment.
 	r2 := call(t, c2.testJoin(joinReq(5, g, "", inst, time.Minute, "range")))
 	if r2.ErrorCode != 0 || r2.Generation != 1 || r2.MemberID == r1.MemberID {
@@ -146,12 +146,12 @@ func TestClassicStaticMemberKeepsSlotAcrossCrash(t *testing.T) {
 }
 
 func TestClassicSilentMemberExpiresAfterCrash(t *testing.T) {
-	fs := storage.NewMemFS()
+	fs := vfs.NewMemFS()
 	c := openTestCoordinator(t, fs)
 	const g = "grp"
 	a, b := stableTwo(t, c, g, 300*time.Millisecond)
 
-	fs2 := fs.CrashClone(storage.CrashDropUnsynced, 0)
+	fs2 := fs.CrashClone(vfs.CrashDropUnsynced, 0)
 	c2 := openTestCoordinator(t, fs2)
 	// a keeps heartbeating, b never does: b is expelled and a rebalance starts.
 	waitUntil(t, "a rebalance", func() bool {
@@ -173,7 +173,7 @@ func TestClassicSilentMemberExpiresAfterCrash(t *testing.T) {
 	// back Empty at generation 3, not with generation 2's members.
 	// The generation record is not awaited by the join: wait for it.
 	waitUntil(t, "generation 3 to be logged", func() bool { return c2.offs.groups()[g].generation == 3 })
-	c3 := openTestCoordinator(t, fs2.CrashClone(storage.CrashDropUnsynced, 0))
+	c3 := openTestCoordinator(t, fs2.CrashClone(vfs.CrashDropUnsynced, 0))
 	if dg := describeClassic(t, c3, g); dg.State != "Empty" || len(dg.Members) != 0 {
 		t.Fatalf("describe after a crash mid-rebalance: %+v", dg)
 	}

@@ -8,7 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/klite/klite/storage"
+	"github.com/klite/klite/vfs"
 )
 
 const waitFor = 10 * time.Second
@@ -25,7 +25,7 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func openTestCoordinator(t *testing.T, fs storage.FS, mod ...func(*Config)) *Coordinator {
+func openTestCoordinator(t *testing.T, fs vfs.FS, mod ...func(*Config)) *Coordinator {
 	t.Helper()
 	cfg := Config{
 		Dir: "/groups", FS: fs,
@@ -128,7 +128,7 @@ func joinNew(t *testing.T, c *Coordinator, group string, session time.Duration) 
 }
 
 func TestClassicRebalance(t *testing.T) {
-	c := openTestCoordinator(t, storage.NewMemFS())
+	c := openTestCoordinator(t, vfs.NewMemFS())
 	const g = "grp"
 	a, ja := joinNew(t, c, g, time.Minute)
 	ra := recv(t, ja)
@@ -227,7 +227,7 @@ func TestClassicRebalance(t *testing.T) {
 }
 
 func TestSessionTimeoutExpels(t *testing.T) {
-	c := openTestCoordinator(t, storage.NewMemFS())
+	c := openTestCoordinator(t, vfs.NewMemFS())
 	const g = "grp"
 	a, ja := joinNew(t, c, g, 50*time.Millisecond)
 	recv(t, ja)
@@ -244,7 +244,7 @@ func TestSessionTimeoutExpels(t *testing.T) {
 }
 
 func TestStaticMembership(t *testing.T) {
-	c := openTestCoordinator(t, storage.NewMemFS())
+	c := openTestCoordinator(t, vfs.NewMemFS())
 	const g = "grp"
 	inst := strp("i-1")
 	r1 := call(t, c.testJoin(joinReq(5, g, "", inst, time.Minute, "range")))
@@ -272,7 +272,7 @@ func TestStaticMembership(t *testing.T) {
 }
 
 func TestOffsetsSurviveRestart(t *testing.T) {
-	fs := storage.NewMemFS()
+	fs := vfs.NewMemFS()
 	c := openTestCoordinator(t, fs)
 	for _, v := range []int16{0, 2, 5, 8} {
 		r := commitReq("standalone", "", -1, int64(100+v))
@@ -290,7 +290,7 @@ func TestOffsetsSurviveRestart(t *testing.T) {
 	if code := call(t, func(d func(*kmsg.OffsetCommitResponse)) { c.OffsetCommit(commitReq("nogroup", "m", 3, 1), d) }).Topics[0].Partitions[0].ErrorCode; code != kerr.IllegalGeneration.Code {
 		t.Fatalf("commit with generation to unknown group: %d", code)
 	}
-	crashed := fs.CrashClone(storage.CrashDropUnsynced, 0)
+	crashed := fs.CrashClone(vfs.CrashDropUnsynced, 0)
 	c2 := openTestCoordinator(t, crashed)
 	fr := call(t, func(d func(*kmsg.OffsetFetchResponse)) {
 		r := kmsg.NewPtrOffsetFetchRequest()

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/klite/klite/storage"
+	"github.com/klite/klite/vfs"
 )
 
 // --- assignors ---
@@ -169,7 +170,7 @@ func (s *topicSet) add(name string, parts int32) storage.TopicInfo {
 func openConsumerCoordinator(t *testing.T, mod ...func(*Config)) (*Coordinator, *topicSet) {
 	ts := &topicSet{}
 	ts.add("t", 4)
-	c := openTestCoordinator(t, storage.NewMemFS(), append([]func(*Config){func(cfg *Config) {
+	c := openTestCoordinator(t, vfs.NewMemFS(), append([]func(*Config){func(cfg *Config) {
 		cfg.TopicList = ts.list
 		cfg.Topics = func(topic string) (int32, bool) {
 			for _, info := range ts.list() {
@@ -599,7 +600,7 @@ func TestConsumerAndClassicGroups(t *testing.T) {
 // handed out until every member from before has heard it is unknown (or
 // its session expired), so none is owned twice.
 func TestConsumerRestartGrace(t *testing.T) {
-	fs := storage.NewMemFS()
+	fs := vfs.NewMemFS()
 	ts := &topicSet{}
 	ts.add("t", 4)
 	open := func(session time.Duration) *Coordinator {

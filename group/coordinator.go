@@ -8,6 +8,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/klite/klite/storage"
+	"github.com/klite/klite/vfs"
 )
 
 // Defaults follow Apache Kafka's broker defaults.
@@ -34,8 +35,8 @@ type TopicLookup func(topic string) (partitions int32, ok bool)
 
 // Config configures the coordinator. Zero values take the defaults above.
 type Config struct {
-	Dir string     // directory of the offsets log
-	FS  storage.FS // default storage.OSFS{}
+	Dir string // directory of the offsets log
+	FS  vfs.FS // default vfs.OSFS{}
 
 	Topics TopicLookup // required
 
@@ -64,7 +65,7 @@ type Config struct {
 
 func (c *Config) setDefaults() {
 	if c.FS == nil {
-		c.FS = storage.OSFS{}
+		c.FS = vfs.OSFS{}
 	}
 	if c.MinSessionTimeout <= 0 {
 		c.MinSessionTimeout = DefaultMinSessionTimeout

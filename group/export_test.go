@@ -7,7 +7,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
-	"github.com/klite/klite/storage"
+	"github.com/klite/klite/vfs"
 )
 
 // fetchAll returns a group's committed offsets as OffsetFetch (v8, all
@@ -36,7 +36,7 @@ func fetchAll(t *testing.T, c *Coordinator, group string) map[TP]kmsg.OffsetFetc
 // served by a coordinator opened on it, with epoch, metadata and commit
 // time; the classic group keeps its protocol type and generation.
 func TestExportImportOffsets(t *testing.T) {
-	src := openTestCoordinator(t, storage.NewMemFS())
+	src := openTestCoordinator(t, vfs.NewMemFS())
 	for p := int32(0); p < 4; p++ {
 		r := commitReq("standalone", "", -1, 100+int64(p))
 		r.Topics[0].Partitions[0].Partition = p
@@ -58,7 +58,7 @@ func TestExportImportOffsets(t *testing.T) {
 		t.Fatal("export not deterministic")
 	}
 
-	fs := storage.NewMemFS()
+	fs := vfs.NewMemFS()
 	cfg := Config{Dir: "/groups", FS: fs}
 	if err := ImportOffsets(cfg, b); err != nil {
 		t.Fatal(err)
@@ -67,7 +67,7 @@ func TestExportImportOffsets(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Durable: a crash right after the import loses nothing.
-	dst := openTestCoordinator(t, fs.CrashClone(storage.CrashDropUnsynced, 1))
+	dst := openTestCoordinator(t, fs.CrashClone(vfs.CrashDropUnsynced, 1))
 	for _, group := range []string{"standalone", "classic"} {
 		want, got := fetchAll(t, src, group), fetchAll(t, dst, group)
 		if len(want) == 0 || len(got) != len(want) {
@@ -97,14 +97,14 @@ func TestExportImportOffsets(t *testing.T) {
 // TestImportRejectsDamage: a truncated or altered export is refused and
 // writes nothing.
 func TestImportRejectsDamage(t *testing.T) {
-	src := openTestCoordinator(t, storage.NewMemFS())
+	src := openTestCoordinator(t, vfs.NewMemFS())
 	r := commitReq("g", "", -1, 9)
 	call(t, func(d func(*kmsg.OffsetCommitResponse)) { src.OffsetCommit(r, d) })
 	b, err := src.ExportOffsets()
 	if err != nil {
 		t.Fatal(err)
 	}
-	fs := storage.NewMemFS()
+	fs := vfs.NewMemFS()
 	cfg := Config{Dir: "/groups", FS: fs}
 	for n := range len(b) {
 		if err := ImportOffsets(cfg, b[:n]); !errors.Is(err, ErrBadExport) {
@@ -122,7 +122,7 @@ func TestImportRejectsDamage(t *testing.T) {
 		t.Fatalf("refused imports wrote %v", names)
 	}
 	// An empty coordinator exports an empty, importable set.
-	empty, err := openTestCoordinator(t, storage.NewMemFS()).ExportOffsets()
+	empty, err := openTestCoordinator(t, vfs.NewMemFS()).ExportOffsets()
 	if err != nil {
 		t.Fatal(err)
 	}

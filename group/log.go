@@ -15,7 +15,7 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/klite/klite/storage"
+	"github.com/klite/klite/vfs"
 )
 
 // On-disk format constants (see doc.go). Changing them breaks existing dirs.
@@ -83,7 +83,7 @@ type logOp struct {
 
 // offsetsLog is the durable store of committed offsets and group metadata.
 type offsetsLog struct {
-	fs           storage.FS
+	fs           vfs.FS
 	dir          string
 	log          zerolog.Logger
 	compactBytes int64
@@ -99,7 +99,7 @@ type offsetsLog struct {
 	state   map[string]*storedGroup // guarded by stateMu; written by the writer only
 
 	// Writer goroutine only.
-	file   storage.File
+	file   vfs.File
 	seq    uint64
 	size   int64
 	failed error
@@ -122,7 +122,7 @@ func parseSeq(name, prefix string) (uint64, bool) {
 }
 
 // openLog recovers dir and starts the writer.
-func openLog(fs storage.FS, dir string, compactBytes int64, log zerolog.Logger) (*offsetsLog, error) {
+func openLog(fs vfs.FS, dir string, compactBytes int64, log zerolog.Logger) (*offsetsLog, error) {
 	l := &offsetsLog{
 		fs: fs, dir: dir, log: log, compactBytes: compactBytes,
 		wake:  make(chan struct{}, 1),
@@ -130,7 +130,7 @@ func openLog(fs storage.FS, dir string, compactBytes int64, log zerolog.Logger) 
 		done:  make(chan struct{}),
 		state: make(map[string]*storedGroup),
 	}
-	if err := fs.MkdirAll(dir); err != nil {
+	if err := vfs.MkdirAllSync(fs, dir); err != nil {
 		return nil, fmt.Errorf("group: create dir: %w", err)
 	}
 	if err := l.recover(); err != nil {
@@ -154,7 +154,7 @@ func (l *offsetsLog) recover() error {
 		if s, ok := parseSeq(n, logPrefix); ok {
 			logs = append(logs, s)
 		}
-		if strings.HasSuffix(n, ".tmp") {
+		if strings.HasSuffix(n, vfs.TmpSuffix) {
 			_ = l.fs.Remove(path.Join(l.dir, n)) // an unfinished snapshot
 		}
 	}
@@ -201,7 +201,7 @@ func (l *offsetsLog) recover() error {
 	for _, s := range logs {
 		exists = exists || s == l.seq
 	}
-	var f storage.File
+	var f vfs.File
 	if exists {
 		if f, err = l.fs.OpenRW(name); err != nil {
 			return fmt.Errorf("group: open log: %w", err)
@@ -422,27 +422,7 @@ func (l *offsetsLog) maybeCompact() {
 
 // writeSnapshot writes snapshot-seq atomically and removes what it replaces.
 func (l *offsetsLog) writeSnapshot(seq uint64, b []byte) error {
-	name := path.Join(l.dir, snapName(seq))
-	tmp := name + ".tmp"
-	f, err := l.fs.Create(tmp)
-	if err != nil {
-		return err
-	}
-	_, err = f.WriteAt(b, 0)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = l.fs.Rename(tmp, name)
-	}
-	if err == nil {
-		err = l.fs.SyncDir(l.dir)
-	}
-	if err != nil {
-		_ = l.fs.Remove(tmp)
+	if err := vfs.WriteFile(l.fs, path.Join(l.dir, snapName(seq)), b); err != nil {
 		return err
 	}
 	l.snapSize.Store(int64(len(b)))

@@ -8,10 +8,10 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/klite/klite/storage"
+	"github.com/klite/klite/vfs"
 )
 
-func openTestLog(t *testing.T, fs storage.FS, compact int64) *offsetsLog {
+func openTestLog(t *testing.T, fs vfs.FS, compact int64) *offsetsLog {
 	t.Helper()
 	l, err := openLog(fs, "/g", compact, zerolog.Nop())
 	if err != nil {
@@ -29,10 +29,10 @@ func commitSync(l *offsetsLog, group string, tp TP, off int64) error {
 }
 
 func TestLogRecoversAckedCommits(t *testing.T) {
-	for _, mode := range []storage.CrashMode{storage.CrashDropUnsynced, storage.CrashKeepUnsynced, storage.CrashTorn} {
+	for _, mode := range []vfs.CrashMode{vfs.CrashDropUnsynced, vfs.CrashKeepUnsynced, vfs.CrashTorn} {
 		for seed := uint64(0); seed < 5; seed++ {
 			t.Run(fmt.Sprintf("mode%d/seed%d", mode, seed), func(t *testing.T) {
-				fs := storage.NewMemFS()
+				fs := vfs.NewMemFS()
 				l := openTestLog(t, fs, 1<<20)
 				// Concurrent committers share fdatasyncs.
 				var wg sync.WaitGroup
@@ -81,7 +81,7 @@ func TestLogRecoversAckedCommits(t *testing.T) {
 }
 
 func TestLogCompaction(t *testing.T) {
-	fs := storage.NewMemFS()
+	fs := vfs.NewMemFS()
 	l := openTestLog(t, fs, 4096) // compact often
 	for i := int64(0); i < 2000; i++ {
 		if err := commitSync(l, fmt.Sprintf("g%d", i%5), TP{"t", int32(i % 7)}, i); err != nil {
@@ -108,9 +108,9 @@ func TestLogCompaction(t *testing.T) {
 		t.Fatalf("after compaction: %v", files)
 	}
 	for _, crash := range []bool{false, true} {
-		var rfs storage.FS = fs
+		var rfs vfs.FS = fs
 		if crash {
-			rfs = fs.CrashClone(storage.CrashDropUnsynced, 1)
+			rfs = fs.CrashClone(vfs.CrashDropUnsynced, 1)
 		}
 		r := openTestLog(t, rfs, 4096)
 		for i := int64(1995); i < 2000; i++ {
@@ -131,13 +131,13 @@ func TestLogCompaction(t *testing.T) {
 }
 
 func TestLogFsyncFailureFailsCommits(t *testing.T) {
-	mem := storage.NewMemFS()
-	fs := storage.NewFaultFS(mem)
+	mem := vfs.NewMemFS()
+	fs := vfs.NewFaultFS(mem)
 	l := openTestLog(t, fs, 1<<20)
 	if err := commitSync(l, "g", TP{"t", 0}, 1); err != nil {
 		t.Fatal(err)
 	}
-	fs.SetInjector(storage.FailNth(storage.OpSync, "log-*", 1, storage.ErrInjected))
+	fs.SetInjector(vfs.FailNth(vfs.OpSync, "log-*", 1, vfs.ErrInjected))
 	if err := commitSync(l, "g", TP{"t", 0}, 2); !errors.Is(err, ErrLogFailed) {
 		t.Fatalf("commit over a failed fsync: %v", err)
 	}
@@ -152,18 +152,18 @@ func TestLogFsyncFailureFailsCommits(t *testing.T) {
 	l.close()
 
 	// A short write (disk full mid-record) leaves a torn tail; recovery cuts it.
-	mem = storage.NewMemFS()
-	fs = storage.NewFaultFS(mem)
+	mem = vfs.NewMemFS()
+	fs = vfs.NewFaultFS(mem)
 	l = openTestLog(t, fs, 1<<20)
 	if err := commitSync(l, "g", TP{"t", 0}, 1); err != nil {
 		t.Fatal(err)
 	}
-	fs.SetInjector(storage.FailNth(storage.OpWrite, "log-*", 1, &storage.ShortWrite{N: 10, Err: storage.ErrNoSpace}))
+	fs.SetInjector(vfs.FailNth(vfs.OpWrite, "log-*", 1, &vfs.ShortWrite{N: 10, Err: vfs.ErrNoSpace}))
 	if err := commitSync(l, "g", TP{"t", 0}, 2); err == nil {
 		t.Fatal("short write acknowledged")
 	}
 	l.close()
-	r := openTestLog(t, mem.CrashClone(storage.CrashKeepUnsynced, 0), 1<<20)
+	r := openTestLog(t, mem.CrashClone(vfs.CrashKeepUnsynced, 0), 1<<20)
 	defer r.close()
 	if o, _ := r.offset("g", TP{"t", 0}); o.Offset != 1 {
 		t.Fatalf("recovered %d, want 1", o.Offset)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/klite/klite/group"
 	"github.com/klite/klite/storage"
+	"github.com/klite/klite/vfs"
 )
 
 // withGroups wires a real coordinator on an in-memory FS into the harness.
@@ -17,7 +18,7 @@ import (
 func withGroups(t *testing.T, st **fakeStore) func(*Config) {
 	return func(cfg *Config) {
 		c, err := group.Open(group.Config{
-			Dir: "/groups", FS: storage.NewMemFS(),
+			Dir: "/groups", FS: vfs.NewMemFS(),
 			Topics: func(topic string) (int32, bool) {
 				if *st == nil {
 					return 0, false

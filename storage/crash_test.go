@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/klite/klite/vfs"
 )
 
 // TestCrashRecovery crashes a busy store at many points (MemFS.CrashClone
@@ -15,7 +17,7 @@ import (
 // that every append acknowledged as durable is present exactly once at the
 // offset it was given, and that offsets have no gaps.
 func TestCrashRecovery(t *testing.T) {
-	modes := []CrashMode{CrashDropUnsynced, CrashKeepUnsynced, CrashTorn}
+	modes := []vfs.CrashMode{vfs.CrashDropUnsynced, vfs.CrashKeepUnsynced, vfs.CrashTorn}
 	iters := 40
 	if testing.Short() {
 		iters = 4
@@ -29,9 +31,9 @@ func TestCrashRecovery(t *testing.T) {
 	t.Logf("torn bytes cut over all runs: %d", torn)
 }
 
-func crashOnce(t *testing.T, seed uint64, mode CrashMode) int64 {
+func crashOnce(t *testing.T, seed uint64, mode vfs.CrashMode) int64 {
 	t.Helper()
-	fsys := NewMemFS()
+	fsys := vfs.NewMemFS()
 	cfg := testConfig(fsys)
 	cfg.Shards = 2
 	s := mustOpen(t, cfg)
@@ -116,24 +118,24 @@ func crashOnce(t *testing.T, seed uint64, mode CrashMode) int64 {
 func TestFaults(t *testing.T) {
 	cases := []struct {
 		name   string
-		inject func(Op) error
-		crash  CrashMode // how the reopen sees unsynced data
+		inject func(vfs.Op) error
+		crash  vfs.CrashMode // how the reopen sees unsynced data
 	}{
 		// Faults hit segment files (*.wal), not a next segment's preparation.
-		{"fsync fails", FailNth(OpSync, "*.wal", 1, ErrInjected), CrashDropUnsynced},
-		{"fsync fails, data kept", FailNth(OpSync, "*.wal", 1, ErrInjected), CrashKeepUnsynced},
-		{"write ENOSPC", FailNth(OpWrite, "*.wal", 1, ErrNoSpace), CrashKeepUnsynced},
-		{"short write", func(op Op) error {
-			if op.Kind == OpWrite && matchName("*.wal", op.Name) {
-				return &ShortWrite{N: 50, Err: ErrNoSpace}
+		{"fsync fails", vfs.FailNth(vfs.OpSync, "*.wal", 1, vfs.ErrInjected), vfs.CrashDropUnsynced},
+		{"fsync fails, data kept", vfs.FailNth(vfs.OpSync, "*.wal", 1, vfs.ErrInjected), vfs.CrashKeepUnsynced},
+		{"write ENOSPC", vfs.FailNth(vfs.OpWrite, "*.wal", 1, vfs.ErrNoSpace), vfs.CrashKeepUnsynced},
+		{"short write", func(op vfs.Op) error {
+			if op.Kind == vfs.OpWrite && vfs.MatchBase("*.wal", op.Name) {
+				return &vfs.ShortWrite{N: 50, Err: vfs.ErrNoSpace}
 			}
 			return nil
-		}, CrashKeepUnsynced},
+		}, vfs.CrashKeepUnsynced},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			mem := NewMemFS()
-			ffs := NewFaultFS(mem)
+			mem := vfs.NewMemFS()
+			ffs := vfs.NewFaultFS(mem)
 			cfg := testConfig(ffs)
 			cfg.Shards = 1
 			s := mustOpen(t, cfg)
@@ -200,15 +202,15 @@ func TestFaults(t *testing.T) {
 // TestTornTailKeptAside corrupts the last chunk of the active segment and
 // checks recovery cuts it, keeps a copy, and continues from the good end.
 func TestTornTailKeptAside(t *testing.T) {
-	mem := NewMemFS()
-	ffs := NewFaultFS(mem)
+	mem := vfs.NewMemFS()
+	ffs := vfs.NewFaultFS(mem)
 	cfg := testConfig(ffs)
 	cfg.Shards = 1
 	s := mustOpen(t, cfg)
 	mustCreate(t, s, "t", 1)
-	var lastWrite Op
-	ffs.SetAfter(func(op Op, err error) {
-		if op.Kind == OpWrite && matchName("*.wal", op.Name) {
+	var lastWrite vfs.Op
+	ffs.SetAfter(func(op vfs.Op, err error) {
+		if op.Kind == vfs.OpWrite && vfs.MatchBase("*.wal", op.Name) {
 			lastWrite = op
 		}
 	})
@@ -269,7 +271,7 @@ func TestTornTailKeptAside(t *testing.T) {
 // checkpoints; only the active one is scanned. A bad checkpoint falls back
 // to a scan; a corrupt sealed segment fails its shard's partitions loudly.
 func TestCheckpointsOnReopen(t *testing.T) {
-	mem := NewMemFS()
+	mem := vfs.NewMemFS()
 	cfg := testConfig(mem)
 	cfg.Shards = 1
 	s := mustOpen(t, cfg)
@@ -327,7 +329,7 @@ func TestCheckpointsOnReopen(t *testing.T) {
 // the end a chunk header there declares), not through the whole
 // preallocated tail; within that window it finds and cuts them.
 func TestRecoveryTornWindow(t *testing.T) {
-	mem := NewMemFS()
+	mem := vfs.NewMemFS()
 	cfg := testConfig(mem)
 	cfg.Shards, cfg.SegmentBytes, cfg.unsyncedBytes = 1, 8<<20, 64<<10
 	s := mustOpen(t, cfg)
@@ -352,8 +354,8 @@ func TestRecoveryTornWindow(t *testing.T) {
 	at := end + chunkHeaderBytes + cfg.unsyncedBytes - 2
 	garbage(at)
 	var read atomic.Int64
-	rs = reopenStats(t, cfg, mem, func(op Op, err error) {
-		if op.Kind == OpRead && op.Name == seg {
+	rs = reopenStats(t, cfg, mem, func(op vfs.Op, err error) {
+		if op.Kind == vfs.OpRead && op.Name == seg {
 			read.Add(int64(op.Len))
 		}
 	})
@@ -385,12 +387,35 @@ func TestRecoveryTornWindow(t *testing.T) {
 }
 
 // reopenStats opens and closes the store, returning what recovery did.
-func reopenStats(t *testing.T, cfg Config, mem *MemFS, after func(Op, error)) RecoveryStats {
+func reopenStats(t *testing.T, cfg Config, mem *vfs.MemFS, after func(vfs.Op, error)) RecoveryStats {
 	t.Helper()
-	ffs := NewFaultFS(mem)
+	ffs := vfs.NewFaultFS(mem)
 	ffs.SetAfter(after)
 	cfg.FS = ffs
 	s := mustOpen(t, cfg)
 	defer s.Close()
 	return s.Stats().Recovery
+}
+
+// TestOpenLayoutDurable: once Open returns, a crash finds the store's
+// layout: meta.json and every shard directory with its active segment,
+// even when nothing is written after Open.
+func TestOpenLayoutDurable(t *testing.T) {
+	fsys := vfs.NewMemFS()
+	cfg := testConfig(fsys)
+	cfg.Dir = "/var/klite/wal" // parents that Open creates too
+	s := mustOpen(t, cfg)
+	crashed := fsys.CrashClone(vfs.CrashDropUnsynced, 1)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vfs.ReadFile(crashed, cfg.Dir+"/"+metaName); err != nil {
+		t.Fatalf("meta.json lost: %v", err)
+	}
+	for _, sh := range s.shards {
+		names, err := crashed.List(sh.dir)
+		if err != nil || len(names) != 1 || !strings.HasSuffix(names[0], segSuffix) {
+			t.Fatalf("shard directory %s after a crash: %q, %v; want its active segment", sh.dir, names, err)
+		}
+	}
 }

@@ -38,8 +38,10 @@
 // Index checkpoints (<segment>.idx) hold every chunk of a sealed segment
 // (key, offsets, position, length, max timestamp) and the shard's
 // idempotent producer state at the end of it; see index.go and producer.go.
-// meta.json and checkpoints are written to a temp file, fsynced, renamed
-// and the directory fsynced.
+// meta.json and checkpoints are written with vfs.WriteFile (a temp file,
+// fsynced, renamed, the directory fsynced); Dir and the shard directories
+// are made durable before anything is written in them (vfs.MkdirAllSync
+// for Dir, one fsync of Dir for all shard directories).
 //
 // # Invariants
 //

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/klite/klite/vfs"
 )
 
 // batchSpec describes a test record batch.
@@ -67,7 +69,7 @@ func makeBatch(sp batchSpec) []byte {
 // valueID is an 8-byte value naming a record uniquely in crash tests.
 func valueID(id uint64) []byte { return binary.BigEndian.AppendUint64(nil, id) }
 
-func testConfig(fsys FS) Config {
+func testConfig(fsys vfs.FS) Config {
 	return Config{Dir: "/data", FS: fsys, Shards: 2, SegmentBytes: 64 << 10}
 }
 

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/klite/klite/tier"
+	"github.com/klite/klite/vfs"
 )
 
 // LocalStart is the first offset in the WAL: above the log start while
@@ -35,7 +36,7 @@ func TestLocalStart(t *testing.T) {
 	check(1, 30)
 
 	// A restored partition with nothing local yet: the high watermark.
-	cfg := testConfig(NewMemFS())
+	cfg := testConfig(vfs.NewMemFS())
 	cfg.Cold = newMemCold()
 	r := mustOpen(t, cfg)
 	t.Cleanup(func() { r.Close() })
@@ -52,7 +53,7 @@ func TestLocalStart(t *testing.T) {
 	}
 
 	// Without a tier: the log start, wherever the first chunk begins.
-	l := mustOpen(t, testConfig(NewMemFS()))
+	l := mustOpen(t, testConfig(vfs.NewMemFS()))
 	t.Cleanup(func() { l.Close() })
 	mustCreate(t, l, "t", 1)
 	appendN(t, l, "t", 0, 5, 2, 1000, []byte("v"))

@@ -11,6 +11,8 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+
+	"github.com/klite/klite/vfs"
 )
 
 // Metadata file (meta.json): topics, their partitions' keys, shards, log
@@ -77,7 +79,7 @@ func parseTopicID(s string) (TopicID, error) {
 }
 
 // loadMeta reads meta.json; ok is false when it does not exist.
-func loadMeta(fsys FS, dir string) (m metaFile, ok bool, err error) {
+func loadMeta(fsys vfs.FS, dir string) (m metaFile, ok bool, err error) {
 	f, err := fsys.Open(filepath.Join(dir, metaName))
 	if errors.Is(err, fs.ErrNotExist) {
 		return m, false, nil
@@ -99,7 +101,7 @@ func loadMeta(fsys FS, dir string) (m metaFile, ok bool, err error) {
 	return m, true, nil
 }
 
-func readAll(f File) ([]byte, error) {
+func readAll(f vfs.File) ([]byte, error) {
 	size, err := f.Size()
 	if err != nil {
 		return nil, err
@@ -115,37 +117,12 @@ func readAll(f File) ([]byte, error) {
 	return nil, err
 }
 
-// writeFileAtomic replaces dir/name with b durably.
-func writeFileAtomic(fsys FS, dir, name string, b []byte) error {
-	tmp := filepath.Join(dir, name+tmpSuffix)
-	f, err := fsys.Create(tmp)
-	if err != nil {
-		return err
-	}
-	if _, err = f.WriteAt(b, 0); err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = fsys.Rename(tmp, filepath.Join(dir, name))
-	}
-	if err == nil {
-		err = fsys.SyncDir(dir)
-	}
-	if err != nil {
-		_ = fsys.Remove(tmp)
-	}
-	return err
-}
-
-func saveMeta(fsys FS, dir string, m *metaFile) error {
+func saveMeta(fsys vfs.FS, dir string, m *metaFile) error {
 	b, err := json.MarshalIndent(m, "", " ")
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(fsys, dir, metaName, b)
+	return vfs.WriteFile(fsys, filepath.Join(dir, metaName), b)
 }
 
 // topic returns the named topic's entry; it must exist.

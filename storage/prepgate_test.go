@@ -3,6 +3,8 @@ package storage
 import (
 	"testing"
 	"time"
+
+	"github.com/klite/klite/vfs"
 )
 
 func TestWALActivityGate(t *testing.T) {
@@ -24,7 +26,7 @@ func TestWALActivityGate(t *testing.T) {
 	// A preparation that never sees an idle WAL writes nothing and stops
 	// when hurried.
 	a.begin()
-	mem := NewMemFS()
+	mem := vfs.NewMemFS()
 	if err := mem.MkdirAll("/d"); err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"math"
 	"testing"
+
+	"github.com/klite/klite/vfs"
 )
 
 func TestIdempotentProducer(t *testing.T) {
@@ -61,7 +63,7 @@ func TestIdempotentProducer(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			s := mustOpen(t, testConfig(NewMemFS()))
+			s := mustOpen(t, testConfig(vfs.NewMemFS()))
 			defer s.Close()
 			mustCreate(t, s, "t", 1)
 			for i, st := range tc.steps {
@@ -83,7 +85,7 @@ func TestIdempotentProducer(t *testing.T) {
 
 // TestIdempotentMultiBatch: a request's batches are admitted all or none.
 func TestIdempotentMultiBatch(t *testing.T) {
-	s := mustOpen(t, testConfig(NewMemFS()))
+	s := mustOpen(t, testConfig(vfs.NewMemFS()))
 	defer s.Close()
 	mustCreate(t, s, "t", 1)
 	two := append(makeBatch(batchSpec{pid: 1, seq: 0, records: 2}), makeBatch(batchSpec{pid: 1, seq: 2, records: 2})...)
@@ -112,7 +114,7 @@ func TestDedupSurvivesReopen(t *testing.T) {
 			name = "crash"
 		}
 		t.Run(name, func(t *testing.T) {
-			fsys := NewMemFS()
+			fsys := vfs.NewMemFS()
 			cfg := testConfig(fsys)
 			s := mustOpen(t, cfg)
 			mustCreate(t, s, "t", 2)
@@ -135,7 +137,7 @@ func TestDedupSurvivesReopen(t *testing.T) {
 			eventually(t, "a checkpoint", func() bool { return countSuffix(fsys.Files("/data"), idxSuffix) > 0 })
 			reopenCfg := cfg
 			if crash {
-				reopenCfg.FS = fsys.CrashClone(CrashDropUnsynced, 1)
+				reopenCfg.FS = fsys.CrashClone(vfs.CrashDropUnsynced, 1)
 				defer s.Close()
 			} else {
 				s.Close()

@@ -7,6 +7,8 @@ import (
 	"math"
 	"slices"
 	"sync"
+
+	"github.com/klite/klite/vfs"
 )
 
 // readHold is what one ReadResult keeps until Release: the segment
@@ -17,7 +19,7 @@ type readHold struct {
 	// block caches file bytes while walking batch prefixes in a chunk:
 	// one pread covers many small batches.
 	block    []byte
-	blockF   File
+	blockF   vfs.File
 	blockPos int64
 	blockLen int
 	release  func()
@@ -78,7 +80,7 @@ func (h *readHold) add(seg *segment, off, n int64) {
 var errBatchWalk = fmt.Errorf("%w: batch framing broken inside a chunk", ErrStorage)
 
 // prefix reads the baseOffset and total size of the batch at pos.
-func (h *readHold) prefix(f File, pos, end int64) (base, size int64, err error) {
+func (h *readHold) prefix(f vfs.File, pos, end int64) (base, size int64, err error) {
 	if h.blockF != f || pos < h.blockPos || pos+batchLengthOverhead > h.blockPos+int64(h.blockLen) {
 		if h.block == nil {
 			h.block = make([]byte, walkBlockBytes)

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/klite/klite/vfs"
 )
 
 // recover rebuilds every partition's index, next offset and producer state
@@ -18,6 +20,17 @@ import (
 func (s *Store) recover() error {
 	t0 := time.Now()
 	rs := &s.recovery
+	// Every shard directory, then one fsync of Dir for all of them (Open
+	// made Dir itself durable): one directory fsync costs a disk cache
+	// flush, so not one per shard and parent.
+	for _, sh := range s.shards {
+		if err := s.fs.MkdirAll(sh.dir); err != nil {
+			return fmt.Errorf("storage: %w", err)
+		}
+	}
+	if err := s.fs.SyncDir(s.cfg.Dir); err != nil {
+		return fmt.Errorf("storage: %w", err)
+	}
 	for _, sh := range s.shards {
 		if err := sh.recover(rs); err != nil {
 			return err
@@ -53,9 +66,6 @@ type scanResult struct {
 
 func (s *shard) recover(rs *RecoveryStats) error {
 	fsys := s.st.fs
-	if err := fsys.MkdirAll(s.dir); err != nil {
-		return fmt.Errorf("storage: %w", err)
-	}
 	names, err := fsys.List(s.dir)
 	if err != nil {
 		return fmt.Errorf("storage: %w", err)
@@ -94,7 +104,7 @@ func (s *shard) recover(rs *RecoveryStats) error {
 	for k, id := range ids {
 		isLast := k == len(ids)-1
 		path := segPath(s.dir, id)
-		var f File
+		var f vfs.File
 		if isLast {
 			f, err = fsys.OpenRW(path)
 		} else {
@@ -151,7 +161,7 @@ func (s *shard) recover(rs *RecoveryStats) error {
 		s.markSealed(seg, res.entries)
 		prod, np := encodeProducers(prods)
 		b := encodeCheckpoint(id, res.entries, prod, np)
-		if err := writeFileAtomic(fsys, s.dir, segName(id)+idxSuffix, b); err != nil {
+		if err := vfs.WriteFile(fsys, idxPath(s.dir, id), b); err != nil {
 			s.log.Warn().Err(err).Str("segment", path).Msg("index checkpoint not written")
 		} else {
 			seg.ckDone.Store(true)
@@ -352,7 +362,7 @@ func allZero(b []byte) bool {
 
 // lastNonZero returns one past the last non-zero byte in [from, size), or
 // from when there is none.
-func lastNonZero(f File, from, size int64) (int64, error) {
+func lastNonZero(f vfs.File, from, size int64) (int64, error) {
 	end := from
 	buf := make([]byte, 1<<20)
 	for pos := from; pos < size; {

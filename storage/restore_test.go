@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/klite/klite/tier"
+	"github.com/klite/klite/vfs"
 )
 
 func TestProducerSnapshotEncoding(t *testing.T) {
@@ -58,7 +59,7 @@ func idemBatch(pid int64, seq int32, value string) []byte {
 }
 
 func TestSnapshotRestoreRoundTrip(t *testing.T) {
-	src := mustOpen(t, testConfig(NewMemFS()))
+	src := mustOpen(t, testConfig(vfs.NewMemFS()))
 	defer src.Close()
 	a, err := src.CreateTopic("a", 2, map[string]string{"retention.ms": "1000", "cleanup.policy": "delete"})
 	if err != nil {
@@ -91,7 +92,7 @@ func TestSnapshotRestoreRoundTrip(t *testing.T) {
 	// manifest at all.
 	next := map[tier.Partition]int64{tierOf(a, 0): 2, tierOf(a, 1): 4}
 
-	fsys := NewMemFS()
+	fsys := vfs.NewMemFS()
 	dst := mustOpen(t, testConfig(fsys))
 	if err := dst.Restore(&snap, next); err != nil {
 		t.Fatalf("Restore: %v", err)
@@ -159,7 +160,7 @@ func TestSnapshotRestoreRoundTrip(t *testing.T) {
 }
 
 func TestRestoreRejects(t *testing.T) {
-	s := mustOpen(t, testConfig(NewMemFS()))
+	s := mustOpen(t, testConfig(vfs.NewMemFS()))
 	defer s.Close()
 	id := [16]byte{9}
 	bad := []tier.MetaSnapshot{
@@ -264,7 +265,7 @@ func TestUploadToTierAndRestore(t *testing.T) {
 	u2 := tier.NewUploader(tier.UploaderConfig{Store: ms, Source: src})
 	cold := newTierCold(ms)
 	cold.u.Store(u2)
-	cfg := testConfig(NewMemFS())
+	cfg := testConfig(vfs.NewMemFS())
 	cfg.Cold = cold
 	dst := mustOpen(t, cfg)
 	defer dst.Close()
@@ -287,7 +288,7 @@ func TestUploadToTierAndRestore(t *testing.T) {
 func TestColdReadAfterLocalFree(t *testing.T) {
 	ms := tier.NewMemStore()
 	cold := newTierCold(ms)
-	cfg := testConfig(NewMemFS())
+	cfg := testConfig(vfs.NewMemFS())
 	cfg.MaxChunkBytes = 4 << 10
 	cfg.Cold = cold
 	cfg.HotBytes = 1

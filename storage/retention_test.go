@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/klite/klite/tier"
+	"github.com/klite/klite/vfs"
 )
 
 // fakeClock is a Config.Now tests move by hand.
@@ -21,7 +22,7 @@ func (c *fakeClock) now() time.Time { return time.UnixMilli(c.ms.Load()) }
 
 // retentionConfig: one shard (so topics share segments), 64 KiB segments,
 // retention run by hand.
-func retentionConfig(fsys FS, clock *fakeClock) Config {
+func retentionConfig(fsys vfs.FS, clock *fakeClock) Config {
 	cfg := testConfig(fsys)
 	cfg.Shards = 1
 	cfg.RetentionCheckInterval = -1
@@ -61,7 +62,7 @@ func waitCheckpoints(t testing.TB, s *Store) {
 	})
 }
 
-func walFiles(t testing.TB, fsys FS, cfg Config) []string {
+func walFiles(t testing.TB, fsys vfs.FS, cfg Config) []string {
 	t.Helper()
 	names, err := fsys.List(cfg.Dir + "/shard-000")
 	if err != nil {
@@ -123,10 +124,10 @@ func wantReadable(t testing.TB, s *Store, topic string, part int32) {
 func TestDeleteRecords(t *testing.T) {
 	for _, fsName := range []string{"mem", "os"} {
 		t.Run(fsName, func(t *testing.T) {
-			var fsys FS = NewMemFS()
+			var fsys vfs.FS = vfs.NewMemFS()
 			cfg := testConfig(fsys)
 			if fsName == "os" {
-				fsys = OSFS{}
+				fsys = vfs.OSFS{}
 				cfg = testConfig(fsys)
 				cfg.Dir = t.TempDir()
 			}
@@ -186,9 +187,9 @@ func TestDeleteRecords(t *testing.T) {
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
 			}
-			if mem, ok := fsys.(*MemFS); ok {
+			if mem, ok := fsys.(*vfs.MemFS); ok {
 				// Persisted before returning: a crash now keeps it.
-				cfg.FS = mem.CrashClone(CrashDropUnsynced, 1)
+				cfg.FS = mem.CrashClone(vfs.CrashDropUnsynced, 1)
 			}
 			s = mustOpen(t, cfg)
 			defer s.Close()
@@ -202,7 +203,7 @@ func TestDeleteRecords(t *testing.T) {
 // chunks, stops at the first unexpired one, and frees the segments.
 func TestRetentionTime(t *testing.T) {
 	clock := &fakeClock{}
-	mem := NewMemFS()
+	mem := vfs.NewMemFS()
 	cfg := retentionConfig(mem, clock)
 	s := mustOpen(t, cfg)
 	defer func() { s.Close() }()
@@ -254,7 +255,7 @@ func TestRetentionTime(t *testing.T) {
 // what remains still holds at least the limit (as Kafka does).
 func TestRetentionBytes(t *testing.T) {
 	clock := &fakeClock{}
-	mem := NewMemFS()
+	mem := vfs.NewMemFS()
 	cfg := retentionConfig(mem, clock)
 	s := mustOpen(t, cfg)
 	defer s.Close()
@@ -281,7 +282,7 @@ func TestRetentionBytes(t *testing.T) {
 // partition with a chunk in it allows it.
 func TestSegmentKeptForOtherPartition(t *testing.T) {
 	clock := &fakeClock{}
-	mem := NewMemFS()
+	mem := vfs.NewMemFS()
 	cfg := retentionConfig(mem, clock)
 	s := mustOpen(t, cfg)
 	defer s.Close()
@@ -387,10 +388,10 @@ func TestSegmentDeletionReopen(t *testing.T) {
 	for _, fsName := range []string{"mem", "os"} {
 		t.Run(fsName, func(t *testing.T) {
 			clock := &fakeClock{}
-			var fsys FS = NewMemFS()
+			var fsys vfs.FS = vfs.NewMemFS()
 			cfg := retentionConfig(fsys, clock)
 			if fsName == "os" {
-				fsys = OSFS{}
+				fsys = vfs.OSFS{}
 				cfg = retentionConfig(fsys, clock)
 				cfg.Dir = t.TempDir()
 			}
@@ -422,7 +423,7 @@ func TestSegmentDeletionReopen(t *testing.T) {
 
 // hookFS calls before ahead of every namespace change.
 type hookFS struct {
-	FS
+	vfs.FS
 	before func(op, name string)
 }
 
@@ -442,22 +443,22 @@ func (h *hookFS) Rename(o, n string) error {
 // readable, appends continuing at the end.
 func TestSegmentDeletionCrash(t *testing.T) {
 	clock := &fakeClock{}
-	mem := NewMemFS()
+	mem := vfs.NewMemFS()
 	hook := &hookFS{FS: mem, before: func(string, string) {}}
 	cfg := retentionConfig(hook, clock)
 	s := mustOpen(t, cfg)
 	gapSetup(t, s, clock)
-	var clones []*MemFS
+	var clones []*vfs.MemFS
 	var ops []string
 	hook.before = func(op, name string) {
 		ops = append(ops, op+" "+name)
-		for _, mode := range []CrashMode{CrashDropUnsynced, CrashKeepUnsynced, CrashTorn} {
+		for _, mode := range []vfs.CrashMode{vfs.CrashDropUnsynced, vfs.CrashKeepUnsynced, vfs.CrashTorn} {
 			clones = append(clones, mem.CrashClone(mode, uint64(len(clones))))
 		}
 	}
 	s.retentionPass(context.Background())
 	hook.before = func(string, string) {}
-	clones = append(clones, mem.CrashClone(CrashDropUnsynced, 99))
+	clones = append(clones, mem.CrashClone(vfs.CrashDropUnsynced, 99))
 	s.Close()
 	if len(ops) < 3 {
 		t.Fatalf("only %v during the pass", ops)
@@ -485,7 +486,7 @@ func TestSegmentDeletionCrash(t *testing.T) {
 // frees a segment appends go on.
 func TestMaxWALBytes(t *testing.T) {
 	clock := &fakeClock{}
-	mem := NewMemFS()
+	mem := vfs.NewMemFS()
 	cfg := retentionConfig(mem, clock)
 	cfg.MaxWALBytes = 3 * cfg.SegmentBytes
 	s := mustOpen(t, cfg)
@@ -533,7 +534,7 @@ func TestMaxWALBytes(t *testing.T) {
 func TestRetentionGoroutine(t *testing.T) {
 	clock := &fakeClock{}
 	clock.ms.Store(1_000_000)
-	cfg := retentionConfig(NewMemFS(), clock)
+	cfg := retentionConfig(vfs.NewMemFS(), clock)
 	cfg.RetentionCheckInterval = time.Millisecond
 	cfg.RetentionMs = 100
 	s := mustOpen(t, cfg)
@@ -586,7 +587,7 @@ func (c *fakeCold) Forget(tier.Partition) {}
 // tells the tier.
 func TestRetentionTiered(t *testing.T) {
 	clock := &fakeClock{}
-	mem := NewMemFS()
+	mem := vfs.NewMemFS()
 	cold := &fakeCold{retained: map[tier.Partition]int64{}}
 	cfg := retentionConfig(mem, clock)
 	cfg.Cold = cold
@@ -629,7 +630,6 @@ func TestRetentionTiered(t *testing.T) {
 	if got := chunkSegs(s, "t"); !slices.Equal(got, []uint64{2, 3}) {
 		t.Fatalf("local segments after reopen %v", got)
 	}
-	p, _ = s.lookup("t", 0)
 
 	// The tier holds 0..5 as two objects; retention.bytes over the whole
 	// log (12 batches; limit 8) drops the oldest object only.
@@ -658,7 +658,7 @@ func TestRetentionTiered(t *testing.T) {
 // ErrOffsetOutOfRange, never anything else (run with -race).
 func TestRetentionConcurrentReads(t *testing.T) {
 	clock := &fakeClock{}
-	cfg := retentionConfig(NewMemFS(), clock)
+	cfg := retentionConfig(vfs.NewMemFS(), clock)
 	cfg.SegmentBytes = 64 << 10
 	s := mustOpen(t, cfg)
 	defer s.Close()

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+
+	"github.com/klite/klite/vfs"
 )
 
 // Chunk header layout. Part of the on-disk format (see doc.go); all fields
@@ -31,10 +33,10 @@ const (
 const (
 	segSuffix   = ".wal"
 	idxSuffix   = ".idx"
-	prepSuffix  = ".prep"  // a segment being preallocated; deleted on open
-	tmpSuffix   = ".tmp"   // a file being written before its rename; deleted on open
-	tornInfix   = ".torn-" // a copy of a torn tail cut off by recovery
-	segNameBase = 20       // digits in a segment file name
+	prepSuffix  = ".prep"       // a segment being preallocated; deleted on open
+	tmpSuffix   = vfs.TmpSuffix // a file being written before its rename (vfs.WriteFile); deleted on open
+	tornInfix   = ".torn-"      // a copy of a torn tail cut off by recovery
+	segNameBase = 20            // digits in a segment file name
 )
 
 type chunkHeader struct {
@@ -87,7 +89,7 @@ func parseChunkHeader(b []byte) (chunkHeader, error) {
 type segment struct {
 	id   uint64
 	path string
-	f    File
+	f    vfs.File
 	refs atomic.Int64
 	size int64 // what it adds to Store.walBytes; set before addSegment
 
@@ -120,7 +122,7 @@ func summarize(entries []ckEntry) []segKey {
 	return keys
 }
 
-func newSegment(id uint64, path string, f File) *segment {
+func newSegment(id uint64, path string, f vfs.File) *segment {
 	s := &segment{id: id, path: path, f: f}
 	s.refs.Store(1)
 	return s
@@ -167,14 +169,14 @@ func parseSegName(name, suffix string) (uint64, bool) {
 // windowReader reads a file sequentially through a large buffer, for
 // recovery scans.
 type windowReader struct {
-	f     File
+	f     vfs.File
 	size  int64
 	buf   []byte
 	start int64 // file position of buf[0]
 	n     int   // valid bytes in buf
 }
 
-func newWindowReader(f File, size int64, window int) *windowReader {
+func newWindowReader(f vfs.File, size int64, window int) *windowReader {
 	return &windowReader{f: f, size: size, buf: make([]byte, window)}
 }
 

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/klite/klite/vfs"
 )
 
 // Prealloc says how new segment files are prepared (in the background,
@@ -97,7 +99,7 @@ type Config struct {
 	// segment is sealed (default 24h).
 	ProducerExpiry time.Duration
 	// FS does all file I/O (default OSFS).
-	FS FS
+	FS vfs.FS
 	// Logger is the store's logger; a "component" field is added.
 	Logger zerolog.Logger
 	// Now is the clock (default time.Now).
@@ -170,7 +172,7 @@ func (c *Config) applyDefaults() error {
 		c.ProducerExpiry = DefaultProducerExpiry
 	}
 	if c.FS == nil {
-		c.FS = OSFS{}
+		c.FS = vfs.OSFS{}
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -198,7 +200,7 @@ func (c *Config) applyDefaults() error {
 type Store struct {
 	cfg Config
 	log zerolog.Logger
-	fs  FS
+	fs  vfs.FS
 
 	metaMu  sync.Mutex // guards meta, nextPID, byKey and table writes
 	meta    metaFile
@@ -284,7 +286,7 @@ func Open(cfg Config) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{cfg: cfg, fs: cfg.FS, log: cfg.Logger.With().Str("component", "storage").Logger(), byKey: map[uint32]*partition{}}
-	if err := s.fs.MkdirAll(cfg.Dir); err != nil {
+	if err := vfs.MkdirAllSync(s.fs, cfg.Dir); err != nil {
 		return nil, fmt.Errorf("storage: %w", err)
 	}
 	m, ok, err := loadMeta(s.fs, cfg.Dir)

@@ -7,10 +7,12 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/klite/klite/vfs"
 )
 
 func TestAppendReadRoundTripAcrossRolls(t *testing.T) {
-	fsys := NewMemFS()
+	fsys := vfs.NewMemFS()
 	cfg := testConfig(fsys)
 	s := mustOpen(t, cfg)
 	mustCreate(t, s, "t", 1)
@@ -69,7 +71,7 @@ func TestAppendReadRoundTripAcrossRolls(t *testing.T) {
 }
 
 func TestOffsetsContiguousAcrossPartitionsAndShards(t *testing.T) {
-	cfg := testConfig(NewMemFS())
+	cfg := testConfig(vfs.NewMemFS())
 	cfg.Shards = 3
 	s := mustOpen(t, cfg)
 	defer s.Close()
@@ -124,7 +126,7 @@ func TestOffsetsContiguousAcrossPartitionsAndShards(t *testing.T) {
 // conditions, not on time, and opens the gate on every exit path, so a
 // failure cannot leave Close waiting on the held fdatasync.
 func TestGroupCommitBatches(t *testing.T) {
-	ffs := NewFaultFS(OSFS{})
+	ffs := vfs.NewFaultFS(vfs.OSFS{})
 	cfg := Config{Dir: t.TempDir(), FS: ffs, Shards: 1, SegmentBytes: 4 << 20, Prealloc: PreallocNone}
 	s := mustOpen(t, cfg)
 	defer s.Close()
@@ -140,8 +142,8 @@ func TestGroupCommitBatches(t *testing.T) {
 		openGate := func() { openOnce.Do(func() { close(gate) }) }
 		defer openGate() // runs before the deferred Close
 		var gated atomic.Bool
-		ffs.SetInjector(func(op Op) error {
-			if op.Kind == OpSync && matchName("*.wal", op.Name) && !gated.Swap(true) {
+		ffs.SetInjector(func(op vfs.Op) error {
+			if op.Kind == vfs.OpSync && vfs.MatchBase("*.wal", op.Name) && !gated.Swap(true) {
 				<-gate
 			}
 			return nil
@@ -180,7 +182,7 @@ func TestGroupCommitBatches(t *testing.T) {
 // written but neither acknowledged nor visible; a non-durable one is
 // acknowledged (after its write) but not visible.
 func TestDurableAckAfterFsync(t *testing.T) {
-	ffs := NewFaultFS(NewMemFS())
+	ffs := vfs.NewFaultFS(vfs.NewMemFS())
 	s := mustOpen(t, testConfig(ffs))
 	defer s.Close()
 	mustCreate(t, s, "t", 1)
@@ -191,25 +193,25 @@ func TestDurableAckAfterFsync(t *testing.T) {
 	openGate := func() { openOnce.Do(func() { close(gate) }) }
 	defer openGate()
 	var syncs atomic.Int64
-	ffs.SetInjector(func(op Op) error {
-		if op.Kind == OpSync && matchName("*.wal", op.Name) {
+	ffs.SetInjector(func(op vfs.Op) error {
+		if op.Kind == vfs.OpSync && vfs.MatchBase("*.wal", op.Name) {
 			<-gate
 		}
 		return nil
 	})
-	ffs.SetAfter(func(op Op, err error) {
-		if op.Kind == OpSync && matchName("*.wal", op.Name) && err == nil {
+	ffs.SetAfter(func(op vfs.Op, err error) {
+		if op.Kind == vfs.OpSync && vfs.MatchBase("*.wal", op.Name) && err == nil {
 			syncs.Add(1)
 		}
 	})
-	writes := ffs.Count(OpWrite)
+	writes := ffs.Count(vfs.OpWrite)
 	durable := make(chan AppendResult, 1)
 	var syncsAtAck atomic.Int64
 	s.Append("t", 0, makeBatch(batchSpec{}), true, func(r AppendResult) {
 		syncsAtAck.Store(syncs.Load())
 		durable <- r
 	})
-	eventually(t, "durable write", func() bool { return ffs.Count(OpWrite) > writes })
+	eventually(t, "durable write", func() bool { return ffs.Count(vfs.OpWrite) > writes })
 	r := appendWait(t, s, "t", 0, makeBatch(batchSpec{}), false)
 	if r.Err != nil || r.BaseOffset != 2 {
 		t.Fatalf("non-durable append: %+v", r)
@@ -244,7 +246,7 @@ func TestDurableAckAfterFsync(t *testing.T) {
 }
 
 func TestReadSemantics(t *testing.T) {
-	s := mustOpen(t, testConfig(NewMemFS()))
+	s := mustOpen(t, testConfig(vfs.NewMemFS()))
 	defer s.Close()
 	mustCreate(t, s, "t", 1)
 	// One append of three batches: one chunk holding offsets 0-1, 2-4, 5.
@@ -308,7 +310,7 @@ func TestReadSemantics(t *testing.T) {
 }
 
 func TestOffsetForTimeAndMaxTimestamp(t *testing.T) {
-	s := mustOpen(t, testConfig(NewMemFS()))
+	s := mustOpen(t, testConfig(vfs.NewMemFS()))
 	defer s.Close()
 	mustCreate(t, s, "t", 1)
 	if off, ts, err := s.MaxTimestamp("t", 0); err != nil || off != -1 || ts != -1 {
@@ -333,7 +335,7 @@ func TestOffsetForTimeAndMaxTimestamp(t *testing.T) {
 }
 
 func TestLogAppendTime(t *testing.T) {
-	cfg := testConfig(NewMemFS())
+	cfg := testConfig(vfs.NewMemFS())
 	now := int64(1_700_000_000_000)
 	cfg.Now = func() timeT { return timeUnixMilli(now) }
 	s := mustOpen(t, cfg)
@@ -353,7 +355,7 @@ func TestLogAppendTime(t *testing.T) {
 }
 
 func TestWatch(t *testing.T) {
-	s := mustOpen(t, testConfig(NewMemFS()))
+	s := mustOpen(t, testConfig(vfs.NewMemFS()))
 	mustCreate(t, s, "t", 2)
 	mustCreate(t, s, "gone", 1)
 	fired := make(chan string, 10)
@@ -393,7 +395,7 @@ func TestWatch(t *testing.T) {
 }
 
 func TestDeleteAndRecreateTopic(t *testing.T) {
-	fsys := NewMemFS()
+	fsys := vfs.NewMemFS()
 	cfg := testConfig(fsys)
 	s := mustOpen(t, cfg)
 	old := mustCreate(t, s, "t", 2)
@@ -441,7 +443,7 @@ func TestDeleteAndRecreateTopic(t *testing.T) {
 }
 
 func TestTopicsAndProducerIDs(t *testing.T) {
-	cfg := testConfig(NewMemFS())
+	cfg := testConfig(vfs.NewMemFS())
 	s := mustOpen(t, cfg)
 	mustCreate(t, s, "b", 1)
 	mustCreate(t, s, "a", 3)
@@ -481,7 +483,7 @@ func TestTopicsAndProducerIDs(t *testing.T) {
 // TestReadHoldsSegmentOpen: a read's chunks stay readable after Close
 // until Release.
 func TestReadHoldsSegmentOpen(t *testing.T) {
-	s := mustOpen(t, testConfig(NewMemFS()))
+	s := mustOpen(t, testConfig(vfs.NewMemFS()))
 	mustCreate(t, s, "t", 1)
 	appendWait(t, s, "t", 0, makeBatch(batchSpec{value: []byte("keep")}), true)
 	res := s.Read("t", 0, 0, 1<<20)
@@ -494,7 +496,7 @@ func TestReadHoldsSegmentOpen(t *testing.T) {
 	if _, err := c.File.ReadAt(b, c.Off); err != nil {
 		t.Fatalf("read after Close, before Release: %v", err)
 	}
-	if c.File.Fd() != noFd {
+	if c.File.Fd() != vfs.NoFd {
 		t.Fatalf("MemFS Fd = %d", c.File.Fd())
 	}
 	res.Release()
@@ -507,7 +509,7 @@ func TestReadHoldsSegmentOpen(t *testing.T) {
 }
 
 func TestAppendTooLarge(t *testing.T) {
-	s := mustOpen(t, testConfig(NewMemFS()))
+	s := mustOpen(t, testConfig(vfs.NewMemFS()))
 	defer s.Close()
 	mustCreate(t, s, "t", 1)
 	r := appendWait(t, s, "t", 0, makeBatch(batchSpec{value: make([]byte, 70<<10)}), true)
@@ -533,7 +535,7 @@ func recvWithin(t *testing.T, ch chan string) string {
 }
 
 func ExampleStore() {
-	s, err := Open(Config{Dir: "/example", FS: NewMemFS(), SegmentBytes: 1 << 20})
+	s, err := Open(Config{Dir: "/example", FS: vfs.NewMemFS(), SegmentBytes: 1 << 20})
 	if err != nil {
 		panic(err)
 	}
@@ -548,7 +550,7 @@ func ExampleStore() {
 // TestChunkSplit: a group's appends to one partition are split into chunks
 // of at most MaxChunkBytes, and reads from any offset still line up.
 func TestChunkSplit(t *testing.T) {
-	cfg := testConfig(NewMemFS())
+	cfg := testConfig(vfs.NewMemFS())
 	cfg.MaxChunkBytes = 2048
 	s := mustOpen(t, cfg)
 	defer s.Close()

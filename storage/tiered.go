@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/klite/klite/tier"
+	"github.com/klite/klite/vfs"
 )
 
 // Tiering: the store as the uploader's tier.Source, and cold reads through
@@ -238,7 +239,7 @@ func (m coldBytes) ReadAt(b []byte, off int64) (int, error) {
 	return n, nil
 }
 
-func (coldBytes) Fd() uintptr { return noFd }
+func (coldBytes) Fd() uintptr { return vfs.NoFd }
 
 // readCold serves a read below the WAL's first offset from Config.Cold:
 // one in-memory chunk of whole batches from the one holding offset. The
@@ -246,7 +247,10 @@ func (coldBytes) Fd() uintptr { return noFd }
 // continues locally. A failure is ErrStorage (KAFKA_STORAGE_ERROR, which
 // clients retry) without failing the partition: the bucket may be back
 // on the next try. Objects that retention removed meanwhile read as
-// ErrOffsetOutOfRange, as locally.
+// ErrOffsetOutOfRange, as locally; an object missing at or above the log
+// start is ErrStorage (the bucket lost data: out of range would send
+// clients to their reset policy, skipping or re-reading everything). The
+// tier logs and counts each failure (tier.Cold.Stats).
 func (s *Store) readCold(p *partition, res ReadResult, offset, maxBytes int64) ReadResult {
 	res.LogStartOffset = p.logStart.Load()
 	if offset < res.LogStartOffset {
@@ -272,8 +276,9 @@ func (s *Store) readCold(p *partition, res ReadResult, offset, maxBytes int64) R
 }
 
 func (s *Store) coldErr(p *partition, offset int64, err error) error {
-	switch {
-	case errors.Is(err, tier.ErrNotFound), errors.Is(err, tier.ErrNotTiered) && offset < p.logStart.Load():
+	// The log start is read after the failure: a retention that raced the
+	// read moved it first (storage moves it before the tier deletes).
+	if (errors.Is(err, tier.ErrNotFound) || errors.Is(err, tier.ErrNotTiered)) && offset < p.logStart.Load() {
 		return ErrOffsetOutOfRange
 	}
 	return fmt.Errorf("%w: tier: %v", ErrStorage, err)

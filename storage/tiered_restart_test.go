@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/klite/klite/tier"
+	"github.com/klite/klite/vfs"
 	"github.com/rs/zerolog"
 )
 
@@ -62,7 +63,7 @@ func (l *lateCold) Forget(p tier.Partition) {
 func restartFixture(t *testing.T) (*Store, *lateCold, *tier.Uploader, *tier.MemStore, tier.Partition, *tier.Manifest) {
 	ms := tier.NewMemStore()
 	lc := &lateCold{}
-	cfg := testConfig(NewMemFS())
+	cfg := testConfig(vfs.NewMemFS())
 	cfg.MaxChunkBytes = 4 << 10
 	cfg.Cold = lc
 	cfg.HotBytes = 1
@@ -208,7 +209,7 @@ func TestTierRestartsAfterRestore(t *testing.T) {
 	snap.Topics[0].LogStart[0] = start
 
 	lc := &lateCold{}
-	cfg := testConfig(NewMemFS())
+	cfg := testConfig(vfs.NewMemFS())
 	cfg.MaxChunkBytes = 4 << 10
 	cfg.Cold = lc
 	cfg.HotBytes = 1
@@ -254,7 +255,7 @@ func TestRestoreFromRestartedTier(t *testing.T) {
 	t.Cleanup(c.Close)
 	lc := &lateCold{}
 	lc.c.Store(c)
-	cfg := testConfig(NewMemFS())
+	cfg := testConfig(vfs.NewMemFS())
 	cfg.Cold = lc
 	s := mustOpen(t, cfg)
 	t.Cleanup(func() { s.Close() })

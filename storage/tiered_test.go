@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/klite/klite/tier"
+	"github.com/klite/klite/vfs"
 )
 
 // memCold is an in-memory ColdLog: whole batches per partition, one
@@ -146,7 +147,7 @@ func sameBatches(t *testing.T, what string, got, want []readBatch) {
 // as its tier. Partition 0's cold batches have timestamps 1000+, its
 // local ones 5000+; partition 1's cold ones 1000+, local ones 500+.
 func coldSetup(t *testing.T) (src, dst *Store, cold *memCold, ti TopicInfo, srcBatches [2][]readBatch) {
-	src = mustOpen(t, testConfig(NewMemFS()))
+	src = mustOpen(t, testConfig(vfs.NewMemFS()))
 	t.Cleanup(func() { src.Close() })
 	ti = mustCreate(t, src, "t", 2)
 	for part := range int32(2) {
@@ -154,7 +155,7 @@ func coldSetup(t *testing.T) (src, dst *Store, cold *memCold, ti TopicInfo, srcB
 		srcBatches[part] = readAllBatches(t, src, "t", part)
 	}
 	cold = newMemCold()
-	cfg := testConfig(NewMemFS())
+	cfg := testConfig(vfs.NewMemFS())
 	cfg.Cold = cold
 	dst = mustOpen(t, cfg)
 	t.Cleanup(func() { dst.Close() })
@@ -190,7 +191,7 @@ func TestColdReadBelowLocalStart(t *testing.T) {
 	}
 
 	res := s.Read("t", 0, 5, 1<<20)
-	if res.Err != nil || len(res.Chunks) != 1 || res.Chunks[0].File.Fd() != noFd {
+	if res.Err != nil || len(res.Chunks) != 1 || res.Chunks[0].File.Fd() != vfs.NoFd {
 		t.Fatalf("cold read: %+v", res)
 	}
 	if res.HighWatermark != 30 || res.LogStartOffset != 0 || res.Bytes != res.Chunks[0].Len {
@@ -223,9 +224,12 @@ func TestColdReadBelowLocalStart(t *testing.T) {
 	if r := appendWait(t, s, "t", 0, makeBatch(batchSpec{ts: 6000}), true); r.Err != nil || r.BaseOffset != 30 {
 		t.Fatalf("append with the tier down: %+v", r)
 	}
+	// An object missing at or above the log start is lost data, not an
+	// offset out of range (which would send clients to their reset
+	// policy, skipping or re-reading the partition).
 	cold.setFail(tier.ErrNotFound)
-	if r := s.Read("t", 0, 0, 1<<20); !errors.Is(r.Err, ErrOffsetOutOfRange) {
-		t.Fatalf("read of a dropped object: %v", r.Err)
+	if r := s.Read("t", 0, 0, 1<<20); !errors.Is(r.Err, ErrStorage) {
+		t.Fatalf("read of an object missing above the log start: %v", r.Err)
 	}
 	cold.setFail(nil)
 	if r := s.Read("t", 0, 0, 1<<20); r.Err != nil || r.Bytes == 0 {
@@ -268,7 +272,7 @@ func TestColdOffsetForTimeAndMaxTimestamp(t *testing.T) {
 // sealedStore fills one partition over several segments: single-batch
 // appends of about 3 KiB, and one append of three batches (one chunk).
 func sealedStore(t *testing.T) (*Store, TopicInfo, []readBatch) {
-	cfg := testConfig(NewMemFS())
+	cfg := testConfig(vfs.NewMemFS())
 	cfg.MaxChunkBytes = 4 << 10
 	s := mustOpen(t, cfg)
 	t.Cleanup(func() { s.Close() })
@@ -408,7 +412,7 @@ func TestSealedPinsSegments(t *testing.T) {
 }
 
 func TestSealedStopsAtHighWatermark(t *testing.T) {
-	s := mustOpen(t, testConfig(NewMemFS()))
+	s := mustOpen(t, testConfig(vfs.NewMemFS()))
 	defer s.Close()
 	ti := mustCreate(t, s, "t", 1)
 	tp := tierOf(ti, 0)

@@ -5,12 +5,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/klite/klite/vfs"
 )
 
 // SetTopicConfigs replaces the configs durably (they survive a power loss
 // right after it returns) and switches LogAppendTime for later appends.
 func TestSetTopicConfigs(t *testing.T) {
-	fsys := NewMemFS()
+	fsys := vfs.NewMemFS()
 	cfg := testConfig(fsys)
 	now := int64(1_700_000_000_000)
 	cfg.Now = func() timeT { return timeUnixMilli(now) }
@@ -46,7 +48,7 @@ func TestSetTopicConfigs(t *testing.T) {
 	}
 
 	// Durable: a crash right now keeps the new configs, and the data.
-	crashed := mustOpen(t, Config{Dir: cfg.Dir, FS: fsys.CrashClone(CrashDropUnsynced, 1), Shards: cfg.Shards, SegmentBytes: cfg.SegmentBytes, Now: cfg.Now})
+	crashed := mustOpen(t, Config{Dir: cfg.Dir, FS: fsys.CrashClone(vfs.CrashDropUnsynced, 1), Shards: cfg.Shards, SegmentBytes: cfg.SegmentBytes, Now: cfg.Now})
 	if got, _ := crashed.Topic("t"); got.Configs["message.timestamp.type"] != "LogAppendTime" || len(got.Configs) != 2 {
 		t.Fatalf("after crash: %+v", got)
 	}
@@ -85,17 +87,17 @@ func TestSetTopicConfigs(t *testing.T) {
 
 // A failed metadata write changes nothing, in memory or on disk.
 func TestSetTopicConfigsWriteFailure(t *testing.T) {
-	mem := NewMemFS()
-	ffs := NewFaultFS(mem)
+	mem := vfs.NewMemFS()
+	ffs := vfs.NewFaultFS(mem)
 	cfg := testConfig(ffs)
 	s := mustOpen(t, cfg)
 	defer s.Close()
 	if _, err := s.CreateTopic("t", 1, map[string]string{"retention.ms": "1000"}); err != nil {
 		t.Fatal(err)
 	}
-	ffs.SetInjector(func(op Op) error {
-		if op.Kind == OpRename && strings.Contains(op.Name, metaName) {
-			return ErrInjected
+	ffs.SetInjector(func(op vfs.Op) error {
+		if op.Kind == vfs.OpRename && strings.Contains(op.Name, metaName) {
+			return vfs.ErrInjected
 		}
 		return nil
 	})
@@ -122,7 +124,7 @@ func TestSetTopicConfigsWriteFailure(t *testing.T) {
 // CreatePartitions adds empty partitions with new keys; old partitions keep
 // their data, and all of it survives a crash.
 func TestCreatePartitions(t *testing.T) {
-	fsys := NewMemFS()
+	fsys := vfs.NewMemFS()
 	cfg := testConfig(fsys)
 	cfg.MaxPartitions = 8
 	s := mustOpen(t, cfg)
@@ -188,7 +190,7 @@ func TestCreatePartitions(t *testing.T) {
 			}
 		}
 	}
-	crashed := mustOpen(t, Config{Dir: cfg.Dir, FS: fsys.CrashClone(CrashDropUnsynced, 1), Shards: cfg.Shards, SegmentBytes: cfg.SegmentBytes, MaxPartitions: 8})
+	crashed := mustOpen(t, Config{Dir: cfg.Dir, FS: fsys.CrashClone(vfs.CrashDropUnsynced, 1), Shards: cfg.Shards, SegmentBytes: cfg.SegmentBytes, MaxPartitions: 8})
 	check(crashed)
 	crashed.Close()
 	// Deleting a grown topic drops every partition.

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/klite/klite/vfs"
 )
 
 // A shard owns a set of partitions and their WAL. Its goroutines:
@@ -141,7 +143,7 @@ type group struct {
 
 type prepResult struct {
 	id  uint64
-	f   File
+	f   vfs.File
 	err error
 }
 
@@ -800,7 +802,7 @@ var errPrepDropped = errors.New("storage: segment preparation abandoned")
 // prepare creates segment id as <id>.wal.prep, reserves its space and, when
 // t is set and the mode is PreallocZeroFill, zero-fills it. Without t (the
 // first segment of a shard, made while Open waits) it only reserves.
-func (s *shard) prepare(id uint64, t *prepTask) (File, error) {
+func (s *shard) prepare(id uint64, t *prepTask) (vfs.File, error) {
 	path := prepPath(s.dir, id)
 	f, err := s.st.fs.Create(path)
 	if err != nil {
@@ -829,7 +831,7 @@ func (s *shard) prepare(id uint64, t *prepTask) (File, error) {
 
 // zeroFill writes zeros over [0, size) until done or hurried, one
 // fsynced step at a time while the WAL is idle (see prepgate.go).
-func (t *prepTask) zeroFill(wal *walActivity, f File, size int64) error {
+func (t *prepTask) zeroFill(wal *walActivity, f vfs.File, size int64) error {
 	for off := int64(0); off < size; {
 		if !wal.waitIdle(t.hurry) {
 			return nil
@@ -846,7 +848,7 @@ func (t *prepTask) zeroFill(wal *walActivity, f File, size int64) error {
 	return nil
 }
 
-func zeroRange(f File, off, end int64) error {
+func zeroRange(f vfs.File, off, end int64) error {
 	for off < end {
 		n := min(int64(len(zeros)), end-off)
 		if _, err := f.WriteAt(zeros[:n], off); err != nil {
@@ -1009,7 +1011,7 @@ func (s *shard) queueCheckpoint(seg *segment, entries []ckEntry, snap producerMa
 func (s *shard) writeCheckpoint(id uint64, entries []ckEntry, snap producerMap) error {
 	prod, np := encodeProducers(snap)
 	b := encodeCheckpoint(id, entries, prod, np)
-	return writeFileAtomic(s.st.fs, s.dir, segName(id)+idxSuffix, b)
+	return vfs.WriteFile(s.st.fs, idxPath(s.dir, id), b)
 }
 
 func (s *shard) runBg() {

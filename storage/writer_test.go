@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/klite/klite/vfs"
 )
 
 // gate blocks the operations an injector picks until it is opened.
@@ -27,10 +29,10 @@ func (g *gate) open() { g.once.Do(func() { close(g.ch) }) }
 
 // gateWAL holds every op of kind on a WAL file at a new gate until the gate
 // opens. Callers defer open before anything that waits on the held op.
-func gateWAL(ffs *FaultFS, kind OpKind) *gate {
+func gateWAL(ffs *vfs.FaultFS, kind vfs.OpKind) *gate {
 	g := newGate()
-	ffs.SetInjector(func(op Op) error {
-		if op.Kind == kind && matchName("*.wal", op.Name) {
+	ffs.SetInjector(func(op vfs.Op) error {
+		if op.Kind == kind && vfs.MatchBase("*.wal", op.Name) {
 			g.wait()
 		}
 		return nil
@@ -43,13 +45,13 @@ func gateWAL(ffs *FaultFS, kind OpKind) *gate {
 // once, without waiting for the stuck write, and then waits for that write
 // and its fsync, so the append being written is acknowledged, durable.
 func TestCloseFailsQueuedAppends(t *testing.T) {
-	mem := NewMemFS()
-	ffs := NewFaultFS(mem)
+	mem := vfs.NewMemFS()
+	ffs := vfs.NewFaultFS(mem)
 	cfg := testConfig(ffs)
 	cfg.Shards = 1
 	s := mustOpen(t, cfg)
 	mustCreate(t, s, "t", 1)
-	g := gateWAL(ffs, OpWrite)
+	g := gateWAL(ffs, vfs.OpWrite)
 	defer g.open()
 	first := make(chan AppendResult, 1)
 	s.Append("t", 0, makeBatch(batchSpec{value: []byte("first")}), true, func(r AppendResult) { first <- r })
@@ -95,7 +97,7 @@ func TestCloseFailsQueuedAppends(t *testing.T) {
 		t.Fatalf("append written before Close: %+v", r)
 	}
 	ffs.SetInjector(nil)
-	s2 := mustOpen(t, Config{Dir: cfg.Dir, FS: mem.CrashClone(CrashDropUnsynced, 1), Shards: 1, SegmentBytes: cfg.SegmentBytes})
+	s2 := mustOpen(t, Config{Dir: cfg.Dir, FS: mem.CrashClone(vfs.CrashDropUnsynced, 1), Shards: 1, SegmentBytes: cfg.SegmentBytes})
 	defer s2.Close()
 	if got := readAllBatches(t, s2, "t", 0); len(got) != 1 || string(got[0].values[0]) != "first" {
 		t.Fatalf("after Close and a crash: %d batches", len(got))
@@ -106,10 +108,10 @@ func TestCloseFailsQueuedAppends(t *testing.T) {
 // only then acknowledges the appends it covers; nothing is acknowledged
 // before it.
 func TestCloseWithHeldFsync(t *testing.T) {
-	ffs := NewFaultFS(NewMemFS())
+	ffs := vfs.NewFaultFS(vfs.NewMemFS())
 	s := mustOpen(t, testConfig(ffs))
 	mustCreate(t, s, "t", 2)
-	g := gateWAL(ffs, OpSync)
+	g := gateWAL(ffs, vfs.OpSync)
 	defer g.open()
 	acks := make(chan AppendResult, 2)
 	for p := int32(0); p < 2; p++ {
@@ -149,14 +151,14 @@ func TestCloseWithHeldFsync(t *testing.T) {
 // queue up to MaxQueueBytes; past it they fail at once, on the caller's
 // goroutine, with ErrBusy; the admitted ones complete once it moves.
 func TestAppendBusy(t *testing.T) {
-	ffs := NewFaultFS(NewMemFS())
+	ffs := vfs.NewFaultFS(vfs.NewMemFS())
 	cfg := testConfig(ffs)
 	cfg.Shards = 1
 	cfg.MaxQueueBytes = 8 << 10
 	s := mustOpen(t, cfg)
 	defer s.Close()
 	mustCreate(t, s, "t", 1)
-	g := gateWAL(ffs, OpWrite)
+	g := gateWAL(ffs, vfs.OpWrite)
 	defer g.open()
 	var wg sync.WaitGroup
 	var failed atomic.Int64
@@ -212,9 +214,9 @@ func TestAppendBusy(t *testing.T) {
 // larger than the bound into pieces, and a crash with writes unsynced
 // recovers every acknowledged append.
 func TestUnsyncedBound(t *testing.T) {
-	for _, mode := range []CrashMode{CrashKeepUnsynced, CrashTorn} {
-		mem := NewMemFS()
-		ffs := NewFaultFS(mem)
+	for _, mode := range []vfs.CrashMode{vfs.CrashKeepUnsynced, vfs.CrashTorn} {
+		mem := vfs.NewMemFS()
+		ffs := vfs.NewFaultFS(mem)
 		cfg := testConfig(ffs)
 		cfg.Shards, cfg.SegmentBytes, cfg.unsyncedBytes = 1, 256<<10, 8<<10
 		s := mustOpen(t, cfg)
@@ -227,8 +229,8 @@ func TestUnsyncedBound(t *testing.T) {
 		var maxEnd, synced, syncing, overshoot int64
 		var g atomic.Pointer[gate]
 		g.Store(newGate())
-		ffs.SetInjector(func(op Op) error {
-			if op.Kind == OpSync && matchName("*.wal", op.Name) {
+		ffs.SetInjector(func(op vfs.Op) error {
+			if op.Kind == vfs.OpSync && vfs.MatchBase("*.wal", op.Name) {
 				mu.Lock()
 				syncing = maxEnd
 				mu.Unlock()
@@ -236,8 +238,8 @@ func TestUnsyncedBound(t *testing.T) {
 			}
 			return nil
 		})
-		ffs.SetAfter(func(op Op, err error) {
-			if err != nil || !matchName("*.wal", op.Name) {
+		ffs.SetAfter(func(op vfs.Op, err error) {
+			if err != nil || !vfs.MatchBase("*.wal", op.Name) {
 				return
 			}
 			mu.Lock()
@@ -246,11 +248,11 @@ func TestUnsyncedBound(t *testing.T) {
 				seg, maxEnd, synced, syncing = op.Name, 0, 0, 0
 			}
 			switch op.Kind {
-			case OpWrite:
+			case vfs.OpWrite:
 				end := op.Off + int64(op.Len)
 				maxEnd = max(maxEnd, end)
 				overshoot = max(overshoot, end-synced-cfg.unsyncedBytes)
-			case OpSync:
+			case vfs.OpSync:
 				synced = syncing
 			}
 		})
@@ -323,8 +325,8 @@ func TestUnsyncedBound(t *testing.T) {
 // far as its zero-fill got, and Close abandons a preparation and removes
 // its file. Both stop the zero-fill at the next step.
 func TestPrepareHurriedAndAbandoned(t *testing.T) {
-	mem := NewMemFS()
-	ffs := NewFaultFS(mem)
+	mem := vfs.NewMemFS()
+	ffs := vfs.NewFaultFS(mem)
 	cfg := testConfig(ffs)
 	cfg.Shards, cfg.SegmentBytes = 1, 8<<20
 	s := mustOpen(t, cfg)
@@ -335,8 +337,8 @@ func TestPrepareHurriedAndAbandoned(t *testing.T) {
 	var g atomic.Pointer[gate]
 	g.Store(newGate())
 	var prepWrites atomic.Int64
-	ffs.SetInjector(func(op Op) error {
-		if op.Kind == OpWrite && strings.HasSuffix(op.Name, prepSuffix) {
+	ffs.SetInjector(func(op vfs.Op) error {
+		if op.Kind == vfs.OpWrite && strings.HasSuffix(op.Name, prepSuffix) {
 			prepWrites.Add(1)
 			if op.Off == 2*zeroStepBytes {
 				g.Load().wait()

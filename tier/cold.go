@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -46,12 +47,15 @@ type ColdConfig struct {
 // retention and deletion that run in the background. Safe for concurrent
 // use; Close stops the background work.
 type Cold struct {
-	cfg    ColdConfig
-	warn   zerolog.Logger
-	ctx    context.Context
-	cancel context.CancelFunc
-	sem    chan struct{}
-	wg     sync.WaitGroup
+	cfg     ColdConfig
+	warn    zerolog.Logger
+	readLog zerolog.Logger // cold read failures; rate-limited
+
+	readErrors, missing, corrupt atomic.Int64
+	ctx                          context.Context
+	cancel                       context.CancelFunc
+	sem                          chan struct{}
+	wg                           sync.WaitGroup
 
 	mu     sync.Mutex
 	jobs   map[Partition]*coldJob // guarded by mu; one worker per entry
@@ -76,7 +80,7 @@ func NewCold(cfg ColdConfig) *Cold {
 		cfg.Parallel = defaultColdParallel
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Cold{cfg: cfg, warn: warnLogger(cfg.Log, 5),
+	return &Cold{cfg: cfg, warn: warnLogger(cfg.Log, 5), readLog: warnLogger(cfg.Log, 10),
 		ctx: ctx, cancel: cancel, sem: make(chan struct{}, cfg.Parallel), jobs: make(map[Partition]*coldJob)}
 }
 
@@ -118,10 +122,59 @@ func (c *Cold) Read(ctx context.Context, p Partition, offset, maxBytes int64) ([
 		// Retention deleted the object after we took the manifest; the
 		// newer one (published before the delete) has the answer.
 		if m2, merr := c.Manifest(ctx, p); merr == nil && m2 != nil && m2 != m {
-			return c.cfg.Reader.Read(ctx, m2, offset, maxBytes)
+			b, err = c.cfg.Reader.Read(ctx, m2, offset, maxBytes)
 		}
 	}
+	if err != nil {
+		c.readFailed(p, offset, err)
+	}
 	return b, err
+}
+
+// ColdStats are Cold's cumulative failure counters (atomics), for the
+// metrics endpoint.
+type ColdStats struct {
+	// ReadErrors counts failed cold reads of any kind (missing and corrupt
+	// included; an offset outside the tier is an answer, not counted).
+	ReadErrors int64
+	// Missing counts reads of an object the manifest lists and the bucket
+	// lacks; Corrupt reads of an object (or span) that failed its checks.
+	Missing, Corrupt int64
+}
+
+// Stats returns the counters so far.
+func (c *Cold) Stats() ColdStats {
+	return ColdStats{ReadErrors: c.readErrors.Load(), Missing: c.missing.Load(), Corrupt: c.corrupt.Load()}
+}
+
+// readFailed counts a failed read and logs it (rate-limited): at Error
+// when the bucket lacks an object its manifest lists or an object failed
+// its checks (data at risk: an operator must look), at Warn otherwise (the
+// store is unreachable, a timeout). The client gets KAFKA_STORAGE_ERROR
+// and retries, so without this the stall would be silent.
+func (c *Cold) readFailed(p Partition, offset int64, err error) {
+	if errors.Is(err, ErrNotTiered) {
+		return
+	}
+	c.readErrors.Add(1)
+	key := ""
+	var oe *ObjectError
+	if errors.As(err, &oe) {
+		key = oe.Key
+	}
+	var ev *zerolog.Event
+	var msg string
+	switch {
+	case errors.Is(err, ErrNotFound):
+		c.missing.Add(1)
+		ev, msg = c.readLog.Error(), "tier: an object the manifest lists is missing from the bucket; the partition's reads there fail until it is restored"
+	case errors.Is(err, ErrCorrupt), errors.Is(err, ErrRange):
+		c.corrupt.Add(1)
+		ev, msg = c.readLog.Error(), "tier: object read back from the bucket failed its checks; not served"
+	default:
+		ev, msg = c.readLog.Warn(), "tier: cold read failed"
+	}
+	ev.Err(err).Str("topic", p.Topic).Int32("partition", p.Partition).Int64("offset", offset).Str("object", key).Msg(msg)
 }
 
 // OffsetForTime returns the base offset and max timestamp of p's first
@@ -129,6 +182,7 @@ func (c *Cold) Read(ctx context.Context, p Partition, offset, maxBytes int64) ([
 // >= ts, or (-1, -1, nil). The manifest's per-object max timestamp picks
 // the object, its index the chunk, and the chunk's batch headers the
 // batch, so it costs at most an index GET and one chunk GET (both cached).
+// Failures are logged and counted as Read's are.
 func (c *Cold) OffsetForTime(ctx context.Context, p Partition, ts int64) (int64, int64, error) {
 	m, err := c.Manifest(ctx, p)
 	if err != nil || m == nil {
@@ -140,14 +194,17 @@ func (c *Cold) OffsetForTime(ctx context.Context, p Partition, ts int64) (int64,
 		}
 		idx, err := c.cfg.Reader.Index(ctx, m, i)
 		if err != nil {
+			c.readFailed(p, m.Objects[i].BaseOffset, err)
 			return -1, -1, err
 		}
 		for _, e := range idx {
 			if e.LastOffset < m.LogStartOffset || e.MaxTimestamp < ts {
 				continue
 			}
-			b, err := c.cfg.Reader.Read(ctx, m, max(e.BaseOffset, m.LogStartOffset), 1)
+			at := max(e.BaseOffset, m.LogStartOffset)
+			b, err := c.cfg.Reader.Read(ctx, m, at, 1)
 			if err != nil {
+				c.readFailed(p, at, err)
 				return -1, -1, err
 			}
 			off, mts, ok := firstBatchAfter(b, ts, m.LogStartOffset)
@@ -288,6 +345,9 @@ func (c *Cold) work(p Partition) {
 // still there), then the data objects.
 func (c *Cold) forget(ctx context.Context, p Partition) error {
 	c.cfg.Uploader.Forget(p)
+	if err := c.cfg.Uploader.cfg.Owner.Check(ctx); err != nil {
+		return err
+	}
 	store := c.cfg.Uploader.cfg.Store
 	mdir := p.manifestDir()
 	var manifests, data []string

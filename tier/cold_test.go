@@ -3,7 +3,6 @@ package tier
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"io"
 	"strings"
@@ -37,11 +36,8 @@ func (s *testSource) addBatchSegment(p Partition, nChunks, batchesPer int, ts fu
 			n := int64(len(s.data[p]) + len(chunk)) // any varying amount
 			records := 1 + n%3
 			b := make([]byte, batchHeaderBytes+int(n%17))
-			binary.BigEndian.PutUint64(b, uint64(next))
-			binary.BigEndian.PutUint32(b[batchLengthAt:], uint32(len(b)-batchLengthPrefixLen))
-			binary.BigEndian.PutUint32(b[batchLastDeltaAt:], uint32(records-1))
 			tb := testBatch{base: next, last: next + records - 1, maxTS: ts(len(out))}
-			binary.BigEndian.PutUint64(b[batchMaxTimestampAt:], uint64(tb.maxTS))
+			putTestBatch(b, next, int32(records-1), tb.maxTS)
 			out = append(out, tb)
 			if tb.maxTS > c.MaxTimestamp {
 				c.MaxTimestamp, c.MaxTimestampOffset = tb.maxTS, tb.base

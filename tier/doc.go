@@ -13,6 +13,8 @@
 //	reader.go    Reader: ranged GETs of exact entries, read-ahead, byte-bounded LRU (cache.go)
 //	cold.go      Cold: storage.ColdLog over Uploader+Reader; background Retain/Forget
 //	snapshot.go  MetaSnapshot format, PublishSnapshot/LoadSnapshot, SnapshotLoop
+//	owner.go     Owner: one broker instance per bucket prefix (claim, check, release)
+//	verify.go    checks of every batch read back (CRC-32C, offsets, lengths)
 //	s3fault/     fault-injecting reverse proxy for tests (503 SlowDown, reset, delay)
 //
 // # Bucket layout
@@ -21,6 +23,7 @@
 //	<prefix>topics/<topic>-<topic id hex>/<partition>/manifest/v/<seq:020d>             manifest versions
 //	<prefix>topics/<topic>-<topic id hex>/<partition>/manifest/current                 pointer (a hint)
 //	<prefix>meta/v/<seq:020d>, <prefix>meta/current                                    metadata snapshot
+//	<prefix>owner                                                                      owner record (owner.go)
 //
 // Zero-padded numbers make a name sort an offset (or version) sort. The
 // topic ID keeps a recreated topic's objects apart from its predecessor's.
@@ -50,6 +53,14 @@
 //     references it is published.
 //   - Cached buffers are immutable and never reused; a slice returned by
 //     Reader.Read stays valid after eviction.
+//   - Nothing read back is trusted: every span a GET fetches is checked
+//     (verify.go) before it is cached or served, so a batch at an offset
+//     other than its index entry says, or failing its CRC-32C, is
+//     ErrCorrupt and never reaches a client. Cold logs and counts every
+//     failed read (Cold.Stats).
+//   - One writer per prefix: every data put, manifest publish, snapshot
+//     and deletion is preceded by Owner.Check; a broker that lost the
+//     prefix writes nothing more (ErrNotOwner).
 //   - A metadata snapshot is published only after the manifests it may
 //     describe (SnapshotLoop runs after upload rounds); the newest
 //     keepSnapshotVersions versions are kept.
@@ -73,7 +84,11 @@
 //
 // Manifest and Read go through the uploader's published manifest (nil
 // when the bucket has none for p); a read that meets an object deleted by
-// retention meanwhile retries once with the newer manifest. OffsetForTime
+// retention meanwhile retries once with the newer manifest (which has
+// the offset below its log start, or the object is lost: storage answers
+// OFFSET_OUT_OF_RANGE only below the partition's log start, else
+// KAFKA_STORAGE_ERROR). Failed reads are logged and counted
+// (Cold.Stats). OffsetForTime
 // takes the first object whose MaxTimestamp >= ts, then the first index
 // entry whose MaxTimestamp >= ts (at or above the log start), then walks
 // that chunk's batch headers: the answer is a batch, as locally. Retain
@@ -82,12 +97,28 @@
 // backoff until Close. Forget deletes the pointer, the manifest versions
 // oldest first, then the data objects.
 //
+// # Ownership and disaster recovery
+//
+// The owner record names one broker instance (a random id the broker
+// keeps in its WAL dir). A restart on the same WAL dir keeps the prefix.
+// A clean stop releases it after the final upload and snapshot, so a
+// broker on an empty WAL dir (disaster recovery after a clean stop, a
+// move) claims it on its own. After a crash the record is still held: an
+// empty WAL dir cannot tell a replacement from a second broker started by
+// mistake on the same prefix, so the operator says so (cmd: -s3-take-over,
+// ClaimOptions.TakeOver). A taken-over broker that still runs finds the
+// record changed at its next check and stops writing, logging at Error.
+// Check and put are not atomic (S3 has no compare-and-swap on a second
+// key), so this detects a second writer within one check; it is no
+// standby protocol.
+//
 // # Metadata snapshot
 //
 // MetaSnapshot (format in snapshot.go, big-endian, CRC-32C, every count
 // bounded on decode) carries topics with IDs, configs and log starts,
 // storage's producer state and group.Coordinator.ExportOffsets, both
-// opaque here. SnapshotLoop publishes one after every upload round or
+// opaque here, and the cluster id (restored by disaster recovery, so
+// tools that key on it see the same cluster). SnapshotLoop publishes one after every upload round or
 // retention that published a manifest (Uploader.Published) and at least
 // every Interval; PublishNow writes a final one at shutdown. Disaster
 // recovery: LoadSnapshot, then LoadManifest per partition,

@@ -3,7 +3,9 @@ package tier
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -57,17 +59,19 @@ func (s *testSource) addSegment(rng *rand.Rand, parts []Partition, nChunks, maxC
 	for range nChunks {
 		for _, p := range parts {
 			base := s.nextOffset(p)
-			n := 1 + rng.IntN(maxChunk)
+			n := batchHeaderBytes + rng.IntN(maxChunk)
 			b := make([]byte, n)
 			for i := range b {
 				b[i] = byte(rng.Uint32())
 			}
+			last := base + int64(rng.IntN(5))
+			// One batch: the reader checks what it fetches.
+			putTestBatch(b, base, int32(last-base), 1000+base)
 			// A chunk header's worth of other bytes in between, as in a WAL.
 			pos += 40
 			if _, err := f.WriteAt(b, pos); err != nil {
 				s.t.Fatal(err)
 			}
-			last := base + int64(rng.IntN(5))
 			s.chunks[p] = append(s.chunks[p], SourceChunk{BaseOffset: base, LastOffset: last,
 				MaxTimestamp: 1000 + base, MaxTimestampOffset: base, File: f, Pos: pos, Len: int32(n)})
 			s.data[p] = append(s.data[p], b...)
@@ -75,6 +79,17 @@ func (s *testSource) addSegment(rng *rand.Rand, parts []Partition, nChunks, maxC
 			pos += int64(n)
 		}
 	}
+}
+
+// putTestBatch makes b (at least batchHeaderBytes, the rest payload) one
+// v2 batch of offsets base..base+lastDelta with a valid CRC-32C.
+func putTestBatch(b []byte, base int64, lastDelta int32, maxTS int64) {
+	binary.BigEndian.PutUint64(b, uint64(base))
+	binary.BigEndian.PutUint32(b[batchLengthAt:], uint32(len(b)-batchLengthPrefixLen))
+	b[batchMagicAt] = batchMagicV2
+	binary.BigEndian.PutUint32(b[batchLastDeltaAt:], uint32(lastDelta))
+	binary.BigEndian.PutUint64(b[batchMaxTimestampAt:], uint64(maxTS))
+	binary.BigEndian.PutUint32(b[batchCRCAt:], crc32.Checksum(b[batchCRCFrom:], crcTable))
 }
 
 // newSegmentFile creates the source's next segment file.

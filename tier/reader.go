@@ -32,6 +32,9 @@ type ReaderConfig struct {
 // ReaderStats are cumulative counters (atomics).
 type ReaderStats struct {
 	Gets, GetBytes, Hits, Misses int64
+	// Corrupt counts fetched spans and indexes that failed their checks
+	// (never served).
+	Corrupt int64
 }
 
 // Reader serves cold reads: the batches holding an offset, fetched with a
@@ -45,7 +48,7 @@ type Reader struct {
 	mu       sync.Mutex
 	inflight map[cacheKey]*flight // guarded by mu
 
-	gets, getBytes, hits, misses atomic.Int64
+	gets, getBytes, hits, misses, corrupt atomic.Int64
 }
 
 // NewReader returns a reader.
@@ -61,7 +64,8 @@ func NewReader(cfg ReaderConfig) *Reader {
 
 // Stats returns the counters so far.
 func (r *Reader) Stats() ReaderStats {
-	return ReaderStats{Gets: r.gets.Load(), GetBytes: r.getBytes.Load(), Hits: r.hits.Load(), Misses: r.misses.Load()}
+	return ReaderStats{Gets: r.gets.Load(), GetBytes: r.getBytes.Load(), Hits: r.hits.Load(), Misses: r.misses.Load(),
+		Corrupt: r.corrupt.Load()}
 }
 
 // Read returns batches of m's partition starting with the one holding
@@ -69,7 +73,10 @@ func (r *Reader) Stats() ReaderStats {
 // maxBytes unless the first entry alone is larger (then just it, as Kafka
 // returns at least one batch). The first batch may start before offset;
 // clients skip to the offset they asked for, as with a local fetch. The
-// returned bytes are shared and must not be modified.
+// returned bytes are shared and must not be modified. Every batch was
+// checked when fetched (verifySpan): a CRC or offset mismatch is
+// ErrCorrupt and nothing of that GET is served or cached. Errors about an
+// object are *ObjectError.
 func (r *Reader) Read(ctx context.Context, m *Manifest, offset, maxBytes int64) ([]byte, error) {
 	oi := m.Find(offset)
 	if oi < 0 {
@@ -79,11 +86,11 @@ func (r *Reader) Read(ctx context.Context, m *Manifest, offset, maxBytes int64) 
 	key := m.ObjectKey(oi)
 	idx, err := r.index(ctx, key, ref)
 	if err != nil {
-		return nil, err
+		return nil, &ObjectError{Key: key, Err: err}
 	}
 	k := int32(findEntry(idx, offset))
 	if k < 0 {
-		return nil, fmt.Errorf("%w: object %s does not index offset %d", ErrCorrupt, key, offset)
+		return nil, &ObjectError{Key: key, Err: fmt.Errorf("%w: object does not index offset %d", ErrCorrupt, offset)}
 	}
 	if it := r.cache.get(key, k); it != nil {
 		r.hits.Add(1)
@@ -100,7 +107,7 @@ func (r *Reader) Read(ctx context.Context, m *Manifest, offset, maxBytes int64) 
 		select {
 		case <-f.done:
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, &ObjectError{Key: key, Err: ctx.Err()}
 		}
 		if f.err == nil {
 			return spanBytes(f.it, idx, k, maxBytes), nil
@@ -149,10 +156,14 @@ func (r *Reader) fetch(ctx context.Context, key string, idx []IndexEntry, k int3
 	}
 	buf := make([]byte, size)
 	if err := r.cfg.Store.GetRange(ctx, key, idx[k].Pos, buf); err != nil {
-		return nil, err
+		return nil, &ObjectError{Key: key, Err: err}
 	}
 	r.gets.Add(1)
 	r.getBytes.Add(size)
+	if err := verifySpan(buf, idx, k, end); err != nil {
+		r.corrupt.Add(1)
+		return nil, &ObjectError{Key: key, Err: err}
+	}
 	it := &cacheItem{obj: key, first: k, end: end, pos: idx[k].Pos, buf: buf, charge: size}
 	r.cache.add(it)
 	return it, nil
@@ -175,8 +186,25 @@ func (r *Reader) Index(ctx context.Context, m *Manifest, i int) ([]IndexEntry, e
 	if i < 0 || i >= len(m.Objects) {
 		return nil, fmt.Errorf("tier: object %d of a manifest with %d", i, len(m.Objects))
 	}
-	return r.index(ctx, m.ObjectKey(i), &m.Objects[i])
+	key := m.ObjectKey(i)
+	idx, err := r.index(ctx, key, &m.Objects[i])
+	if err != nil {
+		return nil, &ObjectError{Key: key, Err: err}
+	}
+	return idx, nil
 }
+
+// ObjectError is a read's failure with the key of the object it concerns
+// (for logs); it unwraps to the cause (ErrNotFound, ErrCorrupt, ErrRange,
+// a store or context error).
+type ObjectError struct {
+	Key string
+	Err error
+}
+
+func (e *ObjectError) Error() string { return "tier: object " + e.Key + ": " + e.Err.Error() }
+
+func (e *ObjectError) Unwrap() error { return e.Err }
 
 // index returns the decoded index of an object, from the cache or with
 // one ranged GET of its footer.
@@ -192,10 +220,12 @@ func (r *Reader) index(ctx context.Context, key string, ref *ObjectRef) ([]Index
 	r.getBytes.Add(int64(len(b)))
 	idx, t, err := DecodeIndex(nil, b)
 	if err != nil {
-		return nil, fmt.Errorf("tier: index of %s: %w", key, err)
+		r.corrupt.Add(1)
+		return nil, fmt.Errorf("index: %w", err)
 	}
 	if t.DataBytes != ref.DataBytes || t.BaseOffset != ref.BaseOffset || t.LastOffset != ref.LastOffset || t.Entries != int(ref.Entries) {
-		return nil, fmt.Errorf("%w: object %s disagrees with its manifest entry", ErrCorrupt, key)
+		r.corrupt.Add(1)
+		return nil, fmt.Errorf("%w: object disagrees with its manifest entry", ErrCorrupt)
 	}
 	r.cache.add(&cacheItem{obj: key, first: -1, idx: idx, charge: int64(len(idx)) * int64(unsafe.Sizeof(IndexEntry{}))})
 	return idx, nil

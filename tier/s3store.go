@@ -1,12 +1,14 @@
 package tier
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -14,7 +16,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
@@ -28,7 +29,9 @@ const (
 	defaultPartBytes        = 16 << 20
 	defaultPartConcurrency  = 4
 	defaultS3Region         = "us-east-1"
-	minMultipartPartBytes   = manager.MinUploadPartSize // S3's 5 MiB minimum part
+	minMultipartPartBytes   = 5 << 20 // S3's minimum part (all but the last)
+	maxMultipartParts       = 10000   // S3's maximum parts per upload
+	multipartAbortTimeout   = 30 * time.Second
 	defaultS3ListPageLength = 1000
 )
 
@@ -84,9 +87,8 @@ func (c *S3Config) setDefaults() {
 
 // S3Store is an ObjectStore on S3 (or anything speaking its API).
 type S3Store struct {
-	cfg      S3Config
-	client   *s3.Client
-	uploader *manager.Uploader
+	cfg    S3Config
+	client *s3.Client
 }
 
 // NewS3Store builds a client. It does not contact the bucket.
@@ -128,11 +130,7 @@ func NewS3Store(ctx context.Context, cfg S3Config) (*S3Store, error) {
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 	})
-	up := manager.NewUploader(client, func(u *manager.Uploader) {
-		u.PartSize = cfg.PartBytes
-		u.Concurrency = cfg.PartConcurrency
-	})
-	return &S3Store{cfg: cfg, client: client, uploader: up}, nil
+	return &S3Store{cfg: cfg, client: client}, nil
 }
 
 func (s *S3Store) key(k string) *string { return aws.String(s.cfg.Prefix + k) }
@@ -150,17 +148,94 @@ func (s *S3Store) Put(ctx context.Context, key string, body io.ReadSeeker, size 
 	if opts.IfNoneMatch {
 		in.IfNoneMatch = aws.String("*")
 	}
-	var err error
 	if size >= s.cfg.MultipartBytes && !opts.IfNoneMatch {
-		// The manager splits the body into parts (read through io.ReaderAt
-		// when available), uploads them concurrently and aborts the upload
-		// on failure. Each part request retries on its own.
-		in.ContentLength = nil
-		_, err = s.uploader.Upload(ctx, in)
-	} else {
-		_, err = s.client.PutObject(ctx, in)
+		return s.mapErr("put", key, s.putMultipart(ctx, key, body, size))
 	}
+	_, err := s.client.PutObject(ctx, in)
 	return s.mapErr("put", key, err)
+}
+
+// putMultipart uploads body as a multipart upload of PartBytes parts (more
+// when the object would need over S3's 10,000), PartConcurrency at a time;
+// each part request retries on its own. Parts are read through io.ReaderAt
+// when the body has it (no buffering), else read in turn into memory. On
+// any failure the upload is aborted, so S3 keeps no orphaned parts.
+func (s *S3Store) putMultipart(ctx context.Context, key string, body io.ReadSeeker, size int64) error {
+	partBytes := max(s.cfg.PartBytes, (size+maxMultipartParts-1)/maxMultipartParts)
+	created, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
+		Bucket: aws.String(s.cfg.Bucket), Key: s.key(key)})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	nparts := int((size + partBytes - 1) / partBytes)
+	parts := make([]types.CompletedPart, nparts)
+	var (
+		wg       sync.WaitGroup
+		errOnce  sync.Once
+		firstErr error
+	)
+	fail := func(err error) {
+		errOnce.Do(func() { firstErr = err; cancel() })
+	}
+	sem := make(chan struct{}, s.cfg.PartConcurrency)
+	ra, _ := body.(io.ReaderAt)
+	for i := 0; i < nparts && ctx.Err() == nil; i++ {
+		off := int64(i) * partBytes
+		n := min(partBytes, size-off)
+		var part io.ReadSeeker
+		if ra != nil {
+			part = io.NewSectionReader(ra, off, n)
+		} else {
+			buf := make([]byte, n)
+			if _, err := io.ReadFull(body, buf); err != nil {
+				fail(err)
+				break
+			}
+			part = bytes.NewReader(buf)
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func(i int, part io.ReadSeeker, n int64) {
+			defer func() { <-sem; wg.Done() }()
+			out, err := s.client.UploadPart(ctx, &s3.UploadPartInput{
+				Bucket: aws.String(s.cfg.Bucket), Key: s.key(key), UploadId: created.UploadId,
+				PartNumber: aws.Int32(int32(i + 1)), Body: part, ContentLength: aws.Int64(n)})
+			if err != nil {
+				fail(err)
+				return
+			}
+			parts[i] = types.CompletedPart{ETag: out.ETag, PartNumber: aws.Int32(int32(i + 1))}
+		}(i, part, n)
+	}
+	wg.Wait()
+	if firstErr == nil {
+		firstErr = ctx.Err()
+	}
+	if firstErr == nil {
+		_, firstErr = s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
+			Bucket: aws.String(s.cfg.Bucket), Key: s.key(key), UploadId: created.UploadId,
+			MultipartUpload: &types.CompletedMultipartUpload{Parts: parts}})
+		if firstErr == nil {
+			return nil
+		}
+	}
+	// Abort with a context of its own: the caller's may be what ended the
+	// upload.
+	actx, acancel := context.WithTimeout(context.WithoutCancel(ctx), multipartAbortTimeout)
+	defer acancel()
+	if _, err := s.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
+		Bucket: aws.String(s.cfg.Bucket), Key: s.key(key), UploadId: created.UploadId}); err != nil {
+		return fmt.Errorf("%w (abort failed: %v)", firstErr, err)
+	}
+	return firstErr
 }
 
 func (s *S3Store) GetRange(ctx context.Context, key string, off int64, p []byte) error {

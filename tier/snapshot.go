@@ -20,6 +20,10 @@ import (
 // manifests it describes (so it never names data that is not there).
 // Producers and Offsets are opaque here: storage and group encode them.
 type MetaSnapshot struct {
+	// ClusterID is the broker's cluster id: disaster recovery keeps it, so
+	// tools that key on it (monitoring, MirrorMaker, Connect) see the same
+	// cluster. Empty in version 1 snapshots.
+	ClusterID string
 	Topics    []SnapshotTopic
 	Producers []byte
 	Offsets   []byte
@@ -37,15 +41,20 @@ type SnapshotTopic struct {
 // Snapshot format (part of the bucket format, big-endian; a change means a
 // new version byte):
 //
-//	| magic "KLTS" u32 | version u8 =1 | flags u8 =0 | 0 u16 | topic count u32 |
+//	| magic "KLTS" u32 | version u8 =2 | flags u8 =0 | 0 u16 | topic count u32 |
 //	| topics: name length u16 | name | ID [16] | partitions i32 | config count u32 |
 //	|         configs, sorted by key: key length u16 | key | value length u32 | value |
 //	|         log start count u32 (<= partitions) | log starts i64 |
 //	| producers length u32 | producers | offsets length u32 | offsets |
+//	| cluster id length u16 | cluster id |                 (version 2 on; absent in 1)
 //	| CRC-32C u32 of everything before |
+//
+// Version 1 snapshots (no cluster id) still decode.
 const (
 	snapshotMagic          = 0x4b4c5453 // "KLTS"
-	snapshotVersion        = 1
+	snapshotVersion        = 2
+	snapshotVersion1       = 1 // without the cluster id
+	maxClusterIDBytes      = 1 << 10
 	maxSnapshotTopics      = 1 << 20
 	maxSnapshotPartitions  = 1 << 20 // per topic
 	maxSnapshotConfigs     = 1 << 12 // per topic
@@ -104,6 +113,11 @@ func EncodeSnapshot(s *MetaSnapshot) ([]byte, error) {
 	b = append(b, s.Producers...)
 	b = binary.BigEndian.AppendUint32(b, uint32(len(s.Offsets)))
 	b = append(b, s.Offsets...)
+	if len(s.ClusterID) > maxClusterIDBytes {
+		return nil, fmt.Errorf("tier: snapshot cluster id of %d bytes", len(s.ClusterID))
+	}
+	b = binary.BigEndian.AppendUint16(b, uint16(len(s.ClusterID)))
+	b = append(b, s.ClusterID...)
 	if int64(len(b))+4 > maxVersionBytes {
 		return nil, fmt.Errorf("tier: snapshot of %d bytes", len(b))
 	}
@@ -124,7 +138,8 @@ func DecodeSnapshot(b []byte) (*MetaSnapshot, error) {
 	if binary.BigEndian.Uint32(body) != snapshotMagic {
 		return nil, fmt.Errorf("%w: bad snapshot magic", ErrCorrupt)
 	}
-	if body[4] != snapshotVersion {
+	version := body[4]
+	if version != snapshotVersion && version != snapshotVersion1 {
 		return nil, fmt.Errorf("%w: snapshot version %d", ErrCorrupt, body[4])
 	}
 	d := snapDec{b: body[8:]}
@@ -175,6 +190,13 @@ func DecodeSnapshot(b []byte) (*MetaSnapshot, error) {
 	}
 	if on := d.u32(); !d.bad && on > 0 {
 		s.Offsets = slices.Clone(d.take(int(on)))
+	}
+	if version >= 2 {
+		if n := d.u16(); n > maxClusterIDBytes {
+			d.bad = true
+		} else {
+			s.ClusterID = string(d.take(int(n)))
+		}
 	}
 	if d.bad || len(d.b) != 0 {
 		return nil, fmt.Errorf("%w: snapshot body malformed", ErrCorrupt)
@@ -274,6 +296,8 @@ type SnapshotLoopConfig struct {
 	Backoff    time.Duration
 	MaxBackoff time.Duration
 	Log        zerolog.Logger
+	// Owner, if set, is checked before every publish (see Uploader).
+	Owner *Owner
 }
 
 // SnapshotLoop publishes metadata snapshots: after each upload round that
@@ -309,6 +333,9 @@ func (l *SnapshotLoop) PublishNow(ctx context.Context) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("tier: snapshot provider: %w", err)
 	}
+	if err := l.cfg.Owner.Check(ctx); err != nil {
+		return 0, err
+	}
 	if l.seq == 0 {
 		if l.seq, err = latestSeq(ctx, l.cfg.Store, SnapshotDir); err != nil {
 			return 0, err
@@ -342,7 +369,7 @@ func (l *SnapshotLoop) Run(ctx context.Context) {
 		}
 		for {
 			_, err := l.PublishNow(ctx)
-			if err == nil || ctx.Err() != nil {
+			if err == nil || ctx.Err() != nil || errors.Is(err, ErrNotOwner) { // Owner logs that at Error
 				wait = l.cfg.Backoff
 				break
 			}

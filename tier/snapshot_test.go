@@ -16,6 +16,7 @@ import (
 
 func testSnapshot() *MetaSnapshot {
 	s := &MetaSnapshot{
+		ClusterID: "Hx3kP0rWQy6lLQ2sM-_aBg",
 		Topics: []SnapshotTopic{
 			{Name: "orders", Partitions: 3, Configs: map[string]string{"retention.ms": "1000", "cleanup.policy": "delete"},
 				LogStart: []int64{0, 17, 1 << 40}},
@@ -72,6 +73,27 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	}
 }
 
+// TestSnapshotVersion1: a version 1 snapshot (written before the cluster
+// id was kept) still decodes, with an empty cluster id.
+func TestSnapshotVersion1(t *testing.T) {
+	want := testSnapshot()
+	want.ClusterID = ""
+	b, err := EncodeSnapshot(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Version 1 is version 2 without the (empty) cluster id's length.
+	v1 := append([]byte(nil), b[:len(b)-4-2]...)
+	v1[4] = snapshotVersion1
+	got, err := DecodeSnapshot(appendCRC(v1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("version 1:\n got %+v\nwant %+v", got, want)
+	}
+}
+
 // TestSnapshotLimits: encode refuses what decode would refuse; a huge
 // count with a valid CRC is refused before allocating.
 func TestSnapshotLimits(t *testing.T) {
@@ -81,6 +103,7 @@ func TestSnapshotLimits(t *testing.T) {
 		{Topics: []SnapshotTopic{{Name: "a", Partitions: -1}}},
 		{Topics: []SnapshotTopic{{Name: "a", Partitions: 1, LogStart: []int64{1, 2}}}},
 		{Topics: []SnapshotTopic{{Name: "a", Configs: map[string]string{"": "v"}}}},
+		{ClusterID: strings.Repeat("c", maxClusterIDBytes+1)},
 	}
 	for i := range bad {
 		if _, err := EncodeSnapshot(&bad[i]); err == nil {

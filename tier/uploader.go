@@ -79,6 +79,10 @@ type UploaderConfig struct {
 	// local-only much longer than Interval; within a round objects are cut
 	// at ObjectBytes, so only a round's last object per partition is small.
 	Interval time.Duration
+	// Owner, if set, is checked before every data object put and manifest
+	// publish: once another broker owns the prefix, nothing more is
+	// written (ErrNotOwner).
+	Owner *Owner
 }
 
 func (c *UploaderConfig) setDefaults() {
@@ -253,7 +257,9 @@ func (u *Uploader) Run(ctx context.Context) {
 			}
 			continue
 		}
-		u.warn.Warn().Err(err).Dur("retry_in", wait).Msg("tier: upload round incomplete; retrying")
+		if !errors.Is(err, ErrNotOwner) { // Owner logs that at Error
+			u.warn.Warn().Err(err).Dur("retry_in", wait).Msg("tier: upload round incomplete; retrying")
+		}
 		if !sleepJittered(ctx, wait) {
 			return
 		}
@@ -413,6 +419,9 @@ func (u *Uploader) uploadObject(ctx context.Context, st *partState, p Partition,
 	ref.DataBytes, ref.Size = pos, body.Size()
 
 	key := p.ObjectKey(ref.BaseOffset, ref.LastOffset)
+	if err := u.cfg.Owner.Check(ctx); err != nil {
+		return err
+	}
 	if err := u.retry(ctx, "put object", p, func() error {
 		return u.cfg.Store.Put(ctx, key, body, body.Size(), PutOptions{})
 	}); err != nil {
@@ -431,6 +440,9 @@ func (u *Uploader) uploadObject(ctx context.Context, st *partState, p Partition,
 // publish publishes m as p's next manifest and installs it in st. st.mu
 // held.
 func (u *Uploader) publish(ctx context.Context, st *partState, p Partition, m *Manifest) error {
+	if err := u.cfg.Owner.Check(ctx); err != nil {
+		return err
+	}
 	if err := u.retry(ctx, "publish manifest", p, func() error {
 		return PublishManifest(ctx, u.cfg.Store, m)
 	}); err != nil {
@@ -469,7 +481,7 @@ func (u *Uploader) retry(ctx context.Context, what string, p Partition, fn func(
 
 // retryable reports whether err may succeed on a later attempt.
 func retryable(err error) bool {
-	return !errors.Is(err, ErrExists) && !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrGap) &&
+	return !errors.Is(err, ErrExists) && !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrGap) && !errors.Is(err, ErrNotOwner) &&
 		!errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded)
 }
 
@@ -477,8 +489,9 @@ func retryable(err error) bool {
 // log start is offset (objects wholly below it removed), then deletes
 // those objects. Deleting after publishing means no published manifest
 // newer than the pointer references a deleted object; readers still
-// holding an older manifest get ErrNotFound for dropped objects, which
-// storage maps to OFFSET_OUT_OF_RANGE as for local retention. An offset
+// holding an older manifest get ErrNotFound for dropped objects; Cold
+// retries with the newer manifest, and storage answers an offset below
+// the log start OFFSET_OUT_OF_RANGE as for local retention. An offset
 // past the tiered end restarts the tiered log there: no objects, log
 // start and next offset both offset, so uploads continue at the
 // partition's new log start instead of waiting for data that is gone

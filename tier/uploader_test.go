@@ -162,7 +162,11 @@ func TestTwoWritersFenced(t *testing.T) {
 	rng := newRand(9)
 	srcA, srcB := newTestSource(t), newTestSource(t)
 	srcA.addSegment(rng, []Partition{p}, 5, 100)
-	srcB.addSegment(rng, []Partition{p}, 5, 100)
+	// b's object must not share a's key: the data PUT is unconditional,
+	// so a second writer would replace a's object under a's manifest.
+	// Manifest fencing cannot stop that; ownership of the prefix does
+	// (owner.go, TestOwner*).
+	srcB.addSegment(rng, []Partition{p}, 4, 100)
 	a, b := testUploader(store, srcA, 1<<20), testUploader(store, srcB, 1<<20)
 	if _, err := a.Manifest(ctx, p); err != nil {
 		t.Fatal(err)

@@ -77,6 +77,7 @@ type Config struct {
 	S3FlushInterval time.Duration // longest time data stays local-only
 	S3ObjectBytes   int64
 	S3CacheBytes    int64
+	S3TakeOver      bool // claim the bucket prefix from another broker instance (tier.OwnerKey)
 
 	// Group coordinator (package group); Kafka's group.* and offsets.* settings.
 	GroupMinSessionTimeout     time.Duration
@@ -233,6 +234,7 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&cfg.S3FlushInterval, "s3-flush-interval", cfg.S3FlushInterval, "longest time acknowledged data stays local-only before it is uploaded")
 	fs.Int64Var(&cfg.S3ObjectBytes, "s3-object-bytes", cfg.S3ObjectBytes, "target size in `bytes` of one uploaded object")
 	fs.Int64Var(&cfg.S3CacheBytes, "s3-cache-bytes", cfg.S3CacheBytes, "memory in `bytes` for caching data read back from S3")
+	fs.BoolVar(&cfg.S3TakeOver, "s3-take-over", cfg.S3TakeOver, "claim the bucket prefix although another broker instance holds it: only when that broker is gone for good\n(disaster recovery after a crash); a prefix released by a clean stop needs no take-over")
 
 	fs.Usage = func() {
 		fmt.Fprintf(out, "klite: a single-node Kafka-compatible broker\n\nUsage: klite [flags]\n\n")
@@ -380,6 +382,9 @@ func (c *Config) validate() error {
 	}
 	if c.S3Bucket == "" && (c.S3Prefix != "" || c.S3Endpoint != "") {
 		bad("-s3-prefix and -s3-endpoint need -s3-bucket")
+	}
+	if c.S3Bucket == "" && c.S3TakeOver {
+		bad("-s3-take-over needs -s3-bucket")
 	}
 	if c.S3Endpoint != "" {
 		if u, err := url.Parse(c.S3Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/klite/klite/vfs"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -156,13 +158,35 @@ func TestHelp(t *testing.T) {
 
 func TestClusterIDKept(t *testing.T) {
 	dir := t.TempDir()
-	a, err := loadClusterID(dir)
+	a, err := openWALDir(vfs.OSFS{}, dir, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := loadClusterID(dir)
+	b, err := openWALDir(vfs.OSFS{}, dir, "")
 	if err != nil || a != b || len(a) != 22 {
 		t.Fatalf("cluster ids %q then %q (%v): want one stable 22-char id", a, b, err)
+	}
+	if c, err := openWALDir(vfs.OSFS{}, dir, "configured"); err != nil || c != "configured" {
+		t.Fatalf("configured cluster id: %q, %v", c, err)
+	}
+}
+
+// TestClusterIDSurvivesCrash: a power loss right after the first start
+// (nothing synced by anyone else since) brings back the same cluster id,
+// in a -wal directory that is itself new, whatever happened to the
+// writes the kernel had not flushed.
+func TestClusterIDSurvivesCrash(t *testing.T) {
+	for _, mode := range []vfs.CrashMode{vfs.CrashDropUnsynced, vfs.CrashKeepUnsynced, vfs.CrashTorn} {
+		mem := vfs.NewMemFS()
+		id, err := openWALDir(mem, "/data/wal", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		crashed := mem.CrashClone(mode, uint64(mode)+1)
+		again, err := openWALDir(crashed, "/data/wal", "")
+		if err != nil || again != id {
+			t.Fatalf("crash mode %d: cluster id %q before the crash, %q (%v) after", mode, id, again, err)
+		}
 	}
 }
 

@@ -34,6 +34,7 @@ import (
 	"github.com/klite/klite/kafka"
 	"github.com/klite/klite/netloop"
 	"github.com/klite/klite/storage"
+	"github.com/klite/klite/vfs"
 )
 
 func main() {
@@ -90,16 +91,9 @@ func component(root zerolog.Logger, name string) zerolog.Logger {
 func serve(cfg Config, root zerolog.Logger) error {
 	log := component(root, "klite")
 
-	if err := os.MkdirAll(cfg.WALDir, 0o755); err != nil {
-		return fmt.Errorf("create -wal dir: %w", err)
-	}
-	clusterID := cfg.ClusterID
-	if clusterID == "" {
-		id, err := loadClusterID(cfg.WALDir)
-		if err != nil {
-			return err
-		}
-		clusterID = id
+	clusterID, err := openWALDir(vfs.OSFS{}, cfg.WALDir, cfg.ClusterID)
+	if err != nil {
+		return err
 	}
 
 	// Signals are caught from here on, so a SIGTERM during recovery still
@@ -133,9 +127,21 @@ func serve(cfg Config, root zerolog.Logger) error {
 				return fmt.Errorf("-wal %s is empty and the bucket could not be read: %w", cfg.WALDir, err)
 			}
 			if plan != nil {
-				if err := markRestore(cfg.WALDir, true); err != nil {
-					return fmt.Errorf("restore marker: %w", err)
+				if clusterID, err = restoredClusterID(cfg, plan, clusterID, log); err != nil {
+					return err
 				}
+			}
+		}
+		// Before anything is written to the bucket or restored into -wal.
+		ctx, cancel := context.WithTimeout(context.Background(), restoreTimeout)
+		err = tiers.claim(ctx, cfg, clusterID, fresh)
+		cancel()
+		if err != nil {
+			return err
+		}
+		if plan != nil {
+			if err := markRestore(vfs.OSFS{}, cfg.WALDir, true); err != nil {
+				return fmt.Errorf("restore marker: %w", err)
 			}
 		}
 		log.Info().Str("bucket", cfg.S3Bucket).Str("prefix", cfg.S3Prefix).Str("endpoint", cfg.S3Endpoint).
@@ -175,7 +181,7 @@ func serve(cfg Config, root zerolog.Logger) error {
 		return errors.Join(err, closeStore(store, log), tiers.closeErr())
 	}
 	if plan != nil {
-		if err := markRestore(cfg.WALDir, false); err != nil {
+		if err := markRestore(vfs.OSFS{}, cfg.WALDir, false); err != nil {
 			return errors.Join(fmt.Errorf("restore marker: %w", err), groups.Close(), closeStore(store, log), tiers.closeErr())
 		}
 	}
@@ -368,11 +374,27 @@ func (l *lateHandler) Serve(req *netloop.Request) {
 // clusterIDFile keeps the generated cluster id stable across restarts.
 const clusterIDFile = "cluster.id"
 
+// openWALDir creates the -wal directory durably (its entry in its parent
+// synced, so a crash cannot lose it with acknowledged data inside) and
+// returns the cluster id: configured when set, else the one kept in dir.
+func openWALDir(fsys vfs.FS, dir, configured string) (string, error) {
+	if err := vfs.MkdirAllSync(fsys, dir); err != nil {
+		return "", fmt.Errorf("create -wal dir: %w", err)
+	}
+	if configured != "" {
+		return configured, nil
+	}
+	return loadClusterID(fsys, dir)
+}
+
 // loadClusterID reads the cluster id kept in dir, or makes and keeps a new
 // one: 16 random bytes in unpadded URL-safe base64, the shape Kafka uses.
-func loadClusterID(dir string) (string, error) {
+// The new id is written durably (vfs.WriteFile) before it is returned, so
+// a crash after the broker has handed it out cannot bring back a different
+// one.
+func loadClusterID(fsys vfs.FS, dir string) (string, error) {
 	path := filepath.Join(dir, clusterIDFile)
-	b, err := os.ReadFile(path)
+	b, err := vfs.ReadFile(fsys, path)
 	if err == nil {
 		if id := strings.TrimSpace(string(b)); id != "" {
 			return id, nil
@@ -385,11 +407,7 @@ func loadClusterID(dir string) (string, error) {
 		return "", err
 	}
 	id := base64.RawURLEncoding.EncodeToString(raw[:])
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(id+"\n"), 0o644); err != nil {
-		return "", fmt.Errorf("write cluster id: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
+	if err := vfs.WriteFile(fsys, path, []byte(id+"\n")); err != nil {
 		return "", fmt.Errorf("write cluster id: %w", err)
 	}
 	return id, nil

@@ -27,6 +27,7 @@ import (
 	"github.com/klite/klite/tier"
 	"github.com/klite/klite/tier/s3fault"
 	"github.com/klite/klite/tier/s3test"
+	"github.com/klite/klite/vfs"
 )
 
 const (
@@ -411,7 +412,9 @@ func TestTieredReads(t *testing.T) {
 
 // TestDisasterRecovery: after a clean stop, the WAL dir is deleted; klite
 // started on the empty dir with the same bucket has every topic (with its
-// ID and configs), record and committed offset back.
+// ID and configs), record, committed offset and its cluster id back; the
+// clean stop released the bucket prefix, so the new instance claims it
+// without -s3-take-over.
 func TestDisasterRecovery(t *testing.T) {
 	endpoint := startS3(t)
 	b := startBroker(t, tierFlags(endpoint)...)
@@ -444,6 +447,10 @@ func TestDisasterRecovery(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	mdBefore, err := adm.BrokerMetadata(ctx)
+	if err != nil || mdBefore.Cluster == "" {
+		t.Fatalf("cluster id before: %q %v", mdBefore.Cluster, err)
+	}
 	endsBefore, err := adm.ListEndOffsets(ctx, topic, small)
 	if err != nil {
 		t.Fatal(err)
@@ -466,6 +473,9 @@ func TestDisasterRecovery(t *testing.T) {
 	after, err := adm.ListTopics(ctx)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if md, err := adm.BrokerMetadata(ctx); err != nil || md.Cluster != mdBefore.Cluster {
+		t.Errorf("cluster id after the restore %q (%v), before %q", md.Cluster, err, mdBefore.Cluster)
 	}
 	for _, name := range []string{topic, small} {
 		bd, ad := before[name], after[name]
@@ -649,13 +659,13 @@ func TestFreshDir(t *testing.T) {
 	if fresh, err := freshDir(dir); !fresh || err != nil {
 		t.Fatalf("empty dir: fresh %v, %v", fresh, err)
 	}
-	if err := markRestore(dir, true); err != nil {
+	if err := markRestore(vfs.OSFS{}, dir, true); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := freshDir(dir); err == nil || !strings.Contains(err.Error(), "interrupted") {
 		t.Fatalf("restore marker: %v", err)
 	}
-	if err := markRestore(dir, false); err != nil {
+	if err := markRestore(vfs.OSFS{}, dir, false); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "meta.json"), []byte("{}"), 0o644); err != nil {
@@ -663,6 +673,29 @@ func TestFreshDir(t *testing.T) {
 	}
 	if fresh, err := freshDir(dir); fresh || err != nil {
 		t.Fatalf("dir with %s: fresh %v, %v", "meta.json", fresh, err)
+	}
+}
+
+// TestRestoreMarkerSurvivesCrash: once markRestore(on) returns, a crash
+// finds the marker (so an interrupted restore is never mistaken for the
+// broker's state); once markRestore(off) returns, a crash does not.
+func TestRestoreMarkerSurvivesCrash(t *testing.T) {
+	mem := vfs.NewMemFS()
+	if _, err := openWALDir(mem, "/wal", "id"); err != nil {
+		t.Fatal(err)
+	}
+	marker := filepath.Join("/wal", restoreMarker)
+	if err := markRestore(mem, "/wal", true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vfs.ReadFile(mem.CrashClone(vfs.CrashDropUnsynced, 1), marker); err != nil {
+		t.Fatalf("marker lost in a crash after markRestore(on): %v", err)
+	}
+	if err := markRestore(mem, "/wal", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := vfs.ReadFile(mem.CrashClone(vfs.CrashDropUnsynced, 1), marker); err == nil {
+		t.Fatal("marker back after a crash after markRestore(off)")
 	}
 }
 

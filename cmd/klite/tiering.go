@@ -19,6 +19,7 @@ import (
 	"github.com/klite/klite/group"
 	"github.com/klite/klite/storage"
 	"github.com/klite/klite/tier"
+	"github.com/klite/klite/vfs"
 )
 
 const (
@@ -41,6 +42,10 @@ type tiering struct {
 	snaps    *tier.SnapshotLoop
 	src      *lateSource
 	log      zerolog.Logger
+	// owner is the claim on the bucket prefix (tierowner.go): checked
+	// before every write, released at a clean stop.
+	owner     *tier.Owner
+	clusterID string // set by claim; goes into the metadata snapshots
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -64,7 +69,11 @@ func newTiering(cfg Config, root zerolog.Logger) (*tiering, error) {
 	if err != nil {
 		return nil, fmt.Errorf("s3: %w", err)
 	}
-	t := &tiering{store: s3, src: &lateSource{}, log: component(root, "klite")}
+	instance, err := loadInstanceID(vfs.OSFS{}, cfg.WALDir)
+	if err != nil {
+		return nil, err
+	}
+	t := &tiering{store: s3, src: &lateSource{}, log: component(root, "klite"), owner: tier.NewOwner(s3, instance, root)}
 	t.reader = tier.NewReader(tier.ReaderConfig{Store: s3, CacheBytes: cfg.S3CacheBytes})
 	t.uploader = tier.NewUploader(tier.UploaderConfig{
 		Store:       s3,
@@ -72,6 +81,7 @@ func newTiering(cfg Config, root zerolog.Logger) (*tiering, error) {
 		Log:         root,
 		ObjectBytes: cfg.S3ObjectBytes,
 		Interval:    cfg.S3FlushInterval,
+		Owner:       t.owner,
 	})
 	t.cold = tier.NewCold(tier.ColdConfig{Uploader: t.uploader, Reader: t.reader, Log: root})
 	return t, nil
@@ -97,7 +107,8 @@ func (t *tiering) kick() {
 // part of a restore that must not be mistaken for the broker's state.
 func freshDir(dir string) (bool, error) {
 	if _, err := os.Stat(filepath.Join(dir, restoreMarker)); err == nil {
-		return false, fmt.Errorf("%s: a restore from the bucket was interrupted; empty the -wal directory and start again", filepath.Join(dir, restoreMarker))
+		return false, fmt.Errorf("%s: a restore from the bucket was interrupted; empty the -wal directory but for %s (this broker's claim on the bucket) and start again",
+			filepath.Join(dir, restoreMarker), instanceIDFile)
 	}
 	inited, err := storage.Initialized(dir)
 	return !inited && err == nil, err
@@ -156,25 +167,18 @@ func (t *tiering) loadRestore(ctx context.Context) (*restorePlan, error) {
 	return plan, nil
 }
 
-// markRestore creates (on) or removes the restore marker in dir, durably.
-func markRestore(dir string, on bool) error {
+// markRestore creates (on) or removes the restore marker in dir, durably:
+// the marker must be on disk before the restore writes anything, and gone
+// for good once the restore is complete.
+func markRestore(fsys vfs.FS, dir string, on bool) error {
 	name := filepath.Join(dir, restoreMarker)
 	if on {
-		f, err := os.OpenFile(name, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-		if err != nil {
-			return err
-		}
-		if err := errors.Join(f.Sync(), f.Close()); err != nil {
-			return err
-		}
-	} else if err := os.Remove(name); err != nil {
+		return vfs.WriteFile(fsys, name, nil)
+	}
+	if err := fsys.Remove(name); err != nil {
 		return err
 	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	return errors.Join(d.Sync(), d.Close())
+	return fsys.SyncDir(dir)
 }
 
 // restore rebuilds an empty store and the committed offsets (into the
@@ -226,9 +230,11 @@ func (t *tiering) start(store *storage.Store, groups *group.Coordinator, root ze
 				return tier.MetaSnapshot{}, err
 			}
 			snap.Offsets = offsets
+			snap.ClusterID = t.clusterID
 			return snap, nil
 		},
-		Log: root,
+		Log:   root,
+		Owner: t.owner,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	t.cancel = cancel
@@ -254,11 +260,21 @@ func (t *tiering) stop(timeout time.Duration) {
 	if err == nil {
 		_, err = t.snaps.PublishNow(ctx)
 	}
+	if errors.Is(err, tier.ErrNotOwner) {
+		t.log.Error().Err(err).Msg("no final upload: another broker owns the bucket prefix; what was not uploaded stays in -wal only")
+		return
+	}
 	if err != nil {
 		t.log.Warn().Err(err).Dur("took", time.Since(start)).Msg("final upload to the bucket incomplete; the rest goes up at the next start")
 		return
 	}
-	t.log.Info().Dur("took", time.Since(start)).Msg("final upload to the bucket done")
+	// Released only when the bucket holds everything: a broker on a new
+	// -wal may then claim the prefix without -s3-take-over.
+	if err := t.owner.Release(ctx); err != nil {
+		t.log.Warn().Err(err).Msg("final upload to the bucket done; releasing the bucket prefix failed")
+		return
+	}
+	t.log.Info().Dur("took", time.Since(start)).Msg("final upload to the bucket done; bucket prefix released")
 }
 
 // stopNow ends the background loops without a final upload (a failed

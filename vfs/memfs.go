@@ -1,4 +1,4 @@
-package storage
+package vfs
 
 import (
 	"io"
@@ -13,22 +13,40 @@ import (
 
 // MemFS is an in-memory FS for tests that models what survives a crash:
 // file contents survive up to their last Sync, and names (creations,
-// renames, removals) up to the last SyncDir of their directory. Writes made
-// after the last Sync may survive whole, in part (torn, by 512-byte
-// sectors) or not at all; see CrashClone.
+// renames, removals of files, creations of directories) up to the last
+// SyncDir of the directory holding them; a name survives only if its
+// directory does. Writes made after the last Sync may survive whole, in
+// part (torn, by 512-byte sectors) or not at all; see CrashClone.
 //
-// Paths are cleaned with path.Clean; directories exist implicitly once
-// MkdirAll names them.
+// Paths are cleaned with path.Clean; "/" and "." always exist durably.
 type MemFS struct {
-	mu      sync.Mutex
-	dirs    map[string]bool
-	live    map[string]*memNode // the namespace as the process sees it
-	durable map[string]*memNode // the namespace as the disk has it
+	mu          sync.Mutex
+	dirs        map[string]bool     // live directories
+	durableDirs map[string]bool     // directories whose entry in their parent is durable
+	live        map[string]*memNode // the namespace as the process sees it
+	durable     map[string]*memNode // the namespace as the disk has it
 }
 
 // NewMemFS returns an empty MemFS.
 func NewMemFS() *MemFS {
-	return &MemFS{dirs: map[string]bool{}, live: map[string]*memNode{}, durable: map[string]*memNode{}}
+	m := &MemFS{dirs: map[string]bool{}, durableDirs: map[string]bool{}, live: map[string]*memNode{}, durable: map[string]*memNode{}}
+	for _, root := range []string{"/", "."} {
+		m.dirs[root], m.durableDirs[root] = true, true
+	}
+	return m
+}
+
+// durableDir reports whether dir survives a crash: its entry and those of
+// all its parents are durable. Callers hold mu.
+func (m *MemFS) durableDir(dir string) bool {
+	for d := dir; ; d = path.Dir(d) {
+		if !m.durableDirs[d] {
+			return false
+		}
+		if path.Dir(d) == d {
+			return true
+		}
+	}
 }
 
 var _ FS = (*MemFS)(nil)
@@ -43,16 +61,6 @@ type memNode struct {
 	data    []byte  // what readers see
 	synced  []byte  // what the disk has for sure
 	pending []memOp // unsynced writes and size changes, in order
-}
-
-func (n *memNode) clone() *memNode {
-	n.mu.RLock()
-	defer n.mu.RUnlock()
-	c := &memNode{data: append([]byte(nil), n.data...), synced: append([]byte(nil), n.synced...)}
-	for _, op := range n.pending {
-		c.pending = append(c.pending, memOp{off: op.off, data: append([]byte(nil), op.data...)})
-	}
-	return c
 }
 
 // CrashMode says what happens to unsynced writes in CrashClone.
@@ -70,20 +78,32 @@ const (
 )
 
 // CrashClone returns the file system as it would be found after a power
-// loss now: the durable namespace, each file holding its synced bytes plus
-// whatever of its unsynced writes mode lets through. The receiver is left
-// unchanged and may keep being used.
+// loss now: the durable namespace (names whose directory was synced since
+// they changed, in directories that survive), each file holding its synced
+// bytes plus whatever of its unsynced writes mode lets through. The
+// receiver is left unchanged and may keep being used.
 func (m *MemFS) CrashClone(mode CrashMode, seed uint64) *MemFS {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	c := NewMemFS()
-	for d := range m.dirs {
-		c.dirs[d] = true
+	for d := range m.durableDirs {
+		if m.durableDir(d) {
+			c.dirs[d], c.durableDirs[d] = true, true
+		}
 	}
 	// A file reachable under two durable names after renames is cloned
-	// once per name; the store never relies on hard links.
-	for name, n := range m.durable {
+	// once per name; the store never relies on hard links. Map order is
+	// random, so names are visited sorted for the seed to decide alone.
+	names := make([]string, 0, len(m.durable))
+	for name := range m.durable {
+		if c.dirs[path.Dir(name)] {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		n := m.durable[name]
 		n.mu.RLock()
 		data := append([]byte(nil), n.synced...)
 		for _, op := range n.pending {
@@ -221,11 +241,20 @@ func (m *MemFS) List(dir string) ([]string, error) {
 	return names, nil
 }
 
-// SyncDir makes the live names directly in dir durable.
+// SyncDir makes the live names directly in dir (files and directories)
+// durable, and the removals there.
 func (m *MemFS) SyncDir(dir string) error {
 	dir = memClean(dir)
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if !m.dirs[dir] {
+		return &fs.PathError{Op: "sync", Path: dir, Err: fs.ErrNotExist}
+	}
+	for d := range m.dirs {
+		if d != dir && path.Dir(d) == dir {
+			m.durableDirs[d] = true
+		}
+	}
 	for name := range m.durable {
 		if path.Dir(name) == dir {
 			if _, ok := m.live[name]; !ok {
@@ -247,9 +276,10 @@ func (m *MemFS) Files(dir string) []string {
 	dir = memClean(dir)
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	prefix := strings.TrimSuffix(dir, "/") + "/"
 	var names []string
 	for name := range m.live {
-		if strings.HasPrefix(name, dir+"/") {
+		if strings.HasPrefix(name, prefix) {
 			names = append(names, name)
 		}
 	}
@@ -353,7 +383,7 @@ func (f *memFile) Allocate(off, n int64) error {
 	return nil
 }
 
-func (f *memFile) Fd() uintptr { return noFd }
+func (f *memFile) Fd() uintptr { return NoFd }
 
 func (f *memFile) Close() error {
 	if f.closed {

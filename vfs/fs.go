@@ -1,4 +1,4 @@
-package storage
+package vfs
 
 import (
 	"errors"
@@ -25,7 +25,8 @@ type FS interface {
 	MkdirAll(dir string) error
 	// List returns the names (not paths) of the entries in dir, sorted.
 	List(dir string) ([]string, error)
-	// SyncDir makes renames, creations and removals in dir durable.
+	// SyncDir makes renames, creations and removals in dir durable,
+	// including new subdirectories (see MkdirAllSync).
 	SyncDir(dir string) error
 }
 
@@ -49,8 +50,8 @@ type File interface {
 	Close() error
 }
 
-// noFd is what Fd returns for files without a kernel descriptor.
-const noFd = ^uintptr(0)
+// NoFd is what File.Fd returns for files without a kernel descriptor.
+const NoFd = ^uintptr(0)
 
 // OSFS is the FS of the operating system.
 type OSFS struct{}

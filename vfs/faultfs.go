@@ -1,4 +1,4 @@
-package storage
+package vfs
 
 import (
 	"errors"
@@ -57,7 +57,7 @@ func (e *ShortWrite) Error() string { return "short write: " + e.Err.Error() }
 func (e *ShortWrite) Unwrap() error { return e.Err }
 
 // ErrInjected is the default injected failure.
-var ErrInjected = errors.New("storage: injected fault")
+var ErrInjected = errors.New("vfs: injected fault")
 
 // ErrNoSpace is ENOSPC, for injecting a full disk.
 var ErrNoSpace error = unix.ENOSPC
@@ -109,7 +109,7 @@ func (f *FaultFS) Count(kind OpKind) int64 { return f.counts[kind].Load() }
 func FailNth(kind OpKind, pattern string, n int64, err error) func(Op) error {
 	var seen atomic.Int64
 	return func(op Op) error {
-		if op.Kind != kind || !matchName(pattern, op.Name) {
+		if op.Kind != kind || !MatchBase(pattern, op.Name) {
 			return nil
 		}
 		if seen.Add(1) == n {
@@ -123,7 +123,7 @@ func FailNth(kind OpKind, pattern string, n int64, err error) func(Op) error {
 func FailFrom(kind OpKind, pattern string, n int64, err error) func(Op) error {
 	var seen atomic.Int64
 	return func(op Op) error {
-		if op.Kind != kind || !matchName(pattern, op.Name) {
+		if op.Kind != kind || !MatchBase(pattern, op.Name) {
 			return nil
 		}
 		if seen.Add(1) >= n {
@@ -133,7 +133,9 @@ func FailFrom(kind OpKind, pattern string, n int64, err error) func(Op) error {
 	}
 }
 
-func matchName(pattern, name string) bool {
+// MatchBase reports whether the base name of name matches the glob
+// pattern (path.Match); "" matches every name.
+func MatchBase(pattern, name string) bool {
 	if pattern == "" {
 		return true
 	}
