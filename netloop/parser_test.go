@@ -225,3 +225,30 @@ func BenchmarkParser(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkParserChunked feeds one large frame in 64 KiB reads, as gnet
+// delivers it, so the buffer grows as the bytes arrive (at most one extra
+// copy of the frame, against BenchmarkParser's single read).
+func BenchmarkParserChunked(b *testing.B) {
+	for _, size := range []int{256 << 10, 1 << 20, 16 << 20} {
+		b.Run(fmt.Sprintf("frame=%d", size), func(b *testing.B) {
+			in := frameBytes(bytes.Repeat([]byte{7}, size))
+			p := &parser{maxFrameBytes: 1 << 30}
+			src := &sliceSource{}
+			b.SetBytes(int64(len(in)))
+			b.ReportAllocs()
+			for b.Loop() {
+				for off := 0; off < len(in); off += 64 << 10 {
+					src.b, src.off = in[off:min(off+64<<10, len(in))], 0
+					f, ok, _, err := p.next(src, admitAll)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if ok {
+						putBuf(f.buf)
+					}
+				}
+			}
+		})
+	}
+}
