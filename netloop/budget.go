@@ -1,6 +1,7 @@
 package netloop
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -67,6 +68,20 @@ func (b *budget) wait(c *conn) {
 	if b.used.Load() < b.max {
 		b.wakeAll()
 	}
+}
+
+// forget drops c from the waiters when it closes, so a closed connection
+// is not kept until the next release. Loop only (c's).
+func (b *budget) forget(c *conn) {
+	b.mu.Lock()
+	if c.budgetWait {
+		c.budgetWait = false
+		if i := slices.Index(b.waiters, c); i >= 0 {
+			b.waiters = slices.Delete(b.waiters, i, i+1)
+			b.nwait.Add(-1)
+		}
+	}
+	b.mu.Unlock()
 }
 
 func (b *budget) wakeAll() {

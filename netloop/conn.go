@@ -336,6 +336,7 @@ func (c *conn) onClose(err error) {
 	}
 	c.queue, c.qHead = nil, 0
 	c.releasePartial()
+	c.s.mem.forget(c)
 	c.w.reset()
 	if c.dup != nil {
 		_ = c.dup.Close()

@@ -217,3 +217,28 @@ func TestRequestContextCancelledOnClose(t *testing.T) {
 		t.Fatal("a closed connection's context is live")
 	}
 }
+
+// A connection that closes while it waits for the budget is forgotten at
+// once, not kept until bytes are next released.
+func TestQueuedBytesCapForgetsClosedWaiters(t *testing.T) {
+	const limit = 64 << 10
+	h := &holder{}
+	s := startServer(t, Config{MaxQueuedRequestBytes: limit}, h)
+	a := dial(t, s)
+	a.send(make([]byte, limit))
+	waitFor(t, "budget full", func() bool { return h.count() == 1 })
+	for range 5 {
+		c := dial(t, s)
+		c.send([]byte("x"))
+		waitFor(t, "held", func() bool { return s.mem.nwait.Load() == 1 })
+		c.c.Close()
+		waitFor(t, "forgotten", func() bool { return s.mem.nwait.Load() == 0 })
+	}
+	s.mem.mu.Lock()
+	n := len(s.mem.waiters)
+	s.mem.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("%d closed connections still listed", n)
+	}
+	h.answerAll()
+}
