@@ -82,6 +82,7 @@ type Config struct {
 	LogDirs               string // log.dirs: the data directory (zero: null)
 	SegmentBytes          int64  // log.segment.bytes, the default of topics' segment.bytes: WAL segment size
 	SocketRequestMaxBytes int32  // socket.request.max.bytes: largest request frame
+	QueuedMaxRequestBytes int64  // queued.max.request.bytes; -1: no cap
 	ConnectionsMaxIdleMs  int64  // connections.max.idle.ms; -1: idle connections are kept
 	MaxConnections        int32  // max.connections
 	// Retention defaults of topics that do not set retention.ms /

@@ -237,6 +237,7 @@ func serve(cfg Config, root zerolog.Logger) error {
 		LogDirs:                  cfg.WALDir,
 		SegmentBytes:             cfg.SegmentBytes,
 		SocketRequestMaxBytes:    int32(cfg.MaxRequestBytes),
+		QueuedMaxRequestBytes:    cfg.MaxQueuedBytes,
 		ConnectionsMaxIdleMs:     idleMs(cfg.IdleTimeout),
 		MaxConnections:           int32(min(maxConns, 1<<31-1)),
 		RetentionMs:              cfg.RetentionMs,
