@@ -107,11 +107,21 @@ func TestParserSplit(t *testing.T) {
 			want, wantN, wantBad := refSplit(in, testMaxFrame)
 			check := func(how string, chunks [][]byte, admit func(int) bool) {
 				t.Helper()
-				p := &parser{maxFrameBytes: testMaxFrame}
+				var charged int64
+				p := &parser{maxFrameBytes: testMaxFrame, charge: func(d int64) { charged += d }}
 				got, n, bad := feed(t, p, chunks, admit)
 				if bad != wantBad || n != wantN || len(got) != len(want) {
 					t.Fatalf("%s: got %d frames, consumed %d, bad %v; want %d, %d, %v",
 						how, len(got), n, bad, len(want), wantN, wantBad)
+				}
+				// The budget is charged exactly the whole frames' sizes plus
+				// the buffer of the one being read.
+				wantCharged := int64(p.held())
+				for _, f := range got {
+					wantCharged += int64(len(f))
+				}
+				if charged != wantCharged {
+					t.Fatalf("%s: charged %d, want %d", how, charged, wantCharged)
 				}
 				for i := range want {
 					if !bytes.Equal(got[i], want[i]) {
