@@ -12,6 +12,15 @@
 //   - Memory per connection is bounded: in-flight requests and bytes are capped,
 //     and a peer that keeps sending past the caps or stops reading its
 //     responses past the outbound cap is disconnected.
+//   - Frame buffers grow with the bytes that have arrived, never with the
+//     size a prefix announces. Past Config.MaxQueuedRequestBytes of frame
+//     buffers held server-wide, no connection starts a new frame until
+//     bytes are released; frames already started are read to their end,
+//     so a frame as large as the cap cannot deadlock. Bytes still in
+//     transit (a part-read frame, unparsed bytes gnet buffered for a
+//     held connection) are bounded per connection, not server-wide: gnet
+//     gives no way to stop reading a socket.
+//   - Request.Context is cancelled when the connection closes.
 //   - A response for a connection that has closed is released, not written.
 //   - Response.Release is called exactly once, whatever happens.
 //
