@@ -90,6 +90,19 @@ func (c *Coordinator) join(a joinArgs) {
 		fail(kerr.InvalidGroupID.Code) // Kafka rejects an empty group.instance.id as invalid
 		return
 	}
+	if len(a.group) > maxLoggedString {
+		fail(kerr.InvalidGroupID.Code) // the offsets log could not name it
+		return
+	}
+	if !c.fitsGroupRecord(a) {
+		// The member alone would make the group's generation record larger
+		// than Kafka's group metadata record may be; Kafka answers a failed
+		// group metadata append with UNKNOWN_SERVER_ERROR.
+		c.warn.Warn().Str("group", a.group).Str("client_id", a.clientID).
+			Msg("group: JoinGroup refused: member metadata over the group metadata limit")
+		fail(kerr.UnknownServerError.Code)
+		return
+	}
 	g := c.groups[a.group]
 	unknown := a.memberID == ""
 	if g == nil {

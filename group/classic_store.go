@@ -56,7 +56,7 @@ func classicRecord(group string, s *storedClassic) []byte {
 		e.lstr(string(m.subscription))
 		e.lstr(string(m.assignment))
 	}
-	return frame(e.b)
+	return e.record()
 }
 
 func decodeClassic(d *dec) (*storedClassic, error) {
@@ -65,7 +65,7 @@ func decodeClassic(d *dec) (*storedClassic, error) {
 	}
 	s := &storedClassic{protocolType: d.str(), generation: d.i32(), protocol: d.str(), leader: d.str()}
 	n := d.u32()
-	if int(n) > len(d.b) {
+	if int(n) > len(d.b)/minMemberBytes {
 		return nil, errors.New("group: bad count")
 	}
 	s.members = make([]storedMember, 0, n)
@@ -105,11 +105,46 @@ func (g *group) snapshotClassic(assign map[string][]byte) *storedClassic {
 	return s
 }
 
+// fitsGroupRecord reports whether a joining member could be stored in its
+// group's generation record: its strings within the log's u16 lengths and
+// its largest protocol metadata, with a member's fixed fields, within
+// MaxGroupMetadataBytes. Loop only.
+func (c *Coordinator) fitsGroupRecord(a joinArgs) bool {
+	const memberFixedBytes = 4*2 + 2*4 + 2*4 // strings' lengths, timeouts, byte strings' lengths
+	strs := []string{a.ptype, a.instanceID, a.clientID, a.clientHost}
+	for _, s := range strs {
+		if len(s) > maxLoggedString {
+			return false
+		}
+	}
+	largest := 0
+	for _, p := range a.protos {
+		if len(p.name) > maxLoggedString {
+			return false
+		}
+		largest = max(largest, len(p.metadata)+len(p.name))
+	}
+	size := recHeaderBytes + 1 + 2 + len(a.group) + 1 + 2 + len(a.ptype) + 4 + 2 + 2 + 4 + // record, group, generation, protocol, leader
+		memberFixedBytes + 2*maxMemberIDBytes(a.clientID) + len(a.instanceID) + len(a.clientID) + len(a.clientHost) + largest
+	return size <= c.cfg.MaxGroupMetadataBytes
+}
+
+// maxMemberIDBytes is the longest member id newMemberID makes for clientID.
+func maxMemberIDBytes(clientID string) int { return len(clientID) + 1 + 36 }
+
 // storeClassic logs s and runs then on the loop once the record is durable
-// (err nil) or has failed.
+// (err nil) or has failed. A generation over MaxGroupMetadataBytes fails
+// with ErrRecordTooLarge, unwritten.
 func (c *Coordinator) storeClassic(name string, s *storedClassic, then func(err error)) {
+	rec := classicRecord(name, s)
+	if rec == nil || len(rec) > c.cfg.MaxGroupMetadataBytes {
+		if then != nil {
+			then(ErrRecordTooLarge)
+		}
+		return
+	}
 	c.offs.submit(&logOp{
-		rec:   classicRecord(name, s),
+		rec:   rec,
 		apply: applyClassic(name, s),
 		done: func(err error) {
 			if then != nil {
@@ -121,7 +156,10 @@ func (c *Coordinator) storeClassic(name string, s *storedClassic, then func(err 
 
 // completeSync is the leader's SyncGroup of a completing generation: log the
 // assignment, then (as Kafka does after its group metadata append) hand it
-// out and become Stable. A failed append fails the syncs and rebalances.
+// out and become Stable. A failed append fails the syncs and rebalances,
+// with Kafka's codes: UNKNOWN_SERVER_ERROR for a generation too large to
+// store (Kafka's MESSAGE_TOO_LARGE append), COORDINATOR_NOT_AVAILABLE for a
+// failed write.
 func (c *Coordinator) completeSync(g *group, assign map[string][]byte) {
 	gen := g.generation
 	c.storeClassic(g.name, g.snapshotClassic(assign), func(err error) {
@@ -129,8 +167,15 @@ func (c *Coordinator) completeSync(g *group, assign map[string][]byte) {
 			return // superseded: a rebalance or another sync got there first
 		}
 		if err != nil {
-			c.warn.Error().Err(err).Str("group", g.name).Msg("group: storing the assignment failed")
-			c.propagateSyncError(g, kerr.CoordinatorNotAvailable.Code)
+			code := kerr.CoordinatorNotAvailable.Code
+			if errors.Is(err, ErrRecordTooLarge) {
+				code = kerr.UnknownServerError.Code
+				c.warn.Warn().Str("group", g.name).Int("limit", c.cfg.MaxGroupMetadataBytes).
+					Msg("group: SyncGroup refused: the generation's metadata and assignments are over the group metadata limit")
+			} else {
+				c.warn.Error().Err(err).Str("group", g.name).Msg("group: storing the assignment failed")
+			}
+			c.propagateSyncError(g, code)
 			c.prepareRebalance(g)
 			c.tryCompleteJoin(g)
 			return

@@ -2,6 +2,7 @@ package group
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -19,6 +20,7 @@ const (
 	DefaultOffsetsRetention       = 7 * 24 * time.Hour   // offsets.retention.minutes
 	DefaultRetentionCheckInterval = 10 * time.Minute     // offsets.retention.check.interval.ms
 	DefaultMaxMetadataBytes       = 4096                 // offset.metadata.max.bytes
+	DefaultMaxGroupMetadataBytes  = 1048588              // __consumer_offsets' max.message.bytes (message.max.bytes)
 	DefaultCompactBytes           = 64 << 20             // offsets log size that triggers a snapshot
 	newMemberJoinTimeout          = 5 * time.Minute      // KIP-394: a new member must rejoin within this
 	maxTimeout                    = 365 * 24 * time.Hour // clamp for client-given timeouts
@@ -27,6 +29,15 @@ const (
 	DefaultConsumerSessionTimeout    = 45 * time.Second // group.consumer.session.timeout.ms
 	DefaultConsumerHeartbeatInterval = 5 * time.Second  // group.consumer.heartbeat.interval.ms
 	DefaultTopicRefreshInterval      = 5 * time.Second  // how often consumer groups re-resolve subscriptions
+)
+
+// Upper bounds of the configurable limits: what the offsets log reads back.
+const (
+	// MaxMetadataBytesLimit bounds Config.MaxMetadataBytes, so that one
+	// committed offset always fits in one offsets log record.
+	MaxMetadataBytesLimit = 16 << 20
+	// MaxGroupMetadataBytesLimit bounds Config.MaxGroupMetadataBytes.
+	MaxGroupMetadataBytesLimit = MaxRecordBytes
 )
 
 // TopicLookup answers how many partitions a topic has; ok is false for a
@@ -57,8 +68,22 @@ type Config struct {
 	MaxGroupSize           int
 	OffsetsRetention       time.Duration
 	RetentionCheckInterval time.Duration
-	MaxMetadataBytes       int
-	CompactBytes           int64
+	MaxMetadataBytes       int   // offset.metadata.max.bytes, at most MaxMetadataBytesLimit
+	CompactBytes           int64 // offsets log size that triggers a snapshot
+
+	// MaxGroupMetadataBytes bounds a classic group's stored generation
+	// (every member's subscription and assignment, as one record), as
+	// Kafka bounds its group metadata record by __consumer_offsets'
+	// max.message.bytes: a join whose own metadata exceeds it, and a
+	// SyncGroup whose generation would, answer UNKNOWN_SERVER_ERROR.
+	// At most MaxGroupMetadataBytesLimit.
+	MaxGroupMetadataBytes int
+
+	// RepairLog opens an offsets log that does not read back by cutting
+	// each damaged file at its first bad record (the cut bytes are kept in
+	// <file>.broken-<offset>), instead of failing. Records after the cut in
+	// that file are lost; later files are still replayed.
+	RepairLog bool
 
 	Logger zerolog.Logger
 }
@@ -103,6 +128,24 @@ func (c *Config) setDefaults() {
 	if c.CompactBytes <= 0 {
 		c.CompactBytes = DefaultCompactBytes
 	}
+	if c.MaxGroupMetadataBytes <= 0 {
+		c.MaxGroupMetadataBytes = DefaultMaxGroupMetadataBytes
+	}
+}
+
+// check refuses limits the offsets log could not read back.
+func (c *Config) check() error {
+	if c.MaxMetadataBytes > MaxMetadataBytesLimit {
+		return fmt.Errorf("group: MaxMetadataBytes %d over %d", c.MaxMetadataBytes, MaxMetadataBytesLimit)
+	}
+	if c.MaxGroupMetadataBytes > MaxGroupMetadataBytesLimit {
+		return fmt.Errorf("group: MaxGroupMetadataBytes %d over %d", c.MaxGroupMetadataBytes, MaxGroupMetadataBytesLimit)
+	}
+	return nil
+}
+
+func (c *Config) logOptions() logOptions {
+	return logOptions{compactBytes: c.CompactBytes, repair: c.RepairLog}
 }
 
 // Coordinator runs every group of the broker.
@@ -133,8 +176,11 @@ func Open(cfg Config) (*Coordinator, error) {
 	if cfg.Topics == nil {
 		return nil, errors.New("group: Config.Topics is required")
 	}
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
 	log := cfg.Logger.With().Str("component", "group").Logger()
-	offs, err := openLog(cfg.FS, cfg.Dir, cfg.CompactBytes, log)
+	offs, err := openLog(cfg.FS, cfg.Dir, cfg.logOptions(), log)
 	if err != nil {
 		return nil, err
 	}

@@ -28,13 +28,12 @@
 //
 // # Layout
 //
-//	<Dir>/snapshot-<seq>     every live record as of the start of log-<seq> (atomic: tmp+fsync+rename+dir fsync)
-//	<Dir>/log-<seq>          records appended since; the highest seq is the one being written
-//	<Dir>/log-<seq>.broken   a copy of a log whose tail recovery cut off (torn write)
+//	<Dir>/snapshot-<seq>            every live record as of the start of log-<seq> (vfs.WriteFile: tmp+fsync+rename+dir fsync)
+//	<Dir>/log-<seq>                 writes appended since; the highest seq is the one being written
+//	<Dir>/<file>.broken-<offset>    the bytes recovery cut from <file> at <offset> (a torn tail, or a repair)
 //
 // Sequence numbers are zero-padded to 20 digits, so a name sort is the
-// write order. Recovery loads the highest snapshot, replays every log whose
-// seq is >= the snapshot's, truncates a torn tail, and removes older files.
+// write order.
 //
 // # Record format (part of the on-disk format)
 //
@@ -61,16 +60,67 @@
 //	                    type 6 record matches its generation comes back
 //	                    Stable with those members, each session timer
 //	                    starting afresh.
+//	  7 write marker:   length u32, CRC-32C u32 of the records that follow
+//	                    it; logs only, never nested.
 //
-// A snapshot starts with the 8 bytes "KLGSNAP1" and holds records of the
-// same format.
+// A log is a sequence of writes. Each write (one pwrite and one fdatasync
+// for every op queued since the last: group commit) is a type 7 marker
+// followed by the records it covers; a large group commit takes one marker
+// per ~64 MiB, and an op's records are never split across markers, so an op
+// is recovered whole or not at all. Logs written before markers existed
+// hold bare records, which are still read.
+//
+// A snapshot starts with the 8 bytes "KLGSNAP1" and holds bare records of
+// types 1 to 6.
+//
+// Limits (the same when writing and when reading):
+//   - A record body is at most MaxRecordBytes (64 MiB). The log refuses,
+//     unwritten, an op whose records exceed it or hold a string over 65535
+//     bytes (ErrRecordTooLarge), so nothing it acknowledges is unreadable.
+//   - Commits, in the log, in snapshots and in exports, are split into
+//     records of about 1 MiB; one offset's metadata is at most
+//     MaxMetadataBytesLimit (16 MiB), so a commit of any size is readable.
+//   - A classic generation (type 6) is at most Config.MaxGroupMetadataBytes
+//     (default 1048588, Kafka's max.message.bytes of __consumer_offsets):
+//     a SyncGroup that would exceed it, and a JoinGroup whose member alone
+//     would, answer UNKNOWN_SERVER_ERROR, as Kafka answers a group metadata
+//     append over its limit. Group ids over 65535 bytes are INVALID_GROUP_ID.
+//
+// # Recovery
+//
+// Open loads the highest snapshot, replays every log whose seq is >= the
+// snapshot's in order, and removes older files. The only damage it repairs
+// on its own is a torn tail: in the log being written (the newest that
+// holds anything: a compaction may have created an empty successor), a
+// record or write that does not check (header cut short, length past the
+// end of the file, CRC mismatch) with no intact write (a marker whose
+// records' CRC checks) after it; when the bad write's own marker is intact,
+// "after" starts where that marker says the write ends, since a write's
+// records hold client-chosen bytes that could look like a write. That is
+// what a crash during the last, unacknowledged write leaves; it is cut,
+// with a Warn, and the cut bytes are kept in <file>.broken-<offset>.
+//
+// Anything else fails Open with ErrCorrupt, naming the file, the byte offset
+// and what to do: a bad record followed by intact writes (a flipped byte mid
+// file), a record whose CRC checks but whose body does not decode (an
+// unknown record type), any bad record in an older log or in a snapshot
+// (both are complete before anything newer is written). Acknowledged
+// commits may lie beyond such a record, so the operator decides: restore
+// the directory, or open once with Config.RepairLog (klite:
+// -offsets-log-repair), which cuts the damaged file at the bad record,
+// keeps the cut bytes in <file>.broken-<offset>, logs at Error, and goes on
+// replaying the later files. Records after the cut in that file are lost.
 //
 // Invariants:
 //   - A classic group becomes Stable, and its SyncGroups are answered, only
 //     after its type 6 record is fdatasynced (Kafka's group metadata append).
-//   - An OffsetCommit is answered only after its record is fdatasynced; a
+//   - An OffsetCommit is answered only after its records are fdatasynced; a
 //     failed write or fdatasync fails the waiting commits and every later one
 //     (never retried).
+//   - Every record the log acknowledges reads back on Open (write-time and
+//     read-time limits are the same), and Open cuts on its own only what a
+//     torn last write explains (damage confined to the last write of the
+//     log being written looks the same, and is cut too).
 //   - Group state is touched only on the coordinator loop.
 //   - Client input never panics: unknown groups, members and generations are
 //     Kafka error codes in the response.

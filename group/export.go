@@ -85,11 +85,14 @@ func (c *Coordinator) ExportOffsets() ([]byte, error) {
 // b does not check.
 func ImportOffsets(cfg Config, b []byte) error {
 	cfg.setDefaults()
+	if err := cfg.check(); err != nil {
+		return err
+	}
 	recs, err := checkExport(b)
 	if err != nil {
 		return err
 	}
-	l, err := openLog(cfg.FS, cfg.Dir, cfg.CompactBytes, cfg.Logger.With().Str("component", "group").Logger())
+	l, err := openLog(cfg.FS, cfg.Dir, cfg.logOptions(), cfg.Logger.With().Str("component", "group").Logger())
 	if err != nil {
 		return err
 	}
@@ -99,6 +102,9 @@ func ImportOffsets(cfg Config, b []byte) error {
 		apply, _ := decodeRecord(recs[pos+recHeaderBytes : pos+recHeaderBytes+n]) // checked
 		applies = append(applies, apply)
 		pos += recHeaderBytes + n
+	}
+	if len(recs) == 0 {
+		return l.close()
 	}
 	done := make(chan error, 1)
 	l.submit(&logOp{
@@ -136,7 +142,7 @@ func checkExport(b []byte) ([]byte, error) {
 			return nil, fmt.Errorf("%w: record header at %d cut", ErrBadExport, pos)
 		}
 		n := int(binary.BigEndian.Uint32(recs[pos:]))
-		if n == 0 || n > maxRecordBytes || pos+recHeaderBytes+n > len(recs) {
+		if n == 0 || n > MaxRecordBytes || pos+recHeaderBytes+n > len(recs) {
 			return nil, fmt.Errorf("%w: record at %d of %d bytes", ErrBadExport, pos, n)
 		}
 		rb := recs[pos+recHeaderBytes : pos+recHeaderBytes+n]

@@ -7,6 +7,7 @@ import (
 	"hash/crc32"
 	"maps"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,6 +27,9 @@ const (
 	recGroupMeta     = 4
 	recMember        = 5 // a consumer-protocol member joined or left (KIP-848)
 	recClassic       = 6 // a classic group's completed generation (classic_store.go)
+	recWrite         = 7 // write marker: length and CRC-32C of the records of one write that follow it
+
+	markerBodyBytes = 9 // type u8, length u32, CRC-32C u32
 
 	recHeaderBytes = 8 // length u32 + CRC-32C u32
 	snapshotMagic  = "KLGSNAP1"
@@ -33,9 +37,22 @@ const (
 	snapPrefix     = "snapshot-"
 	seqDigits      = 20
 
-	// maxRecordBytes bounds one record on recovery; a length above it is a
-	// torn or corrupt header, not a record to allocate for.
-	maxRecordBytes = 64 << 20
+	// MaxRecordBytes bounds one record body, when the log opens and when it
+	// writes: a record over it is refused at write time, so whatever the log
+	// acknowledges reads back. A length above it on open is a torn or
+	// corrupt header, not a record to allocate for.
+	MaxRecordBytes = 64 << 20
+
+	// commitRecordBytes is the size at which a commit (in the log, a
+	// snapshot or an export) continues in another record: a group's offsets
+	// take as many records as they need.
+	commitRecordBytes = 1 << 20
+	// writeExtentBytes is the size at which one write starts another
+	// marker; an op's records always stay under one marker.
+	writeExtentBytes = 64 << 20
+	// keepWriteBufBytes is the largest write buffer the writer keeps for
+	// the next write.
+	keepWriteBufBytes = 4 << 20
 )
 
 var (
@@ -43,9 +60,15 @@ var (
 	ErrLogFailed = errors.New("group: offsets log failed")
 	// ErrClosed is returned for commits submitted after Close.
 	ErrClosed = errors.New("group: closed")
-	// ErrCorruptSnapshot means a snapshot that was renamed into place does not
-	// read back: an operator must look.
-	ErrCorruptSnapshot = errors.New("group: corrupt offsets snapshot")
+	// ErrCorrupt fails Open: a snapshot, an older log or the middle of the
+	// newest log does not read back, so acknowledged records may be behind
+	// the bad one. The error names the file and byte offset; an operator
+	// restores the directory or opens with Config.RepairLog.
+	ErrCorrupt = errors.New("group: corrupt offsets log")
+	// ErrRecordTooLarge fails an op whose records the log would not read
+	// back (over MaxRecordBytes, or a string field over 65535 bytes); it is
+	// not written and the log goes on.
+	ErrRecordTooLarge = errors.New("group: offsets log record too large")
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -87,6 +110,7 @@ type offsetsLog struct {
 	dir          string
 	log          zerolog.Logger
 	compactBytes int64
+	repair       bool
 
 	mu     sync.Mutex
 	queue  []*logOp // guarded by mu
@@ -103,6 +127,7 @@ type offsetsLog struct {
 	seq    uint64
 	size   int64
 	failed error
+	ok     []*logOp // scratch: the ops of one write that passed checkRecords
 
 	compacting atomic.Bool
 	compactWG  sync.WaitGroup
@@ -121,10 +146,16 @@ func parseSeq(name, prefix string) (uint64, bool) {
 	return n, err == nil
 }
 
+// logOptions are the offsets log's settings from Config.
+type logOptions struct {
+	compactBytes int64
+	repair       bool // cut a file at a bad record instead of failing to open
+}
+
 // openLog recovers dir and starts the writer.
-func openLog(fs vfs.FS, dir string, compactBytes int64, log zerolog.Logger) (*offsetsLog, error) {
+func openLog(fs vfs.FS, dir string, opt logOptions, log zerolog.Logger) (*offsetsLog, error) {
 	l := &offsetsLog{
-		fs: fs, dir: dir, log: log, compactBytes: compactBytes,
+		fs: fs, dir: dir, log: log, compactBytes: opt.compactBytes, repair: opt.repair,
 		wake:  make(chan struct{}, 1),
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
@@ -140,6 +171,9 @@ func openLog(fs vfs.FS, dir string, compactBytes int64, log zerolog.Logger) (*of
 	return l, nil
 }
 
+// recover loads the newest snapshot and replays the logs written since.
+// Only a torn tail of the newest log is cut on its own; anything else that
+// does not check fails the open, unless repair is set (see doc.go).
 func (l *offsetsLog) recover() error {
 	names, err := l.fs.List(l.dir)
 	if err != nil {
@@ -158,33 +192,55 @@ func (l *offsetsLog) recover() error {
 			_ = l.fs.Remove(path.Join(l.dir, n)) // an unfinished snapshot
 		}
 	}
+	slices.Sort(logs)
 	if snap > 0 {
-		b, err := l.readAll(snapName(snap))
+		name := snapName(snap)
+		b, err := l.readAll(name)
 		if err != nil {
 			return err
 		}
-		if len(b) < len(snapshotMagic) || string(b[:len(snapshotMagic)]) != snapshotMagic {
-			return fmt.Errorf("%w: %s: bad magic", ErrCorruptSnapshot, snapName(snap))
+		good, why := 0, "bad magic"
+		if len(b) >= len(snapshotMagic) && string(b[:len(snapshotMagic)]) == snapshotMagic {
+			good, why, _ = replay(l.state, b[len(snapshotMagic):], false)
+			good += len(snapshotMagic)
 		}
-		good, err := l.replay(b[len(snapshotMagic):])
-		if err != nil || good != len(b)-len(snapshotMagic) {
-			return fmt.Errorf("%w: %s: bad record at %d", ErrCorruptSnapshot, snapName(snap), good+len(snapshotMagic))
+		if why != "" {
+			if err := l.badRecord(name, b, good, why, false, false); err != nil {
+				return err
+			}
+			b = b[:max(good, len(snapshotMagic))]
 		}
 		l.snapSize.Store(int64(len(b)))
 	}
 	l.seq = max(snap, 1)
+	var live []uint64
 	for _, s := range logs {
 		if s < snap {
 			_ = l.fs.Remove(path.Join(l.dir, logName(s))) // folded into the snapshot
 			continue
 		}
+		live = append(live, s)
+	}
+	// The log being written is the last one holding anything: a newer one
+	// may exist empty (created by a compaction that then failed to sync
+	// the directory, or that had no write yet).
+	written := len(live) - 1
+	for written > 0 {
+		if n, err := l.fileSize(logName(live[written])); err != nil {
+			return err
+		} else if n > 0 {
+			break
+		}
+		written--
+	}
+	for i, s := range live {
 		b, err := l.readAll(logName(s))
 		if err != nil {
 			return err
 		}
-		good, _ := l.replay(b)
-		if good != len(b) {
-			if err := l.cutTail(s, b, good); err != nil {
+		good, why, torn := replay(l.state, b, true)
+		if why != "" {
+			if err := l.badRecord(logName(s), b, good, why, i >= written, torn); err != nil {
 				return err
 			}
 		}
@@ -197,12 +253,8 @@ func (l *offsetsLog) recover() error {
 		}
 	}
 	name := path.Join(l.dir, logName(l.seq))
-	exists := false
-	for _, s := range logs {
-		exists = exists || s == l.seq
-	}
 	var f vfs.File
-	if exists {
+	if slices.Contains(live, l.seq) {
 		if f, err = l.fs.OpenRW(name); err != nil {
 			return fmt.Errorf("group: open log: %w", err)
 		}
@@ -220,35 +272,81 @@ func (l *offsetsLog) recover() error {
 	return nil
 }
 
-// cutTail keeps a copy of a log whose tail does not parse and truncates it
-// to its last whole record. A torn tail is what a crash mid-write leaves.
-func (l *offsetsLog) cutTail(seq uint64, b []byte, good int) error {
-	name := path.Join(l.dir, logName(seq))
-	l.log.Warn().Str("file", name).Int("kept", good).Int("cut", len(b)-good).
-		Msg("offsets log: cutting a torn tail; a copy is kept as .broken")
-	cp, err := l.fs.Create(name + ".broken")
-	if err == nil {
-		_, err = cp.WriteAt(b, 0)
-		if err == nil {
-			err = cp.Sync()
-		}
-		cp.Close()
+// badRecord decides what to do with a file whose record at byte at does
+// not check. A torn tail (in the newest log, a record or write that does
+// not check with no intact write after it) is what a crash mid-write
+// leaves: it was never acknowledged and is cut. Anything else may hide
+// acknowledged records: it fails the open, unless the operator asked for
+// repair. A cut keeps the cut bytes aside.
+func (l *offsetsLog) badRecord(name string, b []byte, at int, why string, newest, tornKind bool) error {
+	full := path.Join(l.dir, name)
+	aside := fmt.Sprintf("%s.broken-%d", full, at)
+	what := "a snapshot or an older log is never torn"
+	torn := false
+	if newest && tornKind {
+		_, after := intactWriteAfter(b, writeEnd(b, at)-1)
+		torn = !after
+		what = "not a torn write: intact writes follow it"
+	} else if newest {
+		what = "not a torn write: its checksum matches"
 	}
-	if err != nil {
-		return fmt.Errorf("group: keep copy of torn log: %w", err)
+	switch {
+	case torn:
+		l.log.Warn().Str("file", full).Int("offset", at).Int("cut", len(b)-at).Str("reason", why).Str("copy", aside).
+			Msg("offsets log: cutting a torn tail (an unacknowledged write cut short by a crash)")
+	case l.repair:
+		l.log.Error().Str("file", full).Int("offset", at).Int("cut", len(b)-at).Str("reason", why).Str("copy", aside).
+			Msg("offsets log: repair: cutting the file at a bad record; records after it in this file are lost")
+	default:
+		return fmt.Errorf("%w: %s at byte %d: %s (%s); records after it may have been acknowledged: "+
+			"restore %s from a backup, or open it once with repair, which cuts the file at byte %d and keeps the cut bytes in %s",
+			ErrCorrupt, full, at, why, what, l.dir, at, aside)
 	}
-	f, err := l.fs.OpenRW(name)
+	return l.cut(full, b, at, aside)
+}
+
+// cut keeps b[at:] in aside and truncates the file to at (a snapshot keeps
+// its magic, so it reads as one without records).
+func (l *offsetsLog) cut(full string, b []byte, at int, aside string) error {
+	// The copy is durable, name included, before anything is cut.
+	if err := vfs.WriteFile(l.fs, aside, b[at:]); err != nil {
+		return fmt.Errorf("group: keep the cut bytes of %s: %w", full, err)
+	}
+	f, err := l.fs.OpenRW(full)
 	if err != nil {
-		return fmt.Errorf("group: open log: %w", err)
+		return fmt.Errorf("group: open %s: %w", full, err)
 	}
 	defer f.Close()
-	if err := f.Truncate(int64(good)); err != nil {
-		return fmt.Errorf("group: truncate torn log: %w", err)
+	err = f.Truncate(int64(at))
+	if err == nil && strings.HasPrefix(path.Base(full), snapPrefix) && at < len(snapshotMagic) {
+		err = f.Truncate(0)
+		if err == nil {
+			_, err = f.WriteAt([]byte(snapshotMagic), 0)
+		}
 	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("group: sync truncated log: %w", err)
+	if err == nil {
+		err = f.Sync()
 	}
-	return l.fs.SyncDir(l.dir)
+	if err == nil {
+		err = l.fs.SyncDir(l.dir)
+	}
+	if err != nil {
+		return fmt.Errorf("group: cut %s: %w", full, err)
+	}
+	return nil
+}
+
+func (l *offsetsLog) fileSize(name string) (int64, error) {
+	f, err := l.fs.Open(path.Join(l.dir, name))
+	if err != nil {
+		return 0, fmt.Errorf("group: open %s: %w", name, err)
+	}
+	defer f.Close()
+	n, err := f.Size()
+	if err != nil {
+		return 0, fmt.Errorf("group: size %s: %w", name, err)
+	}
+	return n, nil
 }
 
 func (l *offsetsLog) readAll(name string) ([]byte, error) {
@@ -268,30 +366,170 @@ func (l *offsetsLog) readAll(name string) ([]byte, error) {
 	return b, nil
 }
 
-// replay applies every whole, valid record of b and returns how many bytes
-// they take. A record that does not check stops the replay.
-func (l *offsetsLog) replay(b []byte) (int, error) {
+// replay applies the records of b to state in order and returns how many
+// bytes it accepted; why is empty when that is all of b, else it says what
+// is wrong with the record at the returned offset, and torn says whether a
+// write cut short could have left it (a frame or write that does not check;
+// not a record whose CRC checks but whose body does not decode). Logs
+// (writes true) hold writes: a marker, then the records it covers, applied
+// all or none.
+// Snapshots hold bare records. Records outside a write are accepted in logs
+// too (logs written before markers existed).
+func replay(state map[string]*storedGroup, b []byte, writes bool) (good int, why string, torn bool) {
 	pos := 0
-	for pos+recHeaderBytes <= len(b) {
-		n := int(binary.BigEndian.Uint32(b[pos:]))
-		if n == 0 || n > maxRecordBytes || pos+recHeaderBytes+n > len(b) {
-			break
+	for pos < len(b) {
+		body, end, why := readFrame(b, pos)
+		if why != "" {
+			return pos, why, true
 		}
-		body := b[pos+recHeaderBytes : pos+recHeaderBytes+n]
-		if crc32.Checksum(body, castagnoli) != binary.BigEndian.Uint32(b[pos+4:]) {
-			break
+		if body[0] == recWrite {
+			if !writes {
+				return pos, "write marker outside a log", false
+			}
+			ext, crc, ok := decodeMarker(body)
+			if !ok {
+				return pos, "malformed write marker", false
+			}
+			if ext > len(b)-end {
+				return pos, fmt.Sprintf("write of %d bytes runs past the end of the file", ext), true
+			}
+			recs := b[end : end+ext]
+			if crc32.Checksum(recs, castagnoli) != crc {
+				return pos, "write CRC mismatch", true
+			}
+			var applies []func(map[string]*storedGroup)
+			for p := 0; p < len(recs); {
+				rb, e, why := readFrame(recs, p)
+				if why == "" && rb[0] == recWrite {
+					why = "write marker inside a write"
+				}
+				if why != "" {
+					return pos, fmt.Sprintf("record at byte %d of an intact write: %s", end+p, why), false
+				}
+				apply, err := decodeRecord(rb)
+				if err != nil {
+					return pos, fmt.Sprintf("record at byte %d of an intact write: %v", end+p, err), false
+				}
+				applies = append(applies, apply)
+				p = e
+			}
+			for _, a := range applies {
+				a(state)
+			}
+			pos = end + ext
+			continue
 		}
 		apply, err := decodeRecord(body)
 		if err != nil {
-			break
+			return pos, err.Error(), false
 		}
-		apply(l.state)
+		apply(state)
+		pos = end
+	}
+	return pos, "", false
+}
+
+// readFrame checks the record frame at pos of b: whole header, a length
+// within MaxRecordBytes and the file, and the CRC. It never reads past b.
+func readFrame(b []byte, pos int) (body []byte, end int, why string) {
+	if len(b)-pos < recHeaderBytes {
+		return nil, 0, "record header cut short by the end of the file"
+	}
+	n := int(binary.BigEndian.Uint32(b[pos:]))
+	if n == 0 || n > MaxRecordBytes {
+		return nil, 0, fmt.Sprintf("record length %d out of range", n)
+	}
+	if n > len(b)-pos-recHeaderBytes {
+		return nil, 0, fmt.Sprintf("record of %d bytes runs past the end of the file", n)
+	}
+	body = b[pos+recHeaderBytes : pos+recHeaderBytes+n]
+	if crc32.Checksum(body, castagnoli) != binary.BigEndian.Uint32(b[pos+4:]) {
+		return nil, 0, "record CRC mismatch"
+	}
+	return body, pos + recHeaderBytes + n, ""
+}
+
+// noMarker is the room a write marker takes, filled in by putMarker.
+var noMarker [recHeaderBytes + markerBodyBytes]byte
+
+// putMarker writes into m the marker of the records recs that follow it.
+func putMarker(m, recs []byte) {
+	body := m[recHeaderBytes:]
+	body[0] = recWrite
+	binary.BigEndian.PutUint32(body[1:], uint32(len(recs)))
+	binary.BigEndian.PutUint32(body[5:], crc32.Checksum(recs, castagnoli))
+	binary.BigEndian.PutUint32(m, markerBodyBytes)
+	binary.BigEndian.PutUint32(m[4:], crc32.Checksum(body, castagnoli))
+}
+
+// marker is the write marker that heads recs.
+func marker(recs []byte) []byte {
+	m := make([]byte, len(noMarker))
+	putMarker(m, recs)
+	return m
+}
+
+func decodeMarker(body []byte) (ext int, crc uint32, ok bool) {
+	if len(body) != markerBodyBytes {
+		return 0, 0, false
+	}
+	return int(binary.BigEndian.Uint32(body[1:])), binary.BigEndian.Uint32(body[5:]), true
+}
+
+// writeEnd is where the write starting at pos ends if its marker is intact
+// (its records may not be), else pos: acknowledged writes can only start
+// there or later, never inside a write's own records (whose bytes a client
+// chose).
+func writeEnd(b []byte, pos int) int {
+	body, end, why := readFrame(b, pos)
+	if why != "" || body[0] != recWrite {
+		return pos
+	}
+	ext, _, ok := decodeMarker(body)
+	if !ok {
+		return pos
+	}
+	return min(end+ext, len(b))
+}
+
+// intactWriteAfter reports whether an intact write (a marker whose CRC and
+// whose records' CRC check) starts in b after from: proof that what follows
+// a bad record was written whole, and maybe acknowledged.
+func intactWriteAfter(b []byte, from int) (int, bool) {
+	const mlen = recHeaderBytes + markerBodyBytes
+	for q := from + 1; q <= len(b)-mlen; q++ {
+		if b[q+recHeaderBytes] != recWrite || binary.BigEndian.Uint32(b[q:]) != markerBodyBytes {
+			continue
+		}
+		body := b[q+recHeaderBytes : q+mlen]
+		if crc32.Checksum(body, castagnoli) != binary.BigEndian.Uint32(b[q+4:]) {
+			continue
+		}
+		ext, crc, _ := decodeMarker(body)
+		if ext <= len(b)-q-mlen && crc32.Checksum(b[q+mlen:q+mlen+ext], castagnoli) == crc {
+			return q, true
+		}
+	}
+	return 0, false
+}
+
+// checkRecords verifies that rec is whole records that open accepts:
+// written records can always be read back.
+func checkRecords(rec []byte) error {
+	if len(rec) == 0 {
+		return ErrRecordTooLarge // an encoder refused a field (see enc.str)
+	}
+	for pos := 0; pos < len(rec); {
+		if len(rec)-pos < recHeaderBytes {
+			return ErrRecordTooLarge
+		}
+		n := int(binary.BigEndian.Uint32(rec[pos:]))
+		if n == 0 || n > MaxRecordBytes || n > len(rec)-pos-recHeaderBytes || rec[pos+recHeaderBytes] == recWrite {
+			return ErrRecordTooLarge
+		}
 		pos += recHeaderBytes + n
 	}
-	if pos != len(b) {
-		return pos, errors.New("group: bad record")
-	}
-	return pos, nil
+	return nil
 }
 
 // submit queues a record; done runs on the writer goroutine after the
@@ -341,14 +579,41 @@ func (l *offsetsLog) run() {
 
 // write appends ops with one pwrite and one fdatasync, then applies them
 // and calls their done, in order.
-func (l *offsetsLog) write(ops []*logOp, buf *[]byte) {
+func (l *offsetsLog) write(all []*logOp, buf *[]byte) {
+	ops := l.ok[:0]
+	for _, op := range all {
+		if err := checkRecords(op.rec); err != nil {
+			if op.done != nil {
+				op.done(err)
+			}
+			continue
+		}
+		ops = append(ops, op)
+	}
+	l.ok = ops[:0]
+	defer clear(ops) // no op is kept past its write
+	if len(ops) == 0 {
+		return
+	}
 	err := l.failed
 	if err == nil {
+		// One marker per writeExtentBytes of ops, so that recovery can tell
+		// a torn write from damage in the middle of the file.
 		b := (*buf)[:0]
-		for _, op := range ops {
-			b = append(b, op.rec...)
+		for i := 0; i < len(ops); {
+			at := len(b)
+			b = append(b, noMarker[:]...)
+			ext := 0
+			for ; i < len(ops) && (ext == 0 || ext+len(ops[i].rec) <= writeExtentBytes); i++ {
+				b = append(b, ops[i].rec...)
+				ext += len(ops[i].rec)
+			}
+			putMarker(b[at:at+len(noMarker)], b[at+len(noMarker):])
 		}
 		*buf = b
+		if cap(b) > keepWriteBufBytes {
+			*buf = nil // one huge commit does not pin its size for good
+		}
 		start := time.Now()
 		if _, werr := l.file.WriteAt(b, l.size); werr != nil {
 			err = werr
@@ -501,17 +766,34 @@ func (l *offsetsLog) groups() map[string]storedGroup {
 
 // ---- encoding ----
 
-type enc struct{ b []byte }
+// enc builds a record body. A string too long for its u16 length makes
+// the encoder bad: record() then returns nil, which the log refuses
+// (ErrRecordTooLarge) instead of writing a record it cannot read.
+type enc struct {
+	b   []byte
+	bad bool
+}
 
 func (e *enc) u8(v byte)    { e.b = append(e.b, v) }
 func (e *enc) u32(v uint32) { e.b = binary.BigEndian.AppendUint32(e.b, v) }
 func (e *enc) i32(v int32)  { e.u32(uint32(v)) }
 func (e *enc) i64(v int64)  { e.b = binary.BigEndian.AppendUint64(e.b, uint64(v)) }
 func (e *enc) str(s string) {
+	if len(s) > maxLoggedString {
+		e.bad = true
+	}
 	e.b = binary.BigEndian.AppendUint16(e.b, uint16(len(s)))
 	e.b = append(e.b, s...)
 }
 func (e *enc) lstr(s string) { e.u32(uint32(len(s))); e.b = append(e.b, s...) }
+
+// record frames the body; nil if a field did not fit.
+func (e *enc) record() []byte {
+	if e.bad {
+		return nil
+	}
+	return frame(e.b)
+}
 
 // frame wraps body with its length and CRC.
 func frame(body []byte) []byte {
@@ -541,10 +823,34 @@ func encodeCommit(e *enc, group string, entries []commitEntry) {
 	}
 }
 
+// commitRecord is one record of entries; commitRecords splits them.
 func commitRecord(group string, entries []commitEntry) []byte {
 	var e enc
 	encodeCommit(&e, group, entries)
-	return frame(e.b)
+	return e.record()
+}
+
+// commitEntryBytes is an entry's size in a commit record.
+func commitEntryBytes(c *commitEntry) int { return 38 + len(c.tp.Topic) + len(c.o.Metadata) }
+
+// commitRecords encodes entries as records of about commitRecordBytes
+// each (one entry never splits), appended to dst. Nil if one does not
+// encode.
+func commitRecords(dst []byte, group string, entries []commitEntry) []byte {
+	for len(entries) > 0 {
+		n, size := 0, 0
+		for n < len(entries) && (n == 0 || size+commitEntryBytes(&entries[n]) <= commitRecordBytes) {
+			size += commitEntryBytes(&entries[n])
+			n++
+		}
+		rec := commitRecord(group, entries[:n])
+		if rec == nil {
+			return nil
+		}
+		dst = append(dst, rec...)
+		entries = entries[n:]
+	}
+	return dst
 }
 
 func deleteOffsetsRecord(group string, tps []TP) []byte {
@@ -556,14 +862,14 @@ func deleteOffsetsRecord(group string, tps []TP) []byte {
 		e.str(tp.Topic)
 		e.i32(tp.Partition)
 	}
-	return frame(e.b)
+	return e.record()
 }
 
 func deleteGroupRecord(group string) []byte {
 	var e enc
 	e.u8(recDeleteGroup)
 	e.str(group)
-	return frame(e.b)
+	return e.record()
 }
 
 func groupMetaRecord(group, protocolType string, generation int32) []byte {
@@ -572,7 +878,7 @@ func groupMetaRecord(group, protocolType string, generation int32) []byte {
 	e.str(group)
 	e.str(protocolType)
 	e.i32(generation)
-	return frame(e.b)
+	return e.record()
 }
 
 func memberRecord(group, id, instance string, present bool) []byte {
@@ -586,11 +892,13 @@ func memberRecord(group, id, instance string, present bool) []byte {
 	} else {
 		e.u8(0)
 	}
-	return frame(e.b)
+	return e.record()
 }
 
-// encodeState writes a snapshot: the magic, then per group a meta record and
-// a commit record.
+// encodeState writes a snapshot: the magic, then per group a meta record,
+// its members, its classic generation and its offsets in bounded commit
+// records (each record of the state was accepted by checkRecords when it
+// was written, so the snapshot reads back too).
 func encodeState(state map[string]*storedGroup) []byte {
 	out := []byte(snapshotMagic)
 	for name, g := range state {
@@ -608,10 +916,18 @@ func encodeState(state map[string]*storedGroup) []byte {
 		for tp, o := range g.offsets {
 			entries = append(entries, commitEntry{tp, o})
 		}
-		out = append(out, commitRecord(name, entries)...)
+		out = commitRecords(out, name, entries)
 	}
 	return out
 }
+
+// Smallest encodings of repeated entries, so a decoder sizes nothing by a
+// count its input could not hold.
+const (
+	minCommitEntryBytes = 38 // topic length u16, partition, offset, epoch, metadata length u32, two times
+	minTPBytes          = 6  // topic length u16, partition
+	minMemberBytes      = 24 // four string lengths u16, two timeouts, two byte-string lengths u32
+)
 
 type dec struct {
 	b   []byte
@@ -664,7 +980,7 @@ func decodeRecord(body []byte) (func(map[string]*storedGroup), error) {
 	switch typ {
 	case recCommit:
 		n := d.u32()
-		if int(n) > len(d.b) {
+		if int(n) > len(d.b)/minCommitEntryBytes { // allocation bounded by the input
 			return nil, errors.New("group: bad count")
 		}
 		entries := make([]commitEntry, 0, n)
@@ -682,7 +998,7 @@ func decodeRecord(body []byte) (func(map[string]*storedGroup), error) {
 		apply = applyCommit(group, entries)
 	case recDeleteOffsets:
 		n := d.u32()
-		if int(n) > len(d.b) {
+		if int(n) > len(d.b)/minTPBytes {
 			return nil, errors.New("group: bad count")
 		}
 		tps := make([]TP, 0, n)

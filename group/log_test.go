@@ -13,7 +13,7 @@ import (
 
 func openTestLog(t *testing.T, fs vfs.FS, compact int64) *offsetsLog {
 	t.Helper()
-	l, err := openLog(fs, "/g", compact, zerolog.Nop())
+	l, err := openLog(fs, "/g", logOptions{compactBytes: compact}, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,9 +214,9 @@ func TestLogRecordRoundTrip(t *testing.T) {
 // record's CRC too) into a fresh state.
 func replaySnapshot(t *testing.T, snap []byte) map[string]*storedGroup {
 	t.Helper()
-	l := &offsetsLog{state: map[string]*storedGroup{}}
-	if _, err := l.replay(snap[len(snapshotMagic):]); err != nil {
-		t.Fatal(err)
+	st := map[string]*storedGroup{}
+	if _, why, _ := replay(st, snap[len(snapshotMagic):], false); why != "" {
+		t.Fatal(why)
 	}
-	return l.state
+	return st
 }

@@ -3,6 +3,7 @@ package group
 // Offset commits and fetches, offset deletion and retention.
 
 import (
+	"errors"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -37,6 +38,8 @@ func (c *Coordinator) commit(req *kmsg.OffsetCommitRequest, instance string, res
 	code := int16(0)
 	created := false
 	switch {
+	case len(req.Group) > maxLoggedString:
+		code = kerr.InvalidGroupID.Code // the offsets log could not name it
 	case g == nil && req.Generation < 0:
 		// A group that uses Kafka only to store offsets.
 		g = newGroup(req.Group, time.Now())
@@ -89,15 +92,21 @@ func (c *Coordinator) commit(req *kmsg.OffsetCommitRequest, instance string, res
 	if created {
 		c.groups[req.Group] = g
 	}
+	// A commit of many partitions takes several bounded records, written
+	// together under one write marker (all or none after a crash).
 	c.offs.submit(&logOp{
-		rec:   commitRecord(req.Group, entries),
+		rec:   commitRecords(nil, req.Group, entries),
 		apply: applyCommit(req.Group, entries),
 		done: func(err error) {
 			if err != nil {
 				// Kafka answers a failed append of the offsets topic with
 				// NOT_COORDINATOR: the client finds the coordinator again.
+				code := kerr.NotCoordinator.Code
+				if errors.Is(err, ErrRecordTooLarge) {
+					code = kerr.UnknownServerError.Code // cannot happen: fields are checked above
+				}
 				for _, s := range slots {
-					*s = kerr.NotCoordinator.Code
+					*s = code
 				}
 			}
 			done(resp)

@@ -36,7 +36,9 @@ package kafka
 // which is where auto-creation happens). No per-record validation (batches
 // are opaque) and no timestamp bound checks (message.timestamp.*.max.ms).
 // LogAppendTime topics are stamped by storage at append time. Timeout is
-// ignored (the append finishes regardless, as in Kafka).
+// ignored (the append finishes regardless, as in Kafka). Internal topics
+// (__consumer_offsets, __transaction_state) answer INVALID_TOPIC_EXCEPTION,
+// as Kafka answers a client appending to one.
 
 import (
 	"sync/atomic"
@@ -117,6 +119,11 @@ func (h *Handler) produce(r *request) {
 			unknown = kerr.UnknownTopicID.Code
 		} else {
 			info, found = h.st.Topic(t.Topic)
+		}
+		if found && internalTopic(info.Name) || r.version < 13 && internalTopic(t.Topic) {
+			// Kafka's ReplicaManager: clients may not append to internal
+			// topics (checked before the topic's existence).
+			found, unknown = false, kerr.InvalidTopicException.Code
 		}
 		maxBytes := int64(h.cfg.MaxMessageBytes)
 		if found {

@@ -12,8 +12,13 @@ package kafka
 // ones, by name, or by topic ID in v10+ (UNKNOWN_TOPIC_ID when unknown).
 // A missing topic is created when the broker has AutoCreateTopics and the
 // request allows it (always in v0-v3; AllowAutoTopicCreation in v4+), with
-// DefaultPartitions; an invalid name then answers INVALID_TOPIC_EXCEPTION.
-// Otherwise a missing topic answers UNKNOWN_TOPIC_OR_PARTITION.
+// DefaultPartitions; an invalid name, or one colliding with an existing
+// topic's once '.' is read as '_', then answers INVALID_TOPIC_EXCEPTION, and
+// a create past the broker's -max-partitions POLICY_VIOLATION (as
+// CreateTopics). Internal names (__consumer_offsets, __transaction_state) are
+// never created by clients. Otherwise a missing topic answers
+// UNKNOWN_TOPIC_OR_PARTITION. A topic appears whole or not at all: storage
+// publishes a created topic with all its partitions once it is durable.
 //
 // Authorized operations (KIP-430, v8+): klite has no ACLs, so a client asking
 // gets every operation the resource type supports, as Kafka answers without
@@ -23,10 +28,12 @@ package kafka
 // same response, complete, with no error (Kafka answers LEADER_NOT_AVAILABLE
 // and lets the client retry until leaders are elected; klite has no election
 // to wait for). Creation fsyncs metadata, so those requests are answered off
-// the event loop; all others inline.
+// the event loop, creating all their missing topics at once (one group
+// commit); all others inline.
 
 import (
 	"errors"
+	"sync"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -35,6 +42,9 @@ import (
 )
 
 const metadataKey = 3
+
+// maxAutoCreateAtOnce bounds the creations one Metadata request runs at once.
+const maxAutoCreateAtOnce = 128
 
 func init() { register(metadataKey, 0, 13, (*Handler).metadata) }
 
@@ -59,7 +69,7 @@ func (h *Handler) metadata(r *request) {
 			if t.Topic == nil {
 				continue
 			}
-			if _, ok := h.st.Topic(*t.Topic); !ok && validTopicName(*t.Topic) {
+			if _, ok := h.st.Topic(*t.Topic); !ok && autoCreatable(*t.Topic) {
 				h.async(r, func() { r.respond(h.metadataResponse(r.version, req, all, true)) })
 				return
 			}
@@ -91,6 +101,10 @@ func (h *Handler) metadataResponse(version int16, req *kmsg.MetadataRequest, all
 		return resp
 	}
 	resp.Topics = make([]kmsg.MetadataResponseTopic, len(req.Topics))
+	var created map[string]error
+	if create {
+		created = h.autoCreate(req)
+	}
 	for i := range req.Topics {
 		t := &req.Topics[i]
 		rt := &resp.Topics[i]
@@ -107,13 +121,7 @@ func (h *Handler) metadataResponse(version int16, req *kmsg.MetadataRequest, all
 		}
 		name := *t.Topic
 		info, ok := h.st.Topic(name)
-		if !ok && create {
-			if !validTopicName(name) {
-				rt.ErrorCode = kerr.InvalidTopicException.Code
-				continue
-			}
-			var err error
-			info, err = h.st.CreateTopic(name, h.cfg.DefaultPartitions, nil)
+		if err, tried := created[name]; tried && !ok {
 			if err != nil && !errors.Is(err, storage.ErrTopicExists) {
 				rt.ErrorCode = h.errCode(err)
 				continue
@@ -133,6 +141,43 @@ func (h *Handler) metadataResponse(version int16, req *kmsg.MetadataRequest, all
 	}
 	return resp
 }
+
+// autoCreate creates the missing topics req names that may be
+// auto-created, all at once so their metadata shares fsyncs, and returns
+// each one's error.
+func (h *Handler) autoCreate(req *kmsg.MetadataRequest) map[string]error {
+	var names []string
+	seen := map[string]bool{}
+	for i := range req.Topics {
+		t := req.Topics[i].Topic
+		if t == nil || seen[*t] || !autoCreatable(*t) {
+			continue
+		}
+		seen[*t] = true
+		if _, ok := h.st.Topic(*t); !ok {
+			names = append(names, *t)
+		}
+	}
+	errs := make([]error, len(names))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, maxAutoCreateAtOnce)
+	for i, name := range names {
+		sem <- struct{}{}
+		wg.Go(func() {
+			_, errs[i] = h.st.CreateTopic(name, h.cfg.DefaultPartitions, nil)
+			<-sem
+		})
+	}
+	wg.Wait()
+	out := make(map[string]error, len(names))
+	for i, name := range names {
+		out[name] = errs[i]
+	}
+	return out
+}
+
+// autoCreatable reports whether Metadata may create a topic of that name.
+func autoCreatable(name string) bool { return validTopicName(name) && !internalTopic(name) }
 
 func (h *Handler) fillTopic(rt *kmsg.MetadataResponseTopic, info *storage.TopicInfo, req *kmsg.MetadataRequest) {
 	rt.Default()

@@ -10,9 +10,12 @@ package kafka
 // generation (ILLEGAL_GENERATION); a group completing a rebalance answers
 // REBALANCE_IN_PROGRESS. Per partition: unknown topics or partitions answer
 // UNKNOWN_TOPIC_OR_PARTITION, metadata over offset.metadata.max.bytes
-// OFFSET_METADATA_TOO_LARGE. The answer goes out only after the commit is
-// fdatasynced (group-committed with concurrent commits); a failed write
-// answers NOT_COORDINATOR, as Kafka answers a failed offsets-topic append.
+// OFFSET_METADATA_TOO_LARGE; a group id over 65535 bytes INVALID_GROUP_ID.
+// A commit of any number of partitions is stored (in records of about
+// 1 MiB, applied all or none after a crash). The answer goes out only after
+// the commit is fdatasynced (group-committed with concurrent commits); a
+// failed write answers NOT_COORDINATOR, as Kafka answers a failed
+// offsets-topic append.
 // RetentionTime (v2-4) sets a per-offset expiry; v1's commit timestamp is
 // ignored (Kafka ignores it too since KIP-211). LeaderEpoch is kept from v6.
 //

@@ -17,7 +17,11 @@ package kafka
 // GROUP_MAX_SIZE_REACHED; INCONSISTENT_GROUP_PROTOCOL for a consumer-protocol
 // group (KIP-848) with members (Kafka with migration disabled; an empty one
 // becomes classic). v0 has no rebalance timeout: the session timeout
-// is used. Reason (v8+, KIP-800) is accepted and not logged.
+// is used. A member whose protocol metadata alone would not fit in the
+// group's stored generation (-group-metadata-max-bytes, Kafka's
+// __consumer_offsets max.message.bytes) gets UNKNOWN_SERVER_ERROR, Kafka's
+// answer to a group metadata append over that limit; a group id over 65535
+// bytes, which the offsets log cannot store, gets INVALID_GROUP_ID. Reason (v8+, KIP-800) is accepted and not logged.
 
 import (
 	"github.com/twmb/franz-go/pkg/kmsg"

@@ -10,6 +10,11 @@ package kafka
 // rebalance started), INCONSISTENT_GROUP_PROTOCOL (v5+ protocol type or name
 // not the group's). Members that never sync within the rebalance timeout are
 // removed and the group rebalances. v5+ answers the protocol type and name.
+// The leader's SyncGroup is answered after the generation (every member's
+// subscription and assignment) is fdatasynced; a generation larger than
+// -group-metadata-max-bytes is not stored and every member gets
+// UNKNOWN_SERVER_ERROR (Kafka: a group metadata append over
+// __consumer_offsets' max.message.bytes), then the group rebalances.
 
 import (
 	"github.com/twmb/franz-go/pkg/kmsg"

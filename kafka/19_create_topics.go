@@ -5,7 +5,11 @@ package kafka
 // Behaviour per topic, in Kafka's order of checks:
 //   - a name given twice in one request: INVALID_REQUEST for that name;
 //   - illegal name ([a-zA-Z0-9._-]{1,249}, not "." or ".."): INVALID_TOPIC_EXCEPTION;
+//   - an internal name (__consumer_offsets, __transaction_state): INVALID_REQUEST,
+//     as Kafka answers a client creating its reserved internal topic;
 //   - existing topic: TOPIC_ALREADY_EXISTS;
+//   - a name equal to an existing topic's once '.' is read as '_':
+//     INVALID_TOPIC_EXCEPTION ("collides with existing topic"), as Kafka;
 //   - ReplicaAssignment: only with NumPartitions and ReplicationFactor -1
 //     (else INVALID_REQUEST); partitions must be 0..n-1 each with exactly
 //     the one replica NodeID (else INVALID_REPLICA_ASSIGNMENT);
@@ -15,7 +19,9 @@ package kafka
 //   - NumPartitions -1 (KIP-464 default: DefaultPartitions); 0 or below, or
 //     above MaxTopicPartitions: INVALID_PARTITIONS;
 //   - configs: only known Kafka topic configs with well-typed values, else
-//     INVALID_CONFIG (see configs.go for which ones klite acts on).
+//     INVALID_CONFIG (see configs.go for which ones klite acts on);
+//   - more partitions than the broker's -max-partitions allows in all:
+//     POLICY_VIOLATION, as KRaft answers creates past its partition limits.
 //
 // ValidateOnly (v1+) runs every check and creates nothing. v5+ answers
 // NumPartitions, ReplicationFactor and the topic's configs as
@@ -86,6 +92,10 @@ func (h *Handler) createTopic(version int16, validateOnly bool, t *kmsg.CreateTo
 		h.topicError(rt, kerr.InvalidTopicException.Code, "Topic name \""+name+"\" is illegal: it must be 1 to 249 characters of [a-zA-Z0-9._-] and not '.' or '..'")
 		return
 	}
+	if internalTopic(name) {
+		h.topicError(rt, kerr.InvalidRequest.Code, "Creation of internal topic "+name+" is prohibited.")
+		return
+	}
 	if _, exists := h.st.Topic(name); exists {
 		h.topicError(rt, kerr.TopicAlreadyExists.Code, "Topic '"+name+"' already exists.")
 		return
@@ -137,19 +147,20 @@ func (h *Handler) createTopic(version int16, validateOnly bool, t *kmsg.CreateTo
 	}
 
 	var info storage.TopicInfo
+	var err error
 	if validateOnly {
 		info = storage.TopicInfo{Name: name, Partitions: partitions, Configs: configs}
+		err = h.st.CheckCreate(name, partitions)
 	} else {
-		var err error
 		info, err = h.st.CreateTopic(name, partitions, configs)
-		if err != nil {
-			msg := err.Error()
-			if errors.Is(err, storage.ErrTopicExists) {
-				msg = "Topic '" + name + "' already exists."
-			}
-			h.topicError(rt, h.errCode(err), msg)
-			return
+	}
+	if err != nil {
+		msg := errMessage(err)
+		if errors.Is(err, storage.ErrTopicExists) {
+			msg = "Topic '" + name + "' already exists."
 		}
+		h.topicError(rt, h.errCode(err), msg)
+		return
 	}
 	rt.TopicID = info.ID
 	rt.NumPartitions = info.Partitions

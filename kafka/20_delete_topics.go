@@ -5,7 +5,9 @@ package kafka
 // Behaviour: deletes topics by name (v0-v5 TopicNames; v6 Topics with a
 // name) or by topic ID (v6, name null). Unknown names answer
 // UNKNOWN_TOPIC_OR_PARTITION, unknown IDs UNKNOWN_TOPIC_ID; a v6 entry with
-// neither answers INVALID_REQUEST. v5+ carries an ErrorMessage. Deletion
+// neither answers INVALID_REQUEST. v5+ carries an ErrorMessage. Internal
+// topics (__consumer_offsets, __transaction_state) cannot be deleted:
+// INVALID_REQUEST, as for their creation. Deletion
 // fsyncs metadata, so the request is served off the event loop; storage wakes
 // fetches long-polling on the deleted partitions.
 //
@@ -49,6 +51,9 @@ func (h *Handler) deleteTopicsResponse(version int16, req *kmsg.DeleteTopicsRequ
 		rt.Topic, rt.TopicID = t.Topic, t.TopicID
 		var name string
 		switch {
+		case t.Topic != nil && internalTopic(*t.Topic):
+			h.deleteError(rt, kerr.InvalidRequest.Code, "Deletion of internal topic "+*t.Topic+" is prohibited.")
+			continue
 		case t.Topic != nil:
 			name = *t.Topic
 			info, ok := h.st.Topic(name)

@@ -18,7 +18,10 @@ package kafka
 // that look up a transaction coordinator first stop there, with an
 // unsupported-API error.)
 //
-// Storage may fsync here, so the request is served off the event loop.
+// Storage reserves ids a block ahead in its metadata log, so this rarely
+// waits for an fsync and never for another client's topic change; when it
+// must (a burst used up the block), the request is served off the event
+// loop, as always.
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"

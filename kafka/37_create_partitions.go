@@ -8,7 +8,9 @@ package kafka
 //   - Count not above the current count, or above MaxTopicPartitions:
 //     INVALID_PARTITIONS;
 //   - Assignment, when given: one entry per new partition, each exactly
-//     [NodeID], else INVALID_REPLICA_ASSIGNMENT.
+//     [NodeID], else INVALID_REPLICA_ASSIGNMENT;
+//   - more partitions than the broker's -max-partitions allows in all:
+//     POLICY_VIOLATION (as CreateTopics).
 //
 // New partitions start empty at offset 0 (storage gives them new partition
 // keys and shards) and appear in the next Metadata response. ValidateOnly
@@ -84,11 +86,14 @@ func (h *Handler) growTopic(t *kmsg.CreatePartitionsRequestTopic, validateOnly b
 			}
 		}
 	}
+	var err error
 	if validateOnly {
-		return 0, ""
+		err = h.st.CheckGrow(t.Topic, t.Count)
+	} else {
+		_, err = h.st.CreatePartitions(t.Topic, t.Count)
 	}
-	if _, err := h.st.CreatePartitions(t.Topic, t.Count); err != nil {
-		return h.errCode(err), err.Error()
+	if err != nil {
+		return h.errCode(err), errMessage(err)
 	}
 	return 0, ""
 }

@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"errors"
+	"strings"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
@@ -23,6 +24,12 @@ func (h *Handler) errCode(err error) int16 {
 		return kerr.UnknownTopicOrPartition.Code
 	case errors.Is(err, storage.ErrTopicExists):
 		return kerr.TopicAlreadyExists.Code
+	case errors.Is(err, storage.ErrTopicCollision):
+		return kerr.InvalidTopicException.Code
+	case errors.Is(err, storage.ErrPartitionLimit):
+		// Kafka (KRaft) refuses creates past its partition limits with
+		// POLICY_VIOLATION (KAFKA-17870).
+		return kerr.PolicyViolation.Code
 	case errors.Is(err, storage.ErrInvalidPartitions):
 		return kerr.InvalidPartitions.Code
 	case errors.Is(err, storage.ErrOffsetOutOfRange):
@@ -69,6 +76,20 @@ func (h *Handler) logUnknown(err error) {
 	if !seen {
 		h.log.Error().Err(err).Msg("kafka: unmapped storage error answered as UNKNOWN_SERVER_ERROR")
 	}
+}
+
+// errMessage is err's text for an ErrorMessage field: without the storage
+// sentinel's own text where a detail follows it.
+func errMessage(err error) string {
+	msg := err.Error()
+	for _, e := range []error{storage.ErrTopicCollision, storage.ErrPartitionLimit} {
+		if errors.Is(err, e) {
+			if rest, ok := strings.CutPrefix(msg, e.Error()+": "); ok && rest != "" {
+				return strings.ToUpper(rest[:1]) + rest[1:]
+			}
+		}
+	}
+	return msg
 }
 
 // strp returns a pointer to s, for optional error messages. Pass package-level

@@ -3,9 +3,11 @@ package kafka
 import (
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/klite/klite/storage"
@@ -21,6 +23,7 @@ type fakeStore struct {
 
 	appendErr   error // returned by Append when set
 	createErr   error // returned by CreateTopic when set
+	maxTotal    int64 // partitions of all topics (0: no cap)
 	watchers    int   // live watchers, for tests that wait on them
 	watchSignal chan struct{}
 	appendSync  bool // run done on the caller's goroutine
@@ -85,11 +88,8 @@ func (s *fakeStore) CreateTopic(name string, partitions int32, configs map[strin
 	if s.createErr != nil {
 		return storage.TopicInfo{}, s.createErr
 	}
-	if _, ok := s.topics[name]; ok {
-		return storage.TopicInfo{}, storage.ErrTopicExists
-	}
-	if partitions <= 0 {
-		return storage.TopicInfo{}, storage.ErrInvalidPartitions
+	if err := s.checkCreateLocked(name, partitions); err != nil {
+		return storage.TopicInfo{}, err
 	}
 	t := &fakeTopic{info: storage.TopicInfo{Name: name, Partitions: partitions, Configs: configs}}
 	_, _ = rand.Read(t.info.ID[:])
@@ -98,6 +98,53 @@ func (s *fakeStore) CreateTopic(name string, partitions int32, configs map[strin
 	}
 	s.topics[name] = t
 	return t.info, nil
+}
+
+func (s *fakeStore) CheckCreate(name string, partitions int32) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.checkCreateLocked(name, partitions)
+}
+
+func (s *fakeStore) checkCreateLocked(name string, partitions int32) error {
+	if _, ok := s.topics[name]; ok {
+		return storage.ErrTopicExists
+	}
+	if partitions <= 0 {
+		return storage.ErrInvalidPartitions
+	}
+	for other := range s.topics {
+		if strings.ReplaceAll(other, ".", "_") == strings.ReplaceAll(name, ".", "_") {
+			return fmt.Errorf("%w: topic '%s' collides with existing topic: %s", storage.ErrTopicCollision, name, other)
+		}
+	}
+	return s.checkTotal(int64(partitions))
+}
+
+func (s *fakeStore) CheckGrow(name string, count int32) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.topics[name]
+	if !ok {
+		return storage.ErrUnknownTopic
+	}
+	if count <= t.info.Partitions {
+		return storage.ErrInvalidPartitions
+	}
+	return s.checkTotal(int64(count - t.info.Partitions))
+}
+
+// checkTotal applies maxTotal (0: no cap) as storage applies
+// MaxTotalPartitions.
+func (s *fakeStore) checkTotal(n int64) error {
+	var have int64
+	for _, t := range s.topics {
+		have += int64(t.info.Partitions)
+	}
+	if s.maxTotal > 0 && have+n > s.maxTotal {
+		return fmt.Errorf("%w: %d partitions exist and %d more would pass the broker's limit of %d", storage.ErrPartitionLimit, have, n, s.maxTotal)
+	}
+	return nil
 }
 
 func (s *fakeStore) SetTopicConfigs(name string, configs map[string]string) error {
@@ -129,6 +176,9 @@ func (s *fakeStore) CreatePartitions(name string, count int32) (storage.TopicInf
 	}
 	if count <= t.info.Partitions {
 		return storage.TopicInfo{}, storage.ErrInvalidPartitions
+	}
+	if err := s.checkTotal(int64(count - t.info.Partitions)); err != nil {
+		return storage.TopicInfo{}, err
 	}
 	for range count - t.info.Partitions {
 		t.parts = append(t.parts, &fakePart{file: &memFile{}, watches: map[int]fakeWatch{}})

@@ -7,6 +7,10 @@ import "github.com/klite/klite/storage"
 // in storage/api.go.
 type Storage interface {
 	CreateTopic(name string, partitions int32, configs map[string]string) (storage.TopicInfo, error)
+	// CheckCreate and CheckGrow answer what CreateTopic and
+	// CreatePartitions would, changing nothing (ValidateOnly).
+	CheckCreate(name string, partitions int32) error
+	CheckGrow(name string, count int32) error
 	DeleteTopic(name string) error
 	SetTopicConfigs(name string, configs map[string]string) error
 	CreatePartitions(name string, count int32) (storage.TopicInfo, error)

@@ -20,6 +20,11 @@ var (
 	ErrStorage              = errors.New("storage: disk failure")                // KAFKA_STORAGE_ERROR
 	ErrClosed               = errors.New("storage: closed")                      // KAFKA_STORAGE_ERROR (shutting down)
 	ErrTooLarge             = errors.New("storage: batch larger than a segment") // MESSAGE_TOO_LARGE
+	// ErrPartitionLimit: a change would pass Config.MaxTotalPartitions.
+	ErrPartitionLimit = errors.New("storage: broker partition limit reached") // POLICY_VIOLATION
+	// ErrTopicCollision: the name equals another topic's with '.' read as
+	// '_' (Kafka refuses such names: their metric names would clash).
+	ErrTopicCollision = errors.New("storage: topic name collides") // INVALID_TOPIC_EXCEPTION
 	// ErrBusy: the shard's append queue is full (Config.MaxQueueBytes);
 	// nothing was written, so a retry is safe. Kafka has no overload code
 	// for produce (its network threads block instead); REQUEST_TIMED_OUT is
@@ -124,6 +129,8 @@ type ReadFile interface {
 //	(*Store) DeleteTopic(name string) error
 //	(*Store) SetTopicConfigs(name string, configs map[string]string) error
 //	(*Store) CreatePartitions(name string, count int32) (TopicInfo, error)
+//	(*Store) CheckCreate(name string, partitions int32) error // what CreateTopic would answer, nothing changed (ValidateOnly)
+//	(*Store) CheckGrow(name string, count int32) error         // what CreatePartitions would answer, nothing changed
 //	(*Store) Topics() []TopicInfo               // sorted by name
 //	(*Store) Topic(name string) (TopicInfo, bool)
 //	(*Store) TopicByID(id TopicID) (TopicInfo, bool)
@@ -146,7 +153,7 @@ type ReadFile interface {
 //	(*Store) Restore(snap *tier.MetaSnapshot, next map[tier.Partition]int64) error
 //
 // Log start: every partition has a log start offset (persisted in
-// meta.json), the first offset readable locally or from the tier. It only
+// metadata), the first offset readable locally or from the tier. It only
 // moves forward: retention (retention.ms by batch max timestamp,
 // retention.bytes over the whole log, local and tiered), DeleteRecords.
 // Reads, ListOffsets and Fetch below it get ErrOffsetOutOfRange; Offsets

@@ -398,7 +398,7 @@ func reopenStats(t *testing.T, cfg Config, mem *vfs.MemFS, after func(vfs.Op, er
 }
 
 // TestOpenLayoutDurable: once Open returns, a crash finds the store's
-// layout: meta.json and every shard directory with its active segment,
+// layout: the metadata snapshot and log, and every shard directory with its active segment,
 // even when nothing is written after Open.
 func TestOpenLayoutDurable(t *testing.T) {
 	fsys := vfs.NewMemFS()
@@ -409,8 +409,10 @@ func TestOpenLayoutDurable(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := vfs.ReadFile(crashed, cfg.Dir+"/"+metaName); err != nil {
-		t.Fatalf("meta.json lost: %v", err)
+	for _, name := range []string{metaSnapName(1), metaLogName(1)} {
+		if _, err := vfs.ReadFile(crashed, cfg.Dir+"/"+name); err != nil {
+			t.Fatalf("%s lost: %v", name, err)
+		}
 	}
 	for _, sh := range s.shards {
 		names, err := crashed.List(sh.dir)

@@ -3,7 +3,9 @@
 //
 // # Layout
 //
-//	<Dir>/meta.json                         topics, partition keys, shards, log starts, next_min, producer id block
+//	<Dir>/meta-00000000000000000007.snap      metadata snapshot, generation 7 (see Metadata)
+//	<Dir>/meta-00000000000000000007.log       metadata changes since that snapshot
+//	<Dir>/meta-00000000000000000007.log.torn-<ns>  a torn last frame cut off by Open
 //	<Dir>/shard-000/00000000000000000000.wal  segment 0 of shard 0
 //	<Dir>/shard-000/00000000000000000000.idx  its index checkpoint (sealed segments only)
 //	<Dir>/shard-000/00000000000000000001.wal  the active segment
@@ -12,7 +14,7 @@
 //
 // Segment names are zero-padded sequence numbers, so a name sort is the
 // write order. Each partition belongs to one shard for life (recorded in
-// meta.json; the shard count is fixed when Dir is created) and is
+// the metadata; the shard count is fixed when Dir is created) and is
 // identified on disk by a uint32 partition key that is never reused, so a
 // deleted and recreated topic can never pick up its predecessor's chunks.
 //
@@ -38,16 +40,16 @@
 // Index checkpoints (<segment>.idx) hold every chunk of a sealed segment
 // (key, offsets, position, length, max timestamp) and the shard's
 // idempotent producer state at the end of it; see index.go and producer.go.
-// meta.json and checkpoints are written with vfs.WriteFile (a temp file,
-// fsynced, renamed, the directory fsynced); Dir and the shard directories
-// are made durable before anything is written in them (vfs.MkdirAllSync
-// for Dir, one fsync of Dir for all shard directories).
+// Metadata snapshots and checkpoints are written with vfs.WriteFile (a
+// temp file, fsynced, renamed, the directory fsynced); Dir and the shard
+// directories are made durable before anything is written in them
+// (vfs.MkdirAllSync for Dir, one fsync of Dir for all shard directories).
 //
 // # Invariants
 //
 //   - A partition's chunks on disk are contiguous from the first one still
 //     there: each starts at the last one's end. The only gaps allowed end
-//     at or below the partition's next_min (meta.json), which a freeing
+//     at or below the partition's next_min (metadata), which a freeing
 //     pass raises past a deleted segment's chunks before unlinking it: an
 //     older segment may outlive a newer one (kept for another partition),
 //     so a partition's chunks can resume after a hole; what lies before
@@ -56,7 +58,7 @@
 //   - A partition's next offset after recovery is max(end of its last
 //     chunk, next_min, log start), so one whose chunks were all deleted
 //     continues where its log ended, never at 0.
-//   - The log start (meta.json) only grows and never passes the high
+//   - The log start (metadata) only grows and never passes the high
 //     watermark; reads, OffsetForTime and MaxTimestamp ignore data below
 //     it.
 //   - The high watermark, what readers see, only moves past data once it is
@@ -86,14 +88,14 @@
 // the local data) that retention.ms (max timestamp older than now minus
 // it, stopping at the first younger one) and retention.bytes (oldest
 // first while the rest would still hold at least that, as in Kafka) let go; DeleteRecords
-// moves it directly. All moves of a pass are one meta.json write, made
-// before they are visible. A freeing pass then deletes each sealed segment
+// moves it directly. All moves of a pass are records in one metadata log
+// frame, durable before they are visible. A freeing pass then deletes each sealed segment
 // every chunk of which is below its partition's log start or of a deleted
 // partition, or, with Cold, only uploaded (below the tiered end) while the
 // WAL holds more than Config.HotBytes (oldest first); and only while a
 // newer segment of the shard has its checkpoint on disk, as that holds
 // the producer state recovery would have read from the deleted ones.
-// Order: next_min in meta.json, then the chunk indexes are trimmed (no
+// Order: next_min in the metadata log, then the chunk indexes are trimmed (no
 // new read reaches the segment), then the .wal and the .idx are unlinked
 // (an .idx without its .wal is removed on open). Reads pin segments by
 // reference count before touching the file, so an unlinked segment stays
@@ -102,6 +104,48 @@
 // new segment would pass the cap waits for one freeing pass (the event
 // loop never waits: Append only queues) and fails the group with
 // ErrLogFull when that freed too little.
+//
+// # Metadata (meta.go, metastate.go, metalog.go, metacommit.go)
+//
+// Topics (name, ID, configs), each partition's key, shard, log start and
+// next_min, the next partition key, the shard count and the producer id
+// limit live in a snapshot and a log of changes since it, both sequences
+// of frames (big-endian; part of the format):
+//
+//	| magic "KLMD" u32 | payload length u32 | CRC-32C (Castagnoli) of payload u32 | payload |
+//
+// meta-<gen>.snap is one frame whose payload is the whole state as JSON
+// (the format meta.json had). meta-<gen>.log holds one frame per group
+// commit, its payload JSON records separated by '\n', each one change:
+// create topic (with its partitions), delete topic, add partitions, set
+// configs, log starts, next_mins (both [key, offset] pairs that only
+// grow), producer id limit. A log frame is at most 16 MiB (a limit at read
+// time too); a snapshot at most 1 GiB.
+//
+// Writers apply a change to an indexed in-memory model under metaMu (so it
+// is validated against every change accepted before it) and queue its
+// record, without I/O; one committer writes all that is queued as one
+// frame with one write, fdatasyncs it, and only then publishes the changes
+// in log order, as one new topic table, and answers the writers. Readers
+// (Metadata, produce, fetch) load the table and never wait; a topic is in
+// it whole, with every partition, or not at all. Producer ids are reserved
+// a block ahead, so InitProducerId does not wait either. A failed write or
+// fdatasync is not retried: metadata changes fail until restart.
+//
+// Once the log holds as many bytes as the last snapshot (and at least 1
+// MiB), the committer writes the model as snapshot gen+1 (temp, fsync,
+// rename, fsync dir), creates log gen+1 (fsync dir) and removes gen's
+// files. Bytes written per change are thus the record plus at most about
+// as much again for snapshots, however many topics exist.
+//
+// Open loads the newest snapshot and replays its log. Each frame is
+// fsynced before the next is written, so only the last frame can be torn:
+// an invalid frame with no valid frame after it (and, when its header
+// fits, nothing but zeros after its end) is cut, copied aside first; any
+// other invalid frame, or a record that does not fit the state, fails Open
+// with the file and offset. A missing log (a crash between the snapshot
+// and its log) is created empty. A directory with only the old meta.json
+// is converted: its content becomes snapshot 1, then meta.json is removed.
 //
 // # Recovery of the newest segment
 //

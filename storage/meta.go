@@ -8,22 +8,21 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"maps"
 	"os"
 	"path/filepath"
 
 	"github.com/klite/klite/vfs"
 )
 
-// Metadata file (meta.json): topics, their partitions' keys, shards, log
-// starts and next_min (see doc.go), the shard count, and the producer id
-// high-water mark. It is small and rewritten whole: temp file, fsync,
-// rename, fsync directory, so a crash leaves the old or the new version,
-// never a mix.
+// Metadata (see doc.go): topics, their partitions' keys, shards, log
+// starts and next_min, the shard count, and the producer id high-water
+// mark. metaFile is the snapshot's payload (metalog.go) and was, before
+// the metadata log, the whole of meta.json, which Open still reads once
+// to convert a data directory.
 const (
 	metaName    = "meta.json"
 	metaVersion = 1
-	// producerIDBlock ids are reserved per metadata write, so ids never
+	// producerIDBlock ids are reserved per metadata record, so ids never
 	// repeat across restarts (the unused rest of a block is skipped).
 	producerIDBlock = 1000
 )
@@ -117,6 +116,7 @@ func readAll(f vfs.File) ([]byte, error) {
 	return nil, err
 }
 
+// saveMeta writes m as the old meta.json (tests of the conversion).
 func saveMeta(fsys vfs.FS, dir string, m *metaFile) error {
 	b, err := json.MarshalIndent(m, "", " ")
 	if err != nil {
@@ -125,33 +125,21 @@ func saveMeta(fsys vfs.FS, dir string, m *metaFile) error {
 	return vfs.WriteFile(fsys, filepath.Join(dir, metaName), b)
 }
 
-// topic returns the named topic's entry; it must exist.
-func (m *metaFile) topic(name string) *metaTopic {
-	for i := range m.Topics {
-		if m.Topics[i].Name == name {
-			return &m.Topics[i]
-		}
-	}
-	panic("storage: topic " + name + " missing from metadata")
-}
-
-func cloneMeta(m *metaFile) metaFile {
-	c := *m
-	c.Topics = make([]metaTopic, len(m.Topics))
-	for i, t := range m.Topics {
-		t.Configs = maps.Clone(t.Configs)
-		t.Partitions = append([]metaPartition(nil), t.Partitions...)
-		c.Topics[i] = t
-	}
-	return c
-}
-
-// Initialized reports whether dir already holds a store (its metadata
-// file), so callers can tell a fresh directory without knowing the layout.
+// Initialized reports whether dir already holds a store (a metadata
+// snapshot, or the old meta.json), so callers can tell a fresh directory
+// without knowing the layout.
 func Initialized(dir string) (bool, error) {
-	_, err := os.Stat(filepath.Join(dir, metaName))
+	ents, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return false, nil
 	}
-	return err == nil, err
+	if err != nil {
+		return false, err
+	}
+	for _, e := range ents {
+		if _, suf, ok := parseMetaName(e.Name()); (ok && suf == metaSnapSuffix) || e.Name() == metaName {
+			return true, nil
+		}
+	}
+	return false, nil
 }

@@ -53,7 +53,7 @@ func BenchmarkOpen(b *testing.B) {
 	if dir == "" {
 		dir = b.TempDir()
 	}
-	if _, err := os.Stat(filepath.Join(dir, "meta.json")); err != nil {
+	if ok, _ := Initialized(dir); !ok {
 		fillStore(b, Config{Dir: dir, Shards: 2}, 1<<30)
 	}
 	for _, cold := range []bool{false, true} {

@@ -163,9 +163,11 @@ func (s *Store) Snapshot() tier.MetaSnapshot {
 	for i, sh := range s.shards {
 		_ = sh.onWriter(func() { pms[i] = sh.producers.clone() })
 	}
+	s.pidMu.Lock()
+	limit := s.pidDurable // every id handed out is below it
+	s.pidMu.Unlock()
 	var ps []snapProducer
 	s.metaMu.Lock()
-	limit := s.meta.ProducerIDLimit
 	for _, m := range pms {
 		for k, e := range m {
 			p := s.byKey[k.key]
@@ -194,7 +196,7 @@ func (s *Store) Snapshot() tier.MetaSnapshot {
 // manifest's NextOffset). Each partition's log continues at
 // max(next[p], its log start), where the log start is the snapshot's,
 // raised to the manifest's when Config.Cold is set; everything below is
-// marked uploaded. The result is in meta.json before Restore returns, so
+// marked uploaded. The result is in the metadata log before Restore returns, so
 // a restart without the bucket keeps it. Restored producer state lives in
 // memory until the shard seals a segment (its checkpoint keeps it): a
 // restart before that forgets it, which only weakens duplicate detection
@@ -242,84 +244,97 @@ func (s *Store) Restore(snap *tier.MetaSnapshot, next map[tier.Partition]int64) 
 		}
 	}
 
-	s.metaMu.Lock()
-	if s.isClosed() {
-		s.metaMu.Unlock()
-		return ErrClosed
-	}
-	old := s.table.Load()
-	if len(old.byName) > 0 || len(s.meta.Topics) > 0 {
-		s.metaMu.Unlock()
-		return ErrNotEmpty
-	}
-	nm := cloneMeta(&s.meta)
-	nexts := map[tier.Partition]int64{}
-	for _, st := range snap.Topics {
-		mt := metaTopic{Name: st.Name, ID: TopicID(st.ID).String(), Configs: maps.Clone(st.Configs)}
-		if len(mt.Configs) == 0 {
-			mt.Configs = nil
+	// Every topic is one create record carrying its log starts and
+	// next_mins; the last record's apply builds and publishes them all.
+	var perShard []map[producerKey]*producerEntry
+	err = s.commit(func() (*metaWait, error) {
+		if s.isClosed() {
+			return nil, ErrClosed
 		}
-		mt.Partitions = s.newPartitionKeys(&nm, st.Partitions)
-		for i := range mt.Partitions {
-			tp := tier.Partition{Topic: st.Name, TopicID: st.ID, Partition: int32(i)}
-			ls := starts[tp]
-			nx := max(next[tp], ls) // nothing readable below the log start: continue at it
-			nexts[tp] = nx
-			mt.Partitions[i].LogStart, mt.Partitions[i].NextMin = ls, nx
+		if len(s.table.Load().byName) > 0 || len(s.mstate.topics) > 0 {
+			return nil, ErrNotEmpty
 		}
-		nm.Topics = append(nm.Topics, mt)
-	}
-	nm.ProducerIDLimit = max(nm.ProducerIDLimit, limit)
-	if err := saveMeta(s.fs, s.cfg.Dir, &nm); err != nil {
-		s.metaMu.Unlock()
-		s.log.Error().Err(err).Msg("persisting restored metadata failed")
-		return fmt.Errorf("%w: %v", ErrStorage, err)
-	}
-	s.meta = nm
-	s.nextPID = max(s.nextPID, limit)
-	tab := &topicTable{byName: map[string]*topic{}, byID: map[TopicID]*topic{}}
-	for _, mt := range nm.Topics {
-		t, err := s.buildTopic(mt)
-		if err != nil {
-			s.metaMu.Unlock()
-			return err // meta.json as written would not open either: cannot happen
+		var total int64
+		for _, st := range snap.Topics {
+			total += int64(st.Partitions)
 		}
-		for _, p := range t.parts {
-			// Not yet published, so no append can reach the writer:
-			// setting its fields here happens before any use there.
-			nx := nexts[tierPart(p)]
-			p.next = nx
-			p.hwm.Store(nx)
-			p.tieredEnd.Store(nx)
+		if err := s.checkTotal(total); err != nil {
+			return nil, err
 		}
-		tab.byName[t.info.Name] = t
-		tab.byID[t.info.ID] = t
-	}
-
-	// Producer state, per shard, for the new partitions. Batches past the
-	// restored log end are not in it: forget them, so a retry of one is
-	// written again instead of being acknowledged as a duplicate.
-	perShard := make([]map[producerKey]*producerEntry, len(s.shards))
-	for _, sp := range prods {
-		t := tab.byID[sp.topic]
-		if t == nil || sp.part >= int32(len(t.parts)) {
-			continue
+		type restored struct {
+			st  *tier.SnapshotTopic
+			mps []metaPartition
 		}
-		p := t.parts[sp.part]
-		e := &producerEntry{epoch: sp.e.epoch, lastMs: sp.e.lastMs}
-		for k := 0; k < int(sp.e.n); k++ {
-			if pb := sp.e.b[(int(sp.e.head)+k)%producerBatchesKept]; pb.last < p.next {
-				e.push(pb)
+		var all []restored
+		for i := range snap.Topics {
+			st := &snap.Topics[i]
+			mt := &metaTopic{Name: st.Name, ID: TopicID(st.ID).String(), Configs: maps.Clone(st.Configs)}
+			mt.Partitions = s.mstate.newPartitions(st.Partitions)
+			for i := range mt.Partitions {
+				tp := tier.Partition{Topic: st.Name, TopicID: st.ID, Partition: int32(i)}
+				ls := starts[tp]
+				mt.Partitions[i].LogStart, mt.Partitions[i].NextMin = ls, max(next[tp], ls) // nothing readable below the log start: continue at it
+			}
+			all = append(all, restored{st, slices.Clone(mt.Partitions)})
+			if _, err := s.changeLocked(&metaRecord{Op: opCreateTopic, Topic: mt}, nil); err != nil {
+				return nil, err
 			}
 		}
-		i := p.sh.id
-		if perShard[i] == nil {
-			perShard[i] = map[producerKey]*producerEntry{}
+		return s.changeLocked(&metaRecord{Op: opProducerIDs, Limit: max(s.mstate.pidLimit, limit)}, func(d *tableDraft) func() {
+			byID := map[TopicID]*topic{}
+			for _, r := range all {
+				t, err := s.buildTopic(r.st.Name, TopicID(r.st.ID).String(), r.st.Configs, r.mps)
+				if err != nil {
+					panic(err) // ids were checked above, shards made by newPartitions
+				}
+				for i, p := range t.parts {
+					// Not yet published, so no append can reach the
+					// writer: setting its fields here happens before any
+					// use there.
+					nx := r.mps[i].NextMin
+					p.next = nx
+					p.hwm.Store(nx)
+					p.tieredEnd.Store(nx)
+				}
+				d.put(t)
+				byID[t.info.ID] = t
+			}
+			// Producer state, per shard, for the new partitions. Batches
+			// past the restored log end are not in it: forget them, so a
+			// retry of one is written again instead of being acknowledged
+			// as a duplicate.
+			perShard = make([]map[producerKey]*producerEntry, len(s.shards))
+			for _, sp := range prods {
+				t := byID[sp.topic]
+				if t == nil || sp.part >= int32(len(t.parts)) {
+					continue
+				}
+				p := t.parts[sp.part]
+				e := &producerEntry{epoch: sp.e.epoch, lastMs: sp.e.lastMs}
+				for k := 0; k < int(sp.e.n); k++ {
+					if pb := sp.e.b[(int(sp.e.head)+k)%producerBatchesKept]; pb.last < p.next {
+						e.push(pb)
+					}
+				}
+				i := p.sh.id
+				if perShard[i] == nil {
+					perShard[i] = map[producerKey]*producerEntry{}
+				}
+				perShard[i][producerKey{pid: sp.pid, key: p.key}] = e
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		if !errors.Is(err, ErrNotEmpty) && !errors.Is(err, ErrClosed) {
+			s.log.Error().Err(err).Msg("persisting restored metadata failed")
 		}
-		perShard[i][producerKey{pid: sp.pid, key: p.key}] = e
+		return err
 	}
-	s.table.Store(tab)
-	s.metaMu.Unlock()
+	s.pidMu.Lock()
+	s.nextPID = max(s.nextPID, limit)
+	s.pidDurable = max(s.pidDurable, limit)
+	s.pidMu.Unlock()
 
 	// Outside metaMu: the writer may be waiting on work that takes it.
 	for i, m := range perShard {

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"fmt"
 	"io/fs"
 	"slices"
 	"strconv"
@@ -19,14 +18,14 @@ import (
 //
 //   - retention: every RetentionCheckInterval, moves each partition's log
 //     start past what retention.ms and retention.bytes let go (whole chunks
-//     locally, whole objects in the tier), persists all moves with one
-//     meta.json write, calls Cold.Retain, then runs a freeing pass.
+//     locally, whole objects in the tier), persists all moves with records in
+//     the metadata log, calls Cold.Retain, then runs a freeing pass.
 //   - freer: runs a freeing pass when kicked (maybeFree: DeleteTopic, a new
 //     index checkpoint, Uploaded, a writer at the MaxWALBytes cap).
 //
 // A freeing pass deletes sealed segments none of whose chunks is needed
 // locally (see segFree). Before unlinking it raises the affected
-// partitions' next_min in meta.json past the deleted chunks and trims
+// partitions' next_min in the metadata log past the deleted chunks and trims
 // their chunk indexes, so readers never reach the segment again; readers
 // that already hold it keep the open file (the last Release closes it).
 // Nothing opens a segment by path after recovery.
@@ -159,58 +158,70 @@ type startMove struct {
 	start int64
 }
 
-// setLogStarts persists the moves that advance a log start (one meta.json
-// write), then publishes them, trims the indexes and tells Cold.
+// setLogStarts persists the moves that advance a log start (records in
+// the metadata log, whose size depends on the moves, not on the topic
+// count), then publishes them, trims the indexes and tells Cold.
 func (s *Store) setLogStarts(moves []startMove) error {
-	s.metaMu.Lock()
-	if s.isClosed() {
-		s.metaMu.Unlock()
-		return ErrClosed
-	}
-	next := cloneMeta(&s.meta)
-	byKey := metaByKey(&next)
-	moved := moves[:0:0]
-	for _, mv := range moves {
-		mp := byKey[mv.p.key]
-		if mp == nil || mv.p.deleted.Load() || mv.start <= mp.LogStart {
-			continue
+	var moved []startMove
+	err := s.commit(func() (*metaWait, error) {
+		if s.isClosed() {
+			return nil, ErrClosed
 		}
-		mp.LogStart = mv.start
-		moved = append(moved, mv)
+		var recs [][2]int64
+		for _, mv := range moves {
+			ref, ok := s.mstate.keys[mv.p.key]
+			if !ok || mv.p.deleted.Load() || mv.start <= ref.part().LogStart {
+				continue
+			}
+			recs = append(recs, [2]int64{int64(mv.p.key), mv.start})
+			moved = append(moved, mv)
+		}
+		return s.changeMoves(opLogStarts, recs, func(*tableDraft) func() {
+			for _, mv := range moved {
+				// Only the committer moves a published log start: max
+				// without a race.
+				if mv.start > mv.p.logStart.Load() {
+					mv.p.logStart.Store(mv.start)
+				}
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		if !errors.Is(err, ErrClosed) {
+			s.log.Error().Err(err).Msg("persisting log start offsets failed")
+		}
+		return err
 	}
-	if len(moved) == 0 {
-		s.metaMu.Unlock()
-		return nil
-	}
-	if err := saveMeta(s.fs, s.cfg.Dir, &next); err != nil {
-		s.metaMu.Unlock()
-		s.log.Error().Err(err).Msg("persisting log start offsets failed")
-		return fmt.Errorf("%w: %v", ErrStorage, err)
-	}
-	s.meta = next
-	for _, mv := range moved {
-		mv.p.logStart.Store(mv.start)
-	}
-	s.metaMu.Unlock()
 	for _, mv := range moved {
 		mv.p.trimTo(mv.start)
 		if s.cfg.Cold != nil {
 			s.cfg.Cold.Retain(tierPart(mv.p), mv.start)
 		}
 	}
-	s.maybeFree()
+	if len(moved) > 0 {
+		s.maybeFree()
+	}
 	return nil
 }
 
-func metaByKey(m *metaFile) map[uint32]*metaPartition {
-	out := map[uint32]*metaPartition{}
-	for i := range m.Topics {
-		for j := range m.Topics[i].Partitions {
-			mp := &m.Topics[i].Partitions[j]
-			out[mp.Key] = mp
+// changeMoves queues moves (key, value) as records of op, at most
+// maxMovesPerRecord each; apply runs with the last. metaMu must be held.
+func (s *Store) changeMoves(op int, moves [][2]int64, apply func(*tableDraft) func()) (*metaWait, error) {
+	var w *metaWait
+	for len(moves) > 0 {
+		n := min(len(moves), maxMovesPerRecord)
+		var fn func(*tableDraft) func()
+		if n == len(moves) {
+			fn = apply
 		}
+		var err error
+		if w, err = s.changeLocked(&metaRecord{Op: op, Moves: moves[:n]}, fn); err != nil {
+			return nil, err
+		}
+		moves = moves[n:]
 	}
-	return out
+	return w, nil
 }
 
 // topicLimit is an integer topic config, or def when unset or unparsable
@@ -449,41 +460,36 @@ func (s *Store) freePass() {
 	// next_min first: once a segment is gone, recovery must neither
 	// restart a partition below its chunks nor take the gap they leave
 	// for corruption.
-	var next metaFile
-	var byKey map[uint32]*metaPartition
-	for _, c := range free {
-		for _, k := range c.seg.keys {
-			p := s.byKey[k.key]
-			if p == nil || k.last+1 <= p.nextMin {
-				continue
-			}
-			if byKey == nil {
-				next = cloneMeta(&s.meta)
-				byKey = metaByKey(&next)
-			}
-			if mp := byKey[k.key]; mp != nil {
-				mp.NextMin = max(mp.NextMin, k.last+1)
-			}
-		}
-	}
-	if byKey != nil {
-		if err := saveMeta(s.fs, s.cfg.Dir, &next); err != nil {
-			s.metaMu.Unlock()
-			s.log.Error().Err(err).Msg("persisting metadata before deleting segments failed; nothing deleted")
-			return
-		}
-		s.meta = next
-	}
+	var recs [][2]int64
 	var trims []startMove
 	for _, c := range free {
 		for _, k := range c.seg.keys {
-			if p := s.byKey[k.key]; p != nil {
-				p.nextMin = max(p.nextMin, k.last+1)
-				trims = append(trims, startMove{p, k.last + 1})
+			p := s.byKey[k.key]
+			if p == nil {
+				continue
+			}
+			trims = append(trims, startMove{p, k.last + 1})
+			if k.last+1 > p.nextMin {
+				recs = append(recs, [2]int64{int64(k.key), k.last + 1})
 			}
 		}
 	}
+	w, err := s.changeMoves(opNextMins, recs, func(*tableDraft) func() {
+		for _, t := range trims {
+			t.p.nextMin = max(t.p.nextMin, t.start)
+		}
+		return nil
+	})
 	s.metaMu.Unlock()
+	if err == nil && w != nil {
+		err = <-w.done
+	}
+	if err != nil {
+		if !errors.Is(err, ErrClosed) {
+			s.log.Error().Err(err).Msg("persisting metadata before deleting segments failed; nothing deleted")
+		}
+		return
+	}
 
 	// Readers find chunks through the indexes only: after the trim no new
 	// read reaches these segments.

@@ -36,12 +36,14 @@ const (
 
 // Defaults and limits, in one place.
 const (
-	DefaultSegmentBytes   = 256 << 20
-	DefaultMaxGroupBytes  = 4 << 20
-	DefaultMaxChunkBytes  = 128 << 10
-	DefaultMaxQueueBytes  = 64 << 20
-	DefaultMaxPartitions  = 100_000
-	DefaultProducerExpiry = 24 * time.Hour // Kafka's producer.id.expiration.ms
+	DefaultSegmentBytes  = 256 << 20
+	DefaultMaxGroupBytes = 4 << 20
+	DefaultMaxChunkBytes = 128 << 10
+	DefaultMaxQueueBytes = 64 << 20
+	DefaultMaxPartitions = 100_000
+	// DefaultMaxTotalPartitions caps the partitions of all topics.
+	DefaultMaxTotalPartitions = 1_000_000
+	DefaultProducerExpiry     = 24 * time.Hour // Kafka's producer.id.expiration.ms
 	// MaxFsyncLinger caps Config.FsyncLinger: waiting longer than this for
 	// company only adds latency.
 	MaxFsyncLinger  = 100 * time.Millisecond
@@ -62,7 +64,8 @@ const (
 
 // Config configures a Store. Zero values take the defaults.
 type Config struct {
-	// Dir holds meta.json and one shard-NNN directory per shard.
+	// Dir holds the metadata (meta-*.snap, meta-*.log) and one shard-NNN
+	// directory per shard.
 	Dir string
 	// Shards is the number of WAL writers (default GOMAXPROCS). It is fixed
 	// when Dir is first used; later values are ignored (logged).
@@ -95,6 +98,10 @@ type Config struct {
 	MaxQueueBytes int64
 	// MaxPartitions bounds the partitions of one topic (default 100000).
 	MaxPartitions int32
+	// MaxTotalPartitions bounds the partitions of all topics together
+	// (default 1000000): CreateTopic and CreatePartitions past it fail
+	// with ErrPartitionLimit.
+	MaxTotalPartitions int64
 	// ProducerExpiry drops idempotent producer state idle this long, when a
 	// segment is sealed (default 24h).
 	ProducerExpiry time.Duration
@@ -128,6 +135,8 @@ type Config struct {
 	// unsyncedBytes is maxUnsyncedBytes; tests lower it. Recovery with a
 	// value smaller than the writer had is unsafe.
 	unsyncedBytes int64
+	// metaLogBytes is minMetaLogBytes; tests lower it to snapshot often.
+	metaLogBytes int64
 }
 
 func (c *Config) applyDefaults() error {
@@ -158,6 +167,9 @@ func (c *Config) applyDefaults() error {
 	if c.unsyncedBytes <= 0 {
 		c.unsyncedBytes = maxUnsyncedBytes
 	}
+	if c.metaLogBytes <= 0 {
+		c.metaLogBytes = minMetaLogBytes
+	}
 	c.MaxGroupBytes = int(min(int64(c.MaxGroupBytes), c.SegmentBytes, c.unsyncedBytes))
 	if c.MaxChunkBytes <= 0 {
 		c.MaxChunkBytes = DefaultMaxChunkBytes
@@ -167,6 +179,9 @@ func (c *Config) applyDefaults() error {
 	}
 	if c.MaxPartitions <= 0 {
 		c.MaxPartitions = DefaultMaxPartitions
+	}
+	if c.MaxTotalPartitions <= 0 {
+		c.MaxTotalPartitions = DefaultMaxTotalPartitions
 	}
 	if c.ProducerExpiry <= 0 {
 		c.ProducerExpiry = DefaultProducerExpiry
@@ -202,11 +217,20 @@ type Store struct {
 	log zerolog.Logger
 	fs  vfs.FS
 
-	metaMu  sync.Mutex // guards meta, nextPID, byKey and table writes
-	meta    metaFile
-	nextPID int64
-	byKey   map[uint32]*partition
-	table   atomic.Pointer[topicTable] // copy on write; readers load it
+	// metaMu guards mstate, byKey and table writes; it is never held
+	// across I/O (metacommit.go).
+	metaMu sync.Mutex
+	mstate *metaState
+	byKey  map[uint32]*partition
+	table  atomic.Pointer[topicTable] // copy on write; readers load it
+	mlog   metaLog
+
+	// Producer ids: those below pidDurable are reserved in the metadata
+	// log; a reservation runs ahead, so InitProducerID rarely waits.
+	pidMu        sync.Mutex    // guards the three below; taken before metaMu
+	nextPID      int64         // next id to hand out
+	pidDurable   int64         // ids below it are reserved durably
+	pidReserving chan struct{} // closed when the reservation in flight ends
 
 	shards []*shard
 
@@ -252,11 +276,11 @@ type partition struct {
 	head, tail *appendReq
 
 	// logStart is the first readable offset (local or tiered), persisted
-	// in meta.json; it only grows. tieredEnd: offsets below it are in the
+	// in the metadata; it only grows. tieredEnd: offsets below it are in the
 	// bucket under a published manifest (Uploaded); not persisted.
 	logStart  atomic.Int64
 	tieredEnd atomic.Int64
-	// nextMin is meta.json's next_min: no offset below it is ever assigned
+	// nextMin is the metadata's next_min: no offset below it is ever assigned
 	// again (segments with chunks below it may be gone). Guarded by metaMu.
 	nextMin int64
 
@@ -289,29 +313,26 @@ func Open(cfg Config) (*Store, error) {
 	if err := vfs.MkdirAllSync(s.fs, cfg.Dir); err != nil {
 		return nil, fmt.Errorf("storage: %w", err)
 	}
-	m, ok, err := loadMeta(s.fs, cfg.Dir)
+	mo, err := openMeta(s.fs, cfg.Dir, cfg.Shards, s.log, cfg.Now)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("storage: metadata: %w", err)
 	}
-	if !ok {
-		m = metaFile{Version: metaVersion, Shards: cfg.Shards}
-		if err := saveMeta(s.fs, cfg.Dir, &m); err != nil {
-			return nil, fmt.Errorf("storage: %w", err)
-		}
-	} else if m.Shards != cfg.Shards {
-		s.log.Info().Int("configured", cfg.Shards).Int("shards", m.Shards).Msg("shard count is fixed by the data directory")
+	st := mo.state
+	if st.shards != cfg.Shards {
+		s.log.Info().Int("configured", cfg.Shards).Int("shards", st.shards).Msg("shard count is fixed by the data directory")
 	}
-	s.meta = m
-	s.nextPID = m.ProducerIDLimit
+	s.mstate = st
+	s.nextPID, s.pidDurable = st.pidLimit, st.pidLimit
 
-	s.shards = make([]*shard, m.Shards)
+	s.shards = make([]*shard, st.shards)
 	for i := range s.shards {
 		s.shards[i] = newShard(s, i)
 	}
 	tab := &topicTable{byName: map[string]*topic{}, byID: map[TopicID]*topic{}}
-	for _, mt := range m.Topics {
-		t, err := s.buildTopic(mt)
+	for _, mt := range st.topics {
+		t, err := s.buildTopic(mt.Name, mt.ID, mt.Configs, mt.Partitions)
 		if err != nil {
+			_ = mo.log.Close()
 			return nil, err
 		}
 		tab.byName[t.info.Name] = t
@@ -320,13 +341,23 @@ func Open(cfg Config) (*Store, error) {
 	s.table.Store(tab)
 
 	if err := s.recover(); err != nil {
+		_ = mo.log.Close()
 		for _, sh := range s.shards {
 			sh.closeSegments()
 		}
 		return nil, err
 	}
+	s.startMetaLog(mo)
 	for _, sh := range s.shards {
 		sh.start()
+	}
+	// Reserve the first block of producer ids now, so the first
+	// InitProducerID does not wait for it.
+	s.pidMu.Lock()
+	ch, err := s.reservePIDsLocked()
+	s.pidMu.Unlock()
+	if err == nil {
+		<-ch
 	}
 	if limit := cfg.MaxWALBytes; limit > 0 && limit < int64(len(s.shards)+1)*cfg.SegmentBytes {
 		s.log.Warn().Int64("max_wal_bytes", limit).Int64("segment_bytes", cfg.SegmentBytes).Int("shards", len(s.shards)).
@@ -336,17 +367,19 @@ func Open(cfg Config) (*Store, error) {
 	return s, nil
 }
 
-func (s *Store) buildTopic(mt metaTopic) (*topic, error) {
-	id, err := parseTopicID(mt.ID)
+// buildTopic builds a topic and its partitions (registered in byKey;
+// metaMu held or Open).
+func (s *Store) buildTopic(name, id string, configs map[string]string, mps []metaPartition) (*topic, error) {
+	tid, err := parseTopicID(id)
 	if err != nil {
 		return nil, err
 	}
-	t := &topic{info: TopicInfo{Name: mt.Name, ID: id, Partitions: int32(len(mt.Partitions)), Configs: maps.Clone(mt.Configs)}}
+	t := &topic{info: TopicInfo{Name: name, ID: tid, Partitions: int32(len(mps)), Configs: maps.Clone(configs)}}
 	if t.info.Configs == nil {
 		t.info.Configs = map[string]string{}
 	}
-	t.parts = make([]*partition, 0, len(mt.Partitions))
-	if err := s.addPartitions(t, mt.Partitions); err != nil {
+	t.parts = make([]*partition, 0, len(mps))
+	if err := s.addPartitions(t, mps); err != nil {
 		return nil, err
 	}
 	return t, nil
@@ -371,18 +404,6 @@ func (s *Store) addPartitions(t *topic, mps []metaPartition) error {
 
 func logAppendTime(configs map[string]string) bool {
 	return configs["message.timestamp.type"] == "LogAppendTime"
-}
-
-// newPartitionKeys assigns n new partitions keys (never reused) and shards,
-// round-robin by key so every topic's partitions spread over the shards.
-func (s *Store) newPartitionKeys(m *metaFile, n int32) []metaPartition {
-	out := make([]metaPartition, 0, n)
-	for range n {
-		key := m.NextPartKey
-		m.NextPartKey++
-		out = append(out, metaPartition{Key: key, Shard: int(key % uint32(len(s.shards)))})
-	}
-	return out
 }
 
 // Close stops accepting appends and fails those not yet written with
@@ -419,6 +440,7 @@ func (s *Store) Close() error {
 	}
 	slow.Stop()
 	s.stopMaintenance()
+	s.stopMetaLog()
 	var err error
 	for _, sh := range s.shards {
 		if sh.failed.Load() {
@@ -447,72 +469,121 @@ func (s *Store) lookup(name string, part int32) (*partition, error) {
 	return t.parts[part], nil
 }
 
-// CreateTopic creates a topic with a new random topic id.
+// CreateTopic creates a topic with a new random topic id. It fails with
+// ErrTopicExists, ErrTopicCollision (another topic's name equals this one
+// with '.' read as '_'), ErrInvalidPartitions or ErrPartitionLimit. The
+// topic appears to readers whole, once it is durable, never before.
 func (s *Store) CreateTopic(name string, partitions int32, configs map[string]string) (TopicInfo, error) {
-	if name == "" {
-		return TopicInfo{}, fmt.Errorf("%w: empty topic name", ErrUnknownTopic)
-	}
-	if partitions <= 0 || partitions > s.cfg.MaxPartitions {
-		return TopicInfo{}, ErrInvalidPartitions
-	}
 	id, err := newTopicID()
 	if err != nil {
 		return TopicInfo{}, fmt.Errorf("%w: %v", ErrStorage, err)
 	}
-	s.metaMu.Lock()
-	defer s.metaMu.Unlock()
-	if s.isClosed() {
-		return TopicInfo{}, ErrClosed
-	}
-	old := s.table.Load()
-	if old.byName[name] != nil {
-		return TopicInfo{}, ErrTopicExists
-	}
-	next := cloneMeta(&s.meta)
-	mt := metaTopic{Name: name, ID: id.String(), Configs: maps.Clone(configs)}
-	mt.Partitions = s.newPartitionKeys(&next, partitions)
-	next.Topics = append(next.Topics, mt)
-	if err := s.commitMeta(&next, name); err != nil {
-		return TopicInfo{}, err
-	}
-	t, err := s.buildTopic(mt)
+	var info TopicInfo
+	err = s.commit(func() (*metaWait, error) {
+		if err := s.checkCreateLocked(name, partitions); err != nil {
+			return nil, err
+		}
+		st := s.mstate
+		configs := maps.Clone(configs)
+		mps := st.newPartitions(partitions)
+		mt := &metaTopic{Name: name, ID: id.String(), Configs: maps.Clone(configs), Partitions: slices.Clone(mps)}
+		return s.changeLocked(&metaRecord{Op: opCreateTopic, Topic: mt}, func(d *tableDraft) func() {
+			t, err := s.buildTopic(name, id.String(), configs, mps)
+			if err != nil {
+				panic(err) // the id was made here and the shards by newPartitions
+			}
+			d.put(t)
+			info = t.info
+			return func() {
+				s.log.Info().Str("topic", name).Int32("partitions", partitions).Str("topic_id", id.String()).Msg("topic created")
+			}
+		})
+	})
 	if err != nil {
 		return TopicInfo{}, err
 	}
-	s.publish(old, t)
-	s.log.Info().Str("topic", name).Int32("partitions", partitions).Str("topic_id", id.String()).Msg("topic created")
-	return t.info, nil
+	return info, nil
+}
+
+// CheckCreate answers what CreateTopic(name, partitions) would answer but
+// for a disk failure, and changes nothing (ValidateOnly).
+func (s *Store) CheckCreate(name string, partitions int32) error {
+	s.metaMu.Lock()
+	defer s.metaMu.Unlock()
+	return s.checkCreateLocked(name, partitions)
+}
+
+func (s *Store) checkCreateLocked(name string, partitions int32) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("%w: empty topic name", ErrUnknownTopic)
+	case partitions <= 0 || partitions > s.cfg.MaxPartitions:
+		return ErrInvalidPartitions
+	case s.isClosed():
+		return ErrClosed
+	case s.mstate.topics[name] != nil:
+		return ErrTopicExists
+	}
+	if other, ok := s.mstate.collide[collisionKey(name)]; ok {
+		return fmt.Errorf("%w: topic '%s' collides with existing topic: %s", ErrTopicCollision, name, other)
+	}
+	return s.checkTotal(int64(partitions))
+}
+
+// CheckGrow answers what CreatePartitions(name, count) would answer but
+// for a disk failure, and changes nothing (ValidateOnly).
+func (s *Store) CheckGrow(name string, count int32) error {
+	s.metaMu.Lock()
+	defer s.metaMu.Unlock()
+	return s.checkGrowLocked(name, count)
+}
+
+func (s *Store) checkGrowLocked(name string, count int32) error {
+	if err := s.changingTopic(name); err != nil {
+		return err
+	}
+	have := int32(len(s.mstate.topics[name].Partitions))
+	if count <= have || count > s.cfg.MaxPartitions {
+		return ErrInvalidPartitions
+	}
+	return s.checkTotal(int64(count - have))
+}
+
+// checkTotal fails when n more partitions would pass MaxTotalPartitions.
+// metaMu must be held.
+func (s *Store) checkTotal(n int64) error {
+	if have := s.mstate.partitions; have+n > s.cfg.MaxTotalPartitions {
+		return fmt.Errorf("%w: %d partitions exist and %d more would pass the broker's limit of %d", ErrPartitionLimit, have, n, s.cfg.MaxTotalPartitions)
+	}
+	return nil
 }
 
 // DeleteTopic removes a topic. Its bytes stay in the shared segments; its
 // partition keys are never reused, so nothing of it comes back.
 func (s *Store) DeleteTopic(name string) error {
-	s.metaMu.Lock()
-	defer s.metaMu.Unlock()
-	old, t, err := s.changingTopic(name)
-	if err != nil {
-		return err
-	}
-	next := cloneMeta(&s.meta)
-	next.Topics = slices.DeleteFunc(next.Topics, func(mt metaTopic) bool { return mt.Name == name })
-	if err := s.commitMeta(&next, name); err != nil {
-		return err
-	}
-	tab := &topicTable{byName: maps.Clone(old.byName), byID: maps.Clone(old.byID)}
-	delete(tab.byName, name)
-	delete(tab.byID, t.info.ID)
-	s.table.Store(tab)
-	for _, p := range t.parts {
-		delete(s.byKey, p.key)
-		p.deleted.Store(true)
-		p.fireAll(false)
-		if s.cfg.Cold != nil {
-			s.cfg.Cold.Forget(tierPart(p))
+	return s.commit(func() (*metaWait, error) {
+		if err := s.changingTopic(name); err != nil {
+			return nil, err
 		}
-	}
-	s.maybeFree()
-	s.log.Info().Str("topic", name).Msg("topic deleted")
-	return nil
+		return s.changeLocked(&metaRecord{Op: opDeleteTopic, Name: name}, func(d *tableDraft) func() {
+			t := d.cur().byName[name]
+			d.remove(t)
+			for _, p := range t.parts {
+				delete(s.byKey, p.key)
+				p.deleted.Store(true)
+			}
+			return func() {
+				for _, p := range t.parts {
+					p.fireAll(false)
+					if s.cfg.Cold != nil {
+						s.cfg.Cold.Forget(tierPart(p))
+					}
+				}
+				s.maybeFree()
+				s.log.Info().Str("topic", name).Msg("topic deleted")
+			}
+		})
+	})
 }
 
 // SetTopicConfigs replaces a topic's explicitly set configs with configs
@@ -520,100 +591,70 @@ func (s *Store) DeleteTopic(name string) error {
 // are stored as given: the protocol layer validates them. Appends pick up
 // message.timestamp.type from the next group commit on.
 func (s *Store) SetTopicConfigs(name string, configs map[string]string) error {
-	s.metaMu.Lock()
-	defer s.metaMu.Unlock()
-	old, t, err := s.changingTopic(name)
-	if err != nil {
-		return err
-	}
-	next := cloneMeta(&s.meta)
-	mt := next.topic(name)
-	mt.Configs = maps.Clone(configs)
-	if len(mt.Configs) == 0 {
-		mt.Configs = nil
-	}
-	if err := s.commitMeta(&next, name); err != nil {
-		return err
-	}
-	nt := &topic{info: t.info, parts: t.parts}
-	nt.info.Configs = maps.Clone(configs)
-	if nt.info.Configs == nil {
-		nt.info.Configs = map[string]string{}
-	}
-	lat := logAppendTime(nt.info.Configs)
-	for _, p := range nt.parts {
-		p.logAppendTime.Store(lat)
-	}
-	s.publish(old, nt)
-	s.log.Info().Str("topic", name).Msg("topic configs set")
-	return nil
+	configs = maps.Clone(configs)
+	return s.commit(func() (*metaWait, error) {
+		if err := s.changingTopic(name); err != nil {
+			return nil, err
+		}
+		return s.changeLocked(&metaRecord{Op: opSetConfigs, Name: name, Configs: configs}, func(d *tableDraft) func() {
+			t := d.cur().byName[name]
+			nt := &topic{info: t.info, parts: t.parts}
+			nt.info.Configs = maps.Clone(configs)
+			if nt.info.Configs == nil {
+				nt.info.Configs = map[string]string{}
+			}
+			lat := logAppendTime(nt.info.Configs)
+			for _, p := range nt.parts {
+				p.logAppendTime.Store(lat)
+			}
+			d.put(nt)
+			return func() { s.log.Info().Str("topic", name).Msg("topic configs set") }
+		})
+	})
 }
 
 // CreatePartitions grows a topic to count partitions and persists that
 // before returning. New partitions get new keys (never reused) and shards
 // as in CreateTopic, and start empty at offset 0. It fails with
-// ErrUnknownTopic, or ErrInvalidPartitions when count is not above the
-// current count or is above MaxPartitions.
+// ErrUnknownTopic, ErrInvalidPartitions when count is not above the
+// current count or is above MaxPartitions, or ErrPartitionLimit.
 func (s *Store) CreatePartitions(name string, count int32) (TopicInfo, error) {
-	s.metaMu.Lock()
-	defer s.metaMu.Unlock()
-	old, t, err := s.changingTopic(name)
+	var info TopicInfo
+	err := s.commit(func() (*metaWait, error) {
+		if err := s.checkGrowLocked(name, count); err != nil {
+			return nil, err
+		}
+		st := s.mstate
+		have := int32(len(st.topics[name].Partitions))
+		added := st.newPartitions(count - have)
+		return s.changeLocked(&metaRecord{Op: opAddPartitions, Name: name, Partitions: slices.Clone(added)}, func(d *tableDraft) func() {
+			t := d.cur().byName[name]
+			nt := &topic{info: t.info, parts: slices.Clip(t.parts)}
+			if err := s.addPartitions(nt, added); err != nil {
+				panic(err) // shards come from newPartitions
+			}
+			nt.info.Partitions = int32(len(nt.parts))
+			d.put(nt)
+			info = nt.info
+			return func() { s.log.Info().Str("topic", name).Int32("partitions", count).Msg("topic partitions added") }
+		})
+	})
 	if err != nil {
 		return TopicInfo{}, err
 	}
-	have := int32(len(t.parts))
-	if count <= have || count > s.cfg.MaxPartitions {
-		return TopicInfo{}, ErrInvalidPartitions
-	}
-	next := cloneMeta(&s.meta)
-	mt := next.topic(name)
-	added := s.newPartitionKeys(&next, count-have)
-	mt.Partitions = append(mt.Partitions, added...)
-	if err := s.commitMeta(&next, name); err != nil {
-		return TopicInfo{}, err
-	}
-	nt := &topic{info: t.info, parts: slices.Clip(t.parts)}
-	nt.info.Partitions = count
-	if err := s.addPartitions(nt, added); err != nil {
-		return TopicInfo{}, err // shards come from len(s.shards): cannot happen
-	}
-	s.publish(old, nt)
-	s.log.Info().Str("topic", name).Int32("partitions", count).Msg("topic partitions added")
-	return nt.info, nil
+	return info, nil
 }
 
-// changingTopic returns the table and the topic called name, about to be
-// changed. metaMu must be held.
-func (s *Store) changingTopic(name string) (*topicTable, *topic, error) {
+// changingTopic checks that the topic called name exists in the model
+// (changes queued included) and the store is open. metaMu must be held.
+func (s *Store) changingTopic(name string) error {
 	if s.isClosed() {
-		return nil, nil, ErrClosed
+		return ErrClosed
 	}
-	old := s.table.Load()
-	t := old.byName[name]
-	if t == nil {
-		return nil, nil, ErrUnknownTopic
+	if s.mstate.topics[name] == nil {
+		return ErrUnknownTopic
 	}
-	return old, t, nil
-}
-
-// commitMeta persists next, a change to topic, and makes it the current
-// metadata. metaMu must be held.
-func (s *Store) commitMeta(next *metaFile, topic string) error {
-	if err := saveMeta(s.fs, s.cfg.Dir, next); err != nil {
-		s.log.Error().Err(err).Str("topic", topic).Msg("persisting metadata failed")
-		return fmt.Errorf("%w: %v", ErrStorage, err)
-	}
-	s.meta = *next
 	return nil
-}
-
-// publish puts nt in the table, in place of the topic of its name and ID
-// if there is one. metaMu must be held.
-func (s *Store) publish(old *topicTable, nt *topic) {
-	tab := &topicTable{byName: maps.Clone(old.byName), byID: maps.Clone(old.byID)}
-	tab.byName[nt.info.Name] = nt
-	tab.byID[nt.info.ID] = nt
-	s.table.Store(tab)
 }
 
 func (s *Store) isClosed() bool {
@@ -650,22 +691,61 @@ func (s *Store) TopicByID(id TopicID) (TopicInfo, bool) {
 }
 
 // InitProducerID allocates a producer id that is never handed out again,
-// with epoch 0.
+// with epoch 0. Ids are reserved in blocks ahead of use: it waits for the
+// metadata log only when a burst has used up a block before the next one
+// was durable.
 func (s *Store) InitProducerID() (int64, int16, error) {
-	s.metaMu.Lock()
-	defer s.metaMu.Unlock()
-	if s.nextPID >= s.meta.ProducerIDLimit {
-		next := cloneMeta(&s.meta)
-		next.ProducerIDLimit = s.nextPID + producerIDBlock
-		if err := saveMeta(s.fs, s.cfg.Dir, &next); err != nil {
-			s.log.Error().Err(err).Msg("persisting producer id block failed")
-			return -1, -1, fmt.Errorf("%w: %v", ErrStorage, err)
+	s.pidMu.Lock()
+	defer s.pidMu.Unlock()
+	for s.nextPID >= s.pidDurable {
+		ch, err := s.reservePIDsLocked()
+		if err != nil {
+			return -1, -1, err
 		}
-		s.meta = next
+		s.pidMu.Unlock()
+		<-ch
+		s.pidMu.Lock()
 	}
 	id := s.nextPID
 	s.nextPID++
+	if s.pidDurable-s.nextPID < producerIDBlock/2 {
+		_, _ = s.reservePIDsLocked() // a failure shows at the next call
+	}
 	return id, 0, nil
+}
+
+// reservePIDsLocked starts reserving the next block of producer ids
+// unless a reservation is in flight; the channel closes when it ends
+// (check pidDurable again then). pidMu must be held.
+func (s *Store) reservePIDsLocked() (chan struct{}, error) {
+	if s.pidReserving != nil {
+		return s.pidReserving, nil
+	}
+	limit := max(s.nextPID, s.pidDurable) + producerIDBlock
+	s.metaMu.Lock()
+	var w *metaWait
+	err := ErrClosed
+	if !s.isClosed() {
+		w, err = s.changeLocked(&metaRecord{Op: opProducerIDs, Limit: limit}, nil)
+	}
+	s.metaMu.Unlock()
+	if err != nil {
+		s.log.Error().Err(err).Msg("persisting producer id block failed")
+		return nil, err
+	}
+	ch := make(chan struct{})
+	s.pidReserving = ch
+	go func() {
+		err := <-w.done
+		s.pidMu.Lock()
+		if err == nil {
+			s.pidDurable = max(s.pidDurable, limit)
+		}
+		s.pidReserving = nil
+		s.pidMu.Unlock()
+		close(ch)
+	}()
+	return ch, nil
 }
 
 // Append appends the batches of one produce partition; see api.go. It

@@ -45,6 +45,7 @@ type Config struct {
 	AutoCreateTopics   bool
 	MaxMessageBytes    int
 	MaxTopicPartitions int
+	MaxPartitions      int64
 
 	Loops               int
 	MaxRequestBytes     int
@@ -89,6 +90,8 @@ type Config struct {
 	GroupConsumerHeartbeatInterval time.Duration
 	OffsetsRetention               time.Duration
 	OffsetMetadataMaxBytes         int
+	GroupMetadataMaxBytes          int  // largest stored classic generation (__consumer_offsets' max.message.bytes)
+	OffsetsLogRepair               bool // cut a damaged offsets log at its bad record instead of refusing to start
 }
 
 // defaultConfig holds the built-in defaults. The Kafka-visible ones follow
@@ -113,6 +116,7 @@ func defaultConfig() Config {
 		AutoCreateTopics:   true,
 		MaxMessageBytes:    1048588,
 		MaxTopicPartitions: 10000,
+		MaxPartitions:      storage.DefaultMaxTotalPartitions,
 
 		Loops:               0,
 		MaxRequestBytes:     100 << 20,
@@ -146,6 +150,7 @@ func defaultConfig() Config {
 		GroupConsumerHeartbeatInterval: group.DefaultConsumerHeartbeatInterval,
 		OffsetsRetention:               group.DefaultOffsetsRetention,
 		OffsetMetadataMaxBytes:         group.DefaultMaxMetadataBytes,
+		GroupMetadataMaxBytes:          group.DefaultMaxGroupMetadataBytes,
 	}
 }
 
@@ -201,6 +206,7 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.BoolVar(&cfg.AutoCreateTopics, "auto-create-topics", cfg.AutoCreateTopics, "create unknown topics on Metadata requests that allow it (auto.create.topics.enable)")
 	fs.IntVar(&cfg.MaxMessageBytes, "max-message-bytes", cfg.MaxMessageBytes, "largest record batch accepted, in `bytes` (message.max.bytes)")
 	fs.IntVar(&cfg.MaxTopicPartitions, "max-topic-partitions", cfg.MaxTopicPartitions, "most partitions one topic may have")
+	fs.Int64Var(&cfg.MaxPartitions, "max-partitions", cfg.MaxPartitions, "most partitions of all topics together; creates past it answer POLICY_VIOLATION")
 	fs.IntVar(&cfg.Loops, "loops", cfg.Loops, "network event loops; 0 means one per CPU")
 	fs.IntVar(&cfg.MaxRequestBytes, "max-request-bytes", cfg.MaxRequestBytes, "largest request frame, in `bytes`; larger ones close the connection (socket.request.max.bytes)")
 	fs.IntVar(&cfg.MaxInflightRequests, "max-inflight-requests", cfg.MaxInflightRequests, "requests read but not yet answered, per connection; past it no more are read until one is answered")
@@ -222,6 +228,8 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.IntVar(&cfg.GroupMaxSize, "group-max-size", cfg.GroupMaxSize, "most members of one consumer group; 0 means unlimited (group.max.size)")
 	fs.DurationVar(&cfg.OffsetsRetention, "offsets-retention", cfg.OffsetsRetention, "committed offsets of a group without members are dropped this long after it emptied, or after the\ncommit for groups that only store offsets (offsets.retention.minutes)")
 	fs.IntVar(&cfg.OffsetMetadataMaxBytes, "offset-metadata-max-bytes", cfg.OffsetMetadataMaxBytes, "largest metadata string of a committed offset, in `bytes` (offset.metadata.max.bytes)")
+	fs.IntVar(&cfg.GroupMetadataMaxBytes, "group-metadata-max-bytes", cfg.GroupMetadataMaxBytes, "largest stored generation of a classic group (every member's subscription and assignment), in `bytes`;\na SyncGroup over it answers UNKNOWN_SERVER_ERROR, as Kafka does past __consumer_offsets' max.message.bytes")
+	fs.BoolVar(&cfg.OffsetsLogRepair, "offsets-log-repair", cfg.OffsetsLogRepair, "start even if the group offsets log is damaged: cut each damaged file at its first bad record, keeping the\ncut bytes in <file>.broken-<offset> (commits after the cut in that file are lost); without it klite refuses to start")
 	fs.Int64Var(&cfg.RetentionMs, "retention-ms", cfg.RetentionMs, "default retention.ms of topics: data older than this many `ms` is deleted; -1 keeps it forever (log.retention.ms)")
 	fs.Int64Var(&cfg.RetentionBytes, "retention-bytes", cfg.RetentionBytes, "default retention.bytes of topics: a partition's oldest data is deleted past this many `bytes`; -1 no limit\n(log.retention.bytes)")
 	fs.DurationVar(&cfg.RetentionCheckInterval, "retention-check-interval", cfg.RetentionCheckInterval, "how often retention runs (log.retention.check.interval.ms)")
@@ -289,6 +297,9 @@ func (c *Config) validate() error {
 	}
 	if c.MaxTopicPartitions < 1 || c.MaxTopicPartitions > 100000 {
 		bad("-max-topic-partitions must be in [1, 100000]")
+	}
+	if c.MaxPartitions < 1 {
+		bad("-max-partitions must be at least 1")
 	}
 	if c.DefaultPartitions > c.MaxTopicPartitions {
 		bad("-default-partitions (%d) must not exceed -max-topic-partitions (%d)", c.DefaultPartitions, c.MaxTopicPartitions)
@@ -362,8 +373,11 @@ func (c *Config) validate() error {
 	if c.OffsetsRetention <= 0 {
 		bad("-offsets-retention must be > 0")
 	}
-	if c.OffsetMetadataMaxBytes < 1 {
-		bad("-offset-metadata-max-bytes must be at least 1")
+	if c.OffsetMetadataMaxBytes < 1 || c.OffsetMetadataMaxBytes > group.MaxMetadataBytesLimit {
+		bad("-offset-metadata-max-bytes must be between 1 and %d", group.MaxMetadataBytesLimit)
+	}
+	if c.GroupMetadataMaxBytes < 1024 || c.GroupMetadataMaxBytes > group.MaxGroupMetadataBytesLimit {
+		bad("-group-metadata-max-bytes must be between 1024 and %d (the offsets log's record limit)", group.MaxGroupMetadataBytesLimit)
 	}
 	if c.RetentionMs < -1 || c.RetentionMs == 0 {
 		bad("-retention-ms must be -1 (forever) or > 0")

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/klite/klite/vfs"
 )
 
@@ -58,6 +60,17 @@ func TestConfigEnvAndFlags(t *testing.T) {
 		cfg.S3FlushInterval != 5*time.Second || cfg.WALHotBytes != 1<<20 || cfg.RetentionMs != -1 || cfg.RetentionBytes != 1000000 {
 		t.Errorf("tiering and retention settings not applied: %+v", cfg)
 	}
+
+	cfg, err = parseConfig(nil, env(map[string]string{
+		"KLITE_GROUP_METADATA_MAX_BYTES": "2097152",
+		"KLITE_OFFSETS_LOG_REPAIR":       "true",
+	}), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := groupConfig(cfg, nil, zerolog.Nop()); g.MaxGroupMetadataBytes != 2<<20 || !g.RepairLog {
+		t.Errorf("group metadata limit and offsets log repair not passed to group.Config: %+v", g)
+	}
 }
 
 func TestConfigInvalid(t *testing.T) {
@@ -94,6 +107,9 @@ func TestConfigInvalid(t *testing.T) {
 		{[]string{"-s3-flush-interval", "0s"}, nil, "-s3-flush-interval"},
 		{[]string{"-s3-object-bytes", "1000"}, nil, "-s3-object-bytes"},
 		{[]string{"-s3-cache-bytes", "0"}, nil, "-s3-cache-bytes"},
+		{[]string{"-offset-metadata-max-bytes", "16777217"}, nil, "-offset-metadata-max-bytes"},
+		{[]string{"-group-metadata-max-bytes", "100"}, nil, "-group-metadata-max-bytes"},
+		{[]string{"-group-metadata-max-bytes", "67108865"}, nil, "-group-metadata-max-bytes"},
 		{nil, map[string]string{"KLITE_S3_OBJECT_BYTES": "lots"}, "KLITE_S3_OBJECT_BYTES"},
 		{[]string{"extra"}, nil, "unexpected arguments"},
 		{nil, map[string]string{"KLITE_MAX_CONNS": "many"}, "KLITE_MAX_CONNS"},

@@ -155,6 +155,7 @@ func serve(cfg Config, root zerolog.Logger) error {
 		FsyncLinger:            cfg.FsyncLinger,
 		Prealloc:               preallocModes[cfg.Prealloc],
 		MaxPartitions:          int32(cfg.MaxTopicPartitions),
+		MaxTotalPartitions:     cfg.MaxPartitions,
 		ProducerExpiry:         cfg.ProducerExpiry,
 		Cold:                   tiers.coldLog(),
 		OnSeal:                 tiers.kick,
@@ -421,6 +422,9 @@ const groupsDir = "groups"
 // up in the store.
 func openGroups(cfg Config, store *storage.Store, root zerolog.Logger) (*group.Coordinator, error) {
 	gc, err := group.Open(groupConfig(cfg, store, root))
+	if errors.Is(err, group.ErrCorrupt) {
+		return nil, fmt.Errorf("open group coordinator: %w (repair: start once with -offsets-log-repair)", err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open group coordinator: %w", err)
 	}
@@ -445,6 +449,8 @@ func groupConfig(cfg Config, store *storage.Store, root zerolog.Logger) group.Co
 		MaxGroupSize:              cfg.GroupMaxSize,
 		OffsetsRetention:          cfg.OffsetsRetention,
 		MaxMetadataBytes:          cfg.OffsetMetadataMaxBytes,
+		MaxGroupMetadataBytes:     cfg.GroupMetadataMaxBytes,
+		RepairLog:                 cfg.OffsetsLogRepair,
 		Logger:                    root, // group adds its own component field
 	}
 }

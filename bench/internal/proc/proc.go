@@ -213,3 +213,18 @@ func PeakRSS(pid int) (int64, error) {
 	}
 	return statusKB(b, "VmHWM:")
 }
+
+// WriteBytes returns write_bytes of pid from /proc/<pid>/io: the bytes the
+// process caused to be sent to the storage layer.
+func WriteBytes(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "write_bytes:"); ok {
+			return strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("proc: no write_bytes in /proc/%d/io", pid)
+}

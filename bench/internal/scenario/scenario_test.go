@@ -173,6 +173,24 @@ func TestScenariosLive(t *testing.T) {
 			t.Errorf("sweep metrics %+v", res.Metrics)
 		}
 	})
+	t.Run("metadata-scale", func(t *testing.T) {
+		// A small version: bytes written per create (a size, not a
+		// timing) must not grow with the partitions the broker holds.
+		res := runS("metadata-scale", &metadataScale{partitions: 20_000})
+		for _, m := range res.Metrics {
+			t.Logf("%s: %v", m.Label, m.Value)
+		}
+		// Only the serial step: how many concurrent creates share a frame
+		// (and its dirtied page) depends on timing.
+		if ratio := metric(t, res, "create-serial-bytes-ratio").Value; ratio > 2 {
+			t.Errorf("serial creates: %v times the bytes beside 20000 partitions as on an empty broker", ratio)
+		}
+		for _, step := range metaSteps {
+			if metric(t, res, step+"-time").Value <= 0 {
+				t.Errorf("%s: no time", step)
+			}
+		}
+	})
 	t.Run("connections", func(t *testing.T) {
 		res := run("connections")
 		if got := metric(t, res, "conns-2").Value; got != float64(env.Cfg.Conns) {
