@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"context"
 	"encoding/binary"
 	"hash/crc32"
 	"io"
@@ -84,8 +85,13 @@ func (p *pending) answered() bool {
 
 // serveFrame hands a raw frame to the handler.
 func (hs *harness) serveFrame(frame []byte) *pending {
+	return hs.serveFrameContext(context.Background(), frame)
+}
+
+// serveFrameContext is serveFrame on a connection that closes when ctx ends.
+func (hs *harness) serveFrameContext(ctx context.Context, frame []byte) *pending {
 	p := &pending{ch: make(chan struct{})}
-	nr := netloop.NewRequest(frame, netloop.ConnInfo{ID: 7}, func(r netloop.Response) {
+	nr := netloop.NewRequestContext(ctx, frame, netloop.ConnInfo{ID: 7}, func(r netloop.Response) {
 		p.mu.Lock()
 		p.resps = append(p.resps, r)
 		n := len(p.resps)

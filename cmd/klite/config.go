@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/klite/klite/group"
+	"github.com/klite/klite/kafka"
+	"github.com/klite/klite/netloop"
 	"github.com/klite/klite/storage"
 )
 
@@ -54,6 +56,9 @@ type Config struct {
 	MaxInflightBytes    int64
 	MaxOutboundBytes    int64
 	MaxInboundBytes     int64 // 0: MaxRequestBytes + 8 MiB
+	MaxQueuedBytes      int64 // -1: no cap
+	MaxFetchWait        time.Duration
+	FetchWorkers        int
 	IdleTimeout         time.Duration
 	MaxConns            int
 
@@ -125,6 +130,9 @@ func defaultConfig() Config {
 		MaxInflightRequests: 100,
 		MaxInflightBytes:    128 << 20,
 		MaxOutboundBytes:    64 << 20,
+		MaxQueuedBytes:      netloop.DefaultMaxQueuedRequestBytes,
+		MaxFetchWait:        kafka.DefaultMaxFetchWait,
+		FetchWorkers:        kafka.DefaultFetchWorkers,
 		IdleTimeout:         10 * time.Minute,
 		MaxConns:            0,
 
@@ -213,6 +221,9 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.Int64Var(&cfg.MaxInflightBytes, "max-inflight-bytes", cfg.MaxInflightBytes, "request `bytes` read but not yet answered, per connection (one frame is always admitted)")
 	fs.Int64Var(&cfg.MaxOutboundBytes, "max-outbound-bytes", cfg.MaxOutboundBytes, "response `bytes` queued for a client that reads slowly, per connection; past it no more requests are read")
 	fs.Int64Var(&cfg.MaxInboundBytes, "max-inbound-bytes", cfg.MaxInboundBytes, "`bytes` a client may send ahead while its connection is held back by the in-flight or outbound caps,\nbefore it is disconnected; 0 means -max-request-bytes plus 8 MiB")
+	fs.Int64Var(&cfg.MaxQueuedBytes, "max-queued-request-bytes", cfg.MaxQueuedBytes, "request `bytes` held in memory by the whole broker (queued.max.request.bytes); past it no connection starts\na new request until memory frees; a request is let in whenever the total is below the cap; -1 no cap")
+	fs.IntVar(&cfg.FetchWorkers, "fetch-workers", cfg.FetchWorkers, "goroutines reading for fetches at once; more fetches queue (a queued fetch costs bytes, a goroutine 8 KiB or more)")
+	fs.DurationVar(&cfg.MaxFetchWait, "max-fetch-wait", cfg.MaxFetchWait, "longest a fetch waits for data, whatever its MaxWaitMs asks (clients give up after request.timeout.ms, 30s)")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "close connections idle this long; 0 never (connections.max.idle.ms)")
 	fs.IntVar(&cfg.MaxConns, "max-conns", cfg.MaxConns, "most open client connections; 0 means as many as the open-file limit allows, less a reserve for segment files; clients past the cap are closed at once")
 	fs.StringVar(&cfg.PprofAddr, "pprof-addr", cfg.PprofAddr, "serve Go's net/http/pprof profiles on this `host:port` (e.g. 127.0.0.1:6060); empty: off")
@@ -340,6 +351,15 @@ func (c *Config) validate() error {
 	}
 	if c.MaxInboundBytes != 0 && c.MaxInboundBytes < int64(c.MaxRequestBytes) {
 		bad("-max-inbound-bytes (%d) must be 0 or at least -max-request-bytes (%d)", c.MaxInboundBytes, c.MaxRequestBytes)
+	}
+	if c.MaxQueuedBytes != -1 && c.MaxQueuedBytes < 1<<20 {
+		bad("-max-queued-request-bytes must be -1 (no cap) or at least 1 MiB")
+	}
+	if c.FetchWorkers < 1 || c.FetchWorkers > 100000 {
+		bad("-fetch-workers must be in [1, 100000]")
+	}
+	if c.MaxFetchWait < time.Millisecond {
+		bad("-max-fetch-wait must be at least 1ms")
 	}
 	if c.IdleTimeout < 0 {
 		bad("-idle-timeout must be >= 0")

@@ -104,6 +104,7 @@ var registry = []struct {
 	{"group-commit", func() Scenario { return &groupCommit{} }},
 	{"group-consume", func() Scenario { return &groupConsume{} }},
 	{"idle-rss", func() Scenario { return &idleRSS{} }},
+	{"hostile-memory", func() Scenario { return &hostileMemory{} }},
 	{"metadata-scale", func() Scenario { return &metadataScale{} }},
 	{"restart-1gb", func() Scenario { return &restart{name: "restart-1gb", walBytes0: 1e9} }},
 	{"restart", func() Scenario { return &restart{name: "restart"} }},

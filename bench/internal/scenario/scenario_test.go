@@ -162,6 +162,14 @@ func TestScenariosLive(t *testing.T) {
 			}
 		}
 	})
+	t.Run("hostile-memory", func(t *testing.T) {
+		res := run("hostile-memory")
+		for _, k := range []string{"peak-abandoned", "peak-duplicates", "peak-prefixes", "rss-after"} {
+			if metric(t, res, k).Value <= 0 {
+				t.Errorf("%s: not measured", k)
+			}
+		}
+	})
 	t.Run("catchup-fetch", func(t *testing.T) {
 		res := run("catchup-fetch")
 		if metric(t, res, "fetch-records").Value <= 0 {
@@ -276,7 +284,7 @@ func TestScenariosLive(t *testing.T) {
 
 func TestExternalSkipsManagedScenarios(t *testing.T) {
 	env := &Env{Cfg: testConfig(), Brokers: &External{Addr: "127.0.0.1:1"}}
-	for _, name := range []string{"idle-rss", "restart"} {
+	for _, name := range []string{"idle-rss", "restart", "hostile-memory"} {
 		s, _ := New(name)
 		if _, err := s.Run(context.Background(), env); err != ErrNeedsManaged {
 			t.Errorf("%s against an external broker: err %v, want ErrNeedsManaged", name, err)
