@@ -32,6 +32,8 @@ const (
 	minMultipartPartBytes   = 5 << 20 // S3's minimum part (all but the last)
 	maxMultipartParts       = 10000   // S3's maximum parts per upload
 	multipartAbortTimeout   = 30 * time.Second
+	multipartAbortTries     = 3
+	multipartAbortBackoff   = 200 * time.Millisecond
 	defaultS3ListPageLength = 1000
 )
 
@@ -159,7 +161,13 @@ func (s *S3Store) Put(ctx context.Context, key string, body io.ReadSeeker, size 
 // when the object would need over S3's 10,000), PartConcurrency at a time;
 // each part request retries on its own. Parts are read through io.ReaderAt
 // when the body has it (no buffering), else read in turn into memory. On
-// any failure the upload is aborted, so S3 keeps no orphaned parts.
+// any failure the upload is aborted, so S3 keeps no orphaned parts (see
+// abortMultipart).
+//
+// A failed part stops new parts but lets those in flight finish: a part
+// request cancelled client-side may still be running in the server, and
+// one that writes its part after the abort would leave the upload behind.
+// Only the caller's ctx cancels parts in flight.
 func (s *S3Store) putMultipart(ctx context.Context, key string, body io.ReadSeeker, size int64) error {
 	partBytes := max(s.cfg.PartBytes, (size+maxMultipartParts-1)/maxMultipartParts)
 	created, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
@@ -167,8 +175,8 @@ func (s *S3Store) putMultipart(ctx context.Context, key string, body io.ReadSeek
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	// stop ends the launching of parts; it never cancels one in flight.
+	stop := make(chan struct{})
 	nparts := int((size + partBytes - 1) / partBytes)
 	parts := make([]types.CompletedPart, nparts)
 	var (
@@ -177,11 +185,19 @@ func (s *S3Store) putMultipart(ctx context.Context, key string, body io.ReadSeek
 		firstErr error
 	)
 	fail := func(err error) {
-		errOnce.Do(func() { firstErr = err; cancel() })
+		errOnce.Do(func() { firstErr = err; close(stop) })
+	}
+	stopped := func() bool {
+		select {
+		case <-stop:
+			return true
+		default:
+			return ctx.Err() != nil
+		}
 	}
 	sem := make(chan struct{}, s.cfg.PartConcurrency)
 	ra, _ := body.(io.ReaderAt)
-	for i := 0; i < nparts && ctx.Err() == nil; i++ {
+	for i := 0; i < nparts && !stopped(); i++ {
 		off := int64(i) * partBytes
 		n := min(partBytes, size-off)
 		var part io.ReadSeeker
@@ -197,9 +213,10 @@ func (s *S3Store) putMultipart(ctx context.Context, key string, body io.ReadSeek
 		}
 		select {
 		case sem <- struct{}{}:
+		case <-stop:
 		case <-ctx.Done():
 		}
-		if ctx.Err() != nil {
+		if stopped() {
 			break
 		}
 		wg.Add(1)
@@ -216,9 +233,7 @@ func (s *S3Store) putMultipart(ctx context.Context, key string, body io.ReadSeek
 		}(i, part, n)
 	}
 	wg.Wait()
-	if firstErr == nil {
-		firstErr = ctx.Err()
-	}
+	errOnce.Do(func() { firstErr = ctx.Err() }) // no part failed: the caller's ctx may have ended the loop
 	if firstErr == nil {
 		_, firstErr = s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
 			Bucket: aws.String(s.cfg.Bucket), Key: s.key(key), UploadId: created.UploadId,
@@ -227,15 +242,53 @@ func (s *S3Store) putMultipart(ctx context.Context, key string, body io.ReadSeek
 			return nil
 		}
 	}
-	// Abort with a context of its own: the caller's may be what ended the
-	// upload.
-	actx, acancel := context.WithTimeout(context.WithoutCancel(ctx), multipartAbortTimeout)
-	defer acancel()
-	if _, err := s.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
-		Bucket: aws.String(s.cfg.Bucket), Key: s.key(key), UploadId: created.UploadId}); err != nil {
+	if err := s.abortMultipart(ctx, key, created.UploadId); err != nil {
 		return fmt.Errorf("%w (abort failed: %v)", firstErr, err)
 	}
 	return firstErr
+}
+
+// abortMultipart aborts an upload and checks with ListParts that it is
+// gone, aborting again (up to multipartAbortTries times) while it is not:
+// S3 documents that a part still being written when the abort arrives may
+// survive it, and only parts cancelled by the caller's ctx can be. It uses
+// a context of its own: the caller's may be what ended the upload.
+func (s *S3Store) abortMultipart(ctx context.Context, key string, uploadID *string) error {
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), multipartAbortTimeout)
+	defer cancel()
+	var err error
+	for try := range multipartAbortTries {
+		if try > 0 {
+			// Give a part still running in the server time to end.
+			select {
+			case <-time.After(time.Duration(try) * multipartAbortBackoff):
+			case <-actx.Done():
+				return actx.Err()
+			}
+		}
+		_, err = s.client.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
+			Bucket: aws.String(s.cfg.Bucket), Key: s.key(key), UploadId: uploadID})
+		if err != nil && !isNoSuchUpload(err) {
+			continue
+		}
+		_, err = s.client.ListParts(actx, &s3.ListPartsInput{
+			Bucket: aws.String(s.cfg.Bucket), Key: s.key(key), UploadId: uploadID})
+		if isNoSuchUpload(err) {
+			return nil
+		}
+		if err == nil {
+			err = errors.New("tier: multipart upload still listed after its abort")
+		}
+	}
+	return err
+}
+
+// isNoSuchUpload reports whether err says the multipart upload does not
+// exist (any more).
+func isNoSuchUpload(err error) bool {
+	var nsu *types.NoSuchUpload
+	var ae smithy.APIError
+	return errors.As(err, &nsu) || (errors.As(err, &ae) && ae.ErrorCode() == "NoSuchUpload")
 }
 
 func (s *S3Store) GetRange(ctx context.Context, key string, off int64, p []byte) error {
