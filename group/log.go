@@ -350,17 +350,8 @@ func (l *offsetsLog) fileSize(name string) (int64, error) {
 }
 
 func (l *offsetsLog) readAll(name string) ([]byte, error) {
-	f, err := l.fs.Open(path.Join(l.dir, name))
+	b, err := vfs.ReadFile(l.fs, path.Join(l.dir, name))
 	if err != nil {
-		return nil, fmt.Errorf("group: open %s: %w", name, err)
-	}
-	defer f.Close()
-	n, err := f.Size()
-	if err != nil {
-		return nil, fmt.Errorf("group: size %s: %w", name, err)
-	}
-	b := make([]byte, n)
-	if _, err := f.ReadAt(b, 0); err != nil && n > 0 {
 		return nil, fmt.Errorf("group: read %s: %w", name, err)
 	}
 	return b, nil
