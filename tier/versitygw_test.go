@@ -249,3 +249,46 @@ func TestS3Multipart(t *testing.T) {
 		}
 	}
 }
+
+// lostAbortTransport fails UploadPart of one part number (as
+// partFailTransport) and answers the first AbortMultipartUpload with 204
+// without passing it on: an abort the server did not apply, as when a part
+// still being written there brings the upload back.
+type lostAbortTransport struct {
+	partFailTransport
+	aborts atomic.Int32 // AbortMultipartUpload requests seen
+}
+
+func (f *lostAbortTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method == http.MethodDelete && req.URL.Query().Has("uploadId") && f.aborts.Add(1) == 1 {
+		return &http.Response{StatusCode: http.StatusNoContent, Status: "204 No Content", Proto: "HTTP/1.1",
+			ProtoMajor: 1, ProtoMinor: 1, Header: http.Header{}, Body: http.NoBody, Request: req}, nil
+	}
+	return f.partFailTransport.RoundTrip(req)
+}
+
+// TestS3MultipartAbortRepeated: a failed multipart put checks that its
+// abort took (ListParts) and aborts again when the upload is still there.
+func TestS3MultipartAbortRepeated(t *testing.T) {
+	endpoint := startVersitygw(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	obj := make([]byte, 11<<20)
+	s := newVersitygwStore(t, endpoint, nil)
+	tr := &lostAbortTransport{partFailTransport: partFailTransport{next: http.DefaultTransport.(*http.Transport).Clone(), part: "2"}}
+	failing := newVersitygwStore(t, endpoint, &http.Client{Transport: tr})
+	if err := failing.Put(ctx, "m/lost-abort", bytes.NewReader(obj), int64(len(obj)), PutOptions{}); err == nil ||
+		!strings.Contains(err.Error(), "AccessDenied") {
+		t.Fatalf("put with a failing part: %v", err)
+	}
+	if n := tr.aborts.Load(); n < 2 {
+		t.Fatalf("%d abort requests, want a second after the first did not take", n)
+	}
+	ups, err := s.client.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String(vgwBucket)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ups.Uploads) != 0 {
+		t.Fatalf("%d multipart uploads left after a failed put whose first abort was lost, want 0", len(ups.Uploads))
+	}
+}
