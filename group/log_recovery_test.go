@@ -260,14 +260,8 @@ var log1 = "/g/" + logName(1)
 
 func readMem(t *testing.T, fs vfs.FS, name string) []byte {
 	t.Helper()
-	f, err := fs.Open(name)
+	b, err := vfs.ReadFile(fs, name)
 	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	n, _ := f.Size()
-	b := make([]byte, n)
-	if _, err := f.ReadAt(b, 0); err != nil && n > 0 {
 		t.Fatal(err)
 	}
 	return b
