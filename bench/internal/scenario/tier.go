@@ -99,8 +99,8 @@ func (k *tierKit) start(ctx context.Context, cfg Config, walDir, prefix string) 
 	return k.startFlush(ctx, cfg, walDir, prefix, tierFlushInterval)
 }
 
-// startFlush is start with -s3-flush-interval flush.
-func (k *tierKit) startFlush(ctx context.Context, cfg Config, walDir, prefix string, flush time.Duration) (*broker.Process, error) {
+// startFlush is start with -s3-flush-interval flush and any extra flags.
+func (k *tierKit) startFlush(ctx context.Context, cfg Config, walDir, prefix string, flush time.Duration, extra ...string) (*broker.Process, error) {
 	args := []string{"-segment-bytes", strconv.FormatInt(cfg.TierSegmentBytes, 10)}
 	var env []string
 	if prefix != "" {
@@ -108,6 +108,7 @@ func (k *tierKit) startFlush(ctx context.Context, cfg Config, walDir, prefix str
 			"-s3-bucket", tierBucket, "-s3-prefix", prefix, "-s3-endpoint", k.srv.endpoint, "-s3-region", tierRegion,
 			"-s3-flush-interval", flush.String(), "-wal-hot-bytes", strconv.FormatInt(cfg.TierHotBytes, 10))
 		args = append(args, cfg.TierArgs...)
+		args = append(args, extra...)
 		env = []string{"AWS_ACCESS_KEY_ID=" + tierAccess, "AWS_SECRET_ACCESS_KEY=" + tierSecret, "AWS_EC2_METADATA_DISABLED=true"}
 	}
 	return k.m.StartWith(ctx, walDir, args, env)

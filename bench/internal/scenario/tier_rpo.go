@@ -164,7 +164,9 @@ func (s *tierRecover) recoveryPoint(ctx context.Context, env *Env) (f rpoFigures
 	m.Cleanup(dir) // the disk is lost
 
 	fresh := m.NewWALDir(s.Name() + "-rpo-recovered")
-	q, err := s.kit.startFlush(ctx, env.Cfg, fresh, prefix, f.flush)
+	// The killed broker still holds the bucket prefix: a replacement after
+	// a lost disk takes it over explicitly, as an operator would.
+	q, err := s.kit.startFlush(ctx, env.Cfg, fresh, prefix, f.flush, "-s3-take-over")
 	if err != nil {
 		m.Cleanup(fresh)
 		return f, notes, err
