@@ -4,6 +4,8 @@ package main
 // the broker far more to validate than they cost the client to send.
 
 import (
+	"encoding/binary"
+	"fmt"
 	"net"
 	"strconv"
 	"testing"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -90,6 +93,95 @@ func TestHostileProduceAbandonedBombs(t *testing.T) {
 	}
 	if got.BaseOffset >= int64(sent/10) {
 		t.Errorf("%d of %d bombs from closed connections were validated and appended", got.BaseOffset, sent)
+	}
+	b.stop()
+}
+
+// TestHostileProduceMixedPipeline pipelines, on one connection, produce
+// requests that are validated on the event loop (one uncompressed record)
+// and off it (zstd, or 2,000 uncompressed records), with acks 1 and 0 mixed
+// in.
+// A connection's batches must reach the log in request order: every record
+// read back carries its request's number, in increasing order, and the
+// answers to acks=1 requests arrive in request order with increasing
+// offsets.
+func TestHostileProduceMixedPipeline(t *testing.T) {
+	const requests = 300
+	b := startBroker(t)
+	createTopic(t, kadm.NewClient(newFranz(t, b.addr)), "mixed", 1)
+	enc, err := zstd.NewWriter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var frames []byte
+	acked := 0
+	for i := range requests {
+		val := []byte(fmt.Sprintf("%06d", i))
+		acks := int16(1)
+		if i%7 == 3 {
+			acks = 0
+		} else {
+			acked++
+		}
+		var batch []byte
+		switch i % 3 {
+		case 0: // inline
+			batch = craftBatch(0, 1, encRecords([]int32{0}, val))
+		case 1: // off the loop: compressed
+			batch = craftBatch(4, 1, enc.EncodeAll(encRecords([]int32{0}, val), nil))
+		case 2: // off the loop: many records
+			const n = 2000
+			deltas := make([]int32, n)
+			vals := make([][]byte, n)
+			for j := range n {
+				deltas[j], vals[j] = int32(j), val
+			}
+			batch = craftBatch(0, n, encRecords(deltas, vals...))
+		}
+		frames = append(frames, reqFrame(0, 7, int32(i), false, produceBody("mixed", acks, batch))...)
+	}
+	c, err := net.Dial("tcp", b.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go c.Write(frames)
+	last := int64(-1)
+	for i := range acked {
+		resp, err := readFrameMax(c, mib)
+		if err != nil {
+			t.Fatalf("answer %d: %v", i, err)
+		}
+		var pr kmsg.ProduceResponse
+		pr.Version = 7
+		if err := pr.ReadFrom(resp[4:]); err != nil {
+			t.Fatal(err)
+		}
+		p := pr.Topics[0].Partitions[0]
+		if p.ErrorCode != 0 || p.BaseOffset <= last {
+			t.Fatalf("answer %d (correlation %d): error %d, offset %d after %d", i, int32(binary.BigEndian.Uint32(resp)), p.ErrorCode, p.BaseOffset, last)
+		}
+		last = p.BaseOffset
+	}
+	c.Close()
+
+	total := 0
+	for i := range requests {
+		if i%3 == 2 {
+			total += 2000
+		} else {
+			total++
+		}
+	}
+	prev := -1
+	for j, r := range consumeN(t, b.addr, "mixed", map[int32]kgo.Offset{0: kgo.NewOffset().At(0)}, total) {
+		n, err := strconv.Atoi(string(r.Value))
+		if err != nil || n < prev || int64(j) != r.Offset {
+			t.Fatalf("record at offset %d: %q after request %d", r.Offset, r.Value, prev)
+		}
+		prev = n
+	}
+	if prev != requests-1 {
+		t.Fatalf("last record from request %d, want %d", prev, requests-1)
 	}
 	b.stop()
 }
