@@ -42,9 +42,15 @@ const (
 	zstdPooledWindow = 8 << 20
 	// zstdMaxWindow is the largest window accepted at all: zstd's default
 	// decoder limit (window log 27), so what the Java and librdkafka
-	// consumers read. Larger windows decode with a decoder of their own
-	// that is dropped afterwards.
+	// consumers read. Larger windows decode with decoders from a pool of
+	// their own, at most zstdBigDecoders at once.
 	zstdMaxWindow = 128 << 20
+	// zstdBigDecoders bounds the decoders with windows above
+	// zstdPooledWindow in use at once, whatever the CPU count. A decoder
+	// allocates the window a frame declares before its first block (41
+	// bytes of frame header buy a 128 MiB ring), so these are few and
+	// reused: memory for them is at most this many windows.
+	zstdBigDecoders = 2
 	// snappyMaxRatio bounds what snappy can expand to: a 3-byte copy
 	// element yields at most 64 bytes. A block claiming more is corrupt,
 	// refused before its output buffer is allocated.
@@ -54,6 +60,9 @@ const (
 // decodeSlots bounds the compressed batches validated at once, and with it
 // the decoders' memory (windows and buffers): one slot per CPU.
 var decodeSlots = make(chan struct{}, runtime.GOMAXPROCS(0))
+
+// bigSlots bounds the large-window zstd decoders in use (zstdBigDecoders).
+var bigSlots = make(chan struct{}, zstdBigDecoders)
 
 var chunkPool = sync.Pool{New: func() any { b := make([]byte, decodeChunkBytes); return &b }}
 
@@ -82,7 +91,10 @@ var (
 	gzipPool = sync.Pool{New: func() any { return new(gzipDecoder) }}
 	lz4Pool  = sync.Pool{New: func() any { return &lz4Decoder{zr: lz4.NewReader(nil)} }}
 	zstdPool = sync.Pool{New: func() any { return newZstdDecoder(zstdPooledWindow) }}
-	xerPool  = sync.Pool{New: func() any { return new(xerialReader) }}
+	// zstdBigPool: at most zstdBigDecoders are out at once, so at most
+	// that many are pooled.
+	zstdBigPool = sync.Pool{New: func() any { return newZstdDecoder(zstdMaxWindow) }}
+	xerPool     = sync.Pool{New: func() any { return new(xerialReader) }}
 )
 
 func newZstdDecoder(window uint64) *zstdDecoder {
@@ -160,13 +172,17 @@ func validateCompressed(data []byte, h *BatchHeader, max int64, keyRequired bool
 		if window > zstdMaxWindow || (window > zstdPooledWindow && window > uint64(max)) {
 			return &RecordError{Index: -1, Reason: fmt.Sprintf("zstd window of %d bytes", window), Kind: ErrRecordsTooLarge}
 		}
-		d := zstdPool.Get().(*zstdDecoder)
+		pool := &zstdPool
 		if window > zstdPooledWindow {
-			zstdPool.Put(d)
-			d = newZstdDecoder(zstdMaxWindow) // rare: not kept, so its memory goes
-		} else {
-			defer zstdPool.Put(d)
+			// Rare (producers' windows are 64 KiB to 8 MiB). A decoder
+			// made per batch would allocate and zero the whole window
+			// each time, unbounded by the slots as garbage piles up.
+			pool = &zstdBigPool
+			bigSlots <- struct{}{}
+			defer func() { <-bigSlots }()
 		}
+		d := pool.Get().(*zstdDecoder)
+		defer pool.Put(d)
 		d.src.Reset(data)
 		if err := d.zr.Reset(&d.src); err != nil {
 			return decodeError(err)

@@ -4,10 +4,12 @@ package main
 // the broker far more to validate than they cost the client to send.
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"net"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -183,5 +185,82 @@ func TestHostileProduceMixedPipeline(t *testing.T) {
 	if prev != requests-1 {
 		t.Fatalf("last record from request %d, want %d", prev, requests-1)
 	}
+	b.stop()
+}
+
+// zstdWindowFrame returns a produce frame whose zstd batch holds one small
+// valid record in a frame that declares a window of 128 MiB (window
+// descriptor 0x88, the largest zstd decoders accept by default): 41 bytes
+// of frame that make a decoder set up a 128 MiB ring.
+func zstdWindowFrame(t testing.TB, topic string, corr int32) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	enc, err := zstd.NewWriter(&buf, zstd.WithWindowSize(1<<20), zstd.WithSingleSegment(false), zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc.Write(encRecords([]int32{0}, bytes.Repeat([]byte("abcdefgh"), 128)))
+	enc.Close()
+	frame := buf.Bytes()
+	frame[5] = 0x88 // window descriptor (no single segment): 1<<27
+	var h zstd.Header
+	if err := h.Decode(frame); err != nil || h.WindowSize != 128<<20 {
+		t.Fatalf("crafted zstd header: %v, window %d", err, h.WindowSize)
+	}
+	return reqFrame(0, 7, corr, false, produceBody(topic, 1, craftBatch(4, 1, frame)))
+}
+
+// TestHostileProduceZstdWindows: 1,000 produce requests (20 connections at
+// once) whose zstd frames declare a 128 MiB window over 1 KiB of records,
+// with -max-decompressed-batch-bytes at 1 GiB so the window is allowed.
+// Each is valid and appended. A decoder made per batch allocated the whole
+// window each time: 14 s of CPU and a peak RSS of 788 MiB for 41 KB of
+// frames. Decoders for large windows are pooled and at most two are in use
+// at once, so their memory is at most two windows.
+func TestHostileProduceZstdWindows(t *testing.T) {
+	const conns, perConn = 20, 50
+	b := startBroker(t, "-max-decompressed-batch-bytes", strconv.Itoa(1<<30))
+	createTopic(t, kadm.NewClient(newFranz(t, b.addr)), "windows", 1)
+	pid := b.cmd.Process.Pid
+	base := memStatus(t, pid).rss
+	var frames []byte
+	for i := range perConn {
+		frames = append(frames, zstdWindowFrame(t, "windows", int32(i))...)
+	}
+	var wg sync.WaitGroup
+	for range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := net.Dial("tcp", b.addr)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer c.Close()
+			c.Write(frames)
+			c.SetReadDeadline(time.Now().Add(5 * time.Minute))
+			for i := range perConn {
+				resp, err := readFrameMax(c, mib)
+				if err != nil {
+					t.Errorf("answer %d: %v", i, err)
+					return
+				}
+				var pr kmsg.ProduceResponse
+				pr.Version = 7
+				if err := pr.ReadFrom(resp[4:]); err != nil || pr.Topics[0].Partitions[0].ErrorCode != 0 {
+					t.Errorf("answer %d: %v %+v", i, err, pr.Topics)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	// Two 128 MiB windows (and their two blocks of space), plus the
+	// runtime's 64 MiB.
+	bound := base + 2*(128+1)*mib + 64*mib
+	m := memStatus(t, pid)
+	t.Logf("RSS before %d MiB, after %d MiB, peak %d MiB; bound %d MiB", base/mib, m.rss/mib, m.hwm/mib, bound/mib)
+	checkPeak(t, "peak RSS (a large-window zstd decoder per batch?)", m.hwm, int64(bound))
 	b.stop()
 }
