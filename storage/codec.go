@@ -155,6 +155,9 @@ func validateCompressed(data []byte, h *BatchHeader, max int64, keyRequired bool
 		snappyBufPool.Put(buf)
 		return err
 	case codecLz4:
+		if !lz4OneFrame(data) {
+			return &RecordError{Index: -1, Reason: "lz4 body is not exactly one lz4 frame", Kind: ErrRecordsCorrupt}
+		}
 		d := lz4Pool.Get().(*lz4Decoder)
 		defer lz4Pool.Put(d)
 		d.src.Reset(data)
@@ -280,4 +283,50 @@ func (x *xerialReader) Read(p []byte) (int, error) {
 	n := copy(p, x.out)
 	x.out = x.out[n:]
 	return n, nil
+}
+
+// lz4FrameMagic starts an lz4 frame (little-endian); part of the format.
+const lz4FrameMagic = 0x184D2204
+
+// lz4OneFrame reports whether data is exactly one lz4 frame of the current
+// format, walking its block sizes without decoding. Kafka's consumers read
+// nothing else: Java's KafkaLZ4BlockInputStream refuses other magics
+// (legacy, skippable) and stops at the first end mark, and librdkafka's
+// LZ4F has no legacy format; pierrec/lz4 reads all of them, so a batch it
+// accepts could still stall or break those consumers.
+func lz4OneFrame(data []byte) bool {
+	if len(data) < 7 || binary.LittleEndian.Uint32(data) != lz4FrameMagic {
+		return false
+	}
+	flg := data[4]
+	pos := 7 // magic, FLG, BD, header checksum
+	if flg&0x08 != 0 {
+		pos += 8 // content size
+	}
+	if flg&0x01 != 0 {
+		pos += 4 // dictionary id
+	}
+	blockSum := 0
+	if flg&0x10 != 0 {
+		blockSum = 4
+	}
+	for {
+		if pos+4 > len(data) {
+			return false
+		}
+		size := binary.LittleEndian.Uint32(data[pos:])
+		pos += 4
+		if size == 0 {
+			break // end mark
+		}
+		n := int(size &^ (1 << 31)) // the high bit: stored uncompressed
+		if n > len(data)-pos-blockSum {
+			return false
+		}
+		pos += n + blockSum
+	}
+	if flg&0x04 != 0 {
+		pos += 4 // content checksum
+	}
+	return pos == len(data)
 }
