@@ -47,8 +47,9 @@ package kafka
 // connection's batches reach storage in request order (idempotent producers
 // pipeline up to five requests per partition).
 // A batch of such a request whose connection has closed before its
-// validation starts is dropped (neither validated nor appended), acks=0
-// included: the client saw no answer, as if the bytes never arrived. Kafka
+// validation starts, or before its append (asked in request order, so the
+// appended requests of a connection are a prefix of them), is dropped,
+// acks=0 included: the client saw no answer, as if the bytes never arrived. Kafka
 // would still append it; here validation can cost 10,000 times the bytes
 // sent, so work left by closed connections must drain at once.
 //
@@ -267,8 +268,20 @@ func (h *Handler) produce(r *request) {
 		if prev != nil {
 			<-prev
 		}
+		// Asked again in request order (after the previous produce
+		// decided): the check above can see the connection open for a
+		// request while an earlier one, started first, saw it closed.
+		// A closed connection stays closed, so what is appended is always
+		// a prefix of the connection's requests, never one with a gap.
+		gone := p.r.nr.Context().Err() != nil
 		for i := range p.later {
-			if b := &p.later[i]; b.rp != nil {
+			b := &p.later[i]
+			switch {
+			case b.rp == nil:
+			case gone:
+				p.fail(b.rp, kerr.NetworkException.Code, nil)
+				p.doneOne()
+			default:
 				p.append(b)
 			}
 		}
