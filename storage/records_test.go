@@ -564,8 +564,27 @@ func TestValidateRecordsLz4FramesKafkaReads(t *testing.T) {
 		{"skippable frame first", 3, append(skippable, frame(good)...)},
 		{"records across two frames", 2, append(frame(one), frame(two)...)},
 	}
-	if err := validate(batchWith(codecLz4, 3, frame(good)), 1<<20); err != nil {
-		t.Fatalf("one frame: %v", err)
+	for i, opts := range [][]lz4.Option{
+		nil,
+		{lz4.BlockChecksumOption(true), lz4.SizeOption(uint64(len(good)))},
+		{lz4.ChecksumOption(false), lz4.BlockSizeOption(lz4.Block64Kb)},
+		{lz4.CompressionLevelOption(lz4.Level9)},
+	} {
+		if err := validate(batchWith(codecLz4, 3, frame(good, opts...)), 1<<20); err != nil {
+			t.Fatalf("one frame (options %d): %v", i, err)
+		}
+	}
+	incompressible := make([]byte, 200<<10) // blocks stored as is
+	x := uint64(88172645463325252)
+	for i := range incompressible {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		incompressible[i] = byte(x)
+	}
+	big := rec(0, nil, incompressible)
+	if err := validate(batchWith(codecLz4, 1, frame(big, lz4.BlockSizeOption(lz4.Block64Kb), lz4.BlockChecksumOption(true))), 1<<20); err != nil {
+		t.Fatalf("one frame of stored blocks: %v", err)
 	}
 	for _, c := range cases {
 		if err := validate(batchWith(codecLz4, c.count, c.body), 1<<20); !errors.Is(err, ErrRecordsCorrupt) {
