@@ -42,10 +42,16 @@ package kafka
 // CRC checks, and the record walk of uncompressed batches holding few records
 // (inlineValidateRecords), run there: they cost about what the CRC does.
 // A request with a compressed batch or more records is validated on a
-// goroutine of its own; its appends, and those of every later produce on the
+// bounded set of goroutines (Handler.produceRunner), in arrival order; its appends, and those of every later produce on the
 // same connection, wait until the earlier ones have been issued, so a
 // connection's batches reach storage in request order (idempotent producers
 // pipeline up to five requests per partition).
+// A batch of such a request whose connection has closed before its
+// validation starts, or before its append (asked in request order, so the
+// appended requests of a connection are a prefix of them), is dropped,
+// acks=0 included: the client saw no answer, as if the bytes never arrived. Kafka
+// would still append it; here validation can cost 10,000 times the bytes
+// sent, so work left by closed connections must drain at once.
 //
 // acks must be -1, 0 or 1 (else INVALID_REQUIRED_ACKS on every partition).
 // acks=-1 appends durably (answered after the fsync covering the batch);
@@ -234,10 +240,25 @@ func (h *Handler) produce(r *request) {
 		p.doneOne() // every append issued
 		return
 	}
-	h.async(r, func() {
+	// A task waits for prev only after its own validation, and prev was
+	// queued before it (FIFO), so prev is running or done: the bounded
+	// runner cannot deadlock on it.
+	h.produceRunner.submit(func() {
+		defer h.recoverTo(r)
 		defer h.releaseProduceTail(conn, mine)
 		for i := range p.later {
 			b := &p.later[i]
+			if p.r.nr.Context().Err() != nil {
+				// The connection closed while this request was queued:
+				// nobody is left to answer, so neither validate
+				// nor append. Otherwise a client that pipelines batches
+				// costly to decompress and disconnects, over and over,
+				// queues unbounded CPU work ahead of every other producer.
+				p.fail(b.rp, kerr.NetworkException.Code, nil)
+				b.rp = nil
+				p.doneOne()
+				continue
+			}
 			if err := storage.ValidateRecords(b.records, &b.hdr, h.cfg.MaxDecompressedBatchBytes, b.keyRequired); err != nil {
 				p.failRecords(b, err)
 				b.rp = nil
@@ -247,8 +268,20 @@ func (h *Handler) produce(r *request) {
 		if prev != nil {
 			<-prev
 		}
+		// Asked again in request order (after the previous produce
+		// decided): the check above can see the connection open for a
+		// request while an earlier one, started first, saw it closed.
+		// A closed connection stays closed, so what is appended is always
+		// a prefix of the connection's requests, never one with a gap.
+		gone := p.r.nr.Context().Err() != nil
 		for i := range p.later {
-			if b := &p.later[i]; b.rp != nil {
+			b := &p.later[i]
+			switch {
+			case b.rp == nil:
+			case gone:
+				p.fail(b.rp, kerr.NetworkException.Code, nil)
+				p.doneOne()
+			default:
 				p.append(b)
 			}
 		}

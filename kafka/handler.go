@@ -19,6 +19,7 @@ package kafka
 import (
 	"encoding/binary"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -147,6 +148,10 @@ type Handler struct {
 	alterMu sync.Mutex
 
 	fetchRunner runner // reads for fetches, at most cfg.FetchWorkers at once
+	// produceRunner validates produce records off the event loop
+	// (00_produce.go), two tasks per CPU at once: queued requests cost a
+	// closure rather than a goroutine each, and wait in arrival order.
+	produceRunner runner
 
 	mu     sync.Mutex
 	closed bool                  // guarded by mu
@@ -176,6 +181,7 @@ func New(cfg Config, st Storage) *Handler {
 		unknownLogged: newLogOnce(maxUnknownLogged),
 	}
 	h.fetchRunner.max = cfg.FetchWorkers
+	h.produceRunner.max = 2 * runtime.GOMAXPROCS(0)
 	h.apiKeys = advertisedKeys()
 	return h
 }

@@ -13,9 +13,9 @@
 //     and a peer that keeps sending past the caps or stops reading its
 //     responses past the outbound cap is disconnected.
 //   - Frame buffers grow with the bytes that have arrived, never with the
-//     size a prefix announces. Past Config.MaxQueuedRequestBytes of frame
-//     buffers held server-wide, no connection starts a new frame until
-//     bytes are released; frames already started are read to their end,
+//     size a prefix announces. Past Config.MaxQueuedRequestBytes of whole
+//     frames held server-wide, no connection starts a new frame until
+//     bytes are released (frames still being read do not hold others back); frames already started are read to their end,
 //     so a frame as large as the cap cannot deadlock. Bytes still in
 //     transit (a part-read frame, unparsed bytes gnet buffered for a
 //     held connection) are bounded per connection, not server-wide: gnet

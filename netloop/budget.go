@@ -14,12 +14,17 @@ import (
 // the connection closes part-way through the frame.
 //
 // The cap gates the start of frames only. A frame is admitted while the
-// bytes in use are below the cap, whatever its size, and once admitted it
-// may always grow to its end: so a frame as large as the cap (or larger) is
-// never stuck waiting for room that only its own completion could free, and
-// a client that announces 100 MiB and sends nothing holds nothing. (Kafka
-// reserves the declared size up front instead, which lets a few such
-// clients starve everyone of the budget.) Bytes a client sends while its
+// bytes of whole frames held are below the cap, whatever its size, and once
+// admitted it may always grow to its end: so a frame as large as the cap
+// (or larger) is never stuck waiting for room that only its own completion
+// could free, and a client that announces 100 MiB and sends nothing holds
+// nothing. Frames still being read are counted (used) but do not hold
+// others back: a client that sends most of a few large frames and then
+// stalls would otherwise stop every connection from starting a frame, for
+// as long as it trickles. Their bytes are in transit, bounded per
+// connection like gnet's buffer. (Kafka reserves the declared size up front
+// instead, which lets a few clients that announce and stall starve everyone
+// of the budget.) Bytes a client sends while its
 // next frame waits stay unparsed in gnet's buffer, which gnet fills whatever
 // we do; Config.MaxInboundBufferedBytes bounds them per connection.
 //
@@ -29,6 +34,8 @@ import (
 type budget struct {
 	max  int64        // 0: no cap (bytes are still counted)
 	used atomic.Int64 // bytes of frame buffers held; atomic
+	// partial is the part of used held by frames still being read; atomic.
+	partial atomic.Int64
 
 	nwait   atomic.Int32 // len(waiters), read without mu on release
 	mu      sync.Mutex
@@ -36,10 +43,27 @@ type budget struct {
 }
 
 // admit reports whether a new frame may start. Any goroutine.
-func (b *budget) admit() bool { return b.max == 0 || b.used.Load() < b.max }
+func (b *budget) admit() bool { return b.max == 0 || b.whole() < b.max }
 
-// charge counts n more bytes of frame buffer. Any goroutine.
-func (b *budget) charge(n int64) { b.used.Add(n) }
+// whole is the bytes held by frames read to their end.
+func (b *budget) whole() int64 { return b.used.Load() - b.partial.Load() }
+
+// charge counts n more bytes of buffer for a frame being read. Any goroutine.
+func (b *budget) charge(n int64) {
+	b.partial.Add(n)
+	b.used.Add(n)
+}
+
+// completed moves a frame of n bytes, read to its end, from partial to
+// whole. Loop only.
+func (b *budget) completed(n int64) { b.partial.Add(-n) }
+
+// releasePartial gives back the n bytes of a frame dropped part-read.
+// Loop only.
+func (b *budget) releasePartial(n int64) {
+	b.partial.Add(-n)
+	b.release(n)
+}
 
 // release gives n bytes back and wakes the waiters once there is room.
 // Any goroutine.
@@ -47,7 +71,7 @@ func (b *budget) release(n int64) {
 	if n == 0 {
 		return
 	}
-	if u := b.used.Add(-n); b.nwait.Load() > 0 && u < b.max {
+	if b.used.Add(-n); b.nwait.Load() > 0 && b.whole() < b.max {
 		b.wakeAll()
 	}
 }
@@ -65,7 +89,7 @@ func (b *budget) wait(c *conn) {
 	b.mu.Unlock()
 	// Room may have appeared between the refusal and the registration,
 	// with nobody left to wake c: look again.
-	if b.used.Load() < b.max {
+	if b.whole() < b.max {
 		b.wakeAll()
 	}
 }

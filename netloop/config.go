@@ -58,9 +58,10 @@ type Config struct {
 	MaxOutboundBytes int64
 	// MaxQueuedRequestBytes caps the request bytes held in memory by the
 	// whole server (Kafka's queued.max.request.bytes): frame buffers, counted
-	// as they fill, until released. Past it no loop starts a new frame until
-	// bytes are released. A frame is admitted whenever the count is below
-	// the cap and then always read to its end, so a frame as large as the
+	// as they fill, until released. Past it (counting whole frames only:
+	// frames being read are bounded per connection) no loop starts a new
+	// frame until bytes are released. A frame is admitted whenever the
+	// count is below the cap and then always read to its end, so a frame as large as the
 	// cap still goes through (see budget). 0 means
 	// DefaultMaxQueuedRequestBytes; negative means no cap.
 	MaxQueuedRequestBytes int64

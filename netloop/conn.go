@@ -133,6 +133,7 @@ func (c *conn) parse() (dispatched int) {
 		if !ok {
 			break
 		}
+		c.s.mem.completed(int64(len(f.b)))
 		c.dispatch(f)
 		dispatched++
 	}
@@ -194,7 +195,7 @@ func (c *conn) dropPartial() {
 
 // releasePartial returns a part-read frame's buffer and budget. Loop only.
 func (c *conn) releasePartial() {
-	c.s.mem.release(int64(c.p.held()))
+	c.s.mem.releasePartial(int64(c.p.held()))
 	c.p.release()
 }
 

@@ -42,9 +42,15 @@ const (
 	zstdPooledWindow = 8 << 20
 	// zstdMaxWindow is the largest window accepted at all: zstd's default
 	// decoder limit (window log 27), so what the Java and librdkafka
-	// consumers read. Larger windows decode with a decoder of their own
-	// that is dropped afterwards.
+	// consumers read. Larger windows decode with decoders from a pool of
+	// their own, at most zstdBigDecoders at once.
 	zstdMaxWindow = 128 << 20
+	// zstdBigDecoders bounds the decoders with windows above
+	// zstdPooledWindow in use at once, whatever the CPU count. A decoder
+	// allocates the window a frame declares before its first block (41
+	// bytes of frame header buy a 128 MiB ring), so these are few and
+	// reused: memory for them is at most this many windows.
+	zstdBigDecoders = 2
 	// snappyMaxRatio bounds what snappy can expand to: a 3-byte copy
 	// element yields at most 64 bytes. A block claiming more is corrupt,
 	// refused before its output buffer is allocated.
@@ -54,6 +60,9 @@ const (
 // decodeSlots bounds the compressed batches validated at once, and with it
 // the decoders' memory (windows and buffers): one slot per CPU.
 var decodeSlots = make(chan struct{}, runtime.GOMAXPROCS(0))
+
+// bigSlots bounds the large-window zstd decoders in use (zstdBigDecoders).
+var bigSlots = make(chan struct{}, zstdBigDecoders)
 
 var chunkPool = sync.Pool{New: func() any { b := make([]byte, decodeChunkBytes); return &b }}
 
@@ -82,7 +91,10 @@ var (
 	gzipPool = sync.Pool{New: func() any { return new(gzipDecoder) }}
 	lz4Pool  = sync.Pool{New: func() any { return &lz4Decoder{zr: lz4.NewReader(nil)} }}
 	zstdPool = sync.Pool{New: func() any { return newZstdDecoder(zstdPooledWindow) }}
-	xerPool  = sync.Pool{New: func() any { return new(xerialReader) }}
+	// zstdBigPool: at most zstdBigDecoders are out at once, so at most
+	// that many are pooled.
+	zstdBigPool = sync.Pool{New: func() any { return newZstdDecoder(zstdMaxWindow) }}
+	xerPool     = sync.Pool{New: func() any { return new(xerialReader) }}
 )
 
 func newZstdDecoder(window uint64) *zstdDecoder {
@@ -143,6 +155,9 @@ func validateCompressed(data []byte, h *BatchHeader, max int64, keyRequired bool
 		snappyBufPool.Put(buf)
 		return err
 	case codecLz4:
+		if !lz4OneFrame(data) {
+			return &RecordError{Index: -1, Reason: "lz4 body is not exactly one lz4 frame", Kind: ErrRecordsCorrupt}
+		}
 		d := lz4Pool.Get().(*lz4Decoder)
 		defer lz4Pool.Put(d)
 		d.src.Reset(data)
@@ -160,13 +175,17 @@ func validateCompressed(data []byte, h *BatchHeader, max int64, keyRequired bool
 		if window > zstdMaxWindow || (window > zstdPooledWindow && window > uint64(max)) {
 			return &RecordError{Index: -1, Reason: fmt.Sprintf("zstd window of %d bytes", window), Kind: ErrRecordsTooLarge}
 		}
-		d := zstdPool.Get().(*zstdDecoder)
+		pool := &zstdPool
 		if window > zstdPooledWindow {
-			zstdPool.Put(d)
-			d = newZstdDecoder(zstdMaxWindow) // rare: not kept, so its memory goes
-		} else {
-			defer zstdPool.Put(d)
+			// Rare (producers' windows are 64 KiB to 8 MiB). A decoder
+			// made per batch would allocate and zero the whole window
+			// each time, unbounded by the slots as garbage piles up.
+			pool = &zstdBigPool
+			bigSlots <- struct{}{}
+			defer func() { <-bigSlots }()
 		}
+		d := pool.Get().(*zstdDecoder)
+		defer pool.Put(d)
 		d.src.Reset(data)
 		if err := d.zr.Reset(&d.src); err != nil {
 			return decodeError(err)
@@ -264,4 +283,50 @@ func (x *xerialReader) Read(p []byte) (int, error) {
 	n := copy(p, x.out)
 	x.out = x.out[n:]
 	return n, nil
+}
+
+// lz4FrameMagic starts an lz4 frame (little-endian); part of the format.
+const lz4FrameMagic = 0x184D2204
+
+// lz4OneFrame reports whether data is exactly one lz4 frame of the current
+// format, walking its block sizes without decoding. Kafka's consumers read
+// nothing else: Java's KafkaLZ4BlockInputStream refuses other magics
+// (legacy, skippable) and stops at the first end mark, and librdkafka's
+// LZ4F has no legacy format; pierrec/lz4 reads all of them, so a batch it
+// accepts could still stall or break those consumers.
+func lz4OneFrame(data []byte) bool {
+	if len(data) < 7 || binary.LittleEndian.Uint32(data) != lz4FrameMagic {
+		return false
+	}
+	flg := data[4]
+	pos := 7 // magic, FLG, BD, header checksum
+	if flg&0x08 != 0 {
+		pos += 8 // content size
+	}
+	if flg&0x01 != 0 {
+		pos += 4 // dictionary id
+	}
+	blockSum := 0
+	if flg&0x10 != 0 {
+		blockSum = 4
+	}
+	for {
+		if pos+4 > len(data) {
+			return false
+		}
+		size := binary.LittleEndian.Uint32(data[pos:])
+		pos += 4
+		if size == 0 {
+			break // end mark
+		}
+		n := int(size &^ (1 << 31)) // the high bit: stored uncompressed
+		if n > len(data)-pos-blockSum {
+			return false
+		}
+		pos += n + blockSum
+	}
+	if flg&0x04 != 0 {
+		pos += 4 // content checksum
+	}
+	return pos == len(data)
 }

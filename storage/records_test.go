@@ -533,3 +533,62 @@ func TestValidateRecordsKeyRequired(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateRecordsLz4FramesKafkaReads: Kafka's consumers read lz4 as one
+// frame of the current format (Java's KafkaLZ4BlockInputStream refuses
+// other magics and stops at the first end mark; librdkafka's LZ4F has no
+// legacy format). pierrec/lz4 reads legacy frames, skips skippable frames
+// and reads on past an end mark, so a body franz-go reads may stall or
+// break the others: each is refused.
+func TestValidateRecordsLz4FramesKafkaReads(t *testing.T) {
+	good := recs(3, 100)
+	frame := func(data []byte, opts ...lz4.Option) []byte {
+		var buf bytes.Buffer
+		w := lz4.NewWriter(&buf)
+		if err := w.Apply(opts...); err != nil {
+			t.Fatal(err)
+		}
+		w.Write(data)
+		w.Close()
+		return buf.Bytes()
+	}
+	one := rec(0, nil, []byte("first"))
+	two := rec(1, nil, []byte("second"))
+	skippable := []byte{0x50, 0x2a, 0x4d, 0x18, 2, 0, 0, 0, 'h', 'i'}
+	cases := []struct {
+		name  string
+		count int32
+		body  []byte
+	}{
+		{"legacy frame", 3, frame(good, lz4.LegacyOption(true))},
+		{"skippable frame first", 3, append(skippable, frame(good)...)},
+		{"records across two frames", 2, append(frame(one), frame(two)...)},
+	}
+	for i, opts := range [][]lz4.Option{
+		nil,
+		{lz4.BlockChecksumOption(true), lz4.SizeOption(uint64(len(good)))},
+		{lz4.ChecksumOption(false), lz4.BlockSizeOption(lz4.Block64Kb)},
+		{lz4.CompressionLevelOption(lz4.Level9)},
+	} {
+		if err := validate(batchWith(codecLz4, 3, frame(good, opts...)), 1<<20); err != nil {
+			t.Fatalf("one frame (options %d): %v", i, err)
+		}
+	}
+	incompressible := make([]byte, 200<<10) // blocks stored as is
+	x := uint64(88172645463325252)
+	for i := range incompressible {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		incompressible[i] = byte(x)
+	}
+	big := rec(0, nil, incompressible)
+	if err := validate(batchWith(codecLz4, 1, frame(big, lz4.BlockSizeOption(lz4.Block64Kb), lz4.BlockChecksumOption(true))), 1<<20); err != nil {
+		t.Fatalf("one frame of stored blocks: %v", err)
+	}
+	for _, c := range cases {
+		if err := validate(batchWith(codecLz4, c.count, c.body), 1<<20); !errors.Is(err, ErrRecordsCorrupt) {
+			t.Errorf("%s: %v, want ErrRecordsCorrupt", c.name, err)
+		}
+	}
+}

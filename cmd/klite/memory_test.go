@@ -340,3 +340,43 @@ func TestMemorySizePrefixTrickle(t *testing.T) {
 	checkPeak(t, "heap mapped (size prefixes reserve memory?)", peakData, base.data+held+queued)
 	b.stop()
 }
+
+// TestMemoryStalledPartialFrames: a few connections each send most of a
+// large frame (together past -max-queued-request-bytes) and then stall, as
+// a client that trickles a byte now and then would. Frames still being
+// read must not hold every other connection back: before the fix no new
+// frame was admitted anywhere until those completed or their connections
+// closed (the idle timeout, 10 minutes, which a trickle defeats), so the
+// whole broker stopped serving after 32 MiB from one client. Their bytes
+// are bounded per connection (the frame size cap), and RSS by what was sent.
+func TestMemoryStalledPartialFrames(t *testing.T) {
+	const conns, sent = 4, 8 * mib
+	const queued = 16 * mib
+	b := startBroker(t, "-max-queued-request-bytes", strconv.Itoa(queued))
+	pid := b.cmd.Process.Pid
+	base := memStatus(t, pid)
+	chunk := bytes.Repeat([]byte{0x5a}, 256<<10)
+	for range conns {
+		c, err := net.Dial("tcp", b.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Write(sizePrefix(64 * mib)); err != nil {
+			t.Fatal(err)
+		}
+		for n := 0; n < sent; n += len(chunk) {
+			if _, err := c.Write(chunk); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	waitServing(t, b.addr)
+	// Every byte sent may be held, twice over for buffer growth, plus the
+	// runtime's 64 MiB.
+	bound := base.rss + 2*conns*sent + 64*mib
+	m := memStatus(t, pid)
+	t.Logf("RSS before %d MiB, after %d MiB, peak %d MiB; bound %d MiB", base.rss/mib, m.rss/mib, m.hwm/mib, bound/mib)
+	checkPeak(t, "peak RSS", m.hwm, int64(bound))
+	b.stop()
+}
