@@ -513,23 +513,31 @@ func (h *Handler) alterTopicConfigs(r *alterResource, validateOnly bool) alterRe
 }
 
 // editList appends the elements of change missing from list, or removes
-// every element of change from it (comma-separated lists).
+// every element of change from it (comma-separated lists). It is linear in
+// the lengths of both: a client sends lists of any length.
 func editList(list, change string, add bool) string {
 	var cur []string
+	have := map[string]bool{}
 	for _, e := range strings.Split(list, ",") {
 		if e = strings.TrimSpace(e); e != "" {
 			cur = append(cur, e)
+			have[e] = true
 		}
 	}
+	drop := map[string]bool{}
 	for _, e := range strings.Split(change, ",") {
 		e = strings.TrimSpace(e)
 		switch {
 		case e == "":
-		case add && !slices.Contains(cur, e):
+		case add && !have[e]:
 			cur = append(cur, e)
+			have[e] = true
 		case !add:
-			cur = slices.DeleteFunc(cur, func(c string) bool { return c == e })
+			drop[e] = true
 		}
+	}
+	if len(drop) > 0 {
+		cur = slices.DeleteFunc(cur, func(c string) bool { return drop[c] })
 	}
 	return strings.Join(cur, ",")
 }

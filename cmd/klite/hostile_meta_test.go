@@ -1,0 +1,275 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// metaTopicState is what a client knows of one topic name: whether it
+// exists, its id, partition count and retention.ms (as set, "" for none).
+type metaTopicState struct {
+	exists    bool
+	id        [16]byte
+	parts     int32
+	retention string
+}
+
+func (s metaTopicState) String() string {
+	if !s.exists {
+		return "absent"
+	}
+	return fmt.Sprintf("id %x, %d partitions, retention.ms %q", s.id[:4], s.parts, s.retention)
+}
+
+// metaFloodWorker owns a few topic names and changes them one request at a
+// time; acked is the state after its last acknowledged change, pending the
+// state its unanswered change would make (when the broker died under it).
+type metaFloodWorker struct {
+	names   []string
+	acked   map[string]metaTopicState
+	pending map[string]*metaTopicState
+	ops     int
+}
+
+// run changes the worker's topics until a request fails without a Kafka
+// answer (the broker is gone) or ctx ends.
+func (w *metaFloodWorker) run(ctx context.Context, t *testing.T, cl *kgo.Client, rng *rand.Rand) {
+	for ctx.Err() == nil {
+		name := w.names[rng.IntN(len(w.names))]
+		cur := w.acked[name]
+		next := cur
+		var req kmsg.Request
+		switch {
+		case !cur.exists:
+			r := kmsg.NewPtrCreateTopicsRequest()
+			rt := kmsg.NewCreateTopicsRequestTopic()
+			rt.Topic, rt.NumPartitions, rt.ReplicationFactor = name, int32(1+rng.IntN(3)), 1
+			next = metaTopicState{exists: true, parts: rt.NumPartitions}
+			if rng.IntN(2) == 0 {
+				c := kmsg.NewCreateTopicsRequestTopicConfig()
+				c.Name, c.Value = "retention.ms", kmsg.StringPtr(strconv.Itoa(1000+rng.IntN(1e6)))
+				rt.Configs = append(rt.Configs, c)
+				next.retention = *c.Value
+			}
+			r.Topics = append(r.Topics, rt)
+			req = r
+		case rng.IntN(3) == 0:
+			r := kmsg.NewPtrDeleteTopicsRequest()
+			r.TopicNames = []string{name}
+			rt := kmsg.NewDeleteTopicsRequestTopic()
+			rt.Topic = kmsg.StringPtr(name)
+			r.Topics = append(r.Topics, rt)
+			next = metaTopicState{}
+			req = r
+		case rng.IntN(2) == 0:
+			r := kmsg.NewPtrCreatePartitionsRequest()
+			rt := kmsg.NewCreatePartitionsRequestTopic()
+			rt.Topic, rt.Count = name, cur.parts+1
+			r.Topics = append(r.Topics, rt)
+			next.parts++
+			req = r
+		default:
+			r := kmsg.NewPtrIncrementalAlterConfigsRequest()
+			rr := kmsg.NewIncrementalAlterConfigsRequestResource()
+			rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeTopic, name
+			c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+			c.Name, c.Value = "retention.ms", kmsg.StringPtr(strconv.Itoa(1000+rng.IntN(1e6)))
+			rr.Configs = append(rr.Configs, c)
+			r.Resources = append(r.Resources, rr)
+			next.retention = *c.Value
+			req = r
+		}
+		resp, err := cl.Request(ctx, req)
+		if err != nil {
+			w.pending[name] = &next
+			return
+		}
+		var code int16
+		switch resp := resp.(type) {
+		case *kmsg.CreateTopicsResponse:
+			code = resp.Topics[0].ErrorCode
+			next.id = resp.Topics[0].TopicID
+		case *kmsg.DeleteTopicsResponse:
+			code = resp.Topics[0].ErrorCode
+		case *kmsg.CreatePartitionsResponse:
+			code = resp.Topics[0].ErrorCode
+		case *kmsg.IncrementalAlterConfigsResponse:
+			code = resp.Resources[0].ErrorCode
+		}
+		if code != 0 {
+			t.Errorf("%s on %s (%v): %v", kmsg.NameForKey(req.Key()), name, cur, kerr.ErrorForCode(code))
+			return
+		}
+		w.acked[name] = next
+		w.ops++
+	}
+}
+
+// Many connections create, delete, recreate, grow and reconfigure topics at
+// once; the broker is killed with SIGKILL in the middle. After restart every
+// acknowledged change is there and each unanswered one is whole or absent.
+func TestMetadataFloodKill9(t *testing.T) {
+	workers, namesPer, rounds, perRound := 12, 3, envInt("KLITE_FLOOD_ROUNDS", 3), envInt("KLITE_FLOOD_OPS", 5)
+	b := startBroker(t)
+	ws := make([]*metaFloodWorker, workers)
+	for i := range ws {
+		w := &metaFloodWorker{acked: map[string]metaTopicState{}, pending: map[string]*metaTopicState{}}
+		for j := range namesPer {
+			w.names = append(w.names, fmt.Sprintf("flood-%d.%d", i, j))
+		}
+		ws[i] = w
+	}
+	for round := range rounds {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		var wg sync.WaitGroup
+		for i, w := range ws {
+			cl := newFranz(t, b.addr, kgo.RequestRetries(0), kgo.RetryTimeout(time.Second), kgo.DisableIdempotentWrite())
+			rng := rand.New(rand.NewPCG(uint64(round), uint64(i)))
+			wg.Go(func() { w.run(ctx, t, cl, rng) })
+		}
+		// Kill once every worker has made some changes.
+		waitFor(t, time.Minute, "changes", func() bool {
+			for _, w := range ws {
+				if w.ops < perRound*(round+1) {
+					return false
+				}
+			}
+			return true
+		})
+		b.kill9()
+		wg.Wait()
+		cancel()
+		if t.Failed() {
+			return
+		}
+		b.restart()
+		got := describeAll(t, b.addr)
+		total := 0
+		for _, w := range ws {
+			total += w.ops
+			for _, name := range w.names {
+				have, want := got[name], w.acked[name]
+				p := w.pending[name]
+				switch {
+				case sameTopic(have, want):
+				case p != nil && sameTopic(have, *p):
+					w.acked[name] = have // the unanswered change was made
+				default:
+					t.Errorf("round %d: %s after restart: %v; acked %v, pending %v", round, name, have, want, p)
+				}
+				delete(w.pending, name)
+			}
+		}
+		t.Logf("round %d: %d acknowledged changes so far", round, total)
+		if t.Failed() {
+			return
+		}
+	}
+}
+
+func sameTopic(have, want metaTopicState) bool {
+	if !have.exists || !want.exists {
+		return have.exists == want.exists
+	}
+	// A pending create's id is unknown.
+	return (want.id == [16]byte{} || have.id == want.id) && have.parts == want.parts && have.retention == want.retention
+}
+
+// describeAll reads every topic's id, partition count and retention.ms.
+func describeAll(t *testing.T, addr string) map[string]metaTopicState {
+	t.Helper()
+	ctx := testContext(t, 30*time.Second)
+	cl := newFranz(t, addr)
+	md, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]metaTopicState{}
+	dc := kmsg.NewPtrDescribeConfigsRequest()
+	for _, mt := range md.Topics {
+		out[*mt.Topic] = metaTopicState{exists: true, id: mt.TopicID, parts: int32(len(mt.Partitions))}
+		r := kmsg.NewDescribeConfigsRequestResource()
+		r.ResourceType, r.ResourceName = kmsg.ConfigResourceTypeTopic, *mt.Topic
+		r.ConfigNames = []string{"retention.ms"}
+		dc.Resources = append(dc.Resources, r)
+	}
+	dresp, err := dc.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range dresp.Resources {
+		s := out[r.ResourceName]
+		for _, c := range r.Configs {
+			if c.Name == "retention.ms" && c.Source == kmsg.ConfigSourceDynamicTopicConfig && c.Value != nil {
+				s.retention = *c.Value
+			}
+		}
+		out[r.ResourceName] = s
+	}
+	return out
+}
+
+// IncrementalAlterConfigs APPEND and SUBTRACT of LIST configs are linear in
+// the list's length: one request of a million elements (9 MB, well inside
+// the request limit) is answered, where a quadratic merge held a core and
+// every other config change (alterMu) for most of an hour.
+func TestAlterConfigsLongListAppend(t *testing.T) {
+	const n, name = 1_000_000, "follower.replication.throttled.replicas"
+	b := startBroker(t)
+	cl := newFranz(t, b.addr)
+	ctx := testContext(t, time.Minute)
+	createTopic(t, kadm.NewClient(cl), "lists", 1)
+	list := func(from, to int) string {
+		var sb []byte
+		for i := from; i < to; i++ {
+			if i > from {
+				sb = append(sb, ',')
+			}
+			sb = strconv.AppendInt(sb, int64(i), 10)
+			sb = append(sb, ":1"...)
+		}
+		return string(sb)
+	}
+	alter := func(op kmsg.IncrementalAlterConfigOp, value string) {
+		t.Helper()
+		r := kmsg.NewPtrIncrementalAlterConfigsRequest()
+		rr := kmsg.NewIncrementalAlterConfigsRequestResource()
+		rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeTopic, "lists"
+		c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+		c.Name, c.Op, c.Value = name, op, kmsg.StringPtr(value)
+		rr.Configs = append(rr.Configs, c)
+		r.Resources = append(r.Resources, rr)
+		resp, err := r.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatalf("%v of %d bytes: %v", op, len(value), err)
+		}
+		if err := kerr.ErrorForCode(resp.Resources[0].ErrorCode); err != nil {
+			t.Fatalf("%v of %d bytes: %v", op, len(value), err)
+		}
+	}
+	alter(kmsg.IncrementalAlterConfigOpAppend, list(0, n))
+	alter(kmsg.IncrementalAlterConfigOpSubtract, list(1, n))
+	rc, err := kadm.NewClient(cl).DescribeTopicConfigs(ctx, "lists")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := rc.On("lists", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range c.Configs {
+		if e.Key == name && (e.Value == nil || *e.Value != "0:1") {
+			t.Fatalf("%s after appending %d elements and subtracting all but the first: %v", name, n, e.MaybeValue())
+		}
+	}
+}
