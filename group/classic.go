@@ -200,7 +200,8 @@ func (c *Coordinator) staticJoin(g *group, id string, a joinArgs) {
 		delete(g.pendingSync, oldID)
 		g.pendingSync[id] = true
 	}
-	m.protocols, m.session, m.rebalance = a.protos, a.session, a.rebalance
+	m.session, m.rebalance = a.session, a.rebalance
+	m.setProtocols(a.protos)
 	m.clientID, m.clientHost = a.clientID, a.clientHost
 	m.join, m.joinV = a.respond, a.version
 	c.schedule(m.hb, time.Now().Add(m.session))
@@ -298,7 +299,8 @@ func (c *Coordinator) updateMemberAndRebalance(g *group, m *member, a joinArgs) 
 		// first; it must not hang forever.
 		m.join(joinResult{err: kerr.RebalanceInProgress.Code, memberID: m.id})
 	}
-	m.protocols, m.session, m.rebalance = a.protos, a.session, a.rebalance
+	m.session, m.rebalance = a.session, a.rebalance
+	m.setProtocols(a.protos)
 	m.join, m.joinV = a.respond, a.version
 	c.maybePrepareRebalance(g)
 }

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// A JoinGroup listing a million protocols (13 MB, inside the request
+// limit) is served in time linear in its size, and the coordinator loop
+// that owns every group stays free for other groups' work meanwhile. The
+// protocol choice compared every protocol with every other (a million
+// squared), so one such request stopped every group on the broker.
+func TestJoinGroupManyProtocols(t *testing.T) {
+	const n = 1_000_000
+	b := startBroker(t)
+	cl := newFranz(t, b.addr)
+	other := newFranz(t, b.addr)
+	ctx := testContext(t, time.Minute)
+	createTopic(t, kadm.NewClient(cl), "jp", 1)
+
+	join := kmsg.NewPtrJoinGroupRequest()
+	join.Group, join.ProtocolType = "many-protocols", "consumer"
+	join.SessionTimeoutMillis, join.RebalanceTimeoutMillis = 30000, 30000
+	join.Protocols = make([]kmsg.JoinGroupRequestProtocol, n)
+	for i := range join.Protocols {
+		join.Protocols[i].Name = "p" + strconv.Itoa(n-1-i) // the preferred one last in name order
+		join.Protocols[i].Metadata = []byte{byte(i)}
+	}
+	resp, err := join.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.ErrorCode == kerr.MemberIDRequired.Code {
+		join.MemberID = resp.MemberID
+		joined := make(chan struct{})
+		go func() {
+			defer close(joined)
+			resp, err = join.RequestWith(ctx, cl)
+		}()
+		// Other groups are served while the big one rebalances.
+		adm := kadm.NewClient(other)
+		for at := int64(0); ; at++ {
+			select {
+			case <-joined:
+			default:
+				var offs kadm.Offsets
+				offs.Add(kadm.Offset{Topic: "jp", Partition: 0, At: at, LeaderEpoch: -1})
+				cr, cerr := adm.CommitOffsets(ctx, "bystander", offs)
+				if cerr == nil {
+					cerr = cr.Error()
+				}
+				if cerr != nil {
+					t.Fatalf("another group's commit while a JoinGroup of %d protocols is served: %v", n, cerr)
+				}
+				continue
+			}
+			break
+		}
+		<-joined
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+		t.Fatalf("JoinGroup of %d protocols: %v", n, err)
+	}
+	if resp.Protocol == nil || *resp.Protocol != "p"+strconv.Itoa(n-1) {
+		t.Fatalf("JoinGroup of %d protocols chose %v, want the member's first, p%d", n, resp.Protocol, n-1)
+	}
+}
