@@ -273,3 +273,71 @@ func TestAlterConfigsLongListAppend(t *testing.T) {
 		}
 	}
 }
+
+// Creates and partition adds racing from many connections never pass
+// -max-partitions together, and what was acknowledged is what a restart
+// finds.
+func TestPartitionCapRace(t *testing.T) {
+	const limit, workers, perTopic = 60, 16, 7
+	b := startBroker(t, "-max-partitions", strconv.Itoa(limit))
+	ctx := testContext(t, time.Minute)
+	var mu sync.Mutex
+	acked := map[string]int32{}
+	var wg sync.WaitGroup
+	for w := range workers {
+		cl := newFranz(t, b.addr)
+		wg.Go(func() {
+			for i := range 4 {
+				name := fmt.Sprintf("cap-%d-%d", w, i)
+				r := kmsg.NewPtrCreateTopicsRequest()
+				rt := kmsg.NewCreateTopicsRequestTopic()
+				rt.Topic, rt.NumPartitions, rt.ReplicationFactor = name, perTopic, 1
+				r.Topics = append(r.Topics, rt)
+				resp, err := r.RequestWith(ctx, cl)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if resp.Topics[0].ErrorCode != 0 {
+					continue
+				}
+				mu.Lock()
+				acked[name] = perTopic
+				mu.Unlock()
+				g := kmsg.NewPtrCreatePartitionsRequest()
+				gt := kmsg.NewCreatePartitionsRequestTopic()
+				gt.Topic, gt.Count = name, perTopic+3
+				g.Topics = append(g.Topics, gt)
+				gresp, err := g.RequestWith(ctx, cl)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if gresp.Topics[0].ErrorCode == 0 {
+					mu.Lock()
+					acked[name] = perTopic + 3
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	total := int32(0)
+	for _, n := range acked {
+		total += n
+	}
+	if total > limit || total < limit-perTopic {
+		t.Fatalf("acknowledged %d partitions with -max-partitions %d", total, limit)
+	}
+	b.kill9()
+	b.restart()
+	got := describeAll(t, b.addr)
+	if len(got) != len(acked) {
+		t.Errorf("%d topics after restart, %d acknowledged", len(got), len(acked))
+	}
+	for name, n := range acked {
+		if got[name].parts != n {
+			t.Errorf("%s: %d partitions after restart, %d acknowledged", name, got[name].parts, n)
+		}
+	}
+}
