@@ -22,9 +22,16 @@ package kafka
 //     and read_uncommitted see the same records.
 //   - CurrentLeaderEpoch (v9+) above 0, the only leader epoch klite has,
 //     answers UNKNOWN_LEADER_EPOCH (KIP-320); -1 skips the check.
+//   - A partition listed more than once is served once, as in Kafka (whose
+//     fetch data is a map keyed by topic-partition in request order): it keeps
+//     the place of its first listing and the fields of its last, and the
+//     response names it once.
 //   - Long polling: when fewer than MinBytes are available and MaxWaitMs > 0
 //     and no partition errored, the fetch watches every partition and a timer,
 //     and re-reads when either fires. All of it runs off the event loop.
+//     MaxWaitMs is capped by Config.MaxFetchWait. The frame is given back to
+//     netloop once parsed, and a waiting fetch whose connection closes is
+//     dropped at once: its watchers and timer cancelled, its memory freed.
 //   - Records leave by sendfile: the response is encoded with kmsg around a
 //     random marker per partition, then the marker is replaced by the
 //     storage chunks as file parts (see splice.go).
@@ -64,6 +71,8 @@ type fetchWait struct {
 	gen     uint64      // wait round, guarded by mu
 	cancels []func()    // Watch cancels of this round, guarded by mu
 	timer   *time.Timer // guarded by mu
+	cp      *connPolls  // set by track, guarded by mu
+	closed  bool        // the connection closed: answer nothing, guarded by mu
 }
 
 type fetchState uint8
@@ -96,9 +105,16 @@ func (h *Handler) fetch(r *request) {
 		r.respond(resp)
 		return
 	}
+	// Everything the fetch needs is decoded into req (kmsg copies strings;
+	// only unknown tagged fields alias the frame, and they are never read),
+	// so the frame can go back now rather than after a long poll.
+	r.nr.ReleaseFrame()
+	r.clientID, r.body = nil, nil
+	dedupePartitions(req, r.version >= 13)
 	f := &fetchWait{h: h, r: r, req: req, topics: make([]fetchTopic, len(req.Topics))}
 	if req.MaxWaitMillis > 0 {
-		f.deadline = time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
+		wait := min(time.Duration(req.MaxWaitMillis)*time.Millisecond, h.cfg.MaxFetchWait)
+		f.deadline = time.Now().Add(wait)
 	}
 	for i := range req.Topics {
 		t := &req.Topics[i]
@@ -112,7 +128,7 @@ func (h *Handler) fetch(r *request) {
 		}
 	}
 	// Reads may touch the disk: never on the event loop.
-	h.async(r, f.run)
+	f.submit(f.run)
 }
 
 // partRead is what one partition contributes to the response.
@@ -123,11 +139,35 @@ type partRead struct {
 
 // run reads every partition and either answers or waits for more data.
 func (f *fetchWait) run() {
-	reads, bytes, errored := f.read()
+	if f.r.nr.Context().Err() != nil {
+		// The connection closed while this fetch was queued: skip the
+		// reads, so work left by closed connections drains fast.
+		f.mu.Lock()
+		f.closed = true
+		f.mu.Unlock()
+	}
+	var reads []partRead
+	var bytes int64
+	var errored bool
+	f.mu.Lock()
+	skip := f.closed
+	f.mu.Unlock()
+	if !skip {
+		reads, bytes, errored = f.read()
+	}
 
 	f.mu.Lock()
 	final := f.state == fetchExpiring
+	closed := f.closed
 	f.mu.Unlock()
+	if closed {
+		for i := range reads {
+			reads[i].res.Release()
+		}
+		f.finish()
+		f.r.close() // netloop drops it: the connection is gone
+		return
+	}
 	minBytes := int64(f.req.MinBytes)
 	if final || errored || bytes >= minBytes || f.req.MaxWaitMillis <= 0 || len(reads) == 0 || !time.Now().Before(f.deadline) {
 		f.answer(reads)
@@ -215,15 +255,22 @@ func (f *fetchWait) wait(after []int64) {
 	f.mu.Lock()
 	if f.state == fetchExpiring {
 		f.mu.Unlock()
-		f.h.async(f.r, f.run)
+		f.submit(f.run)
 		return
 	}
 	f.state = fetchWaiting
 	f.gen++
 	gen := f.gen
 	f.mu.Unlock()
-	if !f.h.track(f) {
+	switch f.h.track(f) {
+	case trackHandlerOff:
 		f.expire()
+		return
+	case trackConnGone:
+		f.mu.Lock()
+		f.closed, f.state = true, fetchReading
+		f.mu.Unlock()
+		f.run() // answers with a close at once
 		return
 	}
 	i := 0
@@ -283,8 +330,7 @@ func (f *fetchWait) rearm(next fetchState) {
 	}
 	f.mu.Unlock()
 	f.h.untrack(f)
-	go func() {
-		defer f.h.recoverTo(f.r)
+	f.submit(func() {
 		for _, c := range cancels {
 			c()
 		}
@@ -294,15 +340,65 @@ func (f *fetchWait) rearm(next fetchState) {
 		}
 		f.mu.Unlock()
 		f.run()
-	}()
+	})
 }
 
-// answer encodes and sends the response; the chunks go out as file parts.
-func (f *fetchWait) answer(reads []partRead) {
+// submit runs fn on the handler's fetch runner, under recoverTo.
+func (f *fetchWait) submit(fn func()) {
+	f.h.fetchRunner.submit(func() {
+		defer f.h.recoverTo(f.r)
+		fn()
+	})
+}
+
+// abandon drops a fetch whose connection closed. A waiting fetch is
+// finished here; a read in progress sees closed and finishes itself.
+func (f *fetchWait) abandon() {
+	f.mu.Lock()
+	f.closed = true
+	switch f.state {
+	case fetchDone:
+		f.mu.Unlock()
+		return
+	case fetchWaiting:
+	default:
+		f.state = fetchExpiring // no further wait: run closes
+		f.mu.Unlock()
+		return
+	}
+	f.state = fetchDone
+	cancels := f.cancels
+	f.cancels = nil
+	if f.timer != nil {
+		f.timer.Stop()
+		f.timer = nil
+	}
+	f.mu.Unlock()
+	f.h.untrack(f)
+	for _, c := range cancels {
+		c()
+	}
+	f.r.close() // netloop drops it: the connection is gone
+}
+
+// finish marks the fetch answered and unregisters it.
+func (f *fetchWait) finish() {
 	f.mu.Lock()
 	f.state = fetchDone
 	f.mu.Unlock()
 	f.h.untrack(f)
+}
+
+// trackedBy returns the connection's poll set the fetch is in, if any.
+func (f *fetchWait) trackedBy() *connPolls {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.cp
+}
+
+// answer encodes and sends the response; the chunks go out as file parts.
+func (f *fetchWait) answer(reads []partRead) {
+	f.finish()
 
 	req := f.req
 	resp := kmsg.NewPtrFetchResponse()
@@ -336,21 +432,102 @@ func (f *fetchWait) answer(reads []partRead) {
 	sendSpliced(f.r, resp, reads)
 }
 
-// track registers a waiting fetch so Close can answer it. False once closed.
-func (h *Handler) track(f *fetchWait) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.closed {
-		return false
-	}
-	h.polls[f] = struct{}{}
-	return true
+// fetchPartKey names a partition of a fetch: by topic ID from v13, by name before.
+type fetchPartKey struct {
+	id    [16]byte
+	name  string
+	index int32
 }
 
-func (h *Handler) untrack(f *fetchWait) {
-	h.mu.Lock()
-	delete(h.polls, f)
-	h.mu.Unlock()
+// dedupeLinearMax: up to this many partitions duplicates are looked for by
+// comparing pairs, which allocates nothing; above it a map is cheaper.
+const dedupeLinearMax = 16
+
+// hasDuplicates reports whether a partition is listed twice among n.
+func hasDuplicates(req *kmsg.FetchRequest, n int, key func(*kmsg.FetchRequestTopic, *kmsg.FetchRequestTopicPartition) fetchPartKey) bool {
+	if n <= dedupeLinearMax {
+		var keys [dedupeLinearMax]fetchPartKey
+		i := 0
+		for ti := range req.Topics {
+			t := &req.Topics[ti]
+			for pi := range t.Partitions {
+				k := key(t, &t.Partitions[pi])
+				for _, seen := range keys[:i] {
+					if seen == k {
+						return true
+					}
+				}
+				keys[i] = k
+				i++
+			}
+		}
+		return false
+	}
+	seen := make(map[fetchPartKey]struct{}, n)
+	for ti := range req.Topics {
+		t := &req.Topics[ti]
+		for pi := range t.Partitions {
+			k := key(t, &t.Partitions[pi])
+			if _, ok := seen[k]; ok {
+				return true
+			}
+			seen[k] = struct{}{}
+		}
+	}
+	return false
+}
+
+// dedupePartitions collapses partitions listed more than once, as Kafka
+// does: one entry per partition at the place of its first listing, with
+// the fields of its last. Consecutive partitions of one topic share a topic
+// entry. A request without duplicates is left as it is.
+func dedupePartitions(req *kmsg.FetchRequest, byID bool) {
+	key := func(t *kmsg.FetchRequestTopic, p *kmsg.FetchRequestTopicPartition) fetchPartKey {
+		if byID {
+			return fetchPartKey{id: t.TopicID, index: p.Partition}
+		}
+		return fetchPartKey{name: t.Topic, index: p.Partition}
+	}
+	n := 0
+	for i := range req.Topics {
+		n += len(req.Topics[i].Partitions)
+	}
+	if n < 2 {
+		return
+	}
+	if !hasDuplicates(req, n, key) {
+		return
+	}
+	type entry struct {
+		t *kmsg.FetchRequestTopic
+		p kmsg.FetchRequestTopicPartition
+	}
+	index := make(map[fetchPartKey]int, n)
+	entries := make([]entry, 0, n)
+	for ti := range req.Topics {
+		t := &req.Topics[ti]
+		for pi := range t.Partitions {
+			k := key(t, &t.Partitions[pi])
+			if at, ok := index[k]; ok {
+				entries[at].p = t.Partitions[pi] // the last listing's fields win
+				continue
+			}
+			index[k] = len(entries)
+			entries = append(entries, entry{t: t, p: t.Partitions[pi]})
+		}
+	}
+	var topics []kmsg.FetchRequestTopic
+	for i := range entries {
+		e := &entries[i]
+		if last := len(topics) - 1; last < 0 || topics[last].Topic != e.t.Topic || topics[last].TopicID != e.t.TopicID {
+			t := *e.t
+			t.Partitions = nil
+			topics = append(topics, t)
+		}
+		last := &topics[len(topics)-1]
+		last.Partitions = append(last.Partitions, e.p)
+	}
+	req.Topics = topics
 }
 
 // leaderEpoch is the leader epoch of every partition: one broker, no

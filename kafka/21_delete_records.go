@@ -80,10 +80,18 @@ func (h *Handler) deleteRecordsResponse(version int16, req *kmsg.DeleteRecordsRe
 // (Kafka refuses DeleteRecords on compact-only topics).
 func deletePolicy(configs map[string]string) bool {
 	v, ok := configs["cleanup.policy"]
-	if !ok {
-		return true
-	}
-	return slices.ContainsFunc(strings.Split(v, ","), func(s string) bool {
-		return strings.TrimSpace(s) == "delete"
+	return !ok || policyHas(v, "delete")
+}
+
+// compactPolicy reports whether a topic's cleanup.policy includes compact
+// (Kafka then refuses records without a key).
+func compactPolicy(configs map[string]string) bool {
+	v, ok := configs["cleanup.policy"]
+	return ok && policyHas(v, "compact")
+}
+
+func policyHas(list, policy string) bool {
+	return slices.ContainsFunc(strings.Split(list, ","), func(s string) bool {
+		return strings.TrimSpace(s) == policy
 	})
 }

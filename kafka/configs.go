@@ -193,6 +193,9 @@ var brokerConfigs = map[string]brokerConfig{
 	"num.partitions": {typ: kmsg.ConfigTypeInt, def: strp("1"), value: func(c *Config) (string, bool) {
 		return strconv.Itoa(int(c.DefaultPartitions)), true
 	}, doc: "Partitions of auto-created topics and of topics created with -1 partitions (-default-partitions)."},
+	"queued.max.request.bytes": {typ: kmsg.ConfigTypeLong, def: strp("-1"), value: func(c *Config) (string, bool) {
+		return intOr(c.QueuedMaxRequestBytes, -1), true
+	}, doc: "Request bytes held in memory by the whole broker before no more requests are read; -1 no cap (-max-queued-request-bytes)."},
 	"socket.request.max.bytes": {typ: kmsg.ConfigTypeInt, def: strp("104857600"), value: func(c *Config) (string, bool) {
 		return intOr(c.SocketRequestMaxBytes, 104857600), true
 	}, doc: "Largest request accepted; larger ones close the connection (-max-request-bytes)."},

@@ -230,6 +230,7 @@ func TestDescribeConfigsBroker(t *testing.T) {
 			{"log.dirs", "/data/klite", kmsg.ConfigSourceStaticBrokerConfig},
 			{"log.cleanup.policy", "delete", kmsg.ConfigSourceDefaultConfig},
 			{"connections.max.idle.ms", "600000", kmsg.ConfigSourceDefaultConfig},
+			{"queued.max.request.bytes", "-1", kmsg.ConfigSourceDefaultConfig}, // not set in this harness
 		} {
 			c := configByName(t, res, w.name)
 			if val(c.Value) != w.value || (v >= 1 && c.Source != w.src) {

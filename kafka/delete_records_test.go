@@ -36,7 +36,7 @@ func TestDeleteRecords(t *testing.T) {
 		}
 		hs.createTopic("compacted", 1, map[string]string{"cleanup.policy": "compact"})
 		hs.createTopic("both", 1, map[string]string{"cleanup.policy": "compact,delete"})
-		hs.produceTo("both", 0, makeBatch(batchOpts{records: 2}))
+		hs.produceTo("both", 0, makeBatch(batchOpts{records: 2, keyed: true}))
 
 		req := deleteRecordsReq(v, "t", map[int32]int64{
 			0: 3,  // batch boundary

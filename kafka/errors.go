@@ -58,8 +58,14 @@ func (h *Handler) errCode(err error) int16 {
 		return kerr.CorruptMessage.Code
 	case errors.Is(err, storage.ErrBatchMagic),
 		errors.Is(err, storage.ErrBatchCount),
-		errors.Is(err, storage.ErrBatchEmpty):
+		errors.Is(err, storage.ErrBatchEmpty),
+		errors.Is(err, storage.ErrRecordInvalid):
 		return kerr.InvalidRecord.Code
+	case errors.Is(err, storage.ErrRecordsCorrupt), errors.Is(err, storage.ErrBatchCodec):
+		return kerr.CorruptMessage.Code
+	case errors.Is(err, storage.ErrRecordsTooLarge):
+		// Java producers split the batch and retry on this code.
+		return kerr.MessageTooLarge.Code
 	}
 	h.logUnknown(err)
 	return kerr.UnknownServerError.Code

@@ -2,6 +2,9 @@ package kafka
 
 import (
 	"bytes"
+	"context"
+	"encoding/binary"
+	"slices"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -75,7 +78,7 @@ func TestFetchSplicingAllVersions(t *testing.T) {
 			"a/0": hs.partitionBytes("a", 0),
 			"a/1": {},
 			"a/2": hs.partitionBytes("a", 2),
-			"b/0": hs.partitionBytes("b", 0)[61:], // skip the first batch (offset 0 only)
+			"b/0": hs.partitionBytes("b", 0)[61+7:], // skip the first batch (offset 0 only: one 7-byte record)
 		}
 		hwm := map[string]int64{"a/0": 4, "a/1": 0, "a/2": 2, "b/0": 6}
 		seen := 0
@@ -384,6 +387,84 @@ func BenchmarkFetch(b *testing.B) {
 		r := hs.serveFrame(frame).wait(b)
 		if r.Release != nil {
 			r.Release()
+		}
+	}
+}
+
+// A long poll whose connection closes is dropped at once: its watchers are
+// cancelled and it completes (with a close, which netloop drops) without
+// waiting for MaxWaitMs.
+func TestFetchLongPollConnClosed(t *testing.T) {
+	hs := newHarness(t)
+	hs.createTopic("t", 2, nil)
+	req := fetchReq(hs, 12, 600000, 1, 1<<20, fetchPart{"t", 0, 0, 1 << 20}, fetchPart{"t", 1, 0, 1 << 20})
+	ctx, cancel := context.WithCancel(context.Background())
+	p := hs.serveFrameContext(ctx, encodeRequest(req, testCorr))
+	waitWatchers(t, hs, 2)
+	if p.answered() {
+		t.Fatal("answered before any data")
+	}
+	cancel()
+	if resp := p.wait(t); !resp.Close || len(resp.Parts) != 0 {
+		t.Fatalf("abandoned fetch answered %+v, want a close", resp)
+	}
+	eventually(t, "watches cancelled", func() bool { return hs.st.watcherCount() == 0 })
+	if n := hs.h.pollCount(); n != 0 {
+		t.Fatalf("%d long polls still tracked", n)
+	}
+}
+
+// A partition listed more than once is served once, at the place of its
+// first listing with the fields of its last, as Kafka does.
+func TestFetchDuplicatePartitions(t *testing.T) {
+	hs := newHarness(t)
+	hs.createTopic("a", 2, nil)
+	hs.createTopic("b", 1, nil)
+	hs.produceTo("a", 0, makeBatch(batchOpts{records: 3, payload: 10}))
+	hs.produceTo("a", 0, makeBatch(batchOpts{records: 2, payload: 10}))
+	for _, c := range []struct {
+		v     int16
+		extra int
+	}{{12, 1}, {12, 40}, {13, 1}, {13, 40}} { // by name and by topic ID; few and many listings
+		v := c.v
+		parts := []fetchPart{{"a", 0, 0, 1 << 20}, {"b", 0, 0, 1 << 20}, {"a", 1, 0, 1 << 20}}
+		for range c.extra {
+			parts = append(parts, fetchPart{"a", 0, 0, 1 << 20})
+		}
+		parts = append(parts, fetchPart{"a", 0, 3, 1 << 20}) // the last listing wins
+		req := fetchReq(hs, v, 0, 1, 1<<20, parts...)
+		resp := roundTrip[*kmsg.FetchResponse](hs, req)
+		type tp struct {
+			topic string
+			part  int32
+		}
+		var got []tp
+		names := map[[16]byte]string{}
+		for _, n := range []string{"a", "b"} {
+			info, _ := hs.st.Topic(n)
+			names[info.ID] = n
+		}
+		for _, rt := range resp.Topics {
+			name := rt.Topic
+			if v >= 13 {
+				name = names[rt.TopicID]
+			}
+			for _, rp := range rt.Partitions {
+				got = append(got, tp{name, rp.Partition})
+				if name == "a" && rp.Partition == 0 {
+					first := int64(-1)
+					if b := rp.RecordBatches; len(b) >= 8 {
+						first = int64(binary.BigEndian.Uint64(b))
+					}
+					if first != 3 {
+						t.Fatalf("v%d: a/0 served from offset %d, want 3 (the last listing)", v, first)
+					}
+				}
+			}
+		}
+		want := []tp{{"a", 0}, {"b", 0}, {"a", 1}}
+		if !slices.Equal(got, want) {
+			t.Fatalf("v%d: response partitions %v, want %v", v, got, want)
 		}
 	}
 }

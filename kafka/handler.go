@@ -34,8 +34,16 @@ import (
 const (
 	defaultPartitions         = 1
 	defaultMaxMessageBytes    = 1048588 // Kafka's max.message.bytes default
-	defaultMaxTopicPartitions = 10000   // CreateTopics/auto-create cap
+	defaultMaxDecompressed    = 64 << 20
+	defaultMaxTopicPartitions = 10000 // CreateTopics/auto-create cap
 	defaultAdvertisedPort     = 9092
+	// DefaultMaxFetchWait caps a fetch's MaxWaitMs. Kafka clients wait far
+	// less (fetch.max.wait.ms is 500 ms in the Java client and librdkafka,
+	// 5 s in franz-go) and give up on a request after request.timeout.ms,
+	// 30 s by default: a longer wait only pins memory for a client that has
+	// stopped listening. Answering early is always allowed (Kafka does so
+	// whenever MinBytes are there), so clients handle it.
+	DefaultMaxFetchWait = 30 * time.Second
 
 	// requestHeaderBytes is api key, api version and correlation id.
 	requestHeaderBytes = 8
@@ -61,7 +69,16 @@ type Config struct {
 	MaxMessageBytes int32
 	// MaxTopicPartitions caps the partition count of one topic.
 	MaxTopicPartitions int32
-	Logger             zerolog.Logger
+	// MaxDecompressedBatchBytes bounds what one compressed batch may
+	// decompress to while produce validates its records.
+	MaxDecompressedBatchBytes int64
+	// MaxFetchWait caps how long a fetch long-polls, whatever its MaxWaitMs.
+	// 0 means DefaultMaxFetchWait.
+	MaxFetchWait time.Duration
+	// FetchWorkers caps the goroutines that read for fetches; more fetches
+	// queue (runner.go). 0 means DefaultFetchWorkers.
+	FetchWorkers int
+	Logger       zerolog.Logger
 
 	// Reported by DescribeConfigs only (configs.go): netloop and storage
 	// enforce these. Kafka's names and units; zero reports Kafka's default.
@@ -69,6 +86,7 @@ type Config struct {
 	LogDirs               string // log.dirs: the data directory (zero: null)
 	SegmentBytes          int64  // log.segment.bytes, the default of topics' segment.bytes: WAL segment size
 	SocketRequestMaxBytes int32  // socket.request.max.bytes: largest request frame
+	QueuedMaxRequestBytes int64  // queued.max.request.bytes; -1: no cap
 	ConnectionsMaxIdleMs  int64  // connections.max.idle.ms; -1: idle connections are kept
 	MaxConnections        int32  // max.connections
 	// Retention defaults of topics that do not set retention.ms /
@@ -92,6 +110,15 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxTopicPartitions <= 0 {
 		c.MaxTopicPartitions = defaultMaxTopicPartitions
+	}
+	if c.MaxDecompressedBatchBytes <= 0 {
+		c.MaxDecompressedBatchBytes = defaultMaxDecompressed
+	}
+	if c.FetchWorkers <= 0 {
+		c.FetchWorkers = DefaultFetchWorkers
+	}
+	if c.MaxFetchWait <= 0 {
+		c.MaxFetchWait = DefaultMaxFetchWait
 	}
 	if c.AdvertisedHost == "" {
 		c.AdvertisedHost = "localhost"
@@ -119,9 +146,17 @@ type Handler struct {
 	// IncrementalAlterConfigs (configs.go), so concurrent changes are not lost.
 	alterMu sync.Mutex
 
+	fetchRunner runner // reads for fetches, at most cfg.FetchWorkers at once
+
 	mu     sync.Mutex
-	closed bool                    // guarded by mu
-	polls  map[*fetchWait]struct{} // long polls in progress, guarded by mu
+	closed bool                  // guarded by mu
+	conns  map[uint64]*connPolls // long polls by connection id, guarded by mu (polls.go)
+
+	// produceMu guards produceTail: per connection, closed when the last
+	// produce validated off the event loop has issued its appends (see
+	// 00_produce.go), so appends keep each connection's request order.
+	produceMu   sync.Mutex
+	produceTail map[uint64]chan struct{}
 
 	unknownMu     sync.Mutex
 	unknownLogged map[string]struct{} // storage errors already logged, guarded by unknownMu
@@ -137,9 +172,11 @@ func New(cfg Config, st Storage) *Handler {
 		log:           log,
 		warn:          log.Sample(&zerolog.BurstSampler{Burst: 5, Period: time.Minute}),
 		nodeReplicas:  []int32{cfg.NodeID},
-		polls:         make(map[*fetchWait]struct{}),
+		produceTail:   make(map[uint64]chan struct{}),
+		conns:         make(map[uint64]*connPolls),
 		unknownLogged: make(map[string]struct{}),
 	}
+	h.fetchRunner.max = cfg.FetchWorkers
 	h.apiKeys = advertisedKeys()
 	return h
 }
@@ -151,12 +188,8 @@ func New(cfg Config, st Storage) *Handler {
 func (h *Handler) Close() {
 	h.mu.Lock()
 	h.closed = true
-	polls := make([]*fetchWait, 0, len(h.polls))
-	for f := range h.polls {
-		polls = append(polls, f)
-	}
 	h.mu.Unlock()
-	for _, f := range polls {
+	for _, f := range h.allPolls() {
 		f.expire()
 	}
 }

@@ -266,3 +266,6 @@ type unmappedErr struct{}
 func (unmappedErr) Error() string { return "something else" }
 
 var errUnmapped error = unmappedErr{}
+
+// pollCount is how many long polls the handler tracks.
+func (h *Handler) pollCount() int { return len(h.allPolls()) }

@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"context"
 	"encoding/binary"
 	"hash/crc32"
 	"io"
@@ -84,8 +85,13 @@ func (p *pending) answered() bool {
 
 // serveFrame hands a raw frame to the handler.
 func (hs *harness) serveFrame(frame []byte) *pending {
+	return hs.serveFrameContext(context.Background(), frame)
+}
+
+// serveFrameContext is serveFrame on a connection that closes when ctx ends.
+func (hs *harness) serveFrameContext(ctx context.Context, frame []byte) *pending {
 	p := &pending{ch: make(chan struct{})}
-	nr := netloop.NewRequest(frame, netloop.ConnInfo{ID: 7}, func(r netloop.Response) {
+	nr := netloop.NewRequestContext(ctx, frame, netloop.ConnInfo{ID: 7}, func(r netloop.Response) {
 		p.mu.Lock()
 		p.resps = append(p.resps, r)
 		n := len(p.resps)
@@ -182,15 +188,18 @@ func decodeBody[R kmsg.Response](t testing.TB, req kmsg.Request, b []byte) R {
 
 type batchOpts struct {
 	records    int
-	payload    int   // bytes of opaque record data
+	payload    int   // about this many bytes of records in all (at least what the records need)
 	attrs      int16 // compression, txn, control bits
 	maxTs      int64
 	magic      int8
 	producerID int64
+	keyed      bool // records carry a key (compacted topics need one)
 }
 
-// makeBatch builds a v2 record batch with a valid CRC. Record bodies are
-// opaque filler: the broker never decodes them.
+// makeBatch builds a v2 record batch with a valid CRC and well-formed
+// records (null keys, values of filler bytes sharing payload). With a
+// compression bit set in attrs, the records are not compressed: the batch
+// only fails record validation, after the header checks that come first.
 func makeBatch(o batchOpts) []byte {
 	if o.records == 0 {
 		o.records = 1
@@ -201,10 +210,24 @@ func makeBatch(o batchOpts) []byte {
 	if o.producerID == 0 {
 		o.producerID = -1
 	}
-	b := make([]byte, 61+o.payload)
+	if o.keyed {
+		return wrapBatch(o, makeKeyedRecords(o.records, o.payload))
+	}
+	return wrapBatch(o, makeRecords(o.records, o.payload))
+}
+
+// wrapBatch puts recs (the records, compressed as o.attrs says) under a
+// batch header built from o, o.records being the declared count.
+func wrapBatch(o batchOpts, recs []byte) []byte {
+	if o.magic == 0 {
+		o.magic = 2
+	}
+	if o.producerID == 0 {
+		o.producerID = -1
+	}
+	b := make([]byte, 61, 61+len(recs))
 	be := binary.BigEndian
 	be.PutUint64(b[0:], 0)
-	be.PutUint32(b[8:], uint32(len(b)-12))
 	be.PutUint32(b[12:], 0xffffffff)
 	b[16] = byte(o.magic)
 	be.PutUint16(b[21:], uint16(o.attrs))
@@ -214,12 +237,65 @@ func makeBatch(o batchOpts) []byte {
 	be.PutUint64(b[43:], uint64(o.producerID))
 	be.PutUint16(b[51:], 0xffff)
 	be.PutUint32(b[53:], 0xffffffff)
-	be.PutUint32(b[57:], uint32(o.records))
-	for i := 61; i < len(b); i++ {
-		b[i] = byte(i)
+	if o.producerID >= 0 {
+		be.PutUint16(b[51:], 0)
+		be.PutUint32(b[53:], 0)
 	}
+	be.PutUint32(b[57:], uint32(o.records))
+	b = append(b, recs...)
+	be.PutUint32(b[8:], uint32(len(b)-12))
 	be.PutUint32(b[17:], crc32.Checksum(b[21:], crc32.MakeTable(crc32.Castagnoli)))
 	return b
+}
+
+// makeRecords encodes n records whose values share payload bytes: the
+// records take exactly payload bytes when that is enough for them.
+func makeRecords(n, payload int) []byte {
+	var out []byte
+	for i := 0; i < n; i++ {
+		want := (payload - len(out)) / (n - i) // this record's share of what is left
+		v := max(want, 0)
+		for v > 0 && len(appendRecord(nil, i, v)) > want {
+			v--
+		}
+		out = appendRecord(out, i, v)
+	}
+	return out
+}
+
+// makeKeyedRecords encodes n records with one-byte keys and empty values.
+func makeKeyedRecords(n, payload int) []byte {
+	var out []byte
+	for i := 0; i < n; i++ {
+		out = appendRecordKey(out, i, []byte{byte('a' + i%26)}, 0)
+	}
+	return out
+}
+
+// appendRecord appends record i (offset delta i) with a null key and a
+// value of size filler bytes.
+func appendRecord(out []byte, i, size int) []byte { return appendRecordKey(out, i, nil, size) }
+
+// appendRecordKey appends record i with key (nil: null) and a value of size
+// filler bytes.
+func appendRecordKey(out []byte, i int, key []byte, size int) []byte {
+	var body []byte
+	body = append(body, 0)                     // attributes
+	body = binary.AppendVarint(body, 0)        // timestamp delta
+	body = binary.AppendVarint(body, int64(i)) // offset delta
+	if key == nil {
+		body = binary.AppendVarint(body, -1) // null key
+	} else {
+		body = binary.AppendVarint(body, int64(len(key)))
+		body = append(body, key...)
+	}
+	body = binary.AppendVarint(body, int64(size))
+	for j := 0; j < size; j++ {
+		body = append(body, byte(i+j))
+	}
+	body = binary.AppendVarint(body, 0) // no headers
+	out = binary.AppendVarint(out, int64(len(body)))
+	return append(out, body...)
 }
 
 // produceTo appends batches to topic/partition through the handler (acks=-1)

@@ -1,7 +1,13 @@
 package kafka
 
 import (
+	"bytes"
+	"fmt"
+	"math"
+	"strings"
 	"testing"
+
+	"github.com/klauspost/compress/gzip"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -206,6 +212,124 @@ func BenchmarkProduce(b *testing.B) {
 		r := p.wait(b)
 		if r.Release != nil {
 			r.Release()
+		}
+	}
+}
+
+// gzipped compresses b with gzip, as a producer would.
+func gzipped(t testing.TB, b []byte) []byte {
+	var out bytes.Buffer
+	w := gzip.NewWriter(&out)
+	w.Write(b)
+	w.Close()
+	return out.Bytes()
+}
+
+// Records are validated as Kafka's log validator does: each malformed
+// batch under a valid CRC gets its code, v8+ the record at fault and a
+// message, and nothing is stored.
+func TestProduceRecordValidation(t *testing.T) {
+	three := makeRecords(3, 60)
+	badDelta := append(appendRecord(nil, 0, 4), appendRecord(nil, 5, 4)...) // record 1 claims delta 5
+	// A value of 8 MiB of a repeating pattern: a few KiB compressed.
+	bomb := gzipped(t, appendRecord(nil, 0, 8<<20))
+	cases := []struct {
+		name    string
+		records []byte
+		want    int16
+		index   int32 // record named in ErrorRecords; -1: none
+	}{
+		{"garbage records", wrapBatch(batchOpts{records: 1}, []byte("not a record, not at all")), kerr.InvalidRecord.Code, 0},
+		{"count 1 holding 3", wrapBatch(batchOpts{records: 1}, three), kerr.InvalidRecord.Code, -1},
+		{"count 2^31-1 holding 1", wrapBatch(batchOpts{records: math.MaxInt32}, makeRecords(1, 10)), kerr.InvalidRecord.Code, -1},
+		{"offset delta out of order", wrapBatch(batchOpts{records: 2}, badDelta), kerr.InvalidRecord.Code, 1},
+		{"truncated varint", wrapBatch(batchOpts{records: 1}, []byte{0x80}), kerr.InvalidRecord.Code, 0},
+		{"trailing bytes", wrapBatch(batchOpts{records: 1}, append(makeRecords(1, 10), 0)), kerr.InvalidRecord.Code, -1},
+		{"null header key", wrapBatch(batchOpts{records: 1}, []byte{16, 0, 0, 0, 1, 1, 2, 1, 1}), kerr.InvalidRecord.Code, 0},
+		{"undecodable gzip", wrapBatch(batchOpts{records: 3, attrs: 1}, []byte("not gzip at all, not at all")), kerr.CorruptMessage.Code, -1},
+		{"undecodable zstd", wrapBatch(batchOpts{records: 3, attrs: 4}, []byte{0x28, 0xb5, 0x2f, 0xfd, 1, 2, 3, 4, 5}), kerr.CorruptMessage.Code, -1},
+		{"gzip of garbage records", wrapBatch(batchOpts{records: 1, attrs: 1}, gzipped(t, []byte("garbage garbage"))), kerr.InvalidRecord.Code, 0},
+		{"decompression bomb", wrapBatch(batchOpts{records: 1, attrs: 1}, bomb), kerr.MessageTooLarge.Code, -1},
+		{"no key on a compacted topic", wrapBatch(batchOpts{records: 2}, append(appendRecordKey(nil, 0, []byte("k"), 1), appendRecord(nil, 1, 1)...)), kerr.InvalidRecord.Code, 1},
+	}
+	for _, c := range cases {
+		for _, v := range []int16{7, 9} {
+			t.Run(fmt.Sprintf("%s v%d", c.name, v), func(t *testing.T) {
+				hs := newHarness(t, func(c *Config) { c.MaxDecompressedBatchBytes = 1 << 20 })
+				hs.createTopic("t", 1, nil)
+				hs.createTopic("compacted", 1, map[string]string{"cleanup.policy": "delete,compact"})
+				topic := "t"
+				if strings.Contains(c.name, "compacted") {
+					topic = "compacted"
+				}
+				resp := roundTrip[*kmsg.ProduceResponse](hs, produceReq(v, -1, topic, [16]byte{}, 0, c.records))
+				p := resp.Topics[0].Partitions[0]
+				if p.ErrorCode != c.want || p.BaseOffset != -1 {
+					t.Fatalf("error %v, base offset %d; want %v", kerr.ErrorForCode(p.ErrorCode), p.BaseOffset, kerr.ErrorForCode(c.want))
+				}
+				if v >= 8 {
+					if p.ErrorMessage == nil || *p.ErrorMessage == "" {
+						t.Fatalf("no error message")
+					}
+					switch {
+					case c.index < 0 && len(p.ErrorRecords) != 0:
+						t.Fatalf("record errors %+v for a batch-level fault", p.ErrorRecords)
+					case c.index >= 0 && (len(p.ErrorRecords) != 1 || p.ErrorRecords[0].RelativeOffset != c.index || p.ErrorRecords[0].ErrorMessage == nil):
+						t.Fatalf("record errors %+v, want record %d", p.ErrorRecords, c.index)
+					}
+					t.Logf("%s", *p.ErrorMessage)
+				}
+				if _, hwm, _ := hs.st.Offsets(topic, 0); hwm != 0 {
+					t.Fatalf("rejected batch stored (hwm %d)", hwm)
+				}
+			})
+		}
+	}
+	// And the valid batches: compressed, many records (both validated off
+	// the event loop), a few records (on it).
+	hs := newHarness(t)
+	hs.createTopic("t", 1, nil)
+	hs.createTopic("c", 1, map[string]string{"cleanup.policy": "compact"})
+	if resp := roundTrip[*kmsg.ProduceResponse](hs, produceReq(9, -1, "c", [16]byte{}, 0, makeBatch(batchOpts{records: 3, keyed: true}))); resp.Topics[0].Partitions[0].ErrorCode != 0 {
+		t.Fatalf("keyed batch to a compacted topic: %v", kerr.ErrorForCode(resp.Topics[0].Partitions[0].ErrorCode))
+	}
+	for i, b := range [][]byte{
+		wrapBatch(batchOpts{records: 3, attrs: 1}, gzipped(t, three)),
+		makeBatch(batchOpts{records: 2000, payload: 20000}),
+		makeBatch(batchOpts{records: 3, payload: 60}),
+	} {
+		resp := roundTrip[*kmsg.ProduceResponse](hs, produceReq(9, -1, "t", [16]byte{}, 0, b))
+		if p := resp.Topics[0].Partitions[0]; p.ErrorCode != 0 {
+			t.Fatalf("valid batch %d: %v", i, kerr.ErrorForCode(p.ErrorCode))
+		}
+	}
+	if _, hwm, _ := hs.st.Offsets("t", 0); hwm != 2006 {
+		t.Fatalf("hwm %d after the valid batches, want 2006", hwm)
+	}
+}
+
+// A produce validated off the event loop (compressed, slow to check) and a
+// cheap one sent right behind it on the same connection reach storage in
+// request order.
+func TestProduceOrderWithOffLoopValidation(t *testing.T) {
+	hs := newHarness(t)
+	hs.createTopic("t", 1, nil)
+	var slow []byte
+	for i := range 2000 {
+		slow = appendRecord(slow, i, 4000)
+	}
+	slowBatch := wrapBatch(batchOpts{records: 2000, attrs: 1}, gzipped(t, slow))
+	reqs := []*kmsg.ProduceRequest{
+		produceReq(9, -1, "t", [16]byte{}, 0, slowBatch),
+		produceReq(9, -1, "t", [16]byte{}, 0, makeBatch(batchOpts{records: 1})),
+	}
+	first := hs.serveFrame(encodeRequest(reqs[0], testCorr))
+	second := hs.serveFrame(encodeRequest(reqs[1], testCorr)) // same connection, not waiting
+	for i, p := range []*pending{first, second} {
+		resp := decodeBody[*kmsg.ProduceResponse](t, reqs[i], assemble(t, p.wait(t)))
+		want := []int64{0, 2000}[i]
+		if rp := resp.Topics[0].Partitions[0]; rp.ErrorCode != 0 || rp.BaseOffset != want {
+			t.Fatalf("request %d: error %d base offset %d, want offset %d", i, rp.ErrorCode, rp.BaseOffset, want)
 		}
 	}
 }

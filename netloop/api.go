@@ -12,6 +12,15 @@
 //   - Memory per connection is bounded: in-flight requests and bytes are capped,
 //     and a peer that keeps sending past the caps or stops reading its
 //     responses past the outbound cap is disconnected.
+//   - Frame buffers grow with the bytes that have arrived, never with the
+//     size a prefix announces. Past Config.MaxQueuedRequestBytes of frame
+//     buffers held server-wide, no connection starts a new frame until
+//     bytes are released; frames already started are read to their end,
+//     so a frame as large as the cap cannot deadlock. Bytes still in
+//     transit (a part-read frame, unparsed bytes gnet buffered for a
+//     held connection) are bounded per connection, not server-wide: gnet
+//     gives no way to stop reading a socket.
+//   - Request.Context is cancelled when the connection closes.
 //   - A response for a connection that has closed is released, not written.
 //   - Response.Release is called exactly once, whatever happens.
 //
@@ -29,8 +38,10 @@
 package netloop
 
 import (
+	"context"
 	"io"
 	"net"
+	"sync/atomic"
 )
 
 // Handler serves request frames. netloop defines it; the protocol layer implements it.
@@ -60,9 +71,9 @@ type Request struct {
 	seq     uint64                   // position in the connection's response order
 	conn    *conn                    // netloop's per-connection state; nil from NewRequest
 
-	// Set when the request is read; event loop only afterwards.
-	buf       *[]byte // pooled buffer behind Frame; nil for an empty frame
-	frameSize int64
+	buf       atomic.Pointer[[]byte] // pooled buffer behind Frame; nil for an empty frame or once released
+	frameSize int64                  // set when the request is read, immutable after
+	ctx       context.Context        // from NewRequestContext; nil for netloop's own
 
 	// Guarded by conn.mu until done is seen true on the loop; immutable after.
 	done bool
@@ -76,6 +87,30 @@ type Request struct {
 // Respond completes the request. Safe from any goroutine; call exactly once.
 // A second call releases the given response and is otherwise ignored.
 func (r *Request) Respond(resp Response) { r.respond(r, resp) }
+
+// ReleaseFrame gives the frame's buffer back before the response, for a
+// handler that has decoded the request into memory of its own and keeps no
+// slice of Frame (a long-polling fetch, for one). Frame is nil afterwards.
+// The buffer's bytes then stop counting against Config.MaxQueuedRequestBytes.
+// Call it from the goroutine that owns the request; later calls do nothing.
+func (r *Request) ReleaseFrame() {
+	r.Frame = nil
+	r.releaseFrame()
+}
+
+// Context returns a context that is cancelled when the request's connection
+// closes, so a handler that parks a request (a long poll) can drop it and
+// free what it holds at once. Respond must still be called; netloop releases
+// the response of a closed connection without writing it.
+func (r *Request) Context() context.Context {
+	if r.conn == nil {
+		if r.ctx == nil {
+			return context.Background()
+		}
+		return r.ctx
+	}
+	return r.conn.context()
+}
 
 // Response is what goes back for one request.
 //

@@ -24,6 +24,11 @@ const (
 	// DefaultIdleTimeout is Kafka's connections.max.idle.ms (10 minutes), for
 	// callers to put in Config.IdleTimeout (whose zero value disables it).
 	DefaultIdleTimeout = 10 * time.Minute
+	// DefaultMaxQueuedRequestBytes caps request bytes held in memory across
+	// all connections (Kafka's queued.max.request.bytes, unbounded there by
+	// default). 512 MiB is five largest frames, far above what producers on
+	// a single node keep in flight, and small beside this machine class's RAM.
+	DefaultMaxQueuedRequestBytes int64 = 512 << 20
 	// defaultInboundSlackBytes is what MaxInboundBufferedBytes allows above
 	// MaxFrameBytes by default: one whole pending frame plus some pipelining.
 	defaultInboundSlackBytes int64 = 8 << 20
@@ -51,6 +56,14 @@ type Config struct {
 	// reading frames from that connection until the queue drains.
 	// 0 means DefaultMaxOutboundBytes.
 	MaxOutboundBytes int64
+	// MaxQueuedRequestBytes caps the request bytes held in memory by the
+	// whole server (Kafka's queued.max.request.bytes): frame buffers, counted
+	// as they fill, until released. Past it no loop starts a new frame until
+	// bytes are released. A frame is admitted whenever the count is below
+	// the cap and then always read to its end, so a frame as large as the
+	// cap still goes through (see budget). 0 means
+	// DefaultMaxQueuedRequestBytes; negative means no cap.
+	MaxQueuedRequestBytes int64
 	// MaxInboundBufferedBytes caps bytes a peer may send that netloop has not
 	// parsed because the connection is held back by the caps above. gnet keeps
 	// reading the socket regardless, so past this the connection is closed.
@@ -85,6 +98,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxOutboundBytes == 0 {
 		c.MaxOutboundBytes = DefaultMaxOutboundBytes
+	}
+	if c.MaxQueuedRequestBytes == 0 {
+		c.MaxQueuedRequestBytes = DefaultMaxQueuedRequestBytes
 	}
 	if c.MaxInboundBufferedBytes == 0 {
 		c.MaxInboundBufferedBytes = int64(c.MaxFrameBytes) + defaultInboundSlackBytes

@@ -38,6 +38,7 @@ type conn struct {
 	inflightReqs  int        // admitted frames whose responses are not fully written
 	inflightBytes int64      // their frame bytes
 	held          bool       // the next frame is held back by a cap (counted in Stats.HeldConns)
+	budgetWait    bool       // listed in s.mem.waiters; guarded by s.mem.mu
 	closing       bool       // a close was asked for; stop all work
 	gone          bool       // OnClose ran
 	parked        bool       // a write met a full socket; awaitWritable will resume it
@@ -52,6 +53,10 @@ type conn struct {
 	closed    bool // OnClose ran: Respond releases instead of queueing
 	scheduled bool // runFn is queued on the loop
 	onLoop    bool // the loop is parsing and will flush afterwards: Respond need not wake it
+	// ctx is cancelled when the connection closes; made on first use
+	// (Request.Context), so connections that never ask pay nothing.
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 func newConn(s *Server, gc gnet.Conn) *conn {
@@ -59,7 +64,7 @@ func newConn(s *Server, gc gnet.Conn) *conn {
 		s:    s,
 		gc:   gc,
 		info: ConnInfo{ID: s.nextID.Add(1), Remote: cloneAddr(gc.RemoteAddr())},
-		p:    parser{maxFrameBytes: s.cfg.MaxFrameBytes},
+		p:    parser{maxFrameBytes: s.cfg.MaxFrameBytes, charge: s.mem.charge},
 	}
 	c.seenActive = time.Now().UnixNano() // before the conn is published under s.mu
 	c.admitFn = c.admit
@@ -160,12 +165,17 @@ func (c *conn) checkInbound() {
 	}
 }
 
-// admit decides whether a frame of size bytes may start. Loop only.
+// admit decides whether a frame of size bytes may start: the connection's
+// own caps first, then the server-wide budget. Loop only.
 func (c *conn) admit(size int) bool {
 	cfg := &c.s.cfg
 	if c.inflightReqs >= cfg.MaxInflightRequests ||
 		(c.inflightBytes > 0 && c.inflightBytes+int64(size) > cfg.MaxInflightBytes) ||
 		c.queuedB.Load() > cfg.MaxOutboundBytes {
+		return false
+	}
+	if !c.s.mem.admit() {
+		c.s.mem.wait(c)
 		return false
 	}
 	c.inflightReqs++
@@ -175,10 +185,16 @@ func (c *conn) admit(size int) bool {
 
 // dropPartial abandons a frame being read (Stop). Loop only.
 func (c *conn) dropPartial() {
-	if size, ok := c.p.admitted(); ok {
+	if size, ok := c.p.admittedSize(); ok {
 		c.inflightReqs--
 		c.inflightBytes -= int64(size)
 	}
+	c.releasePartial()
+}
+
+// releasePartial returns a part-read frame's buffer and budget. Loop only.
+func (c *conn) releasePartial() {
+	c.s.mem.release(int64(c.p.held()))
 	c.p.release()
 }
 
@@ -189,9 +205,9 @@ func (c *conn) dispatch(f frame) {
 		respond:   respondConn,
 		seq:       c.nextSeq,
 		conn:      c,
-		buf:       f.buf,
 		frameSize: int64(len(f.b)),
 	}
+	r.buf.Store(f.buf)
 	c.nextSeq++
 	if c.qHead > 0 && len(c.queue) == cap(c.queue) {
 		n := copy(c.queue, c.queue[c.qHead:])
@@ -302,6 +318,7 @@ func (c *conn) onClose(err error) {
 	c.gone = true
 	c.mu.Lock()
 	c.closed = true
+	cancel := c.cancel
 	var done []*Request
 	for _, r := range c.queue[c.qHead:] {
 		if r.done {
@@ -309,12 +326,17 @@ func (c *conn) onClose(err error) {
 		}
 	}
 	c.mu.Unlock()
-	// Requests not yet answered stay with the handler; Respond drops them.
+	// Requests not yet answered stay with the handler, which learns of the
+	// close through Request.Context; Respond drops them.
+	if cancel != nil {
+		cancel()
+	}
 	for _, r := range done {
 		c.s.drop(r)
 	}
 	c.queue, c.qHead = nil, 0
-	c.p.release()
+	c.releasePartial()
+	c.s.mem.forget(c)
 	c.w.reset()
 	if c.dup != nil {
 		_ = c.dup.Close()
@@ -352,8 +374,32 @@ func (r *Request) release() {
 	if r.resp.Release != nil {
 		r.resp.Release()
 	}
-	putBuf(r.buf)
-	r.buf, r.Frame, r.resp = nil, nil, Response{}
+	r.releaseFrame()
+	r.Frame, r.resp = nil, Response{}
+}
+
+// releaseFrame returns the frame buffer to its pool and its bytes to the
+// budget, once. Any goroutine.
+func (r *Request) releaseFrame() {
+	if bp := r.buf.Swap(nil); bp != nil {
+		putBuf(bp)
+		if r.conn != nil {
+			r.conn.s.mem.release(r.frameSize)
+		}
+	}
+}
+
+// context returns the context cancelled when c closes. Any goroutine.
+func (c *conn) context() context.Context {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ctx == nil {
+		c.ctx, c.cancel = context.WithCancel(context.Background())
+		if c.closed {
+			c.cancel()
+		}
+	}
+	return c.ctx
 }
 
 // head returns the oldest request whose response is not yet written, or nil. Loop only.

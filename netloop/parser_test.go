@@ -20,6 +20,8 @@ func (s *sliceSource) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+func (s *sliceSource) InboundBuffered() int { return len(s.b) - s.off }
+
 func admitAll(int) bool { return true }
 
 // refSplit is the reference splitter: whole input at once, obvious code.
@@ -105,11 +107,21 @@ func TestParserSplit(t *testing.T) {
 			want, wantN, wantBad := refSplit(in, testMaxFrame)
 			check := func(how string, chunks [][]byte, admit func(int) bool) {
 				t.Helper()
-				p := &parser{maxFrameBytes: testMaxFrame}
+				var charged int64
+				p := &parser{maxFrameBytes: testMaxFrame, charge: func(d int64) { charged += d }}
 				got, n, bad := feed(t, p, chunks, admit)
 				if bad != wantBad || n != wantN || len(got) != len(want) {
 					t.Fatalf("%s: got %d frames, consumed %d, bad %v; want %d, %d, %v",
 						how, len(got), n, bad, len(want), wantN, wantBad)
+				}
+				// The budget is charged exactly the whole frames' sizes plus
+				// the buffer of the one being read.
+				wantCharged := int64(p.held())
+				for _, f := range got {
+					wantCharged += int64(len(f))
+				}
+				if charged != wantCharged {
+					t.Fatalf("%s: charged %d, want %d", how, charged, wantCharged)
 				}
 				for i := range want {
 					if !bytes.Equal(got[i], want[i]) {
@@ -218,6 +230,33 @@ func BenchmarkParser(b *testing.B) {
 						break
 					}
 					putBuf(f.buf)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkParserChunked feeds one large frame in 64 KiB reads, as gnet
+// delivers it, so the buffer grows as the bytes arrive (at most one extra
+// copy of the frame, against BenchmarkParser's single read).
+func BenchmarkParserChunked(b *testing.B) {
+	for _, size := range []int{256 << 10, 1 << 20, 16 << 20} {
+		b.Run(fmt.Sprintf("frame=%d", size), func(b *testing.B) {
+			in := frameBytes(bytes.Repeat([]byte{7}, size))
+			p := &parser{maxFrameBytes: 1 << 30}
+			src := &sliceSource{}
+			b.SetBytes(int64(len(in)))
+			b.ReportAllocs()
+			for b.Loop() {
+				for off := 0; off < len(in); off += 64 << 10 {
+					src.b, src.off = in[off:min(off+64<<10, len(in))], 0
+					f, ok, _, err := p.next(src, admitAll)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if ok {
+						putBuf(f.buf)
+					}
 				}
 			}
 		})

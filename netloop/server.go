@@ -27,6 +27,7 @@ type Server struct {
 
 	st     counters
 	nextID atomic.Uint64
+	mem    budget // MaxQueuedRequestBytes
 
 	eng      gnet.Engine   // set in OnBoot
 	addr     net.Addr      // bound address, set in OnBoot before booted closes
@@ -64,6 +65,7 @@ func New(cfg Config, h Handler) (*Server, error) {
 		conns:   make(map[uint64]*conn),
 		drained: make(chan struct{}),
 	}
+	s.mem.max = max(cfg.MaxQueuedRequestBytes, 0)
 	return s, nil
 }
 
@@ -114,7 +116,11 @@ func (s *Server) Addr() net.Addr {
 }
 
 // Stats returns a snapshot of the counters.
-func (s *Server) Stats() Stats { return s.st.snapshot() }
+func (s *Server) Stats() Stats {
+	st := s.st.snapshot()
+	st.RequestBytes = s.mem.used.Load()
+	return st
+}
 
 // Stop stops gracefully: new connections are refused, no further frames are
 // read, requests already handed to the handler are answered and their

@@ -45,6 +45,8 @@ type Stats struct {
 	QueuedBytes      int64 // gauge: bytes of completed responses not yet written
 	MaxConnQueued    int64 // high-water mark of one connection's queued response bytes
 	HeldConns        int64 // gauge: connections whose next frame is held back by a cap
+	RequestBytes     int64 // gauge: request frame bytes reserved against MaxQueuedRequestBytes
+	BudgetWaits      int64 // times a frame was held back because MaxQueuedRequestBytes was reached
 
 	DoubleResponds int64 // Respond called more than once for a request (a handler bug)
 
@@ -58,6 +60,7 @@ type counters struct {
 	fileCopyBytes, writeParks                atomic.Int64
 	inflightRequests, queuedBytes, heldConns atomic.Int64
 	doubleResponds, maxConnQueued            atomic.Int64
+	budgetWaits                              atomic.Int64
 	closes                                   [numCloseReasons]atomic.Int64
 }
 
@@ -76,6 +79,7 @@ func (c *counters) snapshot() Stats {
 		MaxConnQueued:    c.maxConnQueued.Load(),
 		HeldConns:        c.heldConns.Load(),
 		DoubleResponds:   c.doubleResponds.Load(),
+		BudgetWaits:      c.budgetWaits.Load(),
 	}
 	for i := range c.closes {
 		s.Closes[i] = c.closes[i].Load()

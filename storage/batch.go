@@ -110,7 +110,8 @@ func ParseBatchHeader(b []byte) (BatchHeader, error) {
 
 // ValidateBatch checks that b is exactly one well-formed v2 batch: magic,
 // length, CRC-32C, and a record count consistent with lastOffsetDelta. It
-// does not decode records.
+// does not decode records: produce then checks them with ValidateRecords
+// (records.go); recovery and reads trust the CRC of what produce accepted.
 func ValidateBatch(b []byte) (BatchHeader, error) {
 	h, err := ParseBatchHeader(b)
 	if err != nil {

@@ -295,15 +295,16 @@ type partition struct {
 	deleted atomic.Bool
 	failed  atomic.Bool // recovery found corruption: ErrStorage
 
-	wmu      sync.Mutex // guards watchers, nextW, wclosed
-	watchers []watcher
+	wmu sync.Mutex // guards watchers, nextW, wclosed
+	// watchers by id: a map, so cancelling one of many (long polls whose
+	// connections closed) costs O(1), not a scan.
+	watchers map[uint64]watcher
 	nextW    uint64
 	wclosed  bool
 	nwatch   atomic.Int32 // len(watchers), read without wmu
 }
 
 type watcher struct {
-	id    uint64
 	after int64
 	fn    func()
 }
@@ -821,17 +822,17 @@ func (s *Store) Watch(topic string, partition int32, after int64, fn func()) (ca
 	}
 	id := p.nextW
 	p.nextW++
-	p.watchers = append(p.watchers, watcher{id: id, after: after, fn: fn})
+	if p.watchers == nil {
+		p.watchers = make(map[uint64]watcher)
+	}
+	p.watchers[id] = watcher{after: after, fn: fn}
 	p.wmu.Unlock()
 	return func() {
 		p.wmu.Lock()
 		defer p.wmu.Unlock()
-		for i, w := range p.watchers {
-			if w.id == id {
-				p.watchers = slices.Delete(p.watchers, i, i+1)
-				p.nwatch.Add(-1)
-				return
-			}
+		if _, ok := p.watchers[id]; ok {
+			delete(p.watchers, id)
+			p.nwatch.Add(-1)
 		}
 	}
 }
@@ -841,32 +842,21 @@ func (p *partition) fire() {
 	if p.nwatch.Load() == 0 {
 		return
 	}
-	var due [16]func()
-	for {
-		n := 0
-		hwm := p.hwm.Load()
-		p.wmu.Lock()
-		kept := p.watchers[:0]
-		for _, w := range p.watchers {
-			if w.after < hwm && n < len(due) {
-				due[n] = w.fn
-				n++
-				continue
-			}
-			kept = append(kept, w)
+	var stack [16]func()
+	due := stack[:0]
+	hwm := p.hwm.Load()
+	p.wmu.Lock()
+	for id, w := range p.watchers {
+		if w.after < hwm {
+			due = append(due, w.fn)
+			delete(p.watchers, id)
 		}
-		clear(p.watchers[len(kept):])
-		p.watchers = kept
-		p.nwatch.Store(int32(len(kept)))
-		more := n == len(due)
-		p.wmu.Unlock()
-		for i := range n {
-			due[i]()
-			due[i] = nil
-		}
-		if !more {
-			return
-		}
+	}
+	p.nwatch.Store(int32(len(p.watchers)))
+	p.wmu.Unlock()
+	for i, fn := range due {
+		fn()
+		due[i] = nil
 	}
 }
 

@@ -6,11 +6,15 @@ import (
 	"errors"
 	"hash/crc32"
 	"io"
+	"math"
 	"math/rand"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
+	ckafka "github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"github.com/klauspost/compress/gzip"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -283,5 +287,171 @@ func TestBadInput(t *testing.T) {
 		healthy(t)
 	})
 
+	b.stop()
+}
+
+// encRecords encodes records with the given values and offset deltas.
+func encRecords(deltas []int32, vals ...[]byte) []byte {
+	var out []byte
+	for i, v := range vals {
+		rec := kmsg.Record{Value: v, OffsetDelta: deltas[i]}
+		enc := rec.AppendTo(nil)
+		rec.Length = int32(len(enc) - 1) // the zero length varint took one byte
+		out = rec.AppendTo(out)
+	}
+	return out
+}
+
+// craftBatch wraps records (compressed as attrs says) in a v2 batch that
+// declares count records, with a valid CRC.
+func craftBatch(attrs int16, count int32, records []byte) []byte {
+	now := time.Now().UnixMilli()
+	batch := kmsg.RecordBatch{
+		Magic:           2,
+		Attributes:      attrs,
+		LastOffsetDelta: count - 1,
+		FirstTimestamp:  now,
+		MaxTimestamp:    now,
+		ProducerID:      -1,
+		ProducerEpoch:   -1,
+		FirstSequence:   -1,
+		NumRecords:      count,
+		Records:         records,
+	}
+	return fixBatch(batch.AppendTo(nil))
+}
+
+// TestBadRecords sends batches with valid CRCs whose records are malformed
+// through the real binary. Each gets Kafka's error code (v9: with the
+// record at fault); nothing of them is stored, and consumers (franz-go and
+// librdkafka) then read the log from the start: exactly the good records,
+// at offsets without gaps.
+func TestBadRecords(t *testing.T) {
+	b := startBroker(t, "-max-decompressed-batch-bytes", "1048576")
+	const topic = "records"
+	createTopic(t, kadm.NewClient(newFranz(t, b.addr)), topic, 1)
+
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(encRecords([]int32{0}, bytes.Repeat([]byte("bomb"), 1<<20))) // 4 MiB value
+	zw.Close()
+	three := encRecords([]int32{0, 1, 2}, []byte("a"), []byte("b"), []byte("c"))
+
+	cases := []struct {
+		name   string
+		batch  []byte
+		want   int16
+		record int32 // index named in the v9 record errors; -1 none
+	}{
+		{"good 1", craftBatch(0, 1, encRecords([]int32{0}, []byte("good-0"))), 0, -1},
+		{"garbage records under a valid CRC", craftBatch(0, 1, []byte("garbage, not records at all")), 87, 0},
+		{"count 1 with 3 records", craftBatch(0, 1, three), 87, -1},
+		{"count 2^31-1 with 1 record", craftBatch(0, math.MaxInt32, encRecords([]int32{0}, []byte("x"))), 87, -1},
+		{"offset deltas 0, 0", craftBatch(0, 2, encRecords([]int32{0, 0}, []byte("x"), []byte("y"))), 87, 1},
+		{"undecodable gzip", craftBatch(1, 1, []byte("this is not gzip")), 2, -1},
+		{"undecodable zstd", craftBatch(4, 1, []byte{0x28, 0xb5, 0x2f, 0xfd, 9, 9, 9, 9}), 2, -1},
+		{"gzip bomb past the limit", craftBatch(1, 1, gz.Bytes()), 10, -1},
+		{"good 2", craftBatch(0, 2, encRecords([]int32{0, 1}, []byte("good-1"), []byte("good-2"))), 0, -1},
+	}
+	conn, err := net.DialTimeout("tcp", b.addr, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for i, c := range cases {
+		req := kmsg.NewProduceRequest()
+		req.Version = 9
+		req.Acks = -1
+		req.TimeoutMillis = 10000
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic = topic
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Records = c.batch
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		corr := int32(200 + i)
+		if _, err := conn.Write(reqFrame(0, 9, corr, true, req.AppendTo(nil))); err != nil {
+			t.Fatal(err)
+		}
+		f, err := readFrame(conn)
+		if err != nil {
+			t.Fatalf("%s: no answer: %v", c.name, err)
+		}
+		if binary.BigEndian.Uint32(f) != uint32(corr) {
+			t.Fatalf("%s: correlation id %d", c.name, binary.BigEndian.Uint32(f))
+		}
+		resp := kmsg.NewProduceResponse()
+		resp.Version = 9
+		if err := resp.ReadFrom(f[5:]); err != nil || len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+			t.Fatalf("%s: response does not parse: %v", c.name, err)
+		}
+		p := resp.Topics[0].Partitions[0]
+		if p.ErrorCode != c.want {
+			t.Errorf("%s: error code %d, want %d", c.name, p.ErrorCode, c.want)
+			continue
+		}
+		if c.want == 0 {
+			continue
+		}
+		if p.ErrorMessage == nil {
+			t.Errorf("%s: no error message", c.name)
+		}
+		if c.record >= 0 && (len(p.ErrorRecords) != 1 || p.ErrorRecords[0].RelativeOffset != c.record) {
+			t.Errorf("%s: record errors %+v, want record %d", c.name, p.ErrorRecords, c.record)
+		}
+	}
+	want := []string{"good-0", "good-1", "good-2"}
+
+	// franz-go reads exactly the good records, and the log ends there.
+	cl := newFranz(t, b.addr, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().AtStart()}}))
+	ctx := testContext(t, 30*time.Second)
+	var got []string
+	for len(got) < len(want) && ctx.Err() == nil {
+		fs := cl.PollFetches(ctx)
+		fs.EachError(func(_ string, _ int32, err error) { t.Fatalf("franz-go fetch: %v", err) })
+		fs.EachRecord(func(r *kgo.Record) {
+			if r.Offset != int64(len(got)) {
+				t.Fatalf("franz-go: record %q at offset %d, want %d", r.Value, r.Offset, len(got))
+			}
+			got = append(got, string(r.Value))
+		})
+	}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("franz-go read %q, want %q", got, want)
+	}
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if end, _ := ends.Lookup(topic, 0); end.Offset != int64(len(want)) {
+		t.Fatalf("log end offset %d, want %d", end.Offset, len(want))
+	}
+
+	// librdkafka the same.
+	ck := ckConsumer(t, b.addr)
+	tp := topic
+	if err := ck.Assign([]ckafka.TopicPartition{{Topic: &tp, Partition: 0, Offset: ckafka.OffsetBeginning}}); err != nil {
+		t.Fatal(err)
+	}
+	got = got[:0]
+	deadline := time.Now().Add(30 * time.Second)
+	for len(got) < len(want) && time.Now().Before(deadline) {
+		switch e := ck.Poll(100).(type) {
+		case *ckafka.Message:
+			if int64(e.TopicPartition.Offset) != int64(len(got)) {
+				t.Fatalf("librdkafka: record %q at offset %d, want %d", e.Value, e.TopicPartition.Offset, len(got))
+			}
+			got = append(got, string(e.Value))
+		case ckafka.Error:
+			t.Fatalf("librdkafka: %v", e)
+		}
+	}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("librdkafka read %q, want %q", got, want)
+	}
+	// The operator hears of refused batches (sampled).
+	if !b.log.contains("records do not validate") {
+		t.Errorf("no Warn for the refused batches in the broker log")
+	}
 	b.stop()
 }

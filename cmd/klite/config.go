@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/klite/klite/group"
+	"github.com/klite/klite/kafka"
+	"github.com/klite/klite/netloop"
 	"github.com/klite/klite/storage"
 )
 
@@ -44,6 +46,9 @@ type Config struct {
 	MaxMessageBytes    int
 	MaxTopicPartitions int
 	MaxPartitions      int64
+	// MaxDecompressedBatchBytes bounds what one compressed batch may
+	// decompress to while its records are validated.
+	MaxDecompressedBatchBytes int64
 
 	Loops               int
 	MaxRequestBytes     int
@@ -51,6 +56,9 @@ type Config struct {
 	MaxInflightBytes    int64
 	MaxOutboundBytes    int64
 	MaxInboundBytes     int64 // 0: MaxRequestBytes + 8 MiB
+	MaxQueuedBytes      int64 // -1: no cap
+	MaxFetchWait        time.Duration
+	FetchWorkers        int
 	IdleTimeout         time.Duration
 	MaxConns            int
 
@@ -111,13 +119,20 @@ func defaultConfig() Config {
 		AutoCreateTopics:   true,
 		MaxMessageBytes:    1048588,
 		MaxTopicPartitions: 10000,
-		MaxPartitions:      storage.DefaultMaxTotalPartitions,
+		// 64 times the default max.message.bytes: text compresses 5-20x,
+		// very repetitive data rarely past 50x. The limit costs CPU, not
+		// memory (records are validated streaming).
+		MaxDecompressedBatchBytes: 64 << 20,
+		MaxPartitions:             storage.DefaultMaxTotalPartitions,
 
 		Loops:               0,
 		MaxRequestBytes:     100 << 20,
 		MaxInflightRequests: 100,
 		MaxInflightBytes:    128 << 20,
 		MaxOutboundBytes:    64 << 20,
+		MaxQueuedBytes:      netloop.DefaultMaxQueuedRequestBytes,
+		MaxFetchWait:        kafka.DefaultMaxFetchWait,
+		FetchWorkers:        kafka.DefaultFetchWorkers,
 		IdleTimeout:         10 * time.Minute,
 		MaxConns:            0,
 
@@ -197,6 +212,7 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.IntVar(&cfg.DefaultPartitions, "default-partitions", cfg.DefaultPartitions, "partitions of auto-created topics and of CreateTopics with -1 partitions")
 	fs.BoolVar(&cfg.AutoCreateTopics, "auto-create-topics", cfg.AutoCreateTopics, "create unknown topics on Metadata requests that allow it (auto.create.topics.enable)")
 	fs.IntVar(&cfg.MaxMessageBytes, "max-message-bytes", cfg.MaxMessageBytes, "largest record batch accepted, in `bytes` (message.max.bytes)")
+	fs.Int64Var(&cfg.MaxDecompressedBatchBytes, "max-decompressed-batch-bytes", cfg.MaxDecompressedBatchBytes, "most `bytes` a compressed record batch may decompress to; larger ones get MESSAGE_TOO_LARGE\n(Java producers then split the batch). Validation streams, so this bounds CPU, not memory")
 	fs.IntVar(&cfg.MaxTopicPartitions, "max-topic-partitions", cfg.MaxTopicPartitions, "most partitions one topic may have")
 	fs.Int64Var(&cfg.MaxPartitions, "max-partitions", cfg.MaxPartitions, "most partitions of all topics together; creates past it answer POLICY_VIOLATION")
 	fs.IntVar(&cfg.Loops, "loops", cfg.Loops, "network event loops; 0 means one per CPU")
@@ -205,6 +221,9 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.Int64Var(&cfg.MaxInflightBytes, "max-inflight-bytes", cfg.MaxInflightBytes, "request `bytes` read but not yet answered, per connection (one frame is always admitted)")
 	fs.Int64Var(&cfg.MaxOutboundBytes, "max-outbound-bytes", cfg.MaxOutboundBytes, "response `bytes` queued for a client that reads slowly, per connection; past it no more requests are read")
 	fs.Int64Var(&cfg.MaxInboundBytes, "max-inbound-bytes", cfg.MaxInboundBytes, "`bytes` a client may send ahead while its connection is held back by the in-flight or outbound caps,\nbefore it is disconnected; 0 means -max-request-bytes plus 8 MiB")
+	fs.Int64Var(&cfg.MaxQueuedBytes, "max-queued-request-bytes", cfg.MaxQueuedBytes, "request `bytes` held in memory by the whole broker (queued.max.request.bytes); past it no connection starts\na new request until memory frees; a request is let in whenever the total is below the cap; -1 no cap")
+	fs.IntVar(&cfg.FetchWorkers, "fetch-workers", cfg.FetchWorkers, "goroutines reading for fetches at once; more fetches queue (a queued fetch costs bytes, a goroutine 8 KiB or more)")
+	fs.DurationVar(&cfg.MaxFetchWait, "max-fetch-wait", cfg.MaxFetchWait, "longest a fetch waits for data, whatever its MaxWaitMs asks (clients give up after request.timeout.ms, 30s)")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "close connections idle this long; 0 never (connections.max.idle.ms)")
 	fs.IntVar(&cfg.MaxConns, "max-conns", cfg.MaxConns, "most open client connections; 0 means as many as the open-file limit allows, less a reserve for segment files; clients past the cap are closed at once")
 	fs.StringVar(&cfg.PprofAddr, "pprof-addr", cfg.PprofAddr, "serve Go's net/http/pprof profiles on this `host:port` (e.g. 127.0.0.1:6060); empty: off")
@@ -308,6 +327,10 @@ func (c *Config) validate() error {
 	if c.MaxMessageBytes < 1024 {
 		bad("-max-message-bytes must be at least 1024")
 	}
+	if c.MaxDecompressedBatchBytes < 1024 || c.MaxDecompressedBatchBytes > 1<<30 {
+		// Above 1 GiB franz-go's consumer refuses the batch by default.
+		bad("-max-decompressed-batch-bytes must be in [1024, 1073741824]")
+	}
 	if c.Loops < 0 || c.Loops > 1024 {
 		bad("-loops must be in [0, 1024]")
 	}
@@ -328,6 +351,15 @@ func (c *Config) validate() error {
 	}
 	if c.MaxInboundBytes != 0 && c.MaxInboundBytes < int64(c.MaxRequestBytes) {
 		bad("-max-inbound-bytes (%d) must be 0 or at least -max-request-bytes (%d)", c.MaxInboundBytes, c.MaxRequestBytes)
+	}
+	if c.MaxQueuedBytes != -1 && c.MaxQueuedBytes < 1<<20 {
+		bad("-max-queued-request-bytes must be -1 (no cap) or at least 1 MiB")
+	}
+	if c.FetchWorkers < 1 || c.FetchWorkers > 100000 {
+		bad("-fetch-workers must be in [1, 100000]")
+	}
+	if c.MaxFetchWait < time.Millisecond {
+		bad("-max-fetch-wait must be at least 1ms")
 	}
 	if c.IdleTimeout < 0 {
 		bad("-idle-timeout must be >= 0")

@@ -84,6 +84,7 @@ func TestConfigInvalid(t *testing.T) {
 		{[]string{"-log-level", "loud"}, nil, "-log-level"},
 		{[]string{"-segment-bytes", "100"}, nil, "-segment-bytes"},
 		{[]string{"-max-message-bytes", "10"}, nil, "-max-message-bytes"},
+		{[]string{"-max-decompressed-batch-bytes", "2147483648"}, nil, "-max-decompressed-batch-bytes"},
 		{[]string{"-max-request-bytes", "2000", "-max-message-bytes", "4000"}, nil, "-max-request-bytes"},
 		{[]string{"-default-partitions", "0"}, nil, "-default-partitions"},
 		{[]string{"-shards", "-1"}, nil, "-shards"},

@@ -202,6 +202,7 @@ func serve(cfg Config, root zerolog.Logger) error {
 		MaxInflightBytes:        cfg.MaxInflightBytes,
 		MaxOutboundBytes:        cfg.MaxOutboundBytes,
 		MaxInboundBufferedBytes: cfg.MaxInboundBytes,
+		MaxQueuedRequestBytes:   cfg.MaxQueuedBytes,
 		IdleTimeout:             cfg.IdleTimeout,
 		MaxConns:                maxConns,
 		Logger:                  root, // netloop adds its own component field
@@ -221,20 +222,24 @@ func serve(cfg Config, root zerolog.Logger) error {
 		log.Warn().Str("advertised", adv.String()).Msg(warn)
 	}
 	handler := kafka.New(kafka.Config{
-		NodeID:             int32(cfg.NodeID),
-		AdvertisedHost:     adv.Host,
-		AdvertisedPort:     int32(adv.Port),
-		ClusterID:          clusterID,
-		AutoCreateTopics:   cfg.AutoCreateTopics,
-		DefaultPartitions:  int32(cfg.DefaultPartitions),
-		MaxMessageBytes:    int32(cfg.MaxMessageBytes),
-		MaxTopicPartitions: int32(cfg.MaxTopicPartitions),
-		Logger:             root, // kafka adds its own component field
+		NodeID:                    int32(cfg.NodeID),
+		AdvertisedHost:            adv.Host,
+		AdvertisedPort:            int32(adv.Port),
+		ClusterID:                 clusterID,
+		AutoCreateTopics:          cfg.AutoCreateTopics,
+		DefaultPartitions:         int32(cfg.DefaultPartitions),
+		MaxMessageBytes:           int32(cfg.MaxMessageBytes),
+		MaxTopicPartitions:        int32(cfg.MaxTopicPartitions),
+		MaxDecompressedBatchBytes: cfg.MaxDecompressedBatchBytes,
+		MaxFetchWait:              cfg.MaxFetchWait,
+		FetchWorkers:              cfg.FetchWorkers,
+		Logger:                    root, // kafka adds its own component field
 		// Reported by DescribeConfigs under Kafka's names.
 		Listeners:                "PLAINTEXT://" + bound.String(),
 		LogDirs:                  cfg.WALDir,
 		SegmentBytes:             cfg.SegmentBytes,
 		SocketRequestMaxBytes:    int32(cfg.MaxRequestBytes),
+		QueuedMaxRequestBytes:    cfg.MaxQueuedBytes,
 		ConnectionsMaxIdleMs:     idleMs(cfg.IdleTimeout),
 		MaxConnections:           int32(min(maxConns, 1<<31-1)),
 		RetentionMs:              cfg.RetentionMs,

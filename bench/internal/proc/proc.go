@@ -205,6 +205,15 @@ func LoadAvg() string {
 	return strings.Join(f[:3], " ")
 }
 
+// PeakRSS returns VmHWM of pid in bytes: the highest RSS since it started.
+func PeakRSS(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	return statusKB(b, "VmHWM:")
+}
+
 // WriteBytes returns write_bytes of pid from /proc/<pid>/io: the bytes the
 // process caused to be sent to the storage layer.
 func WriteBytes(pid int) (int64, error) {

@@ -38,14 +38,32 @@ var payloadPool = func() []byte {
 	return b
 }()
 
+// textPool holds log-line-like text (JSON objects with random numbers)
+// for scenarios that measure compression: it compresses about 3-5x with
+// lz4 and zstd, as real payloads do.
+var textPool = func() []byte {
+	b := make([]byte, 0, payloadPoolBytes+64<<10+100)
+	var r [8]byte
+	for len(b) < payloadPoolBytes+64<<10 {
+		rand.Read(r[:])
+		u := binary.LittleEndian.Uint64(r[:])
+		b = fmt.Appendf(b, `{"ts":%d,"user":"u%d","op":"get","path":"/v1/items/%d","ok":true} `, 1700000000000+u%1e9, u>>40%977, u>>20%100000)
+	}
+	return b
+}()
+
 // payload hands out record values of a fixed size. One per goroutine.
 type payload struct {
 	size int
 	off  int
 	pool []byte // payloadPool, or a private one for records larger than its slack
+	text bool   // from textPool (compressible) instead of random bytes
 }
 
 func (p *payload) next() []byte {
+	if p.pool == nil && p.text && p.size <= len(textPool)-payloadPoolBytes {
+		p.pool = textPool
+	}
 	if p.pool == nil {
 		p.pool = payloadPool
 		if p.size > len(payloadPool)-payloadPoolBytes {
@@ -75,7 +93,10 @@ type loadSpec struct {
 	stopAfterBytes int64
 	batchBytes     int // 0: Config.BatchBytes
 	recordSize     int // 0: Config.RecordSize
-	maxBuffered    int // records a producer client buffers; 0: franz-go's default (50,000)
+	// compression overrides Config.Compression; its values are then
+	// compressible text (textPool), so the codec has work to do.
+	compression string
+	maxBuffered int // records a producer client buffers; 0: franz-go's default (50,000)
 	// e2e stamps each record with its due time in a header and has the
 	// consumers record producer-to-consumer latency from it.
 	e2e bool
@@ -243,6 +264,9 @@ func runLoad(ctx context.Context, env *Env, spec loadSpec) (loadStats, error) {
 	cfg := env.Cfg
 	if spec.recordSize > 0 {
 		cfg.RecordSize = spec.recordSize
+	}
+	if spec.compression != "" {
+		cfg.Compression = spec.compression
 	}
 	l := &loadRun{spec: spec, cfg: cfg, lat: stats.NewHist(), e2e: stats.NewHist()}
 	if !spec.existingTopic {
@@ -476,7 +500,7 @@ func (l *loadRun) progressLine(start, prev, now snapshot) string {
 // produce sends as fast as the client's buffer allows. Latency is measured
 // from the Produce call, so it includes time spent waiting for buffer space.
 func (l *loadRun) produce(ctx context.Context, cl *kgo.Client) {
-	pl := payload{size: l.cfg.RecordSize}
+	pl := payload{size: l.cfg.RecordSize, text: l.spec.compression != ""}
 	for ctx.Err() == nil {
 		if l.spec.stopAfterBytes > 0 && l.prodBytes.Load() >= l.spec.stopAfterBytes {
 			return
@@ -494,7 +518,7 @@ func (l *loadRun) produce(ctx context.Context, cl *kgo.Client) {
 // in the figures instead of silently slowing the sender (coordinated
 // omission).
 func (l *loadRun) producePaced(ctx context.Context, cl *kgo.Client, rate float64) {
-	pl := payload{size: l.cfg.RecordSize}
+	pl := payload{size: l.cfg.RecordSize, text: l.spec.compression != ""}
 	interval := time.Duration(float64(time.Second) / rate)
 	due := time.Now()
 	for ctx.Err() == nil {

@@ -1,6 +1,7 @@
 package scenario
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/klite/klite/bench/internal/broker"
 	"github.com/klite/klite/bench/internal/limits"
@@ -140,11 +143,24 @@ func TestScenariosLive(t *testing.T) {
 			t.Error("no records acknowledged")
 		}
 	})
+	t.Run("produce-zstd", func(t *testing.T) {
+		if metric(t, run("produce-zstd"), "records").Value <= 0 {
+			t.Error("no records acknowledged")
+		}
+	})
 	t.Run("produce-latency-e2e", func(t *testing.T) {
 		res := run("produce-latency")
 		for _, k := range []string{"p99-25", "p99", "p99-75", "p99-e2e", "e2e-p99"} {
 			if metric(t, res, k).Value <= 0 {
 				t.Errorf("%s: no latency recorded", k)
+			}
+		}
+	})
+	t.Run("hostile-memory", func(t *testing.T) {
+		res := run("hostile-memory")
+		for _, k := range []string{"peak-abandoned", "peak-duplicates", "peak-prefixes", "rss-after"} {
+			if metric(t, res, k).Value <= 0 {
+				t.Errorf("%s: not measured", k)
 			}
 		}
 	})
@@ -262,7 +278,7 @@ func TestScenariosLive(t *testing.T) {
 
 func TestExternalSkipsManagedScenarios(t *testing.T) {
 	env := &Env{Cfg: testConfig(), Brokers: &External{Addr: "127.0.0.1:1"}}
-	for _, name := range []string{"idle-rss", "restart"} {
+	for _, name := range []string{"idle-rss", "restart", "hostile-memory"} {
 		s, _ := New(name)
 		if _, err := s.Run(context.Background(), env); err != ErrNeedsManaged {
 			t.Errorf("%s against an external broker: err %v, want ErrNeedsManaged", name, err)
@@ -320,5 +336,22 @@ func TestPayloadStaysInPool(t *testing.T) {
 				t.Fatalf("size %d: got %d bytes", size, len(v))
 			}
 		}
+	}
+}
+
+// The compression scenarios' values compress as real payloads do: enough
+// that the broker's decompression has work, far from a trivial run.
+func TestTextPayloadCompresses(t *testing.T) {
+	p := payload{size: 1024, text: true}
+	var raw []byte
+	for range 256 {
+		raw = append(raw, p.next()...)
+	}
+	var out bytes.Buffer
+	w, _ := zstd.NewWriter(&out)
+	w.Write(raw)
+	w.Close()
+	if ratio := float64(len(raw)) / float64(out.Len()); ratio < 2 || ratio > 20 {
+		t.Fatalf("text values compress %.1fx with zstd, want 2-20x", ratio)
 	}
 }
