@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 )
 
 // metaTopicState is what a client knows of one topic name: whether it
@@ -220,9 +222,10 @@ func describeAll(t *testing.T, addr string) map[string]metaTopicState {
 }
 
 // IncrementalAlterConfigs APPEND and SUBTRACT of LIST configs are linear in
-// the list's length: one request of a million elements (9 MB, well inside
-// the request limit) is answered, where a quadratic merge held a core and
-// every other config change (alterMu) for most of an hour.
+// the list's length: one request appending a million elements (9 MB, well
+// inside the request limit) is answered (INVALID_CONFIG: the result is over
+// the value limit), where a quadratic merge held a core and every other
+// config change (alterMu) for most of an hour.
 func TestAlterConfigsLongListAppend(t *testing.T) {
 	const n, name = 1_000_000, "follower.replication.throttled.replicas"
 	b := startBroker(t)
@@ -240,7 +243,7 @@ func TestAlterConfigsLongListAppend(t *testing.T) {
 		}
 		return string(sb)
 	}
-	alter := func(op kmsg.IncrementalAlterConfigOp, value string) {
+	alter := func(op kmsg.IncrementalAlterConfigOp, value string) error {
 		t.Helper()
 		r := kmsg.NewPtrIncrementalAlterConfigsRequest()
 		rr := kmsg.NewIncrementalAlterConfigsRequestResource()
@@ -253,12 +256,17 @@ func TestAlterConfigsLongListAppend(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%v of %d bytes: %v", op, len(value), err)
 		}
-		if err := kerr.ErrorForCode(resp.Resources[0].ErrorCode); err != nil {
-			t.Fatalf("%v of %d bytes: %v", op, len(value), err)
-		}
+		return kerr.ErrorForCode(resp.Resources[0].ErrorCode)
 	}
-	alter(kmsg.IncrementalAlterConfigOpAppend, list(0, n))
-	alter(kmsg.IncrementalAlterConfigOpSubtract, list(1, n))
+	if err := alter(kmsg.IncrementalAlterConfigOpAppend, list(0, n)); err != kerr.InvalidConfig {
+		t.Fatalf("appending %d elements: %v, want INVALID_CONFIG", n, err)
+	}
+	if err := alter(kmsg.IncrementalAlterConfigOpAppend, list(0, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	if err := alter(kmsg.IncrementalAlterConfigOpSubtract, list(1, n)); err != nil {
+		t.Fatal(err)
+	}
 	rc, err := kadm.NewClient(cl).DescribeTopicConfigs(ctx, "lists")
 	if err != nil {
 		t.Fatal(err)
@@ -269,8 +277,74 @@ func TestAlterConfigsLongListAppend(t *testing.T) {
 	}
 	for _, e := range c.Configs {
 		if e.Key == name && (e.Value == nil || *e.Value != "0:1") {
-			t.Fatalf("%s after appending %d elements and subtracting all but the first: %v", name, n, e.MaybeValue())
+			t.Fatalf("%s after appending 1000 elements and subtracting all but the first: %v", name, e.MaybeValue())
 		}
+	}
+}
+
+// A topic config value is at most 32767 bytes, the longest string the
+// non-flexible versions of the config APIs carry: a longer one is
+// INVALID_CONFIG from CreateTopics and IncrementalAlterConfigs, and one at
+// the limit is described to an old (DescribeConfigs v2) client. Before, a
+// 40000-byte value was stored, and every DescribeConfigs v0-3 of the topic
+// then answered a frame the client could not parse.
+func TestConfigValueLimit(t *testing.T) {
+	b := startBroker(t)
+	cl := newFranz(t, b.addr)
+	ctx := testContext(t, 30*time.Second)
+	const key = "message.format.version"
+	create := kmsg.NewPtrCreateTopicsRequest()
+	ct := kmsg.NewCreateTopicsRequestTopic()
+	ct.Topic, ct.NumPartitions, ct.ReplicationFactor = "long-value", 1, 1
+	cc := kmsg.NewCreateTopicsRequestTopicConfig()
+	cc.Name, cc.Value = key, kmsg.StringPtr(strings.Repeat("v", 40000))
+	ct.Configs = append(ct.Configs, cc)
+	create.Topics = append(create.Topics, ct)
+	cresp, err := create.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kerr.ErrorForCode(cresp.Topics[0].ErrorCode); err != kerr.InvalidConfig {
+		t.Fatalf("create with a 40000-byte config value: %v, want INVALID_CONFIG", err)
+	}
+	createTopic(t, kadm.NewClient(cl), "long-value", 1)
+	for _, size := range []int{40000, 32767} {
+		r := kmsg.NewPtrIncrementalAlterConfigsRequest()
+		rr := kmsg.NewIncrementalAlterConfigsRequestResource()
+		rr.ResourceType, rr.ResourceName = kmsg.ConfigResourceTypeTopic, "long-value"
+		c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+		c.Name, c.Value = key, kmsg.StringPtr(strings.Repeat("v", size))
+		rr.Configs = append(rr.Configs, c)
+		r.Resources = append(r.Resources, rr)
+		resp, err := r.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := error(nil)
+		if size > 32767 {
+			want = kerr.InvalidConfig
+		}
+		if err := kerr.ErrorForCode(resp.Resources[0].ErrorCode); err != want {
+			t.Fatalf("setting a %d-byte value: %v, want %v", size, err, want)
+		}
+	}
+	old := newFranz(t, b.addr, kgo.MaxVersions(kversion.V2_0_0()))
+	d := kmsg.NewPtrDescribeConfigsRequest()
+	dr := kmsg.NewDescribeConfigsRequestResource()
+	dr.ResourceType, dr.ResourceName = kmsg.ConfigResourceTypeTopic, "long-value"
+	d.Resources = append(d.Resources, dr)
+	dresp, err := d.RequestWith(ctx, old)
+	if err != nil {
+		t.Fatalf("DescribeConfigs v2: %v", err)
+	}
+	found := false
+	for _, c := range dresp.Resources[0].Configs {
+		if c.Name == key {
+			found = c.Value != nil && len(*c.Value) == 32767
+		}
+	}
+	if !found {
+		t.Fatalf("DescribeConfigs v2 does not show the 32767-byte %s", key)
 	}
 }
 
