@@ -90,8 +90,8 @@ func (c *Coordinator) join(a joinArgs) {
 		fail(kerr.InvalidGroupID.Code) // Kafka rejects an empty group.instance.id as invalid
 		return
 	}
-	if len(a.group) > maxLoggedString {
-		fail(kerr.InvalidGroupID.Code) // the offsets log could not name it
+	if len(a.group) > maxGroupIDBytes || len(a.instanceID) > maxGroupIDBytes {
+		fail(kerr.InvalidGroupID.Code) // old ListGroups and DescribeGroups could not name it
 		return
 	}
 	if !c.fitsGroupRecord(a) {

@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 )
 
 // groupFloodWorker owns some groups and commits, deletes offsets of, and
@@ -44,7 +45,7 @@ func (w *groupFloodWorker) run(ctx context.Context, t *testing.T, cl *kgo.Client
 			r.Groups = []string{g}
 			next = map[int32]int64{}
 			req = r
-		case n == 1 && len(cur) > 0 && len(g) <= 32767: // OffsetDelete v0 is not flexible: int16 string lengths
+		case n == 1 && len(cur) > 0:
 			r := kmsg.NewPtrOffsetDeleteRequest()
 			r.Group = g
 			rt := kmsg.NewOffsetDeleteRequestTopic()
@@ -112,7 +113,7 @@ func (w *groupFloodWorker) run(ctx context.Context, t *testing.T, cl *kgo.Client
 }
 
 // Many connections commit offsets (4 KiB metadata, group ids up to the
-// 65535-byte limit), delete offsets and delete groups at once; the broker is
+// 32767-byte limit), delete offsets and delete groups at once; the broker is
 // killed with SIGKILL in the middle. After restart every acknowledged commit
 // and delete is there, and each unanswered one whole or absent.
 func TestGroupFloodKill9(t *testing.T) {
@@ -125,7 +126,7 @@ func TestGroupFloodKill9(t *testing.T) {
 		for j := range groupsPer {
 			g := fmt.Sprintf("g%d-%d-", i, j)
 			if j == 0 {
-				g += strings.Repeat("x", 65535-len(g)) // the longest group id
+				g += strings.Repeat("x", 32767-len(g)) // the longest group id
 			} else if j == 1 {
 				g += strings.Repeat("y", 1000*i)
 			}
@@ -202,5 +203,51 @@ func TestGroupFloodKill9(t *testing.T) {
 		if t.Failed() {
 			return
 		}
+	}
+}
+
+// Group ids are at most 32767 bytes, the longest string ListGroups v0-2,
+// DescribeGroups v0-4 and OffsetFetch v0-5 carry: a commit or join with a
+// longer one is INVALID_GROUP_ID, and a group at the limit is listed to an
+// old (ListGroups v2) client. Before, one commit with a 40000-byte group id
+// made every old client's ListGroups answer a frame it could not parse.
+func TestGroupIDLimit(t *testing.T) {
+	b := startBroker(t)
+	cl := newFranz(t, b.addr)
+	adm := kadm.NewClient(cl)
+	ctx := testContext(t, 30*time.Second)
+	createTopic(t, adm, "gid", 1)
+	var offs kadm.Offsets
+	offs.Add(kadm.Offset{Topic: "gid", Partition: 0, At: 1, LeaderEpoch: -1})
+	for _, size := range []int{40000, 32767} {
+		resp, err := adm.CommitOffsets(ctx, strings.Repeat("g", size), offs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := error(nil)
+		if size > 32767 {
+			want = kerr.InvalidGroupID
+		}
+		if err := resp.Error(); err != want {
+			t.Fatalf("commit with a %d-byte group id: %v, want %v", size, err, want)
+		}
+	}
+	join := kmsg.NewPtrJoinGroupRequest()
+	join.Group, join.ProtocolType, join.SessionTimeoutMillis = strings.Repeat("j", 40000), "consumer", 30000
+	join.Protocols = []kmsg.JoinGroupRequestProtocol{{Name: "range"}}
+	jresp, err := join.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kerr.ErrorForCode(jresp.ErrorCode); err != kerr.InvalidGroupID {
+		t.Fatalf("join with a 40000-byte group id: %v, want INVALID_GROUP_ID", err)
+	}
+	old := newFranz(t, b.addr, kgo.MaxVersions(kversion.V2_0_0()))
+	l, err := kmsg.NewPtrListGroupsRequest().RequestWith(ctx, old)
+	if err != nil {
+		t.Fatalf("ListGroups v2: %v", err)
+	}
+	if len(l.Groups) != 1 || len(l.Groups[0].Group) != 32767 {
+		t.Fatalf("ListGroups v2: %d groups, want the one of 32767 bytes", len(l.Groups))
 	}
 }
