@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -414,4 +415,109 @@ func TestPartitionCapRace(t *testing.T) {
 			t.Errorf("%s: %d partitions after restart, %d acknowledged", name, got[name].parts, n)
 		}
 	}
+}
+
+// A topic is deleted and recreated under a producer, then the broker is
+// killed with SIGKILL mid-produce: it restarts, and every record acknowledged
+// after the last create is in the last topic once, at offsets without gaps.
+func TestRecreateUnderProducerKill9(t *testing.T) {
+	const topic, cycles = "recreated", 3
+	b := startBroker(t)
+	adm := kadm.NewClient(newFranz(t, b.addr))
+	ctx := testContext(t, time.Minute)
+	createTopic(t, adm, topic, 2)
+	// franz-go keeps a topic's first id and fails a recreated topic with
+	// UNKNOWN_TOPIC_ID (by design): the producer takes a new client after
+	// an error.
+	newProducer := func() *kgo.Client {
+		return newFranz(t, b.addr, kgo.DisableIdempotentWrite(), kgo.RequiredAcks(kgo.AllISRAcks()),
+			kgo.RecordRetries(1), kgo.RecordDeliveryTimeout(2*time.Second), kgo.RetryTimeout(2*time.Second))
+	}
+	prod := newProducer()
+
+	var mu sync.Mutex
+	final := false     // the last create is acknowledged
+	var after []string // records acknowledged that started after it
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var produced atomic.Int64
+	wg.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			mu.Lock()
+			isFinal := final
+			mu.Unlock()
+			v := "r" + strconv.Itoa(i)
+			pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			err := prod.ProduceSync(pctx, &kgo.Record{Topic: topic, Value: []byte(v)}).FirstErr()
+			cancel()
+			if err != nil {
+				prod.Close()
+				prod = newProducer()
+			}
+			if err == nil {
+				produced.Add(1)
+				if isFinal {
+					mu.Lock()
+					after = append(after, v)
+					mu.Unlock()
+				}
+			}
+		}
+	})
+	for c := range cycles {
+		waitFor(t, 30*time.Second, "records", func() bool { return produced.Load() > int64(10*c) })
+		if _, err := adm.DeleteTopic(ctx, topic); err != nil {
+			t.Fatal(err)
+		}
+		createTopic(t, adm, topic, 2)
+	}
+	mu.Lock()
+	final = true
+	mu.Unlock()
+	waitFor(t, 30*time.Second, "records in the last topic", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(after) > 50
+	})
+	b.kill9()
+	close(stop)
+	wg.Wait()
+	b.restart()
+
+	cons := newFranz(t, b.addr, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total int64
+	ends.Each(func(o kadm.ListedOffset) { total += o.Offset })
+	seen := map[string]int{}
+	next := map[int32]int64{}
+	for n := int64(0); n < total; {
+		fs := cons.PollFetches(ctx)
+		if err := fs.Err(); err != nil {
+			t.Fatal(err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if r.Offset != next[r.Partition] {
+				t.Fatalf("partition %d: offset %d, want %d", r.Partition, r.Offset, next[r.Partition])
+			}
+			next[r.Partition]++
+			seen[string(r.Value)]++
+			n++
+		})
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, v := range after {
+		if seen[v] != 1 {
+			t.Errorf("record %s acknowledged after the last create: %d times in the topic", v, seen[v])
+		}
+	}
+	t.Logf("%d records produced, %d after the last create, %d in the last topic", produced.Load(), len(after), total)
 }
