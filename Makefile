@@ -10,7 +10,7 @@ RECORDS   ?= 1000000
 FUZZTIME  ?= 30s
 TESTFLAGS ?=
 
-.PHONY: all build run test test-unit test-integration test-race fuzz bench bench-quick lint clean s3-server
+.PHONY: all build run test test-unit test-integration test-race test-race-unit fuzz bench bench-quick lint clean s3-server
 
 all: build
 
@@ -41,6 +41,11 @@ test-integration: s3-server
 test-race: s3-server
 	$(GO) test -race -count=1 -timeout 20m $(TESTFLAGS) $$($(GO) list ./... | grep -v -e /cmd/klite)
 	KLITE_TEST_RECORDS=100000 KLITE_TEST_RACE=1 $(GO) test -race -count=1 -timeout 20m $(TESTFLAGS) ./cmd/klite
+
+# The unit packages under the race detector, for CI: all of test-race's but
+# the bench scenarios, which start brokers and take minutes under -race.
+test-race-unit: s3-server
+	$(GO) test -race -count=1 -timeout 15m $(TESTFLAGS) $$($(GO) list ./... | grep -v -e /cmd/klite -e /bench/internal/scenario)
 
 # Runs every Fuzz target for FUZZTIME (go test -fuzz takes one target at a time).
 fuzz:

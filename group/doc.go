@@ -30,7 +30,8 @@
 //
 //	<Dir>/snapshot-<seq>            every live record as of the start of log-<seq> (vfs.WriteFile: tmp+fsync+rename+dir fsync)
 //	<Dir>/log-<seq>                 writes appended since; the highest seq is the one being written
-//	<Dir>/<file>.broken-<offset>    the bytes recovery cut from <file> at <offset> (a torn tail, or a repair)
+//	<Dir>/<file>.broken-<offset>    the bytes recovery cut from <file> at <offset> (a torn tail, or a repair);
+//	                                a later cut at the same offset appends .1, .2, ...: no copy is overwritten
 //
 // Sequence numbers are zero-padded to 20 digits, so a name sort is the
 // write order.

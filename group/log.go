@@ -280,7 +280,10 @@ func (l *offsetsLog) recover() error {
 // repair. A cut keeps the cut bytes aside.
 func (l *offsetsLog) badRecord(name string, b []byte, at int, why string, newest, tornKind bool) error {
 	full := path.Join(l.dir, name)
-	aside := fmt.Sprintf("%s.broken-%d", full, at)
+	aside, err := l.asideName(full, at)
+	if err != nil {
+		return err
+	}
 	what := "a snapshot or an older log is never torn"
 	torn := false
 	if newest && tornKind {
@@ -303,6 +306,23 @@ func (l *offsetsLog) badRecord(name string, b []byte, at int, why string, newest
 			ErrCorrupt, full, at, why, what, l.dir, at, aside)
 	}
 	return l.cut(full, b, at, aside)
+}
+
+// asideName is where a cut of full at byte at keeps the cut bytes:
+// <full>.broken-<at>, or with .1, .2, ... appended when an earlier cut at
+// the same byte (a repair, then a torn write made after it) kept its copy
+// there: no copy is ever overwritten.
+func (l *offsetsLog) asideName(full string, at int) (string, error) {
+	base := fmt.Sprintf("%s.broken-%d", full, at)
+	names, err := l.fs.List(l.dir)
+	if err != nil {
+		return "", fmt.Errorf("group: list dir: %w", err)
+	}
+	aside := base
+	for i := 1; slices.Contains(names, path.Base(aside)); i++ {
+		aside = base + "." + strconv.Itoa(i)
+	}
+	return aside, nil
 }
 
 // cut keeps b[at:] in aside and truncates the file to at (a snapshot keeps
@@ -350,17 +370,8 @@ func (l *offsetsLog) fileSize(name string) (int64, error) {
 }
 
 func (l *offsetsLog) readAll(name string) ([]byte, error) {
-	f, err := l.fs.Open(path.Join(l.dir, name))
+	b, err := vfs.ReadFile(l.fs, path.Join(l.dir, name))
 	if err != nil {
-		return nil, fmt.Errorf("group: open %s: %w", name, err)
-	}
-	defer f.Close()
-	n, err := f.Size()
-	if err != nil {
-		return nil, fmt.Errorf("group: size %s: %w", name, err)
-	}
-	b := make([]byte, n)
-	if _, err := f.ReadAt(b, 0); err != nil && n > 0 {
 		return nil, fmt.Errorf("group: read %s: %w", name, err)
 	}
 	return b, nil

@@ -260,14 +260,8 @@ var log1 = "/g/" + logName(1)
 
 func readMem(t *testing.T, fs vfs.FS, name string) []byte {
 	t.Helper()
-	f, err := fs.Open(name)
+	b, err := vfs.ReadFile(fs, name)
 	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	n, _ := f.Size()
-	b := make([]byte, n)
-	if _, err := f.ReadAt(b, 0); err != nil && n > 0 {
 		t.Fatal(err)
 	}
 	return b
@@ -350,6 +344,38 @@ func TestLogFlippedByteMidFileFailsOpen(t *testing.T) {
 	wantOffsets(t, l, 1)
 	if o, _ := l.offset("g", TP{"t", 0}); o.Offset != 9 {
 		t.Fatalf("commit after the repair: %d", o.Offset)
+	}
+}
+
+// Two cuts of one file at the same byte keep both copies: a repair's copy
+// (which may hold acknowledged commits) is not overwritten when the write
+// made after the repair, at the same offset, is later cut as a torn tail.
+func TestLogCutsAtOneOffsetKeepEveryCopy(t *testing.T) {
+	fs, starts := threeWrites(t)
+	b := readMem(t, fs, log1)
+	b[starts[1]+recHeaderBytes+markerBodyBytes+20] ^= 0x40
+	writeMem(t, fs, log1, b)
+	l, err := openRepair(fs, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := commitSync(l, "g", TP{"t", 0}, 9); err != nil {
+		t.Fatal(err)
+	}
+	l.close()
+	// The commit after the repair was written where the cut was; tear it.
+	after := readMem(t, fs, log1)
+	torn := after[:starts[1]+7]
+	writeMem(t, fs, log1, torn)
+	if l, err = openRepair(fs, false); err != nil {
+		t.Fatal(err)
+	}
+	l.close()
+	if cut := readMem(t, fs, fmt.Sprintf("%s.broken-%d", log1, starts[1])); !bytes.Equal(cut, b[starts[1]:]) {
+		t.Fatalf("the repair's copy was replaced (%d bytes, want %d)", len(cut), len(b)-starts[1])
+	}
+	if cut := readMem(t, fs, fmt.Sprintf("%s.broken-%d.1", log1, starts[1])); !bytes.Equal(cut, torn[starts[1]:]) {
+		t.Fatalf("the torn tail's copy differs (%d bytes, want %d)", len(cut), len(torn)-starts[1])
 	}
 }
 

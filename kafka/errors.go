@@ -1,16 +1,20 @@
 package kafka
 
 import (
+	"container/list"
 	"errors"
+	"hash/maphash"
 	"strings"
+	"sync"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/klite/klite/storage"
 )
 
-// maxUnknownLogged bounds the set of distinct unknown errors remembered for
-// log-once.
+// maxUnknownLogged bounds the distinct unknown errors remembered for
+// log-once; past it the least recently seen is forgotten (and logged again
+// should it recur).
 const maxUnknownLogged = 256
 
 // errCode maps a storage (or batch validation) error to a Kafka error code.
@@ -72,16 +76,45 @@ func (h *Handler) errCode(err error) int16 {
 }
 
 func (h *Handler) logUnknown(err error) {
-	msg := err.Error()
-	h.unknownMu.Lock()
-	_, seen := h.unknownLogged[msg]
-	if !seen && len(h.unknownLogged) < maxUnknownLogged {
-		h.unknownLogged[msg] = struct{}{}
-	}
-	h.unknownMu.Unlock()
-	if !seen {
+	if h.unknownLogged.first(err.Error()) {
 		h.log.Error().Err(err).Msg("kafka: unmapped storage error answered as UNKNOWN_SERVER_ERROR")
 	}
+}
+
+// logOnce remembers the max most recently seen distinct messages (by a
+// 64-bit hash of their text, so long messages cost no more), so a message
+// that keeps recurring is logged once however many others come and go, and
+// memory stays bounded however many distinct messages there are.
+type logOnce struct {
+	max  int
+	seed maphash.Seed
+
+	mu    sync.Mutex
+	seen  map[uint64]*list.Element // value: the hash; guarded by mu
+	order list.List                // front: most recently seen; guarded by mu
+}
+
+func newLogOnce(max int) *logOnce {
+	return &logOnce{max: max, seed: maphash.MakeSeed(), seen: make(map[uint64]*list.Element, max)}
+}
+
+// first reports whether msg is not among the remembered messages, and
+// remembers it as the most recent.
+func (l *logOnce) first(msg string) bool {
+	h := maphash.String(l.seed, msg)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if e, ok := l.seen[h]; ok {
+		l.order.MoveToFront(e)
+		return false
+	}
+	if l.order.Len() >= l.max {
+		oldest := l.order.Back()
+		delete(l.seen, oldest.Value.(uint64))
+		l.order.Remove(oldest)
+	}
+	l.seen[h] = l.order.PushFront(h)
+	return true
 }
 
 // errMessage is err's text for an ErrorMessage field: without the storage

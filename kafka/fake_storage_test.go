@@ -14,7 +14,7 @@ import (
 )
 
 // fakeStore is an in-memory Storage for handler unit tests only. It follows
-// the contract in storage/api.go: whole batches, KIP-74 first batch, Watch
+// the contract on storage.Store's methods: whole batches, KIP-74 first batch, Watch
 // firing at once when already satisfied, done on another goroutine.
 type fakeStore struct {
 	mu      sync.Mutex

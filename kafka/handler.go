@@ -158,8 +158,7 @@ type Handler struct {
 	produceMu   sync.Mutex
 	produceTail map[uint64]chan struct{}
 
-	unknownMu     sync.Mutex
-	unknownLogged map[string]struct{} // storage errors already logged, guarded by unknownMu
+	unknownLogged *logOnce // storage errors already logged (errors.go)
 }
 
 // New returns a handler serving st.
@@ -174,7 +173,7 @@ func New(cfg Config, st Storage) *Handler {
 		nodeReplicas:  []int32{cfg.NodeID},
 		produceTail:   make(map[uint64]chan struct{}),
 		conns:         make(map[uint64]*connPolls),
-		unknownLogged: make(map[string]struct{}),
+		unknownLogged: newLogOnce(maxUnknownLogged),
 	}
 	h.fetchRunner.max = cfg.FetchWorkers
 	h.apiKeys = advertisedKeys()

@@ -4,7 +4,7 @@ import "github.com/klite/klite/storage"
 
 // Storage is what the protocol layer needs from the log. *storage.Store
 // implements it; handler tests use an in-memory fake. Semantics are documented
-// in storage/api.go.
+// on *storage.Store's methods (go doc storage.Store).
 type Storage interface {
 	CreateTopic(name string, partitions int32, configs map[string]string) (storage.TopicInfo, error)
 	// CheckCreate and CheckGrow answer what CreateTopic and

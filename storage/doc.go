@@ -128,7 +128,8 @@
 // Writers apply a change to an indexed in-memory model under metaMu (so it
 // is validated against every change accepted before it) and queue its
 // record, without I/O; one committer writes all that is queued as one
-// frame with one write, fdatasyncs it, and only then publishes the changes
+// frame (more when it passes the 16 MiB frame limit), each with one write
+// and fdatasynced before the next, and only then publishes the changes
 // in log order, as one new topic table, and answers the writers. Readers
 // (Metadata, produce, fetch) load the table and never wait; a topic is in
 // it whole, with every partition, or not at all. Producer ids are reserved

@@ -87,7 +87,7 @@ func loadMeta(fsys vfs.FS, dir string) (m metaFile, ok bool, err error) {
 		return m, false, err
 	}
 	defer f.Close()
-	b, err := readAll(f)
+	b, err := vfs.ReadAll(f)
 	if err != nil {
 		return m, false, err
 	}
@@ -98,22 +98,6 @@ func loadMeta(fsys vfs.FS, dir string) (m metaFile, ok bool, err error) {
 		return m, false, fmt.Errorf("storage: %s: unsupported version %d or shards %d", metaName, m.Version, m.Shards)
 	}
 	return m, true, nil
-}
-
-func readAll(f vfs.File) ([]byte, error) {
-	size, err := f.Size()
-	if err != nil {
-		return nil, err
-	}
-	b := make([]byte, size)
-	n, err := f.ReadAt(b, 0)
-	if n == len(b) {
-		return b, nil
-	}
-	if err == nil {
-		err = io.ErrUnexpectedEOF
-	}
-	return nil, err
 }
 
 // saveMeta writes m as the old meta.json (tests of the conversion).

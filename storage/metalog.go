@@ -218,7 +218,7 @@ func (mo *metaOpen) replay(fsys vfs.FS, dir string, log zerolog.Logger, now func
 		_ = f.Close()
 		return err
 	}
-	b, err := readAll(f)
+	b, err := vfs.ReadAll(f)
 	if err != nil {
 		return fail(err)
 	}
@@ -243,7 +243,7 @@ func (mo *metaOpen) replay(fsys vfs.FS, dir string, log zerolog.Logger, now func
 		if !tornMetaTail(b[off:]) {
 			return fail(fmt.Errorf("storage: %s: corrupt frame at offset %d of %d", path, off, len(b)))
 		}
-		if err := keepAside(fsys, dir, path, b[off:], now); err != nil {
+		if err := keepAside(fsys, path, b[off:], now); err != nil {
 			return fail(err)
 		}
 		err := f.Truncate(int64(off))
@@ -292,22 +292,9 @@ func tornMetaTail(tail []byte) bool {
 }
 
 // keepAside writes b to <path>.torn-<unix nanos>, durably.
-func keepAside(fsys vfs.FS, dir, path string, b []byte, now func() time.Time) error {
+func keepAside(fsys vfs.FS, path string, b []byte, now func() time.Time) error {
 	aside := path + tornInfix + strconv.FormatInt(now().UnixNano(), 10)
-	f, err := fsys.Create(aside)
-	if err != nil {
-		return fmt.Errorf("storage: %w", err)
-	}
-	if _, err = f.WriteAt(b, 0); err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = fsys.SyncDir(dir)
-	}
-	if err != nil {
+	if err := vfs.WriteFile(fsys, aside, b); err != nil {
 		return fmt.Errorf("storage: keeping torn tail of %s: %w", path, err)
 	}
 	return nil

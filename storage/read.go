@@ -149,8 +149,12 @@ func (h *readHold) fit(e *chunkEntry, pos, budget int64, atLeastOne bool) (int64
 	return n, nil
 }
 
-// Read returns whole batches from the one containing offset, up to
-// maxBytes but at least one batch (KIP-74); see api.go.
+// Read returns whole batches starting with the one that contains offset,
+// up to maxBytes, but always at least one whole batch when one exists
+// below the high watermark (KIP-74). offset == high watermark returns no
+// chunks and no error; offset outside [log start, high watermark] returns
+// ErrOffsetOutOfRange. The caller must Release the result once its chunks
+// are sent.
 func (s *Store) Read(topic string, partition int32, offset int64, maxBytes int64) ReadResult {
 	p, err := s.lookup(topic, partition)
 	if err != nil {

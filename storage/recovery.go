@@ -210,7 +210,7 @@ func (s *shard) loadCheckpoint(id uint64) (checkpoint, error) {
 		return checkpoint{}, err
 	}
 	defer f.Close()
-	b, err := readAll(f)
+	b, err := vfs.ReadAll(f)
 	if err != nil {
 		return checkpoint{}, err
 	}

@@ -16,7 +16,7 @@ import (
 
 // Metadata snapshot and disaster recovery: Snapshot describes the store
 // for the bucket (tier.MetaSnapshot), Restore rebuilds an empty store from
-// one. See api.go ("Restore") and tier/doc.go.
+// one. See their method docs and tier/doc.go.
 
 // ErrNotEmpty: Restore runs only on a store without topics.
 var ErrNotEmpty = errors.New("storage: restore needs a store without topics")
@@ -191,9 +191,11 @@ func (s *Store) Snapshot() tier.MetaSnapshot {
 	return snap
 }
 
-// Restore rebuilds an empty store from a metadata snapshot (disaster
-// recovery; see api.go). next holds each partition's tiered end (its
-// manifest's NextOffset). Each partition's log continues at
+// Restore rebuilds a store opened on an empty Dir from a metadata snapshot
+// (disaster recovery): it creates snap's topics with their IDs and
+// configs and loads snap.Producers. next holds each partition's tiered end
+// (its manifest's NextOffset; 0 when absent). Each partition's log
+// continues at
 // max(next[p], its log start), where the log start is the snapshot's,
 // raised to the manifest's when Config.Cold is set; everything below is
 // marked uploaded. The result is in the metadata log before Restore returns, so

@@ -131,7 +131,9 @@ func (p *partition) trimTo(offset int64) {
 
 // DeleteRecords moves the log start of a partition to offset (-1: the high
 // watermark), never backwards, and persists it before returning the new
-// log start; see api.go.
+// log start (Kafka's low watermark). offset past the high watermark (or
+// negative but -1) is ErrOffsetOutOfRange. With Config.Cold a moved log
+// start is passed on to Cold.Retain.
 func (s *Store) DeleteRecords(topic string, partition int32, offset int64) (int64, error) {
 	p, err := s.lookup(topic, partition)
 	if err != nil {

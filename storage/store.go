@@ -217,6 +217,22 @@ func (c *Config) applyDefaults() error {
 
 // Store is klite's log: topics, partitions and their record batches in
 // sharded write-ahead logs. All methods are safe for concurrent use.
+//
+// Log start: every partition has a log start offset (persisted in the
+// store's metadata), the first offset readable locally or from the tier.
+// It only moves forward: retention (retention.ms by batch max timestamp,
+// retention.bytes over the whole log, local and tiered), DeleteRecords.
+// Reads, ListOffsets and Fetch below it get ErrOffsetOutOfRange; Offsets
+// reports it. A read at or above the log start but below the first offset
+// the WAL still holds (LocalStart) goes to Config.Cold; its bytes come back
+// as a Chunk whose File is in memory (Fd() == ^uintptr(0)).
+//
+// Local segments: a sealed segment is deleted once every chunk in it is
+// below its partition's log start, or (with Cold) below its tiered end
+// (Uploaded) while the WAL holds more than Config.HotBytes. Uploaded data
+// is kept locally up to HotBytes as a read cache; expired data is freed at
+// the next retention pass. With MaxWALBytes set, an append that would take
+// the WAL past it fails with ErrLogFull when nothing can be freed.
 type Store struct {
 	cfg Config
 	log zerolog.Logger
@@ -595,7 +611,8 @@ func (s *Store) DeleteTopic(name string) error {
 // SetTopicConfigs replaces a topic's explicitly set configs with configs
 // (nil or empty clears them) and persists them before returning. Values
 // are stored as given: the protocol layer validates them. Appends pick up
-// message.timestamp.type from the next group commit on. It fails with
+// message.timestamp.type from the next group commit on. It publishes a new
+// TopicInfo; earlier snapshots are unchanged. It fails with
 // ErrUnknownTopic, or ErrMetadataFull when the configs would make the
 // metadata larger than a snapshot may be.
 func (s *Store) SetTopicConfigs(name string, configs map[string]string) error {
@@ -626,7 +643,8 @@ func (s *Store) SetTopicConfigs(name string, configs map[string]string) error {
 // as in CreateTopic, and start empty at offset 0. It fails with
 // ErrUnknownTopic, ErrInvalidPartitions when count is not above the
 // current count or is above MaxPartitions, ErrPartitionLimit or
-// ErrMetadataFull.
+// ErrMetadataFull. It publishes a new TopicInfo; earlier snapshots are
+// unchanged.
 func (s *Store) CreatePartitions(name string, count int32) (TopicInfo, error) {
 	var info TopicInfo
 	err := s.commit(func() (*metaWait, error) {
@@ -683,6 +701,7 @@ func (s *Store) Topics() []TopicInfo {
 	return out
 }
 
+// Topic returns the named topic's current TopicInfo, or false.
 func (s *Store) Topic(name string) (TopicInfo, bool) {
 	t := s.table.Load().byName[name]
 	if t == nil {
@@ -691,6 +710,7 @@ func (s *Store) Topic(name string) (TopicInfo, bool) {
 	return t.info, true
 }
 
+// TopicByID returns the current TopicInfo of the topic with id, or false.
 func (s *Store) TopicByID(id TopicID) (TopicInfo, bool) {
 	t := s.table.Load().byID[id]
 	if t == nil {
@@ -757,10 +777,23 @@ func (s *Store) reservePIDsLocked() (chan struct{}, error) {
 	return ch, nil
 }
 
-// Append appends the batches of one produce partition; see api.go. It
-// never blocks. When the append fails at once (unknown partition, closed
-// store, too large, shard queue full), done runs before Append returns, on
-// the caller's goroutine.
+// Append appends the batches of one produce partition: the validated,
+// concatenated v2 batches (kafka has checked magic, length, CRC, counts).
+// The store copies them before done runs, so the caller may reuse the
+// buffer once done has been called.
+//
+// done runs exactly once, on a store goroutine, and must not block: after
+// the write when durable is false (acks 0/1), after the fdatasync that
+// covers it when durable is true (acks=all). The high watermark only moves
+// past data once it is fsynced.
+//
+// Append never blocks (the kafka layer calls it on a netloop event loop).
+// When the append fails at once (unknown partition, store closed, batch
+// larger than a segment, ErrBusy because the shard already queues
+// Config.MaxQueueBytes), done runs on the caller's goroutine before Append
+// returns. Appends still queued or not yet written when Close runs fail
+// with ErrClosed (the queued ones on Close's goroutine); appends already
+// written complete after their fsync.
 func (s *Store) Append(topic string, partition int32, batches []byte, durable bool, done func(AppendResult)) {
 	p, err := s.lookup(topic, partition)
 	switch {
@@ -802,8 +835,10 @@ func (s *Store) Offsets(topic string, partition int32) (int64, int64, error) {
 	return start, p.hwm.Load(), nil
 }
 
-// Watch calls fn once the high watermark passes after, the partition is
-// deleted, or the store closes (see api.go).
+// Watch calls fn once (on a store goroutine; it must not block) as soon as
+// the high watermark exceeds after, or the partition is deleted, or the
+// store closes; at once, on the caller's goroutine, if that is already
+// true. cancel stops it if it has not run.
 func (s *Store) Watch(topic string, partition int32, after int64, fn func()) (cancel func()) {
 	p, err := s.lookup(topic, partition)
 	if err != nil {

@@ -15,8 +15,8 @@ import (
 )
 
 // Tiering: the store as the uploader's tier.Source, and cold reads through
-// Config.Cold for offsets the WAL no longer holds. See api.go ("Sealed",
-// "Log start") and tier/doc.go.
+// Config.Cold for offsets the WAL no longer holds. See Sealed, Uploaded,
+// Store (log start) and tier/doc.go.
 //
 // Chunk boundaries: the uploader continues a partition's tiered log exactly
 // at its manifest's NextOffset and refuses chunks that start elsewhere
@@ -117,7 +117,8 @@ func (s *Store) Partitions() []tier.Partition {
 // segment's included. They are contiguous and total about maxBytes (at
 // least one chunk). release unpins their segments; until then they are
 // not closed. A from inside a chunk yields the rest of that chunk from the
-// batch holding from.
+// batch holding from. Since the active segment's fsynced chunks count, the
+// uploader's flush interval bounds how long data is local-only.
 func (s *Store) Sealed(tp tier.Partition, from, maxBytes int64, dst []tier.SourceChunk) ([]tier.SourceChunk, func(), error) {
 	p, err := s.lookupTier(tp)
 	if err != nil {
@@ -203,7 +204,8 @@ func chunkFrom(e *chunkEntry, from int64) (tier.SourceChunk, error) {
 
 // Uploaded records that p's offsets below end are in the bucket under a
 // published manifest (tier.Source). The tiered end never decreases; it is
-// not persisted (the uploader reports it again after a restart).
+// not persisted: after a restart the uploader loads each manifest and
+// reports its NextOffset before anything it covers is freed.
 func (s *Store) Uploaded(tp tier.Partition, end int64) {
 	p, err := s.lookupTier(tp)
 	if err != nil {

@@ -4,8 +4,11 @@
 //
 // # Pieces
 //
-//	store.go     ObjectStore: Put (seekable body; If-None-Match), ranged Get, Head, List, Delete
-//	s3store.go   S3Store: aws-sdk-go-v2, custom endpoint + path style, standard retryer, multipart
+//	store.go     ObjectStore (= objstore.Store): Put (seekable body; If-None-Match), ranged Get, Head, List, Delete
+//	objstore/    the object-store contract alone, so stores need not import tier
+//	s3store/     s3store.Store: aws-sdk-go-v2, custom endpoint + path style, standard retryer,
+//	             multipart; only cmd/klite, the bench and tests import it, so tier, storage,
+//	             group and kafka do not link the SDK (s3store's TestSDKStaysInLeaf)
 //	memstore.go  MemStore: in memory, fault injection (FailNth, SetLatency) for unit tests
 //	format.go    data object: batches + index footer (IndexEntry, Trailer)
 //	manifest.go  Manifest per partition; versioned objects + forward-only pointer
@@ -152,7 +155,7 @@
 // empty WAL dir with -s3-bucket restores from LoadSnapshot before opening.
 //
 // Flags (cmd): -s3-bucket, -s3-prefix, -s3-endpoint (path style implied),
-// -s3-region map onto S3Config; credentials come from the standard chain
+// -s3-region map onto s3store.Config; credentials come from the standard chain
 // (AccessKey empty). Uploader.Run runs in the background; storage calls
 // Kick when it seals a segment.
 //

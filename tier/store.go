@@ -3,67 +3,34 @@ package tier
 import (
 	"context"
 	"errors"
-	"io"
-	"time"
+
+	"github.com/klite/klite/tier/objstore"
 )
 
-// Sentinel errors. Implementations wrap them so callers test with errors.Is.
+// The object-store contract lives in tier/objstore (so store
+// implementations need not import tier); these names keep it in tier's
+// vocabulary.
+type (
+	// ObjectStore is objstore.Store: put, ranged get, head, list, delete.
+	ObjectStore = objstore.Store
+	// ObjectInfo is objstore.Info.
+	ObjectInfo = objstore.Info
+	// PutOptions is objstore.PutOptions.
+	PutOptions = objstore.PutOptions
+)
+
+// Sentinel errors. Stores wrap them so callers test with errors.Is.
 var (
 	// ErrNotFound: the key does not exist.
-	ErrNotFound = errors.New("tier: object not found")
+	ErrNotFound = objstore.ErrNotFound
 	// ErrExists: a conditional put (PutOptions.IfNoneMatch) found the key
 	// already present; the object was not written.
-	ErrExists = errors.New("tier: object exists")
+	ErrExists = objstore.ErrExists
 	// ErrRange: a ranged get asked for bytes past the end of the object.
-	ErrRange = errors.New("tier: range not satisfiable")
+	ErrRange = objstore.ErrRange
 	// ErrCorrupt: an object failed its magic, version, length or CRC checks.
 	ErrCorrupt = errors.New("tier: corrupt object")
 )
-
-// ObjectInfo describes one stored object.
-type ObjectInfo struct {
-	Key  string
-	Size int64
-	// ETag as the store reports it (opaque; quoted for S3).
-	ETag string
-	// Modified is the last-modified time (second precision on S3).
-	Modified time.Time
-}
-
-// PutOptions modify a Put.
-type PutOptions struct {
-	// IfNoneMatch makes the put conditional on the key not existing
-	// (If-None-Match: *). A put that loses returns ErrExists. Used for
-	// manifest versions so two writers can never both publish version N.
-	IfNoneMatch bool
-}
-
-// ObjectStore is the narrow object API the tier needs. Keys are plain
-// strings ('/' separated); implementations add no prefix of their own
-// beyond what they were configured with.
-//
-// All methods are safe for concurrent use. Errors are ErrNotFound,
-// ErrExists, ErrRange, a context error, or an opaque store error that
-// retries (if any) have already given up on.
-type ObjectStore interface {
-	// Put stores size bytes read from body under key, replacing any
-	// object there unless opts.IfNoneMatch. body must be seekable (the
-	// S3 client rewinds it to sign and to retry); a body that is also an
-	// io.ReaderAt is read concurrently for multipart uploads without
-	// buffering.
-	Put(ctx context.Context, key string, body io.ReadSeeker, size int64, opts PutOptions) error
-	// GetRange reads len(p) bytes of key starting at off into p: all of
-	// them or an error (ErrRange if the object is shorter). One request.
-	GetRange(ctx context.Context, key string, off int64, p []byte) error
-	// Head returns key's size and metadata.
-	Head(ctx context.Context, key string) (ObjectInfo, error)
-	// List calls fn for every key with the prefix, in key (byte) order,
-	// starting after startAfter ("" for all). fn returning an error stops
-	// the listing and List returns that error.
-	List(ctx context.Context, prefix, startAfter string, fn func(ObjectInfo) error) error
-	// Delete removes key. Deleting a missing key is not an error.
-	Delete(ctx context.Context, key string) error
-}
 
 // Get reads a whole object (small objects: manifests, pointers).
 // maxBytes bounds the allocation; a larger object is ErrCorrupt.

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/klite/klite/tier/s3store"
 )
 
 // testObjectStore is the contract every ObjectStore meets.
@@ -122,7 +124,7 @@ func testObjectStore(t *testing.T, s ObjectStore, multipartBytes int) {
 		if err != nil || !bytes.Equal(got, big) {
 			t.Fatalf("multipart round trip: %d bytes, err %v", len(got), err)
 		}
-		if _, ok := s.(*S3Store); ok {
+		if _, ok := s.(*s3store.Store); ok {
 			// S3 ETags of multipart objects end in -<parts>.
 			if info, err := s.Head(ctx, "m/big"); err != nil || !strings.Contains(info.ETag, "-") {
 				t.Fatalf("not a multipart object: %+v %v", info, err)

@@ -66,7 +66,7 @@ type UploaderConfig struct {
 	// hold less, or more by less than one chunk).
 	ObjectBytes int64
 	// Parallel bounds the partitions uploading at once (each uploads its
-	// objects in order; S3Store adds multipart parallelism per object).
+	// objects in order; s3store.Store adds multipart parallelism per object).
 	Parallel int
 	// Attempts and Backoff..MaxBackoff govern retrying a whole step (object
 	// put, manifest publish) after the store's own retries gave up:

@@ -3,7 +3,6 @@ package tier
 import (
 	"bytes"
 	"context"
-	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -13,8 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/klite/klite/tier/s3store"
 	"github.com/klite/klite/tier/s3test"
 )
 
@@ -67,8 +65,8 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func newVersitygwStore(t *testing.T, endpoint string, hc *http.Client) *S3Store {
-	s, err := NewS3Store(context.Background(), S3Config{
+func newVersitygwStore(t *testing.T, endpoint string, hc *http.Client) *s3store.Store {
+	s, err := s3store.New(context.Background(), s3store.Config{
 		Bucket: vgwBucket, Prefix: "klite/", Endpoint: endpoint, Region: "us-east-1",
 		AccessKey: vgwAccess, SecretKey: vgwSecret,
 		MultipartBytes: 6 << 20, PartBytes: 5 << 20, PartConcurrency: 3,
@@ -167,85 +165,4 @@ func TestS3UploadReadRoundTrip(t *testing.T) {
 		t.Fatal("no object was large enough for multipart")
 	}
 	t.Logf("%d requests, %d injected 503s, %d multipart objects, reader %+v", ft.calls.Load(), ft.injected.Load(), multipart, r.Stats())
-}
-
-// TestS3RetriesExhausted: when every attempt fails the store returns the
-// error after exactly MaxAttempts requests, not before and not forever.
-func TestS3RetriesExhausted(t *testing.T) {
-	endpoint := startVersitygw(t)
-	ft := &flakyTransport{next: http.DefaultTransport.(*http.Transport).Clone(), n: 1}
-	store := newVersitygwStore(t, endpoint, &http.Client{Transport: ft}) // MaxAttempts 6
-	err := store.Put(context.Background(), "x", bytes.NewReader([]byte("y")), 1, PutOptions{})
-	if err == nil || !strings.Contains(err.Error(), "SlowDown") {
-		t.Fatalf("put through a dead transport: %v", err)
-	}
-	if got := ft.calls.Load(); got != 6 {
-		t.Fatalf("%d requests, want MaxAttempts (6)", got)
-	}
-}
-
-// onlyReadSeeker hides a body's io.ReaderAt, so multipart parts are read in
-// turn into memory.
-type onlyReadSeeker struct{ io.ReadSeeker }
-
-// partFailTransport answers every UploadPart request for one part number
-// with 403 AccessDenied (not retried), passing everything else on.
-type partFailTransport struct {
-	next http.RoundTripper
-	part string
-}
-
-func (f *partFailTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.Method != http.MethodPut || req.URL.Query().Get("partNumber") != f.part {
-		return f.next.RoundTrip(req)
-	}
-	if req.Body != nil {
-		io.Copy(io.Discard, req.Body)
-		req.Body.Close()
-	}
-	body := `<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>injected</Message></Error>`
-	return &http.Response{StatusCode: 403, Status: "403 Forbidden", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
-		Header: http.Header{"Content-Type": {"application/xml"}}, Body: io.NopCloser(strings.NewReader(body)),
-		ContentLength: int64(len(body)), Request: req}, nil
-}
-
-// TestS3Multipart: a multipart put from a body without io.ReaderAt reads
-// back byte for byte; a multipart put whose second part fails returns the
-// error and aborts the upload, leaving neither the object nor its parts.
-func TestS3Multipart(t *testing.T) {
-	endpoint := startVersitygw(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	rng := newRand(7)
-	obj := make([]byte, 11<<20) // parts of 5, 5 and 1 MiB
-	for i := range obj {
-		obj[i] = byte(rng.Uint32())
-	}
-	s := newVersitygwStore(t, endpoint, nil)
-	if err := s.Put(ctx, "m/seq", onlyReadSeeker{bytes.NewReader(obj)}, int64(len(obj)), PutOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	got := make([]byte, len(obj))
-	if err := s.GetRange(ctx, "m/seq", 0, got); err != nil || !bytes.Equal(got, obj) {
-		t.Fatalf("read back: equal %v, %v", bytes.Equal(got, obj), err)
-	}
-
-	for _, body := range []io.ReadSeeker{bytes.NewReader(obj), onlyReadSeeker{bytes.NewReader(obj)}} {
-		tr := &partFailTransport{next: http.DefaultTransport.(*http.Transport).Clone(), part: "2"}
-		failing := newVersitygwStore(t, endpoint, &http.Client{Transport: tr})
-		err := failing.Put(ctx, "m/fail", body, int64(len(obj)), PutOptions{})
-		if err == nil || !strings.Contains(err.Error(), "AccessDenied") {
-			t.Fatalf("put with a failing part (%T): %v", body, err)
-		}
-		if _, err := s.Head(ctx, "m/fail"); !errors.Is(err, ErrNotFound) {
-			t.Fatalf("head after a failed multipart put: %v, want ErrNotFound", err)
-		}
-		ups, err := s.client.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String(vgwBucket)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(ups.Uploads) != 0 {
-			t.Fatalf("%d multipart uploads left after a failed put (%T), want 0 (aborted)", len(ups.Uploads), body)
-		}
-	}
 }

@@ -80,6 +80,12 @@ func ReadFile(fs FS, name string) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
+	return ReadAll(f)
+}
+
+// ReadAll returns the whole contents of the open file f, as long as Size
+// says it is; a shorter read is an error.
+func ReadAll(f File) ([]byte, error) {
 	size, err := f.Size()
 	if err != nil {
 		return nil, err

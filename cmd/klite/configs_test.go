@@ -115,13 +115,15 @@ func TestTopicConfigsAdmin(t *testing.T) {
 	if err != nil {
 		t.Fatalf("create partitions: %v", err)
 	}
+	// The topic is compacted (delete,compact), so records carry keys: Kafka
+	// refuses keyless records there with INVALID_RECORD.
 	check := func() {
 		t.Helper()
 		cl := newFranz(t, b.addr, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerBatchCompression(kgo.NoCompression()))
-		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: 3, Value: []byte("new")}).FirstErr(); err != nil {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: 3, Key: []byte("k"), Value: []byte("new")}).FirstErr(); err != nil {
 			t.Fatalf("produce to partition 3: %v", err)
 		}
-		err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: 0, Value: bytes.Repeat([]byte("z"), 5000)}).FirstErr()
+		err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Partition: 0, Key: []byte("k"), Value: bytes.Repeat([]byte("z"), 5000)}).FirstErr()
 		if !errors.Is(err, kerr.MessageTooLarge) {
 			t.Errorf("5 KB record with max.message.bytes=2000: %v, want MESSAGE_TOO_LARGE", err)
 		}

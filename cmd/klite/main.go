@@ -102,6 +102,11 @@ func serve(cfg Config, root zerolog.Logger) error {
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 
+	// Each component started pushes its stop; a failed start and the
+	// graceful stop both close the stack, newest first.
+	var stack closers
+	graceful := false // the tier's final upload only on a graceful stop
+
 	started := time.Now()
 	var tiers *tiering
 	var plan *restorePlan // disaster recovery: an empty -wal, a snapshot in the bucket
@@ -111,9 +116,10 @@ func serve(cfg Config, root zerolog.Logger) error {
 			return err
 		}
 		tiers = t
+		stack.push(tiers.closeErr) // Cold's background work, after the store
 		fresh, err := freshDir(cfg.WALDir)
 		if err != nil {
-			return err
+			return errors.Join(err, stack.close())
 		}
 		if fresh {
 			// A signal ends the restore (the process exits with the error).
@@ -124,11 +130,11 @@ func serve(cfg Config, root zerolog.Logger) error {
 			unwatch()
 			if err != nil {
 				// Starting empty would publish a snapshot over the bucket's.
-				return fmt.Errorf("-wal %s is empty and the bucket could not be read: %w", cfg.WALDir, err)
+				return errors.Join(fmt.Errorf("-wal %s is empty and the bucket could not be read: %w", cfg.WALDir, err), stack.close())
 			}
 			if plan != nil {
 				if clusterID, err = restoredClusterID(cfg, plan, clusterID, log); err != nil {
-					return err
+					return errors.Join(err, stack.close())
 				}
 			}
 		}
@@ -137,11 +143,11 @@ func serve(cfg Config, root zerolog.Logger) error {
 		err = tiers.claim(ctx, cfg, clusterID, fresh)
 		cancel()
 		if err != nil {
-			return err
+			return errors.Join(err, stack.close())
 		}
 		if plan != nil {
 			if err := markRestore(vfs.OSFS{}, cfg.WALDir, true); err != nil {
-				return fmt.Errorf("restore marker: %w", err)
+				return errors.Join(fmt.Errorf("restore marker: %w", err), stack.close())
 			}
 		}
 		log.Info().Str("bucket", cfg.S3Bucket).Str("prefix", cfg.S3Prefix).Str("endpoint", cfg.S3Endpoint).
@@ -167,27 +173,46 @@ func serve(cfg Config, root zerolog.Logger) error {
 		Logger:                 root, // storage adds its own component field
 	})
 	if err != nil {
-		tiers.close()
-		return fmt.Errorf("open storage: %w", err)
+		return errors.Join(fmt.Errorf("open storage: %w", err), stack.close())
 	}
+	stack.push(func() error { return closeStore(store, log) })
 	log.Info().Str("dir", cfg.WALDir).Dur("took", time.Since(started)).Msg("storage open")
 
 	if plan != nil {
 		if err := restore(plan, store, groupConfig(cfg, store, root), log, started); err != nil {
-			return errors.Join(err, closeStore(store, log), tiers.closeErr())
+			return errors.Join(err, stack.close())
 		}
 	}
 	groups, err := openGroups(cfg, store, root)
 	if err != nil {
-		return errors.Join(err, closeStore(store, log), tiers.closeErr())
+		return errors.Join(err, stack.close())
 	}
+	// The coordinator closes after the network (no request is in flight)
+	// and before the store its topic lookups read.
+	stack.push(func() error {
+		if err := groups.Close(); err != nil {
+			return fmt.Errorf("close group coordinator: %w", err)
+		}
+		return nil
+	})
 	if plan != nil {
 		if err := markRestore(vfs.OSFS{}, cfg.WALDir, false); err != nil {
-			return errors.Join(fmt.Errorf("restore marker: %w", err), groups.Close(), closeStore(store, log), tiers.closeErr())
+			return errors.Join(fmt.Errorf("restore marker: %w", err), stack.close())
 		}
 	}
 	if tiers != nil {
 		tiers.start(store, groups, root)
+		// Uploads stop before the store closes (they pin its segments);
+		// the last upload and snapshot need the coordinator's offsets. A
+		// failed start skips the final upload (the next start does it).
+		stack.push(func() error {
+			if graceful {
+				tiers.stop(cfg.ShutdownTimeout)
+			} else {
+				tiers.stopNow()
+			}
+			return nil
+		})
 	}
 
 	// netloop needs a handler before it binds, and the kafka handler needs the
@@ -208,13 +233,19 @@ func serve(cfg Config, root zerolog.Logger) error {
 		Logger:                  root, // netloop adds its own component field
 	}, late)
 	if err != nil {
-		tiers.stopNow()
-		return errors.Join(fmt.Errorf("netloop: %w", err), groups.Close(), closeStore(store, log), tiers.closeErr())
+		return errors.Join(fmt.Errorf("netloop: %w", err), stack.close())
 	}
 	if err := srv.Start(); err != nil {
-		tiers.stopNow()
-		return errors.Join(fmt.Errorf("listen on %s: %w", cfg.Listen, err), groups.Close(), closeStore(store, log), tiers.closeErr())
+		return errors.Join(fmt.Errorf("listen on %s: %w", cfg.Listen, err), stack.close())
 	}
+	stack.push(func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer cancel()
+		if err := srv.Stop(ctx); err != nil {
+			return fmt.Errorf("stop network: %w", err)
+		}
+		return nil
+	})
 	bound := srv.Addr()
 
 	adv, warn := advertised(cfg.Advertise, cfg.Listen, bound)
@@ -248,6 +279,9 @@ func serve(cfg Config, root zerolog.Logger) error {
 		Groups:                   groups,
 	}, store)
 	late.h.Store(handler)
+	// Long-polling fetches are answered first (with what they have), so the
+	// network drain does not wait out their MaxWaitMs.
+	stack.push(func() error { handler.Close(); return nil })
 
 	if cfg.PprofAddr != "" {
 		servePprof(cfg.PprofAddr, log)
@@ -271,30 +305,8 @@ func serve(cfg Config, root zerolog.Logger) error {
 	}()
 
 	stopStart := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-	defer cancel()
-	// Long-polling fetches are answered first (with what they have), so the
-	// network drain does not wait out their MaxWaitMs.
-	handler.Close()
-	var errs []error
-	if err := srv.Stop(ctx); err != nil {
-		errs = append(errs, fmt.Errorf("stop network: %w", err))
-	}
-	// Uploads stop before the store closes (they pin its segments); the
-	// last upload and snapshot need the coordinator's offsets.
-	if tiers != nil {
-		tiers.stop(cfg.ShutdownTimeout)
-	}
-	// The coordinator after the network (no request is in flight), before
-	// the store its topic lookups read.
-	if err := groups.Close(); err != nil {
-		errs = append(errs, fmt.Errorf("close group coordinator: %w", err))
-	}
-	if err := closeStore(store, log); err != nil {
-		errs = append(errs, err)
-	}
-	tiers.close()
-	if err := errors.Join(errs...); err != nil {
+	graceful = true
+	if err := stack.close(); err != nil {
 		return err
 	}
 	log.Info().Dur("took", time.Since(stopStart)).Msg("stopped")

@@ -26,6 +26,7 @@ import (
 
 	"github.com/klite/klite/tier"
 	"github.com/klite/klite/tier/s3fault"
+	"github.com/klite/klite/tier/s3store"
 	"github.com/klite/klite/tier/s3test"
 	"github.com/klite/klite/vfs"
 )
@@ -75,9 +76,9 @@ func tierFlags(endpoint string, extra ...string) []string {
 }
 
 // bucket is a test's own client of the bucket klite writes to.
-func bucket(t *testing.T, endpoint string) *tier.S3Store {
+func bucket(t *testing.T, endpoint string) *s3store.Store {
 	t.Helper()
-	s, err := tier.NewS3Store(context.Background(), tier.S3Config{
+	s, err := s3store.New(context.Background(), s3store.Config{
 		Bucket: s3Bucket, Prefix: s3Prefix, Endpoint: endpoint, AccessKey: s3Access, SecretKey: s3Secret,
 	})
 	if err != nil {
@@ -87,7 +88,7 @@ func bucket(t *testing.T, endpoint string) *tier.S3Store {
 }
 
 // tieredEnds returns the end of each partition's published manifest.
-func tieredEnds(t *testing.T, s *tier.S3Store, adm *kadm.Client, topic string) map[int32]int64 {
+func tieredEnds(t *testing.T, s *s3store.Store, adm *kadm.Client, topic string) map[int32]int64 {
 	t.Helper()
 	ctx := testContext(t, time.Minute)
 	td, err := adm.ListTopics(ctx, topic)
@@ -108,7 +109,7 @@ func tieredEnds(t *testing.T, s *tier.S3Store, adm *kadm.Client, topic string) m
 
 // waitUploaded waits until the bucket holds every partition of topic up to
 // its current end offset.
-func waitUploaded(t *testing.T, s *tier.S3Store, adm *kadm.Client, topic string, d time.Duration) {
+func waitUploaded(t *testing.T, s *s3store.Store, adm *kadm.Client, topic string, d time.Duration) {
 	t.Helper()
 	ends, err := adm.ListEndOffsets(testContext(t, time.Minute), topic)
 	if err != nil {
@@ -715,7 +716,7 @@ func tierPartition(t testing.TB, adm *kadm.Client, topic string, p int32) tier.P
 
 // dataObjects lists the offset ranges [base, last] of p's data objects in
 // the bucket, as their keys name them (tier/doc.go).
-func dataObjects(t testing.TB, s *tier.S3Store, p tier.Partition) [][2]int64 {
+func dataObjects(t testing.TB, s *s3store.Store, p tier.Partition) [][2]int64 {
 	t.Helper()
 	dir := p.Dir() + "data/"
 	var out [][2]int64

@@ -22,6 +22,7 @@ import (
 
 	"github.com/klite/klite/tier"
 	"github.com/klite/klite/tier/s3fault"
+	"github.com/klite/klite/tier/s3store"
 )
 
 // fetchAt sends one Fetch of partition 0 of topic at offset and returns
@@ -53,7 +54,7 @@ func fetchAt(t *testing.T, cl *kgo.Client, p tier.Partition, offset int64) (int1
 
 // objectBatches returns the object position and base offset of each batch
 // in object i of m.
-func objectBatches(t *testing.T, s *tier.S3Store, m *tier.Manifest, i int) (data []byte, pos, base []int64) {
+func objectBatches(t *testing.T, s *s3store.Store, m *tier.Manifest, i int) (data []byte, pos, base []int64) {
 	t.Helper()
 	data = make([]byte, m.Objects[i].DataBytes)
 	if err := s.GetRange(testContext(t, time.Minute), m.ObjectKey(i), 0, data); err != nil {
@@ -67,7 +68,7 @@ func objectBatches(t *testing.T, s *tier.S3Store, m *tier.Manifest, i int) (data
 }
 
 // editObject rewrites object i of m with edit applied to its bytes.
-func editObject(t *testing.T, s *tier.S3Store, m *tier.Manifest, i int, edit func([]byte)) {
+func editObject(t *testing.T, s *s3store.Store, m *tier.Manifest, i int, edit func([]byte)) {
 	t.Helper()
 	ctx := testContext(t, time.Minute)
 	b, err := tier.Get(ctx, s, m.ObjectKey(i), 1<<30)

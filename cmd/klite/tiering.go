@@ -19,6 +19,7 @@ import (
 	"github.com/klite/klite/group"
 	"github.com/klite/klite/storage"
 	"github.com/klite/klite/tier"
+	"github.com/klite/klite/tier/s3store"
 	"github.com/klite/klite/vfs"
 )
 
@@ -35,7 +36,7 @@ const (
 
 // tiering is the S3 side of the broker; nil fields when -s3-bucket is empty.
 type tiering struct {
-	store    *tier.S3Store
+	store    *s3store.Store
 	reader   *tier.Reader
 	uploader *tier.Uploader
 	cold     *tier.Cold
@@ -59,7 +60,7 @@ type lateSource struct{ tier.Source }
 
 // newTiering builds the S3 client and the tier components.
 func newTiering(cfg Config, root zerolog.Logger) (*tiering, error) {
-	s3, err := tier.NewS3Store(context.Background(), tier.S3Config{
+	s3, err := s3store.New(context.Background(), s3store.Config{
 		Bucket:   cfg.S3Bucket,
 		Prefix:   cfg.S3Prefix,
 		Endpoint: cfg.S3Endpoint, // path-style when set
@@ -293,7 +294,7 @@ func (t *tiering) close() {
 	}
 }
 
-// closeErr is close for errors.Join chains.
+// closeErr is close as a closer (serve's stack).
 func (t *tiering) closeErr() error {
 	t.close()
 	return nil

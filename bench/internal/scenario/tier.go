@@ -19,6 +19,7 @@ import (
 	"github.com/klite/klite/bench/internal/broker"
 	"github.com/klite/klite/bench/internal/report"
 	"github.com/klite/klite/tier"
+	"github.com/klite/klite/tier/s3store"
 	"github.com/klite/klite/tier/s3test"
 )
 
@@ -239,8 +240,8 @@ func (s *s3Server) stop() error {
 }
 
 // store is an S3 client for one broker's prefix.
-func (s *s3Server) store(ctx context.Context, prefix string) (*tier.S3Store, error) {
-	return tier.NewS3Store(ctx, tier.S3Config{Bucket: tierBucket, Prefix: prefix, Endpoint: s.endpoint, Region: tierRegion,
+func (s *s3Server) store(ctx context.Context, prefix string) (*s3store.Store, error) {
+	return s3store.New(ctx, s3store.Config{Bucket: tierBucket, Prefix: prefix, Endpoint: s.endpoint, Region: tierRegion,
 		AccessKey: tierAccess, SecretKey: tierSecret})
 }
 
@@ -255,7 +256,7 @@ type bucketSample struct {
 // bucketWatch lists a prefix's data objects every tierPollEvery, so upload
 // progress has timestamps finer than S3's one-second Last-Modified.
 type bucketWatch struct {
-	store  *tier.S3Store
+	store  *s3store.Store
 	walDir string
 	stopFn context.CancelFunc
 	done   chan struct{}
@@ -265,7 +266,7 @@ type bucketWatch struct {
 	err     error          // last listing error; guarded by mu
 }
 
-func watchBucket(ctx context.Context, store *tier.S3Store, walDir string) *bucketWatch {
+func watchBucket(ctx context.Context, store *s3store.Store, walDir string) *bucketWatch {
 	ctx, cancel := context.WithCancel(ctx)
 	w := &bucketWatch{store: store, walDir: walDir, stopFn: cancel, done: make(chan struct{})}
 	go func() {

@@ -1,4 +1,8 @@
-package tier
+// Package s3store is the tier's object store on S3 (or anything speaking
+// its API: versitygw, MinIO, ...), built on aws-sdk-go-v2. It is its own
+// package so that only the programs that talk to S3 (cmd/klite, the bench,
+// tests) link the SDK; storage, group, kafka and tier do not.
+package s3store
 
 import (
 	"bytes"
@@ -19,9 +23,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/klite/klite/tier/objstore"
 )
 
-// Defaults for S3Config; each is overridable.
+// Defaults for Config; each is overridable.
 const (
 	defaultS3MaxAttempts    = 8
 	defaultS3MaxBackoff     = 10 * time.Second
@@ -35,8 +41,8 @@ const (
 	defaultS3ListPageLength = 1000
 )
 
-// S3Config configures S3Store. Zero fields take the defaults above.
-type S3Config struct {
+// Config configures a Store. Zero fields take the defaults above.
+type Config struct {
 	Bucket string
 	// Prefix is prepended to every key (e.g. "klite/"); Keys seen by callers
 	// are relative to it.
@@ -64,7 +70,7 @@ type S3Config struct {
 	HTTPClient *http.Client
 }
 
-func (c *S3Config) setDefaults() {
+func (c *Config) setDefaults() {
 	if c.Region == "" {
 		c.Region = defaultS3Region
 	}
@@ -85,16 +91,18 @@ func (c *S3Config) setDefaults() {
 	}
 }
 
-// S3Store is an ObjectStore on S3 (or anything speaking its API).
-type S3Store struct {
-	cfg    S3Config
+// Store is an objstore.Store on S3.
+type Store struct {
+	cfg    Config
 	client *s3.Client
 }
 
-// NewS3Store builds a client. It does not contact the bucket.
-func NewS3Store(ctx context.Context, cfg S3Config) (*S3Store, error) {
+var _ objstore.Store = (*Store)(nil)
+
+// New builds a client. It does not contact the bucket.
+func New(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Bucket == "" {
-		return nil, errors.New("tier: S3 bucket required")
+		return nil, errors.New("s3store: S3 bucket required")
 	}
 	cfg.setDefaults()
 	opts := []func(*config.LoadOptions) error{
@@ -115,7 +123,7 @@ func NewS3Store(ctx context.Context, cfg S3Config) (*S3Store, error) {
 	}
 	awsCfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("tier: load AWS config: %w", err)
+		return nil, fmt.Errorf("s3store: load AWS config: %w", err)
 	}
 	client := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
 		if cfg.HTTPClient != nil {
@@ -130,12 +138,12 @@ func NewS3Store(ctx context.Context, cfg S3Config) (*S3Store, error) {
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 	})
-	return &S3Store{cfg: cfg, client: client}, nil
+	return &Store{cfg: cfg, client: client}, nil
 }
 
-func (s *S3Store) key(k string) *string { return aws.String(s.cfg.Prefix + k) }
+func (s *Store) key(k string) *string { return aws.String(s.cfg.Prefix + k) }
 
-func (s *S3Store) Put(ctx context.Context, key string, body io.ReadSeeker, size int64, opts PutOptions) error {
+func (s *Store) Put(ctx context.Context, key string, body io.ReadSeeker, size int64, opts objstore.PutOptions) error {
 	if _, err := body.Seek(0, io.SeekStart); err != nil {
 		return err
 	}
@@ -148,7 +156,9 @@ func (s *S3Store) Put(ctx context.Context, key string, body io.ReadSeeker, size 
 	if opts.IfNoneMatch {
 		in.IfNoneMatch = aws.String("*")
 	}
-	if size >= s.cfg.MultipartBytes && !opts.IfNoneMatch {
+	// An object of one part goes up whole, as the SDK's upload manager
+	// did (its first part read hit the end of the body).
+	if size >= s.cfg.MultipartBytes && size > s.cfg.PartBytes && !opts.IfNoneMatch {
 		return s.mapErr("put", key, s.putMultipart(ctx, key, body, size))
 	}
 	_, err := s.client.PutObject(ctx, in)
@@ -160,28 +170,31 @@ func (s *S3Store) Put(ctx context.Context, key string, body io.ReadSeeker, size 
 // each part request retries on its own. Parts are read through io.ReaderAt
 // when the body has it (no buffering), else read in turn into memory. On
 // any failure the upload is aborted, so S3 keeps no orphaned parts.
-func (s *S3Store) putMultipart(ctx context.Context, key string, body io.ReadSeeker, size int64) error {
+func (s *Store) putMultipart(ctx context.Context, key string, body io.ReadSeeker, size int64) error {
 	partBytes := max(s.cfg.PartBytes, (size+maxMultipartParts-1)/maxMultipartParts)
 	created, err := s.client.CreateMultipartUpload(ctx, &s3.CreateMultipartUploadInput{
 		Bucket: aws.String(s.cfg.Bucket), Key: s.key(key)})
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	nparts := int((size + partBytes - 1) / partBytes)
 	parts := make([]types.CompletedPart, nparts)
+	// A failed part stops new ones but does not cancel those in flight:
+	// a part the server is still storing when the abort lands could
+	// outlive it (S3 says an abort may then have to be repeated).
 	var (
 		wg       sync.WaitGroup
 		errOnce  sync.Once
 		firstErr error
+		failed   = make(chan struct{})
 	)
 	fail := func(err error) {
-		errOnce.Do(func() { firstErr = err; cancel() })
+		errOnce.Do(func() { firstErr = err; close(failed) })
 	}
 	sem := make(chan struct{}, s.cfg.PartConcurrency)
 	ra, _ := body.(io.ReaderAt)
-	for i := 0; i < nparts && ctx.Err() == nil; i++ {
+parts:
+	for i := range nparts {
 		off := int64(i) * partBytes
 		n := min(partBytes, size-off)
 		var part io.ReadSeeker
@@ -197,10 +210,16 @@ func (s *S3Store) putMultipart(ctx context.Context, key string, body io.ReadSeek
 		}
 		select {
 		case sem <- struct{}{}:
+		case <-failed:
+			break parts
 		case <-ctx.Done():
+			fail(ctx.Err())
+			break parts
 		}
-		if ctx.Err() != nil {
-			break
+		select {
+		case <-failed:
+			break parts
+		default:
 		}
 		wg.Add(1)
 		go func(i int, part io.ReadSeeker, n int64) {
@@ -216,9 +235,6 @@ func (s *S3Store) putMultipart(ctx context.Context, key string, body io.ReadSeek
 		}(i, part, n)
 	}
 	wg.Wait()
-	if firstErr == nil {
-		firstErr = ctx.Err()
-	}
 	if firstErr == nil {
 		_, firstErr = s.client.CompleteMultipartUpload(ctx, &s3.CompleteMultipartUploadInput{
 			Bucket: aws.String(s.cfg.Bucket), Key: s.key(key), UploadId: created.UploadId,
@@ -238,7 +254,7 @@ func (s *S3Store) putMultipart(ctx context.Context, key string, body io.ReadSeek
 	return firstErr
 }
 
-func (s *S3Store) GetRange(ctx context.Context, key string, off int64, p []byte) error {
+func (s *Store) GetRange(ctx context.Context, key string, off int64, p []byte) error {
 	if len(p) == 0 {
 		return nil
 	}
@@ -254,23 +270,23 @@ func (s *S3Store) GetRange(ctx context.Context, key string, off int64, p []byte)
 	// A server that ignores Range (or a short object) must not be taken
 	// for the requested bytes.
 	if out.ContentLength != nil && *out.ContentLength != int64(len(p)) {
-		return fmt.Errorf("tier: get %s [%d,+%d): server sent %d bytes: %w", key, off, len(p), *out.ContentLength, ErrRange)
+		return fmt.Errorf("s3store: get %s [%d,+%d): server sent %d bytes: %w", key, off, len(p), *out.ContentLength, objstore.ErrRange)
 	}
 	if _, err := io.ReadFull(out.Body, p); err != nil {
-		return fmt.Errorf("tier: get %s: %w", key, err)
+		return fmt.Errorf("s3store: get %s: %w", key, err)
 	}
 	return nil
 }
 
-func (s *S3Store) Head(ctx context.Context, key string) (ObjectInfo, error) {
+func (s *Store) Head(ctx context.Context, key string) (objstore.Info, error) {
 	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.cfg.Bucket), Key: s.key(key)})
 	if err != nil {
-		return ObjectInfo{}, s.mapErr("head", key, err)
+		return objstore.Info{}, s.mapErr("head", key, err)
 	}
-	return ObjectInfo{Key: key, Size: aws.ToInt64(out.ContentLength), ETag: aws.ToString(out.ETag), Modified: aws.ToTime(out.LastModified)}, nil
+	return objstore.Info{Key: key, Size: aws.ToInt64(out.ContentLength), ETag: aws.ToString(out.ETag), Modified: aws.ToTime(out.LastModified)}, nil
 }
 
-func (s *S3Store) List(ctx context.Context, prefix, startAfter string, fn func(ObjectInfo) error) error {
+func (s *Store) List(ctx context.Context, prefix, startAfter string, fn func(objstore.Info) error) error {
 	in := &s3.ListObjectsV2Input{
 		Bucket:  aws.String(s.cfg.Bucket),
 		Prefix:  s.key(prefix),
@@ -290,7 +306,7 @@ func (s *S3Store) List(ctx context.Context, prefix, startAfter string, fn func(O
 			if len(k) < len(s.cfg.Prefix) {
 				continue
 			}
-			info := ObjectInfo{Key: k[len(s.cfg.Prefix):], Size: aws.ToInt64(o.Size), ETag: aws.ToString(o.ETag), Modified: aws.ToTime(o.LastModified)}
+			info := objstore.Info{Key: k[len(s.cfg.Prefix):], Size: aws.ToInt64(o.Size), ETag: aws.ToString(o.ETag), Modified: aws.ToTime(o.LastModified)}
 			if err := fn(info); err != nil {
 				return err
 			}
@@ -299,35 +315,35 @@ func (s *S3Store) List(ctx context.Context, prefix, startAfter string, fn func(O
 	return nil
 }
 
-func (s *S3Store) Delete(ctx context.Context, key string) error {
+func (s *Store) Delete(ctx context.Context, key string) error {
 	_, err := s.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(s.cfg.Bucket), Key: s.key(key)})
 	err = s.mapErr("delete", key, err)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, objstore.ErrNotFound) {
 		return nil
 	}
 	return err
 }
 
-// mapErr turns S3 errors into the package sentinels.
-func (s *S3Store) mapErr(op, key string, err error) error {
+// mapErr turns S3 errors into objstore's sentinels.
+func (s *Store) mapErr(op, key string, err error) error {
 	if err == nil {
 		return nil
 	}
 	var nsk *types.NoSuchKey
 	var nf *types.NotFound
 	if errors.As(err, &nsk) || errors.As(err, &nf) {
-		return fmt.Errorf("tier: %s %s: %w", op, key, ErrNotFound)
+		return fmt.Errorf("s3store: %s %s: %w", op, key, objstore.ErrNotFound)
 	}
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
 		switch ae.ErrorCode() {
 		case "NoSuchKey", "NotFound":
-			return fmt.Errorf("tier: %s %s: %w", op, key, ErrNotFound)
+			return fmt.Errorf("s3store: %s %s: %w", op, key, objstore.ErrNotFound)
 		case "PreconditionFailed", "ConditionalRequestConflict":
-			return fmt.Errorf("tier: %s %s: %w", op, key, ErrExists)
+			return fmt.Errorf("s3store: %s %s: %w", op, key, objstore.ErrExists)
 		case "InvalidRange":
-			return fmt.Errorf("tier: %s %s: %w", op, key, ErrRange)
+			return fmt.Errorf("s3store: %s %s: %w", op, key, objstore.ErrRange)
 		}
 	}
-	return fmt.Errorf("tier: %s %s: %w", op, key, err)
+	return fmt.Errorf("s3store: %s %s: %w", op, key, err)
 }
