@@ -90,8 +90,8 @@ func (c *Coordinator) join(a joinArgs) {
 		fail(kerr.InvalidGroupID.Code) // Kafka rejects an empty group.instance.id as invalid
 		return
 	}
-	if len(a.group) > maxLoggedString {
-		fail(kerr.InvalidGroupID.Code) // the offsets log could not name it
+	if len(a.group) > maxGroupIDBytes || len(a.instanceID) > maxGroupIDBytes {
+		fail(kerr.InvalidGroupID.Code) // old ListGroups and DescribeGroups could not name it
 		return
 	}
 	if !c.fitsGroupRecord(a) {
@@ -200,7 +200,8 @@ func (c *Coordinator) staticJoin(g *group, id string, a joinArgs) {
 		delete(g.pendingSync, oldID)
 		g.pendingSync[id] = true
 	}
-	m.protocols, m.session, m.rebalance = a.protos, a.session, a.rebalance
+	m.session, m.rebalance = a.session, a.rebalance
+	m.setProtocols(a.protos)
 	m.clientID, m.clientHost = a.clientID, a.clientHost
 	m.join, m.joinV = a.respond, a.version
 	c.schedule(m.hb, time.Now().Add(m.session))
@@ -298,7 +299,8 @@ func (c *Coordinator) updateMemberAndRebalance(g *group, m *member, a joinArgs) 
 		// first; it must not hang forever.
 		m.join(joinResult{err: kerr.RebalanceInProgress.Code, memberID: m.id})
 	}
-	m.protocols, m.session, m.rebalance = a.protos, a.session, a.rebalance
+	m.session, m.rebalance = a.session, a.rebalance
+	m.setProtocols(a.protos)
 	m.join, m.joinV = a.respond, a.version
 	c.maybePrepareRebalance(g)
 }

@@ -52,6 +52,13 @@ import (
 // maxLoggedString is the longest string the offsets log stores (u16 length).
 const maxLoggedString = 1<<16 - 1
 
+// maxGroupIDBytes bounds group ids and group instance ids: the longest
+// string the non-flexible versions of ListGroups (v0-2), DescribeGroups
+// (v0-4) and OffsetFetch (v0-5) carry (an int16 length). A longer id, once
+// a group had it, made every such response a frame no client could parse,
+// for every client listing or describing groups.
+const maxGroupIDBytes = 1<<15 - 1
+
 // Member epochs with a meaning (ConsumerGroupHeartbeat).
 const (
 	epochJoin        = 0
@@ -287,10 +294,11 @@ func validateHeartbeat(req *kmsg.ConsumerGroupHeartbeatRequest) (*kerr.Error, st
 		return bad("RackId can't be empty.")
 	case req.Version >= 1 && req.MemberID == "":
 		return bad("MemberId can't be empty.")
-	case len(req.Group) > maxLoggedString || len(req.MemberID) > maxLoggedString ||
-		(req.InstanceID != nil && len(*req.InstanceID) > maxLoggedString):
-		// The offsets log stores them with a u16 length (klite's limit).
-		return bad("GroupId, MemberId and InstanceId must be at most 65535 bytes.")
+	case len(req.Group) > maxGroupIDBytes || (req.InstanceID != nil && len(*req.InstanceID) > maxGroupIDBytes):
+		return bad("GroupId and InstanceId must be at most 32767 bytes.")
+	case len(req.MemberID) > maxLoggedString:
+		// The offsets log stores it with a u16 length (klite's limit).
+		return bad("MemberId must be at most 65535 bytes.")
 	}
 	switch e := req.MemberEpoch; {
 	case e > 0 || e == epochLeave:

@@ -85,7 +85,9 @@
 //     (default 1048588, Kafka's max.message.bytes of __consumer_offsets):
 //     a SyncGroup that would exceed it, and a JoinGroup whose member alone
 //     would, answer UNKNOWN_SERVER_ERROR, as Kafka answers a group metadata
-//     append over its limit. Group ids over 65535 bytes are INVALID_GROUP_ID.
+//     append over its limit. Group ids and group instance ids over 32767
+//     bytes are INVALID_GROUP_ID: the non-flexible versions of ListGroups,
+//     DescribeGroups and OffsetFetch could not carry them.
 //
 // # Recovery
 //

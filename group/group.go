@@ -57,6 +57,9 @@ type member struct {
 	session    time.Duration
 	rebalance  time.Duration
 	protocols  []protocol
+	// protoIndex maps a protocol name to its first place in protocols,
+	// built on first use for long lists; set protocols with setProtocols.
+	protoIndex map[string]int
 	assignment []byte
 
 	join  func(joinResult) // a JoinGroup is parked
@@ -83,12 +86,40 @@ func (m *member) matches(protos []protocol) bool {
 }
 
 func (m *member) metadata(name string) []byte {
-	for _, p := range m.protocols {
-		if p.name == name {
-			return p.metadata
-		}
+	if i, ok := m.protocolAt(name); ok {
+		return m.protocols[i].metadata
 	}
 	return nil
+}
+
+// setProtocols replaces the member's protocols.
+func (m *member) setProtocols(protos []protocol) {
+	m.protocols, m.protoIndex = protos, nil
+}
+
+// protocolAt returns where name first is in the member's protocols: a
+// scan for short lists, an index for long ones, so a member listing a
+// million protocols costs a lookup, not a scan, per question.
+func (m *member) protocolAt(name string) (int, bool) {
+	const scanMax = 8
+	if len(m.protocols) <= scanMax {
+		for i, p := range m.protocols {
+			if p.name == name {
+				return i, true
+			}
+		}
+		return 0, false
+	}
+	if m.protoIndex == nil {
+		m.protoIndex = make(map[string]int, len(m.protocols))
+		for i, p := range m.protocols {
+			if _, dup := m.protoIndex[p.name]; !dup {
+				m.protoIndex[p.name] = i
+			}
+		}
+	}
+	i, ok := m.protoIndex[name]
+	return i, ok
 }
 
 // group is one classic group. Loop only.
@@ -193,12 +224,8 @@ func (g *group) allSupport(name string) bool {
 }
 
 func (m *member) hasProtocol(name string) bool {
-	for _, p := range m.protocols {
-		if p.name == name {
-			return true
-		}
-	}
-	return false
+	_, ok := m.protocolAt(name)
+	return ok
 }
 
 // selectProtocol picks among the protocols every member supports the one
@@ -218,15 +245,17 @@ func (g *group) selectProtocol() string {
 	if leader == nil {
 		return ""
 	}
+	isCandidate := map[string]bool{}
 	for _, p := range leader.protocols {
-		if g.allSupport(p.name) {
+		if !isCandidate[p.name] && g.allSupport(p.name) {
 			candidates = append(candidates, p.name)
+			isCandidate[p.name] = true
 		}
 	}
 	votes := make(map[string]int, len(candidates))
 	for _, m := range g.members {
 		for _, p := range m.protocols {
-			if contains(candidates, p.name) {
+			if isCandidate[p.name] {
 				votes[p.name]++
 				break
 			}
@@ -239,15 +268,6 @@ func (g *group) selectProtocol() string {
 		}
 	}
 	return best
-}
-
-func contains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 func (g *group) rebalanceTimeout() time.Duration {

@@ -38,8 +38,8 @@ func (c *Coordinator) commit(req *kmsg.OffsetCommitRequest, instance string, res
 	code := int16(0)
 	created := false
 	switch {
-	case len(req.Group) > maxLoggedString:
-		code = kerr.InvalidGroupID.Code // the offsets log could not name it
+	case len(req.Group) > maxGroupIDBytes:
+		code = kerr.InvalidGroupID.Code // old ListGroups and OffsetFetch could not name it
 	case g == nil && req.Generation < 0:
 		// A group that uses Kafka only to store offsets.
 		g = newGroup(req.Group, time.Now())

@@ -18,8 +18,9 @@ package kafka
 //     broker);
 //   - NumPartitions -1 (KIP-464 default: DefaultPartitions); 0 or below, or
 //     above MaxTopicPartitions: INVALID_PARTITIONS;
-//   - configs: only known Kafka topic configs with well-typed values, else
-//     INVALID_CONFIG (see configs.go for which ones klite acts on);
+//   - configs: only known Kafka topic configs with well-typed values of at
+//     most 32767 bytes, else INVALID_CONFIG (see configs.go for which ones
+//     klite acts on);
 //   - more partitions than the broker's -max-partitions allows in all:
 //     POLICY_VIOLATION, as KRaft answers creates past its partition limits.
 //

@@ -234,6 +234,24 @@ func intOr[T int32 | int64](n T, def int64) string {
 
 // ---- validation ----
 
+// maxConfigValueBytes bounds a topic config value: the longest string the
+// non-flexible versions of CreateTopics and DescribeConfigs can carry (an
+// int16 length). A longer value, once stored, made every DescribeConfigs
+// v0-3 of its topic a frame no client can parse (Kafka fails to serialize
+// such a response); it was also how one client filled the metadata.
+const maxConfigValueBytes = 32767
+
+// maxEchoBytes bounds the client input quoted back in an error message.
+const maxEchoBytes = 256
+
+// clip is s cut to maxEchoBytes, for an error message.
+func clip(s string) string {
+	if len(s) <= maxEchoBytes {
+		return s
+	}
+	return s[:maxEchoBytes] + "..."
+}
+
 // validateTopicConfig checks one config value. It returns the value
 // normalized as Kafka reports a parsed value (trimmed, numbers canonical,
 // booleans lower case, list elements trimmed), or a reason for an
@@ -241,13 +259,17 @@ func intOr[T int32 | int64](n T, def int64) string {
 func validateTopicConfig(name string, value *string) (norm, errMsg string) {
 	c, ok := topicConfigs[name]
 	if !ok {
-		return "", "Unknown topic config name: " + name
+		return "", "Unknown topic config name: " + clip(name)
 	}
 	if value == nil {
 		return "", "Null value not supported for topic configs: " + name
 	}
+	if len(*value) > maxConfigValueBytes {
+		return "", "Invalid value " + clip(*value) + " for configuration " + name + ": " +
+			strconv.Itoa(len(*value)) + " bytes, over the limit of " + strconv.Itoa(maxConfigValueBytes)
+	}
 	v := strings.TrimSpace(*value)
-	bad := "Invalid value " + *value + " for configuration " + name
+	bad := "Invalid value " + clip(*value) + " for configuration " + name
 	switch c.typ {
 	case kmsg.ConfigTypeLong, kmsg.ConfigTypeInt:
 		bits, typ := 64, "LONG"
@@ -281,7 +303,7 @@ func validateTopicConfig(name string, value *string) (norm, errMsg string) {
 		for i, e := range elems {
 			e = strings.TrimSpace(e)
 			if c.enum != nil && !slices.Contains(c.enum, e) {
-				return "", bad + ": Invalid value " + e
+				return "", bad + ": Invalid value " + clip(e)
 			}
 			elems[i] = e
 		}
@@ -516,23 +538,31 @@ func (h *Handler) alterTopicConfigs(r *alterResource, validateOnly bool) alterRe
 }
 
 // editList appends the elements of change missing from list, or removes
-// every element of change from it (comma-separated lists).
+// every element of change from it (comma-separated lists). It is linear in
+// the lengths of both: a client sends lists of any length.
 func editList(list, change string, add bool) string {
 	var cur []string
+	have := map[string]bool{}
 	for _, e := range strings.Split(list, ",") {
 		if e = strings.TrimSpace(e); e != "" {
 			cur = append(cur, e)
+			have[e] = true
 		}
 	}
+	drop := map[string]bool{}
 	for _, e := range strings.Split(change, ",") {
 		e = strings.TrimSpace(e)
 		switch {
 		case e == "":
-		case add && !slices.Contains(cur, e):
+		case add && !have[e]:
 			cur = append(cur, e)
+			have[e] = true
 		case !add:
-			cur = slices.DeleteFunc(cur, func(c string) bool { return c == e })
+			drop[e] = true
 		}
+	}
+	if len(drop) > 0 {
+		cur = slices.DeleteFunc(cur, func(c string) bool { return drop[c] })
 	}
 	return strings.Join(cur, ",")
 }

@@ -30,9 +30,9 @@ func (h *Handler) errCode(err error) int16 {
 		return kerr.TopicAlreadyExists.Code
 	case errors.Is(err, storage.ErrTopicCollision):
 		return kerr.InvalidTopicException.Code
-	case errors.Is(err, storage.ErrPartitionLimit):
+	case errors.Is(err, storage.ErrPartitionLimit), errors.Is(err, storage.ErrMetadataFull):
 		// Kafka (KRaft) refuses creates past its partition limits with
-		// POLICY_VIOLATION (KAFKA-17870).
+		// POLICY_VIOLATION (KAFKA-17870); klite its metadata size limit too.
 		return kerr.PolicyViolation.Code
 	case errors.Is(err, storage.ErrInvalidPartitions):
 		return kerr.InvalidPartitions.Code
@@ -121,7 +121,7 @@ func (l *logOnce) first(msg string) bool {
 // sentinel's own text where a detail follows it.
 func errMessage(err error) string {
 	msg := err.Error()
-	for _, e := range []error{storage.ErrTopicCollision, storage.ErrPartitionLimit} {
+	for _, e := range []error{storage.ErrTopicCollision, storage.ErrPartitionLimit, storage.ErrMetadataFull} {
 		if errors.Is(err, e) {
 			if rest, ok := strings.CutPrefix(msg, e.Error()+": "); ok && rest != "" {
 				return strings.ToUpper(rest[:1]) + rest[1:]

@@ -25,6 +25,9 @@ var (
 	// ErrTopicCollision: the name equals another topic's with '.' read as
 	// '_' (Kafka refuses such names: their metric names would clash).
 	ErrTopicCollision = errors.New("storage: topic name collides") // INVALID_TOPIC_EXCEPTION
+	// ErrMetadataFull: the change would make the metadata (topics, their
+	// configs and partitions) larger than a snapshot may be.
+	ErrMetadataFull = errors.New("storage: metadata at its size limit") // POLICY_VIOLATION
 	// ErrBusy: the shard's append queue is full (Config.MaxQueueBytes);
 	// nothing was written, so a retry is safe. Kafka has no overload code
 	// for produce (its network threads block instead); REQUEST_TIMED_OUT is

@@ -120,7 +120,10 @@
 // create topic (with its partitions), delete topic, add partitions, set
 // configs, log starts, next_mins (both [key, offset] pairs that only
 // grow), producer id limit. A log frame is at most 16 MiB (a limit at read
-// time too); a snapshot at most 1 GiB.
+// time too); a snapshot at most 1 GiB. Topic configs are client input of
+// any size, so the model keeps an upper bound of its snapshot's size and a
+// create, config change or partition add that would pass 1 GiB is refused
+// (ErrMetadataFull), never made and then found unwritable.
 //
 // Writers apply a change to an indexed in-memory model under metaMu (so it
 // is validated against every change accepted before it) and queue its

@@ -91,6 +91,12 @@ func (s *Store) changeLocked(rec *metaRecord, apply func(d *tableDraft) func()) 
 		// could take this much.
 		return nil, fmt.Errorf("%w: metadata record of %d bytes over %d", ErrInvalidPartitions, len(b), maxMetaFrameBytes)
 	}
+	// A snapshot holds all the metadata in one frame: a change that could
+	// make it larger than a snapshot may be is refused, not made and then
+	// found unwritable.
+	if g := s.mstate.growth(rec); g > 0 && s.mstate.bytes+g > s.cfg.metaSnapBytes-metaFileJSONBytes {
+		return nil, fmt.Errorf("%w: the metadata would pass %d bytes", ErrMetadataFull, s.cfg.metaSnapBytes)
+	}
 	ml := &s.mlog
 	ml.mu.Lock()
 	defer ml.mu.Unlock()
@@ -269,7 +275,7 @@ func (s *Store) snapshotMeta(batch []*metaWait) ([]*metaWait, error) {
 	s.metaMu.Unlock()
 
 	dir, gen := s.cfg.Dir, ml.gen+1
-	size, err := writeMetaSnapshot(s.fs, dir, gen, m)
+	size, err := writeMetaSnapshot(s.fs, dir, gen, m, s.cfg.metaSnapBytes)
 	if err != nil {
 		return batch, err
 	}

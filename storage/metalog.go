@@ -142,7 +142,7 @@ func openMeta(fsys vfs.FS, dir string, shards int, log zerolog.Logger, now func(
 			return nil, fmt.Errorf("storage: %s: %w", metaName, err)
 		}
 		gen = 1
-		if _, err := writeMetaSnapshot(fsys, dir, gen, st.file()); err != nil {
+		if _, err := writeMetaSnapshot(fsys, dir, gen, st.file(), maxMetaSnapBytes); err != nil {
 			return nil, err
 		}
 		if legacy {
@@ -302,13 +302,13 @@ func keepAside(fsys vfs.FS, path string, b []byte, now func() time.Time) error {
 
 // writeMetaSnapshot writes m as meta-<gen>.snap durably and returns its
 // size.
-func writeMetaSnapshot(fsys vfs.FS, dir string, gen uint64, m *metaFile) (int64, error) {
+func writeMetaSnapshot(fsys vfs.FS, dir string, gen uint64, m *metaFile, limit int64) (int64, error) {
 	payload, err := json.Marshal(m)
 	if err != nil {
 		return 0, err
 	}
-	if len(payload) > maxMetaSnapBytes {
-		return 0, fmt.Errorf("storage: metadata snapshot of %d bytes over %d", len(payload), maxMetaSnapBytes)
+	if int64(len(payload)) > limit {
+		return 0, fmt.Errorf("storage: metadata snapshot of %d bytes over %d", len(payload), limit)
 	}
 	b := appendMetaFrame(make([]byte, 0, metaFrameHeader+len(payload)), payload)
 	return int64(len(b)), vfs.WriteFile(fsys, filepath.Join(dir, metaSnapName(gen)), b)

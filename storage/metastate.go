@@ -27,6 +27,10 @@ type metaState struct {
 	// holds it (Kafka refuses names that collide so).
 	collide    map[string]string
 	partitions int64 // total partitions of all topics
+	// bytes bounds from above the size of the topics in a snapshot
+	// (topicBytes of each), so that changes past the snapshot limit are
+	// refused before they are made.
+	bytes int64
 }
 
 // keyRef locates a partition key in its topic.
@@ -122,6 +126,7 @@ func (st *metaState) apply(r *metaRecord) error {
 		st.topics[t.Name] = t
 		st.collide[collisionKey(t.Name)] = t.Name
 		st.addKeys(t, 0)
+		st.bytes += topicBytes(t)
 	case opDeleteTopic:
 		t := st.topics[r.Name]
 		if t == nil {
@@ -135,6 +140,7 @@ func (st *metaState) apply(r *metaRecord) error {
 			delete(st.keys, mp.Key)
 		}
 		st.partitions -= int64(len(t.Partitions))
+		st.bytes -= topicBytes(t)
 	case opAddPartitions:
 		t := st.topics[r.Name]
 		if t == nil {
@@ -146,11 +152,13 @@ func (st *metaState) apply(r *metaRecord) error {
 		from := len(t.Partitions)
 		t.Partitions = append(t.Partitions, r.Partitions...)
 		st.addKeys(t, from)
+		st.bytes += int64(len(r.Partitions)) * partitionJSONBytes
 	case opSetConfigs:
 		t := st.topics[r.Name]
 		if t == nil {
 			return fmt.Errorf("configs of missing topic %q", r.Name)
 		}
+		st.bytes += configsBytes(r.Configs) - configsBytes(t.Configs)
 		t.Configs = maps.Clone(r.Configs)
 		if len(t.Configs) == 0 {
 			t.Configs = nil
@@ -176,6 +184,60 @@ func (st *metaState) apply(r *metaRecord) error {
 		return fmt.Errorf("unknown metadata operation %d", r.Op)
 	}
 	return nil
+}
+
+// growth is how much r would add to st.bytes (0 when it adds nothing).
+func (st *metaState) growth(r *metaRecord) int64 {
+	switch r.Op {
+	case opCreateTopic:
+		if r.Topic != nil {
+			return topicBytes(r.Topic)
+		}
+	case opAddPartitions:
+		return int64(len(r.Partitions)) * partitionJSONBytes
+	case opSetConfigs:
+		if t := st.topics[r.Name]; t != nil {
+			return configsBytes(r.Configs) - configsBytes(t.Configs)
+		}
+	}
+	return 0
+}
+
+// Upper bounds of a snapshot's JSON (metaFile), for metaState.bytes.
+const (
+	// topicJSONBytes: a topic's fields but its name, configs and
+	// partitions.
+	topicJSONBytes = 96
+	// partitionJSONBytes: one metaPartition with every field at its
+	// largest.
+	partitionJSONBytes = 100
+	// metaFileJSONBytes: the snapshot's fields but its topics.
+	metaFileJSONBytes = 256
+)
+
+func topicBytes(t *metaTopic) int64 {
+	return topicJSONBytes + jsonStringBytes(t.Name) + configsBytes(t.Configs) + int64(len(t.Partitions))*partitionJSONBytes
+}
+
+func configsBytes(m map[string]string) int64 {
+	var n int64
+	for k, v := range m {
+		n += 6 + jsonStringBytes(k) + jsonStringBytes(v)
+	}
+	return n
+}
+
+// jsonStringBytes bounds the length of s encoded by encoding/json: it
+// writes an ASCII byte as itself or, escaped, as at most 6 bytes (\u003c),
+// and an invalid UTF-8 byte as the 6 bytes of \ufffd.
+func jsonStringBytes(s string) int64 {
+	n := int64(len(s)) + 2
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			n += 5
+		}
+	}
+	return n
 }
 
 func (st *metaState) checkNewKeys(mps []metaPartition) error {

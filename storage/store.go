@@ -137,6 +137,8 @@ type Config struct {
 	unsyncedBytes int64
 	// metaLogBytes is minMetaLogBytes; tests lower it to snapshot often.
 	metaLogBytes int64
+	// metaSnapBytes is maxMetaSnapBytes; tests lower it.
+	metaSnapBytes int64
 }
 
 func (c *Config) applyDefaults() error {
@@ -169,6 +171,9 @@ func (c *Config) applyDefaults() error {
 	}
 	if c.metaLogBytes <= 0 {
 		c.metaLogBytes = minMetaLogBytes
+	}
+	if c.metaSnapBytes <= 0 || c.metaSnapBytes > maxMetaSnapBytes {
+		c.metaSnapBytes = maxMetaSnapBytes
 	}
 	c.MaxGroupBytes = int(min(int64(c.MaxGroupBytes), c.SegmentBytes, c.unsyncedBytes))
 	if c.MaxChunkBytes <= 0 {
@@ -487,8 +492,9 @@ func (s *Store) lookup(name string, part int32) (*partition, error) {
 
 // CreateTopic creates a topic with a new random topic id. It fails with
 // ErrTopicExists, ErrTopicCollision (another topic's name equals this one
-// with '.' read as '_'), ErrInvalidPartitions or ErrPartitionLimit. The
-// topic appears to readers whole, once it is durable, never before.
+// with '.' read as '_'), ErrInvalidPartitions, ErrPartitionLimit or
+// ErrMetadataFull. The topic appears to readers whole, once it is durable,
+// never before.
 func (s *Store) CreateTopic(name string, partitions int32, configs map[string]string) (TopicInfo, error) {
 	id, err := newTopicID()
 	if err != nil {
@@ -606,7 +612,9 @@ func (s *Store) DeleteTopic(name string) error {
 // (nil or empty clears them) and persists them before returning. Values
 // are stored as given: the protocol layer validates them. Appends pick up
 // message.timestamp.type from the next group commit on. It publishes a new
-// TopicInfo; earlier snapshots are unchanged.
+// TopicInfo; earlier snapshots are unchanged. It fails with
+// ErrUnknownTopic, or ErrMetadataFull when the configs would make the
+// metadata larger than a snapshot may be.
 func (s *Store) SetTopicConfigs(name string, configs map[string]string) error {
 	configs = maps.Clone(configs)
 	return s.commit(func() (*metaWait, error) {
@@ -634,8 +642,9 @@ func (s *Store) SetTopicConfigs(name string, configs map[string]string) error {
 // before returning. New partitions get new keys (never reused) and shards
 // as in CreateTopic, and start empty at offset 0. It fails with
 // ErrUnknownTopic, ErrInvalidPartitions when count is not above the
-// current count or is above MaxPartitions, or ErrPartitionLimit. It
-// publishes a new TopicInfo; earlier snapshots are unchanged.
+// current count or is above MaxPartitions, ErrPartitionLimit or
+// ErrMetadataFull. It publishes a new TopicInfo; earlier snapshots are
+// unchanged.
 func (s *Store) CreatePartitions(name string, count int32) (TopicInfo, error) {
 	var info TopicInfo
 	err := s.commit(func() (*metaWait, error) {
