@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"math/rand/v2"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -332,4 +333,48 @@ func TestUploadStaleViewReloads(t *testing.T) {
 	}
 	r := NewReader(ReaderConfig{Store: store, CacheBytes: 1 << 20})
 	expectRead(t, ctx, r, m, src, 5000)
+}
+
+// growingSource is a partition whose producer never pauses: every Sealed
+// call finds one more durable chunk behind the ones it returns.
+type growingSource struct {
+	*testSource
+	rng *rand.Rand
+	p   Partition
+}
+
+func (g *growingSource) Sealed(p Partition, from, maxBytes int64, dst []SourceChunk) ([]SourceChunk, func(), error) {
+	g.addSegment(g.rng, []Partition{g.p}, 1, 200)
+	return g.testSource.Sealed(p, from, maxBytes, dst)
+}
+
+// TestUploadRoundEndsUnderEndlessProducer: a round ends after about one
+// Interval even though the partition always has a new chunk, so the
+// metadata snapshot that follows each round is published while producers
+// run (before, the round went on as long as the producer did, and a broker
+// killed under load had no snapshot to recover from).
+func TestUploadRoundEndsUnderEndlessProducer(t *testing.T) {
+	ctx := context.Background()
+	rng := newRand(11)
+	src := newTestSource(t)
+	p := testPart(0)
+	src.addSegment(rng, []Partition{p}, 4, 1000)
+	g := &growingSource{testSource: src, rng: rng, p: p}
+	up := NewUploader(UploaderConfig{Store: NewMemStore(), Source: g, Log: zerolog.Nop(), ObjectBytes: 1 << 20,
+		Interval: 20 * time.Millisecond, Parallel: 1, Attempts: 4, Backoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond})
+	done := make(chan error, 1)
+	go func() { done <- up.UploadAll(ctx) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the upload round never ended while the source kept growing")
+	}
+	select {
+	case <-up.Published():
+	default:
+		t.Fatal("no publish signal after the round")
+	}
 }
