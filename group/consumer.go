@@ -37,7 +37,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"maps"
-	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -84,9 +83,8 @@ type cmember struct {
 	rebalance        time.Duration
 
 	topics   []string // subscribed names, sorted
-	regex    string
-	re       *regexp.Regexp
-	assignor string // "" when the member has no preference
+	regex    string   // "" when none
+	assignor string   // "" when the member has no preference
 	resolved []string
 
 	assigned assignment // what the member may own now
@@ -193,7 +191,6 @@ func (cg *consumerGroup) stateName() string {
 type hbArgs struct {
 	req                  *kmsg.ConsumerGroupHeartbeatRequest
 	clientID, clientHost string
-	re                   *regexp.Regexp
 	owned                assignment // nil when TopicPartitions is null
 	joined               []byte     // member records to make durable before answering
 	applies              []func(map[string]*storedGroup)
@@ -242,18 +239,23 @@ func (c *Coordinator) ConsumerGroupHeartbeat(clientID, clientHost string, req *k
 		respond(hbResult{err: err, msg: msg})
 		return
 	}
-	if req.SubscribedTopicRegex != nil && *req.SubscribedTopicRegex != "" {
-		re, err := regexp.Compile("^(?:" + *req.SubscribedTopicRegex + ")$")
-		if err != nil {
-			respond(hbResult{err: kerr.InvalidRegularExpression, msg: "SubscribedTopicRegex " + *req.SubscribedTopicRegex + " is not a valid regular expression: " + err.Error()})
-			return
-		}
-		a.re = re
+	rx := req.SubscribedTopicRegex
+	if rx != nil && len(*rx) > c.cfg.MaxRegexBytes {
+		respond(hbResult{err: kerr.InvalidRegularExpression, msg: "SubscribedTopicRegex of " + strconv.Itoa(len(*rx)) + " bytes is longer than the broker's limit of " + strconv.Itoa(c.cfg.MaxRegexBytes) + " bytes."})
+		return
 	}
 	c.submit(func() {
 		if c.cfg.TopicList == nil {
 			respond(hbResult{err: kerr.UnsupportedVersion})
 			return
+		}
+		if rx != nil && *rx != "" {
+			// Compiled once per distinct regex (the cache), on the loop:
+			// the size bound above keeps it short.
+			if _, err := c.regexes.compile(*rx); err != nil {
+				respond(hbResult{err: kerr.InvalidRegularExpression, msg: "SubscribedTopicRegex " + *rx + " is not a valid regular expression: " + err.Error()})
+				return
+			}
 		}
 		r := c.heartbeat848(&a)
 		if r.err == nil && r.include {
@@ -485,7 +487,7 @@ func (c *Coordinator) heartbeat848(a *hbArgs) hbResult {
 		}
 	}
 	if req.SubscribedTopicRegex != nil && *req.SubscribedTopicRegex != m.regex {
-		m.regex, m.re, changed = *req.SubscribedTopicRegex, a.re, true
+		m.regex, changed = *req.SubscribedTopicRegex, true
 	}
 	if req.ServerAssignor != nil && *req.ServerAssignor != m.assignor {
 		m.assignor, changed = *req.ServerAssignor, true
@@ -617,7 +619,10 @@ func (c *Coordinator) removeMember848(g *group, m *cmember) {
 // when anything an assignor sees changed.
 func (c *Coordinator) resolve(g *group, topics []storage.TopicInfo) bool {
 	cg := g.cg
-	if topics == nil {
+	full := topics != nil
+	if full {
+		c.regexes.list(topics)
+	} else {
 		topics = make([]storage.TopicInfo, 0, len(cg.topics))
 		for _, t := range cg.topics {
 			topics = append(topics, t)
@@ -629,7 +634,6 @@ func (c *Coordinator) resolve(g *group, topics []storage.TopicInfo) bool {
 	}
 	next := make(map[string]storage.TopicInfo)
 	changed := false
-	matches := make(map[string][]string) // one pass over the topics per distinct regex
 	for _, m := range cg.members {
 		var res []string
 		for _, t := range m.topics {
@@ -638,19 +642,12 @@ func (c *Coordinator) resolve(g *group, topics []storage.TopicInfo) bool {
 				next[t] = info
 			}
 		}
-		if m.re != nil {
-			ms, ok := matches[m.regex]
-			if !ok {
-				for _, t := range topics {
-					if m.re.MatchString(t.Name) {
-						ms = append(ms, t.Name)
-					}
+		if m.regex != "" {
+			for _, name := range c.regexMatches(m.regex, full, topics) {
+				if info, ok := byName[name]; ok {
+					res = append(res, name)
+					next[name] = info
 				}
-				matches[m.regex] = ms
-			}
-			for _, name := range ms {
-				res = append(res, name)
-				next[name] = byName[name]
 			}
 		}
 		sort.Strings(res)
@@ -688,6 +685,27 @@ func (c *Coordinator) resolve(g *group, topics []storage.TopicInfo) bool {
 		c.bump(g)
 	}
 	return changed
+}
+
+// regexMatches names the topics regex matches: from the cache, current for
+// the last full listing, when topics is one (full) or the cache is current;
+// else (topics is a group's own) by matching those few names.
+func (c *Coordinator) regexMatches(regex string, full bool, topics []storage.TopicInfo) []string {
+	if e := c.regexes.entries[regex]; full || (e != nil && e.version == c.regexes.version) {
+		ms, _ := c.regexes.matches(regex)
+		return ms
+	}
+	e, err := c.regexes.compile(regex)
+	if err != nil {
+		return nil
+	}
+	var ms []string
+	for _, t := range topics {
+		if e.re.MatchString(t.Name) {
+			ms = append(ms, t.Name)
+		}
+	}
+	return ms
 }
 
 // bump starts a new group epoch and computes its target assignment.
