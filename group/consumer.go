@@ -27,7 +27,10 @@ package group
 //   - Regular expressions are Go's RE2, not RE2/J; they must match a whole
 //     topic name, as Java's Matcher.matches(). RE2/J's possessive and
 //     Java-only classes (\p{javaLowerCase}) are rejected as
-//     INVALID_REGULAR_EXPRESSION.
+//     INVALID_REGULAR_EXPRESSION, as is one longer than MaxRegexBytes
+//     (Kafka has no such bound). As in Kafka, a regex costly to match is
+//     resolved in the background: until then it resolves to its previous
+//     matches (none at first). regex.go has the cache.
 //   - Subscriptions are re-resolved (new topics, regex matches, partition
 //     counts) every TopicRefreshInterval and on each join or subscription
 //     change, not on every metadata change.
@@ -619,8 +622,7 @@ func (c *Coordinator) removeMember848(g *group, m *cmember) {
 // when anything an assignor sees changed.
 func (c *Coordinator) resolve(g *group, topics []storage.TopicInfo) bool {
 	cg := g.cg
-	full := topics != nil
-	if full {
+	if topics != nil {
 		c.regexes.list(topics)
 	} else {
 		topics = make([]storage.TopicInfo, 0, len(cg.topics))
@@ -643,7 +645,7 @@ func (c *Coordinator) resolve(g *group, topics []storage.TopicInfo) bool {
 			}
 		}
 		if m.regex != "" {
-			for _, name := range c.regexMatches(m.regex, full, topics) {
+			for _, name := range c.regexMatches(m.regex) {
 				if info, ok := byName[name]; ok {
 					res = append(res, name)
 					next[name] = info
@@ -685,27 +687,6 @@ func (c *Coordinator) resolve(g *group, topics []storage.TopicInfo) bool {
 		c.bump(g)
 	}
 	return changed
-}
-
-// regexMatches names the topics regex matches: from the cache, current for
-// the last full listing, when topics is one (full) or the cache is current;
-// else (topics is a group's own) by matching those few names.
-func (c *Coordinator) regexMatches(regex string, full bool, topics []storage.TopicInfo) []string {
-	if e := c.regexes.entries[regex]; full || (e != nil && e.version == c.regexes.version) {
-		ms, _ := c.regexes.matches(regex)
-		return ms
-	}
-	e, err := c.regexes.compile(regex)
-	if err != nil {
-		return nil
-	}
-	var ms []string
-	for _, t := range topics {
-		if e.re.MatchString(t.Name) {
-			ms = append(ms, t.Name)
-		}
-	}
-	return ms
 }
 
 // bump starts a new group epoch and computes its target assignment.

@@ -7,12 +7,12 @@ import (
 )
 
 // DefaultMaxRegexBytes bounds a KIP-848 SubscribedTopicRegex. Go's regexp
-// matches in time proportional to the regex's size times the name's, and
-// subscriptions are matched against every topic name on the coordinator
-// loop, so the bound is what keeps one heartbeat from holding every group.
-// Real subscriptions are a prefix or a handful of names ("orders-.*",
-// "(a|b|c)"): 4 KiB still holds sixteen 249-byte topic names as
-// alternatives; a longer list belongs in SubscribedTopicNames.
+// matches in time up to the regex's size times the name's, and a
+// subscription is matched against every topic name, so the bound is what
+// keeps one regex's matching short. Real subscriptions are a prefix or a
+// handful of names ("orders-.*", "a|b|c"): 4 KiB still holds sixteen
+// 249-byte topic names as alternatives; a longer list belongs in
+// SubscribedTopicNames.
 const DefaultMaxRegexBytes = 4096
 
 // maxCachedRegexes bounds the regex cache: at most this many compiled
@@ -20,20 +20,36 @@ const DefaultMaxRegexBytes = 4096
 // source, so a few MB at worst).
 const maxCachedRegexes = 1024
 
+// regexInlineSteps is the most matching work (regex bytes times topic name
+// bytes, Go's worst case) done on the coordinator loop: about 3 ms for the
+// worst regex shape (BenchmarkRegexMatchAtBound). Costlier matching runs
+// on a background goroutine, as Kafka resolves regexes asynchronously; the
+// member's regex resolves to its previous matches (none at first) until it
+// is done.
+const regexInlineSteps = 1 << 20
+
 // regexCache compiles each distinct subscription regex once and keeps the
 // topics it matched in the last topic listing. A listing's names change
 // only when topics are created or deleted, so heartbeats, refreshes and
 // members sharing a regex match nothing again until then. Loop only.
 type regexCache struct {
-	names   []string // names of the last listing, in its order
-	version uint64   // bumped whenever names change
-	entries map[string]*regexEntry
+	names     []string // names of the last listing, in its order; never modified in place
+	nameBytes int      // their total length
+	version   uint64   // bumped whenever names change
+	entries   map[string]*regexEntry
+
+	inlineSteps int      // regexInlineSteps; tests change it
+	beforeMatch func()   // tests: run by the background matcher before it matches
+	queue       []string // regexes waiting for the background matcher
+	busy        bool     // the background matcher is running
 }
 
 type regexEntry struct {
-	re      *regexp.Regexp
-	version uint64   // the listing matches belong to; 0 is none
-	matches []string // in listing order
+	re       *regexp.Regexp
+	version  uint64   // the listing matches belong to; 0 is none
+	matches  []string // in listing order; never modified in place
+	pending  bool     // queued for or being matched by the background matcher
+	srcBytes int
 }
 
 // compile returns expr's cache entry, compiling it on a miss. The regex
@@ -55,7 +71,7 @@ func (rc *regexCache) compile(expr string) (*regexEntry, error) {
 			break
 		}
 	}
-	e := &regexEntry{re: re}
+	e := &regexEntry{re: re, srcBytes: len(expr)}
 	rc.entries[expr] = e
 	return e, nil
 }
@@ -70,29 +86,112 @@ func (rc *regexCache) list(topics []storage.TopicInfo) {
 	if same {
 		return
 	}
-	rc.names = rc.names[:0]
-	for _, t := range topics {
-		rc.names = append(rc.names, t.Name)
+	names := make([]string, len(topics)) // a new slice: background matching reads the old one
+	rc.nameBytes = 0
+	for i, t := range topics {
+		names[i] = t.Name
+		rc.nameBytes += len(t.Name)
 	}
+	rc.names = names
 	rc.version++
 }
 
-// matches returns the names of the last listing that expr matches, or
-// false when expr does not compile (a member's regex compiled when it
-// subscribed, so that is only a programming error).
-func (rc *regexCache) matches(expr string) ([]string, bool) {
-	e, err := rc.compile(expr)
-	if err != nil {
-		return nil, false
+// matchNames returns the names re matches.
+func matchNames(re *regexp.Regexp, names []string) []string {
+	var ms []string
+	for _, name := range names {
+		if re.MatchString(name) {
+			ms = append(ms, name)
+		}
 	}
-	if e.version != rc.version {
-		var ms []string // a new slice: callers may hold the last one
-		for _, name := range rc.names {
-			if e.re.MatchString(name) {
-				ms = append(ms, name)
+	return ms
+}
+
+// regexMatches returns the names of the last topic listing that regex
+// matches. Cheap matching is done at once; costly matching is started in
+// the background (c.matchRegexes) and the regex's previous matches, if
+// any, are returned meanwhile: the member's groups are resolved again when
+// it is done. Loop only.
+func (c *Coordinator) regexMatches(regex string) []string {
+	rc := &c.regexes
+	e, err := rc.compile(regex)
+	if err != nil {
+		return nil // a member's regex compiled when it subscribed
+	}
+	if e.version == rc.version {
+		return e.matches
+	}
+	steps := rc.inlineSteps
+	if steps == 0 {
+		steps = regexInlineSteps
+	}
+	if e.srcBytes*rc.nameBytes <= steps {
+		e.matches, e.version = matchNames(e.re, rc.names), rc.version
+		return e.matches
+	}
+	if !e.pending { // so the queue holds each cached regex at most once
+		e.pending = true
+		rc.queue = append(rc.queue, regex)
+		c.matchRegexes()
+	}
+	return e.matches
+}
+
+// matchRegexes starts the background matcher on the next queued regex,
+// unless it is running: one match at a time, so a client sending regex
+// after regex costs the broker one core at most, and the loop nothing.
+// Loop only.
+func (c *Coordinator) matchRegexes() {
+	rc := &c.regexes
+	for !rc.busy && len(rc.queue) > 0 {
+		regex := rc.queue[0]
+		rc.queue = rc.queue[1:]
+		e := rc.entries[regex]
+		if e == nil {
+			continue // evicted
+		}
+		if e.version == rc.version {
+			e.pending = false // matched inline since
+			continue
+		}
+		rc.busy = true
+		re, names, version, hook := e.re, rc.names, rc.version, rc.beforeMatch
+		go func() {
+			if hook != nil {
+				hook()
+			}
+			ms := matchNames(re, names)
+			c.submit(func() { c.regexMatched(regex, e, version, ms) })
+		}()
+	}
+}
+
+// regexMatched stores a background match of regex against listing version
+// and resolves again the groups with a member subscribed to it. Loop only.
+func (c *Coordinator) regexMatched(regex string, e *regexEntry, version uint64, ms []string) {
+	rc := &c.regexes
+	rc.busy, e.pending = false, false
+	defer c.matchRegexes()
+	if rc.entries[regex] != e || version <= e.version || c.cfg.TopicList == nil {
+		return // evicted, or matched inline since
+	}
+	// Kept even if the listing changed meanwhile, so that a stream of
+	// topic creations cannot keep a costly regex from ever resolving: the
+	// resolves below queue it again for the new listing.
+	e.matches, e.version = ms, version
+	var topics []storage.TopicInfo
+	for _, g := range c.groups {
+		if g.cg == nil {
+			continue
+		}
+		for _, m := range g.cg.members {
+			if m.regex == regex {
+				if topics == nil {
+					topics = c.cfg.TopicList()
+				}
+				c.resolve(g, topics)
+				break
 			}
 		}
-		e.matches, e.version = ms, rc.version
 	}
-	return e.matches, true
 }

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -63,7 +64,8 @@ func names(ns ...string) []storage.TopicInfo {
 // a regex whose compiled form is swapped for one matching everything still
 // answers its first matches until the listing's names change.
 func TestRegexCacheOncePerListing(t *testing.T) {
-	var rc regexCache
+	c := &Coordinator{} // cheap matches only: the loop's own work
+	rc := &c.regexes
 	rc.list(names("a1", "a2", "b1"))
 	e, err := rc.compile("a.")
 	if err != nil {
@@ -72,20 +74,20 @@ func TestRegexCacheOncePerListing(t *testing.T) {
 	if e2, _ := rc.compile("a."); e2 != e {
 		t.Fatal("compiled twice")
 	}
-	if ms, _ := rc.matches("a."); !slices.Equal(ms, []string{"a1", "a2"}) {
+	if ms := c.regexMatches("a."); !slices.Equal(ms, []string{"a1", "a2"}) {
 		t.Fatalf("matches %v", ms)
 	}
 	e.re = regexp.MustCompile(".*")
 	rc.list(names("a1", "a2", "b1")) // same names, partitions may differ: no new version
-	if ms, _ := rc.matches("a."); !slices.Equal(ms, []string{"a1", "a2"}) {
+	if ms := c.regexMatches("a."); !slices.Equal(ms, []string{"a1", "a2"}) {
 		t.Fatalf("matched again within one listing: %v", ms)
 	}
 	rc.list(names("a1", "b1", "c1")) // a2 deleted, c1 created
-	if ms, _ := rc.matches("a."); !slices.Equal(ms, []string{"a1", "b1", "c1"}) {
+	if ms := c.regexMatches("a."); !slices.Equal(ms, []string{"a1", "b1", "c1"}) {
 		t.Fatalf("not matched again after the names changed: %v", ms)
 	}
-	if _, ok := rc.matches("("); ok {
-		t.Fatal("an invalid regex matched")
+	if ms := c.regexMatches("("); ms != nil {
+		t.Fatalf("an invalid regex matched %v", ms)
 	}
 	for i := range 2 * maxCachedRegexes {
 		if _, err := rc.compile("x" + strconv.Itoa(i)); err != nil {
@@ -94,6 +96,55 @@ func TestRegexCacheOncePerListing(t *testing.T) {
 	}
 	if len(rc.entries) > maxCachedRegexes {
 		t.Fatalf("%d cached regexes, bound %d", len(rc.entries), maxCachedRegexes)
+	}
+}
+
+// Costly matching runs off the coordinator loop: while it is held, the
+// regex member is answered (with nothing yet) and other groups are served;
+// once it is done the member is given the matched topics.
+func TestConsumerRegexOffLoop(t *testing.T) {
+	c, ts := openConsumerCoordinator(t)
+	ts.add("logs", 2)
+	release := make(chan struct{})
+	started := make(chan struct{}, 1)
+	onLoop(t, c, func() {
+		c.regexes.inlineSteps = 1 // every match is costly
+		c.regexes.beforeMatch = func() {
+			started <- struct{}{}
+			<-release
+		}
+	})
+	a := newCmem(t, c, ts, "g", "A")
+	r := a.req(0)
+	r.RebalanceTimeoutMillis = 60000
+	rx := "lo.*"
+	r.SubscribedTopicRegex = &rx
+	r.Topics = []kmsg.ConsumerGroupHeartbeatRequestTopic{}
+	resp := a.send(r)
+	if resp.ErrorCode != 0 {
+		t.Fatal(kerr.ErrorForCode(resp.ErrorCode))
+	}
+	a.apply(resp)
+	select { // the background match holds
+	case <-started:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the costly regex was not matched in the background")
+	}
+	if a.count() != 0 {
+		t.Fatalf("owned %v before the regex was matched", a.owned)
+	}
+	b := newCmem(t, c, ts, "other", "B")
+	b.join("t")
+	if b.count() != 4 {
+		t.Fatalf("another group's member got %v while a regex was matched", b.owned)
+	}
+	close(release)
+	waitUntil(t, "the regex's topic assigned", func() bool {
+		a.beat()
+		return a.count() == 2
+	})
+	if len(a.owned["logs"]) != 2 {
+		t.Fatalf("owned %v", a.owned)
 	}
 }
 
