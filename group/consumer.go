@@ -242,23 +242,21 @@ func (c *Coordinator) ConsumerGroupHeartbeat(clientID, clientHost string, req *k
 		respond(hbResult{err: err, msg: msg})
 		return
 	}
-	rx := req.SubscribedTopicRegex
-	if rx != nil && len(*rx) > c.cfg.MaxRegexBytes {
-		respond(hbResult{err: kerr.InvalidRegularExpression, msg: "SubscribedTopicRegex of " + strconv.Itoa(len(*rx)) + " bytes is longer than the broker's limit of " + strconv.Itoa(c.cfg.MaxRegexBytes) + " bytes."})
-		return
+	if rx := req.SubscribedTopicRegex; rx != nil && *rx != "" {
+		if len(*rx) > c.cfg.MaxRegexBytes {
+			respond(hbResult{err: kerr.InvalidRegularExpression, msg: "SubscribedTopicRegex of " + strconv.Itoa(len(*rx)) + " bytes is longer than the broker's limit of " + strconv.Itoa(c.cfg.MaxRegexBytes) + " bytes."})
+			return
+		}
+		// Compiled here, off the loop, once per distinct regex (the cache).
+		if _, err := c.regexes.compile(*rx); err != nil {
+			respond(hbResult{err: kerr.InvalidRegularExpression, msg: "SubscribedTopicRegex " + *rx + " is not a valid regular expression: " + err.Error()})
+			return
+		}
 	}
 	c.submit(func() {
 		if c.cfg.TopicList == nil {
 			respond(hbResult{err: kerr.UnsupportedVersion})
 			return
-		}
-		if rx != nil && *rx != "" {
-			// Compiled once per distinct regex (the cache), on the loop:
-			// the size bound above keeps it short.
-			if _, err := c.regexes.compile(*rx); err != nil {
-				respond(hbResult{err: kerr.InvalidRegularExpression, msg: "SubscribedTopicRegex " + *rx + " is not a valid regular expression: " + err.Error()})
-				return
-			}
 		}
 		r := c.heartbeat848(&a)
 		if r.err == nil && r.include {

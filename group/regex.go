@@ -2,6 +2,7 @@ package group
 
 import (
 	"regexp"
+	"sync"
 
 	"github.com/klite/klite/storage"
 )
@@ -31,12 +32,15 @@ const regexInlineSteps = 1 << 20
 // regexCache compiles each distinct subscription regex once and keeps the
 // topics it matched in the last topic listing. A listing's names change
 // only when topics are created or deleted, so heartbeats, refreshes and
-// members sharing a regex match nothing again until then. Loop only.
+// members sharing a regex match nothing again until then. Loop only, but
+// for compile and cached: heartbeats compile before they reach the loop.
 type regexCache struct {
+	mu      sync.Mutex
+	entries map[string]*regexEntry // guarded by mu
+
 	names     []string // names of the last listing, in its order; never modified in place
 	nameBytes int      // their total length
 	version   uint64   // bumped whenever names change
-	entries   map[string]*regexEntry
 
 	inlineSteps int      // regexInlineSteps; tests change it
 	beforeMatch func()   // tests: run by the background matcher before it matches
@@ -44,23 +48,38 @@ type regexCache struct {
 	busy        bool     // the background matcher is running
 }
 
+// regexEntry is one compiled regex; re and srcBytes never change, the
+// rest is loop only.
 type regexEntry struct {
 	re       *regexp.Regexp
+	srcBytes int
 	version  uint64   // the listing matches belong to; 0 is none
 	matches  []string // in listing order; never modified in place
 	pending  bool     // queued for or being matched by the background matcher
-	srcBytes int
 }
 
-// compile returns expr's cache entry, compiling it on a miss. The regex
-// must match a whole topic name, as Java's Matcher.matches().
+// cached returns expr's cache entry, or nil.
+func (rc *regexCache) cached(expr string) *regexEntry {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return rc.entries[expr]
+}
+
+// compile returns expr's cache entry, compiling it on a miss (outside the
+// lock: up to ~2 ms at the size bound). The regex must match a whole topic
+// name, as Java's Matcher.matches().
 func (rc *regexCache) compile(expr string) (*regexEntry, error) {
-	if e := rc.entries[expr]; e != nil {
+	if e := rc.cached(expr); e != nil {
 		return e, nil
 	}
 	re, err := regexp.Compile("^(?:" + expr + ")$")
 	if err != nil {
 		return nil, err
+	}
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if e := rc.entries[expr]; e != nil {
+		return e, nil // compiled meanwhile by another heartbeat
 	}
 	if rc.entries == nil {
 		rc.entries = make(map[string]*regexEntry)
@@ -146,7 +165,7 @@ func (c *Coordinator) matchRegexes() {
 	for !rc.busy && len(rc.queue) > 0 {
 		regex := rc.queue[0]
 		rc.queue = rc.queue[1:]
-		e := rc.entries[regex]
+		e := rc.cached(regex)
 		if e == nil {
 			continue // evicted
 		}
@@ -172,7 +191,7 @@ func (c *Coordinator) regexMatched(regex string, e *regexEntry, version uint64, 
 	rc := &c.regexes
 	rc.busy, e.pending = false, false
 	defer c.matchRegexes()
-	if rc.entries[regex] != e || version <= e.version || c.cfg.TopicList == nil {
+	if rc.cached(regex) != e || version <= e.version || c.cfg.TopicList == nil {
 		return // evicted, or matched inline since
 	}
 	// Kept even if the listing changed meanwhile, so that a stream of

@@ -168,6 +168,8 @@ func TestConsumerRegexCached(t *testing.T) {
 	}
 	var swapped bool
 	onLoop(t, c, func() {
+		c.regexes.mu.Lock()
+		defer c.regexes.mu.Unlock()
 		if len(c.regexes.entries) != 1 {
 			t.Errorf("%d cache entries for one regex", len(c.regexes.entries))
 		}
