@@ -27,7 +27,10 @@ package group
 //   - Regular expressions are Go's RE2, not RE2/J; they must match a whole
 //     topic name, as Java's Matcher.matches(). RE2/J's possessive and
 //     Java-only classes (\p{javaLowerCase}) are rejected as
-//     INVALID_REGULAR_EXPRESSION.
+//     INVALID_REGULAR_EXPRESSION, as is one longer than MaxRegexBytes
+//     (Kafka has no such bound). As in Kafka, a regex costly to match is
+//     resolved in the background: until then it resolves to its previous
+//     matches (none at first). regex.go has the cache.
 //   - Subscriptions are re-resolved (new topics, regex matches, partition
 //     counts) every TopicRefreshInterval and on each join or subscription
 //     change, not on every metadata change.
@@ -37,7 +40,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"maps"
-	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -84,9 +86,8 @@ type cmember struct {
 	rebalance        time.Duration
 
 	topics   []string // subscribed names, sorted
-	regex    string
-	re       *regexp.Regexp
-	assignor string // "" when the member has no preference
+	regex    string   // "" when none
+	assignor string   // "" when the member has no preference
 	resolved []string
 
 	assigned assignment // what the member may own now
@@ -193,7 +194,6 @@ func (cg *consumerGroup) stateName() string {
 type hbArgs struct {
 	req                  *kmsg.ConsumerGroupHeartbeatRequest
 	clientID, clientHost string
-	re                   *regexp.Regexp
 	owned                assignment // nil when TopicPartitions is null
 	joined               []byte     // member records to make durable before answering
 	applies              []func(map[string]*storedGroup)
@@ -242,13 +242,16 @@ func (c *Coordinator) ConsumerGroupHeartbeat(clientID, clientHost string, req *k
 		respond(hbResult{err: err, msg: msg})
 		return
 	}
-	if req.SubscribedTopicRegex != nil && *req.SubscribedTopicRegex != "" {
-		re, err := regexp.Compile("^(?:" + *req.SubscribedTopicRegex + ")$")
-		if err != nil {
-			respond(hbResult{err: kerr.InvalidRegularExpression, msg: "SubscribedTopicRegex " + *req.SubscribedTopicRegex + " is not a valid regular expression: " + err.Error()})
+	if rx := req.SubscribedTopicRegex; rx != nil && *rx != "" {
+		if len(*rx) > c.cfg.MaxRegexBytes {
+			respond(hbResult{err: kerr.InvalidRegularExpression, msg: "SubscribedTopicRegex of " + strconv.Itoa(len(*rx)) + " bytes is longer than the broker's limit of " + strconv.Itoa(c.cfg.MaxRegexBytes) + " bytes."})
 			return
 		}
-		a.re = re
+		// Compiled here, off the loop, once per distinct regex (the cache).
+		if _, err := c.regexes.compile(*rx); err != nil {
+			respond(hbResult{err: kerr.InvalidRegularExpression, msg: "SubscribedTopicRegex " + *rx + " is not a valid regular expression: " + err.Error()})
+			return
+		}
 	}
 	c.submit(func() {
 		if c.cfg.TopicList == nil {
@@ -485,7 +488,7 @@ func (c *Coordinator) heartbeat848(a *hbArgs) hbResult {
 		}
 	}
 	if req.SubscribedTopicRegex != nil && *req.SubscribedTopicRegex != m.regex {
-		m.regex, m.re, changed = *req.SubscribedTopicRegex, a.re, true
+		m.regex, changed = *req.SubscribedTopicRegex, true
 	}
 	if req.ServerAssignor != nil && *req.ServerAssignor != m.assignor {
 		m.assignor, changed = *req.ServerAssignor, true
@@ -617,7 +620,9 @@ func (c *Coordinator) removeMember848(g *group, m *cmember) {
 // when anything an assignor sees changed.
 func (c *Coordinator) resolve(g *group, topics []storage.TopicInfo) bool {
 	cg := g.cg
-	if topics == nil {
+	if topics != nil {
+		c.regexes.list(topics)
+	} else {
 		topics = make([]storage.TopicInfo, 0, len(cg.topics))
 		for _, t := range cg.topics {
 			topics = append(topics, t)
@@ -629,7 +634,6 @@ func (c *Coordinator) resolve(g *group, topics []storage.TopicInfo) bool {
 	}
 	next := make(map[string]storage.TopicInfo)
 	changed := false
-	matches := make(map[string][]string) // one pass over the topics per distinct regex
 	for _, m := range cg.members {
 		var res []string
 		for _, t := range m.topics {
@@ -638,19 +642,12 @@ func (c *Coordinator) resolve(g *group, topics []storage.TopicInfo) bool {
 				next[t] = info
 			}
 		}
-		if m.re != nil {
-			ms, ok := matches[m.regex]
-			if !ok {
-				for _, t := range topics {
-					if m.re.MatchString(t.Name) {
-						ms = append(ms, t.Name)
-					}
+		if m.regex != "" {
+			for _, name := range c.regexMatches(m.regex) {
+				if info, ok := byName[name]; ok {
+					res = append(res, name)
+					next[name] = info
 				}
-				matches[m.regex] = ms
-			}
-			for _, name := range ms {
-				res = append(res, name)
-				next[name] = byName[name]
 			}
 		}
 		sort.Strings(res)

@@ -60,6 +60,9 @@ type Config struct {
 	ConsumerSessionTimeout    time.Duration
 	ConsumerHeartbeatInterval time.Duration
 	TopicRefreshInterval      time.Duration // subscriptions are re-resolved this often (new topics, regexes)
+	// MaxRegexBytes bounds a ConsumerGroupHeartbeat's SubscribedTopicRegex;
+	// a longer one answers INVALID_REGULAR_EXPRESSION (DefaultMaxRegexBytes).
+	MaxRegexBytes int
 
 	MinSessionTimeout      time.Duration
 	MaxSessionTimeout      time.Duration
@@ -125,6 +128,9 @@ func (c *Config) setDefaults() {
 	if c.TopicRefreshInterval <= 0 {
 		c.TopicRefreshInterval = DefaultTopicRefreshInterval
 	}
+	if c.MaxRegexBytes <= 0 {
+		c.MaxRegexBytes = DefaultMaxRegexBytes
+	}
 	if c.CompactBytes <= 0 {
 		c.CompactBytes = DefaultCompactBytes
 	}
@@ -168,6 +174,7 @@ type Coordinator struct {
 	clock     *time.Timer
 	retain    *timer
 	reresolve *timer // consumer groups' subscription refresh; armed while one exists
+	regexes   regexCache
 }
 
 // Open recovers the offsets log in cfg.Dir and starts the coordinator.

@@ -13,7 +13,8 @@ package kafka
 // a regular expression (v1) over whole topic names. Errors as Kafka:
 // INVALID_REQUEST for malformed requests, FENCED_MEMBER_EPOCH,
 // UNKNOWN_MEMBER_ID, UNRELEASED_INSTANCE_ID, FENCED_INSTANCE_ID,
-// UNSUPPORTED_ASSIGNOR, INVALID_REGULAR_EXPRESSION, GROUP_ID_NOT_FOUND (a
+// UNSUPPORTED_ASSIGNOR, INVALID_REGULAR_EXPRESSION (also for a regex over
+// -group-consumer-max-regex-bytes), GROUP_ID_NOT_FOUND (a
 // leave for an unknown group, or a non-empty classic group),
 // GROUP_MAX_SIZE_REACHED. The session timeout
 // (group.consumer.session.timeout.ms) and heartbeat interval

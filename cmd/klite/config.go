@@ -91,6 +91,7 @@ type Config struct {
 	// Consumer group protocol (KIP-848); Kafka's group.consumer.* settings.
 	GroupConsumerSessionTimeout    time.Duration
 	GroupConsumerHeartbeatInterval time.Duration
+	GroupConsumerMaxRegexBytes     int // longest SubscribedTopicRegex
 	OffsetsRetention               time.Duration
 	OffsetMetadataMaxBytes         int
 	GroupMetadataMaxBytes          int  // largest stored classic generation (__consumer_offsets' max.message.bytes)
@@ -155,6 +156,7 @@ func defaultConfig() Config {
 		GroupMaxSize:                   0,
 		GroupConsumerSessionTimeout:    group.DefaultConsumerSessionTimeout,
 		GroupConsumerHeartbeatInterval: group.DefaultConsumerHeartbeatInterval,
+		GroupConsumerMaxRegexBytes:     group.DefaultMaxRegexBytes,
 		OffsetsRetention:               group.DefaultOffsetsRetention,
 		OffsetMetadataMaxBytes:         group.DefaultMaxMetadataBytes,
 		GroupMetadataMaxBytes:          group.DefaultMaxGroupMetadataBytes,
@@ -233,6 +235,7 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&cfg.GroupInitialRebalanceDelay, "group-initial-rebalance-delay", cfg.GroupInitialRebalanceDelay, "how long a new group waits for more members before its first rebalance; 0 none\n(group.initial.rebalance.delay.ms)")
 	fs.DurationVar(&cfg.GroupConsumerSessionTimeout, "group-consumer-session-timeout", cfg.GroupConsumerSessionTimeout, "session timeout of consumer-protocol group members, KIP-848 (group.consumer.session.timeout.ms)")
 	fs.DurationVar(&cfg.GroupConsumerHeartbeatInterval, "group-consumer-heartbeat-interval", cfg.GroupConsumerHeartbeatInterval, "heartbeat interval given to consumer-protocol group members, KIP-848\n(group.consumer.heartbeat.interval.ms)")
+	fs.IntVar(&cfg.GroupConsumerMaxRegexBytes, "group-consumer-max-regex-bytes", cfg.GroupConsumerMaxRegexBytes, "longest SubscribedTopicRegex of a consumer-protocol member, KIP-848, in `bytes`; a longer one answers\nINVALID_REGULAR_EXPRESSION (regexes are matched against every topic name)")
 	fs.IntVar(&cfg.GroupMaxSize, "group-max-size", cfg.GroupMaxSize, "most members of one consumer group; 0 means unlimited (group.max.size)")
 	fs.DurationVar(&cfg.OffsetsRetention, "offsets-retention", cfg.OffsetsRetention, "committed offsets of a group without members are dropped this long after it emptied, or after the\ncommit for groups that only store offsets (offsets.retention.minutes)")
 	fs.IntVar(&cfg.OffsetMetadataMaxBytes, "offset-metadata-max-bytes", cfg.OffsetMetadataMaxBytes, "largest metadata string of a committed offset, in `bytes` (offset.metadata.max.bytes)")
@@ -378,6 +381,9 @@ func (c *Config) validate() error {
 	}
 	if c.GroupConsumerHeartbeatInterval <= 0 || c.GroupConsumerSessionTimeout <= c.GroupConsumerHeartbeatInterval {
 		bad("-group-consumer-heartbeat-interval must be > 0 and below -group-consumer-session-timeout")
+	}
+	if c.GroupConsumerMaxRegexBytes < 1 {
+		bad("-group-consumer-max-regex-bytes must be > 0")
 	}
 	if c.GroupMaxSize < 0 {
 		bad("-group-max-size must be >= 0")

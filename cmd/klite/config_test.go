@@ -99,6 +99,7 @@ func TestConfigInvalid(t *testing.T) {
 		{[]string{"-retention-ms", "-2"}, nil, "-retention-ms"},
 		{[]string{"-retention-bytes", "-5"}, nil, "-retention-bytes"},
 		{[]string{"-retention-check-interval", "0s"}, nil, "-retention-check-interval"},
+		{[]string{"-group-consumer-max-regex-bytes", "0"}, nil, "-group-consumer-max-regex-bytes"},
 		{[]string{"-wal-max-bytes", "-1"}, nil, "-wal-max-bytes"},
 		{[]string{"-wal-max-bytes", "1048576", "-segment-bytes", "1048576"}, nil, "-wal-max-bytes"},
 		{[]string{"-wal-hot-bytes", "0"}, nil, "-wal-hot-bytes"},

@@ -455,6 +455,7 @@ func groupConfig(cfg Config, store *storage.Store, root zerolog.Logger) group.Co
 		TopicList:                 store.Topics,
 		ConsumerSessionTimeout:    cfg.GroupConsumerSessionTimeout,
 		ConsumerHeartbeatInterval: cfg.GroupConsumerHeartbeatInterval,
+		MaxRegexBytes:             cfg.GroupConsumerMaxRegexBytes,
 		MinSessionTimeout:         cfg.GroupMinSessionTimeout,
 		MaxSessionTimeout:         cfg.GroupMaxSessionTimeout,
 		InitialRebalanceDelay:     cfg.GroupInitialRebalanceDelay,
