@@ -191,6 +191,9 @@ func (p *Process) readOutput(r io.ReadCloser, ready chan<- string, start time.Ti
 	for {
 		line, err := br.ReadBytes('\n')
 		if len(line) > 0 {
+			// The tail holds the ready line before Start returns.
+			p.logFile.Write(line)
+			p.appendTail(line)
 			if !found {
 				if addr, ok := ParseReady(line); ok {
 					found = true
@@ -198,8 +201,6 @@ func (p *Process) readOutput(r io.ReadCloser, ready chan<- string, start time.Ti
 					ready <- addr
 				}
 			}
-			p.logFile.Write(line)
-			p.appendTail(line)
 		}
 		if err != nil {
 			return
