@@ -156,6 +156,15 @@ func (w *walker) skip(n int) bool {
 
 // varint reads a zigzag varint of at most 5 bytes, all within lim bytes.
 func (w *walker) varint(lim *int) (int32, bool) {
+	// One-byte varints (attributes, small deltas, header counts) are most
+	// of a record's fields: decode them inline.
+	if w.pos < len(w.buf) && *lim > 0 {
+		if b := w.buf[w.pos]; b < 0x80 {
+			w.pos++
+			*lim--
+			return int32(b>>1) ^ -int32(b&1), true
+		}
+	}
 	if len(w.buf)-w.pos < varintMaxBytes {
 		w.fill(varintMaxBytes)
 	}
