@@ -322,12 +322,7 @@ func (f *fetchWait) rearm(next fetchState) {
 		return
 	}
 	f.state = next
-	cancels := f.cancels
-	f.cancels = nil
-	if f.timer != nil {
-		f.timer.Stop()
-		f.timer = nil
-	}
+	cancels := f.detachLocked()
 	f.mu.Unlock()
 	f.h.untrack(f)
 	f.submit(func() {
@@ -341,6 +336,18 @@ func (f *fetchWait) rearm(next fetchState) {
 		f.mu.Unlock()
 		f.run()
 	})
+}
+
+// detachLocked ends a waiting round: it stops the timer and returns the
+// watchers' cancels, to be run once f.mu is released. f.mu held.
+func (f *fetchWait) detachLocked() []func() {
+	cancels := f.cancels
+	f.cancels = nil
+	if f.timer != nil {
+		f.timer.Stop()
+		f.timer = nil
+	}
+	return cancels
 }
 
 // submit runs fn on the handler's fetch runner, under recoverTo.
@@ -367,12 +374,7 @@ func (f *fetchWait) abandon() {
 		return
 	}
 	f.state = fetchDone
-	cancels := f.cancels
-	f.cancels = nil
-	if f.timer != nil {
-		f.timer.Stop()
-		f.timer = nil
-	}
+	cancels := f.detachLocked()
 	f.mu.Unlock()
 	f.h.untrack(f)
 	for _, c := range cancels {
