@@ -7,9 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -28,41 +26,7 @@ const testBucket = "klite-test"
 
 // startVersitygw runs a fresh versitygw with an empty bucket and returns
 // its endpoint; it is stopped (its log printed on failure) at cleanup.
-func startVersitygw(t *testing.T) string {
-	t.Helper()
-	if os.Getenv("KLITE_S3_TESTS") == "0" {
-		t.Skip("KLITE_S3_TESTS=0: S3 integration tests against versitygw skipped")
-	}
-	var log syncBuffer
-	srv, err := s3test.Start(context.Background(), t.TempDir(), testBucket, &log)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, log.String())
-	}
-	t.Cleanup(func() {
-		srv.Stop()
-		if t.Failed() {
-			t.Logf("versitygw log:\n%s", log.String())
-		}
-	})
-	return srv.Endpoint
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+func startVersitygw(t *testing.T) string { return s3test.StartT(t, testBucket) }
 
 func newTestStore(t *testing.T, endpoint string, rt http.RoundTripper) *Store {
 	t.Helper()

@@ -147,3 +147,55 @@ func (s *Server) Stop() {
 		<-s.exited
 	}
 }
+
+// TB is the part of testing.TB that StartT uses (this package does not
+// import testing, see above).
+type TB interface {
+	Helper()
+	Skip(args ...any)
+	Fatalf(format string, args ...any)
+	Logf(format string, args ...any)
+	TempDir() string
+	Cleanup(func())
+	Failed() bool
+}
+
+// StartT runs a fresh versitygw for test t with an empty bucket and
+// returns its endpoint. It skips t when KLITE_S3_TESTS=0, and stops the
+// server at cleanup, printing its log if t failed.
+func StartT(t TB, bucket string) string {
+	t.Helper()
+	if os.Getenv("KLITE_S3_TESTS") == "0" {
+		t.Skip("KLITE_S3_TESTS=0: S3 integration tests against versitygw skipped")
+	}
+	var log syncBuffer
+	srv, err := Start(context.Background(), t.TempDir(), bucket, &log)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	t.Cleanup(func() {
+		srv.Stop()
+		if t.Failed() {
+			t.Logf("versitygw log:\n%s", log.String())
+		}
+	})
+	return srv.Endpoint
+}
+
+// syncBuffer is a log sink the server's output goroutine and the test share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
