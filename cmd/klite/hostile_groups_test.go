@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,7 +25,7 @@ type groupFloodWorker struct {
 	groups  []string
 	acked   map[string]map[int32]int64
 	pending map[string]map[int32]int64
-	ops     int
+	ops     atomic.Int64 // read by the test while the worker runs
 }
 
 const floodTopic, floodParts = "gflood", 8
@@ -108,7 +109,7 @@ func (w *groupFloodWorker) run(ctx context.Context, t *testing.T, cl *kgo.Client
 			}
 		}
 		w.acked[g] = next
-		w.ops++
+		w.ops.Add(1)
 	}
 }
 
@@ -144,7 +145,7 @@ func TestGroupFloodKill9(t *testing.T) {
 		}
 		waitFor(t, time.Minute, "commits", func() bool {
 			for _, w := range ws {
-				if w.ops < perRound*(round+1) {
+				if w.ops.Load() < int64(perRound*(round+1)) {
 					return false
 				}
 			}
@@ -161,7 +162,7 @@ func TestGroupFloodKill9(t *testing.T) {
 		cl := newFranz(t, b.addr)
 		total := 0
 		for _, w := range ws {
-			total += w.ops
+			total += int(w.ops.Load())
 			for _, g := range w.groups {
 				r := kmsg.NewPtrOffsetFetchRequest()
 				r.Group = g

@@ -41,7 +41,7 @@ type metaFloodWorker struct {
 	names   []string
 	acked   map[string]metaTopicState
 	pending map[string]*metaTopicState
-	ops     int
+	ops     atomic.Int64 // read by the test while the worker runs
 }
 
 // run changes the worker's topics until a request fails without a Kafka
@@ -114,7 +114,7 @@ func (w *metaFloodWorker) run(ctx context.Context, t *testing.T, cl *kgo.Client,
 			return
 		}
 		w.acked[name] = next
-		w.ops++
+		w.ops.Add(1)
 	}
 }
 
@@ -143,7 +143,7 @@ func TestMetadataFloodKill9(t *testing.T) {
 		// Kill once every worker has made some changes.
 		waitFor(t, time.Minute, "changes", func() bool {
 			for _, w := range ws {
-				if w.ops < perRound*(round+1) {
+				if w.ops.Load() < int64(perRound*(round+1)) {
 					return false
 				}
 			}
@@ -159,7 +159,7 @@ func TestMetadataFloodKill9(t *testing.T) {
 		got := describeAll(t, b.addr)
 		total := 0
 		for _, w := range ws {
-			total += w.ops
+			total += int(w.ops.Load())
 			for _, name := range w.names {
 				have, want := got[name], w.acked[name]
 				p := w.pending[name]
