@@ -36,7 +36,7 @@ func TestWALActivityGate(t *testing.T) {
 	}
 	task := &prepTask{hurry: make(chan struct{})}
 	close(task.hurry)
-	if err := task.zeroFill(&a, f, 4*zeroStepBytes); err != nil {
+	if err := task.zeroFill(&a, f, 4*zeroStepBytes, nil); err != nil {
 		t.Fatal(err)
 	}
 	if size, _ := f.Size(); size != 0 {
@@ -46,7 +46,7 @@ func TestWALActivityGate(t *testing.T) {
 
 	// Idle: it fills the whole file.
 	task = &prepTask{hurry: make(chan struct{})}
-	if err := task.zeroFill(&a, f, 4*zeroStepBytes); err != nil {
+	if err := task.zeroFill(&a, f, 4*zeroStepBytes, nil); err != nil {
 		t.Fatal(err)
 	}
 	if size, _ := f.Size(); size != 4*zeroStepBytes {

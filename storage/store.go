@@ -131,6 +131,13 @@ type Config struct {
 	// HotBytes: with Cold, uploaded segments are kept locally while the
 	// WAL holds at most this many bytes (default 1 GiB).
 	HotBytes int64
+	// CacheBytes bounds the newest WAL bytes kept in the page cache (split
+	// evenly over the shards); older ones are dropped once durable
+	// (pagecache.go). 0 keeps everything: the kernel decides.
+	CacheBytes int64
+	// Trace, when set, is called with every step of the WAL's work
+	// (trace.go), on the store's goroutines: it must not block.
+	Trace func(TraceEvent)
 
 	// unsyncedBytes is maxUnsyncedBytes; tests lower it. Recovery with a
 	// value smaller than the writer had is unsafe.
@@ -348,6 +355,7 @@ func Open(cfg Config) (*Store, error) {
 	s.shards = make([]*shard, st.shards)
 	for i := range s.shards {
 		s.shards[i] = newShard(s, i)
+		s.shards[i].cache.budget = cfg.CacheBytes / int64(st.shards)
 	}
 	tab := &topicTable{byName: map[string]*topic{}, byID: map[TopicID]*topic{}}
 	for _, mt := range st.topics {
@@ -811,6 +819,9 @@ func (s *Store) Append(topic string, partition int32, batches []byte, durable bo
 	}
 	r := reqPool.Get().(*appendReq)
 	r.p, r.data, r.durable, r.done = p, batches, durable, done
+	if s.cfg.Trace != nil {
+		r.queued = time.Now()
+	}
 	if err := p.sh.enqueue(r); err != nil {
 		putReq(r)
 		if err == ErrBusy {

@@ -89,7 +89,8 @@ type shard struct {
 	saved     []savedProducer
 
 	// Syncer goroutine only (recovery before it starts).
-	ck []ckEntry // chunks of the active segment, for its checkpoint
+	ck    []ckEntry // chunks of the active segment, for its checkpoint
+	cache cacheWindow
 
 	segsMu sync.Mutex
 	segs   []*segment // every open segment, for Close
@@ -102,6 +103,7 @@ type appendReq struct {
 	done    func(AppendResult)
 	res     AppendResult
 	next    *appendReq // next request of the same partition in the group
+	queued  time.Time  // when it was queued; set only while tracing
 }
 
 var reqPool = sync.Pool{New: func() any { return new(appendReq) }}
@@ -139,12 +141,14 @@ type group struct {
 	reqs    []*appendReq // durable requests waiting for the fsync
 	entries []pubEntry
 	snap    producerMap // seal: producer state at the end of seg
+	written time.Time   // data: when its write ended; set only while tracing
 }
 
 type prepResult struct {
-	id  uint64
-	f   vfs.File
-	err error
+	id     uint64
+	f      vfs.File
+	zeroed int64 // bytes zero-filled
+	err    error
 }
 
 type savedProducer struct {
@@ -456,6 +460,10 @@ func (s *shard) process(reqs []*appendReq, bound int) {
 	s.buf = buf
 
 	if len(buf) > 0 {
+		var t0 time.Time
+		if s.tracing() {
+			t0 = time.Now()
+		}
 		if err := s.write(buf); err != nil {
 			s.fail("write", err)
 			for _, r := range reqs {
@@ -468,6 +476,11 @@ func (s *shard) process(reqs []*appendReq, bound int) {
 		}
 		s.st.stats.groups.Add(1)
 		s.st.stats.appendBytes.Add(int64(len(buf)))
+		if s.tracing() {
+			g.written = time.Now()
+			s.trace(TraceEvent{Kind: TraceWrite, Start: t0, Dur: g.written.Sub(t0), Wait: t0.Sub(oldestQueued(reqs)),
+				Bytes: int64(len(buf)), N: len(reqs)})
+		}
 	}
 	s.st.stats.appends.Add(int64(len(reqs)))
 	for _, r := range reqs {
@@ -525,13 +538,31 @@ func (s *shard) waitRoom(end int64) error {
 		return nil
 	}
 	s.st.stats.unsyncedWaits.Add(1)
+	var t0 time.Time
+	if s.tracing() {
+		t0 = time.Now()
+	}
 	for end > s.synced.Load()+s.st.cfg.unsyncedBytes {
 		if s.failed.Load() {
 			return ErrStorage
 		}
 		<-s.syncWake
 	}
+	if s.tracing() {
+		s.trace(TraceEvent{Kind: TraceWaitRoom, Start: t0, Dur: time.Since(t0)})
+	}
 	return nil
+}
+
+// oldestQueued is the earliest queue time of reqs (tracing only).
+func oldestQueued(reqs []*appendReq) time.Time {
+	var t time.Time
+	for _, r := range reqs {
+		if t.IsZero() || r.queued.Before(t) {
+			t = r.queued
+		}
+	}
+	return t
 }
 
 // placeChunk appends p's chunks (header and admitted batches) to buf. A
@@ -705,6 +736,7 @@ func (s *shard) rollback() {
 // so only the newest segment of a shard can ever hold unsynced (possibly
 // torn) bytes.
 func (s *shard) roll(nowMs int64) error {
+	t0 := time.Now()
 	g := <-s.free
 	g.kind, g.seg = groupSeal, s.seg
 	s.producers.expire(nowMs - s.st.cfg.ProducerExpiry.Milliseconds())
@@ -713,6 +745,7 @@ func (s *shard) roll(nowMs int64) error {
 	if err := <-s.sealed; err != nil {
 		return err
 	}
+	sealed := time.Since(t0)
 	if s.prep == nil {
 		s.startPrep()
 	}
@@ -730,6 +763,9 @@ func (s *shard) roll(nowMs int64) error {
 	s.seg, s.pos = seg, 0
 	s.synced.Store(0) // the syncer is idle: the seal was its last group
 	s.st.stats.rolls.Add(1)
+	if s.tracing() {
+		s.trace(TraceEvent{Kind: TraceRoll, Start: t0, Dur: time.Since(t0), Wait: sealed, Bytes: pr.zeroed})
+	}
 	return nil
 }
 
@@ -769,6 +805,7 @@ type prepTask struct {
 	hurry   chan struct{} // closed: stop zero-filling, sync and hand the file over
 	dropped atomic.Bool   // set before hurry is closed: remove the file instead
 	done    chan prepResult
+	zeroed  int64 // bytes zero-filled so far; the preparing goroutine's
 }
 
 // zeroStepBytes is one zero-fill step, fsynced on its own: small enough
@@ -783,7 +820,7 @@ func (s *shard) startPrep() {
 	s.prep = t
 	go func() {
 		f, err := s.prepare(t.id, t)
-		t.done <- prepResult{id: t.id, f: f, err: err}
+		t.done <- prepResult{id: t.id, f: f, zeroed: t.zeroed, err: err}
 	}()
 }
 
@@ -809,17 +846,29 @@ func (s *shard) prepare(id uint64, t *prepTask) (vfs.File, error) {
 		return nil, err
 	}
 	size := s.st.cfg.SegmentBytes
+	t0 := time.Now()
 	if s.st.cfg.Prealloc != PreallocNone {
 		err = f.Allocate(0, size)
+		if s.tracing() {
+			s.trace(TraceEvent{Kind: TracePrepare, Start: t0, Dur: time.Since(t0), Bytes: size})
+		}
 	}
 	if err == nil && t != nil && s.st.cfg.Prealloc == PreallocZeroFill {
-		err = t.zeroFill(&s.st.wal, f, size)
+		var traceStep func(TraceEvent)
+		if s.tracing() {
+			traceStep = s.trace
+		}
+		err = t.zeroFill(&s.st.wal, f, size, traceStep)
 	}
 	if err == nil && t != nil && t.dropped.Load() {
 		err = errPrepDropped
 	}
 	if err == nil {
+		t0 = time.Now()
 		err = f.Sync()
+		if s.tracing() {
+			s.trace(TraceEvent{Kind: TracePrepare, Start: t0, Dur: time.Since(t0)})
+		}
 	}
 	if err != nil {
 		_ = f.Close()
@@ -831,11 +880,12 @@ func (s *shard) prepare(id uint64, t *prepTask) (vfs.File, error) {
 
 // zeroFill writes zeros over [0, size) until done or hurried, one
 // fsynced step at a time while the WAL is idle (see prepgate.go).
-func (t *prepTask) zeroFill(wal *walActivity, f vfs.File, size int64) error {
+func (t *prepTask) zeroFill(wal *walActivity, f vfs.File, size int64, trace func(TraceEvent)) error {
 	for off := int64(0); off < size; {
 		if !wal.waitIdle(t.hurry) {
 			return nil
 		}
+		t0 := time.Now()
 		n := min(int64(len(zeros)), size-off)
 		if _, err := f.WriteAt(zeros[:n], off); err != nil {
 			return err
@@ -843,7 +893,11 @@ func (t *prepTask) zeroFill(wal *walActivity, f vfs.File, size int64) error {
 		if err := f.Sync(); err != nil {
 			return err
 		}
+		if trace != nil {
+			trace(TraceEvent{Kind: TraceZero, Start: t0, Dur: time.Since(t0), Bytes: n})
+		}
 		off += n
+		t.zeroed = off
 	}
 	return nil
 }
@@ -912,8 +966,22 @@ func (s *shard) runSyncer() {
 			}
 		}
 		err := s.syncGroups(batch)
+		var t0, oldest time.Time
+		acked := 0
+		if s.tracing() {
+			t0 = time.Now()
+			for _, g := range batch {
+				acked += len(g.reqs)
+				if !g.written.IsZero() && (oldest.IsZero() || g.written.Before(oldest)) {
+					oldest = g.written
+				}
+			}
+		}
 		for _, g := range batch {
 			s.finish(g, err)
+		}
+		if s.tracing() && acked > 0 {
+			s.trace(TraceEvent{Kind: TraceAck, Start: t0, Dur: time.Since(t0), Wait: t0.Sub(oldest), N: acked})
 		}
 		clear(batch)
 		s.wakeWriter()
@@ -941,6 +1009,13 @@ func (s *shard) syncGroups(batch []*group) error {
 		took := time.Since(t0)
 		s.st.stats.fsyncs.Add(1)
 		s.st.stats.fsyncNanos.Add(int64(took))
+		if s.tracing() {
+			var moved int64
+			if last := batch[len(batch)-1]; last.kind == groupData && last.seg == g.seg {
+				moved = last.end - s.synced.Load()
+			}
+			s.trace(TraceEvent{Kind: TraceSync, Start: t0, Dur: took, Bytes: moved, N: len(batch)})
+		}
 		if err != nil {
 			s.fail("fdatasync", err)
 			return fmt.Errorf("%w: %v", ErrStorage, err)
@@ -970,7 +1045,9 @@ func (s *shard) finish(g *group, err error) {
 		s.sealed <- err
 	case groupData:
 		if err == nil {
+			from := s.synced.Load()
 			s.synced.Store(g.end)
+			s.cache.add(g.seg, from, g.end)
 			for i := range g.entries {
 				pe := &g.entries[i]
 				pe.p.idx.add(pe.e)
@@ -997,7 +1074,12 @@ func (s *shard) finish(g *group, err error) {
 
 func (s *shard) queueCheckpoint(seg *segment, entries []ckEntry, snap producerMap) {
 	s.bgJobs <- func() {
-		if err := s.writeCheckpoint(seg.id, entries, snap); err != nil {
+		t0 := time.Now()
+		err := s.writeCheckpoint(seg.id, entries, snap)
+		if s.tracing() {
+			s.trace(TraceEvent{Kind: TraceCheckpoint, Start: t0, Dur: time.Since(t0), N: len(entries)})
+		}
+		if err != nil {
 			s.log.Warn().Err(err).Str("segment", seg.path).Msg("index checkpoint not written; the segment will be scanned on restart")
 			return
 		}

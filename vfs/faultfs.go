@@ -278,6 +278,9 @@ func (f *faultFile) Allocate(off, n int64) error {
 	return f.fs.run(Op{Kind: OpAllocate, Name: *f.name.Load(), Off: off, Len: int(n)}, func() error { return f.f.Allocate(off, n) })
 }
 
+// DropCache passes through: it changes no data, so there is nothing to fault.
+func (f *faultFile) DropCache(off, n int64) error { return f.f.DropCache(off, n) }
+
 func (f *faultFile) Fd() uintptr { return f.f.Fd() }
 
 func (f *faultFile) Close() error {

@@ -44,6 +44,10 @@ type File interface {
 	// Allocate reserves [off, off+n) on disk so later writes there do not
 	// fail with ENOSPC. The reserved range reads as zeros.
 	Allocate(off, n int64) error
+	// DropCache tells the kernel that [off, off+n) will not be read soon,
+	// so its clean cached pages can be freed (posix_fadvise DONTNEED).
+	// Advisory: the data stays in the file.
+	DropCache(off, n int64) error
 	// Fd is the kernel descriptor for sendfile, or ^uintptr(0) when there
 	// is none (in-memory files).
 	Fd() uintptr
@@ -139,6 +143,10 @@ func (f *osFile) Size() (int64, error) {
 		return 0, err
 	}
 	return st.Size(), nil
+}
+
+func (f *osFile) DropCache(off, n int64) error {
+	return unix.Fadvise(int(f.fd), off, n, unix.FADV_DONTNEED)
 }
 
 func (f *osFile) Allocate(off, n int64) error {

@@ -370,6 +370,14 @@ func (f *memFile) Truncate(size int64) error {
 	return nil
 }
 
+// DropCache does nothing: memory files have no page cache.
+func (f *memFile) DropCache(off, n int64) error {
+	if f.closed {
+		return os.ErrClosed
+	}
+	return nil
+}
+
 func (f *memFile) Allocate(off, n int64) error {
 	if f.closed {
 		return os.ErrClosed

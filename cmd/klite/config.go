@@ -35,6 +35,7 @@ type Config struct {
 	FsyncLinger     time.Duration
 	SegmentBytes    int64
 	ShardQueueBytes int64
+	WALCacheBytes   int64
 	Prealloc        string // zero-fill | fallocate | none
 	Shards          int
 	ProducerExpiry  time.Duration
@@ -64,6 +65,7 @@ type Config struct {
 
 	ShutdownTimeout time.Duration
 	PprofAddr       string
+	WALTrace        string // file for the WAL's trace events; empty: off
 
 	// Retention (Kafka's log.retention.* broker settings): the defaults of
 	// topics that do not set retention.ms / retention.bytes.
@@ -111,6 +113,7 @@ func defaultConfig() Config {
 		FsyncLinger:     0,
 		SegmentBytes:    256 << 20,
 		ShardQueueBytes: 64 << 20,
+		WALCacheBytes:   2 << 30,
 		Prealloc:        "zero-fill",
 		Shards:          0,
 		ProducerExpiry:  24 * time.Hour,
@@ -206,6 +209,7 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&cfg.FsyncLinger, "fsync-linger", cfg.FsyncLinger, "how long a shard waits for more writes before an fdatasync (group commit); 0 syncs at once")
 	fs.Int64Var(&cfg.SegmentBytes, "segment-bytes", cfg.SegmentBytes, "WAL segment size in `bytes` before it rolls")
 	fs.Int64Var(&cfg.ShardQueueBytes, "shard-queue-bytes", cfg.ShardQueueBytes, "produce `bytes` queued per storage shard before appends are refused with REQUEST_TIMED_OUT (clients retry)")
+	fs.Int64Var(&cfg.WALCacheBytes, "wal-cache-bytes", cfg.WALCacheBytes, "newest WAL `bytes` kept in the page cache; older ones are dropped from it once durable, so writes reuse\nwarm memory and the broker's cache stays bounded (reads of older data come from disk); 0: leave it to the kernel")
 	fs.StringVar(&cfg.Prealloc, "segment-prealloc", cfg.Prealloc, "how new WAL segments reserve disk: zero-fill (fallocate, then write zeros: steadiest fdatasync),\nfallocate (reserve only) or none (grow by appending)")
 	fs.DurationVar(&cfg.ProducerExpiry, "producer-expiry", cfg.ProducerExpiry, "idempotent producer state idle this long is dropped (transactional.id.expiration.ms analogue)")
 	fs.IntVar(&cfg.Shards, "shards", cfg.Shards, "storage writer shards, each with its own WAL and fsync; 0 means one per CPU")
@@ -228,6 +232,7 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&cfg.MaxFetchWait, "max-fetch-wait", cfg.MaxFetchWait, "longest a fetch waits for data, whatever its MaxWaitMs asks (clients give up after request.timeout.ms, 30s)")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "close connections idle this long; 0 never (connections.max.idle.ms)")
 	fs.IntVar(&cfg.MaxConns, "max-conns", cfg.MaxConns, "most open client connections; 0 means as many as the open-file limit allows, less a reserve for segment files; clients past the cap are closed at once")
+	fs.StringVar(&cfg.WALTrace, "wal-trace", cfg.WALTrace, "write one JSON line per WAL step (group commit write, fdatasync, acknowledgement, segment roll,\npreparation and zero-fill step, checkpoint) to this `file`, for finding what a latency spike was; empty: off")
 	fs.StringVar(&cfg.PprofAddr, "pprof-addr", cfg.PprofAddr, "serve Go's net/http/pprof profiles on this `host:port` (e.g. 127.0.0.1:6060); empty: off")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long a graceful stop waits for in-flight requests, and with -s3-bucket for the final upload")
 	fs.DurationVar(&cfg.GroupMinSessionTimeout, "group-min-session-timeout", cfg.GroupMinSessionTimeout, "smallest consumer session timeout accepted (group.min.session.timeout.ms)")
@@ -290,6 +295,9 @@ func (c *Config) validate() error {
 	}
 	if c.LogFormat != "console" && c.LogFormat != "json" {
 		bad("-log-format %q: want console or json", c.LogFormat)
+	}
+	if c.WALCacheBytes < 0 {
+		bad("-wal-cache-bytes must be 0 or more")
 	}
 	if c.ShardQueueBytes <= 0 {
 		bad("-shard-queue-bytes must be > 0")

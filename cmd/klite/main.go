@@ -153,11 +153,21 @@ func serve(cfg Config, root zerolog.Logger) error {
 		log.Info().Str("bucket", cfg.S3Bucket).Str("prefix", cfg.S3Prefix).Str("endpoint", cfg.S3Endpoint).
 			Bool("restore", plan != nil).Msg("tiered storage on")
 	}
+	var walTrace func(storage.TraceEvent)
+	if cfg.WALTrace != "" {
+		tr, err := openWALTrace(cfg.WALTrace)
+		if err != nil {
+			return errors.Join(fmt.Errorf("-wal-trace: %w", err), stack.close())
+		}
+		stack.push(tr.close) // runs after the store's closer below
+		walTrace = tr.event
+	}
 	store, err := storage.Open(storage.Config{
 		Dir:                    cfg.WALDir,
 		Shards:                 cfg.Shards,
 		SegmentBytes:           cfg.SegmentBytes,
 		MaxQueueBytes:          cfg.ShardQueueBytes,
+		CacheBytes:             cfg.WALCacheBytes,
 		FsyncLinger:            cfg.FsyncLinger,
 		Prealloc:               preallocModes[cfg.Prealloc],
 		MaxPartitions:          int32(cfg.MaxTopicPartitions),
@@ -171,6 +181,7 @@ func serve(cfg Config, root zerolog.Logger) error {
 		MaxWALBytes:            cfg.WALMaxBytes,
 		HotBytes:               cfg.WALHotBytes,
 		Logger:                 root, // storage adds its own component field
+		Trace:                  walTrace,
 	})
 	if err != nil {
 		return errors.Join(fmt.Errorf("open storage: %w", err), stack.close())
