@@ -13,9 +13,10 @@ import (
 	"github.com/klite/klite/bench/internal/scenario"
 )
 
-// Defaults per mode. The full run targets about 12-13 minutes on the 2-core
-// reference machine (make bench promises under 15), the quick run under 2:
-// "all" runs about 17 loads of warmup+duration per round.
+// Defaults per mode. The full run takes about 22-24 minutes on the 2-core
+// reference machine, the quick run about 2.5: "all" runs about 17 loads of
+// warmup+duration per round, plus the long-lived group (aging fill, sweep
+// steps, the two-minute steady run: about 3 minutes a round).
 type modeDefaults struct {
 	runs         int
 	duration     time.Duration
