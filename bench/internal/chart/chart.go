@@ -5,6 +5,7 @@ package chart
 
 import (
 	"fmt"
+	"image/color"
 	"math"
 	"os"
 	"path/filepath"
@@ -269,10 +270,12 @@ func Steady(r *report.Report) (*plot.Plot, bool) {
 		rounds[se.Round] = true
 	}
 	var args []any
+	lastX := 0.0
 	for _, se := range s.Series {
 		if se.Key != "p99-per-second" && se.Key != "max-per-second" {
 			continue
 		}
+		lastX = max(lastX, float64(len(se.Values))*se.Interval.Seconds())
 		var pts plotter.XYs
 		for i, v := range se.Values {
 			if !math.IsNaN(v) {
@@ -293,6 +296,20 @@ func Steady(r *report.Report) (*plot.Plot, bool) {
 	}
 	if err := plotutil.AddLines(p, args...); err != nil {
 		return nil, false
+	}
+	// The issue-10 goals as gray references: p99 within 5 ms, max under 50 ms.
+	for _, ref := range []struct {
+		label string
+		ms    float64
+	}{{"5 ms (p99 goal)", 5}, {"50 ms (max goal)", 50}} {
+		l, err := plotter.NewLine(plotter.XYs{{X: 1, Y: ref.ms}, {X: max(lastX, 2), Y: ref.ms}})
+		if err != nil {
+			return nil, false
+		}
+		l.Color = color.Gray{Y: 160}
+		l.Dashes = []vg.Length{vg.Points(2), vg.Points(2)}
+		p.Add(l)
+		p.Legend.Add(ref.label, l)
 	}
 	p.Legend.Top, p.Legend.Left = true, true
 	logHeadroom(p)

@@ -104,6 +104,9 @@ func (s *agedCPU) Run(ctx context.Context, env *Env) (res Result, err error) {
 		return res, err
 	}
 	defer func() { err = errors.Join(err, b.Stop()) }()
+	if env.Brokers.Managed() == nil {
+		res.Notes = append(res.Notes, "external broker (-brokers): the fresh figures are the same broker's earlier runs, not a fresh broker's")
+	}
 	for _, step := range agedCPUSteps {
 		topic := topicName("aged-cpu-acks-"+step.acks, env)
 		st, err := runLoad(ctx, env, loadSpec{
