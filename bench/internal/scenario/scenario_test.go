@@ -168,15 +168,19 @@ func TestScenariosLive(t *testing.T) {
 	env.Cfg.AgeBytes, env.Cfg.SweepRates, env.Cfg.SweepOn, env.Cfg.SweepMax = 2<<20, []float64{500, 1000}, true, 1500
 	env.Cfg.SweepStepTime, env.Cfg.SweepP99, env.Cfg.SweepFailP99, env.Cfg.SteadyTime = time.Second, time.Second, time.Minute, 2*time.Second
 	var sharedPID int
+	var started int64 // brokers m had started once the shared one ran
 	samePID := func(t *testing.T) {
 		t.Helper()
 		if env.LongLived.cur == nil || env.LongLived.cur.PID <= 0 {
 			t.Fatal("no long-lived broker running")
 		}
 		if sharedPID == 0 {
-			sharedPID = env.LongLived.cur.PID
-		} else if env.LongLived.cur.PID != sharedPID {
-			t.Errorf("long-lived broker pid %d, want the same %d throughout", env.LongLived.cur.PID, sharedPID)
+			sharedPID, started = env.LongLived.cur.PID, m.seq.Load()
+			return
+		}
+		if env.LongLived.cur.PID != sharedPID || m.seq.Load() != started {
+			t.Errorf("long-lived broker pid %d after %d starts, want the same %d throughout and no other broker started (%d)",
+				env.LongLived.cur.PID, m.seq.Load(), sharedPID, started)
 		}
 	}
 	agingNotes := func(res Result) int {
