@@ -137,6 +137,12 @@ type loadStats struct {
 	firstErr     error
 	totalRecords int64 // acknowledged over the whole run, warmup and drain included
 	totalBytes   int64
+	// The producers' view of the window (kgo hooks): Produce requests
+	// written, and record batches with the records in them. How much a
+	// client batches depends on how fast the broker answers.
+	produceRequests int64
+	batches         int64
+	batchRecords    int64
 }
 
 // loadRun is the shared state of producers and consumers.
@@ -156,6 +162,8 @@ type loadRun struct {
 	// callbacks index it without a lock.
 	secs         []*stats.Hist
 	measureStart atomic.Int64
+	// Counted by produceHook while measuring.
+	produceRequests, batches, batchRecords atomic.Int64
 
 	errOnce  sync.Once
 	firstErr error // set once by errOnce
@@ -186,6 +194,23 @@ func (l *loadRun) acked(start time.Time, n int, err error) {
 				l.secs[i].Record(d)
 			}
 		}
+	}
+}
+
+// produceHook counts the producers' Produce requests and batches while the
+// window is measured.
+type produceHook struct{ l *loadRun }
+
+func (h produceHook) OnBrokerWrite(_ kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, err error) {
+	if key == 0 && err == nil && h.l.measuring.Load() { // 0: Produce
+		h.l.produceRequests.Add(1)
+	}
+}
+
+func (h produceHook) OnProduceBatchWritten(_ kgo.BrokerMetadata, _ string, _ int32, m kgo.ProduceBatchMetrics) {
+	if h.l.measuring.Load() {
+		h.l.batches.Add(1)
+		h.l.batchRecords.Add(int64(m.NumRecords))
 	}
 }
 
@@ -342,7 +367,7 @@ func runLoad(ctx context.Context, env *Env, spec loadSpec) (loadStats, error) {
 	var producers []*kgo.Client
 	var pwg sync.WaitGroup // producer goroutines
 	for i := 0; i < spec.producers; i++ {
-		opts := append([]kgo.Opt{kgo.SeedBrokers(spec.addr), kgo.ClientID(fmt.Sprintf("klite-bench-p%d", i))}, popts...)
+		opts := append([]kgo.Opt{kgo.SeedBrokers(spec.addr), kgo.ClientID(fmt.Sprintf("klite-bench-p%d", i)), kgo.WithHooks(produceHook{l})}, popts...)
 		if spec.maxBuffered > 0 {
 			opts = append(opts, kgo.MaxBufferedRecords(spec.maxBuffered))
 		}
@@ -475,6 +500,10 @@ loop:
 		clientCPU:    b.clientCPU - a.clientCPU,
 		errs:         l.errs.Load(),
 		firstErr:     l.firstErr,
+
+		produceRequests: l.produceRequests.Load(),
+		batches:         l.batches.Load(),
+		batchRecords:    l.batchRecords.Load(),
 	}
 	if spec.brokerPID > 0 {
 		st.brokerCPU = b.brokerCPU - a.brokerCPU

@@ -245,6 +245,10 @@ func TestScenariosLive(t *testing.T) {
 		if worst > mx {
 			t.Errorf("worst second's p99 %v over the max %v", worst, mx)
 		}
+		// A Produce request carries one batch per partition it writes to.
+		if perReq, perBatch := metric(t, res, "records-per-request").Value, metric(t, res, "records-per-batch").Value; perBatch < 1 || perReq < perBatch {
+			t.Errorf("records per request %v, per batch %v: want 1 <= per batch <= per request", perReq, perBatch)
+		}
 		var loadedLimit bool
 		for _, l := range metric(t, res, "p99").Limits {
 			loadedLimit = loadedLimit || (l.Key == report.Limit2xLoadedFsyncP99 && l.Value > 0)

@@ -107,6 +107,7 @@ func (s *produceSteady) Run(ctx context.Context, env *Env) (res Result, err erro
 			Unit: report.Count, Value: float64(sec.over(env.Cfg.SweepP99))},
 		report.Metric{Key: "seconds", Label: "seconds measured", Unit: report.Count, Value: float64(len(sec.p99))},
 	)
+	res.Metrics = append(res.Metrics, batchingMetrics(st, "", "")...)
 	res.Metrics = append(res.Metrics, costMetrics(st, st.prodBytes, b.PID)...)
 	res.Metrics = append(res.Metrics, loadedMetrics(loaded, "fdatasync under load (this run's MB/s, 256 KiB writes, one sync per group)")...)
 	res.Series = append(res.Series,
@@ -159,4 +160,19 @@ func (s seconds) over(bound time.Duration) int {
 		}
 	}
 	return n
+}
+
+// batchingMetrics are the producers' records per Produce request and per
+// batch in the window: a client batches more when the broker answers later,
+// so a slower broker does fewer, larger writes for the same records.
+func batchingMetrics(st loadStats, sfx, lbl string) []report.Metric {
+	if st.produceRequests == 0 || st.batches == 0 {
+		return nil
+	}
+	return []report.Metric{
+		{Key: "records-per-request" + sfx, Label: "records per Produce request" + lbl, Unit: report.Count,
+			Value: float64(st.batchRecords) / float64(st.produceRequests)},
+		{Key: "records-per-batch" + sfx, Label: "records per batch" + lbl, Unit: report.Count,
+			Value: float64(st.batchRecords) / float64(st.batches)},
+	}
 }

@@ -136,6 +136,7 @@ func (s *produceSweep) Run(ctx context.Context, env *Env) (res Result, err error
 		}
 		steps = append(steps, report.Metric{Key: "client-cpu" + sfx, Label: "bench client CPU" + lbl, Unit: report.Cores,
 			Value: st.clientCPU.Seconds() / secs})
+		steps = append(steps, batchingMetrics(st, sfx, lbl)...)
 		res.Notes = append(res.Notes, errorNotes(st)...)
 
 		keptUp := achieved >= sweepKeptUp*rate && p99 <= cfg.SweepFailP99
