@@ -56,18 +56,16 @@ type produceSweep struct{}
 func (s *produceSweep) Name() string { return "produce-sweep" }
 
 func (s *produceSweep) Describe(cfg Config) string {
-	steps := ""
-	for i := 0; i < len(cfg.SweepRates); i++ {
-		r, _ := cfg.SweepRate(i)
-		steps += rateKey(r) + ", "
+	var listed []string
+	for _, r := range cfg.SweepRates {
+		listed = append(listed, rateKey(r))
 	}
+	steps := strings.Join(listed, ", ") + " records/s"
 	if cfg.SweepOn {
-		steps += "and on in the same steps"
-	} else if steps != "" {
-		steps = steps[:len(steps)-2]
+		steps += " and on in the same steps"
 	}
 	return fmt.Sprintf("Fixed-rate produce sweep on a broker that has been running for a while (%s): acks=all, %d-byte records, "+
-		"%d producer clients, %d partitions, at %s records/s (at most %s), each step on a fresh topic (deleted after it) "+
+		"%d producer clients, %d partitions, at %s (at most %s), each step on a fresh topic (deleted after it) "+
 		"with %s of warmup and %s measured. Open loop: each record has a due time and latency runs from it to the "+
 		"acknowledgement, so a stall is counted, not hidden. The sweep stops after the first step that cannot keep up "+
 		"(achieved under %.0f%% of its target, or p99 over %s). The sustainable rate is the highest step up to which "+
