@@ -260,8 +260,11 @@ func newLauncher(ctx context.Context, c *config, root, scratch string, pr *scena
 		desc = "klite built from this tree (`go build ./cmd/klite`)"
 	}
 	desc += ", started on 127.0.0.1:0 with a fresh temporary WAL for every scenario run, stopped with SIGTERM"
-	if c.load.LongLivedScope != "off" {
-		desc += fmt.Sprintf(" (except the long-lived scenarios: one klite per %s, see produce-sweep)", c.load.LongLivedScope)
+	switch c.load.LongLivedScope {
+	case "round":
+		desc += " (except the long-lived scenarios: one aged klite per round, see produce-sweep)"
+	case "run":
+		desc += " (except the long-lived scenarios: one aged klite for the whole benchmark, see produce-sweep)"
 	}
 	if len(c.brokerArgs) > 0 {
 		desc += ", extra flags `" + strings.Join(c.brokerArgs, " ") + "`"
