@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -27,6 +29,9 @@ func agedBroker(ctx context.Context, env *Env, name string, res *Result) (*Broke
 	err = env.LongLived.age(func() error {
 		if env.Cfg.AgeBytes <= 0 {
 			return nil
+		}
+		if err := checkSpace(env.ScratchDir, float64(env.Cfg.AgeBytes)); err != nil {
+			return fmt.Errorf("aging fill: %w", err)
 		}
 		st, err := runLoad(ctx, env, loadSpec{
 			label: progressLabel(name+" aging fill", env), addr: b.Addr, topic: topicName("aging-fill", env),
@@ -151,4 +156,24 @@ func longLivedSetting(cfg Config) string {
 	}
 	return fmt.Sprintf("one klite per round shared by produce-sweep, produce-steady and produce-aged-cpu, aged with %s first, "+
 		"stopped after the last of them (-long-lived round)", report.Format(report.Bytes, float64(cfg.AgeBytes)))
+}
+
+// spareBytes is the free space a long-lived step leaves on the WAL's disk
+// beyond what it writes: the machine is shared, and a full disk fails more
+// than this benchmark.
+const spareBytes = 2e9
+
+// checkSpace fails when the disk under dir has less free space than need
+// bytes plus spareBytes: a step that would fill the disk is refused with
+// the figures, not run.
+func checkSpace(dir string, need float64) error {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return fmt.Errorf("scenario: free space of %s: %w", dir, err)
+	}
+	if free := float64(st.Bavail) * float64(st.Bsize); free < need+spareBytes {
+		return fmt.Errorf("scenario: %s has %s free; the step writes about %s and leaves %s spare: free some space or lower the rate or duration",
+			dir, report.Format(report.Bytes, free), report.Format(report.Bytes, need), report.Format(report.Bytes, spareBytes))
+	}
+	return nil
 }

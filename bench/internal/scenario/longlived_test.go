@@ -161,3 +161,13 @@ func TestSteadyRate(t *testing.T) {
 		t.Error("no sweep and no -rate: want an error")
 	}
 }
+
+func TestCheckSpace(t *testing.T) {
+	dir := t.TempDir()
+	if err := checkSpace(dir, 1); err != nil {
+		t.Skipf("less than %v bytes free here: %v", spareBytes, err)
+	}
+	if err := checkSpace(dir, 1e18); err == nil || !strings.Contains(err.Error(), "free") {
+		t.Errorf("an exabyte step: err %v, want refused for space", err)
+	}
+}

@@ -68,6 +68,9 @@ func (s *produceSteady) Run(ctx context.Context, env *Env) (res Result, err erro
 	if err != nil {
 		return res, err
 	}
+	if err := checkSpace(env.ScratchDir, rate*float64(env.Cfg.RecordSize)*(env.Cfg.Warmup+env.Cfg.SteadyTime).Seconds()); err != nil {
+		return res, err
+	}
 	b, err := agedBroker(ctx, env, s.Name(), &res)
 	if err != nil {
 		return res, err

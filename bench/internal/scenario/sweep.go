@@ -103,6 +103,10 @@ func (s *produceSweep) Run(ctx context.Context, env *Env) (res Result, err error
 			break
 		}
 		key := rateKey(rate)
+		if err := checkSpace(env.ScratchDir, rate*float64(cfg.RecordSize)*(cfg.Warmup+cfg.SweepStepTime).Seconds()); err != nil {
+			res.Metrics = steps
+			return res, fmt.Errorf("%s/s step: %w", key, err)
+		}
 		unix.Sync() // the previous step's writeback is not this step's latency
 		topic := topicName("sweep-"+key, env)
 		st, err := runLoad(ctx, env, loadSpec{
