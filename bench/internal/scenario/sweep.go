@@ -97,6 +97,7 @@ func (s *produceSweep) Run(ctx context.Context, env *Env) (res Result, err error
 	var over []string
 	var steps []report.Metric // after the summary rows, which lead the table
 	stopped := false
+	var stepErr error // a step that failed outright: the steps below it still count
 	for i := 0; ; i++ {
 		rate, ok := cfg.SweepRate(i)
 		if !ok {
@@ -104,8 +105,8 @@ func (s *produceSweep) Run(ctx context.Context, env *Env) (res Result, err error
 		}
 		key := rateKey(rate)
 		if err := checkSpace(env.ScratchDir, rate*float64(cfg.RecordSize)*(cfg.Warmup+cfg.SweepStepTime).Seconds()); err != nil {
-			res.Metrics = steps
-			return res, fmt.Errorf("%s/s step: %w", key, err)
+			stepErr = fmt.Errorf("%s/s step: %w", key, err)
+			break
 		}
 		unix.Sync() // the previous step's writeback is not this step's latency
 		topic := topicName("sweep-"+key, env)
@@ -114,11 +115,13 @@ func (s *produceSweep) Run(ctx context.Context, env *Env) (res Result, err error
 			partitions: cfg.Partitions, acks: "all", rate: rate, producers: cfg.Producers,
 			warmup: cfg.Warmup, duration: cfg.SweepStepTime, brokerPID: b.PID,
 		})
-		if err != nil {
-			res.Metrics = steps
-			return res, fmt.Errorf("%s/s step: %w", key, err)
-		}
 		dropTopic(ctx, b.Addr, topic, &res)
+		if err != nil {
+			stepErr = fmt.Errorf("%s/s step: %w", key, err)
+			held = false
+			over = append(over, key+" (failed)")
+			break
+		}
 		secs := st.window.Seconds()
 		achieved := float64(st.prodRecords) / secs
 		p99 := st.lat.Quantile(99)
@@ -159,7 +162,10 @@ func (s *produceSweep) Run(ctx context.Context, env *Env) (res Result, err error
 			break
 		}
 	}
-	if !stopped {
+	switch {
+	case stepErr != nil:
+		res.Notes = append(res.Notes, fmt.Sprintf("round %d: the sweep stopped at a step that failed: %v", env.Round, stepErr))
+	case !stopped:
 		res.Notes = append(res.Notes, fmt.Sprintf("round %d: every step kept up; the sweep ended at its last rate (-sweep-rates, -sweep-max)", env.Round))
 	}
 	if len(over) > 0 {
@@ -178,5 +184,5 @@ func (s *produceSweep) Run(ctx context.Context, env *Env) (res Result, err error
 	)
 	res.Metrics = append(res.Metrics, steps...)
 	env.Sustainable, env.SweepRan = sustainable, true
-	return res, nil
+	return res, stepErr
 }
