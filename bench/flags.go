@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"slices"
 	"strconv"
@@ -12,9 +13,10 @@ import (
 	"github.com/klite/klite/bench/internal/scenario"
 )
 
-// Defaults per mode. The full run targets about 12-13 minutes on the 2-core
-// reference machine (make bench promises under 15), the quick run under 2:
-// "all" runs about 17 loads of warmup+duration per round.
+// Defaults per mode. The full run takes about 22-24 minutes on the 2-core
+// reference machine, the quick run about 2.5: "all" runs about 17 loads of
+// warmup+duration per round, plus the long-lived group (aging fill, sweep
+// steps, the two-minute steady run: about 3 minutes a round).
 type modeDefaults struct {
 	runs         int
 	duration     time.Duration
@@ -31,6 +33,9 @@ type modeDefaults struct {
 	tcpBytes     int64
 	out          string
 	charts       string
+	ageBytes     int64
+	sweepStep    time.Duration
+	steadyTime   time.Duration
 }
 
 var (
@@ -39,11 +44,13 @@ var (
 		tierBacklog: 1e9, tierRecover: []int64{1e9, 5e9},
 		fsyncSamples: 2000, fsyncTime: 3 * time.Second, seqBytes: 1 << 30, seqTime: 4 * time.Second, tcpBytes: 4 << 30,
 		out: "BENCHMARKS.md", charts: "bench/results",
+		ageBytes: 3e9, sweepStep: 5 * time.Second, steadyTime: 2 * time.Minute,
 	}
 	quickDefaults = modeDefaults{
 		runs: 1, duration: 2 * time.Second, warmup: 500 * time.Millisecond, restartWAL: 1e9, backlog: 256e6, conns: 4000,
 		tierBacklog: 256e6, tierRecover: []int64{256e6, 1e9},
 		fsyncSamples: 500, fsyncTime: time.Second, seqBytes: 256 << 20, seqTime: 1500 * time.Millisecond, tcpBytes: 1 << 30, out: "",
+		ageBytes: 512e6, sweepStep: 2 * time.Second, steadyTime: 10 * time.Second,
 	}
 )
 
@@ -85,6 +92,9 @@ func parseFlags(args []string) (*config, error) {
 	tierBacklog, tierRecover := byteSize(d.tierBacklog), byteSizes(d.tierRecover)
 	tierSegment, tierHot := byteSize(32<<20), byteSize(64<<20)
 	seqBytes, tcpBytes := byteSize(d.seqBytes), byteSize(d.tcpBytes)
+	ageBytes := byteSize(d.ageBytes)
+	sweepRates := rateList{rates: []float64{100e3, 200e3, 300e3, 400e3}, on: true}
+	sweepMax, steadyRate := rate(2e6), rate(0)
 	l := &c.load
 	fs.BoolVar(&c.quick, "quick", false, "short smoke run: 1 run of 2 s per scenario, 1 GB restart WAL, smaller probes; prints the report instead of writing BENCHMARKS.md unless -out is given")
 	fs.StringVar(&c.brokers, "brokers", "", "host:port of a running Kafka-compatible broker; empty: build klite and start it per scenario run on a temporary WAL")
@@ -121,6 +131,16 @@ func parseFlags(args []string) (*config, error) {
 	fs.Var(&tierRecover, "tier-recover", "tier-recover: bucket sizes to recover from, comma separated (default 1GB,5GB, quick: 256MB,1GB)")
 	fs.Var(&tierSegment, "tier-segment-bytes", "tier-*: -segment-bytes of every broker in them, with S3 or without (default 32MiB): only sealed segments are uploaded")
 	fs.Var(&tierHot, "tier-hot-bytes", "tier-*: -wal-hot-bytes of the brokers with S3 (default 64MiB)")
+	fs.StringVar(&l.LongLivedScope, "long-lived", "round", "the broker produce-sweep, produce-steady and produce-aged-cpu share: round (one klite per round, aged by -age-bytes, "+
+		"stopped with its WAL removed after the last of them), run (one for the whole benchmark; it idles while other scenarios run) or off (a fresh, aged klite per run)")
+	fs.Var(&ageBytes, "age-bytes", "record bytes (acks=all, as fast as it goes) the long-lived broker takes before it is measured (default 3GB, quick: 512MB)")
+	fs.Var(&sweepRates, "sweep-rates", "produce-sweep: target rates in records/s, ascending; a trailing ,... goes on in steps of the last difference until a step cannot keep up")
+	fs.Var(&sweepMax, "sweep-max", "produce-sweep: highest rate to try, records/s")
+	fs.DurationVar(&l.SweepStepTime, "sweep-duration", d.sweepStep, "produce-sweep: measured time per step, after -warmup (quick: 2s)")
+	fs.DurationVar(&l.SweepP99, "sweep-p99", 5*time.Millisecond, "produce-sweep: p99 bound of the sustainable rate (steps up to it keep up with p99 within it)")
+	fs.DurationVar(&l.SweepFailP99, "sweep-fail-p99", time.Second, "produce-sweep: a step with p99 over this (or achieving under 95% of its rate) cannot keep up and ends the sweep")
+	fs.DurationVar(&l.SteadyTime, "steady-duration", d.steadyTime, "produce-steady: measured time (quick: 10s)")
+	fs.Var(&steadyRate, "steady-rate", "produce-steady: records/s (e.g. 150k); 0: half the sustainable rate of the round's produce-sweep, or -rate without it")
 	fs.IntVar(&c.fsyncSamples, "fsync-samples", d.fsyncSamples, "limit probe: fdatasync calls per probe, at least (quick: 500)")
 	fs.DurationVar(&c.fsyncTime, "fsync-time", d.fsyncTime, "limit probe: time the fdatasync probe runs for, at least (quick: 1s)")
 	fs.Var(&seqBytes, "seq-bytes", "limit probe: bytes for sequential write, at least (default 1GiB, quick: 256MiB)")
@@ -155,12 +175,16 @@ func parseFlags(args []string) (*config, error) {
 		pick("seq-bytes", func() { seqBytes = byteSize(q.seqBytes) })
 		pick("seq-time", func() { c.seqTime = q.seqTime })
 		pick("tcp-bytes", func() { tcpBytes = byteSize(q.tcpBytes) })
+		pick("age-bytes", func() { ageBytes = byteSize(q.ageBytes) })
+		pick("sweep-duration", func() { l.SweepStepTime = q.sweepStep })
+		pick("steady-duration", func() { l.SteadyTime = q.steadyTime })
 		pick("out", func() { c.out = q.out })
 		pick("charts", func() { c.charts = q.charts })
 	}
 	l.RestartWAL, l.Backlog, c.seqBytes, c.tcpBytes = int64(restartWAL), int64(backlog), int64(seqBytes), int64(tcpBytes)
 	l.TierBacklog, l.TierRecover, l.TierSegmentBytes, l.TierHotBytes = int64(tierBacklog), tierRecover, int64(tierSegment), int64(tierHot)
 	l.TierArgs = strings.Fields(*tierArgs)
+	l.AgeBytes, l.SweepRates, l.SweepOn, l.SweepMax, l.SteadyRate = int64(ageBytes), sweepRates.rates, sweepRates.on, float64(sweepMax), float64(steadyRate)
 	l.Quick = c.quick
 	if l.Consumers == 0 {
 		l.Consumers = l.Producers
@@ -211,6 +235,21 @@ func (c *config) validate() error {
 		return fmt.Errorf("-broker-pid needs -brokers")
 	case c.brokers != "" && c.klite != "":
 		return fmt.Errorf("-klite and -brokers exclude each other")
+	case l.AgeBytes < 0:
+		return fmt.Errorf("-age-bytes must not be negative")
+	case !ascending(l.SweepRates):
+		return fmt.Errorf("-sweep-rates needs positive rates in ascending order")
+	case l.SweepMax < l.SweepRates[0]:
+		return fmt.Errorf("-sweep-max is below the first -sweep-rates step")
+	case l.SweepStepTime <= 0 || l.SteadyTime <= 0:
+		return fmt.Errorf("-sweep-duration and -steady-duration must be positive")
+	case l.SweepP99 <= 0 || l.SweepFailP99 < l.SweepP99:
+		return fmt.Errorf("-sweep-p99 must be positive and -sweep-fail-p99 at least as large")
+	}
+	switch l.LongLivedScope {
+	case "round", "run", "off":
+	default:
+		return fmt.Errorf("-long-lived %q: want round, run or off", l.LongLivedScope)
 	}
 	switch l.Acks {
 	case "all", "1", "0":
@@ -284,4 +323,91 @@ func parseBytes(s string) (int64, error) {
 		return 0, fmt.Errorf("bad size %q (want e.g. 5GB, 512MiB, 4096)", s)
 	}
 	return int64(f * mult), nil
+}
+
+// rate is a flag for records/s: 150k, 1.5M, 250000.
+type rate float64
+
+func (r *rate) String() string { return rateString(float64(*r)) }
+
+func (r *rate) Set(s string) error {
+	v, err := parseRate(s)
+	if err != nil {
+		return err
+	}
+	*r = rate(v)
+	return nil
+}
+
+// rateList is a flag for a comma list of rates; a trailing "..." means go
+// on in steps of the last difference: 100k,200k,300k,...
+type rateList struct {
+	rates []float64
+	on    bool
+}
+
+func (r *rateList) String() string {
+	var parts []string
+	for _, v := range r.rates {
+		parts = append(parts, rateString(v))
+	}
+	if r.on {
+		parts = append(parts, "...")
+	}
+	return strings.Join(parts, ",")
+}
+
+func (r *rateList) Set(s string) error {
+	var out rateList
+	parts := strings.Split(s, ",")
+	for i, part := range parts {
+		part = strings.TrimSpace(part)
+		if part == "..." && i == len(parts)-1 && i > 0 {
+			out.on = true
+			break
+		}
+		v, err := parseRate(part)
+		if err != nil {
+			return err
+		}
+		out.rates = append(out.rates, v)
+	}
+	*r = out
+	return nil
+}
+
+func rateString(v float64) string {
+	switch {
+	case v >= 1e6 && math.Mod(v, 1e5) == 0:
+		return strconv.FormatFloat(v/1e6, 'f', -1, 64) + "M"
+	case v >= 1e3 && math.Mod(v, 1e3) == 0:
+		return strconv.FormatFloat(v/1e3, 'f', -1, 64) + "k"
+	}
+	return strconv.FormatFloat(v, 'f', -1, 64)
+}
+
+func parseRate(s string) (float64, error) {
+	s = strings.TrimSpace(s)
+	mult := 1.0
+	switch {
+	case strings.HasSuffix(s, "k"):
+		s, mult = strings.TrimSuffix(s, "k"), 1e3
+	case strings.HasSuffix(s, "M"):
+		s, mult = strings.TrimSuffix(s, "M"), 1e6
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f < 0 || math.IsInf(f, 0) {
+		return 0, fmt.Errorf("bad rate %q (want records/s, e.g. 150k, 1.5M, 250000)", s)
+	}
+	return f * mult, nil
+}
+
+// ascending says whether rs is non-empty, positive and strictly rising.
+func ascending(rs []float64) bool {
+	for i, r := range rs {
+		if r <= 0 || (i > 0 && r <= rs[i-1]) {
+			return false
+		}
+	}
+	return len(rs) > 0
 }

@@ -33,6 +33,9 @@ func TestQuickDefaults(t *testing.T) {
 		strings.Join(c.load.TierArgs, " ") != "-s3-object-bytes 8388608" {
 		t.Errorf("quick tier: scenarios %v recover %v args %q", c.scenarios, c.load.TierRecover, c.load.TierArgs)
 	}
+	if c.load.AgeBytes != 512e6 || c.load.SweepStepTime != 2*time.Second || c.load.SteadyTime != 10*time.Second {
+		t.Errorf("quick: age %d sweep step %v steady %v", c.load.AgeBytes, c.load.SweepStepTime, c.load.SteadyTime)
+	}
 	// Explicit flags win over -quick's defaults.
 	c, err = parseFlags([]string{"-quick", "-runs", "3", "-restart-wal", "2GB", "-out", "x.md"})
 	if err != nil {
@@ -54,6 +57,11 @@ func TestFullDefaults(t *testing.T) {
 	if len(c.scenarios) != len(scenario.Names) {
 		t.Errorf("scenarios %v, want all of %v", c.scenarios, scenario.Names)
 	}
+	if c.load.AgeBytes != 3e9 || c.load.SteadyTime != 2*time.Minute || c.load.SweepStepTime != 5*time.Second || c.load.LongLivedScope != "round" ||
+		fmt.Sprint(c.load.SweepRates) != "[100000 200000 300000 400000]" || !c.load.SweepOn || c.load.SweepP99 != 5*time.Millisecond {
+		t.Errorf("full: age %d steady %v sweep %v %v on %v p99 %v scope %s", c.load.AgeBytes, c.load.SteadyTime, c.load.SweepStepTime,
+			c.load.SweepRates, c.load.SweepOn, c.load.SweepP99, c.load.LongLivedScope)
+	}
 	if c.seqBytes != 1<<30 || c.seqTime != 4*time.Second || c.fsyncTime != 3*time.Second || fmt.Sprint(c.load.TierRecover) != "[1000000000 5000000000]" {
 		t.Errorf("full: seq %d bytes / %v, fsync %v, tier recover %v", c.seqBytes, c.seqTime, c.fsyncTime, c.load.TierRecover)
 	}
@@ -71,6 +79,14 @@ func TestBadFlags(t *testing.T) {
 		{"-tier-recover", "1GB,,2GB"},
 		{"-tier-segment-bytes", "1000"},
 		{"-seq-time", "-1s"},
+		{"-sweep-rates", "200k,100k"},
+		{"-sweep-rates", "..."},
+		{"-sweep-rates", "100k,,200k"},
+		{"-sweep-rates", "100k,...,200k"},
+		{"-sweep-max", "50k"},
+		{"-sweep-p99", "2s"},
+		{"-steady-rate", "fast"},
+		{"-long-lived", "forever"},
 		{"extra"},
 	} {
 		if _, err := parseFlags(args); err == nil {
@@ -104,5 +120,19 @@ func TestCommit(t *testing.T) {
 	c := commit("..")
 	if c == "" || strings.ContainsAny(c, " \n") {
 		t.Errorf("commit = %q", c)
+	}
+}
+
+func TestSweepFlags(t *testing.T) {
+	c, err := parseFlags([]string{"-sweep-rates", "50k, 1.5M,2M", "-sweep-max", "3M", "-steady-rate", "120k", "-long-lived", "off"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(c.load.SweepRates) != "[50000 1.5e+06 2e+06]" || c.load.SweepOn || c.load.SweepMax != 3e6 || c.load.SteadyRate != 120e3 || c.load.LongLivedScope != "off" {
+		t.Errorf("rates %v on %v max %v steady %v scope %s", c.load.SweepRates, c.load.SweepOn, c.load.SweepMax, c.load.SteadyRate, c.load.LongLivedScope)
+	}
+	var r rateList
+	if err := r.Set("100k,200k,..."); err != nil || !r.on || r.String() != "100k,200k,..." {
+		t.Errorf("rateList %+v %q, %v", r, r.String(), err)
 	}
 }

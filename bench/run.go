@@ -51,6 +51,21 @@ func run(ctx context.Context, c *config) (int, error) {
 		return 2, err
 	}
 
+	// The broker the long-lived scenarios share; released (stopped, its WAL
+	// removed) where its scope ends, and at the latest here.
+	shared := scenario.NewLongLived(launcher, c.load.LongLivedScope == "off")
+	defer func() {
+		if err := shared.Release(); err != nil {
+			pr.Logf("long-lived broker: stop: %v", err)
+		}
+	}()
+	lastLongLived := -1 // index in scens of the last scenario on the shared broker
+	for i, name := range c.scenarios {
+		if scenario.OnLongLived(name) {
+			lastLongLived = i
+		}
+	}
+
 	var scens []scenario.Scenario
 	for _, name := range c.scenarios {
 		s, err := scenario.New(name)
@@ -85,6 +100,7 @@ func run(ctx context.Context, c *config) (int, error) {
 	}
 	type scenRuns struct {
 		runs    [][]report.Metric
+		series  []report.Series
 		notes   []string
 		errs    []string
 		skipped string
@@ -98,10 +114,16 @@ rounds:
 		if err != nil {
 			return 2, err
 		}
-		env := &scenario.Env{Cfg: c.load, Limits: lim, Brokers: launcher, Progress: pr, Round: round, Rounds: c.runs, ScratchDir: scratch}
+		env := &scenario.Env{Cfg: c.load, Limits: lim, Brokers: launcher, Progress: pr, Round: round, Rounds: c.runs, ScratchDir: scratch,
+			LongLived: shared}
 		for i, s := range scens {
 			r := &results[i]
 			if r.skipped != "" {
+				if i == lastLongLived && c.load.LongLivedScope == "round" {
+					if err := shared.Release(); err != nil {
+						pr.Logf("long-lived broker: stop: %v", err)
+					}
+				}
 				continue
 			}
 			pr.Logf("== round %d/%d: %s", round, c.runs, s.Name())
@@ -111,6 +133,10 @@ rounds:
 			res, err := s.Run(ctx, env)
 			pr.Done()
 			r.notes = append(r.notes, res.Notes...)
+			r.series = append(r.series, res.Series...)
+			if i == lastLongLived && c.load.LongLivedScope == "round" {
+				err = errors.Join(err, shared.Release())
+			}
 			for len(r.runs) < round {
 				r.runs = append(r.runs, nil)
 			}
@@ -180,7 +206,7 @@ rounds:
 	for i, s := range scens {
 		r := results[i]
 		sec := report.Scenario{Name: s.Name(), Description: s.Describe(c.load), Settings: s.Settings(c.load),
-			Rows: report.Aggregate(r.runs), Notes: r.notes, Errors: r.errs}
+			Rows: report.Aggregate(r.runs), Notes: r.notes, Errors: r.errs, Series: r.series}
 		if r.skipped != "" {
 			sec.Notes = append(sec.Notes, r.skipped)
 		}
@@ -234,6 +260,12 @@ func newLauncher(ctx context.Context, c *config, root, scratch string, pr *scena
 		desc = "klite built from this tree (`go build ./cmd/klite`)"
 	}
 	desc += ", started on 127.0.0.1:0 with a fresh temporary WAL for every scenario run, stopped with SIGTERM"
+	switch c.load.LongLivedScope {
+	case "round":
+		desc += " (except the long-lived scenarios: one aged klite per round, see produce-sweep)"
+	case "run":
+		desc += " (except the long-lived scenarios: one aged klite for the whole benchmark, see produce-sweep)"
+	}
 	if len(c.brokerArgs) > 0 {
 		desc += ", extra flags `" + strings.Join(c.brokerArgs, " ") + "`"
 	}

@@ -134,6 +134,31 @@ type Scenario struct {
 	Rows        []Row
 	Notes       []string
 	Errors      []string // runs that failed, with their error
+	// Series are figures over time within a run (produce-steady's p99 per
+	// second): the charts draw them, the JSON keeps them, the tables do not.
+	Series []Series `json:",omitempty"`
+}
+
+// Series is one figure sampled at a fixed interval during one run.
+type Series struct {
+	Key      string // e.g. "p99-per-second"
+	Label    string
+	Unit     Unit
+	Round    int           // 1-based
+	Interval time.Duration // between points; point i covers [i*Interval, (i+1)*Interval)
+	Values   []float64     // NaN where an interval has no sample
+}
+
+// MarshalJSON writes NaN as null.
+func (s Series) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Key      string     `json:"key"`
+		Label    string     `json:"label"`
+		Unit     Unit       `json:"unit"`
+		Round    int        `json:"round"`
+		Interval string     `json:"interval"`
+		Values   []*float64 `json:"values"`
+	}{s.Key, s.Label, s.Unit, s.Round, s.Interval.String(), nullable(s.Values)})
 }
 
 // Row returns the row with key, if any.

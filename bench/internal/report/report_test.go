@@ -262,3 +262,78 @@ func TestJudgeLoadedFsyncContext(t *testing.T) {
 		t.Errorf("loaded context row: %s (%s), want a pass at 50%%", ctx.Status, ctx.Measured)
 	}
 }
+
+// Issue 10's targets: the sustainable rate, the steady run's p99 against
+// the loaded fdatasync p99 and its max, and the long-lived broker's CPU per
+// GB against a fresh one's (the worse of acks=all and acks=1 counts).
+func TestJudgeLongLivedTargets(t *testing.T) {
+	loaded := func(v float64) []Limit {
+		return []Limit{{Key: Limit2xLoadedFsyncP99, Label: "2x p99 fdatasync under the same write rate", Value: v}}
+	}
+	judge := func(sustainable, p99, loadedLimit, max, ratioAll, ratio1 float64, steadyNotes ...string) map[string]TargetResult {
+		r := &Report{Settings: []KV{{Key: "record size", Value: "1024 B"}}, Scenarios: []Scenario{
+			{Name: "produce-sweep", Settings: []KV{{Key: "sustainable p99", Value: "<= 5.00 ms"}},
+				Rows: Aggregate([][]Metric{{{Key: "sustainable", Unit: RecordsPerSec, Value: sustainable}}})},
+			{Name: "produce-steady", Notes: steadyNotes, Rows: Aggregate([][]Metric{{
+				{Key: "p99", Unit: Seconds, Value: p99, Limits: loaded(loadedLimit)},
+				{Key: "max", Unit: Seconds, Value: max},
+			}})},
+			{Name: "produce-aged-cpu", Rows: Aggregate([][]Metric{{
+				{Key: "cpu-ratio-all", Label: "ratio acks=all", Unit: Count, Value: ratioAll},
+				{Key: "cpu-ratio-1", Label: "ratio acks=1", Unit: Count, Value: ratio1},
+			}})},
+		}}
+		got := map[string]TargetResult{}
+		for _, tr := range Judge(r, Targets) {
+			switch tr.Name {
+			case "sustainable rate (every step up to it keeps up with p99 <= 5 ms) >= 300k 1 KiB records/s":
+				got["sustainable"] = tr
+			case "produce p99 at half the sustainable rate <= 2x p99 fdatasync under the same write rate":
+				got["p99"] = tr
+			case "produce max at half the sustainable rate < 50 ms":
+				got["max"] = tr
+			case "long-lived broker's CPU-s/GB (acks=all and acks=1) within 10% of a fresh broker's":
+				got["cpu"] = tr
+			}
+		}
+		if len(got) != 4 {
+			t.Fatalf("judged %v, want the four long-lived targets", got)
+		}
+		return got
+	}
+	got := judge(300e3, 0.003, 0.004, 0.049, 1.02, 1.10)
+	for k, tr := range got {
+		if tr.Status != Pass || tr.Note != "" {
+			t.Errorf("%s: %s (%s; %s), want a clean pass", k, tr.Status, tr.Measured, tr.Note)
+		}
+	}
+	got = judge(299e3, 0.005, 0.004, 0.051, 1.11, 1.02, "round 1: produce-steady at 70 k/s (-rate, "+SteadyNotHalf+": produce-sweep did not run this round)")
+	for k, tr := range got {
+		if tr.Status != Miss {
+			t.Errorf("%s: %s (%s), want a miss", k, tr.Status, tr.Measured)
+		}
+	}
+	if m := got["cpu"].Measured; !strings.Contains(m, "1.11") || !strings.Contains(m, "acks=all") {
+		t.Errorf("cpu measured %q: want the worse ratio, acks=all's 1.11", m)
+	}
+	if n := got["p99"].Note; !strings.Contains(n, SteadyNotHalf) {
+		t.Errorf("p99 note %q: want the caveat that the rate was not half a sustainable one", n)
+	}
+	if got := judge(0, 0.003, 0.004, 0.01, 1, 1)["sustainable"]; got.Status != Miss || got.Measured != "0 /s" {
+		t.Errorf("no step held: %s %q, want a miss at 0", got.Status, got.Measured)
+	}
+}
+
+// A steady run's per-second series go to the JSON with seconds without a
+// figure as null.
+func TestSeriesJSON(t *testing.T) {
+	b, err := json.Marshal(Scenario{Name: "produce-steady", Series: []Series{
+		{Key: "p99-per-second", Label: "p99", Unit: Seconds, Round: 2, Interval: time.Second, Values: []float64{0.002, math.NaN()}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `"Series":[{"key":"p99-per-second","label":"p99","unit":"s","round":2,"interval":"1s","values":[0.002,null]}]`; !bytes.Contains(b, []byte(want)) {
+		t.Errorf("JSON %s, want %s", b, want)
+	}
+}

@@ -3,6 +3,7 @@ package report
 import (
 	"fmt"
 	"math"
+	"strings"
 )
 
 // Target is a goal from the brief, judged on medians.
@@ -45,6 +46,34 @@ var Targets = []Target{
 		Rows:     []string{"p99"}, Ratio: Limit2xLoadedFsyncP99, AtMost: true, Threshold: 1.0,
 	},
 	{
+		// Issue 10's goals, on a broker that has been running for a while.
+		Name: "sustainable rate (every step up to it keeps up with p99 <= 5 ms) >= 300k 1 KiB records/s", Scenario: "produce-sweep",
+		Rows: []string{"sustainable"}, Threshold: 300e3, Unit: RecordsPerSec,
+		Note: func(r *Report) string {
+			note := recordSizeNote(r)
+			if s, ok := r.Scenario("produce-sweep"); ok {
+				for _, kv := range s.Settings {
+					if kv.Key == "sustainable p99" && kv.Value != "<= 5.00 ms" {
+						note = join(note, "p99 bound was "+kv.Value+" (-sweep-p99), not 5 ms")
+					}
+				}
+			}
+			return note
+		},
+	},
+	{
+		Name: "produce p99 at half the sustainable rate <= 2x p99 fdatasync under the same write rate", Scenario: "produce-steady",
+		Rows: []string{"p99"}, Ratio: Limit2xLoadedFsyncP99, AtMost: true, Threshold: 1.0, Note: steadyRateNote,
+	},
+	{
+		Name: "produce max at half the sustainable rate < 50 ms", Scenario: "produce-steady",
+		Rows: []string{"max"}, AtMost: true, Threshold: 0.050, Unit: Seconds, Note: steadyRateNote,
+	},
+	{
+		Name: "long-lived broker's CPU-s/GB (acks=all and acks=1) within 10% of a fresh broker's", Scenario: "produce-aged-cpu",
+		Rows: []string{"cpu-ratio-all", "cpu-ratio-1"}, AtMost: true, Threshold: 1.10, Unit: Count,
+	},
+	{
 		Name: "idle RSS < 15 MB", Scenario: "idle-rss",
 		Rows: []string{"rss"}, AtMost: true, Threshold: 15e6, Unit: Bytes,
 	},
@@ -76,16 +105,38 @@ var Targets = []Target{
 	},
 	{
 		Name: "tail fetch >= 1M 1 KiB records/s", Scenario: "tail-fetch",
-		Rows: []string{"fetch-records"}, Threshold: 1e6, Unit: RecordsPerSec,
-		Note: func(r *Report) string {
-			for _, kv := range r.Settings {
-				if kv.Key == "record size" && kv.Value != "1024 B" {
-					return "record size was " + kv.Value + ", not 1 KiB"
-				}
-			}
-			return ""
-		},
+		Rows: []string{"fetch-records"}, Threshold: 1e6, Unit: RecordsPerSec, Note: recordSizeNote,
 	},
+}
+
+// recordSizeNote flags a run whose records were not 1 KiB.
+func recordSizeNote(r *Report) string {
+	for _, kv := range r.Settings {
+		if kv.Key == "record size" && kv.Value != "1024 B" {
+			return "record size was " + kv.Value + ", not 1 KiB"
+		}
+	}
+	return ""
+}
+
+// SteadyNotHalf marks a produce-steady note whose run was not at half the
+// sustainable rate of its round (a -steady-rate, -rate, or a sweep where no
+// step held).
+const SteadyNotHalf = "not half a sustainable rate"
+
+// steadyRateNote says when produce-steady's rate was not half the sweep's
+// sustainable rate in some round.
+func steadyRateNote(r *Report) string {
+	s, ok := r.Scenario("produce-steady")
+	if !ok {
+		return ""
+	}
+	for _, n := range s.Notes {
+		if strings.Contains(n, SteadyNotHalf) {
+			return "in some round the rate was " + SteadyNotHalf + " (see produce-steady)"
+		}
+	}
+	return ""
 }
 
 // Limit keys shared by scenarios and targets.

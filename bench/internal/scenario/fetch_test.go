@@ -47,7 +47,7 @@ func TestTailBinding(t *testing.T) {
 }
 
 func TestLoadedMetrics(t *testing.T) {
-	ms := loadedMetrics(limitsLoadedFixture())
+	ms := loadedMetrics(limitsLoadedFixture(), "fdatasync under load")
 	want := map[string]float64{"loaded-fsync-p50": 0.001, "loaded-fsync-p99": 0.002, "loaded-fsync-p999": 0.02,
 		"loaded-fsync-max": 0.05, "loaded-fsync-rate": 230e6}
 	for _, m := range ms {

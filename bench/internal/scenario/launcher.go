@@ -30,6 +30,7 @@ type Broker struct {
 	Addr string
 	PID  int // 0 when its process cannot be read (external without -broker-pid)
 	stop func() error
+	proc *broker.Process // nil for an external broker
 }
 
 // Stop ends the run's use of the broker: a managed one is stopped with
@@ -130,7 +131,7 @@ func (m *Managed) Broker(ctx context.Context, name string) (*Broker, error) {
 		m.Cleanup(dir)
 		return nil, err
 	}
-	return &Broker{Addr: p.Addr, PID: p.PID, stop: func() error {
+	return &Broker{Addr: p.Addr, PID: p.PID, proc: p, stop: func() error {
 		_, err := p.Stop(syscall.SIGTERM)
 		if err != nil {
 			return fmt.Errorf("%w; log tail:\n%s", err, p.LogTail())
@@ -141,3 +142,92 @@ func (m *Managed) Broker(ctx context.Context, name string) (*Broker, error) {
 }
 
 func (m *Managed) Managed() *Managed { return m }
+
+// LongLived hands one broker to every run of the scenarios that measure a
+// broker that has been running for a while (produce-sweep, produce-steady,
+// produce-aged-cpu): a fresh broker per run hides whatever builds up over
+// gigabytes (segments, indexes, maps, heap). The broker comes from the
+// inner launcher once; runs get it without a stop, so it outlives them.
+// The harness calls Release where the broker's lifetime ends (after the
+// group's last scenario in a round, or at the end of the benchmark):
+// a managed klite is then stopped with SIGTERM and its WAL removed.
+//
+// With perRun (-long-lived off) every run gets a fresh broker instead,
+// stopped at the end of the run as usual; each is still aged first.
+type LongLived struct {
+	inner  Launcher
+	perRun bool
+
+	mu   sync.Mutex // the harness runs one scenario at a time; this keeps the state honest anyway
+	cur  *Broker    // the shared broker; nil before the first run and after Release. Guarded by mu.
+	aged bool       // cur has taken the aging fill. Guarded by mu.
+}
+
+// NewLongLived returns a launcher that shares one broker of inner across
+// runs, or, with perRun, starts a fresh one per run.
+func NewLongLived(inner Launcher, perRun bool) *LongLived {
+	return &LongLived{inner: inner, perRun: perRun}
+}
+
+// Broker returns the shared broker, starting it on first use. A shared
+// broker that has exited is an error (with its log tail); the next call
+// starts a new one.
+func (l *LongLived) Broker(ctx context.Context, name string) (*Broker, error) {
+	if l.perRun {
+		return l.inner.Broker(ctx, name)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.cur != nil && l.cur.proc != nil {
+		select {
+		case <-l.cur.proc.Exited():
+			tail := l.cur.proc.LogTail()
+			l.cur.Stop() // removes the WAL; the exit is the error that matters
+			l.cur, l.aged = nil, false
+			return nil, fmt.Errorf("scenario: the long-lived broker exited; log tail:\n%s", tail)
+		default:
+		}
+	}
+	if l.cur == nil {
+		b, err := l.inner.Broker(ctx, "long-lived")
+		if err != nil {
+			return nil, err
+		}
+		l.cur, l.aged = b, false
+	}
+	return &Broker{Addr: l.cur.Addr, PID: l.cur.PID, proc: l.cur.proc}, nil
+}
+
+// Managed returns the inner launcher's Managed.
+func (l *LongLived) Managed() *Managed { return l.inner.Managed() }
+
+// age runs fill on the shared broker unless it has run on it already
+// (per run: on every broker). fill's error leaves the broker not aged.
+func (l *LongLived) age(fill func() error) error {
+	if l.perRun {
+		return fill()
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.aged {
+		return nil
+	}
+	if err := fill(); err != nil {
+		return err
+	}
+	l.aged = true
+	return nil
+}
+
+// Release ends the shared broker's lifetime: a managed one is stopped and
+// its WAL removed. The next Broker call starts a new one.
+func (l *LongLived) Release() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.cur == nil {
+		return nil
+	}
+	b := l.cur
+	l.cur, l.aged = nil, false
+	return b.Stop()
+}

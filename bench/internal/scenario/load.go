@@ -105,6 +105,9 @@ type loadSpec struct {
 	// fetchTarget, when > 0, ends the window once consumers have fetched
 	// this many records (catch-up), checked every fetchPollEvery.
 	fetchTarget int64
+	// perSecond also keeps a latency histogram per second of the window,
+	// by acknowledgement time (produce-steady's per-second p99).
+	perSecond bool
 }
 
 // e2eHeader carries a record's due time, UnixNano big-endian, for
@@ -124,7 +127,8 @@ type loadStats struct {
 	fetchBytes   int64
 	lag          int64 // records produced but not yet fetched at the end of the window
 	lat          *stats.Hist
-	e2e          *stats.Hist // producer-to-consumer latency, with loadSpec.e2e
+	e2e          *stats.Hist   // producer-to-consumer latency, with loadSpec.e2e
+	perSecond    []*stats.Hist // with loadSpec.perSecond: second i of the window; the last may be partial
 	brokerCPU    time.Duration
 	clientCPU    time.Duration
 	otherCPU     time.Duration // the rest of the machine's busy CPU: other work on a shared machine
@@ -133,6 +137,12 @@ type loadStats struct {
 	firstErr     error
 	totalRecords int64 // acknowledged over the whole run, warmup and drain included
 	totalBytes   int64
+	// The producers' view of the window (kgo hooks): Produce requests
+	// written, and record batches with the records in them. How much a
+	// client batches depends on how fast the broker answers.
+	produceRequests int64
+	batches         int64
+	batchRecords    int64
 }
 
 // loadRun is the shared state of producers and consumers.
@@ -147,6 +157,13 @@ type loadRun struct {
 	stopping                 atomic.Bool // errors after this are the shutdown's
 	lat                      *stats.Hist
 	e2e                      *stats.Hist
+	// With spec.perSecond: one histogram per second since measureStart
+	// (UnixNano, set before measuring), allocated up front so the
+	// callbacks index it without a lock.
+	secs         []*stats.Hist
+	measureStart atomic.Int64
+	// Counted by produceHook while measuring.
+	produceRequests, batches, batchRecords atomic.Int64
 
 	errOnce  sync.Once
 	firstErr error // set once by errOnce
@@ -169,7 +186,31 @@ func (l *loadRun) acked(start time.Time, n int, err error) {
 	l.prodRecords.Add(1)
 	l.prodBytes.Add(int64(n))
 	if l.measuring.Load() {
-		l.lat.Record(time.Since(start))
+		now := time.Now()
+		d := now.Sub(start)
+		l.lat.Record(d)
+		if l.secs != nil {
+			if i := (now.UnixNano() - l.measureStart.Load()) / int64(time.Second); i >= 0 && i < int64(len(l.secs)) {
+				l.secs[i].Record(d)
+			}
+		}
+	}
+}
+
+// produceHook counts the producers' Produce requests and batches while the
+// window is measured.
+type produceHook struct{ l *loadRun }
+
+func (h produceHook) OnBrokerWrite(_ kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, err error) {
+	if key == 0 && err == nil && h.l.measuring.Load() { // 0: Produce
+		h.l.produceRequests.Add(1)
+	}
+}
+
+func (h produceHook) OnProduceBatchWritten(_ kgo.BrokerMetadata, _ string, _ int32, m kgo.ProduceBatchMetrics) {
+	if h.l.measuring.Load() {
+		h.l.batches.Add(1)
+		h.l.batchRecords.Add(int64(m.NumRecords))
 	}
 }
 
@@ -269,6 +310,13 @@ func runLoad(ctx context.Context, env *Env, spec loadSpec) (loadStats, error) {
 		cfg.Compression = spec.compression
 	}
 	l := &loadRun{spec: spec, cfg: cfg, lat: stats.NewHist(), e2e: stats.NewHist()}
+	if spec.perSecond {
+		// One spare: the window ends a little after its timer fires.
+		l.secs = make([]*stats.Hist, int(spec.duration/time.Second)+2)
+		for i := range l.secs {
+			l.secs[i] = stats.NewHist()
+		}
+	}
 	if !spec.existingTopic {
 		if err := createTopic(ctx, spec.addr, spec.topic, spec.partitions); err != nil {
 			return loadStats{}, err
@@ -319,7 +367,7 @@ func runLoad(ctx context.Context, env *Env, spec loadSpec) (loadStats, error) {
 	var producers []*kgo.Client
 	var pwg sync.WaitGroup // producer goroutines
 	for i := 0; i < spec.producers; i++ {
-		opts := append([]kgo.Opt{kgo.SeedBrokers(spec.addr), kgo.ClientID(fmt.Sprintf("klite-bench-p%d", i))}, popts...)
+		opts := append([]kgo.Opt{kgo.SeedBrokers(spec.addr), kgo.ClientID(fmt.Sprintf("klite-bench-p%d", i)), kgo.WithHooks(produceHook{l})}, popts...)
 		if spec.maxBuffered > 0 {
 			opts = append(opts, kgo.MaxBufferedRecords(spec.maxBuffered))
 		}
@@ -398,6 +446,7 @@ func (l *loadRun) window(ctx context.Context, env *Env) (loadStats, error) {
 		sampler = proc.StartSampler(spec.brokerPID, rssSampleEvery)
 	}
 	a := take()
+	l.measureStart.Store(a.t.UnixNano())
 	l.measuring.Store(true)
 	prev := a
 	tick := time.NewTicker(progressEvery)
@@ -451,6 +500,10 @@ loop:
 		clientCPU:    b.clientCPU - a.clientCPU,
 		errs:         l.errs.Load(),
 		firstErr:     l.firstErr,
+
+		produceRequests: l.produceRequests.Load(),
+		batches:         l.batches.Load(),
+		batchRecords:    l.batchRecords.Load(),
 	}
 	if spec.brokerPID > 0 {
 		st.brokerCPU = b.brokerCPU - a.brokerCPU
@@ -463,6 +516,11 @@ loop:
 	}
 	if spec.consumers == 0 {
 		st.lag = 0
+	}
+	if l.secs != nil {
+		// Whole seconds, the last one counted when at least half of it was measured.
+		n := min(len(l.secs), int((st.window+time.Second/2)/time.Second))
+		st.perSecond = l.secs[:n]
 	}
 	return st, err
 }

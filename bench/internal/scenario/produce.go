@@ -78,6 +78,13 @@ func (s *produceThroughput) Run(ctx context.Context, env *Env) (res Result, err 
 	if s.acks == "all" && s.recordSize == 0 && s.compression == "" {
 		env.PeakRecords = recs
 	}
+	if s.recordSize == 0 && s.compression == "" && b.PID > 0 && st.prodBytes > 0 {
+		// produce-aged-cpu compares the long-lived broker with this.
+		if env.FreshCPUPerGB == nil {
+			env.FreshCPUPerGB = map[string]float64{}
+		}
+		env.FreshCPUPerGB[s.acks] = st.brokerCPU.Seconds() / (float64(st.prodBytes) / 1e9)
+	}
 	tp := float64(st.prodBytes) / secs
 	lims := []report.Limit{diskSeqWrite(env.Limits), loopback(env.Limits)}
 	if s.acks != "all" {
@@ -219,7 +226,7 @@ func (s *produceLatency) Run(ctx context.Context, env *Env) (res Result, err err
 		}
 		res.Notes = append(res.Notes, errorNotes(st)...)
 	}
-	res.Metrics = append(res.Metrics, loadedMetrics(loaded)...)
+	res.Metrics = append(res.Metrics, loadedMetrics(loaded, "fdatasync under load (50% step's MB/s, 256 KiB writes, one sync per group)")...)
 	return res, nil
 }
 
@@ -234,12 +241,18 @@ const (
 // (records/s times record size; half the seq write median when the rate is
 // unknown), on the disk the WAL lives on. The broker is idle meanwhile.
 func (s *produceLatency) loadedFsync(ctx context.Context, env *Env, recs float64) (limits.Loaded, error) {
+	return loadedFsync(ctx, env, s.Name(), recs)
+}
+
+// loadedFsync runs the loaded fdatasync probe at recs records/s of
+// Cfg.RecordSize (half the seq write median when recs is 0).
+func loadedFsync(ctx context.Context, env *Env, name string, recs float64) (limits.Loaded, error) {
 	d := loadedFsyncTime
 	if env.Cfg.Quick {
 		d = loadedFsyncTimeQuick
 	}
 	rate := limits.LoadedRate(recs, env.Cfg.RecordSize, env.Limits.SeqWriteBs)
-	env.Progress.Logf("%s fdatasync under load: %s in %d KiB writes for %s", progressLabel(s.Name(), env),
+	env.Progress.Logf("%s fdatasync under load: %s in %d KiB writes for %s", progressLabel(name, env),
 		report.Format(report.BytesPerSec, rate), limits.LoadedWriteBytes>>10, d)
 	unix.Sync()
 	l, err := limits.FsyncLoaded(ctx, env.ScratchDir, rate, d)
@@ -251,8 +264,7 @@ func (s *produceLatency) loadedFsync(ctx context.Context, env *Env, recs float64
 }
 
 // loadedMetrics are the loaded fdatasync probe's figures.
-func loadedMetrics(l limits.Loaded) []report.Metric {
-	const what = "fdatasync under load (50% step's MB/s, 256 KiB writes, one sync per group)"
+func loadedMetrics(l limits.Loaded, what string) []report.Metric {
 	return []report.Metric{
 		{Key: "loaded-fsync-rate", Label: "fdatasync under load: write rate achieved", Unit: report.BytesPerSec, Value: l.AchievedBs},
 		{Key: "loaded-fsync-p50", Label: what + ", p50", Unit: report.Seconds, Value: l.P50.Seconds()},

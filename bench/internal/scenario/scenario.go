@@ -43,6 +43,19 @@ type Config struct {
 	TierHotBytes     int64    // -wal-hot-bytes of the brokers with S3
 	TierArgs         []string // more klite flags for the brokers with S3
 
+	// The scenarios on the long-lived broker (produce-sweep, produce-steady,
+	// produce-aged-cpu).
+	AgeBytes       int64         // record bytes the long-lived broker takes (acks=all) before the first of them measures
+	SweepRates     []float64     // produce-sweep: target rates in records/s, ascending
+	SweepOn        bool          // after the last rate, go on in steps of the last difference until a step fails
+	SweepMax       float64       // produce-sweep: no step above this rate
+	SweepStepTime  time.Duration // measured time per sweep step (after Warmup)
+	SweepP99       time.Duration // a step within this p99 (and kept up) counts toward the sustainable rate
+	SweepFailP99   time.Duration // a step over this p99 cannot keep up: the sweep stops
+	SteadyTime     time.Duration // produce-steady: measured time
+	SteadyRate     float64       // produce-steady: records/s; 0 = half the sustainable rate of the round's sweep
+	LongLivedScope string        // "round", "run" or "off": see LongLived
+
 	Quick bool // -quick: scenarios with probes of their own shorten them
 }
 
@@ -60,12 +73,22 @@ type Env struct {
 	// PeakRecords is the acks=all produce peak of this round in records/s,
 	// 0 when produce-acks-all has not run this round.
 	PeakRecords float64
+	// LongLived hands out the broker the long-lived scenarios share.
+	LongLived *LongLived
+	// Sustainable is produce-sweep's sustainable rate of this round in
+	// records/s; SweepRan says whether it ran (Sustainable 0: no step held).
+	Sustainable float64
+	SweepRan    bool
+	// FreshCPUPerGB is the broker CPU-s/GB of this round's fresh-broker
+	// produce-acks-all and produce-acks-1, by acks ("all", "1").
+	FreshCPUPerGB map[string]float64
 }
 
 // Result is one run's figures.
 type Result struct {
 	Metrics []report.Metric
 	Notes   []string
+	Series  []report.Series // figures over time within the run, for charts
 }
 
 // Scenario is one named benchmark.
@@ -84,33 +107,41 @@ type Scenario interface {
 // registry is every scenario in the order "all" runs them, one line each.
 // produce-acks-all comes before produce-latency, which paces itself at
 // fractions of its peak. To add a scenario, add its line here.
+// longLived marks the scenarios that run on Env.LongLived's shared broker;
+// they come after produce-acks-all and produce-acks-1, whose fresh-broker
+// CPU per GB produce-aged-cpu compares with, and after produce-sweep, whose
+// sustainable rate produce-steady runs at half of.
 var registry = []struct {
-	name string
-	new  func() Scenario
+	name      string
+	new       func() Scenario
+	longLived bool
 }{
-	{"produce-acks-all", func() Scenario { return &produceThroughput{name: "produce-acks-all", acks: "all"} }},
-	{"produce-acks-1", func() Scenario { return &produceThroughput{name: "produce-acks-1", acks: "1"} }},
-	{"produce-100b", func() Scenario { return &produceThroughput{name: "produce-100b", acks: "all", recordSize: 100} }},
-	{"produce-10k", func() Scenario { return &produceThroughput{name: "produce-10k", acks: "all", recordSize: 10 << 10} }},
-	{"produce-lz4", func() Scenario { return &produceThroughput{name: "produce-lz4", acks: "all", compression: "lz4"} }},
-	{"produce-zstd", func() Scenario { return &produceThroughput{name: "produce-zstd", acks: "all", compression: "zstd"} }},
-	{"produce-latency", func() Scenario { return &produceLatency{} }},
-	{"tail-fetch", func() Scenario { return &tailFetch{} }},
-	{"catchup-fetch", func() Scenario { return &catchupFetch{} }},
-	{"partitions", func() Scenario { return &scaleSweep{name: "partitions", counts: []int{1, 100, 1000}} }},
-	{"producers", func() Scenario { return &scaleSweep{name: "producers", counts: []int{1, 16, 64}} }},
-	{"connections", func() Scenario { return &connScale{} }},
-	{"group-rebalance", func() Scenario { return &groupRebalance{} }},
-	{"group-commit", func() Scenario { return &groupCommit{} }},
-	{"group-consume", func() Scenario { return &groupConsume{} }},
-	{"idle-rss", func() Scenario { return &idleRSS{} }},
-	{"hostile-memory", func() Scenario { return &hostileMemory{} }},
-	{"metadata-scale", func() Scenario { return &metadataScale{} }},
-	{"restart-1gb", func() Scenario { return &restart{name: "restart-1gb", walBytes0: 1e9} }},
-	{"restart", func() Scenario { return &restart{name: "restart"} }},
-	{"tier-catchup", func() Scenario { return &tierCatchup{} }},
-	{"tier-produce", func() Scenario { return &tierProduce{} }},
-	{"tier-recover", func() Scenario { return &tierRecover{} }},
+	{"produce-acks-all", func() Scenario { return &produceThroughput{name: "produce-acks-all", acks: "all"} }, false},
+	{"produce-acks-1", func() Scenario { return &produceThroughput{name: "produce-acks-1", acks: "1"} }, false},
+	{"produce-100b", func() Scenario { return &produceThroughput{name: "produce-100b", acks: "all", recordSize: 100} }, false},
+	{"produce-10k", func() Scenario { return &produceThroughput{name: "produce-10k", acks: "all", recordSize: 10 << 10} }, false},
+	{"produce-lz4", func() Scenario { return &produceThroughput{name: "produce-lz4", acks: "all", compression: "lz4"} }, false},
+	{"produce-zstd", func() Scenario { return &produceThroughput{name: "produce-zstd", acks: "all", compression: "zstd"} }, false},
+	{"produce-latency", func() Scenario { return &produceLatency{} }, false},
+	{"produce-sweep", func() Scenario { return &produceSweep{} }, true},
+	{"produce-steady", func() Scenario { return &produceSteady{} }, true},
+	{"produce-aged-cpu", func() Scenario { return &agedCPU{} }, true},
+	{"tail-fetch", func() Scenario { return &tailFetch{} }, false},
+	{"catchup-fetch", func() Scenario { return &catchupFetch{} }, false},
+	{"partitions", func() Scenario { return &scaleSweep{name: "partitions", counts: []int{1, 100, 1000}} }, false},
+	{"producers", func() Scenario { return &scaleSweep{name: "producers", counts: []int{1, 16, 64}} }, false},
+	{"connections", func() Scenario { return &connScale{} }, false},
+	{"group-rebalance", func() Scenario { return &groupRebalance{} }, false},
+	{"group-commit", func() Scenario { return &groupCommit{} }, false},
+	{"group-consume", func() Scenario { return &groupConsume{} }, false},
+	{"idle-rss", func() Scenario { return &idleRSS{} }, false},
+	{"hostile-memory", func() Scenario { return &hostileMemory{} }, false},
+	{"metadata-scale", func() Scenario { return &metadataScale{} }, false},
+	{"restart-1gb", func() Scenario { return &restart{name: "restart-1gb", walBytes0: 1e9} }, false},
+	{"restart", func() Scenario { return &restart{name: "restart"} }, false},
+	{"tier-catchup", func() Scenario { return &tierCatchup{} }, false},
+	{"tier-produce", func() Scenario { return &tierProduce{} }, false},
+	{"tier-recover", func() Scenario { return &tierRecover{} }, false},
 }
 
 // Groups name sets of scenarios for -scenario: a group runs every scenario
@@ -125,6 +156,16 @@ var Names = func() []string {
 	}
 	return ns
 }()
+
+// OnLongLived says whether the named scenario runs on the long-lived broker.
+func OnLongLived(name string) bool {
+	for _, r := range registry {
+		if r.name == name {
+			return r.longLived
+		}
+	}
+	return false
+}
 
 // New returns a fresh scenario by name.
 func New(name string) (Scenario, error) {

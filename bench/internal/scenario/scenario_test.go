@@ -162,6 +162,114 @@ func TestScenariosLive(t *testing.T) {
 			}
 		}
 	})
+	// The long-lived group: one broker for the three, aged once, after
+	// produce-acks-all and produce-acks-1 above (their fresh CPU per GB).
+	env.LongLived = NewLongLived(m, false)
+	env.Cfg.AgeBytes, env.Cfg.SweepRates, env.Cfg.SweepOn, env.Cfg.SweepMax = 2<<20, []float64{500, 1000}, true, 1500
+	env.Cfg.SweepStepTime, env.Cfg.SweepP99, env.Cfg.SweepFailP99, env.Cfg.SteadyTime = time.Second, time.Second, time.Minute, 2*time.Second
+	var sharedPID int
+	var started int64 // brokers m had started once the shared one ran
+	samePID := func(t *testing.T) {
+		t.Helper()
+		if env.LongLived.cur == nil || env.LongLived.cur.PID <= 0 {
+			t.Fatal("no long-lived broker running")
+		}
+		if sharedPID == 0 {
+			sharedPID, started = env.LongLived.cur.PID, m.seq.Load()
+			return
+		}
+		if env.LongLived.cur.PID != sharedPID || m.seq.Load() != started {
+			t.Errorf("long-lived broker pid %d after %d starts, want the same %d throughout and no other broker started (%d)",
+				env.LongLived.cur.PID, m.seq.Load(), sharedPID, started)
+		}
+	}
+	agingNotes := func(res Result) int {
+		n := 0
+		for _, note := range res.Notes {
+			if strings.Contains(note, "aged first") {
+				n++
+			}
+		}
+		return n
+	}
+	t.Run("produce-sweep", func(t *testing.T) {
+		res := run("produce-sweep")
+		samePID(t)
+		if n := agingNotes(res); n != 1 {
+			t.Errorf("%d aging notes, want the one fill: %q", n, res.Notes)
+		}
+		for _, k := range []string{"500", "1k", "1.5k"} {
+			if p50, p99 := metric(t, res, "p50-"+k).Value, metric(t, res, "p99-"+k).Value; p50 <= 0 || p99 < p50 || metric(t, res, "max-"+k).Value < p99 {
+				t.Errorf("%s/s step: p50 %v p99 %v: want 0 < p50 <= p99 <= max", k, p50, p99)
+			}
+		}
+		if slices.ContainsFunc(res.Metrics, func(m report.Metric) bool { return m.Key == "p99-2k" }) {
+			t.Error("the sweep went past -sweep-max")
+		}
+		sus := metric(t, res, "sustainable")
+		if !slices.Contains([]float64{0, 500, 1000, 1500}, sus.Value) || !env.SweepRan || env.Sustainable != sus.Value {
+			t.Errorf("sustainable %v (env %v, ran %v): want one of the steps, left for produce-steady", sus.Value, env.Sustainable, env.SweepRan)
+		}
+		if b := metric(t, res, "sustainable-bytes"); b.Value != sus.Value*float64(env.Cfg.RecordSize) || len(b.Limits) == 0 || b.Limits[0].Key != report.LimitDiskSeqWrite {
+			t.Errorf("sustainable bytes %+v: want the rate in bytes against the disk's seq write", b)
+		}
+	})
+	t.Run("produce-steady", func(t *testing.T) {
+		res := run("produce-steady")
+		samePID(t)
+		if n := agingNotes(res); n != 0 {
+			t.Errorf("the shared broker was aged again: %q", res.Notes)
+		}
+		want := env.Sustainable / 2
+		if want == 0 {
+			want = env.Cfg.SweepRates[0] / 2
+		}
+		if got := metric(t, res, "rate").Value; got != want {
+			t.Errorf("rate %v, want %v (half the sweep's)", got, want)
+		}
+		var p99s *report.Series
+		for i := range res.Series {
+			if res.Series[i].Key == "p99-per-second" {
+				p99s = &res.Series[i]
+			}
+		}
+		if p99s == nil || len(p99s.Values) != int(metric(t, res, "seconds").Value) || len(p99s.Values) < 1 {
+			t.Fatalf("series %+v: want one p99 per measured second", res.Series)
+		}
+		worst, mx := metric(t, res, "worst-second-p99").Value, metric(t, res, "max").Value
+		for i, v := range p99s.Values {
+			if !(v > 0 && v <= worst) {
+				t.Errorf("second %d p99 %v: want positive and at most the worst second's %v", i+1, v, worst)
+			}
+		}
+		if worst > mx {
+			t.Errorf("worst second's p99 %v over the max %v", worst, mx)
+		}
+		// A Produce request carries one batch per partition it writes to.
+		if perReq, perBatch := metric(t, res, "records-per-request").Value, metric(t, res, "records-per-batch").Value; perBatch < 1 || perReq < perBatch {
+			t.Errorf("records per request %v, per batch %v: want 1 <= per batch <= per request", perReq, perBatch)
+		}
+		var loadedLimit bool
+		for _, l := range metric(t, res, "p99").Limits {
+			loadedLimit = loadedLimit || (l.Key == report.Limit2xLoadedFsyncP99 && l.Value > 0)
+		}
+		if !loadedLimit || metric(t, res, "loaded-fsync-p99").Value <= 0 {
+			t.Errorf("p99 limits %+v: want the loaded fdatasync p99 at the same rate", metric(t, res, "p99").Limits)
+		}
+	})
+	t.Run("produce-aged-cpu", func(t *testing.T) {
+		res := run("produce-aged-cpu")
+		samePID(t)
+		for _, acks := range []string{"all", "1"} {
+			aged, fresh := metric(t, res, "cpu-per-gb-"+acks).Value, env.FreshCPUPerGB[acks]
+			if aged <= 0 || fresh <= 0 || metric(t, res, "cpu-ratio-"+acks).Value != aged/fresh {
+				t.Errorf("acks=%s: long-lived %v fresh %v ratio %v", acks, aged, fresh, metric(t, res, "cpu-ratio-"+acks).Value)
+			}
+		}
+	})
+	if err := env.LongLived.Release(); err != nil {
+		t.Errorf("long-lived broker: %v", err)
+	}
 	t.Run("hostile-memory", func(t *testing.T) {
 		res := run("hostile-memory")
 		for _, k := range []string{"peak-abandoned", "peak-duplicates", "peak-prefixes", "rss-after"} {
