@@ -53,3 +53,21 @@ func TestWALActivityGate(t *testing.T) {
 		t.Fatalf("idle zero-fill wrote %d bytes, want %d", size, 4*zeroStepBytes)
 	}
 }
+
+// TestZeroFillBudget: zero steps of every shard share one budget of
+// zeroBytesPerSec: reserved slots are a step's time apart however many
+// preparations ask at once, and a pause resets nothing but the clock.
+func TestZeroFillBudget(t *testing.T) {
+	var a walActivity
+	step := time.Duration(zeroStepBytes * int64(time.Second) / zeroBytesPerSec)
+	now := 10 * time.Second
+	for i := range 4 { // two shards asking twice each at the same instant
+		if got, want := a.zeroSlot(now, zeroStepBytes), now+time.Duration(i)*step; got != want {
+			t.Fatalf("slot %d at %v, want %v", i, got, want)
+		}
+	}
+	later := now + time.Minute // after an idle minute a step may start at once
+	if got := a.zeroSlot(later, zeroStepBytes); got != later {
+		t.Fatalf("slot after a pause at %v, want %v", got, later)
+	}
+}

@@ -879,14 +879,15 @@ func (s *shard) prepare(id uint64, t *prepTask) (vfs.File, error) {
 }
 
 // zeroFill writes zeros over [0, size) until done or hurried, one
-// fsynced step at a time while the WAL is idle (see prepgate.go).
+// fsynced step at a time while the WAL is idle and within the store's
+// zero-fill budget (see prepgate.go).
 func (t *prepTask) zeroFill(wal *walActivity, f vfs.File, size int64, trace func(TraceEvent)) error {
 	for off := int64(0); off < size; {
-		if !wal.waitIdle(t.hurry) {
+		n := min(int64(len(zeros)), size-off)
+		if !wal.waitZeroStep(t.hurry, n) {
 			return nil
 		}
 		t0 := time.Now()
-		n := min(int64(len(zeros)), size-off)
 		if _, err := f.WriteAt(zeros[:n], off); err != nil {
 			return err
 		}
