@@ -172,11 +172,13 @@
 // once the active one is a quarter full (so a store that writes little
 // never pays for it): fallocate (reserving space, so ENOSPC shows up
 // before data is at stake), then zeros written over the file in 256 KiB
-// steps, each fdatasynced, and only while no WAL fdatasync has run for a
-// millisecond (prepgate.go): at full speed beside a busy writer the zeros
-// doubled the disk's write load and held WAL fdatasyncs up by 50-300 ms.
-// A busy store therefore mostly uses fallocated segments, an idle or
-// moderate one zero-filled ones. Later writes overwrite initialised
+// steps, each fdatasynced, only while no WAL fdatasync has run for 50 ms
+// and at most 32 MiB/s for the whole store (prepgate.go): at full speed
+// beside a busy writer the zeros doubled the disk's write load and held
+// WAL fdatasyncs up by 50-300 ms, and on an idle WAL they took other
+// writers' fdatasync p99 from about 1 ms to 23-30 ms. A busy store
+// therefore mostly uses fallocated segments, an idle or lightly loaded
+// one zero-filled ones. Later writes overwrite initialised
 // blocks, so fdatasync flushes data only; with fallocate alone each write
 // converts unwritten extents (a journal commit per fdatasync), and
 // appending grows the file (also metadata). Measured on this machine's
@@ -192,6 +194,12 @@
 // where it is, fsyncs, and uses the file (its unfilled rest is fallocated
 // and reads as zeros, merely slower to write); Close abandons a
 // preparation and deletes its file. Config.Prealloc selects the others.
+//
+// Written data stays in the page cache only while it is among the newest
+// Config.CacheBytes of the store (pagecache.go): the syncer drops older
+// durable ranges, so the cache does not grow with every byte written and
+// new writes reuse warm pages (on a VM that returns free memory to its
+// host, pages never touched cost a host fault each).
 //
 // # Appends, backpressure and Close
 //
