@@ -421,19 +421,34 @@ func TestSegmentDeletionReopen(t *testing.T) {
 	}
 }
 
-// hookFS calls before ahead of every namespace change.
+// hookFS calls before ahead of every namespace change. The store's
+// maintenance goroutine may remove files while the test swaps before
+// (a race once seen under -race), so before is set and called under mu.
 type hookFS struct {
 	vfs.FS
+	mu     sync.Mutex
 	before func(op, name string)
 }
 
+func (h *hookFS) setBefore(f func(op, name string)) {
+	h.mu.Lock()
+	h.before = f
+	h.mu.Unlock()
+}
+
+func (h *hookFS) call(op, name string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.before(op, name)
+}
+
 func (h *hookFS) Remove(name string) error {
-	h.before("remove", name)
+	h.call("remove", name)
 	return h.FS.Remove(name)
 }
 
 func (h *hookFS) Rename(o, n string) error {
-	h.before("rename", n)
+	h.call("rename", n)
 	return h.FS.Rename(o, n)
 }
 
@@ -450,14 +465,14 @@ func TestSegmentDeletionCrash(t *testing.T) {
 	gapSetup(t, s, clock)
 	var clones []*vfs.MemFS
 	var ops []string
-	hook.before = func(op, name string) {
+	hook.setBefore(func(op, name string) {
 		ops = append(ops, op+" "+name)
 		for _, mode := range []vfs.CrashMode{vfs.CrashDropUnsynced, vfs.CrashKeepUnsynced, vfs.CrashTorn} {
 			clones = append(clones, mem.CrashClone(mode, uint64(len(clones))))
 		}
-	}
+	})
 	s.retentionPass(context.Background())
-	hook.before = func(string, string) {}
+	hook.setBefore(func(string, string) {})
 	clones = append(clones, mem.CrashClone(vfs.CrashDropUnsynced, 99))
 	s.Close()
 	if len(ops) < 3 {
