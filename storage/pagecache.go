@@ -29,8 +29,8 @@ type cachedRange struct {
 // dropStepBytes batches drops: one fadvise per this many bytes at most.
 const dropStepBytes = 8 << 20
 
-// add records that [from, to) of seg is written and durable, and drops
-// whatever that pushes out of the window.
+// add records that [from, to) of seg is written and durable. It only
+// counts: trim does the dropping, after the acknowledgements.
 func (w *cacheWindow) add(seg *segment, from, to int64) {
 	if w.budget <= 0 || to <= from {
 		return
@@ -41,7 +41,11 @@ func (w *cacheWindow) add(seg *segment, from, to int64) {
 		w.ranges = append(w.ranges, cachedRange{seg: seg, from: from, to: to})
 	}
 	w.total += to - from
-	if w.total-w.budget < dropStepBytes {
+}
+
+// trim drops what is over budget, once that is a whole dropStepBytes.
+func (w *cacheWindow) trim() {
+	if w.budget <= 0 || w.total-w.budget < dropStepBytes {
 		return
 	}
 	excess := w.total - w.budget

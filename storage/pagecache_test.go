@@ -28,24 +28,24 @@ func TestCacheWindowDropsOldestBeyondBudget(t *testing.T) {
 	// 20 MiB of segment a in 1 MiB syncs: the window drops nothing until
 	// it is a whole step over budget.
 	for i := int64(0); i < 20; i++ {
-		w.add(segA, i*mib, (i+1)*mib)
+		addTrim(&w, segA, i*mib, (i+1)*mib)
 	}
 	if len(a.drops) != 0 {
 		t.Fatalf("dropped %v before the window was a step over its budget", a.drops)
 	}
 	// 4 MiB of segment b: 24 MiB written, a whole step over: the oldest
 	// 8 MiB of a go.
-	w.add(segB, 0, 4*mib)
+	addTrim(&w, segB, 0, 4*mib)
 	if len(a.drops) != 1 || a.drops[0] != [2]int64{0, 8 * mib} || len(b.drops) != 0 {
 		t.Fatalf("drops a=%v b=%v, want a=[[0 %d]] b=[]", a.drops, b.drops, 8*mib)
 	}
 	// 4 MiB more is under a step over: nothing goes.
-	w.add(segB, 4*mib, 8*mib)
+	addTrim(&w, segB, 4*mib, 8*mib)
 	if len(a.drops) != 1 || w.total != 20*mib {
 		t.Fatalf("drops a=%v, total %d: want one drop, 20 MiB kept", a.drops, w.total)
 	}
 	// 16 MiB more of b pushes out the rest of a (12 MiB) and 8 MiB of b.
-	w.add(segB, 8*mib, 24*mib)
+	addTrim(&w, segB, 8*mib, 24*mib)
 	if len(a.drops) != 2 || a.drops[1] != [2]int64{8 * mib, 12 * mib} {
 		t.Fatalf("drops a=%v, want the rest of a dropped", a.drops)
 	}
@@ -60,9 +60,9 @@ func TestCacheWindowDropsOldestBeyondBudget(t *testing.T) {
 	c, d := &dropRecorder{}, &dropRecorder{}
 	segC, segD := newSegment(3, "c", c), newSegment(4, "d", d)
 	w2 := cacheWindow{budget: mib}
-	w2.add(segC, 0, 4*mib)
+	addTrim(&w2, segC, 0, 4*mib)
 	segC.release()
-	w2.add(segD, 0, 16*mib)
+	addTrim(&w2, segD, 0, 16*mib)
 	if len(c.drops) != 0 {
 		t.Fatalf("dropped %v from a closed segment", c.drops)
 	}
@@ -74,8 +74,14 @@ func TestCacheWindowDropsOldestBeyondBudget(t *testing.T) {
 func TestCacheWindowOff(t *testing.T) {
 	a := &dropRecorder{}
 	w := cacheWindow{}
-	w.add(newSegment(1, "a", a), 0, 1<<30)
+	addTrim(&w, newSegment(1, "a", a), 0, 1<<30)
 	if len(a.drops) != 0 || len(w.ranges) != 0 {
 		t.Fatalf("a window without a budget dropped %v / kept %v", a.drops, w.ranges)
 	}
+}
+
+// addTrim is the syncer's order: record a durable range, then trim.
+func addTrim(w *cacheWindow, seg *segment, from, to int64) {
+	w.add(seg, from, to)
+	w.trim()
 }

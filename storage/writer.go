@@ -984,6 +984,7 @@ func (s *shard) runSyncer() {
 		if s.tracing() && acked > 0 {
 			s.trace(TraceEvent{Kind: TraceAck, Start: t0, Dur: time.Since(t0), Wait: t0.Sub(oldest), N: acked})
 		}
+		s.cache.trim() // after the acks: an fadvise may take a while
 		clear(batch)
 		s.wakeWriter()
 		if !open {
