@@ -232,7 +232,7 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&cfg.MaxFetchWait, "max-fetch-wait", cfg.MaxFetchWait, "longest a fetch waits for data, whatever its MaxWaitMs asks (clients give up after request.timeout.ms, 30s)")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "close connections idle this long; 0 never (connections.max.idle.ms)")
 	fs.IntVar(&cfg.MaxConns, "max-conns", cfg.MaxConns, "most open client connections; 0 means as many as the open-file limit allows, less a reserve for segment files; clients past the cap are closed at once")
-	fs.StringVar(&cfg.WALTrace, "wal-trace", cfg.WALTrace, "write one JSON line per WAL step (group commit write, fdatasync, acknowledgement, segment roll,\npreparation and zero-fill step, checkpoint) to this `file`, for finding what a latency spike was; empty: off")
+	fs.StringVar(&cfg.WALTrace, "wal-trace", cfg.WALTrace, "write one JSON line per WAL step (group commit write, fdatasync, acknowledgement, segment roll,\npreparation and zero-fill step, checkpoint) to this `file`, for finding what a latency spike was; about 100 bytes\nper event, thousands of events a second under load, never rotated: for a diagnosis, not to leave on; empty: off")
 	fs.StringVar(&cfg.PprofAddr, "pprof-addr", cfg.PprofAddr, "serve Go's net/http/pprof profiles on this `host:port` (e.g. 127.0.0.1:6060); empty: off")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long a graceful stop waits for in-flight requests, and with -s3-bucket for the final upload")
 	fs.DurationVar(&cfg.GroupMinSessionTimeout, "group-min-session-timeout", cfg.GroupMinSessionTimeout, "smallest consumer session timeout accepted (group.min.session.timeout.ms)")
