@@ -136,29 +136,10 @@ func TestGroupFloodKill9(t *testing.T) {
 		ws[i] = w
 	}
 	for round := range rounds {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		var wg sync.WaitGroup
-		for i, w := range ws {
-			cl := newFranz(t, b.addr, kgo.RequestRetries(0), kgo.RetryTimeout(time.Second))
-			rng := rand.New(rand.NewPCG(uint64(round), uint64(i)))
-			wg.Go(func() { w.run(ctx, t, cl, rng) })
-		}
-		waitFor(t, time.Minute, "commits", func() bool {
-			for _, w := range ws {
-				if w.ops.Load() < int64(perRound*(round+1)) {
-					return false
-				}
-			}
-			return true
-		})
-		b.kill9()
-		wg.Wait()
-		cancel()
-		if t.Failed() {
+		if !floodRound(t, b, ws, round, perRound, "commits") {
 			return
 		}
-		b.restart()
-		ctx = testContext(t, time.Minute)
+		ctx := testContext(t, time.Minute)
 		cl := newFranz(t, b.addr)
 		total := 0
 		for _, w := range ws {
@@ -251,4 +232,45 @@ func TestGroupIDLimit(t *testing.T) {
 	if len(l.Groups) != 1 || len(l.Groups[0].Group) != 32767 {
 		t.Fatalf("ListGroups v2: %d groups, want the one of 32767 bytes", len(l.Groups))
 	}
+}
+
+// floodWorker is one client of a flood test: run works until the broker is
+// gone or ctx ends, done counts its operations so far (read while it runs).
+type floodWorker interface {
+	run(ctx context.Context, t *testing.T, cl *kgo.Client, rng *rand.Rand)
+	done() int64
+}
+
+func (w *groupFloodWorker) done() int64 { return w.ops.Load() }
+
+// floodRound runs every worker on its own client (no retries: a request
+// the broker never answered is the worker's to record as pending) until
+// each has done perRound more operations, kills the broker with SIGKILL,
+// waits for the workers and restarts it. False: the test failed meanwhile.
+func floodRound[W floodWorker](t *testing.T, b *broker, ws []W, round, perRound int, what string, opts ...kgo.Opt) bool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var wg sync.WaitGroup
+	opts = append([]kgo.Opt{kgo.RequestRetries(0), kgo.RetryTimeout(time.Second)}, opts...)
+	for i, w := range ws {
+		cl := newFranz(t, b.addr, opts...)
+		rng := rand.New(rand.NewPCG(uint64(round), uint64(i)))
+		wg.Go(func() { w.run(ctx, t, cl, rng) })
+	}
+	waitFor(t, time.Minute, what, func() bool {
+		for _, w := range ws {
+			if w.done() < int64(perRound*(round+1)) {
+				return false
+			}
+		}
+		return true
+	})
+	b.kill9()
+	wg.Wait()
+	if t.Failed() {
+		return false
+	}
+	b.restart()
+	return true
 }

@@ -37,6 +37,8 @@ func (s metaTopicState) String() string {
 // metaFloodWorker owns a few topic names and changes them one request at a
 // time; acked is the state after its last acknowledged change, pending the
 // state its unanswered change would make (when the broker died under it).
+func (w *metaFloodWorker) done() int64 { return w.ops.Load() }
+
 type metaFloodWorker struct {
 	names   []string
 	acked   map[string]metaTopicState
@@ -133,29 +135,9 @@ func TestMetadataFloodKill9(t *testing.T) {
 		ws[i] = w
 	}
 	for round := range rounds {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		var wg sync.WaitGroup
-		for i, w := range ws {
-			cl := newFranz(t, b.addr, kgo.RequestRetries(0), kgo.RetryTimeout(time.Second), kgo.DisableIdempotentWrite())
-			rng := rand.New(rand.NewPCG(uint64(round), uint64(i)))
-			wg.Go(func() { w.run(ctx, t, cl, rng) })
-		}
-		// Kill once every worker has made some changes.
-		waitFor(t, time.Minute, "changes", func() bool {
-			for _, w := range ws {
-				if w.ops.Load() < int64(perRound*(round+1)) {
-					return false
-				}
-			}
-			return true
-		})
-		b.kill9()
-		wg.Wait()
-		cancel()
-		if t.Failed() {
+		if !floodRound(t, b, ws, round, perRound, "changes", kgo.DisableIdempotentWrite()) {
 			return
 		}
-		b.restart()
 		got := describeAll(t, b.addr)
 		total := 0
 		for _, w := range ws {
