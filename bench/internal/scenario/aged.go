@@ -118,10 +118,10 @@ func (s *agedCPU) Run(ctx context.Context, env *Env) (res Result, err error) {
 			label: progressLabel(s.Name()+" acks="+step.acks, env), addr: b.Addr, topic: topic, partitions: env.Cfg.Partitions,
 			acks: step.acks, producers: env.Cfg.Producers, warmup: env.Cfg.Warmup, duration: env.Cfg.Duration, brokerPID: b.PID,
 		})
+		dropTopic(ctx, b.Addr, topic, &res) // also after a failed run: the broker is shared
 		if err != nil {
 			return res, fmt.Errorf("acks=%s: %w", step.acks, err)
 		}
-		dropTopic(ctx, b.Addr, topic, &res)
 		sfx, lbl := "-"+step.acks, ", acks="+step.acks
 		res.Metrics = append(res.Metrics, report.Metric{Key: "throughput" + sfx, Label: "throughput" + lbl, Unit: report.BytesPerSec,
 			Value: float64(st.prodBytes) / st.window.Seconds(), Limits: []report.Limit{diskSeqWrite(env.Limits)}})

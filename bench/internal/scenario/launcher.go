@@ -132,11 +132,12 @@ func (m *Managed) Broker(ctx context.Context, name string) (*Broker, error) {
 		return nil, err
 	}
 	return &Broker{Addr: p.Addr, PID: p.PID, proc: p, stop: func() error {
-		_, err := p.Stop(syscall.SIGTERM)
-		if err != nil {
+		// The WAL goes whatever the exit: a broker that crashed or exited
+		// badly would otherwise leave its data (GBs for an aged one).
+		defer m.Cleanup(dir)
+		if _, err := p.Stop(syscall.SIGTERM); err != nil {
 			return fmt.Errorf("%w; log tail:\n%s", err, p.LogTail())
 		}
-		m.Cleanup(dir)
 		return nil
 	}}, nil
 }

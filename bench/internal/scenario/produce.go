@@ -169,7 +169,7 @@ func (s *produceLatency) Run(ctx context.Context, env *Env) (res Result, err err
 		peak = float64(st.prodRecords) / st.window.Seconds()
 		res.Notes = append(res.Notes, fmt.Sprintf("round %d: peak from a probe on the same broker", env.Round))
 	}
-	loaded, err := s.loadedFsync(ctx, env, peak*0.5)
+	loaded, err := loadedFsync(ctx, env, s.Name(), peak*0.5) // the 50% step's write rate
 	if err != nil {
 		return res, err
 	}
@@ -236,13 +236,6 @@ const (
 	loadedFsyncTime      = 5 * time.Second
 	loadedFsyncTimeQuick = 2 * time.Second
 )
-
-// loadedFsync runs the loaded fdatasync probe at the 50% step's write rate
-// (records/s times record size; half the seq write median when the rate is
-// unknown), on the disk the WAL lives on. The broker is idle meanwhile.
-func (s *produceLatency) loadedFsync(ctx context.Context, env *Env, recs float64) (limits.Loaded, error) {
-	return loadedFsync(ctx, env, s.Name(), recs)
-}
 
 // loadedFsync runs the loaded fdatasync probe at recs records/s of
 // Cfg.RecordSize (half the seq write median when recs is 0).

@@ -88,10 +88,10 @@ func (s *produceSteady) Run(ctx context.Context, env *Env) (res Result, err erro
 		rate: rate, producers: env.Cfg.Producers, warmup: env.Cfg.Warmup, duration: env.Cfg.SteadyTime, brokerPID: b.PID,
 		perSecond: true,
 	})
+	dropTopic(ctx, b.Addr, topic, &res) // also after a failed run: the broker is shared
 	if err != nil {
 		return res, err
 	}
-	dropTopic(ctx, b.Addr, topic, &res)
 	achieved := float64(st.prodRecords) / st.window.Seconds()
 	lim := []report.Limit{twiceFsyncP99(env.Limits)}
 	p99Lim := append([]report.Limit{}, lim...)

@@ -93,8 +93,7 @@ func (s *produceSweep) Run(ctx context.Context, env *Env) (res Result, err error
 	defer func() { err = errors.Join(err, b.Stop()) }()
 	cfg := env.Cfg
 	var sustainable, bestWithin float64
-	held := true // every step so far kept up within SweepP99
-	var over []string
+	var over []string // steps that missed: none so far means every step kept up within SweepP99
 	var steps []report.Metric // after the summary rows, which lead the table
 	stopped := false
 	var stepErr error // a step that failed outright: the steps below it still count
@@ -118,7 +117,6 @@ func (s *produceSweep) Run(ctx context.Context, env *Env) (res Result, err error
 		dropTopic(ctx, b.Addr, topic, &res)
 		if err != nil {
 			stepErr = fmt.Errorf("%s/s step: %w", key, err)
-			held = false
 			over = append(over, key+" (failed)")
 			break
 		}
@@ -148,11 +146,10 @@ func (s *produceSweep) Run(ctx context.Context, env *Env) (res Result, err error
 		within := keptUp && p99 <= cfg.SweepP99
 		if within {
 			bestWithin = rate
-			if held {
+			if len(over) == 0 {
 				sustainable = rate
 			}
 		} else {
-			held = false
 			over = append(over, key)
 		}
 		if !keptUp {
