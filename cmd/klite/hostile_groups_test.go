@@ -250,8 +250,9 @@ func (w *groupFloodWorker) done() int64 { return w.ops.Load() }
 func floodRound[W floodWorker](t *testing.T, b *broker, ws []W, round, perRound int, what string, opts ...kgo.Opt) bool {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
 	var wg sync.WaitGroup
+	// Also when waitFor fails the test: no worker may report after it ended.
+	defer func() { cancel(); wg.Wait() }()
 	opts = append([]kgo.Opt{kgo.RequestRetries(0), kgo.RetryTimeout(time.Second)}, opts...)
 	for i, w := range ws {
 		cl := newFranz(t, b.addr, opts...)

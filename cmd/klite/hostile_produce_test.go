@@ -56,16 +56,9 @@ func TestHostileProduceAbandonedBombs(t *testing.T) {
 	}
 	sent := conns * perConn * rounds
 	t.Logf("%d bombs of %d bytes each on the wire", sent, len(frames)/perConn)
-	for round := range rounds {
+	for range rounds {
 		for range conns {
-			c, err := net.Dial("tcp", b.addr)
-			if err != nil {
-				t.Fatalf("round %d: %v", round, err)
-			}
-			if _, err := c.Write(frames); err != nil {
-				t.Fatalf("round %d: %v", round, err)
-			}
-			c.Close()
+			sendFrames(t, b.addr, frames).Close()
 		}
 	}
 	// A good producer's compressed batch, queued behind what is left.

@@ -165,17 +165,10 @@ func TestMemoryAbandonedLongPolls(t *testing.T) {
 	for i := range perConn {
 		frames = append(frames, fetchFrame("abandoned", 1, 0, 3_600_000, int32(i))...)
 	}
-	for round := range rounds {
+	for range rounds {
 		cs := make([]net.Conn, 0, conns)
 		for range conns {
-			c, err := net.Dial("tcp", b.addr)
-			if err != nil {
-				t.Fatalf("round %d: %v", round, err)
-			}
-			if _, err := c.Write(frames); err != nil {
-				t.Fatalf("round %d: %v", round, err)
-			}
-			cs = append(cs, c)
+			cs = append(cs, sendFrames(t, b.addr, frames))
 		}
 		for _, c := range cs {
 			c.Close()
@@ -306,14 +299,7 @@ func TestMemorySizePrefixTrickle(t *testing.T) {
 	for round := range rounds {
 		cs := make([]net.Conn, 0, conns)
 		for range conns {
-			c, err := net.Dial("tcp", b.addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := c.Write(sizePrefix(100 * mib)); err != nil {
-				t.Fatal(err)
-			}
-			cs = append(cs, c)
+			cs = append(cs, sendFrames(t, b.addr, sizePrefix(100*mib)))
 		}
 		for n := 0; n < sent; n += len(chunk) {
 			for _, c := range cs {
@@ -379,4 +365,19 @@ func TestMemoryStalledPartialFrames(t *testing.T) {
 	t.Logf("RSS before %d MiB, after %d MiB, peak %d MiB; bound %d MiB", base.rss/mib, m.rss/mib, m.hwm/mib, bound/mib)
 	checkPeak(t, "peak RSS", m.hwm, int64(bound))
 	b.stop()
+}
+
+// sendFrames dials addr and writes b (whole request frames, or a prefix of
+// one) on the new connection, which it returns open.
+func sendFrames(t testing.TB, addr string, b []byte) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write(b); err != nil {
+		c.Close()
+		t.Fatal(err)
+	}
+	return c
 }
