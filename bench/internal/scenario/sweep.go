@@ -93,7 +93,7 @@ func (s *produceSweep) Run(ctx context.Context, env *Env) (res Result, err error
 	defer func() { err = errors.Join(err, b.Stop()) }()
 	cfg := env.Cfg
 	var sustainable, bestWithin float64
-	var over []string // steps that missed: none so far means every step kept up within SweepP99
+	var over []string         // steps that missed: none so far means every step kept up within SweepP99
 	var steps []report.Metric // after the summary rows, which lead the table
 	stopped := false
 	var stepErr error // a step that failed outright: the steps below it still count
