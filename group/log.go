@@ -192,6 +192,11 @@ func (l *offsetsLog) recover() error {
 			_ = l.fs.Remove(path.Join(l.dir, n)) // an unfinished snapshot
 		}
 	}
+	// As in storage: names a failed directory fsync left undurable must
+	// be durable before new commits are appended to them.
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		return fmt.Errorf("group: sync dir: %w", err)
+	}
 	slices.Sort(logs)
 	if snap > 0 {
 		name := snapName(snap)

@@ -3,6 +3,7 @@ package group
 import (
 	"errors"
 	"fmt"
+	"path"
 	"sync"
 	"testing"
 
@@ -219,4 +220,46 @@ func replaySnapshot(t *testing.T, snap []byte) map[string]*storedGroup {
 		t.Fatal(why)
 	}
 	return st
+}
+
+// Compaction creates the next log and fsyncs the directory. When that fsync
+// fails the new, empty log stays behind with a name that is not durable;
+// after a restart without a crash, recovery appends to it. Unless recovery
+// fsyncs the directory, a commit acknowledged then is lost at the next
+// power loss with the name.
+func TestLogNewFileDirSyncFailsThenRestart(t *testing.T) {
+	mem := vfs.NewMemFS()
+	fs := vfs.NewFaultFS(mem)
+	created := false
+	fs.SetInjector(func(op vfs.Op) error {
+		if op.Kind == vfs.OpCreate && vfs.MatchBase("log-*", op.Name) && path.Base(op.Name) != logName(1) {
+			created = true
+		}
+		if created && op.Kind == vfs.OpSyncDir {
+			return vfs.ErrInjected
+		}
+		return nil
+	})
+	l := openTestLog(t, fs, 4096)
+	for i := int64(0); !created; i++ {
+		if i == 10000 {
+			t.Fatal("no compaction after 10,000 commits")
+		}
+		if err := commitSync(l, "g", TP{"t", 0}, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l.close()
+	fs.SetInjector(nil)
+
+	r := openTestLog(t, fs, 4096)
+	if err := commitSync(r, "g", TP{"t", 1}, 42); err != nil {
+		t.Fatal(err)
+	}
+	r.close()
+	c := openTestLog(t, mem.CrashClone(vfs.CrashDropUnsynced, 1), 4096)
+	defer c.close()
+	if o, ok := c.offset("g", TP{"t", 1}); !ok || o.Offset != 42 {
+		t.Fatalf("commit acknowledged after the restart: recovered %+v, %v", o, ok)
+	}
 }

@@ -87,6 +87,12 @@ func (s *shard) recover(rs *RecoveryStats) error {
 			hasIdx[id] = true
 		}
 	}
+	// The names found may not be durable: the last process may have died
+	// after a rename whose directory fsync failed. New acknowledgements
+	// will build on them, so make them durable first.
+	if err := fsys.SyncDir(s.dir); err != nil {
+		return fmt.Errorf("storage: %w", err)
+	}
 	for id := range hasIdx {
 		if !hasSeg[id] {
 			// A crash while deleting the segment (the .wal goes first).
