@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -230,18 +231,18 @@ func replaySnapshot(t *testing.T, snap []byte) map[string]*storedGroup {
 func TestLogNewFileDirSyncFailsThenRestart(t *testing.T) {
 	mem := vfs.NewMemFS()
 	fs := vfs.NewFaultFS(mem)
-	created := false
+	var created atomic.Bool // set on the log's goroutine
 	fs.SetInjector(func(op vfs.Op) error {
 		if op.Kind == vfs.OpCreate && vfs.MatchBase("log-*", op.Name) && path.Base(op.Name) != logName(1) {
-			created = true
+			created.Store(true)
 		}
-		if created && op.Kind == vfs.OpSyncDir {
+		if created.Load() && op.Kind == vfs.OpSyncDir {
 			return vfs.ErrInjected
 		}
 		return nil
 	})
 	l := openTestLog(t, fs, 4096)
-	for i := int64(0); !created; i++ {
+	for i := int64(0); !created.Load(); i++ {
 		if i == 10000 {
 			t.Fatal("no compaction after 10,000 commits")
 		}
