@@ -61,6 +61,7 @@ func (h *Handler) metadata(r *request) {
 	if !h.parse(r, req) {
 		return
 	}
+	ln := h.listenerOf(r.nr.Conn)
 	all := req.Topics == nil || (r.version == 0 && len(req.Topics) == 0)
 	autoCreate := h.cfg.AutoCreateTopics && (r.version < 4 || req.AllowAutoTopicCreation)
 	if !all && autoCreate {
@@ -70,21 +71,21 @@ func (h *Handler) metadata(r *request) {
 				continue
 			}
 			if _, ok := h.st.Topic(*t.Topic); !ok && autoCreatable(*t.Topic) {
-				h.async(r, func() { r.respond(h.metadataResponse(r.version, req, all, true)) })
+				h.async(r, func() { r.respond(h.metadataResponse(r.version, req, ln, all, true)) })
 				return
 			}
 		}
 	}
-	r.respond(h.metadataResponse(r.version, req, all, false))
+	r.respond(h.metadataResponse(r.version, req, ln, all, false))
 }
 
 // metadataResponse builds the response; with create, missing topics are
 // created first (this may block on an fsync).
-func (h *Handler) metadataResponse(version int16, req *kmsg.MetadataRequest, all, create bool) *kmsg.MetadataResponse {
+func (h *Handler) metadataResponse(version int16, req *kmsg.MetadataRequest, ln Listener, all, create bool) *kmsg.MetadataResponse {
 	resp := kmsg.NewPtrMetadataResponse()
 	resp.Version = version
 	b := kmsg.NewMetadataResponseBroker()
-	b.NodeID, b.Host, b.Port = h.cfg.NodeID, h.cfg.AdvertisedHost, h.cfg.AdvertisedPort
+	b.NodeID, b.Host, b.Port = h.cfg.NodeID, ln.Host, ln.Port
 	resp.Brokers = []kmsg.MetadataResponseBroker{b}
 	resp.ClusterID = &h.cfg.ClusterID
 	resp.ControllerID = h.cfg.NodeID

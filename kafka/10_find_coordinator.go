@@ -28,6 +28,7 @@ func (h *Handler) findCoordinator(r *request) {
 	if !h.parse(r, req) {
 		return
 	}
+	ln := h.listenerOf(r.nr.Conn)
 	resp := kmsg.NewPtrFindCoordinatorResponse()
 	resp.Version = r.version
 	code := int16(0)
@@ -48,7 +49,7 @@ func (h *Handler) findCoordinator(r *request) {
 			}
 			return
 		}
-		*node, *host, *port = h.cfg.NodeID, h.cfg.AdvertisedHost, h.cfg.AdvertisedPort
+		*node, *host, *port = h.cfg.NodeID, ln.Host, ln.Port
 	}
 	if r.version < 4 {
 		fill(&resp.ErrorCode, &resp.ErrorMessage, &resp.NodeID, &resp.Host, &resp.Port)

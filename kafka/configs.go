@@ -146,7 +146,11 @@ type brokerConfig struct {
 // broker-level overrides of topic configs other than these.
 var brokerConfigs = map[string]brokerConfig{
 	"advertised.listeners": {typ: kmsg.ConfigTypeString, value: func(c *Config) (string, bool) {
-		return "PLAINTEXT://" + net.JoinHostPort(c.AdvertisedHost, strconv.Itoa(int(c.AdvertisedPort))), true
+		var parts []string
+		for _, l := range c.Listeners {
+			parts = append(parts, string(l.Protocol)+"://"+net.JoinHostPort(l.Host, strconv.Itoa(int(l.Port))))
+		}
+		return strings.Join(parts, ","), true
 	}, doc: "The address clients are told to connect to (-advertise)."},
 	"auto.create.topics.enable": {typ: kmsg.ConfigTypeBoolean, def: strp("true"), value: func(c *Config) (string, bool) {
 		return strconv.FormatBool(c.AutoCreateTopics), true
@@ -159,10 +163,10 @@ var brokerConfigs = map[string]brokerConfig{
 	"default.replication.factor": {typ: kmsg.ConfigTypeInt, def: strp("1"), value: fixed("1"),
 		doc: "Replication factor of new topics. klite has one broker."},
 	"listeners": {typ: kmsg.ConfigTypeString, def: strp("PLAINTEXT://:9092"), value: func(c *Config) (string, bool) {
-		if c.Listeners == "" {
+		if c.BoundListeners == "" {
 			return "PLAINTEXT://:9092", true
 		}
-		return c.Listeners, true
+		return c.BoundListeners, true
 	}, doc: "The address the broker listens on (-listen)."},
 	"log.dirs": {typ: kmsg.ConfigTypeString, value: func(c *Config) (string, bool) {
 		return c.LogDirs, c.LogDirs != ""

@@ -57,7 +57,11 @@ const (
 type Config struct {
 	// NodeID is the broker id (Kafka's node.id/broker.id). It has no
 	// default: 0 is a valid id, so the zero value means node 0.
-	NodeID         int32
+	NodeID int32
+	// Listeners are the listeners in the order of netloop's, each with the
+	// address clients that came in on it are given. Empty means one
+	// PLAINTEXT listener at AdvertisedHost:AdvertisedPort.
+	Listeners      []Listener
 	AdvertisedHost string
 	AdvertisedPort int32
 	ClusterID      string
@@ -83,7 +87,7 @@ type Config struct {
 
 	// Reported by DescribeConfigs only (configs.go): netloop and storage
 	// enforce these. Kafka's names and units; zero reports Kafka's default.
-	Listeners             string // listeners, e.g. "PLAINTEXT://127.0.0.1:9092"
+	BoundListeners        string // listeners, e.g. "PLAINTEXT://127.0.0.1:9092"
 	LogDirs               string // log.dirs: the data directory (zero: null)
 	SegmentBytes          int64  // log.segment.bytes, the default of topics' segment.bytes: WAL segment size
 	SocketRequestMaxBytes int32  // socket.request.max.bytes: largest request frame
@@ -126,6 +130,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.AdvertisedPort == 0 {
 		c.AdvertisedPort = defaultAdvertisedPort
+	}
+	if len(c.Listeners) == 0 {
+		c.Listeners = []Listener{{Protocol: Plaintext, Host: c.AdvertisedHost, Port: c.AdvertisedPort}}
 	}
 }
 

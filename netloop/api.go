@@ -39,6 +39,7 @@ package netloop
 
 import (
 	"context"
+	"crypto/tls"
 	"io"
 	"net"
 	"sync/atomic"
@@ -56,6 +57,12 @@ type Handler interface {
 type ConnInfo struct {
 	ID     uint64 // unique for the life of the process
 	Remote net.Addr
+	// Listener is the index, in Config.Listeners, of the listener the
+	// connection came in on (0 with one listener).
+	Listener int
+	// TLS is the connection's TLS state once its handshake has finished
+	// (before its first frame is served); nil on a plaintext listener.
+	TLS *tls.ConnectionState
 }
 
 // Request is one frame read from a connection.

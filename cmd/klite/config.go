@@ -201,7 +201,7 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("klite", flag.ContinueOnError)
 	fs.SetOutput(out)
 
-	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "`host:port` to listen on; port 0 picks a free port")
+	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "`[PROTOCOL://]host:port` to listen on; port 0 picks a free port. PROTOCOL is PLAINTEXT (the default)")
 	fs.StringVar(&cfg.Advertise, "advertise", cfg.Advertise, "`host:port` returned to clients in Metadata. Empty: the listen address, with 127.0.0.1\nwhen the listen host is empty or unspecified (0.0.0.0, ::) and the bound port when it is 0 or omitted.\nSet it whenever clients connect from other machines")
 	fs.StringVar(&cfg.WALDir, "wal", cfg.WALDir, "data `dir`ectory for the write-ahead log and metadata")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "log `level`: trace, debug, info, warn, error")
@@ -279,7 +279,7 @@ func (c *Config) validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 
-	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+	if _, _, err := parseListen(c.Listen); err != nil {
 		bad("-listen %q: %v", c.Listen, err)
 	}
 	if c.Advertise != "" {
@@ -451,6 +451,29 @@ var preallocModes = map[string]storage.Prealloc{
 	"zero-fill": storage.PreallocZeroFill,
 	"fallocate": storage.PreallocFallocate,
 	"none":      storage.PreallocNone,
+}
+
+// parseListen splits -listen's "[PROTOCOL://]host:port" (PLAINTEXT when
+// the protocol is omitted).
+func parseListen(s string) (kafka.SecurityProtocol, string, error) {
+	proto, addr := kafka.Plaintext, s
+	if name, rest, ok := strings.Cut(s, "://"); ok {
+		p, known := kafka.ParseSecurityProtocol(strings.ToUpper(name))
+		if !known {
+			return "", "", fmt.Errorf("unknown security protocol %q: want PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL", name)
+		}
+		proto, addr = p, rest
+	}
+	if strings.Contains(addr, ",") {
+		return "", "", errors.New("one listener for now")
+	}
+	if proto != kafka.Plaintext { // issue 11: SASL and TLS listeners come next
+		return "", "", fmt.Errorf("%s is not built yet", proto)
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return "", "", err
+	}
+	return proto, addr, nil
 }
 
 // hostPort is an advertised address; Port 0 means "the bound port".

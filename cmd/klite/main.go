@@ -230,8 +230,9 @@ func serve(cfg Config, root zerolog.Logger) error {
 	// bound port (with -listen :0), so the handler is attached after Start.
 	late := &lateHandler{}
 	maxConns := connCap(cfg.MaxConns, log)
+	proto, listenAddr, _ := parseListen(cfg.Listen) // validated
 	srv, err := netloop.New(netloop.Config{
-		Addr:                    cfg.Listen,
+		Addr:                    listenAddr,
 		Loops:                   cfg.Loops,
 		MaxFrameBytes:           int32(cfg.MaxRequestBytes),
 		MaxInflightRequests:     cfg.MaxInflightRequests,
@@ -259,14 +260,13 @@ func serve(cfg Config, root zerolog.Logger) error {
 	})
 	bound := srv.Addr()
 
-	adv, warn := advertised(cfg.Advertise, cfg.Listen, bound)
+	adv, warn := advertised(cfg.Advertise, listenAddr, bound)
 	if warn != "" {
 		log.Warn().Str("advertised", adv.String()).Msg(warn)
 	}
 	handler := kafka.New(kafka.Config{
 		NodeID:                    int32(cfg.NodeID),
-		AdvertisedHost:            adv.Host,
-		AdvertisedPort:            int32(adv.Port),
+		Listeners:                 []kafka.Listener{{Protocol: proto, Host: adv.Host, Port: int32(adv.Port)}},
 		ClusterID:                 clusterID,
 		AutoCreateTopics:          cfg.AutoCreateTopics,
 		DefaultPartitions:         int32(cfg.DefaultPartitions),
@@ -277,7 +277,7 @@ func serve(cfg Config, root zerolog.Logger) error {
 		FetchWorkers:              cfg.FetchWorkers,
 		Logger:                    root, // kafka adds its own component field
 		// Reported by DescribeConfigs under Kafka's names.
-		Listeners:                "PLAINTEXT://" + bound.String(),
+		BoundListeners:           string(proto) + "://" + bound.String(),
 		LogDirs:                  cfg.WALDir,
 		SegmentBytes:             cfg.SegmentBytes,
 		SocketRequestMaxBytes:    int32(cfg.MaxRequestBytes),
