@@ -96,7 +96,7 @@ func (ca *CA) issue(t testing.TB, tmpl *x509.Certificate, notAfter time.Time) *P
 	t.Helper()
 	key := newKey(t)
 	tmpl.SerialNumber = nextSerial()
-	tmpl.NotBefore = time.Now().Add(-time.Hour)
+	tmpl.NotBefore = time.Now().Add(-48 * time.Hour)
 	tmpl.NotAfter = notAfter
 	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.Key)
@@ -147,4 +147,14 @@ func newKey(t testing.TB) *ecdsa.PrivateKey {
 		t.Fatal(err)
 	}
 	return key
+}
+
+// ClientExpired issues a client certificate that expired an hour ago.
+func (ca *CA) ClientExpired(t testing.TB, cn string) *Pair {
+	t.Helper()
+	p := ca.issue(t, &x509.Certificate{
+		Subject:     pkix.Name{CommonName: cn},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}, time.Now().Add(-time.Hour))
+	return p
 }
