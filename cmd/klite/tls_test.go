@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -64,12 +65,16 @@ func startTLSBroker(t *testing.T, extra ...string) *tlsBroker {
 	return tb
 }
 
+func logText(b *broker) string {
+	b.log.mu.Lock()
+	defer b.log.mu.Unlock()
+	return b.log.buf.String()
+}
+
 // readyListeners reads the bound and advertised listeners from the ready line.
 func readyListeners(t *testing.T, b *broker) (bound, adv []string) {
 	t.Helper()
-	b.log.mu.Lock()
-	lines := strings.Split(b.log.buf.String(), "\n")
-	b.log.mu.Unlock()
+	lines := strings.Split(logText(b), "\n")
 	for _, l := range lines {
 		var m struct {
 			Message   string   `json:"message"`
@@ -380,4 +385,71 @@ func rawDial(t *testing.T, addr string, b []byte) net.Conn {
 		}
 	}
 	return conn
+}
+
+// TestTLSClientCerts: with -tls-client-ca, a client with a certificate from
+// that CA is served; one without a certificate, with one from another CA
+// or with an expired one is refused.
+func TestTLSClientCerts(t *testing.T) {
+	dir := t.TempDir()
+	clientCA := testcerts.NewCA(t, "client CA")
+	tb := startTLSBroker(t, "-tls-client-ca", clientCA.Write(t, dir, "client-ca"))
+	withCert := func(p *testcerts.Pair) *tls.Config {
+		c := tb.clientTLS()
+		if p != nil {
+			c.Certificates = []tls.Certificate{p.TLS}
+		}
+		return c
+	}
+	cl := newFranz(t, tb.ssl, kgo.DialTLSConfig(withCert(clientCA.Client(t, "alice"))))
+	if got := metadataBroker(t, cl); got != tb.sslAdv {
+		t.Fatalf("Metadata gave %s, want %s", got, tb.sslAdv)
+	}
+	for name, p := range map[string]*testcerts.Pair{
+		"no certificate": nil,
+		"other CA":       testcerts.NewCA(t, "other CA").Client(t, "mallory"),
+		"expired":        clientCA.ClientExpired(t, "bob"),
+	} {
+		t.Run(name, func(t *testing.T) {
+			cl := newFranz(t, tb.ssl, kgo.DialTLSConfig(withCert(p)), kgo.RequestRetries(0))
+			if _, err := kmsg.NewPtrMetadataRequest().RequestWith(testContext(t, 10*time.Second), cl); err == nil {
+				t.Fatal("served without a valid client certificate")
+			}
+		})
+	}
+	waitFor(t, 10*time.Second, "refusals logged", func() bool {
+		return strings.Count(logText(tb.broker), "TLS handshake failed") >= 3
+	})
+	tb.checkLog()
+}
+
+// TestTLSCertReload: the broker serves a new certificate, once its files
+// are replaced, to new connections, without a restart.
+func TestTLSCertReload(t *testing.T) {
+	tb := startTLSBroker(t)
+	served := func() string {
+		conn, err := tls.Dial("tcp", tb.ssl, tb.clientTLS())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0].Subject.CommonName
+	}
+	if cn := served(); cn != "klite" {
+		t.Fatalf("served %q", cn)
+	}
+	rotated := tb.ca.Server(t, "klite-rotated")
+	for _, f := range []struct {
+		name string
+		b    []byte
+	}{{tb.certFile, rotated.CertPEM}, {tb.keyFile, rotated.KeyPEM}} {
+		if err := os.WriteFile(f.name+".new", f.b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(f.name+".new", f.name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 30*time.Second, "the rotated certificate", func() bool { return served() == "klite-rotated" })
+	tb.checkLog()
 }
