@@ -390,6 +390,7 @@ func (c *conn) handshakeDone() {
 	}
 	t, s := c.tls, c.s
 	t.timer.Stop()
+	t.timer = nil
 	if err := t.hsErr; err != nil {
 		s.st.tlsFailures.Add(1)
 		s.tlsWarn.Warn().Uint64("conn", c.info.ID).Stringer("remote", c.info.Remote).

@@ -254,3 +254,44 @@ func TestTLSClientCerts(t *testing.T) {
 		t.Fatalf("handler saw %d requests", n)
 	}
 }
+
+// TestTLSHandshakeQueue: past MaxHandshakes a handshake waits for a slot
+// and runs when one frees (here: the silent client holding it hangs up).
+func TestTLSHandshakeQueue(t *testing.T) {
+	cfg, ca := tlsListeners(t, nil)
+	cfg.MaxHandshakes = 1
+	s := startServer(t, cfg, echo)
+	silent, err := net.Dial("tcp", s.Addrs()[1].String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "silent handshake running", func() bool { return s.Stats().TLSHandshaking == 1 })
+	done := make(chan error, 1)
+	go func() {
+		c, err := tls.Dial("tcp", s.Addrs()[1].String(), &tls.Config{RootCAs: ca.Pool()})
+		if err == nil {
+			defer c.Close()
+			cl := &client{t: t, c: c, br: bufio.NewReader(c)}
+			if _, err = c.Write(frameBytes([]byte("hi"))); err == nil {
+				_, err = cl.tryRead()
+			}
+		}
+		done <- err
+	}()
+	waitFor(t, "second conn accepted", func() bool { return s.Stats().ConnsOpen == 2 })
+	if st := s.Stats(); st.TLSHandshaking != 1 || st.TLSHandshakes != 0 {
+		t.Fatalf("stats with one slot: %+v", st)
+	}
+	silent.Close()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("queued handshake never ran")
+	}
+	if st := s.Stats(); st.TLSHandshakes != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+}
