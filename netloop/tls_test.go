@@ -3,10 +3,14 @@ package netloop
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -294,4 +298,52 @@ func TestTLSHandshakeQueue(t *testing.T) {
 	if st := s.Stats(); st.TLSHandshakes != 1 {
 		t.Fatalf("stats %+v", st)
 	}
+}
+
+// FuzzTLSListenerInput sends arbitrary first bytes to a TLS listener, as a
+// client that is not (or not quite) TLS would. Invariants: the server never
+// panics, never hands a frame to the handler without a finished handshake,
+// and closes the connection (at the latest at the handshake deadline)
+// without writing a frame.
+func FuzzTLSListenerInput(f *testing.F) {
+	cfg, _ := tlsListeners(f, nil)
+	cfg.HandshakeTimeout = 100 * time.Millisecond
+	h := &connInfos{next: echo}
+	cfg.Loops = 2
+	s, err := New(cfg, h) // no test logger: the fuzz engine forbids f.Helper from its targets
+	if err != nil {
+		f.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { _ = s.Stop(context.Background()) })
+	f.Add(frameBytes([]byte("\x00\x12\x00\x00\x00\x00\x00\x01\x00\x01x")))    // a Kafka ApiVersions request
+	f.Add([]byte{0x16, 0x03, 0x01, 0x00, 0x05, 0x01, 0x00, 0x00, 0x01, 0x00}) // a truncated ClientHello
+	f.Add([]byte{0x16, 0x03, 0x01, 0xff, 0xff})                               // an oversized record
+	f.Add([]byte{0x80, 0x2e, 0x01, 0x03, 0x01})                               // SSLv2
+	f.Add([]byte{0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28})                   // an alert first
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, in []byte) {
+		conn, err := net.Dial("tcp", s.Addrs()[1].String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := conn.Write(in); err != nil {
+			return // the server may close before all of it is written
+		}
+		got, err := io.ReadAll(conn)
+		if err != nil && !errors.Is(err, syscall.ECONNRESET) {
+			t.Fatalf("connection not closed: %v", err)
+		}
+		// Whatever came back is TLS (a ServerHello flight or an alert), never a frame.
+		if len(got) > 0 && got[0] != 0x15 && got[0] != 0x16 {
+			t.Fatalf("server wrote %x", got)
+		}
+		if n := h.count(); n != 0 {
+			t.Fatalf("handler saw %d requests", n)
+		}
+	})
 }
