@@ -290,6 +290,11 @@ func (c *conn) writevTLS(iov [][]byte) (int, error) {
 // Read and InboundBuffered make a TLS connection the parser's source: they
 // serve decrypted bytes, one record at a time. Loop only.
 func (t *tlsState) Read(b []byte) (int, error) {
+	if t.plainOff == t.plainN && len(b) >= tlsPlainBytes {
+		// Room for a whole record: decrypt straight into b. Nothing is
+		// left behind in tc, so InboundBuffered stays exact.
+		return t.read(b), nil
+	}
 	if t.plainOff == t.plainN && !t.fill() {
 		return 0, nil
 	}
@@ -317,16 +322,26 @@ func (t *tlsState) fill() bool {
 	if t.plain == nil {
 		t.plain = getBuf(tlsPlainBytes)
 	}
-	n, err := t.tc.Read(*t.plain)
+	n := t.read(*t.plain)
 	t.plainOff, t.plainN = 0, n
-	if err != nil && !errors.Is(err, errWouldBlock) {
-		t.err = err
-	}
 	if n == 0 {
 		t.dropPlain()
 		return false
 	}
 	return true
+}
+
+// read decrypts into b (at least a record long); a failure other than
+// "no whole record yet" is kept in t.err. Loop only.
+func (t *tlsState) read(b []byte) int {
+	if t.err != nil {
+		return 0
+	}
+	n, err := t.tc.Read(b)
+	if err != nil && !errors.Is(err, errWouldBlock) {
+		t.err = err
+	}
+	return n
 }
 
 func (t *tlsState) dropPlain() {
