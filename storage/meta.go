@@ -35,6 +35,8 @@ type metaFile struct {
 	NextPartKey     uint32      `json:"next_partition_key"`
 	ProducerIDLimit int64       `json:"producer_id_limit"`
 	Topics          []metaTopic `json:"topics"`
+	// ACLs are the access control lists (acls.go), sorted.
+	ACLs []ACL `json:"acls,omitempty"`
 }
 
 type metaTopic struct {

@@ -31,6 +31,8 @@ type metaState struct {
 	// (topicBytes of each), so that changes past the snapshot limit are
 	// refused before they are made.
 	bytes int64
+	// acls is the set of ACLs (acls.go); their snapshot size is in bytes.
+	acls map[ACL]struct{}
 }
 
 // keyRef locates a partition key in its topic.
@@ -50,6 +52,9 @@ const (
 	opLogStarts     = 5 // Moves: [key, log start], each only grows
 	opNextMins      = 6 // Moves: [key, next_min], each only grows
 	opProducerIDs   = 7 // Limit: ids below it may have been handed out
+	// 8-15 are left for other records; ACLs (acls.go) take 16 on.
+	opCreateACLs = 16 // ACLs added (present ones stay once)
+	opDeleteACLs = 17 // ACLs removed (absent ones are skipped)
 )
 
 // metaRecord is one metadata change (JSON inside a CRC-framed log frame,
@@ -62,6 +67,7 @@ type metaRecord struct {
 	Partitions []metaPartition   `json:"partitions,omitempty"`
 	Moves      [][2]int64        `json:"moves,omitempty"`
 	Limit      int64             `json:"limit,omitempty"`
+	ACLs       []ACL             `json:"acls,omitempty"`
 }
 
 // collisionKey is name with every '.' read as '_': Kafka refuses a topic
@@ -69,7 +75,7 @@ type metaRecord struct {
 func collisionKey(name string) string { return strings.ReplaceAll(name, ".", "_") }
 
 func newMetaState(shards int) *metaState {
-	return &metaState{shards: shards, topics: map[string]*metaTopic{}, keys: map[uint32]keyRef{}, collide: map[string]string{}}
+	return &metaState{shards: shards, topics: map[string]*metaTopic{}, keys: map[uint32]keyRef{}, collide: map[string]string{}, acls: map[ACL]struct{}{}}
 }
 
 // stateFromFile builds the model from a snapshot (or the old meta.json).
@@ -85,6 +91,9 @@ func stateFromFile(m *metaFile) (*metaState, error) {
 			return nil, err
 		}
 	}
+	if err := st.apply(&metaRecord{Op: opCreateACLs, ACLs: m.ACLs}); err != nil {
+		return nil, err
+	}
 	return st, nil
 }
 
@@ -99,6 +108,7 @@ func (st *metaState) file() *metaFile {
 		m.Topics = append(m.Topics, c)
 	}
 	slices.SortFunc(m.Topics, func(a, b metaTopic) int { return cmp.Compare(a.Name, b.Name) })
+	m.ACLs = st.aclList()
 	return m
 }
 
@@ -180,6 +190,8 @@ func (st *metaState) apply(r *metaRecord) error {
 		}
 	case opProducerIDs:
 		st.pidLimit = max(st.pidLimit, r.Limit)
+	case opCreateACLs, opDeleteACLs:
+		st.applyACLs(r)
 	default:
 		return fmt.Errorf("unknown metadata operation %d", r.Op)
 	}
@@ -199,6 +211,8 @@ func (st *metaState) growth(r *metaRecord) int64 {
 		if t := st.topics[r.Name]; t != nil {
 			return configsBytes(r.Configs) - configsBytes(t.Configs)
 		}
+	case opCreateACLs:
+		return st.aclGrowth(r.ACLs)
 	}
 	return 0
 }
