@@ -350,3 +350,35 @@ func BenchmarkAuthorize10k(b *testing.B) {
 		}
 	})
 }
+
+func TestAuthorizeAny(t *testing.T) {
+	cases := []struct {
+		name string
+		cfg  Config
+		acls []Binding
+		want bool
+	}{
+		{"no acls", Config{}, nil, false},
+		{"no acls, allow-if-no-acl", Config{AllowIfNoACL: true}, nil, true},
+		{"super", Config{SuperUsers: []string{alice}}, nil, true},
+		{"one literal allow", Config{}, []Binding{lit(topic, "t", alice, "*", OpWrite, allow)}, true},
+		{"allow of another op", Config{}, []Binding{lit(topic, "t", alice, "*", OpRead, allow)}, false},
+		{"allow all", Config{}, []Binding{pre(topic, "x", alice, "*", OpAll, allow)}, true},
+		{"allow of another principal", Config{}, []Binding{lit(topic, "t", bob, "*", OpWrite, allow)}, false},
+		{"allow of another host", Config{}, []Binding{lit(topic, "t", alice, ip2, OpWrite, allow)}, false},
+		{"allow of another type", Config{}, []Binding{lit(ResourceGroup, "t", alice, "*", OpWrite, allow)}, false},
+		{"literal deny of the same name", Config{}, []Binding{lit(topic, "t", alice, "*", OpWrite, allow), lit(topic, "t", alice, "*", OpWrite, deny)}, false},
+		{"literal deny of another name", Config{}, []Binding{lit(topic, "t", alice, "*", OpWrite, allow), lit(topic, "u", alice, "*", OpWrite, deny)}, true},
+		{"prefix deny covers", Config{}, []Binding{lit(topic, "team.t", alice, "*", OpWrite, allow), pre(topic, "team.", alice, "*", OpWrite, deny)}, false},
+		{"prefix deny covers prefix allow", Config{}, []Binding{pre(topic, "team.a", alice, "*", OpWrite, allow), pre(topic, "team.", alice, "*", OpWrite, deny)}, false},
+		{"wildcard deny", Config{}, []Binding{pre(topic, "a", alice, "*", OpWrite, allow), lit(topic, "*", WildcardPrincipal, "*", OpAll, deny)}, false},
+		{"one of two allowed", Config{}, []Binding{lit(topic, "t", alice, "*", OpWrite, allow), lit(topic, "u", alice, "*", OpWrite, allow), lit(topic, "t", alice, "*", OpWrite, deny)}, true},
+	}
+	for _, c := range cases {
+		a := New(c.cfg)
+		a.Add(c.acls...)
+		if got := a.AuthorizeAny(alice, ip1, OpWrite, topic); got != c.want {
+			t.Errorf("%s: AuthorizeAny = %v, want %v", c.name, got, c.want)
+		}
+	}
+}

@@ -227,3 +227,61 @@ func compareBindings(x, y Binding) int {
 		cmp.Compare(x.Permission, y.Permission),
 	)
 }
+
+// AuthorizeAny reports whether principal, from host, may perform op on at
+// least one resource of type rt (Kafka's authorizeByResourceType, KIP-679:
+// what InitProducerId asks of an idempotent producer, WRITE on any topic).
+// An ALLOW counts unless a DENY for the same principal covers it: a literal
+// DENY of the same name, a prefixed DENY of a prefix of its name, or the
+// literal DENY "*". It walks every binding: not for the hot path.
+func (a *Authorizer) AuthorizeAny(principal, host string, op Operation, rt ResourceType) bool {
+	if a.super[principal] {
+		return true
+	}
+	s := a.snap.Load()
+	if rt < 0 || rt >= numResourceTypes {
+		return false
+	}
+	if s.types[rt] == nil {
+		return a.allowIfNoACL
+	}
+	applies := func(b *Binding) bool {
+		return b.ResourceType == rt &&
+			(b.Principal == principal || b.Principal == WildcardPrincipal && strings.HasPrefix(principal, "User:")) &&
+			(b.Host == host || b.Host == Wildcard)
+	}
+	denyLit, denyPre := map[string]bool{}, []string{}
+	for i := range s.list {
+		b := &s.list[i]
+		if !applies(b) || b.Permission != PermissionDeny || !denies(b.Operation, op) {
+			continue
+		}
+		if b.Pattern == PatternLiteral {
+			denyLit[b.Name] = true
+		} else {
+			denyPre = append(denyPre, b.Name)
+		}
+	}
+	if denyLit[Wildcard] {
+		return false
+	}
+	covered := func(name string) bool {
+		for _, p := range denyPre {
+			if strings.HasPrefix(name, p) {
+				return true
+			}
+		}
+		return false
+	}
+	for i := range s.list {
+		b := &s.list[i]
+		if !applies(b) || b.Permission != PermissionAllow || !allows(b.Operation, op) {
+			continue
+		}
+		if b.Pattern == PatternLiteral && denyLit[b.Name] || covered(b.Name) {
+			continue
+		}
+		return true
+	}
+	return false
+}

@@ -28,6 +28,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/klite/klite/acl"
 	"github.com/klite/klite/netloop"
 )
 
@@ -104,6 +105,13 @@ type Config struct {
 	// Groups is the group coordinator (groups.go); nil answers the group
 	// APIs with COORDINATOR_NOT_AVAILABLE.
 	Groups Groups
+
+	// Authorizer enforces ACLs (authz.go); nil turns enforcement off and
+	// the ACL APIs answer SECURITY_DISABLED. New loads ACLStore's ACLs
+	// into it.
+	Authorizer *acl.Authorizer
+	// ACLStore makes ACL changes durable; needed with an Authorizer.
+	ACLStore ACLStore
 }
 
 func (c *Config) setDefaults() {
@@ -171,6 +179,8 @@ type Handler struct {
 	produceTail map[uint64]chan struct{}
 
 	unknownLogged *logOnce // storage errors already logged (errors.go)
+
+	acls aclState // authz.go
 }
 
 // New returns a handler serving st.
@@ -190,6 +200,7 @@ func New(cfg Config, st Storage) *Handler {
 	h.fetchRunner.max = cfg.FetchWorkers
 	h.produceRunner.max = 2 * runtime.GOMAXPROCS(0)
 	h.apiKeys = advertisedKeys()
+	h.loadACLs()
 	return h
 }
 

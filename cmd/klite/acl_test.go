@@ -1,0 +1,152 @@
+package main
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+)
+
+// Without -authorizer the ACL APIs answer SECURITY_DISABLED, as Kafka does.
+func TestACLsSecurityDisabled(t *testing.T) {
+	b := startBroker(t)
+	adm := kadm.NewClient(newFranz(t, b.addr))
+	ctx := testContext(t, 30*time.Second)
+	res, err := adm.CreateACLs(ctx, kadm.NewACLs().Topics("t").Allow("User:a").Operations(kadm.OpRead))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 1 || !errors.Is(res[0].Err, kerr.SecurityDisabled) {
+		t.Fatalf("CreateACLs without -authorizer: %+v, want SECURITY_DISABLED", res)
+	}
+	desc, err := adm.DescribeACLs(ctx, kadm.NewACLs().AnyResource().Allow().AllowHosts().Deny().DenyHosts().Operations())
+	if err != nil || len(desc) != 1 || !errors.Is(desc[0].Err, kerr.SecurityDisabled) {
+		t.Fatalf("DescribeACLs without -authorizer: %+v, %v, want SECURITY_DISABLED", desc, err)
+	}
+}
+
+// ACLs created through kadm and sarama are described and deleted with
+// filters, and are back after kill -9 and a restart.
+func TestACLsDurableWithClients(t *testing.T) {
+	b := startBroker(t, "-authorizer", "-super-users", "User:ANONYMOUS")
+	adm := kadm.NewClient(newFranz(t, b.addr))
+	ctx := testContext(t, time.Minute)
+
+	create := func(builder *kadm.ACLBuilder) {
+		t.Helper()
+		res, err := adm.CreateACLs(ctx, builder)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range res {
+			if r.Err != nil {
+				t.Fatalf("create %s %s on %s: %v %s", r.Principal, r.Operation, r.Name, r.Err, r.ErrMessage)
+			}
+		}
+	}
+	create(kadm.NewACLs().Topics("orders", "payments").Allow("User:alice").Operations(kadm.OpRead, kadm.OpWrite))
+	create(kadm.NewACLs().Topics("team.").ResourcePatternType(kadm.ACLPatternPrefixed).Allow("User:bob").Operations(kadm.OpAll))
+	create(kadm.NewACLs().Groups("g1").Deny("User:eve").DenyHosts("10.1.2.3").Operations(kadm.OpRead))
+
+	// sarama's ClusterAdmin (older request versions) creates one more.
+	sc, err := sarama.NewClient([]string{b.addr}, saramaConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	sadm, err := sarama.NewClusterAdminFromClient(sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sadm.CreateACL(sarama.Resource{ResourceType: sarama.AclResourceCluster, ResourceName: "kafka-cluster", ResourcePatternType: sarama.AclPatternLiteral},
+		sarama.Acl{Principal: "User:ops", Host: "*", Operation: sarama.AclOperationDescribe, PermissionType: sarama.AclPermissionAllow}); err != nil {
+		t.Fatalf("sarama CreateACL: %v", err)
+	}
+	const total = 4 + 1 + 1 + 1
+
+	count := func(builder *kadm.ACLBuilder) int {
+		t.Helper()
+		res, err := adm.DescribeACLs(ctx, builder)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, r := range res {
+			if r.Err != nil {
+				t.Fatalf("describe: %v", r.Err)
+			}
+			n += len(r.Described)
+		}
+		return n
+	}
+	all := func() *kadm.ACLBuilder {
+		return kadm.NewACLs().AnyResource().ResourcePatternType(kadm.ACLPatternAny).Allow().AllowHosts().Deny().DenyHosts().Operations()
+	}
+	check := func(when string) {
+		t.Helper()
+		if n := count(all()); n != total {
+			t.Fatalf("%s: %d ACLs, want %d", when, n, total)
+		}
+		if n := count(kadm.NewACLs().Topics("team.orders").ResourcePatternType(kadm.ACLPatternMatch).Allow().AllowHosts().Deny().DenyHosts().Operations()); n != 1 {
+			t.Fatalf("%s: MATCH team.orders: %d ACLs, want 1", when, n)
+		}
+		if n := count(kadm.NewACLs().AnyResource().ResourcePatternType(kadm.ACLPatternAny).Allow("User:alice").AllowHosts().Operations()); n != 4 {
+			t.Fatalf("%s: alice: %d ACLs, want 4", when, n)
+		}
+		list, err := sadm.ListAcls(sarama.AclFilter{ResourceType: sarama.AclResourceAny, ResourcePatternTypeFilter: sarama.AclPatternAny,
+			Operation: sarama.AclOperationAny, PermissionType: sarama.AclPermissionAny})
+		if err != nil {
+			t.Fatalf("%s: sarama ListAcls: %v", when, err)
+		}
+		n := 0
+		for _, r := range list {
+			n += len(r.Acls)
+		}
+		if n != total {
+			t.Fatalf("%s: sarama lists %d ACLs, want %d", when, n, total)
+		}
+	}
+	check("after create")
+
+	b.kill9()
+	b.restart()
+	adm = kadm.NewClient(newFranz(t, b.addr))
+	check("after kill -9 and restart")
+
+	// Delete alice's WRITE ACLs with kadm and the group one with sarama.
+	del, err := adm.DeleteACLs(ctx, kadm.NewACLs().AnyResource().ResourcePatternType(kadm.ACLPatternAny).Allow("User:alice").AllowHosts().Operations(kadm.OpWrite))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(del) != 1 || del[0].Err != nil || len(del[0].Deleted) != 2 {
+		t.Fatalf("delete alice WRITE: %+v", del)
+	}
+	sc2, err := sarama.NewClient([]string{b.addr}, saramaConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc2.Close()
+	sadm, err = sarama.NewClusterAdminFromClient(sc2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := "g1"
+	matched, err := sadm.DeleteACL(sarama.AclFilter{ResourceType: sarama.AclResourceGroup, ResourceName: &g, ResourcePatternTypeFilter: sarama.AclPatternLiteral,
+		Operation: sarama.AclOperationAny, PermissionType: sarama.AclPermissionAny}, false)
+	if err != nil || len(matched) != 1 {
+		t.Fatalf("sarama DeleteACL g1: %d matched, %v", len(matched), err)
+	}
+	if n := count(all()); n != total-3 {
+		t.Fatalf("after deletes: %d ACLs, want %d", n, total-3)
+	}
+
+	b.kill9()
+	b.restart()
+	adm = kadm.NewClient(newFranz(t, b.addr))
+	if n := count(all()); n != total-3 {
+		t.Fatalf("after deletes, kill -9 and restart: %d ACLs, want %d", n, total-3)
+	}
+}
