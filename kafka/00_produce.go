@@ -84,6 +84,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/klite/klite/acl"
 	"github.com/klite/klite/netloop"
 	"github.com/klite/klite/storage"
 )
@@ -178,6 +179,7 @@ func (h *Handler) produce(r *request) {
 	h.produceMu.Unlock()
 
 	validAcks := req.Acks == -1 || req.Acks == 0 || req.Acks == 1
+	txnDenied := req.TransactionID != nil && !h.authorized(r, acl.OpWrite, acl.ResourceTransactionalID, *req.TransactionID)
 	for ti := range req.Topics {
 		t := &req.Topics[ti]
 		rt := &p.resp.Topics[ti]
@@ -194,6 +196,13 @@ func (h *Handler) produce(r *request) {
 		} else {
 			info, found = h.st.Topic(t.Topic)
 		}
+		name := t.Topic
+		if r.version >= 13 {
+			name = info.Name
+		}
+		// Kafka authorizes before it looks for the topic (an unknown
+		// topic is not revealed); an unknown topic ID stays unknown.
+		denied := (found || r.version < 13) && !h.authorized(r, acl.OpWrite, acl.ResourceTopic, name)
 		if found && internalTopic(info.Name) || r.version < 13 && internalTopic(t.Topic) {
 			// Kafka's ReplicaManager: clients may not append to internal
 			// topics (checked before the topic's existence).
@@ -214,6 +223,10 @@ func (h *Handler) produce(r *request) {
 			switch {
 			case !validAcks:
 				p.fail(rp, kerr.InvalidRequiredAcks.Code, nil)
+			case txnDenied:
+				p.fail(rp, kerr.TransactionalIDAuthorizationFailed.Code, nil)
+			case denied:
+				p.fail(rp, kerr.TopicAuthorizationFailed.Code, nil)
 			case !found:
 				p.fail(rp, unknown, nil)
 			case !partitionOK(&info, tp.Partition):

@@ -50,6 +50,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/klite/klite/acl"
 	"github.com/klite/klite/storage"
 )
 
@@ -125,6 +126,13 @@ func (h *Handler) fetch(r *request) {
 		} else {
 			ft.info, ft.found = h.st.Topic(t.Topic)
 			ft.code = kerr.UnknownTopicOrPartition.Code
+		}
+		name := t.Topic
+		if r.version >= 13 {
+			name = ft.info.Name
+		}
+		if (ft.found || r.version < 13) && !h.authorized(r, acl.OpRead, acl.ResourceTopic, name) {
+			ft.found, ft.code = false, kerr.TopicAuthorizationFailed.Code
 		}
 	}
 	// Reads may touch the disk: never on the event loop.

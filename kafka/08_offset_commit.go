@@ -40,6 +40,10 @@ func (h *Handler) offsetCommit(r *request) {
 		return
 	}
 	if h.cfg.Groups != nil {
+		if h.cfg.Authorizer != nil {
+			h.offsetCommitAuthz(r, req)
+			return
+		}
 		h.cfg.Groups.OffsetCommit(req, groupRespond[*kmsg.OffsetCommitResponse](r))
 		return
 	}

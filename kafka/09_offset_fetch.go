@@ -28,6 +28,10 @@ func (h *Handler) offsetFetch(r *request) {
 		return
 	}
 	if h.cfg.Groups != nil {
+		if h.cfg.Authorizer != nil {
+			h.offsetFetchAuthz(r, req)
+			return
+		}
 		h.cfg.Groups.OffsetFetch(req, groupRespond[*kmsg.OffsetFetchResponse](r))
 		return
 	}

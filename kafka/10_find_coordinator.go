@@ -17,6 +17,8 @@ package kafka
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/klite/klite/acl"
 )
 
 const findCoordinatorKey = 10
@@ -51,7 +53,16 @@ func (h *Handler) findCoordinator(r *request) {
 		}
 		*node, *host, *port = h.cfg.NodeID, ln.Host, ln.Port
 	}
+	// DESCRIBE on the group (Kafka's table); code is per key from here.
+	shared := code
+	check := func(key string) {
+		code = shared
+		if code == 0 && !h.groupAllowed(r, acl.OpDescribe, key) {
+			code = groupAuthFailed
+		}
+	}
 	if r.version < 4 {
+		check(req.CoordinatorKey)
 		fill(&resp.ErrorCode, &resp.ErrorMessage, &resp.NodeID, &resp.Host, &resp.Port)
 		r.respond(resp)
 		return
@@ -59,6 +70,7 @@ func (h *Handler) findCoordinator(r *request) {
 	for _, key := range req.CoordinatorKeys {
 		c := kmsg.NewFindCoordinatorResponseCoordinator()
 		c.Key = key
+		check(key)
 		fill(&c.ErrorCode, &c.ErrorMessage, &c.NodeID, &c.Host, &c.Port)
 		resp.Coordinators = append(resp.Coordinators, c)
 	}

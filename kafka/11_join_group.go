@@ -25,6 +25,8 @@ package kafka
 
 import (
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/klite/klite/acl"
 )
 
 const joinGroupKey = 11
@@ -39,6 +41,12 @@ func (h *Handler) joinGroup(r *request) {
 	if h.cfg.Groups == nil {
 		resp := kmsg.NewPtrJoinGroupResponse()
 		resp.Version, resp.ErrorCode, resp.Generation = r.version, noCoordinator, -1
+		r.respond(resp)
+		return
+	}
+	if !h.groupAllowed(r, acl.OpRead, req.Group) {
+		resp := kmsg.NewPtrJoinGroupResponse()
+		resp.Version, resp.ErrorCode, resp.Generation = r.version, groupAuthFailed, -1
 		r.respond(resp)
 		return
 	}

@@ -11,6 +11,8 @@ package kafka
 
 import (
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/klite/klite/acl"
 )
 
 const heartbeatKey = 12
@@ -25,6 +27,12 @@ func (h *Handler) heartbeat(r *request) {
 	if h.cfg.Groups == nil {
 		resp := kmsg.NewPtrHeartbeatResponse()
 		resp.Version, resp.ErrorCode = r.version, noCoordinator
+		r.respond(resp)
+		return
+	}
+	if !h.groupAllowed(r, acl.OpRead, req.Group) {
+		resp := kmsg.NewPtrHeartbeatResponse()
+		resp.Version, resp.ErrorCode = r.version, groupAuthFailed
 		r.respond(resp)
 		return
 	}

@@ -18,6 +18,8 @@ package kafka
 
 import (
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/klite/klite/acl"
 )
 
 const syncGroupKey = 14
@@ -32,6 +34,12 @@ func (h *Handler) syncGroup(r *request) {
 	if h.cfg.Groups == nil {
 		resp := kmsg.NewPtrSyncGroupResponse()
 		resp.Version, resp.ErrorCode = r.version, noCoordinator
+		r.respond(resp)
+		return
+	}
+	if !h.groupAllowed(r, acl.OpRead, req.Group) {
+		resp := kmsg.NewPtrSyncGroupResponse()
+		resp.Version, resp.ErrorCode = r.version, groupAuthFailed
 		r.respond(resp)
 		return
 	}

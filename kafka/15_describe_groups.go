@@ -34,5 +34,9 @@ func (h *Handler) describeGroups(r *request) {
 		r.respond(resp)
 		return
 	}
+	if h.cfg.Authorizer != nil {
+		h.describeGroupsAuthz(r, req)
+		return
+	}
 	h.cfg.Groups.DescribeGroups(req, groupRespond[*kmsg.DescribeGroupsResponse](r))
 }

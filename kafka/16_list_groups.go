@@ -27,5 +27,9 @@ func (h *Handler) listGroups(r *request) {
 		r.respond(resp)
 		return
 	}
+	if h.cfg.Authorizer != nil {
+		h.listGroupsAuthz(r, req)
+		return
+	}
 	h.cfg.Groups.ListGroups(req, groupRespond[*kmsg.ListGroupsResponse](r))
 }

@@ -31,5 +31,9 @@ func (h *Handler) deleteGroups(r *request) {
 		r.respond(resp)
 		return
 	}
+	if h.cfg.Authorizer != nil {
+		h.deleteGroupsAuthz(r, req)
+		return
+	}
 	h.cfg.Groups.DeleteGroups(req, groupRespond[*kmsg.DeleteGroupsResponse](r))
 }

@@ -23,7 +23,11 @@ package kafka
 // ValidateOnly runs every check and changes nothing. Storing fsyncs
 // metadata, so the request is served off the event loop.
 
-import "github.com/twmb/franz-go/pkg/kmsg"
+import (
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/klite/klite/acl"
+)
 
 const incrementalAlterConfigsKey = 44
 
@@ -41,6 +45,7 @@ func (h *Handler) incrementalAlterConfigs(r *request) {
 			for _, c := range res.Configs {
 				ar.ops = append(ar.ops, configOp{name: c.Name, op: c.Op, value: c.Value})
 			}
+			ar.denied = h.configDenied(r, acl.OpAlterConfigs, res.ResourceType, res.ResourceName)
 			rs[i] = ar
 		}
 		results := h.alterConfigs(rs, req.ValidateOnly)

@@ -27,5 +27,9 @@ func (h *Handler) offsetDelete(r *request) {
 		r.respond(resp)
 		return
 	}
+	if h.cfg.Authorizer != nil {
+		h.offsetDeleteAuthz(r, req)
+		return
+	}
 	h.cfg.Groups.OffsetDelete(req, groupRespond[*kmsg.OffsetDeleteResponse](r))
 }

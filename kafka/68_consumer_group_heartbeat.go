@@ -27,6 +27,8 @@ package kafka
 
 import (
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/klite/klite/acl"
 )
 
 const consumerGroupHeartbeatKey = 68
@@ -41,6 +43,12 @@ func (h *Handler) consumerGroupHeartbeat(r *request) {
 	if h.cfg.Groups == nil {
 		resp := kmsg.NewPtrConsumerGroupHeartbeatResponse()
 		resp.Version, resp.ErrorCode = r.version, noCoordinator
+		r.respond(resp)
+		return
+	}
+	if !h.groupAllowed(r, acl.OpRead, req.Group) {
+		resp := kmsg.NewPtrConsumerGroupHeartbeatResponse()
+		resp.Version, resp.ErrorCode = r.version, groupAuthFailed
 		r.respond(resp)
 		return
 	}

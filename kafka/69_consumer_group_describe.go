@@ -34,5 +34,9 @@ func (h *Handler) consumerGroupDescribe(r *request) {
 		r.respond(resp)
 		return
 	}
+	if h.cfg.Authorizer != nil {
+		h.consumerGroupDescribeAuthz(r, req)
+		return
+	}
 	h.cfg.Groups.ConsumerGroupDescribe(req, groupRespond[*kmsg.ConsumerGroupDescribeResponse](r))
 }

@@ -68,9 +68,6 @@ func (h *Handler) topicAuthz(r *request) topicAllowed {
 	return func(op acl.Operation, topic string) bool { return h.authorized(r, op, acl.ResourceTopic, topic) }
 }
 
-// allowAll is the topicAllowed of callers with no principal (tests).
-func allowAll(acl.Operation, string) bool { return true }
-
 // configDenied is the error for a config resource r's principal may not
 // op (DESCRIBE_CONFIGS or ALTER_CONFIGS): topics are checked on the topic,
 // brokers and broker loggers on the cluster. 0 when allowed.
