@@ -8,6 +8,7 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // Without -authorizer the ACL APIs answer SECURITY_DISABLED, as Kafka does.
@@ -148,5 +149,74 @@ func TestACLsDurableWithClients(t *testing.T) {
 	adm = kadm.NewClient(newFranz(t, b.addr))
 	if n := count(all()); n != total-3 {
 		t.Fatalf("after deletes, kill -9 and restart: %d ACLs, want %d", n, total-3)
+	}
+}
+
+// A real client is refused (TOPIC_AUTHORIZATION_FAILED) on a topic that has
+// ACLs for someone else, and allowed once CreateAcls grants its principal
+// WRITE and READ. -allow-everyone-if-no-acl keeps the cluster (no ACLs) open,
+// so the same anonymous client may create topics and ACLs. The grants
+// survive a restart.
+func TestACLsEnforcedFranz(t *testing.T) {
+	b := startBroker(t, "-authorizer", "-allow-everyone-if-no-acl")
+	adm := kadm.NewClient(newFranz(t, b.addr))
+	ctx := testContext(t, time.Minute)
+	const topic = "secret"
+	createTopic(t, adm, topic, 1)
+	grant := func(builder *kadm.ACLBuilder) {
+		t.Helper()
+		res, err := adm.CreateACLs(ctx, builder)
+		if err != nil || len(res) == 0 || res[0].Err != nil {
+			t.Fatalf("CreateACLs: %v %+v", err, res)
+		}
+	}
+	grant(kadm.NewACLs().Topics(topic).Allow("User:alice").Operations(kadm.OpAll))
+
+	produce := func() error {
+		cl := newFranz(t, b.addr, kgo.RecordRetries(1), kgo.RecordDeliveryTimeout(10*time.Second))
+		return cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte("v")}).FirstErr()
+	}
+	if err := produce(); !errors.Is(err, kerr.TopicAuthorizationFailed) {
+		t.Fatalf("produce without an ACL: %v, want TOPIC_AUTHORIZATION_FAILED", err)
+	}
+	grant(kadm.NewACLs().Topics(topic).Allow("User:ANONYMOUS").Operations(kadm.OpWrite))
+	if err := produce(); err != nil {
+		t.Fatalf("produce after CreateAcls granted WRITE: %v", err)
+	}
+
+	consume := func() error {
+		cl := newFranz(t, b.addr, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+		for {
+			fs := cl.PollFetches(ctx)
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			for _, e := range fs.Errors() {
+				return e.Err
+			}
+			if fs.NumRecords() > 0 {
+				return nil
+			}
+		}
+	}
+	if err := consume(); !errors.Is(err, kerr.TopicAuthorizationFailed) {
+		t.Fatalf("consume without READ: %v, want TOPIC_AUTHORIZATION_FAILED", err)
+	}
+	grant(kadm.NewACLs().Topics(topic).Allow("User:ANONYMOUS").Operations(kadm.OpRead))
+	if err := consume(); err != nil {
+		t.Fatalf("consume after CreateAcls granted READ: %v", err)
+	}
+
+	b.kill9()
+	b.restart()
+	if err := produce(); err != nil {
+		t.Fatalf("produce after restart: %v", err)
+	}
+	// Deleting the grant refuses again.
+	if _, err := kadm.NewClient(newFranz(t, b.addr)).DeleteACLs(ctx, kadm.NewACLs().Topics(topic).Allow("User:ANONYMOUS").AllowHosts().Operations(kadm.OpWrite)); err != nil {
+		t.Fatal(err)
+	}
+	if err := produce(); !errors.Is(err, kerr.TopicAuthorizationFailed) {
+		t.Fatalf("produce after DeleteAcls: %v, want TOPIC_AUTHORIZATION_FAILED", err)
 	}
 }
