@@ -52,7 +52,11 @@ func (h *Handler) authorized(r *request, op acl.Operation, rt acl.ResourceType, 
 	if a == nil {
 		return true
 	}
-	return a.Authorize(principal(r), peerHost(r), op, rt, name)
+	host := ""
+	if a.NeedsHost() {
+		host = peerHost(r)
+	}
+	return a.Authorize(principal(r), host, op, rt, name)
 }
 
 // authorizedCluster is authorized on the cluster resource.
