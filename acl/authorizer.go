@@ -34,7 +34,7 @@ type Authorizer struct {
 
 // snapshot is an immutable index of the bindings.
 type snapshot struct {
-	gen   uint64
+	gen uint64
 	// hosts: some binding names a host other than "*" (else the host of
 	// a request does not matter, and callers need not compute it).
 	hosts bool
