@@ -414,3 +414,36 @@ func TestAuthzEveryAPI(t *testing.T) {
 		})
 	}
 }
+
+// Metadata of all topics leaves out the ones the principal may not
+// describe; the KIP-430 fields carry the operations it may perform.
+func TestAuthzMetadata(t *testing.T) {
+	hs, _ := aclHarness(t, acl.Config{})
+	hs.createTopic("seen", 1, nil)
+	hs.createTopic("hidden", 1, nil)
+	hs.h.cfg.Authorizer.Add(allowACL(acl.ResourceTopic, "seen", acl.OpRead),
+		allowACL(acl.ResourceCluster, acl.ClusterName, acl.OpDescribe))
+	req := kmsg.NewPtrMetadataRequest()
+	req.Version, req.IncludeTopicAuthorizedOperations, req.IncludeClusterAuthorizedOperations = 10, true, true
+	resp := roundTrip[*kmsg.MetadataResponse](hs, req)
+	if len(resp.Topics) != 1 || *resp.Topics[0].Topic != "seen" {
+		t.Fatalf("all topics: %d topics, want only seen", len(resp.Topics))
+	}
+	if got, want := resp.Topics[0].AuthorizedOperations, int32(1<<acl.OpRead|1<<acl.OpDescribe); got != want {
+		t.Fatalf("topic authorized operations %b, want %b", got, want)
+	}
+	if got, want := resp.AuthorizedOperations, int32(1<<acl.OpDescribe); got != want {
+		t.Fatalf("cluster authorized operations %b, want %b", got, want)
+	}
+	// Listed: the hidden one is refused, not revealed as existing or not.
+	req.Topics = []kmsg.MetadataRequestTopic{{Topic: strPtr("hidden")}, {Topic: strPtr("absent")}, {Topic: strPtr("seen")}}
+	resp = roundTrip[*kmsg.MetadataResponse](hs, req)
+	for i, want := range []int16{topicAuthFailed, topicAuthFailed, 0} {
+		if resp.Topics[i].ErrorCode != want || len(resp.Topics[i].Partitions) != map[bool]int{true: 1, false: 0}[want == 0] {
+			t.Fatalf("topic %d: error %d with %d partitions, want %d", i, resp.Topics[i].ErrorCode, len(resp.Topics[i].Partitions), want)
+		}
+	}
+	if _, ok := hs.st.Topic("absent"); ok {
+		t.Fatal("a topic the principal may not create was auto-created")
+	}
+}
