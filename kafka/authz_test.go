@@ -447,3 +447,40 @@ func TestAuthzMetadata(t *testing.T) {
 		t.Fatal("a topic the principal may not create was auto-created")
 	}
 }
+
+// OffsetFetch v8 (many groups): a refused group answers
+// GROUP_AUTHORIZATION_FAILED beside an allowed one, and a fetch of all
+// topics leaves out those the principal may not describe.
+func TestAuthzOffsetFetchGroups(t *testing.T) {
+	var st *fakeStore
+	hs := newHarness(t, withGroups(t, &st), func(cfg *Config) {
+		cfg.Authorizer = acl.New(acl.Config{})
+		cfg.ACLStore = &memACLStore{set: map[storage.ACL]bool{}}
+	})
+	st = hs.st
+	hs.createTopic("t", 3, nil)
+	hs.createTopic("u", 1, nil)
+	for _, g := range []string{"g", "h"} {
+		for _, topic := range []string{"t", "u"} {
+			req := offsetCommitReq()
+			req.Group, req.Topics[0].Topic = g, topic
+			done := make(chan struct{})
+			hs.h.cfg.Groups.OffsetCommit(req, func(*kmsg.OffsetCommitResponse) { close(done) })
+			<-done
+		}
+	}
+	hs.h.cfg.Authorizer.Add(allowACL(acl.ResourceGroup, "g", acl.OpDescribe), allowACL(acl.ResourceTopic, "t", acl.OpDescribe))
+	req := kmsg.NewPtrOffsetFetchRequest()
+	req.Version = 8
+	req.Groups = []kmsg.OffsetFetchRequestGroup{{Group: "g"}, {Group: "h"}} // null topics: all
+	resp := roundTrip[*kmsg.OffsetFetchResponse](hs, req)
+	if len(resp.Groups) != 2 || resp.Groups[0].ErrorCode != 0 || resp.Groups[1].ErrorCode != groupAuthFailed {
+		t.Fatalf("groups: %+v", resp.Groups)
+	}
+	if ts := resp.Groups[0].Topics; len(ts) != 1 || ts[0].Topic != "t" || ts[0].Partitions[0].Offset != 1 {
+		t.Fatalf("topics of g: %+v, want only t at offset 1", ts)
+	}
+	if len(resp.Groups[1].Topics) != 0 {
+		t.Fatalf("refused group h shows topics %+v", resp.Groups[1].Topics)
+	}
+}
