@@ -71,5 +71,5 @@ func (h *Handler) initProducerID(r *request) {
 func (h *Handler) idempotentWriteAllowed(r *request) bool {
 	a := h.cfg.Authorizer
 	return a == nil || h.authorizedCluster(r, acl.OpIdempotentWrite) ||
-		a.AuthorizeAny(principal(r), peerHost(r), acl.OpWrite, acl.ResourceTopic)
+		a.AuthorizeAny(h.principal(r), peerHost(r), acl.OpWrite, acl.ResourceTopic)
 }

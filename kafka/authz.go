@@ -56,7 +56,7 @@ func (h *Handler) authorized(r *request, op acl.Operation, rt acl.ResourceType, 
 	if a.NeedsHost() {
 		host = peerHost(r)
 	}
-	return a.Authorize(principal(r), host, op, rt, name)
+	return a.Authorize(h.principal(r), host, op, rt, name)
 }
 
 // authorizedCluster is authorized on the cluster resource.
