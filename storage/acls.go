@@ -2,6 +2,7 @@ package storage
 
 import (
 	"cmp"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -127,4 +128,28 @@ func (st *metaState) aclList() []ACL {
 			cmp.Compare(x.Operation, y.Operation), cmp.Compare(x.Permission, y.Permission))
 	})
 	return out
+}
+
+// encodeACLs is the ACLs of a bucket snapshot (tier.MetaSnapshot.ACLs):
+// the JSON of the sorted list, nil for none.
+func encodeACLs(acls []ACL) []byte {
+	if len(acls) == 0 {
+		return nil
+	}
+	b, err := json.Marshal(acls)
+	if err != nil {
+		panic(err) // plain strings and integers always encode
+	}
+	return b
+}
+
+func decodeACLs(b []byte) ([]ACL, error) {
+	if len(b) == 0 {
+		return nil, nil
+	}
+	var acls []ACL
+	if err := json.Unmarshal(b, &acls); err != nil {
+		return nil, fmt.Errorf("snapshot ACLs: %w", err)
+	}
+	return acls, nil
 }

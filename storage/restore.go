@@ -188,6 +188,7 @@ func (s *Store) Snapshot() tier.MetaSnapshot {
 		return int(max(-1, min(1, a.pid-b.pid)))
 	})
 	snap.Producers = encodeProducerSnapshot(limit, ps)
+	snap.ACLs = encodeACLs(s.ACLs())
 	return snap
 }
 
@@ -209,6 +210,10 @@ func (s *Store) Restore(snap *tier.MetaSnapshot, next map[tier.Partition]int64) 
 		return errors.New("storage: restore: no snapshot")
 	}
 	limit, prods, err := decodeProducerSnapshot(snap.Producers)
+	if err != nil {
+		return fmt.Errorf("storage: restore: %w", err)
+	}
+	acls, err := decodeACLs(snap.ACLs)
 	if err != nil {
 		return fmt.Errorf("storage: restore: %w", err)
 	}
@@ -279,6 +284,11 @@ func (s *Store) Restore(snap *tier.MetaSnapshot, next map[tier.Partition]int64) 
 			}
 			all = append(all, restored{st, slices.Clone(mt.Partitions)})
 			if _, err := s.changeLocked(&metaRecord{Op: opCreateTopic, Topic: mt}, nil); err != nil {
+				return nil, err
+			}
+		}
+		if len(acls) > 0 {
+			if _, err := s.changeLocked(&metaRecord{Op: opCreateACLs, ACLs: acls}, nil); err != nil {
 				return nil, err
 			}
 		}
