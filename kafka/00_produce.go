@@ -75,6 +75,10 @@ package kafka
 // regardless, as in Kafka). Internal topics (__consumer_offsets,
 // __transaction_state) answer INVALID_TOPIC_EXCEPTION, as Kafka answers a
 // client appending to one.
+//
+// ACLs (-authorizer): WRITE on each topic (TOPIC_AUTHORIZATION_FAILED, checked before the
+// topic's existence) and, for a transactional id, WRITE on it
+// (TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
 
 import (
 	"errors"

@@ -42,6 +42,9 @@ package kafka
 // reads (KIP-392) never redirect (PreferredReadReplica -1). Zstd batches are
 // not hidden from fetch versions before 10 (UNSUPPORTED_COMPRESSION_TYPE);
 // clients that produce zstd fetch with v10+. IsolationLevel is ignored.
+//
+// ACLs (-authorizer): READ on each topic (TOPIC_AUTHORIZATION_FAILED, checked before the
+// topic's existence; an unknown topic ID stays UNKNOWN_TOPIC_ID).
 
 import (
 	"sync"

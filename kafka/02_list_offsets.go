@@ -23,6 +23,8 @@ package kafka
 // served; Kafka 4 dropped it too. -3 is batch-granular: Kafka returns the
 // exact record with the max timestamp inside the batch. v9+ (-5 latest
 // tiered, KIP-1005) is not served.
+//
+// ACLs (-authorizer): DESCRIBE on each topic (TOPIC_AUTHORIZATION_FAILED).
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"

@@ -13,6 +13,8 @@ package kafka
 // 22_init_producer_id.go): clients stop with a clear error instead of
 // retrying. Any other key type answers INVALID_REQUEST. Without a group
 // coordinator, COORDINATOR_NOT_AVAILABLE.
+//
+// ACLs (-authorizer): DESCRIBE on the group (GROUP_AUTHORIZATION_FAILED, per key).
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"

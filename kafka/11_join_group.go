@@ -22,6 +22,8 @@ package kafka
 // __consumer_offsets max.message.bytes) gets UNKNOWN_SERVER_ERROR, Kafka's
 // answer to a group metadata append over that limit; a group id over 65535
 // bytes, which the offsets log cannot store, gets INVALID_GROUP_ID. Reason (v8+, KIP-800) is accepted and not logged.
+//
+// ACLs (-authorizer): READ on the group (GROUP_AUTHORIZATION_FAILED).
 
 import (
 	"github.com/twmb/franz-go/pkg/kmsg"

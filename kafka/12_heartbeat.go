@@ -8,6 +8,8 @@ package kafka
 // for a member the group does not have (or an unknown group, or a
 // consumer-protocol group: it has no classic members),
 // FENCED_INSTANCE_ID for a replaced static member (v3+).
+//
+// ACLs (-authorizer): READ on the group (GROUP_AUTHORIZATION_FAILED).
 
 import (
 	"github.com/twmb/franz-go/pkg/kmsg"

@@ -8,6 +8,8 @@ package kafka
 // member. A removal rebalances the group. Unknown members answer
 // UNKNOWN_MEMBER_ID, a replaced static member FENCED_INSTANCE_ID. Reason
 // (v5+, KIP-800) is accepted.
+//
+// ACLs (-authorizer): READ on the group (GROUP_AUTHORIZATION_FAILED).
 
 import (
 	"github.com/twmb/franz-go/pkg/kmsg"

@@ -15,6 +15,8 @@ package kafka
 // -group-metadata-max-bytes is not stored and every member gets
 // UNKNOWN_SERVER_ERROR (Kafka: a group metadata append over
 // __consumer_offsets' max.message.bytes), then the group rebalances.
+//
+// ACLs (-authorizer): READ on the group (GROUP_AUTHORIZATION_FAILED).
 
 import (
 	"github.com/twmb/franz-go/pkg/kmsg"

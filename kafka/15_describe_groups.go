@@ -9,6 +9,10 @@ package kafka
 // GROUP_ID_NOT_FOUND from v6 (KIP-1043); so does a consumer-protocol group
 // (KIP-848: ConsumerGroupDescribe describes those), as in Kafka. AuthorizedOperations (v3+) is
 // always "not requested" (INT32_MIN): klite has no ACLs.
+//
+// ACLs (-authorizer): DESCRIBE on each group (GROUP_AUTHORIZATION_FAILED);
+// IncludeAuthorizedOperations reports the group operations allowed
+// (KIP-430), authz_groups.go.
 
 import (
 	"github.com/twmb/franz-go/pkg/kmsg"

@@ -7,6 +7,9 @@ package kafka
 // and TypesFilter (v5+, KIP-848) match case-insensitively. GroupType is
 // "classic" or "consumer" (KIP-848 groups, whose states are Empty,
 // Assigning, Reconciling and Stable).
+//
+// ACLs (-authorizer): DESCRIBE on the cluster lists every group; otherwise only the groups
+// the principal may describe (KIP-231), authz_groups.go.
 
 import (
 	"github.com/twmb/franz-go/pkg/kmsg"

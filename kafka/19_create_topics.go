@@ -37,6 +37,10 @@ package kafka
 // and stored (Kafka acts on all of them); min.insync.replicas above 1 is
 // accepted but never fails a produce (one broker). TimeoutMillis is ignored:
 // creation is synchronous.
+//
+// ACLs (-authorizer): CREATE on the cluster or on the topic (TOPIC_AUTHORIZATION_FAILED);
+// a created topic's configs need DESCRIBE_CONFIGS on it (else
+// ConfigErrorCode TOPIC_AUTHORIZATION_FAILED and no configs).
 
 import (
 	"errors"

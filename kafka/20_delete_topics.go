@@ -13,6 +13,9 @@ package kafka
 //
 // Differences from Apache Kafka: deletion is synchronous (TimeoutMillis is
 // ignored) and there is no delete.topic.enable switch.
+//
+// ACLs (-authorizer): DELETE on the topic (TOPIC_AUTHORIZATION_FAILED); by topic ID also
+// DESCRIBE, without which the answer is UNKNOWN_TOPIC_ID.
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"

@@ -15,6 +15,8 @@ package kafka
 // it for every replica's low watermark to reach the offset; klite has one
 // replica, which is there once the call returns. A partition named twice is
 // answered twice (Kafka collapses the copies into one map entry).
+//
+// ACLs (-authorizer): DELETE on the topic (TOPIC_AUTHORIZATION_FAILED).
 
 import (
 	"slices"

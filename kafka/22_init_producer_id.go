@@ -22,6 +22,9 @@ package kafka
 // waits for an fsync and never for another client's topic change; when it
 // must (a burst used up the block), the request is served off the event
 // loop, as always.
+//
+// ACLs (-authorizer): IDEMPOTENT_WRITE on the cluster or WRITE on any topic (KIP-679;
+// CLUSTER_AUTHORIZATION_FAILED).
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"

@@ -35,6 +35,9 @@ package kafka
 //
 // Small requests are answered inline; ones naming many resources (sarama's
 // ListTopics names every topic) are built off the event loop.
+//
+// ACLs (-authorizer): DESCRIBE_CONFIGS on the topic (TOPIC_AUTHORIZATION_FAILED) or, for
+// brokers and broker loggers, the cluster (CLUSTER_AUTHORIZATION_FAILED).
 
 import (
 	"strconv"

@@ -19,6 +19,8 @@ package kafka
 //
 // Differences from Apache Kafka: TimeoutMillis is ignored (the change is
 // synchronous).
+//
+// ACLs (-authorizer): ALTER on the topic (TOPIC_AUTHORIZATION_FAILED).
 
 import (
 	"strconv"

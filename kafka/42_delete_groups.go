@@ -6,6 +6,8 @@ package kafka
 // (fdatasynced) before answering. Per group: GROUP_ID_NOT_FOUND for a group
 // that does not exist, NON_EMPTY_GROUP while it has members,
 // INVALID_GROUP_ID for an empty name.
+//
+// ACLs (-authorizer): DELETE on each group (GROUP_AUTHORIZATION_FAILED), authz_groups.go.
 
 import (
 	"github.com/twmb/franz-go/pkg/kmsg"

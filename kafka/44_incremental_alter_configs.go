@@ -22,6 +22,9 @@ package kafka
 //
 // ValidateOnly runs every check and changes nothing. Storing fsyncs
 // metadata, so the request is served off the event loop.
+//
+// ACLs (-authorizer): ALTER_CONFIGS on the topic (TOPIC_AUTHORIZATION_FAILED) or, for
+// brokers and broker loggers, the cluster (CLUSTER_AUTHORIZATION_FAILED).
 
 import (
 	"github.com/twmb/franz-go/pkg/kmsg"

@@ -24,6 +24,9 @@ package kafka
 // (members rejoin after a restart; offsets are durable); regexes are Go's
 // RE2, not RE2/J; no online migration between classic and consumer groups.
 // group/consumer.go lists the details.
+//
+// ACLs (-authorizer): READ on the group (GROUP_AUTHORIZATION_FAILED). The subscribed
+// topics are not checked.
 
 import (
 	"github.com/twmb/franz-go/pkg/kmsg"
