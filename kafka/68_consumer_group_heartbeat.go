@@ -25,10 +25,12 @@ package kafka
 // RE2, not RE2/J; no online migration between classic and consumer groups.
 // group/consumer.go lists the details.
 //
-// ACLs (-authorizer): READ on the group (GROUP_AUTHORIZATION_FAILED). The subscribed
-// topics are not checked.
+// ACLs (-authorizer): READ on the group (GROUP_AUTHORIZATION_FAILED) and
+// DESCRIBE on every subscribed topic name (TOPIC_AUTHORIZATION_FAILED);
+// topics a regex subscription matches are not filtered by ACLs.
 
 import (
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/klite/klite/acl"
@@ -54,6 +56,16 @@ func (h *Handler) consumerGroupHeartbeat(r *request) {
 		resp.Version, resp.ErrorCode = r.version, groupAuthFailed
 		r.respond(resp)
 		return
+	}
+	for _, topic := range req.SubscribedTopicNames {
+		// Kafka refuses a subscription naming a topic the principal may
+		// not describe, rather than reveal it.
+		if !h.authorized(r, acl.OpDescribe, acl.ResourceTopic, topic) {
+			resp := kmsg.NewPtrConsumerGroupHeartbeatResponse()
+			resp.Version, resp.ErrorCode = r.version, kerr.TopicAuthorizationFailed.Code
+			r.respond(resp)
+			return
+		}
 	}
 	h.cfg.Groups.ConsumerGroupHeartbeat(string(r.clientID), clientHost(r.nr.Conn.Remote), req, groupRespond[*kmsg.ConsumerGroupHeartbeatResponse](r))
 }

@@ -316,6 +316,14 @@ func authzAPICases() []authzAPICase {
 				return r
 			},
 			code: func(r kmsg.Response) int16 { return r.(*kmsg.ConsumerGroupHeartbeatResponse).ErrorCode }},
+		{name: "ConsumerGroupHeartbeat DESCRIBE subscribed topic", key: 68, want: topicAuthFailed, grant: topicT(acl.OpDescribe), pre: groupG(acl.OpRead),
+			req: func() kmsg.Request {
+				r := kmsg.NewPtrConsumerGroupHeartbeatRequest()
+				r.Version, r.Group, r.MemberID, r.MemberEpoch = 0, "g", "m", 0
+				r.SubscribedTopicNames = []string{"t"}
+				return r
+			},
+			code: func(r kmsg.Response) int16 { return r.(*kmsg.ConsumerGroupHeartbeatResponse).ErrorCode }},
 		{name: "ConsumerGroupDescribe DESCRIBE group", key: 69, want: groupAuthFailed, grant: groupG(acl.OpDescribe),
 			req: func() kmsg.Request {
 				r := kmsg.NewPtrConsumerGroupDescribeRequest()
