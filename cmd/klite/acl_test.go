@@ -63,9 +63,11 @@ func TestACLsDurableWithClients(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := sadm.CreateACL(sarama.Resource{ResourceType: sarama.AclResourceCluster, ResourceName: "kafka-cluster", ResourcePatternType: sarama.AclPatternLiteral},
-		sarama.Acl{Principal: "User:ops", Host: "*", Operation: sarama.AclOperationDescribe, PermissionType: sarama.AclPermissionAllow}); err != nil {
-		t.Fatalf("sarama CreateACL: %v", err)
+	if err := sadm.CreateACLs([]*sarama.ResourceAcls{{
+		Resource: sarama.Resource{ResourceType: sarama.AclResourceCluster, ResourceName: "kafka-cluster", ResourcePatternType: sarama.AclPatternLiteral},
+		Acls:     []*sarama.Acl{{Principal: "User:ops", Host: "*", Operation: sarama.AclOperationDescribe, PermissionType: sarama.AclPermissionAllow}},
+	}}); err != nil {
+		t.Fatalf("sarama CreateACLs: %v", err)
 	}
 	const total = 4 + 1 + 1 + 1
 
