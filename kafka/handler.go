@@ -102,16 +102,16 @@ type Config struct {
 	RetentionBytes           int64
 	RetentionCheckIntervalMs int64
 
-	// Groups is the group coordinator (groups.go); nil answers the group
-	// APIs with COORDINATOR_NOT_AVAILABLE.
-	Groups Groups
-
 	// Authorizer enforces ACLs (authz.go); nil turns enforcement off and
 	// the ACL APIs answer SECURITY_DISABLED. New loads ACLStore's ACLs
 	// into it.
 	Authorizer *acl.Authorizer
 	// ACLStore makes ACL changes durable; needed with an Authorizer.
 	ACLStore ACLStore
+
+	// Groups is the group coordinator (groups.go); nil answers the group
+	// APIs with COORDINATOR_NOT_AVAILABLE.
+	Groups Groups
 }
 
 func (c *Config) setDefaults() {
@@ -161,6 +161,7 @@ type Handler struct {
 	// alterMu serializes the config read-modify-write of AlterConfigs and
 	// IncrementalAlterConfigs (configs.go), so concurrent changes are not lost.
 	alterMu sync.Mutex
+	acls    aclState // authz.go
 
 	fetchRunner runner // reads for fetches, at most cfg.FetchWorkers at once
 	// produceRunner validates produce records off the event loop
@@ -179,8 +180,6 @@ type Handler struct {
 	produceTail map[uint64]chan struct{}
 
 	unknownLogged *logOnce // storage errors already logged (errors.go)
-
-	acls aclState // authz.go
 }
 
 // New returns a handler serving st.

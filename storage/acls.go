@@ -23,6 +23,13 @@ type ACL struct {
 	Permission   int8   `json:"perm"`
 }
 
+// Metadata log record operations of ACLs (beside metastate.go's; part of
+// the on-disk format). 8-15 are left for other records.
+const (
+	opCreateACLs = 16 // ACLs added (present ones stay once)
+	opDeleteACLs = 17 // ACLs removed (absent ones are skipped)
+)
+
 // maxACLRecordBytes bounds the ACLs of one metadata record.
 const maxACLRecordBytes = 1 << 20
 
@@ -90,6 +97,9 @@ func (s *Store) changeACLs(op int, acls []ACL) error {
 }
 
 func (st *metaState) applyACLs(r *metaRecord) {
+	if st.acls == nil {
+		st.acls = map[ACL]struct{}{}
+	}
 	for _, a := range r.ACLs {
 		_, had := st.acls[a]
 		switch {

@@ -29,14 +29,14 @@ const (
 
 type metaFile struct {
 	Version int `json:"version"`
+	// ACLs are the access control lists (acls.go), sorted.
+	ACLs []ACL `json:"acls,omitempty"`
 	// Shards is fixed when the directory is created: partitions stay in
 	// the shard whose WAL holds their data.
 	Shards          int         `json:"shards"`
 	NextPartKey     uint32      `json:"next_partition_key"`
 	ProducerIDLimit int64       `json:"producer_id_limit"`
 	Topics          []metaTopic `json:"topics"`
-	// ACLs are the access control lists (acls.go), sorted.
-	ACLs []ACL `json:"acls,omitempty"`
 }
 
 type metaTopic struct {

@@ -21,6 +21,7 @@ type metaState struct {
 	shards      int
 	nextPartKey uint32
 	pidLimit    int64
+	acls        map[ACL]struct{} // ACLs (acls.go), made by the first change; their snapshot size is in bytes
 	topics      map[string]*metaTopic
 	keys        map[uint32]keyRef
 	// collide maps a topic name with '.' read as '_' to the topic that
@@ -31,8 +32,6 @@ type metaState struct {
 	// (topicBytes of each), so that changes past the snapshot limit are
 	// refused before they are made.
 	bytes int64
-	// acls is the set of ACLs (acls.go); their snapshot size is in bytes.
-	acls map[ACL]struct{}
 }
 
 // keyRef locates a partition key in its topic.
@@ -52,9 +51,6 @@ const (
 	opLogStarts     = 5 // Moves: [key, log start], each only grows
 	opNextMins      = 6 // Moves: [key, next_min], each only grows
 	opProducerIDs   = 7 // Limit: ids below it may have been handed out
-	// 8-15 are left for other records; ACLs (acls.go) take 16 on.
-	opCreateACLs = 16 // ACLs added (present ones stay once)
-	opDeleteACLs = 17 // ACLs removed (absent ones are skipped)
 )
 
 // metaRecord is one metadata change (JSON inside a CRC-framed log frame,
@@ -62,12 +58,12 @@ const (
 type metaRecord struct {
 	Op         int               `json:"op"`
 	Topic      *metaTopic        `json:"topic,omitempty"`
+	ACLs       []ACL             `json:"acls,omitempty"` // opCreateACLs, opDeleteACLs (acls.go)
 	Name       string            `json:"name,omitempty"`
 	Configs    map[string]string `json:"configs,omitempty"`
 	Partitions []metaPartition   `json:"partitions,omitempty"`
 	Moves      [][2]int64        `json:"moves,omitempty"`
 	Limit      int64             `json:"limit,omitempty"`
-	ACLs       []ACL             `json:"acls,omitempty"`
 }
 
 // collisionKey is name with every '.' read as '_': Kafka refuses a topic
@@ -75,7 +71,7 @@ type metaRecord struct {
 func collisionKey(name string) string { return strings.ReplaceAll(name, ".", "_") }
 
 func newMetaState(shards int) *metaState {
-	return &metaState{shards: shards, topics: map[string]*metaTopic{}, keys: map[uint32]keyRef{}, collide: map[string]string{}, acls: map[ACL]struct{}{}}
+	return &metaState{shards: shards, topics: map[string]*metaTopic{}, keys: map[uint32]keyRef{}, collide: map[string]string{}}
 }
 
 // stateFromFile builds the model from a snapshot (or the old meta.json).
@@ -83,6 +79,9 @@ func stateFromFile(m *metaFile) (*metaState, error) {
 	st := newMetaState(m.Shards)
 	st.nextPartKey = m.NextPartKey
 	st.pidLimit = m.ProducerIDLimit
+	if err := st.apply(&metaRecord{Op: opCreateACLs, ACLs: m.ACLs}); err != nil {
+		return nil, err
+	}
 	for i := range m.Topics {
 		mt := m.Topics[i]
 		mt.Partitions = slices.Clone(mt.Partitions)
@@ -91,9 +90,6 @@ func stateFromFile(m *metaFile) (*metaState, error) {
 			return nil, err
 		}
 	}
-	if err := st.apply(&metaRecord{Op: opCreateACLs, ACLs: m.ACLs}); err != nil {
-		return nil, err
-	}
 	return st, nil
 }
 
@@ -101,6 +97,7 @@ func stateFromFile(m *metaFile) (*metaState, error) {
 func (st *metaState) file() *metaFile {
 	m := &metaFile{Version: metaVersion, Shards: st.shards, NextPartKey: st.nextPartKey, ProducerIDLimit: st.pidLimit,
 		Topics: make([]metaTopic, 0, len(st.topics))}
+	m.ACLs = st.aclList()
 	for _, t := range st.topics {
 		c := *t
 		c.Configs = maps.Clone(t.Configs)
@@ -108,7 +105,6 @@ func (st *metaState) file() *metaFile {
 		m.Topics = append(m.Topics, c)
 	}
 	slices.SortFunc(m.Topics, func(a, b metaTopic) int { return cmp.Compare(a.Name, b.Name) })
-	m.ACLs = st.aclList()
 	return m
 }
 
@@ -116,6 +112,8 @@ func (st *metaState) file() *metaFile {
 // state: from a writer a bug, from the log corruption.
 func (st *metaState) apply(r *metaRecord) error {
 	switch r.Op {
+	case opCreateACLs, opDeleteACLs:
+		st.applyACLs(r)
 	case opCreateTopic:
 		t := r.Topic
 		if t == nil || t.Name == "" {
@@ -190,8 +188,6 @@ func (st *metaState) apply(r *metaRecord) error {
 		}
 	case opProducerIDs:
 		st.pidLimit = max(st.pidLimit, r.Limit)
-	case opCreateACLs, opDeleteACLs:
-		st.applyACLs(r)
 	default:
 		return fmt.Errorf("unknown metadata operation %d", r.Op)
 	}
@@ -201,6 +197,8 @@ func (st *metaState) apply(r *metaRecord) error {
 // growth is how much r would add to st.bytes (0 when it adds nothing).
 func (st *metaState) growth(r *metaRecord) int64 {
 	switch r.Op {
+	case opCreateACLs:
+		return st.aclGrowth(r.ACLs)
 	case opCreateTopic:
 		if r.Topic != nil {
 			return topicBytes(r.Topic)
@@ -211,8 +209,6 @@ func (st *metaState) growth(r *metaRecord) int64 {
 		if t := st.topics[r.Name]; t != nil {
 			return configsBytes(r.Configs) - configsBytes(t.Configs)
 		}
-	case opCreateACLs:
-		return st.aclGrowth(r.ACLs)
 	}
 	return 0
 }

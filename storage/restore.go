@@ -158,6 +158,7 @@ func (s *Store) Snapshot() tier.MetaSnapshot {
 		snap.Topics = append(snap.Topics, st)
 	}
 	sort.Slice(snap.Topics, func(i, j int) bool { return snap.Topics[i].Name < snap.Topics[j].Name })
+	snap.ACLs = encodeACLs(s.ACLs())
 
 	pms := make([]producerMap, len(s.shards))
 	for i, sh := range s.shards {
@@ -188,7 +189,6 @@ func (s *Store) Snapshot() tier.MetaSnapshot {
 		return int(max(-1, min(1, a.pid-b.pid)))
 	})
 	snap.Producers = encodeProducerSnapshot(limit, ps)
-	snap.ACLs = encodeACLs(s.ACLs())
 	return snap
 }
 
@@ -209,11 +209,11 @@ func (s *Store) Restore(snap *tier.MetaSnapshot, next map[tier.Partition]int64) 
 	if snap == nil {
 		return errors.New("storage: restore: no snapshot")
 	}
-	limit, prods, err := decodeProducerSnapshot(snap.Producers)
+	acls, err := decodeACLs(snap.ACLs)
 	if err != nil {
 		return fmt.Errorf("storage: restore: %w", err)
 	}
-	acls, err := decodeACLs(snap.ACLs)
+	limit, prods, err := decodeProducerSnapshot(snap.Producers)
 	if err != nil {
 		return fmt.Errorf("storage: restore: %w", err)
 	}
@@ -268,6 +268,11 @@ func (s *Store) Restore(snap *tier.MetaSnapshot, next map[tier.Partition]int64) 
 		if err := s.checkTotal(total); err != nil {
 			return nil, err
 		}
+		if len(acls) > 0 {
+			if _, err := s.changeLocked(&metaRecord{Op: opCreateACLs, ACLs: acls}, nil); err != nil {
+				return nil, err
+			}
+		}
 		type restored struct {
 			st  *tier.SnapshotTopic
 			mps []metaPartition
@@ -284,11 +289,6 @@ func (s *Store) Restore(snap *tier.MetaSnapshot, next map[tier.Partition]int64) 
 			}
 			all = append(all, restored{st, slices.Clone(mt.Partitions)})
 			if _, err := s.changeLocked(&metaRecord{Op: opCreateTopic, Topic: mt}, nil); err != nil {
-				return nil, err
-			}
-		}
-		if len(acls) > 0 {
-			if _, err := s.changeLocked(&metaRecord{Op: opCreateACLs, ACLs: acls}, nil); err != nil {
 				return nil, err
 			}
 		}

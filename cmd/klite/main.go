@@ -288,9 +288,9 @@ func serve(cfg Config, root zerolog.Logger) error {
 		RetentionMs:              cfg.RetentionMs,
 		RetentionBytes:           cfg.RetentionBytes,
 		RetentionCheckIntervalMs: cfg.RetentionCheckInterval.Milliseconds(),
-		Groups:                   groups,
 		Authorizer:               authorizer(cfg),
 		ACLStore:                 store,
+		Groups:                   groups,
 	}, store)
 	late.h.Store(handler)
 	// Long-polling fetches are answered first (with what they have), so the
