@@ -152,6 +152,8 @@ type Handler struct {
 	// warn is log, sampled: clients breaking the protocol.
 	warn zerolog.Logger
 
+	acls aclState // ACL changes (authz.go)
+
 	// apiKeys is the ApiVersions list, built once from the registry.
 	apiKeys []kmsg.ApiVersionsResponseApiKey
 	// nodeReplicas is []int32{NodeID}, shared read-only by every partition
@@ -161,7 +163,6 @@ type Handler struct {
 	// alterMu serializes the config read-modify-write of AlterConfigs and
 	// IncrementalAlterConfigs (configs.go), so concurrent changes are not lost.
 	alterMu sync.Mutex
-	acls    aclState // authz.go
 
 	fetchRunner runner // reads for fetches, at most cfg.FetchWorkers at once
 	// produceRunner validates produce records off the event loop
