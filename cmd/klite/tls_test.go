@@ -118,6 +118,26 @@ func TestTLSFranz(t *testing.T) {
 		t.Fatalf("PLAINTEXT listener's Metadata gave %s, want %s", got, tb.plainAdv)
 	}
 
+	// DescribeConfigs lists every listener, bound and advertised.
+	bcs, err := kadm.NewClient(sslCl).DescribeBrokerConfigs(testContext(t, 30*time.Second), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bc, err := bcs.On("1", nil)
+	if err != nil || bc.Err != nil {
+		t.Fatalf("describe broker 1: %v %v", err, bc.Err)
+	}
+	got := map[string]string{}
+	for _, c := range bc.Configs {
+		got[c.Key] = c.MaybeValue()
+	}
+	if want := "PLAINTEXT://" + tb.plain + ",SSL://" + tb.ssl; got["listeners"] != want {
+		t.Errorf("listeners %q, want %q", got["listeners"], want)
+	}
+	if want := "PLAINTEXT://" + tb.plainAdv + ",SSL://" + tb.sslAdv; got["advertised.listeners"] != want {
+		t.Errorf("advertised.listeners %q, want %q", got["advertised.listeners"], want)
+	}
+
 	const topic, n = "tls-franz", 3000
 	createTopic(t, kadm.NewClient(sslCl), topic, 2)
 	ctx := testContext(t, 2*time.Minute)
