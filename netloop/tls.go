@@ -135,17 +135,27 @@ func (p *tlsPipe) Read(b []byte) (int, error) {
 }
 
 func (p *tlsPipe) Write(b []byte) (int, error) {
+	n0 := len(b)
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
 		return 0, net.ErrClosed
 	}
-	p.out = appendPooled(p.out, b)
+	if p.onLoop && p.out == nil {
+		// Nothing queued: try the socket first and keep only what it
+		// does not take (an error shows again when drain retries).
+		if n, _ := unix.Write(p.gc.Fd(), b); n > 0 {
+			b = b[n:]
+		}
+	}
+	if len(b) > 0 {
+		p.out = appendPooled(p.out, b)
+	}
 	p.mu.Unlock()
 	if !p.onLoop {
 		p.sched() // the loop writes it (flush drains out first)
 	}
-	return len(b), nil
+	return n0, nil
 }
 
 // Close ends the pipe: a waiting Read returns, later Writes fail. crypto/tls

@@ -347,3 +347,33 @@ func FuzzTLSListenerInput(f *testing.F) {
 		}
 	})
 }
+
+// TestTLSStalledReader: a TLS client that stops reading fills the socket;
+// the connection parks with ciphertext pending and, once the client reads
+// again, every byte arrives in order (file parts and byte parts).
+func TestTLSStalledReader(t *testing.T) {
+	f, data := tempFile(t, 8<<20)
+	cfg, ca := tlsListeners(t, nil)
+	s := startServer(t, cfg, &fileHandler{f: f})
+	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		return rc.Control(func(fd uintptr) {
+			_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 16<<10)
+		})
+	}}
+	raw, err := d.Dial("tcp", s.Addrs()[1].String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := tls.Client(raw, &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1"})
+	defer conn.Close()
+	c := &client{t: t, c: conn, br: bufio.NewReader(conn)}
+	c.send([]byte(fmt.Sprint(0, " ", len(data))))
+	c.send([]byte("echo after"))
+	waitFor(t, "a parked write", func() bool { return s.Stats().WriteParks > 0 })
+	if got := c.read(); !bytes.Equal(got, append(append([]byte("head"), data...), "tail"...)) {
+		t.Fatalf("got %d bytes, want %d", len(got), len(data)+8)
+	}
+	if got := string(c.read()); got != "echo after" {
+		t.Fatalf("got %q", got)
+	}
+}
