@@ -169,7 +169,7 @@ func (c *conn) parse() (dispatched int) {
 		}
 	}
 
-	held := c.p.pending() && !c.closing
+	held := (c.p.pending() || (c.tls != nil && c.tls.outFull)) && !c.closing
 	if held != c.held {
 		c.held = held
 		if held {

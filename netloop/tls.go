@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"sync"
 	"time"
@@ -68,6 +69,8 @@ type tlsState struct {
 	// loop only
 	ready    bool  // handshake finished: tc is driven on the loop
 	err      error // a read failed for good (bad record, alert, EOF)
+	outCap   int   // Config.MaxOutboundBytes
+	outFull  bool  // reading stopped: ciphertext past outCap waits for the socket
 	plain    *[]byte
 	plainOff int
 	plainN   int
@@ -97,7 +100,7 @@ type tlsPipe struct {
 }
 
 func newTLSState(c *conn, cfg *tls.Config) *tlsState {
-	t := &tlsState{start: time.Now()}
+	t := &tlsState{start: time.Now(), outCap: int(min(c.s.cfg.MaxOutboundBytes, math.MaxInt32))}
 	t.pipe = tlsPipe{gc: c.gc, sched: c.schedule, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	t.tc = tls.Server(&t.pipe, cfg)
 	return t
@@ -239,6 +242,16 @@ func (t *tlsState) outPending() bool {
 	return t.pipe.out != nil
 }
 
+// outBytes is the ciphertext waiting for the socket. Loop only.
+func (t *tlsState) outBytes() int {
+	t.pipe.mu.Lock()
+	defer t.pipe.mu.Unlock()
+	if t.pipe.out == nil {
+		return 0
+	}
+	return len(*t.pipe.out) - t.pipe.outOff
+}
+
 // drain writes pending ciphertext to the socket. Loop only.
 func (c *conn) drainTLS() (writeStatus, error) {
 	p := &c.tls.pipe
@@ -343,8 +356,16 @@ func (t *tlsState) fill() bool {
 
 // read decrypts into b (at least a record long); a failure other than
 // "no whole record yet" is kept in t.err. Loop only.
+//
+// Reading can make crypto/tls write (a KeyUpdate answered, an alert), and
+// a peer that asks for those and never reads would pile ciphertext up in
+// the pipe: while more than outCap of it waits, nothing is decrypted, and
+// the connection is held like one whose responses pass the outbound cap.
 func (t *tlsState) read(b []byte) int {
 	if t.err != nil {
+		return 0
+	}
+	if t.outFull = t.outBytes() > t.outCap; t.outFull {
 		return 0
 	}
 	n, err := t.tc.Read(b)

@@ -1,0 +1,159 @@
+package netloop
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/sha256"
+	"crypto/sha512"
+	"crypto/tls"
+	"encoding/binary"
+	"encoding/hex"
+	"hash"
+	"net"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// tls13Writer encrypts TLS 1.3 records the way a client holding its
+// application traffic secret would, so a test can send what crypto/tls
+// clients never do (KeyUpdate requests, one at a time).
+type tls13Writer struct {
+	t       testing.TB
+	newHash func() hash.Hash
+	keyLen  int
+	secret  []byte
+	aead    cipher.AEAD
+	iv      []byte
+	seq     uint64
+}
+
+func expandLabel(t testing.TB, h func() hash.Hash, secret []byte, label string, n int) []byte {
+	full := "tls13 " + label
+	info := []byte{byte(n >> 8), byte(n), byte(len(full))}
+	info = append(info, full...)
+	info = append(info, 0) // empty context
+	out, err := hkdf.Expand(h, secret, string(info), n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func (w *tls13Writer) setSecret(secret []byte) {
+	w.secret = secret
+	key := expandLabel(w.t, w.newHash, secret, "key", w.keyLen)
+	w.iv = expandLabel(w.t, w.newHash, secret, "iv", 12)
+	b, err := aes.NewCipher(key)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	if w.aead, err = cipher.NewGCM(b); err != nil {
+		w.t.Fatal(err)
+	}
+	w.seq = 0
+}
+
+// record appends one protected record carrying content of type typ.
+func (w *tls13Writer) record(dst []byte, typ byte, content []byte) []byte {
+	inner := append(append([]byte{}, content...), typ)
+	n := len(inner) + w.aead.Overhead()
+	hdr := []byte{23, 3, 3, byte(n >> 8), byte(n)}
+	nonce := append([]byte{}, w.iv...)
+	for i := 0; i < 8; i++ {
+		nonce[4+i] ^= byte(w.seq >> (56 - 8*i))
+	}
+	w.seq++
+	dst = append(dst, hdr...)
+	return w.aead.Seal(dst, nonce, inner, hdr)
+}
+
+// keyUpdate appends a KeyUpdate asking the peer to update too, then moves
+// to the next traffic secret (RFC 8446 4.6.3, 7.2).
+func (w *tls13Writer) keyUpdate(dst []byte) []byte {
+	dst = w.record(dst, 22, []byte{24, 0, 0, 1, 1})
+	w.setSecret(expandLabel(w.t, w.newHash, w.secret, "traffic upd", len(w.secret)))
+	return dst
+}
+
+// keyLog keeps the client's application traffic secret.
+type keyLog struct{ secret []byte }
+
+func (k *keyLog) Write(b []byte) (int, error) {
+	f := strings.Fields(string(b))
+	if len(f) == 3 && f[0] == "CLIENT_TRAFFIC_SECRET_0" {
+		k.secret, _ = hex.DecodeString(f[2])
+	}
+	return len(b), nil
+}
+
+// TestTLSKeyUpdateFlood: a TLS 1.3 client that asks for a KeyUpdate again
+// and again (keeping crypto/tls's limit of non-advancing records at bay with
+// one byte of a frame now and then) and never reads makes the server write
+// a KeyUpdate of its own for each. That ciphertext is no response, so the
+// outbound cap must still hold it: the server stops decrypting while it is
+// past MaxOutboundBytes, and the client that keeps sending is closed at the
+// inbound cap, as a plaintext one that never reads.
+func TestTLSKeyUpdateFlood(t *testing.T) {
+	cfg, ca := tlsListeners(t, &tls.Config{MinVersion: tls.VersionTLS13})
+	cfg.MaxFrameBytes = 64 << 20
+	cfg.MaxOutboundBytes = 64 << 10
+	cfg.MaxInboundBufferedBytes = 1 << 20
+	s := startServer(t, cfg, echo)
+
+	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		return rc.Control(func(fd uintptr) {
+			_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+		})
+	}}
+	raw, err := d.Dial("tcp", s.Addrs()[1].String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.Close() })
+	kl := &keyLog{}
+	tc := tls.Client(raw, &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1", KeyLogWriter: kl})
+	if err := tc.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	w := &tls13Writer{t: t}
+	switch cs := tc.ConnectionState().CipherSuite; cs {
+	case tls.TLS_AES_128_GCM_SHA256:
+		w.newHash, w.keyLen = sha256.New, 16
+	case tls.TLS_AES_256_GCM_SHA384:
+		w.newHash, w.keyLen = sha512.New384, 32
+	default:
+		t.Fatalf("cipher suite %s: the test speaks AES-GCM only", tls.CipherSuiteName(cs))
+	}
+	if kl.secret == nil {
+		t.Fatal("no client traffic secret logged")
+	}
+	w.setSecret(kl.secret)
+
+	// One frame that never ends: its size, then a byte per 15 KeyUpdates.
+	var size [4]byte
+	binary.BigEndian.PutUint32(size[:], uint32(cfg.MaxFrameBytes))
+	if _, err := raw.Write(w.record(nil, 23, size[:])); err != nil {
+		t.Fatal(err)
+	}
+	var buf []byte
+	sent := 0
+	for sent < 16<<20 {
+		buf = buf[:0]
+		for range 64 {
+			for range 15 {
+				buf = w.keyUpdate(buf)
+			}
+			buf = w.record(buf, 23, []byte{0})
+		}
+		if _, err := raw.Write(buf); err != nil {
+			break // closed, as it should be
+		}
+		sent += len(buf)
+	}
+	waitFor(t, "inbound overflow close", func() bool { return s.Stats().Closes[CloseInboundOverflow] == 1 })
+	if sent >= 16<<20 {
+		t.Fatalf("sent %d bytes of KeyUpdates unread and the server still reads them", sent)
+	}
+}
