@@ -104,6 +104,19 @@ type Config struct {
 	// Groups is the group coordinator (groups.go); nil answers the group
 	// APIs with COORDINATOR_NOT_AVAILABLE.
 	Groups Groups
+
+	// Users are the SASL users (users.go); nil means none, so every
+	// authentication on a SASL listener fails.
+	Users *Users
+	// SASLAuthTimeout closes a connection on a SASL listener that has not
+	// authenticated this long after it opened. 0 means
+	// DefaultSASLAuthTimeout.
+	SASLAuthTimeout time.Duration
+	// SASLMaxReceiveBytes is the largest frame a connection on a SASL
+	// listener may send before it has authenticated (Kafka's
+	// sasl.server.max.receive.size); a larger one closes it. 0 means
+	// DefaultSASLMaxReceiveBytes.
+	SASLMaxReceiveBytes int
 }
 
 func (c *Config) setDefaults() {
@@ -133,6 +146,15 @@ func (c *Config) setDefaults() {
 	}
 	if len(c.Listeners) == 0 {
 		c.Listeners = []Listener{{Protocol: Plaintext, Host: c.AdvertisedHost, Port: c.AdvertisedPort}}
+	}
+	if c.Users == nil {
+		c.Users = NewUsers()
+	}
+	if c.SASLAuthTimeout <= 0 {
+		c.SASLAuthTimeout = DefaultSASLAuthTimeout
+	}
+	if c.SASLMaxReceiveBytes <= 0 {
+		c.SASLMaxReceiveBytes = DefaultSASLMaxReceiveBytes
 	}
 }
 
@@ -171,6 +193,12 @@ type Handler struct {
 	produceTail map[uint64]chan struct{}
 
 	unknownLogged *logOnce // storage errors already logged (errors.go)
+
+	// SASL (sasl.go): per-connection state of connections on SASL
+	// listeners, by connection id, guarded by saslMu.
+	saslMu   sync.Mutex
+	sasl     map[uint64]*saslConn
+	authWarn zerolog.Logger // log, sampled: failed authentications
 }
 
 // New returns a handler serving st.
@@ -186,6 +214,8 @@ func New(cfg Config, st Storage) *Handler {
 		produceTail:   make(map[uint64]chan struct{}),
 		conns:         make(map[uint64]*connPolls),
 		unknownLogged: newLogOnce(maxUnknownLogged),
+		sasl:          make(map[uint64]*saslConn),
+		authWarn:      authWarnSampler(log),
 	}
 	h.fetchRunner.max = cfg.FetchWorkers
 	h.produceRunner.max = 2 * runtime.GOMAXPROCS(0)
@@ -276,6 +306,9 @@ type request struct {
 func (h *Handler) Serve(nr *netloop.Request) {
 	r := &request{nr: nr}
 	defer h.recoverTo(r)
+	if h.listenerOf(nr.Conn).Protocol.SASL() && h.saslGate(r) {
+		return // pre-authentication gate (sasl.go)
+	}
 
 	f := nr.Frame
 	if len(f) < requestHeaderBytes {

@@ -250,6 +250,9 @@ func (e *events) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	gc.SetContext(c)
 	s.st.connsOpen.Add(1)
 	s.log.Debug().Uint64("conn", c.info.ID).Stringer("remote", c.info.Remote).Msg("open")
+	if o, ok := s.h.(Opener); ok {
+		o.ConnOpened(Conn{c})
+	}
 	return nil, gnet.None
 }
 

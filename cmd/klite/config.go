@@ -63,6 +63,10 @@ type Config struct {
 	IdleTimeout         time.Duration
 	MaxConns            int
 
+	SASLUsersFile   string        // user:password lines; empty: no users from a file
+	SASLAuthTimeout time.Duration // SASL listeners: close connections not authenticated by then
+	SASLMaxReceive  int           // SASL listeners: largest frame before authentication
+
 	ShutdownTimeout time.Duration
 	PprofAddr       string
 	WALTrace        string // file for the WAL's trace events; empty: off
@@ -140,6 +144,9 @@ func defaultConfig() Config {
 		IdleTimeout:         10 * time.Minute,
 		MaxConns:            0,
 
+		SASLAuthTimeout: kafka.DefaultSASLAuthTimeout,
+		SASLMaxReceive:  kafka.DefaultSASLMaxReceiveBytes,
+
 		ShutdownTimeout: 30 * time.Second,
 
 		RetentionMs:            604800000, // log.retention.hours=168
@@ -201,7 +208,7 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("klite", flag.ContinueOnError)
 	fs.SetOutput(out)
 
-	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "`[PROTOCOL://]host:port` to listen on; port 0 picks a free port. PROTOCOL is PLAINTEXT (the default)")
+	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "`[PROTOCOL://]host:port` to listen on; port 0 picks a free port. PROTOCOL is PLAINTEXT (the default) or SASL_PLAINTEXT")
 	fs.StringVar(&cfg.Advertise, "advertise", cfg.Advertise, "`host:port` returned to clients in Metadata. Empty: the listen address, with 127.0.0.1\nwhen the listen host is empty or unspecified (0.0.0.0, ::) and the bound port when it is 0 or omitted.\nSet it whenever clients connect from other machines")
 	fs.StringVar(&cfg.WALDir, "wal", cfg.WALDir, "data `dir`ectory for the write-ahead log and metadata")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "log `level`: trace, debug, info, warn, error")
@@ -232,6 +239,9 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&cfg.MaxFetchWait, "max-fetch-wait", cfg.MaxFetchWait, "longest a fetch waits for data, whatever its MaxWaitMs asks (clients give up after request.timeout.ms, 30s)")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "close connections idle this long; 0 never (connections.max.idle.ms)")
 	fs.IntVar(&cfg.MaxConns, "max-conns", cfg.MaxConns, "most open client connections; 0 means as many as the open-file limit allows, less a reserve for segment files; clients past the cap are closed at once")
+	fs.StringVar(&cfg.SASLUsersFile, "sasl-users-file", cfg.SASLUsersFile, "`file` of user:password lines, the SASL users (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) that exist at startup;\nkept in memory only as salted SCRAM credentials. Blank lines and lines starting with # are skipped")
+	fs.IntVar(&cfg.SASLMaxReceive, "sasl-max-receive-bytes", cfg.SASLMaxReceive, "on SASL listeners, the largest request in `bytes` a client may send before it has authenticated;\na larger one closes the connection (sasl.server.max.receive.size)")
+	fs.DurationVar(&cfg.SASLAuthTimeout, "sasl-auth-timeout", cfg.SASLAuthTimeout, "on SASL listeners, close a connection that has not finished authenticating this long after it opened")
 	fs.StringVar(&cfg.WALTrace, "wal-trace", cfg.WALTrace, "write one JSON line per WAL step (group commit write, fdatasync, acknowledgement, segment roll,\npreparation and zero-fill step, checkpoint) to this `file`, for finding what a latency spike was; about 100 bytes\nper event, thousands of events a second under load, never rotated: for a diagnosis, not to leave on; empty: off")
 	fs.StringVar(&cfg.PprofAddr, "pprof-addr", cfg.PprofAddr, "serve Go's net/http/pprof profiles on this `host:port` (e.g. 127.0.0.1:6060); empty: off")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long a graceful stop waits for in-flight requests, and with -s3-bucket for the final upload")
@@ -372,6 +382,12 @@ func (c *Config) validate() error {
 	if c.MaxFetchWait < time.Millisecond {
 		bad("-max-fetch-wait must be at least 1ms")
 	}
+	if c.SASLAuthTimeout <= 0 {
+		bad("-sasl-auth-timeout must be > 0")
+	}
+	if c.SASLMaxReceive <= 0 {
+		bad("-sasl-max-receive-bytes must be > 0")
+	}
 	if c.IdleTimeout < 0 {
 		bad("-idle-timeout must be >= 0")
 	}
@@ -467,7 +483,7 @@ func parseListen(s string) (kafka.SecurityProtocol, string, error) {
 	if strings.Contains(addr, ",") {
 		return "", "", errors.New("one listener for now")
 	}
-	if proto != kafka.Plaintext { // issue 11: SASL and TLS listeners come next
+	if proto.TLS() { // issue 11: TLS listeners come next
 		return "", "", fmt.Errorf("%s is not built yet", proto)
 	}
 	if _, _, err := net.SplitHostPort(addr); err != nil {

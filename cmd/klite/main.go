@@ -228,6 +228,14 @@ func serve(cfg Config, root zerolog.Logger) error {
 
 	// netloop needs a handler before it binds, and the kafka handler needs the
 	// bound port (with -listen :0), so the handler is attached after Start.
+	users := kafka.NewUsers()
+	if cfg.SASLUsersFile != "" {
+		n, err := loadUsersFile(cfg.SASLUsersFile, users)
+		if err != nil {
+			return errors.Join(fmt.Errorf("-sasl-users-file: %w", err), stack.close())
+		}
+		log.Info().Int("users", n).Str("file", cfg.SASLUsersFile).Msg("SASL users loaded")
+	}
 	late := &lateHandler{}
 	maxConns := connCap(cfg.MaxConns, log)
 	proto, listenAddr, _ := parseListen(cfg.Listen) // validated
@@ -288,6 +296,9 @@ func serve(cfg Config, root zerolog.Logger) error {
 		RetentionBytes:           cfg.RetentionBytes,
 		RetentionCheckIntervalMs: cfg.RetentionCheckInterval.Milliseconds(),
 		Groups:                   groups,
+		Users:                    users,
+		SASLAuthTimeout:          cfg.SASLAuthTimeout,
+		SASLMaxReceiveBytes:      cfg.SASLMaxReceive,
 	}, store)
 	late.h.Store(handler)
 	// Long-polling fetches are answered first (with what they have), so the
@@ -395,6 +406,18 @@ func (l *lateHandler) Serve(req *netloop.Request) {
 		return
 	}
 	h.Serve(req)
+}
+
+// ConnOpened implements netloop.Opener. A connection opened before the
+// handler is attached is closed, as its requests would be: the handler
+// could not have started its authentication deadline.
+func (l *lateHandler) ConnOpened(c netloop.Conn) {
+	h := l.h.Load()
+	if h == nil {
+		c.Close()
+		return
+	}
+	h.ConnOpened(c)
 }
 
 // clusterIDFile keeps the generated cluster id stable across restarts.
