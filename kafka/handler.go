@@ -108,6 +108,9 @@ type Config struct {
 	// Users are the SASL users (users.go); nil means none, so every
 	// authentication on a SASL listener fails.
 	Users *Users
+	// UserStore keeps the users that AlterUserScramCredentials changes;
+	// nil keeps changes in memory only.
+	UserStore UserStore
 	// SASLAuthTimeout closes a connection on a SASL listener that has not
 	// authenticated this long after it opened. 0 means
 	// DefaultSASLAuthTimeout.
@@ -175,6 +178,9 @@ type Handler struct {
 	// alterMu serializes the config read-modify-write of AlterConfigs and
 	// IncrementalAlterConfigs (configs.go), so concurrent changes are not lost.
 	alterMu sync.Mutex
+	// usersMu serializes AlterUserScramCredentials, so Users and
+	// UserStore see changes in the same order.
+	usersMu sync.Mutex
 
 	fetchRunner runner // reads for fetches, at most cfg.FetchWorkers at once
 	// produceRunner validates produce records off the event loop

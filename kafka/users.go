@@ -16,6 +16,8 @@ import (
 	"hash"
 	"sort"
 	"sync"
+
+	"github.com/klite/klite/storage"
 )
 
 // SASL mechanism names, as clients send them in SaslHandshake.
@@ -243,4 +245,64 @@ func (u *Users) verifyPlain(name, password string) bool {
 	}
 	got := ScramCredentialFromSalted(c.Mechanism, c.Salt, salted, c.Iterations)
 	return hmac.Equal(got.StoredKey, c.StoredKey) && found
+}
+
+// Verify reports whether password derives c.
+func (c ScramCredential) Verify(password string) bool {
+	h := c.Mechanism.hash()
+	salted, err := pbkdf2.Key(h, password, c.Salt, int(c.Iterations), h().Size())
+	if err != nil {
+		return false
+	}
+	return hmac.Equal(ScramCredentialFromSalted(c.Mechanism, c.Salt, salted, c.Iterations).StoredKey, c.StoredKey)
+}
+
+// UserStore keeps SASL users durably (storage.Store implements it): a
+// change returns once it is fsynced.
+type UserStore interface {
+	ScramCredentials() []storage.ScramCredential
+	SetScramCredential(storage.ScramCredential) error
+	DeleteScramCredential(user string, mechanism int8) error
+}
+
+func (c ScramCredential) stored(user string) storage.ScramCredential {
+	return storage.ScramCredential{User: user, Mechanism: int8(c.Mechanism), Iterations: c.Iterations,
+		Salt: c.Salt, StoredKey: c.StoredKey, ServerKey: c.ServerKey}
+}
+
+// Load adds the credentials kept in a UserStore.
+func (u *Users) Load(cs []storage.ScramCredential) {
+	for _, c := range cs {
+		m := ScramMechanism(c.Mechanism)
+		if m.Name() == "" {
+			continue
+		}
+		u.Set(c.User, ScramCredential{Mechanism: m, Iterations: c.Iterations, Salt: c.Salt, StoredKey: c.StoredKey, ServerKey: c.ServerKey})
+	}
+}
+
+// Seed makes sure name has credentials for both mechanisms derived from
+// password, in u and durably in st (when st is set): a user from
+// -sasl-users-file. Credentials that already match the password are kept
+// (a restart writes nothing); others are replaced.
+func (u *Users) Seed(st UserStore, name, password string, iterations int32) error {
+	if name == "" {
+		return ErrBadUsersFile
+	}
+	for _, m := range scramMechanisms {
+		if c, ok := u.Get(name, m); ok && c.Verify(password) {
+			continue
+		}
+		c, err := NewScramCredential(m, password, iterations)
+		if err != nil {
+			return fmt.Errorf("kafka: user %q: %w", name, err)
+		}
+		if st != nil {
+			if err := st.SetScramCredential(c.stored(name)); err != nil {
+				return fmt.Errorf("kafka: user %q: %w", name, err)
+			}
+		}
+		u.Set(name, c)
+	}
+	return nil
 }

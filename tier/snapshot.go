@@ -27,6 +27,9 @@ type MetaSnapshot struct {
 	Topics    []SnapshotTopic
 	Producers []byte
 	Offsets   []byte
+	// Users are the SASL users' SCRAM credentials, opaque here (storage
+	// encodes them). Empty in snapshots before version 3.
+	Users []byte
 }
 
 // SnapshotTopic is one topic of a MetaSnapshot.
@@ -47,12 +50,14 @@ type SnapshotTopic struct {
 //	|         log start count u32 (<= partitions) | log starts i64 |
 //	| producers length u32 | producers | offsets length u32 | offsets |
 //	| cluster id length u16 | cluster id |                 (version 2 on; absent in 1)
+//	| users length u32 | users |                          (version 3 on)
 //	| CRC-32C u32 of everything before |
 //
-// Version 1 snapshots (no cluster id) still decode.
+// Version 1 snapshots (no cluster id) and version 2 (no users) still decode.
 const (
 	snapshotMagic          = 0x4b4c5453 // "KLTS"
-	snapshotVersion        = 2
+	snapshotVersion        = 3
+	snapshotVersion2       = 2 // without the users
 	snapshotVersion1       = 1 // without the cluster id
 	maxClusterIDBytes      = 1 << 10
 	maxSnapshotTopics      = 1 << 20
@@ -72,7 +77,7 @@ func EncodeSnapshot(s *MetaSnapshot) ([]byte, error) {
 	if len(s.Topics) > maxSnapshotTopics {
 		return nil, fmt.Errorf("tier: snapshot of %d topics", len(s.Topics))
 	}
-	if int64(len(s.Producers)) > maxVersionBytes/4 || int64(len(s.Offsets)) > maxVersionBytes/4 {
+	if int64(len(s.Producers)) > maxVersionBytes/4 || int64(len(s.Offsets)) > maxVersionBytes/4 || int64(len(s.Users)) > maxVersionBytes/4 {
 		return nil, errors.New("tier: snapshot producer or offset state too large")
 	}
 	b := binary.BigEndian.AppendUint32(nil, snapshotMagic)
@@ -118,6 +123,8 @@ func EncodeSnapshot(s *MetaSnapshot) ([]byte, error) {
 	}
 	b = binary.BigEndian.AppendUint16(b, uint16(len(s.ClusterID)))
 	b = append(b, s.ClusterID...)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(s.Users)))
+	b = append(b, s.Users...)
 	if int64(len(b))+4 > maxVersionBytes {
 		return nil, fmt.Errorf("tier: snapshot of %d bytes", len(b))
 	}
@@ -139,7 +146,7 @@ func DecodeSnapshot(b []byte) (*MetaSnapshot, error) {
 		return nil, fmt.Errorf("%w: bad snapshot magic", ErrCorrupt)
 	}
 	version := body[4]
-	if version != snapshotVersion && version != snapshotVersion1 {
+	if version != snapshotVersion && version != snapshotVersion2 && version != snapshotVersion1 {
 		return nil, fmt.Errorf("%w: snapshot version %d", ErrCorrupt, body[4])
 	}
 	d := snapDec{b: body[8:]}
@@ -196,6 +203,11 @@ func DecodeSnapshot(b []byte) (*MetaSnapshot, error) {
 			d.bad = true
 		} else {
 			s.ClusterID = string(d.take(int(n)))
+		}
+	}
+	if version >= 3 {
+		if un := d.u32(); !d.bad && un > 0 {
+			s.Users = slices.Clone(d.take(int(un)))
 		}
 	}
 	if d.bad || len(d.b) != 0 {

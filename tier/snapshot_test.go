@@ -25,6 +25,7 @@ func testSnapshot() *MetaSnapshot {
 		},
 		Producers: []byte("producer state"),
 		Offsets:   []byte{1, 2, 3},
+		Users:     []byte(`[{"user":"alice"}]`),
 	}
 	s.Topics[0].ID[0], s.Topics[0].ID[15] = 0xde, 0xad
 	s.Topics[1].ID[3] = 7
@@ -77,13 +78,14 @@ func TestSnapshotRoundTrip(t *testing.T) {
 // id was kept) still decodes, with an empty cluster id.
 func TestSnapshotVersion1(t *testing.T) {
 	want := testSnapshot()
-	want.ClusterID = ""
+	want.ClusterID, want.Users = "", nil
 	b, err := EncodeSnapshot(want)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Version 1 is version 2 without the (empty) cluster id's length.
-	v1 := append([]byte(nil), b[:len(b)-4-2]...)
+	// Version 1 is version 3 without the (empty) cluster id's and users'
+	// lengths.
+	v1 := append([]byte(nil), b[:len(b)-4-4-2]...)
 	v1[4] = snapshotVersion1
 	got, err := DecodeSnapshot(appendCRC(v1))
 	if err != nil {
@@ -91,6 +93,26 @@ func TestSnapshotVersion1(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("version 1:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// TestSnapshotVersion2: a version 2 snapshot (written before users were
+// kept) still decodes, without users.
+func TestSnapshotVersion2(t *testing.T) {
+	want := testSnapshot()
+	want.Users = nil
+	b, err := EncodeSnapshot(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2 := append([]byte(nil), b[:len(b)-4-4]...) // without the (empty) users' length
+	v2[4] = snapshotVersion2
+	got, err := DecodeSnapshot(appendCRC(v2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("version 2:\n got %+v\nwant %+v", got, want)
 	}
 }
 

@@ -229,8 +229,9 @@ func serve(cfg Config, root zerolog.Logger) error {
 	// netloop needs a handler before it binds, and the kafka handler needs the
 	// bound port (with -listen :0), so the handler is attached after Start.
 	users := kafka.NewUsers()
+	users.Load(store.ScramCredentials())
 	if cfg.SASLUsersFile != "" {
-		n, err := loadUsersFile(cfg.SASLUsersFile, users)
+		n, err := loadUsersFile(cfg.SASLUsersFile, users, store)
 		if err != nil {
 			return errors.Join(fmt.Errorf("-sasl-users-file: %w", err), stack.close())
 		}
@@ -297,6 +298,7 @@ func serve(cfg Config, root zerolog.Logger) error {
 		RetentionCheckIntervalMs: cfg.RetentionCheckInterval.Milliseconds(),
 		Groups:                   groups,
 		Users:                    users,
+		UserStore:                store,
 		SASLAuthTimeout:          cfg.SASLAuthTimeout,
 		SASLMaxReceiveBytes:      cfg.SASLMaxReceive,
 	}, store)

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -484,5 +485,163 @@ func TestSASLOnPlaintextListener(t *testing.T) {
 	}
 	if resp := c.do(kmsg.NewPtrMetadataRequest()).(*kmsg.MetadataResponse); len(resp.Brokers) != 1 {
 		t.Fatalf("Metadata: %d brokers", len(resp.Brokers))
+	}
+}
+
+// canLogin reports whether u can authenticate with mech (PLAIN or SCRAM).
+func canLogin(t testing.TB, addr, mech string, u saslUser) bool {
+	t.Helper()
+	cl := newFranzSASL(t, addr, mech, u, kgo.RequestRetries(0))
+	defer cl.Close()
+	err := cl.Ping(testContext(t, 30*time.Second))
+	if err != nil && !errors.Is(err, kerr.SaslAuthenticationFailed) {
+		t.Fatalf("%s %s: %v, want success or SASL_AUTHENTICATION_FAILED", mech, u.name, err)
+	}
+	return err == nil
+}
+
+// TestSASLUsersDurable: a SCRAM user created at run time with kadm
+// authenticates, survives kill -9, is gone after its deletion (also after
+// a restart), and Describe shows mechanisms and iterations only.
+func TestSASLUsersDurable(t *testing.T) {
+	b := startSASLBroker(t)
+	cl := newFranzSASL(t, b.addr, "SCRAM-SHA-256", alice)
+	adm := kadm.NewClient(cl)
+	carol := saslUser{"carol", "carol-secret"}
+	ctx := testContext(t, time.Minute)
+
+	altered, err := adm.AlterUserSCRAMs(ctx, nil, []kadm.UpsertSCRAM{
+		{User: carol.name, Mechanism: kadm.ScramSha256, Iterations: 4096, Password: carol.pass},
+		{User: carol.name, Mechanism: kadm.ScramSha512, Iterations: 8192, Password: carol.pass},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := altered[carol.name].Err; err != nil {
+		t.Fatalf("upsert carol: %v", err)
+	}
+	// kadm refuses these itself; the broker must too.
+	bad := kmsg.NewPtrAlterUserSCRAMCredentialsRequest()
+	for _, u := range []struct {
+		name  string
+		mech  int8
+		iters int32
+	}{{"dave", 1, 100}, {"erin", 1, 1 << 20}, {"frank", 3, 4096}, {"gina", 1, 4096}, {"gina", 1, 4096}} {
+		up := kmsg.NewAlterUserSCRAMCredentialsRequestUpsertion()
+		up.Name, up.Mechanism, up.Iterations, up.Salt, up.SaltedPassword = u.name, u.mech, u.iters, []byte("salt"), []byte("salted-password-of-32-bytes-long")
+		bad.Upsertions = append(bad.Upsertions, up)
+	}
+	del := kmsg.NewAlterUserSCRAMCredentialsRequestDeletion()
+	del.Name, del.Mechanism = "nobody", 1
+	bad.Deletions = append(bad.Deletions, del)
+	badResp, err := bad.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int16{"dave": kerr.UnacceptableCredential.Code, "erin": kerr.UnacceptableCredential.Code,
+		"frank": kerr.UnsupportedSaslMechanism.Code, "gina": kerr.DuplicateResource.Code, "nobody": kerr.ResourceNotFound.Code}
+	if len(badResp.Results) != len(want) {
+		t.Fatalf("%d results for %d users", len(badResp.Results), len(want))
+	}
+	for _, res := range badResp.Results {
+		if res.ErrorCode != want[res.User] {
+			t.Errorf("user %s: %v, want %v", res.User, kerr.ErrorForCode(res.ErrorCode), kerr.ErrorForCode(want[res.User]))
+		}
+	}
+	for _, mech := range saslMechs {
+		if !canLogin(t, b.addr, mech, carol) {
+			t.Fatalf("carol cannot log in with %s", mech)
+		}
+	}
+	if canLogin(t, b.addr, "SCRAM-SHA-256", saslUser{"dave", "x"}) {
+		t.Fatal("dave logged in although his credential was refused")
+	}
+
+	described, err := adm.DescribeUserSCRAMs(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := fmt.Sprint(described.Sorted())
+	for _, want := range []string{"alice", "bob", "carol", "SCRAM-SHA-512=iterations=8192", "SCRAM-SHA-256=iterations=4096"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("described users %s lack %q", got, want)
+		}
+	}
+	if d, err := adm.DescribeUserSCRAMs(ctx, "nobody"); err != nil || !errors.Is(d["nobody"].Err, kerr.ResourceNotFound) {
+		t.Errorf("describe nobody: %v %v", d, err)
+	}
+
+	b.kill9()
+	b.restart()
+	adm = kadm.NewClient(newFranzSASL(t, b.addr, "SCRAM-SHA-512", carol))
+	for _, mech := range saslMechs {
+		if !canLogin(t, b.addr, mech, carol) {
+			t.Fatalf("after kill -9: carol cannot log in with %s", mech)
+		}
+	}
+	altered, err = adm.AlterUserSCRAMs(ctx, []kadm.DeleteSCRAM{
+		{User: carol.name, Mechanism: kadm.ScramSha256}, {User: carol.name, Mechanism: kadm.ScramSha512},
+	}, nil)
+	if err != nil || altered[carol.name].Err != nil {
+		t.Fatalf("delete carol: %v %v", err, altered)
+	}
+	for _, mech := range saslMechs {
+		if canLogin(t, b.addr, mech, carol) {
+			t.Fatalf("deleted carol still logs in with %s", mech)
+		}
+	}
+	b.kill9()
+	b.restart()
+	if canLogin(t, b.addr, "SCRAM-SHA-512", carol) {
+		t.Fatal("deleted carol logs in after a restart")
+	}
+	if !canLogin(t, b.addr, "SCRAM-SHA-512", alice) {
+		t.Fatal("alice, from the users file, cannot log in after restarts")
+	}
+	if !b.log.contains(`"users":2`) {
+		t.Error("no users-loaded log line")
+	}
+}
+
+// TestSASLUsersDisasterRecovery: users, from the file and created at run
+// time, are in the bucket's metadata snapshot and come back on an empty
+// data directory, even without the users file.
+func TestSASLUsersDisasterRecovery(t *testing.T) {
+	endpoint := startS3(t)
+	b := startSASLBroker(t, tierFlags(endpoint)...)
+	cl := newFranzSASL(t, b.addr, "SCRAM-SHA-256", alice)
+	adm := kadm.NewClient(cl)
+	ctx := testContext(t, time.Minute)
+	carol := saslUser{"carol", "carol-secret"}
+	altered, err := adm.AlterUserSCRAMs(ctx, nil, []kadm.UpsertSCRAM{{User: carol.name, Mechanism: kadm.ScramSha512, Iterations: 4096, Password: carol.pass}})
+	if err != nil || altered[carol.name].Err != nil {
+		t.Fatalf("upsert carol: %v %v", err, altered)
+	}
+	createTopic(t, adm, "dr-sasl", 1)
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "dr-sasl", Value: []byte("v")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	cl.Close()
+	b.stop() // the final upload and snapshot
+
+	if err := os.RemoveAll(b.dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(b.dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b.args = slices.DeleteFunc(slices.Clone(b.args), func(a string) bool { return a == "-sasl-users-file" || strings.HasSuffix(a, "/users") })
+	b.restart()
+	if !b.log.contains("restored from the bucket") {
+		t.Fatal("no restore logged")
+	}
+	if !canLogin(t, b.addr, "SCRAM-SHA-512", carol) {
+		t.Fatal("carol cannot log in after recovery from the bucket")
+	}
+	if !canLogin(t, b.addr, "PLAIN", alice) {
+		t.Fatal("alice cannot log in after recovery from the bucket")
+	}
+	if canLogin(t, b.addr, "PLAIN", saslUser{carol.name, "wrong"}) {
+		t.Fatal("a wrong password logs in after recovery")
 	}
 }

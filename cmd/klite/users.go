@@ -11,9 +11,11 @@ import (
 
 // loadUsersFile reads -sasl-users-file: one "user:password" a line (the
 // password is everything after the first colon), blank lines and lines
-// starting with # skipped. Only salted SCRAM credentials are kept; the
-// file's bytes are dropped once read.
-func loadUsersFile(path string, users *kafka.Users) (int, error) {
+// starting with # skipped. Each user gets SCRAM credentials for both
+// mechanisms, in users and durably in st, unless st already has ones that
+// match the password. Only salted credentials are kept; the file's bytes
+// are dropped once read.
+func loadUsersFile(path string, users *kafka.Users, st kafka.UserStore) (int, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return 0, err
@@ -30,7 +32,7 @@ func loadUsersFile(path string, users *kafka.Users) (int, error) {
 		if !ok || len(name) == 0 {
 			return 0, fmt.Errorf("%s:%d: %w", path, line, kafka.ErrBadUsersFile)
 		}
-		if err := users.AddPassword(string(name), string(pass), kafka.DefaultScramIterations); err != nil {
+		if err := users.Seed(st, string(name), string(pass), kafka.DefaultScramIterations); err != nil {
 			return 0, fmt.Errorf("%s:%d: %w", path, line, err)
 		}
 		n++
