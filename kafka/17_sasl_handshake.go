@@ -14,8 +14,11 @@ package kafka
 //
 // Differences: Kafka 4.0 dropped v0 (KIP-896); klite keeps it so clients of
 // Kafka 3.x (Sarama before 1.41, kafka-python 2.0) still authenticate.
-// KIP-368 re-authentication is not supported: a handshake after
-// authentication is out of turn.
+// KIP-368: after authentication, a v1 handshake from a client that knows
+// session lifetimes (it authenticated with SaslAuthenticate v1+) starts a
+// re-authentication when -sasl-max-reauth is set, with the same mechanism
+// (another one gets ILLEGAL_SASL_STATE and a close); otherwise it is out
+// of turn.
 
 import (
 	"slices"
@@ -43,6 +46,16 @@ func (h *Handler) saslHandshake(r *request) {
 	}
 	sc.mu.Lock()
 	stage := sc.stage
+	if stage == saslDone && sc.lifetimes && h.cfg.SASLMaxReauth > 0 && r.version >= 1 {
+		if req.Mechanism != sc.mech {
+			sc.mu.Unlock()
+			resp.ErrorCode = kerr.IllegalSaslState.Code
+			r.respondClose(resp)
+			return
+		}
+		sc.reauth = true
+		stage = saslWantHandshake
+	}
 	if stage != saslWantHandshake {
 		sc.mu.Unlock()
 		resp.ErrorCode = kerr.IllegalSaslState.Code

@@ -12,8 +12,11 @@ package kafka
 // connection is closed; after authentication, or on a listener without
 // SASL, ILLEGAL_SASL_STATE and the connection stays open.
 //
-// Differences: SessionLifetimeMillis (v1+) is 0: sessions do not expire and
-// KIP-368 re-authentication is not offered.
+// KIP-368: with Config.SASLMaxReauth set, SessionLifetimeMillis (v1+) is
+// that lifetime; the client re-authenticates on the same connection
+// (SaslHandshake, SaslAuthenticate) before it ends, as the same user, or
+// is closed at its first other request after it. A re-authentication as
+// another user fails like any other. 0 (the default) means no expiry.
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -49,9 +52,10 @@ func (h *Handler) saslAuthenticate(r *request) {
 		return
 	}
 	sc.busy = true
+	sc.authVersion = r.version
 	mech := sc.mech
 	sc.mu.Unlock()
-	h.saslStep(r, sc, req.SASLAuthBytes, func(challenge []byte, ok bool) {
+	h.saslStep(r, sc, req.SASLAuthBytes, func(challenge []byte, ok, done bool) {
 		if !ok {
 			resp.ErrorCode = kerr.SaslAuthenticationFailed.Code
 			msg := saslFailedMessage(mech)
@@ -60,6 +64,9 @@ func (h *Handler) saslAuthenticate(r *request) {
 			return
 		}
 		resp.SASLAuthBytes = challenge
+		if done {
+			resp.SessionLifetimeMillis = h.cfg.SASLMaxReauth.Milliseconds()
+		}
 		r.respond(resp)
 	})
 }

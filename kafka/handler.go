@@ -120,6 +120,11 @@ type Config struct {
 	// sasl.server.max.receive.size); a larger one closes it. 0 means
 	// DefaultSASLMaxReceiveBytes.
 	SASLMaxReceiveBytes int
+	// SASLMaxReauth is Kafka's connections.max.reauth.ms (KIP-368): an
+	// authenticated session lasts this long, SaslAuthenticate v1+ tells
+	// the client so, and a client that has not re-authenticated by then is
+	// closed at its next request. 0: sessions never expire.
+	SASLMaxReauth time.Duration
 }
 
 func (c *Config) setDefaults() {

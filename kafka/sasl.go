@@ -67,6 +67,12 @@ type saslConn struct {
 	conv  *scramConv  // SCRAM exchange in progress; guarded by mu
 	user  string      // the authenticated user; guarded by mu
 	timer *time.Timer // the authentication deadline; nil without one
+
+	// KIP-368 re-authentication, guarded by mu.
+	authVersion int16     // version of the SaslAuthenticate in progress (-1: bare tokens)
+	lifetimes   bool      // the client authenticated with SaslAuthenticate v1+, so it knows session lifetimes
+	expires     time.Time // the session's end; zero: never (-sasl-max-reauth 0)
+	reauth      bool      // a re-authentication is in progress: the user may not change
 }
 
 // ConnOpened implements netloop.Opener: a connection on a SASL listener gets
@@ -143,7 +149,7 @@ func (h *Handler) saslGate(r *request) bool {
 	f := r.nr.Frame
 	switch {
 	case stage == saslDone:
-		return false
+		return h.saslExpired(r, sc)
 	case busy:
 		h.protocolError(r, "request while a SASL token is being checked")
 		return true
@@ -165,6 +171,27 @@ func (h *Handler) saslGate(r *request) bool {
 	return true
 }
 
+// saslExpired enforces KIP-368 on an authenticated connection: once its
+// session has expired, the next request must be a SaslHandshake that
+// starts a re-authentication; anything else closes the connection, as
+// Kafka does. Reports whether it dealt with the frame.
+func (h *Handler) saslExpired(r *request, sc *saslConn) bool {
+	sc.mu.Lock()
+	expires := sc.expires
+	sc.mu.Unlock()
+	if expires.IsZero() || time.Now().Before(expires) {
+		return false
+	}
+	if f := r.nr.Frame; len(f) >= 2 {
+		r.key = int16(binary.BigEndian.Uint16(f))
+		if r.key == saslHandshakeKey {
+			return false
+		}
+	}
+	h.protocolError(r, "request after the SASL session expired without re-authentication (KIP-368)")
+	return true
+}
+
 // saslRawToken serves a bare token frame after a v0 handshake: the answer is
 // a bare token frame too, and a failure closes the connection (the legacy
 // flow has no way to carry an error).
@@ -172,7 +199,8 @@ func (h *Handler) saslRawToken(r *request, sc *saslConn, token []byte) {
 	sc.mu.Lock()
 	sc.busy = true
 	sc.mu.Unlock()
-	h.saslStep(r, sc, token, func(challenge []byte, ok bool) {
+	sc.authVersion = -1
+	h.saslStep(r, sc, token, func(challenge []byte, ok, _ bool) {
 		if !ok {
 			r.close()
 			return
@@ -187,7 +215,7 @@ func (h *Handler) saslRawToken(r *request, sc *saslConn, token []byte) {
 // password, which takes milliseconds, so it runs off the event loop; SCRAM
 // steps are a few HMACs and run inline. sc.busy is set by the caller and
 // cleared before answer runs.
-func (h *Handler) saslStep(r *request, sc *saslConn, token []byte, answer func(challenge []byte, ok bool)) {
+func (h *Handler) saslStep(r *request, sc *saslConn, token []byte, answer func(challenge []byte, ok, done bool)) {
 	sc.mu.Lock()
 	mech, conv := sc.mech, sc.conv
 	sc.mu.Unlock()
@@ -195,8 +223,15 @@ func (h *Handler) saslStep(r *request, sc *saslConn, token []byte, answer func(c
 	finish := func(user string, challenge []byte, ok, done bool) {
 		sc.mu.Lock()
 		sc.busy = false
+		if ok && done && sc.reauth && user != sc.user {
+			ok = false // KIP-368: a session keeps its principal
+		}
 		if ok && done {
-			sc.stage, sc.user, sc.conv = saslDone, user, nil
+			sc.stage, sc.user, sc.conv, sc.reauth = saslDone, user, nil, false
+			sc.lifetimes = sc.authVersion >= 1
+			if h.cfg.SASLMaxReauth > 0 {
+				sc.expires = time.Now().Add(h.cfg.SASLMaxReauth)
+			}
 		}
 		sc.mu.Unlock()
 		if ok && done && sc.timer != nil {
@@ -206,7 +241,7 @@ func (h *Handler) saslStep(r *request, sc *saslConn, token []byte, answer func(c
 			h.authWarn.Warn().Uint64("conn", r.nr.Conn.ID).Stringer("remote", r.nr.Conn.Remote).
 				Str("mechanism", mech).Msg("kafka: SASL authentication failed")
 		}
-		answer(challenge, ok)
+		answer(challenge, ok, done)
 	}
 
 	if mech == MechPlain {
@@ -262,7 +297,7 @@ func (h *Handler) principal(r *request) string {
 		if sc != nil {
 			sc.mu.Lock()
 			defer sc.mu.Unlock()
-			if sc.stage == saslDone {
+			if sc.user != "" { // set once authenticated; kept while re-authenticating
 				return principalUserType + sc.user
 			}
 		}

@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -326,4 +327,71 @@ func clientProof(m ScramMechanism, c ScramCredential, pass, authMsg string) stri
 	proof := make([]byte, len(clientKey))
 	subtle.XORBytes(proof, clientKey, mac.Sum(nil))
 	return base64.StdEncoding.EncodeToString(proof)
+}
+
+// TestSASLReauthentication (KIP-368): the lifetime is announced; an
+// expired session may only re-authenticate, as the same user, and is
+// closed at any other request.
+func TestSASLReauthentication(t *testing.T) {
+	users := NewUsers()
+	for _, u := range []string{"alice", "bob"} {
+		if err := users.AddPassword(u, u+"-secret", MinScramIterations); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hs := newHarness(t, func(c *Config) {
+		c.Listeners = []Listener{{Protocol: SASLPlaintext, Host: "broker.test", Port: 9092}}
+		c.Users, c.SASLMaxReauth = users, time.Hour
+	})
+	login := func(id uint64, user string) (*kmsg.SASLAuthenticateResponse, bool) {
+		t.Helper()
+		if resp, closed := saslHandshake(t, hs, id, 1, MechPlain); resp.ErrorCode != 0 || closed {
+			t.Fatalf("handshake: %v closed %v", kerr.ErrorForCode(resp.ErrorCode), closed)
+		}
+		return saslAuth(t, hs, id, []byte("\x00"+user+"\x00"+user+"-secret"))
+	}
+	expire := func(id uint64) {
+		hs.h.saslMu.Lock()
+		sc := hs.h.sasl[id]
+		hs.h.saslMu.Unlock()
+		sc.mu.Lock()
+		sc.expires = time.Now().Add(-time.Second)
+		sc.mu.Unlock()
+	}
+	md := kmsg.NewPtrMetadataRequest()
+	md.Version = 12
+
+	resp, closed := login(1, "alice")
+	if resp.ErrorCode != 0 || closed || resp.SessionLifetimeMillis != time.Hour.Milliseconds() {
+		t.Fatalf("login: %v, lifetime %d ms", kerr.ErrorForCode(resp.ErrorCode), resp.SessionLifetimeMillis)
+	}
+	// Re-authentication before expiry, and after it.
+	if resp, closed := login(1, "alice"); resp.ErrorCode != 0 || closed {
+		t.Fatalf("re-authentication: %v", kerr.ErrorForCode(resp.ErrorCode))
+	}
+	expire(1)
+	if resp, closed := login(1, "alice"); resp.ErrorCode != 0 || closed {
+		t.Fatalf("re-authentication after expiry: %v", kerr.ErrorForCode(resp.ErrorCode))
+	}
+	if resp := hs.serveOn(1, encodeRequest(md, testCorr)).wait(t); resp.Close {
+		t.Fatal("Metadata after re-authentication closed the connection")
+	}
+	// An expired session that does not re-authenticate is closed.
+	expire(1)
+	if resp := hs.serveOn(1, encodeRequest(md, testCorr)).wait(t); !resp.Close {
+		t.Fatal("Metadata after expiry answered")
+	}
+	// Another user may not take over the session.
+	login(2, "alice")
+	if resp, closed := login(2, "bob"); resp.ErrorCode != kerr.SaslAuthenticationFailed.Code || !closed {
+		t.Fatalf("re-authentication as bob: %v closed %v", kerr.ErrorForCode(resp.ErrorCode), closed)
+	}
+	if got := hs.h.principal(fakeRequest(hs, netloop.ConnInfo{ID: 2})); got != "User:alice" {
+		t.Errorf("principal after a refused re-authentication: %q", got)
+	}
+	// Nor may the mechanism change.
+	login(3, "alice")
+	if resp, closed := saslHandshake(t, hs, 3, 1, MechScram256); resp.ErrorCode != kerr.IllegalSaslState.Code || !closed {
+		t.Fatalf("re-authentication with another mechanism: %v closed %v", kerr.ErrorForCode(resp.ErrorCode), closed)
+	}
 }

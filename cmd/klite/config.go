@@ -66,6 +66,7 @@ type Config struct {
 	SASLUsersFile   string        // user:password lines; empty: no users from a file
 	SASLAuthTimeout time.Duration // SASL listeners: close connections not authenticated by then
 	SASLMaxReceive  int           // SASL listeners: largest frame before authentication
+	SASLMaxReauth   time.Duration // KIP-368 session lifetime; 0: sessions never expire
 
 	ShutdownTimeout time.Duration
 	PprofAddr       string
@@ -241,6 +242,7 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.IntVar(&cfg.MaxConns, "max-conns", cfg.MaxConns, "most open client connections; 0 means as many as the open-file limit allows, less a reserve for segment files; clients past the cap are closed at once")
 	fs.StringVar(&cfg.SASLUsersFile, "sasl-users-file", cfg.SASLUsersFile, "`file` of user:password lines: SASL users (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) added at startup to the users\nkept in the metadata (AlterUserScramCredentials manages those at run time), as salted SCRAM credentials only.\nBlank lines and lines starting with # are skipped")
 	fs.IntVar(&cfg.SASLMaxReceive, "sasl-max-receive-bytes", cfg.SASLMaxReceive, "on SASL listeners, the largest request in `bytes` a client may send before it has authenticated;\na larger one closes the connection (sasl.server.max.receive.size)")
+	fs.DurationVar(&cfg.SASLMaxReauth, "sasl-max-reauth", cfg.SASLMaxReauth, "SASL session lifetime (KIP-368, connections.max.reauth.ms): clients re-authenticate on the same connection\nbefore it ends or are closed at their next request after it; 0: sessions never expire")
 	fs.DurationVar(&cfg.SASLAuthTimeout, "sasl-auth-timeout", cfg.SASLAuthTimeout, "on SASL listeners, close a connection that has not finished authenticating this long after it opened")
 	fs.StringVar(&cfg.WALTrace, "wal-trace", cfg.WALTrace, "write one JSON line per WAL step (group commit write, fdatasync, acknowledgement, segment roll,\npreparation and zero-fill step, checkpoint) to this `file`, for finding what a latency spike was; about 100 bytes\nper event, thousands of events a second under load, never rotated: for a diagnosis, not to leave on; empty: off")
 	fs.StringVar(&cfg.PprofAddr, "pprof-addr", cfg.PprofAddr, "serve Go's net/http/pprof profiles on this `host:port` (e.g. 127.0.0.1:6060); empty: off")
@@ -384,6 +386,9 @@ func (c *Config) validate() error {
 	}
 	if c.SASLAuthTimeout <= 0 {
 		bad("-sasl-auth-timeout must be > 0")
+	}
+	if c.SASLMaxReauth < 0 {
+		bad("-sasl-max-reauth must be >= 0")
 	}
 	if c.SASLMaxReceive <= 0 {
 		bad("-sasl-max-receive-bytes must be > 0")

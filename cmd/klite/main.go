@@ -301,6 +301,7 @@ func serve(cfg Config, root zerolog.Logger) error {
 		UserStore:                store,
 		SASLAuthTimeout:          cfg.SASLAuthTimeout,
 		SASLMaxReceiveBytes:      cfg.SASLMaxReceive,
+		SASLMaxReauth:            cfg.SASLMaxReauth,
 	}, store)
 	late.h.Store(handler)
 	// Long-polling fetches are answered first (with what they have), so the

@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -643,5 +644,51 @@ func TestSASLUsersDisasterRecovery(t *testing.T) {
 	}
 	if canLogin(t, b.addr, "PLAIN", saslUser{carol.name, "wrong"}) {
 		t.Fatal("a wrong password logs in after recovery")
+	}
+}
+
+// connectCounter counts franz-go's new broker connections.
+type connectCounter struct{ n atomic.Int64 }
+
+func (c *connectCounter) OnBrokerConnect(_ kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
+	if err == nil {
+		c.n.Add(1)
+	}
+}
+
+// TestSASLReauth (KIP-368): with -sasl-max-reauth, franz-go re-authenticates
+// its connections in place as their sessions run out; the broker accepts
+// that and never has to close them (a closed one would show as a new
+// connection). Each mechanism, producing across several lifetimes.
+func TestSASLReauth(t *testing.T) {
+	const lifetime = 1500 * time.Millisecond
+	b := startSASLBroker(t, "-sasl-max-reauth", lifetime.String())
+	adm := kadm.NewClient(newFranzSASL(t, b.addr, "PLAIN", alice))
+	for _, mech := range saslMechs {
+		t.Run(mech, func(t *testing.T) {
+			topic := "reauth-" + strings.ToLower(mech)
+			createTopic(t, adm, topic, 1)
+			var conns connectCounter
+			cl := newFranzSASL(t, b.addr, mech, alice, kgo.WithHooks(&conns))
+			ctx := testContext(t, time.Minute)
+			if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte("first")}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+			before := conns.n.Load()
+			// Keep producing over three lifetimes: every request after
+			// the first expiry needs a re-authenticated session.
+			for end := time.Now().Add(3 * lifetime); time.Now().Before(end); {
+				if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte("v")}).FirstErr(); err != nil {
+					t.Fatalf("produce across re-authentications: %v", err)
+				}
+				time.Sleep(50 * time.Millisecond) // pacing, not waiting for state
+			}
+			if after := conns.n.Load(); after != before {
+				t.Fatalf("%d new connections while producing: the broker closed sessions instead of re-authenticating them", after-before)
+			}
+		})
+	}
+	if b.log.contains("SASL session expired") {
+		t.Error("the broker closed an expired session")
 	}
 }
