@@ -192,6 +192,9 @@ type Handler struct {
 	// (00_produce.go), two tasks per CPU at once: queued requests cost a
 	// closure rather than a goroutine each, and wait in arrival order.
 	produceRunner runner
+	// plainRunner checks PLAIN passwords (sasl.go), one CPU-bound key
+	// derivation per task, at most GOMAXPROCS at once.
+	plainRunner runner
 
 	mu     sync.Mutex
 	closed bool                  // guarded by mu
@@ -230,6 +233,7 @@ func New(cfg Config, st Storage) *Handler {
 	}
 	h.fetchRunner.max = cfg.FetchWorkers
 	h.produceRunner.max = 2 * runtime.GOMAXPROCS(0)
+	h.plainRunner.max = runtime.GOMAXPROCS(0)
 	h.apiKeys = advertisedKeys()
 	return h
 }
