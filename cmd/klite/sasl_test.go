@@ -22,6 +22,10 @@ import (
 
 	"github.com/IBM/sarama"
 	ckafka "github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	kgokafka "github.com/segmentio/kafka-go"
+	ksasl "github.com/segmentio/kafka-go/sasl"
+	kplain "github.com/segmentio/kafka-go/sasl/plain"
+	kscram "github.com/segmentio/kafka-go/sasl/scram"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -197,6 +201,43 @@ func TestSASLClients(t *testing.T) {
 				checkValues(t, got, saslRecords)
 			})
 		}
+		t.Run("kafka-go/"+mech, func(t *testing.T) {
+			topic := topicFor("kafkago", mech)
+			var m ksasl.Mechanism = kplain.Mechanism{Username: alice.name, Password: alice.pass}
+			if mech != "PLAIN" {
+				algo := kscram.SHA256
+				if mech == "SCRAM-SHA-512" {
+					algo = kscram.SHA512
+				}
+				var err error
+				if m, err = kscram.Mechanism(algo, alice.name, alice.pass); err != nil {
+					t.Fatal(err)
+				}
+			}
+			ctx := testContext(t, time.Minute)
+			w := &kgokafka.Writer{Addr: kgokafka.TCP(b.addr), Topic: topic, RequiredAcks: kgokafka.RequireAll,
+				Transport: &kgokafka.Transport{SASL: m}, BatchTimeout: time.Millisecond}
+			defer w.Close()
+			var msgs []kgokafka.Message
+			for i := range saslRecords {
+				msgs = append(msgs, kgokafka.Message{Value: saslValue(i)})
+			}
+			if err := w.WriteMessages(ctx, msgs...); err != nil {
+				t.Fatalf("produce: %v", err)
+			}
+			r := kgokafka.NewReader(kgokafka.ReaderConfig{Brokers: []string{b.addr}, Topic: topic, Partition: 0, MaxWait: 200 * time.Millisecond,
+				Dialer: &kgokafka.Dialer{Timeout: 10 * time.Second, SASLMechanism: m}})
+			defer r.Close()
+			var got [][]byte
+			for len(got) < saslRecords {
+				msg, err := r.ReadMessage(ctx)
+				if err != nil {
+					t.Fatalf("consume: %v", err)
+				}
+				got = append(got, msg.Value)
+			}
+			checkValues(t, got, saslRecords)
+		})
 		t.Run("kcat/"+mech, func(t *testing.T) {
 			kcat, err := exec.LookPath("kcat")
 			if err != nil {
