@@ -237,12 +237,12 @@ func serve(cfg Config, root zerolog.Logger) error {
 		}
 		log.Info().Int("users", n).Str("file", cfg.SASLUsersFile).Msg("SASL users loaded")
 	}
-	if proto, _, _ := parseListen(cfg.Listen); proto.SASL() && len(users.Names()) == 0 {
-		log.Warn().Msg("SASL listener without users: every authentication fails; give -sasl-users-file")
-	}
 	late := &lateHandler{}
 	maxConns := connCap(cfg.MaxConns, log)
 	proto, listenAddr, _ := parseListen(cfg.Listen) // validated
+	if proto.SASL() && len(users.Names()) == 0 {
+		log.Warn().Msg("SASL listener without users: every authentication fails; give -sasl-users-file")
+	}
 	srv, err := netloop.New(netloop.Config{
 		Addr:                    listenAddr,
 		Loops:                   cfg.Loops,
