@@ -209,9 +209,10 @@ type Handler struct {
 	unknownLogged *logOnce // storage errors already logged (errors.go)
 
 	// SASL (sasl.go): per-connection state of connections on SASL
-	// listeners, by connection id, guarded by saslMu.
-	saslMu   sync.Mutex
-	sasl     map[uint64]*saslConn
+	// listeners, by connection id: uint64 -> *saslConn. A sync.Map: every
+	// request on a SASL listener looks its connection up, from every
+	// event loop, and entries change only when connections open and close.
+	sasl     sync.Map
 	authWarn zerolog.Logger // log, sampled: failed authentications
 }
 
@@ -228,7 +229,6 @@ func New(cfg Config, st Storage) *Handler {
 		produceTail:   make(map[uint64]chan struct{}),
 		conns:         make(map[uint64]*connPolls),
 		unknownLogged: newLogOnce(maxUnknownLogged),
-		sasl:          make(map[uint64]*saslConn),
 		authWarn:      authWarnSampler(log),
 	}
 	h.fetchRunner.max = cfg.FetchWorkers

@@ -61,12 +61,15 @@ const (
 // saslConn is one connection's SASL state.
 type saslConn struct {
 	mu    sync.Mutex
-	stage saslStage   // guarded by mu
-	busy  bool        // a token is being checked off the event loop; guarded by mu
-	mech  string      // chosen in the handshake; guarded by mu
-	conv  *scramConv  // SCRAM exchange in progress; guarded by mu
-	user  string      // the authenticated user; guarded by mu
-	timer *time.Timer // the authentication deadline; nil without one
+	stage saslStage  // guarded by mu
+	busy  bool       // a token is being checked off the event loop; guarded by mu
+	mech  string     // chosen in the handshake; guarded by mu
+	conv  *scramConv // SCRAM exchange in progress; guarded by mu
+	user  string     // the authenticated user; guarded by mu
+	// principal is "User:"+user, made once per authentication so the
+	// per-request principal lookup does not allocate; guarded by mu.
+	principal string
+	timer     *time.Timer // the authentication deadline; nil without one
 
 	// KIP-368 re-authentication, guarded by mu.
 	authVersion int16     // version of the SaslAuthenticate in progress (-1: bare tokens)
@@ -105,15 +108,9 @@ func (h *Handler) newSASLConn(id uint64, ctx context.Context, onDeadline func())
 			}
 		})
 	}
-	h.saslMu.Lock()
-	h.sasl[id] = sc
-	h.saslMu.Unlock()
+	h.sasl.Store(id, sc)
 	context.AfterFunc(ctx, func() {
-		h.saslMu.Lock()
-		if h.sasl[id] == sc {
-			delete(h.sasl, id)
-		}
-		h.saslMu.Unlock()
+		h.sasl.CompareAndDelete(id, sc)
 		if sc.timer != nil {
 			sc.timer.Stop()
 		}
@@ -128,12 +125,17 @@ func (h *Handler) saslConnOf(r *request) *saslConn {
 	if !h.listenerOf(r.nr.Conn).Protocol.SASL() {
 		return nil
 	}
-	h.saslMu.Lock()
-	sc := h.sasl[r.nr.Conn.ID]
-	h.saslMu.Unlock()
+	sc := h.saslConnByID(r.nr.Conn.ID)
 	if sc == nil {
 		sc = h.newSASLConn(r.nr.Conn.ID, r.nr.Context(), nil)
 	}
+	return sc
+}
+
+// saslConnByID is connection id's state, nil if it has none.
+func (h *Handler) saslConnByID(id uint64) *saslConn {
+	v, _ := h.sasl.Load(id)
+	sc, _ := v.(*saslConn)
 	return sc
 }
 
@@ -229,6 +231,7 @@ func (h *Handler) saslStep(r *request, sc *saslConn, token []byte, answer func(c
 		}
 		if ok && done {
 			sc.stage, sc.user, sc.conv, sc.reauth = saslDone, user, nil, false
+			sc.principal = principalUserType + user
 			sc.lifetimes = sc.authVersion >= 1
 			if h.cfg.SASLMaxReauth > 0 {
 				sc.expires = time.Now().Add(h.cfg.SASLMaxReauth)
@@ -296,14 +299,11 @@ func saslFailedMessage(mech string) string {
 // certificate, else "User:ANONYMOUS".
 func (h *Handler) principal(r *request) string {
 	if h.listenerOf(r.nr.Conn).Protocol.SASL() {
-		h.saslMu.Lock()
-		sc := h.sasl[r.nr.Conn.ID]
-		h.saslMu.Unlock()
-		if sc != nil {
+		if sc := h.saslConnByID(r.nr.Conn.ID); sc != nil {
 			sc.mu.Lock()
 			defer sc.mu.Unlock()
-			if sc.user != "" { // set once authenticated; kept while re-authenticating
-				return principalUserType + sc.user
+			if sc.principal != "" { // set once authenticated; kept while re-authenticating
+				return sc.principal
 			}
 		}
 		return principalAnonymous

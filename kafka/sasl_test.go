@@ -296,9 +296,7 @@ func FuzzSASLAuthenticate(f *testing.F) {
 			if closed {
 				return
 			}
-			hs.h.saslMu.Lock()
-			sc := hs.h.sasl[id]
-			hs.h.saslMu.Unlock()
+			sc := hs.h.saslConnByID(id)
 			sc.mu.Lock()
 			done := sc.stage == saslDone
 			sc.mu.Unlock()
@@ -351,9 +349,7 @@ func TestSASLReauthentication(t *testing.T) {
 		return saslAuth(t, hs, id, []byte("\x00"+user+"\x00"+user+"-secret"))
 	}
 	expire := func(id uint64) {
-		hs.h.saslMu.Lock()
-		sc := hs.h.sasl[id]
-		hs.h.saslMu.Unlock()
+		sc := hs.h.saslConnByID(id)
 		sc.mu.Lock()
 		sc.expires = time.Now().Add(-time.Second)
 		sc.mu.Unlock()
