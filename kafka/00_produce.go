@@ -75,6 +75,10 @@ package kafka
 // regardless, as in Kafka). Internal topics (__consumer_offsets,
 // __transaction_state) answer INVALID_TOPIC_EXCEPTION, as Kafka answers a
 // client appending to one.
+//
+// ACLs (-authorizer): WRITE on each topic (TOPIC_AUTHORIZATION_FAILED, checked before the
+// topic's existence) and, for a transactional id, WRITE on it
+// (TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
 
 import (
 	"errors"
@@ -84,6 +88,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/klite/klite/acl"
 	"github.com/klite/klite/netloop"
 	"github.com/klite/klite/storage"
 )
@@ -178,6 +183,7 @@ func (h *Handler) produce(r *request) {
 	h.produceMu.Unlock()
 
 	validAcks := req.Acks == -1 || req.Acks == 0 || req.Acks == 1
+	txnDenied := req.TransactionID != nil && !h.authorized(r, acl.OpWrite, acl.ResourceTransactionalID, *req.TransactionID)
 	for ti := range req.Topics {
 		t := &req.Topics[ti]
 		rt := &p.resp.Topics[ti]
@@ -194,6 +200,13 @@ func (h *Handler) produce(r *request) {
 		} else {
 			info, found = h.st.Topic(t.Topic)
 		}
+		name := t.Topic
+		if r.version >= 13 {
+			name = info.Name
+		}
+		// Kafka authorizes before it looks for the topic (an unknown
+		// topic is not revealed); an unknown topic ID stays unknown.
+		denied := (found || r.version < 13) && !h.authorized(r, acl.OpWrite, acl.ResourceTopic, name)
 		if found && internalTopic(info.Name) || r.version < 13 && internalTopic(t.Topic) {
 			// Kafka's ReplicaManager: clients may not append to internal
 			// topics (checked before the topic's existence).
@@ -214,6 +227,10 @@ func (h *Handler) produce(r *request) {
 			switch {
 			case !validAcks:
 				p.fail(rp, kerr.InvalidRequiredAcks.Code, nil)
+			case txnDenied:
+				p.fail(rp, kerr.TransactionalIDAuthorizationFailed.Code, nil)
+			case denied:
+				p.fail(rp, kerr.TopicAuthorizationFailed.Code, nil)
 			case !found:
 				p.fail(rp, unknown, nil)
 			case !partitionOK(&info, tp.Partition):

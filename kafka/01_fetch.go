@@ -42,6 +42,9 @@ package kafka
 // reads (KIP-392) never redirect (PreferredReadReplica -1). Zstd batches are
 // not hidden from fetch versions before 10 (UNSUPPORTED_COMPRESSION_TYPE);
 // clients that produce zstd fetch with v10+. IsolationLevel is ignored.
+//
+// ACLs (-authorizer): READ on each topic (TOPIC_AUTHORIZATION_FAILED, checked before the
+// topic's existence; an unknown topic ID stays UNKNOWN_TOPIC_ID).
 
 import (
 	"sync"
@@ -50,6 +53,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/klite/klite/acl"
 	"github.com/klite/klite/storage"
 )
 
@@ -125,6 +129,13 @@ func (h *Handler) fetch(r *request) {
 		} else {
 			ft.info, ft.found = h.st.Topic(t.Topic)
 			ft.code = kerr.UnknownTopicOrPartition.Code
+		}
+		name := t.Topic
+		if r.version >= 13 {
+			name = ft.info.Name
+		}
+		if (ft.found || r.version < 13) && !h.authorized(r, acl.OpRead, acl.ResourceTopic, name) {
+			ft.found, ft.code = false, kerr.TopicAuthorizationFailed.Code
 		}
 	}
 	// Reads may touch the disk: never on the event loop.

@@ -23,10 +23,14 @@ package kafka
 // served; Kafka 4 dropped it too. -3 is batch-granular: Kafka returns the
 // exact record with the max timestamp inside the batch. v9+ (-5 latest
 // tiered, KIP-1005) is not served.
+//
+// ACLs (-authorizer): DESCRIBE on each topic (TOPIC_AUTHORIZATION_FAILED).
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/klite/klite/acl"
 )
 
 const listOffsetsKey = 2
@@ -47,10 +51,10 @@ func (h *Handler) listOffsets(r *request) {
 		return
 	}
 	// OffsetForTime may read a time index from disk.
-	h.async(r, func() { r.respond(h.listOffsetsResponse(r.version, req)) })
+	h.async(r, func() { r.respond(h.listOffsetsResponse(r.version, req, h.topicAuthz(r))) })
 }
 
-func (h *Handler) listOffsetsResponse(version int16, req *kmsg.ListOffsetsRequest) *kmsg.ListOffsetsResponse {
+func (h *Handler) listOffsetsResponse(version int16, req *kmsg.ListOffsetsRequest, allowed topicAllowed) *kmsg.ListOffsetsResponse {
 	resp := kmsg.NewPtrListOffsetsResponse()
 	resp.Version = version
 	resp.Topics = make([]kmsg.ListOffsetsResponseTopic, len(req.Topics))
@@ -61,6 +65,7 @@ func (h *Handler) listOffsetsResponse(version int16, req *kmsg.ListOffsetsReques
 		rt.Topic = t.Topic
 		rt.Partitions = make([]kmsg.ListOffsetsResponseTopicPartition, len(t.Partitions))
 		info, found := h.st.Topic(t.Topic)
+		denied := !allowed(acl.OpDescribe, t.Topic)
 		var seen map[int32]int
 		if len(t.Partitions) > 1 {
 			seen = make(map[int32]int, len(t.Partitions))
@@ -76,6 +81,8 @@ func (h *Handler) listOffsetsResponse(version int16, req *kmsg.ListOffsetsReques
 			switch {
 			case seen[p.Partition] > 1:
 				rp.ErrorCode = kerr.InvalidRequest.Code
+			case denied:
+				rp.ErrorCode = kerr.TopicAuthorizationFailed.Code
 			case !found || !partitionOK(&info, p.Partition):
 				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			case version >= 4 && p.CurrentLeaderEpoch > leaderEpoch:

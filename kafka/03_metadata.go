@@ -20,9 +20,15 @@ package kafka
 // UNKNOWN_TOPIC_OR_PARTITION. A topic appears whole or not at all: storage
 // publishes a created topic with all its partitions once it is durable.
 //
-// Authorized operations (KIP-430, v8+): klite has no ACLs, so a client asking
-// gets every operation the resource type supports, as Kafka answers without
-// an authorizer; not asking gets -2147483648.
+// ACLs (-authorizer): a listed topic needs DESCRIBE (else
+// TOPIC_AUTHORIZATION_FAILED), and CREATE on the cluster or the topic to be
+// auto-created (else TOPIC_AUTHORIZATION_FAILED); the all-topics list leaves
+// out the topics that may not be described.
+//
+// Authorized operations (KIP-430, v8+): with ACLs, the operations the
+// principal may perform; without, every operation the resource type
+// supports, as Kafka answers without an authorizer; not asking gets
+// -2147483648.
 //
 // Differences from Apache Kafka: a topic auto-created here is answered in the
 // same response, complete, with no error (Kafka answers LEADER_NOT_AVAILABLE
@@ -33,11 +39,13 @@ package kafka
 
 import (
 	"errors"
+	"slices"
 	"sync"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/klite/klite/acl"
 	"github.com/klite/klite/storage"
 )
 
@@ -64,6 +72,10 @@ func (h *Handler) metadata(r *request) {
 	ln := h.listenerOf(r.nr.Conn)
 	all := req.Topics == nil || (r.version == 0 && len(req.Topics) == 0)
 	autoCreate := h.cfg.AutoCreateTopics && (r.version < 4 || req.AllowAutoTopicCreation)
+	orig, denied := req, h.metadataDenied(r, req, all, autoCreate)
+	if denied != nil {
+		req = hideDenied(req, denied)
+	}
 	if !all && autoCreate {
 		for i := range req.Topics {
 			t := &req.Topics[i]
@@ -71,12 +83,12 @@ func (h *Handler) metadata(r *request) {
 				continue
 			}
 			if _, ok := h.st.Topic(*t.Topic); !ok && autoCreatable(*t.Topic) {
-				h.async(r, func() { r.respond(h.metadataResponse(r.version, req, ln, all, true)) })
+				h.async(r, func() { r.respond(h.metadataAuthz(r, orig, denied, h.metadataResponse(r.version, req, ln, all, true))) })
 				return
 			}
 		}
 	}
-	r.respond(h.metadataResponse(r.version, req, ln, all, false))
+	r.respond(h.metadataAuthz(r, orig, denied, h.metadataResponse(r.version, req, ln, all, false)))
 }
 
 // metadataResponse builds the response; with create, missing topics are
@@ -203,3 +215,87 @@ func (h *Handler) fillTopic(rt *kmsg.MetadataResponseTopic, info *storage.TopicI
 }
 
 var noReplicas = []int32{}
+
+// metadataDenied returns the indexes of the listed topics the principal may
+// not see (nil without an authorizer or for all topics): no DESCRIBE, or a
+// missing topic it may not create.
+func (h *Handler) metadataDenied(r *request, req *kmsg.MetadataRequest, all, autoCreate bool) map[int]bool {
+	if h.cfg.Authorizer == nil || all {
+		return nil
+	}
+	var denied map[int]bool
+	createCluster := -1 // unknown yet
+	for i := range req.Topics {
+		t := &req.Topics[i]
+		var name string
+		info, exists := storage.TopicInfo{}, false
+		if t.Topic == nil {
+			if info, exists = h.st.TopicByID(storage.TopicID(t.TopicID)); !exists {
+				continue // UNKNOWN_TOPIC_ID
+			}
+			name = info.Name
+		} else {
+			name = *t.Topic
+			_, exists = h.st.Topic(name)
+		}
+		ok := h.authorized(r, acl.OpDescribe, acl.ResourceTopic, name)
+		if ok && !exists && autoCreate && t.Topic != nil {
+			if createCluster < 0 {
+				createCluster = 0
+				if h.authorizedCluster(r, acl.OpCreate) {
+					createCluster = 1
+				}
+			}
+			ok = createCluster == 1 || h.authorized(r, acl.OpCreate, acl.ResourceTopic, name)
+		}
+		if !ok {
+			if denied == nil {
+				denied = map[int]bool{}
+			}
+			denied[i] = true
+		}
+	}
+	return denied
+}
+
+// hideDenied returns a copy of req in which the denied topics name nothing
+// (so they are neither looked up nor created).
+func hideDenied(req *kmsg.MetadataRequest, denied map[int]bool) *kmsg.MetadataRequest {
+	c := *req
+	c.Topics = slices.Clone(req.Topics)
+	for i := range denied {
+		c.Topics[i].Topic, c.Topics[i].TopicID = nil, [16]byte{}
+	}
+	return &c
+}
+
+// metadataAuthz applies the authorizer to resp: denied topics answer
+// TOPIC_AUTHORIZATION_FAILED, the all-topics list drops what may not be
+// described, and the authorized-operations fields are filled.
+func (h *Handler) metadataAuthz(r *request, req *kmsg.MetadataRequest, denied map[int]bool, resp *kmsg.MetadataResponse) *kmsg.MetadataResponse {
+	if h.cfg.Authorizer == nil {
+		return resp
+	}
+	for i := range denied {
+		rt := &resp.Topics[i]
+		rt.Default()
+		rt.Topic, rt.TopicID = req.Topics[i].Topic, req.Topics[i].TopicID
+		rt.ErrorCode = kerr.TopicAuthorizationFailed.Code
+	}
+	if req.Topics == nil || (r.version == 0 && len(req.Topics) == 0) {
+		resp.Topics = slices.DeleteFunc(resp.Topics, func(rt kmsg.MetadataResponseTopic) bool {
+			return !h.authorized(r, acl.OpDescribe, acl.ResourceTopic, *rt.Topic)
+		})
+	}
+	if req.IncludeTopicAuthorizedOperations {
+		for i := range resp.Topics {
+			if rt := &resp.Topics[i]; rt.ErrorCode == 0 && rt.Topic != nil {
+				rt.AuthorizedOperations = h.authorizedOps(r, acl.ResourceTopic, *rt.Topic, topicAuthOps)
+			}
+		}
+	}
+	if r.version >= 8 && r.version <= 10 && req.IncludeClusterAuthorizedOperations {
+		resp.AuthorizedOperations = h.authorizedOps(r, acl.ResourceCluster, acl.ClusterName, clusterAuthOps)
+	}
+	return resp
+}

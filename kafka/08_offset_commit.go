@@ -24,6 +24,9 @@ package kafka
 // must be known (UNKNOWN_MEMBER_ID), commit with v9+ (UNSUPPORTED_VERSION)
 // and their current member epoch (STALE_MEMBER_EPOCH). For classic groups
 // v9's member epoch is the generation.
+//
+// ACLs (-authorizer): READ on the group (GROUP_AUTHORIZATION_FAILED) and on each topic
+// (TOPIC_AUTHORIZATION_FAILED), authz_groups.go.
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -40,6 +43,10 @@ func (h *Handler) offsetCommit(r *request) {
 		return
 	}
 	if h.cfg.Groups != nil {
+		if h.cfg.Authorizer != nil {
+			h.offsetCommitAuthz(r, req)
+			return
+		}
 		h.cfg.Groups.OffsetCommit(req, groupRespond[*kmsg.OffsetCommitResponse](r))
 		return
 	}

@@ -13,6 +13,10 @@ package kafka
 // groups as Kafka does: a fetch naming a member needs a known member
 // (UNKNOWN_MEMBER_ID) and its current epoch (STALE_MEMBER_EPOCH), as a
 // group-level error; no member id and epoch -1 (admin clients) always pass.
+//
+// ACLs (-authorizer): DESCRIBE on the group (GROUP_AUTHORIZATION_FAILED) and on each topic
+// (TOPIC_AUTHORIZATION_FAILED; left out of an all-topics fetch),
+// authz_groups.go.
 
 import (
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -28,6 +32,10 @@ func (h *Handler) offsetFetch(r *request) {
 		return
 	}
 	if h.cfg.Groups != nil {
+		if h.cfg.Authorizer != nil {
+			h.offsetFetchAuthz(r, req)
+			return
+		}
 		h.cfg.Groups.OffsetFetch(req, groupRespond[*kmsg.OffsetFetchResponse](r))
 		return
 	}

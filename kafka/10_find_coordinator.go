@@ -13,10 +13,14 @@ package kafka
 // 22_init_producer_id.go): clients stop with a clear error instead of
 // retrying. Any other key type answers INVALID_REQUEST. Without a group
 // coordinator, COORDINATOR_NOT_AVAILABLE.
+//
+// ACLs (-authorizer): DESCRIBE on the group (GROUP_AUTHORIZATION_FAILED, per key).
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/klite/klite/acl"
 )
 
 const findCoordinatorKey = 10
@@ -51,7 +55,16 @@ func (h *Handler) findCoordinator(r *request) {
 		}
 		*node, *host, *port = h.cfg.NodeID, ln.Host, ln.Port
 	}
+	// DESCRIBE on the group (Kafka's table); code is per key from here.
+	shared := code
+	check := func(key string) {
+		code = shared
+		if code == 0 && !h.groupAllowed(r, acl.OpDescribe, key) {
+			code = groupAuthFailed
+		}
+	}
 	if r.version < 4 {
+		check(req.CoordinatorKey)
 		fill(&resp.ErrorCode, &resp.ErrorMessage, &resp.NodeID, &resp.Host, &resp.Port)
 		r.respond(resp)
 		return
@@ -59,6 +72,7 @@ func (h *Handler) findCoordinator(r *request) {
 	for _, key := range req.CoordinatorKeys {
 		c := kmsg.NewFindCoordinatorResponseCoordinator()
 		c.Key = key
+		check(key)
 		fill(&c.ErrorCode, &c.ErrorMessage, &c.NodeID, &c.Host, &c.Port)
 		resp.Coordinators = append(resp.Coordinators, c)
 	}

@@ -22,9 +22,13 @@ package kafka
 // __consumer_offsets max.message.bytes) gets UNKNOWN_SERVER_ERROR, Kafka's
 // answer to a group metadata append over that limit; a group id over 65535
 // bytes, which the offsets log cannot store, gets INVALID_GROUP_ID. Reason (v8+, KIP-800) is accepted and not logged.
+//
+// ACLs (-authorizer): READ on the group (GROUP_AUTHORIZATION_FAILED).
 
 import (
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/klite/klite/acl"
 )
 
 const joinGroupKey = 11
@@ -39,6 +43,12 @@ func (h *Handler) joinGroup(r *request) {
 	if h.cfg.Groups == nil {
 		resp := kmsg.NewPtrJoinGroupResponse()
 		resp.Version, resp.ErrorCode, resp.Generation = r.version, noCoordinator, -1
+		r.respond(resp)
+		return
+	}
+	if !h.groupAllowed(r, acl.OpRead, req.Group) {
+		resp := kmsg.NewPtrJoinGroupResponse()
+		resp.Version, resp.ErrorCode, resp.Generation = r.version, groupAuthFailed, -1
 		r.respond(resp)
 		return
 	}

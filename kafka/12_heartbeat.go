@@ -8,9 +8,13 @@ package kafka
 // for a member the group does not have (or an unknown group, or a
 // consumer-protocol group: it has no classic members),
 // FENCED_INSTANCE_ID for a replaced static member (v3+).
+//
+// ACLs (-authorizer): READ on the group (GROUP_AUTHORIZATION_FAILED).
 
 import (
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/klite/klite/acl"
 )
 
 const heartbeatKey = 12
@@ -25,6 +29,12 @@ func (h *Handler) heartbeat(r *request) {
 	if h.cfg.Groups == nil {
 		resp := kmsg.NewPtrHeartbeatResponse()
 		resp.Version, resp.ErrorCode = r.version, noCoordinator
+		r.respond(resp)
+		return
+	}
+	if !h.groupAllowed(r, acl.OpRead, req.Group) {
+		resp := kmsg.NewPtrHeartbeatResponse()
+		resp.Version, resp.ErrorCode = r.version, groupAuthFailed
 		r.respond(resp)
 		return
 	}

@@ -8,9 +8,13 @@ package kafka
 // member. A removal rebalances the group. Unknown members answer
 // UNKNOWN_MEMBER_ID, a replaced static member FENCED_INSTANCE_ID. Reason
 // (v5+, KIP-800) is accepted.
+//
+// ACLs (-authorizer): READ on the group (GROUP_AUTHORIZATION_FAILED).
 
 import (
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/klite/klite/acl"
 )
 
 const leaveGroupKey = 13
@@ -25,6 +29,12 @@ func (h *Handler) leaveGroup(r *request) {
 	if h.cfg.Groups == nil {
 		resp := kmsg.NewPtrLeaveGroupResponse()
 		resp.Version, resp.ErrorCode = r.version, noCoordinator
+		r.respond(resp)
+		return
+	}
+	if !h.groupAllowed(r, acl.OpRead, req.Group) {
+		resp := kmsg.NewPtrLeaveGroupResponse()
+		resp.Version, resp.ErrorCode = r.version, groupAuthFailed
 		r.respond(resp)
 		return
 	}

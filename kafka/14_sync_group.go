@@ -15,9 +15,13 @@ package kafka
 // -group-metadata-max-bytes is not stored and every member gets
 // UNKNOWN_SERVER_ERROR (Kafka: a group metadata append over
 // __consumer_offsets' max.message.bytes), then the group rebalances.
+//
+// ACLs (-authorizer): READ on the group (GROUP_AUTHORIZATION_FAILED).
 
 import (
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/klite/klite/acl"
 )
 
 const syncGroupKey = 14
@@ -32,6 +36,12 @@ func (h *Handler) syncGroup(r *request) {
 	if h.cfg.Groups == nil {
 		resp := kmsg.NewPtrSyncGroupResponse()
 		resp.Version, resp.ErrorCode = r.version, noCoordinator
+		r.respond(resp)
+		return
+	}
+	if !h.groupAllowed(r, acl.OpRead, req.Group) {
+		resp := kmsg.NewPtrSyncGroupResponse()
+		resp.Version, resp.ErrorCode = r.version, groupAuthFailed
 		r.respond(resp)
 		return
 	}

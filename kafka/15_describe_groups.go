@@ -9,6 +9,10 @@ package kafka
 // GROUP_ID_NOT_FOUND from v6 (KIP-1043); so does a consumer-protocol group
 // (KIP-848: ConsumerGroupDescribe describes those), as in Kafka. AuthorizedOperations (v3+) is
 // always "not requested" (INT32_MIN): klite has no ACLs.
+//
+// ACLs (-authorizer): DESCRIBE on each group (GROUP_AUTHORIZATION_FAILED);
+// IncludeAuthorizedOperations reports the group operations allowed
+// (KIP-430), authz_groups.go.
 
 import (
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -32,6 +36,10 @@ func (h *Handler) describeGroups(r *request) {
 			resp.Groups = append(resp.Groups, dg)
 		}
 		r.respond(resp)
+		return
+	}
+	if h.cfg.Authorizer != nil {
+		h.describeGroupsAuthz(r, req)
 		return
 	}
 	h.cfg.Groups.DescribeGroups(req, groupRespond[*kmsg.DescribeGroupsResponse](r))

@@ -7,6 +7,9 @@ package kafka
 // and TypesFilter (v5+, KIP-848) match case-insensitively. GroupType is
 // "classic" or "consumer" (KIP-848 groups, whose states are Empty,
 // Assigning, Reconciling and Stable).
+//
+// ACLs (-authorizer): DESCRIBE on the cluster lists every group; otherwise only the groups
+// the principal may describe (KIP-231), authz_groups.go.
 
 import (
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -25,6 +28,10 @@ func (h *Handler) listGroups(r *request) {
 		resp := kmsg.NewPtrListGroupsResponse()
 		resp.Version, resp.ErrorCode = r.version, noCoordinator
 		r.respond(resp)
+		return
+	}
+	if h.cfg.Authorizer != nil {
+		h.listGroupsAuthz(r, req)
 		return
 	}
 	h.cfg.Groups.ListGroups(req, groupRespond[*kmsg.ListGroupsResponse](r))

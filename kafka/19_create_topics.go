@@ -37,6 +37,10 @@ package kafka
 // and stored (Kafka acts on all of them); min.insync.replicas above 1 is
 // accepted but never fails a produce (one broker). TimeoutMillis is ignored:
 // creation is synchronous.
+//
+// ACLs (-authorizer): CREATE on the cluster or on the topic (TOPIC_AUTHORIZATION_FAILED);
+// a created topic's configs need DESCRIBE_CONFIGS on it (else
+// ConfigErrorCode TOPIC_AUTHORIZATION_FAILED and no configs).
 
 import (
 	"errors"
@@ -45,6 +49,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/klite/klite/acl"
 	"github.com/klite/klite/storage"
 )
 
@@ -57,10 +62,16 @@ func (h *Handler) createTopics(r *request) {
 	if !h.parse(r, req) {
 		return
 	}
-	h.async(r, func() { r.respond(h.createTopicsResponse(r.version, req)) })
+	allowed := h.topicAuthz(r)
+	if h.authorizedCluster(r, acl.OpCreate) {
+		allowed = func(op acl.Operation, topic string) bool {
+			return op == acl.OpCreate || h.authorized(r, op, acl.ResourceTopic, topic)
+		}
+	}
+	h.async(r, func() { r.respond(h.createTopicsResponse(r.version, req, allowed)) })
 }
 
-func (h *Handler) createTopicsResponse(version int16, req *kmsg.CreateTopicsRequest) *kmsg.CreateTopicsResponse {
+func (h *Handler) createTopicsResponse(version int16, req *kmsg.CreateTopicsRequest, allowed topicAllowed) *kmsg.CreateTopicsResponse {
 	resp := kmsg.NewPtrCreateTopicsResponse()
 	resp.Version = version
 	resp.Topics = make([]kmsg.CreateTopicsResponseTopic, len(req.Topics))
@@ -74,7 +85,16 @@ func (h *Handler) createTopicsResponse(version int16, req *kmsg.CreateTopicsRequ
 			h.topicError(rt, kerr.InvalidRequest.Code, "Create topics request from client contains a duplicate topic: "+t.Topic)
 			continue
 		}
+		if !allowed(acl.OpCreate, t.Topic) {
+			h.topicError(rt, kerr.TopicAuthorizationFailed.Code, kerr.TopicAuthorizationFailed.Message)
+			continue
+		}
 		h.createTopic(version, req.ValidateOnly, t, rt)
+		if rt.ErrorCode == 0 && !allowed(acl.OpDescribeConfigs, t.Topic) {
+			// Kafka hides the configs of a created topic from a principal
+			// that may not describe them (v5+).
+			rt.Configs, rt.ConfigErrorCode = nil, kerr.TopicAuthorizationFailed.Code
+		}
 	}
 	return resp
 }

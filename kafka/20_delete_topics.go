@@ -13,11 +13,15 @@ package kafka
 //
 // Differences from Apache Kafka: deletion is synchronous (TimeoutMillis is
 // ignored) and there is no delete.topic.enable switch.
+//
+// ACLs (-authorizer): DELETE on the topic (TOPIC_AUTHORIZATION_FAILED); by topic ID also
+// DESCRIBE, without which the answer is UNKNOWN_TOPIC_ID.
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/klite/klite/acl"
 	"github.com/klite/klite/storage"
 )
 
@@ -30,10 +34,10 @@ func (h *Handler) deleteTopics(r *request) {
 	if !h.parse(r, req) {
 		return
 	}
-	h.async(r, func() { r.respond(h.deleteTopicsResponse(r.version, req)) })
+	h.async(r, func() { r.respond(h.deleteTopicsResponse(r.version, req, h.topicAuthz(r))) })
 }
 
-func (h *Handler) deleteTopicsResponse(version int16, req *kmsg.DeleteTopicsRequest) *kmsg.DeleteTopicsResponse {
+func (h *Handler) deleteTopicsResponse(version int16, req *kmsg.DeleteTopicsRequest, allowed topicAllowed) *kmsg.DeleteTopicsResponse {
 	resp := kmsg.NewPtrDeleteTopicsResponse()
 	resp.Version = version
 	topics := req.Topics
@@ -51,6 +55,9 @@ func (h *Handler) deleteTopicsResponse(version int16, req *kmsg.DeleteTopicsRequ
 		rt.Topic, rt.TopicID = t.Topic, t.TopicID
 		var name string
 		switch {
+		case t.Topic != nil && !allowed(acl.OpDelete, *t.Topic):
+			h.deleteError(rt, kerr.TopicAuthorizationFailed.Code, kerr.TopicAuthorizationFailed.Message)
+			continue
 		case t.Topic != nil && internalTopic(*t.Topic):
 			h.deleteError(rt, kerr.InvalidRequest.Code, "Deletion of internal topic "+*t.Topic+" is prohibited.")
 			continue
@@ -69,7 +76,17 @@ func (h *Handler) deleteTopicsResponse(version int16, req *kmsg.DeleteTopicsRequ
 				continue
 			}
 			name = info.Name
+			if !allowed(acl.OpDescribe, name) {
+				// Kafka does not reveal the name of a topic the
+				// principal may not describe.
+				h.deleteError(rt, kerr.UnknownTopicID.Code, "This server does not host this topic ID.")
+				continue
+			}
 			rt.Topic = &name
+			if !allowed(acl.OpDelete, name) {
+				h.deleteError(rt, kerr.TopicAuthorizationFailed.Code, kerr.TopicAuthorizationFailed.Message)
+				continue
+			}
 		default:
 			h.deleteError(rt, kerr.InvalidRequest.Code, "Neither topic name nor id were specified.")
 			continue

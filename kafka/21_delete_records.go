@@ -15,6 +15,8 @@ package kafka
 // it for every replica's low watermark to reach the offset; klite has one
 // replica, which is there once the call returns. A partition named twice is
 // answered twice (Kafka collapses the copies into one map entry).
+//
+// ACLs (-authorizer): DELETE on the topic (TOPIC_AUTHORIZATION_FAILED).
 
 import (
 	"slices"
@@ -22,6 +24,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/klite/klite/acl"
 )
 
 const deleteRecordsKey = 21
@@ -36,10 +40,10 @@ func (h *Handler) deleteRecords(r *request) {
 	if !h.parse(r, req) {
 		return
 	}
-	h.async(r, func() { r.respond(h.deleteRecordsResponse(r.version, req)) })
+	h.async(r, func() { r.respond(h.deleteRecordsResponse(r.version, req, h.topicAuthz(r))) })
 }
 
-func (h *Handler) deleteRecordsResponse(version int16, req *kmsg.DeleteRecordsRequest) *kmsg.DeleteRecordsResponse {
+func (h *Handler) deleteRecordsResponse(version int16, req *kmsg.DeleteRecordsRequest, allowed topicAllowed) *kmsg.DeleteRecordsResponse {
 	resp := kmsg.NewPtrDeleteRecordsResponse()
 	resp.Version = version
 	resp.Topics = make([]kmsg.DeleteRecordsResponseTopic, len(req.Topics))
@@ -50,6 +54,7 @@ func (h *Handler) deleteRecordsResponse(version int16, req *kmsg.DeleteRecordsRe
 		rt.Topic = t.Topic
 		rt.Partitions = make([]kmsg.DeleteRecordsResponseTopicPartition, len(t.Partitions))
 		info, found := h.st.Topic(t.Topic)
+		denied := !allowed(acl.OpDelete, t.Topic)
 		for pi := range t.Partitions {
 			p := &t.Partitions[pi]
 			rp := &rt.Partitions[pi]
@@ -57,6 +62,8 @@ func (h *Handler) deleteRecordsResponse(version int16, req *kmsg.DeleteRecordsRe
 			rp.Partition = p.Partition
 			rp.LowWatermark = -1
 			switch {
+			case denied:
+				rp.ErrorCode = kerr.TopicAuthorizationFailed.Code
 			case !found || !partitionOK(&info, p.Partition):
 				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
 			case !deletePolicy(info.Configs):

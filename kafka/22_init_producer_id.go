@@ -22,10 +22,15 @@ package kafka
 // waits for an fsync and never for another client's topic change; when it
 // must (a burst used up the block), the request is served off the event
 // loop, as always.
+//
+// ACLs (-authorizer): IDEMPOTENT_WRITE on the cluster or WRITE on any topic (KIP-679;
+// CLUSTER_AUTHORIZATION_FAILED).
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/klite/klite/acl"
 )
 
 const initProducerIDKey = 22
@@ -47,6 +52,8 @@ func (h *Handler) initProducerID(r *request) {
 		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
 	case (req.ProducerID == -1) != (req.ProducerEpoch == -1):
 		resp.ErrorCode = kerr.InvalidRequest.Code
+	case !h.idempotentWriteAllowed(r):
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
 	default:
 		h.async(r, func() {
 			id, epoch, err := h.st.InitProducerID()
@@ -60,4 +67,12 @@ func (h *Handler) initProducerID(r *request) {
 		return
 	}
 	r.respond(resp)
+}
+
+// idempotentWriteAllowed: an idempotent producer needs IDEMPOTENT_WRITE on
+// the cluster or, since Kafka 3.0 (KIP-679), WRITE on any topic.
+func (h *Handler) idempotentWriteAllowed(r *request) bool {
+	a := h.cfg.Authorizer
+	return a == nil || h.authorizedCluster(r, acl.OpIdempotentWrite) ||
+		a.AuthorizeAny(h.principal(r), peerHost(r), acl.OpWrite, acl.ResourceTopic)
 }

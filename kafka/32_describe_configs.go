@@ -35,12 +35,17 @@ package kafka
 //
 // Small requests are answered inline; ones naming many resources (sarama's
 // ListTopics names every topic) are built off the event loop.
+//
+// ACLs (-authorizer): DESCRIBE_CONFIGS on the topic (TOPIC_AUTHORIZATION_FAILED) or, for
+// brokers and broker loggers, the cluster (CLUSTER_AUTHORIZATION_FAILED).
 
 import (
 	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/klite/klite/acl"
 )
 
 const describeConfigsKey = 32
@@ -55,11 +60,14 @@ func (h *Handler) describeConfigs(r *request) {
 	if !h.parse(r, req) {
 		return
 	}
+	denied := func(typ kmsg.ConfigResourceType, name string) int16 {
+		return h.configDenied(r, acl.OpDescribeConfigs, typ, name)
+	}
 	if len(req.Resources) > describeConfigsInline {
-		h.async(r, func() { r.respond(h.describeConfigsResponse(r.version, req)) })
+		h.async(r, func() { r.respond(h.describeConfigsResponse(r.version, req, denied)) })
 		return
 	}
-	r.respond(h.describeConfigsResponse(r.version, req))
+	r.respond(h.describeConfigsResponse(r.version, req, denied))
 }
 
 type configResourceKey struct {
@@ -67,7 +75,7 @@ type configResourceKey struct {
 	name string
 }
 
-func (h *Handler) describeConfigsResponse(version int16, req *kmsg.DescribeConfigsRequest) *kmsg.DescribeConfigsResponse {
+func (h *Handler) describeConfigsResponse(version int16, req *kmsg.DescribeConfigsRequest, denied func(kmsg.ConfigResourceType, string) int16) *kmsg.DescribeConfigsResponse {
 	resp := kmsg.NewPtrDescribeConfigsResponse()
 	resp.Version = version
 	resp.Resources = make([]kmsg.DescribeConfigsResponseResource, len(req.Resources))
@@ -84,6 +92,10 @@ func (h *Handler) describeConfigsResponse(version int16, req *kmsg.DescribeConfi
 			continue
 		}
 		seen[k] = struct{}{}
+		if code := denied(rr.ResourceType, rr.ResourceName); code != 0 {
+			describeError(res, code, kerr.ErrorForCode(code).Error())
+			continue
+		}
 
 		var entries []configEntry
 		switch rr.ResourceType {

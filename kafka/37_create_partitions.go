@@ -19,12 +19,16 @@ package kafka
 //
 // Differences from Apache Kafka: TimeoutMillis is ignored (the change is
 // synchronous).
+//
+// ACLs (-authorizer): ALTER on the topic (TOPIC_AUTHORIZATION_FAILED).
 
 import (
 	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/klite/klite/acl"
 )
 
 const createPartitionsKey = 37
@@ -36,10 +40,10 @@ func (h *Handler) createPartitions(r *request) {
 	if !h.parse(r, req) {
 		return
 	}
-	h.async(r, func() { r.respond(h.createPartitionsResponse(r.version, req)) })
+	h.async(r, func() { r.respond(h.createPartitionsResponse(r.version, req, h.topicAuthz(r))) })
 }
 
-func (h *Handler) createPartitionsResponse(version int16, req *kmsg.CreatePartitionsRequest) *kmsg.CreatePartitionsResponse {
+func (h *Handler) createPartitionsResponse(version int16, req *kmsg.CreatePartitionsRequest, allowed topicAllowed) *kmsg.CreatePartitionsResponse {
 	resp := kmsg.NewPtrCreatePartitionsResponse()
 	resp.Version = version
 	resp.Topics = make([]kmsg.CreatePartitionsResponseTopic, len(req.Topics))
@@ -52,6 +56,8 @@ func (h *Handler) createPartitionsResponse(version int16, req *kmsg.CreatePartit
 		code, msg := int16(0), ""
 		if count[t.Topic] > 1 {
 			code, msg = kerr.InvalidRequest.Code, "Duplicate topic in request."
+		} else if !allowed(acl.OpAlter, t.Topic) {
+			code, msg = kerr.TopicAuthorizationFailed.Code, kerr.TopicAuthorizationFailed.Message
 		} else {
 			code, msg = h.growTopic(t, req.ValidateOnly)
 		}

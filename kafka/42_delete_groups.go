@@ -6,6 +6,8 @@ package kafka
 // (fdatasynced) before answering. Per group: GROUP_ID_NOT_FOUND for a group
 // that does not exist, NON_EMPTY_GROUP while it has members,
 // INVALID_GROUP_ID for an empty name.
+//
+// ACLs (-authorizer): DELETE on each group (GROUP_AUTHORIZATION_FAILED), authz_groups.go.
 
 import (
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -29,6 +31,10 @@ func (h *Handler) deleteGroups(r *request) {
 			resp.Groups = append(resp.Groups, dg)
 		}
 		r.respond(resp)
+		return
+	}
+	if h.cfg.Authorizer != nil {
+		h.deleteGroupsAuthz(r, req)
 		return
 	}
 	h.cfg.Groups.DeleteGroups(req, groupRespond[*kmsg.DeleteGroupsResponse](r))

@@ -22,8 +22,15 @@ package kafka
 //
 // ValidateOnly runs every check and changes nothing. Storing fsyncs
 // metadata, so the request is served off the event loop.
+//
+// ACLs (-authorizer): ALTER_CONFIGS on the topic (TOPIC_AUTHORIZATION_FAILED) or, for
+// brokers and broker loggers, the cluster (CLUSTER_AUTHORIZATION_FAILED).
 
-import "github.com/twmb/franz-go/pkg/kmsg"
+import (
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/klite/klite/acl"
+)
 
 const incrementalAlterConfigsKey = 44
 
@@ -41,6 +48,7 @@ func (h *Handler) incrementalAlterConfigs(r *request) {
 			for _, c := range res.Configs {
 				ar.ops = append(ar.ops, configOp{name: c.Name, op: c.Op, value: c.Value})
 			}
+			ar.denied = h.configDenied(r, acl.OpAlterConfigs, res.ResourceType, res.ResourceName)
 			rs[i] = ar
 		}
 		results := h.alterConfigs(rs, req.ValidateOnly)

@@ -7,6 +7,9 @@ package kafka
 // topics no member subscribes to (GROUP_SUBSCRIBED_TO_TOPIC per partition);
 // other live groups answer NON_EMPTY_GROUP; an unknown group
 // GROUP_ID_NOT_FOUND; unknown partitions UNKNOWN_TOPIC_OR_PARTITION.
+//
+// ACLs (-authorizer): DELETE on the group (GROUP_AUTHORIZATION_FAILED) and READ on each
+// topic (TOPIC_AUTHORIZATION_FAILED), authz_groups.go.
 
 import (
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -25,6 +28,10 @@ func (h *Handler) offsetDelete(r *request) {
 		resp := kmsg.NewPtrOffsetDeleteResponse()
 		resp.Version, resp.ErrorCode = r.version, noCoordinator
 		r.respond(resp)
+		return
+	}
+	if h.cfg.Authorizer != nil {
+		h.offsetDeleteAuthz(r, req)
 		return
 	}
 	h.cfg.Groups.OffsetDelete(req, groupRespond[*kmsg.OffsetDeleteResponse](r))

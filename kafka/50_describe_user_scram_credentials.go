@@ -7,12 +7,14 @@ package kafka
 // user. An unknown user gets RESOURCE_NOT_FOUND, a user asked twice
 // DUPLICATE_RESOURCE, each in its own result.
 //
-// Differences: no authorization yet (Kafka requires DESCRIBE on the
-// cluster); the ACL work adds it.
+// Needs DESCRIBE on the cluster: without it the response's top-level
+// error is CLUSTER_AUTHORIZATION_FAILED, as in Kafka.
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/klite/klite/acl"
 )
 
 func init() { register(50, 0, 0, (*Handler).describeUserScram) }
@@ -23,6 +25,12 @@ func (h *Handler) describeUserScram(r *request) {
 		return
 	}
 	resp := req.ResponseKind().(*kmsg.DescribeUserSCRAMCredentialsResponse)
+	if !h.authorizedCluster(r, acl.OpDescribe) {
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		resp.ErrorMessage = kmsg.StringPtr(kerr.ClusterAuthorizationFailed.Message)
+		r.respond(resp)
+		return
+	}
 	names := make([]string, 0, len(req.Users))
 	seen := make(map[string]int, len(req.Users))
 	for _, u := range req.Users {

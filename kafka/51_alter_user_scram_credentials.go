@@ -14,8 +14,8 @@ package kafka
 // RESOURCE_NOT_FOUND. Changes are durable (UserStore, fsynced) before the
 // answer. Connections already authenticated stay so.
 //
-// Differences: no authorization yet (Kafka requires ALTER on the cluster);
-// the ACL work adds it.
+// Needs ALTER on the cluster: without it every user's result is
+// CLUSTER_AUTHORIZATION_FAILED and nothing changes, as in Kafka.
 
 import (
 	"errors"
@@ -23,6 +23,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/klite/klite/acl"
 	"github.com/klite/klite/storage"
 )
 
@@ -97,6 +98,11 @@ func (h *Handler) alterUserScram(r *request) {
 			a.fail(kerr.UnacceptableCredential.Code, "Salt and salted password must not be empty")
 		default:
 			a.upserts = append(a.upserts, ScramCredentialFromSalted(m, u.Salt, u.SaltedPassword, u.Iterations))
+		}
+	}
+	if !h.authorizedCluster(r, acl.OpAlter) {
+		for _, a := range order {
+			a.code, a.msg = kerr.ClusterAuthorizationFailed.Code, kerr.ClusterAuthorizationFailed.Message
 		}
 	}
 	h.async(r, func() {

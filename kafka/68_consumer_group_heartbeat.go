@@ -24,9 +24,16 @@ package kafka
 // (members rejoin after a restart; offsets are durable); regexes are Go's
 // RE2, not RE2/J; no online migration between classic and consumer groups.
 // group/consumer.go lists the details.
+//
+// ACLs (-authorizer): READ on the group (GROUP_AUTHORIZATION_FAILED) and
+// DESCRIBE on every subscribed topic name (TOPIC_AUTHORIZATION_FAILED);
+// topics a regex subscription matches are not filtered by ACLs.
 
 import (
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/klite/klite/acl"
 )
 
 const consumerGroupHeartbeatKey = 68
@@ -43,6 +50,22 @@ func (h *Handler) consumerGroupHeartbeat(r *request) {
 		resp.Version, resp.ErrorCode = r.version, noCoordinator
 		r.respond(resp)
 		return
+	}
+	if !h.groupAllowed(r, acl.OpRead, req.Group) {
+		resp := kmsg.NewPtrConsumerGroupHeartbeatResponse()
+		resp.Version, resp.ErrorCode = r.version, groupAuthFailed
+		r.respond(resp)
+		return
+	}
+	for _, topic := range req.SubscribedTopicNames {
+		// Kafka refuses a subscription naming a topic the principal may
+		// not describe, rather than reveal it.
+		if !h.authorized(r, acl.OpDescribe, acl.ResourceTopic, topic) {
+			resp := kmsg.NewPtrConsumerGroupHeartbeatResponse()
+			resp.Version, resp.ErrorCode = r.version, kerr.TopicAuthorizationFailed.Code
+			r.respond(resp)
+			return
+		}
 	}
 	h.cfg.Groups.ConsumerGroupHeartbeat(string(r.clientID), clientHost(r.nr.Conn.Remote), req, groupRespond[*kmsg.ConsumerGroupHeartbeatResponse](r))
 }

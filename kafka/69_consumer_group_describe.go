@@ -9,6 +9,9 @@ package kafka
 // not exist, or a classic group, answers GROUP_ID_NOT_FOUND, as Kafka does;
 // an empty group id INVALID_GROUP_ID. AuthorizedOperations is always "not
 // requested" (INT32_MIN): klite has no ACLs.
+//
+// ACLs (-authorizer): DESCRIBE on each group (GROUP_AUTHORIZATION_FAILED), with the
+// KIP-430 authorized operations, authz_groups.go.
 
 import (
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -32,6 +35,10 @@ func (h *Handler) consumerGroupDescribe(r *request) {
 			resp.Groups = append(resp.Groups, dg)
 		}
 		r.respond(resp)
+		return
+	}
+	if h.cfg.Authorizer != nil {
+		h.consumerGroupDescribeAuthz(r, req)
 		return
 	}
 	h.cfg.Groups.ConsumerGroupDescribe(req, groupRespond[*kmsg.ConsumerGroupDescribeResponse](r))

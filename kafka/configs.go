@@ -413,6 +413,9 @@ type alterResource struct {
 	name    string
 	ops     []configOp
 	replace bool // AlterConfigs: configs not named revert to their defaults
+
+	// denied is the error code of an ACL that refuses the change.
+	denied int16
 }
 
 // alterResult is one resource's outcome.
@@ -433,6 +436,10 @@ func (h *Handler) alterConfigs(rs []alterResource, validateOnly bool) []alterRes
 	for i := range rs {
 		if count[configResourceKey{rs[i].typ, rs[i].name}] > 1 {
 			out[i] = alterErr(kerr.InvalidRequest.Code, "Each resource must appear at most once.")
+			continue
+		}
+		if rs[i].denied != 0 {
+			out[i] = alterErr(rs[i].denied, kerr.ErrorForCode(rs[i].denied).Error())
 			continue
 		}
 		out[i] = h.alterResource(&rs[i], validateOnly)

@@ -28,6 +28,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kbin"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/klite/klite/acl"
 	"github.com/klite/klite/netloop"
 )
 
@@ -100,6 +101,13 @@ type Config struct {
 	RetentionMs              int64
 	RetentionBytes           int64
 	RetentionCheckIntervalMs int64
+
+	// Authorizer enforces ACLs (authz.go); nil turns enforcement off and
+	// the ACL APIs answer SECURITY_DISABLED. New loads ACLStore's ACLs
+	// into it.
+	Authorizer *acl.Authorizer
+	// ACLStore makes ACL changes durable; needed with an Authorizer.
+	ACLStore ACLStore
 
 	// Groups is the group coordinator (groups.go); nil answers the group
 	// APIs with COORDINATOR_NOT_AVAILABLE.
@@ -174,6 +182,8 @@ type Handler struct {
 	// warn is log, sampled: clients breaking the protocol.
 	warn zerolog.Logger
 
+	acls aclState // ACL changes (authz.go)
+
 	// apiKeys is the ApiVersions list, built once from the registry.
 	apiKeys []kmsg.ApiVersionsResponseApiKey
 	// nodeReplicas is []int32{NodeID}, shared read-only by every partition
@@ -235,6 +245,7 @@ func New(cfg Config, st Storage) *Handler {
 	h.produceRunner.max = 2 * runtime.GOMAXPROCS(0)
 	h.plainRunner.max = runtime.GOMAXPROCS(0)
 	h.apiKeys = advertisedKeys()
+	h.loadACLs()
 	return h
 }
 

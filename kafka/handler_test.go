@@ -31,6 +31,9 @@ var wantVersions = map[int16][2]int16{
 	20: {0, 6},  // DeleteTopics
 	21: {0, 2},  // DeleteRecords
 	22: {0, 5},  // InitProducerId
+	29: {0, 3},  // DescribeAcls
+	30: {0, 3},  // CreateAcls
+	31: {0, 3},  // DeleteAcls
 	32: {0, 4},  // DescribeConfigs
 	33: {0, 2},  // AlterConfigs
 	36: {0, 2},  // SaslAuthenticate

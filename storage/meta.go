@@ -29,6 +29,8 @@ const (
 
 type metaFile struct {
 	Version int `json:"version"`
+	// ACLs are the access control lists (acls.go), sorted.
+	ACLs []ACL `json:"acls,omitempty"`
 	// Shards is fixed when the directory is created: partitions stay in
 	// the shard whose WAL holds their data.
 	Shards          int         `json:"shards"`

@@ -21,6 +21,7 @@ type metaState struct {
 	shards      int
 	nextPartKey uint32
 	pidLimit    int64
+	acls        map[ACL]struct{} // ACLs (acls.go), made by the first change; their snapshot size is in bytes
 	topics      map[string]*metaTopic
 	keys        map[uint32]keyRef
 	// collide maps a topic name with '.' read as '_' to the topic that
@@ -62,6 +63,7 @@ const (
 type metaRecord struct {
 	Op         int               `json:"op"`
 	Topic      *metaTopic        `json:"topic,omitempty"`
+	ACLs       []ACL             `json:"acls,omitempty"` // opCreateACLs, opDeleteACLs (acls.go)
 	Name       string            `json:"name,omitempty"`
 	Configs    map[string]string `json:"configs,omitempty"`
 	Partitions []metaPartition   `json:"partitions,omitempty"`
@@ -85,6 +87,9 @@ func stateFromFile(m *metaFile) (*metaState, error) {
 	st := newMetaState(m.Shards)
 	st.nextPartKey = m.NextPartKey
 	st.pidLimit = m.ProducerIDLimit
+	if err := st.apply(&metaRecord{Op: opCreateACLs, ACLs: m.ACLs}); err != nil {
+		return nil, err
+	}
 	for i := range m.Topics {
 		mt := m.Topics[i]
 		mt.Partitions = slices.Clone(mt.Partitions)
@@ -105,6 +110,7 @@ func stateFromFile(m *metaFile) (*metaState, error) {
 func (st *metaState) file() *metaFile {
 	m := &metaFile{Version: metaVersion, Shards: st.shards, NextPartKey: st.nextPartKey, ProducerIDLimit: st.pidLimit,
 		Topics: make([]metaTopic, 0, len(st.topics))}
+	m.ACLs = st.aclList()
 	for _, t := range st.topics {
 		c := *t
 		c.Configs = maps.Clone(t.Configs)
@@ -120,6 +126,8 @@ func (st *metaState) file() *metaFile {
 // state: from a writer a bug, from the log corruption.
 func (st *metaState) apply(r *metaRecord) error {
 	switch r.Op {
+	case opCreateACLs, opDeleteACLs:
+		st.applyACLs(r)
 	case opCreateTopic:
 		t := r.Topic
 		if t == nil || t.Name == "" {
@@ -205,6 +213,8 @@ func (st *metaState) apply(r *metaRecord) error {
 // growth is how much r would add to st.bytes (0 when it adds nothing).
 func (st *metaState) growth(r *metaRecord) int64 {
 	switch r.Op {
+	case opCreateACLs:
+		return st.aclGrowth(r.ACLs)
 	case opCreateTopic:
 		if r.Topic != nil {
 			return topicBytes(r.Topic)

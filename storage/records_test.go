@@ -296,14 +296,21 @@ func TestValidateRecordsBomb(t *testing.T) {
 			t.Fatalf("codec %d: %v, want ErrRecordsTooLarge", codec, err)
 		}
 		_ = validate(b, 1<<40) // warm the pools
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		if err := validate(b, 1<<40); err != nil {
-			t.Fatalf("codec %d: %v", codec, err)
+		// TotalAlloc counts the whole process, so goroutines other tests
+		// left behind (a store closing) add to a measurement now and then:
+		// the least of a few is the validation's own.
+		least := uint64(1<<64 - 1)
+		for range 5 {
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			if err := validate(b, 1<<40); err != nil {
+				t.Fatalf("codec %d: %v", codec, err)
+			}
+			runtime.ReadMemStats(&after)
+			least = min(least, after.TotalAlloc-before.TotalAlloc)
 		}
-		runtime.ReadMemStats(&after)
-		if alloc := after.TotalAlloc - before.TotalAlloc; alloc > size/8 && !raceEnabled {
-			t.Fatalf("codec %d: validating a %d-byte bomb allocated %d bytes", codec, size, alloc)
+		if least > size/8 && !raceEnabled {
+			t.Fatalf("codec %d: validating a %d-byte bomb allocated %d bytes (least of 5)", codec, size, least)
 		}
 	}
 	// Raw snappy is one block: its claimed size is checked before any

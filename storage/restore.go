@@ -158,6 +158,7 @@ func (s *Store) Snapshot() tier.MetaSnapshot {
 		snap.Topics = append(snap.Topics, st)
 	}
 	sort.Slice(snap.Topics, func(i, j int) bool { return snap.Topics[i].Name < snap.Topics[j].Name })
+	snap.ACLs = encodeACLs(s.ACLs())
 
 	pms := make([]producerMap, len(s.shards))
 	for i, sh := range s.shards {
@@ -208,6 +209,10 @@ func (s *Store) Snapshot() tier.MetaSnapshot {
 func (s *Store) Restore(snap *tier.MetaSnapshot, next map[tier.Partition]int64) error {
 	if snap == nil {
 		return errors.New("storage: restore: no snapshot")
+	}
+	acls, err := decodeACLs(snap.ACLs)
+	if err != nil {
+		return fmt.Errorf("storage: restore: %w", err)
 	}
 	limit, prods, err := decodeProducerSnapshot(snap.Producers)
 	if err != nil {
@@ -267,6 +272,11 @@ func (s *Store) Restore(snap *tier.MetaSnapshot, next map[tier.Partition]int64) 
 		}
 		if err := s.checkTotal(total); err != nil {
 			return nil, err
+		}
+		if len(acls) > 0 {
+			if _, err := s.changeLocked(&metaRecord{Op: opCreateACLs, ACLs: acls}, nil); err != nil {
+				return nil, err
+			}
 		}
 		type restored struct {
 			st  *tier.SnapshotTopic

@@ -103,6 +103,11 @@ type Config struct {
 	OffsetMetadataMaxBytes         int
 	GroupMetadataMaxBytes          int  // largest stored classic generation (__consumer_offsets' max.message.bytes)
 	OffsetsLogRepair               bool // cut a damaged offsets log at its bad record instead of refusing to start
+
+	// ACLs (package acl).
+	Authorizer   bool   // enforce ACLs
+	AllowIfNoACL bool   // allow.everyone.if.no.acl.found
+	SuperUsers   string // comma-separated principals allowed everything
 }
 
 // defaultConfig holds the built-in defaults. The Kafka-visible ones follow
@@ -271,6 +276,9 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.Int64Var(&cfg.S3ObjectBytes, "s3-object-bytes", cfg.S3ObjectBytes, "target size in `bytes` of one uploaded object")
 	fs.Int64Var(&cfg.S3CacheBytes, "s3-cache-bytes", cfg.S3CacheBytes, "memory in `bytes` for caching data read back from S3")
 	fs.BoolVar(&cfg.S3TakeOver, "s3-take-over", cfg.S3TakeOver, "claim the bucket prefix although another broker instance holds it: only when that broker is gone for good\n(disaster recovery after a crash); a prefix released by a clean stop needs no take-over")
+	fs.BoolVar(&cfg.Authorizer, "authorizer", cfg.Authorizer, "enforce ACLs (CreateAcls, DescribeAcls, DeleteAcls): every request is checked for the operation Kafka requires\non its resources; off, the ACL APIs answer SECURITY_DISABLED")
+	fs.BoolVar(&cfg.AllowIfNoACL, "allow-everyone-if-no-acl", cfg.AllowIfNoACL, "with -authorizer: a resource that no ACL matches is open to everyone (allow.everyone.if.no.acl.found)")
+	fs.StringVar(&cfg.SuperUsers, "super-users", cfg.SuperUsers, "comma-separated `principals` (User:admin,User:ops) every ACL check allows (super.users)")
 
 	fs.Usage = func() {
 		fmt.Fprintf(out, "klite: a single-node Kafka-compatible broker\n\nUsage: klite [flags]\n\n")
@@ -301,6 +309,11 @@ func (c *Config) validate() error {
 	}
 	if c.WALDir == "" {
 		bad("-wal must not be empty")
+	}
+	for _, p := range c.superUsers() {
+		if i := strings.IndexByte(p, ':'); i <= 0 || i == len(p)-1 {
+			bad("-super-users: %q is not Type:Name (User:admin)", p)
+		}
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		bad("-log-level: %v", err)
@@ -555,3 +568,14 @@ func advertised(advertise, listen string, bound net.Addr) (hp hostPort, warn str
 }
 
 func (hp hostPort) String() string { return net.JoinHostPort(hp.Host, strconv.Itoa(hp.Port)) }
+
+// superUsers splits -super-users.
+func (c *Config) superUsers() []string {
+	var out []string
+	for _, p := range strings.Split(c.SuperUsers, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

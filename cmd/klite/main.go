@@ -30,6 +30,7 @@ import (
 	"github.com/rs/zerolog"
 	"golang.org/x/sys/unix"
 
+	"github.com/klite/klite/acl"
 	"github.com/klite/klite/group"
 	"github.com/klite/klite/kafka"
 	"github.com/klite/klite/netloop"
@@ -299,6 +300,8 @@ func serve(cfg Config, root zerolog.Logger) error {
 		RetentionMs:              cfg.RetentionMs,
 		RetentionBytes:           cfg.RetentionBytes,
 		RetentionCheckIntervalMs: cfg.RetentionCheckInterval.Milliseconds(),
+		Authorizer:               authorizer(cfg),
+		ACLStore:                 store,
 		Groups:                   groups,
 		Users:                    users,
 		UserStore:                store,
@@ -507,4 +510,12 @@ func groupConfig(cfg Config, store *storage.Store, root zerolog.Logger) group.Co
 		RepairLog:                 cfg.OffsetsLogRepair,
 		Logger:                    root, // group adds its own component field
 	}
+}
+
+// authorizer is the ACL authorizer -authorizer asks for, or nil.
+func authorizer(cfg Config) *acl.Authorizer {
+	if !cfg.Authorizer {
+		return nil
+	}
+	return acl.New(acl.Config{SuperUsers: cfg.superUsers(), AllowIfNoACL: cfg.AllowIfNoACL})
 }

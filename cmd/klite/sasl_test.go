@@ -748,3 +748,31 @@ func TestSASLReauth(t *testing.T) {
 		}
 	}
 }
+
+// TestSASLPrincipalACLs: with -authorizer, ACLs apply to the SASL user a
+// connection authenticated as: bob is refused until alice (a super user)
+// grants him WRITE.
+func TestSASLPrincipalACLs(t *testing.T) {
+	b := startSASLBroker(t, "-authorizer", "-super-users", "User:alice")
+	ctx := testContext(t, time.Minute)
+	adm := kadm.NewClient(newFranzSASL(t, b.addr, "SCRAM-SHA-256", alice))
+	createTopic(t, adm, "acl-sasl", 1)
+	bobCl := newFranzSASL(t, b.addr, "SCRAM-SHA-512", bob, kgo.RequestRetries(0))
+	err := bobCl.ProduceSync(ctx, &kgo.Record{Topic: "acl-sasl", Partition: 0, Value: []byte("v")}).FirstErr()
+	if !errors.Is(err, kerr.TopicAuthorizationFailed) {
+		t.Fatalf("bob produces without an ACL: %v, want TOPIC_AUTHORIZATION_FAILED", err)
+	}
+	res, err := adm.CreateACLs(ctx, kadm.NewACLs().Topics("acl-sasl").Allow("User:bob").Operations(kadm.OpWrite))
+	if err != nil || len(res) != 1 || res[0].Err != nil {
+		t.Fatalf("grant bob WRITE: %v %+v", err, res)
+	}
+	bobCl2 := newFranzSASL(t, b.addr, "PLAIN", bob)
+	if err := bobCl2.ProduceSync(ctx, &kgo.Record{Topic: "acl-sasl", Partition: 0, Value: []byte("v")}).FirstErr(); err != nil {
+		t.Fatalf("bob produces with WRITE: %v", err)
+	}
+	// An unknown user is refused before any ACL is consulted.
+	carolCl := newFranzSASL(t, b.addr, "PLAIN", saslUser{"carol", "x"}, kgo.RequestRetries(0))
+	if err := carolCl.Ping(ctx); !errors.Is(err, kerr.SaslAuthenticationFailed) {
+		t.Fatalf("unknown carol: %v", err)
+	}
+}

@@ -1,0 +1,296 @@
+package acl
+
+import (
+	"cmp"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// Config configures an Authorizer.
+type Config struct {
+	// SuperUsers are principals ("User:admin") allowed everything.
+	SuperUsers []string
+	// AllowIfNoACL opens a resource that no binding matches at all
+	// (Kafka's allow.everyone.if.no.acl.found).
+	AllowIfNoACL bool
+}
+
+// Authorizer decides requests against a set of bindings. Authorize takes
+// no lock: it reads an immutable snapshot behind an atomic pointer, which
+// changes replace whole (copy on write). Changes are serialized among
+// themselves; the caller persists them (and orders persistence and the
+// change under its own lock).
+type Authorizer struct {
+	super        map[string]bool // immutable
+	allowIfNoACL bool            // immutable
+
+	snap atomic.Pointer[snapshot]
+
+	mu  sync.Mutex           // serializes changes
+	set map[Binding]struct{} // the bindings, guarded by mu
+}
+
+// snapshot is an immutable index of the bindings.
+type snapshot struct {
+	gen uint64
+	// hosts: some binding names a host other than "*" (else the host of
+	// a request does not matter, and callers need not compute it).
+	hosts bool
+	list  []Binding // sorted (see compareBindings)
+	types [numResourceTypes]*typeIndex
+}
+
+// typeIndex holds the bindings of one resource type: literal ones by name
+// (the wildcard under "*"), prefixed ones by prefix, and the distinct
+// prefix lengths, so a lookup costs one map probe per length in use rather
+// than one per prefix of the name.
+type typeIndex struct {
+	literal    map[string][]entry
+	prefixed   map[string][]entry
+	prefixLens []int // ascending
+}
+
+// entry is a binding's access control entry.
+type entry struct {
+	principal, host string
+	op              Operation
+	perm            Permission
+}
+
+// New returns an Authorizer with no bindings.
+func New(cfg Config) *Authorizer {
+	a := &Authorizer{super: map[string]bool{}, allowIfNoACL: cfg.AllowIfNoACL, set: map[Binding]struct{}{}}
+	for _, p := range cfg.SuperUsers {
+		a.super[p] = true
+	}
+	a.snap.Store(&snapshot{gen: 1})
+	return a
+}
+
+// Generation changes (grows) whenever the bindings change: a decision
+// cached with the generation it was made under is valid while
+// Generation returns the same value.
+func (a *Authorizer) Generation() uint64 { return a.snap.Load().gen }
+
+// NeedsHost reports whether some binding names a host: when it does not,
+// Authorize ignores its host argument, so callers may pass "" and skip
+// formatting the client's address.
+func (a *Authorizer) NeedsHost() bool { return a.snap.Load().hosts }
+
+// Authorize reports whether principal, connected from host, may perform
+// op on the resource of type rt named name.
+func (a *Authorizer) Authorize(principal, host string, op Operation, rt ResourceType, name string) bool {
+	if a.super[principal] {
+		return true
+	}
+	if rt < 0 || rt >= numResourceTypes {
+		return false
+	}
+	ti := a.snap.Load().types[rt]
+	if ti == nil {
+		return a.allowIfNoACL
+	}
+	c := check{principal: principal, host: host, op: op}
+	if !c.scan(ti.literal[name]) || !c.scan(ti.literal[Wildcard]) {
+		return false
+	}
+	for _, n := range ti.prefixLens {
+		if n > len(name) {
+			break
+		}
+		if !c.scan(ti.prefixed[name[:n]]) {
+			return false
+		}
+	}
+	if !c.found {
+		return a.allowIfNoACL
+	}
+	return c.allowed
+}
+
+// check accumulates one decision over the entries of the matching
+// patterns.
+type check struct {
+	principal, host string
+	op              Operation
+	found           bool // some binding matches the resource
+	allowed         bool // some ALLOW applies
+}
+
+// scan returns false when an entry denies.
+func (c *check) scan(es []entry) bool {
+	if len(es) > 0 {
+		c.found = true
+	}
+	for i := range es {
+		e := &es[i]
+		if e.principal != c.principal && (e.principal != WildcardPrincipal || !strings.HasPrefix(c.principal, "User:")) {
+			continue
+		}
+		if e.host != c.host && e.host != Wildcard {
+			continue
+		}
+		if e.perm == PermissionDeny {
+			if denies(e.op, c.op) {
+				return false
+			}
+		} else if !c.allowed && allows(e.op, c.op) {
+			c.allowed = true
+		}
+	}
+	return true
+}
+
+// Bindings returns the bindings f matches, sorted.
+func (a *Authorizer) Bindings(f Filter) []Binding {
+	var out []Binding
+	for _, b := range a.snap.Load().list {
+		if f.Matches(b) {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// Len returns the number of bindings.
+func (a *Authorizer) Len() int { return len(a.snap.Load().list) }
+
+// Add adds bindings (present ones stay once). Callers validate first.
+func (a *Authorizer) Add(bs ...Binding) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, b := range bs {
+		a.set[b] = struct{}{}
+	}
+	a.publish()
+}
+
+// Remove removes bindings (absent ones are ignored).
+func (a *Authorizer) Remove(bs ...Binding) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, b := range bs {
+		delete(a.set, b)
+	}
+	a.publish()
+}
+
+// Replace sets the bindings to bs (a restart's restore).
+func (a *Authorizer) Replace(bs []Binding) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.set = make(map[Binding]struct{}, len(bs))
+	for _, b := range bs {
+		a.set[b] = struct{}{}
+	}
+	a.publish()
+}
+
+// publish builds and stores a snapshot of a.set; mu must be held.
+func (a *Authorizer) publish() {
+	s := &snapshot{gen: a.snap.Load().gen + 1, list: make([]Binding, 0, len(a.set))}
+	for b := range a.set {
+		s.list = append(s.list, b)
+	}
+	slices.SortFunc(s.list, compareBindings)
+	for _, b := range s.list {
+		if b.ResourceType < 0 || b.ResourceType >= numResourceTypes {
+			continue
+		}
+		ti := s.types[b.ResourceType]
+		if ti == nil {
+			ti = &typeIndex{literal: map[string][]entry{}, prefixed: map[string][]entry{}}
+			s.types[b.ResourceType] = ti
+		}
+		e := entry{principal: b.Principal, host: b.Host, op: b.Operation, perm: b.Permission}
+		s.hosts = s.hosts || b.Host != Wildcard
+		switch b.Pattern {
+		case PatternLiteral:
+			ti.literal[b.Name] = append(ti.literal[b.Name], e)
+		case PatternPrefixed:
+			if _, ok := ti.prefixed[b.Name]; !ok {
+				ti.prefixLens = append(ti.prefixLens, len(b.Name))
+			}
+			ti.prefixed[b.Name] = append(ti.prefixed[b.Name], e)
+		}
+	}
+	for _, ti := range s.types {
+		if ti != nil {
+			slices.Sort(ti.prefixLens)
+			ti.prefixLens = slices.Compact(ti.prefixLens)
+		}
+	}
+	a.snap.Store(s)
+}
+
+func compareBindings(x, y Binding) int {
+	return cmp.Or(
+		cmp.Compare(x.ResourceType, y.ResourceType),
+		cmp.Compare(x.Pattern, y.Pattern),
+		strings.Compare(x.Name, y.Name),
+		strings.Compare(x.Principal, y.Principal),
+		strings.Compare(x.Host, y.Host),
+		cmp.Compare(x.Operation, y.Operation),
+		cmp.Compare(x.Permission, y.Permission),
+	)
+}
+
+// AuthorizeAny reports whether principal, from host, may perform op on at
+// least one resource of type rt (Kafka's authorizeByResourceType, KIP-679:
+// what InitProducerId asks of an idempotent producer, WRITE on any topic).
+// An ALLOW counts unless a DENY for the same principal covers it: a literal
+// DENY of the same name, a prefixed DENY of a prefix of its name, or the
+// literal DENY "*". It walks every binding: not for the hot path.
+func (a *Authorizer) AuthorizeAny(principal, host string, op Operation, rt ResourceType) bool {
+	if a.super[principal] {
+		return true
+	}
+	s := a.snap.Load()
+	if rt < 0 || rt >= numResourceTypes {
+		return false
+	}
+	if s.types[rt] == nil {
+		return a.allowIfNoACL
+	}
+	applies := func(b *Binding) bool {
+		return b.ResourceType == rt &&
+			(b.Principal == principal || b.Principal == WildcardPrincipal && strings.HasPrefix(principal, "User:")) &&
+			(b.Host == host || b.Host == Wildcard)
+	}
+	denyLit, denyPre := map[string]bool{}, []string{}
+	for i := range s.list {
+		b := &s.list[i]
+		if !applies(b) || b.Permission != PermissionDeny || !denies(b.Operation, op) {
+			continue
+		}
+		if b.Pattern == PatternLiteral {
+			denyLit[b.Name] = true
+		} else {
+			denyPre = append(denyPre, b.Name)
+		}
+	}
+	if denyLit[Wildcard] {
+		return false
+	}
+	covered := func(name string) bool {
+		for _, p := range denyPre {
+			if strings.HasPrefix(name, p) {
+				return true
+			}
+		}
+		return false
+	}
+	for i := range s.list {
+		b := &s.list[i]
+		if !applies(b) || b.Permission != PermissionAllow || !allows(b.Operation, op) {
+			continue
+		}
+		if b.Pattern == PatternLiteral && denyLit[b.Name] || covered(b.Name) {
+			continue
+		}
+		return true
+	}
+	return false
+}
