@@ -308,10 +308,8 @@ func (h *Handler) principal(r *request) string {
 		}
 		return principalAnonymous
 	}
-	if t := r.nr.Conn.TLS; t != nil && len(t.PeerCertificates) > 0 {
-		if cn := t.PeerCertificates[0].Subject.CommonName; cn != "" {
-			return principalUserType + cn
-		}
+	if p := TLSPrincipal(r.nr.Conn); p != "" {
+		return p
 	}
 	return principalAnonymous
 }

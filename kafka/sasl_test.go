@@ -108,7 +108,7 @@ func TestSASLPrincipal(t *testing.T) {
 		t.Errorf("PLAINTEXT: %q", got)
 	}
 	cert := &x509.Certificate{Subject: pkix.Name{CommonName: "gateway-7", Organization: []string{"edge"}}}
-	ci := netloop.ConnInfo{ID: 3, TLS: &tls.ConnectionState{PeerCertificates: []*x509.Certificate{cert}}}
+	ci := netloop.ConnInfo{ID: 3, TLS: &tls.ConnectionState{PeerCertificates: []*x509.Certificate{cert}, VerifiedChains: [][]*x509.Certificate{{cert}}}}
 	if got := plain.h.principal(fakeRequest(plain, ci)); got != "User:gateway-7" {
 		t.Errorf("TLS client certificate: %q", got)
 	}

@@ -35,6 +35,11 @@
 // through Go's poller and resumes the connection on its loop. gnet keeps
 // reading sockets whatever netloop does, so a connection held back by a cap
 // has its unparsed bytes counted and is closed past MaxInboundBufferedBytes.
+//
+// Several listeners (Config.Listeners) share the loops; a listener with a
+// tls.Config speaks TLS on the same loops (see tls.go): the handshake on a
+// short-lived goroutine, records decrypted and responses encrypted on the
+// loop, file parts read and encrypted rather than sent with sendfile.
 package netloop
 
 import (

@@ -1,10 +1,12 @@
 package netloop
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -32,12 +34,38 @@ const (
 	// defaultInboundSlackBytes is what MaxInboundBufferedBytes allows above
 	// MaxFrameBytes by default: one whole pending frame plus some pipelining.
 	defaultInboundSlackBytes int64 = 8 << 20
+	// DefaultHandshakeTimeout bounds a TLS handshake from accept to its
+	// end, so a silent or slow client cannot hold one open.
+	DefaultHandshakeTimeout = 10 * time.Second
+	// DefaultMaxHandshakes caps TLS handshakes in progress server-wide; more
+	// wait (their deadline running) for one to finish.
+	DefaultMaxHandshakes = 256
 )
+
+// ListenerConfig is one address to listen on.
+type ListenerConfig struct {
+	// Addr is "host:port"; port 0 picks a free port (see Server.Addrs).
+	Addr string
+	// TLS, when set, makes connections on this listener speak TLS: a
+	// handshake first, then frames inside TLS records. nil is plaintext.
+	// netloop clones it and raises MinVersion to TLS 1.2.
+	TLS *tls.Config
+}
 
 // Config configures a Server. Every limit is per connection unless it says otherwise.
 type Config struct {
 	// Addr is "host:port" to listen on; port 0 picks a free port (see Server.Addr).
+	// Ignored when Listeners is set.
 	Addr string
+	// Listeners, when set, are the addresses to listen on, all served by the
+	// same event loops; ConnInfo.Listener is the index of a connection's.
+	Listeners []ListenerConfig
+	// HandshakeTimeout closes a TLS connection whose handshake has not
+	// finished this long after accept. 0 means DefaultHandshakeTimeout.
+	HandshakeTimeout time.Duration
+	// MaxHandshakes caps TLS handshakes in progress at once, server-wide;
+	// each runs on a goroutine of its own. 0 means DefaultMaxHandshakes.
+	MaxHandshakes int
 	// Loops is the number of event loops; 0 means GOMAXPROCS.
 	Loops int
 	// MaxFrameBytes is the largest request frame accepted; a larger (or
@@ -85,6 +113,25 @@ type Config struct {
 
 // withDefaults fills zero values and validates the result.
 func (c Config) withDefaults() (Config, error) {
+	if len(c.Listeners) == 0 {
+		c.Listeners = []ListenerConfig{{Addr: c.Addr}}
+	} else {
+		c.Listeners = slices.Clone(c.Listeners)
+	}
+	for i := range c.Listeners {
+		if t := c.Listeners[i].TLS; t != nil {
+			t = t.Clone()
+			t.MinVersion = max(t.MinVersion, tls.VersionTLS12)
+			c.Listeners[i].TLS = t
+		}
+	}
+	c.Addr = c.Listeners[0].Addr
+	if c.HandshakeTimeout == 0 {
+		c.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if c.MaxHandshakes == 0 {
+		c.MaxHandshakes = DefaultMaxHandshakes
+	}
 	if c.Loops == 0 {
 		c.Loops = runtime.GOMAXPROCS(0)
 	}
@@ -111,8 +158,10 @@ func (c Config) withDefaults() (Config, error) {
 
 func (c Config) validate() error {
 	var errs []error
-	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
-		errs = append(errs, fmt.Errorf("netloop: addr %q: %w", c.Addr, err))
+	for _, l := range c.Listeners {
+		if _, _, err := net.SplitHostPort(l.Addr); err != nil {
+			errs = append(errs, fmt.Errorf("netloop: addr %q: %w", l.Addr, err))
+		}
 	}
 	for _, f := range []struct {
 		name string
@@ -124,6 +173,8 @@ func (c Config) validate() error {
 		{"max inflight bytes", c.MaxInflightBytes},
 		{"max outbound bytes", c.MaxOutboundBytes},
 		{"max inbound buffered bytes", c.MaxInboundBufferedBytes},
+		{"max handshakes", int64(c.MaxHandshakes)},
+		{"handshake timeout", int64(c.HandshakeTimeout)},
 	} {
 		if f.v < 0 {
 			errs = append(errs, fmt.Errorf("netloop: %s %d < 0", f.name, f.v))

@@ -45,6 +45,8 @@ type conn struct {
 	budget        int64      // bytes this pump may still write before yielding the loop
 	w             writeState // progress through the response at the head of queue
 	dup           *os.File   // dup of the socket, watched by Go's poller while parked
+	tls           *tlsState  // nil on a plaintext listener
+	closeAfterOut bool       // close once the TLS output is written (a Response asked to close)
 	admitFn       func(int) bool
 	runFn         gnet.Runnable // pump, from schedule
 	writableFn    gnet.Runnable // resume after park
@@ -59,11 +61,11 @@ type conn struct {
 	cancel context.CancelFunc
 }
 
-func newConn(s *Server, gc gnet.Conn) *conn {
+func newConn(s *Server, gc gnet.Conn, listener int) *conn {
 	c := &conn{
 		s:    s,
 		gc:   gc,
-		info: ConnInfo{ID: s.nextID.Add(1), Remote: cloneAddr(gc.RemoteAddr())},
+		info: ConnInfo{ID: s.nextID.Add(1), Remote: cloneAddr(gc.RemoteAddr()), Listener: listener},
 		p:    parser{maxFrameBytes: s.cfg.MaxFrameBytes, charge: s.mem.charge},
 	}
 	c.seenActive = time.Now().UnixNano() // before the conn is published under s.mu
@@ -99,6 +101,17 @@ func (c *conn) onLoopRun() {
 // pump reads frames and writes responses until neither makes progress. Loop only.
 func (c *conn) pump() {
 	c.budget = writeBudgetBytes
+	if t := c.tls; t != nil && !t.ready {
+		// The handshake goroutine reads what is fed and writes through
+		// the pipe; flush sends its output.
+		t.pipe.feed()
+		c.flush()
+		c.checkInbound()
+		if !c.closing && c.s.draining.Load() {
+			c.closeWith(CloseShutdown)
+		}
+		return
+	}
 	for !c.closing {
 		dispatched := c.parse()
 		finished := c.flush()
@@ -106,24 +119,31 @@ func (c *conn) pump() {
 			break
 		}
 	}
-	if !c.closing && c.s.draining.Load() && c.inflightReqs == 0 {
+	if !c.closing && c.s.draining.Load() && c.inflightReqs == 0 && (c.tls == nil || !c.tls.outPending()) {
 		c.closeWith(CloseShutdown)
 	}
 }
 
 // parse hands whole frames to the handler while the caps admit them. Loop only.
 func (c *conn) parse() (dispatched int) {
-	if c.s.draining.Load() {
+	if c.s.draining.Load() || c.closeAfterOut {
 		c.dropPartial()
 		c.checkInbound()
 		return 0
 	}
 	c.setOnLoop(true)
+	var src source = c.gc
+	if c.tls != nil {
+		src = c.tls
+	}
 	var in int
 	for !c.closing {
-		f, ok, n, err := c.p.next(c.gc, c.admitFn)
+		f, ok, n, err := c.p.next(src, c.admitFn)
 		in += n
 		if err != nil {
+			if c.tlsOnPlaintext() {
+				break
+			}
 			c.s.warn.Warn().Uint64("conn", c.info.ID).Stringer("remote", c.info.Remote).
 				Int32("size", int32(binary.BigEndian.Uint32(c.p.hdr[:]))).
 				Int32("max_frame_bytes", c.s.cfg.MaxFrameBytes).Msg("bad frame size, closing")
@@ -139,6 +159,15 @@ func (c *conn) parse() (dispatched int) {
 	}
 	c.setOnLoop(false)
 	c.s.st.bytesIn.Add(int64(in))
+	if c.tls != nil && !c.closing {
+		if reason, failed := c.tls.readFailed(); failed {
+			if reason == CloseTLS {
+				c.s.warn.Warn().Uint64("conn", c.info.ID).Stringer("remote", c.info.Remote).
+					Err(c.tls.err).Msg("bad TLS record, closing")
+			}
+			c.closeWith(reason)
+		}
+	}
 
 	held := c.p.pending() && !c.closing
 	if held != c.held {
@@ -170,6 +199,9 @@ func (c *conn) checkInbound() {
 // own caps first, then the server-wide budget. Loop only.
 func (c *conn) admit(size int) bool {
 	cfg := &c.s.cfg
+	if c.tlsOnPlaintext() {
+		return false
+	}
 	if c.inflightReqs >= cfg.MaxInflightRequests ||
 		(c.inflightBytes > 0 && c.inflightBytes+int64(size) > cfg.MaxInflightBytes) ||
 		c.queuedB.Load() > cfg.MaxOutboundBytes {
@@ -181,6 +213,19 @@ func (c *conn) admit(size int) bool {
 	}
 	c.inflightReqs++
 	c.inflightBytes += int64(size)
+	return true
+}
+
+// tlsOnPlaintext closes a plaintext connection whose first bytes are a TLS
+// ClientHello rather than a frame, and reports whether it did. Loop only.
+func (c *conn) tlsOnPlaintext() bool {
+	if c.tls != nil || c.nextSeq != 0 || c.p.hdrN < 2 ||
+		c.p.hdr[0] != tlsRecordTypeHandshake || c.p.hdr[1] != tlsMajorVersion {
+		return false
+	}
+	c.s.warn.Warn().Uint64("conn", c.info.ID).Stringer("remote", c.info.Remote).
+		Int("listener", c.info.Listener).Msg("TLS client on a plaintext listener, closing")
+	c.closeWith(CloseTLS)
 	return true
 }
 
@@ -353,6 +398,16 @@ func (c *conn) onClose(err error) {
 		reason = CloseReason(v - 1)
 	} else if err == nil && c.s.draining.Load() {
 		reason = CloseShutdown
+	}
+	if t := c.tls; t != nil {
+		c.s.hs.forget(c)
+		if !t.ready && reason == CloseHandshakeTimeout {
+			c.s.st.tlsFailures.Add(1)
+			c.s.tlsWarn.Warn().Uint64("conn", c.info.ID).Stringer("remote", c.info.Remote).
+				Int("listener", c.info.Listener).Dur("took", time.Since(t.start)).
+				Msg("TLS handshake timed out, closing")
+		}
+		t.release()
 	}
 	c.s.st.closes[reason].Add(1)
 	c.s.st.connsOpen.Add(-1)

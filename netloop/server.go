@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,13 +25,17 @@ type Server struct {
 	h    Handler
 	log  zerolog.Logger
 	warn zerolog.Logger // sampled, for protocol violations
+	// tlsWarn is sampled apart, so a storm of failed handshakes does not
+	// hide other violations (nor they it).
+	tlsWarn zerolog.Logger
+	hs      handshakes
 
 	st     counters
 	nextID atomic.Uint64
 	mem    budget // MaxQueuedRequestBytes
 
 	eng      gnet.Engine   // set in OnBoot
-	addr     net.Addr      // bound address, set in OnBoot before booted closes
+	addrs    []net.Addr    // bound address per listener, set in OnBoot before booted closes
 	booted   chan struct{} // closed once listening
 	runDone  chan struct{} // closed when gnet.Run returns
 	runErr   error         // gnet.Run's result, read after runDone
@@ -60,6 +65,8 @@ func New(cfg Config, h Handler) (*Server, error) {
 		h:       h,
 		log:     log,
 		warn:    log.Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Minute}),
+		tlsWarn: log.Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Minute}),
+		hs:      handshakes{max: cfg.MaxHandshakes},
 		booted:  make(chan struct{}),
 		runDone: make(chan struct{}),
 		conns:   make(map[uint64]*conn),
@@ -86,15 +93,18 @@ func (s *Server) Start() error {
 	}
 	go func() {
 		defer close(s.runDone)
-		s.runErr = gnet.Run(&events{s: s}, "tcp://"+s.cfg.Addr, opts...)
+		s.runErr = gnet.Rotate(&events{s: s}, gnetAddrs(s.cfg.Listeners), opts...)
 	}()
 	select {
 	case <-s.booted:
-		if s.addr == nil {
+		if s.addrs == nil {
 			<-s.runDone
 			return errors.New("netloop: cannot read the bound address")
 		}
-		s.log.Info().Str("addr", s.addr.String()).Int("loops", s.cfg.Loops).Msg("listening")
+		for i, a := range s.addrs {
+			s.log.Info().Str("addr", a.String()).Int("listener", i).Bool("tls", s.cfg.Listeners[i].TLS != nil).
+				Int("loops", s.cfg.Loops).Msg("listening")
+		}
 		return nil
 	case <-s.runDone:
 		if s.runErr == nil {
@@ -104,12 +114,41 @@ func (s *Server) Start() error {
 	}
 }
 
-// Addr returns the bound address (with the real port when Config.Addr had
-// port 0), or nil before Start.
+// gnetAddrs names the listeners for gnet.Rotate. gnet finds a listener to
+// duplicate by the address string it was given (Engine.DupListener), so
+// repeated strings ("127.0.0.1:0" twice) are made distinct by zeros in
+// front of the port, which name the same port.
+func gnetAddrs(ls []ListenerConfig) []string {
+	out := make([]string, len(ls))
+	seen := make(map[string]bool, len(ls))
+	for i, l := range ls {
+		host, port, _ := net.SplitHostPort(l.Addr) // validated
+		a := net.JoinHostPort(host, port)
+		for seen[a] {
+			port = "0" + port
+			a = net.JoinHostPort(host, port)
+		}
+		seen[a] = true
+		out[i] = "tcp://" + a
+	}
+	return out
+}
+
+// Addr returns the first listener's bound address (with the real port when
+// it asked for port 0), or nil before Start.
 func (s *Server) Addr() net.Addr {
+	if a := s.Addrs(); len(a) > 0 {
+		return a[0]
+	}
+	return nil
+}
+
+// Addrs returns the bound address of each listener, in Config.Listeners'
+// order, or nil before Start.
+func (s *Server) Addrs() []net.Addr {
 	select {
 	case <-s.booted:
-		return s.addr
+		return s.addrs
 	default:
 		return nil
 	}
@@ -152,7 +191,7 @@ func (s *Server) stop(ctx context.Context) error {
 		close(s.drained)
 	}
 	s.mu.Unlock()
-	s.log.Info().Str("addr", s.addr.String()).Int("conns", len(conns)).Msg("stopping")
+	s.log.Info().Stringer("addr", s.addrs[0]).Int("conns", len(conns)).Msg("stopping")
 
 	// Each loop stops reading frames and closes its connections as their
 	// last responses go out.
@@ -176,7 +215,7 @@ func (s *Server) stop(ctx context.Context) error {
 		err = fmt.Errorf("netloop: %w", s.runErr)
 	}
 	st := s.Stats()
-	s.log.Info().Str("addr", s.addr.String()).Dur("took", time.Since(start)).
+	s.log.Info().Stringer("addr", s.addrs[0]).Dur("took", time.Since(start)).
 		Int64("conns_total", st.ConnsAccepted).Int64("frames", st.Frames).Err(err).Msg("stopped")
 	return err
 }
@@ -215,33 +254,73 @@ func (e *events) OnBoot(eng gnet.Engine) gnet.Action {
 	s := e.s
 	s.eng = eng
 	defer close(s.booted)
-	fd, err := eng.Dup()
-	if err != nil {
-		s.log.Error().Err(err).Msg("dup listener")
-		return gnet.Shutdown
+	addrs := make([]net.Addr, len(s.cfg.Listeners))
+	for i, a := range gnetAddrs(s.cfg.Listeners) {
+		fd, err := eng.DupListener("tcp", strings.TrimPrefix(a, "tcp://"))
+		if err != nil {
+			s.log.Error().Err(err).Str("addr", a).Msg("dup listener")
+			return gnet.Shutdown
+		}
+		sa, err := unix.Getsockname(fd)
+		unix.Close(fd)
+		if err != nil {
+			s.log.Error().Err(err).Msg("getsockname")
+			return gnet.Shutdown
+		}
+		if addrs[i] = sockaddrTCP(sa); addrs[i] == nil {
+			s.log.Error().Msgf("unexpected listener address %T", sa)
+			return gnet.Shutdown
+		}
 	}
-	defer unix.Close(fd)
-	sa, err := unix.Getsockname(fd)
-	if err != nil {
-		s.log.Error().Err(err).Msg("getsockname")
-		return gnet.Shutdown
-	}
+	s.addrs = addrs
+	return gnet.None
+}
+
+func sockaddrTCP(sa unix.Sockaddr) *net.TCPAddr {
 	switch a := sa.(type) {
 	case *unix.SockaddrInet4:
-		s.addr = &net.TCPAddr{IP: net.IP(a.Addr[:]).To16(), Port: a.Port}
+		return &net.TCPAddr{IP: net.IP(a.Addr[:]).To16(), Port: a.Port}
 	case *unix.SockaddrInet6:
-		s.addr = &net.TCPAddr{IP: net.IP(a.Addr[:]), Port: a.Port}
-	default:
-		s.log.Error().Msgf("unexpected listener address %T", sa)
-		return gnet.Shutdown
+		return &net.TCPAddr{IP: net.IP(a.Addr[:]), Port: a.Port}
 	}
-	return gnet.None
+	return nil
+}
+
+// listenerOf finds the listener a connection came in on from its local
+// address: gnet says only which address a listener was asked for. Loop only.
+func (s *Server) listenerOf(gc gnet.Conn) int {
+	if len(s.addrs) == 1 {
+		return 0
+	}
+	sa, err := unix.Getsockname(gc.Fd())
+	if err != nil {
+		return 0
+	}
+	local := sockaddrTCP(sa)
+	if local == nil {
+		return 0
+	}
+	match := -1
+	for i, a := range s.addrs {
+		b := a.(*net.TCPAddr)
+		if b.Port != local.Port {
+			continue
+		}
+		if b.IP.Equal(local.IP) {
+			return i
+		}
+		if b.IP.IsUnspecified() && match < 0 {
+			match = i
+		}
+	}
+	return max(match, 0)
 }
 
 func (e *events) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	s := e.s
 	s.st.connsAccepted.Add(1)
-	c := newConn(s, gc)
+	ln := s.listenerOf(gc)
+	c := newConn(s, gc, ln)
 	if !s.register(c) {
 		s.st.closes[CloseRefused].Add(1)
 		s.log.Debug().Uint64("conn", c.info.ID).Stringer("remote", c.info.Remote).Msg("refused")
@@ -249,7 +328,10 @@ func (e *events) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	}
 	gc.SetContext(c)
 	s.st.connsOpen.Add(1)
-	s.log.Debug().Uint64("conn", c.info.ID).Stringer("remote", c.info.Remote).Msg("open")
+	s.log.Debug().Uint64("conn", c.info.ID).Stringer("remote", c.info.Remote).Int("listener", ln).Msg("open")
+	if cfg := s.cfg.Listeners[ln].TLS; cfg != nil {
+		c.startTLS(cfg)
+	}
 	if o, ok := s.h.(Opener); ok {
 		o.ConnOpened(Conn{c})
 	}

@@ -7,20 +7,23 @@ type CloseReason int32
 
 // Close reasons, the index into Stats.Closes.
 const (
-	ClosePeer            CloseReason = iota // the peer closed or reset it, or a read failed
-	CloseIdle                               // no byte read or written for IdleTimeout
-	CloseBadFrame                           // negative size prefix or one above MaxFrameBytes
-	CloseInboundOverflow                    // unparsed inbound bytes above MaxInboundBufferedBytes
-	CloseHandler                            // a Response asked for it (Close true)
-	CloseBadResponse                        // a Response netloop cannot write (negative length, over 2 GiB)
-	CloseWriteError                         // a write, sendfile or file read failed
-	CloseShutdown                           // Server.Stop
-	CloseRefused                            // MaxConns reached, or the server is stopping
+	ClosePeer             CloseReason = iota // the peer closed or reset it, or a read failed
+	CloseIdle                                // no byte read or written for IdleTimeout
+	CloseBadFrame                            // negative size prefix or one above MaxFrameBytes
+	CloseInboundOverflow                     // unparsed inbound bytes above MaxInboundBufferedBytes
+	CloseHandler                             // a Response asked for it (Close true)
+	CloseBadResponse                         // a Response netloop cannot write (negative length, over 2 GiB)
+	CloseWriteError                          // a write, sendfile or file read failed
+	CloseShutdown                            // Server.Stop
+	CloseRefused                             // MaxConns reached, or the server is stopping
+	CloseTLS                                 // a TLS handshake failed, a TLS record was bad, or TLS came to a plaintext listener
+	CloseHandshakeTimeout                    // a TLS handshake did not finish within HandshakeTimeout
 	numCloseReasons
 )
 
 var closeReasonNames = [numCloseReasons]string{
 	"peer", "idle", "bad_frame", "inbound_overflow", "handler", "bad_response", "write_error", "shutdown", "refused",
+	"tls", "handshake_timeout",
 }
 
 func (r CloseReason) String() string {
@@ -50,6 +53,10 @@ type Stats struct {
 
 	DoubleResponds int64 // Respond called more than once for a request (a handler bug)
 
+	TLSHandshakes        int64 // TLS handshakes completed
+	TLSHandshakeFailures int64 // TLS handshakes that failed or timed out
+	TLSHandshaking       int64 // gauge: TLS handshakes running now (at most MaxHandshakes)
+
 	Closes [numCloseReasons]int64 // connections closed, by reason
 }
 
@@ -61,25 +68,29 @@ type counters struct {
 	inflightRequests, queuedBytes, heldConns atomic.Int64
 	doubleResponds, maxConnQueued            atomic.Int64
 	budgetWaits                              atomic.Int64
+	tlsHandshakes, tlsFailures, tlsRunning   atomic.Int64
 	closes                                   [numCloseReasons]atomic.Int64
 }
 
 func (c *counters) snapshot() Stats {
 	s := Stats{
-		ConnsOpen:        c.connsOpen.Load(),
-		ConnsAccepted:    c.connsAccepted.Load(),
-		Frames:           c.frames.Load(),
-		BytesIn:          c.bytesIn.Load(),
-		BytesOut:         c.bytesOut.Load(),
-		SendfileBytes:    c.sendfileBytes.Load(),
-		FileCopyBytes:    c.fileCopyBytes.Load(),
-		WriteParks:       c.writeParks.Load(),
-		InflightRequests: c.inflightRequests.Load(),
-		QueuedBytes:      c.queuedBytes.Load(),
-		MaxConnQueued:    c.maxConnQueued.Load(),
-		HeldConns:        c.heldConns.Load(),
-		DoubleResponds:   c.doubleResponds.Load(),
-		BudgetWaits:      c.budgetWaits.Load(),
+		ConnsOpen:            c.connsOpen.Load(),
+		ConnsAccepted:        c.connsAccepted.Load(),
+		Frames:               c.frames.Load(),
+		BytesIn:              c.bytesIn.Load(),
+		BytesOut:             c.bytesOut.Load(),
+		SendfileBytes:        c.sendfileBytes.Load(),
+		FileCopyBytes:        c.fileCopyBytes.Load(),
+		WriteParks:           c.writeParks.Load(),
+		InflightRequests:     c.inflightRequests.Load(),
+		QueuedBytes:          c.queuedBytes.Load(),
+		MaxConnQueued:        c.maxConnQueued.Load(),
+		HeldConns:            c.heldConns.Load(),
+		DoubleResponds:       c.doubleResponds.Load(),
+		BudgetWaits:          c.budgetWaits.Load(),
+		TLSHandshakes:        c.tlsHandshakes.Load(),
+		TLSHandshakeFailures: c.tlsFailures.Load(),
+		TLSHandshaking:       c.tlsRunning.Load(),
 	}
 	for i := range c.closes {
 		s.Closes[i] = c.closes[i].Load()

@@ -57,6 +57,21 @@ var iovPool = sync.Pool{New: func() any { s := make([][]byte, 0, 16); return &s 
 // in one writev. Loop only.
 func (c *conn) flush() (finished int) {
 	for !c.closing && !c.parked {
+		if c.tls != nil && c.tls.outPending() {
+			st, err := c.drainTLS()
+			if err != nil {
+				c.writeFailed(err)
+				return finished
+			}
+			if st == blocked {
+				c.park()
+				return finished
+			}
+		}
+		if c.closeAfterOut {
+			c.closeWith(CloseHandler)
+			return finished
+		}
 		r := c.head()
 		if r == nil {
 			return finished
@@ -92,13 +107,7 @@ func (c *conn) flush() (finished int) {
 			st, err = c.writeFile(&r.resp.Parts[w.part])
 		}
 		if err != nil {
-			reason := CloseWriteError
-			if errors.Is(err, unix.EPIPE) || errors.Is(err, unix.ECONNRESET) {
-				reason = ClosePeer
-			} else {
-				c.s.warn.Warn().Uint64("conn", c.info.ID).Stringer("remote", c.info.Remote).Err(err).Msg("write failed, closing")
-			}
-			c.closeWith(reason)
+			c.writeFailed(err)
 			return finished
 		}
 		if st == blocked {
@@ -107,6 +116,17 @@ func (c *conn) flush() (finished int) {
 		}
 	}
 	return finished
+}
+
+// writeFailed closes after a failed write. Loop only.
+func (c *conn) writeFailed(err error) {
+	reason := CloseWriteError
+	if errors.Is(err, unix.EPIPE) || errors.Is(err, unix.ECONNRESET) {
+		reason = ClosePeer
+	} else {
+		c.s.warn.Warn().Uint64("conn", c.info.ID).Stringer("remote", c.info.Remote).Err(err).Msg("write failed, closing")
+	}
+	c.closeWith(reason)
 }
 
 // skipWritten moves the write position past finished parts and reports
@@ -130,7 +150,11 @@ func (c *conn) complete(r *Request) int {
 	c.popHead()
 	c.finish(r)
 	if closeAfter {
-		c.closeWith(CloseHandler)
+		if c.tls != nil && c.tls.outPending() {
+			c.closeAfterOut = true // flush closes once the ciphertext is out
+		} else {
+			c.closeWith(CloseHandler)
+		}
 	}
 	return 1
 }
@@ -174,7 +198,15 @@ func (c *conn) writeBytes(r *Request) (writeStatus, int, error) {
 		}
 		c.mu.Unlock()
 	}
-	n, err := unix.Writev(c.gc.Fd(), iov)
+	var (
+		n   int
+		err error
+	)
+	if c.tls != nil {
+		n, err = c.writevTLS(iov)
+	} else {
+		n, err = unix.Writev(c.gc.Fd(), iov)
+	}
 	clear(iov)
 	*iovp = iov[:0]
 	iovPool.Put(iovp)
@@ -251,7 +283,7 @@ func (c *conn) writeFile(p *Part) (writeStatus, error) {
 	w, fd := &c.w, c.gc.Fd()
 	if !w.copyMode {
 		ffd := p.File.Fd()
-		if ffd == ^uintptr(0) {
+		if ffd == ^uintptr(0) || c.tls != nil { // sendfile would bypass TLS
 			w.copyMode = true
 		} else {
 			off := p.Off + w.off
@@ -286,7 +318,13 @@ func (c *conn) writeFile(p *Part) (writeStatus, error) {
 		}
 		w.chunkOff, w.chunkN = 0, n
 	}
-	n, err := unix.Write(fd, (*w.chunk)[w.chunkOff:w.chunkN])
+	var n int
+	var err error
+	if c.tls != nil {
+		n, err = c.writevTLS([][]byte{(*w.chunk)[w.chunkOff:w.chunkN]})
+	} else {
+		n, err = unix.Write(fd, (*w.chunk)[w.chunkOff:w.chunkN])
+	}
 	if n > 0 {
 		w.chunkOff += n
 		w.off += int64(n)

@@ -25,9 +25,16 @@ const envPrefix = "KLITE_"
 // Config is everything main needs to build the broker. Defaults and
 // validation live here and nowhere else.
 type Config struct {
-	Listen    string // host:port to bind
-	Advertise string // host:port clients are told to dial; derived from Listen when empty
+	Listen    string // comma-separated [PROTOCOL://]host:port to bind
+	Advertise string // comma-separated host:port clients are told to dial, in Listen's order; an empty entry is derived
 	WALDir    string
+
+	// TLS, for SSL (and SASL_SSL) listeners.
+	TLSCert             string // PEM certificate chain; reloaded when it changes
+	TLSKey              string // PEM private key
+	TLSClientCA         string // PEM CAs; when set, client certificates are required and verified (mTLS)
+	TLSHandshakeTimeout time.Duration
+	TLSMaxHandshakes    int
 
 	LogLevel  string
 	LogFormat string // console | json
@@ -150,8 +157,10 @@ func defaultConfig() Config {
 		IdleTimeout:         10 * time.Minute,
 		MaxConns:            0,
 
-		SASLAuthTimeout: kafka.DefaultSASLAuthTimeout,
-		SASLMaxReceive:  kafka.DefaultSASLMaxReceiveBytes,
+		SASLAuthTimeout:     kafka.DefaultSASLAuthTimeout,
+		SASLMaxReceive:      kafka.DefaultSASLMaxReceiveBytes,
+		TLSHandshakeTimeout: netloop.DefaultHandshakeTimeout,
+		TLSMaxHandshakes:    netloop.DefaultMaxHandshakes,
 
 		ShutdownTimeout: 30 * time.Second,
 
@@ -214,8 +223,13 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("klite", flag.ContinueOnError)
 	fs.SetOutput(out)
 
-	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "`[PROTOCOL://]host:port` to listen on; port 0 picks a free port. PROTOCOL is PLAINTEXT (the default) or SASL_PLAINTEXT")
-	fs.StringVar(&cfg.Advertise, "advertise", cfg.Advertise, "`host:port` returned to clients in Metadata. Empty: the listen address, with 127.0.0.1\nwhen the listen host is empty or unspecified (0.0.0.0, ::) and the bound port when it is 0 or omitted.\nSet it whenever clients connect from other machines")
+	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "comma-separated `[PROTOCOL://]host:port` list to listen on; port 0 picks a free port. PROTOCOL is\nPLAINTEXT (the default), SSL (needs -tls-cert and -tls-key), SASL_PLAINTEXT or SASL_SSL")
+	fs.StringVar(&cfg.Advertise, "advertise", cfg.Advertise, "comma-separated `host:port` list returned in Metadata to clients of each -listen listener, in the same\norder. An empty entry (or an empty list): the listen address, with 127.0.0.1 when the listen host is empty or\nunspecified (0.0.0.0, ::) and the bound port when it is 0 or omitted. Set it whenever clients connect from other machines")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", cfg.TLSCert, "PEM certificate chain `file` for SSL listeners; read again when it changes, so a certificate rotates without\na restart (new connections get the new one)")
+	fs.StringVar(&cfg.TLSKey, "tls-key", cfg.TLSKey, "PEM private key `file` of -tls-cert")
+	fs.StringVar(&cfg.TLSClientCA, "tls-client-ca", cfg.TLSClientCA, "PEM CA `file`: SSL listeners require client certificates signed by these CAs (mTLS); empty: no client certificates")
+	fs.DurationVar(&cfg.TLSHandshakeTimeout, "tls-handshake-timeout", cfg.TLSHandshakeTimeout, "close a TLS connection whose handshake has not finished this long after it connected")
+	fs.IntVar(&cfg.TLSMaxHandshakes, "tls-max-handshakes", cfg.TLSMaxHandshakes, "TLS handshakes running at once (each on a goroutine of its own); more wait their turn")
 	fs.StringVar(&cfg.WALDir, "wal", cfg.WALDir, "data `dir`ectory for the write-ahead log and metadata")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "log `level`: trace, debug, info, warn, error")
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "log `format`: console or json (both on stderr)")
@@ -299,13 +313,39 @@ func (c *Config) validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 
-	if _, _, err := parseListen(c.Listen); err != nil {
+	lns, err := parseListeners(c.Listen)
+	if err != nil {
 		bad("-listen %q: %v", c.Listen, err)
 	}
 	if c.Advertise != "" {
-		if _, err := splitAdvertise(c.Advertise); err != nil {
-			bad("-advertise %q: %v", c.Advertise, err)
+		advs := strings.Split(c.Advertise, ",")
+		if err == nil && len(advs) != len(lns) {
+			bad("-advertise %q: %d entries for %d listeners (an entry may be empty)", c.Advertise, len(advs), len(lns))
 		}
+		for _, a := range advs {
+			if a = strings.TrimSpace(a); a == "" {
+				continue
+			}
+			if _, err := splitAdvertise(a); err != nil {
+				bad("-advertise %q: %v", a, err)
+			}
+		}
+	}
+	needTLS := false
+	for _, l := range lns {
+		needTLS = needTLS || l.Proto.TLS()
+	}
+	if needTLS && (c.TLSCert == "" || c.TLSKey == "") {
+		bad("SSL listeners need -tls-cert and -tls-key")
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		bad("-tls-cert and -tls-key go together")
+	}
+	if c.TLSHandshakeTimeout <= 0 {
+		bad("-tls-handshake-timeout must be > 0")
+	}
+	if c.TLSMaxHandshakes < 1 {
+		bad("-tls-max-handshakes must be at least 1")
 	}
 	if c.WALDir == "" {
 		bad("-wal must not be empty")
@@ -487,8 +527,27 @@ var preallocModes = map[string]storage.Prealloc{
 	"none":      storage.PreallocNone,
 }
 
-// parseListen splits -listen's "[PROTOCOL://]host:port" (PLAINTEXT when
-// the protocol is omitted).
+// listenSpec is one -listen entry.
+type listenSpec struct {
+	Proto kafka.SecurityProtocol
+	Addr  string // host:port
+}
+
+// parseListeners splits -listen's comma-separated list.
+func parseListeners(s string) ([]listenSpec, error) {
+	var out []listenSpec
+	for _, e := range strings.Split(s, ",") {
+		proto, addr, err := parseListen(strings.TrimSpace(e))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, listenSpec{Proto: proto, Addr: addr})
+	}
+	return out, nil
+}
+
+// parseListen splits one -listen entry "[PROTOCOL://]host:port" (PLAINTEXT
+// when the protocol is omitted).
 func parseListen(s string) (kafka.SecurityProtocol, string, error) {
 	proto, addr := kafka.Plaintext, s
 	if name, rest, ok := strings.Cut(s, "://"); ok {
@@ -497,12 +556,6 @@ func parseListen(s string) (kafka.SecurityProtocol, string, error) {
 			return "", "", fmt.Errorf("unknown security protocol %q: want PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL", name)
 		}
 		proto, addr = p, rest
-	}
-	if strings.Contains(addr, ",") {
-		return "", "", errors.New("one listener for now")
-	}
-	if proto.TLS() { // issue 11: TLS listeners come next
-		return "", "", fmt.Errorf("%s is not built yet", proto)
 	}
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		return "", "", err

@@ -7,12 +7,14 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/klite/klite/kafka"
 	"github.com/klite/klite/vfs"
 )
 
@@ -94,6 +96,15 @@ func TestConfigInvalid(t *testing.T) {
 		{[]string{"-node-id", "-1"}, nil, "-node-id"},
 		{[]string{"-advertise", "::1"}, nil, "-advertise"},
 		{[]string{"-advertise", "host:99999"}, nil, "-advertise"},
+		{[]string{"-listen", "SSL://:9093"}, nil, "-tls-cert"},
+		{[]string{"-tls-cert", "c.pem"}, nil, "-tls-key"},
+		{[]string{"-listen", "SASL_SSL://:9093"}, nil, "need -tls-cert and -tls-key"},
+		{[]string{"-listen", "TLS://:9093"}, nil, "unknown security protocol"},
+		{[]string{"-listen", ":9092,"}, nil, "-listen"},
+		{[]string{"-listen", ":9092,SSL://:9093", "-advertise", "h:1", "-tls-cert", "c", "-tls-key", "k"}, nil, "1 entries for 2 listeners"},
+		{[]string{"-listen", ":9092,:9093", "-advertise", ",host:99999"}, nil, "-advertise"},
+		{[]string{"-tls-handshake-timeout", "0s"}, nil, "-tls-handshake-timeout"},
+		{[]string{"-tls-max-handshakes", "0"}, nil, "-tls-max-handshakes"},
 		{[]string{"-idle-timeout", "-1s"}, nil, "-idle-timeout"},
 		{[]string{"-retention-ms", "0"}, nil, "-retention-ms"},
 		{[]string{"-retention-ms", "-2"}, nil, "-retention-ms"},
@@ -240,5 +251,21 @@ func TestReadmeFlags(t *testing.T) {
 	})
 	for name := range rows {
 		t.Errorf("README.md documents -%s, which does not exist", name)
+	}
+}
+
+func TestParseListeners(t *testing.T) {
+	got, err := parseListeners("127.0.0.1:0, ssl://:9093,PLAINTEXT://[::1]:9094")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []listenSpec{{kafka.Plaintext, "127.0.0.1:0"}, {kafka.SSL, ":9093"}, {kafka.Plaintext, "[::1]:9094"}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+	cfg, err := parseConfig([]string{"-listen", "PLAINTEXT://:0,SSL://:0", "-advertise", ",ext.example:9093",
+		"-tls-cert", "c.pem", "-tls-key", "k.pem"}, env(nil), &bytes.Buffer{})
+	if err != nil || cfg.TLSCert != "c.pem" {
+		t.Fatalf("cfg %+v, err %v", cfg, err)
 	}
 }

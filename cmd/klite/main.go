@@ -10,6 +10,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"flag"
@@ -21,6 +22,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -240,12 +242,28 @@ func serve(cfg Config, root zerolog.Logger) error {
 	}
 	late := &lateHandler{}
 	maxConns := connCap(cfg.MaxConns, log)
-	proto, listenAddr, _ := parseListen(cfg.Listen) // validated
-	if proto.SASL() && len(users.Names()) == 0 {
+	specs, _ := parseListeners(cfg.Listen) // validated
+	lcfgs := make([]netloop.ListenerConfig, len(specs))
+	var tlsCfg *tls.Config
+	for i, sp := range specs {
+		lcfgs[i].Addr = sp.Addr
+		if !sp.Proto.TLS() {
+			continue
+		}
+		if tlsCfg == nil {
+			if tlsCfg, err = tlsServerConfig(cfg, log); err != nil {
+				return errors.Join(err, stack.close())
+			}
+		}
+		lcfgs[i].TLS = tlsCfg
+	}
+	if len(users.Names()) == 0 && slices.ContainsFunc(specs, func(sp listenSpec) bool { return sp.Proto.SASL() }) {
 		log.Warn().Msg("SASL listener without users: every authentication fails; give -sasl-users-file")
 	}
 	srv, err := netloop.New(netloop.Config{
-		Addr:                    listenAddr,
+		Listeners:               lcfgs,
+		HandshakeTimeout:        cfg.TLSHandshakeTimeout,
+		MaxHandshakes:           cfg.TLSMaxHandshakes,
 		Loops:                   cfg.Loops,
 		MaxFrameBytes:           int32(cfg.MaxRequestBytes),
 		MaxInflightRequests:     cfg.MaxInflightRequests,
@@ -271,15 +289,30 @@ func serve(cfg Config, root zerolog.Logger) error {
 		}
 		return nil
 	})
-	bound := srv.Addr()
+	bound := srv.Addrs()
 
-	adv, warn := advertised(cfg.Advertise, listenAddr, bound)
-	if warn != "" {
-		log.Warn().Str("advertised", adv.String()).Msg(warn)
+	// The advertised address of each listener, and the bound ones for logs
+	// and DescribeConfigs' listeners.
+	advs := make([]string, len(specs))
+	if cfg.Advertise != "" {
+		advs = strings.Split(cfg.Advertise, ",") // validated: one per listener
 	}
+	listeners := make([]kafka.Listener, len(specs))
+	boundNames := make([]string, len(specs))
+	advNames := make([]string, len(specs))
+	for i, sp := range specs {
+		adv, warn := advertised(strings.TrimSpace(advs[i]), sp.Addr, bound[i])
+		if warn != "" {
+			log.Warn().Str("advertised", adv.String()).Msg(warn)
+		}
+		listeners[i] = kafka.Listener{Protocol: sp.Proto, Host: adv.Host, Port: int32(adv.Port)}
+		boundNames[i] = string(sp.Proto) + "://" + bound[i].String()
+		advNames[i] = string(sp.Proto) + "://" + adv.String()
+	}
+	adv := hostPort{Host: listeners[0].Host, Port: int(listeners[0].Port)}
 	handler := kafka.New(kafka.Config{
 		NodeID:                    int32(cfg.NodeID),
-		Listeners:                 []kafka.Listener{{Protocol: proto, Host: adv.Host, Port: int32(adv.Port)}},
+		Listeners:                 listeners,
 		ClusterID:                 clusterID,
 		AutoCreateTopics:          cfg.AutoCreateTopics,
 		DefaultPartitions:         int32(cfg.DefaultPartitions),
@@ -290,7 +323,7 @@ func serve(cfg Config, root zerolog.Logger) error {
 		FetchWorkers:              cfg.FetchWorkers,
 		Logger:                    root, // kafka adds its own component field
 		// Reported by DescribeConfigs under Kafka's names.
-		BoundListeners:           string(proto) + "://" + bound.String(),
+		BoundListeners:           strings.Join(boundNames, ","),
 		LogDirs:                  cfg.WALDir,
 		SegmentBytes:             cfg.SegmentBytes,
 		SocketRequestMaxBytes:    int32(cfg.MaxRequestBytes),
@@ -319,8 +352,10 @@ func serve(cfg Config, root zerolog.Logger) error {
 	}
 
 	log.Info().
-		Str("addr", bound.String()).
+		Str("addr", bound[0].String()).
 		Str("advertised", adv.String()).
+		Strs("listeners", boundNames).
+		Strs("advertised_listeners", advNames).
 		Str("cluster_id", clusterID).
 		Int("node_id", cfg.NodeID).
 		Msg("ready")

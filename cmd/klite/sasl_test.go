@@ -7,6 +7,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -34,6 +35,8 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 	xscram "github.com/xdg-go/scram"
+
+	"github.com/klite/klite/internal/testcerts"
 )
 
 const saslRecords = 25 // per client and mechanism
@@ -774,5 +777,69 @@ func TestSASLPrincipalACLs(t *testing.T) {
 	carolCl := newFranzSASL(t, b.addr, "PLAIN", saslUser{"carol", "x"}, kgo.RequestRetries(0))
 	if err := carolCl.Ping(ctx); !errors.Is(err, kerr.SaslAuthenticationFailed) {
 		t.Fatalf("unknown carol: %v", err)
+	}
+}
+
+// TestSASLSSL: SASL over TLS (SASL_SSL) with franz-go, confluent-kafka-go
+// and kcat, each mechanism; the listener advertises localhost, which the
+// test certificate names.
+func TestSASLSSL(t *testing.T) {
+	dir := t.TempDir()
+	ca := testcerts.NewCA(t, "klite test CA")
+	caFile := ca.Write(t, dir, "ca")
+	certFile, keyFile := ca.Server(t, "klite").Write(t, dir, "server")
+	b := startSASLBroker(t, "-listen", "SASL_SSL://127.0.0.1:0", "-advertise", "localhost",
+		"-tls-cert", certFile, "-tls-key", keyFile)
+	_, port, _ := net.SplitHostPort(b.addr)
+	addr := "localhost:" + port
+	tlsCfg := &tls.Config{RootCAs: ca.Pool()}
+	adm := kadm.NewClient(newFranzSASL(t, addr, "SCRAM-SHA-512", alice, kgo.DialTLSConfig(tlsCfg)))
+	for _, mech := range saslMechs {
+		topic := "sasl-ssl-" + strings.ToLower(mech)
+		createTopic(t, adm, topic, 1)
+		t.Run("franz/"+mech, func(t *testing.T) {
+			cl := newFranzSASL(t, addr, mech, bob, kgo.DialTLSConfig(tlsCfg), kgo.ConsumeTopics(topic),
+				kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+			ctx := testContext(t, time.Minute)
+			for i := range saslRecords {
+				if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: saslValue(i)}).FirstErr(); err != nil {
+					t.Fatalf("produce: %v", err)
+				}
+			}
+			var got [][]byte
+			for len(got) < saslRecords {
+				fs := cl.PollFetches(ctx)
+				if err := fs.Err0(); err != nil {
+					t.Fatalf("fetch: %v", err)
+				}
+				fs.EachRecord(func(r *kgo.Record) { got = append(got, r.Value) })
+			}
+			checkValues(t, got, saslRecords)
+		})
+		t.Run("confluent/"+mech, func(t *testing.T) {
+			p := ckProducer(t, addr, ckafka.ConfigMap{"security.protocol": "SASL_SSL", "ssl.ca.location": caFile,
+				"sasl.mechanisms": mech, "sasl.username": alice.name, "sasl.password": alice.pass})
+			ckProduce(t, p, func(yield func(*ckafka.Message) bool) {
+				for i := range saslRecords {
+					if !yield(&ckafka.Message{TopicPartition: ckafka.TopicPartition{Topic: &topic, Partition: 0}, Value: saslValue(i)}) {
+						return
+					}
+				}
+			}, saslRecords)
+		})
+		t.Run("kcat/"+mech, func(t *testing.T) {
+			kcat, err := exec.LookPath("kcat")
+			if err != nil {
+				t.Skip("kcat not installed")
+			}
+			ctx := testContext(t, time.Minute)
+			out, err := exec.CommandContext(ctx, kcat, "-b", addr, "-X", "security.protocol=SASL_SSL", "-X", "ssl.ca.location="+caFile,
+				"-X", "sasl.mechanisms="+mech, "-X", "sasl.username="+bob.name, "-X", "sasl.password="+bob.pass,
+				"-t", topic, "-p", "0", "-C", "-o", "beginning", "-c", strconv.Itoa(saslRecords), "-e", "-q").Output()
+			if err != nil {
+				t.Fatalf("kcat -C: %v\n%s", err, out)
+			}
+			checkValues(t, bytes.Split(bytes.TrimSuffix(out, []byte("\n")), []byte("\n")), saslRecords)
+		})
 	}
 }

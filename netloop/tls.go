@@ -1,0 +1,486 @@
+package netloop
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+	"golang.org/x/sys/unix"
+)
+
+// TLS on the event loop.
+//
+// crypto/tls runs over tlsPipe, an in-memory net.Conn: its Read takes bytes
+// the loop has received, its Write appends ciphertext to a buffer the loop
+// writes to the socket. After the handshake the loop drives the tls.Conn
+// itself: a Read that finds no bytes returns a temporary net.Error, which
+// crypto/tls passes back without failing the connection, and the next Read
+// carries on where it stopped. The handshake cannot be suspended that way
+// (crypto/tls keeps any handshake error for good), so it runs on a
+// goroutine of its own, blocking on the pipe while the loop feeds it; at
+// most Config.MaxHandshakes run at once, and a connection whose handshake
+// has not finished HandshakeTimeout after accept is closed. Then the
+// connection is handed back to its loop and no goroutine is left.
+//
+// Plaintext connections have no tlsState (conn.tls is nil) and pay one
+// pointer for all this.
+
+const (
+	// tlsWriteChunkBytes is the plaintext encrypted at a time: four full
+	// records. Ciphertext for it fits tlsOutBytes, so the output buffer of
+	// a busy connection is one pooled buffer that is never regrown.
+	tlsWriteChunkBytes = 64 << 10
+	tlsOutBytes        = 128 << 10
+	// tlsPlainBytes holds one record's plaintext (2^14, RFC 8446 5.1).
+	tlsPlainBytes = 16 << 10
+	// maxHandshakeInBytes bounds what the loop passes to a handshake in
+	// progress; the rest waits in gnet's buffer (and counts against
+	// MaxInboundBufferedBytes there).
+	maxHandshakeInBytes = 64 << 10
+	// tlsRecordTypeHandshake and tlsMajorVersion start every TLS
+	// ClientHello (type 22, version 3.x), so a plaintext listener reads
+	// them as a size prefix of about 369 MB.
+	tlsRecordTypeHandshake = 0x16
+	tlsMajorVersion        = 0x03
+)
+
+// errWouldBlock is what tlsPipe.Read returns on the loop when no byte is
+// buffered: crypto/tls treats a temporary net.Error as "try again later".
+var errWouldBlock error = wouldBlockError{}
+
+type wouldBlockError struct{}
+
+func (wouldBlockError) Error() string   { return "netloop: no bytes buffered" }
+func (wouldBlockError) Timeout() bool   { return true }
+func (wouldBlockError) Temporary() bool { return true }
+
+// tlsState is a TLS connection's state: the tls.Conn, the pipe under it and
+// the decrypted bytes not yet parsed.
+type tlsState struct {
+	tc   *tls.Conn
+	pipe tlsPipe
+
+	// loop only
+	ready    bool  // handshake finished: tc is driven on the loop
+	err      error // a read failed for good (bad record, alert, EOF)
+	plain    *[]byte
+	plainOff int
+	plainN   int
+
+	hsDoneFn gnet.Runnable // handshakeDone, queued by the handshake goroutine
+	hsErr    error         // handshake result, written by its goroutine before it hands back
+	timer    *time.Timer   // HandshakeTimeout; stopped when the handshake ends
+	start    time.Time
+}
+
+// tlsPipe is the net.Conn under a tls.Conn. During the handshake its Read
+// runs on the handshake goroutine and waits for bytes the loop feeds; after
+// it, everything runs on the loop and Read takes bytes from gnet directly.
+type tlsPipe struct {
+	gc     gnet.Conn
+	onLoop bool   // set on the loop when the handshake hands back; read by Read
+	sched  func() // during the handshake: have the loop write out
+
+	mu     sync.Mutex
+	in     *[]byte // bytes fed by the loop, not yet read by tls: (*in)[inOff:]
+	inOff  int
+	out    *[]byte // ciphertext not yet written to the socket: (*out)[outOff:]
+	outOff int
+	closed bool
+	wake   chan struct{} // cap 1: bytes were fed
+	done   chan struct{} // closed by close
+}
+
+func newTLSState(c *conn, cfg *tls.Config) *tlsState {
+	t := &tlsState{start: time.Now()}
+	t.pipe = tlsPipe{gc: c.gc, sched: c.schedule, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	t.tc = tls.Server(&t.pipe, cfg)
+	return t
+}
+
+func (p *tlsPipe) Read(b []byte) (int, error) {
+	for {
+		p.mu.Lock()
+		if p.in != nil {
+			n := copy(b, (*p.in)[p.inOff:])
+			p.inOff += n
+			if p.inOff == len(*p.in) {
+				putBuf(p.in)
+				p.in, p.inOff = nil, 0
+			}
+			p.mu.Unlock()
+			return n, nil
+		}
+		closed := p.closed
+		p.mu.Unlock()
+		if closed {
+			return 0, net.ErrClosed
+		}
+		if p.onLoop {
+			if n, _ := p.gc.Read(b); n > 0 {
+				return n, nil
+			}
+			return 0, errWouldBlock
+		}
+		select {
+		case <-p.wake:
+		case <-p.done:
+		}
+	}
+}
+
+func (p *tlsPipe) Write(b []byte) (int, error) {
+	n0 := len(b)
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return 0, net.ErrClosed
+	}
+	if p.onLoop && p.out == nil {
+		// Nothing queued: try the socket first and keep only what it
+		// does not take (an error shows again when drain retries).
+		if n, _ := unix.Write(p.gc.Fd(), b); n > 0 {
+			b = b[n:]
+		}
+	}
+	if len(b) > 0 {
+		p.out = appendPooled(p.out, b)
+	}
+	p.mu.Unlock()
+	if !p.onLoop {
+		p.sched() // the loop writes it (flush drains out first)
+	}
+	return n0, nil
+}
+
+// Close ends the pipe: a waiting Read returns, later Writes fail. crypto/tls
+// calls it when a handshake context ends; netloop when the connection closes.
+func (p *tlsPipe) Close() error {
+	p.mu.Lock()
+	if !p.closed {
+		p.closed = true
+		close(p.done)
+		putBuf(p.in)
+		putBuf(p.out)
+		p.in, p.inOff, p.out, p.outOff = nil, 0, nil, 0
+	}
+	p.mu.Unlock()
+	return nil
+}
+
+func (p *tlsPipe) LocalAddr() net.Addr              { return p.gc.LocalAddr() }
+func (p *tlsPipe) RemoteAddr() net.Addr             { return p.gc.RemoteAddr() }
+func (p *tlsPipe) SetDeadline(time.Time) error      { return nil }
+func (p *tlsPipe) SetReadDeadline(time.Time) error  { return nil }
+func (p *tlsPipe) SetWriteDeadline(time.Time) error { return nil }
+
+// appendPooled appends b to a pooled buffer, taking or regrowing one as needed.
+func appendPooled(bp *[]byte, b []byte) *[]byte {
+	if bp == nil {
+		bp = getBuf(max(len(b), tlsOutBytes))
+		*bp = (*bp)[:0]
+	}
+	if cap(*bp)-len(*bp) < len(b) {
+		nb := getBuf(len(*bp) + len(b))
+		*nb = append((*nb)[:0], *bp...)
+		putBuf(bp)
+		bp = nb
+	}
+	*bp = append(*bp, b...)
+	return bp
+}
+
+// feed moves bytes gnet has buffered into the pipe for the handshake. Loop only.
+func (p *tlsPipe) feed() {
+	avail := p.gc.InboundBuffered()
+	if avail == 0 {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return
+	}
+	have := 0
+	if p.in != nil {
+		have = len(*p.in) - p.inOff
+	}
+	take := min(avail, maxHandshakeInBytes-have)
+	if take <= 0 {
+		return
+	}
+	if p.in == nil {
+		p.in = getBuf(take)
+		*p.in = (*p.in)[:0]
+	} else if cap(*p.in)-len(*p.in) < take {
+		nb := getBuf(have + take)
+		*nb = append((*nb)[:0], (*p.in)[p.inOff:]...)
+		putBuf(p.in)
+		p.in, p.inOff = nb, 0
+	}
+	n0 := len(*p.in)
+	n, _ := p.gc.Read((*p.in)[n0 : n0+take])
+	*p.in = (*p.in)[:n0+n]
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// outPending reports whether ciphertext waits for the socket. Loop only.
+func (t *tlsState) outPending() bool {
+	t.pipe.mu.Lock()
+	defer t.pipe.mu.Unlock()
+	return t.pipe.out != nil
+}
+
+// drain writes pending ciphertext to the socket. Loop only.
+func (c *conn) drainTLS() (writeStatus, error) {
+	p := &c.tls.pipe
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for p.out != nil {
+		n, err := unix.Write(c.gc.Fd(), (*p.out)[p.outOff:])
+		if n > 0 {
+			p.outOff += n
+			c.active.Store(true)
+			if p.outOff == len(*p.out) {
+				putBuf(p.out)
+				p.out, p.outOff = nil, 0
+			}
+		}
+		if st, err := writeResult(err); err != nil || st == blocked {
+			return st, err
+		}
+	}
+	return wrote, nil
+}
+
+// writev encrypts plaintext from iov, at most tlsWriteChunkBytes, once
+// earlier ciphertext has gone out; it returns the plaintext bytes taken and
+// EAGAIN when the socket still holds earlier ciphertext back. Loop only.
+func (c *conn) writevTLS(iov [][]byte) (int, error) {
+	if st, err := c.drainTLS(); err != nil || st == blocked {
+		if err == nil {
+			err = unix.EAGAIN
+		}
+		return 0, err
+	}
+	var n int
+	var err error
+	if len(iov) == 1 {
+		b := iov[0]
+		n, err = c.tls.tc.Write(b[:min(len(b), tlsWriteChunkBytes)])
+	} else {
+		stage := getBuf(tlsWriteChunkBytes)
+		for _, b := range iov {
+			k := copy((*stage)[n:], b)
+			n += k
+			if k < len(b) {
+				break
+			}
+		}
+		n, err = c.tls.tc.Write((*stage)[:n])
+		putBuf(stage)
+	}
+	if err != nil {
+		return n, err
+	}
+	if _, err := c.drainTLS(); err != nil {
+		return n, err
+	}
+	return n, nil
+}
+
+// Read and InboundBuffered make a TLS connection the parser's source: they
+// serve decrypted bytes, one record at a time. Loop only.
+func (t *tlsState) Read(b []byte) (int, error) {
+	if t.plainOff == t.plainN && len(b) >= tlsPlainBytes {
+		// Room for a whole record: decrypt straight into b. Nothing is
+		// left behind in tc, so InboundBuffered stays exact.
+		return t.read(b), nil
+	}
+	if t.plainOff == t.plainN && !t.fill() {
+		return 0, nil
+	}
+	n := copy(b, (*t.plain)[t.plainOff:t.plainN])
+	t.plainOff += n
+	if t.plainOff == t.plainN {
+		t.dropPlain()
+	}
+	return n, nil
+}
+
+func (t *tlsState) InboundBuffered() int {
+	if t.plainOff == t.plainN && !t.fill() {
+		return 0
+	}
+	return t.plainN - t.plainOff
+}
+
+// fill decrypts the next record's plaintext, when whole records are
+// buffered, and reports whether there is plaintext. Loop only.
+func (t *tlsState) fill() bool {
+	if t.err != nil {
+		return false
+	}
+	if t.plain == nil {
+		t.plain = getBuf(tlsPlainBytes)
+	}
+	n := t.read(*t.plain)
+	t.plainOff, t.plainN = 0, n
+	if n == 0 {
+		t.dropPlain()
+		return false
+	}
+	return true
+}
+
+// read decrypts into b (at least a record long); a failure other than
+// "no whole record yet" is kept in t.err. Loop only.
+func (t *tlsState) read(b []byte) int {
+	if t.err != nil {
+		return 0
+	}
+	n, err := t.tc.Read(b)
+	if err != nil && !errors.Is(err, errWouldBlock) {
+		t.err = err
+	}
+	return n
+}
+
+func (t *tlsState) dropPlain() {
+	putBuf(t.plain)
+	t.plain, t.plainOff, t.plainN = nil, 0, 0
+}
+
+// readFailed reports why reading stopped for good once every decrypted
+// byte is parsed: ClosePeer for a clean end, CloseTLS for a bad record.
+func (t *tlsState) readFailed() (CloseReason, bool) {
+	if t.err == nil || t.plainOff < t.plainN {
+		return 0, false
+	}
+	if errors.Is(t.err, io.EOF) {
+		return ClosePeer, true
+	}
+	return CloseTLS, true
+}
+
+// release frees the TLS buffers. Loop only (OnClose).
+func (t *tlsState) release() {
+	if t.timer != nil {
+		t.timer.Stop()
+	}
+	t.pipe.Close()
+	t.dropPlain()
+}
+
+// startTLS begins the handshake of a new connection on a TLS listener. Loop only (OnOpen).
+func (c *conn) startTLS(cfg *tls.Config) {
+	s := c.s
+	c.tls = newTLSState(c, cfg)
+	c.tls.timer = time.AfterFunc(s.cfg.HandshakeTimeout, func() { c.closeAsync(CloseHandshakeTimeout) })
+	c.tls.hsDoneFn = gnet.RunnableFunc(func(context.Context) error {
+		c.handshakeDone()
+		return nil
+	})
+	s.hs.start(c)
+}
+
+// handshake runs one TLS handshake on its own goroutine, then hands the
+// connection back to its loop.
+func (c *conn) handshake() {
+	t := c.tls
+	c.s.st.tlsRunning.Add(1)
+	err := t.tc.Handshake()
+	c.s.st.tlsRunning.Add(-1)
+	c.s.hs.done()
+	t.hsErr = err
+	c.mu.Lock()
+	if !c.closed {
+		_ = c.gc.EventLoop().Execute(context.Background(), t.hsDoneFn)
+	}
+	c.mu.Unlock()
+}
+
+// handshakeDone takes the connection back after its handshake. Loop only.
+func (c *conn) handshakeDone() {
+	if c.gone {
+		return
+	}
+	t, s := c.tls, c.s
+	t.timer.Stop()
+	t.timer = nil
+	if err := t.hsErr; err != nil {
+		s.st.tlsFailures.Add(1)
+		s.tlsWarn.Warn().Uint64("conn", c.info.ID).Stringer("remote", c.info.Remote).
+			Int("listener", c.info.Listener).Dur("took", time.Since(t.start)).Err(err).
+			Msg("TLS handshake failed, closing")
+		_, _ = c.drainTLS() // the alert, when there is one: best effort
+		c.closeWith(CloseTLS)
+		_ = c.gc.EventLoop().Close(c.gc)
+		return
+	}
+	s.st.tlsHandshakes.Add(1)
+	st := t.tc.ConnectionState()
+	c.info.TLS = &st
+	t.ready = true
+	t.pipe.onLoop = true
+	c.onLoopRun()
+}
+
+// handshakes bounds the TLS handshakes in progress; connections past the
+// cap wait in order for one to finish.
+type handshakes struct {
+	max     int
+	mu      sync.Mutex
+	running int
+	waiting []*conn
+}
+
+// start runs c's handshake now or when a slot frees. Any goroutine.
+func (h *handshakes) start(c *conn) {
+	h.mu.Lock()
+	if h.running >= h.max {
+		h.waiting = append(h.waiting, c)
+		h.mu.Unlock()
+		return
+	}
+	h.running++
+	h.mu.Unlock()
+	go c.handshake()
+}
+
+// done frees a slot, or passes it to the next waiting handshake.
+func (h *handshakes) done() {
+	h.mu.Lock()
+	var next *conn
+	if len(h.waiting) > 0 {
+		next = h.waiting[0]
+		h.waiting[0] = nil
+		h.waiting = h.waiting[1:]
+	} else {
+		h.running--
+	}
+	h.mu.Unlock()
+	if next != nil {
+		go next.handshake()
+	}
+}
+
+// forget drops c from the waiting line when it closes first. Loop only (c's).
+func (h *handshakes) forget(c *conn) {
+	h.mu.Lock()
+	for i, w := range h.waiting {
+		if w == c {
+			h.waiting = append(h.waiting[:i], h.waiting[i+1:]...)
+			break
+		}
+	}
+	h.mu.Unlock()
+}
