@@ -1,6 +1,7 @@
 package netloop
 
 import (
+	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/hkdf"
@@ -10,10 +11,14 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"hash"
+	"io"
 	"net"
+	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // tls13Writer encrypts TLS 1.3 records the way a client holding its
@@ -155,5 +160,77 @@ func TestTLSKeyUpdateFlood(t *testing.T) {
 	waitFor(t, "inbound overflow close", func() bool { return s.Stats().Closes[CloseInboundOverflow] == 1 })
 	if sent >= 16<<20 {
 		t.Fatalf("sent %d bytes of KeyUpdates unread and the server still reads them", sent)
+	}
+}
+
+// TestTLSFailedHandshakesLeaveNothing: handshakes that fail every way a
+// hostile client makes them fail (hang up mid-ClientHello, send garbage,
+// stay silent past the deadline, hang up while queued for a slot, finish
+// and hang up at once), more of them than MaxHandshakes, leave no
+// goroutine, no connection and no slot behind: a good client still
+// gets its handshake and its answer.
+func TestTLSFailedHandshakesLeaveNothing(t *testing.T) {
+	cfg, ca := tlsListeners(t, nil)
+	cfg.MaxHandshakes = 4
+	cfg.HandshakeTimeout = 300 * time.Millisecond
+	s := startServer(t, cfg, echo)
+	addr := s.Addrs()[1].String()
+	// A real ClientHello to cut short.
+	var hello []byte
+	{
+		cc, sc := net.Pipe()
+		go func() {
+			b := make([]byte, 4096)
+			n, _ := sc.Read(b)
+			hello = b[:n]
+			sc.Close()
+		}()
+		_ = tls.Client(cc, &tls.Config{ServerName: "x"}).Handshake()
+		cc.Close()
+	}
+	if len(hello) < 10 {
+		t.Fatalf("ClientHello of %d bytes", len(hello))
+	}
+
+	var wg sync.WaitGroup
+	for i := range 60 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer c.Close()
+			switch i % 5 {
+			case 0: // half a ClientHello, then gone
+				_, _ = c.Write(hello[:len(hello)/2])
+			case 1: // garbage
+				_, _ = c.Write(bytes.Repeat([]byte{0x16, 0x03, 0x01, 0xff, 0xff}, 100))
+				_, _ = io.Copy(io.Discard, c)
+			case 2: // silent until the deadline closes it
+				_, _ = io.Copy(io.Discard, c)
+			case 3: // gone at once, likely while queued
+			case 4: // a whole handshake, then gone
+				tc := tls.Client(c, &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1"})
+				_ = tc.Handshake()
+			}
+		}()
+	}
+	wg.Wait()
+	waitFor(t, "every conn closed", func() bool { return s.Stats().ConnsOpen == 0 })
+	waitFor(t, "no handshake running", func() bool { return s.Stats().TLSHandshaking == 0 })
+	var stacks []byte
+	waitFor(t, "no goroutine of a connection", func() bool {
+		stacks = make([]byte, 1<<20)
+		stacks = stacks[:runtime.Stack(stacks, true)]
+		return !bytes.Contains(stacks, []byte("netloop.(*conn)"))
+	})
+
+	c := dialTLS(t, s, ca, nil)
+	c.send([]byte("still here"))
+	if got := c.read(); string(got) != "still here" {
+		t.Fatalf("echo %q", got)
 	}
 }
