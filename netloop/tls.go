@@ -79,6 +79,10 @@ type tlsState struct {
 	hsErr    error         // handshake result, written by its goroutine before it hands back
 	timer    *time.Timer   // HandshakeTimeout; stopped when the handshake ends
 	start    time.Time
+
+	// the handshakes waiting line; under Server.hs.mu
+	queued       bool
+	qPrev, qNext *conn
 }
 
 // tlsPipe is the net.Conn under a tls.Conn. During the handshake its Read
@@ -456,52 +460,97 @@ func (c *conn) handshakeDone() {
 }
 
 // handshakes bounds the TLS handshakes in progress; connections past the
-// cap wait in order for one to finish.
+// cap wait in order for one to finish. The waiting line is a list through
+// the connections' tlsState, so one that closes leaves it in O(1): a flood
+// of queued connections that all time out must not cost the loops
+// O(queue length) each.
 type handshakes struct {
 	max     int
 	mu      sync.Mutex
 	running int
-	waiting []*conn
+	head    *conn // first waiting
+	tail    *conn // last waiting
+	n       int   // waiting
 }
 
 // start runs c's handshake now or when a slot frees. Any goroutine.
 func (h *handshakes) start(c *conn) {
-	h.mu.Lock()
-	if h.running >= h.max {
-		h.waiting = append(h.waiting, c)
-		h.mu.Unlock()
-		return
+	if h.enqueue(c) {
+		go c.handshake()
 	}
-	h.running++
-	h.mu.Unlock()
-	go c.handshake()
 }
 
 // done frees a slot, or passes it to the next waiting handshake.
 func (h *handshakes) done() {
-	h.mu.Lock()
-	var next *conn
-	if len(h.waiting) > 0 {
-		next = h.waiting[0]
-		h.waiting[0] = nil
-		h.waiting = h.waiting[1:]
-	} else {
-		h.running--
-	}
-	h.mu.Unlock()
-	if next != nil {
+	if next := h.next(); next != nil {
 		go next.handshake()
 	}
+}
+
+// enqueue takes a slot for c and reports true, or puts c at the end of
+// the waiting line.
+func (h *handshakes) enqueue(c *conn) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.running < h.max {
+		h.running++
+		return true
+	}
+	t := c.tls
+	t.queued, t.qPrev, t.qNext = true, h.tail, nil
+	if h.tail != nil {
+		h.tail.tls.qNext = c
+	} else {
+		h.head = c
+	}
+	h.tail = c
+	h.n++
+	return false
+}
+
+// next hands the slot of a finished handshake to the first waiting
+// connection and returns it, or frees the slot and returns nil.
+func (h *handshakes) next() *conn {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c := h.head
+	if c == nil {
+		h.running--
+		return nil
+	}
+	h.unlink(c)
+	return c
 }
 
 // forget drops c from the waiting line when it closes first. Loop only (c's).
 func (h *handshakes) forget(c *conn) {
 	h.mu.Lock()
-	for i, w := range h.waiting {
-		if w == c {
-			h.waiting = append(h.waiting[:i], h.waiting[i+1:]...)
-			break
-		}
+	if c.tls.queued {
+		h.unlink(c)
 	}
 	h.mu.Unlock()
+}
+
+// waiting is the length of the waiting line.
+func (h *handshakes) waiting() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.n
+}
+
+// unlink takes a waiting c out of the line. h.mu held.
+func (h *handshakes) unlink(c *conn) {
+	t := c.tls
+	if t.qPrev != nil {
+		t.qPrev.tls.qNext = t.qNext
+	} else {
+		h.head = t.qNext
+	}
+	if t.qNext != nil {
+		t.qNext.tls.qPrev = t.qPrev
+	} else {
+		h.tail = t.qPrev
+	}
+	t.queued, t.qPrev, t.qNext = false, nil, nil
+	h.n--
 }
