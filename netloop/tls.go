@@ -116,11 +116,18 @@ func (p *tlsPipe) Read(b []byte) (int, error) {
 		if p.in != nil {
 			n := copy(b, (*p.in)[p.inOff:])
 			p.inOff += n
-			if p.inOff == len(*p.in) {
+			dry := p.inOff == len(*p.in)
+			if dry {
 				putBuf(p.in)
 				p.in, p.inOff = nil, 0
 			}
 			p.mu.Unlock()
+			if dry && !p.onLoop {
+				// gnet may hold more of this flight than feed took;
+				// no new traffic will make the loop feed it (the
+				// client waits for us), so ask.
+				p.sched()
+			}
 			return n, nil
 		}
 		closed := p.closed

@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/klite/klite/internal/testcerts"
 )
 
 // tls13Writer encrypts TLS 1.3 records the way a client holding its
@@ -232,5 +234,41 @@ func TestTLSFailedHandshakesLeaveNothing(t *testing.T) {
 	c.send([]byte("still here"))
 	if got := c.read(); string(got) != "still here" {
 		t.Fatalf("echo %q", got)
+	}
+}
+
+// TestTLSLargeClientFlight: a client flight larger than what the loop
+// feeds a handshake at a time (here an mTLS chain padded past 64 KiB, as a
+// long intermediate chain would be) arrives at once, and the handshake
+// still finishes: the pipe asks the loop for the rest of gnet's buffer
+// whenever it runs dry, rather than waiting for traffic that will not come
+// (the client waits for the server) until the handshake deadline.
+func TestTLSLargeClientFlight(t *testing.T) {
+	ca := testcerts.NewCA(t, "client CA")
+	cfg, serverCA := tlsListeners(t, &tls.Config{ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: ca.Pool()})
+	cfg.HandshakeTimeout = time.Minute
+	s := startServer(t, cfg, echo)
+
+	cert := ca.Client(t, "alice").TLS
+	caDER := ca.Cert.Raw
+	for n := 0; n < 3*maxHandshakeInBytes; n += len(caDER) {
+		cert.Certificate = append(cert.Certificate, caDER)
+	}
+	for i := range 5 {
+		done := make(chan error, 1)
+		go func() {
+			c := dialTLS(t, s, serverCA, &tls.Config{Certificates: []tls.Certificate{cert}})
+			c.send([]byte("hi"))
+			_, err := c.tryRead()
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("conn %d: %v", i, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("conn %d: handshake stalled with %d bytes of client flight", i, 3*maxHandshakeInBytes)
+		}
 	}
 }
