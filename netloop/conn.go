@@ -115,7 +115,7 @@ func (c *conn) pump() {
 	for !c.closing {
 		dispatched := c.parse()
 		finished := c.flush()
-		if dispatched == 0 && finished == 0 {
+		if dispatched == 0 && finished == 0 && (c.tls == nil || !c.tls.outDrained()) {
 			break
 		}
 	}

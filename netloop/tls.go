@@ -69,7 +69,7 @@ type tlsState struct {
 	// loop only
 	ready    bool  // handshake finished: tc is driven on the loop
 	err      error // a read failed for good (bad record, alert, EOF)
-	outCap   int   // Config.MaxOutboundBytes
+	outCap   int   // Config.MaxOutboundBytes, at least a response chunk's ciphertext
 	outFull  bool  // reading stopped: ciphertext past outCap waits for the socket
 	plain    *[]byte
 	plainOff int
@@ -104,7 +104,7 @@ type tlsPipe struct {
 }
 
 func newTLSState(c *conn, cfg *tls.Config) *tlsState {
-	t := &tlsState{start: time.Now(), outCap: int(min(c.s.cfg.MaxOutboundBytes, math.MaxInt32))}
+	t := &tlsState{start: time.Now(), outCap: int(min(max(c.s.cfg.MaxOutboundBytes, tlsOutBytes), math.MaxInt32))}
 	t.pipe = tlsPipe{gc: c.gc, sched: c.schedule, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	t.tc = tls.Server(&t.pipe, cfg)
 	return t
@@ -251,6 +251,16 @@ func (t *tlsState) outPending() bool {
 	t.pipe.mu.Lock()
 	defer t.pipe.mu.Unlock()
 	return t.pipe.out != nil
+}
+
+// outDrained reports, once, that reading stopped at outCap may go on now:
+// the pump's loop then parses again rather than wait for traffic. Loop only.
+func (t *tlsState) outDrained() bool {
+	if t.outFull && t.outBytes() <= t.outCap {
+		t.outFull = false
+		return true
+	}
+	return false
 }
 
 // outBytes is the ciphertext waiting for the socket. Loop only.

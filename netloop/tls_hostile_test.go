@@ -95,20 +95,10 @@ func (k *keyLog) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
-// TestTLSKeyUpdateFlood: a TLS 1.3 client that asks for a KeyUpdate again
-// and again (keeping crypto/tls's limit of non-advancing records at bay with
-// one byte of a frame now and then) and never reads makes the server write
-// a KeyUpdate of its own for each. That ciphertext is no response, so the
-// outbound cap must still hold it: the server stops decrypting while it is
-// past MaxOutboundBytes, and the client that keeps sending is closed at the
-// inbound cap, as a plaintext one that never reads.
-func TestTLSKeyUpdateFlood(t *testing.T) {
-	cfg, ca := tlsListeners(t, &tls.Config{MinVersion: tls.VersionTLS13})
-	cfg.MaxFrameBytes = 64 << 20
-	cfg.MaxOutboundBytes = 64 << 10
-	cfg.MaxInboundBufferedBytes = 1 << 20
-	s := startServer(t, cfg, echo)
-
+// dialKeyUpdater completes a TLS 1.3 handshake on a socket with a small
+// receive buffer and returns the socket, the tls.Conn (for reading) and a
+// writer for the client's records.
+func dialKeyUpdater(t *testing.T, s *Server, ca *testcerts.CA) (net.Conn, *tls.Conn, *tls13Writer) {
 	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
 		return rc.Control(func(fd uintptr) {
 			_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
@@ -137,6 +127,25 @@ func TestTLSKeyUpdateFlood(t *testing.T) {
 		t.Fatal("no client traffic secret logged")
 	}
 	w.setSecret(kl.secret)
+
+	return raw, tc, w
+}
+
+// TestTLSKeyUpdateFlood: a TLS 1.3 client that asks for a KeyUpdate again
+// and again (keeping crypto/tls's limit of non-advancing records at bay with
+// one byte of a frame now and then) and never reads makes the server write
+// a KeyUpdate of its own for each. That ciphertext is no response, so the
+// outbound cap must still hold it: the server stops decrypting while it is
+// past MaxOutboundBytes, and the client that keeps sending is closed at the
+// inbound cap, as a plaintext one that never reads.
+func TestTLSKeyUpdateFlood(t *testing.T) {
+	cfg, ca := tlsListeners(t, &tls.Config{MinVersion: tls.VersionTLS13})
+	cfg.MaxFrameBytes = 64 << 20
+	cfg.MaxOutboundBytes = 64 << 10
+	cfg.MaxInboundBufferedBytes = 1 << 20
+	s := startServer(t, cfg, echo)
+
+	raw, _, w := dialKeyUpdater(t, s, ca)
 
 	// One frame that never ends: its size, then a byte per 15 KeyUpdates.
 	var size [4]byte
@@ -271,4 +280,39 @@ func TestTLSLargeClientFlight(t *testing.T) {
 			t.Fatalf("conn %d: handshake stalled with %d bytes of client flight", i, 3*maxHandshakeInBytes)
 		}
 	}
+}
+
+// TestTLSKeyUpdateBacklogThenRead: a client asks for KeyUpdates, more
+// than the socket buffers and the cap hold, inside one echo request, and
+// reads nothing until all of it is sent. Reading stops at the cap with the
+// end of the request still in gnet's buffer; once the client reads and
+// the ciphertext drains, that rest is read and answered without any more
+// traffic from the client.
+func TestTLSKeyUpdateBacklogThenRead(t *testing.T) {
+	cfg, ca := tlsListeners(t, &tls.Config{MinVersion: tls.VersionTLS13})
+	cfg.MaxOutboundBytes = 1 // the floor: a response chunk's ciphertext
+	s := startServer(t, cfg, echo)
+	raw, _, w := dialKeyUpdater(t, s, ca)
+
+	const groups = 12 << 10 // 15 KeyUpdates and a byte of payload each: ~5 MB
+	var size [4]byte
+	binary.BigEndian.PutUint32(size[:], groups)
+	buf := w.record(nil, 23, size[:])
+	for i := range groups {
+		for range 15 {
+			buf = w.keyUpdate(buf)
+		}
+		buf = w.record(buf, 23, []byte{byte(i)})
+	}
+	if _, err := raw.Write(buf); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "reading held at the cap", func() bool { return s.Stats().HeldConns == 1 })
+	// The client reads now (and sees only raw bytes: crypto/tls would
+	// refuse a run of more than 16 KeyUpdates from the server too).
+	go func() { _, _ = io.Copy(io.Discard, raw) }()
+	waitFor(t, "the request read and answered", func() bool {
+		st := s.Stats()
+		return st.Frames == 1 && st.BytesOut == 4+groups
+	})
 }
