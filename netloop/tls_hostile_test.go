@@ -10,6 +10,7 @@ import (
 	"crypto/tls"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"hash"
 	"io"
 	"net"
@@ -186,22 +187,7 @@ func TestTLSFailedHandshakesLeaveNothing(t *testing.T) {
 	cfg.HandshakeTimeout = 300 * time.Millisecond
 	s := startServer(t, cfg, echo)
 	addr := s.Addrs()[1].String()
-	// A real ClientHello to cut short.
-	var hello []byte
-	{
-		cc, sc := net.Pipe()
-		go func() {
-			b := make([]byte, 4096)
-			n, _ := sc.Read(b)
-			hello = b[:n]
-			sc.Close()
-		}()
-		_ = tls.Client(cc, &tls.Config{ServerName: "x"}).Handshake()
-		cc.Close()
-	}
-	if len(hello) < 10 {
-		t.Fatalf("ClientHello of %d bytes", len(hello))
-	}
+	hello := clientHello(t)
 
 	var wg sync.WaitGroup
 	for i := range 60 {
@@ -315,4 +301,64 @@ func TestTLSKeyUpdateBacklogThenRead(t *testing.T) {
 		st := s.Stats()
 		return st.Frames == 1 && st.BytesOut == 4+groups
 	})
+}
+
+// TestTLSGarbageAfterHandshake: after a good TLS 1.3 handshake, records
+// crypto/tls must refuse (a length past the largest record, a forged tag,
+// a plaintext ClientHello as a renegotiation attempt would start, a
+// handshake message a server never takes) close that connection as a bad
+// TLS record, with no frame handed to the handler and no panic.
+func TestTLSGarbageAfterHandshake(t *testing.T) {
+	cfg, ca := tlsListeners(t, &tls.Config{MinVersion: tls.VersionTLS13})
+	h := &connInfos{next: echo}
+	s := startServer(t, cfg, h)
+	cases := map[string]func(w *tls13Writer) []byte{
+		"oversized record": func(*tls13Writer) []byte { return append([]byte{23, 3, 3, 0xff, 0xff}, make([]byte, 1024)...) },
+		"forged tag": func(w *tls13Writer) []byte {
+			b := w.record(nil, 23, frameBytes([]byte("hi")))
+			b[len(b)-1] ^= 1
+			return b
+		},
+		"plaintext ClientHello": func(*tls13Writer) []byte { return []byte{22, 3, 1, 0, 4, 1, 0, 0, 0} },
+		"ClientHello inside":    func(w *tls13Writer) []byte { return w.record(nil, 22, clientHello(t)[5:]) },
+		"unknown record type":   func(w *tls13Writer) []byte { return w.record(nil, 99, []byte{1}) },
+	}
+	want := int64(0)
+	for name, bad := range cases {
+		t.Run(name, func(t *testing.T) {
+			raw, _, w := dialKeyUpdater(t, s, ca)
+			if _, err := raw.Write(bad(w)); err != nil {
+				t.Fatal(err)
+			}
+			_ = raw.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if _, err := io.Copy(io.Discard, raw); err != nil && !errors.Is(err, syscall.ECONNRESET) {
+				t.Fatalf("want the server to close, got %v", err)
+			}
+			want++
+			waitFor(t, "a TLS close", func() bool { return s.Stats().Closes[CloseTLS] == want })
+		})
+	}
+	if n := h.count(); n != 0 {
+		t.Fatalf("handler saw %d requests", n)
+	}
+}
+
+// clientHello is the first flight of a crypto/tls client: one record
+// holding a ClientHello.
+func clientHello(t *testing.T) []byte {
+	cc, sc := net.Pipe()
+	got := make(chan []byte, 1)
+	go func() {
+		b := make([]byte, 16<<10)
+		n, _ := sc.Read(b)
+		got <- b[:n]
+		sc.Close()
+	}()
+	_ = tls.Client(cc, &tls.Config{ServerName: "x"}).Handshake()
+	cc.Close()
+	hello := <-got
+	if len(hello) < 9 || hello[0] != 22 || hello[5] != 1 {
+		t.Fatalf("ClientHello of %d bytes: % x", len(hello), hello[:min(len(hello), 9)])
+	}
+	return hello
 }
