@@ -309,6 +309,21 @@ func authzAPICases() []authzAPICase {
 				}
 				return resp.Topics[0].Partitions[0].ErrorCode
 			}},
+		{name: "DescribeClientQuotas DESCRIBE_CONFIGS cluster", key: 48, want: clusterAuthFailed, grant: cluster(acl.OpAlterConfigs),
+			req: func() kmsg.Request {
+				r := kmsg.NewPtrDescribeClientQuotasRequest()
+				r.Version = 1
+				return r
+			},
+			code: func(r kmsg.Response) int16 { return r.(*kmsg.DescribeClientQuotasResponse).ErrorCode }},
+		{name: "AlterClientQuotas ALTER_CONFIGS cluster", key: 49, want: clusterAuthFailed, grant: cluster(acl.OpAlterConfigs),
+			req: func() kmsg.Request {
+				r := kmsg.NewPtrAlterClientQuotasRequest()
+				r.Version = 1
+				r.Entries = append(r.Entries, alterEntry([]qc{named("user", "alice")}, setOp("producer_byte_rate", 1024)))
+				return r
+			},
+			code: func(r kmsg.Response) int16 { return r.(*kmsg.AlterClientQuotasResponse).Entries[0].ErrorCode }},
 		{name: "ConsumerGroupHeartbeat READ group", key: 68, want: groupAuthFailed, grant: groupG(acl.OpRead),
 			req: func() kmsg.Request {
 				r := kmsg.NewPtrConsumerGroupHeartbeatRequest()

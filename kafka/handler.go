@@ -108,6 +108,9 @@ type Config struct {
 	Authorizer *acl.Authorizer
 	// ACLStore makes ACL changes durable; needed with an Authorizer.
 	ACLStore ACLStore
+	// QuotaStore makes client quota changes durable (quotas.go); nil
+	// keeps them in memory only.
+	QuotaStore QuotaStore
 
 	// Groups is the group coordinator (groups.go); nil answers the group
 	// APIs with COORDINATOR_NOT_AVAILABLE.
@@ -152,7 +155,8 @@ type Handler struct {
 	// warn is log, sampled: clients breaking the protocol.
 	warn zerolog.Logger
 
-	acls aclState // ACL changes (authz.go)
+	acls   aclState   // ACL changes (authz.go)
+	quotas quotaState // client quotas (quotas.go)
 
 	// apiKeys is the ApiVersions list, built once from the registry.
 	apiKeys []kmsg.ApiVersionsResponseApiKey
@@ -201,6 +205,7 @@ func New(cfg Config, st Storage) *Handler {
 	h.produceRunner.max = 2 * runtime.GOMAXPROCS(0)
 	h.apiKeys = advertisedKeys()
 	h.loadACLs()
+	h.loadQuotas()
 	return h
 }
 

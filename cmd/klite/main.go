@@ -322,6 +322,7 @@ func serve(cfg Config, root zerolog.Logger) error {
 		RetentionCheckIntervalMs: cfg.RetentionCheckInterval.Milliseconds(),
 		Authorizer:               authorizer(cfg),
 		ACLStore:                 store,
+		QuotaStore:               store,
 		Groups:                   groups,
 	}, store)
 	late.h.Store(handler)
