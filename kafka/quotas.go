@@ -54,11 +54,13 @@ type quotaState struct {
 func (h *Handler) loadQuotas() {
 	h.quotas.m = map[storage.QuotaEntity]map[string]float64{}
 	if h.cfg.QuotaStore == nil {
+		h.rebuildQuotaTable()
 		return
 	}
 	for _, q := range h.cfg.QuotaStore.Quotas() {
 		h.quotas.m[q.Entity] = maps.Clone(q.Values)
 	}
+	h.rebuildQuotaTable()
 }
 
 // setQuotasLocked applies qs in memory; quotas.mu is held.
@@ -70,4 +72,5 @@ func (h *Handler) setQuotasLocked(qs []storage.Quota) {
 			h.quotas.m[q.Entity] = maps.Clone(q.Values)
 		}
 	}
+	h.rebuildQuotaTable()
 }

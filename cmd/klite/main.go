@@ -308,6 +308,8 @@ func serve(cfg Config, root zerolog.Logger) error {
 		MaxDecompressedBatchBytes: cfg.MaxDecompressedBatchBytes,
 		MaxFetchWait:              cfg.MaxFetchWait,
 		FetchWorkers:              cfg.FetchWorkers,
+		QuotaWindow:               cfg.QuotaWindow,
+		QuotaWindowSamples:        cfg.QuotaWindowSamples,
 		Logger:                    root, // kafka adds its own component field
 		// Reported by DescribeConfigs under Kafka's names.
 		BoundListeners:           strings.Join(boundNames, ","),

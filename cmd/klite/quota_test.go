@@ -1,13 +1,16 @@
 package main
 
 import (
+	"crypto/rand"
 	"reflect"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // Client quotas altered through kadm are described with filters, a
@@ -119,4 +122,115 @@ func kadmValues(vs kadm.ClientQuotaValues) string {
 		s += v.Key + "=" + strconv.FormatFloat(v.Value, 'f', -1, 64)
 	}
 	return s
+}
+
+// throttleHook counts the throttles a franz-go client is told of.
+type throttleHook struct {
+	n     atomic.Int64
+	total atomic.Int64 // ns
+}
+
+func (h *throttleHook) OnBrokerThrottle(_ kgo.BrokerMetadata, d time.Duration, _ bool) {
+	if d > 0 {
+		h.n.Add(1)
+		h.total.Add(int64(d))
+	}
+}
+
+// A franz-go producer and consumer whose client ids have byte-rate quotas
+// are throttled (KIP-219: throttle_time_ms, connection muted) and move
+// bytes near their quota; clients without a quota are never throttled.
+// The bound on the rate follows from the quota and the window (at most
+// one window's worth ahead), never from how fast the machine is.
+func TestClientQuotasEnforcedFranz(t *testing.T) {
+	const (
+		quota   = 32 << 10 // bytes per second
+		window  = 100 * time.Millisecond
+		samples = 11
+		recSize = 2 << 10
+		records = 32 // 64 KiB: twice the quota
+	)
+	b := startBroker(t, "-quota-window", window.String(), "-quota-window-samples", strconv.Itoa(samples))
+	adm := kadm.NewClient(newFranz(t, b.addr))
+	ctx := testContext(t, time.Minute)
+	createTopic(t, adm, "q", 1)
+	res, err := adm.AlterClientQuotas(ctx, []kadm.AlterClientQuotaEntry{
+		{Entity: kadm.ClientQuotaEntity{{Type: "client-id", Name: kadm.StringPtr("slow-producer")}},
+			Ops: []kadm.AlterClientQuotaOp{{Key: "producer_byte_rate", Value: quota}}},
+		{Entity: kadm.ClientQuotaEntity{{Type: "client-id", Name: kadm.StringPtr("slow-consumer")}},
+			Ops: []kadm.AlterClientQuotaOp{{Key: "consumer_byte_rate", Value: quota}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res {
+		if r.Err != nil {
+			t.Fatalf("alter %s: %v", r.Entity, r.Err)
+		}
+	}
+	// limitOK is whether moving n bytes in elapsed stayed within the
+	// quota, allowing the whole window ahead and one request over.
+	span := time.Duration(samples) * window
+	limitOK := func(n int64, elapsed time.Duration) bool {
+		return float64(n) <= quota*(elapsed+span).Seconds()*1.5+64<<10
+	}
+
+	produce := func(clientID string) (*throttleHook, int64, time.Duration) {
+		t.Helper()
+		hook := &throttleHook{}
+		cl := newFranz(t, b.addr, kgo.ClientID(clientID), kgo.DefaultProduceTopic("q"), kgo.WithHooks(hook))
+		start := time.Now()
+		var n int64
+		for i := range records {
+			v := make([]byte, recSize)
+			_, _ = rand.Read(v) // incompressible: the quota counts bytes on the wire
+			v[0] = byte(i)
+			if err := cl.ProduceSync(ctx, &kgo.Record{Value: v}).FirstErr(); err != nil {
+				t.Fatalf("%s: produce: %v", clientID, err)
+			}
+			n += recSize
+		}
+		return hook, n, time.Since(start)
+	}
+	free, _, _ := produce("free-producer")
+	if free.n.Load() != 0 {
+		t.Fatalf("a producer without a quota was throttled %d times", free.n.Load())
+	}
+	slow, n, took := produce("slow-producer")
+	if slow.n.Load() == 0 {
+		t.Fatalf("a producer with producer_byte_rate %d moved %d bytes in %v and was never throttled", quota, n, took)
+	}
+	if !limitOK(n, took) {
+		t.Fatalf("a producer with producer_byte_rate %d moved %d bytes in %v", quota, n, took)
+	}
+	t.Logf("producer: %d bytes in %v (%.0f B/s, quota %d), %d throttles", n, took, float64(n)/took.Seconds(), quota, slow.n.Load())
+
+	consume := func(clientID string) (*throttleHook, int64, time.Duration) {
+		t.Helper()
+		hook := &throttleHook{}
+		cl := newFranz(t, b.addr, kgo.ClientID(clientID), kgo.ConsumeTopics("q"), kgo.WithHooks(hook),
+			kgo.FetchMaxBytes(16<<10), kgo.FetchMaxPartitionBytes(16<<10))
+		start := time.Now()
+		var n int64
+		for got := 0; got < 2*records; {
+			fs := cl.PollFetches(ctx)
+			if err := fs.Err0(); err != nil {
+				t.Fatalf("%s: poll: %v", clientID, err)
+			}
+			fs.EachRecord(func(r *kgo.Record) { n += int64(len(r.Value)); got++ })
+		}
+		return hook, n, time.Since(start)
+	}
+	freeC, _, _ := consume("free-consumer")
+	if freeC.n.Load() != 0 {
+		t.Fatalf("a consumer without a quota was throttled %d times", freeC.n.Load())
+	}
+	slowC, n, took := consume("slow-consumer")
+	if slowC.n.Load() == 0 {
+		t.Fatalf("a consumer with consumer_byte_rate %d moved %d bytes in %v and was never throttled", quota, n, took)
+	}
+	if !limitOK(n, took) {
+		t.Fatalf("a consumer with consumer_byte_rate %d moved %d bytes in %v", quota, n, took)
+	}
+	t.Logf("consumer: %d bytes in %v (%.0f B/s, quota %d), %d throttles", n, took, float64(n)/took.Seconds(), quota, slowC.n.Load())
 }
