@@ -324,6 +324,18 @@ func authzAPICases() []authzAPICase {
 				return r
 			},
 			code: func(r kmsg.Response) int16 { return r.(*kmsg.AlterClientQuotasResponse).Entries[0].ErrorCode }},
+		{name: "DescribeUserScramCredentials DESCRIBE cluster", key: 50, want: clusterAuthFailed, grant: cluster(acl.OpDescribe),
+			req:  func() kmsg.Request { return kmsg.NewPtrDescribeUserSCRAMCredentialsRequest() },
+			code: func(r kmsg.Response) int16 { return r.(*kmsg.DescribeUserSCRAMCredentialsResponse).ErrorCode }},
+		{name: "AlterUserScramCredentials ALTER cluster", key: 51, want: clusterAuthFailed, grant: cluster(acl.OpAlter),
+			req: func() kmsg.Request {
+				r := kmsg.NewPtrAlterUserSCRAMCredentialsRequest()
+				u := kmsg.NewAlterUserSCRAMCredentialsRequestUpsertion()
+				u.Name, u.Mechanism, u.Iterations, u.Salt, u.SaltedPassword = "carol", 1, 4096, []byte("salt"), make([]byte, 32)
+				r.Upsertions = append(r.Upsertions, u)
+				return r
+			},
+			code: func(r kmsg.Response) int16 { return r.(*kmsg.AlterUserSCRAMCredentialsResponse).Results[0].ErrorCode }},
 		{name: "ConsumerGroupHeartbeat READ group", key: 68, want: groupAuthFailed, grant: groupG(acl.OpRead),
 			req: func() kmsg.Request {
 				r := kmsg.NewPtrConsumerGroupHeartbeatRequest()
@@ -393,10 +405,10 @@ func describeConfigsReq(typ kmsg.ConfigResourceType, name string) *kmsg.Describe
 // TestAuthzEveryAPI runs each registered API with -authorizer: refused
 // with no ACL (the API's authorization error), then allowed once the
 // operation Kafka requires is granted. Every registered API has a case,
-// except ApiVersions, which needs none.
+// except ApiVersions and the SASL exchange, which need none.
 func TestAuthzEveryAPI(t *testing.T) {
 	cases := authzAPICases()
-	covered := map[int16]bool{apiVersionsKey: true}
+	covered := map[int16]bool{apiVersionsKey: true, saslHandshakeKey: true, saslAuthenticateKey: true}
 	for _, c := range cases {
 		covered[c.key] = true
 	}

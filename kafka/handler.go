@@ -125,6 +125,27 @@ type Config struct {
 	// Groups is the group coordinator (groups.go); nil answers the group
 	// APIs with COORDINATOR_NOT_AVAILABLE.
 	Groups Groups
+
+	// Users are the SASL users (users.go); nil means none, so every
+	// authentication on a SASL listener fails.
+	Users *Users
+	// UserStore keeps the users that AlterUserScramCredentials changes;
+	// nil keeps changes in memory only.
+	UserStore UserStore
+	// SASLAuthTimeout closes a connection on a SASL listener that has not
+	// authenticated this long after it opened. 0 means
+	// DefaultSASLAuthTimeout.
+	SASLAuthTimeout time.Duration
+	// SASLMaxReceiveBytes is the largest frame a connection on a SASL
+	// listener may send before it has authenticated (Kafka's
+	// sasl.server.max.receive.size); a larger one closes it. 0 means
+	// DefaultSASLMaxReceiveBytes.
+	SASLMaxReceiveBytes int
+	// SASLMaxReauth is Kafka's connections.max.reauth.ms (KIP-368): an
+	// authenticated session lasts this long, SaslAuthenticate v1+ tells
+	// the client so, and a client that has not re-authenticated by then is
+	// closed at its next request. 0: sessions never expire.
+	SASLMaxReauth time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -161,6 +182,15 @@ func (c *Config) setDefaults() {
 	if len(c.Listeners) == 0 {
 		c.Listeners = []Listener{{Protocol: Plaintext, Host: c.AdvertisedHost, Port: c.AdvertisedPort}}
 	}
+	if c.Users == nil {
+		c.Users = NewUsers()
+	}
+	if c.SASLAuthTimeout <= 0 {
+		c.SASLAuthTimeout = DefaultSASLAuthTimeout
+	}
+	if c.SASLMaxReceiveBytes <= 0 {
+		c.SASLMaxReceiveBytes = DefaultSASLMaxReceiveBytes
+	}
 }
 
 // Handler implements netloop.Handler for the Kafka protocol.
@@ -187,12 +217,18 @@ type Handler struct {
 	// alterMu serializes the config read-modify-write of AlterConfigs and
 	// IncrementalAlterConfigs (configs.go), so concurrent changes are not lost.
 	alterMu sync.Mutex
+	// usersMu serializes AlterUserScramCredentials, so Users and
+	// UserStore see changes in the same order.
+	usersMu sync.Mutex
 
 	fetchRunner runner // reads for fetches, at most cfg.FetchWorkers at once
 	// produceRunner validates produce records off the event loop
 	// (00_produce.go), two tasks per CPU at once: queued requests cost a
 	// closure rather than a goroutine each, and wait in arrival order.
 	produceRunner runner
+	// plainRunner checks PLAIN passwords (sasl.go), one CPU-bound key
+	// derivation per task, at most GOMAXPROCS at once.
+	plainRunner runner
 
 	mu     sync.Mutex
 	closed bool                  // guarded by mu
@@ -205,6 +241,13 @@ type Handler struct {
 	produceTail map[uint64]chan struct{}
 
 	unknownLogged *logOnce // storage errors already logged (errors.go)
+
+	// SASL (sasl.go): per-connection state of connections on SASL
+	// listeners, by connection id: uint64 -> *saslConn. A sync.Map: every
+	// request on a SASL listener looks its connection up, from every
+	// event loop, and entries change only when connections open and close.
+	sasl     sync.Map
+	authWarn zerolog.Logger // log, sampled: failed authentications
 }
 
 // New returns a handler serving st.
@@ -220,9 +263,11 @@ func New(cfg Config, st Storage) *Handler {
 		produceTail:   make(map[uint64]chan struct{}),
 		conns:         make(map[uint64]*connPolls),
 		unknownLogged: newLogOnce(maxUnknownLogged),
+		authWarn:      authWarnSampler(log),
 	}
 	h.fetchRunner.max = cfg.FetchWorkers
 	h.produceRunner.max = 2 * runtime.GOMAXPROCS(0)
+	h.plainRunner.max = runtime.GOMAXPROCS(0)
 	h.apiKeys = advertisedKeys()
 	h.loadACLs()
 	h.loadQuotas()
@@ -317,6 +362,9 @@ type request struct {
 func (h *Handler) Serve(nr *netloop.Request) {
 	r := &request{nr: nr}
 	defer h.recoverTo(r)
+	if h.listenerOf(nr.Conn).Protocol.SASL() && h.saslGate(r) {
+		return // pre-authentication gate (sasl.go)
+	}
 
 	f := nr.Frame
 	if len(f) < requestHeaderBytes {

@@ -25,6 +25,7 @@ var wantVersions = map[int16][2]int16{
 	14: {0, 5},  // SyncGroup
 	15: {0, 6},  // DescribeGroups
 	16: {0, 5},  // ListGroups
+	17: {0, 1},  // SaslHandshake
 	18: {0, 4},  // ApiVersions
 	19: {0, 7},  // CreateTopics
 	20: {0, 6},  // DeleteTopics
@@ -35,12 +36,15 @@ var wantVersions = map[int16][2]int16{
 	31: {0, 3},  // DeleteAcls
 	32: {0, 4},  // DescribeConfigs
 	33: {0, 2},  // AlterConfigs
+	36: {0, 2},  // SaslAuthenticate
 	37: {0, 3},  // CreatePartitions
 	42: {0, 2},  // DeleteGroups
 	44: {0, 1},  // IncrementalAlterConfigs
 	47: {0, 0},  // OffsetDelete
 	48: {0, 1},  // DescribeClientQuotas
 	49: {0, 1},  // AlterClientQuotas
+	50: {0, 0},  // DescribeUserScramCredentials
+	51: {0, 0},  // AlterUserScramCredentials
 	68: {0, 1},  // ConsumerGroupHeartbeat
 	69: {0, 1},  // ConsumerGroupDescribe
 }
@@ -126,7 +130,7 @@ func TestUnknownKeyOrVersionCloses(t *testing.T) {
 		name         string
 		key, version int16
 	}{
-		{"unknown key", 17, 0},  // SaslHandshake: not served
+		{"unknown key", 23, 0},  // OffsetForLeaderEpoch: not served
 		{"negative key", -1, 0}, //
 		{"huge key", 3000, 0},   //
 		{"produce v2", 0, 2},    // MessageSet v1: not served

@@ -332,6 +332,9 @@ func (e *events) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	if cfg := s.cfg.Listeners[ln].TLS; cfg != nil {
 		c.startTLS(cfg)
 	}
+	if o, ok := s.h.(Opener); ok {
+		o.ConnOpened(Conn{c})
+	}
 	return nil, gnet.None
 }
 

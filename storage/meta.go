@@ -39,6 +39,8 @@ type metaFile struct {
 	NextPartKey     uint32      `json:"next_partition_key"`
 	ProducerIDLimit int64       `json:"producer_id_limit"`
 	Topics          []metaTopic `json:"topics"`
+	// Users are the SASL users' SCRAM credentials (users.go), sorted.
+	Users []ScramCredential `json:"users,omitempty"`
 }
 
 type metaTopic struct {

@@ -29,10 +29,12 @@ type metaState struct {
 	// holds it (Kafka refuses names that collide so).
 	collide    map[string]string
 	partitions int64 // total partitions of all topics
-	// bytes bounds from above the size of the topics in a snapshot
-	// (topicBytes of each), so that changes past the snapshot limit are
-	// refused before they are made.
+	// bytes bounds from above the size of the topics (and credentials)
+	// in a snapshot (topicBytes of each), so that changes past the
+	// snapshot limit are refused before they are made.
 	bytes int64
+	// creds are the SASL users' SCRAM credentials (users.go).
+	creds map[credKey]*ScramCredential
 }
 
 // keyRef locates a partition key in its topic.
@@ -52,6 +54,9 @@ const (
 	opLogStarts     = 5 // Moves: [key, log start], each only grows
 	opNextMins      = 6 // Moves: [key, next_min], each only grows
 	opProducerIDs   = 7 // Limit: ids below it may have been handed out
+	// SASL users (users.go).
+	opSetCredential    = 8 // Credential (add or replace its user's for its mechanism)
+	opDeleteCredential = 9 // Name (the user), Mechanism
 )
 
 // metaRecord is one metadata change (JSON inside a CRC-framed log frame,
@@ -66,6 +71,8 @@ type metaRecord struct {
 	Partitions []metaPartition   `json:"partitions,omitempty"`
 	Moves      [][2]int64        `json:"moves,omitempty"`
 	Limit      int64             `json:"limit,omitempty"`
+	Credential *ScramCredential  `json:"credential,omitempty"`
+	Mechanism  int8              `json:"mechanism,omitempty"`
 }
 
 // collisionKey is name with every '.' read as '_': Kafka refuses a topic
@@ -73,7 +80,8 @@ type metaRecord struct {
 func collisionKey(name string) string { return strings.ReplaceAll(name, ".", "_") }
 
 func newMetaState(shards int) *metaState {
-	return &metaState{shards: shards, topics: map[string]*metaTopic{}, keys: map[uint32]keyRef{}, collide: map[string]string{}}
+	return &metaState{shards: shards, topics: map[string]*metaTopic{}, keys: map[uint32]keyRef{}, collide: map[string]string{},
+		creds: map[credKey]*ScramCredential{}}
 }
 
 // stateFromFile builds the model from a snapshot (or the old meta.json).
@@ -95,6 +103,11 @@ func stateFromFile(m *metaFile) (*metaState, error) {
 			return nil, err
 		}
 	}
+	for i := range m.Users {
+		if err := st.apply(&metaRecord{Op: opSetCredential, Credential: &m.Users[i]}); err != nil {
+			return nil, err
+		}
+	}
 	return st, nil
 }
 
@@ -111,6 +124,7 @@ func (st *metaState) file() *metaFile {
 		m.Topics = append(m.Topics, c)
 	}
 	slices.SortFunc(m.Topics, func(a, b metaTopic) int { return cmp.Compare(a.Name, b.Name) })
+	m.Users = st.credentials()
 	return m
 }
 
@@ -196,6 +210,8 @@ func (st *metaState) apply(r *metaRecord) error {
 		}
 	case opProducerIDs:
 		st.pidLimit = max(st.pidLimit, r.Limit)
+	case opSetCredential, opDeleteCredential:
+		return st.applyCredential(r)
 	default:
 		return fmt.Errorf("unknown metadata operation %d", r.Op)
 	}
@@ -215,6 +231,10 @@ func (st *metaState) growth(r *metaRecord) int64 {
 		}
 	case opAddPartitions:
 		return int64(len(r.Partitions)) * partitionJSONBytes
+	case opSetCredential:
+		if r.Credential != nil {
+			return credentialBytes(r.Credential)
+		}
 	case opSetConfigs:
 		if t := st.topics[r.Name]; t != nil {
 			return configsBytes(r.Configs) - configsBytes(t.Configs)

@@ -189,6 +189,7 @@ func (s *Store) Snapshot() tier.MetaSnapshot {
 		return int(max(-1, min(1, a.pid-b.pid)))
 	})
 	snap.Producers = encodeProducerSnapshot(limit, ps)
+	snap.Users = encodeCredentials(s.ScramCredentials())
 	return snap
 }
 
@@ -214,6 +215,10 @@ func (s *Store) Restore(snap *tier.MetaSnapshot, next map[tier.Partition]int64) 
 		return fmt.Errorf("storage: restore: %w", err)
 	}
 	limit, prods, err := decodeProducerSnapshot(snap.Producers)
+	if err != nil {
+		return fmt.Errorf("storage: restore: %w", err)
+	}
+	creds, err := decodeCredentials(snap.Users)
 	if err != nil {
 		return fmt.Errorf("storage: restore: %w", err)
 	}
@@ -289,6 +294,11 @@ func (s *Store) Restore(snap *tier.MetaSnapshot, next map[tier.Partition]int64) 
 			}
 			all = append(all, restored{st, slices.Clone(mt.Partitions)})
 			if _, err := s.changeLocked(&metaRecord{Op: opCreateTopic, Topic: mt}, nil); err != nil {
+				return nil, err
+			}
+		}
+		for i := range creds {
+			if _, err := s.changeLocked(&metaRecord{Op: opSetCredential, Credential: &creds[i]}, nil); err != nil {
 				return nil, err
 			}
 		}

@@ -30,6 +30,9 @@ type MetaSnapshot struct {
 	// ACLs are the access control lists, opaque (the store's encoding).
 	// Empty in snapshots before version 3.
 	ACLs []byte
+	// Users are the SASL users' SCRAM credentials, opaque here (storage
+	// encodes them). Empty in snapshots before version 4.
+	Users []byte
 }
 
 // SnapshotTopic is one topic of a MetaSnapshot.
@@ -51,12 +54,15 @@ type SnapshotTopic struct {
 //	| producers length u32 | producers | offsets length u32 | offsets |
 //	| cluster id length u16 | cluster id |                 (version 2 on; absent in 1)
 //	| ACLs length u32 | ACLs |                             (version 3 on)
+//	| users length u32 | users |                           (version 4 on)
 //	| CRC-32C u32 of everything before |
 //
-// Version 1 snapshots (no cluster id) and 2 (no ACLs) still decode.
+// Version 1 snapshots (no cluster id), 2 (no ACLs) and 3 (no users) still
+// decode.
 const (
 	snapshotMagic          = 0x4b4c5453 // "KLTS"
-	snapshotVersion        = 3
+	snapshotVersion        = 4
+	snapshotVersion3       = 3 // without the users
 	snapshotVersion1       = 1 // without the cluster id
 	snapshotVersion2       = 2 // without the ACLs
 	maxClusterIDBytes      = 1 << 10
@@ -77,7 +83,8 @@ func EncodeSnapshot(s *MetaSnapshot) ([]byte, error) {
 	if len(s.Topics) > maxSnapshotTopics {
 		return nil, fmt.Errorf("tier: snapshot of %d topics", len(s.Topics))
 	}
-	if int64(len(s.Producers)) > maxVersionBytes/4 || int64(len(s.Offsets)) > maxVersionBytes/4 || int64(len(s.ACLs)) > maxVersionBytes/4 {
+	if int64(len(s.Producers)) > maxVersionBytes/4 || int64(len(s.Offsets)) > maxVersionBytes/4 || int64(len(s.ACLs)) > maxVersionBytes/4 ||
+		int64(len(s.Users)) > maxVersionBytes/4 {
 		return nil, errors.New("tier: snapshot producer or offset state too large")
 	}
 	b := binary.BigEndian.AppendUint32(nil, snapshotMagic)
@@ -125,6 +132,8 @@ func EncodeSnapshot(s *MetaSnapshot) ([]byte, error) {
 	b = append(b, s.ClusterID...)
 	b = binary.BigEndian.AppendUint32(b, uint32(len(s.ACLs)))
 	b = append(b, s.ACLs...)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(s.Users)))
+	b = append(b, s.Users...)
 	if int64(len(b))+4 > maxVersionBytes {
 		return nil, fmt.Errorf("tier: snapshot of %d bytes", len(b))
 	}
@@ -146,7 +155,7 @@ func DecodeSnapshot(b []byte) (*MetaSnapshot, error) {
 		return nil, fmt.Errorf("%w: bad snapshot magic", ErrCorrupt)
 	}
 	version := body[4]
-	if version != snapshotVersion && version != snapshotVersion1 && version != snapshotVersion2 {
+	if version != snapshotVersion && version != snapshotVersion1 && version != snapshotVersion2 && version != snapshotVersion3 {
 		return nil, fmt.Errorf("%w: snapshot version %d", ErrCorrupt, body[4])
 	}
 	d := snapDec{b: body[8:]}
@@ -208,6 +217,11 @@ func DecodeSnapshot(b []byte) (*MetaSnapshot, error) {
 	if version >= 3 {
 		if an := d.u32(); !d.bad && an > 0 {
 			s.ACLs = slices.Clone(d.take(int(an)))
+		}
+	}
+	if version >= 4 {
+		if un := d.u32(); !d.bad && un > 0 {
+			s.Users = slices.Clone(d.take(int(un)))
 		}
 	}
 	if d.bad || len(d.b) != 0 {

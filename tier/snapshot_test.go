@@ -26,6 +26,7 @@ func testSnapshot() *MetaSnapshot {
 		Producers: []byte("producer state"),
 		Offsets:   []byte{1, 2, 3},
 		ACLs:      []byte(`[{"rt":2}]`),
+		Users:     []byte(`[{"user":"alice"}]`),
 	}
 	s.Topics[0].ID[0], s.Topics[0].ID[15] = 0xde, 0xad
 	s.Topics[1].ID[3] = 7
@@ -78,14 +79,14 @@ func TestSnapshotRoundTrip(t *testing.T) {
 // id was kept) still decodes, with an empty cluster id.
 func TestSnapshotVersion1(t *testing.T) {
 	want := testSnapshot()
-	want.ClusterID, want.ACLs = "", nil
+	want.ClusterID, want.ACLs, want.Users = "", nil, nil
 	b, err := EncodeSnapshot(want)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Version 1 is version 3 without the (empty) cluster id's length and
-	// the (empty) ACLs' length.
-	v1 := append([]byte(nil), b[:len(b)-4-4-2]...)
+	// Version 1 is version 4 without the (empty) cluster id's length, the
+	// (empty) ACLs' length and the (empty) users' length.
+	v1 := append([]byte(nil), b[:len(b)-4-4-4-2]...)
 	v1[4] = snapshotVersion1
 	got, err := DecodeSnapshot(appendCRC(v1))
 	if err != nil {
@@ -100,12 +101,12 @@ func TestSnapshotVersion1(t *testing.T) {
 // kept) still decodes, without ACLs.
 func TestSnapshotVersion2(t *testing.T) {
 	want := testSnapshot()
-	want.ACLs = nil
+	want.ACLs, want.Users = nil, nil
 	b, err := EncodeSnapshot(want)
 	if err != nil {
 		t.Fatal(err)
 	}
-	v2 := append([]byte(nil), b[:len(b)-4-4]...)
+	v2 := append([]byte(nil), b[:len(b)-4-4-4]...) // without the (empty) ACLs' and users' lengths
 	v2[4] = snapshotVersion2
 	got, err := DecodeSnapshot(appendCRC(v2))
 	if err != nil {
@@ -113,6 +114,26 @@ func TestSnapshotVersion2(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("version 2:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// TestSnapshotVersion3: a version 3 snapshot (written before SASL users
+// were kept) still decodes, without users.
+func TestSnapshotVersion3(t *testing.T) {
+	want := testSnapshot()
+	want.Users = nil
+	b, err := EncodeSnapshot(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v3 := append([]byte(nil), b[:len(b)-4-4]...) // without the (empty) users' length
+	v3[4] = snapshotVersion3
+	got, err := DecodeSnapshot(appendCRC(v3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("version 3:\n got %+v\nwant %+v", got, want)
 	}
 }
 

@@ -79,6 +79,9 @@ type broker struct {
 	dir  string
 	args []string
 	addr string // bound address, fixed after the first start
+	// proto, when set, is the listener's security protocol (-listen
+	// PROTO://addr); empty is PLAINTEXT.
+	proto string
 
 	log     *logBuffer // every run's stderr, in order
 	cmd     *exec.Cmd
@@ -90,7 +93,14 @@ type broker struct {
 // startBroker starts klite with a temp -wal dir and the given extra flags.
 func startBroker(t testing.TB, extra ...string) *broker {
 	t.Helper()
-	b := &broker{t: t, dir: t.TempDir(), args: extra, log: &logBuffer{}}
+	return startBrokerProto(t, "", extra...)
+}
+
+// startBrokerProto is startBroker with a listener of security protocol
+// proto (SASL_PLAINTEXT, ...).
+func startBrokerProto(t testing.TB, proto string, extra ...string) *broker {
+	t.Helper()
+	b := &broker{t: t, dir: t.TempDir(), args: extra, log: &logBuffer{}, proto: proto}
 	t.Cleanup(func() {
 		if b.running() {
 			b.signal(syscall.SIGKILL)
@@ -122,6 +132,9 @@ func (b *broker) start() {
 	listen := "127.0.0.1:0"
 	if b.addr != "" {
 		listen = b.addr // a restart keeps the address clients know
+	}
+	if b.proto != "" {
+		listen = b.proto + "://" + listen
 	}
 	args := append([]string{"-listen", listen, "-wal", b.dir, "-log-format", "json", "-log-level", "info"}, b.args...)
 	b.runs++

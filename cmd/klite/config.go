@@ -72,6 +72,11 @@ type Config struct {
 	IdleTimeout         time.Duration
 	MaxConns            int
 
+	SASLUsersFile   string        // user:password lines; empty: no users from a file
+	SASLAuthTimeout time.Duration // SASL listeners: close connections not authenticated by then
+	SASLMaxReceive  int           // SASL listeners: largest frame before authentication
+	SASLMaxReauth   time.Duration // KIP-368 session lifetime; 0: sessions never expire
+
 	ShutdownTimeout time.Duration
 	PprofAddr       string
 	WALTrace        string // file for the WAL's trace events; empty: off
@@ -156,6 +161,8 @@ func defaultConfig() Config {
 		IdleTimeout:         10 * time.Minute,
 		MaxConns:            0,
 
+		SASLAuthTimeout:     kafka.DefaultSASLAuthTimeout,
+		SASLMaxReceive:      kafka.DefaultSASLMaxReceiveBytes,
 		TLSHandshakeTimeout: netloop.DefaultHandshakeTimeout,
 		TLSMaxHandshakes:    netloop.DefaultMaxHandshakes,
 
@@ -220,7 +227,7 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("klite", flag.ContinueOnError)
 	fs.SetOutput(out)
 
-	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "comma-separated `[PROTOCOL://]host:port` list to listen on; port 0 picks a free port. PROTOCOL is\nPLAINTEXT (the default) or SSL (needs -tls-cert and -tls-key)")
+	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "comma-separated `[PROTOCOL://]host:port` list to listen on; port 0 picks a free port. PROTOCOL is\nPLAINTEXT (the default), SSL (needs -tls-cert and -tls-key), SASL_PLAINTEXT or SASL_SSL")
 	fs.StringVar(&cfg.Advertise, "advertise", cfg.Advertise, "comma-separated `host:port` list returned in Metadata to clients of each -listen listener, in the same\norder. An empty entry (or an empty list): the listen address, with 127.0.0.1 when the listen host is empty or\nunspecified (0.0.0.0, ::) and the bound port when it is 0 or omitted. Set it whenever clients connect from other machines")
 	fs.StringVar(&cfg.TLSCert, "tls-cert", cfg.TLSCert, "PEM certificate chain `file` for SSL listeners; read again when it changes, so a certificate rotates without\na restart (new connections get the new one)")
 	fs.StringVar(&cfg.TLSKey, "tls-key", cfg.TLSKey, "PEM private key `file` of -tls-cert")
@@ -258,6 +265,10 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&cfg.MaxFetchWait, "max-fetch-wait", cfg.MaxFetchWait, "longest a fetch waits for data, whatever its MaxWaitMs asks (clients give up after request.timeout.ms, 30s)")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "close connections idle this long; 0 never (connections.max.idle.ms)")
 	fs.IntVar(&cfg.MaxConns, "max-conns", cfg.MaxConns, "most open client connections; 0 means as many as the open-file limit allows, less a reserve for segment files; clients past the cap are closed at once")
+	fs.StringVar(&cfg.SASLUsersFile, "sasl-users-file", cfg.SASLUsersFile, "`file` of user:password lines: SASL users (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) added at startup to the users\nkept in the metadata (AlterUserScramCredentials manages those at run time), as salted SCRAM credentials only.\nBlank lines and lines starting with # are skipped")
+	fs.IntVar(&cfg.SASLMaxReceive, "sasl-max-receive-bytes", cfg.SASLMaxReceive, "on SASL listeners, the largest request in `bytes` a client may send before it has authenticated;\na larger one closes the connection (sasl.server.max.receive.size)")
+	fs.DurationVar(&cfg.SASLMaxReauth, "sasl-max-reauth", cfg.SASLMaxReauth, "SASL session lifetime (KIP-368, connections.max.reauth.ms): clients re-authenticate on the same connection\nbefore it ends or are closed at their next request after it; 0: sessions never expire")
+	fs.DurationVar(&cfg.SASLAuthTimeout, "sasl-auth-timeout", cfg.SASLAuthTimeout, "on SASL listeners, close a connection that has not finished authenticating this long after it opened")
 	fs.StringVar(&cfg.WALTrace, "wal-trace", cfg.WALTrace, "write one JSON line per WAL step (group commit write, fdatasync, acknowledgement, segment roll,\npreparation and zero-fill step, checkpoint) to this `file`, for finding what a latency spike was; about 100 bytes\nper event, thousands of events a second under load, never rotated: for a diagnosis, not to leave on; empty: off")
 	fs.StringVar(&cfg.PprofAddr, "pprof-addr", cfg.PprofAddr, "serve Go's net/http/pprof profiles on this `host:port` (e.g. 127.0.0.1:6060); empty: off")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long a graceful stop waits for in-flight requests, and with -s3-bucket for the final upload")
@@ -438,6 +449,15 @@ func (c *Config) validate() error {
 	if c.MaxFetchWait < time.Millisecond {
 		bad("-max-fetch-wait must be at least 1ms")
 	}
+	if c.SASLAuthTimeout <= 0 {
+		bad("-sasl-auth-timeout must be > 0")
+	}
+	if c.SASLMaxReauth < 0 {
+		bad("-sasl-max-reauth must be >= 0")
+	}
+	if c.SASLMaxReceive <= 0 {
+		bad("-sasl-max-receive-bytes must be > 0")
+	}
 	if c.IdleTimeout < 0 {
 		bad("-idle-timeout must be >= 0")
 	}
@@ -548,9 +568,6 @@ func parseListen(s string) (kafka.SecurityProtocol, string, error) {
 			return "", "", fmt.Errorf("unknown security protocol %q: want PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL", name)
 		}
 		proto, addr = p, rest
-	}
-	if proto.SASL() { // issue 11: SASL listeners come with h/sasl
-		return "", "", fmt.Errorf("%s is not built yet", proto)
 	}
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		return "", "", err

@@ -98,7 +98,7 @@ func TestConfigInvalid(t *testing.T) {
 		{[]string{"-advertise", "host:99999"}, nil, "-advertise"},
 		{[]string{"-listen", "SSL://:9093"}, nil, "-tls-cert"},
 		{[]string{"-tls-cert", "c.pem"}, nil, "-tls-key"},
-		{[]string{"-listen", "SASL_SSL://:9093"}, nil, "not built yet"},
+		{[]string{"-listen", "SASL_SSL://:9093"}, nil, "need -tls-cert and -tls-key"},
 		{[]string{"-listen", "TLS://:9093"}, nil, "unknown security protocol"},
 		{[]string{"-listen", ":9092,"}, nil, "-listen"},
 		{[]string{"-listen", ":9092,SSL://:9093", "-advertise", "h:1", "-tls-cert", "c", "-tls-key", "k"}, nil, "1 entries for 2 listeners"},

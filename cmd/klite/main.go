@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -230,6 +231,15 @@ func serve(cfg Config, root zerolog.Logger) error {
 
 	// netloop needs a handler before it binds, and the kafka handler needs the
 	// bound port (with -listen :0), so the handler is attached after Start.
+	users := kafka.NewUsers()
+	users.Load(store.ScramCredentials())
+	if cfg.SASLUsersFile != "" {
+		n, err := loadUsersFile(cfg.SASLUsersFile, users, store)
+		if err != nil {
+			return errors.Join(fmt.Errorf("-sasl-users-file: %w", err), stack.close())
+		}
+		log.Info().Int("users", n).Str("file", cfg.SASLUsersFile).Msg("SASL users loaded")
+	}
 	late := &lateHandler{}
 	maxConns := connCap(cfg.MaxConns, log)
 	specs, _ := parseListeners(cfg.Listen) // validated
@@ -246,6 +256,9 @@ func serve(cfg Config, root zerolog.Logger) error {
 			}
 		}
 		lcfgs[i].TLS = tlsCfg
+	}
+	if len(users.Names()) == 0 && slices.ContainsFunc(specs, func(sp listenSpec) bool { return sp.Proto.SASL() }) {
+		log.Warn().Msg("SASL listener without users: every authentication fails; give -sasl-users-file")
 	}
 	srv, err := netloop.New(netloop.Config{
 		Listeners:               lcfgs,
@@ -326,6 +339,11 @@ func serve(cfg Config, root zerolog.Logger) error {
 		ACLStore:                 store,
 		QuotaStore:               store,
 		Groups:                   groups,
+		Users:                    users,
+		UserStore:                store,
+		SASLAuthTimeout:          cfg.SASLAuthTimeout,
+		SASLMaxReceiveBytes:      cfg.SASLMaxReceive,
+		SASLMaxReauth:            cfg.SASLMaxReauth,
 	}, store)
 	late.h.Store(handler)
 	// Long-polling fetches are answered first (with what they have), so the
@@ -435,6 +453,18 @@ func (l *lateHandler) Serve(req *netloop.Request) {
 		return
 	}
 	h.Serve(req)
+}
+
+// ConnOpened implements netloop.Opener. A connection opened before the
+// handler is attached is closed, as its requests would be: the handler
+// could not have started its authentication deadline.
+func (l *lateHandler) ConnOpened(c netloop.Conn) {
+	h := l.h.Load()
+	if h == nil {
+		c.Close()
+		return
+	}
+	h.ConnOpened(c)
 }
 
 // clusterIDFile keeps the generated cluster id stable across restarts.

@@ -1,0 +1,329 @@
+package kafka
+
+// SASL authentication on SASL_PLAINTEXT and SASL_SSL listeners: the state of
+// each connection's exchange, the gate every request passes before dispatch,
+// the authentication deadline, and the principal a connection acts as.
+//
+// A connection on a SASL listener starts unauthenticated. It may send
+// ApiVersions, SaslHandshake (17_sasl_handshake.go) and SaslAuthenticate
+// (36_sasl_authenticate.go); anything else closes it, as Kafka's
+// SaslServerAuthenticator does. After a v0 SaslHandshake the client sends the
+// SASL tokens as bare frames, without a request header (the flow before
+// KIP-152); the gate hands those to the mechanism directly.
+//
+// State lives in Handler.sasl, keyed by connection id, made when netloop
+// opens the connection (ConnOpened) and dropped when it closes. Connections
+// on other listeners have no entry and cost nothing.
+
+import (
+	"context"
+	"encoding/binary"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/klite/klite/netloop"
+)
+
+// DefaultSASLAuthTimeout is how long a connection on a SASL listener has to
+// finish authenticating. Kafka itself leaves a silent client to
+// connections.max.idle.ms; a short deadline keeps unauthenticated clients
+// from holding connections (and their memory) for minutes.
+const DefaultSASLAuthTimeout = 10 * time.Second
+
+// DefaultSASLMaxReceiveBytes is Kafka's sasl.server.max.receive.size: an
+// unauthenticated client cannot make the broker hold large frames.
+const DefaultSASLMaxReceiveBytes = 512 << 10
+
+// saslMechanisms are the mechanisms offered, in the order SaslHandshake
+// lists them.
+var saslMechanisms = []string{MechPlain, MechScram256, MechScram512}
+
+// Principals, in Kafka's "type:name" form.
+const (
+	principalAnonymous = "User:ANONYMOUS"
+	principalUserType  = "User:"
+)
+
+// saslStage is where a connection is in its SASL exchange.
+type saslStage uint8
+
+const (
+	saslWantHandshake saslStage = iota // ApiVersions and SaslHandshake only
+	saslWantAuth                       // after a v1 handshake: SaslAuthenticate
+	saslWantRaw                        // after a v0 handshake: bare token frames
+	saslDone                           // authenticated
+)
+
+// saslConn is one connection's SASL state.
+type saslConn struct {
+	mu    sync.Mutex
+	stage saslStage  // guarded by mu
+	busy  bool       // a token is being checked off the event loop; guarded by mu
+	mech  string     // chosen in the handshake; guarded by mu
+	conv  *scramConv // SCRAM exchange in progress; guarded by mu
+	user  string     // the authenticated user; guarded by mu
+	// principal is "User:"+user, made once per authentication so the
+	// per-request principal lookup does not allocate; guarded by mu.
+	principal string
+	timer     *time.Timer // the authentication deadline; nil without one
+
+	// KIP-368 re-authentication, guarded by mu.
+	authVersion int16     // version of the SaslAuthenticate in progress (-1: bare tokens)
+	lifetimes   bool      // the client authenticated with SaslAuthenticate v1+, so it knows session lifetimes
+	expires     time.Time // the session's end; zero: never (-sasl-max-reauth 0)
+	reauth      bool      // a re-authentication is in progress: the user may not change
+}
+
+// ConnOpened implements netloop.Opener: a connection on a SASL listener gets
+// its state and its authentication deadline.
+func (h *Handler) ConnOpened(c netloop.Conn) {
+	ci := c.Info()
+	if !h.listenerOf(ci).Protocol.SASL() {
+		return
+	}
+	h.newSASLConn(ci.ID, c.Context(), func() {
+		h.authWarn.Warn().Uint64("conn", ci.ID).Stringer("remote", ci.Remote).
+			Dur("timeout", h.cfg.SASLAuthTimeout).
+			Msg("kafka: SASL authentication not finished in time; closing connection")
+		c.Close()
+	})
+}
+
+// newSASLConn registers the state of connection id until ctx (the
+// connection's) ends. onDeadline, when set, runs if the connection has not
+// authenticated within the deadline.
+func (h *Handler) newSASLConn(id uint64, ctx context.Context, onDeadline func()) *saslConn {
+	sc := &saslConn{}
+	if onDeadline != nil {
+		sc.timer = time.AfterFunc(h.cfg.SASLAuthTimeout, func() {
+			sc.mu.Lock()
+			done := sc.stage == saslDone
+			sc.mu.Unlock()
+			if !done {
+				onDeadline()
+			}
+		})
+	}
+	h.sasl.Store(id, sc)
+	context.AfterFunc(ctx, func() {
+		h.sasl.CompareAndDelete(id, sc)
+		if sc.timer != nil {
+			sc.timer.Stop()
+		}
+	})
+	return sc
+}
+
+// saslConnOf returns r's connection state, nil on a listener without SASL.
+// A connection netloop did not announce (a handler driven without netloop)
+// gets its state on first use, without a deadline.
+func (h *Handler) saslConnOf(r *request) *saslConn {
+	if !h.listenerOf(r.nr.Conn).Protocol.SASL() {
+		return nil
+	}
+	sc := h.saslConnByID(r.nr.Conn.ID)
+	if sc == nil {
+		sc = h.newSASLConn(r.nr.Conn.ID, r.nr.Context(), nil)
+	}
+	return sc
+}
+
+// saslConnByID is connection id's state, nil if it has none.
+func (h *Handler) saslConnByID(id uint64) *saslConn {
+	v, _ := h.sasl.Load(id)
+	sc, _ := v.(*saslConn)
+	return sc
+}
+
+// saslGate runs before dispatch for every frame on a SASL listener. It
+// reports whether it has dealt with the frame: a bare token after a v0
+// handshake, or a request an unauthenticated connection may not send (the
+// connection is closed).
+func (h *Handler) saslGate(r *request) bool {
+	sc := h.saslConnOf(r)
+	sc.mu.Lock()
+	stage, busy := sc.stage, sc.busy
+	sc.mu.Unlock()
+	f := r.nr.Frame
+	switch {
+	case stage == saslDone:
+		return h.saslExpired(r, sc)
+	case busy:
+		h.protocolError(r, "request while a SASL token is being checked")
+		return true
+	case len(f) > h.cfg.SASLMaxReceiveBytes:
+		h.protocolError(r, "frame before SASL authentication larger than the SASL receive limit")
+		return true
+	case stage == saslWantRaw:
+		h.saslRawToken(r, sc, f)
+		return true
+	}
+	if len(f) >= 2 {
+		r.key = int16(binary.BigEndian.Uint16(f))
+		switch r.key {
+		case apiVersionsKey, saslHandshakeKey, saslAuthenticateKey:
+			return false
+		}
+	}
+	h.protocolError(r, "request before SASL authentication")
+	return true
+}
+
+// saslExpired enforces KIP-368 on an authenticated connection: once its
+// session has expired, the next request must be a SaslHandshake that
+// starts a re-authentication; anything else closes the connection, as
+// Kafka does. Reports whether it dealt with the frame.
+func (h *Handler) saslExpired(r *request, sc *saslConn) bool {
+	sc.mu.Lock()
+	expires := sc.expires
+	sc.mu.Unlock()
+	if expires.IsZero() || time.Now().Before(expires) {
+		return false
+	}
+	if f := r.nr.Frame; len(f) >= 2 {
+		r.key = int16(binary.BigEndian.Uint16(f))
+		if r.key == saslHandshakeKey {
+			return false
+		}
+	}
+	h.protocolError(r, "request after the SASL session expired without re-authentication (KIP-368)")
+	return true
+}
+
+// saslRawToken serves a bare token frame after a v0 handshake: the answer is
+// a bare token frame too, and a failure closes the connection (the legacy
+// flow has no way to carry an error).
+func (h *Handler) saslRawToken(r *request, sc *saslConn, token []byte) {
+	sc.mu.Lock()
+	sc.busy = true
+	sc.mu.Unlock()
+	sc.authVersion = -1
+	h.saslStep(r, sc, token, func(challenge []byte, ok, _ bool) {
+		if !ok {
+			r.close()
+			return
+		}
+		r.complete(netloop.Response{Parts: []netloop.Part{{Bytes: challenge}}})
+	})
+}
+
+// saslStep runs one client token through the connection's mechanism and
+// calls answer with the server's next token, or ok false when
+// authentication failed (logged here). PLAIN derives a key from the
+// password (PBKDF2, 4096 rounds: about 3 ms of CPU), so it runs off the
+// event loop; SCRAM steps are a few HMACs (the whole exchange about 20 µs)
+// and run inline. sc.busy is set by the caller and
+// cleared before answer runs.
+func (h *Handler) saslStep(r *request, sc *saslConn, token []byte, answer func(challenge []byte, ok, done bool)) {
+	sc.mu.Lock()
+	mech, conv := sc.mech, sc.conv
+	sc.mu.Unlock()
+
+	finish := func(user string, challenge []byte, ok, done bool) {
+		sc.mu.Lock()
+		sc.busy = false
+		if ok && done && sc.reauth && user != sc.user {
+			ok = false // KIP-368: a session keeps its principal
+		}
+		if ok && done {
+			sc.stage, sc.user, sc.conv, sc.reauth = saslDone, user, nil, false
+			sc.principal = principalUserType + user
+			sc.lifetimes = sc.authVersion >= 1
+			if h.cfg.SASLMaxReauth > 0 {
+				sc.expires = time.Now().Add(h.cfg.SASLMaxReauth)
+			}
+		}
+		sc.mu.Unlock()
+		if ok && done && sc.timer != nil {
+			sc.timer.Stop()
+		}
+		if !ok {
+			h.authWarn.Warn().Uint64("conn", r.nr.Conn.ID).Stringer("remote", r.nr.Conn.Remote).
+				Str("mechanism", mech).Msg("kafka: SASL authentication failed")
+		}
+		answer(challenge, ok, done)
+	}
+
+	if mech == MechPlain {
+		authzid, user, pass, parsed := parsePlain(token)
+		token = nil // the frame may be released once answered; keep nothing of it
+		if !parsed || (authzid != "" && authzid != user) {
+			finish("", nil, false, true)
+			return
+		}
+		// On at most GOMAXPROCS goroutines: a crowd of clients sending
+		// PLAIN tokens costs queued closures, not a goroutine and a
+		// key derivation each at once.
+		h.plainRunner.submit(func() {
+			defer h.recoverTo(r)
+			ok := h.cfg.Users.verifyPlain(user, pass)
+			finish(user, nil, ok, true)
+		})
+		return
+	}
+	out, done, err := conv.step(string(token))
+	if err != nil {
+		h.log.Debug().Uint64("conn", r.nr.Conn.ID).Str("mechanism", mech).Err(err).Msg("kafka: SCRAM exchange failed")
+		finish("", nil, false, true)
+		return
+	}
+	if done && conv.authzid != "" && conv.authzid != conv.user {
+		finish("", nil, false, true)
+		return
+	}
+	finish(conv.user, []byte(out), true, done)
+}
+
+// parsePlain splits a PLAIN message, [authzid] NUL authcid NUL passwd
+// (RFC 4616). Copies: the frame is not kept.
+func parsePlain(b []byte) (authzid, user, pass string, ok bool) {
+	parts := strings.Split(string(b), "\x00")
+	if len(parts) != 3 || parts[1] == "" {
+		return "", "", "", false
+	}
+	return parts[0], parts[1], parts[2], true
+}
+
+// saslFailedMessage is the one message every failed authentication gets,
+// whatever failed: it must not tell a wrong password from an unknown user.
+func saslFailedMessage(mech string) string {
+	return "Authentication failed: invalid credentials with SASL mechanism " + mech
+}
+
+// principal is the identity r's connection acts as, in Kafka's form:
+// "User:<name>" after SASL, "User:<subject CN>" for a TLS client
+// certificate, else "User:ANONYMOUS".
+func (h *Handler) principal(r *request) string {
+	if h.listenerOf(r.nr.Conn).Protocol.SASL() {
+		if sc := h.saslConnByID(r.nr.Conn.ID); sc != nil {
+			sc.mu.Lock()
+			defer sc.mu.Unlock()
+			if sc.principal != "" { // set once authenticated; kept while re-authenticating
+				return sc.principal
+			}
+		}
+		return principalAnonymous
+	}
+	if p := TLSPrincipal(r.nr.Conn); p != "" {
+		return p
+	}
+	return principalAnonymous
+}
+
+// respondClose is respond, then close the connection once the answer is
+// written (Kafka closes after a failed authentication).
+func (r *request) respondClose(msg kmsg.Response) {
+	b := r.appendHeader(nil)
+	b = msg.AppendTo(b)
+	r.complete(netloop.Response{Parts: []netloop.Part{{Bytes: b}}, Close: true})
+}
+
+// authWarnSampler limits failed-authentication logs: a client retrying a
+// wrong password, or many of them, must not flood the log.
+func authWarnSampler(l zerolog.Logger) zerolog.Logger {
+	return l.Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Minute})
+}

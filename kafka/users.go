@@ -1,0 +1,308 @@
+package kafka
+
+// SASL users: the SCRAM credentials (RFC 5802 section 3) the broker keeps
+// instead of passwords, for SCRAM-SHA-256 and SCRAM-SHA-512 (RFC 7677). PLAIN
+// checks a password by deriving the same credential from it, so one store
+// serves all three mechanisms and no password is kept in memory.
+
+import (
+	"crypto/hmac"
+	"crypto/pbkdf2"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/sha512"
+	"errors"
+	"fmt"
+	"hash"
+	"sort"
+	"sync"
+
+	"github.com/klite/klite/storage"
+)
+
+// SASL mechanism names, as clients send them in SaslHandshake.
+const (
+	MechPlain      = "PLAIN"
+	MechScram256   = "SCRAM-SHA-256"
+	MechScram512   = "SCRAM-SHA-512"
+	scramSaltBytes = 32
+	// MinScramIterations and MaxScramIterations are Kafka's bounds for a
+	// SCRAM credential's iteration count (AlterUserScramCredentials refuses
+	// others); DefaultScramIterations is what users read from a file get.
+	MinScramIterations     = 4096
+	MaxScramIterations     = 16384
+	DefaultScramIterations = 4096
+)
+
+// ScramMechanism is a SCRAM mechanism by its number in the Kafka protocol
+// (AlterUserScramCredentials, DescribeUserScramCredentials).
+type ScramMechanism int8
+
+const (
+	ScramSHA256 ScramMechanism = 1
+	ScramSHA512 ScramMechanism = 2
+)
+
+// scramMechanisms are the mechanisms in protocol order.
+var scramMechanisms = [...]ScramMechanism{ScramSHA256, ScramSHA512}
+
+// Name is the SASL mechanism name; "" for an unknown number.
+func (m ScramMechanism) Name() string {
+	switch m {
+	case ScramSHA256:
+		return MechScram256
+	case ScramSHA512:
+		return MechScram512
+	}
+	return ""
+}
+
+func (m ScramMechanism) hash() func() hash.Hash {
+	if m == ScramSHA512 {
+		return sha512.New
+	}
+	return sha256.New
+}
+
+// ScramCredential is what the broker keeps of one user's password for one
+// mechanism: enough to verify a client's proof and prove itself back, never
+// enough to log in as the user.
+type ScramCredential struct {
+	Mechanism  ScramMechanism
+	Iterations int32
+	Salt       []byte
+	StoredKey  []byte // H(HMAC(SaltedPassword, "Client Key"))
+	ServerKey  []byte // HMAC(SaltedPassword, "Server Key")
+}
+
+// NewScramCredential derives the credential of a password with a fresh
+// random salt.
+func NewScramCredential(m ScramMechanism, password string, iterations int32) (ScramCredential, error) {
+	salt := make([]byte, scramSaltBytes)
+	_, _ = rand.Read(salt) // crypto/rand.Read never fails
+	salted, err := pbkdf2.Key(m.hash(), password, salt, int(iterations), m.hash()().Size())
+	if err != nil {
+		return ScramCredential{}, err
+	}
+	return ScramCredentialFromSalted(m, salt, salted, iterations), nil
+}
+
+// ScramCredentialFromSalted derives the credential from a salted password
+// (Hi(password, salt, iterations)), as AlterUserScramCredentials sends it.
+func ScramCredentialFromSalted(m ScramMechanism, salt, salted []byte, iterations int32) ScramCredential {
+	h := m.hash()
+	ck := hmac.New(h, salted)
+	ck.Write([]byte("Client Key"))
+	stored := h()
+	stored.Write(ck.Sum(nil))
+	sk := hmac.New(h, salted)
+	sk.Write([]byte("Server Key"))
+	return ScramCredential{
+		Mechanism:  m,
+		Iterations: iterations,
+		Salt:       append([]byte(nil), salt...),
+		StoredKey:  stored.Sum(nil),
+		ServerKey:  sk.Sum(nil),
+	}
+}
+
+// Users is the set of SASL users with their SCRAM credentials. Safe for
+// concurrent use.
+type Users struct {
+	mu    sync.RWMutex
+	users map[string]*[len(scramMechanisms)]*ScramCredential // by name; index mechanism-1; guarded by mu
+
+	// fakeKey seeds the made-up credentials of unknown users (see lookup),
+	// random per process.
+	fakeKey [32]byte
+}
+
+// NewUsers returns an empty set.
+func NewUsers() *Users {
+	u := &Users{users: make(map[string]*[len(scramMechanisms)]*ScramCredential)}
+	_, _ = rand.Read(u.fakeKey[:])
+	return u
+}
+
+// ErrBadUsersFile is returned for a line of a users file that is not
+// "user:password".
+var ErrBadUsersFile = errors.New("kafka: users file: want user:password lines")
+
+// AddPassword gives name credentials for both SCRAM mechanisms, derived
+// from password (as -sasl-users-file users are added).
+func (u *Users) AddPassword(name, password string, iterations int32) error {
+	if name == "" {
+		return ErrBadUsersFile
+	}
+	for _, m := range scramMechanisms {
+		c, err := NewScramCredential(m, password, iterations)
+		if err != nil {
+			return fmt.Errorf("kafka: user %q: %w", name, err)
+		}
+		u.Set(name, c)
+	}
+	return nil
+}
+
+// Set adds or replaces name's credential for c.Mechanism.
+func (u *Users) Set(name string, c ScramCredential) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	cs := u.users[name]
+	if cs == nil {
+		cs = new([len(scramMechanisms)]*ScramCredential)
+		u.users[name] = cs
+	}
+	cs[c.Mechanism-1] = &c
+}
+
+// Delete removes name's credential for m; false when there was none.
+func (u *Users) Delete(name string, m ScramMechanism) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	cs := u.users[name]
+	if cs == nil || m < ScramSHA256 || m > ScramSHA512 || cs[m-1] == nil {
+		return false
+	}
+	cs[m-1] = nil
+	if cs[0] == nil && cs[1] == nil {
+		delete(u.users, name)
+	}
+	return true
+}
+
+// Get returns name's credential for m.
+func (u *Users) Get(name string, m ScramMechanism) (ScramCredential, bool) {
+	if m < ScramSHA256 || m > ScramSHA512 {
+		return ScramCredential{}, false
+	}
+	u.mu.RLock()
+	defer u.mu.RUnlock()
+	if cs := u.users[name]; cs != nil && cs[m-1] != nil {
+		return *cs[m-1], true
+	}
+	return ScramCredential{}, false
+}
+
+// Names lists the users, sorted.
+func (u *Users) Names() []string {
+	u.mu.RLock()
+	names := make([]string, 0, len(u.users))
+	for n := range u.users {
+		names = append(names, n)
+	}
+	u.mu.RUnlock()
+	sort.Strings(names)
+	return names
+}
+
+// credential is the credential a SCRAM exchange for name runs against. An
+// unknown user gets a made-up credential, stable per name, whose proof no
+// client can produce (RFC 5802 section 5.1's advice): the exchange then
+// fails at the same step, with the same answer, as a wrong password, so a
+// client cannot learn which users exist.
+func (u *Users) credential(name string, m ScramMechanism) ScramCredential {
+	if c, ok := u.Get(name, m); ok {
+		return c
+	}
+	return u.fake(name, m)
+}
+
+func (u *Users) fake(name string, m ScramMechanism) ScramCredential {
+	derive := func(label string, n int) []byte {
+		mac := hmac.New(sha512.New, u.fakeKey[:])
+		fmt.Fprintf(mac, "%s\x00%d\x00%s", label, m, name)
+		return mac.Sum(nil)[:n]
+	}
+	size := m.hash()().Size()
+	return ScramCredential{
+		Mechanism:  m,
+		Iterations: DefaultScramIterations,
+		Salt:       derive("salt", scramSaltBytes),
+		StoredKey:  derive("stored", size),
+		ServerKey:  derive("server", size),
+	}
+}
+
+// verifyPlain reports whether password is name's, checked against the
+// strongest SCRAM credential name has. An unknown user costs the same key
+// derivation as a known one, so timing does not tell them apart either.
+func (u *Users) verifyPlain(name, password string) bool {
+	var c ScramCredential
+	found := false
+	for _, m := range []ScramMechanism{ScramSHA512, ScramSHA256} {
+		if c, found = u.Get(name, m); found {
+			break
+		}
+	}
+	if !found {
+		c = u.fake(name, ScramSHA512)
+	}
+	h := c.Mechanism.hash()
+	salted, err := pbkdf2.Key(h, password, c.Salt, int(c.Iterations), h().Size())
+	if err != nil {
+		return false
+	}
+	got := ScramCredentialFromSalted(c.Mechanism, c.Salt, salted, c.Iterations)
+	return hmac.Equal(got.StoredKey, c.StoredKey) && found
+}
+
+// Verify reports whether password derives c.
+func (c ScramCredential) Verify(password string) bool {
+	h := c.Mechanism.hash()
+	salted, err := pbkdf2.Key(h, password, c.Salt, int(c.Iterations), h().Size())
+	if err != nil {
+		return false
+	}
+	return hmac.Equal(ScramCredentialFromSalted(c.Mechanism, c.Salt, salted, c.Iterations).StoredKey, c.StoredKey)
+}
+
+// UserStore keeps SASL users durably (storage.Store implements it): a
+// change returns once it is fsynced.
+type UserStore interface {
+	ScramCredentials() []storage.ScramCredential
+	SetScramCredential(storage.ScramCredential) error
+	DeleteScramCredential(user string, mechanism int8) error
+}
+
+func (c ScramCredential) stored(user string) storage.ScramCredential {
+	return storage.ScramCredential{User: user, Mechanism: int8(c.Mechanism), Iterations: c.Iterations,
+		Salt: c.Salt, StoredKey: c.StoredKey, ServerKey: c.ServerKey}
+}
+
+// Load adds the credentials kept in a UserStore.
+func (u *Users) Load(cs []storage.ScramCredential) {
+	for _, c := range cs {
+		m := ScramMechanism(c.Mechanism)
+		if m.Name() == "" {
+			continue
+		}
+		u.Set(c.User, ScramCredential{Mechanism: m, Iterations: c.Iterations, Salt: c.Salt, StoredKey: c.StoredKey, ServerKey: c.ServerKey})
+	}
+}
+
+// Seed makes sure name has credentials for both mechanisms derived from
+// password, in u and durably in st (when st is set): a user from
+// -sasl-users-file. Credentials that already match the password are kept
+// (a restart writes nothing); others are replaced.
+func (u *Users) Seed(st UserStore, name, password string, iterations int32) error {
+	if name == "" {
+		return ErrBadUsersFile
+	}
+	for _, m := range scramMechanisms {
+		if c, ok := u.Get(name, m); ok && c.Verify(password) {
+			continue
+		}
+		c, err := NewScramCredential(m, password, iterations)
+		if err != nil {
+			return fmt.Errorf("kafka: user %q: %w", name, err)
+		}
+		if st != nil {
+			if err := st.SetScramCredential(c.stored(name)); err != nil {
+				return fmt.Errorf("kafka: user %q: %w", name, err)
+			}
+		}
+		u.Set(name, c)
+	}
+	return nil
+}
