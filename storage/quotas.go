@@ -2,6 +2,7 @@ package storage
 
 import (
 	"cmp"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -163,4 +164,34 @@ func compareBool(a, b bool) int {
 		return 1
 	}
 	return -1
+}
+
+// encodeQuotas is the quotas of a bucket snapshot (tier.MetaSnapshot.Quotas):
+// the JSON of the sorted list, nil for none.
+func encodeQuotas(qs []Quota) []byte {
+	if len(qs) == 0 {
+		return nil
+	}
+	b, err := json.Marshal(qs)
+	if err != nil {
+		panic(err) // strings and finite numbers (AlterClientQuotas refuses others) always encode
+	}
+	return b
+}
+
+func decodeQuotas(b []byte) ([]Quota, error) {
+	if len(b) == 0 {
+		return nil, nil
+	}
+	var qs []Quota
+	if err := json.Unmarshal(b, &qs); err != nil {
+		return nil, fmt.Errorf("snapshot quotas: %w", err)
+	}
+	for _, q := range qs {
+		e := q.Entity
+		if (!e.HasUser() && !e.HasClientID()) || (e.User != "" && e.UserDefault) || (e.ClientID != "" && e.ClientDefault) {
+			return nil, fmt.Errorf("snapshot quotas: bad entity %+v", e)
+		}
+	}
+	return qs, nil
 }

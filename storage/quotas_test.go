@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/klite/klite/tier"
 	"github.com/klite/klite/vfs"
 )
 
@@ -83,5 +84,49 @@ func TestQuotasMetadataFull(t *testing.T) {
 	}
 	if err := s.SetQuotas(big[:10]); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The bucket snapshot carries the quotas (through the tier encoding), and
+// a restore brings them back durably.
+func TestQuotasSnapshotRestore(t *testing.T) {
+	s := mustOpen(t, testConfig(vfs.NewMemFS()))
+	defer s.Close()
+	want := []Quota{
+		{Entity: QuotaEntity{UserDefault: true}, Values: map[string]float64{"producer_byte_rate": 100}},
+		{Entity: QuotaEntity{User: "alice", ClientID: "app"}, Values: map[string]float64{"consumer_byte_rate": 5, "request_percentage": 0.5}},
+	}
+	if err := s.SetQuotas(want); err != nil {
+		t.Fatal(err)
+	}
+	snap := s.Snapshot()
+	b, err := tier.EncodeSnapshot(&snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := tier.DecodeSnapshot(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mfs := vfs.NewMemFS()
+	dst := mustOpen(t, testConfig(mfs))
+	if err := dst.Restore(back, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := dst.Quotas(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("after restore:\n got %+v\nwant %+v", got, want)
+	}
+	crashed := mfs.CrashClone(vfs.CrashDropUnsynced, 1)
+	dst.Close()
+	again := mustOpen(t, testConfig(crashed))
+	defer again.Close()
+	if got := again.Quotas(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("after restore and a crash:\n got %+v\nwant %+v", got, want)
+	}
+	bad := tier.MetaSnapshot{Quotas: []byte(`[{"entity":{},"values":{"producer_byte_rate":1}}]`)}
+	empty := mustOpen(t, testConfig(vfs.NewMemFS()))
+	defer empty.Close()
+	if err := empty.Restore(&bad, nil); err == nil {
+		t.Fatal("restored a quota without an entity")
 	}
 }
