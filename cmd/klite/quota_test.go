@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/rand"
+	"os"
 	"reflect"
 	"strconv"
 	"sync/atomic"
@@ -233,4 +234,39 @@ func TestClientQuotasEnforcedFranz(t *testing.T) {
 		t.Fatalf("a consumer with consumer_byte_rate %d moved %d bytes in %v", quota, n, took)
 	}
 	t.Logf("consumer: %d bytes in %v (%.0f B/s, quota %d), %d throttles", n, took, float64(n)/took.Seconds(), quota, slowC.n.Load())
+}
+
+// Client quotas are in the bucket's metadata snapshot: klite started on
+// an empty data directory with the same bucket has them back.
+func TestClientQuotasDisasterRecovery(t *testing.T) {
+	endpoint := startS3(t)
+	b := startBroker(t, tierFlags(endpoint)...)
+	adm := kadm.NewClient(newFranz(t, b.addr))
+	ctx := testContext(t, 2*time.Minute)
+	createTopic(t, adm, "dr-quota", 1)
+	res, err := adm.AlterClientQuotas(ctx, []kadm.AlterClientQuotaEntry{
+		{Entity: kadm.ClientQuotaEntity{{Type: "user", Name: kadm.StringPtr("alice")}, {Type: "client-id"}},
+			Ops: []kadm.AlterClientQuotaOp{{Key: "producer_byte_rate", Value: 4096}}},
+	})
+	if err != nil || len(res) != 1 || res[0].Err != nil {
+		t.Fatalf("AlterClientQuotas: %v %+v", err, res)
+	}
+	b.stop() // the final snapshot
+	if err := os.RemoveAll(b.dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(b.dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b.restart()
+	if !b.log.contains("restored from the bucket") {
+		t.Fatal("no restore logged")
+	}
+	adm = kadm.NewClient(newFranz(t, b.addr))
+	desc, err := adm.DescribeClientQuotas(ctx, false, nil)
+	if err != nil || len(desc) != 1 || desc[0].Entity.String() != "{user=alice, client-id=<default>}" ||
+		len(desc[0].Values) != 1 || desc[0].Values[0] != (kadm.ClientQuotaValue{Key: "producer_byte_rate", Value: 4096}) {
+		t.Fatalf("quotas after the restore: %v %+v", err, desc)
+	}
+	b.stop()
 }
