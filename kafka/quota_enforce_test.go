@@ -113,3 +113,30 @@ func TestProduceThrottled(t *testing.T) {
 		t.Fatalf("throttle_time_ms %d does not match the netloop throttle %v", resp.ThrottleMillis, d)
 	}
 }
+
+// A fetch whose consumer sensor is over consumer_byte_rate is answered at
+// once with no data and the throttle; the fetch before it, within the
+// quota, sent its records and counted them.
+func TestFetchThrottled(t *testing.T) {
+	hs := newHarness(t, func(c *Config) { c.QuotaWindow = time.Minute })
+	hs.createTopic("t", 1, nil)
+	hs.produceTo("t", 0, makeBatch(batchOpts{payload: 4000}))
+	codes := alterQuotas(hs, false, alterEntry([]qc{named("client-id", "klite-test")}, setOp(quotaConsumerByteRate, 1)))
+	if codes[0] != 0 {
+		t.Fatal(codes)
+	}
+	fetch := func() (*kmsg.FetchResponse, time.Duration) {
+		req := fetchReq(hs, 12, 0, 0, 1<<20, fetchPart{topic: "t", partition: 0, offset: 0, maxBytes: 1 << 20})
+		nr := hs.send(req)
+		d := nr.Throttle
+		return decodeBody[*kmsg.FetchResponse](t, req, assemble(t, nr)), d
+	}
+	resp, d := fetch()
+	if d != 0 || resp.ThrottleMillis != 0 || len(resp.Topics) != 1 || len(resp.Topics[0].Partitions[0].RecordBatches) == 0 {
+		t.Fatalf("first fetch: throttle %v (%d ms), %d topics", d, resp.ThrottleMillis, len(resp.Topics))
+	}
+	resp, d = fetch()
+	if d <= 0 || resp.ThrottleMillis <= 0 || len(resp.Topics) != 0 {
+		t.Fatalf("fetch over the quota: throttle %v (%d ms), %d topics, want a throttle and no data", d, resp.ThrottleMillis, len(resp.Topics))
+	}
+}
