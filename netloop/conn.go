@@ -118,7 +118,7 @@ func (c *conn) pump() {
 	for !c.closing {
 		dispatched := c.parse()
 		finished := c.flush()
-		if dispatched == 0 && finished == 0 {
+		if dispatched == 0 && finished == 0 && (c.tls == nil || !c.tls.outDrained()) {
 			break
 		}
 	}
@@ -172,7 +172,7 @@ func (c *conn) parse() (dispatched int) {
 		}
 	}
 
-	held := c.p.pending() && !c.closing
+	held := (c.p.pending() || (c.tls != nil && c.tls.outFull)) && !c.closing
 	if held != c.held {
 		c.held = held
 		if held {

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"sync"
 	"time"
@@ -68,6 +69,8 @@ type tlsState struct {
 	// loop only
 	ready    bool  // handshake finished: tc is driven on the loop
 	err      error // a read failed for good (bad record, alert, EOF)
+	outCap   int   // Config.MaxOutboundBytes, at least a response chunk's ciphertext
+	outFull  bool  // reading stopped: ciphertext past outCap waits for the socket
 	plain    *[]byte
 	plainOff int
 	plainN   int
@@ -76,6 +79,10 @@ type tlsState struct {
 	hsErr    error         // handshake result, written by its goroutine before it hands back
 	timer    *time.Timer   // HandshakeTimeout; stopped when the handshake ends
 	start    time.Time
+
+	// the handshakes waiting line; under Server.hs.mu
+	queued       bool
+	qPrev, qNext *conn
 }
 
 // tlsPipe is the net.Conn under a tls.Conn. During the handshake its Read
@@ -97,7 +104,7 @@ type tlsPipe struct {
 }
 
 func newTLSState(c *conn, cfg *tls.Config) *tlsState {
-	t := &tlsState{start: time.Now()}
+	t := &tlsState{start: time.Now(), outCap: int(min(max(c.s.cfg.MaxOutboundBytes, tlsOutBytes), math.MaxInt32))}
 	t.pipe = tlsPipe{gc: c.gc, sched: c.schedule, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	t.tc = tls.Server(&t.pipe, cfg)
 	return t
@@ -109,11 +116,18 @@ func (p *tlsPipe) Read(b []byte) (int, error) {
 		if p.in != nil {
 			n := copy(b, (*p.in)[p.inOff:])
 			p.inOff += n
-			if p.inOff == len(*p.in) {
+			dry := p.inOff == len(*p.in)
+			if dry {
 				putBuf(p.in)
 				p.in, p.inOff = nil, 0
 			}
 			p.mu.Unlock()
+			if dry && !p.onLoop {
+				// gnet may hold more of this flight than feed took;
+				// no new traffic will make the loop feed it (the
+				// client waits for us), so ask.
+				p.sched()
+			}
 			return n, nil
 		}
 		closed := p.closed
@@ -239,6 +253,26 @@ func (t *tlsState) outPending() bool {
 	return t.pipe.out != nil
 }
 
+// outDrained reports, once, that reading stopped at outCap may go on now:
+// the pump's loop then parses again rather than wait for traffic. Loop only.
+func (t *tlsState) outDrained() bool {
+	if t.outFull && t.outBytes() <= t.outCap {
+		t.outFull = false
+		return true
+	}
+	return false
+}
+
+// outBytes is the ciphertext waiting for the socket. Loop only.
+func (t *tlsState) outBytes() int {
+	t.pipe.mu.Lock()
+	defer t.pipe.mu.Unlock()
+	if t.pipe.out == nil {
+		return 0
+	}
+	return len(*t.pipe.out) - t.pipe.outOff
+}
+
 // drain writes pending ciphertext to the socket. Loop only.
 func (c *conn) drainTLS() (writeStatus, error) {
 	p := &c.tls.pipe
@@ -343,8 +377,16 @@ func (t *tlsState) fill() bool {
 
 // read decrypts into b (at least a record long); a failure other than
 // "no whole record yet" is kept in t.err. Loop only.
+//
+// Reading can make crypto/tls write (a KeyUpdate answered, an alert), and
+// a peer that asks for those and never reads would pile ciphertext up in
+// the pipe: while more than outCap of it waits, nothing is decrypted, and
+// the connection is held like one whose responses pass the outbound cap.
 func (t *tlsState) read(b []byte) int {
 	if t.err != nil {
+		return 0
+	}
+	if t.outFull = t.outBytes() > t.outCap; t.outFull {
 		return 0
 	}
 	n, err := t.tc.Read(b)
@@ -435,52 +477,97 @@ func (c *conn) handshakeDone() {
 }
 
 // handshakes bounds the TLS handshakes in progress; connections past the
-// cap wait in order for one to finish.
+// cap wait in order for one to finish. The waiting line is a list through
+// the connections' tlsState, so one that closes leaves it in O(1): a flood
+// of queued connections that all time out must not cost the loops
+// O(queue length) each.
 type handshakes struct {
 	max     int
 	mu      sync.Mutex
 	running int
-	waiting []*conn
+	head    *conn // first waiting
+	tail    *conn // last waiting
+	n       int   // waiting
 }
 
 // start runs c's handshake now or when a slot frees. Any goroutine.
 func (h *handshakes) start(c *conn) {
-	h.mu.Lock()
-	if h.running >= h.max {
-		h.waiting = append(h.waiting, c)
-		h.mu.Unlock()
-		return
+	if h.enqueue(c) {
+		go c.handshake()
 	}
-	h.running++
-	h.mu.Unlock()
-	go c.handshake()
 }
 
 // done frees a slot, or passes it to the next waiting handshake.
 func (h *handshakes) done() {
-	h.mu.Lock()
-	var next *conn
-	if len(h.waiting) > 0 {
-		next = h.waiting[0]
-		h.waiting[0] = nil
-		h.waiting = h.waiting[1:]
-	} else {
-		h.running--
-	}
-	h.mu.Unlock()
-	if next != nil {
+	if next := h.next(); next != nil {
 		go next.handshake()
 	}
+}
+
+// enqueue takes a slot for c and reports true, or puts c at the end of
+// the waiting line.
+func (h *handshakes) enqueue(c *conn) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.running < h.max {
+		h.running++
+		return true
+	}
+	t := c.tls
+	t.queued, t.qPrev, t.qNext = true, h.tail, nil
+	if h.tail != nil {
+		h.tail.tls.qNext = c
+	} else {
+		h.head = c
+	}
+	h.tail = c
+	h.n++
+	return false
+}
+
+// next hands the slot of a finished handshake to the first waiting
+// connection and returns it, or frees the slot and returns nil.
+func (h *handshakes) next() *conn {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c := h.head
+	if c == nil {
+		h.running--
+		return nil
+	}
+	h.unlink(c)
+	return c
 }
 
 // forget drops c from the waiting line when it closes first. Loop only (c's).
 func (h *handshakes) forget(c *conn) {
 	h.mu.Lock()
-	for i, w := range h.waiting {
-		if w == c {
-			h.waiting = append(h.waiting[:i], h.waiting[i+1:]...)
-			break
-		}
+	if c.tls.queued {
+		h.unlink(c)
 	}
 	h.mu.Unlock()
+}
+
+// waiting is the length of the waiting line.
+func (h *handshakes) waiting() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.n
+}
+
+// unlink takes a waiting c out of the line. h.mu held.
+func (h *handshakes) unlink(c *conn) {
+	t := c.tls
+	if t.qPrev != nil {
+		t.qPrev.tls.qNext = t.qNext
+	} else {
+		h.head = t.qNext
+	}
+	if t.qNext != nil {
+		t.qNext.tls.qPrev = t.qPrev
+	} else {
+		h.tail = t.qPrev
+	}
+	t.queued, t.qPrev, t.qNext = false, nil, nil
+	h.n--
 }
