@@ -270,3 +270,39 @@ func TestClientQuotasDisasterRecovery(t *testing.T) {
 	}
 	b.stop()
 }
+
+// A user quota applies to the SASL principal: alice, with
+// producer_byte_rate, is throttled whatever her client id; bob, on the
+// same client id, is not.
+func TestClientQuotasPerSASLUser(t *testing.T) {
+	const quota = 32 << 10
+	b := startSASLBroker(t, "-quota-window", "100ms", "-quota-window-samples", "11")
+	adm := kadm.NewClient(newFranzSASL(t, b.addr, "SCRAM-SHA-256", alice))
+	ctx := testContext(t, time.Minute)
+	createTopic(t, adm, "q", 1)
+	res, err := adm.AlterClientQuotas(ctx, []kadm.AlterClientQuotaEntry{
+		{Entity: kadm.ClientQuotaEntity{{Type: "user", Name: kadm.StringPtr("alice")}},
+			Ops: []kadm.AlterClientQuotaOp{{Key: "producer_byte_rate", Value: quota}}},
+	})
+	if err != nil || res[0].Err != nil {
+		t.Fatalf("AlterClientQuotas: %v %+v", err, res)
+	}
+	throttles := func(u saslUser) int64 {
+		hook := &throttleHook{}
+		cl := newFranzSASL(t, b.addr, "PLAIN", u, kgo.ClientID("shared-id"), kgo.DefaultProduceTopic("q"), kgo.WithHooks(hook))
+		for range 32 { // 64 KiB: twice the quota
+			v := make([]byte, 2<<10)
+			_, _ = rand.Read(v)
+			if err := cl.ProduceSync(ctx, &kgo.Record{Value: v}).FirstErr(); err != nil {
+				t.Fatalf("%s: produce: %v", u.name, err)
+			}
+		}
+		return hook.n.Load()
+	}
+	if n := throttles(bob); n != 0 {
+		t.Fatalf("bob, without a quota, was throttled %d times", n)
+	}
+	if n := throttles(alice); n == 0 {
+		t.Fatal("alice, with producer_byte_rate, was never throttled")
+	}
+}
