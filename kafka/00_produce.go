@@ -157,6 +157,10 @@ func (h *Handler) produce(r *request) {
 	p.acks = req.Acks
 	p.resp = kmsg.ProduceResponse{Version: r.version}
 	p.resp.Default()
+	if t := h.quotaTab.Load(); t != nil {
+		r.throttleMs = throttleMillis(h.produceThrottle(t, r))
+		p.resp.ThrottleMillis = r.throttleMs
+	}
 
 	total := 0
 	for i := range req.Topics {

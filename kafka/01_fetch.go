@@ -69,6 +69,7 @@ type fetchWait struct {
 	req      *kmsg.FetchRequest
 	topics   []fetchTopic // resolved req.Topics, same order
 	deadline time.Time
+	meter    *rateMeter // counts the bytes sent against a consumer quota; nil without one
 
 	mu      sync.Mutex
 	state   fetchState  // guarded by mu
@@ -109,13 +110,26 @@ func (h *Handler) fetch(r *request) {
 		r.respond(resp)
 		return
 	}
+	var meter *rateMeter
+	if t := h.quotaTab.Load(); t != nil {
+		var d time.Duration
+		if meter, d = h.fetchThrottle(t, r); d > 0 {
+			// Over its consumer quota: no data, the throttle at once.
+			resp := kmsg.NewPtrFetchResponse()
+			resp.Version = r.version
+			r.throttleMs = throttleMillis(d)
+			resp.ThrottleMillis = r.throttleMs
+			r.respond(resp)
+			return
+		}
+	}
 	// Everything the fetch needs is decoded into req (kmsg copies strings;
 	// only unknown tagged fields alias the frame, and they are never read),
 	// so the frame can go back now rather than after a long poll.
 	r.nr.ReleaseFrame()
 	r.clientID, r.body = nil, nil
 	dedupePartitions(req, r.version >= 13)
-	f := &fetchWait{h: h, r: r, req: req, topics: make([]fetchTopic, len(req.Topics))}
+	f := &fetchWait{h: h, r: r, req: req, topics: make([]fetchTopic, len(req.Topics)), meter: meter}
 	if req.MaxWaitMillis > 0 {
 		wait := min(time.Duration(req.MaxWaitMillis)*time.Millisecond, h.cfg.MaxFetchWait)
 		f.deadline = time.Now().Add(wait)
@@ -441,6 +455,13 @@ func (f *fetchWait) answer(reads []partRead) {
 				rp.AbortedTransactions = []kmsg.FetchResponseTopicPartitionAbortedTransaction{}
 			}
 		}
+	}
+	if f.meter != nil {
+		var n int64
+		for i := range reads {
+			n += int64(reads[i].res.Bytes)
+		}
+		f.meter.record(time.Now(), float64(n))
 	}
 	sendSpliced(f.r, resp, reads)
 }

@@ -309,6 +309,21 @@ func authzAPICases() []authzAPICase {
 				}
 				return resp.Topics[0].Partitions[0].ErrorCode
 			}},
+		{name: "DescribeClientQuotas DESCRIBE_CONFIGS cluster", key: 48, want: clusterAuthFailed, grant: cluster(acl.OpAlterConfigs),
+			req: func() kmsg.Request {
+				r := kmsg.NewPtrDescribeClientQuotasRequest()
+				r.Version = 1
+				return r
+			},
+			code: func(r kmsg.Response) int16 { return r.(*kmsg.DescribeClientQuotasResponse).ErrorCode }},
+		{name: "AlterClientQuotas ALTER_CONFIGS cluster", key: 49, want: clusterAuthFailed, grant: cluster(acl.OpAlterConfigs),
+			req: func() kmsg.Request {
+				r := kmsg.NewPtrAlterClientQuotasRequest()
+				r.Version = 1
+				r.Entries = append(r.Entries, alterEntry([]qc{named("user", "alice")}, setOp("producer_byte_rate", 1024)))
+				return r
+			},
+			code: func(r kmsg.Response) int16 { return r.(*kmsg.AlterClientQuotasResponse).Entries[0].ErrorCode }},
 		{name: "DescribeUserScramCredentials DESCRIBE cluster", key: 50, want: clusterAuthFailed, grant: cluster(acl.OpDescribe),
 			req:  func() kmsg.Request { return kmsg.NewPtrDescribeUserSCRAMCredentialsRequest() },
 			code: func(r kmsg.Response) int16 { return r.(*kmsg.DescribeUserSCRAMCredentialsResponse).ErrorCode }},

@@ -46,6 +46,10 @@ const (
 	// stopped listening. Answering early is always allowed (Kafka does so
 	// whenever MinBytes are there), so clients handle it.
 	DefaultMaxFetchWait = 30 * time.Second
+	// DefaultQuotaWindow and DefaultQuotaWindowSamples are Kafka's
+	// quota.window.size.seconds (1) and quota.window.num (11).
+	DefaultQuotaWindow        = time.Second
+	DefaultQuotaWindowSamples = 11
 
 	// requestHeaderBytes is api key, api version and correlation id.
 	requestHeaderBytes = 8
@@ -108,6 +112,15 @@ type Config struct {
 	Authorizer *acl.Authorizer
 	// ACLStore makes ACL changes durable; needed with an Authorizer.
 	ACLStore ACLStore
+	// QuotaStore makes client quota changes durable (quotas.go); nil
+	// keeps them in memory only.
+	QuotaStore QuotaStore
+	// QuotaWindow and QuotaWindowSamples are the window byte-rate quotas
+	// are measured in (Kafka's quota.window.size.seconds and
+	// quota.window.num); 0 means DefaultQuotaWindow and
+	// DefaultQuotaWindowSamples.
+	QuotaWindow        time.Duration
+	QuotaWindowSamples int
 
 	// Groups is the group coordinator (groups.go); nil answers the group
 	// APIs with COORDINATOR_NOT_AVAILABLE.
@@ -151,6 +164,12 @@ func (c *Config) setDefaults() {
 	if c.FetchWorkers <= 0 {
 		c.FetchWorkers = DefaultFetchWorkers
 	}
+	if c.QuotaWindow <= 0 {
+		c.QuotaWindow = DefaultQuotaWindow
+	}
+	if c.QuotaWindowSamples <= 1 {
+		c.QuotaWindowSamples = DefaultQuotaWindowSamples
+	}
 	if c.MaxFetchWait <= 0 {
 		c.MaxFetchWait = DefaultMaxFetchWait
 	}
@@ -182,7 +201,12 @@ type Handler struct {
 	// warn is log, sampled: clients breaking the protocol.
 	warn zerolog.Logger
 
-	acls aclState // ACL changes (authz.go)
+	acls   aclState   // ACL changes (authz.go)
+	quotas quotaState // client quotas (quotas.go)
+	// quotaTab is the byte-rate quotas enforced (quota_enforce.go); nil
+	// when there are none.
+	quotaTab    atomic.Pointer[quotaTable]
+	quotaMeters quotaMeters
 
 	// apiKeys is the ApiVersions list, built once from the registry.
 	apiKeys []kmsg.ApiVersionsResponseApiKey
@@ -246,6 +270,7 @@ func New(cfg Config, st Storage) *Handler {
 	h.plainRunner.max = runtime.GOMAXPROCS(0)
 	h.apiKeys = advertisedKeys()
 	h.loadACLs()
+	h.loadQuotas()
 	return h
 }
 
@@ -322,10 +347,15 @@ type request struct {
 	key      int16
 	version  int16
 	corr     int32
-	flexible bool   // header v2 / flexible body
-	clientID []byte // aliases the frame: use only before completion
-	body     []byte // aliases the frame: use only before completion
-	done     atomic.Bool
+	flexible bool // header v2 / flexible body
+	// throttleMs mutes the connection after the response (KIP-219),
+	// in ms (an int32 fits the padding: request stays in its size
+	// class); set before the request is answered, by the goroutine
+	// serving it.
+	throttleMs int32
+	clientID   []byte // aliases the frame: use only before completion
+	body       []byte // aliases the frame: use only before completion
+	done       atomic.Bool
 }
 
 // Serve implements netloop.Handler.
@@ -442,6 +472,7 @@ func (r *request) complete(resp netloop.Response) {
 		}
 		return
 	}
+	resp.Throttle = time.Duration(r.throttleMs) * time.Millisecond
 	r.nr.Respond(resp)
 }
 

@@ -48,6 +48,7 @@ import (
 	"io"
 	"net"
 	"sync/atomic"
+	"time"
 )
 
 // Handler serves request frames. netloop defines it; the protocol layer implements it.
@@ -137,6 +138,13 @@ type Response struct {
 	Release func()
 	// Close closes the connection after Parts are written.
 	Close bool
+	// Throttle, when positive, stops netloop from starting the
+	// connection's next frames until Throttle has passed from Respond
+	// (KIP-219: the response goes out at once, then the connection is
+	// muted). Frames already started are read to their end; bytes the
+	// peer sends meanwhile wait in gnet's buffer, under
+	// Config.MaxInboundBufferedBytes.
+	Throttle time.Duration
 }
 
 // Part is one piece of a response: bytes, or a range of a file.

@@ -29,6 +29,9 @@ type conn struct {
 	seenActive int64        // unix ns of the last tick that found the conn active; ticker only
 	reason     atomic.Int32 // close reason + 1; the first one set wins; atomic
 	queuedB    atomic.Int64 // bytes of completed responses not yet written; atomic
+	// mutedUntil is the unix ns before which no new frame starts
+	// (Response.Throttle); 0 when never throttled; atomic.
+	mutedUntil atomic.Int64
 
 	// loop
 	p             parser
@@ -202,6 +205,9 @@ func (c *conn) admit(size int) bool {
 	if c.tlsOnPlaintext() {
 		return false
 	}
+	if u := c.mutedUntil.Load(); u != 0 && time.Now().UnixNano() < u {
+		return false // respond armed a timer that pumps at u
+	}
 	if c.inflightReqs >= cfg.MaxInflightRequests ||
 		(c.inflightBytes > 0 && c.inflightBytes+int64(size) > cfg.MaxInflightBytes) ||
 		c.queuedB.Load() > cfg.MaxOutboundBytes {
@@ -277,6 +283,9 @@ func respondConn(r *Request, resp Response) { r.conn.respond(r, resp) }
 
 // respond records a response. Any goroutine.
 func (c *conn) respond(r *Request, resp Response) {
+	if resp.Throttle > 0 {
+		c.mute(resp.Throttle)
+	}
 	size, file, ok := wireSize(resp)
 	c.mu.Lock()
 	if r.done {
@@ -307,6 +316,23 @@ func (c *conn) respond(r *Request, resp Response) {
 		_ = c.gc.EventLoop().Execute(context.Background(), c.runFn)
 	}
 	c.mu.Unlock()
+}
+
+// mute holds back the connection's next frames for d from now, and arms a
+// timer that pumps the loop when d has passed (a runtime timer, not a
+// goroutine, and only for throttled responses). Any goroutine.
+func (c *conn) mute(d time.Duration) {
+	until := time.Now().Add(d).UnixNano()
+	for {
+		cur := c.mutedUntil.Load()
+		if cur >= until {
+			return // a later mute's timer covers this one
+		}
+		if c.mutedUntil.CompareAndSwap(cur, until) {
+			break
+		}
+	}
+	time.AfterFunc(d, c.schedule)
 }
 
 // wireSize returns the bytes a response takes on the wire (0 for no parts),

@@ -109,7 +109,8 @@
 //
 // Topics (name, ID, configs), each partition's key, shard, log start and
 // next_min, the next partition key, the shard count, the producer id
-// limit and the SASL users' SCRAM credentials (users.go) live in a snapshot and a log of changes since it, both sequences
+// limit, the SASL users' SCRAM credentials (users.go), the ACLs (acls.go)
+// and the client quotas (quotas.go) live in a snapshot and a log of changes since it, both sequences
 // of frames (big-endian; part of the format):
 //
 //	| magic "KLMD" u32 | payload length u32 | CRC-32C (Castagnoli) of payload u32 | payload |
@@ -119,7 +120,8 @@
 // commit, its payload JSON records separated by '\n', each one change:
 // create topic (with its partitions), delete topic, add partitions, set
 // configs, log starts, next_mins (both [key, offset] pairs that only
-// grow), producer id limit, set and delete a SCRAM credential. A log frame is at most 16 MiB (a limit at read
+// grow), producer id limit, set and delete a SCRAM credential, create and
+// delete ACLs, set client quotas (record 20; 21 is reserved for quotas). A log frame is at most 16 MiB (a limit at read
 // time too); a snapshot at most 1 GiB. Topic configs are client input of
 // any size, so the model keeps an upper bound of its snapshot's size and a
 // create, config change or partition add that would pass 1 GiB is refused

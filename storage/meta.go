@@ -31,6 +31,8 @@ type metaFile struct {
 	Version int `json:"version"`
 	// ACLs are the access control lists (acls.go), sorted.
 	ACLs []ACL `json:"acls,omitempty"`
+	// Quotas are the client quotas (quotas.go), sorted by entity.
+	Quotas []Quota `json:"quotas,omitempty"`
 	// Shards is fixed when the directory is created: partitions stay in
 	// the shard whose WAL holds their data.
 	Shards          int         `json:"shards"`

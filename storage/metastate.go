@@ -21,7 +21,8 @@ type metaState struct {
 	shards      int
 	nextPartKey uint32
 	pidLimit    int64
-	acls        map[ACL]struct{} // ACLs (acls.go), made by the first change; their snapshot size is in bytes
+	acls        map[ACL]struct{}                   // ACLs (acls.go), made by the first change; their snapshot size is in bytes
+	quotas      map[QuotaEntity]map[string]float64 // client quotas (quotas.go), made by the first change; their snapshot size is in bytes
 	topics      map[string]*metaTopic
 	keys        map[uint32]keyRef
 	// collide maps a topic name with '.' read as '_' to the topic that
@@ -63,7 +64,8 @@ const (
 type metaRecord struct {
 	Op         int               `json:"op"`
 	Topic      *metaTopic        `json:"topic,omitempty"`
-	ACLs       []ACL             `json:"acls,omitempty"` // opCreateACLs, opDeleteACLs (acls.go)
+	ACLs       []ACL             `json:"acls,omitempty"`   // opCreateACLs, opDeleteACLs (acls.go)
+	Quotas     []Quota           `json:"quotas,omitempty"` // opSetQuotas (quotas.go)
 	Name       string            `json:"name,omitempty"`
 	Configs    map[string]string `json:"configs,omitempty"`
 	Partitions []metaPartition   `json:"partitions,omitempty"`
@@ -90,6 +92,9 @@ func stateFromFile(m *metaFile) (*metaState, error) {
 	if err := st.apply(&metaRecord{Op: opCreateACLs, ACLs: m.ACLs}); err != nil {
 		return nil, err
 	}
+	if err := st.apply(&metaRecord{Op: opSetQuotas, Quotas: m.Quotas}); err != nil {
+		return nil, err
+	}
 	for i := range m.Topics {
 		mt := m.Topics[i]
 		mt.Partitions = slices.Clone(mt.Partitions)
@@ -111,6 +116,7 @@ func (st *metaState) file() *metaFile {
 	m := &metaFile{Version: metaVersion, Shards: st.shards, NextPartKey: st.nextPartKey, ProducerIDLimit: st.pidLimit,
 		Topics: make([]metaTopic, 0, len(st.topics))}
 	m.ACLs = st.aclList()
+	m.Quotas = st.quotaList()
 	for _, t := range st.topics {
 		c := *t
 		c.Configs = maps.Clone(t.Configs)
@@ -128,6 +134,8 @@ func (st *metaState) apply(r *metaRecord) error {
 	switch r.Op {
 	case opCreateACLs, opDeleteACLs:
 		st.applyACLs(r)
+	case opSetQuotas:
+		st.applyQuotas(r)
 	case opCreateTopic:
 		t := r.Topic
 		if t == nil || t.Name == "" {
@@ -215,6 +223,8 @@ func (st *metaState) growth(r *metaRecord) int64 {
 	switch r.Op {
 	case opCreateACLs:
 		return st.aclGrowth(r.ACLs)
+	case opSetQuotas:
+		return max(0, st.quotaGrowth(r.Quotas))
 	case opCreateTopic:
 		if r.Topic != nil {
 			return topicBytes(r.Topic)

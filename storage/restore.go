@@ -190,6 +190,7 @@ func (s *Store) Snapshot() tier.MetaSnapshot {
 	})
 	snap.Producers = encodeProducerSnapshot(limit, ps)
 	snap.Users = encodeCredentials(s.ScramCredentials())
+	snap.Quotas = encodeQuotas(s.Quotas())
 	return snap
 }
 
@@ -219,6 +220,10 @@ func (s *Store) Restore(snap *tier.MetaSnapshot, next map[tier.Partition]int64) 
 		return fmt.Errorf("storage: restore: %w", err)
 	}
 	creds, err := decodeCredentials(snap.Users)
+	if err != nil {
+		return fmt.Errorf("storage: restore: %w", err)
+	}
+	quotas, err := decodeQuotas(snap.Quotas)
 	if err != nil {
 		return fmt.Errorf("storage: restore: %w", err)
 	}
@@ -299,6 +304,11 @@ func (s *Store) Restore(snap *tier.MetaSnapshot, next map[tier.Partition]int64) 
 		}
 		for i := range creds {
 			if _, err := s.changeLocked(&metaRecord{Op: opSetCredential, Credential: &creds[i]}, nil); err != nil {
+				return nil, err
+			}
+		}
+		if len(quotas) > 0 {
+			if _, err := s.changeLocked(&metaRecord{Op: opSetQuotas, Quotas: quotas}, nil); err != nil {
 				return nil, err
 			}
 		}

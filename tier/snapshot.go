@@ -33,6 +33,9 @@ type MetaSnapshot struct {
 	// Users are the SASL users' SCRAM credentials, opaque here (storage
 	// encodes them). Empty in snapshots before version 4.
 	Users []byte
+	// Quotas are the client quotas, opaque here (the store's encoding).
+	// Empty in snapshots before version 5.
+	Quotas []byte
 }
 
 // SnapshotTopic is one topic of a MetaSnapshot.
@@ -55,13 +58,15 @@ type SnapshotTopic struct {
 //	| cluster id length u16 | cluster id |                 (version 2 on; absent in 1)
 //	| ACLs length u32 | ACLs |                             (version 3 on)
 //	| users length u32 | users |                           (version 4 on)
+//	| quotas length u32 | quotas |                         (version 5 on)
 //	| CRC-32C u32 of everything before |
 //
-// Version 1 snapshots (no cluster id), 2 (no ACLs) and 3 (no users) still
-// decode.
+// Version 1 snapshots (no cluster id), 2 (no ACLs), 3 (no users) and 4
+// (no quotas) still decode.
 const (
 	snapshotMagic          = 0x4b4c5453 // "KLTS"
-	snapshotVersion        = 4
+	snapshotVersion        = 5
+	snapshotVersion4       = 4 // without the quotas
 	snapshotVersion3       = 3 // without the users
 	snapshotVersion1       = 1 // without the cluster id
 	snapshotVersion2       = 2 // without the ACLs
@@ -84,7 +89,7 @@ func EncodeSnapshot(s *MetaSnapshot) ([]byte, error) {
 		return nil, fmt.Errorf("tier: snapshot of %d topics", len(s.Topics))
 	}
 	if int64(len(s.Producers)) > maxVersionBytes/4 || int64(len(s.Offsets)) > maxVersionBytes/4 || int64(len(s.ACLs)) > maxVersionBytes/4 ||
-		int64(len(s.Users)) > maxVersionBytes/4 {
+		int64(len(s.Users)) > maxVersionBytes/4 || int64(len(s.Quotas)) > maxVersionBytes/4 {
 		return nil, errors.New("tier: snapshot producer or offset state too large")
 	}
 	b := binary.BigEndian.AppendUint32(nil, snapshotMagic)
@@ -134,6 +139,8 @@ func EncodeSnapshot(s *MetaSnapshot) ([]byte, error) {
 	b = append(b, s.ACLs...)
 	b = binary.BigEndian.AppendUint32(b, uint32(len(s.Users)))
 	b = append(b, s.Users...)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(s.Quotas)))
+	b = append(b, s.Quotas...)
 	if int64(len(b))+4 > maxVersionBytes {
 		return nil, fmt.Errorf("tier: snapshot of %d bytes", len(b))
 	}
@@ -155,7 +162,8 @@ func DecodeSnapshot(b []byte) (*MetaSnapshot, error) {
 		return nil, fmt.Errorf("%w: bad snapshot magic", ErrCorrupt)
 	}
 	version := body[4]
-	if version != snapshotVersion && version != snapshotVersion1 && version != snapshotVersion2 && version != snapshotVersion3 {
+	if version != snapshotVersion && version != snapshotVersion1 && version != snapshotVersion2 && version != snapshotVersion3 &&
+		version != snapshotVersion4 {
 		return nil, fmt.Errorf("%w: snapshot version %d", ErrCorrupt, body[4])
 	}
 	d := snapDec{b: body[8:]}
@@ -222,6 +230,11 @@ func DecodeSnapshot(b []byte) (*MetaSnapshot, error) {
 	if version >= 4 {
 		if un := d.u32(); !d.bad && un > 0 {
 			s.Users = slices.Clone(d.take(int(un)))
+		}
+	}
+	if version >= 5 {
+		if qn := d.u32(); !d.bad && qn > 0 {
+			s.Quotas = slices.Clone(d.take(int(qn)))
 		}
 	}
 	if d.bad || len(d.b) != 0 {

@@ -27,6 +27,7 @@ func testSnapshot() *MetaSnapshot {
 		Offsets:   []byte{1, 2, 3},
 		ACLs:      []byte(`[{"rt":2}]`),
 		Users:     []byte(`[{"user":"alice"}]`),
+		Quotas:    []byte(`[{"entity":{"user":"alice"}}]`),
 	}
 	s.Topics[0].ID[0], s.Topics[0].ID[15] = 0xde, 0xad
 	s.Topics[1].ID[3] = 7
@@ -79,14 +80,14 @@ func TestSnapshotRoundTrip(t *testing.T) {
 // id was kept) still decodes, with an empty cluster id.
 func TestSnapshotVersion1(t *testing.T) {
 	want := testSnapshot()
-	want.ClusterID, want.ACLs, want.Users = "", nil, nil
+	want.ClusterID, want.ACLs, want.Users, want.Quotas = "", nil, nil, nil
 	b, err := EncodeSnapshot(want)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Version 1 is version 4 without the (empty) cluster id's length, the
 	// (empty) ACLs' length and the (empty) users' length.
-	v1 := append([]byte(nil), b[:len(b)-4-4-4-2]...)
+	v1 := append([]byte(nil), b[:len(b)-4-4-4-4-2]...)
 	v1[4] = snapshotVersion1
 	got, err := DecodeSnapshot(appendCRC(v1))
 	if err != nil {
@@ -101,12 +102,12 @@ func TestSnapshotVersion1(t *testing.T) {
 // kept) still decodes, without ACLs.
 func TestSnapshotVersion2(t *testing.T) {
 	want := testSnapshot()
-	want.ACLs, want.Users = nil, nil
+	want.ACLs, want.Users, want.Quotas = nil, nil, nil
 	b, err := EncodeSnapshot(want)
 	if err != nil {
 		t.Fatal(err)
 	}
-	v2 := append([]byte(nil), b[:len(b)-4-4-4]...) // without the (empty) ACLs' and users' lengths
+	v2 := append([]byte(nil), b[:len(b)-4-4-4-4]...) // without the (empty) ACLs', users' and quotas' lengths
 	v2[4] = snapshotVersion2
 	got, err := DecodeSnapshot(appendCRC(v2))
 	if err != nil {
@@ -121,12 +122,12 @@ func TestSnapshotVersion2(t *testing.T) {
 // were kept) still decodes, without users.
 func TestSnapshotVersion3(t *testing.T) {
 	want := testSnapshot()
-	want.Users = nil
+	want.Users, want.Quotas = nil, nil
 	b, err := EncodeSnapshot(want)
 	if err != nil {
 		t.Fatal(err)
 	}
-	v3 := append([]byte(nil), b[:len(b)-4-4]...) // without the (empty) users' length
+	v3 := append([]byte(nil), b[:len(b)-4-4-4]...) // without the (empty) users' and quotas' lengths
 	v3[4] = snapshotVersion3
 	got, err := DecodeSnapshot(appendCRC(v3))
 	if err != nil {
@@ -134,6 +135,26 @@ func TestSnapshotVersion3(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("version 3:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// TestSnapshotVersion4: a version 4 snapshot (written before client
+// quotas were kept) still decodes, without quotas.
+func TestSnapshotVersion4(t *testing.T) {
+	want := testSnapshot()
+	want.Quotas = nil
+	b, err := EncodeSnapshot(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v4 := append([]byte(nil), b[:len(b)-4-4]...) // without the (empty) quotas' length
+	v4[4] = snapshotVersion4
+	got, err := DecodeSnapshot(appendCRC(v4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("version 4:\n got %+v\nwant %+v", got, want)
 	}
 }
 

@@ -67,6 +67,8 @@ type Config struct {
 	MaxQueuedBytes      int64 // -1: no cap
 	MaxFetchWait        time.Duration
 	FetchWorkers        int
+	QuotaWindow         time.Duration // byte-rate quotas: one sample's length
+	QuotaWindowSamples  int           // byte-rate quotas: samples in the window
 	IdleTimeout         time.Duration
 	MaxConns            int
 
@@ -154,6 +156,8 @@ func defaultConfig() Config {
 		MaxQueuedBytes:      netloop.DefaultMaxQueuedRequestBytes,
 		MaxFetchWait:        kafka.DefaultMaxFetchWait,
 		FetchWorkers:        kafka.DefaultFetchWorkers,
+		QuotaWindow:         kafka.DefaultQuotaWindow,
+		QuotaWindowSamples:  kafka.DefaultQuotaWindowSamples,
 		IdleTimeout:         10 * time.Minute,
 		MaxConns:            0,
 
@@ -256,6 +260,8 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.Int64Var(&cfg.MaxInboundBytes, "max-inbound-bytes", cfg.MaxInboundBytes, "`bytes` a client may send ahead while its connection is held back by the in-flight or outbound caps,\nbefore it is disconnected; 0 means -max-request-bytes plus 8 MiB")
 	fs.Int64Var(&cfg.MaxQueuedBytes, "max-queued-request-bytes", cfg.MaxQueuedBytes, "request `bytes` held in memory by the whole broker (queued.max.request.bytes); past it no connection starts\na new request until memory frees; a request is let in whenever the whole requests held are below the cap; -1 no cap")
 	fs.IntVar(&cfg.FetchWorkers, "fetch-workers", cfg.FetchWorkers, "goroutines reading for fetches at once; more fetches queue (a queued fetch costs bytes, a goroutine 8 KiB or more)")
+	fs.DurationVar(&cfg.QuotaWindow, "quota-window", cfg.QuotaWindow, "length of one sample of the window client byte-rate quotas are measured in (Kafka's quota.window.size.seconds)")
+	fs.IntVar(&cfg.QuotaWindowSamples, "quota-window-samples", cfg.QuotaWindowSamples, "samples in the window client byte-rate quotas are measured in (Kafka's quota.window.num); a throttle lasts at most the whole window")
 	fs.DurationVar(&cfg.MaxFetchWait, "max-fetch-wait", cfg.MaxFetchWait, "longest a fetch waits for data, whatever its MaxWaitMs asks (clients give up after request.timeout.ms, 30s)")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "close connections idle this long; 0 never (connections.max.idle.ms)")
 	fs.IntVar(&cfg.MaxConns, "max-conns", cfg.MaxConns, "most open client connections; 0 means as many as the open-file limit allows, less a reserve for segment files; clients past the cap are closed at once")
@@ -433,6 +439,12 @@ func (c *Config) validate() error {
 	}
 	if c.FetchWorkers < 1 || c.FetchWorkers > 100000 {
 		bad("-fetch-workers must be in [1, 100000]")
+	}
+	if c.QuotaWindow < time.Millisecond || c.QuotaWindow > time.Hour {
+		bad("-quota-window must be in [1ms, 1h]")
+	}
+	if c.QuotaWindowSamples < 2 || c.QuotaWindowSamples > 1000 {
+		bad("-quota-window-samples must be in [2, 1000]")
 	}
 	if c.MaxFetchWait < time.Millisecond {
 		bad("-max-fetch-wait must be at least 1ms")

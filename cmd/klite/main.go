@@ -321,6 +321,8 @@ func serve(cfg Config, root zerolog.Logger) error {
 		MaxDecompressedBatchBytes: cfg.MaxDecompressedBatchBytes,
 		MaxFetchWait:              cfg.MaxFetchWait,
 		FetchWorkers:              cfg.FetchWorkers,
+		QuotaWindow:               cfg.QuotaWindow,
+		QuotaWindowSamples:        cfg.QuotaWindowSamples,
 		Logger:                    root, // kafka adds its own component field
 		// Reported by DescribeConfigs under Kafka's names.
 		BoundListeners:           strings.Join(boundNames, ","),
@@ -335,6 +337,7 @@ func serve(cfg Config, root zerolog.Logger) error {
 		RetentionCheckIntervalMs: cfg.RetentionCheckInterval.Milliseconds(),
 		Authorizer:               authorizer(cfg),
 		ACLStore:                 store,
+		QuotaStore:               store,
 		Groups:                   groups,
 		Users:                    users,
 		UserStore:                store,

@@ -1,0 +1,308 @@
+package main
+
+import (
+	"crypto/rand"
+	"os"
+	"reflect"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Client quotas altered through kadm are described with filters, a
+// validate-only alter changes nothing, bad keys are refused, and every
+// acknowledged change is back after kill -9 and a restart.
+func TestClientQuotasDurableKadm(t *testing.T) {
+	b := startBroker(t)
+	adm := kadm.NewClient(newFranz(t, b.addr))
+	ctx := testContext(t, time.Minute)
+	str := func(s string) *string { return &s }
+	user := func(name *string) kadm.ClientQuotaEntityComponent {
+		return kadm.ClientQuotaEntityComponent{Type: "user", Name: name}
+	}
+	client := func(name *string) kadm.ClientQuotaEntityComponent {
+		return kadm.ClientQuotaEntityComponent{Type: "client-id", Name: name}
+	}
+	set := func(k string, v float64) kadm.AlterClientQuotaOp { return kadm.AlterClientQuotaOp{Key: k, Value: v} }
+	alter := func(validate bool, entries ...kadm.AlterClientQuotaEntry) kadm.AlteredClientQuotas {
+		t.Helper()
+		f := adm.AlterClientQuotas
+		if validate {
+			f = adm.ValidateAlterClientQuotas
+		}
+		res, err := f(ctx, entries)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	describe := func(strict bool, comps ...kadm.DescribeClientQuotaComponent) []string {
+		t.Helper()
+		res, err := adm.DescribeClientQuotas(ctx, strict, comps)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, q := range res {
+			out = append(out, q.Entity.String()+" "+kadmValues(q.Values))
+		}
+		return out
+	}
+
+	res := alter(false,
+		kadm.AlterClientQuotaEntry{Entity: kadm.ClientQuotaEntity{user(str("alice"))}, Ops: []kadm.AlterClientQuotaOp{set("producer_byte_rate", 1<<20)}},
+		kadm.AlterClientQuotaEntry{Entity: kadm.ClientQuotaEntity{user(nil)}, Ops: []kadm.AlterClientQuotaOp{set("consumer_byte_rate", 2<<20)}},
+		kadm.AlterClientQuotaEntry{Entity: kadm.ClientQuotaEntity{user(str("alice")), client(str("app"))},
+			Ops: []kadm.AlterClientQuotaOp{set("producer_byte_rate", 4096), set("request_percentage", 25.5)}},
+		kadm.AlterClientQuotaEntry{Entity: kadm.ClientQuotaEntity{client(nil)}, Ops: []kadm.AlterClientQuotaOp{set("consumer_byte_rate", 512)}},
+	)
+	for _, r := range res {
+		if r.Err != nil {
+			t.Fatalf("alter %s: %v %s", r.Entity, r.Err, r.ErrMessage)
+		}
+	}
+	bad := alter(false, kadm.AlterClientQuotaEntry{Entity: kadm.ClientQuotaEntity{user(str("bob"))}, Ops: []kadm.AlterClientQuotaOp{set("no_such_rate", 1)}})
+	if bad[0].Err != kerr.InvalidRequest {
+		t.Fatalf("unknown key: %v, want INVALID_REQUEST", bad[0].Err)
+	}
+	val := alter(true, kadm.AlterClientQuotaEntry{Entity: kadm.ClientQuotaEntity{user(str("carol"))}, Ops: []kadm.AlterClientQuotaOp{set("producer_byte_rate", 1)}})
+	if val[0].Err != nil {
+		t.Fatalf("validate only: %v", val[0].Err)
+	}
+
+	all := []string{
+		"{client-id=<default>} consumer_byte_rate=512",
+		"{user=<default>} consumer_byte_rate=2097152",
+		"{user=alice} producer_byte_rate=1048576",
+		"{user=alice, client-id=app} producer_byte_rate=4096 request_percentage=25.5",
+	}
+	check := func(when string) {
+		t.Helper()
+		if got := describe(false); !reflect.DeepEqual(got, all) {
+			t.Fatalf("%s: all quotas %q\nwant %q", when, got, all)
+		}
+		if got, want := describe(true, kadm.DescribeClientQuotaComponent{Type: "user", MatchName: str("alice")}),
+			[]string{"{user=alice} producer_byte_rate=1048576"}; !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s: strict user=alice: %q, want %q", when, got, want)
+		}
+		if got, want := describe(false, kadm.DescribeClientQuotaComponent{Type: "user", MatchType: 1}),
+			[]string{"{user=<default>} consumer_byte_rate=2097152"}; !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s: user default: %q, want %q", when, got, want)
+		}
+	}
+	check("after alter")
+	b.kill9()
+	b.restart()
+	adm = kadm.NewClient(newFranz(t, b.addr))
+	check("after kill -9 and restart")
+
+	// Removing the last key of an entity removes it, durably.
+	res = alter(false, kadm.AlterClientQuotaEntry{Entity: kadm.ClientQuotaEntity{client(nil)},
+		Ops: []kadm.AlterClientQuotaOp{{Key: "consumer_byte_rate", Remove: true}}})
+	if res[0].Err != nil {
+		t.Fatal(res[0].Err)
+	}
+	all = all[1:]
+	b.kill9()
+	b.restart()
+	adm = kadm.NewClient(newFranz(t, b.addr))
+	check("after a remove, kill -9 and restart")
+}
+
+func kadmValues(vs kadm.ClientQuotaValues) string {
+	s := ""
+	for i, v := range vs {
+		if i > 0 {
+			s += " "
+		}
+		s += v.Key + "=" + strconv.FormatFloat(v.Value, 'f', -1, 64)
+	}
+	return s
+}
+
+// throttleHook counts the throttles a franz-go client is told of.
+type throttleHook struct {
+	n     atomic.Int64
+	total atomic.Int64 // ns
+}
+
+func (h *throttleHook) OnBrokerThrottle(_ kgo.BrokerMetadata, d time.Duration, _ bool) {
+	if d > 0 {
+		h.n.Add(1)
+		h.total.Add(int64(d))
+	}
+}
+
+// A franz-go producer and consumer whose client ids have byte-rate quotas
+// are throttled (KIP-219: throttle_time_ms, connection muted) and move
+// bytes near their quota; clients without a quota are never throttled.
+// The bound on the rate follows from the quota and the window (at most
+// one window's worth ahead), never from how fast the machine is.
+func TestClientQuotasEnforcedFranz(t *testing.T) {
+	const (
+		quota   = 32 << 10 // bytes per second
+		window  = 100 * time.Millisecond
+		samples = 11
+		recSize = 2 << 10
+		records = 32 // 64 KiB: twice the quota
+	)
+	b := startBroker(t, "-quota-window", window.String(), "-quota-window-samples", strconv.Itoa(samples))
+	adm := kadm.NewClient(newFranz(t, b.addr))
+	ctx := testContext(t, time.Minute)
+	createTopic(t, adm, "q", 1)
+	res, err := adm.AlterClientQuotas(ctx, []kadm.AlterClientQuotaEntry{
+		{Entity: kadm.ClientQuotaEntity{{Type: "client-id", Name: kadm.StringPtr("slow-producer")}},
+			Ops: []kadm.AlterClientQuotaOp{{Key: "producer_byte_rate", Value: quota}}},
+		{Entity: kadm.ClientQuotaEntity{{Type: "client-id", Name: kadm.StringPtr("slow-consumer")}},
+			Ops: []kadm.AlterClientQuotaOp{{Key: "consumer_byte_rate", Value: quota}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res {
+		if r.Err != nil {
+			t.Fatalf("alter %s: %v", r.Entity, r.Err)
+		}
+	}
+	// limitOK is whether moving n bytes in elapsed stayed within the
+	// quota, allowing the whole window ahead and one request over.
+	span := time.Duration(samples) * window
+	limitOK := func(n int64, elapsed time.Duration) bool {
+		return float64(n) <= quota*(elapsed+span).Seconds()*1.5+64<<10
+	}
+
+	produce := func(clientID string) (*throttleHook, int64, time.Duration) {
+		t.Helper()
+		hook := &throttleHook{}
+		cl := newFranz(t, b.addr, kgo.ClientID(clientID), kgo.DefaultProduceTopic("q"), kgo.WithHooks(hook))
+		start := time.Now()
+		var n int64
+		for i := range records {
+			v := make([]byte, recSize)
+			_, _ = rand.Read(v) // incompressible: the quota counts bytes on the wire
+			v[0] = byte(i)
+			if err := cl.ProduceSync(ctx, &kgo.Record{Value: v}).FirstErr(); err != nil {
+				t.Fatalf("%s: produce: %v", clientID, err)
+			}
+			n += recSize
+		}
+		return hook, n, time.Since(start)
+	}
+	free, _, _ := produce("free-producer")
+	if free.n.Load() != 0 {
+		t.Fatalf("a producer without a quota was throttled %d times", free.n.Load())
+	}
+	slow, n, took := produce("slow-producer")
+	if slow.n.Load() == 0 {
+		t.Fatalf("a producer with producer_byte_rate %d moved %d bytes in %v and was never throttled", quota, n, took)
+	}
+	if !limitOK(n, took) {
+		t.Fatalf("a producer with producer_byte_rate %d moved %d bytes in %v", quota, n, took)
+	}
+	t.Logf("producer: %d bytes in %v (%.0f B/s, quota %d), %d throttles", n, took, float64(n)/took.Seconds(), quota, slow.n.Load())
+
+	consume := func(clientID string) (*throttleHook, int64, time.Duration) {
+		t.Helper()
+		hook := &throttleHook{}
+		cl := newFranz(t, b.addr, kgo.ClientID(clientID), kgo.ConsumeTopics("q"), kgo.WithHooks(hook),
+			kgo.FetchMaxBytes(16<<10), kgo.FetchMaxPartitionBytes(16<<10))
+		start := time.Now()
+		var n int64
+		for got := 0; got < 2*records; {
+			fs := cl.PollFetches(ctx)
+			if err := fs.Err0(); err != nil {
+				t.Fatalf("%s: poll: %v", clientID, err)
+			}
+			fs.EachRecord(func(r *kgo.Record) { n += int64(len(r.Value)); got++ })
+		}
+		return hook, n, time.Since(start)
+	}
+	freeC, _, _ := consume("free-consumer")
+	if freeC.n.Load() != 0 {
+		t.Fatalf("a consumer without a quota was throttled %d times", freeC.n.Load())
+	}
+	slowC, n, took := consume("slow-consumer")
+	if slowC.n.Load() == 0 {
+		t.Fatalf("a consumer with consumer_byte_rate %d moved %d bytes in %v and was never throttled", quota, n, took)
+	}
+	if !limitOK(n, took) {
+		t.Fatalf("a consumer with consumer_byte_rate %d moved %d bytes in %v", quota, n, took)
+	}
+	t.Logf("consumer: %d bytes in %v (%.0f B/s, quota %d), %d throttles", n, took, float64(n)/took.Seconds(), quota, slowC.n.Load())
+}
+
+// Client quotas are in the bucket's metadata snapshot: klite started on
+// an empty data directory with the same bucket has them back.
+func TestClientQuotasDisasterRecovery(t *testing.T) {
+	endpoint := startS3(t)
+	b := startBroker(t, tierFlags(endpoint)...)
+	adm := kadm.NewClient(newFranz(t, b.addr))
+	ctx := testContext(t, 2*time.Minute)
+	createTopic(t, adm, "dr-quota", 1)
+	res, err := adm.AlterClientQuotas(ctx, []kadm.AlterClientQuotaEntry{
+		{Entity: kadm.ClientQuotaEntity{{Type: "user", Name: kadm.StringPtr("alice")}, {Type: "client-id"}},
+			Ops: []kadm.AlterClientQuotaOp{{Key: "producer_byte_rate", Value: 4096}}},
+	})
+	if err != nil || len(res) != 1 || res[0].Err != nil {
+		t.Fatalf("AlterClientQuotas: %v %+v", err, res)
+	}
+	b.stop() // the final snapshot
+	if err := os.RemoveAll(b.dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(b.dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b.restart()
+	if !b.log.contains("restored from the bucket") {
+		t.Fatal("no restore logged")
+	}
+	adm = kadm.NewClient(newFranz(t, b.addr))
+	desc, err := adm.DescribeClientQuotas(ctx, false, nil)
+	if err != nil || len(desc) != 1 || desc[0].Entity.String() != "{user=alice, client-id=<default>}" ||
+		len(desc[0].Values) != 1 || desc[0].Values[0] != (kadm.ClientQuotaValue{Key: "producer_byte_rate", Value: 4096}) {
+		t.Fatalf("quotas after the restore: %v %+v", err, desc)
+	}
+	b.stop()
+}
+
+// A user quota applies to the SASL principal: alice, with
+// producer_byte_rate, is throttled whatever her client id; bob, on the
+// same client id, is not.
+func TestClientQuotasPerSASLUser(t *testing.T) {
+	const quota = 32 << 10
+	b := startSASLBroker(t, "-quota-window", "100ms", "-quota-window-samples", "11")
+	adm := kadm.NewClient(newFranzSASL(t, b.addr, "SCRAM-SHA-256", alice))
+	ctx := testContext(t, time.Minute)
+	createTopic(t, adm, "q", 1)
+	res, err := adm.AlterClientQuotas(ctx, []kadm.AlterClientQuotaEntry{
+		{Entity: kadm.ClientQuotaEntity{{Type: "user", Name: kadm.StringPtr("alice")}},
+			Ops: []kadm.AlterClientQuotaOp{{Key: "producer_byte_rate", Value: quota}}},
+	})
+	if err != nil || res[0].Err != nil {
+		t.Fatalf("AlterClientQuotas: %v %+v", err, res)
+	}
+	throttles := func(u saslUser) int64 {
+		hook := &throttleHook{}
+		cl := newFranzSASL(t, b.addr, "PLAIN", u, kgo.ClientID("shared-id"), kgo.DefaultProduceTopic("q"), kgo.WithHooks(hook))
+		for range 32 { // 64 KiB: twice the quota
+			v := make([]byte, 2<<10)
+			_, _ = rand.Read(v)
+			if err := cl.ProduceSync(ctx, &kgo.Record{Value: v}).FirstErr(); err != nil {
+				t.Fatalf("%s: produce: %v", u.name, err)
+			}
+		}
+		return hook.n.Load()
+	}
+	if n := throttles(bob); n != 0 {
+		t.Fatalf("bob, without a quota, was throttled %d times", n)
+	}
+	if n := throttles(alice); n == 0 {
+		t.Fatal("alice, with producer_byte_rate, was never throttled")
+	}
+}
