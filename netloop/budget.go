@@ -1,7 +1,6 @@
 package netloop
 
 import (
-	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -37,9 +36,14 @@ type budget struct {
 	// partial is the part of used held by frames still being read; atomic.
 	partial atomic.Int64
 
-	nwait   atomic.Int32 // len(waiters), read without mu on release
-	mu      sync.Mutex
-	waiters []*conn // connections holding a frame back for the budget, guarded by mu
+	// The connections holding a frame back for the budget, in the order
+	// they first asked: a list through conn.budgetPrev/budgetNext, so one
+	// that closes leaves it in O(1) (a flood of waiters that all close must
+	// not cost the loops O(waiters) each under a lock they all share).
+	nwait atomic.Int32 // waiters listed, read without mu on release
+	mu    sync.Mutex
+	head  *conn // first waiter, guarded by mu
+	tail  *conn // last waiter, guarded by mu
 }
 
 // admit reports whether a new frame may start. Any goroutine.
@@ -80,13 +84,7 @@ func (b *budget) release(n int64) {
 // its loop when room appears. Loop only (c's).
 func (b *budget) wait(c *conn) {
 	c.s.st.budgetWaits.Add(1)
-	b.mu.Lock()
-	if !c.budgetWait {
-		c.budgetWait = true
-		b.waiters = append(b.waiters, c)
-		b.nwait.Add(1)
-	}
-	b.mu.Unlock()
+	b.enlist(c)
 	// Room may have appeared between the refusal and the registration,
 	// with nobody left to wake c: look again.
 	if b.whole() < b.max {
@@ -94,30 +92,68 @@ func (b *budget) wait(c *conn) {
 	}
 }
 
+// enlist puts c at the end of the waiters, unless it is listed already
+// (then it keeps its place).
+func (b *budget) enlist(c *conn) {
+	b.mu.Lock()
+	if !c.budgetWait {
+		c.budgetWait, c.budgetPrev, c.budgetNext = true, b.tail, nil
+		if b.tail != nil {
+			b.tail.budgetNext = c
+		} else {
+			b.head = c
+		}
+		b.tail = c
+		b.nwait.Add(1)
+	}
+	b.mu.Unlock()
+}
+
 // forget drops c from the waiters when it closes, so a closed connection
 // is not kept until the next release. Loop only (c's).
 func (b *budget) forget(c *conn) {
 	b.mu.Lock()
 	if c.budgetWait {
-		c.budgetWait = false
-		if i := slices.Index(b.waiters, c); i >= 0 {
-			b.waiters = slices.Delete(b.waiters, i, i+1)
-			b.nwait.Add(-1)
+		if c.budgetPrev != nil {
+			c.budgetPrev.budgetNext = c.budgetNext
+		} else {
+			b.head = c.budgetNext
 		}
+		if c.budgetNext != nil {
+			c.budgetNext.budgetPrev = c.budgetPrev
+		} else {
+			b.tail = c.budgetPrev
+		}
+		c.budgetWait, c.budgetPrev, c.budgetNext = false, nil, nil
+		b.nwait.Add(-1)
 	}
 	b.mu.Unlock()
 }
 
+// wakeAll schedules every waiter, in order, to try again.
 func (b *budget) wakeAll() {
-	b.mu.Lock()
-	ws := b.waiters
-	b.waiters = nil
-	b.nwait.Store(0)
-	for _, c := range ws {
-		c.budgetWait = false
-	}
-	b.mu.Unlock()
-	for _, c := range ws {
+	for _, c := range b.take() {
 		c.schedule()
 	}
+}
+
+// take empties the waiters and returns them in order. The links are
+// cleared under mu: once scheduled, a woken connection may wait again (on
+// its loop) before the caller has scheduled the rest.
+func (b *budget) take() []*conn {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.head == nil {
+		return nil
+	}
+	ws := make([]*conn, 0, b.nwait.Load())
+	for c := b.head; c != nil; {
+		next := c.budgetNext
+		c.budgetWait, c.budgetPrev, c.budgetNext = false, nil, nil
+		ws = append(ws, c)
+		c = next
+	}
+	b.head, b.tail = nil, nil
+	b.nwait.Store(0)
+	return ws
 }

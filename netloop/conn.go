@@ -41,7 +41,9 @@ type conn struct {
 	inflightReqs  int        // admitted frames whose responses are not fully written
 	inflightBytes int64      // their frame bytes
 	held          bool       // the next frame is held back by a cap (counted in Stats.HeldConns)
-	budgetWait    bool       // listed in s.mem.waiters; guarded by s.mem.mu
+	budgetWait    bool       // listed in s.mem's waiters; guarded by s.mem.mu
+	budgetPrev    *conn      // before c in s.mem's waiters; guarded by s.mem.mu
+	budgetNext    *conn      // after c in s.mem's waiters; guarded by s.mem.mu
 	closing       bool       // a close was asked for; stop all work
 	gone          bool       // OnClose ran
 	parked        bool       // a write met a full socket; awaitWritable will resume it

@@ -234,10 +234,7 @@ func TestQueuedBytesCapForgetsClosedWaiters(t *testing.T) {
 		c.c.Close()
 		waitFor(t, "forgotten", func() bool { return s.mem.nwait.Load() == 0 })
 	}
-	s.mem.mu.Lock()
-	n := len(s.mem.waiters)
-	s.mem.mu.Unlock()
-	if n != 0 {
+	if n := s.mem.waiting(t); n != 0 {
 		t.Fatalf("%d closed connections still listed", n)
 	}
 	h.answerAll()
