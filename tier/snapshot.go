@@ -66,10 +66,7 @@ type SnapshotTopic struct {
 const (
 	snapshotMagic          = 0x4b4c5453 // "KLTS"
 	snapshotVersion        = 5
-	snapshotVersion4       = 4 // without the quotas
-	snapshotVersion3       = 3 // without the users
 	snapshotVersion1       = 1 // without the cluster id
-	snapshotVersion2       = 2 // without the ACLs
 	maxClusterIDBytes      = 1 << 10
 	maxSnapshotTopics      = 1 << 20
 	maxSnapshotPartitions  = 1 << 20 // per topic
@@ -88,9 +85,10 @@ func EncodeSnapshot(s *MetaSnapshot) ([]byte, error) {
 	if len(s.Topics) > maxSnapshotTopics {
 		return nil, fmt.Errorf("tier: snapshot of %d topics", len(s.Topics))
 	}
-	if int64(len(s.Producers)) > maxVersionBytes/4 || int64(len(s.Offsets)) > maxVersionBytes/4 || int64(len(s.ACLs)) > maxVersionBytes/4 ||
-		int64(len(s.Users)) > maxVersionBytes/4 || int64(len(s.Quotas)) > maxVersionBytes/4 {
-		return nil, errors.New("tier: snapshot producer or offset state too large")
+	for _, blob := range [...][]byte{s.Producers, s.Offsets, s.ACLs, s.Users, s.Quotas} {
+		if int64(len(blob)) > maxVersionBytes/4 {
+			return nil, errors.New("tier: snapshot producer, offset, ACL, user or quota state too large")
+		}
 	}
 	b := binary.BigEndian.AppendUint32(nil, snapshotMagic)
 	b = append(b, snapshotVersion, 0, 0, 0)
@@ -135,12 +133,10 @@ func EncodeSnapshot(s *MetaSnapshot) ([]byte, error) {
 	}
 	b = binary.BigEndian.AppendUint16(b, uint16(len(s.ClusterID)))
 	b = append(b, s.ClusterID...)
-	b = binary.BigEndian.AppendUint32(b, uint32(len(s.ACLs)))
-	b = append(b, s.ACLs...)
-	b = binary.BigEndian.AppendUint32(b, uint32(len(s.Users)))
-	b = append(b, s.Users...)
-	b = binary.BigEndian.AppendUint32(b, uint32(len(s.Quotas)))
-	b = append(b, s.Quotas...)
+	for _, blob := range s.trailing() {
+		b = binary.BigEndian.AppendUint32(b, uint32(len(*blob)))
+		b = append(b, *blob...)
+	}
 	if int64(len(b))+4 > maxVersionBytes {
 		return nil, fmt.Errorf("tier: snapshot of %d bytes", len(b))
 	}
@@ -162,8 +158,7 @@ func DecodeSnapshot(b []byte) (*MetaSnapshot, error) {
 		return nil, fmt.Errorf("%w: bad snapshot magic", ErrCorrupt)
 	}
 	version := body[4]
-	if version != snapshotVersion && version != snapshotVersion1 && version != snapshotVersion2 && version != snapshotVersion3 &&
-		version != snapshotVersion4 {
+	if version < snapshotVersion1 || version > snapshotVersion {
 		return nil, fmt.Errorf("%w: snapshot version %d", ErrCorrupt, body[4])
 	}
 	d := snapDec{b: body[8:]}
@@ -222,25 +217,25 @@ func DecodeSnapshot(b []byte) (*MetaSnapshot, error) {
 			s.ClusterID = string(d.take(int(n)))
 		}
 	}
-	if version >= 3 {
-		if an := d.u32(); !d.bad && an > 0 {
-			s.ACLs = slices.Clone(d.take(int(an)))
+	for i, blob := range s.trailing() {
+		if int(version) < 3+i {
+			break // written before this blob was added
 		}
-	}
-	if version >= 4 {
-		if un := d.u32(); !d.bad && un > 0 {
-			s.Users = slices.Clone(d.take(int(un)))
-		}
-	}
-	if version >= 5 {
-		if qn := d.u32(); !d.bad && qn > 0 {
-			s.Quotas = slices.Clone(d.take(int(qn)))
+		if n := d.u32(); !d.bad && n > 0 {
+			*blob = slices.Clone(d.take(int(n)))
 		}
 	}
 	if d.bad || len(d.b) != 0 {
 		return nil, fmt.Errorf("%w: snapshot body malformed", ErrCorrupt)
 	}
 	return s, nil
+}
+
+// trailing are the blobs that follow the cluster id, in encoding order:
+// the one at index i was added in version 3+i (so older versions end
+// before it). A new blob goes at the end with the next version.
+func (s *MetaSnapshot) trailing() [3]*[]byte {
+	return [...]*[]byte{&s.ACLs, &s.Users, &s.Quotas}
 }
 
 // snapDec reads big-endian fields; a short read sets bad and yields zeros.

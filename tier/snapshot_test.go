@@ -76,85 +76,40 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	}
 }
 
-// TestSnapshotVersion1: a version 1 snapshot (written before the cluster
-// id was kept) still decodes, with an empty cluster id.
-func TestSnapshotVersion1(t *testing.T) {
-	want := testSnapshot()
-	want.ClusterID, want.ACLs, want.Users, want.Quotas = "", nil, nil, nil
-	b, err := EncodeSnapshot(want)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Version 1 is version 4 without the (empty) cluster id's length, the
-	// (empty) ACLs' length and the (empty) users' length.
-	v1 := append([]byte(nil), b[:len(b)-4-4-4-4-2]...)
-	v1[4] = snapshotVersion1
-	got, err := DecodeSnapshot(appendCRC(v1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("version 1:\n got %+v\nwant %+v", got, want)
-	}
-}
-
-// TestSnapshotVersion2: a version 2 snapshot (written before ACLs were
-// kept) still decodes, without ACLs.
-func TestSnapshotVersion2(t *testing.T) {
-	want := testSnapshot()
-	want.ACLs, want.Users, want.Quotas = nil, nil, nil
-	b, err := EncodeSnapshot(want)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v2 := append([]byte(nil), b[:len(b)-4-4-4-4]...) // without the (empty) ACLs', users' and quotas' lengths
-	v2[4] = snapshotVersion2
-	got, err := DecodeSnapshot(appendCRC(v2))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("version 2:\n got %+v\nwant %+v", got, want)
-	}
-}
-
-// TestSnapshotVersion3: a version 3 snapshot (written before SASL users
-// were kept) still decodes, without users.
-func TestSnapshotVersion3(t *testing.T) {
-	want := testSnapshot()
-	want.Users, want.Quotas = nil, nil
-	b, err := EncodeSnapshot(want)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v3 := append([]byte(nil), b[:len(b)-4-4-4]...) // without the (empty) users' and quotas' lengths
-	v3[4] = snapshotVersion3
-	got, err := DecodeSnapshot(appendCRC(v3))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("version 3:\n got %+v\nwant %+v", got, want)
-	}
-}
-
-// TestSnapshotVersion4: a version 4 snapshot (written before client
-// quotas were kept) still decodes, without quotas.
-func TestSnapshotVersion4(t *testing.T) {
-	want := testSnapshot()
-	want.Quotas = nil
-	b, err := EncodeSnapshot(want)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v4 := append([]byte(nil), b[:len(b)-4-4]...) // without the (empty) quotas' length
-	v4[4] = snapshotVersion4
-	got, err := DecodeSnapshot(appendCRC(v4))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("version 4:\n got %+v\nwant %+v", got, want)
+// TestSnapshotOldVersions: snapshots of each older version still decode:
+// version 1 without the cluster id, and version 3+i and later only with
+// trailing blob i (ACLs, users, quotas).
+func TestSnapshotOldVersions(t *testing.T) {
+	for v := byte(snapshotVersion1); v < snapshotVersion; v++ {
+		want := testSnapshot()
+		if v < 2 {
+			want.ClusterID = ""
+		}
+		missing := 0
+		for i, blob := range want.trailing() {
+			if int(v) < 3+i {
+				*blob = nil
+				missing++
+			}
+		}
+		b, err := EncodeSnapshot(want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Cut the CRC and the (empty) lengths of what v does not have.
+		cut := 4 + 4*missing
+		if v < 2 {
+			cut += 2
+		}
+		old := append([]byte(nil), b[:len(b)-cut]...)
+		old[4] = v
+		got, err := DecodeSnapshot(appendCRC(old))
+		if err != nil {
+			t.Fatalf("version %d: %v", v, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("version %d:\n got %+v\nwant %+v", v, got, want)
+		}
 	}
 }
 
