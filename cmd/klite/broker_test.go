@@ -247,6 +247,22 @@ func (b *broker) restart() {
 	b.start()
 }
 
+// restoreEmpty restarts the stopped broker on an emptied data directory
+// (a lost disk) and requires that it restored from the bucket.
+func (b *broker) restoreEmpty() {
+	b.t.Helper()
+	if err := os.RemoveAll(b.dir); err != nil {
+		b.t.Fatal(err)
+	}
+	if err := os.Mkdir(b.dir, 0o755); err != nil {
+		b.t.Fatal(err)
+	}
+	b.restart()
+	if !b.log.contains("restored from the bucket") {
+		b.t.Fatal("no restore logged")
+	}
+}
+
 // checkLog fails the test on signs of a crash in the log.
 func (b *broker) checkLog() {
 	b.t.Helper()

@@ -2,7 +2,6 @@ package main
 
 import (
 	"crypto/rand"
-	"os"
 	"reflect"
 	"strconv"
 	"sync/atomic"
@@ -239,16 +238,7 @@ func TestClientQuotasDisasterRecovery(t *testing.T) {
 		t.Fatalf("AlterClientQuotas: %v %+v", err, res)
 	}
 	b.stop() // the final snapshot
-	if err := os.RemoveAll(b.dir); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Mkdir(b.dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	b.restart()
-	if !b.log.contains("restored from the bucket") {
-		t.Fatal("no restore logged")
-	}
+	b.restoreEmpty()
 	adm = kadm.NewClient(newFranz(t, b.addr))
 	desc, err := adm.DescribeClientQuotas(ctx, false, nil)
 	if err != nil || len(desc) != 1 || desc[0].Entity.String() != "{user=alice, client-id=<default>}" ||
