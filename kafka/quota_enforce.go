@@ -57,9 +57,9 @@ type quotaMeters struct {
 func (h *Handler) rebuildQuotaTable() {
 	t := &quotaTable{m: map[storage.QuotaEntity]map[string]float64{}}
 	for e, v := range h.quotas.m {
-		if _, ok := v[quotaProducerByteRate]; ok {
-			t.m[e] = v
-		} else if _, ok := v[quotaConsumerByteRate]; ok {
+		_, produce := v[quotaProducerByteRate]
+		_, consume := v[quotaConsumerByteRate]
+		if produce || consume {
 			t.m[e] = v
 		}
 	}
