@@ -311,6 +311,16 @@ func (h *Handler) principal(r *request) string {
 	return principalAnonymous
 }
 
+// respondSASLState answers a SASL request that came in the wrong stage: an
+// authenticated connection keeps going, any other is closed (as Kafka does).
+func (r *request) respondSASLState(msg kmsg.Response, stage saslStage) {
+	if stage == saslDone {
+		r.respond(msg)
+	} else {
+		r.respondClose(msg)
+	}
+}
+
 // respondClose is respond, then close the connection once the answer is
 // written (Kafka closes after a failed authentication).
 func (r *request) respondClose(msg kmsg.Response) {
