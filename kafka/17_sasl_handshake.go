@@ -59,11 +59,7 @@ func (h *Handler) saslHandshake(r *request) {
 	if stage != saslWantHandshake {
 		sc.mu.Unlock()
 		resp.ErrorCode = kerr.IllegalSaslState.Code
-		if stage == saslDone {
-			r.respond(resp)
-		} else {
-			r.respondClose(resp)
-		}
+		r.respondSASLState(resp, stage)
 		return
 	}
 	if !slices.Contains(saslMechanisms, req.Mechanism) {

@@ -44,11 +44,7 @@ func (h *Handler) saslAuthenticate(r *request) {
 	if stage != saslWantAuth {
 		sc.mu.Unlock()
 		resp.ErrorCode = kerr.IllegalSaslState.Code
-		if stage == saslDone {
-			r.respond(resp)
-		} else {
-			r.respondClose(resp)
-		}
+		r.respondSASLState(resp, stage)
 		return
 	}
 	sc.busy = true

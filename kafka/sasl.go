@@ -146,12 +146,12 @@ func (h *Handler) saslConnByID(id uint64) *saslConn {
 func (h *Handler) saslGate(r *request) bool {
 	sc := h.saslConnOf(r)
 	sc.mu.Lock()
-	stage, busy := sc.stage, sc.busy
+	stage, busy, expires := sc.stage, sc.busy, sc.expires
 	sc.mu.Unlock()
 	f := r.nr.Frame
 	switch {
 	case stage == saslDone:
-		return h.saslExpired(r, sc)
+		return h.saslExpired(r, expires)
 	case busy:
 		h.protocolError(r, "request while a SASL token is being checked")
 		return true
@@ -177,10 +177,7 @@ func (h *Handler) saslGate(r *request) bool {
 // session has expired, the next request must be a SaslHandshake that
 // starts a re-authentication; anything else closes the connection, as
 // Kafka does. Reports whether it dealt with the frame.
-func (h *Handler) saslExpired(r *request, sc *saslConn) bool {
-	sc.mu.Lock()
-	expires := sc.expires
-	sc.mu.Unlock()
+func (h *Handler) saslExpired(r *request, expires time.Time) bool {
 	if expires.IsZero() || time.Now().Before(expires) {
 		return false
 	}
@@ -200,8 +197,8 @@ func (h *Handler) saslExpired(r *request, sc *saslConn) bool {
 func (h *Handler) saslRawToken(r *request, sc *saslConn, token []byte) {
 	sc.mu.Lock()
 	sc.busy = true
-	sc.mu.Unlock()
 	sc.authVersion = -1
+	sc.mu.Unlock()
 	h.saslStep(r, sc, token, func(challenge []byte, ok, _ bool) {
 		if !ok {
 			r.close()
@@ -312,6 +309,16 @@ func (h *Handler) principal(r *request) string {
 		return p
 	}
 	return principalAnonymous
+}
+
+// respondSASLState answers a SASL request that came in the wrong stage: an
+// authenticated connection keeps going, any other is closed (as Kafka does).
+func (r *request) respondSASLState(msg kmsg.Response, stage saslStage) {
+	if stage == saslDone {
+		r.respond(msg)
+	} else {
+		r.respondClose(msg)
+	}
 }
 
 // respondClose is respond, then close the connection once the answer is

@@ -107,21 +107,7 @@ func TestSASLClients(t *testing.T) {
 		t.Run("franz/"+mech, func(t *testing.T) {
 			topic := topicFor("franz", mech)
 			cl := newFranzSASL(t, b.addr, mech, alice, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-			ctx := testContext(t, time.Minute)
-			for i := range saslRecords {
-				if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: saslValue(i)}).FirstErr(); err != nil {
-					t.Fatalf("produce: %v", err)
-				}
-			}
-			var got [][]byte
-			for len(got) < saslRecords {
-				fs := cl.PollFetches(ctx)
-				if err := fs.Err0(); err != nil {
-					t.Fatalf("fetch: %v", err)
-				}
-				fs.EachRecord(func(r *kgo.Record) { got = append(got, r.Value) })
-			}
-			checkValues(t, got, saslRecords)
+			franzRoundTrip(t, cl, topic)
 		})
 		t.Run("confluent/"+mech, func(t *testing.T) {
 			topic := topicFor("confluent", mech)
@@ -800,21 +786,7 @@ func TestSASLSSL(t *testing.T) {
 		t.Run("franz/"+mech, func(t *testing.T) {
 			cl := newFranzSASL(t, addr, mech, bob, kgo.DialTLSConfig(tlsCfg), kgo.ConsumeTopics(topic),
 				kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-			ctx := testContext(t, time.Minute)
-			for i := range saslRecords {
-				if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: saslValue(i)}).FirstErr(); err != nil {
-					t.Fatalf("produce: %v", err)
-				}
-			}
-			var got [][]byte
-			for len(got) < saslRecords {
-				fs := cl.PollFetches(ctx)
-				if err := fs.Err0(); err != nil {
-					t.Fatalf("fetch: %v", err)
-				}
-				fs.EachRecord(func(r *kgo.Record) { got = append(got, r.Value) })
-			}
-			checkValues(t, got, saslRecords)
+			franzRoundTrip(t, cl, topic)
 		})
 		t.Run("confluent/"+mech, func(t *testing.T) {
 			p := ckProducer(t, addr, ckafka.ConfigMap{"security.protocol": "SASL_SSL", "ssl.ca.location": caFile,
@@ -842,4 +814,25 @@ func TestSASLSSL(t *testing.T) {
 			checkValues(t, bytes.Split(bytes.TrimSuffix(out, []byte("\n")), []byte("\n")), saslRecords)
 		})
 	}
+}
+
+// franzRoundTrip produces saslRecords records to topic through cl and reads
+// every one back (cl consumes topic from the start).
+func franzRoundTrip(t *testing.T, cl *kgo.Client, topic string) {
+	t.Helper()
+	ctx := testContext(t, time.Minute)
+	for i := range saslRecords {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: saslValue(i)}).FirstErr(); err != nil {
+			t.Fatalf("produce: %v", err)
+		}
+	}
+	var got [][]byte
+	for len(got) < saslRecords {
+		fs := cl.PollFetches(ctx)
+		if err := fs.Err0(); err != nil {
+			t.Fatalf("fetch: %v", err)
+		}
+		fs.EachRecord(func(r *kgo.Record) { got = append(got, r.Value) })
+	}
+	checkValues(t, got, saslRecords)
 }
