@@ -27,7 +27,7 @@ func BenchmarkAuthorizedProduce(b *testing.B) {
 					Principal: anonymous, Host: "10.9.9.9", Operation: acl.OpWrite, Permission: acl.PermissionDeny})
 			}
 			a.Add(bs...)
-			h := &Handler{cfg: Config{Authorizer: a}}
+			h := &Handler{cfg: Config{Authorizer: a, Listeners: []Listener{{Protocol: Plaintext}}}}
 			nr := netloop.NewRequest(nil, netloop.ConnInfo{ID: 1, Remote: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5000}}, func(netloop.Response) {})
 			r := &request{nr: nr}
 			b.ReportAllocs()
