@@ -322,13 +322,9 @@ func (c *conn) writevTLS(iov [][]byte) (int, error) {
 		n, err = c.tls.tc.Write((*stage)[:n])
 		putBuf(stage)
 	}
-	if err != nil {
-		return n, err
-	}
-	if _, err := c.drainTLS(); err != nil {
-		return n, err
-	}
-	return n, nil
+	// pipe.Write tried the socket already; flush drains what is left
+	// before its next write.
+	return n, err
 }
 
 // Read and InboundBuffered make a TLS connection the parser's source: they
