@@ -106,6 +106,16 @@ func TestOffsetsContiguousAcrossPartitionsAndShards(t *testing.T) {
 	}
 	wg.Wait()
 	for k := range bases {
+		// Appends that were not durable are acknowledged after their write
+		// and become visible after the fsync that follows; wait for it.
+		var total int64
+		for i := range bases[k] {
+			total = max(total, bases[k][i])
+		}
+		eventually(t, fmt.Sprintf("%v high watermark past %d", k, total), func() bool {
+			_, hwm, _ := s.Offsets(k.t, k.p)
+			return hwm > total
+		})
 		got := readAllBatches(t, s, k.t, k.p)
 		next := int64(0)
 		for _, b := range got {
