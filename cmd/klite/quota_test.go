@@ -283,3 +283,49 @@ func TestClientQuotasPerSASLUser(t *testing.T) {
 		t.Fatal("alice, with producer_byte_rate, was never throttled")
 	}
 }
+
+// request_percentage (KIP-124) against the real binary: a franz-go client
+// whose client id has a request_percentage far below what any request
+// costs is told of throttles (throttle_time_ms through its broker-throttle
+// hook) and still gets every record in; a client without the quota, on the
+// same broker at the same time, is never throttled. What is checked is
+// that throttles are reported, never how long anything took.
+func TestRequestPercentageEnforcedFranz(t *testing.T) {
+	b := startBroker(t, "-quota-window", "50ms", "-quota-window-samples", "11")
+	adm := kadm.NewClient(newFranz(t, b.addr))
+	ctx := testContext(t, time.Minute)
+	createTopic(t, adm, "rq", 1)
+	res, err := adm.AlterClientQuotas(ctx, []kadm.AlterClientQuotaEntry{
+		{Entity: kadm.ClientQuotaEntity{{Type: "client-id", Name: kadm.StringPtr("busy-client")}},
+			Ops: []kadm.AlterClientQuotaOp{{Key: "request_percentage", Value: 0.0001}}},
+	})
+	if err != nil || res[0].Err != nil {
+		t.Fatalf("AlterClientQuotas: %v %+v", err, res)
+	}
+	run := func(clientID string) *throttleHook {
+		hook := &throttleHook{}
+		cl := newFranz(t, b.addr, kgo.ClientID(clientID), kgo.DefaultProduceTopic("rq"), kgo.WithHooks(hook))
+		for i := range 20 {
+			if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte{byte(i)}}).FirstErr(); err != nil {
+				t.Fatalf("%s: produce: %v", clientID, err)
+			}
+		}
+		return hook
+	}
+	if n := run("idle-client").n.Load(); n != 0 {
+		t.Fatalf("a client without request_percentage was throttled %d times", n)
+	}
+	busy := run("busy-client")
+	if busy.n.Load() == 0 {
+		t.Fatal("a client with request_percentage 0.0001 was never throttled")
+	}
+	t.Logf("busy-client: %d throttles, %v in all", busy.n.Load(), time.Duration(busy.total.Load()))
+	// Every record arrived: a throttle delays, never drops.
+	offs, err := adm.ListEndOffsets(ctx, "rq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := offs.Lookup("rq", 0); o.Offset != 40 {
+		t.Fatalf("end offset %d, want 40", o.Offset)
+	}
+}
