@@ -329,3 +329,43 @@ func TestRequestPercentageEnforcedFranz(t *testing.T) {
 		t.Fatalf("end offset %d, want 40", o.Offset)
 	}
 }
+
+// request_percentage on a user applies to the SASL principal: alice,
+// under the user-default request quota, is throttled whatever her client
+// id and mechanism, and a second client of hers authenticates and works
+// while she is over it; bob, on the same client id, has his own user
+// quota far above what he uses and is never throttled (the more specific
+// entity wins). TestRequestPercentageExemptBeforeSASL (kafka) covers the
+// exemption of the SASL exchange.
+func TestRequestPercentagePerSASLUser(t *testing.T) {
+	b := startSASLBroker(t, "-quota-window", "50ms", "-quota-window-samples", "11")
+	adm := kadm.NewClient(newFranzSASL(t, b.addr, "SCRAM-SHA-256", alice))
+	ctx := testContext(t, time.Minute)
+	createTopic(t, adm, "rq", 1)
+	res, err := adm.AlterClientQuotas(ctx, []kadm.AlterClientQuotaEntry{
+		{Entity: kadm.ClientQuotaEntity{{Type: "user"}}, Ops: []kadm.AlterClientQuotaOp{{Key: "request_percentage", Value: 0.0001}}},
+		{Entity: kadm.ClientQuotaEntity{{Type: "user", Name: kadm.StringPtr("bob")}}, Ops: []kadm.AlterClientQuotaOp{{Key: "request_percentage", Value: 1e6}}},
+	})
+	if err != nil || res[0].Err != nil || res[1].Err != nil {
+		t.Fatalf("AlterClientQuotas: %v %+v", err, res)
+	}
+	throttles := func(u saslUser, mech string) int64 {
+		hook := &throttleHook{}
+		cl := newFranzSASL(t, b.addr, mech, u, kgo.ClientID("shared-id"), kgo.DefaultProduceTopic("rq"), kgo.WithHooks(hook))
+		for i := range 20 {
+			if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte{byte(i)}}).FirstErr(); err != nil {
+				t.Fatalf("%s: produce: %v", u.name, err)
+			}
+		}
+		return hook.n.Load()
+	}
+	if n := throttles(bob, "PLAIN"); n != 0 {
+		t.Fatalf("bob, far within his request_percentage, was throttled %d times", n)
+	}
+	if n := throttles(alice, "SCRAM-SHA-512"); n == 0 {
+		t.Fatal("alice, under the user-default request_percentage, was never throttled")
+	}
+	if n := throttles(alice, "SCRAM-SHA-256"); n == 0 {
+		t.Fatal("alice's second client was never throttled")
+	}
+}
