@@ -138,7 +138,8 @@ const quotaShards = 16
 
 // quotaMeters holds the sensors, split by a hash of their key.
 type quotaMeters struct {
-	perShard int // most sensors a shard keeps: Config.QuotaMaxSensors / quotaShards, rounded up
+	perShard int    // most sensors a shard keeps: Config.QuotaMaxSensors / quotaShards, rounded up
+	used     uint64 // shards in use: quotaShards (BenchmarkQuotaSensors compares with 1)
 	seed     maphash.Seed
 	shards   [quotaShards]quotaShard
 }
@@ -154,6 +155,7 @@ type quotaShard struct {
 // of quotaShards).
 func (qm *quotaMeters) init(maxSensors int) {
 	qm.perShard = max(1, (maxSensors+quotaShards-1)/quotaShards)
+	qm.used = quotaShards
 	qm.seed = maphash.MakeSeed()
 }
 
@@ -269,7 +271,7 @@ func (h *Handler) meter(t *quotaTable, r *request, kind int8) (*rateMeter, float
 // measure nothing: they are dropped, once a window, so client ids that
 // come and go do not pile up. At the cap, one is evicted first.
 func (qm *quotaMeters) get(sk sensorKey, samples int, sample time.Duration) *rateMeter {
-	sh := &qm.shards[maphash.Comparable(qm.seed, sk)%quotaShards]
+	sh := &qm.shards[maphash.Comparable(qm.seed, sk)%qm.used]
 	now := monoNow()
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -333,7 +335,7 @@ func (qm *quotaMeters) len() int {
 
 // lookup is sk's sensor if it exists (tests).
 func (qm *quotaMeters) lookup(sk sensorKey) *rateMeter {
-	sh := &qm.shards[maphash.Comparable(qm.seed, sk)%quotaShards]
+	sh := &qm.shards[maphash.Comparable(qm.seed, sk)%qm.used]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	return sh.m[sk]
