@@ -361,14 +361,13 @@ type request struct {
 	version  int16
 	corr     int32
 	flexible bool // header v2 / flexible body
-	// throttleMs mutes the connection after the response (KIP-219),
-	// in ms (an int32 fits the padding: request stays in its size
-	// class); set before the request is answered, by the goroutine
-	// serving it.
-	throttleMs int32
 	// exempt: request_percentage does not apply (a request before SASL
 	// authentication); set by the SASL gate.
 	exempt bool
+	// throttleMs mutes the connection after the response (KIP-219),
+	// in ms (an int32 fits the padding); set before the request is
+	// answered, by the goroutine serving it.
+	throttleMs int32
 	// reqMeter is the request-time sensor (request_percentage) the work on
 	// this request is charged to, and reqQuota its quota; nil when none
 	// applies. Set on the event loop before the request is handed to any
