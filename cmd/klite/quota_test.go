@@ -2,12 +2,14 @@ package main
 
 import (
 	"crypto/rand"
+	"encoding/json"
 	"reflect"
 	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	ckafka "github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -368,4 +370,73 @@ func TestRequestPercentagePerSASLUser(t *testing.T) {
 	if n := throttles(alice, "SCRAM-SHA-256"); n == 0 {
 		t.Fatal("alice's second client was never throttled")
 	}
+}
+
+// librdkafka (confluent-kafka-go) reads request_percentage throttles too:
+// its statistics count the throttle_time_ms the broker answered with
+// (brokers[].throttle). Produce one record at a time until a statistics
+// event shows one, or fail at the deadline.
+func TestRequestPercentageEnforcedConfluent(t *testing.T) {
+	b := startBroker(t, "-quota-window", "50ms", "-quota-window-samples", "11")
+	adm := kadm.NewClient(newFranz(t, b.addr))
+	ctx := testContext(t, time.Minute)
+	createTopic(t, adm, "rq", 1)
+	res, err := adm.AlterClientQuotas(ctx, []kadm.AlterClientQuotaEntry{
+		{Entity: kadm.ClientQuotaEntity{{Type: "client-id", Name: kadm.StringPtr("rk-busy")}},
+			Ops: []kadm.AlterClientQuotaOp{{Key: "request_percentage", Value: 0.0001}}},
+	})
+	if err != nil || res[0].Err != nil {
+		t.Fatalf("AlterClientQuotas: %v %+v", err, res)
+	}
+	p := ckProducer(t, b.addr, ckafka.ConfigMap{"client.id": "rk-busy", "statistics.interval.ms": 100, "linger.ms": 0})
+	topic := "rq"
+	deadline := time.Now().Add(30 * time.Second)
+	for i := 0; ; i++ {
+		if time.Now().After(deadline) {
+			t.Fatalf("no throttle in librdkafka's statistics after %d records", i)
+		}
+		dr := make(chan ckafka.Event, 1)
+		if err := p.Produce(&ckafka.Message{TopicPartition: ckafka.TopicPartition{Topic: &topic, Partition: 0}, Value: []byte{byte(i)}}, dr); err != nil {
+			t.Fatal(err)
+		}
+		if m := (<-dr).(*ckafka.Message); m.TopicPartition.Error != nil {
+			t.Fatalf("delivery: %v", m.TopicPartition.Error)
+		}
+		for drained := false; !drained; {
+			select {
+			case ev := <-p.Events():
+				if st, ok := ev.(*ckafka.Stats); ok {
+					if n := rdkafkaThrottles(t, st.String()); n > 0 {
+						t.Logf("librdkafka counted %d throttles after %d records", n, i+1)
+						return
+					}
+				}
+			default:
+				drained = true
+			}
+		}
+	}
+}
+
+// rdkafkaThrottles is the number of throttled responses in one librdkafka
+// statistics event, over every broker.
+func rdkafkaThrottles(t *testing.T, stats string) int64 {
+	var s struct {
+		Brokers map[string]struct {
+			Throttle struct {
+				Cnt int64 `json:"cnt"`
+				Max int64 `json:"max"`
+			} `json:"throttle"`
+		} `json:"brokers"`
+	}
+	if err := json.Unmarshal([]byte(stats), &s); err != nil {
+		t.Fatalf("librdkafka statistics: %v", err)
+	}
+	var n int64
+	for _, br := range s.Brokers {
+		if br.Throttle.Max > 0 {
+			n += br.Throttle.Cnt
+		}
+	}
+	return n
 }
