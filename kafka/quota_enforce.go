@@ -272,12 +272,12 @@ func (h *Handler) meter(t *quotaTable, r *request, kind int8) (*rateMeter, float
 // come and go do not pile up. At the cap, one is evicted first.
 func (qm *quotaMeters) get(sk sensorKey, samples int, sample time.Duration) *rateMeter {
 	sh := &qm.shards[maphash.Comparable(qm.seed, sk)%qm.used]
-	now := monoNow()
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if m := sh.m[sk]; m != nil {
 		return m
 	}
+	now := monoNow()
 	if sh.m == nil {
 		sh.m = map[sensorKey]*rateMeter{}
 	}

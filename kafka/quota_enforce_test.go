@@ -313,3 +313,28 @@ func TestQuotaSensorsBounded(t *testing.T) {
 		t.Fatalf("%d sensors at the end, want the cap, %d", n, maxSensors)
 	}
 }
+
+// A sensor with nothing recorded for a whole window is dropped by the
+// sweep (it measures nothing; a new one starts the same); one recorded
+// within the window is kept. Times are given, not waited for.
+func TestQuotaSensorsIdleDropped(t *testing.T) {
+	var qm quotaMeters
+	qm.init(DefaultQuotaMaxSensors)
+	const samples, sample = 11, time.Second
+	span := int64(samples * sample)
+	idle := qm.get(sensorKey{kind: quotaProduce, client: "idle"}, samples, sample)
+	busy := qm.get(sensorKey{kind: quotaProduce, client: "busy"}, samples, sample)
+	t0 := monoNow()
+	idle.record(t0, 1)
+	busy.record(t0, 1)
+	busy.record(t0+span-1, 1) // a sample that starts within the window
+	for i := range qm.shards {
+		qm.shards[i].sweepLocked(t0+span, span)
+	}
+	if qm.lookup(sensorKey{kind: quotaProduce, client: "idle"}) != nil {
+		t.Fatal("a sensor idle for a whole window was kept")
+	}
+	if qm.lookup(sensorKey{kind: quotaProduce, client: "busy"}) != busy {
+		t.Fatal("a sensor active within the window was dropped")
+	}
+}
