@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -54,4 +55,43 @@ func benchQuotaSensors(b *testing.B, conns int, shards uint64) {
 			}
 		}
 	})
+}
+
+// BenchmarkProduceQuotas is BenchmarkProduce without quotas and under a
+// request_percentage (and byte rate) that never throttles: the cost of
+// timing the request and charging its sensors.
+func BenchmarkProduceQuotas(b *testing.B) {
+	for _, keys := range [][]string{nil, {quotaRequestPercentage}, {quotaRequestPercentage, quotaProducerByteRate}} {
+		name := "none"
+		if len(keys) > 0 {
+			name = strings.Join(keys, "+")
+		}
+		b.Run(name, func(b *testing.B) {
+			hs := newHarness(b)
+			hs.st.appendSync = true
+			hs.createTopic("t", 1, nil)
+			if len(keys) > 0 {
+				vals := map[string]float64{}
+				for _, k := range keys {
+					vals[k] = 1e12
+				}
+				hs.h.quotas.mu.Lock()
+				hs.h.setQuotasLocked([]storage.Quota{{Entity: storage.QuotaEntity{ClientID: "klite-test"}, Values: vals}})
+				hs.h.quotas.mu.Unlock()
+			}
+			frame := encodeRequest(produceReq(9, 1, "t", [16]byte{}, 0, makeBatch(batchOpts{records: 10, payload: 1000})), testCorr)
+			b.ReportAllocs()
+			b.SetBytes(int64(len(frame)))
+			b.ResetTimer()
+			for range b.N {
+				r := hs.serveFrame(frame).wait(b)
+				if r.Throttle != 0 {
+					b.Fatal("throttled")
+				}
+				if r.Release != nil {
+					r.Release()
+				}
+			}
+		})
+	}
 }
