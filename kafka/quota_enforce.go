@@ -37,7 +37,9 @@ package kafka
 // time, which Kafka charges after the response. Each piece of work is
 // charged when it ends, and a response's throttle is computed from what
 // has been charged by then, so the piece that sends a response counts
-// towards the next one: as Kafka's network-thread time does.
+// towards the next one, as Kafka's network-thread time does: timing a
+// request's pieces while another goroutine may still be running one
+// would need more than the one owner each request has at a time.
 // A throttle from request time lasts at most one sample
 // (quota.window.size.seconds), as in Kafka; the longest throttle of the
 // request's quotas is the one answered and applied.
@@ -48,19 +50,23 @@ package kafka
 // SaslHandshake and SaslAuthenticate (re-authentication too), acks=0
 // produce (there is no response to carry the throttle) and the
 // cluster-action APIs brokers send each other (quotaExemptKeys; klite
-// serves none of them today).
+// serves none of them today). ApiVersions after authentication, and on
+// listeners without SASL, is charged like any request, as KafkaApis does.
 //
 // Sensors are state per user and client id, so a client that cycles
 // client ids would make one per id: a sensor idle for a whole window is
-// dropped (it measures nothing, and a new one starts the same; Kafka keeps
-// them an hour, for its metrics), and past Config.QuotaMaxSensors the
+// dropped, by a sweep at most once a window when a sensor is made (it
+// measures nothing, and a new one starts the same; Kafka keeps them an
+// hour, for its metrics), and past Config.QuotaMaxSensors the
 // least recently active of a few sampled sensors is evicted to make room
 // (the cap is per shard: QuotaMaxSensors rounded up to a multiple of 16).
 // An evicted sensor forgets its rate: its client may pass its quota once.
 //
 // Differs from Kafka: a fetch is checked before it is served rather than
 // after, so one fetch response may pass a quota before the throttle
-// starts.
+// starts. Kafka charges a request's handler-thread time before computing
+// its throttle; here the piece of work that answers is charged just
+// after, so it throttles the next response instead (the same total).
 
 import (
 	"hash/maphash"
