@@ -37,9 +37,8 @@ package kafka
 // time, which Kafka charges after the response. Each piece of work is
 // charged when it ends, and a response's throttle is computed from what
 // has been charged by then, so the piece that sends a response counts
-// towards the next one, as Kafka's network-thread time does: timing a
-// request's pieces while another goroutine may still be running one
-// would need more than the one owner each request has at a time.
+// towards the next one, as Kafka's network-thread time does (that piece
+// is still running when the throttle goes into the response).
 // A throttle from request time lasts at most one sample
 // (quota.window.size.seconds), as in Kafka; the longest throttle of the
 // request's quotas is the one answered and applied.
