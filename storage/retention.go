@@ -260,8 +260,8 @@ func (s *Store) retentionPass(ctx context.Context) {
 	var coldErrs int
 	var coldErr error
 	for _, t := range s.table.Load().byName {
-		ms := topicLimit(t.info.Configs, "retention.ms", s.cfg.RetentionMs)
-		bytes := topicLimit(t.info.Configs, "retention.bytes", s.cfg.RetentionBytes)
+		ms := topicLimit(t.info.Configs, "retention.ms", s.retentionDefault("log.retention.ms", s.cfg.RetentionMs))
+		bytes := topicLimit(t.info.Configs, "retention.bytes", s.retentionDefault("log.retention.bytes", s.cfg.RetentionBytes))
 		if (ms < 0 && bytes < 0) || !deletePolicy(t.info.Configs) {
 			continue
 		}
