@@ -190,6 +190,9 @@ func (h *Handler) alterBrokerConfigs(r *alterResource, validateOnly bool) alterR
 		return alterErr(kerr.InvalidRequest.Code, "Cannot update these configs dynamically: Set("+clip(strings.Join(fixed, ", "))+")")
 	}
 
+	if len(r.ops) == 0 && !r.replace {
+		return alterResult{} // nothing to change or store
+	}
 	h.alterMu.Lock()
 	defer h.alterMu.Unlock()
 	st := h.brokerCfg.Load()
