@@ -235,7 +235,7 @@ func (h *Handler) produce(r *request) {
 		compacted := false
 		if found {
 			maxBytes = h.topicMaxMessageBytes(&info)
-			compacted = compactPolicy(info.Configs)
+			compacted = h.compactPolicy(info.Configs)
 		}
 
 		for pi := range t.Partitions {

@@ -10,16 +10,16 @@ package kafka
 // takes its broker synonym's value by the same order.
 //
 // Which configs change at run time (brokerDynamic): message.max.bytes,
-// log.retention.ms and log.retention.bytes, applied at once (produce
-// checks the new limit from the next batch, retention from its next
-// pass), and the broker synonyms of the topic configs klite accepts
-// without acting on them (compression.type, log.cleaner.*, ...: stored
-// and reported, as their topic versions are). Kafka lets every topic
-// config's synonym change; klite refuses the ones it acts on in ways it
-// cannot yet change at run time (log.cleanup.policy,
-// log.message.timestamp.type), log.segment.bytes (klite's write-ahead-log
-// segments are shared by all partitions), its other flags, and names it
-// does not know (Kafka stores unknown names).
+// log.retention.ms, log.retention.bytes and log.cleanup.policy, applied
+// at once (produce and DeleteRecords from the next request, retention
+// from its next pass), and the broker synonyms of the topic configs klite
+// accepts without acting on them (compression.type, log.cleaner.*, ...:
+// stored and reported, as their topic versions are). Kafka lets every
+// topic config's synonym change; klite refuses
+// log.message.timestamp.type (fixed per partition when its topic is
+// opened), log.segment.bytes (klite's write-ahead-log segments are shared
+// by all partitions), its other flags, and names it does not know (Kafka
+// stores unknown names).
 //
 // Errors as Kafka's KRaft brokers answer (ConfigAdminManager): a name
 // that cannot change, and a value that does not parse or is out of range,
@@ -55,7 +55,6 @@ type BrokerConfigStore interface {
 // brokerNotDynamic are topic configs' broker synonyms that klite refuses
 // to change at run time, though Kafka lets them (see the file comment).
 var brokerNotDynamic = map[string]bool{
-	"log.cleanup.policy":         true, // produce, DeleteRecords and retention read the topic's own
 	"log.message.timestamp.type": true, // fixed per partition when its topic is opened
 	"log.segment.bytes":          true, // -segment-bytes: the shared WAL's segment size
 }
@@ -120,6 +119,18 @@ func (st *brokerConfigState) dynamic(name string) (string, kmsg.ConfigSource, bo
 		return v, kmsg.ConfigSourceDynamicDefaultBrokerConfig, true
 	}
 	return "", 0, false
+}
+
+// cleanupPolicy is the cleanup.policy of a topic whose explicitly set
+// configs are configs: its own, else log.cleanup.policy in force.
+func (h *Handler) cleanupPolicy(configs map[string]string) string {
+	if v, ok := configs["cleanup.policy"]; ok {
+		return v
+	}
+	if v, _, ok := h.brokerCfg.Load().dynamic("log.cleanup.policy"); ok {
+		return v
+	}
+	return topicConfigs["cleanup.policy"].def
 }
 
 // maxMessageBytes is message.max.bytes in force.

@@ -98,7 +98,7 @@ func TestBrokerConfigsDynamic(t *testing.T) {
 		want int16
 	}{
 		{brokerOps("", set("log.dirs", "/x")), kerr.InvalidRequest.Code},                                                          // not dynamic
-		{brokerOps("1", set("log.cleanup.policy", "compact")), kerr.InvalidRequest.Code},                                          // dynamic in Kafka, not in klite
+		{brokerOps("1", set("log.message.timestamp.type", "LogAppendTime")), kerr.InvalidRequest.Code},                            // dynamic in Kafka, not in klite
 		{brokerOps("", set("message.max.bytes", "-1")), kerr.InvalidRequest.Code},                                                 // below the minimum
 		{brokerOps("1", set("log.retention.bytes", "lots")), kerr.InvalidRequest.Code},                                            // not a number
 		{brokerOps("2", set("log.retention.ms", "1")), kerr.InvalidRequest.Code},                                                  // another broker
@@ -156,5 +156,40 @@ func TestDescribeConfigsDropsRemoved(t *testing.T) {
 				t.Fatalf("%s %q lists %s", res.ResourceType, res.ResourceName, c.Name)
 			}
 		}
+	}
+}
+
+// A dynamic log.cleanup.policy reaches topics without their own: produce
+// refuses records without a key and DeleteRecords refuses a compact-only
+// topic, as for a topic set so; a topic with its own policy keeps it.
+func TestBrokerConfigsCleanupPolicy(t *testing.T) {
+	hs := newHarness(t)
+	hs.createTopic("plain", 1, nil)
+	hs.createTopic("own", 1, map[string]string{"cleanup.policy": "delete"})
+	produce := func(topic string) int16 {
+		return roundTrip[*kmsg.ProduceResponse](hs, produceReq(9, -1, topic, [16]byte{}, 0, makeBatch(batchOpts{records: 2}))).Topics[0].Partitions[0].ErrorCode
+	}
+	deleteRecords := func(topic string) int16 {
+		return roundTrip[*kmsg.DeleteRecordsResponse](hs, deleteRecordsReq(2, topic, map[int32]int64{0: 0}, 0)).Topics[0].Partitions[0].ErrorCode
+	}
+	if c := produce("plain"); c != 0 {
+		t.Fatalf("keyless batch before the change: %v", kerr.ErrorForCode(c))
+	}
+	wantCodes(t, "set", incCodes(t, hs, 1, false, brokerOps("", set("log.cleanup.policy", "compact"))), 0)
+	if c := produce("plain"); c != kerr.InvalidRecord.Code {
+		t.Fatalf("keyless batch under a compact default: %v, want INVALID_RECORD", kerr.ErrorForCode(c))
+	}
+	if c := deleteRecords("plain"); c != kerr.PolicyViolation.Code {
+		t.Fatalf("DeleteRecords under a compact default: %v, want POLICY_VIOLATION", kerr.ErrorForCode(c))
+	}
+	if c := produce("own"); c != 0 {
+		t.Fatalf("keyless batch to a topic with its own delete policy: %v", kerr.ErrorForCode(c))
+	}
+	if c := deleteRecords("own"); c != 0 {
+		t.Fatalf("DeleteRecords of a topic with its own delete policy: %v", kerr.ErrorForCode(c))
+	}
+	r := roundTrip[*kmsg.DescribeConfigsResponse](hs, describeReq(4, false, false, resSpec{typ: kmsg.ConfigResourceTypeTopic, name: "plain", names: []string{"cleanup.policy"}}))
+	if c := r.Resources[0].Configs[0]; val(c.Value) != "compact" || c.Source != kmsg.ConfigSourceDynamicDefaultBrokerConfig {
+		t.Fatalf("plain cleanup.policy %s (%s)", val(c.Value), c.Source)
 	}
 }

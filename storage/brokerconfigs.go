@@ -13,7 +13,8 @@ import (
 // bucket's snapshot). They are stored per resource name: "" for the
 // cluster-wide default, a broker id in decimal for one broker. The store
 // does not interpret names or values, except that retention reads
-// log.retention.ms and log.retention.bytes from them (retentionDefault).
+// log.retention.ms, log.retention.bytes and log.cleanup.policy from them
+// for topics that do not set their own (brokerDefault).
 
 // Metadata log record operation of dynamic broker configs (beside
 // metastate.go's; part of the on-disk format).
@@ -76,16 +77,24 @@ func (s *Store) publishBrokerConfig(name string, configs map[string]string) {
 	s.brokerCfgs.Store(&set)
 }
 
-// retentionDefault is a topic's default of topic config name
-// (retention.ms, retention.bytes) when it does not set it: the dynamic
-// broker config (this broker's, then the cluster default), else def (the
-// static setting).
-func (s *Store) retentionDefault(broker string, def int64) int64 {
+// brokerDefault is dynamic broker config name in force: this broker's,
+// then the cluster default; ok false when neither sets it.
+func (s *Store) brokerDefault(name string) (v string, ok bool) {
 	for _, res := range [...]string{strconv.Itoa(int(s.cfg.NodeID)), ""} {
-		if v, ok := s.BrokerConfigs(res)[broker]; ok {
-			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-				return n
-			}
+		if v, ok := s.BrokerConfigs(res)[name]; ok {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// retentionDefault is a topic's default of a retention config when it
+// does not set it: dynamic broker config broker (log.retention.ms,
+// log.retention.bytes), else def (the static setting).
+func (s *Store) retentionDefault(broker string, def int64) int64 {
+	if v, ok := s.brokerDefault(broker); ok {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+			return n
 		}
 	}
 	return def

@@ -107,3 +107,23 @@ func TestBrokerConfigsSnapshotRestore(t *testing.T) {
 		}
 	}
 }
+
+// Retention skips a topic without its own cleanup.policy once the dynamic
+// log.cleanup.policy leaves out delete, and a topic that sets delete keeps
+// it.
+func TestBrokerConfigsCleanupPolicy(t *testing.T) {
+	s := mustOpen(t, testConfig(vfs.NewMemFS()))
+	defer s.Close()
+	if !s.deletePolicy(nil) {
+		t.Fatal("no policy set: retention does not apply")
+	}
+	if err := s.SetBrokerConfigs("", map[string]string{"log.cleanup.policy": "compact"}); err != nil {
+		t.Fatal(err)
+	}
+	if s.deletePolicy(nil) {
+		t.Fatal("compact default: retention still applies to a topic without its own policy")
+	}
+	if !s.deletePolicy(map[string]string{"cleanup.policy": "compact,delete"}) {
+		t.Fatal("a topic's own compact,delete lost to the default")
+	}
+}
