@@ -385,18 +385,6 @@ func TestAuthorizeAny(t *testing.T) {
 	}
 }
 
-func TestNeedsHost(t *testing.T) {
-	a := New(Config{})
-	a.Add(lit(topic, "t", alice, "*", OpRead, allow))
-	if a.NeedsHost() {
-		t.Fatal("NeedsHost with only * hosts")
-	}
-	a.Add(lit(topic, "t", alice, ip1, OpRead, deny))
-	if !a.NeedsHost() {
-		t.Fatal("no NeedsHost with a host binding")
-	}
-}
-
 // authorizeAnyScan is AuthorizeAny as it was first written, walking every
 // binding: the reference the indexed one must agree with.
 func authorizeAnyScan(a *Authorizer, principal, host string, op Operation, rt ResourceType) bool {

@@ -34,10 +34,7 @@ type Authorizer struct {
 
 // snapshot is an immutable index of the bindings.
 type snapshot struct {
-	gen uint64
-	// hosts: some binding names a host other than "*" (else the host of
-	// a request does not matter, and callers need not compute it).
-	hosts bool
+	gen   uint64
 	list  []Binding // sorted (see compareBindings)
 	types [numResourceTypes]*typeIndex
 }
@@ -78,11 +75,6 @@ func New(cfg Config) *Authorizer {
 // cached with the generation it was made under is valid while
 // Generation returns the same value.
 func (a *Authorizer) Generation() uint64 { return a.snap.Load().gen }
-
-// NeedsHost reports whether some binding names a host: when it does not,
-// Authorize ignores its host argument, so callers may pass "" and skip
-// formatting the client's address.
-func (a *Authorizer) NeedsHost() bool { return a.snap.Load().hosts }
 
 // Authorize reports whether principal, connected from host, may perform
 // op on the resource of type rt named name.
@@ -232,7 +224,6 @@ func (a *Authorizer) publish() {
 		}
 		ti.byPrincipal[b.Principal] = append(ti.byPrincipal[b.Principal], int32(i))
 		e := entry{principal: b.Principal, host: b.Host, op: b.Operation, perm: b.Permission}
-		s.hosts = s.hosts || b.Host != Wildcard
 		switch b.Pattern {
 		case PatternLiteral:
 			ti.literal[b.Name] = append(ti.literal[b.Name], e)
