@@ -126,6 +126,10 @@ type Config struct {
 	// APIs with COORDINATOR_NOT_AVAILABLE.
 	Groups Groups
 
+	// TxnVerifier checks transactional produce against the transaction
+	// coordinator (txnverify.go); nil refuses transactional batches.
+	TxnVerifier TxnVerifier
+
 	// Users are the SASL users (users.go); nil means none, so every
 	// authentication on a SASL listener fails.
 	Users *Users
