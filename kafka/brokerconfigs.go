@@ -171,9 +171,15 @@ func (h *Handler) clusterDefaultEntries(filter []string) []configEntry {
 		if !wanted(filter, name) {
 			continue
 		}
-		e := h.brokerConfigEntry(name)
-		e.synonyms = h.brokerSynonyms(name, false)
-		e.value, e.source = e.synonyms[0].value, e.synonyms[0].source
+		v := st.cluster[name]
+		e := configEntry{name: name, value: &v, source: kmsg.ConfigSourceDynamicDefaultBrokerConfig, typ: kmsg.ConfigTypeString}
+		if _, known := brokerConfigs[name]; known {
+			// Known names only were stored, but a restored snapshot
+			// may hold one an older klite knew.
+			e = h.brokerConfigEntry(name)
+			e.synonyms = h.brokerSynonyms(name, false)
+			e.value, e.source = e.synonyms[0].value, e.synonyms[0].source
+		}
 		out = append(out, e)
 	}
 	return out

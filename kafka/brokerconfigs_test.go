@@ -193,3 +193,14 @@ func TestBrokerConfigsCleanupPolicy(t *testing.T) {
 		t.Fatalf("plain cleanup.policy %s (%s)", val(c.Value), c.Source)
 	}
 }
+
+// A stored name this klite does not know (from a restored snapshot) is
+// described, not a panic.
+func TestBrokerConfigsUnknownStored(t *testing.T) {
+	store := memBrokerConfigs{"": {"some.old.config": "1"}}
+	hs := newHarness(t, func(c *Config) { c.BrokerConfigStore = store })
+	r := roundTrip[*kmsg.DescribeConfigsResponse](hs, describeReq(4, true, false, resSpec{typ: kmsg.ConfigResourceTypeBroker, name: ""}))
+	if cs := r.Resources[0].Configs; len(cs) != 1 || val(cs[0].Value) != "1" || cs[0].Source != kmsg.ConfigSourceDynamicDefaultBrokerConfig {
+		t.Fatalf("%+v", r.Resources[0])
+	}
+}
