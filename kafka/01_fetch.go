@@ -132,6 +132,14 @@ func (h *Handler) fetch(r *request) {
 			return
 		}
 	}
+	if r.requestThrottle() > 0 {
+		// Over its request_percentage: as Kafka, a throttled fetch is
+		// answered empty (respond adds the throttle).
+		resp := kmsg.NewPtrFetchResponse()
+		resp.Version = r.version
+		r.respond(resp)
+		return
+	}
 	// Everything the fetch needs is decoded into req (kmsg copies strings;
 	// only unknown tagged fields alias the frame, and they are never read),
 	// so the frame can go back now rather than after a long poll.
@@ -408,6 +416,7 @@ func (f *fetchWait) detachLocked() []func() {
 func (f *fetchWait) submit(fn func()) {
 	f.h.fetchRunner.submit(func() {
 		defer f.h.recoverTo(f.r)
+		defer f.r.workEnd(f.r.workStart()) // each read round is charged, not the waits
 		fn()
 	})
 }
@@ -489,7 +498,7 @@ func (f *fetchWait) answer(reads []partRead) {
 		for i := range reads {
 			n += int64(reads[i].res.Bytes)
 		}
-		f.meter.record(time.Now(), float64(n))
+		f.meter.record(monoNow(), float64(n))
 	}
 	sendSpliced(f.r, resp, reads)
 }

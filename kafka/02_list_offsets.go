@@ -54,7 +54,7 @@ func (h *Handler) listOffsets(r *request) {
 		return
 	}
 	// OffsetForTime may read a time index from disk.
-	h.async(r, func() { r.respond(h.listOffsetsResponse(r.version, req, h.topicAuthz(r))) })
+	h.asyncRead(r, func() { r.respond(h.listOffsetsResponse(r.version, req, h.topicAuthz(r))) })
 }
 
 func (h *Handler) listOffsetsResponse(version int16, req *kmsg.ListOffsetsRequest, allowed topicAllowed) *kmsg.ListOffsetsResponse {
