@@ -702,3 +702,31 @@ func txnCrashOnce(t *testing.T, seed uint64, mode vfs.CrashMode) {
 		}
 	}
 }
+
+// TestTxnAppendChecks: inside an open transaction a producer's batches
+// must be transactional and of its epoch; a retry of one of them is still
+// a duplicate.
+func TestTxnAppendChecks(t *testing.T) {
+	s := mustOpen(t, testConfig(vfs.NewMemFS()))
+	defer s.Close()
+	mustCreate(t, s, "t", 1)
+	b0 := txnBatch(1, 2, 0, 2)
+	mustAppend(t, s, "t", 0, b0)
+	if r := appendWait(t, s, "t", 0, makeBatch(batchSpec{pid: 1, epoch: 2, seq: 2}), true); !errors.Is(r.Err, ErrInvalidTxnState) {
+		t.Fatalf("plain batch in an open transaction: %v", r.Err)
+	}
+	if r := appendWait(t, s, "t", 0, txnBatch(1, 3, 0, 1), true); !errors.Is(r.Err, ErrConcurrentTxns) {
+		t.Fatalf("newer epoch before the marker: %v", r.Err)
+	}
+	if r := appendWait(t, s, "t", 0, b0, true); r.Err != nil || r.BaseOffset != 0 {
+		t.Fatalf("retry: %+v", r)
+	}
+	mustAppend(t, s, "t", 0, txnBatch(1, 2, 2, 1))
+	mustMarker(t, s, "t", 0, 1, 3, true)
+	if b := mustAppend(t, s, "t", 0, txnBatch(1, 3, 0, 1)); lsoOf(t, s, "t", 0) != b {
+		t.Fatalf("next transaction at %d, LSO %d", b, lsoOf(t, s, "t", 0))
+	}
+	if _, hwm, _ := s.Offsets("t", 0); hwm != 5 {
+		t.Fatalf("hwm %d, want 5", hwm)
+	}
+}
