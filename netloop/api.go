@@ -68,6 +68,8 @@ type ConnInfo struct {
 	Listener int
 	// TLS is the connection's TLS state once its handshake has finished
 	// (before its first frame is served); nil on a plaintext listener.
+	// Read only: connections with the same state may share it. Its
+	// ExportKeyingMaterial is not kept (it answers an error).
 	TLS *tls.ConnectionState
 }
 
