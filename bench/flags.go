@@ -26,6 +26,7 @@ type modeDefaults struct {
 	tierBacklog  int64
 	tierRecover  []int64
 	conns        int
+	tlsConns     int
 	fsyncSamples int
 	fsyncTime    time.Duration
 	seqBytes     int64
@@ -40,14 +41,14 @@ type modeDefaults struct {
 
 var (
 	fullDefaults = modeDefaults{
-		runs: 3, duration: 5 * time.Second, warmup: time.Second, restartWAL: 5e9, backlog: 1e9, conns: 17000,
+		runs: 3, duration: 5 * time.Second, warmup: time.Second, restartWAL: 5e9, backlog: 1e9, conns: 17000, tlsConns: 10000,
 		tierBacklog: 1e9, tierRecover: []int64{1e9, 5e9},
 		fsyncSamples: 2000, fsyncTime: 3 * time.Second, seqBytes: 1 << 30, seqTime: 4 * time.Second, tcpBytes: 4 << 30,
 		out: "BENCHMARKS.md", charts: "bench/results",
 		ageBytes: 3e9, sweepStep: 5 * time.Second, steadyTime: 2 * time.Minute,
 	}
 	quickDefaults = modeDefaults{
-		runs: 1, duration: 2 * time.Second, warmup: 500 * time.Millisecond, restartWAL: 1e9, backlog: 256e6, conns: 4000,
+		runs: 1, duration: 2 * time.Second, warmup: 500 * time.Millisecond, restartWAL: 1e9, backlog: 256e6, conns: 4000, tlsConns: 2000,
 		tierBacklog: 256e6, tierRecover: []int64{256e6, 1e9},
 		fsyncSamples: 500, fsyncTime: time.Second, seqBytes: 256 << 20, seqTime: 1500 * time.Millisecond, tcpBytes: 1 << 30, out: "",
 		ageBytes: 512e6, sweepStep: 2 * time.Second, steadyTime: 10 * time.Second,
@@ -102,7 +103,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.klite, "klite", "", "prebuilt klite binary to run instead of building ./cmd/klite")
 	brokerArgs := fs.String("broker-args", "", "extra flags for klite, space separated (e.g. a profile flag)")
 	tierArgs := fs.String("tier-args", "", "tier-*: more klite flags for the brokers with S3, space separated (after the benchmark's own -s3-* flags, so they win)")
-	fs.StringVar(&scen, "scenario", "all", "scenarios to run: all (quick: without tier-*) or a comma list of "+strings.Join(scenario.Names, ",")+" and groups (tier: every tier-* scenario)")
+	fs.StringVar(&scen, "scenario", "all", "scenarios to run: all (quick: without tier-* and security-*) or a comma list of "+strings.Join(scenario.Names, ",")+" and groups (tier: every tier-* scenario; security: every security-* one)")
 	fs.IntVar(&c.runs, "runs", d.runs, "repetitions of every scenario; the report gives medians and spread (quick: 1)")
 	fs.StringVar(&c.dir, "dir", os.TempDir(), "scratch directory for WALs and disk probes (the disk under test)")
 	fs.StringVar(&c.out, "out", d.out, "markdown report path (quick: none, the report goes to stdout)")
@@ -126,7 +127,8 @@ func parseFlags(args []string) (*config, error) {
 	fs.Var(&restartWAL, "restart-wal", "restart: WAL size to fill before timing restarts (quick: 1GB; restart-1gb always fills 1GB and is left out of quick's all)")
 	fs.Var(&backlog, "backlog", "catchup-fetch: record bytes to fill and read back (default 1GB, quick: 256MB)")
 	fs.IntVar(&l.Conns, "conns", d.conns, "connections: idle client connections to hold (quick: 4000); the broker's -max-conns (18000) and open-file limit bound it")
-	fs.IntVar(&l.ConnsPerProc, "conns-per-proc", 5000, "connections: most idle connections per holder process")
+	fs.IntVar(&l.ConnsPerProc, "conns-per-proc", 5000, "connections, security-tls-idle: most idle connections per holder process")
+	fs.IntVar(&l.TLSConns, "tls-conns", d.tlsConns, "security-tls-idle: idle connections to hold, plaintext and then TLS (quick: 2000)")
 	fs.Var(&tierBacklog, "tier-backlog", "tier-catchup: record bytes to offload to S3 and read back (default 1GB, quick: 256MB)")
 	fs.Var(&tierRecover, "tier-recover", "tier-recover: bucket sizes to recover from, comma separated (default 1GB,5GB, quick: 256MB,1GB)")
 	fs.Var(&tierSegment, "tier-segment-bytes", "tier-*: -segment-bytes of every broker in them, with S3 or without (default 32MiB): only sealed segments are uploaded")
@@ -168,6 +170,7 @@ func parseFlags(args []string) (*config, error) {
 		pick("restart-wal", func() { restartWAL = byteSize(q.restartWAL) })
 		pick("backlog", func() { backlog = byteSize(q.backlog) })
 		pick("conns", func() { l.Conns = q.conns })
+		pick("tls-conns", func() { l.TLSConns = q.tlsConns })
 		pick("tier-backlog", func() { tierBacklog = byteSize(q.tierBacklog) })
 		pick("tier-recover", func() { tierRecover = byteSizes(q.tierRecover) })
 		pick("fsync-samples", func() { c.fsyncSamples = q.fsyncSamples })
@@ -196,9 +199,11 @@ func parseFlags(args []string) (*config, error) {
 	}
 	if c.quick && strings.TrimSpace(scen) == "all" {
 		// quick's restart already fills 1 GB; the tier group alone takes
-		// about as long as the rest of quick (run it with -scenario tier).
+		// about as long as the rest of quick (run it with -scenario tier),
+		// the security group about half as long (-scenario security).
 		c.scenarios = slices.DeleteFunc(c.scenarios, func(n string) bool {
-			return n == "restart-1gb" || strings.HasPrefix(n, scenario.Groups["tier"])
+			return n == "restart-1gb" || strings.HasPrefix(n, scenario.Groups["tier"]) ||
+				strings.HasPrefix(n, scenario.Groups["security"])
 		})
 	}
 	return c, c.validate()
@@ -225,8 +230,8 @@ func (c *config) validate() error {
 		return fmt.Errorf("-tier-recover needs at least one positive size")
 	case l.TierSegmentBytes < 1<<20 || l.TierHotBytes < 1:
 		return fmt.Errorf("-tier-segment-bytes must be at least 1MiB and -tier-hot-bytes positive")
-	case l.Conns < 0 || l.ConnsPerProc < 1:
-		return fmt.Errorf("-conns must not be negative and -conns-per-proc must be at least 1")
+	case l.Conns < 0 || l.ConnsPerProc < 1 || l.TLSConns < 0:
+		return fmt.Errorf("-conns and -tls-conns must not be negative and -conns-per-proc must be at least 1")
 	case c.fsyncSamples < 1 || c.seqBytes < 1 || c.tcpBytes < 1:
 		return fmt.Errorf("limit probe sizes must be positive")
 	case c.fsyncTime < 0 || c.seqTime < 0:
