@@ -69,6 +69,7 @@ type config struct {
 	jsonOut    string
 	charts     string // chart directory; empty: none
 	keepLogs   bool
+	merge      bool // splice into the existing -out instead of rewriting it
 	load       scenario.Config
 
 	fsyncSamples int
@@ -110,6 +111,9 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.jsonOut, "json", "", "also write the raw per-run figures as JSON to this path")
 	fs.StringVar(&c.charts, "charts", d.charts, "directory for the PNG charts linked from the report, relative to the module root unless absolute (quick: none); empty: no charts")
 	fs.BoolVar(&c.keepLogs, "keep-logs", false, "keep the scratch directory's broker logs")
+	fs.BoolVar(&c.merge, "merge", false, "splice the scenarios run now into the existing -out report instead of rewriting it: their sections (marked with this run's "+
+		"command, commit and limits) and measured targets replace the old ones, everything else stays (other scenarios, the run's tables, appendices); "+
+		"e.g. -scenario security -merge")
 
 	fs.IntVar(&l.RecordSize, "record-size", 1024, "record value bytes")
 	fs.IntVar(&l.Partitions, "partitions", 8, "partitions per topic")
@@ -238,6 +242,8 @@ func (c *config) validate() error {
 		return fmt.Errorf("-fsync-time and -seq-time must not be negative")
 	case c.brokerPID != 0 && c.brokers == "":
 		return fmt.Errorf("-broker-pid needs -brokers")
+	case c.merge && c.out == "":
+		return fmt.Errorf("-merge needs -out (the report to merge into)")
 	case c.brokers != "" && c.klite != "":
 		return fmt.Errorf("-klite and -brokers exclude each other")
 	case l.AgeBytes < 0:
