@@ -176,7 +176,14 @@ func (p *tlsPipe) Write(b []byte) (int, error) {
 		}
 	}
 	if len(b) > 0 {
-		p.out = appendPooled(p.out, b)
+		// A busy connection's output takes one buffer that is never
+		// regrown; a handshake flight (a few KiB) one its size, so a
+		// storm of handshakes does not churn 128 KiB buffers.
+		minCap := tlsOutBytes
+		if !p.onLoop {
+			minCap = 0
+		}
+		p.out = appendPooled(p.out, b, minCap)
 	}
 	p.mu.Unlock()
 	if !p.onLoop {
@@ -208,10 +215,11 @@ func (p *tlsPipe) SetDeadline(time.Time) error      { return nil }
 func (p *tlsPipe) SetReadDeadline(time.Time) error  { return nil }
 func (p *tlsPipe) SetWriteDeadline(time.Time) error { return nil }
 
-// appendPooled appends b to a pooled buffer, taking or regrowing one as needed.
-func appendPooled(bp *[]byte, b []byte) *[]byte {
+// appendPooled appends b to a pooled buffer, taking one of at least minCap
+// bytes or regrowing it as needed.
+func appendPooled(bp *[]byte, b []byte, minCap int) *[]byte {
 	if bp == nil {
-		bp = getBuf(max(len(b), tlsOutBytes))
+		bp = getBuf(max(len(b), minCap))
 		*bp = (*bp)[:0]
 	}
 	if cap(*bp)-len(*bp) < len(b) {

@@ -385,7 +385,7 @@ func TestScenariosLive(t *testing.T) {
 	})
 	t.Run("security-tls-idle", func(t *testing.T) {
 		res := run("security-tls-idle")
-		if metric(t, res, "bytes-per-conn-plain").Value <= 0 || metric(t, res, "bytes-per-conn-tls").Value <= 0 {
+		if metric(t, res, "bytes-per-conn-plain").Value <= 0 || metric(t, res, "bytes-per-conn-tls").Value <= 0 || metric(t, res, "live-per-conn-tls").Value <= 0 {
 			t.Errorf("metrics %+v", res.Metrics)
 		}
 	})

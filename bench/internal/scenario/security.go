@@ -6,8 +6,14 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,7 +31,7 @@ import (
 
 const (
 	// secFetchBytes is the backlog security-tls reads back (quick: half).
-	secFetchBytes = 512 << 20
+	secFetchBytes = 500e6
 	// secUser and secPassword are the SASL user the group's brokers know.
 	secUser     = "bench"
 	secPassword = "bench-secret-password"
@@ -225,7 +231,10 @@ func (s *secTLSIdle) Describe(cfg Config) string {
 		"connections, at most %d each), each sending one ApiVersions request and then staying silent, on a fresh broker "+
 		"with a PLAINTEXT listener and on one with an SSL listener (TLS 1.3, the handshake done before the request), the "+
 		"order alternating by round. Memory per connection is (RSS with the connections - RSS before) / connections, RSS "+
-		"read %s after the last holder is ready; the ratio is TLS / plaintext of the same round.",
+		"read %s after the last holder is ready; the ratio is TLS / plaintext of the same round. RSS includes the Go "+
+		"heap's headroom (with GOGC=100 the heap may grow to twice what is live before a collection), so the broker's "+
+		"live heap plus goroutine stacks after a forced collection (from its -pprof-addr: /debug/pprof/heap?gc=1) is "+
+		"given per connection too.",
 		cfg.TLSConns, cfg.ConnsPerProc, connSettle)
 }
 
@@ -246,33 +255,92 @@ func (s *secTLSIdle) Run(ctx context.Context, env *Env) (res Result, err error) 
 	if err != nil {
 		return res, err
 	}
-	per := map[string]float64{}
+	rss, live := map[string]float64{}, map[string]float64{}
 	for _, mode := range sides(env, "plaintext", "tls") {
 		var args []string
 		ca := ""
 		if mode == "tls" {
 			args, ca = tlsArgs(f), f.caFile
 		}
-		v, err := s.hold(ctx, env, mode, args, ca)
+		r, l, err := s.hold(ctx, env, mode, args, ca)
 		if err != nil {
 			return res, fmt.Errorf("%s: %w", mode, err)
 		}
-		per[mode] = v
+		rss[mode], live[mode] = r, l
 	}
 	res.Metrics = append(res.Metrics,
-		report.Metric{Key: "bytes-per-conn-plain", Label: "broker memory per idle connection, plaintext (RSS delta / connections)", Unit: report.Count, Value: per["plaintext"]},
-		report.Metric{Key: "bytes-per-conn-tls", Label: "broker memory per idle connection, TLS (RSS delta / connections)", Unit: report.Count, Value: per["tls"]},
-		report.Metric{Key: "tls-ratio", Label: "memory per idle connection, TLS / plaintext", Unit: report.Count, Value: per["tls"] / per["plaintext"]},
+		report.Metric{Key: "bytes-per-conn-plain", Label: "broker memory per idle connection, plaintext (RSS delta / connections)", Unit: report.Count, Value: rss["plaintext"]},
+		report.Metric{Key: "bytes-per-conn-tls", Label: "broker memory per idle connection, TLS (RSS delta / connections)", Unit: report.Count, Value: rss["tls"]},
+		report.Metric{Key: "tls-ratio", Label: "memory per idle connection, TLS / plaintext", Unit: report.Count, Value: rss["tls"] / rss["plaintext"]},
 	)
+	if live["plaintext"] > 0 && live["tls"] > 0 {
+		res.Metrics = append(res.Metrics,
+			report.Metric{Key: "live-per-conn-plain", Label: "live heap + stacks per idle connection, plaintext", Unit: report.Count, Value: live["plaintext"]},
+			report.Metric{Key: "live-per-conn-tls", Label: "live heap + stacks per idle connection, TLS", Unit: report.Count, Value: live["tls"]},
+			report.Metric{Key: "live-ratio", Label: "live heap + stacks per idle connection, TLS / plaintext", Unit: report.Count, Value: live["tls"] / live["plaintext"]},
+		)
+	}
 	return res, nil
 }
 
-// hold opens the idle connections on a fresh broker and returns its RSS
-// growth per connection.
-func (s *secTLSIdle) hold(ctx context.Context, env *Env, mode string, args []string, caFile string) (perConn float64, err error) {
-	b, err := secBroker(ctx, env, s.Name()+"-"+mode, args, "tls-cert")
+// liveHeap is the broker's heap in use after a forced collection plus its
+// goroutine stacks, read from its pprof endpoint at addr.
+func liveHeap(ctx context.Context, addr string) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/debug/pprof/heap?gc=1&debug=1", nil)
 	if err != nil {
 		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	var heap, stack int64 = -1, -1
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "# HeapAlloc = "); ok {
+			heap, _ = strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		}
+		if v, ok := strings.CutPrefix(l, "# Stack = "); ok { // "inuse / sys"
+			inuse, _, _ := strings.Cut(v, " / ")
+			stack, _ = strconv.ParseInt(strings.TrimSpace(inuse), 10, 64)
+		}
+	}
+	if heap < 0 || stack < 0 {
+		return 0, fmt.Errorf("scenario: no HeapAlloc or Stack line in %s's heap profile", addr)
+	}
+	return heap + stack, nil
+}
+
+// freePort returns a loopback address no one listens on right now.
+func freePort() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// hold opens the idle connections on a fresh broker and returns its RSS
+// growth per connection and, when the broker has -pprof-addr, its live
+// heap's (0 otherwise).
+func (s *secTLSIdle) hold(ctx context.Context, env *Env, mode string, args []string, caFile string) (perConn, livePer float64, err error) {
+	pprof := ""
+	if missing, err := env.Brokers.Managed().MissingFlags(ctx, "pprof-addr"); err == nil && len(missing) == 0 {
+		if pprof, err = freePort(); err != nil {
+			return 0, 0, err
+		}
+		args = append(slices.Clone(args), "-pprof-addr", pprof)
+	}
+	b, err := secBroker(ctx, env, s.Name()+"-"+mode, args, "tls-cert")
+	if err != nil {
+		return 0, 0, err
 	}
 	var holders []*holder
 	defer func() {
@@ -282,29 +350,42 @@ func (s *secTLSIdle) hold(ctx context.Context, env *Env, mode string, args []str
 		err = errors.Join(err, b.Stop())
 	}()
 	if err := sleepCtx(ctx, connSettle); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	rss0, err := proc.RSS(b.PID)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
+	}
+	var live0, live int64
+	if pprof != "" {
+		if live0, err = liveHeap(ctx, pprof); err != nil {
+			return 0, 0, err
+		}
 	}
 	start, held := time.Now(), 0
 	for i, n := range crowdSteps(env.Cfg.TLSConns, env.Cfg.ConnsPerProc) {
 		h, err := startHolder(ctx, b.Addr, n, i, caFile)
 		if err != nil {
-			return 0, fmt.Errorf("after %d connections: %w", held, err)
+			return 0, 0, fmt.Errorf("after %d connections: %w", held, err)
 		}
 		holders = append(holders, h)
 		held += n
 	}
 	if err := sleepCtx(ctx, connSettle); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	rss, err := proc.RSS(b.PID)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	env.Progress.Logf("%s %d idle %s connections in %s: broker RSS %s -> %s", progressLabel(s.Name(), env), held, mode,
-		time.Since(start).Round(time.Millisecond), report.Format(report.Bytes, float64(rss0)), report.Format(report.Bytes, float64(rss)))
-	return float64(rss-rss0) / float64(held), nil
+	if pprof != "" { // after RSS: the forced collection would lower it
+		if live, err = liveHeap(ctx, pprof); err != nil {
+			return 0, 0, err
+		}
+		livePer = float64(live-live0) / float64(held)
+	}
+	env.Progress.Logf("%s %d idle %s connections in %s: broker RSS %s -> %s, live heap + stacks %s -> %s", progressLabel(s.Name(), env), held, mode,
+		time.Since(start).Round(time.Millisecond), report.Format(report.Bytes, float64(rss0)), report.Format(report.Bytes, float64(rss)),
+		report.Format(report.Bytes, float64(live0)), report.Format(report.Bytes, float64(live)))
+	return float64(rss-rss0) / float64(held), livePer, nil
 }
