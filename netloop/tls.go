@@ -488,7 +488,9 @@ func (c *conn) handshakeDone() {
 		return
 	}
 	s.st.tlsHandshakes.Add(1)
-	c.info.TLS = s.tlsStates.get(t.tc.ConnectionState())
+	st := s.tlsStates.get(t.tc.ConnectionState())
+	c.info.TLS = st // requests from now on carry it
+	c.tlsInfo.Store(st)
 	t.ready = true
 	t.hs = nil
 	p := &t.pipe
