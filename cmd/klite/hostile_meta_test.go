@@ -275,7 +275,7 @@ func TestConfigValueLimit(t *testing.T) {
 	b := startBroker(t)
 	cl := newFranz(t, b.addr)
 	ctx := testContext(t, 30*time.Second)
-	const key = "message.format.version"
+	const key = "follower.replication.throttled.replicas" // free-form and still described (Kafka 4.0 dropped message.format.version)
 	create := kmsg.NewPtrCreateTopicsRequest()
 	ct := kmsg.NewCreateTopicsRequestTopic()
 	ct.Topic, ct.NumPartitions, ct.ReplicationFactor = "long-value", 1, 1
