@@ -12,7 +12,7 @@ import (
 // wantVersions is the advertised table; changing it is a decision, so the
 // test spells it out.
 var wantVersions = map[int16][2]int16{
-	0:  {3, 13}, // Produce
+	0:  {0, 13}, // Produce (v0-2 refused per request, KAFKA-18659)
 	1:  {4, 18}, // Fetch
 	2:  {1, 8},  // ListOffsets
 	3:  {0, 13}, // Metadata
@@ -130,10 +130,9 @@ func TestUnknownKeyOrVersionCloses(t *testing.T) {
 		name         string
 		key, version int16
 	}{
-		{"unknown key", 23, 0},  // OffsetForLeaderEpoch: not served
+		{"unknown key", 67, 0},  // AllocateProducerIds: controller only
 		{"negative key", -1, 0}, //
 		{"huge key", 3000, 0},   //
-		{"produce v2", 0, 2},    // MessageSet v1: not served
 		{"produce v14", 0, 14},  //
 		{"fetch v3", 1, 3},      //
 		{"fetch v19", 1, 19},    //
