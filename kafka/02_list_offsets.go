@@ -1,6 +1,6 @@
 package kafka
 
-// ListOffsets (key 2), versions 1-8.
+// ListOffsets (key 2), versions 1-10.
 //
 // Behaviour per partition, by Timestamp:
 //   - -1 latest: the high watermark; -2 earliest: the log start offset;
@@ -10,6 +10,9 @@ package kafka
 //     offset the WAL holds: at least the log start, the high watermark
 //     when the WAL holds none of the partition, the log start without
 //     tiering (storage.Store.LocalStart);
+//   - -5 latest tiered (v9+, KIP-1005): the highest offset in the bucket
+//     (storage.Store.LatestTiered), -1 without tiering or before anything
+//     is uploaded, with timestamp -1;
 //   - anything else: the first offset whose batch maxTimestamp is >= it, with
 //     that timestamp, or offset -1 / timestamp -1 when there is none.
 //
@@ -21,8 +24,9 @@ package kafka
 //
 // Differences from Apache Kafka: v0 (offset lists by segment) is not
 // served; Kafka 4 dropped it too. -3 is batch-granular: Kafka returns the
-// exact record with the max timestamp inside the batch. v9+ (-5 latest
-// tiered, KIP-1005) is not served.
+// exact record with the max timestamp inside the batch. TimeoutMillis (v10,
+// KIP-1075) is ignored: no lookup here waits on a remote fetch queue. v11
+// (-6 earliest pending upload, Kafka 4.2) is not served.
 //
 // ACLs (-authorizer): DESCRIBE on each topic (TOPIC_AUTHORIZATION_FAILED).
 
@@ -35,7 +39,7 @@ import (
 
 const listOffsetsKey = 2
 
-func init() { register(listOffsetsKey, 1, 8, (*Handler).listOffsets) }
+func init() { register(listOffsetsKey, 1, 10, (*Handler).listOffsets) }
 
 // Special ListOffsets timestamps.
 const (
@@ -43,6 +47,7 @@ const (
 	offsetEarliest      = -2
 	offsetMaxTimestamp  = -3 // v7+
 	offsetEarliestLocal = -4 // v8+
+	offsetLatestTiered  = -5 // v9+
 )
 
 func (h *Handler) listOffsets(r *request) {
@@ -105,6 +110,8 @@ func (h *Handler) listOffset(version int16, topic string, p *kmsg.ListOffsetsReq
 		off, _, err = h.st.Offsets(topic, p.Partition)
 	case p.Timestamp == offsetEarliestLocal && version >= 8:
 		off, err = h.st.LocalStart(topic, p.Partition)
+	case p.Timestamp == offsetLatestTiered && version >= 9:
+		off, err = h.st.LatestTiered(topic, p.Partition)
 	case p.Timestamp == offsetMaxTimestamp && version >= 7:
 		off, ts, err = h.st.MaxTimestamp(topic, p.Partition)
 	default:

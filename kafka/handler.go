@@ -298,6 +298,9 @@ type api struct {
 	// flexibleFrom is the first flexible version (header v2, tagged fields).
 	flexibleFrom int16
 	serve        apiServe
+	// unadvertised APIs are served but left out of ApiVersions
+	// (registerUnadvertised).
+	unadvertised bool
 }
 
 // maxAPIKey bounds the registry; raise it when a higher key is implemented.
@@ -326,10 +329,17 @@ func register(key, minVersion, maxVersion int16, serve apiServe) {
 	apis[key] = &api{min: minVersion, max: maxVersion, flexibleFrom: flex, serve: serve}
 }
 
+// registerUnadvertised is register for an API Kafka serves but leaves out
+// of ApiVersions (the telemetry APIs of a broker without a receiver).
+func registerUnadvertised(key, minVersion, maxVersion int16, serve apiServe) {
+	register(key, minVersion, maxVersion, serve)
+	apis[key].unadvertised = true
+}
+
 func advertisedKeys() []kmsg.ApiVersionsResponseApiKey {
 	var keys []kmsg.ApiVersionsResponseApiKey
 	for k, a := range apis {
-		if a == nil {
+		if a == nil || a.unadvertised {
 			continue
 		}
 		ak := kmsg.NewApiVersionsResponseApiKey()

@@ -2,20 +2,23 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
+	ckafka "github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// storedCodecs fetches partition 0 of topic from offset 0 with a raw
-// Fetch and returns the compression codec of each stored batch (the
-// attributes' low three bits) and the records they hold in all.
-func storedCodecs(t *testing.T, cl *kgo.Client, topic string) (codecs []int16, records int) {
+// storedBatches fetches a partition of topic from offset 0 with a raw Fetch
+// and returns its stored batches as they are on disk.
+func storedBatches(t *testing.T, cl *kgo.Client, topic string, partition int32) []kmsg.RecordBatch {
 	t.Helper()
 	ctx := testContext(t, 30*time.Second)
 	td, err := kadm.NewClient(cl).ListTopics(ctx, topic)
@@ -27,7 +30,7 @@ func storedCodecs(t *testing.T, cl *kgo.Client, topic string) (codecs []int16, r
 	rt := kmsg.NewFetchRequestTopic()
 	rt.Topic, rt.TopicID = topic, td[topic].ID // kgo sends v13+, by ID
 	rp := kmsg.NewFetchRequestTopicPartition()
-	rp.PartitionMaxBytes = 16 << 20
+	rp.Partition, rp.PartitionMaxBytes = partition, 16<<20
 	rt.Partitions = append(rt.Partitions, rp)
 	req.Topics = append(req.Topics, rt)
 	resp, err := req.RequestWith(ctx, cl)
@@ -38,14 +41,24 @@ func storedCodecs(t *testing.T, cl *kgo.Client, topic string) (codecs []int16, r
 	if p.ErrorCode != 0 {
 		t.Fatalf("fetch: error %d", p.ErrorCode)
 	}
+	var batches []kmsg.RecordBatch
 	for b := p.RecordBatches; len(b) > 0; {
 		var batch kmsg.RecordBatch
 		if err := batch.ReadFrom(b); err != nil {
 			t.Fatalf("stored batch: %v", err)
 		}
-		codecs = append(codecs, batch.Attributes&7)
-		records += int(batch.NumRecords)
+		batches = append(batches, batch)
 		b = b[12+batch.Length:]
+	}
+	return batches
+}
+
+// storedCodecs returns the compression codec of each stored batch of
+// partition 0 (the attributes' low three bits) and the records they hold.
+func storedCodecs(t *testing.T, cl *kgo.Client, topic string) (codecs []int16, records int) {
+	for _, b := range storedBatches(t, cl, topic, 0) {
+		codecs = append(codecs, b.Attributes&7)
+		records += int(b.NumRecords)
 	}
 	return codecs, records
 }
@@ -88,4 +101,220 @@ func TestKcatCompresses(t *testing.T) {
 			}
 		})
 	}
+}
+
+// produceN produces n records of 100 bytes to partition p of topic and
+// waits for every ack.
+func produceN(t *testing.T, cl *kgo.Client, topic string, p int32, n int) {
+	t.Helper()
+	ctx := testContext(t, 30*time.Second)
+	var recs []*kgo.Record
+	for i := range n {
+		recs = append(recs, &kgo.Record{Topic: topic, Partition: p, Value: bytes.Repeat([]byte{byte('a' + i%26)}, 100)})
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The admin APIs of a one-node cluster through kadm, sarama's
+// ClusterAdmin and confluent-kafka-go's AdminClient against the binary:
+// DescribeCluster, DescribeLogDirs, ElectLeaders, the reassignment APIs and
+// OffsetForLeaderEpoch, whose epoch must read the same after a restart.
+func TestAdminAPIsOneNode(t *testing.T) {
+	b := startBroker(t)
+	cl := newFranz(t, b.addr, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerBatchCompression(kgo.NoCompression()))
+	adm := kadm.NewClient(cl)
+	const topic = "admin-apis"
+	createTopic(t, adm, topic, 2)
+	produceN(t, cl, topic, 1, 50)
+	ctx := testContext(t, time.Minute)
+
+	scfg := saramaConfig()
+	scfg.Version = sarama.V3_6_0_0
+	sadm, err := sarama.NewClusterAdmin([]string{b.addr}, scfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sadm.Close()
+	cadm, err := ckafka.NewAdminClient(&ckafka.ConfigMap{"bootstrap.servers": b.addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cadm.Close()
+
+	t.Run("DescribeCluster", func(t *testing.T) {
+		res, err := cadm.DescribeCluster(ctx, ckafka.SetAdminOptionIncludeAuthorizedOperations(true))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Nodes) != 1 || res.Controller == nil || res.Controller.ID != res.Nodes[0].ID || res.ClusterID == nil || *res.ClusterID == "" {
+			t.Fatalf("confluent DescribeCluster: %+v", res)
+		}
+		if len(res.AuthorizedOperations) == 0 {
+			t.Fatal("confluent DescribeCluster: no authorized operations")
+		}
+		req := kmsg.NewPtrDescribeClusterRequest()
+		req.EndpointType = 1
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil || resp.ErrorCode != 0 || len(resp.Brokers) != 1 || resp.Brokers[0].NodeID != int32(res.Nodes[0].ID) || resp.ClusterID != *res.ClusterID {
+			t.Fatalf("franz-go DescribeCluster: %+v %v", resp, err)
+		}
+	})
+
+	t.Run("DescribeLogDirs", func(t *testing.T) {
+		dirs, err := adm.DescribeAllLogDirs(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sizes [2]int64
+		n := 0
+		dirs.Each(func(d kadm.DescribedLogDir) {
+			n++
+			if d.Err != nil || d.TotalBytes <= 0 || d.UsableBytes <= 0 || d.UsableBytes > d.TotalBytes {
+				t.Fatalf("kadm dir %+v", d)
+			}
+			for p := range int32(2) {
+				dp, ok := d.Topics.Lookup(topic, p)
+				if !ok {
+					t.Fatalf("kadm: partition %d missing", p)
+				}
+				sizes[p] = dp.Size
+			}
+		})
+		if n != 1 || sizes[0] != 0 || sizes[1] < 50*100 {
+			t.Fatalf("kadm: %d dirs, sizes %v", n, sizes)
+		}
+		sdirs, err := sadm.DescribeLogDirs([]int32{1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, ds := range sdirs {
+			for _, d := range ds {
+				for _, tp := range d.Topics {
+					for _, p := range tp.Partitions {
+						if tp.Topic == topic && p.PartitionID == 1 {
+							found = p.Size == sizes[1]
+						}
+					}
+				}
+			}
+		}
+		if !found {
+			t.Fatalf("sarama DescribeLogDirs: %+v, want partition 1 of %d bytes", sdirs, sizes[1])
+		}
+		produceN(t, cl, topic, 1, 10)
+		dirs, err = adm.DescribeAllLogDirs(ctx, kadm.TopicsSet{topic: {1: {}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dirs.Each(func(d kadm.DescribedLogDir) {
+			if dp, _ := d.Topics.Lookup(topic, 1); dp.Size <= sizes[1] {
+				t.Fatalf("size %d after producing more, was %d", dp.Size, sizes[1])
+			}
+		})
+	})
+
+	t.Run("ElectLeaders", func(t *testing.T) {
+		res, err := adm.ElectLeaders(ctx, kadm.ElectPreferredReplica, kadm.TopicsSet{topic: {0: {}, 1: {}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for p := range int32(2) {
+			if r := res[topic][p]; !errors.Is(r.Err, kerr.ElectionNotNeeded) {
+				t.Fatalf("kadm partition %d: %+v", p, r)
+			}
+		}
+		sres, err := sadm.ElectLeaders(sarama.PreferredElection, map[string][]int32{topic: {0, 7}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sres[topic][0].ErrorCode != sarama.ErrElectionNotNeeded || sres[topic][7].ErrorCode != sarama.ErrUnknownTopicOrPartition {
+			t.Fatalf("sarama: %+v %+v", sres[topic][0], sres[topic][7])
+		}
+		name := topic
+		cres, err := cadm.ElectLeaders(ctx, ckafka.NewElectLeadersRequest(ckafka.ElectionTypePreferred,
+			[]ckafka.TopicPartition{{Topic: &name, Partition: 1}}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cres.TopicPartitions) != 1 || cres.TopicPartitions[0].Error == nil ||
+			cres.TopicPartitions[0].Error.(ckafka.Error).Code() != ckafka.ErrElectionNotNeeded {
+			t.Fatalf("confluent: %+v", cres.TopicPartitions)
+		}
+	})
+
+	t.Run("Reassignments", func(t *testing.T) {
+		node := int32(1) // the binary's default -node-id
+		var req kadm.AlterPartitionAssignmentsReq
+		req.Assign(topic, 0, []int32{node})
+		req.Assign(topic, 1, []int32{node, node + 1})
+		res, err := adm.AlterPartitionAssignments(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res[topic][0].Err != nil || !errors.Is(res[topic][1].Err, kerr.InvalidReplicaAssignment) {
+			t.Fatalf("kadm: %+v", res)
+		}
+		if err := sadm.AlterPartitionReassignments(topic, [][]int32{{node}, {node}}); err != nil {
+			t.Fatalf("sarama reassign to the only broker: %v", err)
+		}
+		if err := sadm.AlterPartitionReassignments(topic, [][]int32{{node + 5}}); err == nil {
+			t.Fatal("sarama: reassignment to a missing broker accepted")
+		}
+		lres, err := adm.ListPartitionReassignments(ctx, nil)
+		if err != nil || len(lres) != 0 {
+			t.Fatalf("kadm list: %+v %v", lres, err)
+		}
+		sl, err := sadm.ListPartitionReassignments(topic, []int32{0, 1})
+		if err != nil || len(sl[topic]) != 0 {
+			t.Fatalf("sarama list: %+v %v", sl, err)
+		}
+	})
+
+	checkEpochs := func(t *testing.T, cl *kgo.Client, end int64) {
+		adm := kadm.NewClient(cl)
+		var req kadm.OffsetForLeaderEpochRequest
+		req.Add(topic, 1, 0)
+		req.Add(topic, 0, 3)
+		res, err := adm.OffsetForLeaderEpoch(testContext(t, 30*time.Second), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := res[topic][1]; r.Err != nil || r.LeaderEpoch != 0 || r.EndOffset != end {
+			t.Fatalf("epoch 0: %+v, want end %d", r, end)
+		}
+		if r := res[topic][0]; r.Err != nil || r.LeaderEpoch != -1 || r.EndOffset != -1 {
+			t.Fatalf("epoch 3 (newer than any): %+v", r)
+		}
+		// The epoch stamped on every stored batch is the one answered.
+		n := 0
+		for _, b := range storedBatches(t, cl, topic, 1) {
+			if b.PartitionLeaderEpoch != 0 {
+				t.Fatalf("batch at %d stored with leader epoch %d", b.FirstOffset, b.PartitionLeaderEpoch)
+			}
+			n += int(b.NumRecords)
+		}
+		if int64(n) != end {
+			t.Fatalf("fetched %d records, want %d", n, end)
+		}
+	}
+	var epochEnd int64
+	t.Run("OffsetForLeaderEpoch", func(t *testing.T) {
+		ends, err := adm.ListEndOffsets(ctx, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		end, _ := ends.Lookup(topic, 1)
+		if end.Offset < 50 {
+			t.Fatalf("end offset %d", end.Offset)
+		}
+		checkEpochs(t, cl, end.Offset)
+		epochEnd = end.Offset
+	})
+	// After kill -9 and restart the epoch and every batch's stamp read the same.
+	b.kill9()
+	b.restart()
+	checkEpochs(t, newFranz(t, b.addr), epochEnd)
 }
