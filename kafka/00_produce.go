@@ -209,7 +209,7 @@ func (h *Handler) produce(r *request) {
 		var found bool
 		unknown := kerr.UnknownTopicOrPartition.Code
 		if r.version >= 13 {
-			info, found = h.st.TopicByID(storage.TopicID(t.TopicID))
+			info, found = h.topicByID(storage.TopicID(t.TopicID)) // internal ones too: refused below
 			unknown = kerr.UnknownTopicID.Code
 		} else {
 			info, found = h.st.Topic(t.Topic)

@@ -44,7 +44,7 @@ func (h *Handler) electLeaders(r *request) {
 	for _, t := range req.Topics {
 		rt := kmsg.NewElectLeadersResponseTopic()
 		rt.Topic = t.Topic
-		info, found := h.st.Topic(t.Topic)
+		info, found := h.topic(t.Topic)
 		for _, p := range t.Partitions {
 			rp := kmsg.NewElectLeadersResponseTopicPartition()
 			rp.Partition = p

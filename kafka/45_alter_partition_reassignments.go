@@ -52,7 +52,7 @@ func (h *Handler) alterPartitionReassignments(r *request) {
 	for _, t := range req.Topics {
 		rt := kmsg.NewAlterPartitionAssignmentsResponseTopic()
 		rt.Topic = t.Topic
-		info, found := h.st.Topic(t.Topic)
+		info, found := h.topic(t.Topic)
 		for _, p := range t.Partitions {
 			rp := kmsg.NewAlterPartitionAssignmentsResponseTopicPartition()
 			rp.Partition = p.Partition

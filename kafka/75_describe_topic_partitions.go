@@ -58,7 +58,7 @@ func (h *Handler) describeTopicPartitionsResponse(r *request, req *kmsg.Describe
 	// The names to describe, sorted and deduplicated.
 	var names []string
 	if all {
-		for _, info := range h.st.Topics() {
+		for _, info := range h.allTopics() {
 			names = append(names, info.Name)
 		}
 	} else {
@@ -98,7 +98,7 @@ func (h *Handler) describeTopicPartitionsResponse(r *request, req *kmsg.Describe
 		}
 		rt := kmsg.NewDescribeTopicPartitionsResponseTopic()
 		rt.Topic = strp(name)
-		info, ok := h.st.Topic(name)
+		info, ok := h.topic(name)
 		switch {
 		case !allowed:
 			rt.ErrorCode = kerr.TopicAuthorizationFailed.Code

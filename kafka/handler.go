@@ -30,6 +30,7 @@ import (
 
 	"github.com/klite/klite/acl"
 	"github.com/klite/klite/netloop"
+	"github.com/klite/klite/storage"
 )
 
 // Defaults and limits. Each is overridable through Config.
@@ -213,6 +214,8 @@ type Handler struct {
 	// nodeReplicas is []int32{NodeID}, shared read-only by every partition
 	// of every Metadata response.
 	nodeReplicas []int32
+	// internal describes the internal topics (internal_topics.go).
+	internal []storage.TopicInfo
 
 	// alterMu serializes the config read-modify-write of AlterConfigs and
 	// IncrementalAlterConfigs (configs.go), so concurrent changes are not lost.
@@ -260,6 +263,7 @@ func New(cfg Config, st Storage) *Handler {
 		log:           log,
 		warn:          log.Sample(&zerolog.BurstSampler{Burst: 5, Period: time.Minute}),
 		nodeReplicas:  []int32{cfg.NodeID},
+		internal:      internalTopicInfos(cfg.ClusterID),
 		produceTail:   make(map[uint64]chan struct{}),
 		conns:         make(map[uint64]*connPolls),
 		unknownLogged: newLogOnce(maxUnknownLogged),

@@ -137,11 +137,17 @@ func TestDescribeTopicPartitionsCursor(t *testing.T) {
 	// Walk everything two partitions at a time.
 	var got []tp
 	var cursor *kmsg.DescribeTopicPartitionsRequestCursor
-	for range 10 {
+	for range 100 {
 		req := kmsg.NewPtrDescribeTopicPartitionsRequest()
 		req.ResponsePartitionLimit, req.Cursor = 2, cursor
 		resp := roundTrip[*kmsg.DescribeTopicPartitionsResponse](hs, req)
 		for _, rt := range resp.Topics {
+			if *rt.Topic == "__consumer_offsets" {
+				if !rt.IsInternal {
+					t.Fatal("__consumer_offsets is not flagged internal")
+				}
+				continue
+			}
 			for _, p := range rt.Partitions {
 				got = append(got, tp{*rt.Topic, p.Partition})
 				if p.LeaderID != hs.h.cfg.NodeID || p.LeaderEpoch != 0 || len(p.ISR) != 1 {

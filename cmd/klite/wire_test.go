@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -317,4 +318,99 @@ func TestAdminAPIsOneNode(t *testing.T) {
 	b.kill9()
 	b.restart()
 	checkEpochs(t, newFranz(t, b.addr), epochEnd)
+}
+
+// __consumer_offsets is listed as Kafka lists it: internal, 50 partitions
+// led by this broker, hidden by kadm.ListTopics and listed by
+// ListTopicsWithInternal, sarama and librdkafka; clients cannot write to it
+// or delete it, and a regex subscription skips it.
+func TestInternalTopicsListed(t *testing.T) {
+	b := startBroker(t)
+	cl := newFranz(t, b.addr)
+	adm := kadm.NewClient(cl)
+	ctx := testContext(t, time.Minute)
+	const internal = "__consumer_offsets"
+	createTopic(t, adm, "user-a", 1)
+	createTopic(t, adm, "user-b", 1)
+
+	td, err := adm.ListTopics(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if td.Has(internal) || !td.Has("user-a") {
+		t.Fatalf("kadm ListTopics: %v", td.Names())
+	}
+	td, err = adm.ListTopicsWithInternal(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	co, ok := td[internal]
+	if !ok || !co.IsInternal || len(co.Partitions) != 50 || co.ID == (kadm.TopicID{}) {
+		t.Fatalf("kadm ListTopicsWithInternal: %+v", co)
+	}
+	for _, p := range co.Partitions {
+		if p.Leader != 1 || p.Err != nil {
+			t.Fatalf("partition %+v", p)
+		}
+	}
+
+	scfg := saramaConfig()
+	scfg.Version = sarama.V3_6_0_0
+	sadm, err := sarama.NewClusterAdmin([]string{b.addr}, scfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sadm.Close()
+	// ListTopics is Metadata then DescribeConfigs of every topic listed.
+	st, err := sadm.ListTopics()
+	if err != nil {
+		t.Fatalf("sarama ListTopics: %v", err)
+	}
+	if d, ok := st[internal]; !ok || d.NumPartitions != 50 || d.ConfigEntries["cleanup.policy"] == nil || *d.ConfigEntries["cleanup.policy"] != "compact" {
+		t.Fatalf("sarama ListTopics: %+v", st[internal])
+	}
+	if err := sadm.DeleteTopic(internal); err == nil {
+		t.Fatal("sarama deleted __consumer_offsets")
+	}
+
+	cadm, err := ckafka.NewAdminClient(&ckafka.ConfigMap{"bootstrap.servers": b.addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cadm.Close()
+	md, err := cadm.GetMetadata(nil, true, 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, ok := md.Topics[internal]; !ok || len(m.Partitions) != 50 || m.Error.Code() != ckafka.ErrNoError {
+		t.Fatalf("librdkafka metadata: %+v", m)
+	}
+
+	// Not writable.
+	res := cl.ProduceSync(ctx, &kgo.Record{Topic: internal, Value: []byte("x")})
+	if err := res.FirstErr(); !errors.Is(err, kerr.InvalidTopicException) {
+		t.Fatalf("produce to %s: %v", internal, err)
+	}
+
+	// A regex subscription (kgo's, client side, in a group) reads the user
+	// topics and skips the internal one.
+	produceN(t, cl, "user-a", 0, 3)
+	produceN(t, cl, "user-b", 0, 4)
+	cons := newFranz(t, b.addr, kgo.ConsumeRegex(), kgo.ConsumeTopics(".*"), kgo.ConsumerGroup("regex-group"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	got := map[string]int{}
+	for n := 0; n < 7; {
+		fs := cons.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("consumed %v of 7: %v", got, err)
+		}
+		fs.EachError(func(topic string, p int32, err error) { t.Fatalf("%s/%d: %v", topic, p, err) })
+		fs.EachRecord(func(r *kgo.Record) { got[r.Topic]++; n++ })
+	}
+	if got["user-a"] != 3 || got["user-b"] != 4 || len(got) != 2 {
+		t.Fatalf("regex consumed %v", got)
+	}
+	if slices.Contains(cons.GetConsumeTopics(), internal) {
+		t.Fatalf("regex subscription includes %s: %v", internal, cons.GetConsumeTopics())
+	}
 }
