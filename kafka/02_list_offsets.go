@@ -4,8 +4,9 @@ package kafka
 //
 // Behaviour per partition, by Timestamp:
 //   - -1 latest: the high watermark; -2 earliest: the log start offset;
-//   - -3 max timestamp (v7+, KIP-734): the offset and time storage reports
-//     for the batch with the largest maxTimestamp;
+//   - -3 max timestamp (v7+, KIP-734): the first record carrying the
+//     largest timestamp, inside the batch storage reports
+//     (list_offsets_exact.go);
 //   - -4 earliest local (v8+, KIP-405): the local log start, the first
 //     offset the WAL holds: at least the log start, the high watermark
 //     when the WAL holds none of the partition, the log start without
@@ -13,8 +14,9 @@ package kafka
 //   - -5 latest tiered (v9+, KIP-1005): the highest offset in the bucket
 //     (storage.Store.LatestTiered), -1 without tiering or before anything
 //     is uploaded, with timestamp -1;
-//   - anything else: the first offset whose batch maxTimestamp is >= it, with
-//     that timestamp, or offset -1 / timestamp -1 when there is none.
+//   - anything else: the first record whose timestamp is >= it, with that
+//     timestamp (inside the first batch whose maxTimestamp is >= it), or
+//     offset -1 / timestamp -1 when there is none.
 //
 // Timestamps are -1 for -1/-2/-4 answers, as in Kafka. LeaderEpoch (v4+) is 0
 // with an offset, -1 without. CurrentLeaderEpoch above 0 answers
@@ -23,8 +25,7 @@ package kafka
 // the last stable offset is the high watermark).
 //
 // Differences from Apache Kafka: v0 (offset lists by segment) is not
-// served; Kafka 4 dropped it too. -3 is batch-granular: Kafka returns the
-// exact record with the max timestamp inside the batch. TimeoutMillis (v10,
+// served; Kafka 4 dropped it too. TimeoutMillis (v10,
 // KIP-1075) is ignored: no lookup here waits on a remote fetch queue. v11
 // (-6 earliest pending upload, Kafka 4.2) is not served.
 //
@@ -114,8 +115,19 @@ func (h *Handler) listOffset(version int16, topic string, p *kmsg.ListOffsetsReq
 		off, err = h.st.LatestTiered(topic, p.Partition)
 	case p.Timestamp == offsetMaxTimestamp && version >= 7:
 		off, ts, err = h.st.MaxTimestamp(topic, p.Partition)
+		if err == nil && off >= 0 { // the exact record (list_offsets_exact.go)
+			max := ts
+			if o, t, ok := h.exactRecord(topic, p.Partition, off, func(t int64) bool { return t == max }); ok {
+				off, ts = o, t
+			}
+		}
 	default:
 		off, ts, err = h.st.OffsetForTime(topic, p.Partition, p.Timestamp)
+		if err == nil && off >= 0 {
+			if o, t, ok := h.exactRecord(topic, p.Partition, off, func(t int64) bool { return t >= p.Timestamp }); ok {
+				off, ts = o, t
+			}
+		}
 	}
 	if err != nil {
 		rp.ErrorCode = h.errCode(err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -413,4 +414,89 @@ func TestInternalTopicsListed(t *testing.T) {
 	if slices.Contains(cons.GetConsumeTopics(), internal) {
 		t.Fatalf("regex subscription includes %s: %v", internal, cons.GetConsumeTopics())
 	}
+}
+
+// ListOffsets by timestamp and by max timestamp (-3) answer with the exact
+// record inside a batch, compressed or not, through kadm and librdkafka.
+func TestListOffsetsExactRecord(t *testing.T) {
+	b := startBroker(t)
+	ctx := testContext(t, time.Minute)
+	cadm, err := ckafka.NewAdminClient(&ckafka.ConfigMap{"bootstrap.servers": b.addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cadm.Close()
+	base := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
+	// One batch of 5 records at base+0,10,50(max),20,30 ms: the max is in
+	// the middle; the first record at or after 5 ms is offset 1, after 11
+	// ms offset 2 (50 ms comes before the 20 ms record in offset order).
+	deltas := []time.Duration{0, 10, 50, 20, 30}
+	for _, codec := range []kgo.CompressionCodec{kgo.NoCompression(), kgo.GzipCompression(), kgo.SnappyCompression(), kgo.Lz4Compression(), kgo.ZstdCompression()} {
+		topic := "exact-" + strconv.Itoa(int(codecID(codec)))
+		t.Run(topic, func(t *testing.T) {
+			cl := newFranz(t, b.addr, kgo.ProducerBatchCompression(codec), kgo.ProducerLinger(time.Second))
+			adm := kadm.NewClient(cl)
+			createTopic(t, adm, topic, 1)
+			var recs []*kgo.Record
+			for _, d := range deltas {
+				recs = append(recs, &kgo.Record{Topic: topic, Value: bytes.Repeat([]byte("v"), 500), Timestamp: base.Add(d * time.Millisecond)}) // compressible
+			}
+			if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+			if batches := storedBatches(t, cl, topic, 0); len(batches) != 1 || int8(batches[0].Attributes&7) != codecID(codec) {
+				t.Fatalf("%d batches (%+v), want the 5 records in one of codec %d", len(batches), batches, codecID(codec))
+			}
+			at := func(ms int64) kadm.ListedOffset {
+				lo, err := adm.ListOffsetsAfterMilli(ctx, base.UnixMilli()+ms, topic)
+				if err != nil {
+					t.Fatal(err)
+				}
+				o, _ := lo.Lookup(topic, 0)
+				return o
+			}
+			for _, c := range []struct{ ms, off int64 }{{0, 0}, {5, 1}, {10, 1}, {11, 2}, {40, 2}, {50, 2}} {
+				if o := at(c.ms); o.Err != nil || o.Offset != c.off {
+					t.Fatalf("kadm after %d ms: offset %d (%v), want %d", c.ms, o.Offset, o.Err, c.off)
+				}
+			}
+			mx, err := adm.ListMaxTimestampOffsets(ctx, topic)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o, _ := mx.Lookup(topic, 0); o.Offset != 2 || o.Timestamp != base.UnixMilli()+50 {
+				t.Fatalf("kadm max timestamp: %+v, want offset 2", o)
+			}
+			name := topic
+			tp := ckafka.TopicPartition{Topic: &name, Partition: 0}
+			for spec, want := range map[ckafka.OffsetSpec]int64{
+				ckafka.MaxTimestampOffsetSpec:                          2,
+				ckafka.NewOffsetSpecForTimestamp(base.UnixMilli() + 5): 1,
+			} {
+				res, err := cadm.ListOffsets(ctx, map[ckafka.TopicPartition]ckafka.OffsetSpec{tp: spec})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, r := range res.ResultInfos {
+					if r.Error.Code() != ckafka.ErrNoError || int64(r.Offset) != want {
+						t.Fatalf("librdkafka spec %d: %+v, want offset %d", spec, r, want)
+					}
+				}
+			}
+		})
+	}
+}
+
+func codecID(c kgo.CompressionCodec) int8 {
+	switch c {
+	case kgo.GzipCompression():
+		return 1
+	case kgo.SnappyCompression():
+		return 2
+	case kgo.Lz4Compression():
+		return 3
+	case kgo.ZstdCompression():
+		return 4
+	}
+	return 0
 }
