@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os/exec"
 	"slices"
 	"strconv"
@@ -499,4 +500,91 @@ func codecID(c kgo.CompressionCodec) int8 {
 		return 4
 	}
 	return 0
+}
+
+// Fetches whose byte limits cut a partition's next batch get a partial
+// batch (as Kafka sends): franz-go and librdkafka consumers with small
+// fetch limits still read every record of every partition once, in order.
+func TestFetchPartialBatches(t *testing.T) {
+	b := startBroker(t)
+	const topic, parts, perPart = "partial", 3, 40
+	pcl := newFranz(t, b.addr, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerBatchCompression(kgo.NoCompression()),
+		kgo.ProducerLinger(50*time.Millisecond))
+	createTopic(t, kadm.NewClient(pcl), topic, parts)
+	ctx := testContext(t, time.Minute)
+	for round := range 4 { // batches of 10 records of 1000 bytes: ~10 KB each
+		var recs []*kgo.Record
+		for p := range int32(parts) {
+			for i := range 10 {
+				recs = append(recs, &kgo.Record{Topic: topic, Partition: p, Value: []byte(fmt.Sprintf("%d-%04d-%s", p, round*10+i, strings.Repeat("x", 990)))})
+			}
+		}
+		if err := pcl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(t *testing.T, who string, got map[int32][]string) {
+		for p := range int32(parts) {
+			if len(got[p]) != perPart {
+				t.Fatalf("%s: partition %d: %d records, want %d", who, p, len(got[p]), perPart)
+			}
+			for i, v := range got[p] {
+				if want := fmt.Sprintf("%d-%04d-", p, i); !strings.HasPrefix(v, want) {
+					t.Fatalf("%s: partition %d record %d is %.8s, want %s", who, p, i, v, want)
+				}
+			}
+		}
+	}
+
+	t.Run("franz-go", func(t *testing.T) {
+		// 15 KB per fetch: one whole batch, then part of the next
+		// partition's.
+		cl := newFranz(t, b.addr, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+			kgo.FetchMaxBytes(15000), kgo.FetchMaxPartitionBytes(15000))
+		got := map[int32][]string{}
+		for n := 0; n < parts*perPart; {
+			fs := cl.PollFetches(ctx)
+			if ctx.Err() != nil {
+				t.Fatalf("consumed %d: %v", n, ctx.Err())
+			}
+			fs.EachError(func(topic string, p int32, err error) { t.Fatalf("%s/%d: %v", topic, p, err) })
+			fs.EachRecord(func(r *kgo.Record) { got[r.Partition] = append(got[r.Partition], string(r.Value)); n++ })
+		}
+		check(t, "franz-go", got)
+	})
+
+	t.Run("librdkafka", func(t *testing.T) {
+		c, err := ckafka.NewConsumer(&ckafka.ConfigMap{
+			"bootstrap.servers": b.addr, "group.id": "partial-rdk", "enable.auto.commit": false,
+			"auto.offset.reset": "earliest", "fetch.max.bytes": 15000, "max.partition.fetch.bytes": 15000, "message.max.bytes": 12000,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		name := topic
+		var tps []ckafka.TopicPartition
+		for p := range int32(parts) {
+			tps = append(tps, ckafka.TopicPartition{Topic: &name, Partition: p, Offset: ckafka.OffsetBeginning})
+		}
+		if err := c.Assign(tps); err != nil {
+			t.Fatal(err)
+		}
+		got := map[int32][]string{}
+		for n := 0; n < parts*perPart; {
+			if ctx.Err() != nil {
+				t.Fatalf("consumed %d: %v", n, ctx.Err())
+			}
+			switch e := c.Poll(100).(type) {
+			case *ckafka.Message:
+				got[e.TopicPartition.Partition] = append(got[e.TopicPartition.Partition], string(e.Value))
+				n++
+			case ckafka.Error:
+				if e.IsFatal() {
+					t.Fatal(e)
+				}
+			}
+		}
+		check(t, "librdkafka", got)
+	})
 }
