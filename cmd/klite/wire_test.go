@@ -588,3 +588,66 @@ func TestFetchPartialBatches(t *testing.T) {
 		check(t, "librdkafka", got)
 	})
 }
+
+// Deleting a topic removes every group's committed offsets of it, durably:
+// after the topic is created again (and after kill -9 and a restart) kadm
+// and sarama see no committed offset for it, while other topics' stay.
+func TestDeletedTopicOffsetsRemoved(t *testing.T) {
+	b := startBroker(t)
+	ctx := testContext(t, time.Minute)
+	adm := kadm.NewClient(newFranz(t, b.addr))
+	createTopic(t, adm, "gone", 2)
+	createTopic(t, adm, "kept", 1)
+	var offs kadm.Offsets
+	offs.AddOffset("gone", 0, 11, -1)
+	offs.AddOffset("gone", 1, 12, -1)
+	offs.AddOffset("kept", 0, 13, -1)
+	for _, g := range []string{"g1", "g2"} {
+		if err := adm.CommitAllOffsets(ctx, g, offs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if res, err := adm.DeleteTopics(ctx, "gone"); err != nil || res["gone"].Err != nil {
+		t.Fatalf("delete: %v %v", err, res)
+	}
+	createTopic(t, adm, "gone", 2)
+
+	check := func(t *testing.T, adm *kadm.Client) {
+		t.Helper()
+		for _, g := range []string{"g1", "g2"} {
+			fetched, err := adm.FetchOffsets(ctx, g)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o, ok := fetched.Lookup("gone", 0); ok && o.At >= 0 {
+				t.Fatalf("kadm %s: offset %d of the deleted topic", g, o.At)
+			}
+			if o, ok := fetched.Lookup("kept", 0); !ok || o.At != 13 {
+				t.Fatalf("kadm %s: kept/0 at %+v, want 13", g, o)
+			}
+		}
+		scfg := saramaConfig()
+		scfg.Version = sarama.V3_6_0_0
+		sadm, err := sarama.NewClusterAdmin([]string{b.addr}, scfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sadm.Close()
+		res, err := sadm.ListConsumerGroupOffsets("g1", map[string][]int32{"gone": {0, 1}, "kept": {0}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for p := range int32(2) {
+			if blk := res.GetBlock("gone", p); blk == nil || blk.Offset != -1 {
+				t.Fatalf("sarama gone/%d: %+v, want -1", p, blk)
+			}
+		}
+		if blk := res.GetBlock("kept", 0); blk == nil || blk.Offset != 13 {
+			t.Fatalf("sarama kept/0: %+v", blk)
+		}
+	}
+	check(t, adm)
+	b.kill9()
+	b.restart()
+	check(t, kadm.NewClient(newFranz(t, b.addr)))
+}
