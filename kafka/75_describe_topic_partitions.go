@@ -7,7 +7,8 @@ package kafka
 // epoch 0, replicas and ISR [NodeID], eligible leader replicas and last
 // known ELR empty, no offline replicas) and the topic's KIP-430 authorized
 // operations. At most ResponsePartitionLimit partitions (capped at
-// maxDescribePartitions, Kafka's max.request.partition.size.limit default)
+// Config.MaxDescribePartitions, -max-describe-partitions: Kafka's
+// max.request.partition.size.limit)
 // are returned; when more remain, NextCursor names the topic and partition
 // to ask for next. A request Cursor starts the walk at that topic and
 // partition; a cursor naming a topic that is not among those named answers
@@ -34,9 +35,9 @@ const describeTopicPartitionsKey = 75
 
 func init() { register(describeTopicPartitionsKey, 0, 0, (*Handler).describeTopicPartitions) }
 
-// maxDescribePartitions caps ResponsePartitionLimit: Kafka's
-// max.request.partition.size.limit default.
-const maxDescribePartitions = 2000
+// defaultMaxDescribePartitions is Config.MaxDescribePartitions' default:
+// Kafka's max.request.partition.size.limit default.
+const defaultMaxDescribePartitions = 2000
 
 func (h *Handler) describeTopicPartitions(r *request) {
 	req := kmsg.NewPtrDescribeTopicPartitionsRequest()
@@ -50,8 +51,8 @@ func (h *Handler) describeTopicPartitionsResponse(r *request, req *kmsg.Describe
 	resp := kmsg.NewPtrDescribeTopicPartitionsResponse()
 	resp.Version = r.version
 	limit := req.ResponsePartitionLimit
-	if limit < 1 || limit > maxDescribePartitions {
-		limit = maxDescribePartitions
+	if limit < 1 || limit > h.cfg.MaxDescribePartitions {
+		limit = h.cfg.MaxDescribePartitions
 	}
 	all := len(req.Topics) == 0
 

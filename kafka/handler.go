@@ -80,6 +80,9 @@ type Config struct {
 	MaxMessageBytes int32
 	// MaxTopicPartitions caps the partition count of one topic.
 	MaxTopicPartitions int32
+	// MaxDescribePartitions caps the partitions of one
+	// DescribeTopicPartitions response; 0 means Kafka's default, 2000.
+	MaxDescribePartitions int32
 	// MaxDecompressedBatchBytes bounds what one compressed batch may
 	// decompress to while produce validates its records.
 	MaxDecompressedBatchBytes int64
@@ -167,6 +170,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxTopicPartitions <= 0 {
 		c.MaxTopicPartitions = defaultMaxTopicPartitions
+	}
+	if c.MaxDescribePartitions <= 0 {
+		c.MaxDescribePartitions = defaultMaxDescribePartitions
 	}
 	if c.MaxDecompressedBatchBytes <= 0 {
 		c.MaxDecompressedBatchBytes = defaultMaxDecompressed

@@ -296,3 +296,20 @@ func TestListOffsetsLatestTiered(t *testing.T) {
 		}
 	}
 }
+
+// The broker's cap (-max-describe-partitions) bounds a response whatever
+// the request asks, and a request limit below 1 takes it.
+func TestDescribeTopicPartitionsCap(t *testing.T) {
+	hs := newHarness(t, func(c *Config) { c.MaxDescribePartitions = 3 })
+	hs.createTopic("a", 5, nil)
+	for _, asked := range []int32{0, 100} {
+		req := kmsg.NewPtrDescribeTopicPartitionsRequest()
+		req.Topics = []kmsg.DescribeTopicPartitionsRequestTopic{{Topic: "a"}}
+		req.ResponsePartitionLimit = asked
+		resp := roundTrip[*kmsg.DescribeTopicPartitionsResponse](hs, req)
+		if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 3 || resp.NextCursor == nil ||
+			resp.NextCursor.Topic != "a" || resp.NextCursor.Partition != 3 {
+			t.Fatalf("limit %d: %+v next %+v", asked, resp.Topics, resp.NextCursor)
+		}
+	}
+}
