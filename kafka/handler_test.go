@@ -16,8 +16,8 @@ var wantVersions = map[int16][2]int16{
 	1:  {4, 18}, // Fetch
 	2:  {1, 10}, // ListOffsets
 	3:  {0, 13}, // Metadata
-	8:  {0, 9},  // OffsetCommit
-	9:  {0, 9},  // OffsetFetch
+	8:  {0, 10}, // OffsetCommit
+	9:  {0, 10}, // OffsetFetch
 	10: {0, 6},  // FindCoordinator
 	11: {0, 9},  // JoinGroup
 	12: {0, 4},  // Heartbeat

@@ -313,3 +313,52 @@ func TestDescribeTopicPartitionsCap(t *testing.T) {
 		}
 	}
 }
+
+// OffsetCommit and OffsetFetch v10 name topics by ID: committed by ID, read
+// back by ID and by name (v9), unknown IDs answer UNKNOWN_TOPIC_ID.
+func TestOffsetsByTopicID(t *testing.T) {
+	var st *fakeStore
+	hs := newHarness(t, withGroups(t, &st))
+	st = hs.st
+	hs.createTopic("t", 2, nil)
+	info, _ := hs.st.Topic("t")
+	bogus := [16]byte{9, 9, 9}
+
+	commit := kmsg.NewPtrOffsetCommitRequest()
+	commit.Version, commit.Group, commit.Generation = 10, "g", -1
+	for _, id := range [][16]byte{info.ID, bogus} {
+		ct := kmsg.NewOffsetCommitRequestTopic()
+		ct.TopicID = id
+		cp := kmsg.NewOffsetCommitRequestTopicPartition()
+		cp.Partition, cp.Offset = 1, 42
+		ct.Partitions = append(ct.Partitions, cp)
+		commit.Topics = append(commit.Topics, ct)
+	}
+	cr := roundTrip[*kmsg.OffsetCommitResponse](hs, commit)
+	if len(cr.Topics) != 2 || cr.Topics[0].TopicID != info.ID || cr.Topics[0].Partitions[0].ErrorCode != 0 ||
+		cr.Topics[1].TopicID != bogus || cr.Topics[1].Partitions[0].ErrorCode != kerr.UnknownTopicID.Code {
+		t.Fatalf("commit v10: %+v", cr.Topics)
+	}
+
+	fetch := func(version int16, topics []kmsg.OffsetFetchRequestGroupTopic) []kmsg.OffsetFetchResponseGroupTopic {
+		req := kmsg.NewPtrOffsetFetchRequest()
+		req.Version = version
+		req.Groups = []kmsg.OffsetFetchRequestGroup{{Group: "g", Topics: topics}}
+		resp := roundTrip[*kmsg.OffsetFetchResponse](hs, req)
+		if len(resp.Groups) != 1 || resp.Groups[0].ErrorCode != 0 {
+			t.Fatalf("fetch v%d: %+v", version, resp)
+		}
+		return resp.Groups[0].Topics
+	}
+	byID := fetch(10, []kmsg.OffsetFetchRequestGroupTopic{{TopicID: info.ID, Partitions: []int32{1}}, {TopicID: bogus, Partitions: []int32{0}}})
+	if len(byID) != 2 || byID[0].TopicID != info.ID || byID[0].Partitions[0].Offset != 42 ||
+		byID[1].TopicID != bogus || byID[1].Partitions[0].ErrorCode != kerr.UnknownTopicID.Code {
+		t.Fatalf("fetch v10 by ID: %+v", byID)
+	}
+	if all := fetch(10, nil); len(all) != 1 || all[0].TopicID != info.ID || all[0].Partitions[0].Offset != 42 {
+		t.Fatalf("fetch v10 of all: %+v", all)
+	}
+	if byName := fetch(9, []kmsg.OffsetFetchRequestGroupTopic{{Topic: "t", Partitions: []int32{1}}}); byName[0].Partitions[0].Offset != 42 {
+		t.Fatalf("fetch v9 by name: %+v", byName)
+	}
+}
