@@ -13,8 +13,8 @@ package kafka
 //     min(PartitionMaxBytes, remaining MaxBytes); the first partition that
 //     returns data gets at least one whole batch even above both limits
 //     (KIP-74). A later partition whose first batch exceeds what remains
-//     returns no records this time (Kafka would send a partial batch that the
-//     client discards; klite only ever sends whole batches).
+//     gets the first bytes of that batch, up to what remains: a partial
+//     batch, as Kafka sends (fetch_partial.go).
 //   - Offsets outside [logStart, highWatermark] answer OFFSET_OUT_OF_RANGE;
 //     offset == highWatermark answers empty records.
 //   - HighWatermark, LastStableOffset and LogStartOffset come from storage.
@@ -267,9 +267,9 @@ func (f *fetchWait) read() (reads []partRead, bytes int64, errored bool) {
 					break
 				}
 				if bytes > 0 && pr.res.Bytes > limit {
-					// KIP-74 only lets the first partition with data overshoot.
-					pr.res.Release()
-					pr.res.Chunks, pr.res.Bytes = nil, 0
+					// KIP-74 only lets the first partition with data
+					// overshoot: the others get a partial batch (fetch_partial.go).
+					truncateChunks(&pr.res, limit)
 				}
 				if committed && len(pr.res.Chunks) > 0 {
 					var err error

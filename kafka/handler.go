@@ -30,6 +30,7 @@ import (
 
 	"github.com/klite/klite/acl"
 	"github.com/klite/klite/netloop"
+	"github.com/klite/klite/storage"
 )
 
 // Defaults and limits. Each is overridable through Config.
@@ -79,6 +80,9 @@ type Config struct {
 	MaxMessageBytes int32
 	// MaxTopicPartitions caps the partition count of one topic.
 	MaxTopicPartitions int32
+	// MaxDescribePartitions caps the partitions of one
+	// DescribeTopicPartitions response; 0 means Kafka's default, 2000.
+	MaxDescribePartitions int32
 	// MaxDecompressedBatchBytes bounds what one compressed batch may
 	// decompress to while produce validates its records.
 	MaxDecompressedBatchBytes int64
@@ -170,6 +174,9 @@ func (c *Config) setDefaults() {
 	if c.MaxTopicPartitions <= 0 {
 		c.MaxTopicPartitions = defaultMaxTopicPartitions
 	}
+	if c.MaxDescribePartitions <= 0 {
+		c.MaxDescribePartitions = defaultMaxDescribePartitions
+	}
 	if c.MaxDecompressedBatchBytes <= 0 {
 		c.MaxDecompressedBatchBytes = defaultMaxDecompressed
 	}
@@ -228,6 +235,8 @@ type Handler struct {
 	// nodeReplicas is []int32{NodeID}, shared read-only by every partition
 	// of every Metadata response.
 	nodeReplicas []int32
+	// internal describes the internal topics (internal_topics.go).
+	internal []storage.TopicInfo
 
 	// alterMu serializes the config read-modify-write of AlterConfigs and
 	// IncrementalAlterConfigs (configs.go), so concurrent changes are not lost.
@@ -278,6 +287,7 @@ func New(cfg Config, st Storage) *Handler {
 		log:           log,
 		warn:          log.Sample(&zerolog.BurstSampler{Burst: 5, Period: time.Minute}),
 		nodeReplicas:  []int32{cfg.NodeID},
+		internal:      internalTopicInfos(cfg.ClusterID),
 		produceTail:   make(map[uint64]chan struct{}),
 		conns:         make(map[uint64]*connPolls),
 		unknownLogged: newLogOnce(maxUnknownLogged),
@@ -318,6 +328,9 @@ type api struct {
 	// flexibleFrom is the first flexible version (header v2, tagged fields).
 	flexibleFrom int16
 	serve        apiServe
+	// unadvertised APIs are served but left out of ApiVersions
+	// (registerUnadvertised).
+	unadvertised bool
 }
 
 // maxAPIKey bounds the registry; raise it when a higher key is implemented.
@@ -346,10 +359,17 @@ func register(key, minVersion, maxVersion int16, serve apiServe) {
 	apis[key] = &api{min: minVersion, max: maxVersion, flexibleFrom: flex, serve: serve}
 }
 
+// registerUnadvertised is register for an API Kafka serves but leaves out
+// of ApiVersions (the telemetry APIs of a broker without a receiver).
+func registerUnadvertised(key, minVersion, maxVersion int16, serve apiServe) {
+	register(key, minVersion, maxVersion, serve)
+	apis[key].unadvertised = true
+}
+
 func advertisedKeys() []kmsg.ApiVersionsResponseApiKey {
 	var keys []kmsg.ApiVersionsResponseApiKey
 	for k, a := range apis {
-		if a == nil {
+		if a == nil || a.unadvertised {
 			continue
 		}
 		ak := kmsg.NewApiVersionsResponseApiKey()

@@ -54,6 +54,9 @@ type Config struct {
 	MaxMessageBytes    int
 	MaxTopicPartitions int
 	MaxPartitions      int64
+	// MaxDescribePartitions caps the partitions of one
+	// DescribeTopicPartitions response (max.request.partition.size.limit).
+	MaxDescribePartitions int
 	// MaxDecompressedBatchBytes bounds what one compressed batch may
 	// decompress to while its records are validated.
 	MaxDecompressedBatchBytes int64
@@ -138,11 +141,12 @@ func defaultConfig() Config {
 		Shards:          0,
 		ProducerExpiry:  24 * time.Hour,
 
-		NodeID:             1,
-		DefaultPartitions:  1,
-		AutoCreateTopics:   true,
-		MaxMessageBytes:    1048588,
-		MaxTopicPartitions: 10000,
+		NodeID:                1,
+		DefaultPartitions:     1,
+		AutoCreateTopics:      true,
+		MaxMessageBytes:       1048588,
+		MaxTopicPartitions:    10000,
+		MaxDescribePartitions: 2000,
 		// 64 times the default max.message.bytes: text compresses 5-20x,
 		// very repetitive data rarely past 50x. The limit costs CPU, not
 		// memory (records are validated streaming).
@@ -254,6 +258,7 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.Int64Var(&cfg.MaxDecompressedBatchBytes, "max-decompressed-batch-bytes", cfg.MaxDecompressedBatchBytes, "most `bytes` a compressed record batch may decompress to; larger ones get MESSAGE_TOO_LARGE\n(Java producers then split the batch). Validation streams, so this bounds CPU, not memory")
 	fs.IntVar(&cfg.MaxTopicPartitions, "max-topic-partitions", cfg.MaxTopicPartitions, "most partitions one topic may have")
 	fs.Int64Var(&cfg.MaxPartitions, "max-partitions", cfg.MaxPartitions, "most partitions of all topics together; creates past it answer POLICY_VIOLATION")
+	fs.IntVar(&cfg.MaxDescribePartitions, "max-describe-partitions", cfg.MaxDescribePartitions, "most partitions one DescribeTopicPartitions response carries (Kafka's max.request.partition.size.limit); the client pages with the cursor")
 	fs.IntVar(&cfg.Loops, "loops", cfg.Loops, "network event loops; 0 means one per CPU")
 	fs.IntVar(&cfg.MaxRequestBytes, "max-request-bytes", cfg.MaxRequestBytes, "largest request frame, in `bytes`; larger ones close the connection (socket.request.max.bytes)")
 	fs.IntVar(&cfg.MaxInflightRequests, "max-inflight-requests", cfg.MaxInflightRequests, "requests read but not yet answered, per connection; past it no more are read until one is answered")
@@ -387,6 +392,9 @@ func (c *Config) validate() error {
 	}
 	if c.ProducerExpiry <= 0 {
 		bad("-producer-expiry must be > 0")
+	}
+	if c.MaxDescribePartitions < 1 {
+		bad("-max-describe-partitions must be at least 1")
 	}
 	if c.MaxTopicPartitions < 1 || c.MaxTopicPartitions > 100000 {
 		bad("-max-topic-partitions must be in [1, 100000]")

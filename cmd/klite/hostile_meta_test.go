@@ -182,6 +182,9 @@ func describeAll(t *testing.T, addr string) map[string]metaTopicState {
 	out := map[string]metaTopicState{}
 	dc := kmsg.NewPtrDescribeConfigsRequest()
 	for _, mt := range md.Topics {
+		if mt.IsInternal {
+			continue // __consumer_offsets: not a topic clients made
+		}
 		out[*mt.Topic] = metaTopicState{exists: true, id: mt.TopicID, parts: int32(len(mt.Partitions))}
 		r := kmsg.NewDescribeConfigsRequestResource()
 		r.ResourceType, r.ResourceName = kmsg.ConfigResourceTypeTopic, *mt.Topic

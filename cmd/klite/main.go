@@ -319,6 +319,7 @@ func serve(cfg Config, root zerolog.Logger) error {
 		DefaultPartitions:         int32(cfg.DefaultPartitions),
 		MaxMessageBytes:           int32(cfg.MaxMessageBytes),
 		MaxTopicPartitions:        int32(cfg.MaxTopicPartitions),
+		MaxDescribePartitions:     int32(cfg.MaxDescribePartitions),
 		MaxDecompressedBatchBytes: cfg.MaxDecompressedBatchBytes,
 		MaxFetchWait:              cfg.MaxFetchWait,
 		FetchWorkers:              cfg.FetchWorkers,
