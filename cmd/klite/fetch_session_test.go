@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -340,5 +343,127 @@ func TestFetchSessionRawIncremental(t *testing.T) {
 	if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 || resp.Topics[0].Partitions[0].Partition != 5 ||
 		len(resp.Topics[0].Partitions[0].RecordBatches) == 0 {
 		t.Fatalf("incremental after produce to 5: %+v", resp.Topics)
+	}
+}
+
+// cpuTicks is a process's user+system CPU time in clock ticks (1/100 s).
+func cpuTicks(tb testing.TB, pid int) int64 {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	// Fields after the command name (which may hold spaces): utime and
+	// stime are the 12th and 13th.
+	rest := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+2:]))
+	u, _ := strconv.ParseInt(rest[11], 10, 64)
+	s, _ := strconv.ParseInt(rest[12], 10, 64)
+	return u + s
+}
+
+// respBytes counts Fetch response bytes, from franz-go's read hook.
+type respBytes struct{ n atomic.Int64 }
+
+func (h *respBytes) OnBrokerRead(_ kgo.BrokerMetadata, key int16, n int, _, _ time.Duration, err error) {
+	if key == 1 && err == nil {
+		h.n.Add(int64(n))
+	}
+}
+
+// BenchmarkFetchSession1000 is one consumer of 1,000 partitions fetching
+// with MaxWait 0, without a session (every fetch lists every partition)
+// and with one (each lists only what moved), against the real binary:
+// request and response bytes per fetch and the broker's CPU per fetch.
+// "idle": nothing new; "busy": one new record in one partition per fetch.
+//
+//	flock /tmp/bench.lock go test ./cmd/klite -run XXX -bench FetchSession1000 -benchtime 2000x
+func BenchmarkFetchSession1000(b *testing.B) {
+	const parts = 1000
+	br := startBroker(b)
+	hook := &respBytes{}
+	cl := newFranz(b, br.addr, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.WithHooks(hook))
+	adm := kadm.NewClient(cl)
+	createTopic(b, adm, "k1000", parts)
+	ctx := testContext(b, 10*time.Minute)
+	td, err := adm.ListTopics(ctx, "k1000")
+	if err != nil {
+		b.Fatal(err)
+	}
+	id := td["k1000"].ID
+	offsets := make([]int64, parts)
+	for _, busy := range []bool{false, true} {
+		for _, session := range []bool{false, true} {
+			name := map[bool]string{false: "idle", true: "busy"}[busy] + "/" + map[bool]string{false: "sessionless", true: "session"}[session]
+			b.Run(name, func(b *testing.B) {
+				var sessionID, epoch int32 = 0, -1
+				if session {
+					epoch = 0
+				}
+				changed := make([]int32, 0, parts)
+				for p := range int32(parts) {
+					changed = append(changed, p)
+				}
+				var reqBytes int64
+				fetch := func() {
+					req := kmsg.NewPtrFetchRequest()
+					req.Version = 13
+					req.MaxBytes, req.MinBytes, req.MaxWaitMillis = 50<<20, 0, 0
+					req.SessionID, req.SessionEpoch = sessionID, epoch
+					list := changed
+					if !session {
+						list = list[:0:0]
+						for p := range int32(parts) {
+							list = append(list, p)
+						}
+					}
+					if len(list) > 0 {
+						rt := kmsg.NewFetchRequestTopic()
+						rt.TopicID = id
+						for _, p := range list {
+							rp := kmsg.NewFetchRequestTopicPartition()
+							rp.Partition, rp.FetchOffset, rp.PartitionMaxBytes = p, offsets[p], 1<<20
+							rt.Partitions = append(rt.Partitions, rp)
+						}
+						req.Topics = []kmsg.FetchRequestTopic{rt}
+					}
+					reqBytes += int64(len(req.AppendTo(nil)))
+					resp, err := req.RequestWith(ctx, cl)
+					if err != nil || resp.ErrorCode != 0 {
+						b.Fatalf("fetch: %v %d", err, resp.ErrorCode)
+					}
+					changed = changed[:0]
+					for _, t := range resp.Topics {
+						for _, p := range t.Partitions {
+							if len(p.RecordBatches) > 0 {
+								offsets[p.Partition] = p.HighWatermark
+								changed = append(changed, p.Partition)
+							}
+						}
+					}
+					if session {
+						sessionID, epoch = resp.SessionID, epoch+1
+					}
+				}
+				fetch() // the session's full fetch, or a warm-up
+				reqBytes = 0
+				hook.n.Store(0)
+				cpu0 := cpuTicks(b, br.cmd.Process.Pid)
+				b.ResetTimer()
+				for i := range b.N {
+					if busy {
+						b.StopTimer()
+						if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "k1000", Partition: int32(i % parts), Value: []byte("x")}).FirstErr(); err != nil {
+							b.Fatal(err)
+						}
+						b.StartTimer()
+					}
+					fetch()
+				}
+				b.StopTimer()
+				cpu := cpuTicks(b, br.cmd.Process.Pid) - cpu0
+				b.ReportMetric(float64(reqBytes)/float64(b.N), "req-B/fetch")
+				b.ReportMetric(float64(hook.n.Load())/float64(b.N), "resp-B/fetch")
+				b.ReportMetric(float64(cpu)*10e3/float64(b.N), "broker-µs/fetch")
+			})
+		}
 	}
 }
