@@ -340,3 +340,44 @@ func BenchmarkFetchSessionMemory(b *testing.B) {
 		runtime.KeepAlive(c)
 	}
 }
+
+// A partition comes back in an incremental response when only its log
+// start offset moved, and a read_committed session sees a transaction's
+// records once its marker moves the last stable offset.
+func TestFetchSessionWatermarksOnly(t *testing.T) {
+	hs := newTxnHarness(t)
+	hs.produceTo("t", 0, makeBatch(batchOpts{records: 2, payload: 10}))
+	req := fetchReq(hs, 12, 0, 0, 1<<20, fetchPart{"t", 0, 2, 1 << 20})
+	req.IsolationLevel = 1
+	req.SessionEpoch = 0
+	id := roundTrip[*kmsg.FetchResponse](hs, req).SessionID
+	next := func(epoch int32) *kmsg.FetchResponse {
+		r := fetchReq(hs, 12, 0, 0, 1<<20)
+		r.IsolationLevel = 1
+		r.SessionID, r.SessionEpoch = id, epoch
+		return roundTrip[*kmsg.FetchResponse](hs, r)
+	}
+	if got := sessParts(next(1)); len(got) != 0 {
+		t.Fatalf("nothing changed: %v", got)
+	}
+	if _, err := hs.st.DeleteRecords("t", 0, 1); err != nil {
+		t.Fatal(err)
+	}
+	resp := next(2)
+	if got := sessParts(resp); len(got) != 1 || resp.Topics[0].Partitions[0].LogStartOffset != 1 {
+		t.Fatalf("log start moved: %+v", resp.Topics)
+	}
+	if got := sessParts(next(3)); len(got) != 0 {
+		t.Fatalf("log start already sent: %v", got)
+	}
+	hs.produceTxn("t", 0, makeBatch(batchOpts{records: 1, attrs: attrTxn, producerID: 7}))
+	resp = next(4) // the high watermark moved, not the last stable offset
+	if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions[0].RecordBatches) != 0 || resp.Topics[0].Partitions[0].LastStableOffset != 2 {
+		t.Fatalf("open transaction: %+v", resp.Topics)
+	}
+	hs.marker("t", 0, 7, true)
+	resp = next(5)
+	if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions[0].RecordBatches) == 0 || resp.Topics[0].Partitions[0].LastStableOffset != 4 {
+		t.Fatalf("committed: %+v", resp.Topics)
+	}
+}
