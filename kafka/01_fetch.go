@@ -472,6 +472,7 @@ func (f *fetchWait) answer(reads []partRead) {
 	req := f.req
 	resp := kmsg.NewPtrFetchResponse()
 	resp.Version = f.r.version
+	resp.SessionID, reads = f.sess.respond(req, reads) // may drop partitions from req and reads
 	resp.Topics = make([]kmsg.FetchResponseTopic, len(req.Topics))
 	slots := make([]kmsg.FetchResponseTopicPartition, len(reads))
 	i := 0
@@ -497,7 +498,6 @@ func (f *fetchWait) answer(reads []partRead) {
 			}
 		}
 	}
-	reads = f.sess.respond(req, resp, reads)
 	if f.meter != nil {
 		var n int64
 		for i := range reads {

@@ -107,6 +107,7 @@ type fetchSession struct {
 	tail     int32            // last in session order, guarded by mu
 	free     int32            // free parts slots, by next, guarded by mu
 	n        int              // partitions in the session, guarded by mu
+	gen      uint64           // bumped when a partition is added or removed, guarded by mu
 
 	// Cache bookkeeping, guarded by fetchSessions.mu.
 	created  time.Time
@@ -281,6 +282,10 @@ type fetchSessionCtx struct {
 	kind fetchSessionKind
 	s    *fetchSession // fsIncremental
 	byID bool
+	// order is, for an incremental fetch, the parts index of each
+	// partition read, valid while s.gen is gen.
+	order []int32
+	gen   uint64
 }
 
 // begin applies a fetch's session fields (KIP-227). It returns a Kafka
@@ -326,11 +331,12 @@ func (c *fetchSessions) begin(req *kmsg.FetchRequest, version int16) (*fetchSess
 		return nil, 0
 	}
 	s.epoch = nextFetchEpoch(s.epoch)
-	req.Topics = s.requestTopics()
+	x := &fetchSessionCtx{c: c, kind: fsIncremental, s: s, byID: byID, gen: s.gen}
+	req.Topics, x.order = s.requestTopics()
 	n := s.n
 	s.mu.Unlock()
 	c.touch(s, n)
-	return &fetchSessionCtx{c: c, kind: fsIncremental, s: s, byID: byID}, 0
+	return x, 0
 }
 
 // throttledID is the SessionID of a throttled fetch's empty response.
@@ -341,13 +347,13 @@ func (x *fetchSessionCtx) throttledID() int32 {
 	return x.s.id
 }
 
-// respond sets resp.SessionID and, for an incremental fetch, drops the
-// partitions that have not changed since the client last heard of them;
-// it returns reads cut to match resp. For a full fetch it creates the
-// session. resp lists the partitions of reads in the same order.
-func (x *fetchSessionCtx) respond(req *kmsg.FetchRequest, resp *kmsg.FetchResponse, reads []partRead) []partRead {
+// respond returns the fetch's SessionID. For a full fetch it creates the
+// session. For an incremental one it drops from req.Topics and reads the
+// partitions that have not changed since the client last heard of them,
+// and returns reads cut to match (dropped reads hold no chunks).
+func (x *fetchSessionCtx) respond(req *kmsg.FetchRequest, reads []partRead) (int32, []partRead) {
 	if x == nil {
-		return reads
+		return 0, reads
 	}
 	switch x.kind {
 	case fsFull:
@@ -357,18 +363,18 @@ func (x *fetchSessionCtx) respond(req *kmsg.FetchRequest, resp *kmsg.FetchRespon
 			t := &req.Topics[ti]
 			for pi := range t.Partitions {
 				p := s.put(t.Topic, t.TopicID, &t.Partitions[pi])
-				s.parts[p].sent(&resp.Topics[ti].Partitions[pi], &reads[i])
+				s.parts[p].sent(&reads[i])
 				i++
 			}
 		}
 		if s.n > 0 && x.c.add(s) {
-			resp.SessionID = s.id
+			return s.id, reads
 		}
-		return reads
+		return 0, reads
 	case fsIncremental:
-		return x.s.prune(resp, reads)
+		return x.s.id, x.s.prune(req, reads, x.order, x.gen)
 	}
-	return reads
+	return 0, reads
 }
 
 func newFetchSession(byID bool, n int) *fetchSession {
@@ -385,8 +391,8 @@ func newFetchSession(byID bool, n int) *fetchSession {
 }
 
 // sent records what a response told the client about a partition.
-func (p *fsPart) sent(rp *kmsg.FetchResponseTopicPartition, pr *partRead) {
-	p.hwm, p.lso, p.logStart = rp.HighWatermark, rp.LastStableOffset, rp.LogStartOffset
+func (p *fsPart) sent(pr *partRead) {
+	p.hwm, p.lso, p.logStart = pr.res.HighWatermark, pr.res.LastStableOffset, pr.res.LogStartOffset
 	if pr.code != 0 {
 		p.hwm = -1 // resend once the error clears
 	}
@@ -394,12 +400,12 @@ func (p *fsPart) sent(rp *kmsg.FetchResponseTopicPartition, pr *partRead) {
 
 // changed reports whether a response must carry the partition (Kafka's
 // CachedPartition.maybeUpdateResponseData), and records it as sent if so.
-func (p *fsPart) changed(rp *kmsg.FetchResponseTopicPartition, pr *partRead) bool {
-	if len(pr.res.Chunks) == 0 && pr.code == 0 && p.hwm == rp.HighWatermark &&
-		p.lso == rp.LastStableOffset && p.logStart == rp.LogStartOffset {
+func (p *fsPart) changed(pr *partRead) bool {
+	if len(pr.res.Chunks) == 0 && pr.code == 0 && p.hwm == pr.res.HighWatermark &&
+		p.lso == pr.res.LastStableOffset && p.logStart == pr.res.LogStartOffset {
 		return false
 	}
-	p.sent(rp, pr)
+	p.sent(pr)
 	return true
 }
 
@@ -470,6 +476,7 @@ func (s *fetchSession) put(name string, id [16]byte, rp *kmsg.FetchRequestTopicP
 		s.link(i)
 		s.topics[ti].parts++
 		s.n++
+		s.gen++
 	}
 	p := &s.parts[i]
 	p.fetchOffset, p.maxBytes, p.leaderEpoch = rp.FetchOffset, rp.PartitionMaxBytes, rp.CurrentLeaderEpoch
@@ -516,6 +523,7 @@ func (s *fetchSession) forget(name string, id *[16]byte, partition int32) {
 	p.next = s.free
 	s.free = i
 	s.n--
+	s.gen++
 	if s.topics[ti].parts--; s.topics[ti].parts == 0 {
 		delete(s.topicIdx, s.topicKey(s.topics[ti].name, &s.topics[ti].id))
 		s.topics[ti] = fsTopic{}
@@ -545,15 +553,17 @@ func (s *fetchSession) update(req *kmsg.FetchRequest, maxParts int) bool {
 }
 
 // requestTopics lists the session's partitions in session order, as a full
-// fetch would; consecutive partitions of a topic share a topic. s.mu held.
-func (s *fetchSession) requestTopics() []kmsg.FetchRequestTopic {
+// fetch would; consecutive partitions of a topic share a topic. order is
+// the parts index of each. s.mu held.
+func (s *fetchSession) requestTopics() (topics []kmsg.FetchRequestTopic, order []int32) {
 	ps := make([]kmsg.FetchRequestTopicPartition, s.n)
-	var topics []kmsg.FetchRequestTopic
+	order = make([]int32, s.n)
 	last := int32(fsNone)
 	j := 0
 	for i := s.head; i != fsNone; i = s.parts[i].next {
 		p := &s.parts[i]
 		rp := &ps[j]
+		order[j] = i
 		j++
 		rp.Default()
 		rp.Partition, rp.FetchOffset = p.partition, p.fetchOffset
@@ -566,35 +576,40 @@ func (s *fetchSession) requestTopics() []kmsg.FetchRequestTopic {
 		ft := &topics[len(topics)-1]
 		ft.Partitions = ft.Partitions[:len(ft.Partitions)+1]
 	}
-	return topics
+	return topics, order
 }
 
-// prune drops from resp the partitions the client needs not hear about
-// again, records what it is told of the others, and moves partitions that
-// returned records to the end of the session. It returns reads cut to
-// match, releasing nothing (dropped reads hold no chunks).
-func (s *fetchSession) prune(resp *kmsg.FetchResponse, reads []partRead) []partRead {
+// prune drops from req.Topics the partitions the client needs not hear
+// about again, records what it is told of the others, and moves partitions
+// that returned records to the end of the session. order and gen are what
+// begin saw: while gen holds, the i-th partition read is parts[order[i]].
+// It returns reads cut to match req.Topics.
+func (s *fetchSession) prune(req *kmsg.FetchRequest, reads []partRead, order []int32, gen uint64) []partRead {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	resp.SessionID = s.id
+	same := s.gen == gen && len(order) == len(reads)
 	i, kept := 0, 0
-	topics := resp.Topics[:0]
-	for ti := range resp.Topics {
-		t := resp.Topics[ti]
+	topics := req.Topics[:0]
+	for ti := range req.Topics {
+		t := req.Topics[ti]
 		ps := t.Partitions[:0]
 		for pi := range t.Partitions {
-			rp := &t.Partitions[pi]
 			pr := &reads[i]
+			at := int32(fsNone)
+			if same {
+				at = order[i]
+			} else {
+				at = s.lookup(t.Topic, &t.TopicID, t.Partitions[pi].Partition)
+			}
 			i++
-			at := s.lookup(t.Topic, &t.TopicID, rp.Partition)
-			if at != fsNone && !s.parts[at].changed(rp, pr) {
+			if at != fsNone && !s.parts[at].changed(pr) {
 				continue
 			}
-			if at != fsNone && len(pr.res.Chunks) > 0 && !s.removed {
+			if at != fsNone && len(pr.res.Chunks) > 0 {
 				s.unlink(at)
 				s.link(at)
 			}
-			ps = append(ps, *rp)
+			ps = append(ps, t.Partitions[pi])
 			reads[kept] = *pr
 			kept++
 		}
@@ -603,6 +618,6 @@ func (s *fetchSession) prune(resp *kmsg.FetchResponse, reads []partRead) []partR
 			topics = append(topics, t)
 		}
 	}
-	resp.Topics = topics
+	req.Topics = topics
 	return reads[:kept]
 }

@@ -221,27 +221,40 @@ func TestFetchSessionOrderRotates(t *testing.T) {
 		rp.Partition = p
 		s.put("t", [16]byte{}, &rp)
 	}
-	resp := kmsg.NewPtrFetchResponse()
-	resp.Topics = []kmsg.FetchResponseTopic{{Topic: "t"}}
-	reads := make([]partRead, 4)
-	for p := int32(0); p < 4; p++ {
-		rp := kmsg.NewFetchResponseTopicPartition()
-		rp.Partition = p
-		resp.Topics[0].Partitions = append(resp.Topics[0].Partitions, rp)
-	}
-	reads[1].res.Chunks = make([]storage.Chunk, 1) // partition 1 returned records
-	s.prune(resp, reads)
-	var order []int32
-	for _, t := range s.requestTopics() {
-		for _, p := range t.Partitions {
-			order = append(order, p.Partition)
+	partitions := func(req *kmsg.FetchRequest) (out []int32) {
+		for _, t := range req.Topics {
+			for _, p := range t.Partitions {
+				out = append(out, p.Partition)
+			}
 		}
+		return out
 	}
-	if !slices.Equal(order, []int32{0, 2, 3, 1}) {
-		t.Fatalf("order after partition 1 returned records: %v", order)
-	}
-	if len(resp.Topics[0].Partitions) != 4 {
-		t.Fatalf("first response after put carries every partition: %d", len(resp.Topics[0].Partitions))
+	for _, known := range []bool{true, false} {
+		req := kmsg.NewPtrFetchRequest()
+		var order []int32
+		req.Topics, order = s.requestTopics()
+		before := partitions(req)
+		reads := make([]partRead, 4)
+		reads[1].res.Chunks = make([]storage.Chunk, 1) // the second partition returned records
+		gen := s.gen
+		if !known {
+			gen-- // the session changed since: found by key
+		}
+		reads = s.prune(req, reads, order, gen)
+		if known {
+			// The first response after put carries every partition.
+			if got := partitions(req); !slices.Equal(got, before) || len(reads) != 4 {
+				t.Fatalf("first prune kept %v of %v", got, before)
+			}
+		} else if got := partitions(req); !slices.Equal(got, before[1:2]) || len(reads) != 1 {
+			t.Fatalf("second prune kept %v, want %v", got, before[1:2])
+		}
+		req.Topics, _ = s.requestTopics()
+		after := partitions(req)
+		want := append(append(slices.Clone(before[:1]), before[2:]...), before[1])
+		if !slices.Equal(after, want) {
+			t.Fatalf("order after %d returned records: %v, want %v", before[1], after, want)
+		}
 	}
 }
 
