@@ -122,6 +122,9 @@ type Config struct {
 	// QuotaStore makes client quota changes durable (quotas.go); nil
 	// keeps them in memory only.
 	QuotaStore QuotaStore
+	// BrokerConfigStore makes dynamic broker config changes durable
+	// (brokerconfigs.go); nil keeps them in memory.
+	BrokerConfigStore BrokerConfigStore
 	// QuotaWindow and QuotaWindowSamples are the window byte-rate quotas
 	// are measured in (Kafka's quota.window.size.seconds and
 	// quota.window.num); 0 means DefaultQuotaWindow and
@@ -242,6 +245,9 @@ type Handler struct {
 	// alterMu serializes the config read-modify-write of AlterConfigs and
 	// IncrementalAlterConfigs (configs.go), so concurrent changes are not lost.
 	alterMu sync.Mutex
+	// brokerCfg is the dynamic broker configs in force (brokerconfigs.go);
+	// replaced whole under alterMu.
+	brokerCfg atomic.Pointer[brokerConfigState]
 	// usersMu serializes AlterUserScramCredentials, so Users and
 	// UserStore see changes in the same order.
 	usersMu sync.Mutex
@@ -299,6 +305,7 @@ func New(cfg Config, st Storage) *Handler {
 	h.apiKeys = advertisedKeys()
 	h.loadACLs()
 	h.loadQuotas()
+	h.loadBrokerConfigs()
 	return h
 }
 
