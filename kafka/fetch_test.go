@@ -201,25 +201,6 @@ func TestFetchErrors(t *testing.T) {
 	}
 }
 
-func TestFetchSessionsDeclined(t *testing.T) {
-	hs := newHarness(t)
-	hs.createTopic("t", 1, nil)
-	for _, c := range []struct{ id, epoch int32 }{{5, 1}, {0, 3}} {
-		req := fetchReq(hs, 12, 0, 0, 1<<20, fetchPart{"t", 0, 0, 1000})
-		req.SessionID, req.SessionEpoch = c.id, c.epoch
-		resp := roundTrip[*kmsg.FetchResponse](hs, req)
-		if resp.ErrorCode != kerr.FetchSessionIDNotFound.Code || len(resp.Topics) != 0 {
-			t.Fatalf("session %d/%d: %+v", c.id, c.epoch, resp)
-		}
-	}
-	// Epoch 0 (a client asking for a new session) is served without one.
-	req := fetchReq(hs, 12, 0, 0, 1<<20, fetchPart{"t", 0, 0, 1000})
-	req.SessionID, req.SessionEpoch = 0, 0
-	if resp := roundTrip[*kmsg.FetchResponse](hs, req); resp.ErrorCode != 0 || resp.SessionID != 0 {
-		t.Fatalf("new session request: %+v", resp)
-	}
-}
-
 // KIP-74: the first partition with data returns one whole batch even over
 // MaxBytes and PartitionMaxBytes; later partitions respect what remains.
 func TestFetchKIP74(t *testing.T) {

@@ -89,6 +89,13 @@ type Config struct {
 	// MaxFetchWait caps how long a fetch long-polls, whatever its MaxWaitMs.
 	// 0 means DefaultMaxFetchWait.
 	MaxFetchWait time.Duration
+	// MaxFetchSessions caps the fetch sessions cached (KIP-227, Kafka's
+	// max.incremental.fetch.session.cache.slots); 0 means
+	// DefaultMaxFetchSessions, -1 none (every fetch is sessionless).
+	MaxFetchSessions int
+	// MaxFetchSessionPartitions caps the partitions of one fetch session;
+	// 0 means DefaultMaxFetchSessionPartitions.
+	MaxFetchSessionPartitions int
 	// FetchWorkers caps the goroutines that read for fetches; more fetches
 	// queue (runner.go). 0 means DefaultFetchWorkers.
 	FetchWorkers int
@@ -192,6 +199,12 @@ func (c *Config) setDefaults() {
 	if c.QuotaMaxSensors <= 0 {
 		c.QuotaMaxSensors = DefaultQuotaMaxSensors
 	}
+	if c.MaxFetchSessions == 0 {
+		c.MaxFetchSessions = DefaultMaxFetchSessions
+	}
+	if c.MaxFetchSessionPartitions <= 0 {
+		c.MaxFetchSessionPartitions = DefaultMaxFetchSessionPartitions
+	}
 	if c.MaxFetchWait <= 0 {
 		c.MaxFetchWait = DefaultMaxFetchWait
 	}
@@ -248,7 +261,8 @@ type Handler struct {
 	// UserStore see changes in the same order.
 	usersMu sync.Mutex
 
-	fetchRunner runner // reads for fetches, at most cfg.FetchWorkers at once
+	fetchSessions *fetchSessions // KIP-227 session cache (fetch_session.go)
+	fetchRunner   runner         // reads for fetches, at most cfg.FetchWorkers at once
 	// produceRunner validates produce records off the event loop
 	// (00_produce.go), two tasks per CPU at once: queued requests cost a
 	// closure rather than a goroutine each, and wait in arrival order.
@@ -290,6 +304,7 @@ func New(cfg Config, st Storage) *Handler {
 		internal:      internalTopicInfos(cfg.ClusterID),
 		produceTail:   make(map[uint64]chan struct{}),
 		conns:         make(map[uint64]*connPolls),
+		fetchSessions: newFetchSessions(cfg.MaxFetchSessions, cfg.MaxFetchSessionPartitions),
 		unknownLogged: newLogOnce(maxUnknownLogged),
 		authWarn:      authWarnSampler(log),
 	}

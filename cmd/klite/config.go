@@ -69,6 +69,8 @@ type Config struct {
 	MaxInboundBytes     int64 // 0: MaxRequestBytes + 8 MiB
 	MaxQueuedBytes      int64 // -1: no cap
 	MaxFetchWait        time.Duration
+	MaxFetchSessions    int // 0: none
+	MaxSessionParts     int
 	FetchWorkers        int
 	QuotaWindow         time.Duration // byte-rate quotas: one sample's length
 	QuotaWindowSamples  int           // byte-rate quotas: samples in the window
@@ -160,6 +162,8 @@ func defaultConfig() Config {
 		MaxOutboundBytes:    64 << 20,
 		MaxQueuedBytes:      netloop.DefaultMaxQueuedRequestBytes,
 		MaxFetchWait:        kafka.DefaultMaxFetchWait,
+		MaxFetchSessions:    kafka.DefaultMaxFetchSessions,
+		MaxSessionParts:     kafka.DefaultMaxFetchSessionPartitions,
 		FetchWorkers:        kafka.DefaultFetchWorkers,
 		QuotaWindow:         kafka.DefaultQuotaWindow,
 		QuotaWindowSamples:  kafka.DefaultQuotaWindowSamples,
@@ -270,6 +274,8 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&cfg.QuotaWindow, "quota-window", cfg.QuotaWindow, "length of one sample of the window client quotas are measured in (Kafka's quota.window.size.seconds);\na request_percentage throttle lasts at most one sample")
 	fs.IntVar(&cfg.QuotaWindowSamples, "quota-window-samples", cfg.QuotaWindowSamples, "samples in the window client quotas are measured in (Kafka's quota.window.num); a byte-rate throttle lasts at most the whole window")
 	fs.IntVar(&cfg.QuotaMaxSensors, "quota-max-sensors", cfg.QuotaMaxSensors, "most quota sensors (rate state of one user and/or client id under a quota, about 400 bytes each) kept at once;\npast it the least recently active are evicted, so clients cycling client ids cannot grow memory; rounded up to a multiple of 16")
+	fs.IntVar(&cfg.MaxFetchSessions, "max-fetch-sessions", cfg.MaxFetchSessions, "most fetch sessions (KIP-227) cached at once, Kafka's max.incremental.fetch.session.cache.slots;\nwhen full, a new session evicts one idle over 2 minutes or a smaller one older than 2 minutes, else the client fetches without one; 0: no sessions")
+	fs.IntVar(&cfg.MaxSessionParts, "max-fetch-session-partitions", cfg.MaxSessionParts, "most partitions in one fetch session (about 100 bytes each); a client fetching more fetches without a session")
 	fs.DurationVar(&cfg.MaxFetchWait, "max-fetch-wait", cfg.MaxFetchWait, "longest a fetch waits for data, whatever its MaxWaitMs asks (clients give up after request.timeout.ms, 30s)")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "close connections idle this long; 0 never (connections.max.idle.ms)")
 	fs.IntVar(&cfg.MaxConns, "max-conns", cfg.MaxConns, "most open client connections; 0 means as many as the open-file limit allows, less a reserve for segment files; clients past the cap are closed at once")
@@ -459,6 +465,12 @@ func (c *Config) validate() error {
 	}
 	if c.QuotaMaxSensors < 16 || c.QuotaMaxSensors > 10_000_000 {
 		bad("-quota-max-sensors must be in [16, 10000000]")
+	}
+	if c.MaxFetchSessions < 0 || c.MaxFetchSessions > 1_000_000 {
+		bad("-max-fetch-sessions must be in [0, 1000000]")
+	}
+	if c.MaxSessionParts < 1 {
+		bad("-max-fetch-session-partitions must be at least 1")
 	}
 	if c.MaxFetchWait < time.Millisecond {
 		bad("-max-fetch-wait must be at least 1ms")
