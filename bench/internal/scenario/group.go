@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/klite/klite/bench/internal/proc"
 	"github.com/klite/klite/bench/internal/report"
@@ -382,7 +383,10 @@ func (s *groupCommit) level(ctx context.Context, env *Env, b *Broker, topic stri
 		}
 	}()
 	for i := 0; i < n; i++ {
-		cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr), kgo.ClientID(fmt.Sprintf("klite-bench-commit%d", i)))
+		// Kafka 4.0's versions: the raw commit names its topic, and
+		// OffsetCommit v10 names topics by id instead.
+		cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr), kgo.ClientID(fmt.Sprintf("klite-bench-commit%d", i)),
+			kgo.MaxVersions(kversion.V4_0_0()))
 		if err != nil {
 			return lv, err
 		}
