@@ -67,6 +67,10 @@ type saslConn struct {
 	conv  *scramConv  // SCRAM exchange in progress; guarded by mu
 	user  string      // the authenticated user; guarded by mu
 	timer *time.Timer // the authentication deadline; nil without one
+	// conn is netloop's handle, whose frame limit is the SASL receive
+	// limit while the connection is not authenticated (zero without
+	// netloop: the gate's check alone then applies).
+	conn netloop.Conn
 
 	// KIP-368 re-authentication, guarded by mu.
 	authVersion int16     // version of the SaslAuthenticate in progress (-1: bare tokens)
@@ -77,9 +81,12 @@ type saslConn struct {
 
 // newSASLConn is the state of a connection on a SASL listener, until ctx
 // (the connection's) ends. onDeadline, when set, runs if the connection has
-// not authenticated within the deadline.
-func (h *Handler) newSASLConn(ctx context.Context, onDeadline func()) *saslConn {
-	sc := &saslConn{}
+// not authenticated within the deadline. Until it authenticates, c may
+// not start a frame larger than Config.SASLMaxReceiveBytes: netloop
+// closes it at the size prefix, before buffering any of the body.
+func (h *Handler) newSASLConn(ctx context.Context, c netloop.Conn, onDeadline func()) *saslConn {
+	sc := &saslConn{conn: c}
+	c.SetMaxFrameBytes(int32(h.cfg.SASLMaxReceiveBytes))
 	if onDeadline != nil {
 		sc.timer = time.AfterFunc(h.cfg.SASLAuthTimeout, func() {
 			sc.mu.Lock()
@@ -187,6 +194,7 @@ func (h *Handler) saslStep(r *request, sc *saslConn, token []byte, answer func(c
 		}
 		if ok && done {
 			sc.stage, sc.user, sc.conv, sc.reauth = saslDone, user, nil, false
+			sc.conn.SetMaxFrameBytes(0) // before the answer: the client's next frame may be large
 			// A fresh identity, its decision cache empty, before the
 			// stage is seen done: requests after this authentication
 			// never use decisions made before it.

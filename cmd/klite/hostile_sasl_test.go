@@ -1,0 +1,101 @@
+package main
+
+// Hostile clients of the SASL listeners, against the real binary: what an
+// unauthenticated (or re-authenticating) client can make the broker hold.
+
+import (
+	"encoding/binary"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// bigMetadata is a Metadata request naming enough topics to pass size
+// bytes: a large request any authenticated client may send.
+func bigMetadata(size int) *kmsg.MetadataRequest {
+	md := kmsg.NewPtrMetadataRequest()
+	md.Version = 4 // not flexible; AllowAutoTopicCreation false
+	for n := 0; n < size; {
+		name := "no-such-topic-" + strings.Repeat("x", 40) + "-" + strconv.Itoa(len(md.Topics))
+		t := kmsg.NewMetadataRequestTopic()
+		t.Topic = &name
+		md.Topics = append(md.Topics, t)
+		n += len(name) + 2
+	}
+	return md
+}
+
+// TestHostileSASLOversizePrefix: a frame larger than
+// -sasl-max-receive-bytes, from a client that has not authenticated (or is
+// re-authenticating, KIP-368), is refused at its size prefix and the
+// connection closed, as Kafka's sasl.server.max.receive.size does: the
+// broker never reads (nor buffers) its body. Before the fix the limit was
+// checked only once the whole frame had arrived, so each unauthenticated
+// connection could make the broker buffer up to -max-request-bytes (100
+// MiB), and one announcing a large frame and sending it slowly was only
+// closed at the authentication deadline. An authenticated client still
+// sends frames above the SASL limit.
+func TestHostileSASLOversizePrefix(t *testing.T) {
+	const limit = 64 << 10
+	// A long authentication deadline: the close must come from the size
+	// prefix, not from the deadline.
+	b := startSASLBroker(t, "-sasl-max-receive-bytes", strconv.Itoa(limit),
+		"-sasl-auth-timeout", "10m", "-sasl-max-reauth", "1h")
+
+	// announce writes a size prefix of 64 MiB and the start of a body:
+	// the rest never comes.
+	announce := func(t *testing.T, c saslConn) {
+		t.Helper()
+		var f [4 + 1024]byte
+		binary.BigEndian.PutUint32(f[:], 64<<20)
+		binary.BigEndian.PutUint16(f[4:], 36) // SaslAuthenticate
+		if _, err := c.c.Write(f[:]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	plain := []byte("\x00" + alice.name + "\x00" + alice.pass)
+
+	t.Run("before-handshake", func(t *testing.T) {
+		c := dialSASL(t, b.addr)
+		announce(t, c)
+		c.expectClosed(t, "64 MiB frame announced before a handshake")
+	})
+	t.Run("after-handshake", func(t *testing.T) {
+		c := dialSASL(t, b.addr)
+		c.handshake("PLAIN")
+		announce(t, c)
+		c.expectClosed(t, "64 MiB frame announced after a handshake")
+	})
+	t.Run("reauthentication", func(t *testing.T) {
+		c := dialSASL(t, b.addr)
+		c.handshake("PLAIN")
+		if resp := c.authenticate(plain); resp.ErrorCode != 0 {
+			t.Fatalf("PLAIN alice: %v", kerr.ErrorForCode(resp.ErrorCode))
+		}
+		// Authenticated: a request above the SASL limit is served.
+		if resp := c.do(bigMetadata(2 * limit)).(*kmsg.MetadataResponse); len(resp.Brokers) != 1 {
+			t.Fatalf("large Metadata after authentication: %d brokers", len(resp.Brokers))
+		}
+		// A re-authentication starts: the SASL limit applies again.
+		if hs := c.handshake("PLAIN"); hs.ErrorCode != 0 {
+			t.Fatalf("re-authentication handshake: %v", kerr.ErrorForCode(hs.ErrorCode))
+		}
+		announce(t, c)
+		c.expectClosed(t, "64 MiB frame announced during a re-authentication")
+	})
+	t.Run("after-reauthentication", func(t *testing.T) {
+		c := dialSASL(t, b.addr)
+		c.handshake("PLAIN")
+		c.authenticate(plain)
+		c.handshake("PLAIN")
+		if resp := c.authenticate(plain); resp.ErrorCode != 0 {
+			t.Fatalf("re-authentication: %v", kerr.ErrorForCode(resp.ErrorCode))
+		}
+		if resp := c.do(bigMetadata(2 * limit)).(*kmsg.MetadataResponse); len(resp.Brokers) != 1 {
+			t.Fatalf("large Metadata after re-authentication: %d brokers", len(resp.Brokers))
+		}
+	})
+}
