@@ -16,9 +16,9 @@ package kafka
 // listeners have none.
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
-	"strings"
 	"sync"
 	"time"
 
@@ -217,18 +217,26 @@ func (h *Handler) saslStep(r *request, sc *saslConn, token []byte, answer func(c
 
 	if mech == MechPlain {
 		authzid, user, pass, parsed := parsePlain(token)
-		token = nil // the frame may be released once answered; keep nothing of it
-		if !parsed || (authzid != "" && authzid != user) {
+		if !parsed || (len(authzid) != 0 && !bytes.Equal(authzid, user)) {
 			finish("", nil, false, true)
 			return
 		}
+		name := string(user)
+		check := h.cfg.Users.preparePlain(name, pass)
+		if !check.found {
+			name = "" // the check fails: keep nothing of what the client sent
+		}
+		// The check keeps nothing of the frame: give it back now, so
+		// tokens waiting for their key derivation do not hold the
+		// broker-wide request budget other clients need.
+		r.nr.ReleaseFrame()
+		r.clientID, r.body = nil, nil
 		// On at most GOMAXPROCS goroutines: a crowd of clients sending
-		// PLAIN tokens costs queued closures, not a goroutine and a
+		// PLAIN tokens costs queued checks, not a goroutine and a
 		// key derivation each at once.
 		h.plainRunner.submit(func() {
 			defer h.recoverTo(r)
-			ok := h.cfg.Users.verifyPlain(user, pass)
-			finish(user, nil, ok, true)
+			finish(name, nil, check.verify(), true)
 		})
 		return
 	}
@@ -246,11 +254,11 @@ func (h *Handler) saslStep(r *request, sc *saslConn, token []byte, answer func(c
 }
 
 // parsePlain splits a PLAIN message, [authzid] NUL authcid NUL passwd
-// (RFC 4616). Copies: the frame is not kept.
-func parsePlain(b []byte) (authzid, user, pass string, ok bool) {
-	parts := strings.Split(string(b), "\x00")
-	if len(parts) != 3 || parts[1] == "" {
-		return "", "", "", false
+// (RFC 4616). The parts alias b.
+func parsePlain(b []byte) (authzid, user, pass []byte, ok bool) {
+	parts := bytes.SplitN(b, []byte{0}, 4)
+	if len(parts) != 3 || len(parts[1]) == 0 {
+		return nil, nil, nil, false
 	}
 	return parts[0], parts[1], parts[2], true
 }

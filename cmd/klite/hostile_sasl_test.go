@@ -5,11 +5,17 @@ package main
 
 import (
 	"encoding/binary"
+	"io"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -98,4 +104,66 @@ func TestHostileSASLOversizePrefix(t *testing.T) {
 			t.Fatalf("large Metadata after re-authentication: %d brokers", len(resp.Brokers))
 		}
 	})
+}
+
+// TestHostilePLAINFloodHoldsNoBudget: unauthenticated clients that send
+// PLAIN tokens with long passwords must not hold the broker-wide request
+// budget (-max-queued-request-bytes) while their passwords wait for a key
+// derivation (PBKDF2, milliseconds of CPU each, a few at a time). Before
+// the fix each token's frame stayed held until its check ended: a crowd
+// of them filled the budget, and an authenticated producer's request
+// waited behind the whole crowd. Now a token is reduced to what the check
+// needs and its frame released before the check is queued, so the
+// producer is answered while most of the crowd is still waiting.
+func TestHostilePLAINFloodHoldsNoBudget(t *testing.T) {
+	const (
+		floods    = 600
+		tokenSize = 60 << 10
+	)
+	b := startSASLBroker(t, "-max-queued-request-bytes", strconv.Itoa(1<<20),
+		"-sasl-max-receive-bytes", strconv.Itoa(64<<10), "-sasl-auth-timeout", "10m")
+	cl := newFranzSASL(t, b.addr, "SCRAM-SHA-512", alice)
+	createTopic(t, kadm.NewClient(cl), "plain-flood", 1)
+	ctx := testContext(t, 2*time.Minute)
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "plain-flood", Value: []byte("before")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+
+	conns := make([]saslConn, floods)
+	for i := range conns {
+		conns[i] = dialSASL(t, b.addr)
+		if hs := conns[i].handshake("PLAIN"); hs.ErrorCode != 0 {
+			t.Fatalf("handshake: %v", kerr.ErrorForCode(hs.ErrorCode))
+		}
+	}
+	req := kmsg.NewPtrSASLAuthenticateRequest()
+	req.Version = 2
+	req.SASLAuthBytes = []byte("\x00mallory\x00" + strings.Repeat("p", tokenSize))
+	var answered atomic.Int64
+	var wg sync.WaitGroup
+	for _, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := c.c.Write(reqFrame(req.Key(), req.Version, 1, req.IsFlexible(), req.AppendTo(nil))); err != nil {
+				return
+			}
+			c.c.SetReadDeadline(time.Now().Add(time.Minute))
+			var one [1]byte
+			io.ReadFull(c.c, one[:]) // the failure answer, or the close
+			answered.Add(1)
+		}()
+	}
+	// Every flood token is on its way before the producer sends: wait
+	// until the broker has answered a few (so the crowd is being checked).
+	waitFor(t, time.Minute, "the first PLAIN failures", func() bool { return answered.Load() >= 4 })
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "plain-flood", Value: []byte("during")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	got := answered.Load()
+	wg.Wait()
+	if got > floods/2 {
+		t.Fatalf("an authenticated produce was answered only after %d of %d unauthenticated PLAIN attempts: it waited behind them for request memory", got, floods)
+	}
+	t.Logf("produce answered after %d of %d PLAIN failures", got, floods)
 }
