@@ -119,6 +119,10 @@ func (c *conn) pump() {
 		// The handshake goroutine reads what is fed and writes through
 		// the pipe; flush sends its output.
 		t.pipe.feed()
+		if !t.begun && t.pipe.helloIn() {
+			t.begun = true
+			c.s.hs.start(c)
+		}
 		c.flush()
 		c.checkInbound()
 		if !c.closing && c.s.draining.Load() {
