@@ -246,7 +246,7 @@ func (h *Handler) saslStep(r *request, sc *saslConn, token []byte, answer func(c
 		finish("", nil, false, true)
 		return
 	}
-	if done && conv.authzid != "" && conv.authzid != conv.user {
+	if done && !conv.authzOK {
 		finish("", nil, false, true)
 		return
 	}

@@ -167,3 +167,35 @@ func TestHostilePLAINFloodHoldsNoBudget(t *testing.T) {
 	}
 	t.Logf("produce answered after %d of %d PLAIN failures", got, floods)
 }
+
+// TestHostileSCRAMFirstHoldsLittle: an unauthenticated client may send a
+// SCRAM client-first message as large as -sasl-max-receive-bytes (a long
+// nonce or user name) and then wait until the authentication deadline.
+// The exchange must not keep that message: before the fix it kept three
+// copies of it (the message, the nonce, the server-first message that
+// repeats the nonce), 1.5 MiB per connection for 500 KiB sent, so 200
+// such connections grew the broker by 313 MiB (and tens of thousands, the
+// connection cap, by tens of GiB). Now it keeps digests and running
+// HMACs: the growth is a small part of one copy per connection.
+func TestHostileSCRAMFirstHoldsLittle(t *testing.T) {
+	const (
+		conns     = 200
+		nonceSize = 500 << 10
+	)
+	b := startSASLBroker(t, "-sasl-auth-timeout", "10m")
+	before := memStatus(t, b.cmd.Process.Pid)
+	first := []byte("n,,n=mallory,r=" + strings.Repeat("a", nonceSize))
+	for range conns {
+		c := dialSASL(t, b.addr)
+		c.handshake("SCRAM-SHA-256")
+		if r := c.authenticate(first); r.ErrorCode != 0 {
+			t.Fatalf("client-first: %v", kerr.ErrorForCode(r.ErrorCode))
+		}
+	}
+	after := memStatus(t, b.cmd.Process.Pid)
+	grew := after.rss - before.rss
+	t.Logf("RSS grew %d MiB with %d exchanges after a %d KiB client-first", grew>>20, conns, nonceSize>>10)
+	if grew > conns*nonceSize/2 {
+		t.Fatalf("RSS grew %d MiB with %d unauthenticated SCRAM exchanges of %d KiB: the exchanges keep what the clients sent", grew>>20, conns, nonceSize>>10)
+	}
+}
