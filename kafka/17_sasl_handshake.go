@@ -54,6 +54,9 @@ func (h *Handler) saslHandshake(r *request) {
 			return
 		}
 		sc.reauth = true
+		// The SASL receive limit applies to the re-authentication's
+		// frames too, as in Kafka.
+		sc.conn.SetMaxFrameBytes(int32(h.cfg.SASLMaxReceiveBytes))
 		stage = saslWantHandshake
 	}
 	if stage != saslWantHandshake {

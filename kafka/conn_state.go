@@ -49,7 +49,7 @@ func (h *Handler) ConnOpened(c netloop.Conn) {
 	if !h.listenerOf(ci).Protocol.SASL() {
 		return
 	}
-	cs.sasl = h.newSASLConn(c.Context(), func() {
+	cs.sasl = h.newSASLConn(c.Context(), c, func() {
 		h.authWarn.Warn().Uint64("conn", ci.ID).Stringer("remote", ci.Remote).
 			Dur("timeout", h.cfg.SASLAuthTimeout).
 			Msg("kafka: SASL authentication not finished in time; closing connection")
@@ -81,7 +81,7 @@ func (h *Handler) lookupConn(nr *netloop.Request) *connState {
 	cs := &connState{}
 	ctx := nr.Context()
 	if h.listenerOf(nr.Conn).Protocol.SASL() {
-		cs.sasl = h.newSASLConn(ctx, nil)
+		cs.sasl = h.newSASLConn(ctx, netloop.Conn{}, nil)
 	}
 	if v, loaded := h.unannounced.LoadOrStore(id, cs); loaded {
 		return v.(*connState)

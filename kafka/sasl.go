@@ -16,9 +16,9 @@ package kafka
 // listeners have none.
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
-	"strings"
 	"sync"
 	"time"
 
@@ -67,6 +67,10 @@ type saslConn struct {
 	conv  *scramConv  // SCRAM exchange in progress; guarded by mu
 	user  string      // the authenticated user; guarded by mu
 	timer *time.Timer // the authentication deadline; nil without one
+	// conn is netloop's handle, whose frame limit is the SASL receive
+	// limit while the connection is not authenticated (zero without
+	// netloop: the gate's check alone then applies).
+	conn netloop.Conn
 
 	// KIP-368 re-authentication, guarded by mu.
 	authVersion int16     // version of the SaslAuthenticate in progress (-1: bare tokens)
@@ -77,9 +81,12 @@ type saslConn struct {
 
 // newSASLConn is the state of a connection on a SASL listener, until ctx
 // (the connection's) ends. onDeadline, when set, runs if the connection has
-// not authenticated within the deadline.
-func (h *Handler) newSASLConn(ctx context.Context, onDeadline func()) *saslConn {
-	sc := &saslConn{}
+// not authenticated within the deadline. Until it authenticates, c may
+// not start a frame larger than Config.SASLMaxReceiveBytes: netloop
+// closes it at the size prefix, before buffering any of the body.
+func (h *Handler) newSASLConn(ctx context.Context, c netloop.Conn, onDeadline func()) *saslConn {
+	sc := &saslConn{conn: c}
+	c.SetMaxFrameBytes(int32(h.cfg.SASLMaxReceiveBytes))
 	if onDeadline != nil {
 		sc.timer = time.AfterFunc(h.cfg.SASLAuthTimeout, func() {
 			sc.mu.Lock()
@@ -187,6 +194,7 @@ func (h *Handler) saslStep(r *request, sc *saslConn, token []byte, answer func(c
 		}
 		if ok && done {
 			sc.stage, sc.user, sc.conv, sc.reauth = saslDone, user, nil, false
+			sc.conn.SetMaxFrameBytes(0) // before the answer: the client's next frame may be large
 			// A fresh identity, its decision cache empty, before the
 			// stage is seen done: requests after this authentication
 			// never use decisions made before it.
@@ -209,18 +217,26 @@ func (h *Handler) saslStep(r *request, sc *saslConn, token []byte, answer func(c
 
 	if mech == MechPlain {
 		authzid, user, pass, parsed := parsePlain(token)
-		token = nil // the frame may be released once answered; keep nothing of it
-		if !parsed || (authzid != "" && authzid != user) {
+		if !parsed || (len(authzid) != 0 && !bytes.Equal(authzid, user)) {
 			finish("", nil, false, true)
 			return
 		}
+		name := string(user)
+		check := h.cfg.Users.preparePlain(name, pass)
+		if !check.found {
+			name = "" // the check fails: keep nothing of what the client sent
+		}
+		// The check keeps nothing of the frame: give it back now, so
+		// tokens waiting for their key derivation do not hold the
+		// broker-wide request budget other clients need.
+		r.nr.ReleaseFrame()
+		r.clientID, r.body = nil, nil
 		// On at most GOMAXPROCS goroutines: a crowd of clients sending
-		// PLAIN tokens costs queued closures, not a goroutine and a
+		// PLAIN tokens costs queued checks, not a goroutine and a
 		// key derivation each at once.
 		h.plainRunner.submit(func() {
 			defer h.recoverTo(r)
-			ok := h.cfg.Users.verifyPlain(user, pass)
-			finish(user, nil, ok, true)
+			finish(name, nil, check.verify(), true)
 		})
 		return
 	}
@@ -230,7 +246,7 @@ func (h *Handler) saslStep(r *request, sc *saslConn, token []byte, answer func(c
 		finish("", nil, false, true)
 		return
 	}
-	if done && conv.authzid != "" && conv.authzid != conv.user {
+	if done && !conv.authzOK {
 		finish("", nil, false, true)
 		return
 	}
@@ -238,11 +254,11 @@ func (h *Handler) saslStep(r *request, sc *saslConn, token []byte, answer func(c
 }
 
 // parsePlain splits a PLAIN message, [authzid] NUL authcid NUL passwd
-// (RFC 4616). Copies: the frame is not kept.
-func parsePlain(b []byte) (authzid, user, pass string, ok bool) {
-	parts := strings.Split(string(b), "\x00")
-	if len(parts) != 3 || parts[1] == "" {
-		return "", "", "", false
+// (RFC 4616). The parts alias b.
+func parsePlain(b []byte) (authzid, user, pass []byte, ok bool) {
+	parts := bytes.SplitN(b, []byte{0}, 4)
+	if len(parts) != 3 || len(parts[1]) == 0 {
+		return nil, nil, nil, false
 	}
 	return parts[0], parts[1], parts[2], true
 }

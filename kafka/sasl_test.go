@@ -139,7 +139,7 @@ func scramExchange(t testing.TB, m ScramMechanism, users *Users, user, pass stri
 	}
 	if mangle != nil {
 		_, cnonce, _ := strings.Cut(first, ",r=")
-		final = mangle(final, srv.nonce, cnonce)
+		final = mangle(final, serverNonce(t, s1), cnonce)
 	}
 	s2, done, err := srv.step(final)
 	if err != nil {
@@ -202,7 +202,7 @@ func TestScramLibrdkafkaNonce(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		withoutProof := "c=biws,r=" + cnonce + srv.nonce
+		withoutProof := "c=biws,r=" + cnonce + serverNonce(t, s1)
 		final := withoutProof + ",p=" + clientProof(m, c, "secret", "n=alice,r="+cnonce+","+s1+","+withoutProof)
 		if _, done, err := srv.step(final); err != nil || !done {
 			t.Errorf("%s: librdkafka's final message: %v", m.Name(), err)
@@ -400,4 +400,15 @@ func (h *Handler) saslConnByID(id uint64) *saslConn {
 		return nil
 	}
 	return v.(*connState).sasl
+}
+
+// serverNonce is the nonce of a server-first message: the client's and
+// the server's parts.
+func serverNonce(t testing.TB, s1 string) string {
+	r, _, _ := strings.Cut(s1, ",s=")
+	r, ok := strings.CutPrefix(r, "r=")
+	if !ok {
+		t.Fatalf("server-first %q", s1)
+	}
+	return r
 }

@@ -17,9 +17,12 @@ package kafka
 import (
 	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
+	"hash"
+	"io"
 	"strconv"
 	"strings"
 )
@@ -41,19 +44,27 @@ const (
 	scramDone
 )
 
-// scramConv is one connection's SCRAM exchange.
+// scramConv is one connection's SCRAM exchange. Between the two client
+// messages it keeps a few hundred bytes whatever the client sent (a
+// client-first message may be as large as the SASL receive limit, and an
+// unauthenticated connection keeps its exchange until the authentication
+// deadline): the AuthMessage is fed to the two HMACs that need it as it
+// becomes known, rather than kept, and the nonce and gs2 header are kept
+// as digests.
 type scramConv struct {
 	mech  ScramMechanism
 	users *Users
 	stage scramStage
 
-	user      string
-	authzid   string
-	gs2Header string // as the client sent it, e.g. "n,,"
-	c1Bare    string // client-first-message-bare
-	s1        string // server-first-message
-	nonce     string // client nonce + server nonce
-	cred      ScramCredential
+	user      string // "" for an unknown user: the exchange then fails
+	authzOK   bool   // no authzid, or the authzid is the user
+	gs2Sum    []byte // digest of the "c=" value the final message must carry
+	cnonceLen int
+	cnonceSum []byte // digest of the client's nonce
+	snonce    string // the server's part of the nonce
+	clientSig hash.Hash
+	serverSig hash.Hash
+	storedKey []byte
 }
 
 func newScramConv(m ScramMechanism, u *Users) *scramConv {
@@ -89,17 +100,17 @@ func (c *scramConv) first(in string) (string, error) {
 	if !ok {
 		return "", errScramMessage
 	}
+	var authzid string
 	if authz != "" {
 		a, ok := strings.CutPrefix(authz, "a=")
 		if !ok {
 			return "", errScramMessage
 		}
-		if c.authzid, ok = decodeSaslName(a); !ok {
+		if authzid, ok = decodeSaslName(a); !ok {
 			return "", errScramMessage
 		}
 	}
-	c.gs2Header = flag + "," + authz + ","
-	c.c1Bare = bare
+	gs2Header := flag + "," + authz + ","
 	attrs := strings.Split(bare, ",")
 	if len(attrs) < 2 {
 		return "", errScramMessage
@@ -108,7 +119,8 @@ func (c *scramConv) first(in string) (string, error) {
 	if !ok {
 		return "", errScramMessage // "m=" (a mandatory extension) included
 	}
-	if c.user, ok = decodeSaslName(name); !ok || c.user == "" {
+	user, ok := decodeSaslName(name)
+	if !ok || user == "" {
 		return "", errScramMessage
 	}
 	cnonce, ok := strings.CutPrefix(attrs[1], "r=")
@@ -121,11 +133,35 @@ func (c *scramConv) first(in string) (string, error) {
 			return "", errScramMessage
 		}
 	}
-	c.cred = c.users.credential(c.user, c.mech)
-	c.nonce = cnonce + scramNonce()
-	c.s1 = "r=" + c.nonce + ",s=" + base64.StdEncoding.EncodeToString(c.cred.Salt) +
-		",i=" + strconv.Itoa(int(c.cred.Iterations))
-	return c.s1, nil
+	cred, found := c.users.Get(user, c.mech)
+	if !found {
+		cred = c.users.fake(user, c.mech)
+		user = ""
+	}
+	c.user = strings.Clone(user)
+	c.authzOK = authzid == "" || authzid == user
+	c.gs2Sum = scramDigest(base64.StdEncoding.EncodeToString([]byte(gs2Header)))
+	c.cnonceLen, c.cnonceSum = len(cnonce), scramDigest(cnonce)
+	c.snonce = scramNonce()
+	s1 := "r=" + cnonce + c.snonce + ",s=" + base64.StdEncoding.EncodeToString(cred.Salt) +
+		",i=" + strconv.Itoa(int(cred.Iterations))
+	h := c.mech.hash()
+	c.clientSig, c.serverSig = hmac.New(h, cred.StoredKey), hmac.New(h, cred.ServerKey)
+	for _, w := range []io.Writer{c.clientSig, c.serverSig} {
+		io.WriteString(w, bare)
+		io.WriteString(w, ",")
+		io.WriteString(w, s1)
+		io.WriteString(w, ",")
+	}
+	c.storedKey = cred.StoredKey
+	return s1, nil
+}
+
+// scramDigest is what the exchange keeps of a string the final message
+// must repeat.
+func scramDigest(s string) []byte {
+	d := sha256.Sum256([]byte(s))
+	return d[:]
 }
 
 // final parses client-final-message and checks the proof:
@@ -142,11 +178,15 @@ func (c *scramConv) final(in string) (string, error) {
 		return "", errScramMessage
 	}
 	cb, ok := strings.CutPrefix(attrs[0], "c=")
-	if !ok || cb != base64.StdEncoding.EncodeToString([]byte(c.gs2Header)) {
+	if !ok || !hmac.Equal(scramDigest(cb), c.gs2Sum) {
 		return "", errScramMessage
 	}
 	nonce, ok := strings.CutPrefix(attrs[1], "r=")
-	if !ok || !strings.HasSuffix(nonce, c.nonce) {
+	if !ok || !strings.HasSuffix(nonce, c.snonce) {
+		return "", errScramMessage
+	}
+	nonce = nonce[:len(nonce)-len(c.snonce)]
+	if len(nonce) < c.cnonceLen || !hmac.Equal(scramDigest(nonce[len(nonce)-c.cnonceLen:]), c.cnonceSum) {
 		return "", errScramMessage
 	}
 	proof, err := base64.StdEncoding.DecodeString(proofB64)
@@ -154,10 +194,8 @@ func (c *scramConv) final(in string) (string, error) {
 		return "", errScramMessage
 	}
 	h := c.mech.hash()
-	authMsg := []byte(c.c1Bare + "," + c.s1 + "," + withoutProof)
-	mac := hmac.New(h, c.cred.StoredKey)
-	mac.Write(authMsg)
-	sig := mac.Sum(nil)
+	io.WriteString(c.clientSig, withoutProof)
+	sig := c.clientSig.Sum(nil)
 	if len(proof) != len(sig) {
 		return "", errScramProof
 	}
@@ -165,12 +203,11 @@ func (c *scramConv) final(in string) (string, error) {
 	subtle.XORBytes(clientKey, proof, sig)
 	stored := h()
 	stored.Write(clientKey)
-	if !hmac.Equal(stored.Sum(nil), c.cred.StoredKey) {
+	if !hmac.Equal(stored.Sum(nil), c.storedKey) || c.user == "" {
 		return "", errScramProof
 	}
-	mac = hmac.New(h, c.cred.ServerKey)
-	mac.Write(authMsg)
-	return "v=" + base64.StdEncoding.EncodeToString(mac.Sum(nil)), nil
+	io.WriteString(c.serverSig, withoutProof)
+	return "v=" + base64.StdEncoding.EncodeToString(c.serverSig.Sum(nil)), nil
 }
 
 // decodeSaslName undoes saslname's escapes ("=2C" for ',', "=3D" for '=');

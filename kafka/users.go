@@ -6,6 +6,7 @@ package kafka
 // serves all three mechanisms and no password is kept in memory.
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/pbkdf2"
 	"crypto/rand"
@@ -228,23 +229,55 @@ func (u *Users) fake(name string, m ScramMechanism) ScramCredential {
 // strongest SCRAM credential name has. An unknown user costs the same key
 // derivation as a known one, so timing does not tell them apart either.
 func (u *Users) verifyPlain(name, password string) bool {
-	var c ScramCredential
-	found := false
+	return u.preparePlain(name, []byte(password)).verify()
+}
+
+// plainCheck is a PLAIN password check made ready to run: the credential
+// the password is checked against, and the password as the key derivation
+// needs it. It holds a few hundred bytes whatever the client sent, so a
+// check may wait in a queue without keeping the client's frame.
+type plainCheck struct {
+	cred  ScramCredential
+	found bool   // cred is name's, not made up
+	key   []byte // the password, or its hash when longer than a hash block
+}
+
+// preparePlain looks up name's credential (a made-up one for an unknown
+// name) and reduces password to at most one hash block: HMAC hashes a key
+// longer than its block before use (RFC 2104), so the PBKDF2 result is
+// the same. The cost is one hash over the password, proportional to the
+// bytes the client sent; the key derivation itself is left to verify.
+func (u *Users) preparePlain(name string, password []byte) plainCheck {
+	var p plainCheck
 	for _, m := range []ScramMechanism{ScramSHA512, ScramSHA256} {
-		if c, found = u.Get(name, m); found {
+		if p.cred, p.found = u.Get(name, m); p.found {
 			break
 		}
 	}
-	if !found {
-		c = u.fake(name, ScramSHA512)
+	if !p.found {
+		p.cred = u.fake(name, ScramSHA512)
 	}
+	h := p.cred.Mechanism.hash()()
+	if len(password) > h.BlockSize() {
+		h.Write(password)
+		p.key = h.Sum(nil)
+	} else {
+		p.key = bytes.Clone(password)
+	}
+	return p
+}
+
+// verify runs the key derivation (PBKDF2: milliseconds of CPU) and
+// reports whether the password is the user's.
+func (p plainCheck) verify() bool {
+	c := p.cred
 	h := c.Mechanism.hash()
-	salted, err := pbkdf2.Key(h, password, c.Salt, int(c.Iterations), h().Size())
+	salted, err := pbkdf2.Key(h, string(p.key), c.Salt, int(c.Iterations), h().Size())
 	if err != nil {
 		return false
 	}
 	got := ScramCredentialFromSalted(c.Mechanism, c.Salt, salted, c.Iterations)
-	return hmac.Equal(got.StoredKey, c.StoredKey) && found
+	return hmac.Equal(got.StoredKey, c.StoredKey) && p.found
 }
 
 // Verify reports whether password derives c.

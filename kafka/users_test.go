@@ -1,6 +1,8 @@
 package kafka
 
 import (
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -121,5 +123,33 @@ func TestAlterDescribeUserScram(t *testing.T) {
 	}
 	if len(st.creds) != 1 {
 		t.Fatalf("store holds %d credentials, want 1", len(st.creds))
+	}
+}
+
+// TestVerifyPlainLongPasswords: PLAIN checks reduce a password longer than
+// a hash block to its hash before the key derivation (so a queued check
+// holds little); the answer must be the one the whole password gives,
+// for users with SHA-512 credentials and for users with SHA-256 only.
+func TestVerifyPlainLongPasswords(t *testing.T) {
+	u := NewUsers()
+	for _, n := range []int{1, 63, 64, 65, 127, 128, 129, 1000} {
+		pass := strings.Repeat("p", n-1) + "!"
+		both, only256 := "both-"+strconv.Itoa(n), "sha256-"+strconv.Itoa(n)
+		if err := u.AddPassword(both, pass, MinScramIterations); err != nil {
+			t.Fatal(err)
+		}
+		c, err := NewScramCredential(ScramSHA256, pass, MinScramIterations)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.Set(only256, c)
+		for _, name := range []string{both, only256} {
+			if !u.verifyPlain(name, pass) {
+				t.Errorf("%s: the %d-byte password is refused", name, n)
+			}
+			if u.verifyPlain(name, pass[:n-1]+"?") {
+				t.Errorf("%s: a wrong %d-byte password is accepted", name, n)
+			}
+		}
 	}
 }

@@ -38,6 +38,9 @@ type conn struct {
 	// mutedUntil is the unix ns before which no new frame starts
 	// (Response.Throttle); 0 when never throttled; atomic.
 	mutedUntil atomic.Int64
+	// frameLimit is the largest frame the connection may start now
+	// (Conn.SetMaxFrameBytes); 0 means Config.MaxFrameBytes; atomic.
+	frameLimit atomic.Int32
 
 	// loop
 	p             parser
@@ -116,6 +119,10 @@ func (c *conn) pump() {
 		// The handshake goroutine reads what is fed and writes through
 		// the pipe; flush sends its output.
 		t.pipe.feed()
+		if !t.begun && t.pipe.helloIn() {
+			t.begun = true
+			c.s.hs.start(c)
+		}
 		c.flush()
 		c.checkInbound()
 		if !c.closing && c.s.draining.Load() {
@@ -149,6 +156,12 @@ func (c *conn) parse() (dispatched int) {
 	}
 	var in int
 	for !c.closing {
+		if c.p.hdrN < sizePrefixBytes {
+			c.p.maxFrameBytes = c.s.cfg.MaxFrameBytes
+			if l := c.frameLimit.Load(); l > 0 {
+				c.p.maxFrameBytes = l
+			}
+		}
 		f, ok, n, err := c.p.next(src, c.admitFn)
 		in += n
 		if err != nil {
@@ -157,7 +170,7 @@ func (c *conn) parse() (dispatched int) {
 			}
 			c.s.warn.Warn().Uint64("conn", c.info.ID).Stringer("remote", c.info.Remote).
 				Int32("size", int32(binary.BigEndian.Uint32(c.p.hdr[:]))).
-				Int32("max_frame_bytes", c.s.cfg.MaxFrameBytes).Msg("bad frame size, closing")
+				Int32("max_frame_bytes", c.p.maxFrameBytes).Msg("bad frame size, closing")
 			c.closeWith(CloseBadFrame)
 			break
 		}

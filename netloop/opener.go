@@ -35,6 +35,23 @@ func (h Conn) SetValue(v any) { h.c.value = v }
 // Context is cancelled when the connection closes.
 func (h Conn) Context() context.Context { return h.c.context() }
 
+// SetMaxFrameBytes sets the largest frame the connection may send from
+// its next size prefix on: a larger one closes it (CloseBadFrame) before
+// any of its body is read, as Config.MaxFrameBytes does. n <= 0, or above
+// Config.MaxFrameBytes, restores Config.MaxFrameBytes. A handler lowers it
+// for clients that have not authenticated (Kafka's
+// sasl.server.max.receive.size). Safe from any goroutine; a size prefix
+// already read keeps the limit it was checked against.
+func (h Conn) SetMaxFrameBytes(n int32) {
+	if h.c == nil {
+		return
+	}
+	if n <= 0 || n > h.c.s.cfg.MaxFrameBytes {
+		n = 0
+	}
+	h.c.frameLimit.Store(n)
+}
+
 // Close closes the connection now, whatever it has in flight (counted as
 // CloseHandler). It does nothing once the connection is closed.
 func (h Conn) Close() { h.c.closeAsync(CloseHandler) }

@@ -3,6 +3,7 @@ package netloop
 import (
 	"context"
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"io"
 	"math"
@@ -25,7 +26,11 @@ import (
 // (crypto/tls keeps any handshake error for good), so it runs on a
 // goroutine of its own, blocking on the pipe while the loop feeds it; at
 // most Config.MaxHandshakes run at once, and a connection whose handshake
-// has not finished HandshakeTimeout after accept is closed. Then the
+// has not finished HandshakeTimeout after accept is closed. A connection
+// takes a slot (or its place in line for one) only once its first record
+// has arrived whole: a client that connects and says nothing, or sends a
+// few bytes and stalls, holds no slot, so a crowd of them cannot keep
+// every other client's handshake waiting until its deadline. Then the
 // connection is handed back to its loop and no goroutine is left.
 //
 // Plaintext connections have no tlsState (conn.tls is nil) and pay one
@@ -48,6 +53,8 @@ const (
 	// them as a size prefix of about 369 MB.
 	tlsRecordTypeHandshake = 0x16
 	tlsMajorVersion        = 0x03
+	// tlsRecordHeaderBytes is a record's type, version and length.
+	tlsRecordHeaderBytes = 5
 )
 
 // errWouldBlock is what tlsPipe.Read returns on the loop when no byte is
@@ -76,6 +83,7 @@ type tlsState struct {
 	hs   *tlsHandshake // until the handshake succeeds; nil after
 
 	// loop only
+	begun    bool  // the first record arrived: the handshake has a slot or waits for one
 	ready    bool  // handshake finished: tc is driven on the loop
 	err      error // a read failed for good (bad record, alert, EOF)
 	outCap   int   // Config.MaxOutboundBytes, at least a response chunk's ciphertext
@@ -230,6 +238,28 @@ func appendPooled(bp *[]byte, b []byte, minCap int) *[]byte {
 	}
 	*bp = append(*bp, b...)
 	return bp
+}
+
+// helloIn reports whether the handshake should start: the first record
+// (the ClientHello) has arrived whole, or what has arrived is no TLS
+// handshake record at all, which crypto/tls refuses at once. Loop only.
+func (p *tlsPipe) helloIn() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.in == nil {
+		return false
+	}
+	in := (*p.in)[p.inOff:]
+	switch {
+	case len(in) == 0:
+		return false
+	case in[0] != tlsRecordTypeHandshake:
+		return true
+	case len(in) < tlsRecordHeaderBytes:
+		return false
+	}
+	n := int(binary.BigEndian.Uint16(in[3:5]))
+	return len(in) >= tlsRecordHeaderBytes+n || tlsRecordHeaderBytes+n > maxHandshakeInBytes
 }
 
 // feed moves bytes gnet has buffered into the pipe for the handshake. Loop only.
@@ -450,7 +480,7 @@ func (c *conn) startTLS(cfg *tls.Config) {
 		c.handshakeDone()
 		return nil
 	})
-	s.hs.start(c)
+	// The slot is taken in pump, once the first record is in (helloIn).
 }
 
 // handshake runs one TLS handshake on its own goroutine, then hands the

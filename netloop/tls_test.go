@@ -183,30 +183,101 @@ func TestTLSWrongProtocol(t *testing.T) {
 	}
 }
 
-// TestTLSHandshakeTimeout: a client that connects and says nothing is
-// closed at the handshake deadline, and a handshake waiting for a slot
-// (MaxHandshakes 1) runs once the silent one is gone.
+// TestTLSHandshakeTimeout: a client that sends its ClientHello and then
+// nothing is closed at the handshake deadline, and a handshake waiting for
+// a slot (MaxHandshakes 1) runs once the stalled one is gone; a client
+// that says nothing at all is closed at the deadline too.
 func TestTLSHandshakeTimeout(t *testing.T) {
 	cfg, ca := tlsListeners(t, nil)
 	cfg.HandshakeTimeout = 300 * time.Millisecond
 	cfg.MaxHandshakes = 1
 	s := startServer(t, cfg, echo)
-	silent, err := net.Dial("tcp", s.Addrs()[1].String())
-	if err != nil {
-		t.Fatal(err)
+	for i, hello := range [][]byte{clientHello(t), nil} {
+		stalled, err := net.Dial("tcp", s.Addrs()[1].String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stalled.Close()
+		if hello != nil {
+			if _, err := stalled.Write(hello); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, "stalled handshake running", func() bool { return s.Stats().TLSHandshaking == 1 })
+		}
+		c := &client{t: t, c: stalled, br: bufio.NewReader(stalled)}
+		c.expectClosed()
+		if st := s.Stats(); st.Closes[CloseHandshakeTimeout] != int64(i+1) || st.TLSHandshakeFailures != int64(i+1) {
+			t.Fatalf("stats %+v", st)
+		}
+		waitFor(t, "slot free", func() bool { return s.Stats().TLSHandshaking == 0 })
 	}
-	defer silent.Close()
-	waitFor(t, "silent handshake running", func() bool { return s.Stats().TLSHandshaking == 1 })
-	c := &client{t: t, c: silent, br: bufio.NewReader(silent)}
-	c.expectClosed()
-	if st := s.Stats(); st.Closes[CloseHandshakeTimeout] != 1 || st.TLSHandshakeFailures != 1 {
-		t.Fatalf("stats %+v", st)
-	}
-	waitFor(t, "slot free", func() bool { return s.Stats().TLSHandshaking == 0 })
 	tc := dialTLS(t, s, ca, nil)
 	tc.send([]byte("hi"))
 	if got := string(tc.read()); got != "hi" {
 		t.Fatalf("got %q", got)
+	}
+}
+
+// TestTLSSilentClientsHoldNoSlot: clients that connect to a TLS listener
+// and send nothing, or a few bytes of a ClientHello, take no handshake
+// slot: with MaxHandshakes 1 and a deadline far away, a real client is
+// served at once. Before, each silent client held a slot until its
+// deadline, and a crowd of them (cheap: no byte sent) kept every real
+// client waiting in line until its own deadline closed it.
+func TestTLSSilentClientsHoldNoSlot(t *testing.T) {
+	cfg, ca := tlsListeners(t, nil)
+	cfg.HandshakeTimeout = 10 * time.Minute
+	cfg.MaxHandshakes = 1
+	s := startServer(t, cfg, echo)
+	hello := clientHello(t)
+	for i := range 4 {
+		c, err := net.Dial("tcp", s.Addrs()[1].String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		switch i {
+		case 1:
+			_, err = c.Write(hello[:1])
+		case 2:
+			_, err = c.Write(hello[:len(hello)/2])
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "silent clients accepted", func() bool { return s.Stats().ConnsOpen == 4 })
+	done := make(chan string, 1)
+	go func() {
+		conn, err := tls.Dial("tcp", s.Addrs()[1].String(), &tls.Config{RootCAs: ca.Pool()})
+		if err != nil {
+			done <- err.Error()
+			return
+		}
+		defer conn.Close()
+		c := &client{t: t, c: conn, br: bufio.NewReader(conn)}
+		if _, err := conn.Write(frameBytes([]byte("hi"))); err != nil {
+			done <- err.Error()
+			return
+		}
+		b, err := c.tryRead()
+		if err != nil {
+			done <- err.Error()
+			return
+		}
+		done <- string(b)
+	}()
+	var got string
+	waitFor(t, "the real client served", func() bool {
+		select {
+		case got = <-done:
+			return true
+		default:
+			return false
+		}
+	})
+	if got != "hi" {
+		t.Fatalf("real client: %q", got)
 	}
 }
 
@@ -269,7 +340,10 @@ func TestTLSHandshakeQueue(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "silent handshake running", func() bool { return s.Stats().TLSHandshaking == 1 })
+	if _, err := silent.Write(clientHello(t)); err != nil { // then nothing
+		t.Fatal(err)
+	}
+	waitFor(t, "stalled handshake running", func() bool { return s.Stats().TLSHandshaking == 1 })
 	done := make(chan error, 1)
 	go func() {
 		c, err := tls.Dial("tcp", s.Addrs()[1].String(), &tls.Config{RootCAs: ca.Pool()})
