@@ -45,9 +45,9 @@ func (c *Coordinator) ExportOffsets() ([]byte, error) {
 	defer l.stateMu.RUnlock()
 	b := binary.BigEndian.AppendUint32(nil, exportMagic)
 	b = append(b, exportVersion, 0, 0, 0)
-	names := slices.Sorted(maps.Keys(l.state))
+	names := slices.Sorted(maps.Keys(l.state.groups))
 	for _, name := range names {
-		g := l.state[name]
+		g := l.state.groups[name]
 		b = append(b, groupMetaRecord(name, g.protocolType, g.generation)...)
 		tps := make([]TP, 0, len(g.offsets))
 		for tp := range g.offsets {
@@ -96,7 +96,7 @@ func ImportOffsets(cfg Config, b []byte) error {
 	if err != nil {
 		return err
 	}
-	var applies []func(map[string]*storedGroup)
+	var applies []func(*logState)
 	for pos := 0; pos < len(recs); {
 		n := int(binary.BigEndian.Uint32(recs[pos:]))
 		apply, _ := decodeRecord(recs[pos+recHeaderBytes : pos+recHeaderBytes+n]) // checked
@@ -109,7 +109,7 @@ func ImportOffsets(cfg Config, b []byte) error {
 	done := make(chan error, 1)
 	l.submit(&logOp{
 		rec: recs,
-		apply: func(state map[string]*storedGroup) {
+		apply: func(state *logState) {
 			for _, a := range applies {
 				a(state)
 			}
