@@ -93,8 +93,9 @@ type storedGroup struct {
 	protocolType string
 	generation   int32
 	offsets      map[TP]Offset
-	members      map[string]string // consumer-protocol member id -> instance id
-	classic      *storedClassic    // last completed classic generation with members; nil when none (immutable once stored)
+	pending      map[int64]map[TP]Offset // transactional offsets by producer id, until the transaction ends (txnstate.go)
+	members      map[string]string       // consumer-protocol member id -> instance id
+	classic      *storedClassic          // last completed classic generation with members; nil when none (immutable once stored)
 }
 
 // logOp is one record waiting for the writer.
@@ -827,6 +828,12 @@ type commitEntry struct {
 func encodeCommit(e *enc, group string, entries []commitEntry) {
 	e.u8(recCommit)
 	e.str(group)
+	encodeEntries(e, entries)
+}
+
+// encodeEntries appends a count and the entries (commit records, and
+// transactions' pending offsets).
+func encodeEntries(e *enc, entries []commitEntry) {
 	e.u32(uint32(len(entries)))
 	for _, c := range entries {
 		e.str(c.tp.Topic)
@@ -934,7 +941,7 @@ func encodeState(state *logState) []byte {
 		}
 		out = commitRecords(out, name, entries)
 	}
-	return out
+	return encodeTxns(out, state)
 }
 
 // Smallest encodings of repeated entries, so a decoder sizes nothing by a
@@ -995,23 +1002,16 @@ func decodeRecord(body []byte) (func(*logState), error) {
 	var apply func(*logState)
 	switch typ {
 	case recCommit:
-		n := d.u32()
-		if int(n) > len(d.b)/minCommitEntryBytes { // allocation bounded by the input
-			return nil, errors.New("group: bad count")
-		}
-		entries := make([]commitEntry, 0, n)
-		for i := uint32(0); i < n && !d.bad; i++ {
-			var c commitEntry
-			c.tp.Topic = d.str()
-			c.tp.Partition = d.i32()
-			c.o.Offset = d.i64()
-			c.o.LeaderEpoch = d.i32()
-			c.o.Metadata = d.lstr()
-			c.o.CommitMs = d.i64()
-			c.o.ExpireMs = d.i64()
-			entries = append(entries, c)
+		entries, err := decodeEntries(d)
+		if err != nil {
+			return nil, err
 		}
 		apply = applyCommit(group, entries)
+	case recTxnState, recTxnPending, recTxnEnd:
+		var err error
+		if apply, err = decodeTxnRecord(typ, group, d); err != nil {
+			return nil, err
+		}
 	case recDeleteOffsets:
 		n := d.u32()
 		if int(n) > len(d.b)/minTPBytes {
@@ -1045,6 +1045,27 @@ func decodeRecord(body []byte) (func(*logState), error) {
 		return nil, errors.New("group: malformed record")
 	}
 	return apply, nil
+}
+
+// decodeEntries reads what encodeEntries wrote.
+func decodeEntries(d *dec) ([]commitEntry, error) {
+	n := d.u32()
+	if int(n) > len(d.b)/minCommitEntryBytes { // allocation bounded by the input
+		return nil, errors.New("group: bad count")
+	}
+	entries := make([]commitEntry, 0, n)
+	for i := uint32(0); i < n && !d.bad; i++ {
+		var c commitEntry
+		c.tp.Topic = d.str()
+		c.tp.Partition = d.i32()
+		c.o.Offset = d.i64()
+		c.o.LeaderEpoch = d.i32()
+		c.o.Metadata = d.lstr()
+		c.o.CommitMs = d.i64()
+		c.o.ExpireMs = d.i64()
+		entries = append(entries, c)
+	}
+	return entries, nil
 }
 
 func stored(state *logState, group string) *storedGroup {
