@@ -407,7 +407,7 @@ func describeConfigsReq(typ kmsg.ConfigResourceType, name string) *kmsg.Describe
 // operation Kafka requires is granted. Every registered API has a case,
 // except ApiVersions and the SASL exchange, which need none.
 func TestAuthzEveryAPI(t *testing.T) {
-	cases := authzAPICases()
+	cases := append(authzAPICases(), txnAuthzCases()...)
 	covered := map[int16]bool{apiVersionsKey: true, saslHandshakeKey: true, saslAuthenticateKey: true}
 	for _, c := range cases {
 		covered[c.key] = true

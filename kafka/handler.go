@@ -125,6 +125,9 @@ type Config struct {
 	// Groups is the group coordinator (groups.go); nil answers the group
 	// APIs with COORDINATOR_NOT_AVAILABLE.
 	Groups Groups
+	// Txns is the transaction coordinator (txns.go); nil answers the
+	// transaction APIs with COORDINATOR_NOT_AVAILABLE.
+	Txns Txns
 
 	// Users are the SASL users (users.go); nil means none, so every
 	// authentication on a SASL listener fails.

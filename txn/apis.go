@@ -418,3 +418,42 @@ func TxnOffsetCommitError(req *kmsg.TxnOffsetCommitRequest, code int16) *kmsg.Tx
 	}
 	return resp
 }
+
+// Description is a transaction as DescribeTransactions and
+// ListTransactions show it.
+type Description struct {
+	ID        string
+	State     State
+	PID       int64
+	Epoch     int16
+	TimeoutMs int32
+	StartMs   int64 // -1 when no transaction is open
+	Parts     []TP  // sorted
+}
+
+func describe(t *txn) Description {
+	r := t.rec
+	return Description{ID: t.id, State: r.state, PID: r.pid, Epoch: r.epoch, TimeoutMs: r.timeoutMs, StartMs: r.startMs, Parts: r.parts}
+}
+
+// Describe returns transactional id id's current state.
+func (c *Coordinator) Describe(id string) (Description, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	t := c.byID[id]
+	if t == nil {
+		return Description{}, false
+	}
+	return describe(t), true
+}
+
+// List returns every transactional id's state.
+func (c *Coordinator) List() []Description {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := make([]Description, 0, len(c.byID))
+	for _, t := range c.byID {
+		out = append(out, describe(t))
+	}
+	return out
+}
