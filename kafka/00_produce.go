@@ -31,10 +31,15 @@ package kafka
 //   - a record without a key on a compacted topic (cleanup.policy has
 //     compact): INVALID_RECORD with the record named;
 //   - a producer id with a negative base sequence: INVALID_RECORD;
-//   - transactional batches: TRANSACTIONAL_ID_AUTHORIZATION_FAILED, which is
-//     what Kafka answers when a producer may not write transactionally (here:
-//     transactions are not implemented yet), and which every client treats as
-//     fatal rather than retrying.
+//   - transactional batches: with a transaction coordinator
+//     (Config.TxnVerifier), a request without a transactional id answers
+//     TRANSACTIONAL_ID_AUTHORIZATION_FAILED, as Kafka does, and the
+//     coordinator must have the partition in the producer's ongoing
+//     transaction (KIP-890 part 1: a late produce cannot join a transaction
+//     that ended), else its code (INVALID_TXN_STATE, INVALID_PRODUCER_EPOCH,
+//     PRODUCER_FENCED). Without one, TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+//     which every client treats as fatal rather than retrying. Storage then
+//     opens the producer's transaction on the partition (storage/txn.go).
 //
 // Validation only reads: the stored batch is the producer's bytes.
 //
@@ -105,8 +110,9 @@ var (
 	msgOneBatch      = "Produce requests with version 3+ must contain exactly one record batch per partition"
 	msgMagic         = "Produce requests with version 3+ may only contain record batches with magic version 2"
 	msgTooLarge      = "The record batch is larger than max.message.bytes"
-	msgTransactional = "klite does not support transactions yet"
+	msgTransactional = "Transactional batches need a transactional id and a transaction coordinator"
 	msgControl       = "Clients may not write control batches"
+	msgTxnNoPID      = "A transactional batch needs a producer id"
 	msgCodec         = "Unknown compression codec"
 	msgZstd          = "zstd compression requires produce version 7 or later"
 	msgAppendTime    = "Producers may not set the LogAppendTime timestamp type"
@@ -188,6 +194,10 @@ func (h *Handler) produce(r *request) {
 
 	validAcks := req.Acks == -1 || req.Acks == 0 || req.Acks == 1
 	txnDenied := req.TransactionID != nil && !h.authorized(r, acl.OpWrite, acl.ResourceTransactionalID, *req.TransactionID)
+	txnVerifier := h.cfg.TxnVerifier
+	if req.TransactionID == nil {
+		txnVerifier = nil // a transactional batch without an id is refused
+	}
 	for ti := range req.Topics {
 		t := &req.Topics[ti]
 		rt := &p.resp.Topics[ti]
@@ -240,7 +250,10 @@ func (h *Handler) produce(r *request) {
 			case !partitionOK(&info, tp.Partition):
 				p.fail(rp, kerr.UnknownTopicOrPartition.Code, nil)
 			default:
-				hdr, code, msg := h.checkBatch(r.version, tp.Records, maxBytes)
+				hdr, code, msg := h.checkBatch(r.version, tp.Records, maxBytes, txnVerifier != nil)
+				if code == 0 && hdr.Transactional() {
+					code = txnVerifier.VerifyTxnPartition(hdr.ProducerID, hdr.ProducerEpoch, info.Name, tp.Partition)
+				}
 				if code != 0 {
 					p.fail(rp, code, msg)
 					break
@@ -429,7 +442,8 @@ func (p *produce) doneOne() {
 // checkBatch validates the framing and header of one produce partition's
 // batch (records are ValidateRecords'): it returns the header, and 0 or a
 // Kafka error code (and a message for v8+).
-func (h *Handler) checkBatch(version int16, records []byte, maxBytes int64) (hdr storage.BatchHeader, code int16, msg *string) {
+// Transactional batches pass only when txnOK (a coordinator will verify them).
+func (h *Handler) checkBatch(version int16, records []byte, maxBytes int64, txnOK bool) (hdr storage.BatchHeader, code int16, msg *string) {
 	// Magic sits at byte 16 in both the v2 batch and the legacy message
 	// layouts: check it first so old formats get INVALID_RECORD, not
 	// CORRUPT_MESSAGE.
@@ -462,7 +476,9 @@ func (h *Handler) checkBatch(version int16, records []byte, maxBytes int64) (hdr
 	switch {
 	case hdr.Control():
 		return hdr, kerr.InvalidRecord.Code, &msgControl
-	case hdr.Transactional():
+	case hdr.Transactional() && hdr.ProducerID < 0:
+		return hdr, kerr.InvalidRecord.Code, &msgTxnNoPID
+	case hdr.Transactional() && !txnOK:
 		return hdr, kerr.TransactionalIDAuthorizationFailed.Code, &msgTransactional
 	case hdr.LogAppendTime():
 		return hdr, kerr.InvalidTimestamp.Code, &msgAppendTime

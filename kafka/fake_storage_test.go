@@ -44,6 +44,11 @@ type fakePart struct {
 	hwm        int64
 	watches    map[int]fakeWatch
 	nextW      int
+	// Transactions: open ones by producer id (first offset), aborted ones
+	// in marker order, producer epochs as the markers saw them.
+	open    map[int64]int64
+	aborted []storage.AbortedTxn
+	epochs  map[int64]int16
 }
 
 type fakeBatch struct {
@@ -287,6 +292,9 @@ func (s *fakeStore) append(topic string, partition int32, batches []byte) (stora
 		if err != nil {
 			return storage.AppendResult{Err: err}, nil
 		}
+		if err := p.txnAppend(b, &h); err != nil {
+			return storage.AppendResult{Err: err}, nil
+		}
 		cp := append([]byte(nil), b...)
 		storage.SetBaseOffset(cp, p.hwm)
 		p.file.mu.Lock()
@@ -307,21 +315,76 @@ func (s *fakeStore) append(topic string, partition int32, batches []byte) (stora
 	return res, fire
 }
 
+// txnAppend applies a batch to the transaction state (one batch of a
+// request: the handlers send one), as storage does.
+func (p *fakePart) txnAppend(b []byte, h *storage.BatchHeader) error {
+	if h.ProducerID < 0 {
+		return nil
+	}
+	if p.open == nil {
+		p.open, p.epochs = map[int64]int64{}, map[int64]int16{}
+	}
+	if e, ok := p.epochs[h.ProducerID]; ok && h.ProducerEpoch < e {
+		return storage.ErrInvalidProducerEpoch
+	}
+	p.epochs[h.ProducerID] = h.ProducerEpoch
+	if !h.Control() {
+		if _, ok := p.open[h.ProducerID]; h.Transactional() && !ok {
+			p.open[h.ProducerID] = p.hwm
+		}
+		return nil
+	}
+	commit, ok := storage.MarkerCommit(b)
+	if !ok {
+		return storage.ErrInvalidTxnMarker
+	}
+	first, wasOpen := p.open[h.ProducerID]
+	delete(p.open, h.ProducerID)
+	if wasOpen && !commit {
+		p.aborted = append(p.aborted, storage.AbortedTxn{ProducerID: h.ProducerID, FirstOffset: first, LastOffset: p.hwm})
+	}
+	return nil
+}
+
+// lso is the partition's last stable offset. s.mu held.
+func (p *fakePart) lso() int64 {
+	l := p.hwm
+	for _, first := range p.open {
+		l = min(l, first)
+	}
+	return max(l, p.logStart)
+}
+
 func (s *fakeStore) Read(topic string, partition int32, offset int64, maxBytes int64) storage.ReadResult {
+	return s.read(topic, partition, offset, maxBytes, false)
+}
+
+func (s *fakeStore) ReadCommitted(topic string, partition int32, offset int64, maxBytes int64) storage.ReadResult {
+	return s.read(topic, partition, offset, maxBytes, true)
+}
+
+func (s *fakeStore) read(topic string, partition int32, offset int64, maxBytes int64, committed bool) storage.ReadResult {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p, err := s.part(topic, partition)
 	if err != nil {
 		return storage.ReadResult{Err: err}
 	}
-	res := storage.ReadResult{HighWatermark: p.hwm, LastStableOffset: p.hwm, LogStartOffset: p.logStart}
+	res := storage.ReadResult{HighWatermark: p.hwm, LastStableOffset: p.lso(), LogStartOffset: p.logStart}
 	if offset < p.logStart || offset > p.hwm {
 		res.Err = storage.ErrOffsetOutOfRange
 		return res
 	}
+	end := p.hwm
+	if committed {
+		end = res.LastStableOffset
+	}
 	for _, b := range p.batches {
 		if b.last < offset {
 			continue
+		}
+		if b.base >= end {
+			break
 		}
 		if len(res.Chunks) > 0 && res.Bytes+b.size > maxBytes {
 			break
@@ -441,6 +504,50 @@ func (s *fakeStore) DeleteRecords(topic string, partition int32, offset int64) (
 	}
 	p.logStart = max(p.logStart, offset)
 	return p.logStart, nil
+}
+
+func (s *fakeStore) WriteTxnMarker(topic string, partition int32, pid int64, epoch int16, commit bool, coordinatorEpoch int32, done func(storage.AppendResult)) {
+	s.Append(topic, partition, storage.MarkerBatch(pid, epoch, commit, coordinatorEpoch, 0), true, done)
+}
+
+func (s *fakeStore) LastStableOffset(topic string, partition int32) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, err := s.part(topic, partition)
+	if err != nil {
+		return -1, err
+	}
+	return p.lso(), nil
+}
+
+func (s *fakeStore) AbortedTxns(topic string, partition int32, from, to int64) ([]storage.AbortedTxn, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, err := s.part(topic, partition)
+	if err != nil {
+		return nil, err
+	}
+	var out []storage.AbortedTxn
+	for _, a := range p.aborted {
+		if a.LastOffset >= from && a.FirstOffset < to {
+			out = append(out, a)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].FirstOffset < out[j].FirstOffset })
+	return out, nil
+}
+
+func (s *fakeStore) OpenTxnStart(topic string, partition int32, pid int64) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, err := s.part(topic, partition)
+	if err != nil {
+		return -1, err
+	}
+	if first, ok := p.open[pid]; ok {
+		return first, nil
+	}
+	return -1, nil
 }
 
 func (s *fakeStore) watcherCount() int {

@@ -129,6 +129,10 @@ type Config struct {
 	// transaction APIs with COORDINATOR_NOT_AVAILABLE.
 	Txns Txns
 
+	// TxnVerifier checks transactional produce against the transaction
+	// coordinator (txnverify.go); nil refuses transactional batches.
+	TxnVerifier TxnVerifier
+
 	// Users are the SASL users (users.go); nil means none, so every
 	// authentication on a SASL listener fails.
 	Users *Users

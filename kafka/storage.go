@@ -28,4 +28,12 @@ type Storage interface {
 
 	InitProducerID() (id int64, epoch int16, err error)
 	DeleteRecords(topic string, partition int32, offset int64) (logStart int64, err error)
+
+	// Transactions (storage/txn.go): markers, the last stable offset,
+	// read_committed reads and the aborted-transaction index.
+	WriteTxnMarker(topic string, partition int32, pid int64, epoch int16, commit bool, coordinatorEpoch int32, done func(storage.AppendResult))
+	ReadCommitted(topic string, partition int32, offset int64, maxBytes int64) storage.ReadResult
+	LastStableOffset(topic string, partition int32) (int64, error)
+	AbortedTxns(topic string, partition int32, from, to int64) ([]storage.AbortedTxn, error)
+	OpenTxnStart(topic string, partition int32, pid int64) (int64, error)
 }

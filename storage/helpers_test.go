@@ -19,6 +19,7 @@ type batchSpec struct {
 	epoch   int16
 	seq     int32
 	ts      int64 // first timestamp; record i has ts+i
+	txn     bool  // transactional (attributes bit 0x10)
 }
 
 // makeBatch assembles a v2 record batch with a correct CRC-32C.
@@ -45,7 +46,11 @@ func makeBatch(sp batchSpec) []byte {
 	be.PutUint32(b[batchLengthAt:], uint32(BatchHeaderBytes-batchLengthOverhead+len(recs)))
 	be.PutUint32(b[batchLeaderEpochAt:], 0)
 	b[batchMagicAt] = 2
-	be.PutUint16(b[batchAttributesAt:], 0)
+	var attrs uint16
+	if sp.txn {
+		attrs = attrTransactional
+	}
+	be.PutUint16(b[batchAttributesAt:], attrs)
 	be.PutUint32(b[batchLastOffsetDeltaAt:], uint32(sp.records-1))
 	be.PutUint64(b[batchFirstTimestampAt:], uint64(sp.ts))
 	be.PutUint64(b[batchMaxTimestampAt:], uint64(sp.ts+int64(sp.records-1)))

@@ -200,11 +200,16 @@ func (v indexView) findTime(ts int64) int64 {
 //	          entries u32 | producers u32
 //	entry:    key u32 | base i64 | last i64 | pos i64 | length u32 |
 //	          maxTs i64 | maxTsOff i64                        (48 bytes)
+//	aborted:  version 2 only: the shard's aborted transactions at the
+//	          end of the segment, see txn.go (appendAborted)
 //	producer: see producer.go (encodeProducers)
 //	trailer:  CRC-32C u32 of everything before it
+//
+// Version 1 (before transactions) has no aborted section; both decode.
 const (
 	ckMagic       = 0x4B4C4958 // "KLIX"
-	ckVersion     = 1
+	ckVersion     = 2
+	ckVersion1    = 1
 	ckHeaderBytes = 24
 	ckEntryBytes  = 48
 )
@@ -220,9 +225,9 @@ type ckEntry struct {
 
 var errCheckpoint = errors.New("storage: bad index checkpoint")
 
-func encodeCheckpoint(segID uint64, entries []ckEntry, producers []byte, nProducers int) []byte {
+func encodeCheckpoint(segID uint64, entries []ckEntry, producers []byte, nProducers int, aborted []ckAborted) []byte {
 	be := binary.BigEndian
-	b := make([]byte, ckHeaderBytes, ckHeaderBytes+len(entries)*ckEntryBytes+len(producers)+4)
+	b := make([]byte, ckHeaderBytes, ckHeaderBytes+len(entries)*ckEntryBytes+4+len(aborted)*ckAbortedBytes+len(producers)+4)
 	be.PutUint32(b[0:], ckMagic)
 	be.PutUint16(b[4:], ckVersion)
 	be.PutUint64(b[8:], segID)
@@ -237,6 +242,7 @@ func encodeCheckpoint(segID uint64, entries []ckEntry, producers []byte, nProduc
 		b = be.AppendUint64(b, uint64(e.maxTs))
 		b = be.AppendUint64(b, uint64(e.maxTsOff))
 	}
+	b = appendAborted(b, aborted)
 	b = append(b, producers...)
 	return be.AppendUint32(b, crc32.Checksum(b, castagnoli))
 }
@@ -244,6 +250,7 @@ func encodeCheckpoint(segID uint64, entries []ckEntry, producers []byte, nProduc
 type checkpoint struct {
 	entries   []ckEntry
 	producers producerMap
+	aborted   []ckAborted
 }
 
 func decodeCheckpoint(b []byte, segID uint64) (checkpoint, error) {
@@ -254,7 +261,11 @@ func decodeCheckpoint(b []byte, segID uint64) (checkpoint, error) {
 	}
 	body := b[:len(b)-4]
 	if crc32.Checksum(body, castagnoli) != be.Uint32(b[len(b)-4:]) ||
-		be.Uint32(b[0:]) != ckMagic || be.Uint16(b[4:]) != ckVersion || be.Uint64(b[8:]) != segID {
+		be.Uint32(b[0:]) != ckMagic || be.Uint64(b[8:]) != segID {
+		return ck, errCheckpoint
+	}
+	version := be.Uint16(b[4:])
+	if version != ckVersion && version != ckVersion1 {
 		return ck, errCheckpoint
 	}
 	ne, np := int(be.Uint32(b[16:])), int(be.Uint32(b[20:]))
@@ -275,8 +286,24 @@ func decodeCheckpoint(b []byte, segID uint64) (checkpoint, error) {
 			maxTsOff: int64(be.Uint64(e[40:])),
 		}
 	}
+	rest = rest[ne*ckEntryBytes:]
+	if version >= 2 {
+		if len(rest) < 4 {
+			return ck, errCheckpoint
+		}
+		na := int(be.Uint32(rest))
+		if na > (len(rest)-4)/ckAbortedBytes {
+			return ck, errCheckpoint
+		}
+		n := 4 + na*ckAbortedBytes
+		var err error
+		if ck.aborted, err = decodeAborted(rest[:n]); err != nil {
+			return ck, err
+		}
+		rest = rest[n:]
+	}
 	var err error
-	ck.producers, err = decodeProducers(rest[ne*ckEntryBytes:], np)
+	ck.producers, err = decodeProducers(rest, np)
 	if err != nil {
 		return ck, errCheckpoint
 	}

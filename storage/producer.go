@@ -34,6 +34,10 @@ type producerEntry struct {
 	head   uint8 // index of the oldest batch
 	lastMs int64 // broker time of the last append, for expiry
 	b      [producerBatchesKept]producerBatch
+	// txnOpen: a transactional batch opened a transaction that no marker
+	// has ended yet; txnFirst is its first offset (txn.go).
+	txnOpen  bool
+	txnFirst int64
 }
 
 type producerMap map[producerKey]*producerEntry
@@ -90,10 +94,28 @@ func (e *producerEntry) record(epoch int16, pb producerBatch, nowMs int64) {
 	e.lastMs = nowMs
 }
 
-// replay applies a batch found in the log during recovery: no checks.
-func (m producerMap) replay(key uint32, h *BatchHeader, base int64, nowMs int64) {
-	if h.ProducerID < 0 || h.Control() {
-		return
+// marker applies a transaction marker of epoch to e (admitted: epoch is
+// not older than e's). It reports whether it closed an open transaction,
+// and that transaction's first offset.
+func (e *producerEntry) marker(epoch int16, nowMs int64) (closed bool, first int64) {
+	if epoch > e.epoch {
+		// KIP-890: the bumped epoch starts over at sequence 0.
+		e.epoch, e.n, e.head = epoch, 0, 0
+	}
+	e.lastMs = nowMs
+	if !e.txnOpen {
+		return false, -1
+	}
+	e.txnOpen = false
+	return true, e.txnFirst
+}
+
+// replay applies a batch found in the log during recovery: no checks. A
+// marker that closes an aborted transaction is returned (ok) for the
+// aborted index.
+func (m producerMap) replay(key uint32, h *BatchHeader, batch []byte, nowMs int64) (ab AbortedTxn, ok bool) {
+	if h.ProducerID < 0 {
+		return ab, false
 	}
 	k := producerKey{pid: h.ProducerID, key: key}
 	e := m[k]
@@ -102,18 +124,35 @@ func (m producerMap) replay(key uint32, h *BatchHeader, base int64, nowMs int64)
 		m[k] = e
 	}
 	if h.ProducerEpoch < e.epoch {
-		return
+		return ab, false
+	}
+	if h.Control() {
+		commit, isMarker := MarkerCommit(batch)
+		if !isMarker {
+			return ab, false
+		}
+		closed, first := e.marker(h.ProducerEpoch, nowMs)
+		if !closed || commit {
+			return ab, false
+		}
+		return AbortedTxn{ProducerID: h.ProducerID, FirstOffset: first, LastOffset: h.BaseOffset}, true
 	}
 	e.record(h.ProducerEpoch, producerBatch{
 		firstSeq: h.BaseSequence, lastSeq: incSeq(h.BaseSequence, h.LastOffsetDelta),
-		base: base, last: base + int64(h.LastOffsetDelta),
+		base: h.BaseOffset, last: h.BaseOffset + int64(h.LastOffsetDelta),
 	}, nowMs)
+	if h.Transactional() && !e.txnOpen {
+		e.txnOpen, e.txnFirst = true, h.BaseOffset
+	}
+	return ab, false
 }
 
-// expire drops producers idle since before cutoffMs.
+// expire drops producers idle since before cutoffMs, but never one with an
+// open transaction: its first offset holds the last stable offset back
+// until the coordinator ends it.
 func (m producerMap) expire(cutoffMs int64) {
 	for k, e := range m {
-		if e.lastMs < cutoffMs {
+		if e.lastMs < cutoffMs && !e.txnOpen {
 			delete(m, k)
 		}
 	}
@@ -121,9 +160,15 @@ func (m producerMap) expire(cutoffMs int64) {
 
 // Producer snapshot encoding, part of the index checkpoint format:
 //
-//	pid i64 | key u32 | epoch i16 | n u8 | 0 u8 | lastMs i64 |
+//	pid i64 | key u32 | epoch i16 | n u8 | flags u8 | lastMs i64 |
+//	[txnFirst i64, when flags has producerTxnOpen] |
 //	n x (firstSeq i32 | lastSeq i32 | base i64 | last i64), oldest first
-const producerFixedBytes = 24
+//
+// flags was 0 before transactions, so older snapshots decode unchanged.
+const (
+	producerFixedBytes = 24
+	producerTxnOpen    = 0x01
+)
 
 func encodeProducers(m producerMap) ([]byte, int) {
 	be := binary.BigEndian
@@ -132,8 +177,15 @@ func encodeProducers(m producerMap) ([]byte, int) {
 		b = be.AppendUint64(b, uint64(k.pid))
 		b = be.AppendUint32(b, k.key)
 		b = be.AppendUint16(b, uint16(e.epoch))
-		b = append(b, e.n, 0)
+		var flags uint8
+		if e.txnOpen {
+			flags |= producerTxnOpen
+		}
+		b = append(b, e.n, flags)
 		b = be.AppendUint64(b, uint64(e.lastMs))
+		if e.txnOpen {
+			b = be.AppendUint64(b, uint64(e.txnFirst))
+		}
 		for i := 0; i < int(e.n); i++ {
 			pb := &e.b[(int(e.head)+i)%producerBatchesKept]
 			b = be.AppendUint32(b, uint32(pb.firstSeq))
@@ -156,8 +208,18 @@ func decodeProducers(b []byte, count int) (producerMap, error) {
 		}
 		k := producerKey{pid: int64(be.Uint64(b)), key: be.Uint32(b[8:])}
 		e := &producerEntry{epoch: int16(be.Uint16(b[12:])), lastMs: int64(be.Uint64(b[16:]))}
-		n := int(b[14])
+		n, flags := int(b[14]), b[15]
 		b = b[producerFixedBytes:]
+		if flags&^producerTxnOpen != 0 {
+			return nil, errProducers
+		}
+		if flags&producerTxnOpen != 0 {
+			if len(b) < 8 {
+				return nil, errProducers
+			}
+			e.txnOpen, e.txnFirst = true, int64(be.Uint64(b))
+			b = b[8:]
+		}
 		if n > producerBatchesKept || len(b) < n*24 {
 			return nil, errProducers
 		}

@@ -129,14 +129,18 @@ func (h *readHold) seek(e *chunkEntry, offset int64) (int64, error) {
 	return cur, nil
 }
 
-// fit returns the bytes of the whole batches from pos that fit in budget,
-// or of the first batch alone when none fits and atLeastOne is set.
-func (h *readHold) fit(e *chunkEntry, pos, budget int64, atLeastOne bool) (int64, error) {
+// fit returns the bytes of the whole batches from pos that fit in budget
+// and start below endOff, or of the first batch alone when none fits and
+// atLeastOne is set.
+func (h *readHold) fit(e *chunkEntry, pos, budget, endOff int64, atLeastOne bool) (int64, error) {
 	var n int64
 	for pos+n < e.end() {
-		_, size, err := h.prefix(e.seg.f, pos+n, e.end())
+		base, size, err := h.prefix(e.seg.f, pos+n, e.end())
 		if err != nil {
 			return 0, err
+		}
+		if base >= endOff && (n > 0 || !atLeastOne) {
+			break
 		}
 		if n+size > budget {
 			if n == 0 && atLeastOne {
@@ -154,8 +158,19 @@ func (h *readHold) fit(e *chunkEntry, pos, budget int64, atLeastOne bool) (int64
 // below the high watermark (KIP-74). offset == high watermark returns no
 // chunks and no error; offset outside [log start, high watermark] returns
 // ErrOffsetOutOfRange. The caller must Release the result once its chunks
-// are sent.
+// are sent. LastStableOffset is the partition's last stable offset (txn.go).
 func (s *Store) Read(topic string, partition int32, offset int64, maxBytes int64) ReadResult {
+	return s.read(topic, partition, offset, maxBytes, false)
+}
+
+// ReadCommitted is Read for a read_committed consumer (KIP-98): it returns
+// only batches below the last stable offset, and no chunks (no error) for
+// an offset in [last stable offset, high watermark].
+func (s *Store) ReadCommitted(topic string, partition int32, offset int64, maxBytes int64) ReadResult {
+	return s.read(topic, partition, offset, maxBytes, true)
+}
+
+func (s *Store) read(topic string, partition int32, offset int64, maxBytes int64, committed bool) ReadResult {
 	p, err := s.lookup(topic, partition)
 	if err != nil {
 		return ReadResult{HighWatermark: -1, LastStableOffset: -1, LogStartOffset: -1, Err: err}
@@ -165,9 +180,11 @@ func (s *Store) Read(topic string, partition int32, offset int64, maxBytes int64
 	}
 	// Log start, then hwm (a log start never passes the hwm of its time),
 	// then the index: every chunk below hwm is already in it.
+	// The last stable offset after hwm (see txn.go).
 	logStart := p.logStart.Load()
 	hwm := p.hwm.Load()
-	res := ReadResult{HighWatermark: hwm, LastStableOffset: hwm, LogStartOffset: logStart}
+	lso := p.lso(logStart, hwm)
+	res := ReadResult{HighWatermark: hwm, LastStableOffset: lso, LogStartOffset: logStart}
 	if offset == hwm {
 		return res
 	}
@@ -175,9 +192,16 @@ func (s *Store) Read(topic string, partition int32, offset int64, maxBytes int64
 		res.Err = ErrOffsetOutOfRange
 		return res
 	}
+	end := hwm // batches from end on are not returned
+	if committed {
+		if offset >= lso {
+			return res
+		}
+		end = lso
+	}
 	v := p.idx.view()
 	if s.cfg.Cold != nil && offset < localStart(v, hwm) {
-		return s.readCold(p, res, offset, maxBytes) // tiering hook (tiered.go)
+		return s.readCold(p, res, offset, maxBytes, end) // tiering hook (tiered.go)
 	}
 	i := v.find(offset)
 	if i < 0 {
@@ -196,7 +220,7 @@ func (s *Store) Read(topic string, partition int32, offset int64, maxBytes int64
 		if s.cfg.Cold != nil && !s.isClosed() {
 			// Tiering hook (tiered.go): the segment was freed meanwhile.
 			h.drop()
-			return s.readCold(p, res, offset, maxBytes)
+			return s.readCold(p, res, offset, maxBytes, end)
 		}
 		return fail(goneErr(e.seg))
 	}
@@ -208,8 +232,8 @@ func (s *Store) Read(topic string, partition int32, offset int64, maxBytes int64
 	}
 	budget := maxBytes
 	n := e.end() - start
-	if n > budget {
-		if n, err = h.fit(e, start, budget, true); err != nil {
+	if n > budget || e.last >= end {
+		if n, err = h.fit(e, start, budget, end, true); err != nil {
 			return fail(err)
 		}
 	}
@@ -218,7 +242,7 @@ func (s *Store) Read(topic string, partition int32, offset int64, maxBytes int64
 	budget -= n
 	for i++; i < v.n && budget > 0 && n == e.end()-start; i++ {
 		e = v.at(i)
-		if e.base >= hwm {
+		if e.base >= end {
 			break
 		}
 		if !h.segs.hold(e.seg) {
@@ -228,8 +252,8 @@ func (s *Store) Read(topic string, partition int32, offset int64, maxBytes int64
 			return fail(ErrClosed)
 		}
 		start, n = e.pos, e.length
-		if n > budget {
-			if n, err = h.fit(e, start, budget, false); err != nil {
+		if n > budget || e.last >= end {
+			if n, err = h.fit(e, start, budget, end, false); err != nil {
 				return fail(err)
 			}
 			if n == 0 {

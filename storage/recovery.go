@@ -105,6 +105,7 @@ func (s *shard) recover(rs *RecoveryStats) error {
 	slices.Sort(ids)
 	nowMs := s.st.now().UnixMilli()
 	prods := producerMap{}
+	aborted := abortedByKey{}
 	var last *segment
 	lastSealed := false
 	for k, id := range ids {
@@ -134,6 +135,7 @@ func (s *shard) recover(rs *RecoveryStats) error {
 				s.markSealed(seg, ck.entries)
 				seg.ckDone.Store(true)
 				prods = ck.producers
+				aborted.load(ck.aborted)
 				rs.FromCheckpoint++
 				lastSealed = true
 				continue
@@ -141,7 +143,7 @@ func (s *shard) recover(rs *RecoveryStats) error {
 			s.log.Warn().Err(err).Str("segment", path).Msg("ignoring index checkpoint; scanning the segment")
 		}
 		rs.Scanned++
-		res, err := s.scan(seg, prods, nowMs, isLast)
+		res, err := s.scan(seg, prods, aborted, nowMs, isLast)
 		if err != nil {
 			return err
 		}
@@ -166,7 +168,7 @@ func (s *shard) recover(rs *RecoveryStats) error {
 		}
 		s.markSealed(seg, res.entries)
 		prod, np := encodeProducers(prods)
-		b := encodeCheckpoint(id, res.entries, prod, np)
+		b := encodeCheckpoint(id, res.entries, prod, np, aborted.flat())
 		if err := vfs.WriteFile(fsys, idxPath(s.dir, id), b); err != nil {
 			s.log.Warn().Err(err).Str("segment", path).Msg("index checkpoint not written")
 		} else {
@@ -180,6 +182,7 @@ func (s *shard) recover(rs *RecoveryStats) error {
 	}
 	prods.expire(nowMs - s.st.cfg.ProducerExpiry.Milliseconds())
 	s.producers = prods
+	s.installTxns(prods, aborted)
 
 	if last != nil && !lastSealed {
 		s.seg, s.nextSegID = last, last.id+1
@@ -259,7 +262,7 @@ func (s *shard) applyEntries(seg *segment, entries []ckEntry, rs *RecoveryStats)
 // segment it looks up to the end of the file (anything there is
 // corruption); in the newest one only as far as a crash can have left
 // written bytes (tornWindowEnd).
-func (s *shard) scan(seg *segment, prods producerMap, nowMs int64, newest bool) (scanResult, error) {
+func (s *shard) scan(seg *segment, prods producerMap, aborted abortedByKey, nowMs int64, newest bool) (scanResult, error) {
 	var res scanResult
 	size, err := seg.f.Size()
 	if err != nil {
@@ -296,7 +299,9 @@ func (s *shard) scan(seg *segment, prods producerMap, nowMs int64, newest bool) 
 		for b := data; len(b) > 0; {
 			batch, rest, _ := NextBatch(b)
 			bh, _ := ParseBatchHeader(batch)
-			prods.replay(h.key, &bh, bh.BaseOffset, nowMs)
+			if ab, ok := prods.replay(h.key, &bh, batch, nowMs); ok {
+				aborted[h.key] = append(aborted[h.key], ab)
+			}
 			b = rest
 		}
 		res.entries = append(res.entries, ckEntry{key: h.key, base: h.base, last: h.last,

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"runtime"
 	"slices"
 	"sort"
@@ -318,6 +319,12 @@ type partition struct {
 	deleted atomic.Bool
 	failed  atomic.Bool // recovery found corruption: ErrStorage
 
+	// Transactions (txn.go), published by the syncer: firstOpen is the
+	// first offset of the earliest open transaction (MaxInt64: none);
+	// txns is nil until the partition sees one.
+	firstOpen atomic.Int64
+	txns      atomic.Pointer[partTxns]
+
 	wmu sync.Mutex // guards watchers, nextW, wclosed
 	// watchers by id: a map, so cancelling one of many (long polls whose
 	// connections closed) costs O(1), not a scan.
@@ -425,6 +432,7 @@ func (s *Store) addPartitions(t *topic, mps []metaPartition) error {
 		p := &partition{t: t, num: num, key: mp.Key, sh: s.shards[mp.Shard], nextMin: mp.NextMin}
 		p.logAppendTime.Store(lat)
 		p.logStart.Store(mp.LogStart)
+		p.firstOpen.Store(math.MaxInt64)
 		t.parts = append(t.parts, p)
 		s.byKey[mp.Key] = p
 	}

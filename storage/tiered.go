@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -253,7 +254,9 @@ func (coldBytes) Fd() uintptr { return vfs.NoFd }
 // start is ErrStorage (the bucket lost data: out of range would send
 // clients to their reset policy, skipping or re-reading everything). The
 // tier logs and counts each failure (tier.Cold.Stats).
-func (s *Store) readCold(p *partition, res ReadResult, offset, maxBytes int64) ReadResult {
+// readCold reads from the tier; batches from end on (a read_committed
+// read's last stable offset) are cut off.
+func (s *Store) readCold(p *partition, res ReadResult, offset, maxBytes, end int64) ReadResult {
 	res.LogStartOffset = p.logStart.Load()
 	if offset < res.LogStartOffset {
 		res.Err = ErrOffsetOutOfRange
@@ -270,11 +273,33 @@ func (s *Store) readCold(p *partition, res ReadResult, offset, maxBytes int64) R
 		res.Err = fmt.Errorf("%w: tier returned nothing at %d", ErrStorage, offset)
 		return res
 	}
+	b = cutBatchesAt(b, end)
 	res.Chunks = []Chunk{{File: coldBytes(b), Off: 0, Len: int64(len(b))}}
 	res.Bytes = int64(len(b))
 	s.stats.reads.Add(1)
 	s.stats.readBytes.Add(res.Bytes)
 	return res
+}
+
+// cutBatchesAt returns the whole batches of b that start below end (at
+// least the first).
+func cutBatchesAt(b []byte, end int64) []byte {
+	n := 0
+	for rest := b; len(rest) > 0; {
+		batch, next, err := NextBatch(rest)
+		if err != nil {
+			break
+		}
+		if n > 0 && int64(binary.BigEndian.Uint64(batch[batchBaseOffsetAt:])) >= end {
+			break
+		}
+		n += len(batch)
+		rest = next
+	}
+	if n == 0 {
+		return b
+	}
+	return b[:n]
 }
 
 func (s *Store) coldErr(p *partition, offset int64, err error) error {

@@ -87,6 +87,11 @@ type shard struct {
 	parts     []*partition
 	gen       uint64
 	saved     []savedProducer
+	txev      []txnEvent // transaction opens and closes of the request being admitted
+
+	// Syncer goroutine only (recovery before it starts): partitions with
+	// transaction state, for the aborted index in checkpoints (txn.go).
+	txnParts map[uint32]*partition
 
 	// Syncer goroutine only (recovery before it starts).
 	ck    []ckEntry // chunks of the active segment, for its checkpoint
@@ -140,6 +145,7 @@ type group struct {
 	end     int64        // data: write position in seg after this group
 	reqs    []*appendReq // durable requests waiting for the fsync
 	entries []pubEntry
+	txns    []txnEvent  // data: transaction opens and closes, applied when durable
 	snap    producerMap // seal: producer state at the end of seg
 	written time.Time   // data: when its write ended; set only while tracing
 }
@@ -594,6 +600,14 @@ func (s *shard) placeChunk(g *group, p *partition, buf []byte, nowMs int64) []by
 			r.res.BaseOffset = dupBase
 			continue
 		}
+		if len(s.txev) > 0 {
+			for i := range s.txev {
+				s.txev[i].p = p
+			}
+			g.txns = append(g.txns, s.txev...)
+			clear(s.txev)
+			s.txev = s.txev[:0]
+		}
 		if c.count > 0 && len(buf)-c.hdrAt-chunkHeaderBytes+len(r.data) > limit {
 			buf = s.closeChunk(g, p, &c, buf)
 			c = chunkBuilder{hdrAt: len(buf), base: p.next, maxTs: math.MinInt64, maxTsOff: -1}
@@ -651,8 +665,13 @@ func (s *shard) closeChunk(g *group, p *partition, c *chunkBuilder, buf []byte) 
 // state and records them, all or nothing. dupBase >= 0 means the request
 // is a retry of batches already in the log at that offset: nothing is to
 // be written.
+//
+// Transaction markers (control batches, only ever built by WriteTxnMarker)
+// and the first transactional batch of a transaction queue a txnEvent in
+// s.txev, kept only when the request is admitted.
 func (s *shard) admit(p *partition, data []byte, nowMs int64) (dupBase int64, err error) {
 	s.saved = s.saved[:0]
+	s.txev = s.txev[:0]
 	off := p.next
 	nb, ndup := 0, 0
 	dupBase = -1
@@ -670,7 +689,12 @@ func (s *shard) admit(p *partition, data []byte, nowMs int64) (dupBase int64, er
 		}
 		nb++
 		last := off + int64(h.LastOffsetDelta)
-		if h.ProducerID >= 0 && !h.Control() {
+		if h.ProducerID >= 0 && h.Control() {
+			if err := s.admitMarker(p, &h, batch, off, nowMs); err != nil {
+				s.rollback()
+				return -1, err
+			}
+		} else if h.ProducerID >= 0 {
 			lastSeq := incSeq(h.BaseSequence, h.LastOffsetDelta)
 			k := producerKey{pid: h.ProducerID, key: p.key}
 			e := s.producers[k]
@@ -697,6 +721,10 @@ func (s *shard) admit(p *partition, data []byte, nowMs int64) (dupBase int64, er
 				firstSeq: h.BaseSequence, lastSeq: lastSeq,
 				base: off, last: last,
 			}, nowMs)
+			if h.Transactional() && !e.txnOpen {
+				e.txnOpen, e.txnFirst = true, off
+				s.txev = append(s.txev, txnEvent{kind: txnOpened, pid: h.ProducerID, first: off})
+			}
 		}
 		off = last + 1
 	}
@@ -708,6 +736,36 @@ func (s *shard) admit(p *partition, data []byte, nowMs int64) (dupBase int64, er
 		return -1, ErrOutOfOrderSequence
 	}
 	return -1, nil
+}
+
+// admitMarker checks a transaction marker at offset off against the
+// producer's epoch and applies it (txn.go).
+func (s *shard) admitMarker(p *partition, h *BatchHeader, batch []byte, off, nowMs int64) error {
+	commit, ok := MarkerCommit(batch)
+	if !ok {
+		return ErrInvalidTxnMarker
+	}
+	k := producerKey{pid: h.ProducerID, key: p.key}
+	e := s.producers[k]
+	switch {
+	case e == nil:
+		e = &producerEntry{epoch: h.ProducerEpoch}
+		s.producers[k] = e
+		s.saved = append(s.saved, savedProducer{k: k, created: true})
+	case h.ProducerEpoch < e.epoch:
+		return ErrInvalidProducerEpoch
+	default:
+		s.save(k, e)
+	}
+	closed, first := e.marker(h.ProducerEpoch, nowMs)
+	if closed {
+		kind := txnAborted
+		if commit {
+			kind = txnCommitted
+		}
+		s.txev = append(s.txev, txnEvent{kind: kind, pid: h.ProducerID, first: first, last: off})
+	}
+	return nil
 }
 
 func (s *shard) save(k producerKey, e *producerEntry) {
@@ -917,7 +975,8 @@ func zeroRange(f vfs.File, off, end int64) error {
 func (g *group) reset() {
 	clear(g.reqs)
 	clear(g.entries)
-	*g = group{reqs: g.reqs[:0], entries: g.entries[:0]}
+	clear(g.txns)
+	*g = group{reqs: g.reqs[:0], entries: g.entries[:0], txns: g.txns[:0]}
 }
 
 func (s *shard) runSyncer() {
@@ -1041,7 +1100,7 @@ func (s *shard) finish(g *group, err error) {
 	case groupSeal:
 		if err == nil {
 			s.markSealed(g.seg, s.ck)
-			s.queueCheckpoint(g.seg, s.ck, g.snap)
+			s.queueCheckpoint(g.seg, s.ck, g.snap, s.abortedSnapshot())
 			s.ck = nil
 		}
 		s.sealed <- err
@@ -1050,6 +1109,10 @@ func (s *shard) finish(g *group, err error) {
 			from := s.synced.Load()
 			s.synced.Store(g.end)
 			s.cache.add(g.seg, from, g.end)
+			if len(g.txns) > 0 {
+				// Before the high watermarks move past the new data.
+				s.applyTxnOpens(g.txns)
+			}
 			for i := range g.entries {
 				pe := &g.entries[i]
 				pe.p.idx.add(pe.e)
@@ -1057,6 +1120,10 @@ func (s *shard) finish(g *group, err error) {
 				s.ck = append(s.ck, ckEntry{key: pe.p.key, base: pe.e.base, last: pe.e.last, pos: pe.e.pos,
 					length: pe.e.length, maxTs: pe.e.maxTs, maxTsOff: pe.e.maxTsOff})
 			}
+		}
+		if err == nil && len(g.txns) > 0 {
+			// After the markers are visible, before the acks.
+			s.applyTxnCloses(g.txns)
 		}
 		for _, r := range g.reqs {
 			if err != nil {
@@ -1074,10 +1141,10 @@ func (s *shard) finish(g *group, err error) {
 	s.free <- g
 }
 
-func (s *shard) queueCheckpoint(seg *segment, entries []ckEntry, snap producerMap) {
+func (s *shard) queueCheckpoint(seg *segment, entries []ckEntry, snap producerMap, aborted []ckAborted) {
 	s.bgJobs <- func() {
 		t0 := time.Now()
-		err := s.writeCheckpoint(seg.id, entries, snap)
+		err := s.writeCheckpoint(seg.id, entries, snap, aborted)
 		if s.tracing() {
 			s.trace(TraceEvent{Kind: TraceCheckpoint, Start: t0, Dur: time.Since(t0), N: len(entries)})
 		}
@@ -1092,9 +1159,9 @@ func (s *shard) queueCheckpoint(seg *segment, entries []ckEntry, snap producerMa
 	}
 }
 
-func (s *shard) writeCheckpoint(id uint64, entries []ckEntry, snap producerMap) error {
+func (s *shard) writeCheckpoint(id uint64, entries []ckEntry, snap producerMap, aborted []ckAborted) error {
 	prod, np := encodeProducers(snap)
-	b := encodeCheckpoint(id, entries, prod, np)
+	b := encodeCheckpoint(id, entries, prod, np, aborted)
 	return vfs.WriteFile(s.st.fs, idxPath(s.dir, id), b)
 }
 
