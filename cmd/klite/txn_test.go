@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -229,4 +230,113 @@ func TestTxnKill9Franz(t *testing.T) {
 	if len(got) != 6 {
 		t.Fatalf("read_committed %v: the open transaction's records are visible", got)
 	}
+}
+
+// consumeTransform runs a GroupTransactSession over in until it has
+// committed n input records to out, ending each poll in a transaction with
+// its offsets. kill, when set, runs once after half of them, while the
+// loop goes on (the broker dies between or inside transactions).
+func consumeTransform(t *testing.T, b *broker, in, out, id string, n int, kill func()) {
+	t.Helper()
+	s, err := kgo.NewGroupTransactSession(kgo.SeedBrokers(b.addr), kgo.TransactionalID(id), kgo.ConsumerGroup("etl"),
+		kgo.ConsumeTopics(in), kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.RequireStableFetchOffsets(),
+		kgo.TransactionTimeout(10*time.Second), kgo.DefaultProduceTopic(out),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.RetryTimeout(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := testContext(t, 3*time.Minute)
+	committed := 0
+	var killed sync.WaitGroup
+	for committed < n {
+		fs := s.PollRecords(ctx, 7) // small polls: many transactions
+		if ctx.Err() != nil {
+			t.Fatalf("committed %d of %d input records: %v", committed, n, ctx.Err())
+		}
+		recs := fs.Records()
+		if len(recs) == 0 {
+			continue
+		}
+		if err := s.Begin(); err != nil {
+			t.Fatalf("begin: %v", err)
+		}
+		for _, r := range recs {
+			s.Produce(ctx, &kgo.Record{Topic: out, Key: r.Key, Value: append([]byte("x-"), r.Value...)}, nil)
+		}
+		ok, err := s.End(ctx, kgo.TryCommit)
+		if err != nil {
+			t.Logf("end after %d committed: %v", committed, err)
+		}
+		if ok {
+			committed += len(recs)
+			if kill != nil && committed >= n/2 {
+				// While the loop goes on: the kill lands inside a later
+				// transaction or between two.
+				killed.Add(1)
+				go func(kill func()) { defer killed.Done(); kill() }(kill)
+				kill = nil
+			}
+		}
+	}
+	killed.Wait()
+}
+
+// checkExactlyOnce reads out (read_committed, up to a sentinel) and
+// requires every "x-v%03d" for i < n exactly once.
+func checkExactlyOnce(t *testing.T, addr, out string, parts int32, n int) {
+	t.Helper()
+	fin := txnProducer(t, addr, "sentinel", kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	sentinel(t, fin, out, parts, "stop")
+	seen := map[string]int{}
+	for _, r := range readUntil(t, addr, out, parts, kgo.ReadCommitted(), "stop") {
+		seen[string(r.Value)]++
+	}
+	for i := range n {
+		if v := fmt.Sprintf("x-v%03d", i); seen[v] != 1 {
+			t.Fatalf("%s seen %d times", v, seen[v])
+		}
+	}
+	if len(seen) != n {
+		t.Fatalf("%d distinct outputs, want %d", len(seen), n)
+	}
+}
+
+// Consume-transform-produce with franz-go's GroupTransactSession, with the
+// broker killed (-9) halfway, with transactions in flight: every input
+// record is in the output exactly once, and the group's committed offsets
+// are the end of the input.
+func TestTxnGroupTransactSessionKill9(t *testing.T) {
+	b := startBroker(t, "-transaction-abort-interval", "100ms", "-group-initial-rebalance-delay", "0s")
+	cl := newFranz(t, b.addr)
+	adm := kadm.NewClient(cl)
+	const in, out, parts, n = "etl-in", "etl-out", 2, 300
+	createTopic(t, adm, in, parts)
+	createTopic(t, adm, out, parts)
+	ctx := testContext(t, time.Minute)
+	for i := range n {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: in, Key: []byte(fmt.Sprint(i)), Value: []byte(fmt.Sprintf("v%03d", i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	consumeTransform(t, b, in, out, "etl-1", n, func() {
+		b.kill9()
+		b.restart()
+	})
+	checkExactlyOnce(t, b.addr, out, parts, n)
+	adm = kadm.NewClient(newFranz(t, b.addr)) // the first client's connection died with the broker
+	ctx = testContext(t, time.Minute)
+	offs, err := adm.FetchOffsets(ctx, "etl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends, err := adm.ListEndOffsets(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends.Each(func(e kadm.ListedOffset) {
+		if o, ok := offs.Lookup(in, e.Partition); !ok || o.At != e.Offset {
+			t.Fatalf("group offset of %s/%d: %+v, want %d", in, e.Partition, o, e.Offset)
+		}
+	})
 }
