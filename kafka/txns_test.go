@@ -46,6 +46,11 @@ func withTxns(t *testing.T, st **fakeStore, lg *markerLog) func(*Config) {
 	}
 }
 
+// authzOwnTests are APIs whose ACL checks have their own test, not a case
+// of TestAuthzEveryAPI: ListTransactions leaves out the ids a principal may
+// not describe (TestListTransactionsACL).
+var authzOwnTests = []int16{listTransactionsKey}
+
 func txnAuthzCases() []authzAPICase {
 	txnW := []acl.Binding{allowACL(acl.ResourceTransactionalID, "tx", acl.OpWrite)}
 	return []authzAPICase{
@@ -92,6 +97,16 @@ func txnAuthzCases() []authzAPICase {
 			grant: []acl.Binding{allowACL(acl.ResourceGroup, "g", acl.OpRead)},
 			req:   func() kmsg.Request { return addOffsetsReq("tx", 1, 0, "g") },
 			code:  func(r kmsg.Response) int16 { return r.(*kmsg.AddOffsetsToTxnResponse).ErrorCode }},
+		{name: "DescribeTransactions DESCRIBE transactional id", key: 65, want: txnAuthFailed,
+			grant: []acl.Binding{allowACL(acl.ResourceTransactionalID, "tx", acl.OpDescribe)},
+			req: func() kmsg.Request {
+				r := kmsg.NewPtrDescribeTransactionsRequest()
+				r.TransactionalIDs = []string{"tx"}
+				return r
+			},
+			code: func(r kmsg.Response) int16 {
+				return r.(*kmsg.DescribeTransactionsResponse).TransactionStates[0].ErrorCode
+			}},
 		{name: "EndTxn WRITE transactional id", key: 26, want: txnAuthFailed, grant: txnW,
 			req:  func() kmsg.Request { return endTxnReq("tx", 1, 0, true, 3) },
 			code: func(r kmsg.Response) int16 { return r.(*kmsg.EndTxnResponse).ErrorCode }},
@@ -230,5 +245,77 @@ func TestTransactionAPIs(t *testing.T) {
 	defer lg.mu.Unlock()
 	if len(lg.markers) != 2 || lg.markers[0] != "t/0 commit" || lg.markers[1] != "t/1 commit" {
 		t.Fatalf("markers %v", lg.markers)
+	}
+}
+
+// DescribeTransactions and ListTransactions show the coordinator's state;
+// ListTransactions filters by state, producer id and duration, names
+// unknown state filters, and leaves out ids the principal may not
+// DESCRIBE.
+func TestListTransactionsACL(t *testing.T) {
+	var st *fakeStore
+	lg := &markerLog{}
+	hs := newHarness(t, withGroups(t, &st), withTxns(t, &st, lg), func(cfg *Config) {
+		cfg.Authorizer = acl.New(acl.Config{})
+		cfg.ACLStore = &memACLStore{set: map[storage.ACL]bool{}}
+	})
+	st = hs.st
+	hs.createTopic("t", 3, nil)
+	hs.h.cfg.Authorizer.Add(allowACL(acl.ResourceTransactionalID, "a", acl.OpWrite), allowACL(acl.ResourceTransactionalID, "b", acl.OpWrite),
+		allowACL(acl.ResourceTopic, "t", acl.OpWrite))
+	pids := map[string]int64{}
+	for _, id := range []string{"a", "b", "hidden"} {
+		done := make(chan struct{})
+		hs.h.cfg.Txns.InitProducerID(id, 60000, -1, -1, func(pid int64, _ int16, code int16) {
+			if code != 0 {
+				t.Errorf("init %s: %d", id, code)
+			}
+			pids[id] = pid
+			close(done)
+		})
+		<-done
+	}
+	if c := roundTrip[*kmsg.AddPartitionsToTxnResponse](hs, addPartitionsReq("a", pids["a"], 0, "t", 1, 2)).Topics[0].Partitions[0].ErrorCode; c != 0 {
+		t.Fatalf("add: %d", c)
+	}
+	list := func(v int16, states []string, pidFilter []int64, minMs int64) *kmsg.ListTransactionsResponse {
+		r := kmsg.NewPtrListTransactionsRequest()
+		r.Version, r.StateFilters, r.ProducerIDFilters, r.DurationFilterMillis = v, states, pidFilter, minMs
+		return roundTrip[*kmsg.ListTransactionsResponse](hs, r)
+	}
+	ids := func(r *kmsg.ListTransactionsResponse) (out []string) {
+		for _, s := range r.TransactionStates {
+			out = append(out, s.TransactionalID+":"+s.TransactionState)
+		}
+		return out
+	}
+	if got := ids(list(0, nil, nil, -1)); len(got) != 2 || got[0] != "a:Ongoing" || got[1] != "b:Empty" {
+		t.Fatalf("list: %v", got)
+	}
+	r := list(0, []string{"Ongoing", "Bogus"}, nil, -1)
+	if got := ids(r); len(got) != 1 || got[0] != "a:Ongoing" || len(r.UnknownStateFilters) != 1 || r.UnknownStateFilters[0] != "Bogus" {
+		t.Fatalf("state filter: %v %v", got, r.UnknownStateFilters)
+	}
+	if got := ids(list(0, nil, []int64{pids["b"]}, -1)); len(got) != 1 || got[0] != "b:Empty" {
+		t.Fatalf("producer id filter: %v", got)
+	}
+	if got := ids(list(1, nil, nil, 3_600_000)); len(got) != 0 {
+		t.Fatalf("duration filter: %v", got)
+	}
+	hs.h.cfg.Authorizer.Add(allowACL(acl.ResourceTransactionalID, "hidden", acl.OpDescribe))
+	if got := ids(list(0, nil, nil, -1)); len(got) != 3 {
+		t.Fatalf("list after DESCRIBE granted: %v", got)
+	}
+	d := kmsg.NewPtrDescribeTransactionsRequest()
+	d.TransactionalIDs = []string{"a", "nope"}
+	hs.h.cfg.Authorizer.Add(allowACL(acl.ResourceTransactionalID, "nope", acl.OpDescribe))
+	dr := roundTrip[*kmsg.DescribeTransactionsResponse](hs, d)
+	a := dr.TransactionStates[0]
+	if a.ErrorCode != 0 || a.State != "Ongoing" || a.ProducerID != pids["a"] || a.TimeoutMillis != 60000 || a.StartTimestamp <= 0 ||
+		len(a.Topics) != 1 || len(a.Topics[0].Partitions) != 2 {
+		t.Fatalf("describe a: %+v", a)
+	}
+	if dr.TransactionStates[1].ErrorCode != kerr.TransactionalIDNotFound.Code {
+		t.Fatalf("describe unknown: %+v", dr.TransactionStates[1])
 	}
 }

@@ -441,7 +441,7 @@ func (c *Coordinator) Describe(id string) (Description, bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	t := c.byID[id]
-	if t == nil {
+	if t == nil || t.rec.epoch == noEpoch { // not durable yet
 		return Description{}, false
 	}
 	return describe(t), true
