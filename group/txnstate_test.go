@@ -1,6 +1,9 @@
 package group
 
 import (
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
 	"testing"
 	"time"
 
@@ -127,5 +130,52 @@ func TestTxnOffsetCommitGenerationChecks(t *testing.T) {
 	}
 	if code := commit(txnCommitReq("unknown", 1, "m", 3, 5)); code != kerr.IllegalGeneration.Code {
 		t.Errorf("unknown group with generation: %d", code)
+	}
+}
+
+// The bucket's metadata snapshot carries transaction states and pending
+// offsets (export version 2); a version 1 export (none) still imports.
+func TestExportImportTxns(t *testing.T) {
+	src := openTestCoordinator(t, vfs.NewMemFS())
+	if code := call(t, func(d func(*kmsg.TxnOffsetCommitResponse)) { src.TxnOffsetCommit(txnCommitReq("g", 3, "", -1, 42), d) }).Topics[0].Partitions[0].ErrorCode; code != 0 {
+		t.Fatal(code)
+	}
+	if err := call(t, func(d func(error)) { src.PutTxn("tx", []byte("s"), d) }); err != nil {
+		t.Fatal(err)
+	}
+	b, err := src.ExportOffsets()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := vfs.NewMemFS()
+	cfg := Config{Dir: "/groups", FS: fs, Topics: func(string) (int32, bool) { return 4, true }}
+	if err := ImportOffsets(cfg, b); err != nil {
+		t.Fatal(err)
+	}
+	dst := openTestCoordinator(t, fs)
+	if string(dst.Txns()["tx"]) != "s" {
+		t.Fatalf("txn state after import: %v", dst.Txns())
+	}
+	if p := fetchStable(t, dst, "g", true); p.ErrorCode != kerr.UnstableOffsetCommit.Code {
+		t.Fatalf("pending offset after import: %+v", p)
+	}
+	// Version 1: the same bytes without the transaction records.
+	v1 := openTestCoordinator(t, vfs.NewMemFS())
+	old, err := v1.ExportOffsets()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old = old[:len(old)-4]
+	old[4] = 1
+	old = binary.BigEndian.AppendUint32(old, crc32.Checksum(old, castagnoli))
+	if err := ImportOffsets(Config{Dir: "/g1", FS: vfs.NewMemFS(), Topics: cfg.Topics}, old); err != nil {
+		t.Fatalf("version 1 import: %v", err)
+	}
+	// A version 1 export may not hold transaction records.
+	bad := append([]byte(nil), b[:len(b)-4]...)
+	bad[4] = 1
+	bad = binary.BigEndian.AppendUint32(bad, crc32.Checksum(bad, castagnoli))
+	if err := ImportOffsets(Config{Dir: "/g2", FS: vfs.NewMemFS(), Topics: cfg.Topics}, bad); !errors.Is(err, ErrBadExport) {
+		t.Fatalf("version 1 with transaction records: %v", err)
 	}
 }
