@@ -362,8 +362,8 @@ func (c *Coordinator) expireOffsets() {
 	nowMs := now.UnixMilli()
 	retention := c.cfg.OffsetsRetention.Milliseconds()
 	for name, g := range c.groups {
-		if g.state != stateEmpty || (g.cg != nil && len(g.cg.ghosts) > 0) {
-			continue
+		if g.state != stateEmpty || (g.cg != nil && len(g.cg.ghosts) > 0) || c.offs.hasPendingTxn(name) {
+			continue // a transaction's pending offsets keep the group until it ends
 		}
 		offs := c.offs.offsets(name)
 		var expired []TP

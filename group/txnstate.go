@@ -227,6 +227,14 @@ func (l *offsetsLog) pendingTxn(group string, tp TP) bool {
 	return false
 }
 
+// hasPendingTxn reports whether any transaction has offsets pending in group.
+func (l *offsetsLog) hasPendingTxn(group string) bool {
+	l.stateMu.RLock()
+	defer l.stateMu.RUnlock()
+	g := l.state.groups[group]
+	return g != nil && len(g.pending) > 0
+}
+
 // ---- records ----
 
 func txnStateRecord(id string, state []byte) []byte {

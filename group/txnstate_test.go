@@ -179,3 +179,19 @@ func TestExportImportTxns(t *testing.T) {
 		t.Fatalf("version 1 with transaction records: %v", err)
 	}
 }
+
+// Offset retention does not drop a group whose only offsets are a
+// transaction's, still pending: they would be lost when it commits.
+func TestRetentionKeepsPendingTxnGroup(t *testing.T) {
+	c := openTestCoordinator(t, vfs.NewMemFS(), func(cfg *Config) { cfg.OffsetsRetention = time.Nanosecond })
+	if code := call(t, func(d func(*kmsg.TxnOffsetCommitResponse)) { c.TxnOffsetCommit(txnCommitReq("g", 3, "", -1, 42), d) }).Topics[0].Partitions[0].ErrorCode; code != 0 {
+		t.Fatal(code)
+	}
+	call(t, func(d func(struct{})) { c.submit(func() { c.expireOffsets(); d(struct{}{}) }) })
+	if err := call(t, func(d func(error)) { c.EndTxnOffsets("g", 3, true, d) }); err != nil {
+		t.Fatal(err)
+	}
+	if p := fetchStable(t, c, "g", true); p.Offset != 42 {
+		t.Fatalf("committed offset after a retention check: %+v", p)
+	}
+}

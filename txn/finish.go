@@ -14,7 +14,15 @@ import (
 // pending until then. A step that fails for a reason that may pass is
 // retried; if the coordinator closes first, the next Open resumes from p.
 func (c *Coordinator) finish(t *txn, p record) {
-	c.wg.Add(1)
+	c.mu.Lock()
+	closed := c.closed
+	if !closed {
+		c.wg.Add(1) // under mu: Close waits only after it set closed
+	}
+	c.mu.Unlock()
+	if closed {
+		return // the next Open resumes from p
+	}
 	go func() {
 		defer c.wg.Done()
 		commit := p.state == PrepareCommit
