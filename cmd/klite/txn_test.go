@@ -221,7 +221,7 @@ func TestTxnKill9Franz(t *testing.T) {
 	}
 	sentinel(t, after, topic, parts, "stop")
 	got := values(readUntil(t, b.addr, topic, parts, kgo.ReadCommitted(), "stop"))
-	joined := ","+strings.Join(got, ",")+","
+	joined := "," + strings.Join(got, ",") + ","
 	for _, v := range []string{"c1", "c2", "c3", "c4", "a1", "a2"} {
 		if strings.Count(joined, ","+v+",") != 1 {
 			t.Fatalf("read_committed %v: %s not exactly once", got, v)
