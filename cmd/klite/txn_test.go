@@ -340,3 +340,41 @@ func TestTxnGroupTransactSessionKill9(t *testing.T) {
 		}
 	})
 }
+
+// A producer that vanishes inside a transaction: the broker aborts it
+// after its timeout (with the epoch bumped, so the producer is fenced if
+// it comes back), and read_committed consumers move past it.
+func TestTxnVanishedProducerFranz(t *testing.T) {
+	b := startBroker(t, "-transaction-abort-interval", "100ms")
+	adm := kadm.NewClient(newFranz(t, b.addr))
+	const topic = "txvanish"
+	createTopic(t, adm, topic, 1)
+	ctx := testContext(t, time.Minute)
+	gone := txnProducer(t, b.addr, "gone", kgo.TransactionTimeout(time.Second))
+	if err := gone.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := gone.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte("lost")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	// It never ends the transaction. Another producer commits after it.
+	other := txnProducer(t, b.addr, "other")
+	if err := runTxn(ctx, other, topic, true, "kept"); err != nil {
+		t.Fatal(err)
+	}
+	sentinel(t, other, topic, 1, "stop")
+	if got := values(readUntil(t, b.addr, topic, 1, kgo.ReadCommitted(), "stop")); len(got) != 1 || got[0] != "kept" {
+		t.Fatalf("read_committed: %v", got)
+	}
+	desc, err := adm.DescribeTransactions(ctx, "gone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d, ok := desc["gone"]; !ok || d.State != "CompleteAbort" {
+		t.Fatalf("vanished producer's transaction: %+v", desc)
+	}
+	err = gone.EndTransaction(ctx, kgo.TryCommit)
+	if !errors.Is(err, kerr.ProducerFenced) && !errors.Is(err, kerr.InvalidProducerEpoch) {
+		t.Fatalf("vanished producer's late commit: %v, want fenced", err)
+	}
+}
