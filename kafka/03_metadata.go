@@ -83,7 +83,7 @@ func (h *Handler) metadata(r *request) {
 				continue
 			}
 			if _, ok := h.st.Topic(*t.Topic); !ok && autoCreatable(*t.Topic) {
-				h.async(r, func() { r.respond(h.metadataAuthz(r, orig, denied, h.metadataResponse(r.version, req, ln, all, true))) })
+				h.asyncRead(r, func() { r.respond(h.metadataAuthz(r, orig, denied, h.metadataResponse(r.version, req, ln, all, true))) })
 				return
 			}
 		}

@@ -121,6 +121,11 @@ type Config struct {
 	// DefaultQuotaWindowSamples.
 	QuotaWindow        time.Duration
 	QuotaWindowSamples int
+	// QuotaMaxSensors caps the quota sensors (rate state per user and
+	// client id under a quota) kept at once; past it the least recently
+	// active is evicted (quota_enforce.go). Rounded up to a multiple of
+	// 16; 0 means DefaultQuotaMaxSensors.
+	QuotaMaxSensors int
 
 	// Groups is the group coordinator (groups.go); nil answers the group
 	// APIs with COORDINATOR_NOT_AVAILABLE.
@@ -177,6 +182,9 @@ func (c *Config) setDefaults() {
 	if c.QuotaWindowSamples <= 1 {
 		c.QuotaWindowSamples = DefaultQuotaWindowSamples
 	}
+	if c.QuotaMaxSensors <= 0 {
+		c.QuotaMaxSensors = DefaultQuotaMaxSensors
+	}
 	if c.MaxFetchWait <= 0 {
 		c.MaxFetchWait = DefaultMaxFetchWait
 	}
@@ -210,8 +218,8 @@ type Handler struct {
 
 	acls   aclState   // ACL changes (authz.go)
 	quotas quotaState // client quotas (quotas.go)
-	// quotaTab is the byte-rate quotas enforced (quota_enforce.go); nil
-	// when there are none.
+	// quotaTab is the quotas enforced (quota_enforce.go); nil when there
+	// are none.
 	quotaTab    atomic.Pointer[quotaTable]
 	quotaMeters quotaMeters
 
@@ -275,6 +283,7 @@ func New(cfg Config, st Storage) *Handler {
 	h.fetchRunner.max = cfg.FetchWorkers
 	h.produceRunner.max = 2 * runtime.GOMAXPROCS(0)
 	h.plainRunner.max = runtime.GOMAXPROCS(0)
+	h.quotaMeters.init(cfg.QuotaMaxSensors)
 	h.apiKeys = advertisedKeys()
 	h.loadACLs()
 	h.loadQuotas()
@@ -355,14 +364,22 @@ type request struct {
 	version  int16
 	corr     int32
 	flexible bool // header v2 / flexible body
+	// exempt: request_percentage does not apply (a request before SASL
+	// authentication); set by the SASL gate.
+	exempt bool
 	// throttleMs mutes the connection after the response (KIP-219),
-	// in ms (an int32 fits the padding: request stays in its size
-	// class); set before the request is answered, by the goroutine
-	// serving it.
+	// in ms (an int32 fits the padding); set before the request is
+	// answered, by the goroutine serving it.
 	throttleMs int32
-	clientID   []byte // aliases the frame: use only before completion
-	body       []byte // aliases the frame: use only before completion
-	done       atomic.Bool
+	// reqMeter is the request-time sensor (request_percentage) the work on
+	// this request is charged to, and reqQuota its quota; nil when none
+	// applies. Set on the event loop before the request is handed to any
+	// goroutine (an acks=0 produce clears it there too), read-only after.
+	reqMeter *rateMeter
+	reqQuota float64
+	clientID []byte // aliases the frame: use only before completion
+	body     []byte // aliases the frame: use only before completion
+	done     atomic.Bool
 }
 
 // Serve implements netloop.Handler.
@@ -415,7 +432,10 @@ func (h *Handler) Serve(nr *netloop.Request) {
 		return
 	}
 	r.body = rd.Src
+	h.meterRequest(r)
+	start := r.workStart()
 	a.serve(h, r)
+	r.workEnd(start) // the event loop's part of the request's time
 }
 
 // skipTags skips a tagged-field section; the header defines no tags we use.
@@ -462,10 +482,22 @@ func (h *Handler) recoverTo(r *request) {
 	}
 }
 
-// async runs fn off the event loop, under recoverTo.
+// async runs fn off the event loop, under recoverTo. fn's time is not
+// charged to request_percentage: it waits on a durable write (see
+// quota_enforce.go); read-only work uses asyncRead.
 func (h *Handler) async(r *request, fn func()) {
 	go func() {
 		defer h.recoverTo(r)
+		fn()
+	}()
+}
+
+// asyncRead is async for work that only reads: its time is charged to r's
+// request-time sensor (request_percentage).
+func (h *Handler) asyncRead(r *request, fn func()) {
+	go func() {
+		defer h.recoverTo(r)
+		defer r.workEnd(r.workStart())
 		fn()
 	}()
 }
@@ -488,6 +520,7 @@ func (r *request) close() { r.complete(netloop.Response{Close: true}) }
 // respond encodes msg (whose Version must be the request's) with its
 // response header and completes the request.
 func (r *request) respond(msg kmsg.Response) {
+	r.setThrottle(msg)
 	buf := getBuf()
 	b := r.appendHeader((*buf)[:0])
 	b = msg.AppendTo(b)

@@ -166,6 +166,7 @@ func (h *Handler) saslGate(r *request) bool {
 		r.key = int16(binary.BigEndian.Uint16(f))
 		switch r.key {
 		case apiVersionsKey, saslHandshakeKey, saslAuthenticateKey:
+			r.exempt = true // Kafka's authenticator serves these, outside request quotas
 			return false
 		}
 	}
