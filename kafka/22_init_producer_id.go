@@ -17,8 +17,9 @@ package kafka
 // sends. A TransactionTimeoutMillis of 0 or over -transaction-max-timeout
 // answers INVALID_TRANSACTION_TIMEOUT. An empty TransactionalID answers
 // INVALID_REQUEST (as Kafka does); without a coordinator,
-// COORDINATOR_NOT_AVAILABLE.
-
+// COORDINATOR_NOT_AVAILABLE. PRODUCER_FENCED is INVALID_PRODUCER_EPOCH
+// before v4 (KIP-588).
+//
 // Storage reserves ids a block ahead in its metadata log, so this rarely
 // waits for an fsync and never for another client's topic change; when it
 // must (a burst used up the block), the request is served off the event
