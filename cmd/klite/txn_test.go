@@ -239,7 +239,7 @@ func TestTxnKill9Franz(t *testing.T) {
 func consumeTransform(t *testing.T, b *broker, in, out, id string, n int, kill func()) {
 	t.Helper()
 	s, err := kgo.NewGroupTransactSession(kgo.SeedBrokers(b.addr), kgo.TransactionalID(id), kgo.ConsumerGroup("etl"),
-		kgo.ConsumeTopics(in), kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.RequireStableFetchOffsets(),
+		kgo.ConsumeTopics(in), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.TransactionTimeout(10*time.Second), kgo.DefaultProduceTopic(out),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.RetryTimeout(time.Minute))
 	if err != nil {
