@@ -136,7 +136,7 @@ func Open(cfg Config) (*Coordinator, error) {
 	for _, t := range resume {
 		c.log.Info().Str("transactional_id", t.id).Str("state", t.rec.state.String()).Msg("txn: finishing a transaction after restart")
 		t.pending = true
-		c.finish(t, t.rec)
+		c.finish(t, t.rec, nil)
 	}
 	c.wg.Add(1)
 	go c.timeouts()
@@ -217,7 +217,7 @@ func (c *Coordinator) abortTimedOut() {
 				c.log.Warn().Err(err).Str("transactional_id", t.id).Msg("txn: cannot record the abort of a timed-out transaction; retrying at the next check")
 				return
 			}
-			c.finish(t, next)
+			c.finish(t, next, nil)
 		})
 	}
 }

@@ -148,9 +148,33 @@ func addOffsets(c *Coordinator, id string, pid int64, epoch int16, group string)
 }
 
 func endTxn(c *Coordinator, id string, pid int64, epoch int16, commit, bump bool) pidEpoch {
+	return <-endTxnAsync(c, id, pid, epoch, commit, bump)
+}
+
+// endTxnAsync: EndTxn answers once the markers are written.
+func endTxnAsync(c *Coordinator, id string, pid int64, epoch int16, commit, bump bool) chan pidEpoch {
 	ch := make(chan pidEpoch, 1)
-	c.EndTxn(id, pid, epoch, commit, bump, func(p int64, e int16, code int16) { ch <- pidEpoch{p, e, code} })
-	return <-ch
+	go c.EndTxn(id, pid, epoch, commit, bump, func(p int64, e int16, code int16) { ch <- pidEpoch{p, e, code} })
+	return ch
+}
+
+// waitDurable waits for id's durable state to be want (pending or not).
+func waitDurable(t *testing.T, c *Coordinator, id string, want State) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c.mu.RLock()
+		tx := c.byID[id]
+		ok := tx != nil && tx.rec.state == want
+		c.mu.RUnlock()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never reached %v", id, want)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // waitState waits for id to reach state (markers are written after EndTxn
@@ -259,12 +283,19 @@ func TestTransitionErrors(t *testing.T) {
 	lg.mu.Lock()
 	lg.hold = hold
 	lg.mu.Unlock()
-	expect(t, "commit", endTxn(c, "tx", p.pid, p.epoch, true, false).code, 0)
+	commit := endTxnAsync(c, "tx", p.pid, p.epoch, true, false)
+	waitDurable(t, c, "tx", PrepareCommit)
+	select {
+	case r := <-commit:
+		t.Fatalf("EndTxn answered before its markers: %+v", r)
+	default:
+	}
 	expect(t, "commit again while preparing", endTxn(c, "tx", p.pid, p.epoch, true, false).code, errConcurrent)
 	expect(t, "abort while preparing commit", endTxn(c, "tx", p.pid, p.epoch, false, false).code, errConcurrent)
 	expect(t, "add while preparing", addParts(c, "tx", p.pid, p.epoch, a1), errConcurrent)
 	expect(t, "init while preparing", initPID(c, "tx", 1000, -1, -1).code, errConcurrent)
 	close(hold)
+	expect(t, "commit", (<-commit).code, 0)
 	waitState(t, c, "tx", CompleteCommit)
 
 	// Store failure: NOT_COORDINATOR, state unchanged.
@@ -402,10 +433,12 @@ func TestRestartFinishesPrepared(t *testing.T) {
 	p := initPID(c, "tx", 60000, -1, -1)
 	expect(t, "add", addParts(c, "tx", p.pid, p.epoch, a0, a1), 0)
 	expect(t, "add offsets", addOffsets(c, "tx", p.pid, p.epoch, "g"), 0)
-	expect(t, "commit", endTxn(c, "tx", p.pid, p.epoch, true, false).code, 0)
+	commit := endTxnAsync(c, "tx", p.pid, p.epoch, true, false)
+	waitDurable(t, c, "tx", PrepareCommit)
 	// "Crash": the markers never land; the store holds PrepareCommit.
 	saved := st.Txns()
 	close(lg.hold) // let the first coordinator's held writes go so Close returns
+	expect(t, "commit", (<-commit).code, 0)
 	c.Close()
 	lg2, st2 := &fakeLog{nextPID: 100}, newFakeStore()
 	st2.txns = saved

@@ -13,7 +13,11 @@ import (
 // group offsets resolved, then CompleteCommit/CompleteAbort recorded. t is
 // pending until then. A step that fails for a reason that may pass is
 // retried; if the coordinator closes first, the next Open resumes from p.
-func (c *Coordinator) finish(t *txn, p record) {
+// after, if set, runs once finish is done either way.
+func (c *Coordinator) finish(t *txn, p record, after func()) {
+	if after == nil {
+		after = func() {}
+	}
 	c.mu.Lock()
 	closed := c.closed
 	if !closed {
@@ -21,10 +25,12 @@ func (c *Coordinator) finish(t *txn, p record) {
 	}
 	c.mu.Unlock()
 	if closed {
-		return // the next Open resumes from p
+		after() // the next Open resumes from p
+		return
 	}
 	go func() {
 		defer c.wg.Done()
+		defer after()
 		commit := p.state == PrepareCommit
 		t.offsets.Wait() // offset commits admitted before the end land first
 		if !c.writeMarkers(t.id, p, commit) || !c.endOffsets(t.id, p, commit) {
