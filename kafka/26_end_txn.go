@@ -3,10 +3,13 @@ package kafka
 // EndTxn (key 26), versions 0-5.
 //
 // Behaviour: commits or aborts the producer's transaction
-// (txn.Coordinator.EndTxn). The answer goes out once PrepareCommit or
-// PrepareAbort is durable; the markers are written to every partition of
-// the transaction after it, and until they are, the transaction's requests
-// answer CONCURRENT_TRANSACTIONS (clients retry). A retried EndTxn of a
+// (txn.Coordinator.EndTxn): PrepareCommit or PrepareAbort is made durable,
+// a marker is written to every partition of the transaction, and the
+// answer goes out once the transaction is recorded complete. Kafka answers
+// at the durable Prepare and writes markers after; here they are local
+// fsyncs, and answering after them spares the client's next transaction a
+// CONCURRENT_TRANSACTIONS backoff. Meanwhile the transaction's other
+// requests answer CONCURRENT_TRANSACTIONS (clients retry). A retried EndTxn of a
 // completed transaction succeeds; one of the other outcome answers
 // INVALID_TXN_STATE, as does a commit with no transaction open.
 // v5 is KIP-890 part 2's transaction version 2: every end bumps the

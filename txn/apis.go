@@ -252,8 +252,10 @@ func (c *Coordinator) VerifyTxnPartition(pid int64, epoch int16, topic string, p
 
 // EndTxn ends id's transaction (EndTxn). bump is KIP-890's transaction
 // version 2 (EndTxn v5+): every end bumps the epoch, and done gets the
-// producer id and epoch to go on with. done runs once the prepared state is
-// durable; the markers are written after. It may wait for a producer id
+// producer id and epoch to go on with. done runs once the markers are
+// written and the transaction is recorded complete (or, if the coordinator
+// closes first, once the prepared state is durable: the next start
+// finishes it). It may wait for a producer id
 // (an exhausted epoch): call it off the event loop.
 func (c *Coordinator) EndTxn(id string, pid int64, epoch int16, commit, bump bool, done func(pid int64, epoch int16, code int16)) {
 	want := PrepareAbort
