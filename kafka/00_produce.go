@@ -231,11 +231,11 @@ func (h *Handler) produce(r *request) {
 			// topics (checked before the topic's existence).
 			found, unknown = false, kerr.InvalidTopicException.Code
 		}
-		maxBytes := int64(h.cfg.MaxMessageBytes)
+		maxBytes := h.maxMessageBytes()
 		compacted := false
 		if found {
 			maxBytes = h.topicMaxMessageBytes(&info)
-			compacted = compactPolicy(info.Configs)
+			compacted = h.compactPolicy(info.Configs)
 		}
 
 		for pi := range t.Partitions {

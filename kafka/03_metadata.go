@@ -284,7 +284,7 @@ func (h *Handler) metadataAuthz(r *request, req *kmsg.MetadataRequest, denied ma
 	}
 	if req.Topics == nil || (r.version == 0 && len(req.Topics) == 0) {
 		resp.Topics = slices.DeleteFunc(resp.Topics, func(rt kmsg.MetadataResponseTopic) bool {
-			return !h.authorized(r, acl.OpDescribe, acl.ResourceTopic, *rt.Topic)
+			return !h.authorizedUncached(r, acl.OpDescribe, acl.ResourceTopic, *rt.Topic)
 		})
 	}
 	if req.IncludeTopicAuthorizedOperations {

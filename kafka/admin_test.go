@@ -321,7 +321,7 @@ func TestCreateTopics(t *testing.T) {
 				continue
 			}
 			if v >= 5 {
-				if rt.NumPartitions != info.Partitions || rt.ReplicationFactor != 1 || len(rt.Configs) != len(topicConfigs) {
+				if rt.NumPartitions != info.Partitions || rt.ReplicationFactor != 1 || len(rt.Configs) != len(topicConfigNames) {
 					t.Fatalf("v%d %q: %+v", v, c.spec.name, rt)
 				}
 			}

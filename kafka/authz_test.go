@@ -297,6 +297,11 @@ func authzAPICases() []authzAPICase {
 				return r
 			},
 			code: func(r kmsg.Response) int16 { return r.(*kmsg.IncrementalAlterConfigsResponse).Resources[0].ErrorCode }},
+		{name: "IncrementalAlterConfigs ALTER_CONFIGS cluster", key: 44, want: clusterAuthFailed, grant: cluster(acl.OpAlterConfigs),
+			req: func() kmsg.Request {
+				return incAlterReq(1, false, alterSpec{typ: kmsg.ConfigResourceTypeBroker, ops: []opSpec{set("message.max.bytes", "1000")}})
+			},
+			code: func(r kmsg.Response) int16 { return r.(*kmsg.IncrementalAlterConfigsResponse).Resources[0].ErrorCode }},
 		{name: "OffsetDelete DELETE group", key: 47, want: groupAuthFailed, grant: groupG(acl.OpDelete),
 			req:  func() kmsg.Request { return offsetDeleteReq() },
 			code: func(r kmsg.Response) int16 { return r.(*kmsg.OffsetDeleteResponse).ErrorCode }},

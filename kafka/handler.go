@@ -115,6 +115,9 @@ type Config struct {
 	// QuotaStore makes client quota changes durable (quotas.go); nil
 	// keeps them in memory only.
 	QuotaStore QuotaStore
+	// BrokerConfigStore makes dynamic broker config changes durable
+	// (brokerconfigs.go); nil keeps them in memory.
+	BrokerConfigStore BrokerConfigStore
 	// QuotaWindow and QuotaWindowSamples are the window byte-rate quotas
 	// are measured in (Kafka's quota.window.size.seconds and
 	// quota.window.num); 0 means DefaultQuotaWindow and
@@ -232,6 +235,9 @@ type Handler struct {
 	// alterMu serializes the config read-modify-write of AlterConfigs and
 	// IncrementalAlterConfigs (configs.go), so concurrent changes are not lost.
 	alterMu sync.Mutex
+	// brokerCfg is the dynamic broker configs in force (brokerconfigs.go);
+	// replaced whole under alterMu.
+	brokerCfg atomic.Pointer[brokerConfigState]
 	// usersMu serializes AlterUserScramCredentials, so Users and
 	// UserStore see changes in the same order.
 	usersMu sync.Mutex
@@ -257,12 +263,12 @@ type Handler struct {
 
 	unknownLogged *logOnce // storage errors already logged (errors.go)
 
-	// SASL (sasl.go): per-connection state of connections on SASL
-	// listeners, by connection id: uint64 -> *saslConn. A sync.Map: every
-	// request on a SASL listener looks its connection up, from every
-	// event loop, and entries change only when connections open and close.
-	sasl     sync.Map
-	authWarn zerolog.Logger // log, sampled: failed authentications
+	// unannounced holds the state of connections netloop did not
+	// announce (requests made without netloop, as in tests), by
+	// connection id: uint64 -> *connState. Announced ones carry theirs
+	// (conn_state.go).
+	unannounced sync.Map
+	authWarn    zerolog.Logger // log, sampled: failed authentications
 }
 
 // New returns a handler serving st.
@@ -287,6 +293,7 @@ func New(cfg Config, st Storage) *Handler {
 	h.apiKeys = advertisedKeys()
 	h.loadACLs()
 	h.loadQuotas()
+	h.loadBrokerConfigs()
 	return h
 }
 
@@ -377,6 +384,9 @@ type request struct {
 	// goroutine (an acks=0 produce clears it there too), read-only after.
 	reqMeter *rateMeter
 	reqQuota float64
+	// cs is the connection's state (conn_state.go), set by Serve before
+	// anything else, read-only after.
+	cs       *connState
 	clientID []byte // aliases the frame: use only before completion
 	body     []byte // aliases the frame: use only before completion
 	done     atomic.Bool
@@ -386,7 +396,8 @@ type request struct {
 func (h *Handler) Serve(nr *netloop.Request) {
 	r := &request{nr: nr}
 	defer h.recoverTo(r)
-	if h.listenerOf(nr.Conn).Protocol.SASL() && h.saslGate(r) {
+	r.cs = h.lookupConn(nr)
+	if r.cs.sasl != nil && h.saslGate(r) {
 		return // pre-authentication gate (sasl.go)
 	}
 

@@ -2,6 +2,7 @@ package netloop
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"math"
 	"net"
@@ -23,7 +24,12 @@ import (
 type conn struct {
 	s    *Server
 	gc   gnet.Conn
-	info ConnInfo
+	info ConnInfo // loop; ID, Remote and Listener never change after newConn
+	// tlsInfo is info.TLS, published for Conn.Info on other goroutines; atomic.
+	tlsInfo atomic.Pointer[tls.ConnectionState]
+	// value is the handler's (Conn.SetValue): written in ConnOpened, before
+	// the first frame, read-only after.
+	value any
 
 	active     atomic.Bool  // a byte was read or written since the last tick; atomic
 	seenActive int64        // unix ns of the last tick that found the conn active; ticker only
@@ -429,10 +435,10 @@ func (c *conn) onClose(err error) {
 	}
 	if t := c.tls; t != nil {
 		c.s.hs.forget(c)
-		if !t.ready && reason == CloseHandshakeTimeout {
+		if !t.ready && t.hs != nil && reason == CloseHandshakeTimeout {
 			c.s.st.tlsFailures.Add(1)
 			c.s.tlsWarn.Warn().Uint64("conn", c.info.ID).Stringer("remote", c.info.Remote).
-				Int("listener", c.info.Listener).Dur("took", time.Since(t.start)).
+				Int("listener", c.info.Listener).Dur("took", time.Since(t.hs.start)).
 				Msg("TLS handshake timed out, closing")
 		}
 		t.release()

@@ -182,6 +182,7 @@ func serve(cfg Config, root zerolog.Logger) error {
 		RetentionCheckInterval: cfg.RetentionCheckInterval,
 		RetentionMs:            cfg.RetentionMs,
 		RetentionBytes:         cfg.RetentionBytes,
+		NodeID:                 int32(cfg.NodeID),
 		MaxWALBytes:            cfg.WALMaxBytes,
 		HotBytes:               cfg.WALHotBytes,
 		Logger:                 root, // storage adds its own component field
@@ -355,6 +356,7 @@ func serve(cfg Config, root zerolog.Logger) error {
 		Authorizer:               authorizer(cfg),
 		ACLStore:                 store,
 		QuotaStore:               store,
+		BrokerConfigStore:        store,
 		Groups:                   groups,
 		Txns:                     txns,
 		TxnVerifier:              txns,
