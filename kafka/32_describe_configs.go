@@ -109,7 +109,7 @@ func (h *Handler) describeConfigsResponse(version int16, req *kmsg.DescribeConfi
 				describeError(res, kerr.InvalidTopicException.Code, "Topic name \""+name+"\" is illegal: it must be 1 to 249 characters of [a-zA-Z0-9._-] and not '.' or '..'")
 				continue
 			}
-			info, ok := h.st.Topic(name)
+			info, ok := h.topic(name) // internal topics too
 			if !ok {
 				describeError(res, kerr.UnknownTopicOrPartition.Code, "Topic '"+name+"' does not exist.")
 				continue
