@@ -130,7 +130,7 @@ func (c *Coordinator) DeleteGroups(req *kmsg.DeleteGroupsRequest, done func(*kms
 			return
 		}
 		var rec []byte
-		var applies []func(map[string]*storedGroup)
+		var applies []func(*logState)
 		for _, i := range deleted {
 			name := resp.Groups[i].Group
 			rec = append(rec, deleteGroupRecord(name)...)
@@ -138,7 +138,7 @@ func (c *Coordinator) DeleteGroups(req *kmsg.DeleteGroupsRequest, done func(*kms
 		}
 		c.offs.submit(&logOp{
 			rec: rec,
-			apply: func(st map[string]*storedGroup) {
+			apply: func(st *logState) {
 				for _, a := range applies {
 					a(st)
 				}

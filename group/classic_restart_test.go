@@ -190,7 +190,7 @@ func TestClassicRecordRoundTrip(t *testing.T) {
 			{id: "m2", instanceID: "i2", session: 6 * time.Second, rebalance: 6 * time.Second},
 		}}
 	recs := [][]byte{groupMetaRecord("g", "consumer", 3), classicRecord("g", sc)}
-	st := map[string]*storedGroup{}
+	st := newLogState()
 	for _, r := range recs {
 		apply, err := decodeRecord(r[recHeaderBytes:])
 		if err != nil {
@@ -198,8 +198,8 @@ func TestClassicRecordRoundTrip(t *testing.T) {
 		}
 		apply(st)
 	}
-	check := func(st map[string]*storedGroup, what string) {
-		g := st["g"]
+	check := func(st *logState, what string) {
+		g := st.groups["g"]
 		if g == nil || g.classic == nil || g.generation != 3 || g.classic.leader != "m1" || len(g.classic.members) != 2 ||
 			string(g.classic.members[0].assignment) != "asg" || g.classic.members[1].instanceID != "i2" ||
 			g.classic.members[0].session != 10*time.Second || g.classic.members[0].rebalance != time.Minute {
@@ -212,13 +212,13 @@ func TestClassicRecordRoundTrip(t *testing.T) {
 	// A new generation voids the members; an empty record clears them.
 	apply, _ := decodeRecord(groupMetaRecord("g", "consumer", 4)[recHeaderBytes:])
 	apply(st2)
-	if st2["g"].classic != nil {
+	if st2.groups["g"].classic != nil {
 		t.Fatal("members kept across a generation")
 	}
 	apply, _ = decodeRecord(classicRecord("g", &storedClassic{protocolType: "consumer", generation: 5})[recHeaderBytes:])
 	apply(st)
-	if st["g"].classic != nil || st["g"].generation != 5 {
-		t.Fatalf("empty record: %+v", st["g"])
+	if st.groups["g"].classic != nil || st.groups["g"].generation != 5 {
+		t.Fatalf("empty record: %+v", st.groups["g"])
 	}
 	r := classicRecord("g", sc)
 	for n := 0; n < len(r)-recHeaderBytes; n++ {

@@ -80,8 +80,8 @@ func decodeClassic(d *dec) (*storedClassic, error) {
 	return s, nil
 }
 
-func applyClassic(group string, s *storedClassic) func(map[string]*storedGroup) {
-	return func(state map[string]*storedGroup) {
+func applyClassic(group string, s *storedClassic) func(*logState) {
+	return func(state *logState) {
 		g := stored(state, group)
 		g.protocolType, g.generation = s.protocolType, s.generation
 		g.classic = s

@@ -196,7 +196,7 @@ type hbArgs struct {
 	clientID, clientHost string
 	owned                assignment // nil when TopicPartitions is null
 	joined               []byte     // member records to make durable before answering
-	applies              []func(map[string]*storedGroup)
+	applies              []func(*logState)
 }
 
 // logJoin queues a member record that must be durable before the answer:
@@ -269,7 +269,7 @@ func (c *Coordinator) ConsumerGroupHeartbeat(clientID, clientHost string, req *k
 		applies := a.applies
 		c.offs.submit(&logOp{
 			rec: a.joined,
-			apply: func(st map[string]*storedGroup) {
+			apply: func(st *logState) {
 				for _, f := range applies {
 					f(st)
 				}

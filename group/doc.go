@@ -63,6 +63,15 @@
 //	                    starting afresh.
 //	  7 write marker:   length u32, CRC-32C u32 of the records that follow
 //	                    it; logs only, never nested.
+//	  8 txn state:      transactional id, state (u32 length; package txn's
+//	                    encoding; empty removes the id): the transaction
+//	                    coordinator's durable state (txnstate.go)
+//	  9 txn offsets:    group, producer id i64, count u32, count x (as in 1):
+//	                    a TxnOffsetCommit's offsets, pending until the
+//	                    transaction ends
+//	 10 txn end:        group, producer id i64, commit u8: the producer's
+//	                    pending offsets in the group are committed (1) or
+//	                    dropped (0)
 //
 // A log is a sequence of writes. Each write (one pwrite and one fdatasync
 // for every op queued since the last: group commit) is a type 7 marker
@@ -72,7 +81,7 @@
 // hold bare records, which are still read.
 //
 // A snapshot starts with the 8 bytes "KLGSNAP1" and holds bare records of
-// types 1 to 6.
+// types 1 to 6 and 8 to 9.
 //
 // Limits (the same when writing and when reading):
 //   - A record body is at most MaxRecordBytes (64 MiB). The log refuses,

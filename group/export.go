@@ -17,16 +17,20 @@ import (
 // Export format (part of the bucket format, big-endian; a change means a
 // new version byte):
 //
-//	| magic "KLGX" u32 | version u8 =1 | 0 u8 | 0 u16 |
+//	| magic "KLGX" u32 | version u8 =2 | 0 u8 | 0 u16 |
 //	| records, as in the offsets log (length u32 | CRC-32C u32 | body) |
 //	| CRC-32C u32 of everything before |
 //
 // Records are of type 4 (group meta: protocol type, generation), then 1
 // (commits, at most about exportRecordBytes each), groups and partitions
-// in name order. Membership is not exported: members rejoin.
+// in name order. Membership is not exported: members rejoin. Version 2
+// adds, after the groups, the transaction coordinator's states (type 8)
+// and transactions' pending offsets (type 9), so a broker rebuilt from the
+// bucket finishes or aborts the transactions it had; version 1 exports
+// (no transactions) are still imported.
 const (
 	exportMagic       = 0x4b4c4758 // "KLGX"
-	exportVersion     = 1
+	exportVersion     = 2
 	exportHeaderBytes = 8
 	exportRecordBytes = 1 << 20
 )
@@ -37,17 +41,18 @@ var ErrBadExport = errors.New("group: bad offsets export")
 
 // ExportOffsets encodes every group's committed offsets (with leader
 // epoch, metadata, commit and expiry times) and the groups' protocol type
-// and generation, as durably logged at the time of the call. Safe from
-// any goroutine.
+// and generation, and the transaction coordinator's states with the
+// transactions' pending offsets, as durably logged at the time of the
+// call. Safe from any goroutine.
 func (c *Coordinator) ExportOffsets() ([]byte, error) {
 	l := c.offs
 	l.stateMu.RLock()
 	defer l.stateMu.RUnlock()
 	b := binary.BigEndian.AppendUint32(nil, exportMagic)
 	b = append(b, exportVersion, 0, 0, 0)
-	names := slices.Sorted(maps.Keys(l.state))
+	names := slices.Sorted(maps.Keys(l.state.groups))
 	for _, name := range names {
-		g := l.state[name]
+		g := l.state.groups[name]
 		b = append(b, groupMetaRecord(name, g.protocolType, g.generation)...)
 		tps := make([]TP, 0, len(g.offsets))
 		for tp := range g.offsets {
@@ -74,6 +79,7 @@ func (c *Coordinator) ExportOffsets() ([]byte, error) {
 			b = append(b, commitRecord(name, entries)...)
 		}
 	}
+	b = encodeTxns(b, l.state)
 	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli)), nil
 }
 
@@ -96,7 +102,7 @@ func ImportOffsets(cfg Config, b []byte) error {
 	if err != nil {
 		return err
 	}
-	var applies []func(map[string]*storedGroup)
+	var applies []func(*logState)
 	for pos := 0; pos < len(recs); {
 		n := int(binary.BigEndian.Uint32(recs[pos:]))
 		apply, _ := decodeRecord(recs[pos+recHeaderBytes : pos+recHeaderBytes+n]) // checked
@@ -109,7 +115,7 @@ func ImportOffsets(cfg Config, b []byte) error {
 	done := make(chan error, 1)
 	l.submit(&logOp{
 		rec: recs,
-		apply: func(state map[string]*storedGroup) {
+		apply: func(state *logState) {
 			for _, a := range applies {
 				a(state)
 			}
@@ -124,7 +130,7 @@ func ImportOffsets(cfg Config, b []byte) error {
 }
 
 // checkExport verifies b's header, CRC and every record (only types 1
-// and 4), and returns the records.
+// and 4, and from version 2 types 8 and 9), and returns the records.
 func checkExport(b []byte) ([]byte, error) {
 	if len(b) < exportHeaderBytes+4 {
 		return nil, fmt.Errorf("%w: %d bytes", ErrBadExport, len(b))
@@ -133,7 +139,8 @@ func checkExport(b []byte) ([]byte, error) {
 	if crc32.Checksum(body, castagnoli) != binary.BigEndian.Uint32(b[len(b)-4:]) {
 		return nil, fmt.Errorf("%w: CRC mismatch", ErrBadExport)
 	}
-	if binary.BigEndian.Uint32(body) != exportMagic || body[4] != exportVersion {
+	version := body[4]
+	if binary.BigEndian.Uint32(body) != exportMagic || version < 1 || version > exportVersion {
 		return nil, fmt.Errorf("%w: magic or version", ErrBadExport)
 	}
 	recs := body[exportHeaderBytes:]
@@ -149,7 +156,8 @@ func checkExport(b []byte) ([]byte, error) {
 		if crc32.Checksum(rb, castagnoli) != binary.BigEndian.Uint32(recs[pos+4:]) {
 			return nil, fmt.Errorf("%w: record at %d CRC mismatch", ErrBadExport, pos)
 		}
-		if rb[0] != recCommit && rb[0] != recGroupMeta {
+		txnRec := version >= 2 && (rb[0] == recTxnState || rb[0] == recTxnPending)
+		if rb[0] != recCommit && rb[0] != recGroupMeta && !txnRec {
 			return nil, fmt.Errorf("%w: record type %d", ErrBadExport, rb[0])
 		}
 		if _, err := decodeRecord(rb); err != nil {

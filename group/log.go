@@ -93,14 +93,15 @@ type storedGroup struct {
 	protocolType string
 	generation   int32
 	offsets      map[TP]Offset
-	members      map[string]string // consumer-protocol member id -> instance id
-	classic      *storedClassic    // last completed classic generation with members; nil when none (immutable once stored)
+	pending      map[int64]map[TP]Offset // transactional offsets by producer id, until the transaction ends (txnstate.go)
+	members      map[string]string       // consumer-protocol member id -> instance id
+	classic      *storedClassic          // last completed classic generation with members; nil when none (immutable once stored)
 }
 
 // logOp is one record waiting for the writer.
 type logOp struct {
 	rec   []byte
-	apply func(map[string]*storedGroup) // under stateMu, after fdatasync
+	apply func(*logState) // under stateMu, after fdatasync
 	done  func(error)
 }
 
@@ -120,7 +121,7 @@ type offsetsLog struct {
 	done   chan struct{}
 
 	stateMu sync.RWMutex
-	state   map[string]*storedGroup // guarded by stateMu; written by the writer only
+	state   *logState // guarded by stateMu; written by the writer only
 
 	// Writer goroutine only.
 	file   vfs.File
@@ -159,7 +160,7 @@ func openLog(fs vfs.FS, dir string, opt logOptions, log zerolog.Logger) (*offset
 		wake:  make(chan struct{}, 1),
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
-		state: make(map[string]*storedGroup),
+		state: newLogState(),
 	}
 	if err := vfs.MkdirAllSync(fs, dir); err != nil {
 		return nil, fmt.Errorf("group: create dir: %w", err)
@@ -391,7 +392,7 @@ func (l *offsetsLog) readAll(name string) ([]byte, error) {
 // all or none.
 // Snapshots hold bare records. Records outside a write are accepted in logs
 // too (logs written before markers existed).
-func replay(state map[string]*storedGroup, b []byte, writes bool) (good int, why string, torn bool) {
+func replay(state *logState, b []byte, writes bool) (good int, why string, torn bool) {
 	pos := 0
 	for pos < len(b) {
 		body, end, why := readFrame(b, pos)
@@ -413,7 +414,7 @@ func replay(state map[string]*storedGroup, b []byte, writes bool) (good int, why
 			if crc32.Checksum(recs, castagnoli) != crc {
 				return pos, "write CRC mismatch", true
 			}
-			var applies []func(map[string]*storedGroup)
+			var applies []func(*logState)
 			for p := 0; p < len(recs); {
 				rb, e, why := readFrame(recs, p)
 				if why == "" && rb[0] == recWrite {
@@ -746,7 +747,7 @@ func (l *offsetsLog) close() error {
 func (l *offsetsLog) offset(group string, tp TP) (Offset, bool) {
 	l.stateMu.RLock()
 	defer l.stateMu.RUnlock()
-	g := l.state[group]
+	g := l.state.groups[group]
 	if g == nil {
 		return Offset{}, false
 	}
@@ -758,7 +759,7 @@ func (l *offsetsLog) offset(group string, tp TP) (Offset, bool) {
 func (l *offsetsLog) offsets(group string) map[TP]Offset {
 	l.stateMu.RLock()
 	defer l.stateMu.RUnlock()
-	g := l.state[group]
+	g := l.state.groups[group]
 	if g == nil {
 		return nil
 	}
@@ -773,8 +774,8 @@ func (l *offsetsLog) offsets(group string) map[TP]Offset {
 func (l *offsetsLog) groups() map[string]storedGroup {
 	l.stateMu.RLock()
 	defer l.stateMu.RUnlock()
-	out := make(map[string]storedGroup, len(l.state))
-	for k, g := range l.state {
+	out := make(map[string]storedGroup, len(l.state.groups))
+	for k, g := range l.state.groups {
 		out[k] = storedGroup{protocolType: g.protocolType, generation: g.generation, members: maps.Clone(g.members), classic: g.classic}
 	}
 	return out
@@ -827,6 +828,12 @@ type commitEntry struct {
 func encodeCommit(e *enc, group string, entries []commitEntry) {
 	e.u8(recCommit)
 	e.str(group)
+	encodeEntries(e, entries)
+}
+
+// encodeEntries appends a count and the entries (commit records, and
+// transactions' pending offsets).
+func encodeEntries(e *enc, entries []commitEntry) {
 	e.u32(uint32(len(entries)))
 	for _, c := range entries {
 		e.str(c.tp.Topic)
@@ -915,9 +922,9 @@ func memberRecord(group, id, instance string, present bool) []byte {
 // its members, its classic generation and its offsets in bounded commit
 // records (each record of the state was accepted by checkRecords when it
 // was written, so the snapshot reads back too).
-func encodeState(state map[string]*storedGroup) []byte {
+func encodeState(state *logState) []byte {
 	out := []byte(snapshotMagic)
-	for name, g := range state {
+	for name, g := range state.groups {
 		out = append(out, groupMetaRecord(name, g.protocolType, g.generation)...)
 		for id, instance := range g.members {
 			out = append(out, memberRecord(name, id, instance, true)...)
@@ -934,7 +941,7 @@ func encodeState(state map[string]*storedGroup) []byte {
 		}
 		out = commitRecords(out, name, entries)
 	}
-	return out
+	return encodeTxns(out, state)
 }
 
 // Smallest encodings of repeated entries, so a decoder sizes nothing by a
@@ -988,30 +995,23 @@ func (d *dec) str() string {
 func (d *dec) lstr() string { return string(d.take(int(d.u32()))) }
 
 // decodeRecord parses a record body into the change it makes.
-func decodeRecord(body []byte) (func(map[string]*storedGroup), error) {
+func decodeRecord(body []byte) (func(*logState), error) {
 	d := &dec{b: body}
 	typ := d.u8()
 	group := d.str()
-	var apply func(map[string]*storedGroup)
+	var apply func(*logState)
 	switch typ {
 	case recCommit:
-		n := d.u32()
-		if int(n) > len(d.b)/minCommitEntryBytes { // allocation bounded by the input
-			return nil, errors.New("group: bad count")
-		}
-		entries := make([]commitEntry, 0, n)
-		for i := uint32(0); i < n && !d.bad; i++ {
-			var c commitEntry
-			c.tp.Topic = d.str()
-			c.tp.Partition = d.i32()
-			c.o.Offset = d.i64()
-			c.o.LeaderEpoch = d.i32()
-			c.o.Metadata = d.lstr()
-			c.o.CommitMs = d.i64()
-			c.o.ExpireMs = d.i64()
-			entries = append(entries, c)
+		entries, err := decodeEntries(d)
+		if err != nil {
+			return nil, err
 		}
 		apply = applyCommit(group, entries)
+	case recTxnState, recTxnPending, recTxnEnd:
+		var err error
+		if apply, err = decodeTxnRecord(typ, group, d); err != nil {
+			return nil, err
+		}
 	case recDeleteOffsets:
 		n := d.u32()
 		if int(n) > len(d.b)/minTPBytes {
@@ -1047,17 +1047,38 @@ func decodeRecord(body []byte) (func(map[string]*storedGroup), error) {
 	return apply, nil
 }
 
-func stored(state map[string]*storedGroup, group string) *storedGroup {
-	g := state[group]
+// decodeEntries reads what encodeEntries wrote.
+func decodeEntries(d *dec) ([]commitEntry, error) {
+	n := d.u32()
+	if int(n) > len(d.b)/minCommitEntryBytes { // allocation bounded by the input
+		return nil, errors.New("group: bad count")
+	}
+	entries := make([]commitEntry, 0, n)
+	for i := uint32(0); i < n && !d.bad; i++ {
+		var c commitEntry
+		c.tp.Topic = d.str()
+		c.tp.Partition = d.i32()
+		c.o.Offset = d.i64()
+		c.o.LeaderEpoch = d.i32()
+		c.o.Metadata = d.lstr()
+		c.o.CommitMs = d.i64()
+		c.o.ExpireMs = d.i64()
+		entries = append(entries, c)
+	}
+	return entries, nil
+}
+
+func stored(state *logState, group string) *storedGroup {
+	g := state.groups[group]
 	if g == nil {
 		g = &storedGroup{offsets: make(map[TP]Offset)}
-		state[group] = g
+		state.groups[group] = g
 	}
 	return g
 }
 
-func applyCommit(group string, entries []commitEntry) func(map[string]*storedGroup) {
-	return func(state map[string]*storedGroup) {
+func applyCommit(group string, entries []commitEntry) func(*logState) {
+	return func(state *logState) {
 		g := stored(state, group)
 		for _, c := range entries {
 			g.offsets[c.tp] = c.o
@@ -1065,9 +1086,9 @@ func applyCommit(group string, entries []commitEntry) func(map[string]*storedGro
 	}
 }
 
-func applyDeleteOffsets(group string, tps []TP) func(map[string]*storedGroup) {
-	return func(state map[string]*storedGroup) {
-		if g := state[group]; g != nil {
+func applyDeleteOffsets(group string, tps []TP) func(*logState) {
+	return func(state *logState) {
+		if g := state.groups[group]; g != nil {
 			for _, tp := range tps {
 				delete(g.offsets, tp)
 			}
@@ -1075,12 +1096,12 @@ func applyDeleteOffsets(group string, tps []TP) func(map[string]*storedGroup) {
 	}
 }
 
-func applyDeleteGroup(group string) func(map[string]*storedGroup) {
-	return func(state map[string]*storedGroup) { delete(state, group) }
+func applyDeleteGroup(group string) func(*logState) {
+	return func(state *logState) { delete(state.groups, group) }
 }
 
-func applyGroupMeta(group, protocolType string, generation int32) func(map[string]*storedGroup) {
-	return func(state map[string]*storedGroup) {
+func applyGroupMeta(group, protocolType string, generation int32) func(*logState) {
+	return func(state *logState) {
 		g := stored(state, group)
 		g.protocolType, g.generation = protocolType, generation
 		if g.classic != nil && g.classic.generation != generation {
@@ -1089,10 +1110,10 @@ func applyGroupMeta(group, protocolType string, generation int32) func(map[strin
 	}
 }
 
-func applyMember(group, id, instance string, present bool) func(map[string]*storedGroup) {
-	return func(state map[string]*storedGroup) {
+func applyMember(group, id, instance string, present bool) func(*logState) {
+	return func(state *logState) {
 		if !present {
-			if g := state[group]; g != nil {
+			if g := state.groups[group]; g != nil {
 				delete(g.members, id)
 			}
 			return

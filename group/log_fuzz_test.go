@@ -31,8 +31,8 @@ func seedLogs() [][]byte {
 		all = append(all, r...)
 	}
 	log = append(append(log, marker(all)...), all...)
-	snap := encodeState(map[string]*storedGroup{"g": {protocolType: "consumer", generation: 2,
-		offsets: map[TP]Offset{{"t", 0}: {Offset: 1, Metadata: "x"}}, members: map[string]string{"m": ""}}})
+	snap := encodeState(&logState{groups: map[string]*storedGroup{"g": {protocolType: "consumer", generation: 2,
+		offsets: map[TP]Offset{{"t", 0}: {Offset: 1, Metadata: "x"}}, members: map[string]string{"m": ""}}}})
 	flipped := append([]byte(nil), log...)
 	flipped[len(flipped)/2] ^= 1
 	return [][]byte{log, all, snap[len(snapshotMagic):], log[:len(log)-5], flipped, {}, {0, 0, 0, 9, 1, 2, 3, 4, recWrite}}
@@ -51,11 +51,11 @@ func FuzzReplay(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		b = b[:len(b):len(b)]
 		for _, writes := range []bool{true, false} {
-			good, why, _ := replay(map[string]*storedGroup{}, b, writes)
+			good, why, _ := replay(newLogState(), b, writes)
 			if good < 0 || good > len(b) || (why == "") != (good == len(b)) {
 				t.Fatalf("writes=%v: accepted %d of %d bytes, why %q", writes, good, len(b), why)
 			}
-			if g2, why2, _ := replay(map[string]*storedGroup{}, b[:good], writes); g2 != good || why2 != "" {
+			if g2, why2, _ := replay(newLogState(), b[:good], writes); g2 != good || why2 != "" {
 				t.Fatalf("writes=%v: the accepted prefix of %d bytes replays to %d: %s", writes, good, g2, why2)
 			}
 		}
@@ -94,7 +94,7 @@ func TestWriteReplayCorpus(t *testing.T) {
 func TestSeedLogsReplay(t *testing.T) {
 	s := seedLogs()
 	for i, writes := range map[int]bool{0: true, 1: false, 2: false} {
-		if good, why, _ := replay(map[string]*storedGroup{}, s[i], writes); why != "" || good != len(s[i]) {
+		if good, why, _ := replay(newLogState(), s[i], writes); why != "" || good != len(s[i]) {
 			t.Fatalf("seed %d: %d of %d: %s", i, good, len(s[i]), why)
 		}
 	}

@@ -507,7 +507,7 @@ func TestLogRefusesUnreadableRecords(t *testing.T) {
 		"marker": marker(nil),
 	} {
 		ch := make(chan error, 1)
-		l.submit(&logOp{rec: rec, apply: func(map[string]*storedGroup) { t.Error("applied") }, done: func(err error) { ch <- err }})
+		l.submit(&logOp{rec: rec, apply: func(*logState) { t.Error("applied") }, done: func(err error) { ch <- err }})
 		if err := <-ch; !errors.Is(err, ErrRecordTooLarge) {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -545,7 +545,7 @@ func TestCommitRecordsBounded(t *testing.T) {
 	if err := checkRecords(recs); err != nil {
 		t.Fatal(err)
 	}
-	st := map[string]*storedGroup{}
+	st := newLogState()
 	n := 0
 	for pos := 0; pos < len(recs); n++ {
 		body, end, why := readFrame(recs, pos)
@@ -562,8 +562,8 @@ func TestCommitRecordsBounded(t *testing.T) {
 		apply(st)
 		pos = end
 	}
-	if n < 13 || len(st["g"].offsets) != len(entries) {
-		t.Fatalf("%d records, %d offsets", n, len(st["g"].offsets))
+	if n < 13 || len(st.groups["g"].offsets) != len(entries) {
+		t.Fatalf("%d records, %d offsets", n, len(st.groups["g"].offsets))
 	}
 }
 

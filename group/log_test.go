@@ -176,7 +176,7 @@ func TestLogFsyncFailureFailsCommits(t *testing.T) {
 }
 
 func TestLogRecordRoundTrip(t *testing.T) {
-	st := map[string]*storedGroup{}
+	st := newLogState()
 	recs := [][]byte{
 		groupMetaRecord("g", "consumer", 7),
 		commitRecord("g", []commitEntry{{TP{"a", 1}, Offset{5, 2, "meta", 10, 20}}, {TP{"b", 0}, Offset{Offset: 9}}}),
@@ -192,14 +192,14 @@ func TestLogRecordRoundTrip(t *testing.T) {
 		}
 		apply(st)
 	}
-	g := st["g"]
+	g := st.groups["g"]
 	if g == nil || g.protocolType != "consumer" || g.generation != 7 || len(g.offsets) != 1 ||
 		g.offsets[TP{"a", 1}] != (Offset{5, 2, "meta", 10, 20}) || len(g.members) != 1 || g.members["m2"] != "inst" {
 		t.Fatalf("state %+v", g)
 	}
 	// A snapshot keeps the members.
 	st2 := replaySnapshot(t, encodeState(st))
-	if g2 := st2["g"]; g2 == nil || len(g2.members) != 1 || g2.members["m2"] != "inst" {
+	if g2 := st2.groups["g"]; g2 == nil || len(g2.members) != 1 || g2.members["m2"] != "inst" {
 		t.Fatalf("snapshot state %+v", g2)
 	}
 	// Truncated bodies never decode (and never panic).
@@ -214,9 +214,9 @@ func TestLogRecordRoundTrip(t *testing.T) {
 
 // replaySnapshot reads a snapshot back as recovery does (replay checks each
 // record's CRC too) into a fresh state.
-func replaySnapshot(t *testing.T, snap []byte) map[string]*storedGroup {
+func replaySnapshot(t *testing.T, snap []byte) *logState {
 	t.Helper()
-	st := map[string]*storedGroup{}
+	st := newLogState()
 	if _, why, _ := replay(st, snap[len(snapshotMagic):], false); why != "" {
 		t.Fatal(why)
 	}

@@ -158,12 +158,12 @@ func (c *Coordinator) OffsetFetch(req *kmsg.OffsetFetchRequest, done func(*kmsg.
 					want[t.Topic] = append(want[t.Topic], t.Partitions...)
 				}
 			}
-			for _, t := range c.fetchGroup(req.Group, req.Topics != nil, order, want) {
+			for _, t := range c.fetchGroup(req.Group, req.Topics != nil, order, want, req.RequireStable) {
 				rt := kmsg.NewOffsetFetchResponseTopic()
 				rt.Topic = t.topic
 				for _, p := range t.parts {
 					rp := kmsg.NewOffsetFetchResponseTopicPartition()
-					rp.Partition, rp.Offset, rp.LeaderEpoch, rp.Metadata = p.partition, p.offset, p.epoch, p.metadata
+					rp.Partition, rp.Offset, rp.LeaderEpoch, rp.Metadata, rp.ErrorCode = p.partition, p.offset, p.epoch, p.metadata, p.err
 					rt.Partitions = append(rt.Partitions, rp)
 				}
 				resp.Topics = append(resp.Topics, rt)
@@ -191,12 +191,12 @@ func (c *Coordinator) OffsetFetch(req *kmsg.OffsetFetchRequest, done func(*kmsg.
 					continue
 				}
 			}
-			for _, t := range c.fetchGroup(rg.Group, rg.Topics != nil, order, want) {
+			for _, t := range c.fetchGroup(rg.Group, rg.Topics != nil, order, want, req.RequireStable) {
 				rt := kmsg.NewOffsetFetchResponseGroupTopic()
 				rt.Topic = t.topic
 				for _, p := range t.parts {
 					rp := kmsg.NewOffsetFetchResponseGroupTopicPartition()
-					rp.Partition, rp.Offset, rp.LeaderEpoch, rp.Metadata = p.partition, p.offset, p.epoch, p.metadata
+					rp.Partition, rp.Offset, rp.LeaderEpoch, rp.Metadata, rp.ErrorCode = p.partition, p.offset, p.epoch, p.metadata, p.err
 					rt.Partitions = append(rt.Partitions, rp)
 				}
 				g.Topics = append(g.Topics, rt)
@@ -217,12 +217,21 @@ type fetchedPartition struct {
 	offset    int64
 	epoch     int32
 	metadata  *string
+	err       int16
 }
 
 // fetchGroup answers one group's fetch: the listed partitions (-1 for those
-// never committed) or, when !listed, every committed offset.
-func (c *Coordinator) fetchGroup(name string, listed bool, order []string, want map[string][]int32) []fetchedTopic {
+// never committed) or, when !listed, every committed offset. With stable
+// (require_stable, KIP-447), a partition with a transactional offset pending
+// answers UNSTABLE_OFFSET_COMMIT, so the client retries once the
+// transaction ends.
+func (c *Coordinator) fetchGroup(name string, listed bool, order []string, want map[string][]int32, stable bool) []fetchedTopic {
 	offs := c.offs.offsets(name)
+	unstable := func(fp *fetchedPartition, tp TP) {
+		if stable && c.offs.pendingTxn(name, tp) {
+			fp.offset, fp.epoch, fp.err = -1, -1, kerr.UnstableOffsetCommit.Code
+		}
+	}
 	var out []fetchedTopic
 	if listed {
 		for _, topic := range order {
@@ -232,6 +241,7 @@ func (c *Coordinator) fetchGroup(name string, listed bool, order []string, want 
 				if o, ok := offs[TP{topic, p}]; ok {
 					fp.offset, fp.epoch, fp.metadata = o.Offset, o.LeaderEpoch, strp(o.Metadata)
 				}
+				unstable(&fp, TP{topic, p})
 				ft.parts = append(ft.parts, fp)
 			}
 			out = append(out, ft)
@@ -246,7 +256,9 @@ func (c *Coordinator) fetchGroup(name string, listed bool, order []string, want 
 			byTopic[tp.Topic] = i
 			out = append(out, fetchedTopic{topic: tp.Topic})
 		}
-		out[i].parts = append(out[i].parts, fetchedPartition{tp.Partition, o.Offset, o.LeaderEpoch, strp(o.Metadata)})
+		fp := fetchedPartition{tp.Partition, o.Offset, o.LeaderEpoch, strp(o.Metadata), 0}
+		unstable(&fp, tp)
+		out[i].parts = append(out[i].parts, fp)
 	}
 	return out
 }
@@ -350,8 +362,8 @@ func (c *Coordinator) expireOffsets() {
 	nowMs := now.UnixMilli()
 	retention := c.cfg.OffsetsRetention.Milliseconds()
 	for name, g := range c.groups {
-		if g.state != stateEmpty || (g.cg != nil && len(g.cg.ghosts) > 0) {
-			continue
+		if g.state != stateEmpty || (g.cg != nil && len(g.cg.ghosts) > 0) || c.offs.hasPendingTxn(name) {
+			continue // a transaction's pending offsets keep the group until it ends
 		}
 		offs := c.offs.offsets(name)
 		var expired []TP

@@ -7,8 +7,10 @@ package kafka
 // (KIP-709). A null topic list (v2+) returns every committed offset of the
 // group; listed partitions never committed answer offset -1 with no error,
 // as Kafka does. LeaderEpoch is returned from v5 (-1 when unknown).
-// RequireStable (v7+, KIP-447) never waits: klite has no pending
-// transactional offsets.
+// RequireStable (v7+, KIP-447): a partition with a transactional offset
+// pending (TxnOffsetCommit of a transaction not yet ended) answers
+// UNSTABLE_OFFSET_COMMIT with offset -1, and the client retries; without it
+// the offset committed before the transaction is returned.
 //
 // v9's member id and epoch (KIP-848) are checked for consumer-protocol
 // groups as Kafka does: a fetch naming a member needs a known member

@@ -8,14 +8,13 @@ package kafka
 // Key type 0 is a group; an empty group id still gets the coordinator, as
 // in Kafka (the group APIs then answer INVALID_GROUP_ID).
 //
-// Differences from Apache Kafka: transactions are not implemented, so key
-// type 1 (a transactional id) answers TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-// the same fatal answer InitProducerId gives a transactional id (see
-// 22_init_producer_id.go): clients stop with a clear error instead of
-// retrying. Any other key type answers INVALID_REQUEST. Without a group
-// coordinator, COORDINATOR_NOT_AVAILABLE.
+// Key type 1 is a transactional id: the transaction coordinator is this
+// broker too (COORDINATOR_NOT_AVAILABLE without one). Any other key type
+// answers INVALID_REQUEST. Without a group coordinator, key type 0 answers
+// COORDINATOR_NOT_AVAILABLE.
 //
-// ACLs (-authorizer): DESCRIBE on the group (GROUP_AUTHORIZATION_FAILED, per key).
+// ACLs (-authorizer): DESCRIBE on the group (GROUP_AUTHORIZATION_FAILED) or
+// on the transactional id (TRANSACTIONAL_ID_AUTHORIZATION_FAILED), per key.
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -39,7 +38,9 @@ func (h *Handler) findCoordinator(r *request) {
 	code := int16(0)
 	switch {
 	case req.CoordinatorType == 1:
-		code = kerr.TransactionalIDAuthorizationFailed.Code
+		if h.cfg.Txns == nil {
+			code = noCoordinator
+		}
 	case req.CoordinatorType != 0:
 		code = kerr.InvalidRequest.Code
 	case h.cfg.Groups == nil:
@@ -56,11 +57,16 @@ func (h *Handler) findCoordinator(r *request) {
 		}
 		*node, *host, *port = h.cfg.NodeID, ln.Host, ln.Port
 	}
-	// DESCRIBE on the group (Kafka's table); code is per key from here.
+	// DESCRIBE on the group or transactional id (Kafka's table); code is
+	// per key from here.
 	shared := code
 	check := func(key string) {
 		code = shared
-		if code == 0 && !h.groupAllowed(r, acl.OpDescribe, key) {
+		switch {
+		case req.CoordinatorType == 1 && !h.txnAllowed(r, acl.OpDescribe, key):
+			code = txnAuthFailed
+		case code != 0:
+		case req.CoordinatorType == 0 && !h.groupAllowed(r, acl.OpDescribe, key):
 			code = groupAuthFailed
 		}
 	}

@@ -9,14 +9,16 @@ package kafka
 // also gets a fresh id, exactly as Kafka answers idempotent producers; one of
 // the two set without the other answers INVALID_REQUEST, as in Kafka.
 //
-// Transactions are not implemented yet. An empty TransactionalID answers
-// INVALID_REQUEST (as Kafka does); any other TransactionalID answers
-// TRANSACTIONAL_ID_AUTHORIZATION_FAILED: that is what Kafka sends a client
-// that may not use transactions, and every client treats it as fatal and
-// reports it at once, instead of retrying as it would NOT_COORDINATOR or
-// COORDINATOR_NOT_AVAILABLE. (FindCoordinator is not advertised, so clients
-// that look up a transaction coordinator first stop there, with an
-// unsupported-API error.)
+// With a TransactionalID (KIP-98) the transaction coordinator (package txn)
+// answers: a new producer id with epoch 0 for a new id, else the epoch
+// bumped, an ongoing transaction of the id aborted with its producer fenced
+// (CONCURRENT_TRANSACTIONS until that is done; the client retries), and
+// KIP-360 recovery checked against the producer id and epoch the client
+// sends. A TransactionTimeoutMillis of 0 or over -transaction-max-timeout
+// answers INVALID_TRANSACTION_TIMEOUT. An empty TransactionalID answers
+// INVALID_REQUEST (as Kafka does); without a coordinator,
+// COORDINATOR_NOT_AVAILABLE. PRODUCER_FENCED is INVALID_PRODUCER_EPOCH
+// before v4 (KIP-588).
 //
 // Storage reserves ids a block ahead in its metadata log, so this rarely
 // waits for an fsync and never for another client's topic change; when it
@@ -24,7 +26,8 @@ package kafka
 // loop, as always.
 //
 // ACLs (-authorizer): IDEMPOTENT_WRITE on the cluster or WRITE on any topic (KIP-679;
-// CLUSTER_AUTHORIZATION_FAILED).
+// CLUSTER_AUTHORIZATION_FAILED); with a transactional id, WRITE on it
+// (TRANSACTIONAL_ID_AUTHORIZATION_FAILED) instead.
 
 import (
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -48,10 +51,21 @@ func (h *Handler) initProducerID(r *request) {
 	switch {
 	case req.TransactionalID != nil && *req.TransactionalID == "":
 		resp.ErrorCode = kerr.InvalidRequest.Code
-	case req.TransactionalID != nil:
-		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
 	case (req.ProducerID == -1) != (req.ProducerEpoch == -1):
 		resp.ErrorCode = kerr.InvalidRequest.Code
+	case req.TransactionalID != nil && !h.txnAllowed(r, acl.OpWrite, *req.TransactionalID):
+		resp.ErrorCode = txnAuthFailed
+	case req.TransactionalID != nil && h.cfg.Txns == nil:
+		resp.ErrorCode = kerr.CoordinatorNotAvailable.Code
+	case req.TransactionalID != nil:
+		h.async(r, func() {
+			h.cfg.Txns.InitProducerID(*req.TransactionalID, req.TransactionTimeoutMillis, req.ProducerID, req.ProducerEpoch,
+				func(pid int64, epoch int16, code int16) {
+					resp.ProducerID, resp.ProducerEpoch, resp.ErrorCode = pid, epoch, fencedCode(code, r.version, 4)
+					r.respond(resp)
+				})
+		})
+		return
 	case !h.idempotentWriteAllowed(r):
 		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
 	default:

@@ -453,8 +453,8 @@ func TestInitProducerID(t *testing.T) {
 		req = kmsg.NewPtrInitProducerIDRequest()
 		req.Version = v
 		req.TransactionalID = strPtr("txn")
-		if r := roundTrip[*kmsg.InitProducerIDResponse](hs, req); r.ErrorCode != kerr.TransactionalIDAuthorizationFailed.Code || r.ProducerID != -1 {
-			t.Fatalf("v%d transactional: %+v", v, r)
+		if r := roundTrip[*kmsg.InitProducerIDResponse](hs, req); r.ErrorCode != kerr.CoordinatorNotAvailable.Code || r.ProducerID != -1 {
+			t.Fatalf("v%d transactional without a coordinator: %+v", v, r)
 		}
 		req.TransactionalID = strPtr("")
 		if r := roundTrip[*kmsg.InitProducerIDResponse](hs, req); r.ErrorCode != kerr.InvalidRequest.Code {

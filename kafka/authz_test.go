@@ -412,11 +412,14 @@ func describeConfigsReq(typ kmsg.ConfigResourceType, name string) *kmsg.Describe
 // operation Kafka requires is granted. Every registered API has a case,
 // except ApiVersions and the SASL exchange, which need none.
 func TestAuthzEveryAPI(t *testing.T) {
-	cases := append(authzAPICases(), wireAuthzCases()...)
+	cases := append(append(authzAPICases(), wireAuthzCases()...), txnAuthzCases()...)
 	covered := map[int16]bool{apiVersionsKey: true, saslHandshakeKey: true, saslAuthenticateKey: true,
 		getTelemetrySubscriptionsKey: true, pushTelemetryKey: true} // telemetry: no ACL in Kafka either
 	for _, c := range cases {
 		covered[c.key] = true
+	}
+	for _, k := range authzOwnTests {
+		covered[k] = true
 	}
 	for k, a := range apis {
 		if a != nil && !covered[int16(k)] {

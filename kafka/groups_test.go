@@ -72,8 +72,8 @@ func TestFindCoordinator(t *testing.T) {
 	}
 	req := kmsg.NewPtrFindCoordinatorRequest()
 	req.Version, req.CoordinatorType, req.CoordinatorKey = 3, 1, "txn"
-	if resp := roundTrip[*kmsg.FindCoordinatorResponse](hs, req); resp.ErrorCode != kerr.TransactionalIDAuthorizationFailed.Code {
-		t.Fatalf("transaction key: %d", resp.ErrorCode)
+	if resp := roundTrip[*kmsg.FindCoordinatorResponse](hs, req); resp.ErrorCode != kerr.CoordinatorNotAvailable.Code {
+		t.Fatalf("transaction key without a transaction coordinator: %d", resp.ErrorCode)
 	}
 	// No coordinator configured: retriable COORDINATOR_NOT_AVAILABLE.
 	plain := newHarness(t)

@@ -144,6 +144,9 @@ type Config struct {
 	// Groups is the group coordinator (groups.go); nil answers the group
 	// APIs with COORDINATOR_NOT_AVAILABLE.
 	Groups Groups
+	// Txns is the transaction coordinator (txns.go); nil answers the
+	// transaction APIs with COORDINATOR_NOT_AVAILABLE.
+	Txns Txns
 
 	// TxnVerifier checks transactional produce against the transaction
 	// coordinator (txnverify.go); nil refuses transactional batches.

@@ -15,6 +15,7 @@ import (
 	"github.com/klite/klite/kafka"
 	"github.com/klite/klite/netloop"
 	"github.com/klite/klite/storage"
+	"github.com/klite/klite/txn"
 )
 
 // envPrefix names the environment variables that give flags their defaults:
@@ -119,6 +120,11 @@ type Config struct {
 	GroupMetadataMaxBytes          int  // largest stored classic generation (__consumer_offsets' max.message.bytes)
 	OffsetsLogRepair               bool // cut a damaged offsets log at its bad record instead of refusing to start
 
+	// Transaction coordinator (package txn); Kafka's transaction.* settings.
+	TransactionMaxTimeout    time.Duration
+	TransactionAbortInterval time.Duration
+	TransactionalIDExpiry    time.Duration
+
 	// ACLs (package acl).
 	Authorizer   bool   // enforce ACLs
 	AllowIfNoACL bool   // allow.everyone.if.no.acl.found
@@ -197,6 +203,9 @@ func defaultConfig() Config {
 		GroupConsumerHeartbeatInterval: group.DefaultConsumerHeartbeatInterval,
 		GroupConsumerMaxRegexBytes:     group.DefaultMaxRegexBytes,
 		OffsetsRetention:               group.DefaultOffsetsRetention,
+		TransactionMaxTimeout:          txn.DefaultMaxTimeout,
+		TransactionAbortInterval:       txn.DefaultAbortCheckInterval,
+		TransactionalIDExpiry:          txn.DefaultIDExpiration,
 		OffsetMetadataMaxBytes:         group.DefaultMaxMetadataBytes,
 		GroupMetadataMaxBytes:          group.DefaultMaxGroupMetadataBytes,
 	}
@@ -294,6 +303,9 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.IntVar(&cfg.GroupConsumerMaxRegexBytes, "group-consumer-max-regex-bytes", cfg.GroupConsumerMaxRegexBytes, "longest SubscribedTopicRegex of a consumer-protocol member, KIP-848, in `bytes`; a longer one answers\nINVALID_REGULAR_EXPRESSION (regexes are matched against every topic name)")
 	fs.IntVar(&cfg.GroupMaxSize, "group-max-size", cfg.GroupMaxSize, "most members of one consumer group; 0 means unlimited (group.max.size)")
 	fs.DurationVar(&cfg.OffsetsRetention, "offsets-retention", cfg.OffsetsRetention, "committed offsets of a group without members are dropped this long after it emptied, or after the\ncommit for groups that only store offsets (offsets.retention.minutes)")
+	fs.DurationVar(&cfg.TransactionMaxTimeout, "transaction-max-timeout", cfg.TransactionMaxTimeout, "longest transaction timeout a producer may ask for; a longer one answers INVALID_TRANSACTION_TIMEOUT\n(transaction.max.timeout.ms)")
+	fs.DurationVar(&cfg.TransactionAbortInterval, "transaction-abort-interval", cfg.TransactionAbortInterval, "how often transactions open past their timeout are aborted by the broker, and expired transactional ids\nremoved (transaction.abort.timed.out.transaction.cleanup.interval.ms)")
+	fs.DurationVar(&cfg.TransactionalIDExpiry, "transactional-id-expiration", cfg.TransactionalIDExpiry, "a transactional id with no transaction open, unused this long, is forgotten (transactional.id.expiration.ms)")
 	fs.IntVar(&cfg.OffsetMetadataMaxBytes, "offset-metadata-max-bytes", cfg.OffsetMetadataMaxBytes, "largest metadata string of a committed offset, in `bytes` (offset.metadata.max.bytes)")
 	fs.IntVar(&cfg.GroupMetadataMaxBytes, "group-metadata-max-bytes", cfg.GroupMetadataMaxBytes, "largest stored generation of a classic group (every member's subscription and assignment), in `bytes`;\na SyncGroup over it answers UNKNOWN_SERVER_ERROR, as Kafka does past __consumer_offsets' max.message.bytes")
 	fs.BoolVar(&cfg.OffsetsLogRepair, "offsets-log-repair", cfg.OffsetsLogRepair, "start even if the group offsets log is damaged: cut each damaged file at its first bad record, keeping the\ncut bytes in <file>.broken-<offset> (commits after the cut in that file are lost); without it klite refuses to start")
@@ -507,6 +519,15 @@ func (c *Config) validate() error {
 	}
 	if c.GroupMaxSize < 0 {
 		bad("-group-max-size must be >= 0")
+	}
+	if c.TransactionMaxTimeout < time.Millisecond || c.TransactionMaxTimeout.Milliseconds() > 1<<31-1 {
+		bad("-transaction-max-timeout must be between 1ms and 2147483647ms")
+	}
+	if c.TransactionAbortInterval <= 0 {
+		bad("-transaction-abort-interval must be > 0")
+	}
+	if c.TransactionalIDExpiry <= 0 {
+		bad("-transactional-id-expiration must be > 0")
 	}
 	if c.OffsetsRetention <= 0 {
 		bad("-offsets-retention must be > 0")

@@ -37,6 +37,7 @@ import (
 	"github.com/klite/klite/kafka"
 	"github.com/klite/klite/netloop"
 	"github.com/klite/klite/storage"
+	"github.com/klite/klite/txn"
 	"github.com/klite/klite/vfs"
 )
 
@@ -210,6 +211,21 @@ func serve(cfg Config, root zerolog.Logger) error {
 		}
 		return nil
 	})
+	// The transaction coordinator keeps its state in the group
+	// coordinator's offsets log: it opens after it and closes before it
+	// (finishing markers need the store and the offsets log).
+	txns, err := txn.Open(txn.Config{
+		Log:                store,
+		Store:              groups,
+		MaxTimeout:         cfg.TransactionMaxTimeout,
+		AbortCheckInterval: cfg.TransactionAbortInterval,
+		IDExpiration:       cfg.TransactionalIDExpiry,
+		Logger:             root,
+	})
+	if err != nil {
+		return errors.Join(fmt.Errorf("open transaction coordinator: %w", err), stack.close())
+	}
+	stack.push(txns.Close)
 	if plan != nil {
 		if err := markRestore(vfs.OSFS{}, cfg.WALDir, false); err != nil {
 			return errors.Join(fmt.Errorf("restore marker: %w", err), stack.close())
@@ -345,6 +361,8 @@ func serve(cfg Config, root zerolog.Logger) error {
 		QuotaStore:               store,
 		BrokerConfigStore:        store,
 		Groups:                   groups,
+		Txns:                     txns,
+		TxnVerifier:              txns,
 		Users:                    users,
 		UserStore:                store,
 		SASLAuthTimeout:          cfg.SASLAuthTimeout,

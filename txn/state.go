@@ -1,0 +1,216 @@
+package txn
+
+import (
+	"encoding/binary"
+	"errors"
+	"math"
+	"slices"
+	"strings"
+)
+
+// State is a transaction's state (Kafka's TransactionState).
+type State int8
+
+// States, by their on-disk value (part of the format).
+const (
+	Empty State = iota
+	Ongoing
+	PrepareCommit
+	PrepareAbort
+	CompleteCommit
+	CompleteAbort
+	PrepareEpochFence
+	Dead
+)
+
+var stateNames = [...]string{"Empty", "Ongoing", "PrepareCommit", "PrepareAbort", "CompleteCommit", "CompleteAbort", "PrepareEpochFence", "Dead"}
+
+// String is Kafka's name of the state (DescribeTransactions, ListTransactions).
+func (s State) String() string {
+	if s < 0 || int(s) >= len(stateNames) {
+		return "Unknown"
+	}
+	return stateNames[s]
+}
+
+// ParseState is the inverse of String; ok is false for an unknown name.
+func ParseState(name string) (State, bool) {
+	i := slices.Index(stateNames[:], name)
+	return State(i), i >= 0
+}
+
+func (s State) preparing() bool { return s == PrepareCommit || s == PrepareAbort }
+func (s State) complete() bool  { return s == CompleteCommit || s == CompleteAbort }
+
+// TP is a topic partition.
+type TP struct {
+	Topic     string
+	Partition int32
+}
+
+// noEpoch and noPID are Kafka's RecordBatch.NO_PRODUCER_EPOCH and
+// NO_PRODUCER_ID.
+const (
+	noEpoch int16 = -1
+	noPID   int64 = -1
+)
+
+// epochExhausted: the epoch cannot be bumped again (Kafka keeps
+// Short.MaxValue for the markers of an epoch fence), so the next
+// InitProducerId rotates the producer id.
+func epochExhausted(e int16) bool { return e >= math.MaxInt16-1 }
+
+// record is a transaction's durable state.
+type record struct {
+	pid, lastPid     int64
+	epoch, lastEpoch int16
+	timeoutMs        int32
+	state            State
+	startMs          int64 // when the transaction became Ongoing; -1 when none is open
+	updateMs         int64
+	// nextPid is the producer id the transaction continues with once it
+	// completes, when EndTxn's epoch bump (KIP-890) exhausted the epoch;
+	// -1 otherwise.
+	nextPid int64
+	parts   []TP     // sorted, unique
+	groups  []string // sorted, unique
+}
+
+const stateVersion = 1
+
+var errBadState = errors.New("txn: malformed transaction state")
+
+func (r *record) encode() []byte {
+	b := make([]byte, 0, 64+len(r.parts)*24)
+	be := binary.BigEndian
+	b = append(b, stateVersion)
+	b = be.AppendUint64(b, uint64(r.pid))
+	b = be.AppendUint64(b, uint64(r.lastPid))
+	b = be.AppendUint16(b, uint16(r.epoch))
+	b = be.AppendUint16(b, uint16(r.lastEpoch))
+	b = be.AppendUint32(b, uint32(r.timeoutMs))
+	b = append(b, byte(r.state))
+	b = be.AppendUint64(b, uint64(r.startMs))
+	b = be.AppendUint64(b, uint64(r.updateMs))
+	b = be.AppendUint64(b, uint64(r.nextPid))
+	b = be.AppendUint32(b, uint32(len(r.parts)))
+	for _, p := range r.parts {
+		b = be.AppendUint16(b, uint16(len(p.Topic)))
+		b = append(b, p.Topic...)
+		b = be.AppendUint32(b, uint32(p.Partition))
+	}
+	b = be.AppendUint32(b, uint32(len(r.groups)))
+	for _, g := range r.groups {
+		b = be.AppendUint16(b, uint16(len(g)))
+		b = append(b, g...)
+	}
+	return b
+}
+
+type dec struct {
+	b   []byte
+	bad bool
+}
+
+func (d *dec) take(n int) []byte {
+	if d.bad || n < 0 || len(d.b) < n {
+		d.bad = true
+		return nil
+	}
+	v := d.b[:n]
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *dec) u8() byte {
+	if b := d.take(1); b != nil {
+		return b[0]
+	}
+	return 0
+}
+func (d *dec) u16() uint16 {
+	if b := d.take(2); b != nil {
+		return binary.BigEndian.Uint16(b)
+	}
+	return 0
+}
+func (d *dec) u32() uint32 {
+	if b := d.take(4); b != nil {
+		return binary.BigEndian.Uint32(b)
+	}
+	return 0
+}
+func (d *dec) u64() uint64 {
+	if b := d.take(8); b != nil {
+		return binary.BigEndian.Uint64(b)
+	}
+	return 0
+}
+func (d *dec) str() string { return string(d.take(int(d.u16()))) }
+
+func decodeRecord(b []byte) (record, error) {
+	d := &dec{b: b}
+	var r record
+	if d.u8() != stateVersion {
+		return r, errBadState
+	}
+	r.pid = int64(d.u64())
+	r.lastPid = int64(d.u64())
+	r.epoch = int16(d.u16())
+	r.lastEpoch = int16(d.u16())
+	r.timeoutMs = int32(d.u32())
+	r.state = State(d.u8())
+	r.startMs = int64(d.u64())
+	r.updateMs = int64(d.u64())
+	r.nextPid = int64(d.u64())
+	n := d.u32()
+	if int(n) > len(d.b)/6 { // allocation bounded by the input
+		return r, errBadState
+	}
+	for i := uint32(0); i < n && !d.bad; i++ {
+		r.parts = append(r.parts, TP{d.str(), int32(d.u32())})
+	}
+	n = d.u32()
+	if int(n) > len(d.b)/2 {
+		return r, errBadState
+	}
+	for i := uint32(0); i < n && !d.bad; i++ {
+		r.groups = append(r.groups, d.str())
+	}
+	if d.bad || len(d.b) != 0 || r.state < Empty || r.state > Dead {
+		return r, errBadState
+	}
+	return r, nil
+}
+
+func cmpTP(a, b TP) int {
+	if c := strings.Compare(a.Topic, b.Topic); c != 0 {
+		return c
+	}
+	return int(a.Partition) - int(b.Partition)
+}
+
+// hasPart reports whether r's transaction includes tp.
+func (r *record) hasPart(tp TP) bool {
+	_, ok := slices.BinarySearchFunc(r.parts, tp, cmpTP)
+	return ok
+}
+
+func (r *record) hasGroup(g string) bool {
+	_, ok := slices.BinarySearch(r.groups, g)
+	return ok
+}
+
+// withParts returns r's partitions with tps added (a new slice: records are
+// immutable once stored), and whether any was new.
+func (r *record) withParts(tps []TP) ([]TP, bool) {
+	out := slices.Clone(r.parts)
+	added := false
+	for _, tp := range tps {
+		if i, ok := slices.BinarySearchFunc(out, tp, cmpTP); !ok {
+			out = slices.Insert(out, i, tp)
+			added = true
+		}
+	}
+	return out, added
+}
