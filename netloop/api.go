@@ -59,6 +59,16 @@ type Handler interface {
 	Serve(req *Request)
 }
 
+// Observer is an optional interface of a Handler that wants each
+// request's latency: Written runs on the connection's event loop once the
+// last byte of r's response is handed to the socket (not for a response
+// dropped because its connection closed), with the time from the frame's
+// last byte read to then. It must not block; r.Frame is nil if the
+// handler released it. The handler gives r's meaning through r.Tag.
+type Observer interface {
+	Written(r *Request, took time.Duration)
+}
+
 // ConnInfo identifies the connection a request came from.
 type ConnInfo struct {
 	ID     uint64 // unique for the life of the process
@@ -79,6 +89,9 @@ type Request struct {
 	// alias Frame; nothing may keep a slice of it past that.
 	Frame []byte
 	Conn  ConnInfo
+	// Tag is the handler's, for its Observer: netloop never reads or
+	// changes it. Set it before Respond.
+	Tag uint32
 
 	respond func(*Request, Response) // set by netloop (or NewRequest)
 	seq     uint64                   // position in the connection's response order
@@ -86,6 +99,7 @@ type Request struct {
 
 	buf       atomic.Pointer[[]byte] // pooled buffer behind Frame; nil for an empty frame or once released
 	frameSize int64                  // set when the request is read, immutable after
+	arrived   int64                  // nanotime the frame was whole, for Observer; immutable after
 	ctx       context.Context        // from NewRequestContext; nil for netloop's own
 
 	// Guarded by conn.mu until done is seen true on the loop; immutable after.

@@ -261,6 +261,9 @@ func (c *conn) dispatch(f frame) {
 		conn:      c,
 		frameSize: int64(len(f.b)),
 	}
+	if c.s.obs != nil {
+		r.arrived = nanotime()
+	}
 	r.buf.Store(f.buf)
 	c.nextSeq++
 	if c.qHead > 0 && len(c.queue) == cap(c.queue) {

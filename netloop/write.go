@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -168,6 +169,9 @@ func (c *conn) finish(r *Request) {
 		c.s.st.queuedBytes.Add(-r.size)
 	}
 	c.s.st.inflightRequests.Add(-1)
+	if c.s.obs != nil && r.arrived != 0 {
+		c.s.obs.Written(r, time.Duration(nanotime()-r.arrived))
+	}
 	r.release()
 }
 

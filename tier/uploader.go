@@ -122,6 +122,21 @@ type Uploader struct {
 
 	mu    sync.Mutex
 	parts map[Partition]*partState // guarded by mu
+
+	// Metrics (atomic): objects and their bytes put, and failed attempts
+	// of any bucket call (retried or not).
+	objects, bytes, errors atomic.Int64
+}
+
+// UploaderStats are the uploader's cumulative counters.
+type UploaderStats struct {
+	Objects, Bytes int64 // data objects put (index included in Bytes)
+	Errors         int64 // failed bucket calls (puts, manifest publishes), each attempt
+}
+
+// Stats returns the counters so far.
+func (u *Uploader) Stats() UploaderStats {
+	return UploaderStats{Objects: u.objects.Load(), Bytes: u.bytes.Load(), Errors: u.errors.Load()}
 }
 
 type partState struct {
@@ -435,6 +450,8 @@ func (u *Uploader) uploadObject(ctx context.Context, st *partState, p Partition,
 	}); err != nil {
 		return err
 	}
+	u.objects.Add(1)
+	u.bytes.Add(body.Size())
 
 	m := &Manifest{Seq: st.m.Seq + 1, Part: p, LogStartOffset: st.m.LogStartOffset,
 		Objects: append(st.m.Objects[:len(st.m.Objects):len(st.m.Objects)], ref)}
@@ -471,7 +488,10 @@ func (u *Uploader) retry(ctx context.Context, what string, p Partition, fn func(
 	wait := u.cfg.Backoff
 	var err error
 	for attempt := 1; ; attempt++ {
-		if err = fn(); err == nil || !retryable(err) || ctx.Err() != nil {
+		if err = fn(); err != nil && ctx.Err() == nil && !errors.Is(err, ErrExists) {
+			u.errors.Add(1)
+		}
+		if err == nil || !retryable(err) || ctx.Err() != nil {
 			return err
 		}
 		if attempt >= u.cfg.Attempts {
