@@ -178,7 +178,7 @@ var (
 	dTopics     = desc("klite_topics", "Topics.")
 	dUpBytes    = desc("klite_s3_uploaded_bytes_total", "Bytes of objects uploaded to the bucket.")
 	dUpObjects  = desc("klite_s3_uploaded_objects_total", "Objects uploaded to the bucket.")
-	dUpErrors   = desc("klite_s3_upload_errors_total", "Failed bucket writes (each attempt).")
+	dUpErrors   = desc("klite_s3_upload_errors_total", "Partition uploads that failed after their retries (one per partition per upload round).")
 	dUpLag      = desc("klite_s3_upload_lag_seconds", "Age of the oldest acknowledged record not yet in the bucket (by record timestamp).")
 	dColdBytes  = desc("klite_s3_cold_read_bytes_total", "Bytes read from the bucket for fetches.")
 	dHits       = desc("klite_s3_cache_hits_total", "Cold reads served from the cache.")

@@ -123,15 +123,15 @@ type Uploader struct {
 	mu    sync.Mutex
 	parts map[Partition]*partState // guarded by mu
 
-	// Metrics (atomic): objects and their bytes put, and failed attempts
-	// of any bucket call (retried or not).
+	// Metrics (atomic): objects and their bytes put, and partition
+	// uploads that failed (one per partition per round).
 	objects, bytes, errors atomic.Int64
 }
 
 // UploaderStats are the uploader's cumulative counters.
 type UploaderStats struct {
 	Objects, Bytes int64 // data objects put (index included in Bytes)
-	Errors         int64 // failed bucket calls (puts, manifest publishes), each attempt
+	Errors         int64 // partition uploads that failed after their retries, one per partition per round
 }
 
 // Stats returns the counters so far.
@@ -331,6 +331,9 @@ func (u *Uploader) UploadAll(ctx context.Context) error {
 				uploaded.Store(true)
 			}
 			if err != nil {
+				if ctx.Err() == nil {
+					u.errors.Add(1)
+				}
 				emu.Lock()
 				if first == nil {
 					first = err
@@ -488,10 +491,7 @@ func (u *Uploader) retry(ctx context.Context, what string, p Partition, fn func(
 	wait := u.cfg.Backoff
 	var err error
 	for attempt := 1; ; attempt++ {
-		if err = fn(); err != nil && ctx.Err() == nil && !errors.Is(err, ErrExists) {
-			u.errors.Add(1)
-		}
-		if err == nil || !retryable(err) || ctx.Err() != nil {
+		if err = fn(); err == nil || !retryable(err) || ctx.Err() != nil {
 			return err
 		}
 		if attempt >= u.cfg.Attempts {

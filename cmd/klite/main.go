@@ -132,6 +132,7 @@ func serve(cfg Config, root zerolog.Logger) error {
 	var tiers *tiering
 	var plan *restorePlan // disaster recovery: an empty -wal, a snapshot in the bucket
 	if cfg.S3Bucket != "" {
+		notReady("connecting to the bucket")
 		t, err := newTiering(cfg, root)
 		if err != nil {
 			return err

@@ -1,12 +1,11 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -19,18 +18,29 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/klite/klite/tier/s3fault"
 )
 
 // batchOverheadBytes is a v2 record batch's header: what klite stores
 // beyond the records kgo's produce hook counts.
 const batchOverheadBytes = 61
 
-// httpAddr returns the operations endpoint's address from the broker's log.
+// httpAddr returns the operations endpoint's address from the broker's
+// log (its latest run).
 func (b *broker) httpAddr() string {
 	b.t.Helper()
-	b.log.mu.Lock()
-	lines := strings.Split(b.log.buf.String(), "\n")
-	b.log.mu.Unlock()
+	a := b.lastHTTPAddr()
+	if a == "" {
+		b.t.Fatal("no http serving line in the broker's log")
+	}
+	return a
+}
+
+// lastHTTPAddr is httpAddr without failing: "" when no run logged one.
+// Safe from any goroutine.
+func (b *broker) lastHTTPAddr() string {
+	lines := strings.Split(b.log.String(), "\n")
 	for i := len(lines) - 1; i >= 0; i-- {
 		var m struct {
 			Component, Message, Addr string
@@ -39,7 +49,6 @@ func (b *broker) httpAddr() string {
 			return m.Addr
 		}
 	}
-	b.t.Fatal("no http serving line in the broker's log")
 	return ""
 }
 
@@ -114,6 +123,13 @@ func httpStatus(t testing.TB, addr, path string) (int, string) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
+}
+
+// String is everything logged so far.
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
 }
 
 // produceHook sums what kgo reports as written, per topic.
@@ -313,9 +329,7 @@ func TestSlowRequestLog(t *testing.T) {
 	waitFor(t, 10*time.Second, "a slow request line", func() bool {
 		return b.log.contains(`"message":"slow request"`) && b.log.contains(`"client_id":"slow-client"`)
 	})
-	b.log.mu.Lock()
-	n := strings.Count(b.log.buf.String(), `"message":"slow request"`)
-	b.log.mu.Unlock()
+	n := strings.Count(b.log.String(), `"message":"slow request"`)
 	if n >= 20 {
 		t.Errorf("%d slow-request lines for 20+ requests within seconds: not rate-limited", n)
 	}
@@ -325,5 +339,100 @@ func TestSlowRequestLog(t *testing.T) {
 	b.stop()
 }
 
-var _ = strconv.Itoa
-var _ = context.Background
+// TestMetricsTiered: the S3 metrics move with uploads, failed uploads and
+// cold reads, and /readyz is 503 while a restore from the bucket is held
+// up, 200 once it has finished.
+func TestMetricsTiered(t *testing.T) {
+	endpoint := startS3(t)
+	proxy, err := s3fault.New(endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { proxy.Release(); proxy.Close() })
+	b := startBroker(t, tierFlags(proxy.URL(), "-http-addr", "127.0.0.1:0")...)
+	addr := b.httpAddr()
+	cl := newFranz(t, b.addr, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	adm := kadm.NewClient(cl)
+	const topic, n = "metrics-tiered", 30_000 // about 3 segments
+	createTopic(t, adm, topic, 1)
+	produceValues(t, cl, topic, 0, n, time.Now())
+
+	waitUploaded(t, bucket(t, endpoint), adm, topic, 2*time.Minute)
+	fams := scrape(t, addr)
+	objects, bytes := mustValue(t, fams, "klite_s3_uploaded_objects_total"), mustValue(t, fams, "klite_s3_uploaded_bytes_total")
+	if in := mustValue(t, fams, "klite_topic_bytes_in_total", "topic", topic); objects == 0 || bytes < in {
+		t.Errorf("after uploading all %v bytes appended: %v objects, %v bytes", in, objects, bytes)
+	}
+	waitFor(t, 2*time.Minute, "uploaded segments to leave the WAL", func() bool {
+		return localStartOffset(t, cl, topic, 0) > 0
+	})
+	consumeN(t, b.addr, topic, map[int32]kgo.Offset{0: kgo.NewOffset().AtStart()}, n)
+	fams = scrape(t, addr)
+	if v := mustValue(t, fams, "klite_s3_cold_read_bytes_total"); v == 0 {
+		t.Error("no cold read bytes after reading uploaded data")
+	}
+	if v := mustValue(t, fams, "klite_s3_cache_misses_total"); v == 0 {
+		t.Error("no cache misses after reading uploaded data")
+	}
+	mustValue(t, fams, "klite_s3_cache_hits_total")
+
+	// The bucket refuses writes: errors count, the upload lag grows, and
+	// both settle once it takes them again.
+	proxy.SetMode(s3fault.SlowDown)
+	produceValues(t, cl, topic, n, 100, time.Now())
+	waitFor(t, time.Minute, "upload errors and upload lag", func() bool {
+		fams = scrape(t, addr)
+		errs, _ := metricValue(fams, "klite_s3_upload_errors_total")
+		lag, _ := metricValue(fams, "klite_s3_upload_lag_seconds")
+		return errs > 0 && lag > 0
+	})
+	proxy.SetMode(s3fault.Pass)
+	waitFor(t, time.Minute, "the upload lag back to 0", func() bool {
+		lag, ok := metricValue(scrape(t, addr), "klite_s3_upload_lag_seconds")
+		return ok && lag == 0
+	})
+
+	// A restore on an empty disk, held at the bucket: /readyz says so
+	// (the proxy holds every request, so the broker cannot get past its
+	// first one until the poller has seen the 503).
+	b.stop()
+	if err := os.RemoveAll(b.dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(b.dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	proxy.Hold()
+	seen := make(chan string, 1)
+	go func() {
+		defer proxy.Release()
+		deadline := time.Now().Add(time.Minute)
+		for time.Now().Before(deadline) {
+			if strings.Count(b.log.String(), "http serving") >= 2 {
+				a := b.lastHTTPAddr()
+				if resp, err := http.Get("http://" + a + "/readyz"); err == nil {
+					body, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode == http.StatusServiceUnavailable && strings.Contains(string(body), "restore") {
+						seen <- string(body)
+						return
+					}
+				}
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		seen <- ""
+	}()
+	b.restart()
+	why := <-seen
+	if !strings.Contains(why, "restore") {
+		t.Errorf("/readyz during the restore: %q, want a 503 naming the restore", why)
+	}
+	if !b.log.contains("restored from the bucket") {
+		t.Fatal("no restore logged")
+	}
+	if code, body := httpStatus(t, b.httpAddr(), "/readyz"); code != http.StatusOK {
+		t.Errorf("/readyz after the restore: %d %q", code, body)
+	}
+	b.stop()
+}
