@@ -54,7 +54,7 @@ type Proxy struct {
 	served chan struct{}
 
 	mode     atomic.Int32
-	delay    atomic.Int64 // nanoseconds
+	delay    atomic.Int64                  // nanoseconds
 	hold     atomic.Pointer[chan struct{}] // non-nil: requests wait until it closes
 	requests atomic.Int64
 	faults   atomic.Int64
