@@ -359,10 +359,9 @@ type request struct {
 	key      int16
 	version  int16
 	corr     int32
-	flexible bool  // header v2 / flexible body
-	known    bool  // key is a registered API (metrics.go)
-	polled   bool  // a fetch that long-polled (metrics.go), set before completion
-	errCode  int16 // the response's error for metrics (metrics.go), set before completion
+	flexible bool // header v2 / flexible body
+	known    bool // key is a registered API (metrics.go)
+	polled   bool // a fetch that long-polled (metrics.go), set before completion
 	// throttleMs mutes the connection after the response (KIP-219),
 	// in ms (an int32 fits the padding: request stays in its size
 	// class); set before the request is answered, by the goroutine
@@ -371,6 +370,9 @@ type request struct {
 	clientID   []byte // aliases the frame: use only before completion
 	body       []byte // aliases the frame: use only before completion
 	done       atomic.Bool
+	// errCode is the response's error for metrics (metrics.go), set
+	// before completion; here it fits the padding after done.
+	errCode int16
 }
 
 // Serve implements netloop.Handler.

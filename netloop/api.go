@@ -89,23 +89,24 @@ type Request struct {
 	// alias Frame; nothing may keep a slice of it past that.
 	Frame []byte
 	Conn  ConnInfo
-	// Tag is the handler's, for its Observer: netloop never reads or
-	// changes it. Set it before Respond.
-	Tag uint32
 
 	respond func(*Request, Response) // set by netloop (or NewRequest)
 	seq     uint64                   // position in the connection's response order
 	conn    *conn                    // netloop's per-connection state; nil from NewRequest
 
 	buf       atomic.Pointer[[]byte] // pooled buffer behind Frame; nil for an empty frame or once released
-	frameSize int64                  // set when the request is read, immutable after
-	arrived   int64                  // nanotime the frame was whole, for Observer; immutable after
-	ctx       context.Context        // from NewRequestContext; nil for netloop's own
+	frameSize int32                  // set when the request is read, immutable after (at most MaxFrameBytes)
+	// Tag is the handler's, for its Observer: netloop never reads or
+	// changes it. Set it before Respond. (Here, beside frameSize, it
+	// keeps Request in its allocation size class.)
+	Tag     uint32
+	ctx     context.Context // from NewRequestContext; nil for netloop's own
+	arrived int64           // nanotime the frame was whole, for Observer; immutable after
 
 	// Guarded by conn.mu until done is seen true on the loop; immutable after.
-	done bool
 	resp Response
-	size int64   // bytes on the wire: 0 when Parts is empty, else 4 + sum of parts
+	size int64 // bytes on the wire: 0 when Parts is empty, else 4 + sum of parts
+	done bool
 	bad  bool    // the response is malformed (negative length, over 2 GiB): close
 	file bool    // some part is a file range
 	hdr  [4]byte // size prefix, so a writev can point at it

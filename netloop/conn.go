@@ -259,7 +259,7 @@ func (c *conn) dispatch(f frame) {
 		respond:   respondConn,
 		seq:       c.nextSeq,
 		conn:      c,
-		frameSize: int64(len(f.b)),
+		frameSize: int32(len(f.b)),
 	}
 	if c.s.obs != nil {
 		r.arrived = nanotime()
@@ -471,7 +471,7 @@ func (r *Request) releaseFrame() {
 	if bp := r.buf.Swap(nil); bp != nil {
 		putBuf(bp)
 		if r.conn != nil {
-			r.conn.s.mem.release(r.frameSize)
+			r.conn.s.mem.release(int64(r.frameSize))
 		}
 	}
 }

@@ -163,7 +163,7 @@ func (c *conn) complete(r *Request) int {
 // finish accounts for a written response and releases it. Loop only.
 func (c *conn) finish(r *Request) {
 	c.inflightReqs--
-	c.inflightBytes -= r.frameSize
+	c.inflightBytes -= int64(r.frameSize)
 	if r.size > 0 {
 		c.queuedB.Add(-r.size)
 		c.s.st.queuedBytes.Add(-r.size)
