@@ -34,10 +34,7 @@ type Authorizer struct {
 
 // snapshot is an immutable index of the bindings.
 type snapshot struct {
-	gen uint64
-	// hosts: some binding names a host other than "*" (else the host of
-	// a request does not matter, and callers need not compute it).
-	hosts bool
+	gen   uint64
 	list  []Binding // sorted (see compareBindings)
 	types [numResourceTypes]*typeIndex
 }
@@ -46,10 +43,15 @@ type snapshot struct {
 // (the wildcard under "*"), prefixed ones by prefix, and the distinct
 // prefix lengths, so a lookup costs one map probe per length in use rather
 // than one per prefix of the name.
+//
+// byPrincipal lists, per principal (the wildcard "User:*" under its own
+// name), the positions in snapshot.list of its bindings of the type, so
+// AuthorizeAny reads one principal's bindings rather than all.
 type typeIndex struct {
-	literal    map[string][]entry
-	prefixed   map[string][]entry
-	prefixLens []int // ascending
+	literal     map[string][]entry
+	prefixed    map[string][]entry
+	prefixLens  []int // ascending
+	byPrincipal map[string][]int32
 }
 
 // entry is a binding's access control entry.
@@ -74,40 +76,43 @@ func New(cfg Config) *Authorizer {
 // Generation returns the same value.
 func (a *Authorizer) Generation() uint64 { return a.snap.Load().gen }
 
-// NeedsHost reports whether some binding names a host: when it does not,
-// Authorize ignores its host argument, so callers may pass "" and skip
-// formatting the client's address.
-func (a *Authorizer) NeedsHost() bool { return a.snap.Load().hosts }
-
 // Authorize reports whether principal, connected from host, may perform
 // op on the resource of type rt named name.
 func (a *Authorizer) Authorize(principal, host string, op Operation, rt ResourceType, name string) bool {
+	allowed, _ := a.Decide(principal, host, op, rt, name)
+	return allowed
+}
+
+// Decide is Authorize, and the Generation of the bindings it decided on:
+// a caller may keep the decision while Generation returns gen.
+func (a *Authorizer) Decide(principal, host string, op Operation, rt ResourceType, name string) (allowed bool, gen uint64) {
+	s := a.snap.Load()
 	if a.super[principal] {
-		return true
+		return true, s.gen
 	}
 	if rt < 0 || rt >= numResourceTypes {
-		return false
+		return false, s.gen
 	}
-	ti := a.snap.Load().types[rt]
+	ti := s.types[rt]
 	if ti == nil {
-		return a.allowIfNoACL
+		return a.allowIfNoACL, s.gen
 	}
 	c := check{principal: principal, host: host, op: op}
 	if !c.scan(ti.literal[name]) || !c.scan(ti.literal[Wildcard]) {
-		return false
+		return false, s.gen
 	}
 	for _, n := range ti.prefixLens {
 		if n > len(name) {
 			break
 		}
 		if !c.scan(ti.prefixed[name[:n]]) {
-			return false
+			return false, s.gen
 		}
 	}
 	if !c.found {
-		return a.allowIfNoACL
+		return a.allowIfNoACL, s.gen
 	}
-	return c.allowed
+	return c.allowed, s.gen
 }
 
 // check accumulates one decision over the entries of the matching
@@ -126,10 +131,7 @@ func (c *check) scan(es []entry) bool {
 	}
 	for i := range es {
 		e := &es[i]
-		if e.principal != c.principal && (e.principal != WildcardPrincipal || !strings.HasPrefix(c.principal, "User:")) {
-			continue
-		}
-		if e.host != c.host && e.host != Wildcard {
+		if !e.applies(c.principal, c.host) {
 			continue
 		}
 		if e.perm == PermissionDeny {
@@ -141,6 +143,22 @@ func (c *check) scan(es []entry) bool {
 		}
 	}
 	return true
+}
+
+// applies reports whether e is about principal connected from host.
+func (e *entry) applies(principal, host string) bool {
+	return (e.principal == principal || e.principal == WildcardPrincipal && strings.HasPrefix(principal, "User:")) &&
+		(e.host == host || e.host == Wildcard)
+}
+
+// denyIn reports whether an entry of es denies op to principal from host.
+func denyIn(es []entry, principal, host string, op Operation) bool {
+	for i := range es {
+		if e := &es[i]; e.perm == PermissionDeny && denies(e.op, op) && e.applies(principal, host) {
+			return true
+		}
+	}
+	return false
 }
 
 // Bindings returns the bindings f matches, sorted.
@@ -195,17 +213,17 @@ func (a *Authorizer) publish() {
 		s.list = append(s.list, b)
 	}
 	slices.SortFunc(s.list, compareBindings)
-	for _, b := range s.list {
+	for i, b := range s.list {
 		if b.ResourceType < 0 || b.ResourceType >= numResourceTypes {
 			continue
 		}
 		ti := s.types[b.ResourceType]
 		if ti == nil {
-			ti = &typeIndex{literal: map[string][]entry{}, prefixed: map[string][]entry{}}
+			ti = &typeIndex{literal: map[string][]entry{}, prefixed: map[string][]entry{}, byPrincipal: map[string][]int32{}}
 			s.types[b.ResourceType] = ti
 		}
+		ti.byPrincipal[b.Principal] = append(ti.byPrincipal[b.Principal], int32(i))
 		e := entry{principal: b.Principal, host: b.Host, op: b.Operation, perm: b.Permission}
-		s.hosts = s.hosts || b.Host != Wildcard
 		switch b.Pattern {
 		case PatternLiteral:
 			ti.literal[b.Name] = append(ti.literal[b.Name], e)
@@ -242,55 +260,63 @@ func compareBindings(x, y Binding) int {
 // what InitProducerId asks of an idempotent producer, WRITE on any topic).
 // An ALLOW counts unless a DENY for the same principal covers it: a literal
 // DENY of the same name, a prefixed DENY of a prefix of its name, or the
-// literal DENY "*". It walks every binding: not for the hot path.
+// literal DENY "*". It reads the principal's own bindings and those of
+// "User:*" (not every binding), and for each ALLOW a few index probes.
 func (a *Authorizer) AuthorizeAny(principal, host string, op Operation, rt ResourceType) bool {
-	if a.super[principal] {
-		return true
-	}
+	allowed, _ := a.DecideAny(principal, host, op, rt)
+	return allowed
+}
+
+// DecideAny is AuthorizeAny, and the Generation it decided on (see Decide).
+func (a *Authorizer) DecideAny(principal, host string, op Operation, rt ResourceType) (allowed bool, gen uint64) {
 	s := a.snap.Load()
+	if a.super[principal] {
+		return true, s.gen
+	}
 	if rt < 0 || rt >= numResourceTypes {
-		return false
+		return false, s.gen
 	}
-	if s.types[rt] == nil {
-		return a.allowIfNoACL
+	ti := s.types[rt]
+	if ti == nil {
+		return a.allowIfNoACL, s.gen
 	}
-	applies := func(b *Binding) bool {
-		return b.ResourceType == rt &&
-			(b.Principal == principal || b.Principal == WildcardPrincipal && strings.HasPrefix(principal, "User:")) &&
-			(b.Host == host || b.Host == Wildcard)
+	if denyIn(ti.literal[Wildcard], principal, host, op) {
+		return false, s.gen
 	}
-	denyLit, denyPre := map[string]bool{}, []string{}
-	for i := range s.list {
+	if s.anyAllowed(ti, ti.byPrincipal[principal], principal, host, op) {
+		return true, s.gen
+	}
+	if principal != WildcardPrincipal && strings.HasPrefix(principal, "User:") &&
+		s.anyAllowed(ti, ti.byPrincipal[WildcardPrincipal], principal, host, op) {
+		return true, s.gen
+	}
+	return false, s.gen
+}
+
+// anyAllowed reports whether one of the bindings at positions idx is an
+// ALLOW of op for principal from host that no DENY covers.
+func (s *snapshot) anyAllowed(ti *typeIndex, idx []int32, principal, host string, op Operation) bool {
+	for _, i := range idx {
 		b := &s.list[i]
-		if !applies(b) || b.Permission != PermissionDeny || !denies(b.Operation, op) {
+		if b.Permission != PermissionAllow || !allows(b.Operation, op) || b.Host != host && b.Host != Wildcard {
 			continue
 		}
-		if b.Pattern == PatternLiteral {
-			denyLit[b.Name] = true
-		} else {
-			denyPre = append(denyPre, b.Name)
+		if b.Pattern == PatternLiteral && denyIn(ti.literal[b.Name], principal, host, op) {
+			continue
 		}
-	}
-	if denyLit[Wildcard] {
-		return false
-	}
-	covered := func(name string) bool {
-		for _, p := range denyPre {
-			if strings.HasPrefix(name, p) {
-				return true
+		covered := false
+		for _, n := range ti.prefixLens {
+			if n > len(b.Name) {
+				break
+			}
+			if denyIn(ti.prefixed[b.Name[:n]], principal, host, op) {
+				covered = true
+				break
 			}
 		}
-		return false
-	}
-	for i := range s.list {
-		b := &s.list[i]
-		if !applies(b) || b.Permission != PermissionAllow || !allows(b.Operation, op) {
-			continue
+		if !covered {
+			return true
 		}
-		if b.Pattern == PatternLiteral && denyLit[b.Name] || covered(b.Name) {
-			continue
-		}
-		return true
 	}
 	return false
 }

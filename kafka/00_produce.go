@@ -161,6 +161,11 @@ func (h *Handler) produce(r *request) {
 		return
 	}
 	p.acks = req.Acks
+	if p.acks == 0 {
+		// Kafka exempts acks=0 from request_percentage: no response
+		// carries a throttle. (Byte rates still mute the connection.)
+		r.reqMeter = nil
+	}
 	p.resp = kmsg.ProduceResponse{Version: r.version}
 	p.resp.Default()
 	if t := h.quotaTab.Load(); t != nil {
@@ -280,6 +285,9 @@ func (h *Handler) produce(r *request) {
 	h.produceRunner.submit(func() {
 		defer h.recoverTo(r)
 		defer h.releaseProduceTail(conn, mine)
+		// Validation and issuing the appends are charged to
+		// request_percentage; waiting for prev is not.
+		start := r.workStart()
 		for i := range p.later {
 			b := &p.later[i]
 			if p.r.nr.Context().Err() != nil {
@@ -299,9 +307,12 @@ func (h *Handler) produce(r *request) {
 				p.doneOne()
 			}
 		}
+		r.workEnd(start)
 		if prev != nil {
 			<-prev
 		}
+		start = r.workStart()
+		defer func() { r.workEnd(start) }()
 		// Asked again in request order (after the previous produce
 		// decided): the check above can see the connection open for a
 		// request while an earlier one, started first, saw it closed.

@@ -17,9 +17,15 @@ package kafka
 //     client discards; klite only ever sends whole batches).
 //   - Offsets outside [logStart, highWatermark] answer OFFSET_OUT_OF_RANGE;
 //     offset == highWatermark answers empty records.
-//   - HighWatermark, LastStableOffset and LogStartOffset come from storage;
-//     AbortedTransactions is empty (no transactions yet), so read_committed
-//     and read_uncommitted see the same records.
+//   - HighWatermark, LastStableOffset and LogStartOffset come from storage.
+//   - IsolationLevel read_committed (KIP-98): records only below the last
+//     stable offset (storage.Store.ReadCommitted), and AbortedTransactions
+//     lists the aborted transactions (producer id, first offset) that
+//     overlap [FetchOffset, LastStableOffset), from storage's aborted
+//     index; the client drops their records and every control batch. A
+//     fetch at or past the last stable offset gets no records and
+//     long-polls until the high watermark moves (a marker moves it too).
+//     read_uncommitted reads to the high watermark with an empty list.
 //   - CurrentLeaderEpoch (v9+) above 0, the only leader epoch klite has,
 //     answers UNKNOWN_LEADER_EPOCH (KIP-320); -1 skips the check.
 //   - A partition listed more than once is served once, as in Kafka (whose
@@ -41,7 +47,10 @@ package kafka
 // request naming a session answers FETCH_SESSION_ID_NOT_FOUND. Rack-aware
 // reads (KIP-392) never redirect (PreferredReadReplica -1). Zstd batches are
 // not hidden from fetch versions before 10 (UNSUPPORTED_COMPRESSION_TYPE);
-// clients that produce zstd fetch with v10+. IsolationLevel is ignored.
+// clients that produce zstd fetch with v10+. AbortedTransactions may name a
+// transaction whose records start after the last batch returned (Kafka
+// bounds the list by the end of the data read, klite by the last stable
+// offset); clients only apply an entry to records they receive.
 //
 // ACLs (-authorizer): READ on each topic (TOPIC_AUTHORIZATION_FAILED, checked before the
 // topic's existence; an unknown topic ID stays UNKNOWN_TOPIC_ID).
@@ -123,6 +132,14 @@ func (h *Handler) fetch(r *request) {
 			return
 		}
 	}
+	if r.requestThrottle() > 0 {
+		// Over its request_percentage: as Kafka, a throttled fetch is
+		// answered empty (respond adds the throttle).
+		resp := kmsg.NewPtrFetchResponse()
+		resp.Version = r.version
+		r.respond(resp)
+		return
+	}
 	// Everything the fetch needs is decoded into req (kmsg copies strings;
 	// only unknown tagged fields alias the frame, and they are never read),
 	// so the frame can go back now rather than after a long poll.
@@ -158,8 +175,9 @@ func (h *Handler) fetch(r *request) {
 
 // partRead is what one partition contributes to the response.
 type partRead struct {
-	code int16
-	res  storage.ReadResult // Chunks empty when nothing is sent
+	code    int16
+	res     storage.ReadResult   // Chunks empty when nothing is sent
+	aborted []storage.AbortedTxn // read_committed with records: overlapping aborted transactions
 }
 
 // run reads every partition and either answers or waits for more data.
@@ -218,6 +236,7 @@ func (f *fetchWait) read() (reads []partRead, bytes int64, errored bool) {
 	}
 	reads = make([]partRead, 0, n)
 	budget := int64(req.MaxBytes)
+	committed := req.IsolationLevel == 1
 	for ti := range req.Topics {
 		t, ft := &req.Topics[ti], &f.topics[ti]
 		for pi := range t.Partitions {
@@ -237,7 +256,11 @@ func (f *fetchWait) read() (reads []partRead, bytes int64, errored bool) {
 					pr.code, pr.res = f.offsetsOnly(ft.info.Name, p.Partition, p.FetchOffset)
 					break
 				}
-				pr.res = h.st.Read(ft.info.Name, p.Partition, p.FetchOffset, limit)
+				if committed {
+					pr.res = h.st.ReadCommitted(ft.info.Name, p.Partition, p.FetchOffset, limit)
+				} else {
+					pr.res = h.st.Read(ft.info.Name, p.Partition, p.FetchOffset, limit)
+				}
 				if pr.res.Err != nil {
 					pr.code = h.errCode(pr.res.Err)
 					pr.res.Release()
@@ -247,6 +270,16 @@ func (f *fetchWait) read() (reads []partRead, bytes int64, errored bool) {
 					// KIP-74 only lets the first partition with data overshoot.
 					pr.res.Release()
 					pr.res.Chunks, pr.res.Bytes = nil, 0
+				}
+				if committed && len(pr.res.Chunks) > 0 {
+					var err error
+					pr.aborted, err = h.st.AbortedTxns(ft.info.Name, p.Partition, p.FetchOffset, pr.res.LastStableOffset)
+					if err != nil {
+						pr.res.Release()
+						pr.res.Chunks, pr.res.Bytes = nil, 0
+						pr.code = h.errCode(err)
+						break
+					}
 				}
 				bytes += pr.res.Bytes
 				budget -= pr.res.Bytes
@@ -270,7 +303,11 @@ func (f *fetchWait) offsetsOnly(topic string, partition int32, offset int64) (in
 	if offset < logStart || offset > hwm {
 		return kerr.OffsetOutOfRange.Code, storage.ReadResult{}
 	}
-	return 0, storage.ReadResult{HighWatermark: hwm, LastStableOffset: hwm, LogStartOffset: logStart}
+	lso, err := f.h.st.LastStableOffset(topic, partition)
+	if err != nil {
+		return f.h.errCode(err), storage.ReadResult{}
+	}
+	return 0, storage.ReadResult{HighWatermark: hwm, LastStableOffset: min(lso, hwm), LogStartOffset: logStart}
 }
 
 // wait watches every readable partition past the watermark last seen, and
@@ -380,6 +417,7 @@ func (f *fetchWait) detachLocked() []func() {
 func (f *fetchWait) submit(fn func()) {
 	f.h.fetchRunner.submit(func() {
 		defer f.h.recoverTo(f.r)
+		defer f.r.workEnd(f.r.workStart()) // each read round is charged, not the waits
 		fn()
 	})
 }
@@ -451,9 +489,8 @@ func (f *fetchWait) answer(reads []partRead) {
 			rp.LastStableOffset = pr.res.LastStableOffset
 			rp.LogStartOffset = pr.res.LogStartOffset
 			if rp.ErrorCode == 0 {
-				// No transactions yet: nothing is ever aborted, so the
-				// list is empty (not null) for read_committed too.
-				rp.AbortedTransactions = []kmsg.FetchResponseTopicPartitionAbortedTransaction{}
+				// Empty, not null, when nothing overlapping was aborted.
+				rp.AbortedTransactions = abortedList(pr.aborted)
 			}
 		}
 	}
@@ -462,9 +499,25 @@ func (f *fetchWait) answer(reads []partRead) {
 		for i := range reads {
 			n += int64(reads[i].res.Bytes)
 		}
-		f.meter.record(time.Now(), float64(n))
+		f.meter.record(monoNow(), float64(n))
 	}
 	sendSpliced(f.r, resp, reads)
+}
+
+// noAborted is the empty AbortedTransactions list, shared (never written).
+var noAborted = []kmsg.FetchResponseTopicPartitionAbortedTransaction{}
+
+// abortedList converts storage's aborted transactions for the response.
+func abortedList(as []storage.AbortedTxn) []kmsg.FetchResponseTopicPartitionAbortedTransaction {
+	if len(as) == 0 {
+		return noAborted
+	}
+	out := make([]kmsg.FetchResponseTopicPartitionAbortedTransaction, len(as))
+	for i, a := range as {
+		out[i].Default()
+		out[i].ProducerID, out[i].FirstOffset = a.ProducerID, a.FirstOffset
+	}
+	return out
 }
 
 // fetchPartKey names a partition of a fetch: by topic ID from v13, by name before.

@@ -16,8 +16,11 @@ package kafka
 // Timestamps are -1 for -1/-2/-4 answers, as in Kafka. LeaderEpoch (v4+) is 0
 // with an offset, -1 without. CurrentLeaderEpoch above 0 answers
 // UNKNOWN_LEADER_EPOCH (KIP-320). A partition listed twice answers
-// INVALID_REQUEST, as in Kafka. IsolationLevel is ignored (no transactions:
-// the last stable offset is the high watermark).
+// INVALID_REQUEST, as in Kafka. IsolationLevel (v2+) read_committed answers
+// -1 with the last stable offset (KIP-98: the first offset of the earliest
+// open transaction, else the high watermark), and a timestamp or max
+// timestamp lookup whose answer is at or past it with -1, as Kafka does
+// (only offsets a read_committed consumer could fetch count).
 //
 // Differences from Apache Kafka: v0 (offset lists by segment) is not
 // served; Kafka 4 dropped it too. -3 is batch-granular: Kafka returns the
@@ -51,7 +54,7 @@ func (h *Handler) listOffsets(r *request) {
 		return
 	}
 	// OffsetForTime may read a time index from disk.
-	h.async(r, func() { r.respond(h.listOffsetsResponse(r.version, req, h.topicAuthz(r))) })
+	h.asyncRead(r, func() { r.respond(h.listOffsetsResponse(r.version, req, h.topicAuthz(r))) })
 }
 
 func (h *Handler) listOffsetsResponse(version int16, req *kmsg.ListOffsetsRequest, allowed topicAllowed) *kmsg.ListOffsetsResponse {
@@ -88,17 +91,20 @@ func (h *Handler) listOffsetsResponse(version int16, req *kmsg.ListOffsetsReques
 			case version >= 4 && p.CurrentLeaderEpoch > leaderEpoch:
 				rp.ErrorCode = kerr.UnknownLeaderEpoch.Code
 			default:
-				h.listOffset(version, info.Name, p, rp)
+				h.listOffset(version, info.Name, p, rp, version >= 2 && req.IsolationLevel == 1)
 			}
 		}
 	}
 	return resp
 }
 
-func (h *Handler) listOffset(version int16, topic string, p *kmsg.ListOffsetsRequestTopicPartition, rp *kmsg.ListOffsetsResponseTopicPartition) {
+func (h *Handler) listOffset(version int16, topic string, p *kmsg.ListOffsetsRequestTopicPartition, rp *kmsg.ListOffsetsResponseTopicPartition, committed bool) {
 	var off, ts int64 = -1, -1
 	var err error
+	lookup := false // a timestamp lookup: capped at the LSO for read_committed
 	switch {
+	case p.Timestamp == offsetLatest && committed:
+		off, err = h.st.LastStableOffset(topic, p.Partition)
 	case p.Timestamp == offsetLatest:
 		_, off, err = h.st.Offsets(topic, p.Partition)
 	case p.Timestamp == offsetEarliest:
@@ -107,8 +113,16 @@ func (h *Handler) listOffset(version int16, topic string, p *kmsg.ListOffsetsReq
 		off, err = h.st.LocalStart(topic, p.Partition)
 	case p.Timestamp == offsetMaxTimestamp && version >= 7:
 		off, ts, err = h.st.MaxTimestamp(topic, p.Partition)
+		lookup = true
 	default:
 		off, ts, err = h.st.OffsetForTime(topic, p.Partition, p.Timestamp)
+		lookup = true
+	}
+	if err == nil && lookup && committed && off >= 0 {
+		var lso int64
+		if lso, err = h.st.LastStableOffset(topic, p.Partition); err == nil && off >= lso {
+			off, ts = -1, -1
+		}
 	}
 	if err != nil {
 		rp.ErrorCode = h.errCode(err)

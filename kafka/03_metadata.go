@@ -83,7 +83,7 @@ func (h *Handler) metadata(r *request) {
 				continue
 			}
 			if _, ok := h.st.Topic(*t.Topic); !ok && autoCreatable(*t.Topic) {
-				h.async(r, func() { r.respond(h.metadataAuthz(r, orig, denied, h.metadataResponse(r.version, req, ln, all, true))) })
+				h.asyncRead(r, func() { r.respond(h.metadataAuthz(r, orig, denied, h.metadataResponse(r.version, req, ln, all, true))) })
 				return
 			}
 		}
@@ -284,7 +284,7 @@ func (h *Handler) metadataAuthz(r *request, req *kmsg.MetadataRequest, denied ma
 	}
 	if req.Topics == nil || (r.version == 0 && len(req.Topics) == 0) {
 		resp.Topics = slices.DeleteFunc(resp.Topics, func(rt kmsg.MetadataResponseTopic) bool {
-			return !h.authorized(r, acl.OpDescribe, acl.ResourceTopic, *rt.Topic)
+			return !h.authorizedUncached(r, acl.OpDescribe, acl.ResourceTopic, *rt.Topic)
 		})
 	}
 	if req.IncludeTopicAuthorizedOperations {

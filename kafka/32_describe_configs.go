@@ -64,7 +64,7 @@ func (h *Handler) describeConfigs(r *request) {
 		return h.configDenied(r, acl.OpDescribeConfigs, typ, name)
 	}
 	if len(req.Resources) > describeConfigsInline {
-		h.async(r, func() { r.respond(h.describeConfigsResponse(r.version, req, denied)) })
+		h.asyncRead(r, func() { r.respond(h.describeConfigsResponse(r.version, req, denied)) })
 		return
 	}
 	r.respond(h.describeConfigsResponse(r.version, req, denied))

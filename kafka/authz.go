@@ -6,7 +6,6 @@ package kafka
 // passes and the ACL APIs answer SECURITY_DISABLED.
 
 import (
-	"net"
 	"sync"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -46,17 +45,32 @@ func (h *Handler) loadACLs() {
 }
 
 // authorized reports whether r's principal may perform op on the resource;
-// always true without an authorizer.
+// always true without an authorizer. The decision is cached on the
+// connection (conn_state.go) until the ACLs change.
 func (h *Handler) authorized(r *request, op acl.Operation, rt acl.ResourceType, name string) bool {
 	a := h.cfg.Authorizer
 	if a == nil {
 		return true
 	}
-	host := ""
-	if a.NeedsHost() {
-		host = peerHost(r)
+	if id := h.identityOf(r); id != nil {
+		return id.authorize(a, op, rt, name)
 	}
-	return a.Authorize(h.principal(r), host, op, rt, name)
+	return a.Authorize(principalAnonymous, hostOf(r.nr.Conn), op, rt, name)
+}
+
+// authorizedUncached is authorized without the connection's cache, for
+// checks over many resources at once (every topic of a Metadata answer,
+// KIP-430 operation sets): they would evict the connection's hot decisions
+// and allocate an entry each.
+func (h *Handler) authorizedUncached(r *request, op acl.Operation, rt acl.ResourceType, name string) bool {
+	a := h.cfg.Authorizer
+	if a == nil {
+		return true
+	}
+	if id := h.identityOf(r); id != nil {
+		return a.Authorize(id.principal, id.host, op, rt, name)
+	}
+	return a.Authorize(principalAnonymous, hostOf(r.nr.Conn), op, rt, name)
 }
 
 // authorizedCluster is authorized on the cluster resource.
@@ -94,7 +108,7 @@ func (h *Handler) configDenied(r *request, op acl.Operation, typ kmsg.ConfigReso
 func (h *Handler) authorizedOps(r *request, rt acl.ResourceType, name string, ops []acl.Operation) int32 {
 	var bits int32
 	for _, op := range ops {
-		if h.authorized(r, op, rt, name) {
+		if h.authorizedUncached(r, op, rt, name) {
 			bits |= 1 << op
 		}
 	}
@@ -109,12 +123,15 @@ var (
 	clusterAuthOps = []acl.Operation{acl.OpCreate, acl.OpAlter, acl.OpDescribe, acl.OpClusterAction, acl.OpDescribeConfigs, acl.OpAlterConfigs, acl.OpIdempotentWrite}
 )
 
-// peerHost is the client's IP address as ACL hosts name it.
+// peerHost is the client's IP address as ACL hosts name it: the
+// connection's, formatted once, when its identity is made.
 func peerHost(r *request) string {
-	if ta, ok := r.nr.Conn.Remote.(*net.TCPAddr); ok {
-		return ta.IP.String()
+	if r.cs != nil {
+		if id := r.cs.ident.Load(); id != nil {
+			return id.host
+		}
 	}
-	return ""
+	return hostOf(r.nr.Conn)
 }
 
 func bindingFromStorage(a storage.ACL) acl.Binding {

@@ -121,6 +121,11 @@ type Config struct {
 	// DefaultQuotaWindowSamples.
 	QuotaWindow        time.Duration
 	QuotaWindowSamples int
+	// QuotaMaxSensors caps the quota sensors (rate state per user and
+	// client id under a quota) kept at once; past it the least recently
+	// active is evicted (quota_enforce.go). Rounded up to a multiple of
+	// 16; 0 means DefaultQuotaMaxSensors.
+	QuotaMaxSensors int
 
 	// Groups is the group coordinator (groups.go); nil answers the group
 	// APIs with COORDINATOR_NOT_AVAILABLE.
@@ -179,6 +184,9 @@ func (c *Config) setDefaults() {
 	if c.QuotaWindowSamples <= 1 {
 		c.QuotaWindowSamples = DefaultQuotaWindowSamples
 	}
+	if c.QuotaMaxSensors <= 0 {
+		c.QuotaMaxSensors = DefaultQuotaMaxSensors
+	}
 	if c.MaxFetchWait <= 0 {
 		c.MaxFetchWait = DefaultMaxFetchWait
 	}
@@ -212,8 +220,8 @@ type Handler struct {
 
 	acls   aclState   // ACL changes (authz.go)
 	quotas quotaState // client quotas (quotas.go)
-	// quotaTab is the byte-rate quotas enforced (quota_enforce.go); nil
-	// when there are none.
+	// quotaTab is the quotas enforced (quota_enforce.go); nil when there
+	// are none.
 	quotaTab    atomic.Pointer[quotaTable]
 	reqs        reqMetrics // request metrics (metrics.go)
 	quotaMeters quotaMeters
@@ -252,12 +260,12 @@ type Handler struct {
 
 	unknownLogged *logOnce // storage errors already logged (errors.go)
 
-	// SASL (sasl.go): per-connection state of connections on SASL
-	// listeners, by connection id: uint64 -> *saslConn. A sync.Map: every
-	// request on a SASL listener looks its connection up, from every
-	// event loop, and entries change only when connections open and close.
-	sasl     sync.Map
-	authWarn zerolog.Logger // log, sampled: failed authentications
+	// unannounced holds the state of connections netloop did not
+	// announce (requests made without netloop, as in tests), by
+	// connection id: uint64 -> *connState. Announced ones carry theirs
+	// (conn_state.go).
+	unannounced sync.Map
+	authWarn    zerolog.Logger // log, sampled: failed authentications
 }
 
 // New returns a handler serving st.
@@ -280,6 +288,7 @@ func New(cfg Config, st Storage) *Handler {
 	h.reqs.slowNanos = int64(cfg.SlowRequest)
 	h.produceRunner.max = 2 * runtime.GOMAXPROCS(0)
 	h.plainRunner.max = runtime.GOMAXPROCS(0)
+	h.quotaMeters.init(cfg.QuotaMaxSensors)
 	h.apiKeys = advertisedKeys()
 	h.loadACLs()
 	h.loadQuotas()
@@ -360,16 +369,27 @@ type request struct {
 	version  int16
 	corr     int32
 	flexible bool // header v2 / flexible body
-	known    bool // key is a registered API (metrics.go)
-	polled   bool // a fetch that long-polled (metrics.go), set before completion
+	// exempt: request_percentage does not apply (a request before SASL
+	// authentication); set by the SASL gate.
+	exempt bool
+	known  bool // key is a registered API (metrics.go)
+	polled bool // a fetch that long-polled (metrics.go), set before completion
 	// throttleMs mutes the connection after the response (KIP-219),
-	// in ms (an int32 fits the padding: request stays in its size
-	// class); set before the request is answered, by the goroutine
-	// serving it.
+	// in ms (an int32 fits the padding); set before the request is
+	// answered, by the goroutine serving it.
 	throttleMs int32
-	clientID   []byte // aliases the frame: use only before completion
-	body       []byte // aliases the frame: use only before completion
-	done       atomic.Bool
+	// reqMeter is the request-time sensor (request_percentage) the work on
+	// this request is charged to, and reqQuota its quota; nil when none
+	// applies. Set on the event loop before the request is handed to any
+	// goroutine (an acks=0 produce clears it there too), read-only after.
+	reqMeter *rateMeter
+	reqQuota float64
+	// cs is the connection's state (conn_state.go), set by Serve before
+	// anything else, read-only after.
+	cs       *connState
+	clientID []byte // aliases the frame: use only before completion
+	body     []byte // aliases the frame: use only before completion
+	done     atomic.Bool
 	// errCode is the response's error for metrics (metrics.go), set
 	// before completion; here it fits the padding after done.
 	errCode int16
@@ -379,7 +399,8 @@ type request struct {
 func (h *Handler) Serve(nr *netloop.Request) {
 	r := &request{nr: nr}
 	defer h.recoverTo(r)
-	if h.listenerOf(nr.Conn).Protocol.SASL() && h.saslGate(r) {
+	r.cs = h.lookupConn(nr)
+	if r.cs.sasl != nil && h.saslGate(r) {
 		return // pre-authentication gate (sasl.go)
 	}
 
@@ -426,7 +447,10 @@ func (h *Handler) Serve(nr *netloop.Request) {
 		return
 	}
 	r.body = rd.Src
+	h.meterRequest(r)
+	start := r.workStart()
 	a.serve(h, r)
+	r.workEnd(start) // the event loop's part of the request's time
 }
 
 // skipTags skips a tagged-field section; the header defines no tags we use.
@@ -473,10 +497,22 @@ func (h *Handler) recoverTo(r *request) {
 	}
 }
 
-// async runs fn off the event loop, under recoverTo.
+// async runs fn off the event loop, under recoverTo. fn's time is not
+// charged to request_percentage: it waits on a durable write (see
+// quota_enforce.go); read-only work uses asyncRead.
 func (h *Handler) async(r *request, fn func()) {
 	go func() {
 		defer h.recoverTo(r)
+		fn()
+	}()
+}
+
+// asyncRead is async for work that only reads: its time is charged to r's
+// request-time sensor (request_percentage).
+func (h *Handler) asyncRead(r *request, fn func()) {
+	go func() {
+		defer h.recoverTo(r)
+		defer r.workEnd(r.workStart())
 		fn()
 	}()
 }
@@ -502,6 +538,7 @@ func (r *request) close() { r.complete(netloop.Response{Close: true}) }
 // respond encodes msg (whose Version must be the request's) with its
 // response header and completes the request.
 func (r *request) respond(msg kmsg.Response) {
+	r.setThrottle(msg)
 	buf := getBuf()
 	b := r.appendHeader((*buf)[:0])
 	b = msg.AppendTo(b)

@@ -11,9 +11,9 @@ package kafka
 // SASL tokens as bare frames, without a request header (the flow before
 // KIP-152); the gate hands those to the mechanism directly.
 //
-// State lives in Handler.sasl, keyed by connection id, made when netloop
-// opens the connection (ConnOpened) and dropped when it closes. Connections
-// on other listeners have no entry and cost nothing.
+// State lives in the connection's connState (conn_state.go), made when
+// netloop opens the connection (ConnOpened). Connections on other
+// listeners have none.
 
 import (
 	"context"
@@ -61,15 +61,12 @@ const (
 // saslConn is one connection's SASL state.
 type saslConn struct {
 	mu    sync.Mutex
-	stage saslStage  // guarded by mu
-	busy  bool       // a token is being checked off the event loop; guarded by mu
-	mech  string     // chosen in the handshake; guarded by mu
-	conv  *scramConv // SCRAM exchange in progress; guarded by mu
-	user  string     // the authenticated user; guarded by mu
-	// principal is "User:"+user, made once per authentication so the
-	// per-request principal lookup does not allocate; guarded by mu.
-	principal string
-	timer     *time.Timer // the authentication deadline; nil without one
+	stage saslStage   // guarded by mu
+	busy  bool        // a token is being checked off the event loop; guarded by mu
+	mech  string      // chosen in the handshake; guarded by mu
+	conv  *scramConv  // SCRAM exchange in progress; guarded by mu
+	user  string      // the authenticated user; guarded by mu
+	timer *time.Timer // the authentication deadline; nil without one
 
 	// KIP-368 re-authentication, guarded by mu.
 	authVersion int16     // version of the SaslAuthenticate in progress (-1: bare tokens)
@@ -78,25 +75,10 @@ type saslConn struct {
 	reauth      bool      // a re-authentication is in progress: the user may not change
 }
 
-// ConnOpened implements netloop.Opener: a connection on a SASL listener gets
-// its state and its authentication deadline.
-func (h *Handler) ConnOpened(c netloop.Conn) {
-	ci := c.Info()
-	if !h.listenerOf(ci).Protocol.SASL() {
-		return
-	}
-	h.newSASLConn(ci.ID, c.Context(), func() {
-		h.authWarn.Warn().Uint64("conn", ci.ID).Stringer("remote", ci.Remote).
-			Dur("timeout", h.cfg.SASLAuthTimeout).
-			Msg("kafka: SASL authentication not finished in time; closing connection")
-		c.Close()
-	})
-}
-
-// newSASLConn registers the state of connection id until ctx (the
-// connection's) ends. onDeadline, when set, runs if the connection has not
-// authenticated within the deadline.
-func (h *Handler) newSASLConn(id uint64, ctx context.Context, onDeadline func()) *saslConn {
+// newSASLConn is the state of a connection on a SASL listener, until ctx
+// (the connection's) ends. onDeadline, when set, runs if the connection has
+// not authenticated within the deadline.
+func (h *Handler) newSASLConn(ctx context.Context, onDeadline func()) *saslConn {
 	sc := &saslConn{}
 	if onDeadline != nil {
 		sc.timer = time.AfterFunc(h.cfg.SASLAuthTimeout, func() {
@@ -107,37 +89,13 @@ func (h *Handler) newSASLConn(id uint64, ctx context.Context, onDeadline func())
 				onDeadline()
 			}
 		})
-	}
-	h.sasl.Store(id, sc)
-	context.AfterFunc(ctx, func() {
-		h.sasl.CompareAndDelete(id, sc)
-		if sc.timer != nil {
-			sc.timer.Stop()
-		}
-	})
-	return sc
-}
-
-// saslConnOf returns r's connection state, nil on a listener without SASL.
-// A connection netloop did not announce (a handler driven without netloop)
-// gets its state on first use, without a deadline.
-func (h *Handler) saslConnOf(r *request) *saslConn {
-	if !h.listenerOf(r.nr.Conn).Protocol.SASL() {
-		return nil
-	}
-	sc := h.saslConnByID(r.nr.Conn.ID)
-	if sc == nil {
-		sc = h.newSASLConn(r.nr.Conn.ID, r.nr.Context(), nil)
+		context.AfterFunc(ctx, func() { sc.timer.Stop() })
 	}
 	return sc
 }
 
-// saslConnByID is connection id's state, nil if it has none.
-func (h *Handler) saslConnByID(id uint64) *saslConn {
-	v, _ := h.sasl.Load(id)
-	sc, _ := v.(*saslConn)
-	return sc
-}
+// saslConnOf returns r's SASL state, nil on a listener without SASL.
+func (h *Handler) saslConnOf(r *request) *saslConn { return h.connOf(r).sasl }
 
 // saslGate runs before dispatch for every frame on a SASL listener. It
 // reports whether it has dealt with the frame: a bare token after a v0
@@ -166,6 +124,7 @@ func (h *Handler) saslGate(r *request) bool {
 		r.key = int16(binary.BigEndian.Uint16(f))
 		switch r.key {
 		case apiVersionsKey, saslHandshakeKey, saslAuthenticateKey:
+			r.exempt = true // Kafka's authenticator serves these, outside request quotas
 			return false
 		}
 	}
@@ -228,7 +187,10 @@ func (h *Handler) saslStep(r *request, sc *saslConn, token []byte, answer func(c
 		}
 		if ok && done {
 			sc.stage, sc.user, sc.conv, sc.reauth = saslDone, user, nil, false
-			sc.principal = principalUserType + user
+			// A fresh identity, its decision cache empty, before the
+			// stage is seen done: requests after this authentication
+			// never use decisions made before it.
+			h.connOf(r).ident.Store(newIdentity(principalUserType+user, r.nr.Conn))
 			sc.lifetimes = sc.authVersion >= 1
 			if h.cfg.SASLMaxReauth > 0 {
 				sc.expires = time.Now().Add(h.cfg.SASLMaxReauth)
@@ -293,20 +255,12 @@ func saslFailedMessage(mech string) string {
 
 // principal is the identity r's connection acts as, in Kafka's form:
 // "User:<name>" after SASL, "User:<subject CN>" for a TLS client
-// certificate, else "User:ANONYMOUS".
+// certificate, else "User:ANONYMOUS". It is made once per authentication
+// (conn_state.go); during a KIP-368 re-authentication the connection keeps
+// the principal it had.
 func (h *Handler) principal(r *request) string {
-	if h.listenerOf(r.nr.Conn).Protocol.SASL() {
-		if sc := h.saslConnByID(r.nr.Conn.ID); sc != nil {
-			sc.mu.Lock()
-			defer sc.mu.Unlock()
-			if sc.principal != "" { // set once authenticated; kept while re-authenticating
-				return sc.principal
-			}
-		}
-		return principalAnonymous
-	}
-	if p := TLSPrincipal(r.nr.Conn); p != "" {
-		return p
+	if id := h.identityOf(r); id != nil {
+		return id.principal
 	}
 	return principalAnonymous
 }

@@ -391,3 +391,13 @@ func TestSASLReauthentication(t *testing.T) {
 		t.Fatalf("re-authentication with another mechanism: %v closed %v", kerr.ErrorForCode(resp.ErrorCode), closed)
 	}
 }
+
+// saslConnByID is the SASL state of connection id, served by the harness
+// (without netloop); nil if it has none.
+func (h *Handler) saslConnByID(id uint64) *saslConn {
+	v, ok := h.unannounced.Load(id)
+	if !ok {
+		return nil
+	}
+	return v.(*connState).sasl
+}

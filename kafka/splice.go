@@ -64,6 +64,7 @@ func sendSpliced(r *request, resp *kmsg.FetchResponse, reads []partRead) {
 		}
 	}
 
+	r.setThrottle(resp)
 	buf := getBuf()
 	enc := r.appendHeader((*buf)[:0])
 	enc = resp.AppendTo(enc)

@@ -77,7 +77,8 @@ type ConnInfo struct {
 	// connection came in on (0 with one listener).
 	Listener int
 	// TLS is the connection's TLS state once its handshake has finished
-	// (before its first frame is served); nil on a plaintext listener.
+	// (before its first frame is served, so every Request carries it); nil
+	// on a plaintext listener. See Conn.Info for it before the first frame.
 	TLS *tls.ConnectionState
 }
 
@@ -110,6 +111,16 @@ type Request struct {
 	bad  bool    // the response is malformed (negative length, over 2 GiB): close
 	file bool    // some part is a file range
 	hdr  [4]byte // size prefix, so a writev can point at it
+}
+
+// ConnValue is the value the handler attached to the request's connection
+// with Conn.SetValue; nil when it attached none, and for a request made by
+// NewRequest.
+func (r *Request) ConnValue() any {
+	if r.conn == nil {
+		return nil
+	}
+	return r.conn.value
 }
 
 // Respond completes the request. Safe from any goroutine; call exactly once.

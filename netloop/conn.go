@@ -2,6 +2,7 @@ package netloop
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"math"
 	"net"
@@ -23,7 +24,12 @@ import (
 type conn struct {
 	s    *Server
 	gc   gnet.Conn
-	info ConnInfo
+	info ConnInfo // loop; ID, Remote and Listener never change after newConn
+	// tlsInfo is info.TLS, published for Conn.Info on other goroutines; atomic.
+	tlsInfo atomic.Pointer[tls.ConnectionState]
+	// value is the handler's (Conn.SetValue): written in ConnOpened, before
+	// the first frame, read-only after.
+	value any
 
 	active     atomic.Bool  // a byte was read or written since the last tick; atomic
 	seenActive int64        // unix ns of the last tick that found the conn active; ticker only

@@ -466,7 +466,8 @@ func (c *conn) handshakeDone() {
 	}
 	s.st.tlsHandshakes.Add(1)
 	st := t.tc.ConnectionState()
-	c.info.TLS = &st
+	c.info.TLS = &st // requests from now on carry it
+	c.tlsInfo.Store(&st)
 	t.ready = true
 	t.pipe.onLoop = true
 	c.onLoopRun()

@@ -25,20 +25,29 @@ var ErrNotEmpty = errors.New("storage: restore needs a store without topics")
 // format; big-endian. Partitions are named by topic ID and number (keys
 // are local to a data directory):
 //
-//	| magic "KLPS" u32 | version u8 =1 | 0 u8 | 0 u16 | producer id limit i64 | entries u32 |
-//	| entry: topic ID [16] | partition i32 | pid i64 | epoch i16 | n u8 | 0 u8 | lastMs i64 |
+//	| magic "KLPS" u32 | version u8 =2 | 0 u8 | 0 u16 | producer id limit i64 | entries u32 |
+//	| entry: topic ID [16] | partition i32 | pid i64 | epoch i16 | n u8 | flags u8 | lastMs i64 |
+//	|        [txnFirst i64 when flags has producerTxnOpen] |
 //	|        n x (firstSeq i32 | lastSeq i32 | base i64 | last i64), oldest first |
+//	| aborted u32 | aborted x (topic ID [16] | partition i32 | pid i64 | first i64 | last i64) |
 //	| CRC-32C u32 of everything before |
+//
+// Version 1 (before transactions) has flags 0 and no aborted section; both
+// decode. The aborted transactions are the partitions' aborted index
+// (txn.go) at or above their log starts, so read_committed reads of the
+// tiered data still skip aborted records after a restore.
 //
 // The producer id limit is the first id the snapshotting store never
 // handed out: a restored store continues above it, so new producers never
 // collide with restored state.
 const (
 	prodSnapMagic      = 0x4B4C5053 // "KLPS"
-	prodSnapVersion    = 1
+	prodSnapVersion    = 2
+	prodSnapVersion1   = 1
 	prodSnapHeader     = 20
 	prodSnapEntryFixed = 16 + 4 + 8 + 2 + 2 + 8
 	prodSnapBatchBytes = 24
+	prodSnapAborted    = 16 + 4 + 8 + 8 + 8
 )
 
 var errProducerSnapshot = errors.New("storage: bad producer snapshot")
@@ -51,7 +60,14 @@ type snapProducer struct {
 	e     producerEntry
 }
 
-func encodeProducerSnapshot(limit int64, ps []snapProducer) []byte {
+// snapAborted is one aborted transaction of a partition.
+type snapAborted struct {
+	topic TopicID
+	part  int32
+	AbortedTxn
+}
+
+func encodeProducerSnapshot(limit int64, ps []snapProducer, aborted []snapAborted) []byte {
 	be := binary.BigEndian
 	b := make([]byte, prodSnapHeader, prodSnapHeader+len(ps)*(prodSnapEntryFixed+2*prodSnapBatchBytes)+4)
 	be.PutUint32(b[0:], prodSnapMagic)
@@ -64,8 +80,15 @@ func encodeProducerSnapshot(limit int64, ps []snapProducer) []byte {
 		b = be.AppendUint32(b, uint32(sp.part))
 		b = be.AppendUint64(b, uint64(sp.pid))
 		b = be.AppendUint16(b, uint16(sp.e.epoch))
-		b = append(b, sp.e.n, 0)
+		var flags uint8
+		if sp.e.txnOpen {
+			flags |= producerTxnOpen
+		}
+		b = append(b, sp.e.n, flags)
 		b = be.AppendUint64(b, uint64(sp.e.lastMs))
+		if sp.e.txnOpen {
+			b = be.AppendUint64(b, uint64(sp.e.txnFirst))
+		}
 		for k := 0; k < int(sp.e.n); k++ {
 			pb := &sp.e.b[(int(sp.e.head)+k)%producerBatchesKept]
 			b = be.AppendUint32(b, uint32(pb.firstSeq))
@@ -74,46 +97,65 @@ func encodeProducerSnapshot(limit int64, ps []snapProducer) []byte {
 			b = be.AppendUint64(b, uint64(pb.last))
 		}
 	}
+	b = be.AppendUint32(b, uint32(len(aborted)))
+	for _, a := range aborted {
+		b = append(b, a.topic[:]...)
+		b = be.AppendUint32(b, uint32(a.part))
+		b = be.AppendUint64(b, uint64(a.ProducerID))
+		b = be.AppendUint64(b, uint64(a.FirstOffset))
+		b = be.AppendUint64(b, uint64(a.LastOffset))
+	}
 	return be.AppendUint32(b, crc32.Checksum(b, castagnoli))
 }
 
 // decodeProducerSnapshot decodes Producers; empty input is no producers.
-func decodeProducerSnapshot(b []byte) (limit int64, ps []snapProducer, err error) {
+func decodeProducerSnapshot(b []byte) (limit int64, ps []snapProducer, aborted []snapAborted, err error) {
 	if len(b) == 0 {
-		return 0, nil, nil
+		return 0, nil, nil, nil
 	}
 	be := binary.BigEndian
 	if len(b) < prodSnapHeader+4 {
-		return 0, nil, errProducerSnapshot
+		return 0, nil, nil, errProducerSnapshot
 	}
 	body := b[:len(b)-4]
 	if crc32.Checksum(body, castagnoli) != be.Uint32(b[len(b)-4:]) {
-		return 0, nil, fmt.Errorf("%w: CRC mismatch", errProducerSnapshot)
+		return 0, nil, nil, fmt.Errorf("%w: CRC mismatch", errProducerSnapshot)
 	}
-	if be.Uint32(body) != prodSnapMagic || body[4] != prodSnapVersion {
-		return 0, nil, fmt.Errorf("%w: magic or version", errProducerSnapshot)
+	version := body[4]
+	if be.Uint32(body) != prodSnapMagic || (version != prodSnapVersion && version != prodSnapVersion1) {
+		return 0, nil, nil, fmt.Errorf("%w: magic or version", errProducerSnapshot)
 	}
 	limit = int64(be.Uint64(body[8:]))
 	n := int(be.Uint32(body[16:]))
 	rest := body[prodSnapHeader:]
 	if limit < 0 || n > len(rest)/prodSnapEntryFixed {
-		return 0, nil, errProducerSnapshot
+		return 0, nil, nil, errProducerSnapshot
 	}
 	ps = make([]snapProducer, 0, n)
 	for range n {
 		if len(rest) < prodSnapEntryFixed {
-			return 0, nil, errProducerSnapshot
+			return 0, nil, nil, errProducerSnapshot
 		}
 		var sp snapProducer
 		copy(sp.topic[:], rest)
 		sp.part = int32(be.Uint32(rest[16:]))
 		sp.pid = int64(be.Uint64(rest[20:]))
 		sp.e.epoch = int16(be.Uint16(rest[28:]))
-		nb := int(rest[30])
+		nb, flags := int(rest[30]), rest[31]
 		sp.e.lastMs = int64(be.Uint64(rest[32:]))
 		rest = rest[prodSnapEntryFixed:]
+		if flags&^producerTxnOpen != 0 || (version == prodSnapVersion1 && flags != 0) {
+			return 0, nil, nil, errProducerSnapshot
+		}
+		if flags&producerTxnOpen != 0 {
+			if len(rest) < 8 {
+				return 0, nil, nil, errProducerSnapshot
+			}
+			sp.e.txnOpen, sp.e.txnFirst = true, int64(be.Uint64(rest))
+			rest = rest[8:]
+		}
 		if nb > producerBatchesKept || len(rest) < nb*prodSnapBatchBytes || sp.part < 0 || sp.pid < 0 {
-			return 0, nil, errProducerSnapshot
+			return 0, nil, nil, errProducerSnapshot
 		}
 		for k := range nb {
 			r := rest[k*prodSnapBatchBytes:]
@@ -123,10 +165,52 @@ func decodeProducerSnapshot(b []byte) (limit int64, ps []snapProducer, err error
 		rest = rest[nb*prodSnapBatchBytes:]
 		ps = append(ps, sp)
 	}
-	if len(rest) != 0 {
-		return 0, nil, errProducerSnapshot
+	if version >= prodSnapVersion {
+		if len(rest) < 4 {
+			return 0, nil, nil, errProducerSnapshot
+		}
+		na := int(be.Uint32(rest))
+		rest = rest[4:]
+		if na > len(rest)/prodSnapAborted {
+			return 0, nil, nil, errProducerSnapshot
+		}
+		aborted = make([]snapAborted, na)
+		for i := range aborted {
+			a := &aborted[i]
+			copy(a.topic[:], rest)
+			a.part = int32(be.Uint32(rest[16:]))
+			a.AbortedTxn = AbortedTxn{ProducerID: int64(be.Uint64(rest[20:])), FirstOffset: int64(be.Uint64(rest[28:])),
+				LastOffset: int64(be.Uint64(rest[36:]))}
+			if a.part < 0 {
+				return 0, nil, nil, errProducerSnapshot
+			}
+			rest = rest[prodSnapAborted:]
+		}
 	}
-	return limit, ps, nil
+	if len(rest) != 0 {
+		return 0, nil, nil, errProducerSnapshot
+	}
+	return limit, ps, aborted, nil
+}
+
+// restoreAborted installs a snapshot's aborted transactions into the
+// restored partitions: those with data below the restored log end and a
+// marker at or above the log start.
+func restoreAborted(byID map[TopicID]*topic, aborted []snapAborted) {
+	for _, a := range aborted {
+		t := byID[a.topic]
+		if t == nil || a.part >= int32(len(t.parts)) {
+			continue
+		}
+		p := t.parts[a.part]
+		if a.FirstOffset >= p.hwm.Load() || a.LastOffset < p.logStart.Load() {
+			continue
+		}
+		tx := p.txnState()
+		tx.mu.Lock()
+		tx.addAborted(a.AbortedTxn)
+		tx.mu.Unlock()
+	}
 }
 
 // onWriter runs fn on sh's writer goroutine, between group commits (the
@@ -168,7 +252,24 @@ func (s *Store) Snapshot() tier.MetaSnapshot {
 	limit := s.pidDurable // every id handed out is below it
 	s.pidMu.Unlock()
 	var ps []snapProducer
+	var aborted []snapAborted
 	s.metaMu.Lock()
+	for _, t := range tab.byName {
+		for _, p := range t.parts {
+			tx := p.txns.Load()
+			if tx == nil || p.deleted.Load() {
+				continue
+			}
+			logStart := p.logStart.Load()
+			tx.mu.Lock()
+			for _, a := range tx.aborted {
+				if a.LastOffset >= logStart {
+					aborted = append(aborted, snapAborted{topic: t.info.ID, part: p.num, AbortedTxn: a})
+				}
+			}
+			tx.mu.Unlock()
+		}
+	}
 	for _, m := range pms {
 		for k, e := range m {
 			p := s.byKey[k.key]
@@ -188,7 +289,7 @@ func (s *Store) Snapshot() tier.MetaSnapshot {
 		}
 		return int(max(-1, min(1, a.pid-b.pid)))
 	})
-	snap.Producers = encodeProducerSnapshot(limit, ps)
+	snap.Producers = encodeProducerSnapshot(limit, ps, aborted)
 	snap.Users = encodeCredentials(s.ScramCredentials())
 	snap.Quotas = encodeQuotas(s.Quotas())
 	return snap
@@ -215,7 +316,7 @@ func (s *Store) Restore(snap *tier.MetaSnapshot, next map[tier.Partition]int64) 
 	if err != nil {
 		return fmt.Errorf("storage: restore: %w", err)
 	}
-	limit, prods, err := decodeProducerSnapshot(snap.Producers)
+	limit, prods, aborted, err := decodeProducerSnapshot(snap.Producers)
 	if err != nil {
 		return fmt.Errorf("storage: restore: %w", err)
 	}
@@ -264,6 +365,7 @@ func (s *Store) Restore(snap *tier.MetaSnapshot, next map[tier.Partition]int64) 
 	// Every topic is one create record carrying its log starts and
 	// next_mins; the last record's apply builds and publishes them all.
 	var perShard []map[producerKey]*producerEntry
+	var restoredTopics map[TopicID]*topic
 	err = s.commit(func() (*metaWait, error) {
 		if s.isClosed() {
 			return nil, ErrClosed
@@ -343,6 +445,10 @@ func (s *Store) Restore(snap *tier.MetaSnapshot, next map[tier.Partition]int64) 
 				}
 				p := t.parts[sp.part]
 				e := &producerEntry{epoch: sp.e.epoch, lastMs: sp.e.lastMs}
+				if sp.e.txnOpen && sp.e.txnFirst < p.next {
+					// Its data is in the bucket; the coordinator ends it.
+					e.txnOpen, e.txnFirst = true, sp.e.txnFirst
+				}
 				for k := 0; k < int(sp.e.n); k++ {
 					if pb := sp.e.b[(int(sp.e.head)+k)%producerBatchesKept]; pb.last < p.next {
 						e.push(pb)
@@ -354,6 +460,7 @@ func (s *Store) Restore(snap *tier.MetaSnapshot, next map[tier.Partition]int64) 
 				}
 				perShard[i][producerKey{pid: sp.pid, key: p.key}] = e
 			}
+			restoredTopics = byID
 			return nil
 		})
 	})
@@ -377,7 +484,9 @@ func (s *Store) Restore(snap *tier.MetaSnapshot, next map[tier.Partition]int64) 
 		if err := sh.onWriter(func() { maps.Copy(sh.producers, m) }); err != nil {
 			return err
 		}
+		sh.installTxns(m, nil)
 	}
+	restoreAborted(restoredTopics, aborted)
 	s.log.Info().Int("topics", len(snap.Topics)).Int("producers", len(prods)).Msg("restored from metadata snapshot")
 	return nil
 }

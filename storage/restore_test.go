@@ -23,8 +23,8 @@ func TestProducerSnapshotEncoding(t *testing.T) {
 		{topic: TopicID{1}, part: 2, pid: 7, e: e},
 		{topic: TopicID{2}, part: 0, pid: 8, e: producerEntry{epoch: 1}},
 	}
-	b := encodeProducerSnapshot(4000, in)
-	limit, out, err := decodeProducerSnapshot(b)
+	b := encodeProducerSnapshot(4000, in, nil)
+	limit, out, _, err := decodeProducerSnapshot(b)
 	if err != nil || limit != 4000 || len(out) != 2 {
 		t.Fatalf("decode: %d, %d entries, %v", limit, len(out), err)
 	}
@@ -39,17 +39,17 @@ func TestProducerSnapshotEncoding(t *testing.T) {
 			}
 		}
 	}
-	if _, ps, err := decodeProducerSnapshot(nil); err != nil || ps != nil {
+	if _, ps, _, err := decodeProducerSnapshot(nil); err != nil || ps != nil {
 		t.Fatalf("empty: %v, %v", ps, err)
 	}
 	for i := range b {
 		bad := slices.Clone(b)
 		bad[i] ^= 0x40
-		if _, _, err := decodeProducerSnapshot(bad); !errors.Is(err, errProducerSnapshot) {
+		if _, _, _, err := decodeProducerSnapshot(bad); !errors.Is(err, errProducerSnapshot) {
 			t.Fatalf("flipped byte %d: %v", i, err)
 		}
 	}
-	if _, _, err := decodeProducerSnapshot(b[:len(b)-1]); !errors.Is(err, errProducerSnapshot) {
+	if _, _, _, err := decodeProducerSnapshot(b[:len(b)-1]); !errors.Is(err, errProducerSnapshot) {
 		t.Fatalf("truncated: %v", err)
 	}
 }

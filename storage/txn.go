@@ -91,13 +91,23 @@ type partTxns struct {
 	maxSpan int64
 }
 
-// txnState returns p's transaction state, creating it. Syncer or recovery
-// only (one creator at a time).
+// txnState returns p's transaction state, creating it (and listing p in
+// its shard's txnParts) on first use.
 func (p *partition) txnState() *partTxns {
+	if t := p.txns.Load(); t != nil {
+		return t
+	}
+	sh := p.sh
+	sh.txnMu.Lock()
+	defer sh.txnMu.Unlock()
 	t := p.txns.Load()
 	if t == nil {
 		t = &partTxns{}
 		p.txns.Store(t)
+		if sh.txnParts == nil {
+			sh.txnParts = map[uint32]*partition{}
+		}
+		sh.txnParts[p.key] = p
 	}
 	return t
 }
@@ -149,7 +159,6 @@ func (s *shard) applyTxnOpens(evs []txnEvent) {
 		t.open = append(t.open, openTxn{pid: ev.pid, first: ev.first})
 		p.publishFirstOpen(t)
 		t.mu.Unlock()
-		s.noteTxnPart(p)
 	}
 }
 
@@ -175,17 +184,7 @@ func (s *shard) applyTxnCloses(evs []txnEvent) {
 		}
 		p.publishFirstOpen(t)
 		t.mu.Unlock()
-		s.noteTxnPart(p)
 	}
-}
-
-// noteTxnPart remembers that p has transaction state, for the checkpoints.
-// Syncer (or recovery) only.
-func (s *shard) noteTxnPart(p *partition) {
-	if s.txnParts == nil {
-		s.txnParts = map[uint32]*partition{}
-	}
-	s.txnParts[p.key] = p
 }
 
 // abortedSnapshot returns the shard's aborted transactions at or above
@@ -193,11 +192,8 @@ func (s *shard) noteTxnPart(p *partition) {
 // Syncer only (at a seal).
 func (s *shard) abortedSnapshot() []ckAborted {
 	var out []ckAborted
-	for k, p := range s.txnParts {
-		if p.deleted.Load() {
-			delete(s.txnParts, k)
-			continue
-		}
+	for _, p := range s.txnPartitions() {
+		k := p.key
 		t := p.txns.Load()
 		t.mu.Lock()
 		t.trimAborted(p.logStart.Load())
@@ -205,6 +201,22 @@ func (s *shard) abortedSnapshot() []ckAborted {
 			out = append(out, ckAborted{key: k, AbortedTxn: a})
 		}
 		t.mu.Unlock()
+	}
+	return out
+}
+
+// txnPartitions lists the shard's partitions with transaction state,
+// forgetting deleted ones.
+func (s *shard) txnPartitions() []*partition {
+	s.txnMu.Lock()
+	defer s.txnMu.Unlock()
+	out := make([]*partition, 0, len(s.txnParts))
+	for k, p := range s.txnParts {
+		if p.deleted.Load() {
+			delete(s.txnParts, k)
+			continue
+		}
+		out = append(out, p)
 	}
 	return out
 }
@@ -449,36 +461,39 @@ func (m abortedByKey) flat() []ckAborted {
 	return out
 }
 
-// installTxns publishes what recovery rebuilt: the open transactions of
-// the shard's producers and the aborted lists, trimmed to the log starts.
-// Recovery only, after the partitions' log starts are known.
+// installTxns publishes rebuilt transaction state: the open transactions
+// of prods and the aborted lists, trimmed to the log starts. Recovery, and
+// Restore before clients are served.
 func (s *shard) installTxns(prods producerMap, aborted abortedByKey) {
 	for k, l := range aborted {
-		p := s.st.byKey[k]
+		p := s.partByKey(k)
 		if p == nil || p.sh != s {
 			continue
 		}
 		t := p.txnState()
+		t.mu.Lock()
 		for _, a := range l {
 			t.addAborted(a)
 		}
 		t.trimAborted(p.logStart.Load())
-		s.noteTxnPart(p)
+		t.mu.Unlock()
 	}
 	for k, e := range prods {
 		if !e.txnOpen {
 			continue
 		}
-		p := s.st.byKey[k.key]
+		p := s.partByKey(k.key)
 		if p == nil || p.sh != s {
 			continue
 		}
 		t := p.txnState()
+		t.mu.Lock()
 		t.open = append(t.open, openTxn{pid: k.pid, first: e.txnFirst})
-		s.noteTxnPart(p)
+		t.mu.Unlock()
 	}
-	for _, p := range s.txnParts {
+	for _, p := range s.txnPartitions() {
 		t := p.txns.Load()
+		t.mu.Lock()
 		slices.SortFunc(t.open, func(a, b openTxn) int {
 			switch {
 			case a.first < b.first:
@@ -489,5 +504,14 @@ func (s *shard) installTxns(prods producerMap, aborted abortedByKey) {
 			return 0
 		})
 		p.publishFirstOpen(t)
+		t.mu.Unlock()
 	}
+}
+
+// partByKey finds a partition by key (metaMu guards byKey once the store
+// runs; recovery holds no lock, nothing else runs then).
+func (s *shard) partByKey(key uint32) *partition {
+	s.st.metaMu.Lock()
+	defer s.st.metaMu.Unlock()
+	return s.st.byKey[key]
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/klite/klite/tier"
 	"github.com/klite/klite/vfs"
 )
 
@@ -514,4 +515,49 @@ func encodeCheckpointV1(segID uint64, entries []ckEntry, producers []byte, n int
 
 func appendCRC(b []byte) []byte {
 	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+}
+
+// TestTxnSnapshotRestore: the S3 metadata snapshot carries the open
+// transactions and the aborted index; a restore brings back those whose
+// data is below the restored log end, and a restart keeps them (the
+// restored producers and aborted lists reach the next checkpoint).
+func TestTxnSnapshotRestore(t *testing.T) {
+	src := mustOpen(t, testConfig(vfs.NewMemFS()))
+	defer src.Close()
+	ti := mustCreate(t, src, "t", 1)
+	w := txnScenario(t, src)
+	// An open transaction past the restored end is lost with its data.
+	mustAppend(t, src, "t", 0, txnBatch(4, 0, 0, 1))
+	snap := src.Snapshot()
+
+	_, _, ab, err := decodeProducerSnapshot(snap.Producers)
+	if err != nil || len(ab) != 1 || ab[0].AbortedTxn != w.aborted[0] {
+		t.Fatalf("snapshot aborted %+v, %v", ab, err)
+	}
+	fsys := vfs.NewMemFS()
+	cfg := testConfig(fsys)
+	dst := mustOpen(t, cfg)
+	next := map[tier.Partition]int64{tierOf(ti, 0): w.hwm}
+	if err := dst.Restore(&snap, next); err != nil {
+		t.Fatal(err)
+	}
+	check := func(s *Store, when string) {
+		t.Helper()
+		if got := lsoOf(t, s, "t", 0); got != w.lso {
+			t.Fatalf("%s: LSO %d, want %d", when, got, w.lso)
+		}
+		if got := abortedOf(t, s, "t", 0); !slices.Equal(got, w.aborted) {
+			t.Fatalf("%s: aborted %+v, want %+v", when, got, w.aborted)
+		}
+		if got, _ := s.OpenTxnStart("t", 0, 4); got != -1 {
+			t.Fatalf("%s: pid 4's transaction past the restored end is open at %d", when, got)
+		}
+	}
+	check(dst, "restored")
+	// The open transaction ends on the restored store.
+	m := mustMarker(t, dst, "t", 0, 3, 0, false)
+	w.aborted = append(w.aborted, AbortedTxn{ProducerID: 3, FirstOffset: w.lso, LastOffset: m})
+	w.lso = m + 1
+	check(dst, "after the abort")
+	dst.Close()
 }

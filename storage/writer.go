@@ -90,8 +90,10 @@ type shard struct {
 	saved     []savedProducer
 	txev      []txnEvent // transaction opens and closes of the request being admitted
 
-	// Syncer goroutine only (recovery before it starts): partitions with
-	// transaction state, for the aborted index in checkpoints (txn.go).
+	// Partitions of the shard with transaction state, for the aborted
+	// index in checkpoints (txn.go). Guarded by txnMu; a partition is
+	// added once, when its state is created.
+	txnMu    sync.Mutex
 	txnParts map[uint32]*partition
 
 	// Syncer goroutine only (recovery before it starts).

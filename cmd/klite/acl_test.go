@@ -2,7 +2,9 @@ package main
 
 import (
 	"errors"
+	"net"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -254,4 +256,76 @@ func TestACLsDisasterRecovery(t *testing.T) {
 		t.Fatalf("ACLs after the restore: %v %+v", err, desc)
 	}
 	b.stop()
+}
+
+// connCounter counts a kgo client's connections opened and closed.
+type connCounter struct{ opened, closed atomic.Int64 }
+
+func (c *connCounter) OnBrokerConnect(_ kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
+	if err == nil {
+		c.opened.Add(1)
+	}
+}
+
+func (c *connCounter) OnBrokerDisconnect(kgo.BrokerMetadata, net.Conn) { c.closed.Add(1) }
+
+// TestACLChangesOnOneConnectionFranz: the broker caches ACL decisions per
+// connection; a franz-go producer that keeps its connections sees WRITE
+// refused, granted by CreateAcls, refused again after DeleteAcls, granted
+// again and then refused by a DENY, each on its next produce, and the
+// client never reconnects in between.
+func TestACLChangesOnOneConnectionFranz(t *testing.T) {
+	b := startBroker(t, "-authorizer", "-allow-everyone-if-no-acl")
+	adm := kadm.NewClient(newFranz(t, b.addr))
+	ctx := testContext(t, time.Minute)
+	const topic = "cached"
+	createTopic(t, adm, topic, 1)
+	change := func(create bool, builder *kadm.ACLBuilder) {
+		t.Helper()
+		if create {
+			res, err := adm.CreateACLs(ctx, builder)
+			if err != nil || len(res) != 1 || res[0].Err != nil {
+				t.Fatalf("CreateACLs: %v %+v", err, res)
+			}
+			return
+		}
+		res, err := adm.DeleteACLs(ctx, builder)
+		if err != nil || len(res) != 1 || res[0].Err != nil || len(res[0].Deleted) != 1 {
+			t.Fatalf("DeleteACLs: %v %+v", err, res)
+		}
+	}
+	// Some ACL on the topic (so it is not open to all), and DESCRIBE for
+	// the producer, so it learns the partitions and sends the produce.
+	change(true, kadm.NewACLs().Topics(topic).Allow("User:alice").Operations(kadm.OpAll))
+	change(true, kadm.NewACLs().Topics(topic).Allow("User:ANONYMOUS").Operations(kadm.OpDescribe))
+	write := func() *kadm.ACLBuilder {
+		return kadm.NewACLs().Topics(topic).Allow("User:ANONYMOUS").AllowHosts("*").Operations(kadm.OpWrite)
+	}
+	denyWrite := kadm.NewACLs().Topics(topic).Deny("User:ANONYMOUS").DenyHosts("*").Operations(kadm.OpWrite)
+
+	conns := &connCounter{}
+	cl := newFranz(t, b.addr, kgo.WithHooks(conns), kgo.RecordRetries(1), kgo.RecordDeliveryTimeout(10*time.Second))
+	produce := func() error { return cl.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte("v")}).FirstErr() }
+	expect := func(step string, allowed bool) {
+		t.Helper()
+		for i := 0; i < 2; i++ { // the second answered from the broker's cache
+			err := produce()
+			if allowed && err != nil || !allowed && !errors.Is(err, kerr.TopicAuthorizationFailed) {
+				t.Fatalf("%s: produce %d: %v, want allowed %v", step, i, err, allowed)
+			}
+		}
+	}
+	expect("without WRITE", false)
+	opened := conns.opened.Load()
+	change(true, write())
+	expect("after CreateAcls granted WRITE", true)
+	change(false, write())
+	expect("after DeleteAcls took WRITE back", false)
+	change(true, write())
+	expect("after WRITE was granted again", true)
+	change(true, denyWrite)
+	expect("after a DENY of WRITE", false)
+	if n, c := conns.opened.Load(), conns.closed.Load(); n != opened || c != 0 {
+		t.Fatalf("the producer reconnected: %d connections opened (%d after the first produce), %d closed", n, opened, c)
+	}
 }

@@ -70,6 +70,7 @@ type Config struct {
 	FetchWorkers        int
 	QuotaWindow         time.Duration // byte-rate quotas: one sample's length
 	QuotaWindowSamples  int           // byte-rate quotas: samples in the window
+	QuotaMaxSensors     int           // quota rate state kept per user/client id, at most
 	IdleTimeout         time.Duration
 	MaxConns            int
 
@@ -162,6 +163,7 @@ func defaultConfig() Config {
 		FetchWorkers:        kafka.DefaultFetchWorkers,
 		QuotaWindow:         kafka.DefaultQuotaWindow,
 		QuotaWindowSamples:  kafka.DefaultQuotaWindowSamples,
+		QuotaMaxSensors:     kafka.DefaultQuotaMaxSensors,
 		IdleTimeout:         10 * time.Minute,
 		MaxConns:            0,
 
@@ -266,8 +268,9 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.Int64Var(&cfg.MaxInboundBytes, "max-inbound-bytes", cfg.MaxInboundBytes, "`bytes` a client may send ahead while its connection is held back by the in-flight or outbound caps,\nbefore it is disconnected; 0 means -max-request-bytes plus 8 MiB")
 	fs.Int64Var(&cfg.MaxQueuedBytes, "max-queued-request-bytes", cfg.MaxQueuedBytes, "request `bytes` held in memory by the whole broker (queued.max.request.bytes); past it no connection starts\na new request until memory frees; a request is let in whenever the whole requests held are below the cap; -1 no cap")
 	fs.IntVar(&cfg.FetchWorkers, "fetch-workers", cfg.FetchWorkers, "goroutines reading for fetches at once; more fetches queue (a queued fetch costs bytes, a goroutine 8 KiB or more)")
-	fs.DurationVar(&cfg.QuotaWindow, "quota-window", cfg.QuotaWindow, "length of one sample of the window client byte-rate quotas are measured in (Kafka's quota.window.size.seconds)")
-	fs.IntVar(&cfg.QuotaWindowSamples, "quota-window-samples", cfg.QuotaWindowSamples, "samples in the window client byte-rate quotas are measured in (Kafka's quota.window.num); a throttle lasts at most the whole window")
+	fs.DurationVar(&cfg.QuotaWindow, "quota-window", cfg.QuotaWindow, "length of one sample of the window client quotas are measured in (Kafka's quota.window.size.seconds);\na request_percentage throttle lasts at most one sample")
+	fs.IntVar(&cfg.QuotaWindowSamples, "quota-window-samples", cfg.QuotaWindowSamples, "samples in the window client quotas are measured in (Kafka's quota.window.num); a byte-rate throttle lasts at most the whole window")
+	fs.IntVar(&cfg.QuotaMaxSensors, "quota-max-sensors", cfg.QuotaMaxSensors, "most quota sensors (rate state of one user and/or client id under a quota, about 400 bytes each) kept at once;\npast it the least recently active are evicted, so clients cycling client ids cannot grow memory; rounded up to a multiple of 16")
 	fs.DurationVar(&cfg.MaxFetchWait, "max-fetch-wait", cfg.MaxFetchWait, "longest a fetch waits for data, whatever its MaxWaitMs asks (clients give up after request.timeout.ms, 30s)")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "close connections idle this long; 0 never (connections.max.idle.ms)")
 	fs.IntVar(&cfg.MaxConns, "max-conns", cfg.MaxConns, "most open client connections; 0 means as many as the open-file limit allows, less a reserve for segment files; clients past the cap are closed at once")
@@ -454,6 +457,9 @@ func (c *Config) validate() error {
 	}
 	if c.QuotaWindowSamples < 2 || c.QuotaWindowSamples > 1000 {
 		bad("-quota-window-samples must be in [2, 1000]")
+	}
+	if c.QuotaMaxSensors < 16 || c.QuotaMaxSensors > 10_000_000 {
+		bad("-quota-max-sensors must be in [16, 10000000]")
 	}
 	if c.MaxFetchWait < time.Millisecond {
 		bad("-max-fetch-wait must be at least 1ms")

@@ -346,6 +346,7 @@ func serve(cfg Config, root zerolog.Logger) error {
 		FetchWorkers:              cfg.FetchWorkers,
 		QuotaWindow:               cfg.QuotaWindow,
 		QuotaWindowSamples:        cfg.QuotaWindowSamples,
+		QuotaMaxSensors:           cfg.QuotaMaxSensors,
 		Logger:                    root, // kafka adds its own component field
 		// Reported by DescribeConfigs under Kafka's names.
 		BoundListeners:           strings.Join(boundNames, ","),

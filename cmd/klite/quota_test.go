@@ -2,12 +2,14 @@ package main
 
 import (
 	"crypto/rand"
+	"encoding/json"
 	"reflect"
 	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	ckafka "github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -282,4 +284,159 @@ func TestClientQuotasPerSASLUser(t *testing.T) {
 	if n := throttles(alice); n == 0 {
 		t.Fatal("alice, with producer_byte_rate, was never throttled")
 	}
+}
+
+// request_percentage (KIP-124) against the real binary: a franz-go client
+// whose client id has a request_percentage far below what any request
+// costs is told of throttles (throttle_time_ms through its broker-throttle
+// hook) and still gets every record in; a client without the quota, on the
+// same broker at the same time, is never throttled. What is checked is
+// that throttles are reported, never how long anything took.
+func TestRequestPercentageEnforcedFranz(t *testing.T) {
+	b := startBroker(t, "-quota-window", "50ms", "-quota-window-samples", "11")
+	adm := kadm.NewClient(newFranz(t, b.addr))
+	ctx := testContext(t, time.Minute)
+	createTopic(t, adm, "rq", 1)
+	res, err := adm.AlterClientQuotas(ctx, []kadm.AlterClientQuotaEntry{
+		{Entity: kadm.ClientQuotaEntity{{Type: "client-id", Name: kadm.StringPtr("busy-client")}},
+			Ops: []kadm.AlterClientQuotaOp{{Key: "request_percentage", Value: 0.0001}}},
+	})
+	if err != nil || res[0].Err != nil {
+		t.Fatalf("AlterClientQuotas: %v %+v", err, res)
+	}
+	run := func(clientID string) *throttleHook {
+		hook := &throttleHook{}
+		cl := newFranz(t, b.addr, kgo.ClientID(clientID), kgo.DefaultProduceTopic("rq"), kgo.WithHooks(hook))
+		for i := range 20 {
+			if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte{byte(i)}}).FirstErr(); err != nil {
+				t.Fatalf("%s: produce: %v", clientID, err)
+			}
+		}
+		return hook
+	}
+	if n := run("idle-client").n.Load(); n != 0 {
+		t.Fatalf("a client without request_percentage was throttled %d times", n)
+	}
+	busy := run("busy-client")
+	if busy.n.Load() == 0 {
+		t.Fatal("a client with request_percentage 0.0001 was never throttled")
+	}
+	t.Logf("busy-client: %d throttles, %v in all", busy.n.Load(), time.Duration(busy.total.Load()))
+	// Every record arrived: a throttle delays, never drops.
+	offs, err := adm.ListEndOffsets(ctx, "rq")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := offs.Lookup("rq", 0); o.Offset != 40 {
+		t.Fatalf("end offset %d, want 40", o.Offset)
+	}
+}
+
+// request_percentage on a user applies to the SASL principal: alice,
+// under the user-default request quota, is throttled whatever her client
+// id and mechanism, and a second client of hers authenticates and works
+// while she is over it; bob, on the same client id, has his own user
+// quota far above what he uses and is never throttled (the more specific
+// entity wins). TestRequestPercentageExemptBeforeSASL (kafka) covers the
+// exemption of the SASL exchange.
+func TestRequestPercentagePerSASLUser(t *testing.T) {
+	b := startSASLBroker(t, "-quota-window", "50ms", "-quota-window-samples", "11")
+	adm := kadm.NewClient(newFranzSASL(t, b.addr, "SCRAM-SHA-256", alice))
+	ctx := testContext(t, time.Minute)
+	createTopic(t, adm, "rq", 1)
+	res, err := adm.AlterClientQuotas(ctx, []kadm.AlterClientQuotaEntry{
+		{Entity: kadm.ClientQuotaEntity{{Type: "user"}}, Ops: []kadm.AlterClientQuotaOp{{Key: "request_percentage", Value: 0.0001}}},
+		{Entity: kadm.ClientQuotaEntity{{Type: "user", Name: kadm.StringPtr("bob")}}, Ops: []kadm.AlterClientQuotaOp{{Key: "request_percentage", Value: 1e6}}},
+	})
+	if err != nil || res[0].Err != nil || res[1].Err != nil {
+		t.Fatalf("AlterClientQuotas: %v %+v", err, res)
+	}
+	throttles := func(u saslUser, mech string) int64 {
+		hook := &throttleHook{}
+		cl := newFranzSASL(t, b.addr, mech, u, kgo.ClientID("shared-id"), kgo.DefaultProduceTopic("rq"), kgo.WithHooks(hook))
+		for i := range 20 {
+			if err := cl.ProduceSync(ctx, &kgo.Record{Value: []byte{byte(i)}}).FirstErr(); err != nil {
+				t.Fatalf("%s: produce: %v", u.name, err)
+			}
+		}
+		return hook.n.Load()
+	}
+	if n := throttles(bob, "PLAIN"); n != 0 {
+		t.Fatalf("bob, far within his request_percentage, was throttled %d times", n)
+	}
+	if n := throttles(alice, "SCRAM-SHA-512"); n == 0 {
+		t.Fatal("alice, under the user-default request_percentage, was never throttled")
+	}
+	if n := throttles(alice, "SCRAM-SHA-256"); n == 0 {
+		t.Fatal("alice's second client was never throttled")
+	}
+}
+
+// librdkafka (confluent-kafka-go) reads request_percentage throttles too:
+// its statistics count the throttle_time_ms the broker answered with
+// (brokers[].throttle). Produce one record at a time until a statistics
+// event shows one, or fail at the deadline.
+func TestRequestPercentageEnforcedConfluent(t *testing.T) {
+	b := startBroker(t, "-quota-window", "50ms", "-quota-window-samples", "11")
+	adm := kadm.NewClient(newFranz(t, b.addr))
+	ctx := testContext(t, time.Minute)
+	createTopic(t, adm, "rq", 1)
+	res, err := adm.AlterClientQuotas(ctx, []kadm.AlterClientQuotaEntry{
+		{Entity: kadm.ClientQuotaEntity{{Type: "client-id", Name: kadm.StringPtr("rk-busy")}},
+			Ops: []kadm.AlterClientQuotaOp{{Key: "request_percentage", Value: 0.0001}}},
+	})
+	if err != nil || res[0].Err != nil {
+		t.Fatalf("AlterClientQuotas: %v %+v", err, res)
+	}
+	p := ckProducer(t, b.addr, ckafka.ConfigMap{"client.id": "rk-busy", "statistics.interval.ms": 100, "linger.ms": 0})
+	topic := "rq"
+	deadline := time.Now().Add(30 * time.Second)
+	for i := 0; ; i++ {
+		if time.Now().After(deadline) {
+			t.Fatalf("no throttle in librdkafka's statistics after %d records", i)
+		}
+		dr := make(chan ckafka.Event, 1)
+		if err := p.Produce(&ckafka.Message{TopicPartition: ckafka.TopicPartition{Topic: &topic, Partition: 0}, Value: []byte{byte(i)}}, dr); err != nil {
+			t.Fatal(err)
+		}
+		if m := (<-dr).(*ckafka.Message); m.TopicPartition.Error != nil {
+			t.Fatalf("delivery: %v", m.TopicPartition.Error)
+		}
+		for drained := false; !drained; {
+			select {
+			case ev := <-p.Events():
+				if st, ok := ev.(*ckafka.Stats); ok {
+					if n := rdkafkaThrottles(t, st.String()); n > 0 {
+						t.Logf("librdkafka counted %d throttles after %d records", n, i+1)
+						return
+					}
+				}
+			default:
+				drained = true
+			}
+		}
+	}
+}
+
+// rdkafkaThrottles is the number of throttled responses in one librdkafka
+// statistics event, over every broker.
+func rdkafkaThrottles(t *testing.T, stats string) int64 {
+	var s struct {
+		Brokers map[string]struct {
+			Throttle struct {
+				Cnt int64 `json:"cnt"`
+				Max int64 `json:"max"`
+			} `json:"throttle"`
+		} `json:"brokers"`
+	}
+	if err := json.Unmarshal([]byte(stats), &s); err != nil {
+		t.Fatalf("librdkafka statistics: %v", err)
+	}
+	var n int64
+	for _, br := range s.Brokers {
+		if br.Throttle.Max > 0 {
+			n += br.Throttle.Cnt
+		}
+	}
+	return n
 }
