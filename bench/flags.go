@@ -13,10 +13,11 @@ import (
 	"github.com/klite/klite/bench/internal/scenario"
 )
 
-// Defaults per mode. The full run takes about 22-24 minutes on the 2-core
+// Defaults per mode. The full run takes about 27-29 minutes on the 2-core
 // reference machine, the quick run about 2.5: "all" runs about 17 loads of
 // warmup+duration per round, plus the long-lived group (aging fill, sweep
-// steps, the two-minute steady run: about 3 minutes a round).
+// steps, the two-minute steady run: about 3 minutes a round) and the
+// security group (about 1.5 minutes a round).
 type modeDefaults struct {
 	runs         int
 	duration     time.Duration
@@ -26,6 +27,7 @@ type modeDefaults struct {
 	tierBacklog  int64
 	tierRecover  []int64
 	conns        int
+	tlsConns     int
 	fsyncSamples int
 	fsyncTime    time.Duration
 	seqBytes     int64
@@ -40,14 +42,14 @@ type modeDefaults struct {
 
 var (
 	fullDefaults = modeDefaults{
-		runs: 3, duration: 5 * time.Second, warmup: time.Second, restartWAL: 5e9, backlog: 1e9, conns: 17000,
+		runs: 3, duration: 5 * time.Second, warmup: time.Second, restartWAL: 5e9, backlog: 1e9, conns: 17000, tlsConns: 10000,
 		tierBacklog: 1e9, tierRecover: []int64{1e9, 5e9},
 		fsyncSamples: 2000, fsyncTime: 3 * time.Second, seqBytes: 1 << 30, seqTime: 4 * time.Second, tcpBytes: 4 << 30,
 		out: "BENCHMARKS.md", charts: "bench/results",
 		ageBytes: 3e9, sweepStep: 5 * time.Second, steadyTime: 2 * time.Minute,
 	}
 	quickDefaults = modeDefaults{
-		runs: 1, duration: 2 * time.Second, warmup: 500 * time.Millisecond, restartWAL: 1e9, backlog: 256e6, conns: 4000,
+		runs: 1, duration: 2 * time.Second, warmup: 500 * time.Millisecond, restartWAL: 1e9, backlog: 256e6, conns: 4000, tlsConns: 2000,
 		tierBacklog: 256e6, tierRecover: []int64{256e6, 1e9},
 		fsyncSamples: 500, fsyncTime: time.Second, seqBytes: 256 << 20, seqTime: 1500 * time.Millisecond, tcpBytes: 1 << 30, out: "",
 		ageBytes: 512e6, sweepStep: 2 * time.Second, steadyTime: 10 * time.Second,
@@ -68,6 +70,7 @@ type config struct {
 	jsonOut    string
 	charts     string // chart directory; empty: none
 	keepLogs   bool
+	merge      bool // splice into the existing -out instead of rewriting it
 	load       scenario.Config
 
 	fsyncSamples int
@@ -102,13 +105,16 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.klite, "klite", "", "prebuilt klite binary to run instead of building ./cmd/klite")
 	brokerArgs := fs.String("broker-args", "", "extra flags for klite, space separated (e.g. a profile flag)")
 	tierArgs := fs.String("tier-args", "", "tier-*: more klite flags for the brokers with S3, space separated (after the benchmark's own -s3-* flags, so they win)")
-	fs.StringVar(&scen, "scenario", "all", "scenarios to run: all (quick: without tier-*) or a comma list of "+strings.Join(scenario.Names, ",")+" and groups (tier: every tier-* scenario)")
+	fs.StringVar(&scen, "scenario", "all", "scenarios to run: all (quick: without tier-* and security-*) or a comma list of "+strings.Join(scenario.Names, ",")+" and groups (tier: every tier-* scenario; security: every security-* one)")
 	fs.IntVar(&c.runs, "runs", d.runs, "repetitions of every scenario; the report gives medians and spread (quick: 1)")
 	fs.StringVar(&c.dir, "dir", os.TempDir(), "scratch directory for WALs and disk probes (the disk under test)")
 	fs.StringVar(&c.out, "out", d.out, "markdown report path (quick: none, the report goes to stdout)")
 	fs.StringVar(&c.jsonOut, "json", "", "also write the raw per-run figures as JSON to this path")
 	fs.StringVar(&c.charts, "charts", d.charts, "directory for the PNG charts linked from the report, relative to the module root unless absolute (quick: none); empty: no charts")
 	fs.BoolVar(&c.keepLogs, "keep-logs", false, "keep the scratch directory's broker logs")
+	fs.BoolVar(&c.merge, "merge", false, "splice the scenarios run now into the existing -out report instead of rewriting it: their sections (marked with this run's "+
+		"command, commit and limits) and measured targets replace the old ones, everything else stays (other scenarios, the run's tables, appendices); "+
+		"e.g. -scenario security -merge")
 
 	fs.IntVar(&l.RecordSize, "record-size", 1024, "record value bytes")
 	fs.IntVar(&l.Partitions, "partitions", 8, "partitions per topic")
@@ -126,7 +132,8 @@ func parseFlags(args []string) (*config, error) {
 	fs.Var(&restartWAL, "restart-wal", "restart: WAL size to fill before timing restarts (quick: 1GB; restart-1gb always fills 1GB and is left out of quick's all)")
 	fs.Var(&backlog, "backlog", "catchup-fetch: record bytes to fill and read back (default 1GB, quick: 256MB)")
 	fs.IntVar(&l.Conns, "conns", d.conns, "connections: idle client connections to hold (quick: 4000); the broker's -max-conns (18000) and open-file limit bound it")
-	fs.IntVar(&l.ConnsPerProc, "conns-per-proc", 5000, "connections: most idle connections per holder process")
+	fs.IntVar(&l.ConnsPerProc, "conns-per-proc", 5000, "connections, security-tls-idle: most idle connections per holder process")
+	fs.IntVar(&l.TLSConns, "tls-conns", d.tlsConns, "security-tls-idle: idle connections to hold, plaintext and then TLS (quick: 2000)")
 	fs.Var(&tierBacklog, "tier-backlog", "tier-catchup: record bytes to offload to S3 and read back (default 1GB, quick: 256MB)")
 	fs.Var(&tierRecover, "tier-recover", "tier-recover: bucket sizes to recover from, comma separated (default 1GB,5GB, quick: 256MB,1GB)")
 	fs.Var(&tierSegment, "tier-segment-bytes", "tier-*: -segment-bytes of every broker in them, with S3 or without (default 32MiB): only sealed segments are uploaded")
@@ -168,6 +175,7 @@ func parseFlags(args []string) (*config, error) {
 		pick("restart-wal", func() { restartWAL = byteSize(q.restartWAL) })
 		pick("backlog", func() { backlog = byteSize(q.backlog) })
 		pick("conns", func() { l.Conns = q.conns })
+		pick("tls-conns", func() { l.TLSConns = q.tlsConns })
 		pick("tier-backlog", func() { tierBacklog = byteSize(q.tierBacklog) })
 		pick("tier-recover", func() { tierRecover = byteSizes(q.tierRecover) })
 		pick("fsync-samples", func() { c.fsyncSamples = q.fsyncSamples })
@@ -196,9 +204,11 @@ func parseFlags(args []string) (*config, error) {
 	}
 	if c.quick && strings.TrimSpace(scen) == "all" {
 		// quick's restart already fills 1 GB; the tier group alone takes
-		// about as long as the rest of quick (run it with -scenario tier).
+		// about as long as the rest of quick (run it with -scenario tier),
+		// the security group about half as long (-scenario security).
 		c.scenarios = slices.DeleteFunc(c.scenarios, func(n string) bool {
-			return n == "restart-1gb" || strings.HasPrefix(n, scenario.Groups["tier"])
+			return n == "restart-1gb" || strings.HasPrefix(n, scenario.Groups["tier"]) ||
+				strings.HasPrefix(n, scenario.Groups["security"])
 		})
 	}
 	return c, c.validate()
@@ -225,14 +235,16 @@ func (c *config) validate() error {
 		return fmt.Errorf("-tier-recover needs at least one positive size")
 	case l.TierSegmentBytes < 1<<20 || l.TierHotBytes < 1:
 		return fmt.Errorf("-tier-segment-bytes must be at least 1MiB and -tier-hot-bytes positive")
-	case l.Conns < 0 || l.ConnsPerProc < 1:
-		return fmt.Errorf("-conns must not be negative and -conns-per-proc must be at least 1")
+	case l.Conns < 0 || l.ConnsPerProc < 1 || l.TLSConns < 0:
+		return fmt.Errorf("-conns and -tls-conns must not be negative and -conns-per-proc must be at least 1")
 	case c.fsyncSamples < 1 || c.seqBytes < 1 || c.tcpBytes < 1:
 		return fmt.Errorf("limit probe sizes must be positive")
 	case c.fsyncTime < 0 || c.seqTime < 0:
 		return fmt.Errorf("-fsync-time and -seq-time must not be negative")
 	case c.brokerPID != 0 && c.brokers == "":
 		return fmt.Errorf("-broker-pid needs -brokers")
+	case c.merge && c.out == "":
+		return fmt.Errorf("-merge needs -out (the report to merge into)")
 	case c.brokers != "" && c.klite != "":
 		return fmt.Errorf("-klite and -brokers exclude each other")
 	case l.AgeBytes < 0:

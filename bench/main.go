@@ -5,8 +5,9 @@
 // times, and writes BENCHMARKS.md with medians, spread, each figure as a
 // fraction of its limit, and the brief's targets judged pass or miss.
 //
-//	go run ./bench                 # full: 3 runs, about 22-24 minutes
-//	go run ./bench -quick          # smoke: 1 run, about 2.5 minutes (no tier-*), prints the report
+//	go run ./bench                 # full: 3 runs, about 27-29 minutes
+//	go run ./bench -quick          # smoke: 1 run, about 2.5 minutes (no tier-*, security-*), prints the report
+//	go run ./bench -scenario security -merge   # TLS, SASL, ACL costs, spliced into BENCHMARKS.md
 //	go run ./bench -scenario produce-sweep,produce-steady   # the long-lived broker's sweep and steady run
 //	go run ./bench -quick -scenario tier   # S3 tiering scenarios on a local versitygw
 //	go run ./bench -scenario produce-acks-all,tail-fetch -runs 3

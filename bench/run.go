@@ -352,7 +352,20 @@ func summaryLine(ms []report.Metric) string {
 }
 
 func writeOutputs(c *config, rep *report.Report) error {
-	if c.out != "" {
+	if c.out != "" && c.merge {
+		old, err := os.ReadFile(c.out)
+		if err != nil {
+			return fmt.Errorf("-merge: %w", err)
+		}
+		md, err := report.Merge(old, rep, scenario.Names)
+		if err != nil {
+			return fmt.Errorf("-merge into %s: %w", c.out, err)
+		}
+		if err := os.WriteFile(c.out, md, 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "merged into %s\n", c.out)
+	} else if c.out != "" {
 		f, err := os.Create(c.out)
 		if err != nil {
 			return err

@@ -217,6 +217,7 @@ func Open(cfg Config) (*Coordinator, error) {
 			c.restoreClassic(g, sc, now)
 		}
 	}
+	c.sweepDeletedTopics() // topic_offsets.go
 	c.retain = newTimer(c.expireOffsets)
 	c.schedule(c.retain, now.Add(cfg.RetentionCheckInterval))
 	c.wake <- struct{}{} // arm the clock for the retention timer

@@ -1,9 +1,15 @@
 package kafka
 
-// Produce (key 0), versions 3-13.
+// Produce (key 0), versions 0-13 advertised, 3-13 served.
 //
 // v3 is the first version carrying record batch v2 (magic 2), the only format
-// klite stores. v13 names topics by ID (KIP-516) and answers UNKNOWN_TOPIC_ID.
+// klite stores. v0-2 are advertised only because librdkafka before 2.3
+// (Debian's kcat among them) decides whether it may compress from the
+// advertised minimum and sends gzip, snappy and lz4 batches uncompressed when
+// Produce v0 is missing (KAFKA-18659); Kafka 4.x advertises v0 for that
+// reason and answers a v0-2 request with UNSUPPORTED_VERSION on every
+// partition, in a normal response (acks=0: the connection is closed, as for
+// any failed acks=0 produce). So does klite. v13 names topics by ID (KIP-516) and answers UNKNOWN_TOPIC_ID.
 // v10-v12 add KIP-951 leader hints (only sent with NOT_LEADER_OR_FOLLOWER,
 // which a single broker never returns) and KIP-890 implicit transaction
 // membership (transactions are rejected, see below).
@@ -100,7 +106,11 @@ import (
 
 const produceKey = 0
 
-func init() { register(produceKey, 3, 13, (*Handler).produce) }
+func init() { register(produceKey, 0, 13, (*Handler).produce) }
+
+// produceMinServed is the first Produce version served; older ones are
+// advertised but refused (see the top of this file).
+const produceMinServed = 3
 
 // codecZstd is the record batch compression id of zstd.
 const codecZstd = 4
@@ -214,7 +224,7 @@ func (h *Handler) produce(r *request) {
 		var found bool
 		unknown := kerr.UnknownTopicOrPartition.Code
 		if r.version >= 13 {
-			info, found = h.st.TopicByID(storage.TopicID(t.TopicID))
+			info, found = h.topicByID(storage.TopicID(t.TopicID)) // internal ones too: refused below
 			unknown = kerr.UnknownTopicID.Code
 		} else {
 			info, found = h.st.Topic(t.Topic)
@@ -231,11 +241,11 @@ func (h *Handler) produce(r *request) {
 			// topics (checked before the topic's existence).
 			found, unknown = false, kerr.InvalidTopicException.Code
 		}
-		maxBytes := int64(h.cfg.MaxMessageBytes)
+		maxBytes := h.maxMessageBytes()
 		compacted := false
 		if found {
 			maxBytes = h.topicMaxMessageBytes(&info)
-			compacted = compactPolicy(info.Configs)
+			compacted = h.compactPolicy(info.Configs)
 		}
 
 		for pi := range t.Partitions {
@@ -244,6 +254,8 @@ func (h *Handler) produce(r *request) {
 			rp.Default()
 			rp.Partition = tp.Partition
 			switch {
+			case r.version < produceMinServed:
+				p.fail(rp, kerr.UnsupportedVersion.Code, nil)
 			case !validAcks:
 				p.fail(rp, kerr.InvalidRequiredAcks.Code, nil)
 			case txnDenied:

@@ -13,8 +13,8 @@ package kafka
 //     min(PartitionMaxBytes, remaining MaxBytes); the first partition that
 //     returns data gets at least one whole batch even above both limits
 //     (KIP-74). A later partition whose first batch exceeds what remains
-//     returns no records this time (Kafka would send a partial batch that the
-//     client discards; klite only ever sends whole batches).
+//     gets the first bytes of that batch, up to what remains: a partial
+//     batch, as Kafka sends (fetch_partial.go).
 //   - Offsets outside [logStart, highWatermark] answer OFFSET_OUT_OF_RANGE;
 //     offset == highWatermark answers empty records.
 //   - HighWatermark, LastStableOffset and LogStartOffset come from storage.
@@ -42,9 +42,11 @@ package kafka
 //     random marker per partition, then the marker is replaced by the
 //     storage chunks as file parts (see splice.go).
 //
-// Differences from Apache Kafka: fetch sessions (KIP-227) are declined:
-// every response has SessionID 0, so clients keep sending full fetches; a
-// request naming a session answers FETCH_SESSION_ID_NOT_FOUND. Rack-aware
+//   - Fetch sessions (KIP-227, v7+): fetch_session.go. An incremental
+//     fetch reads and long-polls every partition of its session and answers
+//     only those that changed.
+//
+// Differences from Apache Kafka: Rack-aware
 // reads (KIP-392) never redirect (PreferredReadReplica -1). Zstd batches are
 // not hidden from fetch versions before 10 (UNSUPPORTED_COMPRESSION_TYPE);
 // clients that produce zstd fetch with v10+. AbortedTransactions may name a
@@ -78,7 +80,8 @@ type fetchWait struct {
 	req      *kmsg.FetchRequest
 	topics   []fetchTopic // resolved req.Topics, same order
 	deadline time.Time
-	meter    *rateMeter // counts the bytes sent against a consumer quota; nil without one
+	meter    *rateMeter       // counts the bytes sent against a consumer quota; nil without one
+	sess     *fetchSessionCtx // KIP-227 session; nil: sessionless
 
 	mu      sync.Mutex
 	state   fetchState  // guarded by mu
@@ -110,12 +113,12 @@ func (h *Handler) fetch(r *request) {
 	if !h.parse(r, req) {
 		return
 	}
-	if req.SessionID != 0 || (req.SessionEpoch != 0 && req.SessionEpoch != -1) {
-		// We never hand out sessions: any session id is unknown, and an
-		// incremental epoch without one cannot be served (KIP-227).
+	dedupePartitions(req, r.version >= 13)
+	sess, code := h.fetchSessions.begin(req, r.version) // fetch_session.go
+	if code != 0 {
 		resp := kmsg.NewPtrFetchResponse()
 		resp.Version = r.version
-		resp.ErrorCode = kerr.FetchSessionIDNotFound.Code
+		resp.ErrorCode = code
 		r.respond(resp)
 		return
 	}
@@ -128,6 +131,7 @@ func (h *Handler) fetch(r *request) {
 			resp.Version = r.version
 			r.throttleMs = throttleMillis(d)
 			resp.ThrottleMillis = r.throttleMs
+			resp.SessionID = sess.throttledID()
 			r.respond(resp)
 			return
 		}
@@ -137,6 +141,7 @@ func (h *Handler) fetch(r *request) {
 		// answered empty (respond adds the throttle).
 		resp := kmsg.NewPtrFetchResponse()
 		resp.Version = r.version
+		resp.SessionID = sess.throttledID()
 		r.respond(resp)
 		return
 	}
@@ -145,8 +150,7 @@ func (h *Handler) fetch(r *request) {
 	// so the frame can go back now rather than after a long poll.
 	r.nr.ReleaseFrame()
 	r.clientID, r.body = nil, nil
-	dedupePartitions(req, r.version >= 13)
-	f := &fetchWait{h: h, r: r, req: req, topics: make([]fetchTopic, len(req.Topics)), meter: meter}
+	f := &fetchWait{h: h, r: r, req: req, topics: make([]fetchTopic, len(req.Topics)), meter: meter, sess: sess}
 	if req.MaxWaitMillis > 0 {
 		wait := min(time.Duration(req.MaxWaitMillis)*time.Millisecond, h.cfg.MaxFetchWait)
 		f.deadline = time.Now().Add(wait)
@@ -267,9 +271,9 @@ func (f *fetchWait) read() (reads []partRead, bytes int64, errored bool) {
 					break
 				}
 				if bytes > 0 && pr.res.Bytes > limit {
-					// KIP-74 only lets the first partition with data overshoot.
-					pr.res.Release()
-					pr.res.Chunks, pr.res.Bytes = nil, 0
+					// KIP-74 only lets the first partition with data
+					// overshoot: the others get a partial batch (fetch_partial.go).
+					truncateChunks(&pr.res, limit)
 				}
 				if committed && len(pr.res.Chunks) > 0 {
 					var err error
@@ -469,6 +473,7 @@ func (f *fetchWait) answer(reads []partRead) {
 	req := f.req
 	resp := kmsg.NewPtrFetchResponse()
 	resp.Version = f.r.version
+	resp.SessionID, reads = f.sess.respond(req, reads) // may drop partitions from req and reads
 	resp.Topics = make([]kmsg.FetchResponseTopic, len(req.Topics))
 	slots := make([]kmsg.FetchResponseTopicPartition, len(reads))
 	i := 0

@@ -1,17 +1,22 @@
 package kafka
 
-// ListOffsets (key 2), versions 1-8.
+// ListOffsets (key 2), versions 1-10.
 //
 // Behaviour per partition, by Timestamp:
 //   - -1 latest: the high watermark; -2 earliest: the log start offset;
-//   - -3 max timestamp (v7+, KIP-734): the offset and time storage reports
-//     for the batch with the largest maxTimestamp;
+//   - -3 max timestamp (v7+, KIP-734): the first record carrying the
+//     largest timestamp, inside the batch storage reports
+//     (list_offsets_exact.go);
 //   - -4 earliest local (v8+, KIP-405): the local log start, the first
 //     offset the WAL holds: at least the log start, the high watermark
 //     when the WAL holds none of the partition, the log start without
 //     tiering (storage.Store.LocalStart);
-//   - anything else: the first offset whose batch maxTimestamp is >= it, with
-//     that timestamp, or offset -1 / timestamp -1 when there is none.
+//   - -5 latest tiered (v9+, KIP-1005): the highest offset in the bucket
+//     (storage.Store.LatestTiered), -1 without tiering or before anything
+//     is uploaded, with timestamp -1;
+//   - anything else: the first record whose timestamp is >= it, with that
+//     timestamp (inside the first batch whose maxTimestamp is >= it), or
+//     offset -1 / timestamp -1 when there is none.
 //
 // Timestamps are -1 for -1/-2/-4 answers, as in Kafka. LeaderEpoch (v4+) is 0
 // with an offset, -1 without. CurrentLeaderEpoch above 0 answers
@@ -23,9 +28,9 @@ package kafka
 // (only offsets a read_committed consumer could fetch count).
 //
 // Differences from Apache Kafka: v0 (offset lists by segment) is not
-// served; Kafka 4 dropped it too. -3 is batch-granular: Kafka returns the
-// exact record with the max timestamp inside the batch. v9+ (-5 latest
-// tiered, KIP-1005) is not served.
+// served; Kafka 4 dropped it too. TimeoutMillis (v10,
+// KIP-1075) is ignored: no lookup here waits on a remote fetch queue. v11
+// (-6 earliest pending upload, Kafka 4.2) is not served.
 //
 // ACLs (-authorizer): DESCRIBE on each topic (TOPIC_AUTHORIZATION_FAILED).
 
@@ -38,7 +43,7 @@ import (
 
 const listOffsetsKey = 2
 
-func init() { register(listOffsetsKey, 1, 8, (*Handler).listOffsets) }
+func init() { register(listOffsetsKey, 1, 10, (*Handler).listOffsets) }
 
 // Special ListOffsets timestamps.
 const (
@@ -46,6 +51,7 @@ const (
 	offsetEarliest      = -2
 	offsetMaxTimestamp  = -3 // v7+
 	offsetEarliestLocal = -4 // v8+
+	offsetLatestTiered  = -5 // v9+
 )
 
 func (h *Handler) listOffsets(r *request) {
@@ -111,11 +117,24 @@ func (h *Handler) listOffset(version int16, topic string, p *kmsg.ListOffsetsReq
 		off, _, err = h.st.Offsets(topic, p.Partition)
 	case p.Timestamp == offsetEarliestLocal && version >= 8:
 		off, err = h.st.LocalStart(topic, p.Partition)
+	case p.Timestamp == offsetLatestTiered && version >= 9:
+		off, err = h.st.LatestTiered(topic, p.Partition)
 	case p.Timestamp == offsetMaxTimestamp && version >= 7:
 		off, ts, err = h.st.MaxTimestamp(topic, p.Partition)
+		if err == nil && off >= 0 { // the exact record (list_offsets_exact.go)
+			max := ts
+			if o, t, ok := h.exactRecord(topic, p.Partition, off, func(t int64) bool { return t == max }); ok {
+				off, ts = o, t
+			}
+		}
 		lookup = true
 	default:
 		off, ts, err = h.st.OffsetForTime(topic, p.Partition, p.Timestamp)
+		if err == nil && off >= 0 {
+			if o, t, ok := h.exactRecord(topic, p.Partition, off, func(t int64) bool { return t >= p.Timestamp }); ok {
+				off, ts = o, t
+			}
+		}
 		lookup = true
 	}
 	if err == nil && lookup && committed && off >= 0 {

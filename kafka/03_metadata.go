@@ -106,7 +106,7 @@ func (h *Handler) metadataResponse(version int16, req *kmsg.MetadataRequest, ln 
 	}
 
 	if all {
-		topics := h.st.Topics()
+		topics := h.allTopics()
 		resp.Topics = make([]kmsg.MetadataResponseTopic, len(topics))
 		for i := range topics {
 			h.fillTopic(&resp.Topics[i], &topics[i], req)
@@ -125,7 +125,7 @@ func (h *Handler) metadataResponse(version int16, req *kmsg.MetadataRequest, ln 
 		rt.Topic, rt.TopicID = t.Topic, t.TopicID
 		if t.Topic == nil {
 			// By topic ID (v10+).
-			if info, ok := h.st.TopicByID(storage.TopicID(t.TopicID)); ok {
+			if info, ok := h.topicByID(storage.TopicID(t.TopicID)); ok {
 				h.fillTopic(rt, &info, req)
 			} else {
 				rt.ErrorCode = kerr.UnknownTopicID.Code
@@ -133,7 +133,7 @@ func (h *Handler) metadataResponse(version int16, req *kmsg.MetadataRequest, ln 
 			continue
 		}
 		name := *t.Topic
-		info, ok := h.st.Topic(name)
+		info, ok := h.topic(name)
 		if err, tried := created[name]; tried && !ok {
 			if err != nil && !errors.Is(err, storage.ErrTopicExists) {
 				rt.ErrorCode = h.errCode(err)
@@ -230,13 +230,13 @@ func (h *Handler) metadataDenied(r *request, req *kmsg.MetadataRequest, all, aut
 		var name string
 		info, exists := storage.TopicInfo{}, false
 		if t.Topic == nil {
-			if info, exists = h.st.TopicByID(storage.TopicID(t.TopicID)); !exists {
+			if info, exists = h.topicByID(storage.TopicID(t.TopicID)); !exists {
 				continue // UNKNOWN_TOPIC_ID
 			}
 			name = info.Name
 		} else {
 			name = *t.Topic
-			_, exists = h.st.Topic(name)
+			_, exists = h.topic(name)
 		}
 		ok := h.authorized(r, acl.OpDescribe, acl.ResourceTopic, name)
 		if ok && !exists && autoCreate && t.Topic != nil {

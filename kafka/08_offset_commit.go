@@ -1,6 +1,7 @@
 package kafka
 
-// OffsetCommit (key 8), versions 0-9.
+// OffsetCommit (key 8), versions 0-10 (v10 names topics by ID: see
+// offsets_topic_ids.go).
 //
 // Behaviour: commits are checked as Kafka checks them (validateOffsetCommit):
 // generation -1 with an empty member id is a standalone commit, allowed
@@ -35,7 +36,7 @@ import (
 
 const offsetCommitKey = 8
 
-func init() { register(offsetCommitKey, 0, 9, (*Handler).offsetCommit) }
+func init() { register(offsetCommitKey, 0, 10, (*Handler).offsetCommit) }
 
 func (h *Handler) offsetCommit(r *request) {
 	req := kmsg.NewPtrOffsetCommitRequest()
@@ -43,11 +44,12 @@ func (h *Handler) offsetCommit(r *request) {
 		return
 	}
 	if h.cfg.Groups != nil {
+		respond := h.commitByName(req, groupRespond[*kmsg.OffsetCommitResponse](r)) // v10: topic IDs
 		if h.cfg.Authorizer != nil {
-			h.offsetCommitAuthz(r, req)
+			h.offsetCommitAuthz(r, req, respond)
 			return
 		}
-		h.cfg.Groups.OffsetCommit(req, groupRespond[*kmsg.OffsetCommitResponse](r))
+		h.cfg.Groups.OffsetCommit(req, respond)
 		return
 	}
 	resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)

@@ -1,6 +1,7 @@
 package kafka
 
-// OffsetFetch (key 9), versions 0-9.
+// OffsetFetch (key 9), versions 0-10 (v10 names topics by ID: see
+// offsets_topic_ids.go).
 //
 // Behaviour: v0-7 fetch one group, v8+ several groups in one request
 // (KIP-709). A null topic list (v2+) returns every committed offset of the
@@ -24,7 +25,7 @@ import (
 
 const offsetFetchKey = 9
 
-func init() { register(offsetFetchKey, 0, 9, (*Handler).offsetFetch) }
+func init() { register(offsetFetchKey, 0, 10, (*Handler).offsetFetch) }
 
 func (h *Handler) offsetFetch(r *request) {
 	req := kmsg.NewPtrOffsetFetchRequest()
@@ -32,11 +33,12 @@ func (h *Handler) offsetFetch(r *request) {
 		return
 	}
 	if h.cfg.Groups != nil {
+		respond := h.fetchByName(req, groupRespond[*kmsg.OffsetFetchResponse](r)) // v10: topic IDs
 		if h.cfg.Authorizer != nil {
-			h.offsetFetchAuthz(r, req)
+			h.offsetFetchAuthz(r, req, respond)
 			return
 		}
-		h.cfg.Groups.OffsetFetch(req, groupRespond[*kmsg.OffsetFetchResponse](r))
+		h.cfg.Groups.OffsetFetch(req, respond)
 		return
 	}
 	resp := kmsg.NewPtrOffsetFetchResponse()

@@ -1,6 +1,7 @@
 package kafka
 
-// FindCoordinator (key 10), versions 0-5.
+// FindCoordinator (key 10), versions 0-6 (v6, KIP-932, adds key type 2, a
+// share group, answered INVALID_REQUEST below: klite has no share groups).
 //
 // Behaviour: this broker coordinates every group: the answer is our node id
 // and advertised address. v4+ batches keys (KIP-699), one entry per key.
@@ -25,7 +26,7 @@ import (
 
 const findCoordinatorKey = 10
 
-func init() { register(findCoordinatorKey, 0, 5, (*Handler).findCoordinator) }
+func init() { register(findCoordinatorKey, 0, 6, (*Handler).findCoordinator) }
 
 func (h *Handler) findCoordinator(r *request) {
 	req := kmsg.NewPtrFindCoordinatorRequest()

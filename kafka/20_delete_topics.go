@@ -11,6 +11,11 @@ package kafka
 // fsyncs metadata, so the request is served off the event loop; storage wakes
 // fetches long-polling on the deleted partitions.
 //
+// Every group's committed offsets of a deleted topic are removed (durably)
+// before the answer, as Kafka's coordinator removes them once the topic is
+// gone; a crash in between is caught by the coordinator's sweep at start
+// (group/topic_offsets.go).
+//
 // Differences from Apache Kafka: deletion is synchronous (TimeoutMillis is
 // ignored) and there is no delete.topic.enable switch.
 //
@@ -93,7 +98,9 @@ func (h *Handler) deleteTopicsResponse(version int16, req *kmsg.DeleteTopicsRequ
 		}
 		if err := h.st.DeleteTopic(name); err != nil {
 			h.deleteError(rt, h.errCode(err), err.Error())
+			continue
 		}
+		h.deleteTopicOffsets(name)
 	}
 	return resp
 }
@@ -101,4 +108,18 @@ func (h *Handler) deleteTopicsResponse(version int16, req *kmsg.DeleteTopicsRequ
 func (h *Handler) deleteError(rt *kmsg.DeleteTopicsResponseTopic, code int16, msg string) {
 	rt.ErrorCode = code
 	rt.ErrorMessage = &msg
+}
+
+// deleteTopicOffsets removes the committed offsets of a deleted topic and
+// waits until that is durable. A failure is logged: the topic is gone, and
+// the coordinator sweeps such offsets at its next start.
+func (h *Handler) deleteTopicOffsets(topic string) {
+	if h.cfg.Groups == nil {
+		return
+	}
+	errc := make(chan error, 1)
+	h.cfg.Groups.DeleteTopicOffsets(topic, func(err error) { errc <- err })
+	if err := <-errc; err != nil {
+		h.log.Warn().Err(err).Str("topic", topic).Msg("committed offsets of a deleted topic not removed; swept at the next start")
+	}
 }

@@ -66,7 +66,7 @@ func (h *Handler) deleteRecordsResponse(version int16, req *kmsg.DeleteRecordsRe
 				rp.ErrorCode = kerr.TopicAuthorizationFailed.Code
 			case !found || !partitionOK(&info, p.Partition):
 				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code
-			case !deletePolicy(info.Configs):
+			case !h.deletePolicy(info.Configs):
 				rp.ErrorCode = kerr.PolicyViolation.Code
 			case p.Offset < deleteToHighWatermark:
 				rp.ErrorCode = kerr.OffsetOutOfRange.Code
@@ -85,16 +85,14 @@ func (h *Handler) deleteRecordsResponse(version int16, req *kmsg.DeleteRecordsRe
 
 // deletePolicy reports whether a topic's cleanup.policy includes delete
 // (Kafka refuses DeleteRecords on compact-only topics).
-func deletePolicy(configs map[string]string) bool {
-	v, ok := configs["cleanup.policy"]
-	return !ok || policyHas(v, "delete")
+func (h *Handler) deletePolicy(configs map[string]string) bool {
+	return policyHas(h.cleanupPolicy(configs), "delete")
 }
 
 // compactPolicy reports whether a topic's cleanup.policy includes compact
 // (Kafka then refuses records without a key).
-func compactPolicy(configs map[string]string) bool {
-	v, ok := configs["cleanup.policy"]
-	return ok && policyHas(v, "compact")
+func (h *Handler) compactPolicy(configs map[string]string) bool {
+	return policyHas(h.cleanupPolicy(configs), "compact")
 }
 
 func policyHas(list, policy string) bool {

@@ -3,16 +3,19 @@ package kafka
 // DescribeConfigs (key 32), versions 0-4.
 //
 // Behaviour per resource, as Apache Kafka answers (ConfigHelper):
-//   - TOPIC: every topic config in configs.go. Set ones have source
-//     DYNAMIC_TOPIC_CONFIG; the rest take their broker synonym's value and
-//     source (STATIC_BROKER_CONFIG or DEFAULT_CONFIG), else Kafka's default
-//     as DEFAULT_CONFIG. Not read-only, not sensitive. An illegal name
+//   - TOPIC: every topic config in configs.go but the ones Kafka 4.0
+//     removed. Set ones have source DYNAMIC_TOPIC_CONFIG; the rest take
+//     their broker synonym's value and source (DYNAMIC_BROKER_CONFIG,
+//     DYNAMIC_DEFAULT_BROKER_CONFIG, STATIC_BROKER_CONFIG or
+//     DEFAULT_CONFIG, brokerconfigs.go), else Kafka's default as
+//     DEFAULT_CONFIG. Not read-only, not sensitive. An illegal name
 //     answers INVALID_TOPIC_EXCEPTION, a missing topic
 //     UNKNOWN_TOPIC_OR_PARTITION.
 //   - BROKER named by NodeID in decimal: the broker configs in configs.go
-//     (klite's flags, and the broker synonyms of topic configs). Named "":
-//     the cluster-wide dynamic defaults, of which klite has none, so an
-//     empty list. A name that is not an integer, or another broker id:
+//     (klite's flags, and the broker synonyms of topic configs) with their
+//     values in force; the ones that change at run time are not
+//     read-only. Named "": the cluster-wide dynamic defaults that are set.
+//     A name that is not an integer, or another broker id:
 //     INVALID_REQUEST.
 //   - BROKER_LOGGER: Kafka's broker id checks (empty, not an integer, other
 //     id: INVALID_REQUEST), then INVALID_REQUEST: klite has no loggers to
@@ -21,13 +24,14 @@ package kafka
 //
 // ConfigNames filters (null or empty: all; unknown names are skipped).
 // IncludeSynonyms (v1+) lists synonyms in Kafka's order of precedence
-// (topic, static broker, default). IsDefault (v0) is true for
+// (topic, dynamic broker, dynamic default, static broker, default; the ""
+// resource leaves out the dynamic broker one). IsDefault (v0) is true for
 // DEFAULT_CONFIG and STATIC_BROKER_CONFIG. ConfigType (v3+) is always set;
 // Documentation only with IncludeDocumentation (v3+), else null.
 //
-// Differences from Apache Kafka: broker configs are read-only (klite's are
-// flags, fixed while it runs), and Kafka lists several hundred where klite
-// lists the ones it has. A resource named twice in one request answers
+// Differences from Apache Kafka: fewer broker configs change at run time
+// (brokerconfigs.go), and Kafka lists several hundred where klite lists
+// the ones it has. A resource named twice in one request answers
 // INVALID_REQUEST after its first appearance (Kafka describes it again);
 // this keeps the response to one copy of each resource whatever the request
 // holds. An unknown resource type fails its own resource, where Kafka fails
@@ -105,7 +109,7 @@ func (h *Handler) describeConfigsResponse(version int16, req *kmsg.DescribeConfi
 				describeError(res, kerr.InvalidTopicException.Code, "Topic name \""+name+"\" is illegal: it must be 1 to 249 characters of [a-zA-Z0-9._-] and not '.' or '..'")
 				continue
 			}
-			info, ok := h.st.Topic(name)
+			info, ok := h.topic(name) // internal topics too
 			if !ok {
 				describeError(res, kerr.UnknownTopicOrPartition.Code, "Topic '"+name+"' does not exist.")
 				continue
@@ -117,7 +121,8 @@ func (h *Handler) describeConfigsResponse(version int16, req *kmsg.DescribeConfi
 			}
 		case kmsg.ConfigResourceTypeBroker:
 			if rr.ResourceName == "" {
-				break // no dynamic cluster-wide defaults
+				entries = h.clusterDefaultEntries(rr.ConfigNames)
+				break
 			}
 			if msg := h.checkBrokerID(rr.ResourceName, " or empty string"); msg != "" {
 				describeError(res, kerr.InvalidRequest.Code, msg)

@@ -11,9 +11,9 @@ package kafka
 //   - TOPIC: "" INVALID_REQUEST, an illegal name INVALID_TOPIC_EXCEPTION, a
 //     missing topic UNKNOWN_TOPIC_OR_PARTITION, an unknown config or a bad
 //     value INVALID_CONFIG; otherwise the configs are stored durably;
-//   - BROKER ("" or NodeID): an empty config list succeeds (klite has no
-//     dynamic broker configs to remove); any config INVALID_REQUEST, since
-//     klite's broker configs are its flags;
+//   - BROKER ("" or NodeID): the resource's dynamic broker configs are
+//     replaced (brokerconfigs.go); a config that cannot change at run
+//     time, or a bad value, INVALID_REQUEST as Kafka answers;
 //   - BROKER_LOGGER and unknown types: INVALID_REQUEST ("Unknown resource
 //     type", as Kafka answers); CLIENT_METRICS and GROUP: INVALID_REQUEST
 //     (klite does not support them).

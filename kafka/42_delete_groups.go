@@ -1,6 +1,7 @@
 package kafka
 
-// DeleteGroups (key 42), versions 0-2.
+// DeleteGroups (key 42), versions 0-3 (v3, KIP-932, is v2 that may name
+// share groups; klite has none, so it is served as v2).
 //
 // Behaviour: deletes Empty groups and their committed offsets, durably
 // (fdatasynced) before answering. Per group: GROUP_ID_NOT_FOUND for a group
@@ -15,7 +16,7 @@ import (
 
 const deleteGroupsKey = 42
 
-func init() { register(deleteGroupsKey, 0, 2, (*Handler).deleteGroups) }
+func init() { register(deleteGroupsKey, 0, 3, (*Handler).deleteGroups) }
 
 func (h *Handler) deleteGroups(r *request) {
 	req := kmsg.NewPtrDeleteGroupsRequest()

@@ -15,8 +15,10 @@ package kafka
 //     resulting value INVALID_CONFIG; otherwise the result is stored
 //     durably. Concurrent requests on one topic are serialized, so none
 //     loses another's change;
-//   - BROKER ("" or NodeID): no operations succeed; any INVALID_REQUEST,
-//     since klite's broker configs are its flags;
+//   - BROKER ("" or NodeID): the same operations on the resource's
+//     dynamic broker configs (brokerconfigs.go); a config that cannot
+//     change at run time, or a bad value, INVALID_REQUEST as Kafka
+//     answers;
 //   - BROKER_LOGGER (NodeID): INVALID_REQUEST, klite has no runtime log
 //     levels; CLIENT_METRICS, GROUP and unknown types: INVALID_REQUEST.
 //

@@ -129,8 +129,13 @@ func TestMetadataAllVersions(t *testing.T) {
 		if v >= 2 && (resp.ClusterID == nil || *resp.ClusterID != "klite-test") {
 			t.Fatalf("v%d cluster id %v", v, resp.ClusterID)
 		}
-		if len(resp.Topics) != 2 || *resp.Topics[0].Topic != "a" || *resp.Topics[1].Topic != "b" {
+		if len(resp.Topics) != 3 || *resp.Topics[0].Topic != "a" || *resp.Topics[1].Topic != "b" {
 			t.Fatalf("v%d: all topics: %+v", v, resp.Topics)
+		}
+		// The internal offsets topic is listed too (flagged from v1).
+		if co := resp.Topics[2]; *co.Topic != "__consumer_offsets" || v >= 1 && !co.IsInternal || len(co.Partitions) != offsetsTopicPartitions ||
+			resp.Topics[0].IsInternal || resp.Topics[1].IsInternal {
+			t.Fatalf("v%d: internal topic: %+v", v, co)
 		}
 		b := resp.Topics[1]
 		info, _ := hs.st.Topic("b")
@@ -321,7 +326,7 @@ func TestCreateTopics(t *testing.T) {
 				continue
 			}
 			if v >= 5 {
-				if rt.NumPartitions != info.Partitions || rt.ReplicationFactor != 1 || len(rt.Configs) != len(topicConfigs) {
+				if rt.NumPartitions != info.Partitions || rt.ReplicationFactor != 1 || len(rt.Configs) != len(topicConfigNames) {
 					t.Fatalf("v%d %q: %+v", v, c.spec.name, rt)
 				}
 			}
@@ -476,7 +481,7 @@ func TestMetadataNodeIDZero(t *testing.T) {
 		if v >= 1 && resp.ControllerID != 0 {
 			t.Fatalf("v%d controller %d", v, resp.ControllerID)
 		}
-		if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 2 {
+		if len(resp.Topics) != 2 || len(resp.Topics[0].Partitions) != 2 { // t and __consumer_offsets
 			t.Fatalf("v%d topics: %+v", v, resp.Topics)
 		}
 		for _, p := range resp.Topics[0].Partitions {

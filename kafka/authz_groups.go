@@ -134,7 +134,7 @@ func (h *Handler) listGroupsAuthz(r *request, req *kmsg.ListGroupsRequest) {
 }
 
 // offsetCommitAuthz: READ on the group, then READ on each topic.
-func (h *Handler) offsetCommitAuthz(r *request, req *kmsg.OffsetCommitRequest) {
+func (h *Handler) offsetCommitAuthz(r *request, req *kmsg.OffsetCommitRequest, respond func(*kmsg.OffsetCommitResponse)) {
 	groupOK := h.groupAllowed(r, acl.OpRead, req.Group)
 	var refused []kmsg.OffsetCommitResponseTopic
 	var allowed []kmsg.OffsetCommitRequestTopic
@@ -161,19 +161,19 @@ func (h *Handler) offsetCommitAuthz(r *request, req *kmsg.OffsetCommitRequest) {
 	if len(refused) > 0 && len(allowed) == 0 {
 		resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
 		resp.Version, resp.Topics = r.version, refused
-		r.respond(resp)
+		respond(resp)
 		return
 	}
 	req.Topics = allowed
 	h.cfg.Groups.OffsetCommit(req, func(resp *kmsg.OffsetCommitResponse) {
 		resp.Topics = append(resp.Topics, refused...)
-		r.respond(resp)
+		respond(resp)
 	})
 }
 
 // offsetFetchAuthz: DESCRIBE on each group, then DESCRIBE on each topic
 // (a fetch of all topics leaves out the ones refused).
-func (h *Handler) offsetFetchAuthz(r *request, req *kmsg.OffsetFetchRequest) {
+func (h *Handler) offsetFetchAuthz(r *request, req *kmsg.OffsetFetchRequest, respond func(*kmsg.OffsetFetchResponse)) {
 	if r.version < 8 {
 		if !h.groupAllowed(r, acl.OpDescribe, req.Group) {
 			resp := kmsg.NewPtrOffsetFetchResponse()
@@ -188,7 +188,7 @@ func (h *Handler) offsetFetchAuthz(r *request, req *kmsg.OffsetFetchRequest) {
 				}
 				resp.Topics = append(resp.Topics, rt)
 			}
-			r.respond(resp)
+			respond(resp)
 			return
 		}
 		h.cfg.Groups.OffsetFetch(req, func(resp *kmsg.OffsetFetchResponse) {
@@ -206,7 +206,7 @@ func (h *Handler) offsetFetchAuthz(r *request, req *kmsg.OffsetFetchRequest) {
 					return len(t.Partitions) > 0 && t.Partitions[0].ErrorCode == kerr.TopicAuthorizationFailed.Code
 				})
 			}
-			r.respond(resp)
+			respond(resp)
 		})
 		return
 	}
@@ -245,7 +245,7 @@ func (h *Handler) offsetFetchAuthz(r *request, req *kmsg.OffsetFetchRequest) {
 				})
 			}
 		}
-		r.respond(resp)
+		respond(resp)
 	})
 }
 

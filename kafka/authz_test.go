@@ -297,6 +297,11 @@ func authzAPICases() []authzAPICase {
 				return r
 			},
 			code: func(r kmsg.Response) int16 { return r.(*kmsg.IncrementalAlterConfigsResponse).Resources[0].ErrorCode }},
+		{name: "IncrementalAlterConfigs ALTER_CONFIGS cluster", key: 44, want: clusterAuthFailed, grant: cluster(acl.OpAlterConfigs),
+			req: func() kmsg.Request {
+				return incAlterReq(1, false, alterSpec{typ: kmsg.ConfigResourceTypeBroker, ops: []opSpec{set("message.max.bytes", "1000")}})
+			},
+			code: func(r kmsg.Response) int16 { return r.(*kmsg.IncrementalAlterConfigsResponse).Resources[0].ErrorCode }},
 		{name: "OffsetDelete DELETE group", key: 47, want: groupAuthFailed, grant: groupG(acl.OpDelete),
 			req:  func() kmsg.Request { return offsetDeleteReq() },
 			code: func(r kmsg.Response) int16 { return r.(*kmsg.OffsetDeleteResponse).ErrorCode }},
@@ -407,8 +412,9 @@ func describeConfigsReq(typ kmsg.ConfigResourceType, name string) *kmsg.Describe
 // operation Kafka requires is granted. Every registered API has a case,
 // except ApiVersions and the SASL exchange, which need none.
 func TestAuthzEveryAPI(t *testing.T) {
-	cases := authzAPICases()
-	covered := map[int16]bool{apiVersionsKey: true, saslHandshakeKey: true, saslAuthenticateKey: true}
+	cases := append(authzAPICases(), wireAuthzCases()...)
+	covered := map[int16]bool{apiVersionsKey: true, saslHandshakeKey: true, saslAuthenticateKey: true,
+		getTelemetrySubscriptionsKey: true, pushTelemetryKey: true} // telemetry: no ACL in Kafka either
 	for _, c := range cases {
 		covered[c.key] = true
 	}

@@ -49,6 +49,9 @@ type topicConfig struct {
 	// reported, because clients (Kafka Streams, Connect, admin tools) set
 	// them routinely and Kafka accepts them.
 	honored bool
+	// removed: Kafka 4.0 dropped it (KIP-724, KIP-937). Still accepted,
+	// so older clients that set it keep working, but not described.
+	removed bool
 	doc     string
 }
 
@@ -87,15 +90,15 @@ var topicConfigs = map[string]topicConfig{
 		doc: "Longest time a record stays ineligible for compaction."},
 	"max.message.bytes": {typ: kmsg.ConfigTypeInt, def: "1048588", min: 0, hasMin: true, broker: "message.max.bytes", honored: true,
 		doc: "Largest record batch the topic accepts."},
-	"message.downconversion.enable": {typ: kmsg.ConfigTypeBoolean, def: "true", broker: "log.message.downconversion.enable",
+	"message.downconversion.enable": {typ: kmsg.ConfigTypeBoolean, def: "true", broker: "log.message.downconversion.enable", removed: true,
 		doc: "Whether old consumers get down-converted batches."},
-	"message.format.version": {typ: kmsg.ConfigTypeString, def: "3.0-IV1", broker: "log.message.format.version",
+	"message.format.version": {typ: kmsg.ConfigTypeString, def: "3.0-IV1", broker: "log.message.format.version", removed: true,
 		doc: "Deprecated message format version; klite stores record batch v2 only."},
 	"message.timestamp.after.max.ms": {typ: kmsg.ConfigTypeLong, def: longMax, min: 0, hasMin: true, broker: "log.message.timestamp.after.max.ms",
 		doc: "Largest allowed lead of a batch timestamp over broker time (CreateTime topics)."},
 	"message.timestamp.before.max.ms": {typ: kmsg.ConfigTypeLong, def: longMax, min: 0, hasMin: true, broker: "log.message.timestamp.before.max.ms",
 		doc: "Largest allowed lag of a batch timestamp behind broker time (CreateTime topics)."},
-	"message.timestamp.difference.max.ms": {typ: kmsg.ConfigTypeLong, def: longMax, min: 0, hasMin: true, broker: "log.message.timestamp.difference.max.ms",
+	"message.timestamp.difference.max.ms": {typ: kmsg.ConfigTypeLong, def: longMax, min: 0, hasMin: true, broker: "log.message.timestamp.difference.max.ms", removed: true,
 		doc: "Deprecated: largest allowed difference between a batch timestamp and broker time."},
 	"message.timestamp.type": {typ: kmsg.ConfigTypeString, def: "CreateTime", enum: []string{"CreateTime", "LogAppendTime"}, broker: "log.message.timestamp.type", honored: true,
 		doc: "CreateTime keeps the producer's timestamps; LogAppendTime stamps batches with the broker's time."},
@@ -127,11 +130,19 @@ var topicConfigs = map[string]topicConfig{
 		doc: "Whether an out-of-sync replica may become leader. klite has one replica."},
 }
 
-// topicConfigNames is topicConfigs' keys in name order.
-var topicConfigNames = slices.Sorted(maps.Keys(topicConfigs))
+// topicConfigNames is topicConfigs' keys in name order, without the ones
+// Kafka 4.0 removed: the configs DescribeConfigs lists.
+var topicConfigNames = slices.Sorted(func(yield func(string) bool) {
+	for name, tc := range topicConfigs {
+		if !tc.removed && !yield(name) {
+			return
+		}
+	}
+})
 
-// brokerConfig is one broker config klite reports. klite's broker configs
-// are its flags: static, read-only at runtime.
+// brokerConfig is one broker config klite reports: its flags, and the
+// broker synonyms of topic configs. Some change at run time
+// (brokerconfigs.go); the rest are read-only.
 type brokerConfig struct {
 	typ kmsg.ConfigType
 	def *string // Apache Kafka's default; nil: none (null)
@@ -207,7 +218,7 @@ var brokerConfigs = map[string]brokerConfig{
 
 func init() {
 	for name, tc := range topicConfigs {
-		if tc.broker == "" {
+		if tc.broker == "" || tc.removed {
 			continue
 		}
 		if _, ok := brokerConfigs[tc.broker]; ok {
@@ -345,19 +356,6 @@ func (e *configEntry) isDefault() bool {
 	return e.source == kmsg.ConfigSourceDefaultConfig || e.source == kmsg.ConfigSourceStaticBrokerConfig
 }
 
-// brokerValue is a broker config's value and source: STATIC_BROKER_CONFIG
-// when it differs from Kafka's default, else DEFAULT_CONFIG.
-func (h *Handler) brokerValue(bc *brokerConfig) (*string, kmsg.ConfigSource) {
-	v, ok := bc.value(&h.cfg)
-	if !ok {
-		return nil, kmsg.ConfigSourceDefaultConfig
-	}
-	if bc.def != nil && *bc.def == v {
-		return &v, kmsg.ConfigSourceDefaultConfig
-	}
-	return &v, kmsg.ConfigSourceStaticBrokerConfig
-}
-
 // topicConfigEntry describes topic config name (a key of topicConfigs) of a
 // topic whose explicitly set configs are set.
 func (h *Handler) topicConfigEntry(name string, set map[string]string) configEntry {
@@ -366,12 +364,8 @@ func (h *Handler) topicConfigEntry(name string, set map[string]string) configEnt
 	if v, ok := set[name]; ok {
 		e.synonyms = append(e.synonyms, configSynonym{name: name, value: &v, source: kmsg.ConfigSourceDynamicTopicConfig})
 	}
-	if bc, ok := brokerConfigs[tc.broker]; ok {
-		v, src := h.brokerValue(&bc)
-		e.synonyms = append(e.synonyms, configSynonym{name: tc.broker, value: v, source: src})
-		if src == kmsg.ConfigSourceStaticBrokerConfig && bc.def != nil {
-			e.synonyms = append(e.synonyms, configSynonym{name: tc.broker, value: bc.def, source: kmsg.ConfigSourceDefaultConfig})
-		}
+	if tc.broker != "" {
+		e.synonyms = append(e.synonyms, h.brokerSynonyms(tc.broker, true)...)
 	}
 	if len(e.synonyms) > 0 {
 		e.value, e.source = e.synonyms[0].value, e.synonyms[0].source
@@ -382,16 +376,14 @@ func (h *Handler) topicConfigEntry(name string, set map[string]string) configEnt
 	return e
 }
 
-// brokerConfigEntry describes broker config name (a key of brokerConfigs).
+// brokerConfigEntry describes broker config name (a key of brokerConfigs)
+// of this broker: its value in force and every synonym.
 func (h *Handler) brokerConfigEntry(name string) configEntry {
 	bc := brokerConfigs[name]
-	v, src := h.brokerValue(&bc)
-	e := configEntry{name: name, value: v, source: src, readOnly: true, typ: bc.typ, doc: bc.doc}
-	if src == kmsg.ConfigSourceStaticBrokerConfig {
-		e.synonyms = append(e.synonyms, configSynonym{name: name, value: v, source: src})
-	}
-	if bc.def != nil {
-		e.synonyms = append(e.synonyms, configSynonym{name: name, value: bc.def, source: kmsg.ConfigSourceDefaultConfig})
+	e := configEntry{name: name, source: kmsg.ConfigSourceDefaultConfig, readOnly: !brokerDynamic(name), typ: bc.typ, doc: bc.doc}
+	e.synonyms = h.brokerSynonyms(name, true)
+	if len(e.synonyms) > 0 {
+		e.value, e.source = e.synonyms[0].value, e.synonyms[0].source
 	}
 	return e
 }
@@ -466,15 +458,7 @@ func (h *Handler) alterResource(r *alterResource, validateOnly bool) alterResult
 	case kmsg.ConfigResourceTypeTopic:
 		return h.alterTopicConfigs(r, validateOnly)
 	case kmsg.ConfigResourceTypeBroker:
-		if r.name != "" {
-			if msg := h.checkBrokerID(r.name, ""); msg != "" {
-				return alterErr(kerr.InvalidRequest.Code, msg)
-			}
-		}
-		if len(r.ops) > 0 {
-			return alterErr(kerr.InvalidRequest.Code, "Cannot update these configs dynamically: "+strings.Join(slices.Sorted(maps.Keys(names)), ", ")+" (klite's broker configs are set by its flags)")
-		}
-		return alterResult{}
+		return h.alterBrokerConfigs(r, validateOnly)
 	case kmsg.ConfigResourceTypeBrokerLogger:
 		if r.replace {
 			break // AlterConfigs never supported loggers

@@ -44,6 +44,10 @@ func (h *Handler) errCode(err error) int16 {
 		return kerr.InvalidProducerEpoch.Code
 	case errors.Is(err, storage.ErrUnknownProducerID):
 		return kerr.UnknownProducerID.Code
+	case errors.Is(err, storage.ErrInvalidTxnState):
+		return kerr.InvalidTxnState.Code
+	case errors.Is(err, storage.ErrConcurrentTxns):
+		return kerr.ConcurrentTransactions.Code
 	case errors.Is(err, storage.ErrStorage), errors.Is(err, storage.ErrClosed):
 		return kerr.KafkaStorageError.Code
 	case errors.Is(err, storage.ErrLogFull):

@@ -557,3 +557,32 @@ func (s *fakeStore) watcherCount() int {
 }
 
 var _ Storage = (*fakeStore)(nil)
+
+func (s *fakeStore) PartitionBytes(topic string, partition int32) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, err := s.part(topic, partition)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, b := range p.batches {
+		if b.last >= p.logStart {
+			n += b.size
+		}
+	}
+	return n, nil
+}
+
+// VolumeBytes reports a fixed 1 GiB volume with 256 MiB usable.
+func (s *fakeStore) VolumeBytes() (int64, int64, error) { return 1 << 30, 256 << 20, nil }
+
+// LatestTiered: the fake tiers nothing.
+func (s *fakeStore) LatestTiered(topic string, partition int32) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, err := s.part(topic, partition); err != nil {
+		return -1, err
+	}
+	return -1, nil
+}

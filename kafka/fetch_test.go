@@ -201,25 +201,6 @@ func TestFetchErrors(t *testing.T) {
 	}
 }
 
-func TestFetchSessionsDeclined(t *testing.T) {
-	hs := newHarness(t)
-	hs.createTopic("t", 1, nil)
-	for _, c := range []struct{ id, epoch int32 }{{5, 1}, {0, 3}} {
-		req := fetchReq(hs, 12, 0, 0, 1<<20, fetchPart{"t", 0, 0, 1000})
-		req.SessionID, req.SessionEpoch = c.id, c.epoch
-		resp := roundTrip[*kmsg.FetchResponse](hs, req)
-		if resp.ErrorCode != kerr.FetchSessionIDNotFound.Code || len(resp.Topics) != 0 {
-			t.Fatalf("session %d/%d: %+v", c.id, c.epoch, resp)
-		}
-	}
-	// Epoch 0 (a client asking for a new session) is served without one.
-	req := fetchReq(hs, 12, 0, 0, 1<<20, fetchPart{"t", 0, 0, 1000})
-	req.SessionID, req.SessionEpoch = 0, 0
-	if resp := roundTrip[*kmsg.FetchResponse](hs, req); resp.ErrorCode != 0 || resp.SessionID != 0 {
-		t.Fatalf("new session request: %+v", resp)
-	}
-}
-
 // KIP-74: the first partition with data returns one whole batch even over
 // MaxBytes and PartitionMaxBytes; later partitions respect what remains.
 func TestFetchKIP74(t *testing.T) {
@@ -242,13 +223,25 @@ func TestFetchKIP74(t *testing.T) {
 		t.Fatalf("partitions without budget still carry watermarks: %+v", ps[1])
 	}
 
-	// Tiny PartitionMaxBytes: one batch from each partition: the first by
-	// KIP-74, the others... nothing, since their first batch does not fit.
+	// Tiny PartitionMaxBytes: the first partition gets a whole batch by
+	// KIP-74, the second the one batch that fits, the third, whose first
+	// batch does not fit its 100 bytes, those first 100 bytes of it: a
+	// partial batch, as Kafka sends.
 	resp = roundTrip[*kmsg.FetchResponse](hs, fetchReq(hs, 11, 0, 1, 1<<20,
 		fetchPart{"t", 0, 1, 10}, fetchPart{"t", 1, 0, 600}, fetchPart{"t", 2, 0, 100}))
 	ps = resp.Topics[0].Partitions
-	if int64(len(ps[0].RecordBatches)) != batch || int64(len(ps[1].RecordBatches)) != batch || len(ps[2].RecordBatches) != 0 {
+	if int64(len(ps[0].RecordBatches)) != batch || int64(len(ps[1].RecordBatches)) != batch || len(ps[2].RecordBatches) != 100 {
 		t.Fatalf("PartitionMaxBytes: got %d/%d/%d bytes", len(ps[0].RecordBatches), len(ps[1].RecordBatches), len(ps[2].RecordBatches))
+	}
+	if !bytes.Equal(ps[2].RecordBatches, ps[1].RecordBatches[:100]) {
+		t.Fatal("the partial batch is not the start of the batch")
+	}
+	// MaxBytes cuts the same way: 561+300 leaves 300 for the second.
+	resp = roundTrip[*kmsg.FetchResponse](hs, fetchReq(hs, 11, 0, 1, int32(batch)+300,
+		fetchPart{"t", 0, 0, 1 << 20}, fetchPart{"t", 1, 0, 1 << 20}))
+	ps = resp.Topics[0].Partitions
+	if int64(len(ps[0].RecordBatches)) != batch || len(ps[1].RecordBatches) != 300 {
+		t.Fatalf("MaxBytes %d: got %d/%d bytes", batch+300, len(ps[0].RecordBatches), len(ps[1].RecordBatches))
 	}
 
 	// An empty first partition does not use up the overshoot: the first

@@ -27,6 +27,9 @@ type Groups interface {
 	OffsetDelete(req *kmsg.OffsetDeleteRequest, done func(*kmsg.OffsetDeleteResponse))
 	ConsumerGroupHeartbeat(clientID, clientHost string, req *kmsg.ConsumerGroupHeartbeatRequest, done func(*kmsg.ConsumerGroupHeartbeatResponse))
 	ConsumerGroupDescribe(req *kmsg.ConsumerGroupDescribeRequest, done func(*kmsg.ConsumerGroupDescribeResponse))
+	// DeleteTopicOffsets removes every group's committed offsets of a
+	// deleted topic, durably, then calls done (20_delete_topics.go).
+	DeleteTopicOffsets(topic string, done func(error))
 }
 
 // noCoordinator is the error group APIs answer when no coordinator is

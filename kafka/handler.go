@@ -30,6 +30,7 @@ import (
 
 	"github.com/klite/klite/acl"
 	"github.com/klite/klite/netloop"
+	"github.com/klite/klite/storage"
 )
 
 // Defaults and limits. Each is overridable through Config.
@@ -79,12 +80,22 @@ type Config struct {
 	MaxMessageBytes int32
 	// MaxTopicPartitions caps the partition count of one topic.
 	MaxTopicPartitions int32
+	// MaxDescribePartitions caps the partitions of one
+	// DescribeTopicPartitions response; 0 means Kafka's default, 2000.
+	MaxDescribePartitions int32
 	// MaxDecompressedBatchBytes bounds what one compressed batch may
 	// decompress to while produce validates its records.
 	MaxDecompressedBatchBytes int64
 	// MaxFetchWait caps how long a fetch long-polls, whatever its MaxWaitMs.
 	// 0 means DefaultMaxFetchWait.
 	MaxFetchWait time.Duration
+	// MaxFetchSessions caps the fetch sessions cached (KIP-227, Kafka's
+	// max.incremental.fetch.session.cache.slots); 0 means
+	// DefaultMaxFetchSessions, -1 none (every fetch is sessionless).
+	MaxFetchSessions int
+	// MaxFetchSessionPartitions caps the partitions of one fetch session;
+	// 0 means DefaultMaxFetchSessionPartitions.
+	MaxFetchSessionPartitions int
 	// FetchWorkers caps the goroutines that read for fetches; more fetches
 	// queue (runner.go). 0 means DefaultFetchWorkers.
 	FetchWorkers int
@@ -115,6 +126,9 @@ type Config struct {
 	// QuotaStore makes client quota changes durable (quotas.go); nil
 	// keeps them in memory only.
 	QuotaStore QuotaStore
+	// BrokerConfigStore makes dynamic broker config changes durable
+	// (brokerconfigs.go); nil keeps them in memory.
+	BrokerConfigStore BrokerConfigStore
 	// QuotaWindow and QuotaWindowSamples are the window byte-rate quotas
 	// are measured in (Kafka's quota.window.size.seconds and
 	// quota.window.num); 0 means DefaultQuotaWindow and
@@ -172,6 +186,9 @@ func (c *Config) setDefaults() {
 	if c.MaxTopicPartitions <= 0 {
 		c.MaxTopicPartitions = defaultMaxTopicPartitions
 	}
+	if c.MaxDescribePartitions <= 0 {
+		c.MaxDescribePartitions = defaultMaxDescribePartitions
+	}
 	if c.MaxDecompressedBatchBytes <= 0 {
 		c.MaxDecompressedBatchBytes = defaultMaxDecompressed
 	}
@@ -186,6 +203,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.QuotaMaxSensors <= 0 {
 		c.QuotaMaxSensors = DefaultQuotaMaxSensors
+	}
+	if c.MaxFetchSessions == 0 {
+		c.MaxFetchSessions = DefaultMaxFetchSessions
+	}
+	if c.MaxFetchSessionPartitions <= 0 {
+		c.MaxFetchSessionPartitions = DefaultMaxFetchSessionPartitions
 	}
 	if c.MaxFetchWait <= 0 {
 		c.MaxFetchWait = DefaultMaxFetchWait
@@ -231,15 +254,21 @@ type Handler struct {
 	// nodeReplicas is []int32{NodeID}, shared read-only by every partition
 	// of every Metadata response.
 	nodeReplicas []int32
+	// internal describes the internal topics (internal_topics.go).
+	internal []storage.TopicInfo
 
 	// alterMu serializes the config read-modify-write of AlterConfigs and
 	// IncrementalAlterConfigs (configs.go), so concurrent changes are not lost.
 	alterMu sync.Mutex
+	// brokerCfg is the dynamic broker configs in force (brokerconfigs.go);
+	// replaced whole under alterMu.
+	brokerCfg atomic.Pointer[brokerConfigState]
 	// usersMu serializes AlterUserScramCredentials, so Users and
 	// UserStore see changes in the same order.
 	usersMu sync.Mutex
 
-	fetchRunner runner // reads for fetches, at most cfg.FetchWorkers at once
+	fetchSessions *fetchSessions // KIP-227 session cache (fetch_session.go)
+	fetchRunner   runner         // reads for fetches, at most cfg.FetchWorkers at once
 	// produceRunner validates produce records off the event loop
 	// (00_produce.go), two tasks per CPU at once: queued requests cost a
 	// closure rather than a goroutine each, and wait in arrival order.
@@ -278,8 +307,10 @@ func New(cfg Config, st Storage) *Handler {
 		log:           log,
 		warn:          log.Sample(&zerolog.BurstSampler{Burst: 5, Period: time.Minute}),
 		nodeReplicas:  []int32{cfg.NodeID},
+		internal:      internalTopicInfos(cfg.ClusterID),
 		produceTail:   make(map[uint64]chan struct{}),
 		conns:         make(map[uint64]*connPolls),
+		fetchSessions: newFetchSessions(cfg.MaxFetchSessions, cfg.MaxFetchSessionPartitions),
 		unknownLogged: newLogOnce(maxUnknownLogged),
 		authWarn:      authWarnSampler(log),
 	}
@@ -292,6 +323,7 @@ func New(cfg Config, st Storage) *Handler {
 	h.apiKeys = advertisedKeys()
 	h.loadACLs()
 	h.loadQuotas()
+	h.loadBrokerConfigs()
 	return h
 }
 
@@ -319,6 +351,9 @@ type api struct {
 	// flexibleFrom is the first flexible version (header v2, tagged fields).
 	flexibleFrom int16
 	serve        apiServe
+	// unadvertised APIs are served but left out of ApiVersions
+	// (registerUnadvertised).
+	unadvertised bool
 }
 
 // maxAPIKey bounds the registry; raise it when a higher key is implemented.
@@ -347,10 +382,17 @@ func register(key, minVersion, maxVersion int16, serve apiServe) {
 	apis[key] = &api{min: minVersion, max: maxVersion, flexibleFrom: flex, serve: serve}
 }
 
+// registerUnadvertised is register for an API Kafka serves but leaves out
+// of ApiVersions (the telemetry APIs of a broker without a receiver).
+func registerUnadvertised(key, minVersion, maxVersion int16, serve apiServe) {
+	register(key, minVersion, maxVersion, serve)
+	apis[key].unadvertised = true
+}
+
 func advertisedKeys() []kmsg.ApiVersionsResponseApiKey {
 	var keys []kmsg.ApiVersionsResponseApiKey
 	for k, a := range apis {
-		if a == nil {
+		if a == nil || a.unadvertised {
 			continue
 		}
 		ak := kmsg.NewApiVersionsResponseApiKey()

@@ -12,13 +12,13 @@ import (
 // wantVersions is the advertised table; changing it is a decision, so the
 // test spells it out.
 var wantVersions = map[int16][2]int16{
-	0:  {3, 13}, // Produce
+	0:  {0, 13}, // Produce (v0-2 refused per request, KAFKA-18659)
 	1:  {4, 18}, // Fetch
-	2:  {1, 8},  // ListOffsets
+	2:  {1, 10}, // ListOffsets
 	3:  {0, 13}, // Metadata
-	8:  {0, 9},  // OffsetCommit
-	9:  {0, 9},  // OffsetFetch
-	10: {0, 5},  // FindCoordinator
+	8:  {0, 10}, // OffsetCommit
+	9:  {0, 10}, // OffsetFetch
+	10: {0, 6},  // FindCoordinator
 	11: {0, 9},  // JoinGroup
 	12: {0, 4},  // Heartbeat
 	13: {0, 5},  // LeaveGroup
@@ -31,22 +31,29 @@ var wantVersions = map[int16][2]int16{
 	20: {0, 6},  // DeleteTopics
 	21: {0, 2},  // DeleteRecords
 	22: {0, 5},  // InitProducerId
+	23: {2, 4},  // OffsetForLeaderEpoch
 	29: {0, 3},  // DescribeAcls
 	30: {0, 3},  // CreateAcls
 	31: {0, 3},  // DeleteAcls
 	32: {0, 4},  // DescribeConfigs
 	33: {0, 2},  // AlterConfigs
+	35: {1, 4},  // DescribeLogDirs
 	36: {0, 2},  // SaslAuthenticate
 	37: {0, 3},  // CreatePartitions
-	42: {0, 2},  // DeleteGroups
+	42: {0, 3},  // DeleteGroups
+	43: {0, 2},  // ElectLeaders
 	44: {0, 1},  // IncrementalAlterConfigs
+	45: {0, 1},  // AlterPartitionReassignments
+	46: {0, 0},  // ListPartitionReassignments
 	47: {0, 0},  // OffsetDelete
 	48: {0, 1},  // DescribeClientQuotas
 	49: {0, 1},  // AlterClientQuotas
 	50: {0, 0},  // DescribeUserScramCredentials
 	51: {0, 0},  // AlterUserScramCredentials
+	60: {0, 2},  // DescribeCluster
 	68: {0, 1},  // ConsumerGroupHeartbeat
 	69: {0, 1},  // ConsumerGroupDescribe
+	75: {0, 0},  // DescribeTopicPartitions
 }
 
 func TestApiVersions(t *testing.T) {
@@ -130,10 +137,9 @@ func TestUnknownKeyOrVersionCloses(t *testing.T) {
 		name         string
 		key, version int16
 	}{
-		{"unknown key", 23, 0},  // OffsetForLeaderEpoch: not served
+		{"unknown key", 67, 0},  // AllocateProducerIds: controller only
 		{"negative key", -1, 0}, //
 		{"huge key", 3000, 0},   //
-		{"produce v2", 0, 2},    // MessageSet v1: not served
 		{"produce v14", 0, 14},  //
 		{"fetch v3", 1, 3},      //
 		{"fetch v19", 1, 19},    //

@@ -333,3 +333,20 @@ func TestProduceOrderWithOffLoopValidation(t *testing.T) {
 		}
 	}
 }
+
+// Produce v0-2 is advertised (KAFKA-18659) but refused per partition with
+// UNSUPPORTED_VERSION in a proper response; nothing is appended.
+func TestProduceOldVersionsRefused(t *testing.T) {
+	hs := newHarness(t)
+	hs.createTopic("t", 2, nil)
+	for _, v := range []int16{0, 1, 2} {
+		req := produceReq(v, -1, "t", [16]byte{}, 1, []byte("a v0 message set"))
+		resp := roundTrip[*kmsg.ProduceResponse](hs, req)
+		if p := resp.Topics[0].Partitions[0]; p.ErrorCode != kerr.UnsupportedVersion.Code || p.Partition != 1 {
+			t.Fatalf("v%d: %+v, want UNSUPPORTED_VERSION", v, p)
+		}
+	}
+	if _, hw, _ := hs.st.Offsets("t", 1); hw != 0 {
+		t.Fatalf("high watermark %d after refused produces", hw)
+	}
+}

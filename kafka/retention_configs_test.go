@@ -54,7 +54,7 @@ func TestRetentionDefaultsFromBroker(t *testing.T) {
 				"log.retention.bytes":             c.wantBytes,
 				"log.retention.check.interval.ms": c.wantCheck,
 			} {
-				if got := configByName(t, broker, name); val(got.Value) != want || !got.ReadOnly {
+				if got := configByName(t, broker, name); val(got.Value) != want || got.ReadOnly == brokerDynamic(name) {
 					t.Fatalf("v%d %+v: broker %s = %s", v, c, name, val(got.Value))
 				}
 			}

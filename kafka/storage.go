@@ -22,12 +22,17 @@ type Storage interface {
 	Read(topic string, partition int32, offset int64, maxBytes int64) storage.ReadResult
 	Offsets(topic string, partition int32) (logStart, highWatermark int64, err error)
 	LocalStart(topic string, partition int32) (int64, error)
+	LatestTiered(topic string, partition int32) (int64, error)
 	OffsetForTime(topic string, partition int32, ts int64) (offset, timestamp int64, err error)
 	MaxTimestamp(topic string, partition int32) (offset, timestamp int64, err error)
 	Watch(topic string, partition int32, after int64, fn func()) (cancel func())
 
 	InitProducerID() (id int64, epoch int16, err error)
 	DeleteRecords(topic string, partition int32, offset int64) (logStart int64, err error)
+
+	// DescribeLogDirs (35_describe_log_dirs.go).
+	PartitionBytes(topic string, partition int32) (int64, error)
+	VolumeBytes() (total, usable int64, err error)
 
 	// Transactions (storage/txn.go): markers, the last stable offset,
 	// read_committed reads and the aborted-transaction index.

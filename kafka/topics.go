@@ -34,14 +34,14 @@ func internalTopic(name string) bool {
 }
 
 // topicMaxMessageBytes is the batch size limit for a topic: its
-// max.message.bytes config, else the broker's.
+// max.message.bytes config, else the broker's message.max.bytes in force.
 func (h *Handler) topicMaxMessageBytes(info *storage.TopicInfo) int64 {
 	if v, ok := info.Configs["max.message.bytes"]; ok {
 		if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 32); err == nil && n >= 0 {
 			return n
 		}
 	}
-	return int64(h.cfg.MaxMessageBytes)
+	return h.maxMessageBytes()
 }
 
 // partitionOK reports whether partition p exists in info.

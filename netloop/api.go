@@ -79,6 +79,8 @@ type ConnInfo struct {
 	// TLS is the connection's TLS state once its handshake has finished
 	// (before its first frame is served, so every Request carries it); nil
 	// on a plaintext listener. See Conn.Info for it before the first frame.
+	// Read only: connections with the same state may share it. Its
+	// ExportKeyingMaterial is not kept (it answers an error).
 	TLS *tls.ConnectionState
 }
 

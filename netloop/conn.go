@@ -438,10 +438,10 @@ func (c *conn) onClose(err error) {
 	}
 	if t := c.tls; t != nil {
 		c.s.hs.forget(c)
-		if !t.ready && reason == CloseHandshakeTimeout {
+		if !t.ready && t.hs != nil && reason == CloseHandshakeTimeout {
 			c.s.st.tlsFailures.Add(1)
 			c.s.tlsWarn.Warn().Uint64("conn", c.info.ID).Stringer("remote", c.info.Remote).
-				Int("listener", c.info.Listener).Dur("took", time.Since(t.start)).
+				Int("listener", c.info.Listener).Dur("took", time.Since(t.hs.start)).
 				Msg("TLS handshake timed out, closing")
 		}
 		t.release()

@@ -10,7 +10,7 @@ import (
 func queuedConns(n int) []*conn {
 	cs := make([]*conn, n)
 	for i := range cs {
-		cs[i] = &conn{tls: &tlsState{}}
+		cs[i] = &conn{tls: &tlsState{hs: &tlsHandshake{}}}
 	}
 	return cs
 }

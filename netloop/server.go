@@ -30,6 +30,8 @@ type Server struct {
 	// hide other violations (nor they it).
 	tlsWarn zerolog.Logger
 	hs      handshakes
+	// tlsStates shares ConnInfo.TLS between connections whose state is the same.
+	tlsStates tlsStates
 
 	st     counters
 	nextID atomic.Uint64

@@ -62,9 +62,18 @@ func (wouldBlockError) Temporary() bool { return true }
 
 // tlsState is a TLS connection's state: the tls.Conn, the pipe under it and
 // the decrypted bytes not yet parsed.
+//
+// Memory: an idle connection holds tlsState and the tls.Conn, nothing
+// else of ours: the pipe's buffers and the plaintext buffer go back to the
+// pool when drained, and what only the handshake needs (hs, the pipe's
+// channels) is dropped when it hands back. The tls.Conn keeps its own
+// record and handshake buffers at the largest size they reached (the
+// ClientHello's, or a full record once one came in) and its ciphers;
+// crypto/tls offers no way to release them.
 type tlsState struct {
 	tc   *tls.Conn
 	pipe tlsPipe
+	hs   *tlsHandshake // until the handshake succeeds; nil after
 
 	// loop only
 	ready    bool  // handshake finished: tc is driven on the loop
@@ -74,11 +83,15 @@ type tlsState struct {
 	plain    *[]byte
 	plainOff int
 	plainN   int
+}
 
-	hsDoneFn gnet.Runnable // handshakeDone, queued by the handshake goroutine
-	hsErr    error         // handshake result, written by its goroutine before it hands back
-	timer    *time.Timer   // HandshakeTimeout; stopped when the handshake ends
-	start    time.Time
+// tlsHandshake is the state a connection needs only until its handshake
+// has handed it back to the loop.
+type tlsHandshake struct {
+	doneFn gnet.Runnable // handshakeDone, queued by the handshake goroutine
+	err    error         // handshake result, written by its goroutine before it hands back
+	timer  *time.Timer   // HandshakeTimeout; stopped when the handshake ends
+	start  time.Time
 
 	// the handshakes waiting line; under Server.hs.mu
 	queued       bool
@@ -91,7 +104,7 @@ type tlsState struct {
 type tlsPipe struct {
 	gc     gnet.Conn
 	onLoop bool   // set on the loop when the handshake hands back; read by Read
-	sched  func() // during the handshake: have the loop write out
+	sched  func() // during the handshake: have the loop write out; nil after
 
 	mu     sync.Mutex
 	in     *[]byte // bytes fed by the loop, not yet read by tls: (*in)[inOff:]
@@ -99,12 +112,12 @@ type tlsPipe struct {
 	out    *[]byte // ciphertext not yet written to the socket: (*out)[outOff:]
 	outOff int
 	closed bool
-	wake   chan struct{} // cap 1: bytes were fed
-	done   chan struct{} // closed by close
+	wake   chan struct{} // cap 1: bytes were fed; nil after the handshake
+	done   chan struct{} // closed by Close; nil after the handshake
 }
 
 func newTLSState(c *conn, cfg *tls.Config) *tlsState {
-	t := &tlsState{start: time.Now(), outCap: int(min(max(c.s.cfg.MaxOutboundBytes, tlsOutBytes), math.MaxInt32))}
+	t := &tlsState{hs: &tlsHandshake{start: time.Now()}, outCap: int(min(max(c.s.cfg.MaxOutboundBytes, tlsOutBytes), math.MaxInt32))}
 	t.pipe = tlsPipe{gc: c.gc, sched: c.schedule, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	t.tc = tls.Server(&t.pipe, cfg)
 	return t
@@ -163,7 +176,14 @@ func (p *tlsPipe) Write(b []byte) (int, error) {
 		}
 	}
 	if len(b) > 0 {
-		p.out = appendPooled(p.out, b)
+		// A busy connection's output takes one buffer that is never
+		// regrown; a handshake flight (a few KiB) one its size, so a
+		// storm of handshakes does not churn 128 KiB buffers.
+		minCap := tlsOutBytes
+		if !p.onLoop {
+			minCap = 0
+		}
+		p.out = appendPooled(p.out, b, minCap)
 	}
 	p.mu.Unlock()
 	if !p.onLoop {
@@ -178,7 +198,9 @@ func (p *tlsPipe) Close() error {
 	p.mu.Lock()
 	if !p.closed {
 		p.closed = true
-		close(p.done)
+		if p.done != nil {
+			close(p.done)
+		}
 		putBuf(p.in)
 		putBuf(p.out)
 		p.in, p.inOff, p.out, p.outOff = nil, 0, nil, 0
@@ -193,10 +215,11 @@ func (p *tlsPipe) SetDeadline(time.Time) error      { return nil }
 func (p *tlsPipe) SetReadDeadline(time.Time) error  { return nil }
 func (p *tlsPipe) SetWriteDeadline(time.Time) error { return nil }
 
-// appendPooled appends b to a pooled buffer, taking or regrowing one as needed.
-func appendPooled(bp *[]byte, b []byte) *[]byte {
+// appendPooled appends b to a pooled buffer, taking one of at least minCap
+// bytes or regrowing it as needed.
+func appendPooled(bp *[]byte, b []byte, minCap int) *[]byte {
 	if bp == nil {
-		bp = getBuf(max(len(b), tlsOutBytes))
+		bp = getBuf(max(len(b), minCap))
 		*bp = (*bp)[:0]
 	}
 	if cap(*bp)-len(*bp) < len(b) {
@@ -411,8 +434,8 @@ func (t *tlsState) readFailed() (CloseReason, bool) {
 
 // release frees the TLS buffers. Loop only (OnClose).
 func (t *tlsState) release() {
-	if t.timer != nil {
-		t.timer.Stop()
+	if t.hs != nil && t.hs.timer != nil {
+		t.hs.timer.Stop()
 	}
 	t.pipe.Close()
 	t.dropPlain()
@@ -422,8 +445,8 @@ func (t *tlsState) release() {
 func (c *conn) startTLS(cfg *tls.Config) {
 	s := c.s
 	c.tls = newTLSState(c, cfg)
-	c.tls.timer = time.AfterFunc(s.cfg.HandshakeTimeout, func() { c.closeAsync(CloseHandshakeTimeout) })
-	c.tls.hsDoneFn = gnet.RunnableFunc(func(context.Context) error {
+	c.tls.hs.timer = time.AfterFunc(s.cfg.HandshakeTimeout, func() { c.closeAsync(CloseHandshakeTimeout) })
+	c.tls.hs.doneFn = gnet.RunnableFunc(func(context.Context) error {
 		c.handshakeDone()
 		return nil
 	})
@@ -438,10 +461,10 @@ func (c *conn) handshake() {
 	err := t.tc.Handshake()
 	c.s.st.tlsRunning.Add(-1)
 	c.s.hs.done()
-	t.hsErr = err
+	t.hs.err = err
 	c.mu.Lock()
 	if !c.closed {
-		_ = c.gc.EventLoop().Execute(context.Background(), t.hsDoneFn)
+		_ = c.gc.EventLoop().Execute(context.Background(), t.hs.doneFn)
 	}
 	c.mu.Unlock()
 }
@@ -452,12 +475,12 @@ func (c *conn) handshakeDone() {
 		return
 	}
 	t, s := c.tls, c.s
-	t.timer.Stop()
-	t.timer = nil
-	if err := t.hsErr; err != nil {
+	t.hs.timer.Stop()
+	t.hs.timer = nil
+	if err := t.hs.err; err != nil {
 		s.st.tlsFailures.Add(1)
 		s.tlsWarn.Warn().Uint64("conn", c.info.ID).Stringer("remote", c.info.Remote).
-			Int("listener", c.info.Listener).Dur("took", time.Since(t.start)).Err(err).
+			Int("listener", c.info.Listener).Dur("took", time.Since(t.hs.start)).Err(err).
 			Msg("TLS handshake failed, closing")
 		_, _ = c.drainTLS() // the alert, when there is one: best effort
 		c.closeWith(CloseTLS)
@@ -465,12 +488,81 @@ func (c *conn) handshakeDone() {
 		return
 	}
 	s.st.tlsHandshakes.Add(1)
-	st := t.tc.ConnectionState()
-	c.info.TLS = &st // requests from now on carry it
-	c.tlsInfo.Store(&st)
+	st := s.tlsStates.get(t.tc.ConnectionState())
+	c.info.TLS = st // requests from now on carry it
+	c.tlsInfo.Store(st)
 	t.ready = true
-	t.pipe.onLoop = true
+	t.hs = nil
+	p := &t.pipe
+	p.mu.Lock()
+	p.onLoop = true
+	p.sched, p.wake, p.done = nil, nil, nil
+	p.mu.Unlock()
 	c.onLoopRun()
+}
+
+// maxSharedTLSStates bounds tlsStates' map: the server name in a key is
+// the client's to choose.
+const maxSharedTLSStates = 64
+
+// tlsStates hands out the ConnInfo.TLS of connections. Connections without
+// peer certificates (no mTLS) and without per-connection values (TLS 1.3
+// has no tls-unique) share one read-only state per distinct content,
+// so an idle connection pays nothing for its own; others get a lean copy.
+type tlsStates struct {
+	mu     sync.Mutex
+	shared map[tlsStateKey]*tls.ConnectionState
+}
+
+type tlsStateKey struct {
+	version, suite         uint16
+	curve                  tls.CurveID
+	resumed, hrr, ech      bool
+	serverName, negotiated string
+}
+
+func (ts *tlsStates) get(st tls.ConnectionState) *tls.ConnectionState {
+	if st.PeerCertificates != nil || st.VerifiedChains != nil || st.TLSUnique != nil ||
+		st.SignedCertificateTimestamps != nil || st.OCSPResponse != nil {
+		return leanState(st)
+	}
+	k := tlsStateKey{version: st.Version, suite: st.CipherSuite, curve: st.CurveID, resumed: st.DidResume,
+		hrr: st.HelloRetryRequest, ech: st.ECHAccepted, serverName: st.ServerName, negotiated: st.NegotiatedProtocol}
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if p, ok := ts.shared[k]; ok {
+		return p
+	}
+	p := leanState(st)
+	if len(ts.shared) < maxSharedTLSStates {
+		if ts.shared == nil {
+			ts.shared = map[tlsStateKey]*tls.ConnectionState{}
+		}
+		ts.shared[k] = p
+	}
+	return p
+}
+
+// leanState is st without what an idle connection need not keep: its
+// ExportKeyingMaterial (a closure holding the exporter secret) is left out,
+// and answers an error. The certificates are the tls.Conn's own, not copies.
+func leanState(st tls.ConnectionState) *tls.ConnectionState {
+	return &tls.ConnectionState{
+		Version:                     st.Version,
+		HandshakeComplete:           st.HandshakeComplete,
+		DidResume:                   st.DidResume,
+		CipherSuite:                 st.CipherSuite,
+		CurveID:                     st.CurveID,
+		NegotiatedProtocol:          st.NegotiatedProtocol,
+		ServerName:                  st.ServerName,
+		PeerCertificates:            st.PeerCertificates,
+		VerifiedChains:              st.VerifiedChains,
+		SignedCertificateTimestamps: st.SignedCertificateTimestamps,
+		OCSPResponse:                st.OCSPResponse,
+		TLSUnique:                   st.TLSUnique,
+		ECHAccepted:                 st.ECHAccepted,
+		HelloRetryRequest:           st.HelloRetryRequest,
+	}
 }
 
 // handshakes bounds the TLS handshakes in progress; connections past the
@@ -510,10 +602,10 @@ func (h *handshakes) enqueue(c *conn) bool {
 		h.running++
 		return true
 	}
-	t := c.tls
+	t := c.tls.hs
 	t.queued, t.qPrev, t.qNext = true, h.tail, nil
 	if h.tail != nil {
-		h.tail.tls.qNext = c
+		h.tail.tls.hs.qNext = c
 	} else {
 		h.head = c
 	}
@@ -539,7 +631,7 @@ func (h *handshakes) next() *conn {
 // forget drops c from the waiting line when it closes first. Loop only (c's).
 func (h *handshakes) forget(c *conn) {
 	h.mu.Lock()
-	if c.tls.queued {
+	if c.tls.hs != nil && c.tls.hs.queued {
 		h.unlink(c)
 	}
 	h.mu.Unlock()
@@ -554,14 +646,14 @@ func (h *handshakes) waiting() int {
 
 // unlink takes a waiting c out of the line. h.mu held.
 func (h *handshakes) unlink(c *conn) {
-	t := c.tls
+	t := c.tls.hs
 	if t.qPrev != nil {
-		t.qPrev.tls.qNext = t.qNext
+		t.qPrev.tls.hs.qNext = t.qNext
 	} else {
 		h.head = t.qNext
 	}
 	if t.qNext != nil {
-		t.qNext.tls.qPrev = t.qPrev
+		t.qNext.tls.hs.qPrev = t.qPrev
 	} else {
 		h.tail = t.qPrev
 	}

@@ -38,8 +38,20 @@
 // baseOffset+length prefixes of the chunk's batches (32 KiB per pread).
 //
 // Index checkpoints (<segment>.idx) hold every chunk of a sealed segment
-// (key, offsets, position, length, max timestamp) and the shard's
-// idempotent producer state at the end of it; see index.go and producer.go.
+// (key, offsets, position, length, max timestamp), the shard's
+// idempotent producer state at the end of it (with each producer's open
+// transaction) and the shard's aborted transactions at or above their
+// partitions' log starts; see index.go, producer.go and txn.go.
+//
+// # Transactions (txn.go)
+//
+// Transaction markers are control batches in the WAL like any batch. A
+// partition's open transactions and its aborted-transaction index are
+// rebuilt on recovery from the newest checkpoint plus the batch headers
+// and markers of the segments after it; the last stable offset is
+// published with the high watermark (opens before it moves, closes after),
+// and the aborted index outlives the segments that held the markers
+// (retention, tiering) until its entries fall below the log start.
 // Metadata snapshots and checkpoints are written with vfs.WriteFile (a
 // temp file, fsynced, renamed, the directory fsynced); Dir and the shard
 // directories are made durable before anything is written in them

@@ -41,6 +41,9 @@ type metaFile struct {
 	Topics          []metaTopic `json:"topics"`
 	// Users are the SASL users' SCRAM credentials (users.go), sorted.
 	Users []ScramCredential `json:"users,omitempty"`
+	// BrokerConfigs are the dynamic broker configs by resource name
+	// (brokerconfigs.go).
+	BrokerConfigs map[string]map[string]string `json:"broker_configs,omitempty"`
 }
 
 type metaTopic struct {

@@ -35,6 +35,9 @@ type metaState struct {
 	bytes int64
 	// creds are the SASL users' SCRAM credentials (users.go).
 	creds map[credKey]*ScramCredential
+	// brokerCfgs are the dynamic broker configs by resource name
+	// (brokerconfigs.go), made by the first change.
+	brokerCfgs map[string]map[string]string
 }
 
 // keyRef locates a partition key in its topic.
@@ -108,6 +111,9 @@ func stateFromFile(m *metaFile) (*metaState, error) {
 			return nil, err
 		}
 	}
+	for name, cs := range m.BrokerConfigs {
+		st.applyBrokerConfigs(&metaRecord{Op: opSetBrokerConfigs, Name: name, Configs: cs})
+	}
 	return st, nil
 }
 
@@ -125,6 +131,7 @@ func (st *metaState) file() *metaFile {
 	}
 	slices.SortFunc(m.Topics, func(a, b metaTopic) int { return cmp.Compare(a.Name, b.Name) })
 	m.Users = st.credentials()
+	m.BrokerConfigs = st.brokerConfigsCopy()
 	return m
 }
 
@@ -136,6 +143,8 @@ func (st *metaState) apply(r *metaRecord) error {
 		st.applyACLs(r)
 	case opSetQuotas:
 		st.applyQuotas(r)
+	case opSetBrokerConfigs:
+		st.applyBrokerConfigs(r)
 	case opCreateTopic:
 		t := r.Topic
 		if t == nil || t.Name == "" {
@@ -225,6 +234,8 @@ func (st *metaState) growth(r *metaRecord) int64 {
 		return st.aclGrowth(r.ACLs)
 	case opSetQuotas:
 		return max(0, st.quotaGrowth(r.Quotas))
+	case opSetBrokerConfigs:
+		return max(0, st.brokerConfigsGrowth(r))
 	case opCreateTopic:
 		if r.Topic != nil {
 			return topicBytes(r.Topic)

@@ -292,6 +292,9 @@ func (s *Store) Snapshot() tier.MetaSnapshot {
 	snap.Producers = encodeProducerSnapshot(limit, ps, aborted)
 	snap.Users = encodeCredentials(s.ScramCredentials())
 	snap.Quotas = encodeQuotas(s.Quotas())
+	s.metaMu.Lock()
+	snap.BrokerConfigs = encodeBrokerConfigs(s.mstate.brokerConfigsCopy())
+	s.metaMu.Unlock()
 	return snap
 }
 
@@ -325,6 +328,10 @@ func (s *Store) Restore(snap *tier.MetaSnapshot, next map[tier.Partition]int64) 
 		return fmt.Errorf("storage: restore: %w", err)
 	}
 	quotas, err := decodeQuotas(snap.Quotas)
+	if err != nil {
+		return fmt.Errorf("storage: restore: %w", err)
+	}
+	brokerCfgs, err := decodeBrokerConfigs(snap.BrokerConfigs)
 	if err != nil {
 		return fmt.Errorf("storage: restore: %w", err)
 	}
@@ -411,6 +418,14 @@ func (s *Store) Restore(snap *tier.MetaSnapshot, next map[tier.Partition]int64) 
 		}
 		if len(quotas) > 0 {
 			if _, err := s.changeLocked(&metaRecord{Op: opSetQuotas, Quotas: quotas}, nil); err != nil {
+				return nil, err
+			}
+		}
+		for name, cs := range brokerCfgs {
+			if _, err := s.changeLocked(&metaRecord{Op: opSetBrokerConfigs, Name: name, Configs: cs}, func(*tableDraft) func() {
+				s.publishBrokerConfig(name, cs)
+				return nil
+			}); err != nil {
 				return nil, err
 			}
 		}

@@ -238,11 +238,15 @@ func topicLimit(configs map[string]string, name string, def int64) int64 {
 	return def
 }
 
-// deletePolicy reports whether a topic's cleanup.policy includes delete:
-// as in Kafka, retention.ms and retention.bytes apply only then (klite does
-// not compact, so a compact-only topic keeps everything).
-func deletePolicy(configs map[string]string) bool {
+// deletePolicy reports whether a topic's cleanup.policy (its own, else the
+// dynamic log.cleanup.policy, else Kafka's default delete) includes
+// delete: as in Kafka, retention.ms and retention.bytes apply only then
+// (klite does not compact, so a compact-only topic keeps everything).
+func (s *Store) deletePolicy(configs map[string]string) bool {
 	v, ok := configs["cleanup.policy"]
+	if !ok {
+		v, ok = s.brokerDefault("log.cleanup.policy")
+	}
 	if !ok {
 		return true
 	}
@@ -261,9 +265,9 @@ func (s *Store) retentionPass(ctx context.Context) {
 	var coldErrs int
 	var coldErr error
 	for _, t := range s.table.Load().byName {
-		ms := topicLimit(t.info.Configs, "retention.ms", s.cfg.RetentionMs)
-		bytes := topicLimit(t.info.Configs, "retention.bytes", s.cfg.RetentionBytes)
-		if (ms < 0 && bytes < 0) || !deletePolicy(t.info.Configs) {
+		ms := topicLimit(t.info.Configs, "retention.ms", s.retentionDefault("log.retention.ms", s.cfg.RetentionMs))
+		bytes := topicLimit(t.info.Configs, "retention.bytes", s.retentionDefault("log.retention.bytes", s.cfg.RetentionBytes))
+		if (ms < 0 && bytes < 0) || !s.deletePolicy(t.info.Configs) {
 			continue
 		}
 		for _, p := range t.parts {

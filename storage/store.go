@@ -127,6 +127,9 @@ type Config struct {
 	// unlimited, 0 means not set here: take the default).
 	RetentionMs    int64
 	RetentionBytes int64
+	// NodeID is the broker's id: its own dynamic broker configs (stored
+	// under the id in decimal) come before the cluster-wide default ones.
+	NodeID int32
 	// MaxWALBytes caps the bytes of WAL segment files (0: no cap).
 	MaxWALBytes int64
 	// HotBytes: with Cold, uploaded segments are kept locally while the
@@ -253,6 +256,9 @@ type Store struct {
 	byKey  map[uint32]*partition
 	table  atomic.Pointer[topicTable] // copy on write; readers load it
 	mlog   metaLog
+	// brokerCfgs are the durable dynamic broker configs (brokerconfigs.go),
+	// published after each change; readers load them.
+	brokerCfgs atomic.Pointer[brokerConfigSet]
 
 	// Producer ids: those below pidDurable are reserved in the metadata
 	// log; a reservation runs ahead, so InitProducerID rarely waits.
@@ -361,6 +367,7 @@ func Open(cfg Config) (*Store, error) {
 		s.log.Info().Int("configured", cfg.Shards).Int("shards", st.shards).Msg("shard count is fixed by the data directory")
 	}
 	s.mstate = st
+	s.publishBrokerConfigs()
 	s.nextPID, s.pidDurable = st.pidLimit, st.pidLimit
 
 	s.shards = make([]*shard, st.shards)

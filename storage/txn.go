@@ -53,8 +53,18 @@ type AbortedTxn struct {
 	LastOffset  int64
 }
 
-// ErrInvalidTxnMarker: a control batch that is not a transaction marker.
-var ErrInvalidTxnMarker = errors.New("storage: invalid transaction marker")
+// Errors of transactional appends (the protocol layer maps them).
+var (
+	// ErrInvalidTxnMarker: a control batch that is not a transaction marker.
+	ErrInvalidTxnMarker = errors.New("storage: invalid transaction marker")
+	// ErrInvalidTxnState: a non-transactional batch from a producer with a
+	// transaction open on the partition (Kafka: INVALID_TXN_STATE).
+	ErrInvalidTxnState = errors.New("storage: non-transactional batch inside an open transaction") // INVALID_TXN_STATE
+	// ErrConcurrentTxns: a transactional batch of a newer epoch while the
+	// producer's previous transaction on the partition has no marker yet
+	// (KIP-890: the next transaction must wait for it; retriable).
+	ErrConcurrentTxns = errors.New("storage: previous transaction not ended on the partition") // CONCURRENT_TRANSACTIONS
+)
 
 // txnEventKind is what a txnEvent does.
 type txnEventKind uint8
@@ -219,6 +229,19 @@ func (s *shard) txnPartitions() []*partition {
 		out = append(out, p)
 	}
 	return out
+}
+
+// txnContinues checks a data batch of a producer whose transaction is open
+// on the partition: it must be transactional and of the same epoch (a
+// newer epoch's transaction starts only after this one's marker).
+func txnContinues(e *producerEntry, h *BatchHeader) error {
+	switch {
+	case !h.Transactional():
+		return ErrInvalidTxnState
+	case h.ProducerEpoch > e.epoch:
+		return ErrConcurrentTxns
+	}
+	return nil
 }
 
 // WriteTxnMarker appends one control batch, a COMMIT (commit) or ABORT

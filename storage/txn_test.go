@@ -3,10 +3,13 @@ package storage
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"math"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -560,4 +563,170 @@ func TestTxnSnapshotRestore(t *testing.T) {
 	w.lso = m + 1
 	check(dst, "after the abort")
 	dst.Close()
+}
+
+// TestTxnCrashRecovery crashes a store while producers run transactions
+// (data and markers, all durable) and checks after reopening that the
+// rebuilt state is what the recovered log says (open transactions, the
+// LSO, the aborted index, replayed here from the batches themselves), and
+// that every acknowledged marker is in it.
+func TestTxnCrashRecovery(t *testing.T) {
+	modes := []vfs.CrashMode{vfs.CrashDropUnsynced, vfs.CrashKeepUnsynced, vfs.CrashTorn}
+	iters := 12
+	if testing.Short() {
+		iters = 2
+	}
+	for seed := uint64(1); seed <= uint64(iters); seed++ {
+		for _, mode := range modes {
+			txnCrashOnce(t, seed, mode)
+		}
+	}
+}
+
+type ackedTxn struct {
+	pid         int64
+	part        int32
+	first, last int64
+	abort       bool
+}
+
+func txnCrashOnce(t *testing.T, seed uint64, mode vfs.CrashMode) {
+	t.Helper()
+	fsys := vfs.NewMemFS()
+	cfg := testConfig(fsys)
+	s := mustOpen(t, cfg)
+	mustCreate(t, s, "t", 3)
+	var mu sync.Mutex
+	var acked []ackedTxn
+	var nacked atomic.Int64
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	pad := make([]byte, 300+int(seed*97%900))
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pid := int64(100 + w)
+			seqs := map[int32]int32{}
+			wait := func(f func(func(AppendResult))) (AppendResult, bool) {
+				ch := make(chan AppendResult, 1)
+				f(func(r AppendResult) { ch <- r })
+				r := <-ch
+				return r, r.Err == nil
+			}
+			for i := 0; !stop.Load(); i++ {
+				p := int32((w + i) % 3)
+				first := int64(-1)
+				for j := range 1 + i%2 {
+					b := makeBatch(batchSpec{records: 1 + j, pid: pid, seq: seqs[p], value: pad, txn: true})
+					r, ok := wait(func(done func(AppendResult)) { s.Append("t", p, b, true, done) })
+					if !ok {
+						return
+					}
+					seqs[p] += int32(1 + j)
+					if first < 0 {
+						first = r.BaseOffset
+					}
+				}
+				abort := i%3 == 0
+				r, ok := wait(func(done func(AppendResult)) { s.WriteTxnMarker("t", p, pid, 0, !abort, 0, done) })
+				if !ok {
+					return
+				}
+				mu.Lock()
+				acked = append(acked, ackedTxn{pid: pid, part: p, first: first, last: r.BaseOffset, abort: abort})
+				mu.Unlock()
+				nacked.Add(1)
+			}
+		}()
+	}
+	crashAfter := int64(10 + (seed*31)%80)
+	eventually(t, "acked transactions", func() bool { return nacked.Load() >= crashAfter })
+	mu.Lock()
+	want := slices.Clone(acked)
+	mu.Unlock()
+	clone := fsys.CrashClone(mode, seed)
+	stop.Store(true)
+	wg.Wait()
+	s.Close()
+
+	cfg.FS = clone
+	s2 := mustOpen(t, cfg)
+	defer s2.Close()
+	what := fmt.Sprintf("seed %d mode %d", seed, mode)
+	for p := range int32(3) {
+		// Replay the recovered log: open transactions and aborts.
+		open := map[int64]int64{}
+		var aborted []AbortedTxn
+		for _, b := range readBatches(t, s2, "t", p, 0, 1<<20) {
+			h, _ := ParseBatchHeader(b.raw)
+			if !h.Control() {
+				if _, ok := open[h.ProducerID]; !ok {
+					open[h.ProducerID] = h.BaseOffset
+				}
+				continue
+			}
+			commit, ok := MarkerCommit(b.raw)
+			if !ok {
+				t.Fatalf("%s: control batch at %d is not a marker", what, h.BaseOffset)
+			}
+			if first, ok := open[h.ProducerID]; ok && !commit {
+				aborted = append(aborted, AbortedTxn{ProducerID: h.ProducerID, FirstOffset: first, LastOffset: h.BaseOffset})
+			}
+			delete(open, h.ProducerID)
+		}
+		slices.SortFunc(aborted, func(a, b AbortedTxn) int { return int(a.FirstOffset - b.FirstOffset) })
+		if got := abortedOf(t, s2, "t", p); !slices.Equal(got, aborted) {
+			t.Fatalf("%s: partition %d aborted %+v, the log says %+v", what, p, got, aborted)
+		}
+		_, hwm, _ := s2.Offsets("t", p)
+		lso := hwm
+		for pid, first := range open {
+			lso = min(lso, first)
+			if got, _ := s2.OpenTxnStart("t", p, pid); got != first {
+				t.Fatalf("%s: partition %d pid %d open at %d, the log says %d", what, p, pid, got, first)
+			}
+		}
+		if got := lsoOf(t, s2, "t", p); got != lso {
+			t.Fatalf("%s: partition %d LSO %d, the log says %d", what, p, got, lso)
+		}
+		// Every acknowledged end is there.
+		for _, a := range want {
+			if a.part != p {
+				continue
+			}
+			in := slices.Contains(aborted, AbortedTxn{ProducerID: a.pid, FirstOffset: a.first, LastOffset: a.last})
+			if in != a.abort || a.last >= hwm {
+				t.Fatalf("%s: acknowledged %+v: in the aborted index %v, hwm %d", what, a, in, hwm)
+			}
+		}
+	}
+}
+
+// TestTxnAppendChecks: inside an open transaction a producer's batches
+// must be transactional and of its epoch; a retry of one of them is still
+// a duplicate.
+func TestTxnAppendChecks(t *testing.T) {
+	s := mustOpen(t, testConfig(vfs.NewMemFS()))
+	defer s.Close()
+	mustCreate(t, s, "t", 1)
+	b0 := txnBatch(1, 2, 0, 2)
+	mustAppend(t, s, "t", 0, b0)
+	if r := appendWait(t, s, "t", 0, makeBatch(batchSpec{pid: 1, epoch: 2, seq: 2}), true); !errors.Is(r.Err, ErrInvalidTxnState) {
+		t.Fatalf("plain batch in an open transaction: %v", r.Err)
+	}
+	if r := appendWait(t, s, "t", 0, txnBatch(1, 3, 0, 1), true); !errors.Is(r.Err, ErrConcurrentTxns) {
+		t.Fatalf("newer epoch before the marker: %v", r.Err)
+	}
+	if r := appendWait(t, s, "t", 0, b0, true); r.Err != nil || r.BaseOffset != 0 {
+		t.Fatalf("retry: %+v", r)
+	}
+	mustAppend(t, s, "t", 0, txnBatch(1, 2, 2, 1))
+	mustMarker(t, s, "t", 0, 1, 3, true)
+	if b := mustAppend(t, s, "t", 0, txnBatch(1, 3, 0, 1)); lsoOf(t, s, "t", 0) != b {
+		t.Fatalf("next transaction at %d, LSO %d", b, lsoOf(t, s, "t", 0))
+	}
+	if _, hwm, _ := s.Offsets("t", 0); hwm != 5 {
+		t.Fatalf("hwm %d, want 5", hwm)
+	}
 }

@@ -723,6 +723,12 @@ func (s *shard) admit(p *partition, data []byte, nowMs int64) (dupBase int64, er
 					ndup++
 					continue
 				}
+				if e.txnOpen {
+					if err := txnContinues(e, &h); err != nil {
+						s.rollback()
+						return -1, err
+					}
+				}
 				s.save(k, e)
 			}
 			e.record(h.ProducerEpoch, producerBatch{

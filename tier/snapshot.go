@@ -36,6 +36,9 @@ type MetaSnapshot struct {
 	// Quotas are the client quotas, opaque here (the store's encoding).
 	// Empty in snapshots before version 5.
 	Quotas []byte
+	// BrokerConfigs are the dynamic broker configs, opaque here (the
+	// store's encoding). Empty in snapshots before version 6.
+	BrokerConfigs []byte
 }
 
 // SnapshotTopic is one topic of a MetaSnapshot.
@@ -59,13 +62,14 @@ type SnapshotTopic struct {
 //	| ACLs length u32 | ACLs |                             (version 3 on)
 //	| users length u32 | users |                           (version 4 on)
 //	| quotas length u32 | quotas |                         (version 5 on)
+//	| broker configs length u32 | broker configs |         (version 6 on)
 //	| CRC-32C u32 of everything before |
 //
-// Version 1 snapshots (no cluster id), 2 (no ACLs), 3 (no users) and 4
-// (no quotas) still decode.
+// Version 1 snapshots (no cluster id), 2 (no ACLs), 3 (no users), 4
+// (no quotas) and 5 (no broker configs) still decode.
 const (
 	snapshotMagic          = 0x4b4c5453 // "KLTS"
-	snapshotVersion        = 5
+	snapshotVersion        = 6
 	snapshotVersion1       = 1 // without the cluster id
 	maxClusterIDBytes      = 1 << 10
 	maxSnapshotTopics      = 1 << 20
@@ -85,9 +89,9 @@ func EncodeSnapshot(s *MetaSnapshot) ([]byte, error) {
 	if len(s.Topics) > maxSnapshotTopics {
 		return nil, fmt.Errorf("tier: snapshot of %d topics", len(s.Topics))
 	}
-	for _, blob := range [...][]byte{s.Producers, s.Offsets, s.ACLs, s.Users, s.Quotas} {
+	for _, blob := range [...][]byte{s.Producers, s.Offsets, s.ACLs, s.Users, s.Quotas, s.BrokerConfigs} {
 		if int64(len(blob)) > maxVersionBytes/4 {
-			return nil, errors.New("tier: snapshot producer, offset, ACL, user or quota state too large")
+			return nil, errors.New("tier: snapshot producer, offset, ACL, user, quota or broker config state too large")
 		}
 	}
 	b := binary.BigEndian.AppendUint32(nil, snapshotMagic)
@@ -234,8 +238,8 @@ func DecodeSnapshot(b []byte) (*MetaSnapshot, error) {
 // trailing are the blobs that follow the cluster id, in encoding order:
 // the one at index i was added in version 3+i (so older versions end
 // before it). A new blob goes at the end with the next version.
-func (s *MetaSnapshot) trailing() [3]*[]byte {
-	return [...]*[]byte{&s.ACLs, &s.Users, &s.Quotas}
+func (s *MetaSnapshot) trailing() [4]*[]byte {
+	return [...]*[]byte{&s.ACLs, &s.Users, &s.Quotas, &s.BrokerConfigs}
 }
 
 // snapDec reads big-endian fields; a short read sets bad and yields zeros.

@@ -23,11 +23,12 @@ func testSnapshot() *MetaSnapshot {
 			{Name: "empty", Partitions: 0},
 			{Name: "no-starts", Partitions: 2, Configs: map[string]string{"x": ""}},
 		},
-		Producers: []byte("producer state"),
-		Offsets:   []byte{1, 2, 3},
-		ACLs:      []byte(`[{"rt":2}]`),
-		Users:     []byte(`[{"user":"alice"}]`),
-		Quotas:    []byte(`[{"entity":{"user":"alice"}}]`),
+		Producers:     []byte("producer state"),
+		Offsets:       []byte{1, 2, 3},
+		ACLs:          []byte(`[{"rt":2}]`),
+		Users:         []byte(`[{"user":"alice"}]`),
+		Quotas:        []byte(`[{"entity":{"user":"alice"}}]`),
+		BrokerConfigs: []byte(`{"":{"log.retention.ms":"1000"}}`),
 	}
 	s.Topics[0].ID[0], s.Topics[0].ID[15] = 0xde, 0xad
 	s.Topics[1].ID[3] = 7

@@ -55,6 +55,9 @@ type Config struct {
 	MaxMessageBytes    int
 	MaxTopicPartitions int
 	MaxPartitions      int64
+	// MaxDescribePartitions caps the partitions of one
+	// DescribeTopicPartitions response (max.request.partition.size.limit).
+	MaxDescribePartitions int
 	// MaxDecompressedBatchBytes bounds what one compressed batch may
 	// decompress to while its records are validated.
 	MaxDecompressedBatchBytes int64
@@ -67,6 +70,8 @@ type Config struct {
 	MaxInboundBytes     int64 // 0: MaxRequestBytes + 8 MiB
 	MaxQueuedBytes      int64 // -1: no cap
 	MaxFetchWait        time.Duration
+	MaxFetchSessions    int // 0: none
+	MaxSessionParts     int
 	FetchWorkers        int
 	QuotaWindow         time.Duration // byte-rate quotas: one sample's length
 	QuotaWindowSamples  int           // byte-rate quotas: samples in the window
@@ -142,11 +147,12 @@ func defaultConfig() Config {
 		Shards:          0,
 		ProducerExpiry:  24 * time.Hour,
 
-		NodeID:             1,
-		DefaultPartitions:  1,
-		AutoCreateTopics:   true,
-		MaxMessageBytes:    1048588,
-		MaxTopicPartitions: 10000,
+		NodeID:                1,
+		DefaultPartitions:     1,
+		AutoCreateTopics:      true,
+		MaxMessageBytes:       1048588,
+		MaxTopicPartitions:    10000,
+		MaxDescribePartitions: 2000,
 		// 64 times the default max.message.bytes: text compresses 5-20x,
 		// very repetitive data rarely past 50x. The limit costs CPU, not
 		// memory (records are validated streaming).
@@ -160,6 +166,8 @@ func defaultConfig() Config {
 		MaxOutboundBytes:    64 << 20,
 		MaxQueuedBytes:      netloop.DefaultMaxQueuedRequestBytes,
 		MaxFetchWait:        kafka.DefaultMaxFetchWait,
+		MaxFetchSessions:    kafka.DefaultMaxFetchSessions,
+		MaxSessionParts:     kafka.DefaultMaxFetchSessionPartitions,
 		FetchWorkers:        kafka.DefaultFetchWorkers,
 		QuotaWindow:         kafka.DefaultQuotaWindow,
 		QuotaWindowSamples:  kafka.DefaultQuotaWindowSamples,
@@ -260,6 +268,7 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.Int64Var(&cfg.MaxDecompressedBatchBytes, "max-decompressed-batch-bytes", cfg.MaxDecompressedBatchBytes, "most `bytes` a compressed record batch may decompress to; larger ones get MESSAGE_TOO_LARGE\n(Java producers then split the batch). Validation streams, so this bounds CPU, not memory")
 	fs.IntVar(&cfg.MaxTopicPartitions, "max-topic-partitions", cfg.MaxTopicPartitions, "most partitions one topic may have")
 	fs.Int64Var(&cfg.MaxPartitions, "max-partitions", cfg.MaxPartitions, "most partitions of all topics together; creates past it answer POLICY_VIOLATION")
+	fs.IntVar(&cfg.MaxDescribePartitions, "max-describe-partitions", cfg.MaxDescribePartitions, "most partitions one DescribeTopicPartitions response carries (Kafka's max.request.partition.size.limit); the client pages with the cursor")
 	fs.IntVar(&cfg.Loops, "loops", cfg.Loops, "network event loops; 0 means one per CPU")
 	fs.IntVar(&cfg.MaxRequestBytes, "max-request-bytes", cfg.MaxRequestBytes, "largest request frame, in `bytes`; larger ones close the connection (socket.request.max.bytes)")
 	fs.IntVar(&cfg.MaxInflightRequests, "max-inflight-requests", cfg.MaxInflightRequests, "requests read but not yet answered, per connection; past it no more are read until one is answered")
@@ -271,6 +280,8 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&cfg.QuotaWindow, "quota-window", cfg.QuotaWindow, "length of one sample of the window client quotas are measured in (Kafka's quota.window.size.seconds);\na request_percentage throttle lasts at most one sample")
 	fs.IntVar(&cfg.QuotaWindowSamples, "quota-window-samples", cfg.QuotaWindowSamples, "samples in the window client quotas are measured in (Kafka's quota.window.num); a byte-rate throttle lasts at most the whole window")
 	fs.IntVar(&cfg.QuotaMaxSensors, "quota-max-sensors", cfg.QuotaMaxSensors, "most quota sensors (rate state of one user and/or client id under a quota, about 400 bytes each) kept at once;\npast it the least recently active are evicted, so clients cycling client ids cannot grow memory; rounded up to a multiple of 16")
+	fs.IntVar(&cfg.MaxFetchSessions, "max-fetch-sessions", cfg.MaxFetchSessions, "most fetch sessions (KIP-227) cached at once, Kafka's max.incremental.fetch.session.cache.slots;\nwhen full, a new session evicts one idle over 2 minutes or a smaller one older than 2 minutes, else the client fetches without one; 0: no sessions")
+	fs.IntVar(&cfg.MaxSessionParts, "max-fetch-session-partitions", cfg.MaxSessionParts, "most partitions in one fetch session (about 100 bytes each); a client fetching more fetches without a session")
 	fs.DurationVar(&cfg.MaxFetchWait, "max-fetch-wait", cfg.MaxFetchWait, "longest a fetch waits for data, whatever its MaxWaitMs asks (clients give up after request.timeout.ms, 30s)")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "close connections idle this long; 0 never (connections.max.idle.ms)")
 	fs.IntVar(&cfg.MaxConns, "max-conns", cfg.MaxConns, "most open client connections; 0 means as many as the open-file limit allows, less a reserve for segment files; clients past the cap are closed at once")
@@ -397,6 +408,9 @@ func (c *Config) validate() error {
 	if c.ProducerExpiry <= 0 {
 		bad("-producer-expiry must be > 0")
 	}
+	if c.MaxDescribePartitions < 1 {
+		bad("-max-describe-partitions must be at least 1")
+	}
 	if c.MaxTopicPartitions < 1 || c.MaxTopicPartitions > 100000 {
 		bad("-max-topic-partitions must be in [1, 100000]")
 	}
@@ -460,6 +474,12 @@ func (c *Config) validate() error {
 	}
 	if c.QuotaMaxSensors < 16 || c.QuotaMaxSensors > 10_000_000 {
 		bad("-quota-max-sensors must be in [16, 10000000]")
+	}
+	if c.MaxFetchSessions < 0 || c.MaxFetchSessions > 1_000_000 {
+		bad("-max-fetch-sessions must be in [0, 1000000]")
+	}
+	if c.MaxSessionParts < 1 {
+		bad("-max-fetch-session-partitions must be at least 1")
 	}
 	if c.MaxFetchWait < time.Millisecond {
 		bad("-max-fetch-wait must be at least 1ms")

@@ -202,6 +202,7 @@ func serve(cfg Config, root zerolog.Logger) error {
 		RetentionCheckInterval: cfg.RetentionCheckInterval,
 		RetentionMs:            cfg.RetentionMs,
 		RetentionBytes:         cfg.RetentionBytes,
+		NodeID:                 int32(cfg.NodeID),
 		MaxWALBytes:            cfg.WALMaxBytes,
 		HotBytes:               cfg.WALHotBytes,
 		Logger:                 root, // storage adds its own component field
@@ -341,8 +342,11 @@ func serve(cfg Config, root zerolog.Logger) error {
 		DefaultPartitions:         int32(cfg.DefaultPartitions),
 		MaxMessageBytes:           int32(cfg.MaxMessageBytes),
 		MaxTopicPartitions:        int32(cfg.MaxTopicPartitions),
+		MaxDescribePartitions:     int32(cfg.MaxDescribePartitions),
 		MaxDecompressedBatchBytes: cfg.MaxDecompressedBatchBytes,
 		MaxFetchWait:              cfg.MaxFetchWait,
+		MaxFetchSessions:          fetchSessions(cfg.MaxFetchSessions),
+		MaxFetchSessionPartitions: cfg.MaxSessionParts,
 		FetchWorkers:              cfg.FetchWorkers,
 		QuotaWindow:               cfg.QuotaWindow,
 		QuotaWindowSamples:        cfg.QuotaWindowSamples,
@@ -362,6 +366,7 @@ func serve(cfg Config, root zerolog.Logger) error {
 		Authorizer:               authorizer(cfg),
 		ACLStore:                 store,
 		QuotaStore:               store,
+		BrokerConfigStore:        store,
 		Groups:                   groups,
 		Users:                    users,
 		UserStore:                store,
@@ -598,4 +603,13 @@ func authorizer(cfg Config) *acl.Authorizer {
 		return nil
 	}
 	return acl.New(acl.Config{SuperUsers: cfg.superUsers(), AllowIfNoACL: cfg.AllowIfNoACL})
+}
+
+// fetchSessions maps -max-fetch-sessions (0: none) to kafka.Config's
+// MaxFetchSessions (0: the default, -1: none).
+func fetchSessions(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }

@@ -240,8 +240,9 @@ func TestTopicNameRulesAndPartitionCap(t *testing.T) {
 	if code := mresp.Topics[0].ErrorCode; code != kerr.InvalidTopicException.Code {
 		t.Fatalf("auto-create of a colliding name: %d", code)
 	}
-	if code := mresp.Topics[1].ErrorCode; code != kerr.UnknownTopicOrPartition.Code {
-		t.Fatalf("auto-create of __consumer_offsets: %d", code)
+	// The internal topic is described, never created as a user topic.
+	if co := mresp.Topics[1]; co.ErrorCode != 0 || !co.IsInternal || len(co.Partitions) != 50 {
+		t.Fatalf("metadata of __consumer_offsets: %+v", co)
 	}
 }
 

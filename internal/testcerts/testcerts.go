@@ -44,7 +44,19 @@ func nextSerial() *big.Int {
 // NewCA makes a self-signed CA named cn.
 func NewCA(t testing.TB, cn string) *CA {
 	t.Helper()
-	key := newKey(t)
+	ca, err := MakeCA(cn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca
+}
+
+// MakeCA is NewCA for programs that are not tests (the benchmark).
+func MakeCA(cn string) (*CA, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          nextSerial(),
 		Subject:               pkix.Name{CommonName: cn},
@@ -56,13 +68,13 @@ func NewCA(t testing.TB, cn string) *CA {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	return &CA{Cert: cert, Key: key, PEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
+	return &CA{Cert: cert, Key: key, PEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}, nil
 }
 
 // Pool is a cert pool holding only the CA.
@@ -75,7 +87,16 @@ func (ca *CA) Pool() *x509.CertPool {
 // Server issues a server certificate for 127.0.0.1, ::1 and localhost.
 func (ca *CA) Server(t testing.TB, cn string) *Pair {
 	t.Helper()
-	return ca.issue(t, &x509.Certificate{
+	p, err := ca.MakeServer(cn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// MakeServer is Server for programs that are not tests (the benchmark).
+func (ca *CA) MakeServer(cn string) (*Pair, error) {
+	return ca.make(&x509.Certificate{
 		Subject:     pkix.Name{CommonName: cn},
 		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
 		DNSNames:    []string{"localhost"},
@@ -94,27 +115,38 @@ func (ca *CA) Client(t testing.TB, cn string) *Pair {
 
 func (ca *CA) issue(t testing.TB, tmpl *x509.Certificate, notAfter time.Time) *Pair {
 	t.Helper()
-	key := newKey(t)
+	p, err := ca.make(tmpl, notAfter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func (ca *CA) make(tmpl *x509.Certificate, notAfter time.Time) (*Pair, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
 	tmpl.SerialNumber = nextSerial()
 	tmpl.NotBefore = time.Now().Add(-48 * time.Hour)
 	tmpl.NotAfter = notAfter
 	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.Key)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	kder, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	p := &Pair{
 		CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		KeyPEM:  pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}),
 	}
 	if p.TLS, err = tls.X509KeyPair(p.CertPEM, p.KeyPEM); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	return p
+	return p, nil
 }
 
 // Write writes the pair as dir/name.crt and dir/name.key and returns the paths.
@@ -138,15 +170,6 @@ func (ca *CA) Write(t testing.TB, dir, name string) string {
 		t.Fatal(err)
 	}
 	return f
-}
-
-func newKey(t testing.TB) *ecdsa.PrivateKey {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return key
 }
 
 // ClientExpired issues a client certificate that expired an hour ago.

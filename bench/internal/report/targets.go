@@ -104,6 +104,26 @@ var Targets = []Target{
 		Rows: []string{"p99-ratio"}, AtMost: true, Threshold: 1.2, Unit: Count,
 	},
 	{
+		// Issue 11's goals.
+		Name: "memory per idle TLS connection within 2x plaintext's (10,000 connections)", Scenario: "security-tls-idle",
+		Rows: []string{"tls-ratio"}, AtMost: true, Threshold: 2.0, Unit: Count,
+		Note: func(r *Report) string {
+			if s, ok := r.Scenario("security-tls-idle"); ok {
+				for _, kv := range s.Settings {
+					if kv.Key == "idle connections" && kv.Value != "10000" {
+						return "measured with " + kv.Value + " connections, not 10,000"
+					}
+				}
+			}
+			return ""
+		},
+	},
+	{
+		// "ACL checks must not show", read as connections' p99 target is.
+		Name: "produce p99 with the authorizer on within 20% of off", Scenario: "security-acl",
+		Rows: []string{"p99-ratio"}, AtMost: true, Threshold: 1.2, Unit: Count,
+	},
+	{
 		Name: "tail fetch >= 1M 1 KiB records/s", Scenario: "tail-fetch",
 		Rows: []string{"fetch-records"}, Threshold: 1e6, Unit: RecordsPerSec, Note: recordSizeNote,
 	},

@@ -3,6 +3,8 @@ package scenario
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -27,7 +29,7 @@ import (
 // until its stdin closes. One process can hold fewer than its open-file
 // limit, so the crowd is spread over several.
 const (
-	holderEnv        = "KLITE_BENCH_HOLD" // addr,count,source IP
+	holderEnv        = "KLITE_BENCH_HOLD" // addr,count,source IP[,CA file: TLS]
 	holderDialers    = 32                 // concurrent dials per holder: accept bursts stay under somaxconn
 	holderReady      = 2 * time.Minute
 	holderDialTO     = 10 * time.Second
@@ -54,9 +56,11 @@ func MaybeHold() {
 
 // hold opens the connections spec names, each sending one ApiVersions
 // request and reading its answer, reports ready, then waits for stdin EOF.
+// With a fourth field, the CA file of the broker's certificate, each
+// connection completes a TLS handshake first.
 func hold(spec string, stdin io.Reader, stdout io.Writer) error {
 	parts := strings.Split(spec, ",")
-	if len(parts) != 3 {
+	if len(parts) != 3 && len(parts) != 4 {
 		return fmt.Errorf("bad %s %q", holderEnv, spec)
 	}
 	n, err := strconv.Atoi(parts[1])
@@ -64,6 +68,18 @@ func hold(spec string, stdin io.Reader, stdout io.Writer) error {
 		return err
 	}
 	d := net.Dialer{Timeout: holderDialTO, LocalAddr: &net.TCPAddr{IP: net.ParseIP(parts[2])}}
+	var tlsCfg *tls.Config
+	if len(parts) == 4 {
+		pem, err := os.ReadFile(parts[3])
+		if err != nil {
+			return err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("no certificate in %s", parts[3])
+		}
+		tlsCfg = &tls.Config{RootCAs: pool}
+	}
 	req := kmsg.NewRequestFormatter(kmsg.FormatterClientID("klite-bench-idle")).
 		AppendRequest(nil, &kmsg.ApiVersionsRequest{Version: 0}, 1)
 	conns := make([]net.Conn, n)
@@ -78,7 +94,7 @@ func hold(spec string, stdin io.Reader, stdout io.Writer) error {
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				c, err := openIdle(&d, parts[0], req)
+				c, err := openIdle(&d, parts[0], req, tlsCfg)
 				if err != nil {
 					mu.Lock()
 					if firstErr == nil {
@@ -107,8 +123,14 @@ func hold(spec string, stdin io.Reader, stdout io.Writer) error {
 	return nil
 }
 
-func openIdle(d *net.Dialer, addr string, req []byte) (net.Conn, error) {
-	c, err := d.Dial("tcp", addr)
+func openIdle(d *net.Dialer, addr string, req []byte, tlsCfg *tls.Config) (net.Conn, error) {
+	var c net.Conn
+	var err error
+	if tlsCfg != nil {
+		c, err = (&tls.Dialer{NetDialer: d, Config: tlsCfg}).Dial("tcp", addr)
+	} else {
+		c, err = d.Dial("tcp", addr)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -136,13 +158,19 @@ type holder struct {
 	stdin io.WriteCloser
 }
 
-func startHolder(ctx context.Context, addr string, n, idx int) (*holder, error) {
+// startHolder starts a holder of n connections to addr from 127.0.0.(10+idx);
+// with caFile, over TLS trusting that CA.
+func startHolder(ctx context.Context, addr string, n, idx int, caFile string) (*holder, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(exe)
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s,%d,127.0.0.%d", holderEnv, addr, n, holderFirstOctet+idx))
+	spec := fmt.Sprintf("%s,%d,127.0.0.%d", addr, n, holderFirstOctet+idx)
+	if caFile != "" {
+		spec += "," + caFile
+	}
+	cmd.Env = append(os.Environ(), holderEnv+"="+spec)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	stdin, err := cmd.StdinPipe()
@@ -316,7 +344,7 @@ func (s *connScale) withCrowd(ctx context.Context, env *Env, active func(*Broker
 	held, rss := 0, rss0
 	for i, n := range crowdSteps(env.Cfg.Conns, env.Cfg.ConnsPerProc) {
 		start := time.Now()
-		h, err := startHolder(ctx, b.Addr, n, i)
+		h, err := startHolder(ctx, b.Addr, n, i, "")
 		if err != nil {
 			return crowd, fmt.Errorf("after %d connections: %w", held, err)
 		}

@@ -125,8 +125,14 @@ func (m *Managed) Cleanup(walDir string) {
 }
 
 func (m *Managed) Broker(ctx context.Context, name string) (*Broker, error) {
+	return m.BrokerWith(ctx, name, nil, nil)
+}
+
+// BrokerWith is Broker with a scenario's own flags and environment (see
+// StartWith): a fresh klite on its own WAL, stopped and removed by Stop.
+func (m *Managed) BrokerWith(ctx context.Context, name string, args, env []string) (*Broker, error) {
 	dir := m.NewWALDir(name)
-	p, err := m.Start(ctx, dir)
+	p, err := m.StartWith(ctx, dir, args, env)
 	if err != nil {
 		m.Cleanup(dir)
 		return nil, err

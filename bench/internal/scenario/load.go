@@ -108,6 +108,9 @@ type loadSpec struct {
 	// perSecond also keeps a latency histogram per second of the window,
 	// by acknowledgement time (produce-steady's per-second p99).
 	perSecond bool
+	// clientOpts go to every client of the run, the topic's admin
+	// included: TLS and SASL for the security scenarios.
+	clientOpts []kgo.Opt
 }
 
 // e2eHeader carries a record's due time, UnixNano big-endian, for
@@ -259,8 +262,8 @@ func parseCompression(s string) (kgo.CompressionCodec, error) {
 }
 
 // createTopic creates topic and waits until every partition has a leader.
-func createTopic(ctx context.Context, addr, topic string, partitions int) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ClientID("klite-bench-admin"))
+func createTopic(ctx context.Context, addr, topic string, partitions int, opts ...kgo.Opt) error {
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr), kgo.ClientID("klite-bench-admin")}, opts...)...)
 	if err != nil {
 		return err
 	}
@@ -318,7 +321,7 @@ func runLoad(ctx context.Context, env *Env, spec loadSpec) (loadStats, error) {
 		}
 	}
 	if !spec.existingTopic {
-		if err := createTopic(ctx, spec.addr, spec.topic, spec.partitions); err != nil {
+		if err := createTopic(ctx, spec.addr, spec.topic, spec.partitions, spec.clientOpts...); err != nil {
 			return loadStats{}, err
 		}
 	}
@@ -349,9 +352,9 @@ func runLoad(ctx context.Context, env *Env, spec loadSpec) (loadStats, error) {
 		if len(parts) == 0 {
 			continue
 		}
-		cl, err := kgo.NewClient(kgo.SeedBrokers(spec.addr), kgo.ClientID(fmt.Sprintf("klite-bench-c%d", i)),
+		cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(spec.addr), kgo.ClientID(fmt.Sprintf("klite-bench-c%d", i)),
 			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{spec.topic: parts}),
-			kgo.FetchMaxWait(500*time.Millisecond), kgo.FetchMaxPartitionBytes(8<<20))
+			kgo.FetchMaxWait(500 * time.Millisecond), kgo.FetchMaxPartitionBytes(8 << 20)}, spec.clientOpts...)...)
 		if err != nil {
 			closeAll()
 			return loadStats{}, err
@@ -371,6 +374,7 @@ func runLoad(ctx context.Context, env *Env, spec loadSpec) (loadStats, error) {
 		if spec.maxBuffered > 0 {
 			opts = append(opts, kgo.MaxBufferedRecords(spec.maxBuffered))
 		}
+		opts = append(opts, spec.clientOpts...)
 		cl, err := kgo.NewClient(opts...)
 		if err != nil {
 			stop()

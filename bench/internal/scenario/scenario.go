@@ -35,6 +35,7 @@ type Config struct {
 	Backlog      int64         // catch-up fetch: record bytes to read from the start
 	Conns        int           // connections: idle client connections to hold (0: none)
 	ConnsPerProc int           // connections: most connections per holder process
+	TLSConns     int           // security-tls-idle: idle connections to hold, plaintext and TLS
 
 	// Tiering (tier-* scenarios, S3 on a local versitygw).
 	TierBacklog      int64    // tier-catchup: record bytes to offload and read back
@@ -139,6 +140,10 @@ var registry = []struct {
 	{"metadata-scale", func() Scenario { return &metadataScale{} }, false},
 	{"restart-1gb", func() Scenario { return &restart{name: "restart-1gb", walBytes0: 1e9} }, false},
 	{"restart", func() Scenario { return &restart{name: "restart"} }, false},
+	{"security-tls", func() Scenario { return &secTLS{} }, false},
+	{"security-tls-idle", func() Scenario { return &secTLSIdle{} }, false},
+	{"security-sasl", func() Scenario { return &secSASL{} }, false},
+	{"security-acl", func() Scenario { return &secACL{} }, false},
 	{"tier-catchup", func() Scenario { return &tierCatchup{} }, false},
 	{"tier-produce", func() Scenario { return &tierProduce{} }, false},
 	{"tier-recover", func() Scenario { return &tierRecover{} }, false},
@@ -146,7 +151,7 @@ var registry = []struct {
 
 // Groups name sets of scenarios for -scenario: a group runs every scenario
 // whose name starts with its prefix.
-var Groups = map[string]string{"tier": "tier-"}
+var Groups = map[string]string{"tier": "tier-", "security": "security-"}
 
 // Names lists the scenarios in the order "all" runs them.
 var Names = func() []string {
@@ -198,7 +203,7 @@ func Parse(list string) ([]string, error) {
 			continue
 		}
 		if !slices.Contains(Names, n) {
-			return nil, fmt.Errorf("scenario: unknown %q (have %s, or all, or the group tier)", n, strings.Join(Names, ", "))
+			return nil, fmt.Errorf("scenario: unknown %q (have %s, or all, or the groups tier and security)", n, strings.Join(Names, ", "))
 		}
 		want[n] = true
 	}

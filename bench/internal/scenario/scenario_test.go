@@ -47,7 +47,7 @@ func testConfig() Config {
 		BatchBytes: 0, Compression: "none", Inflight: 5,
 		Rate: 2000, Duration: time.Second, Warmup: 200 * time.Millisecond,
 		IdleSettle: 100 * time.Millisecond, RestartWAL: 8 << 20, Backlog: 4 << 20,
-		Conns: 300, ConnsPerProc: 200, Quick: true,
+		Conns: 300, ConnsPerProc: 200, TLSConns: 300, Quick: true,
 	}
 }
 
@@ -375,6 +375,39 @@ func TestScenariosLive(t *testing.T) {
 			t.Error("no RSS read")
 		}
 	})
+	t.Run("security-tls", func(t *testing.T) {
+		res := run("security-tls")
+		for _, k := range []string{"produce-plain", "produce-tls", "fetch-plain", "fetch-tls", "produce-ratio", "fetch-ratio"} {
+			if metric(t, res, k).Value <= 0 {
+				t.Errorf("%s: %+v", k, metric(t, res, k))
+			}
+		}
+	})
+	t.Run("security-tls-idle", func(t *testing.T) {
+		res := run("security-tls-idle")
+		if metric(t, res, "bytes-per-conn-plain").Value <= 0 || metric(t, res, "bytes-per-conn-tls").Value <= 0 || metric(t, res, "live-per-conn-tls").Value <= 0 {
+			t.Errorf("metrics %+v", res.Metrics)
+		}
+	})
+	t.Run("security-sasl", func(t *testing.T) {
+		res := run("security-sasl")
+		for _, mech := range saslMechs {
+			if metric(t, res, "auths-"+strings.ToLower(mech)).Value <= 0 {
+				t.Errorf("%s: no authentication", mech)
+			}
+		}
+		for _, n := range res.Notes {
+			if strings.Contains(n, "failed authentications") {
+				t.Error(n)
+			}
+		}
+	})
+	t.Run("security-acl", func(t *testing.T) {
+		res := run("security-acl")
+		if metric(t, res, "peak-on").Value <= 0 || metric(t, res, "p99-on").Value <= 0 || metric(t, res, "achieved-on").Value <= 0 {
+			t.Errorf("metrics %+v", res.Metrics)
+		}
+	})
 	t.Run("restart", func(t *testing.T) {
 		res := run("restart")
 		if metric(t, res, "restart-crash").Value <= 0 || metric(t, res, "data-bytes").Value < float64(env.Cfg.RestartWAL) {
@@ -396,7 +429,7 @@ func TestScenariosLive(t *testing.T) {
 
 func TestExternalSkipsManagedScenarios(t *testing.T) {
 	env := &Env{Cfg: testConfig(), Brokers: &External{Addr: "127.0.0.1:1"}}
-	for _, name := range []string{"idle-rss", "restart", "hostile-memory"} {
+	for _, name := range []string{"idle-rss", "restart", "hostile-memory", "security-tls", "security-tls-idle", "security-sasl", "security-acl"} {
 		s, _ := New(name)
 		if _, err := s.Run(context.Background(), env); err != ErrNeedsManaged {
 			t.Errorf("%s against an external broker: err %v, want ErrNeedsManaged", name, err)
@@ -414,6 +447,9 @@ func TestParse(t *testing.T) {
 	}
 	if got, err := Parse("tier-recover,tier"); err != nil || strings.Join(got, ",") != "tier-catchup,tier-produce,tier-recover" {
 		t.Errorf("Parse(tier) = %v, %v; want every tier-* scenario once", got, err)
+	}
+	if got, err := Parse("security"); err != nil || strings.Join(got, ",") != "security-tls,security-tls-idle,security-sasl,security-acl" {
+		t.Errorf("Parse(security) = %v, %v; want every security-* scenario", got, err)
 	}
 	for _, bad := range []string{"", "nope", "produce-acks-all,nope"} {
 		if _, err := Parse(bad); err == nil {
