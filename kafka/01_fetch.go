@@ -325,6 +325,7 @@ func (f *fetchWait) wait(after []int64) {
 		return
 	}
 	f.state = fetchWaiting
+	f.r.polled = true
 	f.gen++
 	gen := f.gen
 	f.mu.Unlock()

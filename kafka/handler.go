@@ -172,6 +172,11 @@ type Config struct {
 	// the client so, and a client that has not re-authenticated by then is
 	// closed at its next request. 0: sessions never expire.
 	SASLMaxReauth time.Duration
+
+	// SlowRequest, when positive, logs a Warn (rate-limited) for each
+	// request whose response took longer from arrival to written; fetches
+	// that long-polled are not logged (their wait is asked for).
+	SlowRequest time.Duration
 }
 
 func (c *Config) setDefaults() {
@@ -244,6 +249,7 @@ type Handler struct {
 	// quotaTab is the quotas enforced (quota_enforce.go); nil when there
 	// are none.
 	quotaTab    atomic.Pointer[quotaTable]
+	reqs        reqMetrics // request metrics (metrics.go)
 	quotaMeters quotaMeters
 
 	// apiKeys is the ApiVersions list, built once from the registry.
@@ -312,6 +318,8 @@ func New(cfg Config, st Storage) *Handler {
 		authWarn:      authWarnSampler(log),
 	}
 	h.fetchRunner.max = cfg.FetchWorkers
+	h.reqs.init()
+	h.reqs.slowNanos = int64(cfg.SlowRequest)
 	h.produceRunner.max = 2 * runtime.GOMAXPROCS(0)
 	h.plainRunner.max = runtime.GOMAXPROCS(0)
 	h.quotaMeters.init(cfg.QuotaMaxSensors)
@@ -409,6 +417,8 @@ type request struct {
 	// exempt: request_percentage does not apply (a request before SASL
 	// authentication); set by the SASL gate.
 	exempt bool
+	known  bool // key is a registered API (metrics.go)
+	polled bool // a fetch that long-polled (metrics.go), set before completion
 	// throttleMs mutes the connection after the response (KIP-219),
 	// in ms (an int32 fits the padding); set before the request is
 	// answered, by the goroutine serving it.
@@ -425,6 +435,9 @@ type request struct {
 	clientID []byte // aliases the frame: use only before completion
 	body     []byte // aliases the frame: use only before completion
 	done     atomic.Bool
+	// errCode is the response's error for metrics (metrics.go), set
+	// before completion; here it fits the padding after done.
+	errCode int16
 }
 
 // Serve implements netloop.Handler.
@@ -454,6 +467,7 @@ func (h *Handler) Serve(nr *netloop.Request) {
 		h.protocolError(r, "unsupported api key")
 		return
 	}
+	r.known = true
 	if r.key == apiVersionsKey && r.version > a.max {
 		// KIP-511: the client may be newer than us; answer in the v0 layout
 		// so it can retry with a version we know. The body is not parsed.
@@ -558,6 +572,9 @@ func (r *request) complete(resp netloop.Response) {
 		return
 	}
 	resp.Throttle = time.Duration(r.throttleMs) * time.Millisecond
+	if r.known {
+		r.nr.Tag = r.tag()
+	}
 	r.nr.Respond(resp)
 }
 
@@ -571,6 +588,7 @@ func (r *request) respond(msg kmsg.Response) {
 	b := r.appendHeader((*buf)[:0])
 	b = msg.AppendTo(b)
 	*buf = b
+	r.respErr(msg)
 	r.complete(netloop.Response{
 		Parts:   []netloop.Part{{Bytes: b}},
 		Release: func() { putBuf(buf) },

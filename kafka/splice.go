@@ -119,5 +119,6 @@ func sendSpliced(r *request, resp *kmsg.FetchResponse, reads []partRead) {
 		pos = at + markerBytes
 	}
 	parts = append(parts, netloop.Part{Bytes: enc[pos:]})
+	fetchErr(r, resp)
 	r.complete(netloop.Response{Parts: parts, Release: release})
 }

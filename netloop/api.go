@@ -59,6 +59,16 @@ type Handler interface {
 	Serve(req *Request)
 }
 
+// Observer is an optional interface of a Handler that wants each
+// request's latency: Written runs on the connection's event loop once the
+// last byte of r's response is handed to the socket (not for a response
+// dropped because its connection closed), with the time from the frame's
+// last byte read to then. It must not block; r.Frame is nil if the
+// handler released it. The handler gives r's meaning through r.Tag.
+type Observer interface {
+	Written(r *Request, took time.Duration)
+}
+
 // ConnInfo identifies the connection a request came from.
 type ConnInfo struct {
 	ID     uint64 // unique for the life of the process
@@ -88,13 +98,18 @@ type Request struct {
 	conn    *conn                    // netloop's per-connection state; nil from NewRequest
 
 	buf       atomic.Pointer[[]byte] // pooled buffer behind Frame; nil for an empty frame or once released
-	frameSize int64                  // set when the request is read, immutable after
-	ctx       context.Context        // from NewRequestContext; nil for netloop's own
+	frameSize int32                  // set when the request is read, immutable after (at most MaxFrameBytes)
+	// Tag is the handler's, for its Observer: netloop never reads or
+	// changes it. Set it before Respond. (Here, beside frameSize, it
+	// keeps Request in its allocation size class.)
+	Tag     uint32
+	ctx     context.Context // from NewRequestContext; nil for netloop's own
+	arrived int64           // nanotime the frame was whole, for Observer; immutable after
 
 	// Guarded by conn.mu until done is seen true on the loop; immutable after.
-	done bool
 	resp Response
-	size int64   // bytes on the wire: 0 when Parts is empty, else 4 + sum of parts
+	size int64 // bytes on the wire: 0 when Parts is empty, else 4 + sum of parts
+	done bool
 	bad  bool    // the response is malformed (negative length, over 2 GiB): close
 	file bool    // some part is a file range
 	hdr  [4]byte // size prefix, so a writev can point at it

@@ -278,7 +278,10 @@ func (c *conn) dispatch(f frame) {
 		respond:   respondConn,
 		seq:       c.nextSeq,
 		conn:      c,
-		frameSize: int64(len(f.b)),
+		frameSize: int32(len(f.b)),
+	}
+	if c.s.obs != nil {
+		r.arrived = nanotime()
 	}
 	r.buf.Store(f.buf)
 	c.nextSeq++
@@ -487,7 +490,7 @@ func (r *Request) releaseFrame() {
 	if bp := r.buf.Swap(nil); bp != nil {
 		putBuf(bp)
 		if r.conn != nil {
-			r.conn.s.mem.release(r.frameSize)
+			r.conn.s.mem.release(int64(r.frameSize))
 		}
 	}
 }

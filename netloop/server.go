@@ -23,6 +23,7 @@ var ErrStarted = errors.New("netloop: server already started")
 type Server struct {
 	cfg  Config
 	h    Handler
+	obs  Observer // h as an Observer, or nil
 	log  zerolog.Logger
 	warn zerolog.Logger // sampled, for protocol violations
 	// tlsWarn is sampled apart, so a storm of failed handshakes does not
@@ -74,6 +75,7 @@ func New(cfg Config, h Handler) (*Server, error) {
 		conns:   make(map[uint64]*conn),
 		drained: make(chan struct{}),
 	}
+	s.obs, _ = h.(Observer)
 	s.mem.max = max(cfg.MaxQueuedRequestBytes, 0)
 	return s, nil
 }

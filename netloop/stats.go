@@ -1,6 +1,16 @@
 package netloop
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+	"time"
+)
+
+// epoch anchors nanotime.
+var epoch = time.Now()
+
+// nanotime is monotonic nanoseconds since the process started netloop
+// (never 0: Request.arrived 0 means not stamped).
+func nanotime() int64 { return int64(time.Since(epoch)) + 1 }
 
 // CloseReason says why netloop closed a connection.
 type CloseReason int32

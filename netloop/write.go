@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -162,12 +163,15 @@ func (c *conn) complete(r *Request) int {
 // finish accounts for a written response and releases it. Loop only.
 func (c *conn) finish(r *Request) {
 	c.inflightReqs--
-	c.inflightBytes -= r.frameSize
+	c.inflightBytes -= int64(r.frameSize)
 	if r.size > 0 {
 		c.queuedB.Add(-r.size)
 		c.s.st.queuedBytes.Add(-r.size)
 	}
 	c.s.st.inflightRequests.Add(-1)
+	if c.s.obs != nil && r.arrived != 0 {
+		c.s.obs.Written(r, time.Duration(nanotime()-r.arrived))
+	}
 	r.release()
 }
 

@@ -170,6 +170,9 @@ func TestFaults(t *testing.T) {
 			if st := s.Stats(); st.FailedShards != 1 {
 				t.Fatalf("stats %+v", st)
 			}
+			if err := s.Health(); err == nil {
+				t.Fatal("Health nil with a shard offline")
+			}
 			if err := s.Close(); !errors.Is(err, ErrStorage) {
 				t.Fatalf("Close after fault: %v", err)
 			}

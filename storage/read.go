@@ -268,6 +268,7 @@ func (s *Store) read(topic string, partition int32, offset int64, maxBytes int64
 	res.release = h.release
 	s.stats.reads.Add(1)
 	s.stats.readBytes.Add(res.Bytes)
+	p.bytesOut.Add(res.Bytes)
 	return res
 }
 

@@ -52,6 +52,7 @@ type maintenance struct {
 	next chan struct{} // guarded by mu: closed when the next pass to start is done
 
 	lastFullLog atomic.Int64 // unix nanos of the last ErrLogFull log line
+	lastFull    atomic.Int64 // unix nanos of the last ErrLogFull (Health)
 }
 
 func (s *Store) startMaintenance() {
@@ -582,6 +583,7 @@ func (s *Store) walRoom(sh *shard) error {
 	}
 	s.stats.logFull.Add(1)
 	now := time.Now().UnixNano()
+	s.maint.lastFull.Store(now)
 	last := s.maint.lastFullLog.Load()
 	if now-last >= int64(logFullEvery) && s.maint.lastFullLog.CompareAndSwap(last, now) {
 		s.log.Error().Int64("wal_bytes", s.walBytes.Load()).Int64("max_wal_bytes", s.cfg.MaxWALBytes).

@@ -527,6 +527,9 @@ func TestMaxWALBytes(t *testing.T) {
 	if r := appendWait(t, s, "t", 0, makeBatch(batchSpec{value: make([]byte, bigValue)}), false); !errors.Is(r.Err, ErrLogFull) {
 		t.Fatalf("still full: %v", r.Err)
 	}
+	if err := s.Health(); err == nil || !strings.Contains(err.Error(), "WAL at its cap") {
+		t.Fatalf("Health at the cap after ErrLogFull: %v", err)
+	}
 	// Small appends still fit in the active segment.
 	if r := appendWait(t, s, "t", 0, makeBatch(batchSpec{value: make([]byte, 10)}), true); r.Err != nil {
 		t.Fatalf("small append: %v", r.Err)
@@ -539,6 +542,9 @@ func TestMaxWALBytes(t *testing.T) {
 		t.Fatalf("append after freeing: %+v", r)
 	}
 	wantReadable(t, s, "t", 0)
+	if err := s.Health(); err != nil {
+		t.Fatalf("Health after freeing: %v", err)
+	}
 	if st := s.Stats(); st.FailedShards != 0 || st.LogFull != 2 || st.SegmentsDeleted < 1 || st.WALBytes > cfg.MaxWALBytes {
 		t.Fatalf("stats %+v: want no failed shard, 2 refusals, a segment deleted, WAL within its cap", st)
 	}

@@ -338,6 +338,10 @@ type partition struct {
 	nextW    uint64
 	wclosed  bool
 	nwatch   atomic.Int32 // len(watchers), read without wmu
+
+	// Metrics (atomic): records and batch bytes published by the syncer
+	// (its goroutine only adds), bytes returned by reads.
+	recordsIn, bytesIn, bytesOut atomic.Int64
 }
 
 type watcher struct {

@@ -278,6 +278,7 @@ func (s *Store) readCold(p *partition, res ReadResult, offset, maxBytes, end int
 	res.Bytes = int64(len(b))
 	s.stats.reads.Add(1)
 	s.stats.readBytes.Add(res.Bytes)
+	p.bytesOut.Add(res.Bytes)
 	return res
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/klite/klite/internal/hist"
 	"github.com/klite/klite/vfs"
 )
 
@@ -101,6 +102,9 @@ type shard struct {
 
 	segsMu sync.Mutex
 	segs   []*segment // every open segment, for Close
+
+	// Metrics, observed by the syncer only (metrics.go).
+	fsyncHist, batchHist *hist.Hist
 }
 
 type appendReq struct {
@@ -181,6 +185,8 @@ func newShard(st *Store, id int) *shard {
 		calls:     make(chan func()),
 		bgDone:    make(chan struct{}),
 		producers: producerMap{},
+		fsyncHist: hist.New(FsyncBounds),
+		batchHist: hist.New(BatchBounds),
 	}
 	for range groupsInFlight {
 		s.free <- new(group)
@@ -1034,6 +1040,7 @@ func (s *shard) runSyncer() {
 			}
 		}
 		err := s.syncGroups(batch)
+		s.noteBatch(batch)
 		var t0, oldest time.Time
 		acked := 0
 		if s.tracing() {
@@ -1078,6 +1085,7 @@ func (s *shard) syncGroups(batch []*group) error {
 		took := time.Since(t0)
 		s.st.stats.fsyncs.Add(1)
 		s.st.stats.fsyncNanos.Add(int64(took))
+		s.fsyncHist.Observe(int64(took))
 		if s.tracing() {
 			var moved int64
 			if last := batch[len(batch)-1]; last.kind == groupData && last.seg == g.seg {
@@ -1125,6 +1133,8 @@ func (s *shard) finish(g *group, err error) {
 				pe := &g.entries[i]
 				pe.p.idx.add(pe.e)
 				pe.p.hwm.Store(pe.e.last + 1)
+				pe.p.recordsIn.Add(pe.e.last - pe.e.base + 1)
+				pe.p.bytesIn.Add(pe.e.length)
 				s.ck = append(s.ck, ckEntry{key: pe.p.key, base: pe.e.base, last: pe.e.last, pos: pe.e.pos,
 					length: pe.e.length, maxTs: pe.e.maxTs, maxTsOff: pe.e.maxTsOff})
 			}

@@ -122,6 +122,21 @@ type Uploader struct {
 
 	mu    sync.Mutex
 	parts map[Partition]*partState // guarded by mu
+
+	// Metrics (atomic): objects and their bytes put, and partition
+	// uploads that failed (one per partition per round).
+	objects, bytes, errors atomic.Int64
+}
+
+// UploaderStats are the uploader's cumulative counters.
+type UploaderStats struct {
+	Objects, Bytes int64 // data objects put (index included in Bytes)
+	Errors         int64 // partition uploads that failed after their retries, one per partition per round
+}
+
+// Stats returns the counters so far.
+func (u *Uploader) Stats() UploaderStats {
+	return UploaderStats{Objects: u.objects.Load(), Bytes: u.bytes.Load(), Errors: u.errors.Load()}
 }
 
 type partState struct {
@@ -316,6 +331,9 @@ func (u *Uploader) UploadAll(ctx context.Context) error {
 				uploaded.Store(true)
 			}
 			if err != nil {
+				if ctx.Err() == nil {
+					u.errors.Add(1)
+				}
 				emu.Lock()
 				if first == nil {
 					first = err
@@ -435,6 +453,8 @@ func (u *Uploader) uploadObject(ctx context.Context, st *partState, p Partition,
 	}); err != nil {
 		return err
 	}
+	u.objects.Add(1)
+	u.bytes.Add(body.Size())
 
 	m := &Manifest{Seq: st.m.Seq + 1, Part: p, LogStartOffset: st.m.LogStartOffset,
 		Objects: append(st.m.Objects[:len(st.m.Objects):len(st.m.Objects)], ref)}

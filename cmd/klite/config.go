@@ -13,6 +13,7 @@ import (
 
 	"github.com/klite/klite/group"
 	"github.com/klite/klite/kafka"
+	"github.com/klite/klite/metrics"
 	"github.com/klite/klite/netloop"
 	"github.com/klite/klite/storage"
 	"github.com/klite/klite/txn"
@@ -86,7 +87,10 @@ type Config struct {
 
 	ShutdownTimeout time.Duration
 	PprofAddr       string
-	WALTrace        string // file for the WAL's trace events; empty: off
+	HTTPAddr        string        // /metrics, /livez, /readyz; empty: off
+	SlowRequest     time.Duration // Warn for requests slower; 0: off
+	MaxLagSeries    int           // cap of klite_group_lag series; negative: none
+	WALTrace        string        // file for the WAL's trace events; empty: off
 
 	// Retention (Kafka's log.retention.* broker settings): the defaults of
 	// topics that do not set retention.ms / retention.bytes.
@@ -194,6 +198,8 @@ func defaultConfig() Config {
 		S3FlushInterval: 60 * time.Second,
 		S3ObjectBytes:   64 << 20,
 		S3CacheBytes:    256 << 20,
+		SlowRequest:     time.Second,
+		MaxLagSeries:    metrics.DefaultMaxLagSeries,
 
 		GroupMinSessionTimeout:         group.DefaultMinSessionTimeout,
 		GroupMaxSessionTimeout:         group.DefaultMaxSessionTimeout,
@@ -293,6 +299,9 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&cfg.SASLMaxReauth, "sasl-max-reauth", cfg.SASLMaxReauth, "SASL session lifetime (KIP-368, connections.max.reauth.ms): clients re-authenticate on the same connection\nbefore it ends or are closed at their next request after it; 0: sessions never expire")
 	fs.DurationVar(&cfg.SASLAuthTimeout, "sasl-auth-timeout", cfg.SASLAuthTimeout, "on SASL listeners, close a connection that has not finished authenticating this long after it opened")
 	fs.StringVar(&cfg.WALTrace, "wal-trace", cfg.WALTrace, "write one JSON line per WAL step (group commit write, fdatasync, acknowledgement, segment roll,\npreparation and zero-fill step, checkpoint) to this `file`, for finding what a latency spike was; about 100 bytes\nper event, thousands of events a second under load, never rotated: for a diagnosis, not to leave on; empty: off")
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "serve Prometheus metrics (/metrics), liveness (/livez) and readiness (/readyz) over HTTP on this `host:port`\n(e.g. 127.0.0.1:9644, or :9644 for a scraper or probe on another host); no authentication; empty: off")
+	fs.DurationVar(&cfg.SlowRequest, "slow-request", cfg.SlowRequest, "log a Warn (at most one a second) for each request slower than this from arrival to response written\n(fetches that long-polled excepted); 0: off")
+	fs.IntVar(&cfg.MaxLagSeries, "metrics-max-lag-series", cfg.MaxLagSeries, "most klite_group_lag series (one per group and partition with a committed offset) a scrape returns;\npast it lag is only in klite_group_topic_lag (per group and topic); negative: none")
 	fs.StringVar(&cfg.PprofAddr, "pprof-addr", cfg.PprofAddr, "serve Go's net/http/pprof profiles on this `host:port` (e.g. 127.0.0.1:6060); empty: off")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long a graceful stop waits for in-flight requests, and with -s3-bucket for the final upload")
 	fs.DurationVar(&cfg.GroupMinSessionTimeout, "group-min-session-timeout", cfg.GroupMinSessionTimeout, "smallest consumer session timeout accepted (group.min.session.timeout.ms)")
@@ -501,6 +510,14 @@ func (c *Config) validate() error {
 	}
 	if c.MaxConns < 0 {
 		bad("-max-conns must be >= 0")
+	}
+	if c.SlowRequest < 0 {
+		bad("-slow-request must not be negative")
+	}
+	if c.HTTPAddr != "" {
+		if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
+			bad("-http-addr %q: %v", c.HTTPAddr, err)
+		}
 	}
 	if c.ShutdownTimeout <= 0 {
 		bad("-shutdown-timeout must be > 0")

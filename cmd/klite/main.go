@@ -35,6 +35,7 @@ import (
 	"github.com/klite/klite/acl"
 	"github.com/klite/klite/group"
 	"github.com/klite/klite/kafka"
+	"github.com/klite/klite/metrics"
 	"github.com/klite/klite/netloop"
 	"github.com/klite/klite/storage"
 	"github.com/klite/klite/txn"
@@ -95,6 +96,23 @@ func component(root zerolog.Logger, name string) zerolog.Logger {
 func serve(cfg Config, root zerolog.Logger) error {
 	log := component(root, "klite")
 
+	// The operations endpoint comes first, so /livez answers and /readyz
+	// says why not ready through recovery and a restore from the bucket.
+	var ops *metrics.Server
+	if cfg.HTTPAddr != "" {
+		var err error
+		if ops, err = metrics.New(metrics.Config{Addr: cfg.HTTPAddr, MaxLagSeries: cfg.MaxLagSeries, Logger: root}); err != nil {
+			return fmt.Errorf("-http-addr: %w", err)
+		}
+		ops.Serve()
+		defer ops.Close() // after every other component has stopped
+	}
+	notReady := func(reason string) {
+		if ops != nil {
+			ops.SetNotReady(reason)
+		}
+	}
+
 	clusterID, err := openWALDir(vfs.OSFS{}, cfg.WALDir, cfg.ClusterID)
 	if err != nil {
 		return err
@@ -115,6 +133,7 @@ func serve(cfg Config, root zerolog.Logger) error {
 	var tiers *tiering
 	var plan *restorePlan // disaster recovery: an empty -wal, a snapshot in the bucket
 	if cfg.S3Bucket != "" {
+		notReady("connecting to the bucket")
 		t, err := newTiering(cfg, root)
 		if err != nil {
 			return err
@@ -126,6 +145,7 @@ func serve(cfg Config, root zerolog.Logger) error {
 			return errors.Join(err, stack.close())
 		}
 		if fresh {
+			notReady("reading the bucket's snapshot for a restore")
 			// A signal ends the restore (the process exits with the error).
 			sctx, unwatch := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			ctx, cancel := context.WithTimeout(sctx, restoreTimeout)
@@ -166,6 +186,7 @@ func serve(cfg Config, root zerolog.Logger) error {
 		stack.push(tr.close) // runs after the store's closer below
 		walTrace = tr.event
 	}
+	notReady("recovering the WAL")
 	store, err := storage.Open(storage.Config{
 		Dir:                    cfg.WALDir,
 		Shards:                 cfg.Shards,
@@ -195,10 +216,12 @@ func serve(cfg Config, root zerolog.Logger) error {
 	log.Info().Str("dir", cfg.WALDir).Dur("took", time.Since(started)).Msg("storage open")
 
 	if plan != nil {
+		notReady("restoring from the bucket")
 		if err := restore(plan, store, groupConfig(cfg, store, root), log, started); err != nil {
 			return errors.Join(err, stack.close())
 		}
 	}
+	notReady("opening the group coordinator")
 	groups, err := openGroups(cfg, store, root)
 	if err != nil {
 		return errors.Join(err, stack.close())
@@ -368,6 +391,7 @@ func serve(cfg Config, root zerolog.Logger) error {
 		SASLAuthTimeout:          cfg.SASLAuthTimeout,
 		SASLMaxReceiveBytes:      cfg.SASLMaxReceive,
 		SASLMaxReauth:            cfg.SASLMaxReauth,
+		SlowRequest:              cfg.SlowRequest,
 	}, store)
 	late.h.Store(handler)
 	// Long-polling fetches are answered first (with what they have), so the
@@ -376,6 +400,14 @@ func serve(cfg Config, root zerolog.Logger) error {
 
 	if cfg.PprofAddr != "" {
 		servePprof(cfg.PprofAddr, log)
+	}
+	if ops != nil {
+		src := metrics.Sources{Store: store, Net: srv, Kafka: handler, Groups: groups}
+		if tiers != nil {
+			src.Uploader, src.Reader = tiers.uploader, tiers.reader
+		}
+		ops.SetSources(src)
+		ops.SetReady()
 	}
 
 	log.Info().
@@ -388,6 +420,7 @@ func serve(cfg Config, root zerolog.Logger) error {
 		Msg("ready")
 
 	sig := <-sigs
+	notReady("stopping")
 	log.Info().Str("signal", sig.String()).Msg("stopping")
 	go func() {
 		// A second signal gives up on the graceful stop. Acknowledged data is
@@ -468,6 +501,14 @@ func servePprof(addr string, log zerolog.Logger) {
 // bind, before "ready" is logged) get their connection closed; clients retry.
 type lateHandler struct {
 	h atomic.Pointer[kafka.Handler]
+}
+
+// Written implements netloop.Observer for the kafka handler's request
+// metrics.
+func (l *lateHandler) Written(req *netloop.Request, took time.Duration) {
+	if h := l.h.Load(); h != nil {
+		h.Written(req, took)
+	}
 }
 
 func (l *lateHandler) Serve(req *netloop.Request) {

@@ -54,7 +54,8 @@ type Proxy struct {
 	served chan struct{}
 
 	mode     atomic.Int32
-	delay    atomic.Int64 // nanoseconds
+	delay    atomic.Int64                  // nanoseconds
+	hold     atomic.Pointer[chan struct{}] // non-nil: requests wait until it closes
 	requests atomic.Int64
 	faults   atomic.Int64
 
@@ -119,6 +120,21 @@ func (p *Proxy) Mode() Mode { return Mode(p.mode.Load()) }
 // SetDelay delays every request by d before it is handled (0: none).
 func (p *Proxy) SetDelay(d time.Duration) { p.delay.Store(int64(d)) }
 
+// Hold makes requests that arrive from now on wait until Release (or
+// until their client gives up), so a test can look at a client stuck on
+// the bucket without racing it.
+func (p *Proxy) Hold() {
+	ch := make(chan struct{})
+	p.hold.Store(&ch)
+}
+
+// Release lets held requests and later ones through.
+func (p *Proxy) Release() {
+	if ch := p.hold.Swap(nil); ch != nil {
+		close(*ch)
+	}
+}
+
 // Requests is how many requests arrived; Faults how many got a fault.
 func (p *Proxy) Requests() int64 { return p.requests.Load() }
 func (p *Proxy) Faults() int64   { return p.faults.Load() }
@@ -149,6 +165,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case <-t.C:
 		case <-r.Context().Done():
 			t.Stop()
+			return
+		}
+	}
+	if ch := p.hold.Load(); ch != nil {
+		select {
+		case <-*ch:
+		case <-r.Context().Done():
 			return
 		}
 	}
