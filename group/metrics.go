@@ -49,7 +49,7 @@ func (c *Coordinator) EachCommitted(fn func(group, topic string, partition int32
 	l := c.offs
 	l.stateMu.RLock()
 	defer l.stateMu.RUnlock()
-	for name, g := range l.state {
+	for name, g := range l.state.groups {
 		for tp, o := range g.offsets {
 			fn(name, tp.Topic, tp.Partition, o.Offset)
 		}
