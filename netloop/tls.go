@@ -495,6 +495,12 @@ func (c *conn) handshake() {
 	c.mu.Lock()
 	if !c.closed {
 		_ = c.gc.EventLoop().Execute(context.Background(), t.hs.doneFn)
+	} else if err != nil && c.reason.Load() != int32(CloseHandshakeTimeout)+1 {
+		// The peer left before the loop took the connection back (for
+		// example on the alert the failed handshake wrote): handshakeDone
+		// will not run, so the failure is counted here. A timeout was
+		// counted when it closed the connection.
+		c.s.st.tlsFailures.Add(1)
 	}
 	c.mu.Unlock()
 }
