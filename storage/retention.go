@@ -521,6 +521,9 @@ func (s *Store) freePass() {
 		}
 		s.walBytes.Add(-c.seg.size)
 		s.stats.segsDeleted.Add(1)
+		// Space was freed: the WAL is no longer stuck at its cap (Health),
+		// even if the next segment takes it back to the cap exactly.
+		s.maint.lastFull.Store(0)
 		c.seg.release()
 		dirs[c.sh] = true
 		s.log.Debug().Str("segment", c.seg.path).Msg("WAL segment deleted")
