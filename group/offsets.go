@@ -98,20 +98,27 @@ func (c *Coordinator) commit(req *kmsg.OffsetCommitRequest, instance string, res
 		rec:   commitRecords(nil, req.Group, entries),
 		apply: applyCommit(req.Group, entries),
 		done: func(err error) {
-			if err != nil {
-				// Kafka answers a failed append of the offsets topic with
-				// NOT_COORDINATOR: the client finds the coordinator again.
-				code := kerr.NotCoordinator.Code
-				if errors.Is(err, ErrRecordTooLarge) {
-					code = kerr.UnknownServerError.Code // cannot happen: fields are checked above
-				}
-				for _, s := range slots {
-					*s = code
-				}
-			}
+			failCommit(slots, err)
 			done(resp)
 		},
 	})
+}
+
+// failCommit sets every partition's answer after the offsets log failed
+// to write a commit (err nil: nothing to do). Kafka answers a failed append
+// of the offsets topic with NOT_COORDINATOR: the client finds the
+// coordinator again.
+func failCommit(slots []*int16, err error) {
+	if err == nil {
+		return
+	}
+	code := kerr.NotCoordinator.Code
+	if errors.Is(err, ErrRecordTooLarge) {
+		code = kerr.UnknownServerError.Code // cannot happen: fields are checked before
+	}
+	for _, s := range slots {
+		*s = code
+	}
 }
 
 // validateCommit is Kafka's validateOffsetCommit plus its state checks.

@@ -160,15 +160,7 @@ func (c *Coordinator) txnCommit(req *kmsg.TxnOffsetCommitRequest, resp *kmsg.Txn
 		rec:   txnPendingRecords(req.Group, req.ProducerID, entries),
 		apply: applyTxnPending(req.Group, req.ProducerID, entries),
 		done: func(err error) {
-			if err != nil {
-				code := kerr.NotCoordinator.Code
-				if errors.Is(err, ErrRecordTooLarge) {
-					code = kerr.UnknownServerError.Code
-				}
-				for _, s := range slots {
-					*s = code
-				}
-			}
+			failCommit(slots, err)
 			done(resp)
 		},
 	})
