@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+
+	"github.com/klite/klite/internal/bin"
 )
 
 // classicRecordVersion is the layout version of a recClassic body (part of
@@ -59,22 +61,22 @@ func classicRecord(group string, s *storedClassic) []byte {
 	return e.record()
 }
 
-func decodeClassic(d *dec) (*storedClassic, error) {
-	if v := d.u8(); v != classicRecordVersion && !d.bad {
+func decodeClassic(d *bin.Reader) (*storedClassic, error) {
+	if v := d.U8(); v != classicRecordVersion && !d.Bad {
 		return nil, errors.New("group: unknown classic record version")
 	}
-	s := &storedClassic{protocolType: d.str(), generation: d.i32(), protocol: d.str(), leader: d.str()}
-	n := d.u32()
-	if int(n) > len(d.b)/minMemberBytes {
+	s := &storedClassic{protocolType: d.Str(), generation: d.I32(), protocol: d.Str(), leader: d.Str()}
+	n := d.U32()
+	if int(n) > len(d.B)/minMemberBytes {
 		return nil, errors.New("group: bad count")
 	}
 	s.members = make([]storedMember, 0, n)
-	for i := uint32(0); i < n && !d.bad; i++ {
-		m := storedMember{id: d.str(), instanceID: d.str(), clientID: d.str(), clientHost: d.str()}
-		m.session = time.Duration(d.i32()) * time.Millisecond
-		m.rebalance = time.Duration(d.i32()) * time.Millisecond
-		m.subscription = []byte(d.lstr())
-		m.assignment = []byte(d.lstr())
+	for i := uint32(0); i < n && !d.Bad; i++ {
+		m := storedMember{id: d.Str(), instanceID: d.Str(), clientID: d.Str(), clientHost: d.Str()}
+		m.session = time.Duration(d.I32()) * time.Millisecond
+		m.rebalance = time.Duration(d.I32()) * time.Millisecond
+		m.subscription = []byte(d.LStr())
+		m.assignment = []byte(d.LStr())
 		s.members = append(s.members, m)
 	}
 	return s, nil

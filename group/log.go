@@ -16,6 +16,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/klite/klite/internal/bin"
 	"github.com/klite/klite/vfs"
 )
 
@@ -952,53 +953,11 @@ const (
 	minMemberBytes      = 24 // four string lengths u16, two timeouts, two byte-string lengths u32
 )
 
-type dec struct {
-	b   []byte
-	bad bool
-}
-
-func (d *dec) take(n int) []byte {
-	if d.bad || n < 0 || len(d.b) < n {
-		d.bad = true
-		return nil
-	}
-	v := d.b[:n]
-	d.b = d.b[n:]
-	return v
-}
-func (d *dec) u8() byte {
-	if b := d.take(1); b != nil {
-		return b[0]
-	}
-	return 0
-}
-func (d *dec) u32() uint32 {
-	if b := d.take(4); b != nil {
-		return binary.BigEndian.Uint32(b)
-	}
-	return 0
-}
-func (d *dec) i32() int32 { return int32(d.u32()) }
-func (d *dec) i64() int64 {
-	if b := d.take(8); b != nil {
-		return int64(binary.BigEndian.Uint64(b))
-	}
-	return 0
-}
-func (d *dec) str() string {
-	n := 0
-	if b := d.take(2); b != nil {
-		n = int(binary.BigEndian.Uint16(b))
-	}
-	return string(d.take(n))
-}
-func (d *dec) lstr() string { return string(d.take(int(d.u32()))) }
-
 // decodeRecord parses a record body into the change it makes.
 func decodeRecord(body []byte) (func(*logState), error) {
-	d := &dec{b: body}
-	typ := d.u8()
-	group := d.str()
+	d := &bin.Reader{B: body}
+	typ := d.U8()
+	group := d.Str()
 	var apply func(*logState)
 	switch typ {
 	case recCommit:
@@ -1013,25 +972,25 @@ func decodeRecord(body []byte) (func(*logState), error) {
 			return nil, err
 		}
 	case recDeleteOffsets:
-		n := d.u32()
-		if int(n) > len(d.b)/minTPBytes {
+		n := d.U32()
+		if int(n) > len(d.B)/minTPBytes {
 			return nil, errors.New("group: bad count")
 		}
 		tps := make([]TP, 0, n)
-		for i := uint32(0); i < n && !d.bad; i++ {
-			tps = append(tps, TP{d.str(), d.i32()})
+		for i := uint32(0); i < n && !d.Bad; i++ {
+			tps = append(tps, TP{d.Str(), d.I32()})
 		}
 		apply = applyDeleteOffsets(group, tps)
 	case recDeleteGroup:
 		apply = applyDeleteGroup(group)
 	case recGroupMeta:
-		pt := d.str()
-		gen := d.i32()
+		pt := d.Str()
+		gen := d.I32()
 		apply = applyGroupMeta(group, pt, gen)
 	case recMember:
-		id := d.str()
-		instance := d.str()
-		apply = applyMember(group, id, instance, d.u8() == 1)
+		id := d.Str()
+		instance := d.Str()
+		apply = applyMember(group, id, instance, d.U8() == 1)
 	case recClassic:
 		sc, err := decodeClassic(d)
 		if err != nil {
@@ -1041,28 +1000,28 @@ func decodeRecord(body []byte) (func(*logState), error) {
 	default:
 		return nil, fmt.Errorf("group: unknown record type %d", typ)
 	}
-	if d.bad || len(d.b) != 0 {
+	if d.Bad || len(d.B) != 0 {
 		return nil, errors.New("group: malformed record")
 	}
 	return apply, nil
 }
 
 // decodeEntries reads what encodeEntries wrote.
-func decodeEntries(d *dec) ([]commitEntry, error) {
-	n := d.u32()
-	if int(n) > len(d.b)/minCommitEntryBytes { // allocation bounded by the input
+func decodeEntries(d *bin.Reader) ([]commitEntry, error) {
+	n := d.U32()
+	if int(n) > len(d.B)/minCommitEntryBytes { // allocation bounded by the input
 		return nil, errors.New("group: bad count")
 	}
 	entries := make([]commitEntry, 0, n)
-	for i := uint32(0); i < n && !d.bad; i++ {
+	for i := uint32(0); i < n && !d.Bad; i++ {
 		var c commitEntry
-		c.tp.Topic = d.str()
-		c.tp.Partition = d.i32()
-		c.o.Offset = d.i64()
-		c.o.LeaderEpoch = d.i32()
-		c.o.Metadata = d.lstr()
-		c.o.CommitMs = d.i64()
-		c.o.ExpireMs = d.i64()
+		c.tp.Topic = d.Str()
+		c.tp.Partition = d.I32()
+		c.o.Offset = d.I64()
+		c.o.LeaderEpoch = d.I32()
+		c.o.Metadata = d.LStr()
+		c.o.CommitMs = d.I64()
+		c.o.ExpireMs = d.I64()
 		entries = append(entries, c)
 	}
 	return entries, nil

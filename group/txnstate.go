@@ -19,6 +19,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/klite/klite/internal/bin"
 )
 
 // On-disk record types (see doc.go).
@@ -277,10 +279,10 @@ func txnPendingRecords(group string, pid int64, entries []commitEntry) []byte {
 
 // decodeTxnRecord decodes the body of a record of type 8-10 after its type
 // and first string.
-func decodeTxnRecord(typ byte, name string, d *dec) (func(*logState), error) {
+func decodeTxnRecord(typ byte, name string, d *bin.Reader) (func(*logState), error) {
 	switch typ {
 	case recTxnState:
-		state := []byte(d.lstr())
+		state := []byte(d.LStr())
 		return func(st *logState) {
 			if len(state) == 0 {
 				delete(st.txns, name)
@@ -289,15 +291,15 @@ func decodeTxnRecord(typ byte, name string, d *dec) (func(*logState), error) {
 			}
 		}, nil
 	case recTxnPending:
-		pid := d.i64()
+		pid := d.I64()
 		entries, err := decodeEntries(d)
 		if err != nil {
 			return nil, err
 		}
 		return applyTxnPending(name, pid, entries), nil
 	case recTxnEnd:
-		pid := d.i64()
-		return applyTxnEnd(name, pid, d.u8() == 1), nil
+		pid := d.I64()
+		return applyTxnEnd(name, pid, d.U8() == 1), nil
 	}
 	return nil, errors.New("group: not a transaction record")
 }

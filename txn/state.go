@@ -6,6 +6,8 @@ import (
 	"math"
 	"slices"
 	"strings"
+
+	"github.com/klite/klite/internal/bin"
 )
 
 // State is a transaction's state (Kafka's TransactionState).
@@ -107,77 +109,36 @@ func (r *record) encode() []byte {
 	return b
 }
 
-type dec struct {
-	b   []byte
-	bad bool
-}
-
-func (d *dec) take(n int) []byte {
-	if d.bad || n < 0 || len(d.b) < n {
-		d.bad = true
-		return nil
-	}
-	v := d.b[:n]
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *dec) u8() byte {
-	if b := d.take(1); b != nil {
-		return b[0]
-	}
-	return 0
-}
-func (d *dec) u16() uint16 {
-	if b := d.take(2); b != nil {
-		return binary.BigEndian.Uint16(b)
-	}
-	return 0
-}
-func (d *dec) u32() uint32 {
-	if b := d.take(4); b != nil {
-		return binary.BigEndian.Uint32(b)
-	}
-	return 0
-}
-func (d *dec) u64() uint64 {
-	if b := d.take(8); b != nil {
-		return binary.BigEndian.Uint64(b)
-	}
-	return 0
-}
-func (d *dec) str() string { return string(d.take(int(d.u16()))) }
-
 func decodeRecord(b []byte) (record, error) {
-	d := &dec{b: b}
+	d := &bin.Reader{B: b}
 	var r record
-	if d.u8() != stateVersion {
+	if d.U8() != stateVersion {
 		return r, errBadState
 	}
-	r.pid = int64(d.u64())
-	r.lastPid = int64(d.u64())
-	r.epoch = int16(d.u16())
-	r.lastEpoch = int16(d.u16())
-	r.timeoutMs = int32(d.u32())
-	r.state = State(d.u8())
-	r.startMs = int64(d.u64())
-	r.updateMs = int64(d.u64())
-	r.nextPid = int64(d.u64())
-	n := d.u32()
-	if int(n) > len(d.b)/6 { // allocation bounded by the input
+	r.pid = int64(d.U64())
+	r.lastPid = int64(d.U64())
+	r.epoch = int16(d.U16())
+	r.lastEpoch = int16(d.U16())
+	r.timeoutMs = int32(d.U32())
+	r.state = State(d.U8())
+	r.startMs = int64(d.U64())
+	r.updateMs = int64(d.U64())
+	r.nextPid = int64(d.U64())
+	n := d.U32()
+	if int(n) > len(d.B)/6 { // allocation bounded by the input
 		return r, errBadState
 	}
-	for i := uint32(0); i < n && !d.bad; i++ {
-		r.parts = append(r.parts, TP{d.str(), int32(d.u32())})
+	for i := uint32(0); i < n && !d.Bad; i++ {
+		r.parts = append(r.parts, TP{d.Str(), int32(d.U32())})
 	}
-	n = d.u32()
-	if int(n) > len(d.b)/2 {
+	n = d.U32()
+	if int(n) > len(d.B)/2 {
 		return r, errBadState
 	}
-	for i := uint32(0); i < n && !d.bad; i++ {
-		r.groups = append(r.groups, d.str())
+	for i := uint32(0); i < n && !d.Bad; i++ {
+		r.groups = append(r.groups, d.Str())
 	}
-	if d.bad || len(d.b) != 0 || r.state < Empty || r.state > Dead {
+	if d.Bad || len(d.B) != 0 || r.state < Empty || r.state > Dead {
 		return r, errBadState
 	}
 	return r, nil
