@@ -36,18 +36,31 @@ package kafka
 // the fetch is answered without a session (SessionID 0), and the client
 // keeps sending full fetches.
 //
-// Differences from Apache Kafka: a full fetch of no partitions creates no
-// session. A session holds at most Config.MaxFetchSessionPartitions
-// partitions (Kafka has no cap): a larger full fetch gets no session, and
-// an incremental fetch that would grow a session past it closes the
-// session and is served sessionless, so the client falls back to full
-// fetches. Memory is about 100 bytes per partition of a session
-// (BenchmarkFetchSessionMemory).
+// Differences from Apache Kafka, which bounds the cache by sessions only:
+// a full fetch of no partitions creates no session. A session holds at
+// most Config.MaxFetchSessionPartitions partitions, and the cache at most
+// Config.MaxFetchSessionCacheParts partition slots across its sessions
+// (a session's cost, below), so that 1,000 hostile clients of 100,000
+// partitions each cannot hold 10 GB. A new session that does not fit the
+// budget frees room by the rules above (stale sessions first, then
+// smaller evictable ones, as many as it takes, or none at all), else it
+// is not created. An incremental fetch that grows its session past
+// either cap is judged the same way, as a new session of its new size
+// would be (Kafka never refuses growth, but it also never caps the
+// cache): if no room can be freed the session is closed and the fetch
+// served sessionless, so the client falls back to full fetches.
+//
+// A session's cost is what its memory grows with, in units of one cached
+// partition (about 100 bytes, BenchmarkFetchSessionMemory): its partition
+// slots and topic slots, which are reused but never shrink (nor do Go
+// maps), and its topic names by the 100 bytes (a name in a request may be
+// 32 KB long). A session of one topic's 1,000 partitions costs 1,001.
 
 import (
 	"container/list"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -61,6 +74,13 @@ const (
 	DefaultMaxFetchSessions = 1000
 	// DefaultMaxFetchSessionPartitions caps the partitions of one session.
 	DefaultMaxFetchSessionPartitions = 100_000
+	// DefaultMaxFetchSessionCacheParts caps the cost of every session
+	// cached together: KIP-227's design point of 1,000 consumers of 1,000
+	// partitions, about 100 MB.
+	DefaultMaxFetchSessionCacheParts = 1_000_000
+	// fsUnitBytes is the memory one unit of session cost stands for: a
+	// cached partition measures 97 bytes (BenchmarkFetchSessionMemory).
+	fsUnitBytes = 100
 	// fetchSessionEvictAfter is Kafka's fixed session eviction time: a
 	// session idle this long may be evicted by any new one, and a session
 	// younger than this is never evicted while in use.
@@ -107,28 +127,38 @@ type fetchSession struct {
 	tail     int32            // last in session order, guarded by mu
 	free     int32            // free parts slots, by next, guarded by mu
 	n        int              // partitions in the session, guarded by mu
+	names    int              // bytes of the topic names held, guarded by mu
 	gen      uint64           // bumped when a partition is added or removed, guarded by mu
 
 	// Cache bookkeeping, guarded by fetchSessions.mu.
 	created  time.Time
 	lastUsed time.Time
 	size     int // n at the last touch
+	cost     int // memCost() at the last touch, counted in fetchSessions.used
 	lru      *list.Element
+}
+
+// memCost is the session's memory in units of one cached partition (package
+// doc). s.mu held (or s unshared).
+func (s *fetchSession) memCost() int {
+	return len(s.parts) + len(s.topics) + s.names/fsUnitBytes
 }
 
 // fetchSessions is the session cache (Kafka's FetchSessionCache).
 type fetchSessions struct {
-	max      int // sessions at most
-	maxParts int // partitions per session at most
+	max       int // sessions at most
+	maxParts  int // partitions per session at most
+	maxCached int // cost of all sessions at most
 
 	mu   sync.Mutex
 	byID map[int32]*fetchSession // guarded by mu
+	used int                     // cost of the sessions cached, at most maxCached, guarded by mu
 	lru  list.List               // *fetchSession, least recently used first, guarded by mu
 	now  func() time.Time        // time.Now; tests set it
 }
 
-func newFetchSessions(max, maxParts int) *fetchSessions {
-	c := &fetchSessions{max: max, maxParts: maxParts, byID: make(map[int32]*fetchSession), now: time.Now}
+func newFetchSessions(max, maxParts, maxCached int) *fetchSessions {
+	c := &fetchSessions{max: max, maxParts: maxParts, maxCached: maxCached, byID: make(map[int32]*fetchSession), now: time.Now}
 	c.lru.Init()
 	return c
 }
@@ -165,32 +195,69 @@ func (c *fetchSessions) remove(id int32) bool {
 func (c *fetchSessions) removeLocked(s *fetchSession) {
 	delete(c.byID, s.id)
 	c.lru.Remove(s.lru)
+	c.used -= s.cost
 }
 
-// touch marks a session used now with size partitions.
-func (c *fetchSessions) touch(s *fetchSession, size int) {
+// usedCost is the cost of the sessions cached.
+func (c *fetchSessions) usedCost() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.used
+}
+
+// markRemoved tells evicted sessions' later fetches they are gone.
+func markRemoved(evicted []*fetchSession) {
+	for _, s := range evicted {
+		s.mu.Lock()
+		s.removed = true
+		s.mu.Unlock()
+	}
+}
+
+// touch marks a cached session used now with size partitions and the
+// given cost. A session that grew past the budget must free room as a new
+// session of its size would; false if it cannot, and the caller removes
+// it. The sessions it evicted are returned to be marked removed once the
+// caller no longer holds s.mu. A session no longer cached is left alone.
+func (c *fetchSessions) touch(s *fetchSession, size, cost int) ([]*fetchSession, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.byID[s.id] != s {
-		return
+		return nil, true
 	}
-	s.lastUsed = c.now()
+	now := c.now()
+	var evicted []*fetchSession
+	if grow := cost - s.cost; grow > 0 && c.used+grow > c.maxCached {
+		if cost > c.maxCached {
+			return nil, false
+		}
+		var ok bool
+		if evicted, ok = c.evictLocked(s, s.privileged, size, false, c.used+grow-c.maxCached, now); !ok {
+			return nil, false
+		}
+	}
+	s.lastUsed = now
 	s.size = size
+	c.used += cost - s.cost
+	s.cost = cost
 	c.lru.MoveToBack(s.lru)
+	return evicted, true
 }
 
-// add caches a new session of s.n partitions if there is a free slot or
-// one can be evicted. It sets s.id; false leaves it out.
+// add caches a new session of s.n partitions if there is a free slot and
+// room in the budget, or they can be freed by eviction. It sets s.id;
+// false leaves it out.
 func (c *fetchSessions) add(s *fetchSession) bool {
-	if c.max <= 0 || s.n > c.maxParts {
+	cost := s.memCost()
+	if c.max <= 0 || s.n > c.maxParts || cost > c.maxCached {
 		return false
 	}
 	c.mu.Lock()
 	now := c.now()
-	var evicted *fetchSession
-	if len(c.byID) >= c.max {
-		evicted = c.evictLocked(s.privileged, s.n, now)
-		if evicted == nil {
+	var evicted []*fetchSession
+	if slot, over := len(c.byID) >= c.max, c.used+cost-c.maxCached; slot || over > 0 {
+		var ok bool
+		if evicted, ok = c.evictLocked(nil, s.privileged, s.n, slot, over, now); !ok {
 			c.mu.Unlock()
 			return false
 		}
@@ -201,50 +268,80 @@ func (c *fetchSessions) add(s *fetchSession) bool {
 			break
 		}
 	}
-	s.created, s.lastUsed, s.size = now, now, s.n
+	s.created, s.lastUsed, s.size, s.cost = now, now, s.n, cost
 	c.byID[s.id] = s
+	c.used += cost
 	s.lru = c.lru.PushBack(s)
 	c.mu.Unlock()
-	if evicted != nil {
-		evicted.mu.Lock()
-		evicted.removed = true
-		evicted.mu.Unlock()
-	}
+	markRemoved(evicted)
 	return true
 }
 
-// evictLocked frees a slot for a new session, by Kafka's rules: the least
-// recently used session if it is stale, else the least valuable session
-// that may be evicted, if it is worth less than the new one. Worth orders
-// by (privileged, size, id); a session may be evicted once it is older than
-// fetchSessionEvictAfter, or at any age by a privileged newcomer if it is
-// not privileged itself. It returns the evicted session, or nil.
-func (c *fetchSessions) evictLocked(privileged bool, size int, now time.Time) *fetchSession {
-	if e := c.lru.Front(); e != nil {
-		if s := e.Value.(*fetchSession); now.Sub(s.lastUsed) > fetchSessionEvictAfter {
-			c.removeLocked(s)
-			return s
-		}
+// evictLocked frees a slot (if slot) and at least over units of cost for
+// a session of the given size, privileged or not, by Kafka's rules: the
+// least recently used sessions that are stale, then the least valuable
+// sessions that may be evicted, each worth less than the newcomer. Worth
+// orders by (privileged, size, id); a session may be evicted once it is
+// older than fetchSessionEvictAfter, or at any age by a privileged
+// newcomer if it is not privileged itself. Kafka frees one slot; a budget
+// may take several sessions. It evicts all it needs or none, and returns
+// those evicted. self, a cached session growing, is never evicted.
+func (c *fetchSessions) evictLocked(self *fetchSession, privileged bool, size int, slot bool, over int, now time.Time) ([]*fetchSession, bool) {
+	var victims []*fetchSession
+	taken := make(map[*fetchSession]bool)
+	done := func() bool { return !slot && over <= 0 }
+	take := func(s *fetchSession) {
+		victims = append(victims, s)
+		taken[s] = true
+		slot = false
+		over -= s.cost
 	}
-	var best *fetchSession
-	for e := c.lru.Front(); e != nil; e = e.Next() {
+	for e := c.lru.Front(); e != nil && !done(); e = e.Next() {
 		s := e.Value.(*fetchSession)
-		old := now.Sub(s.created) > fetchSessionEvictAfter
-		if !old && !(privileged && !s.privileged) {
-			continue
+		if now.Sub(s.lastUsed) <= fetchSessionEvictAfter {
+			break
 		}
-		if best == nil || worthLess(s, best) {
-			best = s
+		if s != self {
+			take(s)
 		}
 	}
-	// The newcomer's id is 0, below every cached id: at equal
-	// (privileged, size) it is worth less and evicts nothing.
-	if best == nil || privileged != best.privileged && !privileged ||
-		privileged == best.privileged && size <= best.size {
-		return nil
+	if !done() {
+		var cands []*fetchSession
+		for e := c.lru.Front(); e != nil; e = e.Next() {
+			s := e.Value.(*fetchSession)
+			old := now.Sub(s.created) > fetchSessionEvictAfter
+			if s != self && !taken[s] && (old || privileged && !s.privileged) {
+				cands = append(cands, s)
+			}
+		}
+		slices.SortFunc(cands, func(a, b *fetchSession) int {
+			if worthLess(a, b) {
+				return -1
+			}
+			return 1
+		})
+		// A newcomer's id is 0, below every cached id: at equal
+		// (privileged, size) it is worth less and evicts nothing. A
+		// growing session competes with its own id.
+		var id int32
+		if self != nil {
+			id = self.id
+		}
+		newcomer := &fetchSession{privileged: privileged, size: size, id: id}
+		for _, s := range cands {
+			if done() || !worthLess(s, newcomer) {
+				break
+			}
+			take(s)
+		}
 	}
-	c.removeLocked(best)
-	return best
+	if !done() {
+		return nil, false
+	}
+	for _, s := range victims {
+		c.removeLocked(s)
+	}
+	return victims, true
 }
 
 // worthLess orders sessions by (privileged, size, id), false before true.
@@ -323,9 +420,13 @@ func (c *fetchSessions) begin(req *kmsg.FetchRequest, version int16) (*fetchSess
 		return nil, kerr.FetchSessionTopicIDError.Code
 	}
 	ok := s.update(req, c.maxParts)
+	var evicted []*fetchSession
+	if ok && s.n > 0 {
+		evicted, ok = c.touch(s, s.n, s.memCost())
+	}
 	if !ok || s.n == 0 {
-		// Emptied, or grown past the cap: served sessionless from what
-		// the request lists.
+		// Emptied, or grown past a cap with no room to free: served
+		// sessionless from what the request lists.
 		s.mu.Unlock()
 		c.remove(s.id)
 		return nil, 0
@@ -333,9 +434,8 @@ func (c *fetchSessions) begin(req *kmsg.FetchRequest, version int16) (*fetchSess
 	s.epoch = nextFetchEpoch(s.epoch)
 	x := &fetchSessionCtx{c: c, kind: fsIncremental, s: s, byID: byID, gen: s.gen}
 	req.Topics, x.order = s.requestTopics()
-	n := s.n
 	s.mu.Unlock()
-	c.touch(s, n)
+	markRemoved(evicted)
 	return x, 0
 }
 
@@ -459,6 +559,7 @@ func (s *fetchSession) put(name string, id [16]byte, rp *kmsg.FetchRequestTopicP
 		if s.byID {
 			s.topics[ti].name = "" // resolved by ID at each read
 		}
+		s.names += len(s.topics[ti].name)
 		s.topicIdx[key] = ti
 	}
 	k := partKey(ti, rp.Partition)
@@ -526,6 +627,7 @@ func (s *fetchSession) forget(name string, id *[16]byte, partition int32) {
 	s.gen++
 	if s.topics[ti].parts--; s.topics[ti].parts == 0 {
 		delete(s.topicIdx, s.topicKey(s.topics[ti].name, &s.topics[ti].id))
+		s.names -= len(s.topics[ti].name)
 		s.topics[ti] = fsTopic{}
 	}
 }

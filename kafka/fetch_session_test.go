@@ -5,6 +5,7 @@ import (
 	"math"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -260,7 +261,7 @@ func TestFetchSessionOrderRotates(t *testing.T) {
 
 // cacheAt builds a cache whose clock the test moves.
 func cacheAt(max int, now *time.Time) *fetchSessions {
-	c := newFetchSessions(max, 1000)
+	c := newFetchSessions(max, 1000, 1<<30)
 	c.now = func() time.Time { return *now }
 	return c
 }
@@ -273,6 +274,15 @@ func sessionOf(n int) *fetchSession {
 		s.put("t", [16]byte{}, &rp)
 	}
 	return s
+}
+
+// touch marks a session used, as an incremental fetch that changes
+// nothing does.
+func touch(t *testing.T, c *fetchSessions, s *fetchSession) {
+	t.Helper()
+	if evicted, ok := c.touch(s, s.n, s.memCost()); !ok || len(evicted) > 0 {
+		t.Fatalf("touch of an unchanged session: %v, evicted %d", ok, len(evicted))
+	}
 }
 
 func TestFetchSessionCacheEviction(t *testing.T) {
@@ -290,8 +300,8 @@ func TestFetchSessionCacheEviction(t *testing.T) {
 	}
 	// Both old now, and both used recently (not stale).
 	now = now.Add(fetchSessionEvictAfter)
-	c.touch(small, 5)
-	c.touch(big, 10)
+	touch(t, c, small)
+	touch(t, c, big)
 	now = now.Add(time.Second)
 	if c.add(sessionOf(5)) {
 		t.Fatal("a newcomer of equal size evicted the smallest")
@@ -309,7 +319,7 @@ func TestFetchSessionCacheEviction(t *testing.T) {
 	// A stale session (idle past the eviction time) goes first, whatever
 	// its size: big is used, s7 is left idle.
 	now = now.Add(fetchSessionEvictAfter / 2)
-	c.touch(big, 10)
+	touch(t, c, big)
 	now = now.Add(fetchSessionEvictAfter/2 + time.Second)
 	if !c.add(sessionOf(1)) || c.get(s7.id) != nil || c.get(big.id) != big {
 		t.Fatal("stale session not evicted first")
@@ -337,7 +347,7 @@ func BenchmarkFetchSessionMemory(b *testing.B) {
 		var before, after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
-		c := newFetchSessions(sessions, parts)
+		c := newFetchSessions(sessions, parts, sessions*parts*2)
 		for range sessions {
 			s := newFetchSession(true, parts)
 			for p := range parts {
@@ -392,5 +402,232 @@ func TestFetchSessionWatermarksOnly(t *testing.T) {
 	resp = next(5)
 	if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions[0].RecordBatches) == 0 || resp.Topics[0].Partitions[0].LastStableOffset != 4 {
 		t.Fatalf("committed: %+v", resp.Topics)
+	}
+}
+
+// checkCache fails unless the cache's accounted cost is the sum of its
+// sessions' memory and within the budget.
+func checkCache(t *testing.T, c *fetchSessions) {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	sum := 0
+	for _, s := range c.byID {
+		s.mu.Lock()
+		if s.cost != s.memCost() {
+			t.Errorf("session %d: accounted %d, holds %d", s.id, s.cost, s.memCost())
+		}
+		sum += s.cost
+		s.mu.Unlock()
+	}
+	if sum != c.used || c.used > c.maxCached {
+		t.Fatalf("cache accounts %d, sessions hold %d, budget %d", c.used, sum, c.maxCached)
+	}
+}
+
+// growSession adds partitions to a cached session as an incremental fetch does.
+func growSession(c *fetchSessions, s *fetchSession, n int) ([]*fetchSession, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for p := s.n; p < n; p++ {
+		rp := kmsg.NewFetchRequestTopicPartition()
+		rp.Partition = int32(p)
+		s.put("t", [16]byte{}, &rp)
+	}
+	return c.touch(s, s.n, s.memCost())
+}
+
+// The cache-wide budget: new and growing sessions free room by Kafka's
+// eviction rules, all they need or nothing.
+func TestFetchSessionCacheBudget(t *testing.T) {
+	now := time.Unix(1000, 0)
+	c := cacheAt(1000, &now)
+	c.maxCached = 100
+	var s30 []*fetchSession
+	for range 3 {
+		s := sessionOf(30) // 30 partitions and a topic: cost 31
+		if !c.add(s) {
+			t.Fatal("refused a session within the budget")
+		}
+		s30 = append(s30, s)
+	}
+	checkCache(t, c)
+	if c.add(sessionOf(30)) {
+		t.Fatal("a young cache gave room past the budget")
+	}
+	s6 := sessionOf(6)
+	if !c.add(s6) || c.usedCost() != 100 {
+		t.Fatalf("a session that fits exactly: used %d", c.usedCost())
+	}
+	if c.add(sessionOf(100)) {
+		t.Fatal("a session costlier than the whole budget")
+	}
+	checkCache(t, c)
+
+	// All older than the eviction time and used: a larger newcomer takes
+	// the smallest, as many as it needs.
+	now = now.Add(fetchSessionEvictAfter + time.Second)
+	for _, s := range append(s30, s6) {
+		touch(t, c, s)
+	}
+	s40 := sessionOf(40)
+	if !c.add(s40) {
+		t.Fatal("a larger newcomer freed no room")
+	}
+	left := 0
+	for _, s := range s30 {
+		if c.get(s.id) == s {
+			left++
+		}
+	}
+	if c.get(s6.id) != nil || !s6.removed || left != 1 || c.usedCost() != 31+41 {
+		t.Fatalf("evicted: s6 %v, 30s left %d, used %d", c.get(s6.id) == nil, left, c.usedCost())
+	}
+	checkCache(t, c)
+	// Not enough evictable room (s40 is young): nothing is evicted.
+	if c.add(sessionOf(80)) || c.usedCost() != 72 {
+		t.Fatalf("a newcomer that cannot fit: used %d", c.usedCost())
+	}
+
+	// Growth: the old 30 grows to 60 past the budget; s40, young, may not
+	// go, so the growth is refused and the accounting unchanged.
+	var old *fetchSession
+	for _, s := range s30 {
+		if c.get(s.id) == s {
+			old = s
+		}
+	}
+	if _, ok := growSession(c, old, 60); ok || c.usedCost() != 72 {
+		t.Fatalf("growth past the budget: %v, used %d", ok, c.usedCost())
+	}
+	c.remove(old.id) // as begin does
+	checkCache(t, c)
+
+	// s40 left idle past the eviction time is stale: any newcomer takes it.
+	now = now.Add(fetchSessionEvictAfter + time.Second)
+	s99 := sessionOf(99)
+	if !c.add(s99) || c.get(s40.id) != nil || c.usedCost() != 100 {
+		t.Fatalf("stale session kept: used %d", c.usedCost())
+	}
+	checkCache(t, c)
+	c.remove(s99.id)
+
+	// A growing session evicts a smaller old one, never itself.
+	a, b := sessionOf(20), sessionOf(50)
+	if !c.add(a) || !c.add(b) {
+		t.Fatal("refused")
+	}
+	now = now.Add(fetchSessionEvictAfter + time.Second)
+	touch(t, c, a)
+	touch(t, c, b)
+	if ev, ok := growSession(c, b, 70); !ok || len(ev) != 0 {
+		t.Fatalf("growth within the budget: %v, evicted %d", ok, len(ev))
+	}
+	if ev, ok := growSession(c, b, 80); !ok || len(ev) != 1 || ev[0] != a || c.get(a.id) != nil || c.usedCost() != 81 {
+		t.Fatalf("growth evicting the smaller: %v, evicted %d, used %d", ok, len(ev), c.usedCost())
+	}
+	checkCache(t, c)
+	if _, ok := growSession(c, b, 100); ok || c.usedCost() != 81 {
+		t.Fatalf("growth past the whole budget: %v, used %d", ok, c.usedCost())
+	}
+}
+
+// Topic names count toward a session's cost: a name in a request may be
+// far longer than a partition's entry.
+func TestFetchSessionCostNames(t *testing.T) {
+	s := newFetchSession(false, 0)
+	long := strings.Repeat("x", 1000)
+	rp := kmsg.NewFetchRequestTopicPartition()
+	s.put(long, [16]byte{}, &rp)
+	if got := s.memCost(); got != 1+1+1000/fsUnitBytes {
+		t.Fatalf("cost %d", got)
+	}
+	s.put("t", [16]byte{}, &rp)
+	s.forget(long, nil, 0)
+	// The slots stay allocated (they are reused, and maps never shrink);
+	// the long name is gone.
+	if got := s.memCost(); got != 2+2 {
+		t.Fatalf("cost after forgetting the long name %d", got)
+	}
+}
+
+// TestFetchSessionHostileBudget reproduces the review finding: clients
+// that open as many sessions of as many partitions as the per-session
+// limits allow (many partitions of unknown topics with long names, then
+// growing them) must not hold more than the cache-wide budget. Before the
+// budget, the cache held every session up to -max-fetch-sessions, each up
+// to -max-fetch-session-partitions: 10 GB at the defaults.
+func TestFetchSessionHostileBudget(t *testing.T) {
+	const budget = 2000
+	hs := newHarness(t, func(c *Config) {
+		c.MaxFetchSessions = 1000
+		c.MaxFetchSessionCacheParts = budget
+	})
+	c := hs.h.fetchSessions
+	now := time.Now()
+	c.now = func() time.Time { return now }
+	hs.createTopic("real", 3, nil)
+
+	hostile := func(i, parts int) []fetchPart {
+		var ps []fetchPart
+		for p := range parts {
+			name := fmt.Sprintf("%03d-%03d-%s", i, p/50, strings.Repeat("h", 200))
+			ps = append(ps, fetchPart{name, int32(p % 50), 0, 1 << 20})
+		}
+		return ps
+	}
+	requested, created := 0, 0
+	var ids []int32
+	for i := range 40 {
+		resp := sessFetch(hs, 12, 0, 0, hostile(i, 500)...)
+		requested += 500
+		if resp.ErrorCode != 0 || len(sessParts(resp)) != 500 {
+			t.Fatalf("hostile full fetch %d: %d, %d partitions", i, resp.ErrorCode, len(sessParts(resp)))
+		}
+		if resp.SessionID != 0 {
+			created++
+			ids = append(ids, resp.SessionID)
+		}
+		checkCache(t, c)
+	}
+	// Each session tries to double.
+	for _, id := range ids {
+		resp := sessFetch(hs, 12, id, 1, hostile(1000+int(id%1000), 500)...)
+		requested += 500
+		if resp.ErrorCode != 0 {
+			t.Fatalf("hostile growth: %d", resp.ErrorCode)
+		}
+		checkCache(t, c)
+	}
+	if requested < 10*budget || created == 0 || created == 40 {
+		t.Fatalf("the test asked for %d partitions in %d sessions of 40", requested, created)
+	}
+	// Then as many small sessions as are given, to the last unit.
+	for i := 0; ; i++ {
+		if i == budget {
+			t.Fatal("small sessions never refused")
+		}
+		resp := sessFetch(hs, 12, 0, 0, fetchPart{fmt.Sprint("f", i), 0, 0, 1 << 20})
+		checkCache(t, c)
+		if resp.SessionID == 0 {
+			break
+		}
+	}
+	// A real consumer gets no session while the cache is young, but is
+	// served in full.
+	real := []fetchPart{{"real", 0, 0, 1 << 20}, {"real", 1, 0, 1 << 20}, {"real", 2, 0, 1 << 20}}
+	if resp := sessFetch(hs, 12, 0, 0, real...); resp.SessionID != 0 || len(sessParts(resp)) != 3 {
+		t.Fatalf("real consumer in a full cache: %+v", resp)
+	}
+	// Once the hostile sessions idle past the eviction time they are
+	// stale, and the real consumer's session evicts one.
+	now = now.Add(fetchSessionEvictAfter + time.Second)
+	resp := sessFetch(hs, 12, 0, 0, real...)
+	if resp.SessionID == 0 || len(sessParts(resp)) != 3 {
+		t.Fatalf("real consumer after the hostile sessions went stale: %+v", resp)
+	}
+	checkCache(t, c)
+	if r := sessFetch(hs, 12, resp.SessionID, 1); r.ErrorCode != 0 || r.SessionID != resp.SessionID {
+		t.Fatalf("real consumer's incremental fetch: %+v", r)
 	}
 }

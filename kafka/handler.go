@@ -96,6 +96,10 @@ type Config struct {
 	// MaxFetchSessionPartitions caps the partitions of one fetch session;
 	// 0 means DefaultMaxFetchSessionPartitions.
 	MaxFetchSessionPartitions int
+	// MaxFetchSessionCacheParts caps the cost of all fetch sessions cached
+	// together, in partitions of about 100 bytes (fetch_session.go); 0
+	// means DefaultMaxFetchSessionCacheParts.
+	MaxFetchSessionCacheParts int
 	// FetchWorkers caps the goroutines that read for fetches; more fetches
 	// queue (runner.go). 0 means DefaultFetchWorkers.
 	FetchWorkers int
@@ -213,6 +217,9 @@ func (c *Config) setDefaults() {
 	if c.MaxFetchSessionPartitions <= 0 {
 		c.MaxFetchSessionPartitions = DefaultMaxFetchSessionPartitions
 	}
+	if c.MaxFetchSessionCacheParts <= 0 {
+		c.MaxFetchSessionCacheParts = DefaultMaxFetchSessionCacheParts
+	}
 	if c.MaxFetchWait <= 0 {
 		c.MaxFetchWait = DefaultMaxFetchWait
 	}
@@ -313,7 +320,7 @@ func New(cfg Config, st Storage) *Handler {
 		internal:      internalTopicInfos(cfg.ClusterID),
 		produceTail:   make(map[uint64]chan struct{}),
 		conns:         make(map[uint64]*connPolls),
-		fetchSessions: newFetchSessions(cfg.MaxFetchSessions, cfg.MaxFetchSessionPartitions),
+		fetchSessions: newFetchSessions(cfg.MaxFetchSessions, cfg.MaxFetchSessionPartitions, cfg.MaxFetchSessionCacheParts),
 		unknownLogged: newLogOnce(maxUnknownLogged),
 		authWarn:      authWarnSampler(log),
 	}

@@ -73,6 +73,7 @@ type Config struct {
 	MaxFetchWait        time.Duration
 	MaxFetchSessions    int // 0: none
 	MaxSessionParts     int
+	MaxSessionCache     int // partitions of every fetch session together
 	FetchWorkers        int
 	QuotaWindow         time.Duration // byte-rate quotas: one sample's length
 	QuotaWindowSamples  int           // byte-rate quotas: samples in the window
@@ -174,6 +175,7 @@ func defaultConfig() Config {
 		MaxFetchWait:        kafka.DefaultMaxFetchWait,
 		MaxFetchSessions:    kafka.DefaultMaxFetchSessions,
 		MaxSessionParts:     kafka.DefaultMaxFetchSessionPartitions,
+		MaxSessionCache:     kafka.DefaultMaxFetchSessionCacheParts,
 		FetchWorkers:        kafka.DefaultFetchWorkers,
 		QuotaWindow:         kafka.DefaultQuotaWindow,
 		QuotaWindowSamples:  kafka.DefaultQuotaWindowSamples,
@@ -291,6 +293,7 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.IntVar(&cfg.QuotaMaxSensors, "quota-max-sensors", cfg.QuotaMaxSensors, "most quota sensors (rate state of one user and/or client id under a quota, about 400 bytes each) kept at once;\npast it the least recently active are evicted, so clients cycling client ids cannot grow memory; rounded up to a multiple of 16")
 	fs.IntVar(&cfg.MaxFetchSessions, "max-fetch-sessions", cfg.MaxFetchSessions, "most fetch sessions (KIP-227) cached at once, Kafka's max.incremental.fetch.session.cache.slots;\nwhen full, a new session evicts one idle over 2 minutes or a smaller one older than 2 minutes, else the client fetches without one; 0: no sessions")
 	fs.IntVar(&cfg.MaxSessionParts, "max-fetch-session-partitions", cfg.MaxSessionParts, "most partitions in one fetch session (about 100 bytes each); a client fetching more fetches without a session")
+	fs.IntVar(&cfg.MaxSessionCache, "max-fetch-session-cache-partitions", cfg.MaxSessionCache, "most partitions in all fetch sessions together (about 100 bytes each; a topic counts one more);\nwhen full, a new or growing session evicts stale or smaller sessions older than 2 minutes, else the client fetches without one")
 	fs.DurationVar(&cfg.MaxFetchWait, "max-fetch-wait", cfg.MaxFetchWait, "longest a fetch waits for data, whatever its MaxWaitMs asks (clients give up after request.timeout.ms, 30s)")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "close connections idle this long; 0 never (connections.max.idle.ms)")
 	fs.IntVar(&cfg.MaxConns, "max-conns", cfg.MaxConns, "most open client connections; 0 means as many as the open-file limit allows, less a reserve for segment files; clients past the cap are closed at once")
@@ -492,6 +495,9 @@ func (c *Config) validate() error {
 	}
 	if c.MaxSessionParts < 1 {
 		bad("-max-fetch-session-partitions must be at least 1")
+	}
+	if c.MaxSessionCache < 1 {
+		bad("-max-fetch-session-cache-partitions must be at least 1")
 	}
 	if c.MaxFetchWait < time.Millisecond {
 		bad("-max-fetch-wait must be at least 1ms")

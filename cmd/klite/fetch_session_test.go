@@ -13,6 +13,7 @@ import (
 
 	ckafka "github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -465,5 +466,95 @@ func BenchmarkFetchSession1000(b *testing.B) {
 				b.ReportMetric(float64(cpu)*10e3/float64(b.N), "broker-µs/fetch")
 			})
 		}
+	}
+}
+
+// TestFetchSessionCacheBudget: -max-fetch-session-cache-partitions bounds
+// the sessions of every client together. A session that does not fit is
+// not created (the fetch is served in full, session 0), one that grows past
+// the budget is closed, and a franz-go consumer denied a session still
+// reads every record with full fetches.
+func TestFetchSessionCacheBudget(t *testing.T) {
+	b := startBroker(t, "-max-fetch-session-cache-partitions", "20")
+	hook := &fetchBytes{}
+	cl := newFranz(t, b.addr, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	adm := kadm.NewClient(cl)
+	createTopic(t, adm, "budget", 24)
+	ctx := testContext(t, 30*time.Second)
+	td, err := adm.ListTopics(ctx, "budget")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := td["budget"].ID
+	fetch := func(sessionID, epoch int32, from, to int32) *kmsg.FetchResponse {
+		t.Helper()
+		req := kmsg.NewPtrFetchRequest()
+		req.Version = 13
+		req.MaxBytes, req.MinBytes, req.MaxWaitMillis = 1<<20, 0, 0
+		req.SessionID, req.SessionEpoch = sessionID, epoch
+		if from < to {
+			rt := kmsg.NewFetchRequestTopic()
+			rt.TopicID = id
+			for p := from; p < to; p++ {
+				rp := kmsg.NewFetchRequestTopicPartition()
+				rp.Partition, rp.PartitionMaxBytes = p, 1<<20
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			req.Topics = append(req.Topics, rt)
+		}
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	parts := func(r *kmsg.FetchResponse) int {
+		n := 0
+		for _, t := range r.Topics {
+			n += len(t.Partitions)
+		}
+		return n
+	}
+	// 12 partitions of one topic cost 13 of 20.
+	a := fetch(0, 0, 0, 12)
+	if a.ErrorCode != 0 || a.SessionID == 0 || parts(a) != 12 {
+		t.Fatalf("first session: error %d, id %d, %d partitions", a.ErrorCode, a.SessionID, parts(a))
+	}
+	// 8 more would cost 9: over the budget, and a is too young to evict.
+	if r := fetch(0, 0, 12, 20); r.ErrorCode != 0 || r.SessionID != 0 || parts(r) != 8 {
+		t.Fatalf("second session past the budget: error %d, id %d, %d partitions", r.ErrorCode, r.SessionID, parts(r))
+	}
+	// a grows by 8 to 20 partitions, cost 21: closed, served sessionless.
+	if r := fetch(a.SessionID, 1, 12, 20); r.ErrorCode != 0 || r.SessionID != 0 || parts(r) != 8 {
+		t.Fatalf("growth past the budget: error %d, id %d, %d partitions", r.ErrorCode, r.SessionID, parts(r))
+	}
+	if r := fetch(a.SessionID, 2, 0, 0); r.ErrorCode != kerr.FetchSessionIDNotFound.Code {
+		t.Fatalf("grown session still there: error %d", r.ErrorCode)
+	}
+
+	// A consumer of all 24 partitions (cost 25) never gets a session.
+	const records = 240
+	for i := range records {
+		cl.Produce(ctx, &kgo.Record{Topic: "budget", Partition: int32(i % 24), Value: []byte("x")}, nil)
+	}
+	if err := cl.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cons := newFranz(t, b.addr, kgo.ConsumeTopics("budget"), kgo.FetchMaxWait(100*time.Millisecond), kgo.WithHooks(hook))
+	got := 0
+	for got < records && ctx.Err() == nil {
+		fs := cons.PollFetches(ctx)
+		fs.EachError(func(topic string, p int32, err error) { t.Errorf("%s/%d: %v", topic, p, err) })
+		got += fs.NumRecords()
+	}
+	// Idle at the tail for a few fetches: with a session they would be
+	// incremental and list nothing.
+	for hook.all.Load() < 5 && ctx.Err() == nil {
+		pctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+		got += cons.PollFetches(pctx).NumRecords()
+		cancel()
+	}
+	if got != records || hook.all.Load() == 0 || hook.small.Load() != 0 {
+		t.Fatalf("read %d of %d records; %d fetches, %d incremental", got, records, hook.all.Load(), hook.small.Load())
 	}
 }

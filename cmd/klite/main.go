@@ -363,6 +363,7 @@ func serve(cfg Config, root zerolog.Logger) error {
 		MaxFetchWait:              cfg.MaxFetchWait,
 		MaxFetchSessions:          fetchSessions(cfg.MaxFetchSessions),
 		MaxFetchSessionPartitions: cfg.MaxSessionParts,
+		MaxFetchSessionCacheParts: cfg.MaxSessionCache,
 		FetchWorkers:              cfg.FetchWorkers,
 		QuotaWindow:               cfg.QuotaWindow,
 		QuotaWindowSamples:        cfg.QuotaWindowSamples,
