@@ -129,6 +129,7 @@ var registry = []struct {
 	{"produce-aged-cpu", func() Scenario { return &agedCPU{} }, true},
 	{"tail-fetch", func() Scenario { return &tailFetch{} }, false},
 	{"catchup-fetch", func() Scenario { return &catchupFetch{} }, false},
+	{"fetch-sessions", func() Scenario { return &fetchSessionSavings{} }, false},
 	{"partitions", func() Scenario { return &scaleSweep{name: "partitions", counts: []int{1, 100, 1000}} }, false},
 	{"producers", func() Scenario { return &scaleSweep{name: "producers", counts: []int{1, 16, 64}} }, false},
 	{"connections", func() Scenario { return &connScale{} }, false},

@@ -293,6 +293,18 @@ func TestScenariosLive(t *testing.T) {
 			}
 		}
 	})
+	t.Run("fetch-sessions", func(t *testing.T) {
+		res := runS("fetch-sessions", &fetchSessionSavings{partitions: 100})
+		// 100 partitions listed in full take over 1 KB; an idle
+		// incremental fetch lists none.
+		with, without := metric(t, res, "req-bytes-session").Value, metric(t, res, "req-bytes-sessionless").Value
+		if with <= 0 || with > 100 || without < 1000 {
+			t.Errorf("request bytes per idle fetch: %v with a session, %v without", with, without)
+		}
+		// Broker CPU is reported (its size over a second is a timing).
+		metric(t, res, "cpu-per-fetch-session")
+		metric(t, res, "cpu-per-fetch-sessionless")
+	})
 	t.Run("partitions", func(t *testing.T) {
 		res := runS("partitions", &scaleSweep{name: "partitions", counts: []int{1, 4}})
 		if metric(t, res, "throughput-1").Value <= 0 || metric(t, res, "throughput-4").Value <= 0 {
