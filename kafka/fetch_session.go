@@ -44,11 +44,12 @@ package kafka
 // partitions each cannot hold 10 GB. A new session that does not fit the
 // budget frees room by the rules above (stale sessions first, then
 // smaller evictable ones, as many as it takes, or none at all), else it
-// is not created. An incremental fetch that grows its session past
-// either cap is judged the same way, as a new session of its new size
-// would be (Kafka never refuses growth, but it also never caps the
-// cache): if no room can be freed the session is closed and the fetch
-// served sessionless, so the client falls back to full fetches.
+// is not created. An incremental fetch that grows its session past the
+// budget is judged the same way, as a new session of its new size would
+// be (Kafka never refuses growth, but it also never caps the cache); if
+// no room can be freed, or the session would pass its own cap, the
+// session is closed and the fetch served sessionless, so the client falls
+// back to full fetches.
 //
 // A session's cost is what its memory grows with, in units of one cached
 // partition (about 100 bytes, BenchmarkFetchSessionMemory): its partition
