@@ -13,11 +13,12 @@ import (
 	"github.com/klite/klite/bench/internal/scenario"
 )
 
-// Defaults per mode. The full run takes about 27-29 minutes on the 2-core
+// Defaults per mode. The full run takes about 33-35 minutes on the 2-core
 // reference machine, the quick run about 2.5: "all" runs about 17 loads of
 // warmup+duration per round, plus the long-lived group (aging fill, sweep
-// steps, the two-minute steady run: about 3 minutes a round) and the
-// security group (about 1.5 minutes a round).
+// steps, the two-minute steady run: about 3 minutes a round), the security
+// group (about 1.5 minutes a round), the txn group (about 45 s a round) and
+// the metrics group (about 65 s a round).
 type modeDefaults struct {
 	runs         int
 	duration     time.Duration

@@ -399,7 +399,7 @@ type txnFetch struct{}
 func (s *txnFetch) Name() string { return "txn-fetch" }
 
 // txnBacklog is the record bytes txn-fetch writes and reads back: half of
-// catchup-fetch's -backlog (512 MB by default, quick 128 MB), as a
+// catchup-fetch's -backlog (500 MB by default, quick 128 MB), as a
 // transactional fill is slower than catchup-fetch's acks=1 one.
 func txnBacklog(cfg Config) int64 { return cfg.Backlog / 2 }
 
