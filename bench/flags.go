@@ -13,11 +13,12 @@ import (
 	"github.com/klite/klite/bench/internal/scenario"
 )
 
-// Defaults per mode. The full run takes about 27-29 minutes on the 2-core
+// Defaults per mode. The full run takes about 33-35 minutes on the 2-core
 // reference machine, the quick run about 2.5: "all" runs about 17 loads of
 // warmup+duration per round, plus the long-lived group (aging fill, sweep
-// steps, the two-minute steady run: about 3 minutes a round) and the
-// security group (about 1.5 minutes a round).
+// steps, the two-minute steady run: about 3 minutes a round), the security
+// group (about 1.5 minutes a round), the txn group (about 45 s a round) and
+// the metrics group (about 65 s a round).
 type modeDefaults struct {
 	runs         int
 	duration     time.Duration
@@ -105,7 +106,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.StringVar(&c.klite, "klite", "", "prebuilt klite binary to run instead of building ./cmd/klite")
 	brokerArgs := fs.String("broker-args", "", "extra flags for klite, space separated (e.g. a profile flag)")
 	tierArgs := fs.String("tier-args", "", "tier-*: more klite flags for the brokers with S3, space separated (after the benchmark's own -s3-* flags, so they win)")
-	fs.StringVar(&scen, "scenario", "all", "scenarios to run: all (quick: without tier-* and security-*) or a comma list of "+strings.Join(scenario.Names, ",")+" and groups (tier: every tier-* scenario; security: every security-* one)")
+	fs.StringVar(&scen, "scenario", "all", "scenarios to run: all (quick: without tier-*, security-*, txn-* and metrics-*) or a comma list of "+strings.Join(scenario.Names, ",")+" and groups (tier: every tier-* scenario; security: every security-* one; txn: every txn-* one; metrics: every metrics-* one)")
 	fs.IntVar(&c.runs, "runs", d.runs, "repetitions of every scenario; the report gives medians and spread (quick: 1)")
 	fs.StringVar(&c.dir, "dir", os.TempDir(), "scratch directory for WALs and disk probes (the disk under test)")
 	fs.StringVar(&c.out, "out", d.out, "markdown report path (quick: none, the report goes to stdout)")
@@ -130,7 +131,7 @@ func parseFlags(args []string) (*config, error) {
 	fs.DurationVar(&l.Warmup, "warmup", d.warmup, "unmeasured time before it (quick: 500ms)")
 	fs.DurationVar(&l.IdleSettle, "idle-settle", time.Second, "idle-rss: wait after ready before reading RSS")
 	fs.Var(&restartWAL, "restart-wal", "restart: WAL size to fill before timing restarts (quick: 1GB; restart-1gb always fills 1GB and is left out of quick's all)")
-	fs.Var(&backlog, "backlog", "catchup-fetch: record bytes to fill and read back (default 1GB, quick: 256MB)")
+	fs.Var(&backlog, "backlog", "catchup-fetch: record bytes to fill and read back (default 1GB, quick: 256MB); txn-fetch writes and reads half of it")
 	fs.IntVar(&l.Conns, "conns", d.conns, "connections: idle client connections to hold (quick: 4000); the broker's -max-conns (18000) and open-file limit bound it")
 	fs.IntVar(&l.ConnsPerProc, "conns-per-proc", 5000, "connections, security-tls-idle: most idle connections per holder process")
 	fs.IntVar(&l.TLSConns, "tls-conns", d.tlsConns, "security-tls-idle: idle connections to hold, plaintext and then TLS (quick: 2000)")
@@ -205,10 +206,18 @@ func parseFlags(args []string) (*config, error) {
 	if c.quick && strings.TrimSpace(scen) == "all" {
 		// quick's restart already fills 1 GB; the tier group alone takes
 		// about as long as the rest of quick (run it with -scenario tier),
-		// the security group about half as long (-scenario security).
+		// the security group about half as long (-scenario security), the
+		// txn and metrics groups about a third each.
 		c.scenarios = slices.DeleteFunc(c.scenarios, func(n string) bool {
-			return n == "restart-1gb" || strings.HasPrefix(n, scenario.Groups["tier"]) ||
-				strings.HasPrefix(n, scenario.Groups["security"])
+			if n == "restart-1gb" {
+				return true
+			}
+			for _, g := range []string{"tier", "security", "txn", "metrics"} {
+				if strings.HasPrefix(n, scenario.Groups[g]) {
+					return true
+				}
+			}
+			return false
 		})
 	}
 	return c, c.validate()

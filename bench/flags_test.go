@@ -21,6 +21,11 @@ func TestQuickDefaults(t *testing.T) {
 	if slices.Contains(c.scenarios, "restart-1gb") || !slices.Contains(c.scenarios, "restart") || slices.Contains(c.scenarios, "tier-catchup") {
 		t.Errorf("quick scenarios %v: want restart (1 GB) without restart-1gb and without tier-*", c.scenarios)
 	}
+	for _, n := range c.scenarios {
+		if strings.HasPrefix(n, "security-") || strings.HasPrefix(n, "txn-") || strings.HasPrefix(n, "metrics-") {
+			t.Errorf("quick all runs %s: want the security, txn and metrics groups left out", n)
+		}
+	}
 	if c.load.TierBacklog != 256e6 || fmt.Sprint(c.load.TierRecover) != "[256000000 1000000000]" || c.seqTime != 1500*time.Millisecond {
 		t.Errorf("quick: tier backlog %d recover %v seq time %v", c.load.TierBacklog, c.load.TierRecover, c.seqTime)
 	}

@@ -111,6 +111,10 @@ type loadSpec struct {
 	// clientOpts go to every client of the run, the topic's admin
 	// included: TLS and SASL for the security scenarios.
 	clientOpts []kgo.Opt
+	// markHeader, when set, has the consumers count the records that
+	// carry a header with this key (txn-fetch: records of aborted
+	// transactions).
+	markHeader string
 }
 
 // e2eHeader carries a record's due time, UnixNano big-endian, for
@@ -128,6 +132,7 @@ type loadStats struct {
 	prodBytes    int64
 	fetchRecords int64
 	fetchBytes   int64
+	fetchMarked  int64 // records with loadSpec.markHeader, whole run
 	lag          int64 // records produced but not yet fetched at the end of the window
 	lat          *stats.Hist
 	e2e          *stats.Hist   // producer-to-consumer latency, with loadSpec.e2e
@@ -155,6 +160,7 @@ type loadRun struct {
 
 	prodRecords, prodBytes   atomic.Int64 // acknowledged, whole run
 	fetchRecords, fetchBytes atomic.Int64 // consumed, whole run
+	fetchMarked              atomic.Int64 // consumed with spec.markHeader, whole run
 	errs                     atomic.Int64
 	measuring                atomic.Bool // latencies recorded only while set
 	stopping                 atomic.Bool // errors after this are the shutdown's
@@ -498,6 +504,7 @@ loop:
 		prodBytes:    b.pb - a.pb,
 		fetchRecords: b.fr - a.fr,
 		fetchBytes:   b.fb - a.fb,
+		fetchMarked:  l.fetchMarked.Load(),
 		lag:          b.pr - b.fr,
 		lat:          l.lat,
 		e2e:          l.e2e,
@@ -611,12 +618,20 @@ func (l *loadRun) consume(ctx context.Context, cl *kgo.Client) {
 			return
 		}
 		fs.EachError(func(_ string, _ int32, err error) { l.fail(err) })
-		var n, b int64
+		var n, b, marked int64
 		measuring := l.spec.e2e && l.measuring.Load()
 		now := time.Now()
 		fs.EachRecord(func(r *kgo.Record) {
 			n++
 			b += int64(len(r.Value))
+			if l.spec.markHeader != "" {
+				for _, h := range r.Headers {
+					if h.Key == l.spec.markHeader {
+						marked++
+						break
+					}
+				}
+			}
 			if measuring {
 				for _, h := range r.Headers {
 					if h.Key == e2eHeader && len(h.Value) == 8 {
@@ -625,6 +640,7 @@ func (l *loadRun) consume(ctx context.Context, cl *kgo.Client) {
 				}
 			}
 		})
+		l.fetchMarked.Add(marked)
 		l.fetchRecords.Add(n)
 		l.fetchBytes.Add(b)
 	}

@@ -145,6 +145,10 @@ var registry = []struct {
 	{"security-tls-idle", func() Scenario { return &secTLSIdle{} }, false},
 	{"security-sasl", func() Scenario { return &secSASL{} }, false},
 	{"security-acl", func() Scenario { return &secACL{} }, false},
+	{"txn-produce", func() Scenario { return &txnProduce{} }, false},
+	{"txn-fetch", func() Scenario { return &txnFetch{} }, false},
+	{"metrics-produce", func() Scenario { return &metricsProduce{} }, false},
+	{"metrics-scrape", func() Scenario { return &metricsScrape{} }, false},
 	{"tier-catchup", func() Scenario { return &tierCatchup{} }, false},
 	{"tier-produce", func() Scenario { return &tierProduce{} }, false},
 	{"tier-recover", func() Scenario { return &tierRecover{} }, false},
@@ -152,7 +156,7 @@ var registry = []struct {
 
 // Groups name sets of scenarios for -scenario: a group runs every scenario
 // whose name starts with its prefix.
-var Groups = map[string]string{"tier": "tier-", "security": "security-"}
+var Groups = map[string]string{"tier": "tier-", "security": "security-", "txn": "txn-", "metrics": "metrics-"}
 
 // Names lists the scenarios in the order "all" runs them.
 var Names = func() []string {
@@ -204,7 +208,7 @@ func Parse(list string) ([]string, error) {
 			continue
 		}
 		if !slices.Contains(Names, n) {
-			return nil, fmt.Errorf("scenario: unknown %q (have %s, or all, or the groups tier and security)", n, strings.Join(Names, ", "))
+			return nil, fmt.Errorf("scenario: unknown %q (have %s, or all, or the groups tier, security, txn and metrics)", n, strings.Join(Names, ", "))
 		}
 		want[n] = true
 	}

@@ -38,9 +38,10 @@ const (
 	// aclUnrelated is how many ACLs security-acl adds that do not match
 	// the benchmark's principal or resources.
 	aclUnrelated = 1000
-	// aclRateDefault is security-acl's paced rate without -rate or a peak
-	// from produce-acks-all in the same round.
-	aclRateDefault = 50000
+	// pacedRateDefault is the paced rate of security-acl and
+	// metrics-produce without -rate or a peak from produce-acks-all in the
+	// same round.
+	pacedRateDefault = 50000
 )
 
 // saslMechs are the mechanisms security-sasl measures, in order.
@@ -366,14 +367,14 @@ type secACL struct{}
 
 func (s *secACL) Name() string { return "security-acl" }
 
-func aclRate(cfg Config, env *Env) float64 {
+func pacedRate(cfg Config, env *Env) float64 {
 	switch {
 	case cfg.Rate > 0:
 		return cfg.Rate
 	case env != nil && env.PeakRecords > 0:
 		return env.PeakRecords / 2
 	}
-	return aclRateDefault
+	return pacedRateDefault
 }
 
 func (s *secACL) Describe(cfg Config) string {
@@ -384,7 +385,7 @@ func (s *secACL) Describe(cfg Config) string {
 		"topics and groups), so every check goes through a populated ACL set. On each broker: %d producer clients as fast as "+
 		"they go with acks=1 (peak), then acks=all paced at -rate, else half the round's acks=all peak, else %s, for the p99 "+
 		"(latency from each record's due time). The ratios are on / off of the same round.",
-		aclUnrelated, cfg.Producers, report.Format(report.RecordsPerSec, aclRateDefault))
+		aclUnrelated, cfg.Producers, report.Format(report.RecordsPerSec, pacedRateDefault))
 }
 
 func (s *secACL) Settings(cfg Config) []report.KV {
@@ -398,7 +399,7 @@ func (s *secACL) Run(ctx context.Context, env *Env) (res Result, err error) {
 	if env.Brokers.Managed() == nil {
 		return res, ErrNeedsManaged
 	}
-	rate := aclRate(env.Cfg, env)
+	rate := pacedRate(env.Cfg, env)
 	type figures struct{ peak, p50, p99, achieved, cpuGB float64 }
 	got := map[string]figures{}
 	for _, mode := range sides(env, "off", "on") {
