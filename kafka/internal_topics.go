@@ -2,10 +2,10 @@ package kafka
 
 // Internal topics: the topics Kafka keeps for itself, which klite answers
 // for in Metadata (is_internal set) and DescribeTopicPartitions without
-// storing them as topics. klite keeps committed offsets (and, once there are
-// transactions, transaction state) in its metadata log, not in partitioned
-// topics; the entries here only describe them to clients, so that tools that
-// list or skip internal topics see what they see on Kafka.
+// storing them as topics. klite keeps committed offsets and transaction
+// state in its offsets log, not in partitioned topics; the entries here only
+// describe them to clients, so that tools that list or skip internal topics
+// see what they see on Kafka.
 //
 // Each entry's partitions are led by this broker (NodeID), which is also
 // the coordinator FindCoordinator names for every group: whatever partition
@@ -32,8 +32,12 @@ import (
 	"github.com/klite/klite/storage"
 )
 
-// offsetsTopicPartitions is Kafka's offsets.topic.num.partitions default.
-const offsetsTopicPartitions = 50
+// offsetsTopicPartitions is Kafka's offsets.topic.num.partitions default,
+// txnTopicPartitions its transaction.state.log.num.partitions default.
+const (
+	offsetsTopicPartitions = 50
+	txnTopicPartitions     = 50
+)
 
 // internalTopicTable lists the internal topics Metadata describes.
 var internalTopicTable = []struct {
@@ -42,6 +46,9 @@ var internalTopicTable = []struct {
 	configs    map[string]string
 }{
 	{name: "__consumer_offsets", partitions: offsetsTopicPartitions, configs: map[string]string{"cleanup.policy": "compact"}},
+	// Kafka's transaction log; klite keeps transaction state in the
+	// offsets log (package txn).
+	{name: "__transaction_state", partitions: txnTopicPartitions, configs: map[string]string{"cleanup.policy": "compact"}},
 }
 
 // internalTopicInfos builds the internal topics' descriptions for a cluster.
