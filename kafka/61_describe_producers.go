@@ -11,7 +11,9 @@ package kafka
 // Kafka's order: an invalid name is INVALID_TOPIC_EXCEPTION, then the ACL,
 // then an unknown topic UNKNOWN_TOPIC_OR_PARTITION; a partition the topic
 // does not have is UNKNOWN_TOPIC_OR_PARTITION, a failed one
-// KAFKA_STORAGE_ERROR.
+// KAFKA_STORAGE_ERROR. A partition listed more than once is answered once
+// (Kafka answers every copy; clients key the answers by partition): the
+// response stays within the producer state plus the request's size.
 //
 // Differences from Apache Kafka: LastTimestamp is the broker's time of the
 // producer's last batch or marker (what klite keeps to expire producers),
@@ -43,6 +45,11 @@ func (h *Handler) describeProducers(r *request) {
 	resp.Version = r.version
 	resp.Topics = make([]kmsg.DescribeProducersResponseTopic, len(req.Topics))
 	var lookups []int // topics whose partitions storage answers
+	type topicPartition struct {
+		topic string
+		part  int32
+	}
+	seen := make(map[topicPartition]bool)
 	for i, t := range req.Topics {
 		rt := &resp.Topics[i]
 		rt.Default()
@@ -57,10 +64,14 @@ func (h *Handler) describeProducers(r *request) {
 		case !found:
 			code = kerr.UnknownTopicOrPartition.Code
 		}
-		rt.Partitions = make([]kmsg.DescribeProducersResponseTopicPartition, len(t.Partitions))
-		for j, p := range t.Partitions {
-			rp := &rt.Partitions[j]
-			rp.Default()
+		rt.Partitions = make([]kmsg.DescribeProducersResponseTopicPartition, 0, len(t.Partitions))
+		for _, p := range t.Partitions {
+			if seen[topicPartition{t.Topic, p}] {
+				continue
+			}
+			seen[topicPartition{t.Topic, p}] = true
+			rt.Partitions = append(rt.Partitions, kmsg.NewDescribeProducersResponseTopicPartition())
+			rp := &rt.Partitions[len(rt.Partitions)-1]
 			rp.Partition, rp.ErrorCode = p, code
 			if code == 0 && !partitionOK(&info, p) {
 				rp.ErrorCode = kerr.UnknownTopicOrPartition.Code

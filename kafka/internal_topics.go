@@ -17,7 +17,8 @@ package kafka
 // DeleteTopics and Produce check internalTopic by name); Metadata never
 // auto-creates them; Fetch and ListOffsets answer UNKNOWN_TOPIC_OR_PARTITION
 // (there is no log to read: a difference from Kafka, whose consumers may
-// read __consumer_offsets in its binary format). Clients leave internal
+// read __consumer_offsets in its binary format); DescribeProducers answers
+// no producers for their partitions. Clients leave internal
 // topics out of regex subscriptions and topic lists by the is_internal flag
 // (kgo, librdkafka, kadm.ListTopics); KIP-848 regexes are matched against
 // storage's topics, which do not include these.
