@@ -326,9 +326,10 @@ func TestAdminAPIsOneNode(t *testing.T) {
 // as Kafka lists them: internal, 50 partitions led by this broker, hidden
 // by kadm.ListTopics and listed by ListTopicsWithInternal, sarama and
 // librdkafka; clients cannot write to them or delete them, and a regex
-// subscription skips them.
+// subscription skips them, matched by the client (classic group) or by the
+// broker (KIP-848).
 func TestInternalTopicsListed(t *testing.T) {
-	b := startBroker(t)
+	b := startBroker(t, kip848Flags...)
 	cl := newFranz(t, b.addr)
 	adm := kadm.NewClient(cl)
 	ctx := testContext(t, time.Minute)
@@ -417,6 +418,32 @@ func TestInternalTopicsListed(t *testing.T) {
 	}
 	if topics := cons.GetConsumeTopics(); slices.Contains(topics, internals[0]) || slices.Contains(topics, internals[1]) {
 		t.Fatalf("regex subscription includes an internal topic: %v", topics)
+	}
+	// A KIP-848 regex (matched by the broker) does too.
+	cons848 := newFranz(t, b.addr, kgo.ServerSideBalancer(), kgo.ConsumeRegex(), kgo.ConsumeTopics(".*"),
+		kgo.ConsumerGroup("regex-848"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	got848 := map[string]int{}
+	for n := 0; n < 7; {
+		fs := cons848.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("KIP-848 regex consumed %v of 7: %v", got848, err)
+		}
+		fs.EachError(func(topic string, p int32, err error) { t.Fatalf("KIP-848 %s/%d: %v", topic, p, err) })
+		fs.EachRecord(func(r *kgo.Record) { got848[r.Topic]++; n++ })
+	}
+	desc := kmsg.NewPtrConsumerGroupDescribeRequest()
+	desc.Groups = []string{"regex-848"}
+	dresp, err := desc.RequestWith(ctx, cl)
+	if err != nil || len(dresp.Groups) != 1 || len(dresp.Groups[0].Members) != 1 {
+		t.Fatalf("ConsumerGroupDescribe: %v %+v", err, dresp)
+	}
+	for _, at := range dresp.Groups[0].Members[0].Assignment.TopicPartitions {
+		if at.Topic == internals[0] || at.Topic == internals[1] {
+			t.Fatalf("KIP-848 regex assigned %s", at.Topic)
+		}
+	}
+	if got848["user-a"] != 3 || got848["user-b"] != 4 || len(got848) != 2 {
+		t.Fatalf("KIP-848 regex consumed %v", got848)
 	}
 }
 
