@@ -12,8 +12,11 @@ package kafka
 // the group's committed offsets when the transaction commits and are dropped
 // when it aborts; meanwhile OffsetFetch returns the previous offset, or
 // UNSTABLE_OFFSET_COMMIT with require_stable. PRODUCER_FENCED is
-// INVALID_PRODUCER_EPOCH before v3 (KIP-588). v6 (KIP-890 part 2's
-// implicit add) is not offered.
+// INVALID_PRODUCER_EPOCH before v3 (KIP-588). v5 is v4 for a client
+// without transaction.version 2 (KIP-890 part 2, whose implicit add of the
+// group klite does not do: it does not advertise the feature, so clients
+// send AddOffsetsToTxn first). v6 (KIP-1319: topic ids) is not offered: no
+// Kafka 4.x release advertises it.
 //
 // ACLs (-authorizer): WRITE on the transactional id
 // (TRANSACTIONAL_ID_AUTHORIZATION_FAILED), READ on the group

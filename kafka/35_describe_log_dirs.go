@@ -15,8 +15,8 @@ package kafka
 //
 // Differences from Apache Kafka: the WAL is shared by all partitions, so a
 // partition's size is its share of the WAL, not a directory of its own.
-// __consumer_offsets is not listed: klite keeps committed offsets in its
-// metadata log, not in a partitioned topic.
+// The internal topics are not listed: klite keeps committed offsets and
+// transaction state in its offsets log, not in partitioned topics.
 //
 // ACLs (-authorizer): DESCRIBE on the cluster; without it the response is
 // empty, with CLUSTER_AUTHORIZATION_FAILED in v3+'s ErrorCode, as in Kafka.

@@ -1,20 +1,27 @@
 package kafka
 
-// ListTransactions (key 66), versions 0-1 (KIP-664, KIP-994).
+// ListTransactions (key 66), versions 0-2 (KIP-664, KIP-994, KIP-1152).
 //
 // Behaviour: every transactional id the coordinator knows, with its producer
 // id and state, filtered by state names (unknown names are returned in
-// UnknownStateFilters, as Kafka does), by producer ids, and (v1+) by
-// duration: only transactions open longer than DurationFilterMillis.
-// v2's transactional id pattern is not offered. Without a coordinator,
-// COORDINATOR_NOT_AVAILABLE.
+// UnknownStateFilters, as Kafka does), by producer ids, (v1+) by duration:
+// only transactions open longer than DurationFilterMillis, and (v2+) by
+// TransactionalIDPattern, an RE2 regex (Kafka's re2j) that must match the
+// whole id, as Java's Matcher.matches(); null or empty matches every id. A
+// pattern that does not compile, or is longer than MaxTxnPatternBytes
+// (-list-transactions-max-pattern-bytes), answers
+// INVALID_REGULAR_EXPRESSION. Without a coordinator,
+// COORDINATOR_NOT_AVAILABLE. A pattern is matched against every id, off the
+// event loop.
 //
 // ACLs (-authorizer): ids the principal may not DESCRIBE are left out.
 
 import (
+	"regexp"
 	"slices"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/klite/klite/acl"
@@ -23,7 +30,13 @@ import (
 
 const listTransactionsKey = 66
 
-func init() { register(listTransactionsKey, 0, 1, (*Handler).listTransactions) }
+func init() { register(listTransactionsKey, 0, 2, (*Handler).listTransactions) }
+
+// DefaultMaxTxnPatternBytes bounds ListTransactions' TransactionalIDPattern:
+// it is compiled per request and matched against every transactional id,
+// in time up to its size times each id's. Real patterns are a prefix
+// ("orders-.*") or a few names.
+const DefaultMaxTxnPatternBytes = 4096
 
 func (h *Handler) listTransactions(r *request) {
 	req := kmsg.NewPtrListTransactionsRequest()
@@ -37,6 +50,32 @@ func (h *Handler) listTransactions(r *request) {
 		r.respond(resp)
 		return
 	}
+	pat := req.TransactionalIDPattern
+	if r.version < 2 || pat == nil || *pat == "" {
+		r.respond(h.listTransactionsResponse(r, req, resp, nil))
+		return
+	}
+	if len(*pat) > h.cfg.MaxTxnPatternBytes {
+		resp.ErrorCode = kerr.InvalidRegularExpression.Code
+		r.respond(resp)
+		return
+	}
+	// Compiling (up to ~2 ms at the bound) and matching every id: off the
+	// event loop.
+	h.asyncRead(r, func() {
+		re, err := regexp.Compile("^(?:" + *pat + ")$")
+		if err != nil {
+			resp.ErrorCode = kerr.InvalidRegularExpression.Code
+			r.respond(resp)
+			return
+		}
+		r.respond(h.listTransactionsResponse(r, req, resp, re))
+	})
+}
+
+// listTransactionsResponse fills resp with the transactions that pass
+// req's filters and re (nil: every id).
+func (h *Handler) listTransactionsResponse(r *request, req *kmsg.ListTransactionsRequest, resp *kmsg.ListTransactionsResponse, re *regexp.Regexp) *kmsg.ListTransactionsResponse {
 	var states []txn.State
 	for _, name := range req.StateFilters {
 		if s, ok := txn.ParseState(name); ok {
@@ -52,6 +91,7 @@ func (h *Handler) listTransactions(r *request) {
 		case len(req.StateFilters) > 0 && !slices.Contains(states, d.State):
 		case len(req.ProducerIDFilters) > 0 && !slices.Contains(req.ProducerIDFilters, d.PID):
 		case r.version >= 1 && req.DurationFilterMillis >= 0 && (d.StartMs < 0 || nowMs-d.StartMs <= req.DurationFilterMillis):
+		case re != nil && !re.MatchString(d.ID):
 		case !h.txnAllowed(r, acl.OpDescribe, d.ID):
 		default:
 			s := kmsg.NewListTransactionsResponseTransactionState()
@@ -68,5 +108,5 @@ func (h *Handler) listTransactions(r *request) {
 		}
 		return 0
 	})
-	r.respond(resp)
+	return resp
 }

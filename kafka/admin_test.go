@@ -129,13 +129,16 @@ func TestMetadataAllVersions(t *testing.T) {
 		if v >= 2 && (resp.ClusterID == nil || *resp.ClusterID != "klite-test") {
 			t.Fatalf("v%d cluster id %v", v, resp.ClusterID)
 		}
-		if len(resp.Topics) != 3 || *resp.Topics[0].Topic != "a" || *resp.Topics[1].Topic != "b" {
+		if len(resp.Topics) != 4 || *resp.Topics[0].Topic != "a" || *resp.Topics[1].Topic != "b" {
 			t.Fatalf("v%d: all topics: %+v", v, resp.Topics)
 		}
-		// The internal offsets topic is listed too (flagged from v1).
+		// The internal topics are listed too (flagged from v1).
 		if co := resp.Topics[2]; *co.Topic != "__consumer_offsets" || v >= 1 && !co.IsInternal || len(co.Partitions) != offsetsTopicPartitions ||
 			resp.Topics[0].IsInternal || resp.Topics[1].IsInternal {
 			t.Fatalf("v%d: internal topic: %+v", v, co)
+		}
+		if ts := resp.Topics[3]; *ts.Topic != "__transaction_state" || v >= 1 && !ts.IsInternal || len(ts.Partitions) != txnTopicPartitions {
+			t.Fatalf("v%d: internal topic: %+v", v, ts)
 		}
 		b := resp.Topics[1]
 		info, _ := hs.st.Topic("b")
@@ -481,7 +484,7 @@ func TestMetadataNodeIDZero(t *testing.T) {
 		if v >= 1 && resp.ControllerID != 0 {
 			t.Fatalf("v%d controller %d", v, resp.ControllerID)
 		}
-		if len(resp.Topics) != 2 || len(resp.Topics[0].Partitions) != 2 { // t and __consumer_offsets
+		if len(resp.Topics) != 3 || len(resp.Topics[0].Partitions) != 2 { // t and the two internal topics
 			t.Fatalf("v%d topics: %+v", v, resp.Topics)
 		}
 		for _, p := range resp.Topics[0].Partitions {

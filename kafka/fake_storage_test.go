@@ -49,6 +49,7 @@ type fakePart struct {
 	open    map[int64]int64
 	aborted []storage.AbortedTxn
 	epochs  map[int64]int16
+	seqs    map[int64]int32 // last sequence of the epoch, -1 after a bump
 }
 
 type fakeBatch struct {
@@ -322,13 +323,18 @@ func (p *fakePart) txnAppend(b []byte, h *storage.BatchHeader) error {
 		return nil
 	}
 	if p.open == nil {
-		p.open, p.epochs = map[int64]int64{}, map[int64]int16{}
+		p.open, p.epochs, p.seqs = map[int64]int64{}, map[int64]int16{}, map[int64]int32{}
 	}
-	if e, ok := p.epochs[h.ProducerID]; ok && h.ProducerEpoch < e {
+	e, ok := p.epochs[h.ProducerID]
+	if ok && h.ProducerEpoch < e {
 		return storage.ErrInvalidProducerEpoch
+	}
+	if !ok || h.ProducerEpoch > e {
+		p.seqs[h.ProducerID] = -1
 	}
 	p.epochs[h.ProducerID] = h.ProducerEpoch
 	if !h.Control() {
+		p.seqs[h.ProducerID] = h.BaseSequence + h.LastOffsetDelta
 		if _, ok := p.open[h.ProducerID]; h.Transactional() && !ok {
 			p.open[h.ProducerID] = p.hwm
 		}
@@ -537,17 +543,27 @@ func (s *fakeStore) AbortedTxns(topic string, partition int32, from, to int64) (
 	return out, nil
 }
 
-func (s *fakeStore) OpenTxnStart(topic string, partition int32, pid int64) (int64, error) {
+func (s *fakeStore) Producers(topic string, partitions []int32) []storage.PartitionProducers {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	p, err := s.part(topic, partition)
-	if err != nil {
-		return -1, err
+	out := make([]storage.PartitionProducers, len(partitions))
+	for i, num := range partitions {
+		out[i].Partition = num
+		p, err := s.part(topic, num)
+		if err != nil {
+			out[i].Err = err
+			continue
+		}
+		for pid, epoch := range p.epochs {
+			pr := storage.Producer{ID: pid, Epoch: epoch, LastSequence: p.seqs[pid], LastTimestamp: 1, TxnStart: -1}
+			if first, ok := p.open[pid]; ok {
+				pr.TxnStart = first
+			}
+			out[i].Producers = append(out[i].Producers, pr)
+		}
+		sort.Slice(out[i].Producers, func(a, b int) bool { return out[i].Producers[a].ID < out[i].Producers[b].ID })
 	}
-	if first, ok := p.open[pid]; ok {
-		return first, nil
-	}
-	return -1, nil
+	return out
 }
 
 func (s *fakeStore) watcherCount() int {

@@ -151,6 +151,10 @@ type Config struct {
 	// Txns is the transaction coordinator (txns.go); nil answers the
 	// transaction APIs with COORDINATOR_NOT_AVAILABLE.
 	Txns Txns
+	// MaxTxnPatternBytes bounds ListTransactions v2's
+	// TransactionalIDPattern (66_list_transactions.go); 0 means
+	// DefaultMaxTxnPatternBytes.
+	MaxTxnPatternBytes int
 
 	// TxnVerifier checks transactional produce against the transaction
 	// coordinator (txnverify.go); nil refuses transactional batches.
@@ -207,6 +211,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.QuotaWindowSamples <= 1 {
 		c.QuotaWindowSamples = DefaultQuotaWindowSamples
+	}
+	if c.MaxTxnPatternBytes <= 0 {
+		c.MaxTxnPatternBytes = DefaultMaxTxnPatternBytes
 	}
 	if c.QuotaMaxSensors <= 0 {
 		c.QuotaMaxSensors = DefaultQuotaMaxSensors

@@ -55,8 +55,9 @@ var wantVersions = map[int16][2]int16{
 	50: {0, 0},  // DescribeUserScramCredentials
 	51: {0, 0},  // AlterUserScramCredentials
 	60: {0, 2},  // DescribeCluster
+	61: {0, 0},  // DescribeProducers
 	65: {0, 0},  // DescribeTransactions
-	66: {0, 1},  // ListTransactions
+	66: {0, 2},  // ListTransactions
 	68: {0, 1},  // ConsumerGroupHeartbeat
 	69: {0, 1},  // ConsumerGroupDescribe
 	75: {0, 0},  // DescribeTopicPartitions

@@ -2,10 +2,10 @@ package kafka
 
 // Internal topics: the topics Kafka keeps for itself, which klite answers
 // for in Metadata (is_internal set) and DescribeTopicPartitions without
-// storing them as topics. klite keeps committed offsets (and, once there are
-// transactions, transaction state) in its metadata log, not in partitioned
-// topics; the entries here only describe them to clients, so that tools that
-// list or skip internal topics see what they see on Kafka.
+// storing them as topics. klite keeps committed offsets and transaction
+// state in its offsets log, not in partitioned topics; the entries here only
+// describe them to clients, so that tools that list or skip internal topics
+// see what they see on Kafka.
 //
 // Each entry's partitions are led by this broker (NodeID), which is also
 // the coordinator FindCoordinator names for every group: whatever partition
@@ -17,7 +17,8 @@ package kafka
 // DeleteTopics and Produce check internalTopic by name); Metadata never
 // auto-creates them; Fetch and ListOffsets answer UNKNOWN_TOPIC_OR_PARTITION
 // (there is no log to read: a difference from Kafka, whose consumers may
-// read __consumer_offsets in its binary format). Clients leave internal
+// read __consumer_offsets in its binary format); DescribeProducers answers
+// no producers for their partitions. Clients leave internal
 // topics out of regex subscriptions and topic lists by the is_internal flag
 // (kgo, librdkafka, kadm.ListTopics); KIP-848 regexes are matched against
 // storage's topics, which do not include these.
@@ -32,8 +33,12 @@ import (
 	"github.com/klite/klite/storage"
 )
 
-// offsetsTopicPartitions is Kafka's offsets.topic.num.partitions default.
-const offsetsTopicPartitions = 50
+// offsetsTopicPartitions is Kafka's offsets.topic.num.partitions default,
+// txnTopicPartitions its transaction.state.log.num.partitions default.
+const (
+	offsetsTopicPartitions = 50
+	txnTopicPartitions     = 50
+)
 
 // internalTopicTable lists the internal topics Metadata describes.
 var internalTopicTable = []struct {
@@ -42,6 +47,9 @@ var internalTopicTable = []struct {
 	configs    map[string]string
 }{
 	{name: "__consumer_offsets", partitions: offsetsTopicPartitions, configs: map[string]string{"cleanup.policy": "compact"}},
+	// Kafka's transaction log; klite keeps transaction state in the
+	// offsets log (package txn).
+	{name: "__transaction_state", partitions: txnTopicPartitions, configs: map[string]string{"cleanup.policy": "compact"}},
 }
 
 // internalTopicInfos builds the internal topics' descriptions for a cluster.

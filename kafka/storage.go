@@ -40,5 +40,7 @@ type Storage interface {
 	ReadCommitted(topic string, partition int32, offset int64, maxBytes int64) storage.ReadResult
 	LastStableOffset(topic string, partition int32) (int64, error)
 	AbortedTxns(topic string, partition int32, from, to int64) ([]storage.AbortedTxn, error)
-	OpenTxnStart(topic string, partition int32, pid int64) (int64, error)
+
+	// Producers: the producer state of partitions (DescribeProducers).
+	Producers(topic string, partitions []int32) []storage.PartitionProducers
 }

@@ -1,6 +1,8 @@
 package kafka
 
 import (
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -106,6 +108,12 @@ func txnAuthzCases() []authzAPICase {
 			},
 			code: func(r kmsg.Response) int16 {
 				return r.(*kmsg.DescribeTransactionsResponse).TransactionStates[0].ErrorCode
+			}},
+		{name: "DescribeProducers READ topic", key: 61, want: topicAuthFailed,
+			grant: []acl.Binding{allowACL(acl.ResourceTopic, "t", acl.OpRead)},
+			req:   func() kmsg.Request { return describeProducersReq("t", 0) },
+			code: func(r kmsg.Response) int16 {
+				return r.(*kmsg.DescribeProducersResponse).Topics[0].Partitions[0].ErrorCode
 			}},
 		{name: "EndTxn WRITE transactional id", key: 26, want: txnAuthFailed, grant: txnW,
 			req:  func() kmsg.Request { return endTxnReq("tx", 1, 0, true, 3) },
@@ -305,6 +313,37 @@ func TestListTransactionsACL(t *testing.T) {
 	hs.h.cfg.Authorizer.Add(allowACL(acl.ResourceTransactionalID, "hidden", acl.OpDescribe))
 	if got := ids(list(0, nil, nil, -1)); len(got) != 3 {
 		t.Fatalf("list after DESCRIBE granted: %v", got)
+	}
+	// v2 (KIP-1152): the pattern must match the whole id; it ANDs with the
+	// other filters; one that does not compile or is too long is refused.
+	byPattern := func(v int16, pat *string, states ...string) *kmsg.ListTransactionsResponse {
+		r := kmsg.NewPtrListTransactionsRequest()
+		r.Version, r.TransactionalIDPattern, r.StateFilters = v, pat, states
+		return roundTrip[*kmsg.ListTransactionsResponse](hs, r)
+	}
+	for _, c := range []struct {
+		v     int16
+		pat   *string
+		state []string
+		want  string
+	}{
+		{v: 2, pat: strPtr("a|hid.*"), want: "[a:Ongoing hidden:Empty]"},
+		{v: 2, pat: strPtr("hid"), want: "[]"},
+		{v: 2, pat: strPtr(".*"), state: []string{"Empty"}, want: "[b:Empty hidden:Empty]"},
+		{v: 2, pat: strPtr(""), want: "[a:Ongoing b:Empty hidden:Empty]"},
+		{v: 2, pat: nil, want: "[a:Ongoing b:Empty hidden:Empty]"},
+		{v: 1, pat: strPtr("nothing"), want: "[a:Ongoing b:Empty hidden:Empty]"}, // not on the wire before v2
+	} {
+		r := byPattern(c.v, c.pat, c.state...)
+		if got := fmt.Sprint(ids(r)); r.ErrorCode != 0 || got != c.want {
+			t.Fatalf("v%d pattern %v: %v (error %d), want %s", c.v, c.pat, got, r.ErrorCode, c.want)
+		}
+	}
+	long := strings.Repeat("a", DefaultMaxTxnPatternBytes+1)
+	for _, pat := range []string{"(", "a{2000}{2000}", long} {
+		if r := byPattern(2, &pat); r.ErrorCode != kerr.InvalidRegularExpression.Code || len(r.TransactionStates) != 0 {
+			t.Fatalf("pattern %.20q: error %d, %d listed", pat, r.ErrorCode, len(r.TransactionStates))
+		}
 	}
 	d := kmsg.NewPtrDescribeTransactionsRequest()
 	d.TransactionalIDs = []string{"a", "nope"}

@@ -142,9 +142,9 @@ func TestDescribeTopicPartitionsCursor(t *testing.T) {
 		req.ResponsePartitionLimit, req.Cursor = 2, cursor
 		resp := roundTrip[*kmsg.DescribeTopicPartitionsResponse](hs, req)
 		for _, rt := range resp.Topics {
-			if *rt.Topic == "__consumer_offsets" {
+			if internalTopic(*rt.Topic) {
 				if !rt.IsInternal {
-					t.Fatal("__consumer_offsets is not flagged internal")
+					t.Fatalf("%s is not flagged internal", *rt.Topic)
 				}
 				continue
 			}

@@ -1,9 +1,11 @@
 package storage
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"math"
+	"slices"
 )
 
 // Idempotent producer state, as Apache Kafka keeps it: per (producer id,
@@ -245,4 +247,82 @@ func (m producerMap) clone() producerMap {
 		c[k] = &ce
 	}
 	return c
+}
+
+// Producer is one producer's state on a partition, as Kafka's
+// DescribeProducers (KIP-664) shows it.
+type Producer struct {
+	ID    int64
+	Epoch int16
+	// LastSequence is the last sequence number of its newest batch of
+	// Epoch, -1 when it has none (a marker bumped the epoch since).
+	LastSequence int32
+	// LastTimestamp is the broker's time (ms) of its last batch or marker
+	// here: what klite keeps to expire producers; Kafka shows the batch's
+	// own max timestamp.
+	LastTimestamp int64
+	// TxnStart is the first offset of its open transaction, -1 when none.
+	TxnStart int64
+}
+
+// PartitionProducers is the answer for one partition of Producers.
+type PartitionProducers struct {
+	Partition int32
+	Producers []Producer // by producer id
+	Err       error      // ErrUnknownTopic, ErrStorage, ErrClosed
+}
+
+// Producers returns the producer state of the listed partitions of topic:
+// the producers the writer knows, including batches not yet durable, as
+// Kafka's leader shows what its log holds. It visits each shard once, on
+// its writer goroutine between group commits, so it may wait for a
+// segment roll's fsync: call it off the event loop.
+func (s *Store) Producers(topic string, partitions []int32) []PartitionProducers {
+	out := make([]PartitionProducers, len(partitions))
+	byShard := map[*shard][]int{}
+	keys := make([]uint32, len(partitions))
+	for i, num := range partitions {
+		out[i].Partition = num
+		p, err := s.lookup(topic, num)
+		switch {
+		case err != nil:
+			out[i].Err = err
+		case p.failed.Load() || p.sh.failed.Load():
+			out[i].Err = ErrStorage
+		default:
+			keys[i] = p.key
+			byShard[p.sh] = append(byShard[p.sh], i)
+		}
+	}
+	for sh, idx := range byShard {
+		want := make(map[uint32][]int, len(idx)) // a partition may be listed twice
+		for _, i := range idx {
+			want[keys[i]] = append(want[keys[i]], i)
+		}
+		err := sh.onWriter(func() {
+			for k, e := range sh.producers {
+				is, ok := want[k.key]
+				if !ok {
+					continue
+				}
+				pr := Producer{ID: k.pid, Epoch: e.epoch, LastSequence: -1, LastTimestamp: e.lastMs, TxnStart: -1}
+				if e.n > 0 {
+					pr.LastSequence = e.newest().lastSeq
+				}
+				if e.txnOpen {
+					pr.TxnStart = e.txnFirst
+				}
+				for _, i := range is {
+					out[i].Producers = append(out[i].Producers, pr)
+				}
+			}
+		})
+		for _, i := range idx {
+			if err != nil {
+				out[i].Err, out[i].Producers = err, nil
+			}
+			slices.SortFunc(out[i].Producers, func(a, b Producer) int { return cmp.Compare(a.ID, b.ID) })
+		}
+	}
+	return out
 }

@@ -165,3 +165,59 @@ func TestDedupSurvivesReopen(t *testing.T) {
 		})
 	}
 }
+
+// TestProducersWhileAppending: Producers reads the writer's producer state
+// while appends change it (run with -race): each answer is a state the
+// producer was in, its last sequence never goes back, and the last answer
+// has the last batch.
+func TestProducersWhileAppending(t *testing.T) {
+	cfg := testConfig(vfs.NewMemFS())
+	cfg.Shards = 2
+	s := mustOpen(t, cfg)
+	defer s.Close()
+	mustCreate(t, s, "p", 2)
+	const batches = 200
+	done := make(chan error, 1)
+	go func() {
+		for i := range batches {
+			ch := make(chan AppendResult, 1)
+			s.Append("p", int32(i%2), makeBatch(batchSpec{records: 1, pid: 9, seq: int32(i / 2)}), false, func(r AppendResult) { ch <- r })
+			if r := <-ch; r.Err != nil {
+				done <- r.Err
+				return
+			}
+		}
+		done <- nil
+	}()
+	last := [2]int32{-1, -1}
+	check := func() {
+		for _, pp := range s.Producers("p", []int32{0, 1}) {
+			if pp.Err != nil || len(pp.Producers) > 1 {
+				t.Fatalf("partition %d: %+v", pp.Partition, pp)
+			}
+			if len(pp.Producers) == 0 {
+				continue
+			}
+			pr := pp.Producers[0]
+			if pr.ID != 9 || pr.LastSequence < last[pp.Partition] || pr.TxnStart != -1 {
+				t.Fatalf("partition %d: %+v after last sequence %d", pp.Partition, pr, last[pp.Partition])
+			}
+			last[pp.Partition] = pr.LastSequence
+		}
+	}
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			check()
+			if last != [2]int32{batches/2 - 1, batches/2 - 1} {
+				t.Fatalf("last sequences %v, want %d on both", last, batches/2-1)
+			}
+			return
+		default:
+			check()
+		}
+	}
+}

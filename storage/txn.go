@@ -379,8 +379,9 @@ func (s *Store) AbortedTxns(topic string, partition int32, from, to int64) ([]Ab
 }
 
 // OpenTxnStart returns the first offset of pid's open transaction on
-// topic/partition as readers see it (durable), or -1 when none is open
-// (DescribeProducers' CurrentTxnStartOffset).
+// topic/partition as readers see it (durable), or -1 when none is open.
+// Producers shows the writer's view, which may be ahead by what is not
+// durable yet.
 func (s *Store) OpenTxnStart(topic string, partition int32, pid int64) (int64, error) {
 	p, err := s.lookup(topic, partition)
 	if err != nil {

@@ -101,3 +101,30 @@ func BenchmarkTxnMarker(b *testing.B) {
 	st := s.Stats()
 	b.ReportMetric(float64(st.Appends)/float64(max(st.Fsyncs, 1)), "appends/fsync")
 }
+
+// BenchmarkProducers measures Producers (DescribeProducers) of one
+// partition on a shard holding the state of the given number of producers
+// over 4 partitions: one trip to the writer goroutine and a walk of the
+// shard's producer map.
+func BenchmarkProducers(b *testing.B) {
+	for _, producers := range []int{10, 1000, 10000} {
+		b.Run(fmt.Sprintf("producers=%d", producers), func(b *testing.B) {
+			s := mustOpen(b, Config{Dir: b.TempDir(), Shards: 1, SegmentBytes: 64 << 20})
+			defer s.Close()
+			mustCreate(b, s, "t", 4)
+			var wg sync.WaitGroup
+			for i := range producers {
+				wg.Add(1)
+				s.Append("t", int32(i%4), makeBatch(batchSpec{records: 1, pid: int64(i) + 1, seq: 0}), false, func(AppendResult) { wg.Done() })
+			}
+			wg.Wait()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if pp := s.Producers("t", []int32{0}); pp[0].Err != nil || len(pp[0].Producers) != producers/4+min(producers%4, 1) {
+					b.Fatalf("%v: %d producers", pp[0].Err, len(pp[0].Producers))
+				}
+			}
+		})
+	}
+}

@@ -207,6 +207,38 @@ func checkTxnState(t *testing.T, s *Store, w txnWant, when string) {
 	if got, _ := s.OpenTxnStart("t", 0, 2); got != -1 {
 		t.Fatalf("%s: OpenTxnStart(2) = %d, want -1", when, got)
 	}
+	checkProducers(t, s, w.lso, when)
+}
+
+// checkProducers: Producers shows txnScenario's producers with their last
+// sequences and pid 3's open transaction; partition 0 listed twice gets
+// two answers, a partition that does not exist ErrUnknownTopic.
+func checkProducers(t *testing.T, s *Store, open int64, when string) {
+	t.Helper()
+	want := []Producer{
+		{ID: 1, LastSequence: 2, TxnStart: -1},
+		{ID: 2, LastSequence: 2, TxnStart: -1},
+		{ID: 3, LastSequence: 0, TxnStart: open},
+		{ID: 5, LastSequence: 0, TxnStart: -1},
+	}
+	got := s.Producers("t", []int32{0, 7, 0})
+	if len(got) != 3 || !errors.Is(got[1].Err, ErrUnknownTopic) || got[1].Partition != 7 {
+		t.Fatalf("%s: Producers %+v", when, got)
+	}
+	for _, pp := range []PartitionProducers{got[0], got[2]} {
+		if pp.Err != nil || pp.Partition != 0 || len(pp.Producers) != len(want) {
+			t.Fatalf("%s: Producers of partition 0: %+v, want %+v", when, pp, want)
+		}
+		for i, p := range pp.Producers {
+			if p.LastTimestamp <= 0 {
+				t.Fatalf("%s: producer %d has last timestamp %d", when, p.ID, p.LastTimestamp)
+			}
+			p.LastTimestamp = 0
+			if p != want[i] {
+				t.Fatalf("%s: producer %+v, want %+v", when, p, want[i])
+			}
+		}
+	}
 }
 
 // TestTxnLogState: opens, commits and aborts move the LSO and fill the

@@ -129,6 +129,7 @@ type Config struct {
 	TransactionMaxTimeout    time.Duration
 	TransactionAbortInterval time.Duration
 	TransactionalIDExpiry    time.Duration
+	TxnListMaxPatternBytes   int // longest ListTransactions TransactionalIDPattern
 
 	// ACLs (package acl).
 	Authorizer   bool   // enforce ACLs
@@ -214,6 +215,7 @@ func defaultConfig() Config {
 		TransactionMaxTimeout:          txn.DefaultMaxTimeout,
 		TransactionAbortInterval:       txn.DefaultAbortCheckInterval,
 		TransactionalIDExpiry:          txn.DefaultIDExpiration,
+		TxnListMaxPatternBytes:         kafka.DefaultMaxTxnPatternBytes,
 		OffsetMetadataMaxBytes:         group.DefaultMaxMetadataBytes,
 		GroupMetadataMaxBytes:          group.DefaultMaxGroupMetadataBytes,
 	}
@@ -317,6 +319,7 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&cfg.OffsetsRetention, "offsets-retention", cfg.OffsetsRetention, "committed offsets of a group without members are dropped this long after it emptied, or after the\ncommit for groups that only store offsets (offsets.retention.minutes)")
 	fs.DurationVar(&cfg.TransactionMaxTimeout, "transaction-max-timeout", cfg.TransactionMaxTimeout, "longest transaction timeout a producer may ask for; a longer one answers INVALID_TRANSACTION_TIMEOUT\n(transaction.max.timeout.ms)")
 	fs.DurationVar(&cfg.TransactionAbortInterval, "transaction-abort-interval", cfg.TransactionAbortInterval, "how often transactions open past their timeout are aborted by the broker, and expired transactional ids\nremoved (transaction.abort.timed.out.transaction.cleanup.interval.ms)")
+	fs.IntVar(&cfg.TxnListMaxPatternBytes, "list-transactions-max-pattern-bytes", cfg.TxnListMaxPatternBytes, "longest TransactionalIdPattern of a ListTransactions request, KIP-1152, in `bytes`; a longer one answers\nINVALID_REGULAR_EXPRESSION (a pattern is matched against every transactional id)")
 	fs.DurationVar(&cfg.TransactionalIDExpiry, "transactional-id-expiration", cfg.TransactionalIDExpiry, "a transactional id with no transaction open, unused this long, is forgotten (transactional.id.expiration.ms)")
 	fs.IntVar(&cfg.OffsetMetadataMaxBytes, "offset-metadata-max-bytes", cfg.OffsetMetadataMaxBytes, "largest metadata string of a committed offset, in `bytes` (offset.metadata.max.bytes)")
 	fs.IntVar(&cfg.GroupMetadataMaxBytes, "group-metadata-max-bytes", cfg.GroupMetadataMaxBytes, "largest stored generation of a classic group (every member's subscription and assignment), in `bytes`;\na SyncGroup over it answers UNKNOWN_SERVER_ERROR, as Kafka does past __consumer_offsets' max.message.bytes")
@@ -548,6 +551,9 @@ func (c *Config) validate() error {
 	}
 	if c.TransactionAbortInterval <= 0 {
 		bad("-transaction-abort-interval must be > 0")
+	}
+	if c.TxnListMaxPatternBytes < 1 {
+		bad("-list-transactions-max-pattern-bytes must be > 0")
 	}
 	if c.TransactionalIDExpiry <= 0 {
 		bad("-transactional-id-expiration must be > 0")

@@ -386,6 +386,7 @@ func serve(cfg Config, root zerolog.Logger) error {
 		BrokerConfigStore:        store,
 		Groups:                   groups,
 		Txns:                     txns,
+		MaxTxnPatternBytes:       cfg.TxnListMaxPatternBytes,
 		TxnVerifier:              txns,
 		Users:                    users,
 		UserStore:                store,

@@ -322,16 +322,18 @@ func TestAdminAPIsOneNode(t *testing.T) {
 	checkEpochs(t, newFranz(t, b.addr), epochEnd)
 }
 
-// __consumer_offsets is listed as Kafka lists it: internal, 50 partitions
-// led by this broker, hidden by kadm.ListTopics and listed by
-// ListTopicsWithInternal, sarama and librdkafka; clients cannot write to it
-// or delete it, and a regex subscription skips it.
+// The internal topics (__consumer_offsets, __transaction_state) are listed
+// as Kafka lists them: internal, 50 partitions led by this broker, hidden
+// by kadm.ListTopics and listed by ListTopicsWithInternal, sarama and
+// librdkafka; clients cannot write to them or delete them, and a regex
+// subscription skips them, matched by the client (classic group) or by the
+// broker (KIP-848).
 func TestInternalTopicsListed(t *testing.T) {
-	b := startBroker(t)
+	b := startBroker(t, kip848Flags...)
 	cl := newFranz(t, b.addr)
 	adm := kadm.NewClient(cl)
 	ctx := testContext(t, time.Minute)
-	const internal = "__consumer_offsets"
+	internals := []string{"__consumer_offsets", "__transaction_state"}
 	createTopic(t, adm, "user-a", 1)
 	createTopic(t, adm, "user-b", 1)
 
@@ -339,20 +341,22 @@ func TestInternalTopicsListed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if td.Has(internal) || !td.Has("user-a") {
+	if td.Has(internals[0]) || td.Has(internals[1]) || !td.Has("user-a") {
 		t.Fatalf("kadm ListTopics: %v", td.Names())
 	}
 	td, err = adm.ListTopicsWithInternal(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	co, ok := td[internal]
-	if !ok || !co.IsInternal || len(co.Partitions) != 50 || co.ID == (kadm.TopicID{}) {
-		t.Fatalf("kadm ListTopicsWithInternal: %+v", co)
-	}
-	for _, p := range co.Partitions {
-		if p.Leader != 1 || p.Err != nil {
-			t.Fatalf("partition %+v", p)
+	for _, internal := range internals {
+		co, ok := td[internal]
+		if !ok || !co.IsInternal || len(co.Partitions) != 50 || co.ID == (kadm.TopicID{}) {
+			t.Fatalf("kadm ListTopicsWithInternal %s: %+v", internal, co)
+		}
+		for _, p := range co.Partitions {
+			if p.Leader != 1 || p.Err != nil {
+				t.Fatalf("%s: partition %+v", internal, p)
+			}
 		}
 	}
 
@@ -368,13 +372,6 @@ func TestInternalTopicsListed(t *testing.T) {
 	if err != nil {
 		t.Fatalf("sarama ListTopics: %v", err)
 	}
-	if d, ok := st[internal]; !ok || d.NumPartitions != 50 || d.ConfigEntries["cleanup.policy"] == nil || *d.ConfigEntries["cleanup.policy"] != "compact" {
-		t.Fatalf("sarama ListTopics: %+v", st[internal])
-	}
-	if err := sadm.DeleteTopic(internal); err == nil {
-		t.Fatal("sarama deleted __consumer_offsets")
-	}
-
 	cadm, err := ckafka.NewAdminClient(&ckafka.ConfigMap{"bootstrap.servers": b.addr})
 	if err != nil {
 		t.Fatal(err)
@@ -384,14 +381,21 @@ func TestInternalTopicsListed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m, ok := md.Topics[internal]; !ok || len(m.Partitions) != 50 || m.Error.Code() != ckafka.ErrNoError {
-		t.Fatalf("librdkafka metadata: %+v", m)
-	}
-
-	// Not writable.
-	res := cl.ProduceSync(ctx, &kgo.Record{Topic: internal, Value: []byte("x")})
-	if err := res.FirstErr(); !errors.Is(err, kerr.InvalidTopicException) {
-		t.Fatalf("produce to %s: %v", internal, err)
+	for _, internal := range internals {
+		if d, ok := st[internal]; !ok || d.NumPartitions != 50 || d.ConfigEntries["cleanup.policy"] == nil || *d.ConfigEntries["cleanup.policy"] != "compact" {
+			t.Fatalf("sarama ListTopics %s: %+v", internal, st[internal])
+		}
+		if err := sadm.DeleteTopic(internal); err == nil {
+			t.Fatalf("sarama deleted %s", internal)
+		}
+		if m, ok := md.Topics[internal]; !ok || len(m.Partitions) != 50 || m.Error.Code() != ckafka.ErrNoError {
+			t.Fatalf("librdkafka metadata %s: %+v", internal, m)
+		}
+		// Not writable (kgo produces by topic ID, v13).
+		res := cl.ProduceSync(ctx, &kgo.Record{Topic: internal, Value: []byte("x")})
+		if err := res.FirstErr(); !errors.Is(err, kerr.InvalidTopicException) {
+			t.Fatalf("produce to %s: %v", internal, err)
+		}
 	}
 
 	// A regex subscription (kgo's, client side, in a group) reads the user
@@ -412,8 +416,34 @@ func TestInternalTopicsListed(t *testing.T) {
 	if got["user-a"] != 3 || got["user-b"] != 4 || len(got) != 2 {
 		t.Fatalf("regex consumed %v", got)
 	}
-	if slices.Contains(cons.GetConsumeTopics(), internal) {
-		t.Fatalf("regex subscription includes %s: %v", internal, cons.GetConsumeTopics())
+	if topics := cons.GetConsumeTopics(); slices.Contains(topics, internals[0]) || slices.Contains(topics, internals[1]) {
+		t.Fatalf("regex subscription includes an internal topic: %v", topics)
+	}
+	// A KIP-848 regex (matched by the broker) does too.
+	cons848 := newFranz(t, b.addr, kgo.ServerSideBalancer(), kgo.ConsumeRegex(), kgo.ConsumeTopics(".*"),
+		kgo.ConsumerGroup("regex-848"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	got848 := map[string]int{}
+	for n := 0; n < 7; {
+		fs := cons848.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("KIP-848 regex consumed %v of 7: %v", got848, err)
+		}
+		fs.EachError(func(topic string, p int32, err error) { t.Fatalf("KIP-848 %s/%d: %v", topic, p, err) })
+		fs.EachRecord(func(r *kgo.Record) { got848[r.Topic]++; n++ })
+	}
+	desc := kmsg.NewPtrConsumerGroupDescribeRequest()
+	desc.Groups = []string{"regex-848"}
+	dresp, err := desc.RequestWith(ctx, cl)
+	if err != nil || len(dresp.Groups) != 1 || len(dresp.Groups[0].Members) != 1 {
+		t.Fatalf("ConsumerGroupDescribe: %v %+v", err, dresp)
+	}
+	for _, at := range dresp.Groups[0].Members[0].Assignment.TopicPartitions {
+		if at.Topic == internals[0] || at.Topic == internals[1] {
+			t.Fatalf("KIP-848 regex assigned %s", at.Topic)
+		}
+	}
+	if got848["user-a"] != 3 || got848["user-b"] != 4 || len(got848) != 2 {
+		t.Fatalf("KIP-848 regex consumed %v", got848)
 	}
 }
 
