@@ -177,9 +177,10 @@ func TestScramConv(t *testing.T) {
 	if err := scramExchange(t, ScramSHA256, users, "we,ird=name", "x", nil); err != nil {
 		t.Errorf("escaped user name: %v", err)
 	}
-	// A nonce that is not the server's fails.
+	// A nonce that is not the server's fails. The last character changes
+	// to one it cannot already be (the nonce is letters and digits).
 	err := scramExchange(t, ScramSHA256, users, "alice", "pa:ss word", func(final, snonce, _ string) string {
-		return strings.Replace(final, snonce, snonce[:len(snonce)-1]+"x", 1)
+		return strings.Replace(final, snonce, snonce[:len(snonce)-1]+"~", 1)
 	})
 	if err != errScramMessage {
 		t.Errorf("foreign nonce: %v, want %v", err, errScramMessage)
