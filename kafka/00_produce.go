@@ -40,10 +40,14 @@ package kafka
 //   - transactional batches: with a transaction coordinator
 //     (Config.TxnVerifier), a request without a transactional id answers
 //     TRANSACTIONAL_ID_AUTHORIZATION_FAILED, as Kafka does, and the
-//     coordinator must have the partition in the producer's ongoing
-//     transaction (KIP-890 part 1: a late produce cannot join a transaction
-//     that ended), else its code (INVALID_TXN_STATE, INVALID_PRODUCER_EPOCH,
-//     PRODUCER_FENCED). Without one, TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+//     coordinator must have the partition in the ongoing transaction of the
+//     request's transactional id, whose producer id and epoch the batch
+//     must carry (KIP-890 part 1: a late produce cannot join a transaction
+//     that ended; another client cannot write into it), else its code
+//     (INVALID_PRODUCER_ID_MAPPING, INVALID_TXN_STATE,
+//     INVALID_PRODUCER_EPOCH). An admitted batch holds the transaction's
+//     end until its append has an outcome, so no marker can overtake it.
+//     Without one, TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
 //     which every client treats as fatal rather than retrying. Storage then
 //     opens the producer's transaction on the partition (storage/txn.go).
 //
@@ -159,6 +163,17 @@ type produceBatch struct {
 	rp        *kmsg.ProduceResponseTopicPartition
 	// keyRequired: the topic is compacted, every record needs a key.
 	keyRequired bool
+	// txnDone, for a transactional batch, tells the transaction
+	// coordinator the append has its outcome (see TxnVerifier).
+	txnDone func()
+}
+
+// settled runs b's txnDone once.
+func (b *produceBatch) settled() {
+	if b.txnDone != nil {
+		b.txnDone()
+		b.txnDone = nil
+	}
 }
 
 func (h *Handler) produce(r *request) {
@@ -268,14 +283,15 @@ func (h *Handler) produce(r *request) {
 				p.fail(rp, kerr.UnknownTopicOrPartition.Code, nil)
 			default:
 				hdr, code, msg := h.checkBatch(r.version, tp.Records, maxBytes, txnVerifier != nil)
+				var txnDone func()
 				if code == 0 && hdr.Transactional() {
-					code = txnVerifier.VerifyTxnPartition(hdr.ProducerID, hdr.ProducerEpoch, info.Name, tp.Partition)
+					code, txnDone = txnVerifier.VerifyTxnPartition(*req.TransactionID, hdr.ProducerID, hdr.ProducerEpoch, info.Name, tp.Partition)
 				}
 				if code != 0 {
 					p.fail(rp, code, msg)
 					break
 				}
-				b := produceBatch{topic: info.Name, partition: tp.Partition, records: tp.Records, hdr: hdr, rp: rp, keyRequired: compacted}
+				b := produceBatch{topic: info.Name, partition: tp.Partition, records: tp.Records, hdr: hdr, rp: rp, keyRequired: compacted, txnDone: txnDone}
 				if mine != nil {
 					p.later = append(p.later, b)
 					continue
@@ -310,12 +326,14 @@ func (h *Handler) produce(r *request) {
 				// queues unbounded CPU work ahead of every other producer.
 				p.fail(b.rp, kerr.NetworkException.Code, nil)
 				b.rp = nil
+				b.settled()
 				p.doneOne()
 				continue
 			}
 			if err := storage.ValidateRecords(b.records, &b.hdr, h.cfg.MaxDecompressedBatchBytes, b.keyRequired); err != nil {
 				p.failRecords(b, err)
 				b.rp = nil
+				b.settled()
 				p.doneOne()
 			}
 		}
@@ -337,6 +355,7 @@ func (h *Handler) produce(r *request) {
 			case b.rp == nil:
 			case gone:
 				p.fail(b.rp, kerr.NetworkException.Code, nil)
+				b.settled()
 				p.doneOne()
 			default:
 				p.append(b)
@@ -383,6 +402,7 @@ func (h *Handler) releaseProduceTail(conn uint64, mine chan struct{}) {
 func (p *produce) validateAndAppend(b *produceBatch) {
 	if err := storage.ValidateRecords(b.records, &b.hdr, p.h.cfg.MaxDecompressedBatchBytes, b.keyRequired); err != nil {
 		p.failRecords(b, err)
+		b.settled()
 		p.doneOne()
 		return
 	}
@@ -392,7 +412,12 @@ func (p *produce) validateAndAppend(b *produceBatch) {
 // append issues b's append; its done callback finishes the partition.
 func (p *produce) append(b *produceBatch) {
 	rp := b.rp
+	txnDone := b.txnDone
+	b.txnDone = nil
 	p.h.st.Append(b.topic, b.partition, b.records, p.acks == -1, func(res storage.AppendResult) {
+		if txnDone != nil {
+			txnDone()
+		}
 		if res.Err != nil {
 			p.fail(rp, p.h.errCode(res.Err), nil)
 		} else {

@@ -20,13 +20,24 @@ type fakeVerifier struct {
 	mu    sync.Mutex
 	code  int16
 	asked []string
+	// admitted and settled count the batches admitted and those whose
+	// append had its outcome: equal once every produce answered.
+	admitted, settled int
 }
 
-func (v *fakeVerifier) VerifyTxnPartition(pid int64, epoch int16, topic string, partition int32) int16 {
+func (v *fakeVerifier) VerifyTxnPartition(id string, pid int64, epoch int16, topic string, partition int32) (int16, func()) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.asked = append(v.asked, topic)
-	return v.code
+	if v.code != 0 {
+		return v.code, nil
+	}
+	v.admitted++
+	return 0, func() {
+		v.mu.Lock()
+		v.settled++
+		v.mu.Unlock()
+	}
 }
 
 func txnProduceReq(txnID *string, topic string, partition int32, records []byte) *kmsg.ProduceRequest {
@@ -72,6 +83,10 @@ func TestProduceTransactional(t *testing.T) {
 			}
 			if c.verifier != nil && (len(c.verifier.asked) > 0) != c.asked {
 				t.Fatalf("verifier asked %v, want asked=%v", c.verifier.asked, c.asked)
+			}
+			if v := c.verifier; v != nil && v.admitted != v.settled {
+				// The transaction's end would wait for it forever.
+				t.Fatalf("%d batches admitted, %d settled", v.admitted, v.settled)
 			}
 			lso, _ := hs.st.LastStableOffset("t", 0)
 			_, hwm, _ := hs.st.Offsets("t", 0)
@@ -250,5 +265,26 @@ func TestListOffsetsIsolation(t *testing.T) {
 		if rp.ErrorCode != 0 || rp.Offset != c.want {
 			t.Errorf("iso %d ts %d: offset %d error %d, want %d", c.iso, c.ts, rp.Offset, rp.ErrorCode, c.want)
 		}
+	}
+}
+
+// TestProduceTransactionalSettles: a transactional batch the coordinator
+// admitted is settled whatever happens to it after (here its records fail
+// validation off the event loop): the transaction's end waits for every
+// admitted batch, so one never settled would hold the end forever.
+func TestProduceTransactionalSettles(t *testing.T) {
+	v := &fakeVerifier{}
+	hs := newHarness(t, func(cfg *Config) { cfg.TxnVerifier = v })
+	hs.createTopic("t", 1, nil)
+	// The gzip bit over uncompressed records: admitted, then refused.
+	bad := makeBatch(batchOpts{records: 1, attrs: attrTxn | 1, producerID: 5})
+	p := roundTrip[*kmsg.ProduceResponse](hs, txnProduceReq(strPtr("tx"), "t", 0, bad)).Topics[0].Partitions[0]
+	if p.ErrorCode == 0 {
+		t.Fatal("a batch whose records do not decompress was stored")
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.admitted != 1 || v.settled != 1 {
+		t.Fatalf("%d batches admitted, %d settled; want 1 and 1", v.admitted, v.settled)
 	}
 }

@@ -233,21 +233,31 @@ func (c *Coordinator) VerifyPartitions(id string, pid int64, epoch int16, tps []
 }
 
 // VerifyTxnPartition implements kafka.TxnVerifier for the produce path: 0
-// when producer pid at epoch has an ongoing transaction that includes
-// topic/partition. Cheap: one read lock and two map lookups.
-func (c *Coordinator) VerifyTxnPartition(pid int64, epoch int16, topic string, partition int32) int16 {
+// when transactional id id's producer is pid at epoch and has an ongoing
+// transaction that includes topic/partition. The batch is checked against
+// the id the request names, so a client cannot write into another id's
+// transaction by copying its producer id and epoch. On 0, the batch is
+// admitted: the end of the transaction waits until done is called (the
+// append has its outcome) before writing its markers, so a produce
+// overtaken by EndTxn cannot land after the marker and reopen the
+// transaction on the partition (which would hold its last stable offset
+// forever). Cheap: one read lock and a map lookup.
+func (c *Coordinator) VerifyTxnPartition(id string, pid int64, epoch int16, topic string, partition int32) (code int16, done func()) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	t := c.byPID[pid]
+	t := c.byID[id]
 	switch {
-	case t == nil:
-		return errInvalidState
+	case t == nil || t.rec.pid != pid:
+		return errBadMapping, nil
 	case epoch < t.rec.epoch:
-		return errBadEpoch
+		return errBadEpoch, nil
 	case epoch > t.rec.epoch, t.rec.state != Ongoing, !t.rec.hasPart(TP{topic, partition}):
-		return errInvalidState
+		return errInvalidState, nil
 	}
-	return 0
+	// Under the lock that the move to Prepare* takes: an Add either
+	// happens before finish's Wait or is refused above.
+	t.inflight.Add(1)
+	return 0, t.inflight.Done
 }
 
 // EndTxn ends id's transaction (EndTxn). bump is KIP-890's transaction
@@ -402,10 +412,10 @@ func (c *Coordinator) TxnOffsetCommit(req *kmsg.TxnOffsetCommitRequest, done fun
 		done(TxnOffsetCommitError(req, code))
 		return
 	}
-	t.offsets.Add(1)
+	t.inflight.Add(1)
 	c.mu.Unlock()
 	c.cfg.Store.TxnOffsetCommit(req, func(resp *kmsg.TxnOffsetCommitResponse) {
-		t.offsets.Done()
+		t.inflight.Done()
 		done(resp)
 	})
 }

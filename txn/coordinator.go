@@ -81,9 +81,11 @@ type txn struct {
 	// pending: a write for this id is in flight; requests answer
 	// CONCURRENT_TRANSACTIONS until it lands. Guarded by mu.
 	pending bool
-	// offsets counts TxnOffsetCommits in flight; the end of the transaction
-	// waits for them before resolving the group's pending offsets.
-	offsets sync.WaitGroup
+	// inflight counts the TxnOffsetCommits and transactional produce
+	// batches admitted and not yet stored; the end of the transaction
+	// waits for them before writing markers and resolving the groups'
+	// pending offsets. Add only under mu while the transaction is Ongoing.
+	inflight sync.WaitGroup
 }
 
 // Coordinator is the transaction coordinator.

@@ -201,6 +201,15 @@ func waitState(t *testing.T, c *Coordinator, id string, want State) record {
 	}
 }
 
+// verify is VerifyTxnPartition's code, the admitted batch settled at once.
+func verify(c *Coordinator, id string, pid int64, epoch int16, topic string, partition int32) int16 {
+	code, done := c.VerifyTxnPartition(id, pid, epoch, topic, partition)
+	if done != nil {
+		done()
+	}
+	return code
+}
+
 func codeName(c int16) string {
 	if c == 0 {
 		return "NONE"
@@ -224,13 +233,13 @@ func TestCommitWritesMarkersAndOffsets(t *testing.T) {
 	if p.code != 0 || p.epoch != 0 {
 		t.Fatalf("init: %+v", p)
 	}
-	expect(t, "verify before add", c.VerifyTxnPartition(p.pid, p.epoch, "a", 0), errInvalidState)
+	expect(t, "verify before add", verify(c, "tx", p.pid, p.epoch, "a", 0), errInvalidState)
 	expect(t, "add", addParts(c, "tx", p.pid, p.epoch, a1, a0, a0), 0)
 	expect(t, "add again", addParts(c, "tx", p.pid, p.epoch, a0), 0)
 	expect(t, "add offsets", addOffsets(c, "tx", p.pid, p.epoch, "g"), 0)
-	expect(t, "verify", c.VerifyTxnPartition(p.pid, p.epoch, "a", 1), 0)
-	expect(t, "verify other partition", c.VerifyTxnPartition(p.pid, p.epoch, "a", 2), errInvalidState)
-	expect(t, "verify old epoch", c.VerifyTxnPartition(p.pid, p.epoch-1, "a", 1), errBadEpoch)
+	expect(t, "verify", verify(c, "tx", p.pid, p.epoch, "a", 1), 0)
+	expect(t, "verify other partition", verify(c, "tx", p.pid, p.epoch, "a", 2), errInvalidState)
+	expect(t, "verify old epoch", verify(c, "tx", p.pid, p.epoch-1, "a", 1), errBadEpoch)
 	code, parts := c.VerifyPartitions("tx", p.pid, p.epoch, []TP{a0, {"b", 0}})
 	if code != 0 || parts[0] != 0 || parts[1] != errInvalidState {
 		t.Fatalf("verify-only: %d %v", code, parts)
@@ -243,7 +252,7 @@ func TestCommitWritesMarkersAndOffsets(t *testing.T) {
 	if e.code != 0 || e.pid != p.pid || e.epoch != p.epoch {
 		t.Fatalf("end: %+v", e)
 	}
-	expect(t, "verify after end", c.VerifyTxnPartition(p.pid, p.epoch, "a", 1), errInvalidState)
+	expect(t, "verify after end", verify(c, "tx", p.pid, p.epoch, "a", 1), errInvalidState)
 	r = waitState(t, c, "tx", CompleteCommit)
 	if len(r.parts) != 0 {
 		t.Fatalf("complete record keeps partitions: %+v", r)
@@ -330,7 +339,7 @@ func TestInitProducerIDFencesOngoing(t *testing.T) {
 	}
 	expect(t, "zombie add", addParts(c, "tx", p1.pid, p1.epoch, a1), errFenced)
 	expect(t, "zombie end", endTxn(c, "tx", p1.pid, p1.epoch, true, false).code, errFenced)
-	expect(t, "zombie verify", c.VerifyTxnPartition(p1.pid, p1.epoch, "a", 0), errBadEpoch)
+	expect(t, "zombie verify", verify(c, "tx", p1.pid, p1.epoch, "a", 0), errBadEpoch)
 	expect(t, "new producer add", addParts(c, "tx", p2.pid, p2.epoch, a1), 0)
 }
 

@@ -32,7 +32,7 @@ func (c *Coordinator) finish(t *txn, p record, after func()) {
 		defer c.wg.Done()
 		defer after()
 		commit := p.state == PrepareCommit
-		t.offsets.Wait() // offset commits admitted before the end land first
+		t.inflight.Wait() // produces and offset commits admitted before the end land first
 		if !c.writeMarkers(t.id, p, commit) || !c.endOffsets(t.id, p, commit) {
 			return // closing
 		}

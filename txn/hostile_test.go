@@ -1,0 +1,75 @@
+package txn
+
+import (
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestVerifyChecksTransactionalID: a produce naming transactional id
+// "evil" with the producer id and epoch of "tx" must not write into tx's
+// transaction.
+func TestVerifyChecksTransactionalID(t *testing.T) {
+	c := open(t, &fakeLog{}, newFakeStore())
+	p := initPID(c, "tx", 60000, -1, -1)
+	e := initPID(c, "evil", 60000, -1, -1)
+	expect(t, "add", addParts(c, "tx", p.pid, p.epoch, a0), 0)
+	expect(t, "add evil", addParts(c, "evil", e.pid, e.epoch, a1), 0)
+	expect(t, "owner", verify(c, "tx", p.pid, p.epoch, "a", 0), 0)
+	expect(t, "another id, tx's producer", verify(c, "evil", p.pid, p.epoch, "a", 0), errBadMapping)
+	expect(t, "unknown id, tx's producer", verify(c, "nobody", p.pid, p.epoch, "a", 0), errBadMapping)
+	expect(t, "tx's id, another producer", verify(c, "tx", e.pid, e.epoch, "a", 0), errBadMapping)
+}
+
+// TestEndWaitsForAdmittedProduce: a produce admitted before EndTxn but
+// appended after it must land before the markers; written after the
+// marker, it would reopen the transaction on the partition and hold its
+// last stable offset forever. The same holds for a transaction aborted at
+// its timeout while the produce is in flight.
+func TestEndWaitsForAdmittedProduce(t *testing.T) {
+	for _, how := range []string{"commit", "timeout"} {
+		t.Run(how, func(t *testing.T) {
+			lg := &fakeLog{}
+			c := open(t, lg, newFakeStore())
+			clock := time.Now()
+			c.now = func() time.Time { return clock }
+			p := initPID(c, "tx", 1000, -1, -1)
+			expect(t, "add", addParts(c, "tx", p.pid, p.epoch, a0), 0)
+			code, settle := c.VerifyTxnPartition("tx", p.pid, p.epoch, "a", 0)
+			expect(t, "admit", code, 0)
+			settle = sync.OnceFunc(settle)
+			t.Cleanup(settle) // a failed test must not hold Close
+			var ended chan pidEpoch
+			if how == "commit" {
+				ended = endTxnAsync(c, "tx", p.pid, p.epoch, true, false)
+				waitDurable(t, c, "tx", PrepareCommit)
+			} else {
+				clock = clock.Add(2 * time.Second)
+				c.abortTimedOut()
+				waitDurable(t, c, "tx", PrepareAbort)
+			}
+			late := errInvalidState
+			if how == "timeout" {
+				late = errBadEpoch // the abort fenced the epoch
+			}
+			expect(t, "admit after the end began", verify(c, "tx", p.pid, p.epoch, "a", 0), late)
+			// The end must not write a marker while the batch is in
+			// flight: give it the chance to (no threshold: with the fix
+			// nothing can happen in any amount of time).
+			time.Sleep(50 * time.Millisecond)
+			if m := lg.written(); len(m) != 0 {
+				t.Fatalf("markers %+v written while an admitted produce is in flight", m)
+			}
+			settle()
+			if ended != nil {
+				if e := <-ended; e.code != 0 {
+					t.Fatalf("end: %+v", e)
+				}
+			}
+			waitState(t, c, "tx", map[string]State{"commit": CompleteCommit, "timeout": CompleteAbort}[how])
+			if m := lg.written(); len(m) != 1 {
+				t.Fatalf("markers %+v, want 1", m)
+			}
+		})
+	}
+}
