@@ -20,6 +20,8 @@ package kafka
 // CLUSTER_ACTION on the cluster (CLUSTER_AUTHORIZATION_FAILED).
 
 import (
+	"sync/atomic"
+
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -69,8 +71,11 @@ func (h *Handler) addPartitionsToTxn(r *request) {
 	})
 }
 
-// addPartitionsBatched serves v4+: each transaction in turn, the response
-// once all have answered.
+// addPartitionsBatched serves v4+: every transaction issued in turn, off
+// the event loop (a request may carry very many), the response once all
+// have answered. A loop and a countdown, not a chain of callbacks: the
+// coordinator often answers at once, and a chain a million transactions
+// long overflowed the goroutine's stack.
 func (h *Handler) addPartitionsBatched(r *request, req *kmsg.AddPartitionsToTxnRequest, resp *kmsg.AddPartitionsToTxnResponse) {
 	switch {
 	case !h.authorizedCluster(r, acl.OpClusterAction):
@@ -82,27 +87,31 @@ func (h *Handler) addPartitionsBatched(r *request, req *kmsg.AddPartitionsToTxnR
 		r.respond(resp)
 		return
 	}
-	resp.Transactions = make([]kmsg.AddPartitionsToTxnResponseTransaction, len(req.Transactions))
-	var next func(i int)
-	next = func(i int) {
-		if i == len(req.Transactions) {
-			r.respond(resp)
-			return
+	h.async(r, func() {
+		resp.Transactions = make([]kmsg.AddPartitionsToTxnResponseTransaction, len(req.Transactions))
+		var pending atomic.Int64
+		pending.Store(int64(len(req.Transactions)) + 1) // +1 held while issuing
+		doneOne := func() {
+			if pending.Add(-1) == 0 {
+				r.respond(resp)
+			}
 		}
-		t := &req.Transactions[i]
-		rt := &resp.Transactions[i]
-		rt.Default()
-		rt.TransactionalID = t.TransactionalID
-		code := int16(0)
-		if t.TransactionalID == "" {
-			code = kerr.InvalidRequest.Code
+		for i := range req.Transactions {
+			t := &req.Transactions[i]
+			rt := &resp.Transactions[i]
+			rt.Default()
+			rt.TransactionalID = t.TransactionalID
+			code := int16(0)
+			if t.TransactionalID == "" {
+				code = kerr.InvalidRequest.Code
+			}
+			h.addPartitions(r, t.TransactionalID, t.ProducerID, t.ProducerEpoch, t.VerifyOnly, t.Topics, code, func(res []kmsg.AddPartitionsToTxnResponseTransactionTopic) {
+				rt.Topics = res
+				doneOne()
+			})
 		}
-		h.addPartitions(r, t.TransactionalID, t.ProducerID, t.ProducerEpoch, t.VerifyOnly, t.Topics, code, func(res []kmsg.AddPartitionsToTxnResponseTransactionTopic) {
-			rt.Topics = res
-			next(i + 1)
-		})
-	}
-	next(0)
+		doneOne()
+	})
 }
 
 // addPartitions adds (or, verifyOnly, checks) one transaction's topics and
