@@ -11,6 +11,7 @@
 //	<Dir>/shard-000/00000000000000000001.wal  the active segment
 //	<Dir>/shard-000/00000000000000000002.wal.prep  next segment being prepared (deleted on open and on Close)
 //	<Dir>/shard-000/00000000000000000001.wal.torn-<ns>  bytes cut off a torn tail by recovery
+//	<Dir>/compacted/0000000007-00000000000000000003.klc  partition key 7's compacted prefix, generation 3
 //
 // Segment names are zero-padded sequence numbers, so a name sort is the
 // write order. Each partition belongs to one shard for life (recorded in
@@ -116,6 +117,44 @@
 // new segment would pass the cap waits for one freeing pass (the event
 // loop never waits: Append only queues) and fails the group with
 // ErrLogFull when that freed too little.
+//
+// # Compaction (compact.go, compactfile.go, compactcodec.go)
+//
+// A partition of a cleanup.policy=compact topic has at most one compacted
+// file, <Dir>/compacted/<key>-<gen>.klc, holding its cleaned prefix: the
+// surviving batches below its cleaned end E. Reads below E go to that
+// file, reads at or above E to the WAL, whose chunk index is trimmed below
+// E; Fetch sees one log. E is always a chunk boundary, the end of a chunk
+// that lay in a sealed segment, below the last stable offset and older
+// than min.compaction.lag.ms: the active segment is never compacted.
+// Offsets stay sparse: survivors keep their original offsets; a batch all
+// of whose records survive is copied byte for byte; one that loses some
+// keeps its header (base offset, lastOffsetDelta, timestamps, producer
+// fields, codec) and gets the surviving records, as the producer encoded
+// them, recompressed with the same codec under a new length, count and
+// CRC (as Kafka's cleaner does); a batch that loses all its records goes:
+// producer state is in the WAL's index checkpoints, not in the batches.
+// Control batches (transaction markers) are kept, aborted transactional
+// batches dropped. A tombstone survives delete.retention.ms from the
+// cleaning that first wrote it into a compacted file (each run of
+// batches in the file records that time), then goes at the next
+// cleaning, which a due tombstone triggers by itself.
+//
+// A cleaning writes generation g+1 from generation g and the dirty chunks
+// (<name>.tmp, fsync, rename, fsync of the directory), then publishes it
+// (readers switch; a reader holding g keeps its open file by reference
+// count), trims the chunk index below the new E, removes g's file and
+// kicks a freeing pass: a WAL segment goes once every chunk in it is below
+// its partition's log start or cleaned end (and a newer segment has its
+// checkpoint, as for retention). A crash at any point leaves g or g+1
+// complete under its name; Open keeps each partition's newest generation
+// and deletes older ones, temporary files and files of deleted
+// partitions. A newest file that does not verify (header and index CRC)
+// fails its partition loudly: segments below its E may be gone.
+//
+// With cleanup.policy=compact,delete, retention.ms and retention.bytes
+// count the compacted file's runs before the WAL's chunks. Compaction does
+// not run with Config.Cold (the tier would need compacted objects).
 //
 // # Metadata (meta.go, metastate.go, metalog.go, metacommit.go)
 //

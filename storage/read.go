@@ -2,6 +2,7 @@ package storage
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -199,6 +200,44 @@ func (s *Store) read(topic string, partition int32, offset int64, maxBytes int64
 		}
 		end = lso
 	}
+	// Below a compacted file's cleaned end the read goes there (compact.go).
+	// Compaction publishes a file before it trims the index below its end
+	// and before any segment goes, so a WAL read that finds its chunk gone
+	// while a newer file was published retries.
+	for attempt := 0; ; attempt++ {
+		c := p.comp.Load()
+		from := offset
+		if c != nil && offset < c.end {
+			r, ok, gone := s.readCompactedRange(c, res, offset, maxBytes)
+			if gone && attempt < 8 {
+				continue
+			}
+			if ok || gone {
+				if gone {
+					r.Err = ErrClosed
+				} else if r.Err == nil {
+					s.stats.reads.Add(1)
+					s.stats.readBytes.Add(r.Bytes)
+					p.bytesOut.Add(r.Bytes)
+				}
+				return r
+			}
+			if from = c.end; from >= end {
+				return res // nothing left below end
+			}
+		}
+		r := s.readWAL(p, res, from, maxBytes, end)
+		if errors.Is(r.Err, ErrOffsetOutOfRange) && attempt < 8 && p.comp.Load() != c {
+			continue
+		}
+		return r
+	}
+}
+
+// readWAL is read from the WAL's chunk index.
+func (s *Store) readWAL(p *partition, res ReadResult, offset, maxBytes, end int64) ReadResult {
+	hwm := res.HighWatermark
+	var err error
 	v := p.idx.view()
 	if s.cfg.Cold != nil && offset < localStart(v, hwm) {
 		return s.readCold(p, res, offset, maxBytes, end) // tiering hook (tiered.go)
@@ -300,6 +339,29 @@ func (s *Store) OffsetForTime(topic string, partition int32, ts int64) (int64, i
 			return off, t, err
 		}
 	}
+	// The compacted file first (compact.go), then the WAL's chunks above
+	// its cleaned end.
+	cleanEnd := logStart
+	if c := p.comp.Load(); c != nil {
+		cleanEnd = max(cleanEnd, c.end)
+		for i := c.from(logStart); i < len(c.entries); i++ {
+			e := &c.entries[i]
+			if e.maxTs < ts {
+				continue
+			}
+			off, mts := int64(-1), int64(-1)
+			err := walkBatches(e, func(_ int64, bh *BatchHeader) bool {
+				if bh.BaseOffset+int64(bh.LastOffsetDelta) >= logStart && bh.MaxTimestamp >= ts {
+					off, mts = bh.BaseOffset, bh.MaxTimestamp
+					return false
+				}
+				return true
+			})
+			if err != nil || off >= 0 {
+				return off, mts, err
+			}
+		}
+	}
 	// Chunks with a batch >= ts from the first on; only batches at or
 	// past the log start count.
 	for i := v.findTime(ts); i >= 0 && i < v.n; i++ {
@@ -307,7 +369,7 @@ func (s *Store) OffsetForTime(topic string, partition int32, ts int64) (int64, i
 		if e.base >= hwm {
 			break
 		}
-		if e.maxTs < ts || e.last < logStart {
+		if e.maxTs < ts || e.last < cleanEnd {
 			continue
 		}
 		off, mts := int64(-1), int64(-1)

@@ -36,6 +36,9 @@ func (s *Store) recover() error {
 			return err
 		}
 	}
+	if err := s.recoverCompacted(); err != nil {
+		return err
+	}
 	for _, p := range s.byKey {
 		// A partition whose chunks were all deleted continues where its
 		// log ended (next_min), never below its log start.

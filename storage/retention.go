@@ -241,7 +241,7 @@ func topicLimit(configs map[string]string, name string, def int64) int64 {
 // deletePolicy reports whether a topic's cleanup.policy (its own, else the
 // dynamic log.cleanup.policy, else Kafka's default delete) includes
 // delete: as in Kafka, retention.ms and retention.bytes apply only then
-// (klite does not compact, so a compact-only topic keeps everything).
+// (a compact-only topic is only compacted, compact.go).
 func (s *Store) deletePolicy(configs map[string]string) bool {
 	v, ok := configs["cleanup.policy"]
 	if !ok {
@@ -338,9 +338,18 @@ func (s *Store) retainedStart(ctx context.Context, p *partition, nowMs, ms, byte
 			}
 		}
 	}
+	// A compacted file's runs (compact.go) come before the WAL's chunks
+	// above its cleaned end (cleanup.policy=compact,delete).
+	localFrom := start
+	if c := p.comp.Load(); c != nil && s.cfg.Cold == nil {
+		for _, e := range c.entries[c.from(start):] {
+			units = append(units, retUnit{last: e.last, maxTs: e.maxTs, bytes: e.length})
+			tierBytes += e.length
+		}
+		localFrom = max(localFrom, c.end)
+	}
 	// Local chunks from the one holding localFrom on, read lazily:
 	// retention usually drops a few old ones.
-	localFrom := start
 	if len(units) > 0 {
 		localFrom = max(localFrom, units[len(units)-1].last+1)
 	}
@@ -554,6 +563,7 @@ func (s *Store) segFree(seg *segment) freeKind {
 		case p.failed.Load():
 			return freeNever // keep its data for the operator
 		case k.last < p.logStart.Load():
+		case p.comp.Load() != nil && k.last < p.comp.Load().end:
 		case s.cfg.Cold != nil && k.last < p.tieredEnd.Load():
 			kind = freeHot
 		default:

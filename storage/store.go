@@ -3,6 +3,7 @@ package storage
 import (
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"maps"
 	"math"
 	"runtime"
@@ -139,6 +140,18 @@ type Config struct {
 	// evenly over the shards); older ones are dropped once durable
 	// (pagecache.go). 0 keeps everything: the kernel decides.
 	CacheBytes int64
+	// CompactionInterval is how often compaction looks for partitions of
+	// cleanup.policy=compact topics to clean (0: never; see compact.go).
+	// Not run with Cold.
+	CompactionInterval time.Duration
+	// CompactionBytesPerSec bounds the bytes a compaction pass reads per
+	// second (0: unbounded).
+	CompactionBytesPerSec int64
+	// CompactionMapKeys bounds the keys of one cleaning's offset map
+	// (default 1Mi, about 50 MB); a partition with more distinct keys in
+	// its dirty part is cleaned over several passes.
+	CompactionMapKeys int
+
 	// Trace, when set, is called with every step of the WAL's work
 	// (trace.go), on the store's goroutines: it must not block.
 	Trace func(TraceEvent)
@@ -220,6 +233,9 @@ func (c *Config) applyDefaults() error {
 	if c.HotBytes <= 0 {
 		c.HotBytes = DefaultHotBytes
 	}
+	if c.CompactionMapKeys <= 0 {
+		c.CompactionMapKeys = DefaultCompactionMapKeys
+	}
 	if c.MaxWALBytes < 0 {
 		c.MaxWALBytes = 0
 	}
@@ -273,6 +289,7 @@ type Store struct {
 	// MaxWALBytes.
 	walBytes atomic.Int64
 	maint    maintenance // retention and segment freeing (retention.go)
+	comp     compState   // log compaction (compact.go)
 
 	closeMu sync.RWMutex // never held while blocking
 	closed  bool         // guarded by closeMu
@@ -319,6 +336,10 @@ type partition struct {
 	// again (segments with chunks below it may be gone). Guarded by metaMu.
 	nextMin int64
 
+	// comp is the compacted file (compact.go): offsets below its end
+	// are read there. Published by compaction, read by anyone.
+	comp atomic.Pointer[compacted]
+
 	// Published by the syncer, read by anyone.
 	idx     chunkIndex
 	hwm     atomic.Int64
@@ -355,6 +376,7 @@ func Open(cfg Config) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{cfg: cfg, fs: cfg.FS, log: cfg.Logger.With().Str("component", "storage").Logger(), byKey: map[uint32]*partition{}}
+	s.comp.seed1, s.comp.seed2 = maphash.MakeSeed(), maphash.MakeSeed()
 	if err := vfs.MkdirAllSync(s.fs, cfg.Dir); err != nil {
 		return nil, fmt.Errorf("storage: %w", err)
 	}
@@ -411,6 +433,11 @@ func Open(cfg Config) (*Store, error) {
 			Msg("MaxWALBytes leaves no room for a shard to roll to a new segment: appends fail with ErrLogFull once a segment fills")
 	}
 	s.startMaintenance()
+	if cfg.Cold == nil {
+		s.startCompaction()
+	} else if cfg.CompactionInterval > 0 {
+		s.log.Info().Msg("compaction is not run with a tiered log (Cold): compacted topics keep all their data")
+	}
 	return s, nil
 }
 
@@ -488,6 +515,7 @@ func (s *Store) Close() error {
 	}
 	slow.Stop()
 	s.stopMaintenance()
+	s.closeCompacted()
 	s.stopMetaLog()
 	var err error
 	for _, sh := range s.shards {
@@ -624,6 +652,7 @@ func (s *Store) DeleteTopic(name string) error {
 			return func() {
 				for _, p := range t.parts {
 					p.fireAll(false)
+					s.dropCompacted(p)
 					if s.cfg.Cold != nil {
 						s.cfg.Cold.Forget(tierPart(p))
 					}

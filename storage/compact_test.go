@@ -1,0 +1,613 @@
+package storage
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"hash/maphash"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/klite/klite/vfs"
+)
+
+// kv is one test record: a nil val is a tombstone.
+type kv struct {
+	key, val []byte
+}
+
+// makeKeyedBatch assembles a v2 batch of keyed records compressed with
+// codec.
+func makeKeyedBatch(t testing.TB, codec int8, ts int64, recs ...kv) []byte {
+	t.Helper()
+	var raw []byte
+	for i, r := range recs {
+		var body []byte
+		body = append(body, 0)
+		body = binary.AppendVarint(body, int64(i))
+		body = binary.AppendVarint(body, int64(i))
+		body = binary.AppendVarint(body, int64(len(r.key)))
+		body = append(body, r.key...)
+		if r.val == nil {
+			body = binary.AppendVarint(body, -1)
+		} else {
+			body = binary.AppendVarint(body, int64(len(r.val)))
+			body = append(body, r.val...)
+		}
+		body = binary.AppendVarint(body, 0)
+		raw = binary.AppendVarint(raw, int64(len(body)))
+		raw = append(raw, body...)
+	}
+	comp, err := compressRecords(codec, raw, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, BatchHeaderBytes, BatchHeaderBytes+len(comp))
+	be := binary.BigEndian
+	be.PutUint32(b[batchLengthAt:], uint32(BatchHeaderBytes-batchLengthOverhead+len(comp)))
+	b[batchMagicAt] = 2
+	be.PutUint16(b[batchAttributesAt:], uint16(codec))
+	be.PutUint32(b[batchLastOffsetDeltaAt:], uint32(len(recs)-1))
+	be.PutUint64(b[batchFirstTimestampAt:], uint64(ts))
+	be.PutUint64(b[batchMaxTimestampAt:], uint64(ts+int64(len(recs)-1)))
+	be.PutUint64(b[batchProducerIDAt:], ^uint64(0))
+	be.PutUint16(b[batchProducerEpochAt:], ^uint16(0))
+	be.PutUint32(b[batchBaseSequenceAt:], ^uint32(0))
+	be.PutUint32(b[batchRecordCountAt:], uint32(len(recs)))
+	b = append(b, comp...)
+	be.PutUint32(b[batchCRCAt:], crc32.Checksum(b[batchAttributesAt:], castagnoli))
+	return b
+}
+
+// logRec is a record read back: its offset, key and value (nil: tombstone).
+type logRec struct {
+	off      int64
+	key, val string
+	tomb     bool
+}
+
+// readLog reads a partition from its log start with small reads, checking
+// every batch's CRC and that offsets only grow.
+func readLog(t testing.TB, s *Store, topic string, part int32) []logRec {
+	t.Helper()
+	start, _, err := s.Offsets(topic, part)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []logRec
+	next := start
+	for {
+		res := s.Read(topic, part, next, 3000)
+		if res.Err != nil {
+			t.Fatalf("Read(%s/%d@%d): %v", topic, part, next, res.Err)
+		}
+		if len(res.Chunks) == 0 {
+			res.Release()
+			return out
+		}
+		for _, c := range res.Chunks {
+			b := make([]byte, c.Len)
+			if _, err := c.File.ReadAt(b, c.Off); err != nil {
+				t.Fatal(err)
+			}
+			err := eachBatch(b, func(batch []byte, h *BatchHeader) error {
+				if crc32.Checksum(batch[batchAttributesAt:], castagnoli) != h.CRC {
+					return fmt.Errorf("batch at %d: bad CRC", h.BaseOffset)
+				}
+				last := h.BaseOffset + int64(h.LastOffsetDelta)
+				if last < next {
+					return nil
+				}
+				recs, err := batchRecords(batch, h)
+				if err != nil {
+					return err
+				}
+				if err := eachRecord(recs, h.NumRecords, func(r *rawRecord) {
+					off := h.BaseOffset + int64(r.offsetDelta)
+					if off < next {
+						return
+					}
+					if len(out) > 0 && off <= out[len(out)-1].off {
+						t.Errorf("offset %d after %d", off, out[len(out)-1].off)
+					}
+					lr := logRec{off: off, key: string(r.key), tomb: r.nullValue}
+					if !r.nullValue {
+						lr.val = string(recordValue(r.raw))
+					}
+					out = append(out, lr)
+				}); err != nil {
+					return err
+				}
+				next = last + 1
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		res.Release()
+	}
+}
+
+// recordValue returns the value of a raw record.
+func recordValue(raw []byte) []byte {
+	_, n := binary.Varint(raw)
+	b := raw[n+1:]
+	for range 2 {
+		_, m := binary.Varint(b)
+		b = b[m:]
+	}
+	kl, m := binary.Varint(b)
+	b = b[m+max(int(kl), 0):]
+	vl, m := binary.Varint(b)
+	return b[m : m+int(vl)]
+}
+
+// compactFixture appends keyed records to a one-shard store and remembers
+// what each offset holds.
+type compactFixture struct {
+	t      testing.TB
+	s      *Store
+	topic  string
+	codec  int8
+	clock  *fakeClock
+	mu     sync.Mutex
+	sent   map[int64]logRec
+	nextID int
+}
+
+func newCompactStore(t testing.TB, fsys vfs.FS, clock *fakeClock) (*Store, Config) {
+	cfg := retentionConfig(fsys, clock)
+	s := mustOpen(t, cfg)
+	return s, cfg
+}
+
+func (f *compactFixture) produce(keys, perBatch, batches int, tombEvery int) {
+	f.t.Helper()
+	for range batches {
+		var recs []kv
+		f.mu.Lock()
+		for range perBatch {
+			id := f.nextID
+			f.nextID++
+			k := fmt.Sprintf("k%03d", id%keys)
+			sum := sha256.Sum256(binary.BigEndian.AppendUint64(nil, uint64(id)))
+			r := kv{key: []byte(k), val: fmt.Appendf(nil, "v%08d-%x%x", id, sum, sum[:16])}
+			if tombEvery > 0 && id%tombEvery == tombEvery-1 {
+				r.val = nil
+			}
+			recs = append(recs, r)
+		}
+		f.mu.Unlock()
+		res := appendWait(f.t, f.s, f.topic, 0, makeKeyedBatch(f.t, f.codec, f.clock.ms.Load(), recs...), true)
+		if res.Err != nil {
+			f.t.Fatalf("append: %v", res.Err)
+		}
+		f.mu.Lock()
+		for i, r := range recs {
+			f.sent[res.BaseOffset+int64(i)] = logRec{off: res.BaseOffset + int64(i), key: string(r.key), val: string(r.val), tomb: r.val == nil}
+		}
+		f.mu.Unlock()
+	}
+}
+
+// check verifies a log read back against what was sent, for a cleaned
+// end: every record is the one sent at its offset, none twice; every
+// record at or above end is there; below it exactly the latest record of
+// each key below end is there (tombstones only when keepTombs; without,
+// none below end).
+func (f *compactFixture) check(got []logRec, end int64, keepTombs bool) {
+	f.t.Helper()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	latest := map[string]int64{}
+	for off, r := range f.sent {
+		if l, ok := latest[r.key]; off < end && (!ok || off > l) {
+			latest[r.key] = off
+		}
+	}
+	have := map[int64]bool{}
+	for _, r := range got {
+		want, ok := f.sent[r.off]
+		if !ok || want.key != r.key || want.val != r.val || want.tomb != r.tomb {
+			f.t.Fatalf("offset %d holds %+v, sent %+v", r.off, r, want)
+		}
+		if have[r.off] {
+			f.t.Fatalf("offset %d twice", r.off)
+		}
+		have[r.off] = true
+	}
+	for off, r := range f.sent {
+		switch {
+		case off >= end:
+			if !have[off] {
+				f.t.Fatalf("offset %d (%s) at or above the cleaned end %d lost", off, r.key, end)
+			}
+		case latest[r.key] == off && !r.tomb:
+			if !have[off] {
+				f.t.Fatalf("offset %d (%s), its latest value below the cleaned end %d, lost", off, r.key, end)
+			}
+		case latest[r.key] == off:
+			if have[off] != keepTombs {
+				f.t.Fatalf("tombstone at %d (%s) below the cleaned end %d: present %v, want %v", off, r.key, end, have[off], keepTombs)
+			}
+		case have[off]:
+			f.t.Fatalf("offset %d (%s) superseded by %d but kept below the cleaned end %d", off, r.key, latest[r.key], end)
+		}
+	}
+}
+
+// compEnd is a partition 0's cleaned end (0: none).
+func (s *Store) compEnd(topic string) int64 {
+	p, err := s.lookup(topic, 0)
+	if err != nil {
+		return 0
+	}
+	if c := p.comp.Load(); c != nil {
+		return c.end
+	}
+	return 0
+}
+
+func newFixture(t testing.TB, s *Store, clock *fakeClock, codec int8, configs map[string]string) *compactFixture {
+	if configs == nil {
+		configs = map[string]string{}
+	}
+	configs["cleanup.policy"] = "compact"
+	if _, err := s.CreateTopic("c", 1, configs); err != nil {
+		t.Fatal(err)
+	}
+	return &compactFixture{t: t, s: s, topic: "c", codec: codec, clock: clock, sent: map[int64]logRec{}}
+}
+
+func TestCompactLatestPerKey(t *testing.T) {
+	for _, codec := range []int8{codecNone, codecGzip, codecSnappy, codecLz4, codecZstd} {
+		t.Run(fmt.Sprint("codec", codec), func(t *testing.T) {
+			fsys := vfs.NewMemFS()
+			clock := &fakeClock{}
+			clock.ms.Store(1_000_000)
+			s, cfg := newCompactStore(t, fsys, clock)
+			f := newFixture(t, s, clock, codec, nil)
+			f.produce(50, 7, 360, 0) // about 12 segments of 64 KiB uncompressed
+			waitCheckpoints(t, s)
+			walBefore := len(walFiles(t, fsys, cfg))
+			s.Compact()
+			end := s.compEnd("c")
+			if end == 0 {
+				t.Fatal("nothing compacted")
+			}
+			f.check(readLog(t, s, "c", 0), end, true)
+			s.freePass()
+			walAfter := len(walFiles(t, fsys, cfg))
+			if codec == codecNone && walAfter >= walBefore {
+				t.Fatalf("WAL segments %d before compaction, %d after", walBefore, walAfter)
+			}
+			// More data, a second generation, then a restart.
+			f.produce(50, 7, 180, 0)
+			waitCheckpoints(t, s)
+			s.Compact()
+			if e2 := s.compEnd("c"); e2 <= end {
+				t.Fatalf("second pass: cleaned end %d, was %d", e2, end)
+			}
+			end = s.compEnd("c")
+			f.check(readLog(t, s, "c", 0), end, true)
+			st := s.CompactionStats()
+			if st.Runs != 2 || st.RecordsRemoved == 0 || st.BytesOut >= st.BytesIn {
+				t.Fatalf("stats %+v", st)
+			}
+			s.Close()
+			s = mustOpen(t, cfg)
+			defer s.Close()
+			f.s = s
+			if got := s.compEnd("c"); got != end {
+				t.Fatalf("after reopen cleaned end %d, want %d", got, end)
+			}
+			f.check(readLog(t, s, "c", 0), end, true)
+			names, _ := fsys.List(cfg.Dir + "/" + compDirName)
+			if len(names) != 1 {
+				t.Fatalf("compacted dir holds %v, want one file", names)
+			}
+			f.produce(50, 7, 15, 0)
+			f.check(readLog(t, s, "c", 0), end, true)
+		})
+	}
+}
+
+func TestCompactTombstones(t *testing.T) {
+	fsys := vfs.NewMemFS()
+	clock := &fakeClock{}
+	clock.ms.Store(1_000_000)
+	s, _ := newCompactStore(t, fsys, clock)
+	defer s.Close()
+	f := newFixture(t, s, clock, codecNone, map[string]string{"delete.retention.ms": "60000"})
+	f.produce(20, 5, 360, 3) // every third record a tombstone
+	waitCheckpoints(t, s)
+	s.Compact()
+	end := s.compEnd("c")
+	got := readLog(t, s, "c", 0)
+	f.check(got, end, true)
+	tombs := 0
+	for _, r := range got {
+		if r.tomb && r.off < end {
+			tombs++
+		}
+	}
+	if tombs == 0 {
+		t.Fatal("no tombstone below the cleaned end after the first cleaning")
+	}
+	clock.ms.Add(59_000)
+	s.Compact() // not yet due: nothing new, tombstones stay
+	f.check(readLog(t, s, "c", 0), end, true)
+	clock.ms.Add(2_000)
+	s.Compact()
+	got = readLog(t, s, "c", 0)
+	f.check(got, s.compEnd("c"), false)
+	for _, r := range got {
+		if r.tomb && r.off < s.compEnd("c") {
+			t.Fatalf("tombstone at %d survived delete.retention.ms", r.off)
+		}
+	}
+}
+
+func TestCompactDirtyRatioAndLag(t *testing.T) {
+	fsys := vfs.NewMemFS()
+	clock := &fakeClock{}
+	clock.ms.Store(1_000_000)
+	s, _ := newCompactStore(t, fsys, clock)
+	defer s.Close()
+	f := newFixture(t, s, clock, codecNone, map[string]string{"min.compaction.lag.ms": "10000", "min.cleanable.dirty.ratio": "0.99"})
+	f.produce(50, 7, 360, 0)
+	waitCheckpoints(t, s)
+	s.Compact()
+	if end := s.compEnd("c"); end != 0 {
+		t.Fatalf("cleaned to %d although every record is younger than min.compaction.lag.ms", end)
+	}
+	clock.ms.Add(20_000)
+	s.Compact()
+	end := s.compEnd("c")
+	if end == 0 {
+		t.Fatal("not cleaned once min.compaction.lag.ms passed")
+	}
+	// More data: the dirty ratio (dirty over clean plus dirty bytes) is
+	// below 0.99 now that a clean part exists: nothing cleaned.
+	f.produce(50, 7, 90, 0)
+	waitCheckpoints(t, s)
+	clock.ms.Add(20_000)
+	s.Compact()
+	if got := s.compEnd("c"); got != end {
+		t.Fatalf("cleaned to %d with a dirty ratio below min.cleanable.dirty.ratio (was %d)", got, end)
+	}
+	f.check(readLog(t, s, "c", 0), end, true)
+	if err := s.SetTopicConfigs("c", map[string]string{"cleanup.policy": "compact", "min.cleanable.dirty.ratio": "0.5"}); err != nil {
+		t.Fatal(err)
+	}
+	s.Compact()
+	if got := s.compEnd("c"); got <= end {
+		t.Fatalf("not cleaned at min.cleanable.dirty.ratio 0.5 (cleaned end %d)", got)
+	}
+	f.check(readLog(t, s, "c", 0), s.compEnd("c"), true)
+}
+
+// TestCompactCrashAtEveryStep clones the file system before every
+// operation of a compaction and of the freeing pass after it, recovers
+// each clone and checks that no surviving record is lost or duplicated.
+func TestCompactCrashAtEveryStep(t *testing.T) {
+	mem := vfs.NewMemFS()
+	ffs := vfs.NewFaultFS(mem)
+	clock := &fakeClock{}
+	clock.ms.Store(1_000_000)
+	s, cfg := newCompactStore(t, ffs, clock)
+	f := newFixture(t, s, clock, codecLz4, nil)
+	f.produce(30, 6, 300, 7)
+	waitCheckpoints(t, s)
+	s.Compact() // a first generation, so the second replaces one
+	f.produce(30, 6, 300, 7)
+	waitCheckpoints(t, s)
+	s.freePass()
+
+	var clones []*vfs.MemFS
+	var mu sync.Mutex
+	step := uint64(0)
+	end0, deleted0 := s.compEnd("c"), s.Stats().SegmentsDeleted
+	ffs.SetInjector(func(op vfs.Op) error {
+		if op.Kind == vfs.OpRead {
+			return nil
+		}
+		mu.Lock()
+		step++
+		clones = append(clones, mem.CrashClone(vfs.CrashMode(step%3), step))
+		mu.Unlock()
+		return nil
+	})
+	s.Compact()
+	s.freePass()
+	ffs.SetInjector(nil)
+	if s.compEnd("c") <= end0 || s.Stats().SegmentsDeleted <= deleted0 {
+		t.Fatalf("cleaned end %d (was %d), segments deleted %d (was %d)", s.compEnd("c"), end0, s.Stats().SegmentsDeleted, deleted0)
+	}
+	s.Close()
+	if len(clones) < 10 {
+		t.Fatalf("only %d steps", len(clones))
+	}
+	for i, c := range clones {
+		ccfg := cfg
+		ccfg.FS = c
+		s2, err := Open(ccfg)
+		if err != nil {
+			t.Fatalf("step %d: reopen: %v", i, err)
+		}
+		f.s = s2
+		f.check(readLog(t, s2, "c", 0), s2.compEnd("c"), true)
+		s2.Close()
+	}
+	t.Logf("%d crash points", len(clones))
+}
+
+// TestCompactFaults fails each write-side operation of a compaction in
+// turn: the pass fails, the log reads as before, and the next pass
+// succeeds.
+func TestCompactFaults(t *testing.T) {
+	for n := int64(1); ; n++ {
+		mem := vfs.NewMemFS()
+		ffs := vfs.NewFaultFS(mem)
+		clock := &fakeClock{}
+		clock.ms.Store(1_000_000)
+		s, _ := newCompactStore(t, ffs, clock)
+		f := newFixture(t, s, clock, codecNone, nil)
+		f.produce(30, 6, 300, 0)
+		waitCheckpoints(t, s)
+		var hit atomic.Bool
+		var seen atomic.Int64
+		ffs.SetInjector(func(op vfs.Op) error {
+			if !strings.Contains(op.Name, compDirName) || op.Kind == vfs.OpRead {
+				return nil
+			}
+			if seen.Add(1) == n {
+				hit.Store(true)
+				return vfs.ErrInjected
+			}
+			return nil
+		})
+		s.Compact()
+		ffs.SetInjector(nil)
+		if !hit.Load() {
+			s.Close()
+			if n < 5 {
+				t.Fatalf("only %d operations", n)
+			}
+			return
+		}
+		end := s.compEnd("c")
+		f.check(readLog(t, s, "c", 0), end, true)
+		s.Compact()
+		if s.compEnd("c") == 0 {
+			t.Fatalf("fault %d: the next pass did not compact", n)
+		}
+		f.check(readLog(t, s, "c", 0), s.compEnd("c"), true)
+		s.Close()
+	}
+}
+
+// TestCompactConcurrentReaders reads the log over and over while appends
+// and compactions run.
+func TestCompactConcurrentReaders(t *testing.T) {
+	fsys := vfs.NewMemFS()
+	clock := &fakeClock{}
+	clock.ms.Store(1_000_000)
+	s, _ := newCompactStore(t, fsys, clock)
+	defer s.Close()
+	f := newFixture(t, s, clock, codecSnappy, map[string]string{"min.cleanable.dirty.ratio": "0.01"})
+	f.produce(40, 6, 150, 5)
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	var reads atomic.Int64
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !stop.Load() {
+				got := readLog(t, s, "c", 0)
+				f.mu.Lock()
+				for _, r := range got {
+					if w, ok := f.sent[r.off]; ok && (w.key != r.key || w.val != r.val) {
+						t.Errorf("offset %d: %+v, sent %+v", r.off, r, w)
+					}
+				}
+				f.mu.Unlock()
+				reads.Add(1)
+			}
+		}()
+	}
+	for range 8 {
+		f.produce(40, 6, 60, 5)
+		waitCheckpoints(t, s)
+		s.Compact()
+		s.freePass()
+	}
+	eventually(t, "reads", func() bool { return reads.Load() >= 3 })
+	stop.Store(true)
+	waitGroup(t, &wg, "readers")
+	if s.CompactionStats().Runs < 2 {
+		t.Fatalf("stats %+v", s.CompactionStats())
+	}
+	f.check(readLog(t, s, "c", 0), s.compEnd("c"), true)
+}
+
+func TestCompactedFileCorrupt(t *testing.T) {
+	fsys := vfs.NewMemFS()
+	clock := &fakeClock{}
+	clock.ms.Store(1_000_000)
+	s, cfg := newCompactStore(t, fsys, clock)
+	f := newFixture(t, s, clock, codecNone, nil)
+	f.produce(30, 6, 300, 0)
+	waitCheckpoints(t, s)
+	s.Compact()
+	s.Close()
+	dir := cfg.Dir + "/" + compDirName
+	names, _ := fsys.List(dir)
+	if len(names) != 1 {
+		t.Fatalf("files %v", names)
+	}
+	fl, err := fsys.OpenRW(dir + "/" + names[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	size, _ := fl.Size()
+	if _, err := fl.WriteAt([]byte{0xff}, size-compTrailerBytes-3); err != nil {
+		t.Fatal(err)
+	}
+	_ = fl.Close()
+	s = mustOpen(t, cfg)
+	defer s.Close()
+	if res := s.Read("c", 0, 0, 1<<20); !errors.Is(res.Err, ErrStorage) {
+		t.Fatalf("read of a partition with a corrupt compacted file: %v", res.Err)
+	}
+}
+
+func TestCompactCodecRoundTrip(t *testing.T) {
+	for _, codec := range []int8{codecNone, codecGzip, codecSnappy, codecLz4, codecZstd} {
+		b := makeKeyedBatch(t, codec, 5, kv{[]byte("a"), []byte("1")}, kv{[]byte("b"), nil}, kv{[]byte("a"), []byte("3")})
+		h, err := ValidateBatch(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := &Store{}
+		s.comp.seed1 = maphash.MakeSeed()
+		s.comp.seed2 = maphash.MakeSeed()
+		latest := map[keyHash]int64{s.comp.hash([]byte("a")): 2}
+		out, tombs, n, err := s.cleanBatch(b, &h, latest, false)
+		if err != nil || n != 2 || !tombs {
+			t.Fatalf("codec %d: n %d tombs %v err %v", codec, n, tombs, err)
+		}
+		h2, err := ValidateBatch(out)
+		if err == nil || !errors.Is(err, ErrBatchCount) {
+			// lastOffsetDelta is kept: 2 with 2 records, as Kafka's cleaner leaves it.
+			t.Fatalf("codec %d: %v", codec, err)
+		}
+		if h2.Compression() != codec || h2.LastOffsetDelta != 2 || h2.NumRecords != 2 || h2.BaseOffset != h.BaseOffset {
+			t.Fatalf("codec %d: header %+v", codec, h2)
+		}
+		recs, err := batchRecords(out, &h2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keys []string
+		if err := eachRecord(recs, h2.NumRecords, func(r *rawRecord) { keys = append(keys, fmt.Sprintf("%s %d", r.key, r.offsetDelta)) }); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(keys, []string{"b 1", "a 2"}) {
+			t.Fatalf("codec %d: kept %v", codec, keys)
+		}
+		// Every record survives: the producer's bytes.
+		out, _, _, _ = s.cleanBatch(b, &h, map[keyHash]int64{}, false)
+		if !bytes.Equal(out, b) {
+			t.Fatalf("codec %d: a batch whose records all survive was rewritten", codec)
+		}
+	}
+}
