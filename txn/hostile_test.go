@@ -2,11 +2,16 @@ package txn
 
 import (
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kerr"
 )
 
 // TestVerifyChecksTransactionalID: a produce naming transactional id
@@ -137,5 +142,67 @@ func BenchmarkAddPartitions(b *testing.B) {
 				b.StartTimer()
 			}
 		})
+	}
+}
+
+// TestLimits: -transaction-max-ids and -transaction-max-groups bound the
+// coordinator's state; oversized ids are refused before they are stored.
+func TestLimits(t *testing.T) {
+	lg, st := &fakeLog{}, newFakeStore()
+	c, err := Open(Config{Log: lg, Store: st, AbortCheckInterval: time.Hour, MaxIDs: 3, MaxGroups: 2, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var ps [3]pidEpoch
+	for i := range ps {
+		ps[i] = initPID(c, "tx"+strconv.Itoa(i), 60000, -1, -1)
+		expect(t, "init", ps[i].code, 0)
+	}
+	first := ps[0]
+	expect(t, "a fourth id", initPID(c, "tx3", 60000, -1, -1).code, errPolicy)
+	expect(t, "an existing id again", initPID(c, "tx0", 60000, -1, -1).code, 0)
+	first.epoch++
+	expect(t, "group 1", addOffsets(c, "tx0", first.pid, first.epoch, "g1"), 0)
+	expect(t, "group 2", addOffsets(c, "tx0", first.pid, first.epoch, "g2"), 0)
+	expect(t, "group 2 again", addOffsets(c, "tx0", first.pid, first.epoch, "g2"), 0)
+	expect(t, "group 3", addOffsets(c, "tx0", first.pid, first.epoch, "g3"), errPolicy)
+	expect(t, "oversized transactional id", initPID(c, strings.Repeat("x", MaxIDBytes+1), 60000, -1, -1).code, kerr.InvalidRequest.Code)
+	long := strings.Repeat("g", 70_000)
+	expect(t, "oversized group", addOffsets(c, "tx1", ps[1].pid, ps[1].epoch, long), kerr.InvalidGroupID.Code)
+	c.Close()
+	// The stored state stays decodable: a group id over the state
+	// encoding's u16 length, once accepted, stopped the next start.
+	c2, err := Open(Config{Log: lg, Store: st, AbortCheckInterval: time.Hour, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	c2.Close()
+}
+
+// BenchmarkIDMemory reports the heap one transactional id costs the
+// coordinator and its store (the figure behind -transaction-max-ids).
+func BenchmarkIDMemory(b *testing.B) {
+	const n = 20_000
+	for b.Loop() {
+		b.StopTimer()
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		st := newFakeStore()
+		c := open(b, &fakeLog{}, st)
+		b.StartTimer()
+		for i := range n {
+			if p := initPID(c, "transactional-id-"+strconv.Itoa(i), 60000, -1, -1); p.code != 0 {
+				b.Fatal(codeName(p.code))
+			}
+		}
+		b.StopTimer()
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "B/id")
+		runtime.KeepAlive(c)
+		runtime.KeepAlive(st)
+		b.StartTimer()
 	}
 }
