@@ -1,6 +1,7 @@
 package txn
 
 import (
+	"math"
 	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -115,6 +116,9 @@ func (c *Coordinator) InitProducerID(id string, timeoutMs int32, expPid int64, e
 			fail(errConcurrent)
 		})
 		return
+	case epochExhausted(r.epoch) && fresh == noPID && (expEpoch == noEpoch || expEpoch == r.epoch):
+		// The epoch ran out after the check above: a bump would overflow.
+		code = errConcurrent
 	default: // Empty, CompleteCommit, CompleteAbort
 		next = r
 		switch {
@@ -383,10 +387,14 @@ func (c *Coordinator) EndTxn(id string, pid int64, epoch int16, commit, bump boo
 		next.parts, next.groups = nil, nil
 	}
 	if bump {
+		// The markers carry the bumped epoch (up to 32767, as in Kafka's
+		// prepareAbortOrCommit), fencing the epoch the producer had; an
+		// exhausted one also rotates the producer id (nextPid).
 		next.lastEpoch = r.epoch
 		if fresh != noPID {
 			next.nextPid = fresh
-		} else {
+		}
+		if r.epoch < math.MaxInt16 {
 			next.epoch = r.epoch + 1
 		}
 	}

@@ -2,6 +2,7 @@ package txn
 
 import (
 	"errors"
+	"math"
 	"sync"
 	"time"
 
@@ -251,11 +252,14 @@ func (c *Coordinator) abortTimedOut() {
 	}
 }
 
-// fenced is r aborted with its epoch bumped (unless exhausted: the markers
-// then carry the current epoch, which still ends the transaction).
+// fenced is r aborted with its epoch bumped, as Kafka's
+// prepareFenceProducerEpoch: the last epoch a producer is given is 32766
+// (epochExhausted), and its fence takes 32767, so even that producer is
+// fenced; the next InitProducerId then rotates the producer id. Only at
+// 32767 itself (a fence whose write failed, retried) the epoch stays.
 func (c *Coordinator) fenced(r record, nowMs int64) record {
 	next := r
-	if !epochExhausted(r.epoch) {
+	if r.epoch < math.MaxInt16 {
 		next.epoch = r.epoch + 1
 	}
 	next.state = PrepareAbort

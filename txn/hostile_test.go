@@ -1,6 +1,7 @@
 package txn
 
 import (
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"slices"
@@ -205,4 +206,66 @@ func BenchmarkIDMemory(b *testing.B) {
 		runtime.KeepAlive(st)
 		b.StartTimer()
 	}
+}
+
+// setEpoch moves id's durable epoch (tests reach the end of the range
+// without 32,000 InitProducerIds).
+func setEpoch(c *Coordinator, id string, epoch int16) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.byID[id].rec.epoch = epoch
+}
+
+// TestEpochExhaustionFencing: at epoch 32766 (the last a producer is
+// given) an epoch fence must still fence: Kafka bumps to 32767 for the
+// markers, so the zombie's epoch is stale, and the next InitProducerId
+// rotates the producer id.
+func TestEpochExhaustionFencing(t *testing.T) {
+	lg := &fakeLog{}
+	c := open(t, lg, newFakeStore())
+	p := initPID(c, "tx", 60000, -1, -1)
+	setEpoch(c, "tx", math.MaxInt16-2)
+	z := initPID(c, "tx", 60000, -1, -1)
+	if z.code != 0 || z.pid != p.pid || z.epoch != math.MaxInt16-1 {
+		t.Fatalf("bump to the last epoch: %+v", z)
+	}
+	expect(t, "zombie's add", addParts(c, "tx", z.pid, z.epoch, a0), 0)
+	expect(t, "new producer's init fences", initPID(c, "tx", 60000, -1, -1).code, errConcurrent)
+	waitState(t, c, "tx", CompleteAbort)
+	if m := lg.written(); len(m) != 1 || m[0].epoch != math.MaxInt16 {
+		t.Fatalf("fence markers %+v, want epoch %d", m, math.MaxInt16)
+	}
+	expect(t, "zombie's add after the fence", addParts(c, "tx", z.pid, z.epoch, a1), errFenced)
+	expect(t, "zombie's end after the fence", endTxn(c, "tx", z.pid, z.epoch, true, false).code, errFenced)
+	n := initPID(c, "tx", 60000, -1, -1)
+	if n.code != 0 || n.pid == z.pid || n.epoch != 0 {
+		t.Fatalf("init after the fence: %+v, want a new producer id at epoch 0", n)
+	}
+	expect(t, "zombie's KIP-360 recovery", initPID(c, "tx", 60000, z.pid, z.epoch).code, errFenced)
+	expect(t, "zombie's add after the rotation", addParts(c, "tx", z.pid, z.epoch, a1), errBadMapping)
+	expect(t, "new producer's add", addParts(c, "tx", n.pid, n.epoch, a1), 0)
+}
+
+// TestEpochExhaustionEndTxn: EndTxn v5 at epoch 32766 bumps the markers'
+// epoch to 32767 and hands the producer a new producer id at epoch 0; a
+// retry of that end gets the same answer.
+func TestEpochExhaustionEndTxn(t *testing.T) {
+	lg := &fakeLog{}
+	c := open(t, lg, newFakeStore())
+	p := initPID(c, "tx", 60000, -1, -1)
+	setEpoch(c, "tx", math.MaxInt16-1)
+	p.epoch = math.MaxInt16 - 1
+	expect(t, "add", addParts(c, "tx", p.pid, p.epoch, a0), 0)
+	e := endTxn(c, "tx", p.pid, p.epoch, true, true)
+	if e.code != 0 || e.pid == p.pid || e.epoch != 0 {
+		t.Fatalf("end at the last epoch: %+v, want a new producer id at epoch 0", e)
+	}
+	if m := lg.written(); len(m) != 1 || m[0].epoch != math.MaxInt16 || m[0].pid != p.pid {
+		t.Fatalf("markers %+v, want producer %d at epoch %d", m, p.pid, math.MaxInt16)
+	}
+	if r := endTxn(c, "tx", p.pid, p.epoch, true, true); r != e {
+		t.Fatalf("retry: %+v, want %+v", r, e)
+	}
+	expect(t, "old producer's add", addParts(c, "tx", p.pid, p.epoch, a0), errBadMapping)
+	expect(t, "new producer's add", addParts(c, "tx", e.pid, e.epoch, a0), 0)
 }
