@@ -11,7 +11,10 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 )
 
 // txnOutcome is what a producer was told about one transaction.
@@ -166,4 +169,126 @@ func txnName(v string) string {
 		}
 	}
 	return v
+}
+
+// TestHostileTxnRawRequests sends, next to a real transactional producer,
+// the requests a hostile or buggy client could: a produce into the
+// producer's transaction under another transactional id, a transactional
+// offset commit for a group never added, an EndTxn with a wrong epoch, an
+// InitProducerId over -transaction-max-timeout, and an AddPartitionsToTxn
+// v5 of a million transactions (which once overflowed the broker's
+// stack). Each gets Kafka's error; the broker stays up and the producer's
+// transaction commits with only its own record.
+func TestHostileTxnRawRequests(t *testing.T) {
+	b := startBroker(t)
+	adm := kadm.NewClient(newFranz(t, b.addr))
+	const topic = "txhostile"
+	createTopic(t, adm, topic, 1)
+	ctx := testContext(t, 2*time.Minute)
+	owner := txnProducer(t, b.addr, "owner", kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	if err := owner.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := owner.ProduceSync(ctx, &kgo.Record{Topic: topic, Value: []byte("mine")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	desc, err := adm.DescribeTransactions(ctx, "owner")
+	if err != nil || len(desc) != 1 {
+		t.Fatalf("describe: %v %v", desc, err)
+	}
+	od := desc["owner"]
+	// Versions before topic ids in Produce (v13); the million goes at the
+	// newest AddPartitionsToTxn.
+	raw := newFranz(t, b.addr, kgo.MaxVersions(kversion.V3_7_0()))
+	code := func(what string, got, want int16) {
+		t.Helper()
+		if got != want {
+			t.Fatalf("%s: %v, want %v", what, kerr.ErrorForCode(got), kerr.ErrorForCode(want))
+		}
+	}
+
+	init := kmsg.NewPtrInitProducerIDRequest()
+	init.TransactionalID, init.TransactionTimeoutMillis = kmsg.StringPtr("evil"), 60000
+	ir, err := init.RequestWith(ctx, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code("evil's InitProducerId", ir.ErrorCode, 0)
+
+	produce := func(pid int64, epoch int16) int16 {
+		req := kmsg.NewPtrProduceRequest()
+		req.Acks, req.TimeoutMillis, req.TransactionID = -1, 10000, kmsg.StringPtr("evil")
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic = topic
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Records = txnDataBatch(pid, epoch, 1, true, [][]byte{[]byte("evil")})
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		resp, err := req.RequestWith(ctx, raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Topics[0].Partitions[0].ErrorCode
+	}
+	code("produce as evil with owner's producer", produce(od.ProducerID, od.ProducerEpoch), kerr.InvalidProducerIDMapping.Code)
+	code("produce as evil, partition not added", produce(ir.ProducerID, ir.ProducerEpoch), kerr.InvalidTxnState.Code)
+
+	commit := kmsg.NewPtrTxnOffsetCommitRequest()
+	commit.Version, commit.TransactionalID, commit.Group = 3, "evil", "never-added"
+	commit.ProducerID, commit.ProducerEpoch, commit.Generation = ir.ProducerID, ir.ProducerEpoch, -1
+	ct := kmsg.NewTxnOffsetCommitRequestTopic()
+	ct.Topic = topic
+	cp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+	cp.Offset = 1
+	ct.Partitions = append(ct.Partitions, cp)
+	commit.Topics = append(commit.Topics, ct)
+	cr, err := commit.RequestWith(ctx, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code("TxnOffsetCommit for a group never added", cr.Topics[0].Partitions[0].ErrorCode, kerr.InvalidTxnState.Code)
+
+	end := kmsg.NewPtrEndTxnRequest()
+	end.Version, end.TransactionalID, end.ProducerID, end.ProducerEpoch, end.Commit = 3, "owner", od.ProducerID, od.ProducerEpoch+1, true
+	er, err := end.RequestWith(ctx, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code("EndTxn of owner's transaction with another epoch", er.ErrorCode, kerr.ProducerFenced.Code)
+
+	long := kmsg.NewPtrInitProducerIDRequest()
+	long.TransactionalID, long.TransactionTimeoutMillis = kmsg.StringPtr("slow"), int32((16 * time.Minute).Milliseconds())
+	lr, err := long.RequestWith(ctx, raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code("InitProducerId over -transaction-max-timeout", lr.ErrorCode, kerr.InvalidTransactionTimeout.Code)
+
+	const n = 1_000_000
+	add := kmsg.NewPtrAddPartitionsToTxnRequest()
+	add.Version = 5
+	add.Transactions = make([]kmsg.AddPartitionsToTxnRequestTransaction, n)
+	topics := []kmsg.AddPartitionsToTxnRequestTransactionTopic{{Topic: topic, Partitions: []int32{0}}}
+	for i := range add.Transactions {
+		tx := &add.Transactions[i]
+		tx.Default()
+		tx.TransactionalID, tx.ProducerID, tx.ProducerEpoch, tx.VerifyOnly, tx.Topics = "nobody", 1, 0, i%2 == 0, topics
+	}
+	ar, err := add.RequestWith(ctx, newFranz(t, b.addr))
+	if err != nil {
+		t.Fatalf("AddPartitionsToTxn v5 of %d transactions: %v", n, err)
+	}
+	if len(ar.Transactions) != n {
+		t.Fatalf("AddPartitionsToTxn v5: %d transactions answered, want %d", len(ar.Transactions), n)
+	}
+	code("AddPartitionsToTxn v5, unknown id", ar.Transactions[n-1].Topics[0].Partitions[0].ErrorCode, kerr.InvalidProducerIDMapping.Code)
+
+	if err := owner.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatalf("owner's commit: %v", err)
+	}
+	sentinel(t, owner, topic, 1, "stop")
+	got := values(readUntil(t, b.addr, topic, 1, kgo.ReadCommitted(), "stop"))
+	if len(got) != 1 || got[0] != "mine" {
+		t.Fatalf("read_committed %v, want [mine]", got)
+	}
 }
