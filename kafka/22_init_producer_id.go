@@ -16,7 +16,9 @@ package kafka
 // KIP-360 recovery checked against the producer id and epoch the client
 // sends. A TransactionTimeoutMillis of 0 or over -transaction-max-timeout
 // answers INVALID_TRANSACTION_TIMEOUT. An empty TransactionalID answers
-// INVALID_REQUEST (as Kafka does); without a coordinator,
+// INVALID_REQUEST (as Kafka does), as does one longer than 32767 bytes; a
+// new id beyond -transaction-max-ids answers POLICY_VIOLATION (Kafka has
+// no such bound); without a coordinator,
 // COORDINATOR_NOT_AVAILABLE. PRODUCER_FENCED is INVALID_PRODUCER_EPOCH
 // before v4 (KIP-588).
 //

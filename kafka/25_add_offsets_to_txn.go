@@ -7,7 +7,9 @@ package kafka
 // TxnOffsetCommits to that group are then accepted, and its pending offsets
 // there are committed or dropped when the transaction ends. Kafka adds the
 // group's __consumer_offsets partition to the transaction; klite keeps the
-// group itself. Errors as AddPartitionsToTxn's; PRODUCER_FENCED is
+// group itself. A group id longer than 32767 bytes answers
+// INVALID_GROUP_ID; a group beyond -transaction-max-groups in one
+// transaction POLICY_VIOLATION. Errors as AddPartitionsToTxn's; PRODUCER_FENCED is
 // INVALID_PRODUCER_EPOCH before v2 (KIP-588).
 //
 // ACLs (-authorizer): WRITE on the transactional id

@@ -1,6 +1,7 @@
 package txn
 
 import (
+	"math"
 	"slices"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -17,6 +18,7 @@ var (
 	errBadEpoch      = kerr.InvalidProducerEpoch.Code
 	errNotCoord      = kerr.NotCoordinator.Code // a failed write: the client finds the coordinator again and retries
 	errCoordNotAvail = kerr.CoordinatorNotAvailable.Code
+	errPolicy        = kerr.PolicyViolation.Code // -transaction-max-ids, -transaction-max-groups
 )
 
 // InitProducerID answers InitProducerId for transactional id id (non-empty:
@@ -27,13 +29,23 @@ var (
 // blocks): call it off the event loop.
 func (c *Coordinator) InitProducerID(id string, timeoutMs int32, expPid int64, expEpoch int16, done func(pid int64, epoch int16, code int16)) {
 	fail := func(code int16) { done(-1, -1, code) }
+	if len(id) > MaxIDBytes {
+		fail(kerr.InvalidRequest.Code)
+		return
+	}
 	if timeoutMs <= 0 || int64(timeoutMs) > c.cfg.MaxTimeout.Milliseconds() {
 		fail(errBadTimeout)
 		return
 	}
 	c.mu.RLock()
 	t := c.byID[id]
+	full := len(c.byID) >= c.cfg.MaxIDs
 	c.mu.RUnlock()
+	if t == nil && full {
+		c.warn.Warn().Int("limit", c.cfg.MaxIDs).Msg("txn: a new transactional id refused: -transaction-max-ids reached")
+		fail(errPolicy)
+		return
+	}
 	if t == nil {
 		// A new transactional id: its first producer id, epoch -1 (the
 		// bump below makes it 0).
@@ -43,13 +55,20 @@ func (c *Coordinator) InitProducerID(id string, timeoutMs int32, expPid int64, e
 			return
 		}
 		c.mu.Lock()
-		if t = c.byID[id]; t == nil && !c.closed {
-			t = &txn{id: id, rec: record{pid: pid, lastPid: noPID, epoch: noEpoch, lastEpoch: noEpoch, nextPid: noPID, startMs: -1, state: Empty}}
+		if t = c.byID[id]; t == nil && !c.closed && len(c.byID) < c.cfg.MaxIDs {
+			// updateMs now: an id created here is not idle, and must not
+			// expire before this request makes it durable.
+			t = &txn{id: id, rec: record{pid: pid, lastPid: noPID, epoch: noEpoch, lastEpoch: noEpoch, nextPid: noPID, startMs: -1, updateMs: c.now().UnixMilli(), state: Empty}}
 			c.byID[id] = t
 		}
+		closed := c.closed
 		c.mu.Unlock()
 		if t == nil {
-			fail(errCoordNotAvail)
+			if closed {
+				fail(errCoordNotAvail)
+			} else {
+				fail(errPolicy) // filled up meanwhile
+			}
 			return
 		}
 	}
@@ -97,6 +116,9 @@ func (c *Coordinator) InitProducerID(id string, timeoutMs int32, expPid int64, e
 			fail(errConcurrent)
 		})
 		return
+	case epochExhausted(r.epoch) && fresh == noPID && (expEpoch == noEpoch || expEpoch == r.epoch):
+		// The epoch ran out after the check above: a bump would overflow.
+		code = errConcurrent
 	default: // Empty, CompleteCommit, CompleteAbort
 		next = r
 		switch {
@@ -165,6 +187,10 @@ func (c *Coordinator) AddPartitions(id string, pid int64, epoch int16, tps []TP,
 
 // AddOffsets adds group's offsets to id's transaction (AddOffsetsToTxn).
 func (c *Coordinator) AddOffsets(id string, pid int64, epoch int16, group string, done func(code int16)) {
+	if len(group) > MaxIDBytes {
+		done(kerr.InvalidGroupID.Code)
+		return
+	}
 	c.add(id, pid, epoch, nil, group, done)
 }
 
@@ -186,6 +212,11 @@ func (c *Coordinator) add(id string, pid int64, epoch int16, tps []TP, group str
 	next.parts, added = next.withParts(tps)
 	if group != "" {
 		if i, ok := slices.BinarySearch(next.groups, group); !ok {
+			if len(next.groups) >= c.cfg.MaxGroups {
+				c.mu.Unlock()
+				done(errPolicy)
+				return
+			}
 			next.groups = slices.Insert(slices.Clone(next.groups), i, group)
 			added = true
 		}
@@ -356,10 +387,14 @@ func (c *Coordinator) EndTxn(id string, pid int64, epoch int16, commit, bump boo
 		next.parts, next.groups = nil, nil
 	}
 	if bump {
+		// The markers carry the bumped epoch (up to 32767, as in Kafka's
+		// prepareAbortOrCommit), fencing the epoch the producer had; an
+		// exhausted one also rotates the producer id (nextPid).
 		next.lastEpoch = r.epoch
 		if fresh != noPID {
 			next.nextPid = fresh
-		} else {
+		}
+		if r.epoch < math.MaxInt16 {
 			next.epoch = r.epoch + 1
 		}
 	}

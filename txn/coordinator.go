@@ -2,6 +2,7 @@ package txn
 
 import (
 	"errors"
+	"math"
 	"sync"
 	"time"
 
@@ -16,6 +17,21 @@ const (
 	DefaultMaxTimeout         = 15 * time.Minute   // transaction.max.timeout.ms
 	DefaultAbortCheckInterval = 10 * time.Second   // transaction.abort.timed.out.transaction.cleanup.interval.ms
 	DefaultIDExpiration       = 7 * 24 * time.Hour // transactional.id.expiration.ms
+	// DefaultMaxIDs bounds the transactional ids the coordinator keeps
+	// (about 400 B of memory each with its state: BenchmarkIDMemory); Kafka has no
+	// such bound, but one client inventing ids must not grow the broker
+	// without end.
+	DefaultMaxIDs = 100_000
+	// DefaultMaxGroups bounds the groups one transaction may add
+	// (AddOffsetsToTxn): each is resolved at its end and carried in every
+	// rewrite of its state.
+	DefaultMaxGroups = 1000
+	// MaxIDBytes bounds transactional ids and the group ids of
+	// AddOffsetsToTxn: the longest string the non-flexible versions of
+	// the admin APIs carry (an int16 length), and within the u16 length
+	// of the state encoding (a longer group id made the state undecodable
+	// and the broker unable to start).
+	MaxIDBytes = 1<<15 - 1
 	// retryBackoff paces a marker or offsets write that failed for a reason
 	// that may pass (a full shard queue, a closing store).
 	retryBackoff = 100 * time.Millisecond
@@ -59,7 +75,13 @@ type Config struct {
 	// IDExpiration removes a transactional id with no transaction open
 	// that has not been used this long (transactional.id.expiration.ms).
 	IDExpiration time.Duration
-	Logger       zerolog.Logger
+	// MaxIDs bounds the transactional ids kept: an InitProducerId for a
+	// new one beyond it answers POLICY_VIOLATION.
+	MaxIDs int
+	// MaxGroups bounds the groups of one transaction: an AddOffsetsToTxn
+	// beyond it answers POLICY_VIOLATION.
+	MaxGroups int
+	Logger    zerolog.Logger
 }
 
 func (c *Config) setDefaults() {
@@ -71,6 +93,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.IDExpiration <= 0 {
 		c.IDExpiration = DefaultIDExpiration
+	}
+	if c.MaxIDs <= 0 {
+		c.MaxIDs = DefaultMaxIDs
+	}
+	if c.MaxGroups <= 0 {
+		c.MaxGroups = DefaultMaxGroups
 	}
 }
 
@@ -224,11 +252,14 @@ func (c *Coordinator) abortTimedOut() {
 	}
 }
 
-// fenced is r aborted with its epoch bumped (unless exhausted: the markers
-// then carry the current epoch, which still ends the transaction).
+// fenced is r aborted with its epoch bumped, as Kafka's
+// prepareFenceProducerEpoch: the last epoch a producer is given is 32766
+// (epochExhausted), and its fence takes 32767, so even that producer is
+// fenced; the next InitProducerId then rotates the producer id. Only at
+// 32767 itself (a fence whose write failed, retried) the epoch stays.
 func (c *Coordinator) fenced(r record, nowMs int64) record {
 	next := r
-	if !epochExhausted(r.epoch) {
+	if r.epoch < math.MaxInt16 {
 		next.epoch = r.epoch + 1
 	}
 	next.state = PrepareAbort

@@ -113,7 +113,7 @@ func (l *fakeLog) written() []marker {
 	return append([]marker(nil), l.markers...)
 }
 
-func open(t *testing.T, lg *fakeLog, st *fakeStore) *Coordinator {
+func open(t testing.TB, lg *fakeLog, st *fakeStore) *Coordinator {
 	t.Helper()
 	c, err := Open(Config{Log: lg, Store: st, AbortCheckInterval: time.Hour, Logger: zerolog.Nop()})
 	if err != nil {
@@ -159,7 +159,7 @@ func endTxnAsync(c *Coordinator, id string, pid int64, epoch int16, commit, bump
 }
 
 // waitDurable waits for id's durable state to be want (pending or not).
-func waitDurable(t *testing.T, c *Coordinator, id string, want State) {
+func waitDurable(t testing.TB, c *Coordinator, id string, want State) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -179,7 +179,7 @@ func waitDurable(t *testing.T, c *Coordinator, id string, want State) {
 
 // waitState waits for id to reach state (markers are written after EndTxn
 // answers).
-func waitState(t *testing.T, c *Coordinator, id string, want State) record {
+func waitState(t testing.TB, c *Coordinator, id string, want State) record {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {

@@ -47,7 +47,9 @@ func (c *Coordinator) finish(t *txn, p record, after func()) {
 		if p.nextPid >= 0 {
 			// The epoch bump of EndTxn exhausted the epoch (KIP-890): the
 			// producer goes on with the producer id it was given.
-			next.lastPid, next.lastEpoch = p.pid, p.epoch
+			// lastEpoch: the epoch the producer ended with, which a
+			// retry of this EndTxn carries.
+			next.lastPid, next.lastEpoch = p.pid, p.lastEpoch
 			next.pid, next.epoch, next.nextPid = p.nextPid, 0, -1
 		}
 		for {

@@ -163,15 +163,33 @@ func (r *record) hasGroup(g string) bool {
 }
 
 // withParts returns r's partitions with tps added (a new slice: records are
-// immutable once stored), and whether any was new.
+// immutable once stored), and whether any was new. tps is sorted and
+// merged in one pass: inserting one at a time was quadratic (30 s to add
+// 300,000 partitions to one transaction).
 func (r *record) withParts(tps []TP) ([]TP, bool) {
-	out := slices.Clone(r.parts)
-	added := false
-	for _, tp := range tps {
-		if i, ok := slices.BinarySearchFunc(out, tp, cmpTP); !ok {
-			out = slices.Insert(out, i, tp)
-			added = true
+	if len(tps) == 0 {
+		return r.parts, false
+	}
+	in := slices.Clone(tps)
+	slices.SortFunc(in, cmpTP)
+	in = slices.CompactFunc(in, func(a, b TP) bool { return cmpTP(a, b) == 0 })
+	out := make([]TP, 0, len(r.parts)+len(in))
+	i, j := 0, 0
+	for i < len(r.parts) && j < len(in) {
+		switch c := cmpTP(r.parts[i], in[j]); {
+		case c < 0:
+			out = append(out, r.parts[i])
+			i++
+		case c > 0:
+			out = append(out, in[j])
+			j++
+		default:
+			out = append(out, r.parts[i])
+			i++
+			j++
 		}
 	}
-	return out, added
+	out = append(out, r.parts[i:]...)
+	out = append(out, in[j:]...)
+	return out, len(out) > len(r.parts)
 }

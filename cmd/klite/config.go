@@ -130,6 +130,8 @@ type Config struct {
 	TransactionAbortInterval time.Duration
 	TransactionalIDExpiry    time.Duration
 	TxnListMaxPatternBytes   int // longest ListTransactions TransactionalIDPattern
+	TransactionMaxIDs        int // transactional ids kept at most
+	TransactionMaxGroups     int // groups (AddOffsetsToTxn) per transaction
 
 	// ACLs (package acl).
 	Authorizer   bool   // enforce ACLs
@@ -216,6 +218,8 @@ func defaultConfig() Config {
 		TransactionAbortInterval:       txn.DefaultAbortCheckInterval,
 		TransactionalIDExpiry:          txn.DefaultIDExpiration,
 		TxnListMaxPatternBytes:         kafka.DefaultMaxTxnPatternBytes,
+		TransactionMaxIDs:              txn.DefaultMaxIDs,
+		TransactionMaxGroups:           txn.DefaultMaxGroups,
 		OffsetMetadataMaxBytes:         group.DefaultMaxMetadataBytes,
 		GroupMetadataMaxBytes:          group.DefaultMaxGroupMetadataBytes,
 	}
@@ -320,6 +324,8 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&cfg.TransactionMaxTimeout, "transaction-max-timeout", cfg.TransactionMaxTimeout, "longest transaction timeout a producer may ask for; a longer one answers INVALID_TRANSACTION_TIMEOUT\n(transaction.max.timeout.ms)")
 	fs.DurationVar(&cfg.TransactionAbortInterval, "transaction-abort-interval", cfg.TransactionAbortInterval, "how often transactions open past their timeout are aborted by the broker, and expired transactional ids\nremoved (transaction.abort.timed.out.transaction.cleanup.interval.ms)")
 	fs.IntVar(&cfg.TxnListMaxPatternBytes, "list-transactions-max-pattern-bytes", cfg.TxnListMaxPatternBytes, "longest TransactionalIdPattern of a ListTransactions request, KIP-1152, in `bytes`; a longer one answers\nINVALID_REGULAR_EXPRESSION (a pattern is matched against every transactional id)")
+	fs.IntVar(&cfg.TransactionMaxIDs, "transaction-max-ids", cfg.TransactionMaxIDs, "transactional ids the coordinator keeps at most (some 400 B of memory each); an InitProducerId for a new one\nbeyond it answers POLICY_VIOLATION until ids expire (-transactional-id-expiration)")
+	fs.IntVar(&cfg.TransactionMaxGroups, "transaction-max-groups", cfg.TransactionMaxGroups, "consumer groups one transaction may add with AddOffsetsToTxn; one more answers POLICY_VIOLATION")
 	fs.DurationVar(&cfg.TransactionalIDExpiry, "transactional-id-expiration", cfg.TransactionalIDExpiry, "a transactional id with no transaction open, unused this long, is forgotten (transactional.id.expiration.ms)")
 	fs.IntVar(&cfg.OffsetMetadataMaxBytes, "offset-metadata-max-bytes", cfg.OffsetMetadataMaxBytes, "largest metadata string of a committed offset, in `bytes` (offset.metadata.max.bytes)")
 	fs.IntVar(&cfg.GroupMetadataMaxBytes, "group-metadata-max-bytes", cfg.GroupMetadataMaxBytes, "largest stored generation of a classic group (every member's subscription and assignment), in `bytes`;\na SyncGroup over it answers UNKNOWN_SERVER_ERROR, as Kafka does past __consumer_offsets' max.message.bytes")
@@ -557,6 +563,12 @@ func (c *Config) validate() error {
 	}
 	if c.TransactionalIDExpiry <= 0 {
 		bad("-transactional-id-expiration must be > 0")
+	}
+	if c.TransactionMaxIDs < 1 {
+		bad("-transaction-max-ids must be > 0")
+	}
+	if c.TransactionMaxGroups < 1 {
+		bad("-transaction-max-groups must be > 0")
 	}
 	if c.OffsetsRetention <= 0 {
 		bad("-offsets-retention must be > 0")

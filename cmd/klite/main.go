@@ -243,6 +243,8 @@ func serve(cfg Config, root zerolog.Logger) error {
 		MaxTimeout:         cfg.TransactionMaxTimeout,
 		AbortCheckInterval: cfg.TransactionAbortInterval,
 		IDExpiration:       cfg.TransactionalIDExpiry,
+		MaxIDs:             cfg.TransactionMaxIDs,
+		MaxGroups:          cfg.TransactionMaxGroups,
 		Logger:             root,
 	})
 	if err != nil {
