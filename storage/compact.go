@@ -260,6 +260,7 @@ func (s *Store) compactPartition(ctx context.Context, p *partition, lim compactL
 	// CompactionMapKeys keys.
 	cs := &s.comp
 	latest := map[keyHash]int64{}
+	sc := &compScratch{}
 	take := 0
 	var buf []byte
 	for k := range dirty {
@@ -277,9 +278,12 @@ func (s *Store) compactPartition(ctx context.Context, p *partition, lim compactL
 			if h.Control() || isAborted(h) || h.BaseOffset+int64(h.LastOffsetDelta) < logStart {
 				return nil
 			}
-			recs, err := batchRecords(batch, h)
+			recs, err := batchRecords(batch, h, sc.recs)
 			if err != nil {
 				return nil // kept whole when copied
+			}
+			if h.Compression() != codecNone {
+				sc.recs = recs
 			}
 			return eachRecord(recs, h.NumRecords, func(r *rawRecord) {
 				if r.key != nil {
@@ -361,7 +365,7 @@ func (s *Store) compactPartition(ctx context.Context, p *partition, lim compactL
 				kept += int64(len(batch))
 				return w.add(batch, h, cleanedAt, false)
 			}
-			out, tombs, n, err := s.cleanBatch(batch, h, latest, dropTombs)
+			out, tombs, n, err := s.cleanBatch(batch, h, latest, dropTombs, sc)
 			if err != nil {
 				return err
 			}
@@ -442,17 +446,27 @@ func (s *Store) dropCompacted(p *partition) {
 	}
 }
 
+// compScratch holds one cleaning's reused buffers.
+type compScratch struct {
+	recs, kept, out []byte
+}
+
 // cleanBatch returns batch without the records that do not survive: a key
 // with a later offset in latest, no key, or (dropTombs) a null value. out
 // is batch itself when every record survives, nil when none does; n is the
 // records kept, tombs whether a kept one is a tombstone. A batch whose
-// records cannot be decoded is kept whole.
-func (s *Store) cleanBatch(batch []byte, h *BatchHeader, latest map[keyHash]int64, dropTombs bool) (out []byte, tombs bool, n int32, err error) {
-	recs, derr := batchRecords(batch, h)
+// records cannot be decoded is kept whole. A rebuilt batch lives in sc
+// until the next call.
+func (s *Store) cleanBatch(batch []byte, h *BatchHeader, latest map[keyHash]int64, dropTombs bool, sc *compScratch) (out []byte, tombs bool, n int32, err error) {
+	recs, derr := batchRecords(batch, h, sc.recs)
 	if derr != nil {
 		return batch, false, h.NumRecords, nil
 	}
-	var kept []byte
+	if h.Compression() != codecNone {
+		sc.recs = recs
+	}
+	kept := sc.kept[:0]
+	defer func() { sc.kept = kept }()
 	all := true
 	derr = eachRecord(recs, h.NumRecords, func(r *rawRecord) {
 		off := h.BaseOffset + int64(r.offsetDelta)
@@ -481,7 +495,10 @@ func (s *Store) cleanBatch(batch []byte, h *BatchHeader, latest map[keyHash]int6
 		// compacted file, so an emptied batch need not be kept.
 		return nil, false, 0, nil
 	}
-	out, err = rebuildBatch(batch, h, kept, n)
+	out, err = rebuildBatch(batch, h, kept, n, sc.out)
+	if err == nil {
+		sc.out = out
+	}
 	return out, tombs, n, err
 }
 

@@ -44,7 +44,7 @@ func makeKeyedBatch(t testing.TB, codec int8, ts int64, recs ...kv) []byte {
 		raw = binary.AppendVarint(raw, int64(len(body)))
 		raw = append(raw, body...)
 	}
-	comp, err := compressRecords(codec, raw, nil)
+	comp, err := compressRecords(codec, raw, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +104,7 @@ func readLog(t testing.TB, s *Store, topic string, part int32) []logRec {
 				if last < next {
 					return nil
 				}
-				recs, err := batchRecords(batch, h)
+				recs, err := batchRecords(batch, h, nil)
 				if err != nil {
 					return err
 				}
@@ -421,7 +421,9 @@ func TestCompactCrashAtEveryStep(t *testing.T) {
 		}
 		mu.Lock()
 		step++
-		clones = append(clones, mem.CrashClone(vfs.CrashMode(step%3), step))
+		for _, mode := range []vfs.CrashMode{vfs.CrashDropUnsynced, vfs.CrashKeepUnsynced, vfs.CrashTorn} {
+			clones = append(clones, mem.CrashClone(mode, step))
+		}
 		mu.Unlock()
 		return nil
 	})
@@ -581,7 +583,7 @@ func TestCompactCodecRoundTrip(t *testing.T) {
 		s.comp.seed1 = maphash.MakeSeed()
 		s.comp.seed2 = maphash.MakeSeed()
 		latest := map[keyHash]int64{s.comp.hash([]byte("a")): 2}
-		out, tombs, n, err := s.cleanBatch(b, &h, latest, false)
+		out, tombs, n, err := s.cleanBatch(b, &h, latest, false, &compScratch{})
 		if err != nil || n != 2 || !tombs {
 			t.Fatalf("codec %d: n %d tombs %v err %v", codec, n, tombs, err)
 		}
@@ -593,7 +595,7 @@ func TestCompactCodecRoundTrip(t *testing.T) {
 		if h2.Compression() != codec || h2.LastOffsetDelta != 2 || h2.NumRecords != 2 || h2.BaseOffset != h.BaseOffset {
 			t.Fatalf("codec %d: header %+v", codec, h2)
 		}
-		recs, err := batchRecords(out, &h2)
+		recs, err := batchRecords(out, &h2, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -605,7 +607,7 @@ func TestCompactCodecRoundTrip(t *testing.T) {
 			t.Fatalf("codec %d: kept %v", codec, keys)
 		}
 		// Every record survives: the producer's bytes.
-		out, _, _, _ = s.cleanBatch(b, &h, map[keyHash]int64{}, false)
+		out, _, _, _ = s.cleanBatch(b, &h, map[keyHash]int64{}, false, &compScratch{})
 		if !bytes.Equal(out, b) {
 			t.Fatalf("codec %d: a batch whose records all survive was rewritten", codec)
 		}
