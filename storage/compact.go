@@ -48,6 +48,7 @@ const (
 	// broker configs set them.
 	defaultMinCleanableRatio = 0.5
 	defaultDeleteRetentionMs = 24 * 60 * 60 * 1000
+	defaultSegmentMs         = 7 * 24 * 60 * 60 * 1000
 )
 
 type compState struct {
@@ -74,8 +75,8 @@ func (s *Store) compactPolicy(configs map[string]string) bool {
 
 // compactLimits are one topic's compaction settings.
 type compactLimits struct {
-	minRatio                              float64
-	minLagMs, maxLagMs, deleteRetentionMs int64
+	minRatio                                         float64
+	minLagMs, maxLagMs, deleteRetentionMs, segmentMs int64
 }
 
 func (s *Store) compactLimitsOf(configs map[string]string) compactLimits {
@@ -84,6 +85,7 @@ func (s *Store) compactLimitsOf(configs map[string]string) compactLimits {
 		minLagMs:          topicLimit(configs, "min.compaction.lag.ms", s.retentionDefault("log.cleaner.min.compaction.lag.ms", 0)),
 		maxLagMs:          topicLimit(configs, "max.compaction.lag.ms", s.retentionDefault("log.cleaner.max.compaction.lag.ms", math.MaxInt64)),
 		deleteRetentionMs: topicLimit(configs, "delete.retention.ms", s.retentionDefault("log.cleaner.delete.retention.ms", defaultDeleteRetentionMs)),
+		segmentMs:         topicLimit(configs, "segment.ms", s.retentionDefault("log.roll.ms", defaultSegmentMs)),
 	}
 	v, ok := configs["min.cleanable.dirty.ratio"]
 	if !ok {
@@ -193,6 +195,22 @@ func (sh *shard) sealedSegs() map[*segment]bool {
 	return m
 }
 
+// rollActive seals seg, sh's active segment, unless it is no longer the
+// active one or is empty, and waits for the roll.
+func (s *Store) rollActive(sh *shard, seg *segment) {
+	_ = sh.onWriter(func() {
+		if sh.failed.Load() || sh.seg != seg || sh.pos == 0 {
+			return
+		}
+		if err := s.walRoom(sh); err != nil {
+			return
+		}
+		if err := sh.roll(s.now().UnixMilli()); err != nil {
+			sh.fail("roll", err)
+		}
+	})
+}
+
 // batchSource is a run of batches to copy: a dirty chunk or an entry of
 // the old compacted file.
 type batchSource struct {
@@ -219,7 +237,17 @@ func (s *Store) compactPartition(ctx context.Context, p *partition, lim compactL
 	var dirtyBytes int64
 	for i := v.from(from); i < v.n; i++ {
 		e := v.at(i)
-		if e.last >= lso || !sealed[e.seg] || (lim.minLagMs > 0 && e.maxTs > nowMs-lim.minLagMs) {
+		if !sealed[e.seg] {
+			// The active segment is never compacted. As Kafka rolls a
+			// partition's active segment at segment.ms (and at
+			// max.compaction.lag.ms, KIP-354), the shard's is rolled once
+			// the partition's first chunk in it is that old.
+			if roll := min(lim.segmentMs, lim.maxLagMs); roll > 0 && e.maxTs <= nowMs-roll {
+				s.rollActive(p.sh, e.seg)
+			}
+			break
+		}
+		if e.last >= lso || (lim.minLagMs > 0 && e.maxTs > nowMs-lim.minLagMs) {
 			break
 		}
 		dirty = append(dirty, *e)

@@ -733,3 +733,35 @@ func TestCompactDelete(t *testing.T) {
 		t.Fatalf("compacted file still holds data below the log start %d", start)
 	}
 }
+
+// TestCompactSegmentMs: a partition whose data sits in the shard's active
+// segment longer than segment.ms has the segment rolled, then cleaned.
+func TestCompactSegmentMs(t *testing.T) {
+	fsys := vfs.NewMemFS()
+	clock := &fakeClock{}
+	clock.ms.Store(1_000_000)
+	s, _ := newCompactStore(t, fsys, clock)
+	defer s.Close()
+	f := newFixture(t, s, clock, codecNone, map[string]string{"segment.ms": "60000"})
+	f.produce(10, 5, 20, 0) // well under one segment
+	s.Compact()
+	rolls := s.Stats().SegmentsRoll
+	if s.compEnd("c") != 0 {
+		t.Fatal("data in the active segment compacted")
+	}
+	clock.ms.Add(61_000)
+	s.Compact() // rolls the shard's active segment
+	if s.Stats().SegmentsRoll != rolls+1 {
+		t.Fatalf("rolls %d, want %d", s.Stats().SegmentsRoll, rolls+1)
+	}
+	s.Compact()
+	_, hwm, _ := s.Offsets("c", 0)
+	if got := s.compEnd("c"); got != hwm {
+		t.Fatalf("cleaned end %d after the roll, want %d", got, hwm)
+	}
+	f.check(readLog(t, s, "c", 0), hwm, true)
+	s.Compact() // nothing new in the active segment: no second roll
+	if s.Stats().SegmentsRoll != rolls+1 {
+		t.Fatalf("rolls %d, want %d", s.Stats().SegmentsRoll, rolls+1)
+	}
+}
