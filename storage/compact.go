@@ -683,7 +683,7 @@ func (s *Store) readCompactedRange(c *compacted, res ReadResult, offset, maxByte
 		return res, true, false
 	}
 	budget := maxBytes
-	for first := true; i < len(c.entries) && budget > 0; i++ {
+	for first := true; i < len(c.entries) && (first || budget > 0); i++ {
 		e := &c.entries[i]
 		start := e.pos
 		if first && offset > e.base {

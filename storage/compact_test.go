@@ -247,6 +247,18 @@ func (f *compactFixture) check(got []logRec, end int64, keepTombs bool) {
 	}
 }
 
+// compFile is partition 0's compacted file (nil: none).
+func (s *Store) compFile(topic string) vfs.File {
+	p, err := s.lookup(topic, 0)
+	if err != nil {
+		return nil
+	}
+	if c := p.comp.Load(); c != nil {
+		return c.seg.f
+	}
+	return nil
+}
+
 // compEnd is a partition 0's cleaned end (0: none).
 func (s *Store) compEnd(topic string) int64 {
 	p, err := s.lookup(topic, 0)
@@ -283,12 +295,25 @@ func TestCompactLatestPerKey(t *testing.T) {
 			f.produce(50, 7, 360, 0) // about 12 segments of 64 KiB uncompressed
 			waitCheckpoints(t, s)
 			walBefore := len(walFiles(t, fsys, cfg))
+			bytesBefore, _ := s.PartitionBytes("c", 0)
 			s.Compact()
+			if after, _ := s.PartitionBytes("c", 0); after >= bytesBefore/2 {
+				t.Fatalf("PartitionBytes %d before compaction, %d after", bytesBefore, after)
+			}
 			end := s.compEnd("c")
 			if end == 0 {
 				t.Fatal("nothing compacted")
 			}
 			f.check(readLog(t, s, "c", 0), end, true)
+			// KIP-74: at least one batch whatever maxBytes, from the
+			// compacted file too.
+			for _, maxBytes := range []int64{0, 1} {
+				res := s.Read("c", 0, 0, maxBytes)
+				if res.Err != nil || len(res.Chunks) != 1 || res.Chunks[0].File != s.compFile("c") {
+					t.Fatalf("Read(maxBytes %d) from the compacted file: %d chunks, %v", maxBytes, len(res.Chunks), res.Err)
+				}
+				res.Release()
+			}
 			s.freePass()
 			walAfter := len(walFiles(t, fsys, cfg))
 			if codec == codecNone && walAfter >= walBefore {
