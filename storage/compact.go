@@ -129,6 +129,15 @@ func (s *Store) compactPass(ctx context.Context) {
 	defer cs.passMu.Unlock()
 	var throttle compThrottle
 	throttle.init(s.cfg.CompactionBytesPerSec)
+	sealed := map[*shard]map[*segment]bool{} // per pass: one walk per shard
+	sealedOf := func(sh *shard) map[*segment]bool {
+		m, ok := sealed[sh]
+		if !ok {
+			m = sh.sealedSegs()
+			sealed[sh] = m
+		}
+		return m
+	}
 	for _, t := range s.table.Load().byName {
 		if !s.compactPolicy(t.info.Configs) {
 			continue
@@ -141,7 +150,7 @@ func (s *Store) compactPass(ctx context.Context) {
 			if p.failed.Load() || p.deleted.Load() {
 				continue
 			}
-			if err := s.compactPartition(ctx, p, lim, &throttle); err != nil && ctx.Err() == nil && !errors.Is(err, ErrClosed) {
+			if err := s.compactPartition(ctx, p, lim, &throttle, sealedOf(p.sh)); err != nil && ctx.Err() == nil && !errors.Is(err, ErrClosed) {
 				s.log.Warn().Err(err).Str("topic", t.info.Name).Int32("partition", p.num).Msg("compaction failed; retried next pass")
 			}
 		}
@@ -219,7 +228,7 @@ type batchSource struct {
 }
 
 // compactPartition cleans p when its dirty part warrants it.
-func (s *Store) compactPartition(ctx context.Context, p *partition, lim compactLimits, th *compThrottle) error {
+func (s *Store) compactPartition(ctx context.Context, p *partition, lim compactLimits, th *compThrottle, sealed map[*segment]bool) error {
 	nowMs := s.now().UnixMilli()
 	old := p.comp.Load()
 	logStart := p.logStart.Load()
@@ -232,7 +241,6 @@ func (s *Store) compactPartition(ctx context.Context, p *partition, lim compactL
 		cleanBytes = old.bytes
 	}
 	v := p.idx.view()
-	sealed := p.sh.sealedSegs()
 	var dirty []chunkEntry
 	var dirtyBytes int64
 	for i := v.from(from); i < v.n; i++ {
@@ -243,7 +251,7 @@ func (s *Store) compactPartition(ctx context.Context, p *partition, lim compactL
 			// max.compaction.lag.ms, KIP-354), the shard's is rolled once
 			// the partition's first chunk in it is that old.
 			if roll := min(lim.segmentMs, lim.maxLagMs); roll > 0 && e.maxTs <= nowMs-roll {
-				s.rollActive(p.sh, e.seg)
+				s.rollActive(p.sh, e.seg) // cleanable from the next pass on
 			}
 			break
 		}
