@@ -58,7 +58,7 @@ type topicConfig struct {
 // topicConfigs lists the topic configs klite accepts, with the defaults
 // Apache Kafka 3.x reports.
 var topicConfigs = map[string]topicConfig{
-	"cleanup.policy": {typ: kmsg.ConfigTypeList, def: "delete", enum: []string{"delete", "compact"}, broker: "log.cleanup.policy",
+	"cleanup.policy": {typ: kmsg.ConfigTypeList, def: "delete", enum: []string{"delete", "compact"}, broker: "log.cleanup.policy", honored: true,
 		doc: "How old log segments are discarded: delete (by retention), compact (keep the latest record per key), or both."},
 	"compression.type": {typ: kmsg.ConfigTypeString, def: "producer", enum: []string{"uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"}, broker: "compression.type",
 		doc: "Compression of stored batches; producer keeps what the producer sent. klite always stores batches as sent."},
@@ -68,7 +68,7 @@ var topicConfigs = map[string]topicConfig{
 		doc: "Compression level when compression.type is lz4."},
 	"compression.zstd.level": {typ: kmsg.ConfigTypeInt, def: "3", broker: "compression.zstd.level",
 		doc: "Compression level when compression.type is zstd."},
-	"delete.retention.ms": {typ: kmsg.ConfigTypeLong, def: "86400000", min: 0, hasMin: true, broker: "log.cleaner.delete.retention.ms",
+	"delete.retention.ms": {typ: kmsg.ConfigTypeLong, def: "86400000", min: 0, hasMin: true, broker: "log.cleaner.delete.retention.ms", honored: true,
 		doc: "How long delete tombstones are kept on compacted topics."},
 	"file.delete.delay.ms": {typ: kmsg.ConfigTypeLong, def: "60000", min: 0, hasMin: true, broker: "log.segment.delete.delay.ms",
 		doc: "How long to wait before deleting a file from the filesystem."},
@@ -86,7 +86,7 @@ var topicConfigs = map[string]topicConfig{
 		doc: "Bytes kept on local disk when tiered storage is on; -2 means retention.bytes."},
 	"local.retention.ms": {typ: kmsg.ConfigTypeLong, def: "-2", min: -2, hasMin: true, broker: "log.local.retention.ms",
 		doc: "Time data is kept on local disk when tiered storage is on; -2 means retention.ms."},
-	"max.compaction.lag.ms": {typ: kmsg.ConfigTypeLong, def: longMax, min: 1, hasMin: true, broker: "log.cleaner.max.compaction.lag.ms",
+	"max.compaction.lag.ms": {typ: kmsg.ConfigTypeLong, def: longMax, min: 1, hasMin: true, broker: "log.cleaner.max.compaction.lag.ms", honored: true,
 		doc: "Longest time a record stays ineligible for compaction."},
 	"max.message.bytes": {typ: kmsg.ConfigTypeInt, def: "1048588", min: 0, hasMin: true, broker: "message.max.bytes", honored: true,
 		doc: "Largest record batch the topic accepts."},
@@ -102,9 +102,9 @@ var topicConfigs = map[string]topicConfig{
 		doc: "Deprecated: largest allowed difference between a batch timestamp and broker time."},
 	"message.timestamp.type": {typ: kmsg.ConfigTypeString, def: "CreateTime", enum: []string{"CreateTime", "LogAppendTime"}, broker: "log.message.timestamp.type", honored: true,
 		doc: "CreateTime keeps the producer's timestamps; LogAppendTime stamps batches with the broker's time."},
-	"min.cleanable.dirty.ratio": {typ: kmsg.ConfigTypeDouble, def: "0.5", broker: "log.cleaner.min.cleanable.ratio",
+	"min.cleanable.dirty.ratio": {typ: kmsg.ConfigTypeDouble, def: "0.5", broker: "log.cleaner.min.cleanable.ratio", honored: true,
 		doc: "Share of the log that must be uncompacted before the cleaner runs."},
-	"min.compaction.lag.ms": {typ: kmsg.ConfigTypeLong, def: "0", min: 0, hasMin: true, broker: "log.cleaner.min.compaction.lag.ms",
+	"min.compaction.lag.ms": {typ: kmsg.ConfigTypeLong, def: "0", min: 0, hasMin: true, broker: "log.cleaner.min.compaction.lag.ms", honored: true,
 		doc: "Shortest time a record stays uncompacted."},
 	"min.insync.replicas": {typ: kmsg.ConfigTypeInt, def: "1", min: 1, hasMin: true, broker: "min.insync.replicas",
 		doc: "Replicas that must acknowledge an acks=all write. klite has one broker and never fails a write on it."},

@@ -48,6 +48,7 @@ const (
 	// broker configs set them.
 	defaultMinCleanableRatio = 0.5
 	defaultDeleteRetentionMs = 24 * 60 * 60 * 1000
+	defaultSegmentMs         = 7 * 24 * 60 * 60 * 1000
 )
 
 type compState struct {
@@ -74,8 +75,8 @@ func (s *Store) compactPolicy(configs map[string]string) bool {
 
 // compactLimits are one topic's compaction settings.
 type compactLimits struct {
-	minRatio                              float64
-	minLagMs, maxLagMs, deleteRetentionMs int64
+	minRatio                                         float64
+	minLagMs, maxLagMs, deleteRetentionMs, segmentMs int64
 }
 
 func (s *Store) compactLimitsOf(configs map[string]string) compactLimits {
@@ -84,6 +85,7 @@ func (s *Store) compactLimitsOf(configs map[string]string) compactLimits {
 		minLagMs:          topicLimit(configs, "min.compaction.lag.ms", s.retentionDefault("log.cleaner.min.compaction.lag.ms", 0)),
 		maxLagMs:          topicLimit(configs, "max.compaction.lag.ms", s.retentionDefault("log.cleaner.max.compaction.lag.ms", math.MaxInt64)),
 		deleteRetentionMs: topicLimit(configs, "delete.retention.ms", s.retentionDefault("log.cleaner.delete.retention.ms", defaultDeleteRetentionMs)),
+		segmentMs:         topicLimit(configs, "segment.ms", s.retentionDefault("log.roll.ms", defaultSegmentMs)),
 	}
 	v, ok := configs["min.cleanable.dirty.ratio"]
 	if !ok {
@@ -127,6 +129,15 @@ func (s *Store) compactPass(ctx context.Context) {
 	defer cs.passMu.Unlock()
 	var throttle compThrottle
 	throttle.init(s.cfg.CompactionBytesPerSec)
+	sealed := map[*shard]map[*segment]bool{} // per pass: one walk per shard
+	sealedOf := func(sh *shard) map[*segment]bool {
+		m, ok := sealed[sh]
+		if !ok {
+			m = sh.sealedSegs()
+			sealed[sh] = m
+		}
+		return m
+	}
 	for _, t := range s.table.Load().byName {
 		if !s.compactPolicy(t.info.Configs) {
 			continue
@@ -139,7 +150,7 @@ func (s *Store) compactPass(ctx context.Context) {
 			if p.failed.Load() || p.deleted.Load() {
 				continue
 			}
-			if err := s.compactPartition(ctx, p, lim, &throttle); err != nil && ctx.Err() == nil && !errors.Is(err, ErrClosed) {
+			if err := s.compactPartition(ctx, p, lim, &throttle, sealedOf(p.sh)); err != nil && ctx.Err() == nil && !errors.Is(err, ErrClosed) {
 				s.log.Warn().Err(err).Str("topic", t.info.Name).Int32("partition", p.num).Msg("compaction failed; retried next pass")
 			}
 		}
@@ -193,6 +204,22 @@ func (sh *shard) sealedSegs() map[*segment]bool {
 	return m
 }
 
+// rollActive seals seg, sh's active segment, unless it is no longer the
+// active one or is empty, and waits for the roll.
+func (s *Store) rollActive(sh *shard, seg *segment) {
+	_ = sh.onWriter(func() {
+		if sh.failed.Load() || sh.seg != seg || sh.pos == 0 {
+			return
+		}
+		if err := s.walRoom(sh); err != nil {
+			return
+		}
+		if err := sh.roll(s.now().UnixMilli()); err != nil {
+			sh.fail("roll", err)
+		}
+	})
+}
+
 // batchSource is a run of batches to copy: a dirty chunk or an entry of
 // the old compacted file.
 type batchSource struct {
@@ -201,7 +228,7 @@ type batchSource struct {
 }
 
 // compactPartition cleans p when its dirty part warrants it.
-func (s *Store) compactPartition(ctx context.Context, p *partition, lim compactLimits, th *compThrottle) error {
+func (s *Store) compactPartition(ctx context.Context, p *partition, lim compactLimits, th *compThrottle, sealed map[*segment]bool) error {
 	nowMs := s.now().UnixMilli()
 	old := p.comp.Load()
 	logStart := p.logStart.Load()
@@ -214,12 +241,21 @@ func (s *Store) compactPartition(ctx context.Context, p *partition, lim compactL
 		cleanBytes = old.bytes
 	}
 	v := p.idx.view()
-	sealed := p.sh.sealedSegs()
 	var dirty []chunkEntry
 	var dirtyBytes int64
 	for i := v.from(from); i < v.n; i++ {
 		e := v.at(i)
-		if e.last >= lso || !sealed[e.seg] || (lim.minLagMs > 0 && e.maxTs > nowMs-lim.minLagMs) {
+		if !sealed[e.seg] {
+			// The active segment is never compacted. As Kafka rolls a
+			// partition's active segment at segment.ms (and at
+			// max.compaction.lag.ms, KIP-354), the shard's is rolled once
+			// the partition's first chunk in it is that old.
+			if roll := min(lim.segmentMs, lim.maxLagMs); roll > 0 && e.maxTs <= nowMs-roll {
+				s.rollActive(p.sh, e.seg) // cleanable from the next pass on
+			}
+			break
+		}
+		if e.last >= lso || (lim.minLagMs > 0 && e.maxTs > nowMs-lim.minLagMs) {
 			break
 		}
 		dirty = append(dirty, *e)
@@ -260,6 +296,7 @@ func (s *Store) compactPartition(ctx context.Context, p *partition, lim compactL
 	// CompactionMapKeys keys.
 	cs := &s.comp
 	latest := map[keyHash]int64{}
+	sc := &compScratch{}
 	take := 0
 	var buf []byte
 	for k := range dirty {
@@ -277,9 +314,12 @@ func (s *Store) compactPartition(ctx context.Context, p *partition, lim compactL
 			if h.Control() || isAborted(h) || h.BaseOffset+int64(h.LastOffsetDelta) < logStart {
 				return nil
 			}
-			recs, err := batchRecords(batch, h)
+			recs, err := batchRecords(batch, h, sc.recs)
 			if err != nil {
 				return nil // kept whole when copied
+			}
+			if h.Compression() != codecNone {
+				sc.recs = recs
 			}
 			return eachRecord(recs, h.NumRecords, func(r *rawRecord) {
 				if r.key != nil {
@@ -361,7 +401,7 @@ func (s *Store) compactPartition(ctx context.Context, p *partition, lim compactL
 				kept += int64(len(batch))
 				return w.add(batch, h, cleanedAt, false)
 			}
-			out, tombs, n, err := s.cleanBatch(batch, h, latest, dropTombs)
+			out, tombs, n, err := s.cleanBatch(batch, h, latest, dropTombs, sc)
 			if err != nil {
 				return err
 			}
@@ -442,17 +482,27 @@ func (s *Store) dropCompacted(p *partition) {
 	}
 }
 
+// compScratch holds one cleaning's reused buffers.
+type compScratch struct {
+	recs, kept, out []byte
+}
+
 // cleanBatch returns batch without the records that do not survive: a key
 // with a later offset in latest, no key, or (dropTombs) a null value. out
 // is batch itself when every record survives, nil when none does; n is the
 // records kept, tombs whether a kept one is a tombstone. A batch whose
-// records cannot be decoded is kept whole.
-func (s *Store) cleanBatch(batch []byte, h *BatchHeader, latest map[keyHash]int64, dropTombs bool) (out []byte, tombs bool, n int32, err error) {
-	recs, derr := batchRecords(batch, h)
+// records cannot be decoded is kept whole. A rebuilt batch lives in sc
+// until the next call.
+func (s *Store) cleanBatch(batch []byte, h *BatchHeader, latest map[keyHash]int64, dropTombs bool, sc *compScratch) (out []byte, tombs bool, n int32, err error) {
+	recs, derr := batchRecords(batch, h, sc.recs)
 	if derr != nil {
 		return batch, false, h.NumRecords, nil
 	}
-	var kept []byte
+	if h.Compression() != codecNone {
+		sc.recs = recs
+	}
+	kept := sc.kept[:0]
+	defer func() { sc.kept = kept }()
 	all := true
 	derr = eachRecord(recs, h.NumRecords, func(r *rawRecord) {
 		off := h.BaseOffset + int64(r.offsetDelta)
@@ -481,7 +531,10 @@ func (s *Store) cleanBatch(batch []byte, h *BatchHeader, latest map[keyHash]int6
 		// compacted file, so an emptied batch need not be kept.
 		return nil, false, 0, nil
 	}
-	out, err = rebuildBatch(batch, h, kept, n)
+	out, err = rebuildBatch(batch, h, kept, n, sc.out)
+	if err == nil {
+		sc.out = out
+	}
 	return out, tombs, n, err
 }
 
@@ -638,7 +691,7 @@ func (s *Store) readCompactedRange(c *compacted, res ReadResult, offset, maxByte
 		return res, true, false
 	}
 	budget := maxBytes
-	for first := true; i < len(c.entries) && budget > 0; i++ {
+	for first := true; i < len(c.entries) && (first || budget > 0); i++ {
 		e := &c.entries[i]
 		start := e.pos
 		if first && offset > e.base {

@@ -44,7 +44,7 @@ func makeKeyedBatch(t testing.TB, codec int8, ts int64, recs ...kv) []byte {
 		raw = binary.AppendVarint(raw, int64(len(body)))
 		raw = append(raw, body...)
 	}
-	comp, err := compressRecords(codec, raw, nil)
+	comp, err := compressRecords(codec, raw, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,6 +70,7 @@ type logRec struct {
 	off      int64
 	key, val string
 	tomb     bool
+	ctl      bool // a control record (transaction marker)
 }
 
 // readLog reads a partition from its log start with small reads, checking
@@ -104,7 +105,7 @@ func readLog(t testing.TB, s *Store, topic string, part int32) []logRec {
 				if last < next {
 					return nil
 				}
-				recs, err := batchRecords(batch, h)
+				recs, err := batchRecords(batch, h, nil)
 				if err != nil {
 					return err
 				}
@@ -116,7 +117,7 @@ func readLog(t testing.TB, s *Store, topic string, part int32) []logRec {
 					if len(out) > 0 && off <= out[len(out)-1].off {
 						t.Errorf("offset %d after %d", off, out[len(out)-1].off)
 					}
-					lr := logRec{off: off, key: string(r.key), tomb: r.nullValue}
+					lr := logRec{off: off, key: string(r.key), tomb: r.nullValue, ctl: h.Control()}
 					if !r.nullValue {
 						lr.val = string(recordValue(r.raw))
 					}
@@ -214,6 +215,9 @@ func (f *compactFixture) check(got []logRec, end int64, keepTombs bool) {
 	}
 	have := map[int64]bool{}
 	for _, r := range got {
+		if r.ctl {
+			continue
+		}
 		want, ok := f.sent[r.off]
 		if !ok || want.key != r.key || want.val != r.val || want.tomb != r.tomb {
 			f.t.Fatalf("offset %d holds %+v, sent %+v", r.off, r, want)
@@ -243,6 +247,18 @@ func (f *compactFixture) check(got []logRec, end int64, keepTombs bool) {
 	}
 }
 
+// compFile is partition 0's compacted file (nil: none).
+func (s *Store) compFile(topic string) vfs.File {
+	p, err := s.lookup(topic, 0)
+	if err != nil {
+		return nil
+	}
+	if c := p.comp.Load(); c != nil {
+		return c.seg.f
+	}
+	return nil
+}
+
 // compEnd is a partition 0's cleaned end (0: none).
 func (s *Store) compEnd(topic string) int64 {
 	p, err := s.lookup(topic, 0)
@@ -259,7 +275,9 @@ func newFixture(t testing.TB, s *Store, clock *fakeClock, codec int8, configs ma
 	if configs == nil {
 		configs = map[string]string{}
 	}
-	configs["cleanup.policy"] = "compact"
+	if configs["cleanup.policy"] == "" {
+		configs["cleanup.policy"] = "compact"
+	}
 	if _, err := s.CreateTopic("c", 1, configs); err != nil {
 		t.Fatal(err)
 	}
@@ -277,12 +295,25 @@ func TestCompactLatestPerKey(t *testing.T) {
 			f.produce(50, 7, 360, 0) // about 12 segments of 64 KiB uncompressed
 			waitCheckpoints(t, s)
 			walBefore := len(walFiles(t, fsys, cfg))
+			bytesBefore, _ := s.PartitionBytes("c", 0)
 			s.Compact()
+			if after, _ := s.PartitionBytes("c", 0); after >= bytesBefore/2 {
+				t.Fatalf("PartitionBytes %d before compaction, %d after", bytesBefore, after)
+			}
 			end := s.compEnd("c")
 			if end == 0 {
 				t.Fatal("nothing compacted")
 			}
 			f.check(readLog(t, s, "c", 0), end, true)
+			// KIP-74: at least one batch whatever maxBytes, from the
+			// compacted file too.
+			for _, maxBytes := range []int64{0, 1} {
+				res := s.Read("c", 0, 0, maxBytes)
+				if res.Err != nil || len(res.Chunks) != 1 || res.Chunks[0].File != s.compFile("c") {
+					t.Fatalf("Read(maxBytes %d) from the compacted file: %d chunks, %v", maxBytes, len(res.Chunks), res.Err)
+				}
+				res.Release()
+			}
 			s.freePass()
 			walAfter := len(walFiles(t, fsys, cfg))
 			if codec == codecNone && walAfter >= walBefore {
@@ -421,7 +452,9 @@ func TestCompactCrashAtEveryStep(t *testing.T) {
 		}
 		mu.Lock()
 		step++
-		clones = append(clones, mem.CrashClone(vfs.CrashMode(step%3), step))
+		for _, mode := range []vfs.CrashMode{vfs.CrashDropUnsynced, vfs.CrashKeepUnsynced, vfs.CrashTorn} {
+			clones = append(clones, mem.CrashClone(mode, step))
+		}
 		mu.Unlock()
 		return nil
 	})
@@ -581,7 +614,7 @@ func TestCompactCodecRoundTrip(t *testing.T) {
 		s.comp.seed1 = maphash.MakeSeed()
 		s.comp.seed2 = maphash.MakeSeed()
 		latest := map[keyHash]int64{s.comp.hash([]byte("a")): 2}
-		out, tombs, n, err := s.cleanBatch(b, &h, latest, false)
+		out, tombs, n, err := s.cleanBatch(b, &h, latest, false, &compScratch{})
 		if err != nil || n != 2 || !tombs {
 			t.Fatalf("codec %d: n %d tombs %v err %v", codec, n, tombs, err)
 		}
@@ -593,7 +626,7 @@ func TestCompactCodecRoundTrip(t *testing.T) {
 		if h2.Compression() != codec || h2.LastOffsetDelta != 2 || h2.NumRecords != 2 || h2.BaseOffset != h.BaseOffset {
 			t.Fatalf("codec %d: header %+v", codec, h2)
 		}
-		recs, err := batchRecords(out, &h2)
+		recs, err := batchRecords(out, &h2, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -605,9 +638,155 @@ func TestCompactCodecRoundTrip(t *testing.T) {
 			t.Fatalf("codec %d: kept %v", codec, keys)
 		}
 		// Every record survives: the producer's bytes.
-		out, _, _, _ = s.cleanBatch(b, &h, map[keyHash]int64{}, false)
+		out, _, _, _ = s.cleanBatch(b, &h, map[keyHash]int64{}, false, &compScratch{})
 		if !bytes.Equal(out, b) {
 			t.Fatalf("codec %d: a batch whose records all survive was rewritten", codec)
 		}
+	}
+}
+
+// makeTxnKeyed is makeKeyedBatch as a transactional batch of pid.
+func makeTxnKeyed(t testing.TB, pid int64, epoch int16, seq int32, recs ...kv) []byte {
+	b := makeKeyedBatch(t, codecNone, 0, recs...)
+	be := binary.BigEndian
+	be.PutUint16(b[batchAttributesAt:], attrTransactional)
+	be.PutUint64(b[batchProducerIDAt:], uint64(pid))
+	be.PutUint16(b[batchProducerEpochAt:], uint16(epoch))
+	be.PutUint32(b[batchBaseSequenceAt:], uint32(seq))
+	be.PutUint32(b[batchCRCAt:], crc32.Checksum(b[batchAttributesAt:], castagnoli))
+	return b
+}
+
+// TestCompactTransactions: aborted transactional records are dropped (and
+// so never shadow committed values of the same keys), committed ones
+// compacted as any, markers kept.
+func TestCompactTransactions(t *testing.T) {
+	fsys := vfs.NewMemFS()
+	clock := &fakeClock{}
+	clock.ms.Store(1_000_000)
+	s, _ := newCompactStore(t, fsys, clock)
+	defer s.Close()
+	f := newFixture(t, s, clock, codecNone, nil)
+	pid, epoch, err := s.InitProducerID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var committed []kv
+	for i := range 10 {
+		committed = append(committed, kv{fmt.Appendf(nil, "t%d", i), []byte("committed")})
+	}
+	base := mustAppend(t, s, "c", 0, makeTxnKeyed(t, pid, epoch, 0, committed...))
+	mustMarker(t, s, "c", 0, pid, epoch, true)
+	for i, r := range committed {
+		f.sent[base+int64(i)] = logRec{off: base + int64(i), key: string(r.key), val: string(r.val)}
+	}
+	aborted := mustAppend(t, s, "c", 0, makeTxnKeyed(t, pid, epoch, 10, committed[:5]...))
+	mustMarker(t, s, "c", 0, pid, epoch, false)
+	f.produce(50, 7, 300, 0)
+	waitCheckpoints(t, s)
+	s.Compact()
+	end := s.compEnd("c")
+	if end <= aborted {
+		t.Fatalf("cleaned end %d does not pass the transactions", end)
+	}
+	got := readLog(t, s, "c", 0)
+	markers := 0
+	txnKeys := map[string]int64{}
+	for _, r := range got {
+		switch {
+		case r.ctl:
+			markers++
+		case strings.HasPrefix(r.key, "t"):
+			if r.val != "committed" || r.off < base || r.off >= base+10 {
+				t.Fatalf("transactional record %+v survived (committed at %d..%d, aborted at %d..)", r, base, base+9, aborted)
+			}
+			txnKeys[r.key] = r.off
+		}
+	}
+	if markers != 2 || len(txnKeys) != 10 {
+		t.Fatalf("%d markers, committed keys %v", markers, txnKeys)
+	}
+	f.check(got, end, true)
+}
+
+// TestCompactDelete: with cleanup.policy=compact,delete retention.ms
+// expires the compacted runs like chunks, and the next cleaning drops
+// what fell below the log start.
+func TestCompactDelete(t *testing.T) {
+	fsys := vfs.NewMemFS()
+	clock := &fakeClock{}
+	clock.ms.Store(1_000_000)
+	s, _ := newCompactStore(t, fsys, clock)
+	defer s.Close()
+	f := newFixture(t, s, clock, codecNone, map[string]string{"cleanup.policy": "compact,delete", "retention.ms": "100000"})
+	f.produce(50, 7, 300, 0)
+	waitCheckpoints(t, s)
+	s.Compact()
+	end := s.compEnd("c")
+	if end == 0 {
+		t.Fatal("nothing compacted")
+	}
+	clock.ms.Add(50_000)
+	_, young, _ := s.Offsets("c", 0)
+	f.produce(50, 7, 100, 0)
+	waitCheckpoints(t, s)
+	clock.ms.Add(100_000)
+	s.retentionPass(s.maint.ctx)
+	start, _, _ := s.Offsets("c", 0)
+	if start < end || start > young {
+		t.Fatalf("log start %d after retention; cleaned end %d, young data from %d", start, end, young)
+	}
+	got := readLog(t, s, "c", 0)
+	if len(got) == 0 || got[0].off < start {
+		t.Fatalf("read from the log start %d: %d records, first %+v", start, len(got), got)
+	}
+	have := map[int64]bool{}
+	for _, r := range got {
+		if w := f.sent[r.off]; w.key != r.key || w.val != r.val {
+			t.Fatalf("offset %d: %+v, sent %+v", r.off, r, w)
+		}
+		have[r.off] = true
+	}
+	for off := range f.sent {
+		if off >= young && !have[off] {
+			t.Fatalf("young record at %d lost", off)
+		}
+	}
+	s.Compact()
+	p, _ := s.lookup("c", 0)
+	if c := p.comp.Load(); c == nil || (len(c.entries) > 0 && c.entries[0].last < start) {
+		t.Fatalf("compacted file still holds data below the log start %d", start)
+	}
+}
+
+// TestCompactSegmentMs: a partition whose data sits in the shard's active
+// segment longer than segment.ms has the segment rolled, then cleaned.
+func TestCompactSegmentMs(t *testing.T) {
+	fsys := vfs.NewMemFS()
+	clock := &fakeClock{}
+	clock.ms.Store(1_000_000)
+	s, _ := newCompactStore(t, fsys, clock)
+	defer s.Close()
+	f := newFixture(t, s, clock, codecNone, map[string]string{"segment.ms": "60000"})
+	f.produce(10, 5, 20, 0) // well under one segment
+	s.Compact()
+	rolls := s.Stats().SegmentsRoll
+	if s.compEnd("c") != 0 {
+		t.Fatal("data in the active segment compacted")
+	}
+	clock.ms.Add(61_000)
+	s.Compact() // rolls the shard's active segment
+	if s.Stats().SegmentsRoll != rolls+1 {
+		t.Fatalf("rolls %d, want %d", s.Stats().SegmentsRoll, rolls+1)
+	}
+	s.Compact()
+	_, hwm, _ := s.Offsets("c", 0)
+	if got := s.compEnd("c"); got != hwm {
+		t.Fatalf("cleaned end %d after the roll, want %d", got, hwm)
+	}
+	f.check(readLog(t, s, "c", 0), hwm, true)
+	s.Compact() // nothing new in the active segment: no second roll
+	if s.Stats().SegmentsRoll != rolls+1 {
+		t.Fatalf("rolls %d, want %d", s.Stats().SegmentsRoll, rolls+1)
 	}
 }

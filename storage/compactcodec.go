@@ -29,48 +29,74 @@ const compactMaxRecordBytes = 256 << 20
 
 var errCompactRecords = errors.New("storage: compaction: malformed records")
 
-// batchRecords returns the records section of batch, decompressed.
-func batchRecords(batch []byte, h *BatchHeader) ([]byte, error) {
+// batchRecords returns the records section of batch, decompressed into
+// dst (grown as needed) unless uncompressed. Decoders come from the pools
+// produce validation uses.
+func batchRecords(batch []byte, h *BatchHeader, dst []byte) ([]byte, error) {
 	data := batch[BatchHeaderBytes:]
-	var r io.Reader
 	switch h.Compression() {
 	case codecNone:
 		return data, nil
 	case codecGzip:
-		zr, err := gzip.NewReader(bytes.NewReader(data))
-		if err != nil {
+		d := gzipPool.Get().(*gzipDecoder)
+		defer gzipPool.Put(d)
+		d.src.Reset(data)
+		if err := d.zr.Reset(&d.src); err != nil {
 			return nil, err
 		}
-		r = zr
+		return readAllInto(&d.zr, dst)
 	case codecSnappy:
 		if len(data) >= xerialHeaderBytes && bytes.HasPrefix(data, xerialMagic) {
-			x := new(xerialReader)
+			x := xerPool.Get().(*xerialReader)
+			defer xerPool.Put(x)
 			x.reset(data[xerialHeaderBytes:], compactMaxRecordBytes)
-			r = x
-			break
+			return readAllInto(x, dst)
 		}
-		return snappyBlock(nil, data, compactMaxRecordBytes)
+		return snappyBlock(dst, data, compactMaxRecordBytes)
 	case codecLz4:
-		r = lz4.NewReader(bytes.NewReader(data))
+		d := lz4Pool.Get().(*lz4Decoder)
+		defer lz4Pool.Put(d)
+		d.src.Reset(data)
+		d.zr.Reset(&d.src)
+		return readAllInto(d.zr, dst)
 	case codecZstd:
-		d, err := zstd.NewReader(bytes.NewReader(data), zstd.WithDecoderConcurrency(1),
+		d := zstdPool.Get().(*zstdDecoder)
+		out, err := d.zr.DecodeAll(data, dst[:0])
+		zstdPool.Put(d)
+		if err == nil {
+			return out, nil
+		}
+		// A window past the pooled decoders' (rare): a decoder of its own.
+		zr, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1),
 			zstd.WithDecoderMaxWindow(zstdMaxWindow), zstd.WithDecoderMaxMemory(compactMaxRecordBytes))
 		if err != nil {
 			return nil, err
 		}
-		defer d.Close()
-		r = d
-	default:
-		return nil, fmt.Errorf("%w: codec %d", errCompactRecords, h.Compression())
+		defer zr.Close()
+		return zr.DecodeAll(data, dst[:0])
 	}
-	out, err := io.ReadAll(io.LimitReader(r, compactMaxRecordBytes+1))
-	if err != nil {
-		return nil, err
+	return nil, fmt.Errorf("%w: codec %d", errCompactRecords, h.Compression())
+}
+
+// readAllInto reads r to its end into dst, at most compactMaxRecordBytes.
+func readAllInto(r io.Reader, dst []byte) ([]byte, error) {
+	dst = dst[:0]
+	for {
+		if len(dst) == cap(dst) {
+			if len(dst) > compactMaxRecordBytes {
+				return nil, fmt.Errorf("%w: more than %d bytes decompressed", errCompactRecords, compactMaxRecordBytes)
+			}
+			dst = append(dst, 0)[:len(dst)]
+		}
+		n, err := r.Read(dst[len(dst):cap(dst)])
+		dst = dst[:len(dst)+n]
+		if err == io.EOF {
+			return dst, nil
+		}
+		if err != nil {
+			return nil, err
+		}
 	}
-	if len(out) > compactMaxRecordBytes {
-		return nil, fmt.Errorf("%w: more than %d bytes decompressed", errCompactRecords, compactMaxRecordBytes)
-	}
-	return out, nil
 }
 
 // rawRecord is one record of a batch as stored.
@@ -135,15 +161,29 @@ var zstdEnc = sync.OnceValue(func() *zstd.Encoder {
 	return e
 })
 
-// compressRecords compresses recs with codec; orig is the batch's original
-// compressed body, whose framing (xerial or raw snappy) is kept.
-func compressRecords(codec int8, recs, orig []byte) ([]byte, error) {
-	var buf bytes.Buffer
+var (
+	gzipEncPool = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
+	// 64 KiB blocks, as Kafka's producers write (the default 4 MiB block
+	// costs 4 MiB of buffers per writer).
+	lz4EncPool = sync.Pool{New: func() any {
+		w := lz4.NewWriter(nil)
+		_ = w.Apply(lz4.BlockSizeOption(lz4.Block64Kb))
+		return w
+	}}
+)
+
+// compressRecords appends recs compressed with codec to dst; orig is the
+// batch's original compressed body, whose framing (xerial or raw snappy)
+// is kept.
+func compressRecords(codec int8, recs, orig, dst []byte) ([]byte, error) {
+	buf := bytes.NewBuffer(dst)
 	switch codec {
 	case codecNone:
-		return recs, nil
+		return append(dst, recs...), nil
 	case codecGzip:
-		w := gzip.NewWriter(&buf)
+		w := gzipEncPool.Get().(*gzip.Writer)
+		defer gzipEncPool.Put(w)
+		w.Reset(buf)
 		if _, err := w.Write(recs); err != nil {
 			return nil, err
 		}
@@ -152,11 +192,11 @@ func compressRecords(codec int8, recs, orig []byte) ([]byte, error) {
 		}
 	case codecSnappy:
 		if !bytes.HasPrefix(orig, xerialMagic) {
-			return snappy.Encode(nil, recs), nil
+			return append(dst, snappy.Encode(nil, recs)...), nil
 		}
 		// Xerial framing as the Java producer writes it: magic, version 1,
 		// compatible version 1, then length-prefixed blocks of 32 KiB input.
-		out := append([]byte(nil), xerialMagic...)
+		out := append(dst, xerialMagic...)
 		out = binary.BigEndian.AppendUint32(out, 1)
 		out = binary.BigEndian.AppendUint32(out, 1)
 		for len(recs) > 0 {
@@ -168,7 +208,9 @@ func compressRecords(codec int8, recs, orig []byte) ([]byte, error) {
 		}
 		return out, nil
 	case codecLz4:
-		w := lz4.NewWriter(&buf)
+		w := lz4EncPool.Get().(*lz4.Writer)
+		defer lz4EncPool.Put(w)
+		w.Reset(buf)
 		if _, err := w.Write(recs); err != nil {
 			return nil, err
 		}
@@ -176,25 +218,22 @@ func compressRecords(codec int8, recs, orig []byte) ([]byte, error) {
 			return nil, err
 		}
 	case codecZstd:
-		return zstdEnc().EncodeAll(recs, nil), nil
+		return zstdEnc().EncodeAll(recs, dst), nil
 	default:
 		return nil, fmt.Errorf("%w: codec %d", errCompactRecords, codec)
 	}
 	return buf.Bytes(), nil
 }
 
-// rebuildBatch returns a batch with the header of batch (base offset,
+// rebuildBatch returns, in dst's memory, a batch with the header of batch (base offset,
 // lastOffsetDelta, timestamps, producer fields and attributes unchanged)
 // holding the records kept (count of them, uncompressed) under the
 // batch's codec, with a new length and CRC.
-func rebuildBatch(batch []byte, h *BatchHeader, kept []byte, count int32) ([]byte, error) {
-	body, err := compressRecords(h.Compression(), kept, batch[BatchHeaderBytes:])
+func rebuildBatch(batch []byte, h *BatchHeader, kept []byte, count int32, dst []byte) ([]byte, error) {
+	out, err := compressRecords(h.Compression(), kept, batch[BatchHeaderBytes:], append(dst[:0], batch[:BatchHeaderBytes]...))
 	if err != nil {
 		return nil, err
 	}
-	out := make([]byte, BatchHeaderBytes, BatchHeaderBytes+len(body))
-	copy(out, batch[:BatchHeaderBytes])
-	out = append(out, body...)
 	be := binary.BigEndian
 	be.PutUint32(out[batchLengthAt:], uint32(len(out)-batchLengthOverhead))
 	be.PutUint32(out[batchRecordCountAt:], uint32(count))

@@ -126,7 +126,11 @@
 // file, reads at or above E to the WAL, whose chunk index is trimmed below
 // E; Fetch sees one log. E is always a chunk boundary, the end of a chunk
 // that lay in a sealed segment, below the last stable offset and older
-// than min.compaction.lag.ms: the active segment is never compacted.
+// than min.compaction.lag.ms: the active segment is never compacted. As
+// Kafka rolls a partition's segment at segment.ms (and, KIP-354, at
+// max.compaction.lag.ms), compaction rolls a shard's active segment once a
+// compacted partition's first chunk in it is older than the smaller of
+// the two, so a quiet shard's data becomes cleanable.
 // Offsets stay sparse: survivors keep their original offsets; a batch all
 // of whose records survive is copied byte for byte; one that loses some
 // keeps its header (base offset, lastOffsetDelta, timestamps, producer

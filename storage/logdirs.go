@@ -6,7 +6,8 @@ import "golang.org/x/sys/unix"
 // from its log start on: Kafka's local log size, which DescribeLogDirs
 // reports. Data only in the bucket is not counted (Kafka's log dirs do not
 // count remote segments either); a chunk partly below the log start counts
-// whole, as Kafka counts a segment until it is deleted.
+// whole, as Kafka counts a segment until it is deleted. A compacted
+// partition's cleaned prefix counts what its compacted file holds.
 func (s *Store) PartitionBytes(topic string, partition int32) (int64, error) {
 	p, err := s.lookup(topic, partition)
 	if err != nil {
@@ -15,12 +16,23 @@ func (s *Store) PartitionBytes(topic string, partition int32) (int64, error) {
 	if p.failed.Load() {
 		return 0, ErrStorage
 	}
-	v := p.idx.view()
-	i := v.from(p.logStart.Load())
-	if i >= v.n {
-		return 0, nil
+	logStart := p.logStart.Load()
+	var n int64
+	from := logStart
+	if c := p.comp.Load(); c != nil {
+		// The compacted file's runs from the log start, then the WAL's
+		// chunks above its cleaned end (compact.go).
+		for _, e := range c.entries[c.from(logStart):] {
+			n += e.length
+		}
+		from = max(from, c.end)
 	}
-	return v.at(v.n-1).cumBytes - v.at(i).cumBytes + v.at(i).length, nil
+	v := p.idx.view()
+	i := v.from(from)
+	if i >= v.n {
+		return n, nil
+	}
+	return n + v.at(v.n-1).cumBytes - v.at(i).cumBytes + v.at(i).length, nil
 }
 
 // VolumeBytes returns the total size of the file system holding the WAL

@@ -101,6 +101,11 @@ type Config struct {
 	WALMaxBytes            int64 // 0: no cap
 	WALHotBytes            int64 // with S3: uploaded data kept locally
 
+	// Log compaction (cleanup.policy=compact topics); not run with S3.
+	CompactionInterval    time.Duration // 0: off
+	CompactionBytesPerSec int64         // 0: unbounded
+	CompactionMapKeys     int
+
 	// Tiered storage: S3 is used when S3Bucket is set.
 	S3Bucket        string
 	S3Prefix        string
@@ -198,6 +203,10 @@ func defaultConfig() Config {
 		RetentionCheckInterval: 5 * time.Minute,
 		WALMaxBytes:            0,
 		WALHotBytes:            1 << 30,
+
+		CompactionInterval:    15 * time.Second,
+		CompactionBytesPerSec: 64 << 20,
+		CompactionMapKeys:     storage.DefaultCompactionMapKeys,
 
 		S3Region:        "us-east-1",
 		S3FlushInterval: 60 * time.Second,
@@ -333,6 +342,9 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.Int64Var(&cfg.RetentionMs, "retention-ms", cfg.RetentionMs, "default retention.ms of topics: data older than this many `ms` is deleted; -1 keeps it forever (log.retention.ms)")
 	fs.Int64Var(&cfg.RetentionBytes, "retention-bytes", cfg.RetentionBytes, "default retention.bytes of topics: a partition's oldest data is deleted past this many `bytes`; -1 no limit\n(log.retention.bytes)")
 	fs.DurationVar(&cfg.RetentionCheckInterval, "retention-check-interval", cfg.RetentionCheckInterval, "how often retention runs (log.retention.check.interval.ms)")
+	fs.DurationVar(&cfg.CompactionInterval, "compaction-interval", cfg.CompactionInterval, "how often log compaction looks for partitions of cleanup.policy=compact topics to clean (Kafka's\nlog.cleaner.backoff.ms); 0: off. Not run with -s3-bucket: compacted topics then keep all their data")
+	fs.Int64Var(&cfg.CompactionBytesPerSec, "compaction-max-bytes-per-sec", cfg.CompactionBytesPerSec, "`bytes` per second log compaction reads (log.cleaner.io.max.bytes.per.second); 0: unbounded")
+	fs.IntVar(&cfg.CompactionMapKeys, "compaction-map-keys", cfg.CompactionMapKeys, "most distinct keys one cleaning of a partition maps, about 50 bytes each (Kafka's log.cleaner.dedupe.buffer.size);\na partition with more keys in its uncleaned part is cleaned over several passes")
 	fs.Int64Var(&cfg.WALMaxBytes, "wal-max-bytes", cfg.WALMaxBytes, "cap on the WAL's segment `bytes`; past it produce fails with KAFKA_STORAGE_ERROR until retention or uploads\nfree space; 0 means no cap")
 	fs.Int64Var(&cfg.WALHotBytes, "wal-hot-bytes", cfg.WALHotBytes, "with -s3-bucket: `bytes` of already uploaded data kept in the local WAL as a read cache; 1 keeps none")
 	fs.StringVar(&cfg.S3Bucket, "s3-bucket", cfg.S3Bucket, "S3 `bucket` for tiered storage: older data is uploaded there and read back from it; empty: local only.\nCredentials come from the AWS default chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, IAM role)")
@@ -587,6 +599,15 @@ func (c *Config) validate() error {
 	}
 	if c.RetentionCheckInterval < 100*time.Millisecond {
 		bad("-retention-check-interval must be at least 100ms")
+	}
+	if c.CompactionInterval < 0 || (c.CompactionInterval > 0 && c.CompactionInterval < 100*time.Millisecond) {
+		bad("-compaction-interval must be 0 (off) or at least 100ms")
+	}
+	if c.CompactionBytesPerSec < 0 {
+		bad("-compaction-max-bytes-per-sec must be 0 (unbounded) or > 0")
+	}
+	if c.CompactionMapKeys < 1000 {
+		bad("-compaction-map-keys must be at least 1000")
 	}
 	if c.WALMaxBytes < 0 || (c.WALMaxBytes > 0 && c.WALMaxBytes < 2*c.SegmentBytes) {
 		bad("-wal-max-bytes must be 0 (no cap) or at least two segments (2 x -segment-bytes)")

@@ -206,6 +206,9 @@ func serve(cfg Config, root zerolog.Logger) error {
 		NodeID:                 int32(cfg.NodeID),
 		MaxWALBytes:            cfg.WALMaxBytes,
 		HotBytes:               cfg.WALHotBytes,
+		CompactionInterval:     cfg.CompactionInterval,
+		CompactionBytesPerSec:  cfg.CompactionBytesPerSec,
+		CompactionMapKeys:      cfg.CompactionMapKeys,
 		Logger:                 root, // storage adds its own component field
 		Trace:                  walTrace,
 	})
