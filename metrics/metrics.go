@@ -184,10 +184,13 @@ var (
 	dHits       = desc("klite_s3_cache_hits_total", "Cold reads served from the cache.")
 	dMisses     = desc("klite_s3_cache_misses_total", "Cold reads that went to the bucket.")
 	dReady      = desc("klite_ready", "1 when /readyz answers 200.")
+	dSASLChecks = desc("klite_sasl_checks_total", "SASL authentications finished, by mechanism and result (ok, failed).", "mechanism", "result")
+	dSASLQueued = desc("klite_sasl_verifications_queued", "Password checks waiting for their turn (-sasl-max-queued-verifications).")
+	dSASLDrop   = desc("klite_sasl_verifications_dropped_total", "Queued password checks dropped unchecked, by reason: closed (the connection had closed), overflow (the queue was full).", "reason")
 
 	allDescs = []*prometheus.Desc{dRecordsIn, dBytesIn, dBytesOut, dRequests, dReqDur, dFsync, dWALBytes, dWALMax, dBatch,
 		dShardsDown, dConns, dOpened, dClosed, dLag, dTopicLag, dLagDropped, dMembers, dGroupState, dParts, dTopics,
-		dUpBytes, dUpObjects, dUpErrors, dUpLag, dColdBytes, dHits, dMisses, dReady}
+		dUpBytes, dUpObjects, dUpErrors, dUpLag, dColdBytes, dHits, dMisses, dReady, dSASLChecks, dSASLQueued, dSASLDrop}
 )
 
 type collector struct{ s *Server }
@@ -217,6 +220,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if src.Kafka != nil {
 		collectRequests(ch, src.Kafka.RequestMetrics())
+		sm := src.Kafka.SASLMetrics()
+		for k, n := range sm.Checks {
+			ch <- counter(dSASLChecks, float64(n), k[0], k[1])
+		}
+		ch <- gauge(dSASLQueued, float64(sm.Queued))
+		ch <- counter(dSASLDrop, float64(sm.Dropped), "closed")
+		ch <- counter(dSASLDrop, float64(sm.Overflowed), "overflow")
 	}
 	if src.Net != nil {
 		st := src.Net.Stats()
