@@ -180,6 +180,15 @@ type Config struct {
 	// the client so, and a client that has not re-authenticated by then is
 	// closed at its next request. 0: sessions never expire.
 	SASLMaxReauth time.Duration
+	// SASLMaxVerifications is how many password checks (sasl_verify.go)
+	// run at once; 0 means DefaultSASLMaxVerifications().
+	SASLMaxVerifications int
+	// SASLMaxQueuedVerifications bounds the checks waiting for their
+	// turn; 0 means DefaultSASLMaxQueuedVerifications.
+	SASLMaxQueuedVerifications int
+	// SASLFailedAuthDelay delays the answer to a failed authentication
+	// (KIP-306's connection.failed.authentication.delay.ms); 0: none.
+	SASLFailedAuthDelay time.Duration
 
 	// SlowRequest, when positive, logs a Warn (rate-limited) for each
 	// request whose response took longer from arrival to written; fetches
@@ -248,6 +257,15 @@ func (c *Config) setDefaults() {
 	if c.SASLMaxReceiveBytes <= 0 {
 		c.SASLMaxReceiveBytes = DefaultSASLMaxReceiveBytes
 	}
+	if c.SASLMaxVerifications <= 0 {
+		c.SASLMaxVerifications = DefaultSASLMaxVerifications()
+	}
+	if c.SASLMaxQueuedVerifications <= 0 {
+		c.SASLMaxQueuedVerifications = DefaultSASLMaxQueuedVerifications
+	}
+	if c.SASLFailedAuthDelay < 0 {
+		c.SASLFailedAuthDelay = 0
+	}
 }
 
 // Handler implements netloop.Handler for the Kafka protocol.
@@ -290,9 +308,12 @@ type Handler struct {
 	// (00_produce.go), two tasks per CPU at once: queued requests cost a
 	// closure rather than a goroutine each, and wait in arrival order.
 	produceRunner runner
-	// plainRunner checks PLAIN passwords (sasl.go), one CPU-bound key
-	// derivation per task, at most GOMAXPROCS at once.
-	plainRunner runner
+	// verifier checks PLAIN passwords (sasl_verify.go), one CPU-bound
+	// key derivation per task, fairly between client addresses.
+	verifier *verifier
+	// saslChecks counts finished authentications by mechanism and
+	// result (sasl_verify.go); atomic.
+	saslChecks [3][2]atomic.Uint64 // by saslMechanisms index
 
 	mu     sync.Mutex
 	closed bool                  // guarded by mu
@@ -335,7 +356,7 @@ func New(cfg Config, st Storage) *Handler {
 	h.reqs.init()
 	h.reqs.slowNanos = int64(cfg.SlowRequest)
 	h.produceRunner.max = 2 * runtime.GOMAXPROCS(0)
-	h.plainRunner.max = runtime.GOMAXPROCS(0)
+	h.verifier = newVerifier(cfg.SASLMaxVerifications, cfg.SASLMaxQueuedVerifications)
 	h.quotaMeters.init(cfg.QuotaMaxSensors)
 	h.apiKeys = advertisedKeys()
 	h.loadACLs()

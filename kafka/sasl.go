@@ -176,11 +176,14 @@ func (h *Handler) saslRawToken(r *request, sc *saslConn, token []byte) {
 
 // saslStep runs one client token through the connection's mechanism and
 // calls answer with the server's next token, or ok false when
-// authentication failed (logged here). PLAIN derives a key from the
-// password (PBKDF2, 4096 rounds: about 3 ms of CPU), so it runs off the
-// event loop; SCRAM steps are a few HMACs (the whole exchange about 20 µs)
-// and run inline. sc.busy is set by the caller and
-// cleared before answer runs.
+// authentication failed (logged and counted here, answered
+// Config.SASLFailedAuthDelay late). PLAIN derives a key from the password
+// (PBKDF2, 4096 rounds or more: milliseconds of CPU), so it waits its turn
+// in the verifier (sasl_verify.go); SCRAM steps are a few HMACs (the
+// whole exchange about 20 µs) and run inline. sc.busy is set by the
+// caller and cleared before answer runs, unless authentication failed:
+// then the connection is done, and any frame it sends before the delayed
+// answer closes it.
 func (h *Handler) saslStep(r *request, sc *saslConn, token []byte, answer func(challenge []byte, ok, done bool)) {
 	sc.mu.Lock()
 	mech, conv := sc.mech, sc.conv
@@ -188,9 +191,11 @@ func (h *Handler) saslStep(r *request, sc *saslConn, token []byte, answer func(c
 
 	finish := func(user string, challenge []byte, ok, done bool) {
 		sc.mu.Lock()
-		sc.busy = false
 		if ok && done && sc.reauth && user != sc.user {
 			ok = false // KIP-368: a session keeps its principal
+		}
+		if ok {
+			sc.busy = false
 		}
 		if ok && done {
 			sc.stage, sc.user, sc.conv, sc.reauth = saslDone, user, nil, false
@@ -208,11 +213,16 @@ func (h *Handler) saslStep(r *request, sc *saslConn, token []byte, answer func(c
 		if ok && done && sc.timer != nil {
 			sc.timer.Stop()
 		}
-		if !ok {
-			h.authWarn.Warn().Uint64("conn", r.nr.Conn.ID).Stringer("remote", r.nr.Conn.Remote).
-				Str("mechanism", mech).Msg("kafka: SASL authentication failed")
+		if done || !ok {
+			h.countSASL(mech, ok)
 		}
-		answer(challenge, ok, done)
+		if ok {
+			answer(challenge, true, done)
+			return
+		}
+		h.authWarn.Warn().Uint64("conn", r.nr.Conn.ID).Stringer("remote", r.nr.Conn.Remote).
+			Str("mechanism", mech).Msg("kafka: SASL authentication failed")
+		h.answerFailed(r, func() { answer(nil, false, true) })
 	}
 
 	if mech == MechPlain {
@@ -231,12 +241,13 @@ func (h *Handler) saslStep(r *request, sc *saslConn, token []byte, answer func(c
 		// broker-wide request budget other clients need.
 		r.nr.ReleaseFrame()
 		r.clientID, r.body = nil, nil
-		// On at most GOMAXPROCS goroutines: a crowd of clients sending
-		// PLAIN tokens costs queued checks, not a goroutine and a
-		// key derivation each at once.
-		h.plainRunner.submit(func() {
-			defer h.recoverTo(r)
-			finish(name, nil, check.verify(), true)
+		h.verifier.submit(verifyKey(r.nr.Conn.Remote), verifyTask{
+			ctx: r.nr.Context(),
+			run: func() {
+				defer h.recoverTo(r)
+				finish(name, nil, check.verify(), true)
+			},
+			fail: func() { finish("", nil, false, true) },
 		})
 		return
 	}

@@ -189,9 +189,14 @@ var (
 	dCompOut    = desc("klite_compaction_written_bytes_total", "Record batch bytes written to compacted files.")
 	dCompRemove = desc("klite_compaction_removed_records_total", "Records removed by log compaction.")
 
+	dSASLChecks = desc("klite_sasl_checks_total", "SASL authentications finished, by mechanism and result (ok, failed).", "mechanism", "result")
+	dSASLQueued = desc("klite_sasl_verifications_queued", "Password checks waiting for their turn (-sasl-max-queued-verifications).")
+	dSASLDrop   = desc("klite_sasl_verifications_dropped_total", "Queued password checks dropped unchecked, by reason: closed (the connection had closed), overflow (the queue was full).", "reason")
+
 	allDescs = []*prometheus.Desc{dRecordsIn, dBytesIn, dBytesOut, dRequests, dReqDur, dFsync, dWALBytes, dWALMax, dBatch,
 		dShardsDown, dConns, dOpened, dClosed, dLag, dTopicLag, dLagDropped, dMembers, dGroupState, dParts, dTopics,
-		dUpBytes, dUpObjects, dUpErrors, dUpLag, dColdBytes, dHits, dMisses, dReady, dCompRuns, dCompIn, dCompOut, dCompRemove}
+		dUpBytes, dUpObjects, dUpErrors, dUpLag, dColdBytes, dHits, dMisses, dReady, dCompRuns, dCompIn, dCompOut, dCompRemove,
+		dSASLChecks, dSASLQueued, dSASLDrop}
 )
 
 type collector struct{ s *Server }
@@ -221,6 +226,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if src.Kafka != nil {
 		collectRequests(ch, src.Kafka.RequestMetrics())
+		sm := src.Kafka.SASLMetrics()
+		for k, n := range sm.Checks {
+			ch <- counter(dSASLChecks, float64(n), k[0], k[1])
+		}
+		ch <- gauge(dSASLQueued, float64(sm.Queued))
+		ch <- counter(dSASLDrop, float64(sm.Dropped), "closed")
+		ch <- counter(dSASLDrop, float64(sm.Overflowed), "overflow")
 	}
 	if src.Net != nil {
 		st := src.Net.Stats()

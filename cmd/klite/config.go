@@ -85,6 +85,9 @@ type Config struct {
 	SASLAuthTimeout time.Duration // SASL listeners: close connections not authenticated by then
 	SASLMaxReceive  int           // SASL listeners: largest frame before authentication
 	SASLMaxReauth   time.Duration // KIP-368 session lifetime; 0: sessions never expire
+	SASLVerifiers   int           // password checks at once; 0: half the cores
+	SASLQueued      int           // password checks waiting at most
+	SASLFailDelay   time.Duration // KIP-306: failed authentications answered this late; 0: at once
 
 	ShutdownTimeout time.Duration
 	PprofAddr       string
@@ -193,6 +196,8 @@ func defaultConfig() Config {
 
 		SASLAuthTimeout:     kafka.DefaultSASLAuthTimeout,
 		SASLMaxReceive:      kafka.DefaultSASLMaxReceiveBytes,
+		SASLQueued:          kafka.DefaultSASLMaxQueuedVerifications,
+		SASLFailDelay:       kafka.DefaultSASLFailedAuthDelay,
 		TLSHandshakeTimeout: netloop.DefaultHandshakeTimeout,
 		TLSMaxHandshakes:    netloop.DefaultMaxHandshakes,
 
@@ -315,6 +320,9 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&cfg.SASLUsersFile, "sasl-users-file", cfg.SASLUsersFile, "`file` of user:password lines: SASL users (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) added at startup to the users\nkept in the metadata (AlterUserScramCredentials manages those at run time), as salted SCRAM credentials only.\nBlank lines and lines starting with # are skipped")
 	fs.IntVar(&cfg.SASLMaxReceive, "sasl-max-receive-bytes", cfg.SASLMaxReceive, "on SASL listeners, the largest request in `bytes` a client may send before it has authenticated;\na larger one closes the connection (sasl.server.max.receive.size)")
 	fs.DurationVar(&cfg.SASLMaxReauth, "sasl-max-reauth", cfg.SASLMaxReauth, "SASL session lifetime (KIP-368, connections.max.reauth.ms): clients re-authenticate on the same connection\nbefore it ends or are closed at their next request after it; 0: sessions never expire")
+	fs.IntVar(&cfg.SASLVerifiers, "sasl-max-concurrent-verifications", cfg.SASLVerifiers, "password checks (PLAIN's key derivation, milliseconds of CPU each) run at once, off the event loops;\nmore wait in a queue per client address (IPv6: per /64), served round-robin; 0: half the cores, at least 1")
+	fs.IntVar(&cfg.SASLQueued, "sasl-max-queued-verifications", cfg.SASLQueued, "password checks waiting for their turn at most; when full, a new check takes the place of the newest\nof the longest address queue (or fails, if that is its own address's), and the displaced check fails")
+	fs.DurationVar(&cfg.SASLFailDelay, "sasl-failed-auth-delay", cfg.SASLFailDelay, "answer a failed SASL authentication this late, then close the connection (KIP-306,\nconnection.failed.authentication.delay.ms), so retrying passwords is slow; 0: at once")
 	fs.DurationVar(&cfg.SASLAuthTimeout, "sasl-auth-timeout", cfg.SASLAuthTimeout, "on SASL listeners, close a connection that has not finished authenticating this long after it opened")
 	fs.StringVar(&cfg.WALTrace, "wal-trace", cfg.WALTrace, "write one JSON line per WAL step (group commit write, fdatasync, acknowledgement, segment roll,\npreparation and zero-fill step, checkpoint) to this `file`, for finding what a latency spike was; about 100 bytes\nper event, thousands of events a second under load, never rotated: for a diagnosis, not to leave on; empty: off")
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "serve Prometheus metrics (/metrics), liveness (/livez) and readiness (/readyz) over HTTP on this `host:port`\n(e.g. 127.0.0.1:9644, or :9644 for a scraper or probe on another host); no authentication; empty: off")
@@ -531,6 +539,15 @@ func (c *Config) validate() error {
 	}
 	if c.SASLMaxReceive <= 0 {
 		bad("-sasl-max-receive-bytes must be > 0")
+	}
+	if c.SASLVerifiers < 0 {
+		bad("-sasl-max-concurrent-verifications must be >= 0")
+	}
+	if c.SASLQueued <= 0 {
+		bad("-sasl-max-queued-verifications must be > 0")
+	}
+	if c.SASLFailDelay < 0 || c.SASLFailDelay >= c.SASLAuthTimeout {
+		bad("-sasl-failed-auth-delay must be >= 0 and below -sasl-auth-timeout")
 	}
 	if c.IdleTimeout < 0 {
 		bad("-idle-timeout must be >= 0")

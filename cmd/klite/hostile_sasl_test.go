@@ -6,6 +6,7 @@ package main
 import (
 	"encoding/binary"
 	"io"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -198,4 +199,151 @@ func TestHostileSCRAMFirstHoldsLittle(t *testing.T) {
 	if grew > conns*nonceSize/2 {
 		t.Fatalf("RSS grew %d MiB with %d unauthenticated SCRAM exchanges of %d KiB: the exchanges keep what the clients sent", grew>>20, conns, nonceSize>>10)
 	}
+}
+
+// dialSASLFrom is dialSASL from the local address ip (127.0.0.0/8 holds
+// many), so tests can be several clients to the broker's per-address
+// fairness.
+func dialSASLFrom(t testing.TB, ip, addr string) saslConn {
+	t.Helper()
+	d := net.Dialer{Timeout: 10 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return saslConn{&rawConn{t: t, c: c}}
+}
+
+// plainToken is a SaslAuthenticate v2 frame carrying a PLAIN token.
+func plainToken(user, pass string) []byte {
+	req := kmsg.NewPtrSASLAuthenticateRequest()
+	req.Version = 2
+	req.SASLAuthBytes = []byte("\x00" + user + "\x00" + pass)
+	return reqFrame(req.Key(), req.Version, 2, req.IsFlexible(), req.AppendTo(nil))
+}
+
+// TestHostilePLAINFloodFair: one address sending wrong PLAIN passwords on
+// hundreds of connections must not make another address's login wait
+// behind all of them. Password checks are few at once
+// (-sasl-max-concurrent-verifications) and queued per client address,
+// served round-robin, so the other address's check waits about one turn.
+// Before, checks ran in arrival order: the login was answered after
+// (nearly) the whole flood.
+func TestHostilePLAINFloodFair(t *testing.T) {
+	const floods = 300
+	b := startSASLBroker(t, "-sasl-max-concurrent-verifications", "1", "-sasl-failed-auth-delay", "0", "-sasl-auth-timeout", "10m")
+	conns := make([]saslConn, floods)
+	for i := range conns {
+		conns[i] = dialSASLFrom(t, "127.0.0.2", b.addr)
+		if hs := conns[i].handshake("PLAIN"); hs.ErrorCode != 0 {
+			t.Fatalf("handshake: %v", kerr.ErrorForCode(hs.ErrorCode))
+		}
+	}
+	legit := dialSASLFrom(t, "127.0.0.3", b.addr)
+	if hs := legit.handshake("PLAIN"); hs.ErrorCode != 0 {
+		t.Fatalf("handshake: %v", kerr.ErrorForCode(hs.ErrorCode))
+	}
+	var written, answered atomic.Int64
+	var wg sync.WaitGroup
+	frame := plainToken("mallory", "wrong")
+	for _, c := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := c.c.Write(frame); err != nil {
+				return
+			}
+			written.Add(1)
+			c.c.SetReadDeadline(time.Now().Add(2 * time.Minute))
+			var one [1]byte
+			io.ReadFull(c.c, one[:])
+			answered.Add(1)
+		}()
+	}
+	waitFor(t, time.Minute, "the flood written and its first failures answered", func() bool {
+		return written.Load() == floods && answered.Load() >= 4
+	})
+	if resp := legit.authenticate([]byte("\x00" + alice.name + "\x00" + alice.pass)); resp.ErrorCode != 0 {
+		t.Fatalf("PLAIN alice during the flood: %v", kerr.ErrorForCode(resp.ErrorCode))
+	}
+	got := answered.Load()
+	wg.Wait()
+	if got > floods/2 {
+		t.Fatalf("a login from another address was answered only after %d of %d wrong passwords from one address", got, floods)
+	}
+	t.Logf("login answered after %d of %d flood failures", got, floods)
+}
+
+// TestHostileSASLFailedAuthDelay: a failed authentication is answered
+// -sasl-failed-auth-delay late (KIP-306), then the connection closes; a
+// request sent behind the failing token is never answered. A client retrying
+// passwords then gets one answer per delay per connection.
+func TestHostileSASLFailedAuthDelay(t *testing.T) {
+	const delay = time.Second
+	b := startSASLBroker(t, "-sasl-failed-auth-delay", delay.String())
+	for _, mech := range []string{"PLAIN", "SCRAM-SHA-256"} {
+		t.Run(mech, func(t *testing.T) {
+			start := time.Now()
+			failedAuth(t, b.addr, mech, saslUser{alice.name, "wrong"})
+			if took := time.Since(start); took < delay {
+				t.Fatalf("failure answered after %v, before the %v delay", took, delay)
+			}
+		})
+	}
+	t.Run("frame-during-delay", func(t *testing.T) {
+		c := dialSASL(t, b.addr)
+		c.handshake("PLAIN")
+		if _, err := c.c.Write(plainToken(alice.name, "wrong")); err != nil {
+			t.Fatal(err)
+		}
+		av := kmsg.NewPtrApiVersionsRequest()
+		if _, err := c.c.Write(reqFrame(av.Key(), av.Version, 3, av.IsFlexible(), av.AppendTo(nil))); err != nil {
+			t.Fatal(err)
+		}
+		// Responses keep request order: the failure's answer, then the close.
+		f, err := readFrame(c.c)
+		if err != nil {
+			t.Fatalf("no answer to the failing token: %v", err)
+		}
+		if corr := int32(binary.BigEndian.Uint32(f)); corr != 2 {
+			t.Fatalf("first answer has correlation id %d, want 2 (the token's)", corr)
+		}
+		c.expectClosed(t, "a request pipelined behind a failing PLAIN token")
+	})
+	// The right password is answered at once (no lower bound to check):
+	// it must still work.
+	if !canLogin(t, b.addr, "PLAIN", alice) {
+		t.Fatal("PLAIN alice refused")
+	}
+}
+
+// TestHostilePLAINClosedDropped: password checks queued for connections
+// that have closed (clients that sent a token and hung up, or hit the
+// authentication deadline) are dropped without the key derivation, and
+// counted: klite_sasl_verifications_dropped_total{reason="closed"}.
+func TestHostilePLAINClosedDropped(t *testing.T) {
+	const floods = 200
+	b := startSASLBroker(t, "-sasl-max-concurrent-verifications", "1", "-sasl-failed-auth-delay", "0", "-http-addr", "127.0.0.1:0")
+	frame := plainToken("mallory", "wrong")
+	for range floods {
+		c := dialSASL(t, b.addr)
+		c.handshake("PLAIN")
+		if _, err := c.c.Write(frame); err != nil {
+			t.Fatal(err)
+		}
+		c.c.(*net.TCPConn).SetLinger(0)
+		c.c.Close()
+	}
+	var failed, dropped float64
+	waitFor(t, time.Minute, "every PLAIN attempt counted", func() bool {
+		fams := scrape(t, b.httpAddr())
+		failed, _ = metricValue(fams, "klite_sasl_checks_total", "mechanism", "PLAIN", "result", "failed")
+		dropped, _ = metricValue(fams, "klite_sasl_verifications_dropped_total", "reason", "closed")
+		return failed == floods
+	})
+	if dropped == 0 {
+		t.Fatalf("all %d checks of closed connections were done", floods)
+	}
+	t.Logf("%v of %d checks dropped unchecked", dropped, floods)
 }

@@ -145,6 +145,7 @@ var registry = []struct {
 	{"security-tls-idle", func() Scenario { return &secTLSIdle{} }, false},
 	{"security-sasl", func() Scenario { return &secSASL{} }, false},
 	{"security-acl", func() Scenario { return &secACL{} }, false},
+	{"security-plain-flood", func() Scenario { return &secPlainFlood{} }, false},
 	{"txn-produce", func() Scenario { return &txnProduce{} }, false},
 	{"txn-fetch", func() Scenario { return &txnFetch{} }, false},
 	{"metrics-produce", func() Scenario { return &metricsProduce{} }, false},

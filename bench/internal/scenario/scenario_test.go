@@ -495,7 +495,7 @@ func TestParse(t *testing.T) {
 	if got, err := Parse("tier-recover,tier"); err != nil || strings.Join(got, ",") != "tier-catchup,tier-produce,tier-recover" {
 		t.Errorf("Parse(tier) = %v, %v; want every tier-* scenario once", got, err)
 	}
-	if got, err := Parse("security"); err != nil || strings.Join(got, ",") != "security-tls,security-tls-idle,security-sasl,security-acl" {
+	if got, err := Parse("security"); err != nil || strings.Join(got, ",") != "security-tls,security-tls-idle,security-sasl,security-acl,security-plain-flood" {
 		t.Errorf("Parse(security) = %v, %v; want every security-* scenario", got, err)
 	}
 	if got, err := Parse("metrics,txn"); err != nil || strings.Join(got, ",") != "txn-produce,txn-fetch,metrics-produce,metrics-scrape" {
