@@ -195,3 +195,45 @@ func TestRetentionKeepsPendingTxnGroup(t *testing.T) {
 		t.Fatalf("committed offset after a retention check: %+v", p)
 	}
 }
+
+// AppendTxn extends a transaction's state in the log: the appended bytes
+// come back after a crash and in a snapshot (as one whole state), and a
+// later PutTxn replaces them.
+func TestAppendTxn(t *testing.T) {
+	fs := vfs.NewMemFS()
+	c := openTestCoordinator(t, fs)
+	put := func(c *Coordinator, s string) {
+		t.Helper()
+		if err := call(t, func(d func(error)) { c.PutTxn("tx", []byte(s), d) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appendTxn := func(c *Coordinator, id, s string) {
+		t.Helper()
+		if err := call(t, func(d func(error)) { c.AppendTxn(id, []byte(s), d) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(c, "base")
+	appendTxn(c, "tx", "+a")
+	appendTxn(c, "tx", "+b")
+	appendTxn(c, "nobody", "+x") // no state: nothing
+	if s := string(c.Txns()["tx"]); s != "base+a+b" {
+		t.Fatalf("state %q", s)
+	}
+	fs2 := fs.CrashClone(vfs.CrashDropUnsynced, 0)
+	c2 := openTestCoordinator(t, fs2)
+	if s := c2.Txns(); string(s["tx"]) != "base+a+b" || len(s) != 1 {
+		t.Fatalf("after crash: %q", s)
+	}
+	st := replaySnapshot(t, encodeState(c2.offs.state))
+	if string(st.txns["tx"]) != "base+a+b" {
+		t.Fatalf("snapshot: %q", st.txns)
+	}
+	put(c2, "new")
+	appendTxn(c2, "tx", "+c")
+	c3 := openTestCoordinator(t, fs2.CrashClone(vfs.CrashDropUnsynced, 0))
+	if s := string(c3.Txns()["tx"]); s != "new+c" {
+		t.Fatalf("after a replace and a crash: %q", s)
+	}
+}

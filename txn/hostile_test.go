@@ -269,3 +269,70 @@ func TestEpochExhaustionEndTxn(t *testing.T) {
 	expect(t, "old producer's add", addParts(c, "tx", p.pid, p.epoch, a0), errBadMapping)
 	expect(t, "new producer's add", addParts(c, "tx", e.pid, e.epoch, a0), 0)
 }
+
+// TestAddedPartsAppended: partitions added to an ongoing transaction are
+// appended to its stored state, not written with the whole state again,
+// and a restart reads them back merged.
+func TestAddedPartsAppended(t *testing.T) {
+	lg, st := &fakeLog{}, newFakeStore()
+	c := open(t, lg, st)
+	p := initPID(c, "tx", 60000, -1, -1)
+	expect(t, "add", addParts(c, "tx", p.pid, p.epoch, TP{"b", 0}), 0)
+	expect(t, "add more", addParts(c, "tx", p.pid, p.epoch, a1, TP{"b", 0}), 0)
+	expect(t, "add more", addParts(c, "tx", p.pid, p.epoch, a0), 0)
+	expect(t, "add offsets", addOffsets(c, "tx", p.pid, p.epoch, "g"), 0) // a whole state
+	expect(t, "add after", addParts(c, "tx", p.pid, p.epoch, TP{"c", 3}), 0)
+	st.mu.Lock()
+	appends := st.appends
+	st.mu.Unlock()
+	if appends != 3 {
+		t.Fatalf("%d appends, want 3", appends)
+	}
+	c.Close()
+	c2 := open(t, lg, st)
+	want := []TP{a0, a1, {"b", 0}, {"c", 3}}
+	r := waitState(t, c2, "tx", Ongoing)
+	if !slices.Equal(r.parts, want) || !slices.Equal(r.groups, []string{"g"}) {
+		t.Fatalf("after restart: %v %v, want %v [g]", r.parts, r.groups, want)
+	}
+	if e := endTxn(c2, "tx", p.pid, p.epoch, true, false); e.code != 0 {
+		t.Fatalf("end: %+v", e)
+	}
+	if m := lg.written(); len(m) != 4 {
+		t.Fatalf("markers %+v, want 4", m)
+	}
+}
+
+// BenchmarkAddPartitionsOneByOne: a transaction grown one partition per
+// AddPartitionsToTxn. Each add wrote the whole state (quadratic bytes:
+// B/add grows with n); it now writes the partition added.
+func BenchmarkAddPartitionsOneByOne(b *testing.B) {
+	for _, n := range []int{100, 10_000} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			st := newFakeStore()
+			c := open(b, &fakeLog{}, st)
+			for b.Loop() {
+				b.StopTimer()
+				p := initPID(c, "tx", 60000, -1, -1)
+				st.mu.Lock()
+				st.written = 0
+				st.mu.Unlock()
+				b.StartTimer()
+				for i := range n {
+					if code := addParts(c, "tx", p.pid, p.epoch, TP{"topic", int32(i)}); code != 0 {
+						b.Fatal(codeName(code))
+					}
+				}
+				b.StopTimer()
+				st.mu.Lock()
+				b.ReportMetric(float64(st.written)/float64(n), "B/add")
+				st.mu.Unlock()
+				if e := endTxn(c, "tx", p.pid, p.epoch, false, false); e.code != 0 {
+					b.Fatal(codeName(e.code))
+				}
+				waitState(b, c, "tx", CompleteAbort)
+				b.StartTimer()
+			}
+		})
+	}
+}
