@@ -336,3 +336,35 @@ func BenchmarkAddPartitionsOneByOne(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAbortManyTimedOut: n transactions, each with a partition, all
+// past their timeout at once; one abortTimedOut ends them all.
+func BenchmarkAbortManyTimedOut(b *testing.B) {
+	for _, n := range []int{1_000, 100_000} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			for b.Loop() {
+				b.StopTimer()
+				lg := &fakeLog{}
+				c := open(b, lg, newFakeStore())
+				clock := time.Now()
+				c.now = func() time.Time { return clock }
+				for i := range n {
+					id := "tx" + strconv.Itoa(i)
+					p := initPID(c, id, 1000, -1, -1)
+					if code := addParts(c, id, p.pid, p.epoch, TP{"t", int32(i % 16)}); code != 0 {
+						b.Fatal(codeName(code))
+					}
+				}
+				clock = clock.Add(2 * time.Second)
+				b.StartTimer()
+				c.abortTimedOut()
+				for i := range n {
+					waitState(b, c, "tx"+strconv.Itoa(i), CompleteAbort)
+				}
+				b.StopTimer()
+				c.Close()
+				b.StartTimer()
+			}
+		})
+	}
+}
