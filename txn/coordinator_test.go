@@ -94,9 +94,18 @@ type fakeLog struct {
 	markers []marker
 	hold    chan struct{}
 	errs    []error // returned by the next marker writes, in order
+	// idHold, when set, holds InitProducerID after it signals idAsked.
+	idHold, idAsked chan struct{}
 }
 
 func (l *fakeLog) InitProducerID() (int64, int16, error) {
+	l.mu.Lock()
+	hold, asked := l.idHold, l.idAsked
+	l.mu.Unlock()
+	if hold != nil {
+		asked <- struct{}{}
+		<-hold
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.nextPID++

@@ -368,3 +368,53 @@ func BenchmarkAbortManyTimedOut(b *testing.B) {
 		})
 	}
 }
+
+// TestExpiryDuringInitProducerID: a transactional id expires
+// (transactional.id.expiration.ms) while an InitProducerId for it waits
+// for a new producer id (its epoch is exhausted). The request answers a
+// code the client retries, without bringing the expired state back, and
+// the retry starts the id afresh.
+func TestExpiryDuringInitProducerID(t *testing.T) {
+	lg, st := &fakeLog{}, newFakeStore()
+	c := open(t, lg, st)
+	clock := time.Now()
+	c.now = func() time.Time { return clock }
+	p := initPID(c, "tx", 60000, -1, -1)
+	setEpoch(c, "tx", math.MaxInt16-1)
+	lg.mu.Lock()
+	lg.idHold, lg.idAsked = make(chan struct{}), make(chan struct{})
+	lg.mu.Unlock()
+	res := make(chan pidEpoch, 1)
+	go c.InitProducerID("tx", 60000, -1, -1, func(pid int64, epoch int16, code int16) { res <- pidEpoch{pid, epoch, code} })
+	<-lg.idAsked // waiting for the rotation's producer id
+	clock = clock.Add(c.cfg.IDExpiration + time.Second)
+	c.expireIDs()
+	deadline := time.Now().Add(10 * time.Second)
+	gone := func() bool {
+		c.mu.RLock()
+		defer c.mu.RUnlock()
+		return c.byID["tx"] == nil
+	}
+	for !gone() {
+		if time.Now().After(deadline) {
+			t.Fatal("the idle id never expired")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	lg.mu.Lock()
+	hold := lg.idHold
+	lg.idHold = nil
+	lg.mu.Unlock()
+	close(hold)
+	r := <-res
+	if r.code != errCoordNotAvail && r.code != errConcurrent {
+		t.Fatalf("init across the expiry: %+v, want a retriable code", r)
+	}
+	if s := st.Txns(); len(s) != 0 {
+		t.Fatalf("expired state written back: %d ids", len(s))
+	}
+	n := initPID(c, "tx", 60000, -1, -1)
+	if n.code != 0 || n.pid == p.pid || n.epoch != 0 {
+		t.Fatalf("retry: %+v, want a new producer id at epoch 0", n)
+	}
+}
