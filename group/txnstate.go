@@ -136,6 +136,8 @@ func (c *Coordinator) txnCommit(req *kmsg.TxnOffsetCommitRequest, resp *kmsg.Txn
 	switch {
 	case len(req.Group) > maxGroupIDBytes:
 		code = kerr.InvalidGroupID.Code
+	case g == nil && req.Generation < 0 && req.MemberID == "" && instance == "" && c.groupsFull():
+		code = kerr.PolicyViolation.Code
 	case g == nil && req.Generation < 0 && req.MemberID == "" && instance == "":
 		g = newGroup(req.Group, time.Now()) // a group that only stores offsets
 		created = true
