@@ -110,6 +110,10 @@ func (c *Coordinator) join(a joinArgs) {
 			fail(kerr.UnknownMemberID.Code)
 			return
 		}
+		if c.groupsFull() {
+			fail(kerr.PolicyViolation.Code)
+			return
+		}
 		g = newGroup(a.group, time.Now())
 		c.groups[a.group] = g
 	}

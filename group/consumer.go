@@ -342,6 +342,9 @@ func (c *Coordinator) consumerGroupFor(name string, create bool) (*group, *kerr.
 		if !create {
 			return nil, kerr.GroupIDNotFound, "Consumer group " + name + " not found."
 		}
+		if c.groupsFull() {
+			return nil, kerr.PolicyViolation, "The broker holds its most groups (-group-max-count)."
+		}
 		g = newGroup(name, time.Now())
 		c.groups[name] = g
 	}

@@ -25,6 +25,10 @@ const (
 	newMemberJoinTimeout          = 5 * time.Minute      // KIP-394: a new member must rejoin within this
 	maxTimeout                    = 365 * 24 * time.Hour // clamp for client-given timeouts
 	defaultMaxGroupSize           = int(^uint32(0) >> 1) // group.max.size: Int.MaxValue
+	// DefaultMaxGroups bounds the groups kept (Kafka has no such bound):
+	// a client committing offsets under ever new group ids, or joining
+	// them, must not grow the broker without end.
+	DefaultMaxGroups = 100_000
 
 	DefaultConsumerSessionTimeout    = 45 * time.Second // group.consumer.session.timeout.ms
 	DefaultConsumerHeartbeatInterval = 5 * time.Second  // group.consumer.heartbeat.interval.ms
@@ -64,11 +68,16 @@ type Config struct {
 	// a longer one answers INVALID_REGULAR_EXPRESSION (DefaultMaxRegexBytes).
 	MaxRegexBytes int
 
-	MinSessionTimeout      time.Duration
-	MaxSessionTimeout      time.Duration
-	InitialRebalanceDelay  time.Duration // 0 is allowed (no delay) only through NoInitialDelay
-	NoInitialDelay         bool
-	MaxGroupSize           int
+	MinSessionTimeout     time.Duration
+	MaxSessionTimeout     time.Duration
+	InitialRebalanceDelay time.Duration // 0 is allowed (no delay) only through NoInitialDelay
+	NoInitialDelay        bool
+	MaxGroupSize          int
+	// MaxGroups bounds the number of groups: a request that would create
+	// one more (JoinGroup, ConsumerGroupHeartbeat, OffsetCommit,
+	// TxnOffsetCommit) answers POLICY_VIOLATION. Groups leave when their
+	// offsets expire (OffsetsRetention) or are deleted (DeleteGroups).
+	MaxGroups              int
 	OffsetsRetention       time.Duration
 	RetentionCheckInterval time.Duration
 	MaxMetadataBytes       int   // offset.metadata.max.bytes, at most MaxMetadataBytesLimit
@@ -109,6 +118,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxGroupSize <= 0 {
 		c.MaxGroupSize = defaultMaxGroupSize
+	}
+	if c.MaxGroups <= 0 {
+		c.MaxGroups = DefaultMaxGroups
 	}
 	if c.OffsetsRetention <= 0 {
 		c.OffsetsRetention = DefaultOffsetsRetention
@@ -313,3 +325,12 @@ func (c *Coordinator) schedule(t *timer, at time.Time) { c.timers.set(t, at) }
 func (c *Coordinator) cancel(t *timer) { c.timers.remove(t) }
 
 func nowMs() int64 { return time.Now().UnixMilli() }
+
+// groupsFull reports whether no group may be created (MaxGroups). Loop only.
+func (c *Coordinator) groupsFull() bool {
+	if len(c.groups) < c.cfg.MaxGroups {
+		return false
+	}
+	c.warn.Warn().Int("limit", c.cfg.MaxGroups).Msg("group: a new group refused: -group-max-count reached")
+	return true
+}

@@ -72,6 +72,10 @@
 //	 10 txn end:        group, producer id i64, commit u8: the producer's
 //	                    pending offsets in the group are committed (1) or
 //	                    dropped (0)
+//	 11 txn append:     transactional id, bytes (u32 length) appended to
+//	                    the id's type 8 state (partitions added to an
+//	                    ongoing transaction); logs only: a snapshot holds
+//	                    the whole state as a type 8 record
 //
 // A log is a sequence of writes. Each write (one pwrite and one fdatasync
 // for every op queued since the last: group commit) is a type 7 marker

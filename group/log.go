@@ -966,7 +966,7 @@ func decodeRecord(body []byte) (func(*logState), error) {
 			return nil, err
 		}
 		apply = applyCommit(group, entries)
-	case recTxnState, recTxnPending, recTxnEnd:
+	case recTxnState, recTxnPending, recTxnEnd, recTxnAppend:
 		var err error
 		if apply, err = decodeTxnRecord(typ, group, d); err != nil {
 			return nil, err

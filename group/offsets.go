@@ -40,6 +40,8 @@ func (c *Coordinator) commit(req *kmsg.OffsetCommitRequest, instance string, res
 	switch {
 	case len(req.Group) > maxGroupIDBytes:
 		code = kerr.InvalidGroupID.Code // old ListGroups and OffsetFetch could not name it
+	case g == nil && req.Generation < 0 && c.groupsFull():
+		code = kerr.PolicyViolation.Code
 	case g == nil && req.Generation < 0:
 		// A group that uses Kafka only to store offsets.
 		g = newGroup(req.Group, time.Now())

@@ -28,6 +28,7 @@ const (
 	recTxnState   = 8  // transactional id, state (u32 length; empty: the id is removed)
 	recTxnPending = 9  // group, producer id i64, count u32, count x commit entry
 	recTxnEnd     = 10 // group, producer id i64, commit u8
+	recTxnAppend  = 11 // transactional id, bytes (u32 length) appended to its state
 )
 
 // logState is what the offsets log holds: the groups, and the transaction
@@ -56,6 +57,29 @@ func (c *Coordinator) PutTxn(id string, state []byte, done func(error)) {
 		},
 		done: done,
 	})
+}
+
+// AppendTxn durably appends delta to the state of transactional id (package
+// txn's encoding allows it: partitions added to an ongoing transaction), so
+// that growing a transaction one partition at a time writes each partition
+// once, not the whole state again. An id without a state ignores it. done
+// runs as PutTxn's.
+func (c *Coordinator) AppendTxn(id string, delta []byte, done func(error)) {
+	c.offs.submit(&logOp{
+		rec:   txnAppendRecord(id, delta),
+		apply: applyTxnAppend(id, delta),
+		done:  done,
+	})
+}
+
+func applyTxnAppend(id string, delta []byte) func(*logState) {
+	return func(st *logState) {
+		if cur, ok := st.txns[id]; ok {
+			// append may extend cur in place: only bytes past the length
+			// anyone holds are written.
+			st.txns[id] = append(cur, delta...)
+		}
+	}
 }
 
 // Txns returns every transaction state in the log (for the transaction
@@ -112,6 +136,8 @@ func (c *Coordinator) txnCommit(req *kmsg.TxnOffsetCommitRequest, resp *kmsg.Txn
 	switch {
 	case len(req.Group) > maxGroupIDBytes:
 		code = kerr.InvalidGroupID.Code
+	case g == nil && req.Generation < 0 && req.MemberID == "" && instance == "" && c.groupsFull():
+		code = kerr.PolicyViolation.Code
 	case g == nil && req.Generation < 0 && req.MemberID == "" && instance == "":
 		g = newGroup(req.Group, time.Now()) // a group that only stores offsets
 		created = true
@@ -239,6 +265,14 @@ func txnStateRecord(id string, state []byte) []byte {
 	return e.record()
 }
 
+func txnAppendRecord(id string, delta []byte) []byte {
+	var e enc
+	e.u8(recTxnAppend)
+	e.str(id)
+	e.lstr(string(delta))
+	return e.record()
+}
+
 func txnEndRecord(group string, pid int64, commit bool) []byte {
 	var e enc
 	e.u8(recTxnEnd)
@@ -277,7 +311,7 @@ func txnPendingRecords(group string, pid int64, entries []commitEntry) []byte {
 	return out
 }
 
-// decodeTxnRecord decodes the body of a record of type 8-10 after its type
+// decodeTxnRecord decodes the body of a record of type 8-11 after its type
 // and first string.
 func decodeTxnRecord(typ byte, name string, d *bin.Reader) (func(*logState), error) {
 	switch typ {
@@ -300,6 +334,8 @@ func decodeTxnRecord(typ byte, name string, d *bin.Reader) (func(*logState), err
 	case recTxnEnd:
 		pid := d.I64()
 		return applyTxnEnd(name, pid, d.U8() == 1), nil
+	case recTxnAppend:
+		return applyTxnAppend(name, []byte(d.LStr())), nil
 	}
 	return nil, errors.New("group: not a transaction record")
 }

@@ -195,3 +195,80 @@ func TestRetentionKeepsPendingTxnGroup(t *testing.T) {
 		t.Fatalf("committed offset after a retention check: %+v", p)
 	}
 }
+
+// AppendTxn extends a transaction's state in the log: the appended bytes
+// come back after a crash and in a snapshot (as one whole state), and a
+// later PutTxn replaces them.
+func TestAppendTxn(t *testing.T) {
+	fs := vfs.NewMemFS()
+	c := openTestCoordinator(t, fs)
+	put := func(c *Coordinator, s string) {
+		t.Helper()
+		if err := call(t, func(d func(error)) { c.PutTxn("tx", []byte(s), d) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	appendTxn := func(c *Coordinator, id, s string) {
+		t.Helper()
+		if err := call(t, func(d func(error)) { c.AppendTxn(id, []byte(s), d) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(c, "base")
+	appendTxn(c, "tx", "+a")
+	appendTxn(c, "tx", "+b")
+	appendTxn(c, "nobody", "+x") // no state: nothing
+	if s := string(c.Txns()["tx"]); s != "base+a+b" {
+		t.Fatalf("state %q", s)
+	}
+	fs2 := fs.CrashClone(vfs.CrashDropUnsynced, 0)
+	c2 := openTestCoordinator(t, fs2)
+	if s := c2.Txns(); string(s["tx"]) != "base+a+b" || len(s) != 1 {
+		t.Fatalf("after crash: %q", s)
+	}
+	st := replaySnapshot(t, encodeState(c2.offs.state))
+	if string(st.txns["tx"]) != "base+a+b" {
+		t.Fatalf("snapshot: %q", st.txns)
+	}
+	put(c2, "new")
+	appendTxn(c2, "tx", "+c")
+	c3 := openTestCoordinator(t, fs2.CrashClone(vfs.CrashDropUnsynced, 0))
+	if s := string(c3.Txns()["tx"]); s != "new+c" {
+		t.Fatalf("after a replace and a crash: %q", s)
+	}
+}
+
+// MaxGroups (-group-max-count) bounds the groups a client can create with
+// standalone offset commits (and joins): one more answers
+// POLICY_VIOLATION, existing groups go on, and a restart loads every group
+// it had whatever the bound.
+func TestMaxGroups(t *testing.T) {
+	fs := vfs.NewMemFS()
+	c := openTestCoordinator(t, fs, func(cfg *Config) { cfg.MaxGroups = 3 })
+	commit := func(group string) int16 {
+		t.Helper()
+		return call(t, func(d func(*kmsg.OffsetCommitResponse)) { c.OffsetCommit(commitReq(group, "", -1, 5), d) }).Topics[0].Partitions[0].ErrorCode
+	}
+	for _, g := range []string{"g1", "g2", "g3"} {
+		if code := commit(g); code != 0 {
+			t.Fatalf("commit %s: %v", g, kerr.ErrorForCode(code))
+		}
+	}
+	if code := commit("g4"); code != kerr.PolicyViolation.Code {
+		t.Fatalf("a fourth group: %v", kerr.ErrorForCode(code))
+	}
+	if code := commit("g2"); code != 0 {
+		t.Fatalf("an existing group: %v", kerr.ErrorForCode(code))
+	}
+	txn := call(t, func(d func(*kmsg.TxnOffsetCommitResponse)) { c.TxnOffsetCommit(txnCommitReq("g5", 3, "", -1, 1), d) })
+	if code := txn.Topics[0].Partitions[0].ErrorCode; code != kerr.PolicyViolation.Code {
+		t.Fatalf("a transactional commit to a fifth group: %v", kerr.ErrorForCode(code))
+	}
+	if r := call(t, c.testJoin(joinReq(5, "g6", "", nil, time.Minute, "range"))); r.ErrorCode != kerr.PolicyViolation.Code {
+		t.Fatalf("a join of a new group: %v", kerr.ErrorForCode(r.ErrorCode))
+	}
+	c2 := openTestCoordinator(t, fs.CrashClone(vfs.CrashDropUnsynced, 0), func(cfg *Config) { cfg.MaxGroups = 1 })
+	if n := len(c2.groups); n != 3 {
+		t.Fatalf("%d groups after a restart under a lower bound, want 3", n)
+	}
+}

@@ -71,11 +71,18 @@ func (h *Handler) addPartitionsToTxn(r *request) {
 	})
 }
 
+// maxBatchedTxnsInFlight bounds the transactions of one v4+ request being
+// added at once: enough to share the coordinator's fsyncs, few enough that
+// a request of a million transactions does not queue a million state
+// writes ahead of every other client's.
+const maxBatchedTxnsInFlight = 64
+
 // addPartitionsBatched serves v4+: every transaction issued in turn, off
-// the event loop (a request may carry very many), the response once all
-// have answered. A loop and a countdown, not a chain of callbacks: the
-// coordinator often answers at once, and a chain a million transactions
-// long overflowed the goroutine's stack.
+// the event loop (a request may carry very many), at most
+// maxBatchedTxnsInFlight at a time, the response once all have answered.
+// A loop and a countdown, not a chain of callbacks: the coordinator often
+// answers at once, and a chain a million transactions long overflowed the
+// goroutine's stack.
 func (h *Handler) addPartitionsBatched(r *request, req *kmsg.AddPartitionsToTxnRequest, resp *kmsg.AddPartitionsToTxnResponse) {
 	switch {
 	case !h.authorizedCluster(r, acl.OpClusterAction):
@@ -96,7 +103,9 @@ func (h *Handler) addPartitionsBatched(r *request, req *kmsg.AddPartitionsToTxnR
 				r.respond(resp)
 			}
 		}
+		sem := make(chan struct{}, maxBatchedTxnsInFlight)
 		for i := range req.Transactions {
+			sem <- struct{}{}
 			t := &req.Transactions[i]
 			rt := &resp.Transactions[i]
 			rt.Default()
@@ -107,6 +116,7 @@ func (h *Handler) addPartitionsBatched(r *request, req *kmsg.AddPartitionsToTxnR
 			}
 			h.addPartitions(r, t.TransactionalID, t.ProducerID, t.ProducerEpoch, t.VerifyOnly, t.Topics, code, func(res []kmsg.AddPartitionsToTxnResponseTransactionTopic) {
 				rt.Topics = res
+				<-sem
 				doneOne()
 			})
 		}

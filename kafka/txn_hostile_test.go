@@ -78,3 +78,44 @@ func BenchmarkListTransactionsFilters(b *testing.B) {
 		})
 	}
 }
+
+// TestAddPartitionsBatchedMany: a v5 request adding a partition to 300
+// real transactions (more than are added at once) adds every one, and a
+// verify-only request then finds each partition in its transaction.
+func TestAddPartitionsBatchedMany(t *testing.T) {
+	var st *fakeStore
+	hs := newHarness(t, withGroups(t, &st), withTxns(t, &st, &markerLog{}))
+	st = hs.st
+	hs.createTopic("t", 2, nil)
+	const n = 300
+	req := kmsg.NewPtrAddPartitionsToTxnRequest()
+	req.Version = 5
+	for i := range n {
+		id := "tx-" + strconv.Itoa(i)
+		done := make(chan int64, 1)
+		hs.h.cfg.Txns.InitProducerID(id, 60000, -1, -1, func(pid int64, _ int16, code int16) {
+			if code != 0 {
+				t.Errorf("init %s: %v", id, kerr.ErrorForCode(code))
+			}
+			done <- pid
+		})
+		tx := kmsg.NewAddPartitionsToTxnRequestTransaction()
+		tx.TransactionalID, tx.ProducerID, tx.ProducerEpoch = id, <-done, 0
+		tx.Topics = []kmsg.AddPartitionsToTxnRequestTransactionTopic{{Topic: "t", Partitions: []int32{int32(i % 2)}}}
+		req.Transactions = append(req.Transactions, tx)
+	}
+	for _, verify := range []bool{false, true} {
+		for i := range req.Transactions {
+			req.Transactions[i].VerifyOnly = verify
+		}
+		resp := roundTrip[*kmsg.AddPartitionsToTxnResponse](hs, req)
+		if len(resp.Transactions) != n {
+			t.Fatalf("verify=%v: %d transactions answered", verify, len(resp.Transactions))
+		}
+		for i, tx := range resp.Transactions {
+			if c := tx.Topics[0].Partitions[0].ErrorCode; c != 0 || tx.TransactionalID != req.Transactions[i].TransactionalID {
+				t.Fatalf("verify=%v: %s: %v", verify, tx.TransactionalID, kerr.ErrorForCode(c))
+			}
+		}
+	}
+}

@@ -226,17 +226,34 @@ func (c *Coordinator) add(id string, pid int64, epoch int16, tps []TP, group str
 		done(0)
 		return
 	}
+	wasOngoing := t.rec.state == Ongoing
+	var fresh []TP
+	if wasOngoing && group == "" {
+		for _, tp := range tps {
+			if !t.rec.hasPart(tp) {
+				fresh = append(fresh, tp)
+			}
+		}
+	}
 	next.state = Ongoing
 	next.updateMs = nowMs
 	t.pending = true
 	c.mu.Unlock()
-	c.persist(t, next, false, func(err error) {
+	answer := func(err error) {
 		if err != nil {
 			done(errNotCoord)
 			return
 		}
 		done(0)
-	})
+	}
+	if wasOngoing && group == "" {
+		// Only partitions join: write them, not the whole state again
+		// (which made a transaction grown one partition at a time
+		// quadratic in bytes written).
+		c.persistParts(t, next, fresh, answer)
+		return
+	}
+	c.persist(t, next, false, answer)
 }
 
 // VerifyPartitions answers AddPartitionsToTxn's verify-only mode (KIP-890):

@@ -53,6 +53,8 @@ type Log interface {
 type Store interface {
 	// PutTxn records a transactional id's state; nil removes the id.
 	PutTxn(id string, state []byte, done func(error))
+	// AppendTxn appends delta to the id's recorded state.
+	AppendTxn(id string, delta []byte, done func(error))
 	// Txns returns every recorded state.
 	Txns() map[string][]byte
 	// TxnOffsetCommit stores a transaction's offsets, pending.
@@ -202,6 +204,22 @@ func (c *Coordinator) persist(t *txn, next record, stay bool, done func(error)) 
 			}
 			t.rec = next
 			c.byPID[next.pid] = t
+		}
+		c.mu.Unlock()
+		done(err)
+	})
+}
+
+// persistParts records that tps were added to t's ongoing transaction,
+// next being its state with them: only tps are written (Store.AppendTxn).
+// t must be pending. A record's other fields do not change while Ongoing
+// but its update time, which only idle ids (not Ongoing) use.
+func (c *Coordinator) persistParts(t *txn, next record, tps []TP, done func(error)) {
+	c.cfg.Store.AppendTxn(t.id, partsChunk(tps), func(err error) {
+		c.mu.Lock()
+		t.pending = false
+		if err == nil {
+			t.rec = next
 		}
 		c.mu.Unlock()
 		done(err)

@@ -17,11 +17,13 @@ import (
 // fakeStore keeps states in memory; its callbacks run on their own
 // goroutine, as the offsets log's do.
 type fakeStore struct {
-	mu     sync.Mutex
-	txns   map[string][]byte
-	ended  []string // "group/pid/commit"
-	fail   error
-	offset int // TxnOffsetCommits stored
+	mu      sync.Mutex
+	txns    map[string][]byte
+	ended   []string // "group/pid/commit"
+	fail    error
+	offset  int // TxnOffsetCommits stored
+	appends int // AppendTxns stored
+	written int // state bytes written (PutTxn and AppendTxn)
 }
 
 func newFakeStore() *fakeStore { return &fakeStore{txns: make(map[string][]byte)} }
@@ -30,11 +32,26 @@ func (s *fakeStore) PutTxn(id string, state []byte, done func(error)) {
 	s.mu.Lock()
 	err := s.fail
 	if err == nil {
+		s.written += len(state)
 		if state == nil {
 			delete(s.txns, id)
 		} else {
 			s.txns[id] = state
 		}
+	}
+	s.mu.Unlock()
+	go done(err)
+}
+
+func (s *fakeStore) AppendTxn(id string, delta []byte, done func(error)) {
+	s.mu.Lock()
+	err := s.fail
+	if err == nil {
+		if cur, ok := s.txns[id]; ok {
+			s.txns[id] = append(cur, delta...)
+		}
+		s.appends++
+		s.written += len(delta)
 	}
 	s.mu.Unlock()
 	go done(err)
@@ -77,9 +94,18 @@ type fakeLog struct {
 	markers []marker
 	hold    chan struct{}
 	errs    []error // returned by the next marker writes, in order
+	// idHold, when set, holds InitProducerID after it signals idAsked.
+	idHold, idAsked chan struct{}
 }
 
 func (l *fakeLog) InitProducerID() (int64, int16, error) {
+	l.mu.Lock()
+	hold, asked := l.idHold, l.idAsked
+	l.mu.Unlock()
+	if hold != nil {
+		asked <- struct{}{}
+		<-hold
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.nextPID++

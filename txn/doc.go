@@ -45,7 +45,10 @@
 //	version u8 = 1, producer id i64, last producer id i64, epoch i16,
 //	last epoch i16, timeout ms i32, state u8, start ms i64, update ms i64,
 //	next producer id i64 (-1: none), count u32 x (topic u16 length + bytes,
-//	partition i32), count u32 x group (u16 length + bytes)
+//	partition i32), count u32 x group (u16 length + bytes), then zero or
+//	more chunks appended since (Store.AppendTxn): tag u8 = 1, count u32 x
+//	(topic, partition) as above: partitions added to the ongoing
+//	transaction, so adding one partition at a time writes each once.
 //
 // # Concurrency
 //

@@ -269,3 +269,152 @@ func TestEpochExhaustionEndTxn(t *testing.T) {
 	expect(t, "old producer's add", addParts(c, "tx", p.pid, p.epoch, a0), errBadMapping)
 	expect(t, "new producer's add", addParts(c, "tx", e.pid, e.epoch, a0), 0)
 }
+
+// TestAddedPartsAppended: partitions added to an ongoing transaction are
+// appended to its stored state, not written with the whole state again,
+// and a restart reads them back merged.
+func TestAddedPartsAppended(t *testing.T) {
+	lg, st := &fakeLog{}, newFakeStore()
+	c := open(t, lg, st)
+	p := initPID(c, "tx", 60000, -1, -1)
+	expect(t, "add", addParts(c, "tx", p.pid, p.epoch, TP{"b", 0}), 0)
+	expect(t, "add more", addParts(c, "tx", p.pid, p.epoch, a1, TP{"b", 0}), 0)
+	expect(t, "add more", addParts(c, "tx", p.pid, p.epoch, a0), 0)
+	expect(t, "add offsets", addOffsets(c, "tx", p.pid, p.epoch, "g"), 0) // a whole state
+	expect(t, "add after", addParts(c, "tx", p.pid, p.epoch, TP{"c", 3}), 0)
+	st.mu.Lock()
+	appends := st.appends
+	st.mu.Unlock()
+	if appends != 3 {
+		t.Fatalf("%d appends, want 3", appends)
+	}
+	c.Close()
+	c2 := open(t, lg, st)
+	want := []TP{a0, a1, {"b", 0}, {"c", 3}}
+	r := waitState(t, c2, "tx", Ongoing)
+	if !slices.Equal(r.parts, want) || !slices.Equal(r.groups, []string{"g"}) {
+		t.Fatalf("after restart: %v %v, want %v [g]", r.parts, r.groups, want)
+	}
+	if e := endTxn(c2, "tx", p.pid, p.epoch, true, false); e.code != 0 {
+		t.Fatalf("end: %+v", e)
+	}
+	if m := lg.written(); len(m) != 4 {
+		t.Fatalf("markers %+v, want 4", m)
+	}
+}
+
+// BenchmarkAddPartitionsOneByOne: a transaction grown one partition per
+// AddPartitionsToTxn. Each add wrote the whole state (quadratic bytes:
+// B/add grows with n); it now writes the partition added.
+func BenchmarkAddPartitionsOneByOne(b *testing.B) {
+	for _, n := range []int{100, 10_000} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			st := newFakeStore()
+			c := open(b, &fakeLog{}, st)
+			for b.Loop() {
+				b.StopTimer()
+				p := initPID(c, "tx", 60000, -1, -1)
+				st.mu.Lock()
+				st.written = 0
+				st.mu.Unlock()
+				b.StartTimer()
+				for i := range n {
+					if code := addParts(c, "tx", p.pid, p.epoch, TP{"topic", int32(i)}); code != 0 {
+						b.Fatal(codeName(code))
+					}
+				}
+				b.StopTimer()
+				st.mu.Lock()
+				b.ReportMetric(float64(st.written)/float64(n), "B/add")
+				st.mu.Unlock()
+				if e := endTxn(c, "tx", p.pid, p.epoch, false, false); e.code != 0 {
+					b.Fatal(codeName(e.code))
+				}
+				waitState(b, c, "tx", CompleteAbort)
+				b.StartTimer()
+			}
+		})
+	}
+}
+
+// BenchmarkAbortManyTimedOut: n transactions, each with a partition, all
+// past their timeout at once; one abortTimedOut ends them all.
+func BenchmarkAbortManyTimedOut(b *testing.B) {
+	for _, n := range []int{1_000, 100_000} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			for b.Loop() {
+				b.StopTimer()
+				lg := &fakeLog{}
+				c := open(b, lg, newFakeStore())
+				clock := time.Now()
+				c.now = func() time.Time { return clock }
+				for i := range n {
+					id := "tx" + strconv.Itoa(i)
+					p := initPID(c, id, 1000, -1, -1)
+					if code := addParts(c, id, p.pid, p.epoch, TP{"t", int32(i % 16)}); code != 0 {
+						b.Fatal(codeName(code))
+					}
+				}
+				clock = clock.Add(2 * time.Second)
+				b.StartTimer()
+				c.abortTimedOut()
+				for i := range n {
+					waitState(b, c, "tx"+strconv.Itoa(i), CompleteAbort)
+				}
+				b.StopTimer()
+				c.Close()
+				b.StartTimer()
+			}
+		})
+	}
+}
+
+// TestExpiryDuringInitProducerID: a transactional id expires
+// (transactional.id.expiration.ms) while an InitProducerId for it waits
+// for a new producer id (its epoch is exhausted). The request answers a
+// code the client retries, without bringing the expired state back, and
+// the retry starts the id afresh.
+func TestExpiryDuringInitProducerID(t *testing.T) {
+	lg, st := &fakeLog{}, newFakeStore()
+	c := open(t, lg, st)
+	clock := time.Now()
+	c.now = func() time.Time { return clock }
+	p := initPID(c, "tx", 60000, -1, -1)
+	setEpoch(c, "tx", math.MaxInt16-1)
+	lg.mu.Lock()
+	lg.idHold, lg.idAsked = make(chan struct{}), make(chan struct{})
+	lg.mu.Unlock()
+	res := make(chan pidEpoch, 1)
+	go c.InitProducerID("tx", 60000, -1, -1, func(pid int64, epoch int16, code int16) { res <- pidEpoch{pid, epoch, code} })
+	<-lg.idAsked // waiting for the rotation's producer id
+	clock = clock.Add(c.cfg.IDExpiration + time.Second)
+	c.expireIDs()
+	deadline := time.Now().Add(10 * time.Second)
+	gone := func() bool {
+		c.mu.RLock()
+		defer c.mu.RUnlock()
+		return c.byID["tx"] == nil
+	}
+	for !gone() {
+		if time.Now().After(deadline) {
+			t.Fatal("the idle id never expired")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	lg.mu.Lock()
+	hold := lg.idHold
+	lg.idHold = nil
+	lg.mu.Unlock()
+	close(hold)
+	r := <-res
+	if r.code != errCoordNotAvail && r.code != errConcurrent {
+		t.Fatalf("init across the expiry: %+v, want a retriable code", r)
+	}
+	if s := st.Txns(); len(s) != 0 {
+		t.Fatalf("expired state written back: %d ids", len(s))
+	}
+	n := initPID(c, "tx", 60000, -1, -1)
+	if n.code != 0 || n.pid == p.pid || n.epoch != 0 {
+		t.Fatalf("retry: %+v, want a new producer id at epoch 0", n)
+	}
+}

@@ -138,10 +138,43 @@ func decodeRecord(b []byte) (record, error) {
 	for i := uint32(0); i < n && !d.Bad; i++ {
 		r.groups = append(r.groups, d.Str())
 	}
-	if d.Bad || len(d.B) != 0 || r.state < Empty || r.state > Dead {
+	// Partitions appended since (Store.AppendTxn), merged in once.
+	var added []TP
+	for len(d.B) > 0 && !d.Bad {
+		if d.U8() != chunkParts {
+			return r, errBadState
+		}
+		n = d.U32()
+		if int(n) > len(d.B)/6 {
+			return r, errBadState
+		}
+		for i := uint32(0); i < n && !d.Bad; i++ {
+			added = append(added, TP{d.Str(), int32(d.U32())})
+		}
+	}
+	if d.Bad || r.state < Empty || r.state > Dead {
 		return r, errBadState
 	}
+	r.parts, _ = r.withParts(added)
 	return r, nil
+}
+
+// chunkParts tags partitions appended to a stored state (part of the
+// format): count u32 x (topic u16 length + bytes, partition i32).
+const chunkParts = 1
+
+// partsChunk encodes tps as a chunk appended to a stored state.
+func partsChunk(tps []TP) []byte {
+	be := binary.BigEndian
+	b := make([]byte, 0, 5+len(tps)*24)
+	b = append(b, chunkParts)
+	b = be.AppendUint32(b, uint32(len(tps)))
+	for _, p := range tps {
+		b = be.AppendUint16(b, uint16(len(p.Topic)))
+		b = append(b, p.Topic...)
+		b = be.AppendUint32(b, uint32(p.Partition))
+	}
+	return b
 }
 
 func cmpTP(a, b TP) int {

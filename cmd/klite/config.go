@@ -124,6 +124,7 @@ type Config struct {
 	GroupMaxSessionTimeout     time.Duration
 	GroupInitialRebalanceDelay time.Duration
 	GroupMaxSize               int
+	GroupMaxCount              int // groups kept at most
 	// Consumer group protocol (KIP-848); Kafka's group.consumer.* settings.
 	GroupConsumerSessionTimeout    time.Duration
 	GroupConsumerHeartbeatInterval time.Duration
@@ -224,6 +225,7 @@ func defaultConfig() Config {
 		GroupMaxSessionTimeout:         group.DefaultMaxSessionTimeout,
 		GroupInitialRebalanceDelay:     group.DefaultInitialRebalanceDelay,
 		GroupMaxSize:                   0,
+		GroupMaxCount:                  group.DefaultMaxGroups,
 		GroupConsumerSessionTimeout:    group.DefaultConsumerSessionTimeout,
 		GroupConsumerHeartbeatInterval: group.DefaultConsumerHeartbeatInterval,
 		GroupConsumerMaxRegexBytes:     group.DefaultMaxRegexBytes,
@@ -336,6 +338,7 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&cfg.GroupConsumerSessionTimeout, "group-consumer-session-timeout", cfg.GroupConsumerSessionTimeout, "session timeout of consumer-protocol group members, KIP-848 (group.consumer.session.timeout.ms)")
 	fs.DurationVar(&cfg.GroupConsumerHeartbeatInterval, "group-consumer-heartbeat-interval", cfg.GroupConsumerHeartbeatInterval, "heartbeat interval given to consumer-protocol group members, KIP-848\n(group.consumer.heartbeat.interval.ms)")
 	fs.IntVar(&cfg.GroupConsumerMaxRegexBytes, "group-consumer-max-regex-bytes", cfg.GroupConsumerMaxRegexBytes, "longest SubscribedTopicRegex of a consumer-protocol member, KIP-848, in `bytes`; a longer one answers\nINVALID_REGULAR_EXPRESSION (regexes are matched against every topic name)")
+	fs.IntVar(&cfg.GroupMaxCount, "group-max-count", cfg.GroupMaxCount, "most consumer groups the broker keeps; a JoinGroup, ConsumerGroupHeartbeat or (Txn)OffsetCommit that would create\none more answers POLICY_VIOLATION (groups leave when their offsets expire or DeleteGroups removes them)")
 	fs.IntVar(&cfg.GroupMaxSize, "group-max-size", cfg.GroupMaxSize, "most members of one consumer group; 0 means unlimited (group.max.size)")
 	fs.DurationVar(&cfg.OffsetsRetention, "offsets-retention", cfg.OffsetsRetention, "committed offsets of a group without members are dropped this long after it emptied, or after the\ncommit for groups that only store offsets (offsets.retention.minutes)")
 	fs.DurationVar(&cfg.TransactionMaxTimeout, "transaction-max-timeout", cfg.TransactionMaxTimeout, "longest transaction timeout a producer may ask for; a longer one answers INVALID_TRANSACTION_TIMEOUT\n(transaction.max.timeout.ms)")
@@ -577,6 +580,9 @@ func (c *Config) validate() error {
 	}
 	if c.GroupConsumerMaxRegexBytes < 1 {
 		bad("-group-consumer-max-regex-bytes must be > 0")
+	}
+	if c.GroupMaxCount < 1 {
+		bad("-group-max-count must be > 0")
 	}
 	if c.GroupMaxSize < 0 {
 		bad("-group-max-size must be >= 0")

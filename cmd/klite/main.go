@@ -617,6 +617,7 @@ func groupConfig(cfg Config, store *storage.Store, root zerolog.Logger) group.Co
 		InitialRebalanceDelay:     cfg.GroupInitialRebalanceDelay,
 		NoInitialDelay:            cfg.GroupInitialRebalanceDelay == 0,
 		MaxGroupSize:              cfg.GroupMaxSize,
+		MaxGroups:                 cfg.GroupMaxCount,
 		OffsetsRetention:          cfg.OffsetsRetention,
 		MaxMetadataBytes:          cfg.OffsetMetadataMaxBytes,
 		MaxGroupMetadataBytes:     cfg.GroupMetadataMaxBytes,
