@@ -185,7 +185,8 @@ var (
 	dMisses     = desc("klite_s3_cache_misses_total", "Cold reads that went to the bucket.")
 	dReady      = desc("klite_ready", "1 when /readyz answers 200.")
 	dCompRuns   = desc("klite_compaction_cleanings_total", "Partition cleanings by log compaction.")
-	dCompIn     = desc("klite_compaction_read_bytes_total", "Record batch bytes read by log compaction.")
+	dCompRead   = desc("klite_compaction_read_bytes_total", "Record batch bytes read by log compaction as it reads them (its I/O).")
+	dCompIn     = desc("klite_compaction_cleaned_bytes_total", "Record batch bytes cleaned: the input of finished cleanings.")
 	dCompOut    = desc("klite_compaction_written_bytes_total", "Record batch bytes written to compacted files.")
 	dCompRemove = desc("klite_compaction_removed_records_total", "Records removed by log compaction.")
 
@@ -195,7 +196,7 @@ var (
 
 	allDescs = []*prometheus.Desc{dRecordsIn, dBytesIn, dBytesOut, dRequests, dReqDur, dFsync, dWALBytes, dWALMax, dBatch,
 		dShardsDown, dConns, dOpened, dClosed, dLag, dTopicLag, dLagDropped, dMembers, dGroupState, dParts, dTopics,
-		dUpBytes, dUpObjects, dUpErrors, dUpLag, dColdBytes, dHits, dMisses, dReady, dCompRuns, dCompIn, dCompOut, dCompRemove,
+		dUpBytes, dUpObjects, dUpErrors, dUpLag, dColdBytes, dHits, dMisses, dReady, dCompRuns, dCompRead, dCompIn, dCompOut, dCompRemove,
 		dSASLChecks, dSASLQueued, dSASLDrop}
 )
 
@@ -305,6 +306,7 @@ func collectStore(ch chan<- prometheus.Metric, src *Sources, maxLag int) {
 	ch <- gauge(dShardsDown, float64(stats.FailedShards))
 	cs := st.CompactionStats()
 	ch <- counter(dCompRuns, float64(cs.Runs))
+	ch <- counter(dCompRead, float64(cs.BytesRead))
 	ch <- counter(dCompIn, float64(cs.BytesIn))
 	ch <- counter(dCompOut, float64(cs.BytesOut))
 	ch <- counter(dCompRemove, float64(cs.RecordsRemoved))

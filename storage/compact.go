@@ -58,7 +58,7 @@ type compState struct {
 	seed2  maphash.Seed
 
 	// Counters (atomic).
-	runs, bytesIn, bytesOut, removed atomic.Int64
+	runs, bytesRead, bytesIn, bytesOut, removed atomic.Int64
 }
 
 // compactPolicy says whether cleanup.policy (the topic's, else the dynamic
@@ -128,7 +128,7 @@ func (s *Store) compactPass(ctx context.Context) {
 	cs.passMu.Lock()
 	defer cs.passMu.Unlock()
 	var throttle compThrottle
-	throttle.init(s.cfg.CompactionBytesPerSec)
+	throttle.init(s.cfg.CompactionBytesPerSec, &cs.bytesRead)
 	sealed := map[*shard]map[*segment]bool{} // per pass: one walk per shard
 	sealedOf := func(sh *shard) map[*segment]bool {
 		m, ok := sealed[sh]
@@ -150,24 +150,30 @@ func (s *Store) compactPass(ctx context.Context) {
 			if p.failed.Load() || p.deleted.Load() {
 				continue
 			}
-			if err := s.compactPartition(ctx, p, lim, &throttle, sealedOf(p.sh)); err != nil && ctx.Err() == nil && !errors.Is(err, ErrClosed) {
+			err := s.compactPartition(ctx, p, lim, &throttle, sealedOf(p.sh))
+			if err != nil && ctx.Err() == nil && !errors.Is(err, ErrClosed) && !errors.Is(err, errCompactDeleted) {
 				s.log.Warn().Err(err).Str("topic", t.info.Name).Int32("partition", p.num).Msg("compaction failed; retried next pass")
 			}
 		}
 	}
 }
 
-// compThrottle bounds the bytes read by a pass per second.
+// compThrottle bounds the bytes read by a pass per second, and counts
+// them as they are read.
 type compThrottle struct {
 	rate  int64
 	start time.Time
 	bytes int64
+	read  *atomic.Int64
 }
 
-func (t *compThrottle) init(rate int64) { t.rate, t.start = rate, time.Now() }
+func (t *compThrottle) init(rate int64, read *atomic.Int64) {
+	t.rate, t.start, t.read = rate, time.Now(), read
+}
 
 func (t *compThrottle) wait(ctx context.Context, n int64) error {
 	t.bytes += n
+	t.read.Add(n)
 	if t.rate <= 0 {
 		return ctx.Err()
 	}
@@ -184,6 +190,9 @@ func (t *compThrottle) wait(ctx context.Context, n int64) error {
 		return nil
 	}
 }
+
+// errCompactDeleted stops a cleaning of a partition deleted meanwhile.
+var errCompactDeleted = errors.New("storage: compaction: partition deleted")
 
 type keyHash [2]uint64
 
@@ -303,6 +312,9 @@ func (s *Store) compactPartition(ctx context.Context, p *partition, lim compactL
 		if k > 0 && len(latest) >= s.cfg.CompactionMapKeys {
 			break
 		}
+		if p.deleted.Load() {
+			return errCompactDeleted
+		}
 		var err error
 		if buf, err = readRun(&dirty[k], buf); err != nil {
 			return err
@@ -378,14 +390,15 @@ func (s *Store) compactPartition(ctx context.Context, p *partition, lim compactL
 		if src.e.last < logStart {
 			continue
 		}
+		if p.deleted.Load() {
+			return fail(errCompactDeleted)
+		}
 		if buf, err = readRun(&src.e, buf); err != nil {
 			return fail(err)
 		}
 		in += src.e.length
-		if src.cleanedAt >= 0 { // dirty runs were throttled while mapped
-			if err := th.wait(ctx, src.e.length); err != nil {
-				return fail(err)
-			}
+		if err := th.wait(ctx, src.e.length); err != nil {
+			return fail(err)
 		}
 		cleanedAt, dropTombs := src.cleanedAt, src.cleanedAt >= 0 && src.cleanedAt+lim.deleteRetentionMs <= nowMs
 		if cleanedAt < 0 {
@@ -653,8 +666,11 @@ func (s *Store) closeCompacted() {
 
 // CompactionStats are compaction's counters.
 type CompactionStats struct {
-	Runs           int64 // partitions cleaned
-	BytesIn        int64 // batch bytes read by cleanings
+	Runs int64 // partitions cleaned
+	// BytesRead counts batch bytes as cleanings read them (dirty chunks
+	// twice: once to map their keys, once to copy them), finished or not.
+	BytesRead      int64
+	BytesIn        int64 // batch bytes cleaned: the input of finished cleanings
 	BytesOut       int64 // batch bytes written to compacted files
 	RecordsRemoved int64
 }
@@ -662,7 +678,7 @@ type CompactionStats struct {
 // CompactionStats returns a snapshot of compaction's counters.
 func (s *Store) CompactionStats() CompactionStats {
 	cs := &s.comp
-	return CompactionStats{Runs: cs.runs.Load(), BytesIn: cs.bytesIn.Load(), BytesOut: cs.bytesOut.Load(), RecordsRemoved: cs.removed.Load()}
+	return CompactionStats{Runs: cs.runs.Load(), BytesRead: cs.bytesRead.Load(), BytesIn: cs.bytesIn.Load(), BytesOut: cs.bytesOut.Load(), RecordsRemoved: cs.removed.Load()}
 }
 
 // Compact runs one compaction pass now (tests, benchmarks and operators'

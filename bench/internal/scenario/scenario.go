@@ -150,6 +150,7 @@ var registry = []struct {
 	{"txn-fetch", func() Scenario { return &txnFetch{} }, false},
 	{"metrics-produce", func() Scenario { return &metricsProduce{} }, false},
 	{"metrics-scrape", func() Scenario { return &metricsScrape{} }, false},
+	{"compaction", func() Scenario { return &compactionBench{} }, false},
 	{"tier-catchup", func() Scenario { return &tierCatchup{} }, false},
 	{"tier-produce", func() Scenario { return &tierProduce{} }, false},
 	{"tier-recover", func() Scenario { return &tierRecover{} }, false},
