@@ -12,6 +12,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/sha512"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash"
@@ -113,9 +114,34 @@ type Users struct {
 	mu    sync.RWMutex
 	users map[string]*[len(scramMechanisms)]*ScramCredential // by name; index mechanism-1; guarded by mu
 
-	// fakeKey seeds the made-up credentials of unknown users (see lookup),
-	// random per process.
+	// fakeKey seeds the made-up credentials of unknown users (see fake):
+	// random per process until SetFakeSecret gives the broker's kept one;
+	// guarded by mu.
 	fakeKey [32]byte
+	// shapes are the iteration counts and salt lengths of the users'
+	// credentials, per mechanism (index mechanism-1), in name order: an
+	// unknown user's made-up credential takes one of them. Rebuilt on
+	// first use after a change (nil then); guarded by mu.
+	shapes *[len(scramMechanisms)][]credShape
+}
+
+// credShape is what a SCRAM server-first message shows of a credential
+// besides the salt's bytes.
+type credShape struct {
+	iterations int32
+	saltLen    int
+}
+
+// FakeSecretBytes is the size of the secret SetFakeSecret takes.
+const FakeSecretBytes = 32
+
+// SetFakeSecret sets the key unknown users' made-up credentials are
+// derived from. The broker keeps one (<wal>/sasl.secret), so an unknown
+// name gets the same salt before and after a restart, as a real user does.
+func (u *Users) SetFakeSecret(secret [FakeSecretBytes]byte) {
+	u.mu.Lock()
+	u.fakeKey = secret
+	u.mu.Unlock()
 }
 
 // NewUsers returns an empty set.
@@ -155,6 +181,7 @@ func (u *Users) Set(name string, c ScramCredential) {
 		u.users[name] = cs
 	}
 	cs[c.Mechanism-1] = &c
+	u.shapes = nil
 }
 
 // Delete removes name's credential for m; false when there was none.
@@ -166,6 +193,7 @@ func (u *Users) Delete(name string, m ScramMechanism) bool {
 		return false
 	}
 	cs[m-1] = nil
+	u.shapes = nil
 	if cs[0] == nil && cs[1] == nil {
 		delete(u.users, name)
 	}
@@ -209,20 +237,64 @@ func (u *Users) credential(name string, m ScramMechanism) ScramCredential {
 	return u.fake(name, m)
 }
 
+// fake is name's made-up credential for m. Everything a server-first
+// message shows of it follows the real users' credentials: the iteration
+// count and salt length are those of one of them (picked by a keyed hash
+// of the name, so unknown names spread over the real users' shapes as the
+// users do), and the salt is a keyed hash of the name (stable per name,
+// across restarts with a kept secret). So a client cannot tell an unknown
+// name from a known one by the answer to its first message.
 func (u *Users) fake(name string, m ScramMechanism) ScramCredential {
+	u.mu.Lock()
+	key := u.fakeKey
+	shapes := u.shapesLocked()[m-1]
+	u.mu.Unlock()
 	derive := func(label string, n int) []byte {
-		mac := hmac.New(sha512.New, u.fakeKey[:])
+		mac := hmac.New(sha512.New, key[:])
 		fmt.Fprintf(mac, "%s\x00%d\x00%s", label, m, name)
-		return mac.Sum(nil)[:n]
+		out := mac.Sum(nil)
+		for len(out) < n { // a salt longer than one digest
+			mac.Write(out[len(out)-mac.Size():])
+			out = mac.Sum(out)
+		}
+		return out[:n]
+	}
+	shape := credShape{DefaultScramIterations, scramSaltBytes}
+	if len(shapes) > 0 {
+		pick := binary.BigEndian.Uint64(derive("shape", 8))
+		shape = shapes[pick%uint64(len(shapes))]
 	}
 	size := m.hash()().Size()
 	return ScramCredential{
 		Mechanism:  m,
-		Iterations: DefaultScramIterations,
-		Salt:       derive("salt", scramSaltBytes),
+		Iterations: shape.iterations,
+		Salt:       derive("salt", shape.saltLen),
 		StoredKey:  derive("stored", size),
 		ServerKey:  derive("server", size),
 	}
+}
+
+// shapesLocked returns the users' credential shapes, rebuilding them after
+// a change. mu held.
+func (u *Users) shapesLocked() *[len(scramMechanisms)][]credShape {
+	if u.shapes != nil {
+		return u.shapes
+	}
+	names := make([]string, 0, len(u.users))
+	for n := range u.users {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	shapes := new([len(scramMechanisms)][]credShape)
+	for _, n := range names {
+		for i, c := range u.users[n] {
+			if c != nil {
+				shapes[i] = append(shapes[i], credShape{c.Iterations, len(c.Salt)})
+			}
+		}
+	}
+	u.shapes = shapes
+	return shapes
 }
 
 // verifyPlain reports whether password is name's, checked against the

@@ -3,6 +3,7 @@ package vfs
 import (
 	"errors"
 	"io"
+	"os"
 	"path"
 
 	"golang.org/x/sys/unix"
@@ -24,12 +25,32 @@ const TmpSuffix = ".tmp"
 // next WriteFile of name. Callers serialize WriteFile calls for one name,
 // and the directory must exist durably (see MkdirAllSync).
 func WriteFile(fs FS, name string, data []byte) error {
+	return writeFile(fs, name, data, false)
+}
+
+// WritePrivateFile is WriteFile for a secret: on a file system that keeps
+// permissions (OSFS) the file is made readable and writable by its owner
+// only (0600) before any of data is written to it.
+func WritePrivateFile(fs FS, name string, data []byte) error {
+	return writeFile(fs, name, data, true)
+}
+
+// chmoder is a File whose permissions can be set (OSFS's).
+type chmoder interface{ Chmod(os.FileMode) error }
+
+func writeFile(fs FS, name string, data []byte, private bool) error {
 	tmp := name + TmpSuffix
 	f, err := fs.Create(tmp)
 	if err != nil {
 		return err
 	}
-	if _, err = f.WriteAt(data, 0); err == nil {
+	if c, ok := f.(chmoder); ok && private {
+		err = c.Chmod(0o600)
+	}
+	if err == nil {
+		_, err = f.WriteAt(data, 0)
+	}
+	if err == nil {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {

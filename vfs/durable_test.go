@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 
@@ -120,5 +122,29 @@ func TestMkdirAllSyncSkipsUnsyncableParents(t *testing.T) {
 	ffs.SetInjector(FailNth(OpSyncDir, "data", 1, unix.EIO))
 	if err := MkdirAllSync(ffs, "/data/wal"); !errors.Is(err, unix.EIO) {
 		t.Fatalf("EIO from syncing /data: %v", err)
+	}
+}
+
+// TestWritePrivateFile: the secret's file is 0600 (and so is the
+// temporary file it is written through), and its contents are data.
+func TestWritePrivateFile(t *testing.T) {
+	dir := t.TempDir()
+	name := filepath.Join(dir, "secret")
+	// A leftover temporary file, world-readable, from an interrupted write.
+	if err := os.WriteFile(name+TmpSuffix, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := WritePrivateFile(OSFS{}, name, []byte("s3cret")); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v, want 0600", fi.Mode().Perm())
+	}
+	if b, _ := os.ReadFile(name); string(b) != "s3cret" {
+		t.Fatalf("contents %q", b)
 	}
 }

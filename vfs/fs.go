@@ -123,6 +123,7 @@ type osFile struct {
 }
 
 func (f *osFile) ReadAt(b []byte, off int64) (int, error)  { return f.f.ReadAt(b, off) }
+func (f *osFile) Chmod(mode os.FileMode) error             { return f.f.Chmod(mode) }
 func (f *osFile) WriteAt(b []byte, off int64) (int, error) { return f.f.WriteAt(b, off) }
 func (f *osFile) Truncate(size int64) error                { return f.f.Truncate(size) }
 func (f *osFile) Fd() uintptr                              { return f.fd }

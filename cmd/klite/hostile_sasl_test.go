@@ -4,9 +4,15 @@ package main
 // unauthenticated (or re-authenticating) client can make the broker hold.
 
 import (
+	"crypto/pbkdf2"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/binary"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -346,4 +352,105 @@ func TestHostilePLAINClosedDropped(t *testing.T) {
 		t.Fatalf("all %d checks of closed connections were done", floods)
 	}
 	t.Logf("%v of %d checks dropped unchecked", dropped, floods)
+}
+
+// serverFirst sends a SCRAM-SHA-256 client-first message for user and
+// returns the server-first message's salt (base64) and iteration count,
+// after checking its shape: r=<our nonce><32 letters or digits>,s=...,i=...
+func serverFirst(t *testing.T, addr, user string) (salt string, iters int) {
+	t.Helper()
+	c := dialSASL(t, addr)
+	if hs := c.handshake("SCRAM-SHA-256"); hs.ErrorCode != 0 {
+		t.Fatalf("handshake: %v", kerr.ErrorForCode(hs.ErrorCode))
+	}
+	const cnonce = "fyko+d2lbbFgONRv9qkxdawL"
+	r := c.authenticate([]byte("n,,n=" + user + ",r=" + cnonce))
+	if r.ErrorCode != 0 {
+		t.Fatalf("client-first for %q: %v", user, kerr.ErrorForCode(r.ErrorCode))
+	}
+	m := regexp.MustCompile(`^r=` + regexp.QuoteMeta(cnonce) + `[A-Za-z0-9]{32},s=([A-Za-z0-9+/=]+),i=([0-9]+)$`).FindStringSubmatch(string(r.SASLAuthBytes))
+	if m == nil {
+		t.Fatalf("server-first for %q has another shape: %q", user, r.SASLAuthBytes)
+	}
+	iters, _ = strconv.Atoi(m[2])
+	return m[1], iters
+}
+
+// TestSCRAMUnknownUserIndistinguishable: the answer to a SCRAM
+// client-first message must not tell whether the user exists. An unknown
+// name gets a made-up credential whose iteration count and salt length are
+// those of the real users (spread as the real users' are), with a salt
+// that is the same on every try and after a restart, as a real user's is:
+// it is derived from a secret kept in <wal>/sasl.secret (0600). Before,
+// every unknown name got 4096 iterations and a 32-byte salt whatever the
+// real users had, and a new salt after each restart (the secret lived in
+// memory only), so a client could enumerate users.
+func TestSCRAMUnknownUserIndistinguishable(t *testing.T) {
+	b := startSASLBroker(t)
+	// carol's credential has another shape than the users file's (4096
+	// iterations, 32-byte salts): 8192 iterations, a 16-byte salt.
+	carolSalt := []byte("0123456789abcdef")
+	salted, err := pbkdf2.Key(sha256.New, "carol-secret", carolSalt, 8192, sha256.Size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	adm := kadm.NewClient(newFranzSASL(t, b.addr, "SCRAM-SHA-512", alice))
+	res, err := adm.AlterUserSCRAMs(testContext(t, time.Minute), nil, []kadm.UpsertSCRAM{{
+		User: "carol", Mechanism: kadm.ScramSha256, Iterations: 8192, Salt: carolSalt, SaltedPassword: salted,
+	}})
+	if err != nil || res["carol"].Err != nil {
+		t.Fatalf("add carol: %v %v", err, res["carol"].Err)
+	}
+
+	type shape struct{ iters, saltLen int }
+	shapeOf := func(user string) (string, shape) {
+		s, i := serverFirst(t, b.addr, user)
+		raw, err := base64.StdEncoding.DecodeString(s)
+		if err != nil {
+			t.Fatalf("salt %q: %v", s, err)
+		}
+		return s, shape{i, len(raw)}
+	}
+	known := map[shape]bool{}
+	for _, u := range []string{alice.name, bob.name, "carol"} {
+		_, sh := shapeOf(u)
+		known[sh] = true
+	}
+	if len(known) != 2 {
+		t.Fatalf("real users' shapes %v, want two", known)
+	}
+	const unknowns = 120
+	seen := map[shape]int{}
+	salts := map[string]string{}
+	for i := range unknowns {
+		name := "nobody-" + strconv.Itoa(i)
+		s, sh := shapeOf(name)
+		if !known[sh] {
+			t.Fatalf("unknown user %q: %d iterations, %d-byte salt; no real user's credential looks like that (%v)", name, sh.iters, sh.saltLen, known)
+		}
+		seen[sh]++
+		salts[name] = s
+	}
+	if len(seen) != len(known) {
+		t.Fatalf("unknown users' shapes %v: not spread over the real users' %v", seen, known)
+	}
+	again := func(when string) {
+		for _, name := range []string{"nobody-0", "nobody-1", "nobody-2"} {
+			if s, _ := shapeOf(name); s != salts[name] {
+				t.Fatalf("%s: unknown user %q got salt %s, before %s: a real user's salt does not change", when, name, s, salts[name])
+			}
+		}
+	}
+	again("second try")
+	fi, err := os.Stat(filepath.Join(b.dir, "sasl.secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("sasl.secret mode %v, want 0600", fi.Mode().Perm())
+	}
+	b.stop()
+	b.restart()
+	again("after a restart")
+	t.Logf("unknown users' shapes over %d names: %v", unknowns, seen)
 }

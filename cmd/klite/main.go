@@ -278,6 +278,11 @@ func serve(cfg Config, root zerolog.Logger) error {
 	// bound port (with -listen :0), so the handler is attached after Start.
 	users := kafka.NewUsers()
 	users.Load(store.ScramCredentials())
+	secret, err := loadSASLSecret(vfs.OSFS{}, cfg.WALDir)
+	if err != nil {
+		return errors.Join(fmt.Errorf("SASL secret: %w", err), stack.close())
+	}
+	users.SetFakeSecret(secret)
 	if cfg.SASLUsersFile != "" {
 		n, err := loadUsersFile(cfg.SASLUsersFile, users, store)
 		if err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // Client quotas altered through kadm are described with filters, a
@@ -439,4 +440,63 @@ func rdkafkaThrottles(t *testing.T, stats string) int64 {
 		}
 	}
 	return n
+}
+
+// TestQuotaThrottleSurvivesReconnect: a client over its producer_byte_rate
+// cannot shed the throttle by closing its connection and opening another.
+// The rate is measured per user and client id, not per connection: the
+// new connection's first produce is answered with the throttle still due
+// (KIP-219), and the new connection is muted for it (its next request is
+// not served before). The check is a lower bound on the wait (it cannot
+// be served sooner than the mute allows), never an upper one.
+func TestQuotaThrottleSurvivesReconnect(t *testing.T) {
+	const quota = 16 << 10 // bytes per second
+	b := startBroker(t, "-quota-window", "100ms", "-quota-window-samples", "11")
+	adm := kadm.NewClient(newFranz(t, b.addr))
+	ctx := testContext(t, time.Minute)
+	createTopic(t, adm, "qr", 1)
+	// reqFrame's requests carry client id "bad".
+	res, err := adm.AlterClientQuotas(ctx, []kadm.AlterClientQuotaEntry{
+		{Entity: kadm.ClientQuotaEntity{{Type: "client-id", Name: kadm.StringPtr("bad")}},
+			Ops: []kadm.AlterClientQuotaOp{{Key: "producer_byte_rate", Value: quota}}},
+	})
+	if err != nil || res[0].Err != nil {
+		t.Fatalf("alter quotas: %v %v", err, res)
+	}
+	produce := func(c *rawConn, size int) *kmsg.ProduceResponse {
+		t.Helper()
+		req := kmsg.NewPtrProduceRequest()
+		req.Version, req.Acks, req.TimeoutMillis = 7, 1, 10000
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic = "qr"
+		rp := kmsg.NewProduceRequestTopicPartition()
+		v := make([]byte, size)
+		_, _ = rand.Read(v)
+		rp.Records = recordBatch(v, false)
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		resp := c.do(req).(*kmsg.ProduceResponse)
+		if code := resp.Topics[0].Partitions[0].ErrorCode; code != 0 {
+			t.Fatalf("produce: %v", kerr.ErrorForCode(code))
+		}
+		return resp
+	}
+	c1 := dialRaw(t, b.addr)
+	r1 := produce(c1, 4*quota)
+	if r1.ThrottleMillis == 0 {
+		t.Fatalf("%d bytes at a quota of %d B/s: not throttled", 4*quota, quota)
+	}
+	c1.c.Close() // shed the muted connection
+
+	c2 := dialRaw(t, b.addr)
+	r2 := produce(c2, 100)
+	if r2.ThrottleMillis == 0 {
+		t.Fatalf("after a reconnect the client is not throttled (it was told %d ms just before)", r1.ThrottleMillis)
+	}
+	answered := time.Now()
+	produce(c2, 100)
+	if waited, mute := time.Since(answered), time.Duration(r2.ThrottleMillis)*time.Millisecond; waited < mute/2 {
+		t.Fatalf("the new connection's next request was served after %v, within a throttle of %v: not muted", waited, mute)
+	}
+	t.Logf("throttles: %d ms, then %d ms on the new connection", r1.ThrottleMillis, r2.ThrottleMillis)
 }

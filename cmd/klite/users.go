@@ -3,10 +3,14 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/rand"
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/klite/klite/kafka"
+	"github.com/klite/klite/vfs"
 )
 
 // loadUsersFile reads -sasl-users-file: one "user:password" a line (the
@@ -38,4 +42,36 @@ func loadUsersFile(path string, users *kafka.Users, st kafka.UserStore) (int, er
 		n++
 	}
 	return n, sc.Err()
+}
+
+// saslSecretFile keeps the secret unknown SASL users' made-up SCRAM
+// credentials are derived from, so they survive a restart like real
+// users' (kafka.Users.SetFakeSecret). It lives in -wal only, never in the
+// bucket's metadata snapshot: a broker recovered from the bucket makes a
+// new one.
+const saslSecretFile = "sasl.secret"
+
+// loadSASLSecret reads the secret kept in dir, or makes one and keeps it
+// durably, readable by the broker's user only.
+func loadSASLSecret(fsys vfs.FS, dir string) ([kafka.FakeSecretBytes]byte, error) {
+	var secret [kafka.FakeSecretBytes]byte
+	path := filepath.Join(dir, saslSecretFile)
+	b, err := vfs.ReadFile(fsys, path)
+	if err == nil && len(b) == len(secret) {
+		copy(secret[:], b)
+		clear(b)
+		return secret, nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return secret, fmt.Errorf("read %s: %w", path, err)
+	}
+	// Missing, or not a secret of ours (a torn write cannot leave one:
+	// vfs writes it whole or not at all): make a new one.
+	if _, err := rand.Read(secret[:]); err != nil {
+		return secret, err
+	}
+	if err := vfs.WritePrivateFile(fsys, path, secret[:]); err != nil {
+		return secret, fmt.Errorf("write %s: %w", path, err)
+	}
+	return secret, nil
 }
