@@ -211,7 +211,12 @@ func (c *conn) parse() (dispatched int) {
 // checkInbound closes a connection whose unparsed bytes, which gnet keeps
 // reading and buffering while netloop holds frames back, pass the cap. Loop only.
 func (c *conn) checkInbound() {
-	if b := c.gc.InboundBuffered(); int64(b) > c.s.cfg.MaxInboundBufferedBytes {
+	limit := c.s.cfg.MaxInboundBufferedBytes
+	if c.tls != nil {
+		// TLS records wait whole in gnet's buffer (tlsPipe.readRecord).
+		limit = max(limit, tlsRecordHeaderBytes+maxTLSRecordBytes)
+	}
+	if b := c.gc.InboundBuffered(); int64(b) > limit {
 		c.s.warn.Warn().Uint64("conn", c.info.ID).Stringer("remote", c.info.Remote).
 			Int("buffered", b).Int("inflight", c.inflightReqs).
 			Int64("queued_bytes", c.queuedB.Load()).Msg("peer sends past the inbound cap, closing")

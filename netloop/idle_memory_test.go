@@ -167,10 +167,21 @@ func onLoop(t testing.TB, c *conn, f func()) {
 	<-done
 }
 
+// TestTLSBufLayout fails when crypto/tls's unexported record buffers are
+// not where tls_bufs.go looks for them (a Go upgrade changed tls.Conn):
+// idle TLS connections would then keep about 3.5-17 KiB more each.
+func TestTLSBufLayout(t *testing.T) {
+	if !tlsBufs.ok {
+		t.Fatalf("tls.Conn has no rawInput/hand bytes.Buffer or input bytes.Reader field on %s: "+
+			"releasing its buffers is off; update tls_bufs.go", runtime.Version())
+	}
+}
+
 // TestTLSIdleKeepsNoHandshakeState: once a TLS connection has answered and
 // gone quiet, netloop holds nothing for it beyond tlsState itself: no
-// handshake state, no pipe channels or buffers, no plaintext buffer, and
-// connections with the same TLS state share one ConnInfo.TLS.
+// handshake state, no pipe channels or buffers, no plaintext buffer, no
+// crypto/tls record or handshake buffer (tls_bufs.go), and connections
+// with the same TLS state share one ConnInfo.TLS.
 func TestTLSIdleKeepsNoHandshakeState(t *testing.T) {
 	cfg, ca := tlsListeners(t, nil)
 	s := startServer(t, cfg, echo)
@@ -201,8 +212,14 @@ func TestTLSIdleKeepsNoHandshakeState(t *testing.T) {
 				t.Errorf("handshake state kept: ready %v hs %v", tl.ready, tl.hs != nil)
 			case p.wake != nil || p.done != nil || p.sched != nil:
 				t.Error("pipe keeps its handshake channels")
-			case p.in != nil || p.out != nil || tl.plain != nil:
-				t.Errorf("buffers kept: in %v out %v plain %v", p.in != nil, p.out != nil, tl.plain != nil)
+			case p.in != nil || p.out != nil || tl.plain != nil || tl.lent != nil:
+				t.Errorf("buffers kept: in %v out %v plain %v lent %v", p.in != nil, p.out != nil, tl.plain != nil, tl.lent != nil)
+			}
+			if tlsBufs.ok {
+				raw, hand, input := tlsConnBufs(tl.tc)
+				if raw.Cap() != 0 || hand.Cap() != 0 || input.Size() != 0 {
+					t.Errorf("crypto/tls keeps buffers: rawInput %d hand %d input %d", raw.Cap(), hand.Cap(), input.Size())
+				}
 			}
 			states = append(states, c.info.TLS)
 		})

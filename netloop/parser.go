@@ -68,11 +68,15 @@ type frame struct {
 // prefix; the parser must not be used after an error.
 func (p *parser) next(src source, admit func(size int) bool) (f frame, ok bool, consumed int, err error) {
 	if p.hdrN < sizePrefixBytes {
-		n, _ := src.Read(p.hdr[p.hdrN:])
-		p.hdrN += n
-		consumed += n
-		if p.hdrN < sizePrefixBytes {
-			return frame{}, false, consumed, nil
+		// A TLS source serves one record's plaintext per Read, and a
+		// peer may cut the size prefix across records.
+		for p.hdrN < sizePrefixBytes {
+			n, _ := src.Read(p.hdr[p.hdrN:])
+			if n == 0 {
+				return frame{}, false, consumed, nil
+			}
+			p.hdrN += n
+			consumed += n
 		}
 		size := int32(binary.BigEndian.Uint32(p.hdr[:]))
 		if size < 0 || size > p.maxFrameBytes {

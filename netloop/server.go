@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -108,6 +109,10 @@ func (s *Server) Start() error {
 		for i, a := range s.addrs {
 			s.log.Info().Str("addr", a.String()).Int("listener", i).Bool("tls", s.cfg.Listeners[i].TLS != nil).
 				Int("loops", s.cfg.Loops).Msg("listening")
+			if s.cfg.Listeners[i].TLS != nil && !tlsBufs.ok && !tlsBufsWarned.Swap(true) {
+				s.log.Warn().Str("go", runtime.Version()).
+					Msg("crypto/tls's buffers are not where netloop expects them: idle TLS connections keep theirs (several KiB each)")
+			}
 		}
 		return nil
 	case <-s.runDone:

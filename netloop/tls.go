@@ -91,6 +91,7 @@ type tlsState struct {
 	plain    *[]byte
 	plainOff int
 	plainN   int
+	lent     *[]byte // pooled buffer tc's rawInput holds during a Read (tls_bufs.go)
 }
 
 // tlsHandshake is the state a connection needs only until its handshake
@@ -117,6 +118,10 @@ type tlsPipe struct {
 	mu     sync.Mutex
 	in     *[]byte // bytes fed by the loop, not yet read by tls: (*in)[inOff:]
 	inOff  int
+	hdr    [tlsRecordHeaderBytes]byte // the current record's header: hdrN bytes read, hdrOff handed to tls
+	hdrN   uint8
+	hdrOff uint8
+	body   int32   // bytes of the current record's body not yet handed to tls
 	out    *[]byte // ciphertext not yet written to the socket: (*out)[outOff:]
 	outOff int
 	closed bool
@@ -131,35 +136,28 @@ func newTLSState(c *conn, cfg *tls.Config) *tlsState {
 	return t
 }
 
+// Read hands crypto/tls the bytes fed during the handshake, then those
+// gnet holds, never past the end of the record it is in (readRecord).
 func (p *tlsPipe) Read(b []byte) (int, error) {
 	for {
 		p.mu.Lock()
-		if p.in != nil {
-			n := copy(b, (*p.in)[p.inOff:])
-			p.inOff += n
-			dry := p.inOff == len(*p.in)
-			if dry {
-				putBuf(p.in)
-				p.in, p.inOff = nil, 0
-			}
+		if p.closed {
 			p.mu.Unlock()
-			if dry && !p.onLoop {
-				// gnet may hold more of this flight than feed took;
-				// no new traffic will make the loop feed it (the
-				// client waits for us), so ask.
-				p.sched()
-			}
-			return n, nil
-		}
-		closed := p.closed
-		p.mu.Unlock()
-		if closed {
 			return 0, net.ErrClosed
 		}
-		if p.onLoop {
-			if n, _ := p.gc.Read(b); n > 0 {
-				return n, nil
-			}
+		n, dry := p.readRecord(b)
+		onLoop := p.onLoop
+		p.mu.Unlock()
+		if dry && !onLoop {
+			// gnet may hold more of this flight than feed took; no new
+			// traffic will make the loop feed it (the client waits for
+			// us), so ask.
+			p.sched()
+		}
+		if n > 0 {
+			return n, nil
+		}
+		if onLoop {
 			return 0, errWouldBlock
 		}
 		select {
@@ -167,6 +165,93 @@ func (p *tlsPipe) Read(b []byte) (int, error) {
 		case <-p.done:
 		}
 	}
+}
+
+// readRecord copies into b what is buffered (fed bytes first, then gnet's
+// on the loop), at most to the end of the current record, so crypto/tls
+// never holds part of the next one and its rawInput is empty after each
+// record (see returnRaw). On the loop it also waits for a record to be
+// whole before handing any of it: a peer trickling a record costs gnet's
+// buffer, not a lent one. It reports whether the fed bytes ran dry. p.mu held.
+func (p *tlsPipe) readRecord(b []byte) (n int, dry bool) {
+	if p.hdrN < tlsRecordHeaderBytes {
+		k, d := p.take(p.hdr[p.hdrN:])
+		p.hdrN += uint8(k)
+		dry = d
+		if p.hdrN < tlsRecordHeaderBytes {
+			return 0, dry
+		}
+		p.body = int32(binary.BigEndian.Uint16(p.hdr[3:5]))
+	}
+	if p.onLoop && p.hdrOff == 0 && p.body <= maxTLSRecordBytes && p.buffered() < int(p.body) {
+		return 0, dry
+	}
+	if p.hdrOff < tlsRecordHeaderBytes {
+		n = copy(b, p.hdr[p.hdrOff:])
+		p.hdrOff += uint8(n)
+	}
+	if p.hdrOff == tlsRecordHeaderBytes {
+		k, d := p.take(b[n:min(len(b), n+int(p.body))])
+		n += k
+		p.body -= int32(k)
+		dry = dry || d
+		if p.body == 0 {
+			p.hdrN, p.hdrOff = 0, 0
+		}
+	}
+	return n, dry
+}
+
+// recordIn reports whether readRecord has something to hand on the loop:
+// fed bytes, or a whole record in gnet. Loop only.
+func (p *tlsPipe) recordIn() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.in != nil || p.hdrOff > 0 {
+		return true
+	}
+	if p.hdrN < tlsRecordHeaderBytes {
+		k, _ := p.take(p.hdr[p.hdrN:])
+		p.hdrN += uint8(k)
+		if p.hdrN < tlsRecordHeaderBytes {
+			return false
+		}
+		p.body = int32(binary.BigEndian.Uint16(p.hdr[3:5]))
+	}
+	return p.body > maxTLSRecordBytes || p.buffered() >= int(p.body)
+}
+
+// buffered is what take can copy now. p.mu held.
+func (p *tlsPipe) buffered() int {
+	n := 0
+	if p.in != nil {
+		n = len(*p.in) - p.inOff
+	}
+	if p.onLoop {
+		n += p.gc.InboundBuffered()
+	}
+	return n
+}
+
+// take copies into b from the fed bytes, then (on the loop) from gnet,
+// and reports whether the fed bytes ran dry. p.mu held.
+func (p *tlsPipe) take(b []byte) (n int, dry bool) {
+	if len(b) == 0 {
+		return 0, false
+	}
+	if p.in != nil {
+		n = copy(b, (*p.in)[p.inOff:])
+		p.inOff += n
+		if p.inOff == len(*p.in) {
+			putBuf(p.in)
+			p.in, p.inOff, dry = nil, 0, true
+		}
+	}
+	if p.onLoop && n < len(b) {
+		k, _ := p.gc.Read(b[n:])
+		n += k
+	}
+	return n, dry
 }
 
 func (p *tlsPipe) Write(b []byte) (int, error) {
@@ -438,7 +523,14 @@ func (t *tlsState) read(b []byte) int {
 	if t.outFull = t.outBytes() > t.outCap; t.outFull {
 		return 0
 	}
+	if tlsBufs.ok {
+		if raw, _, _ := tlsConnBufs(t.tc); raw.Len() == 0 && !t.pipe.recordIn() {
+			return 0 // nothing to parse: no call that would regrow rawInput
+		}
+		t.lendRaw()
+	}
 	n, err := t.tc.Read(b)
+	t.returnRaw()
 	if err != nil && !errors.Is(err, errWouldBlock) {
 		t.err = err
 	}
@@ -469,6 +561,7 @@ func (t *tlsState) release() {
 	}
 	t.pipe.Close()
 	t.dropPlain()
+	t.lent = nil // tc may point at it still: left to the collector
 }
 
 // startTLS begins the handshake of a new connection on a TLS listener. Loop only (OnOpen).
@@ -489,6 +582,9 @@ func (c *conn) handshake() {
 	t := c.tls
 	c.s.st.tlsRunning.Add(1)
 	err := t.tc.Handshake()
+	if err == nil {
+		t.returnRaw() // the handshake's buffers, before the loop owns tc
+	}
 	c.s.st.tlsRunning.Add(-1)
 	c.s.hs.done()
 	t.hs.err = err

@@ -451,3 +451,76 @@ func TestTLSStalledReader(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 }
+
+// choppyConn writes what it is given in pieces of 1 to 7 bytes and some
+// larger ones, so TLS records (and their 5-byte headers) arrive cut
+// anywhere, several in one read or one across many.
+type choppyConn struct {
+	net.Conn
+	i int
+}
+
+func (c *choppyConn) Write(b []byte) (int, error) {
+	sizes := []int{1, 2, 3, 4, 5, 6, 7, 600, 17000}
+	n := 0
+	for n < len(b) {
+		k := min(len(b)-n, sizes[c.i%len(sizes)])
+		c.i++
+		if _, err := c.Conn.Write(b[n : n+k]); err != nil {
+			return n, err
+		}
+		n += k
+	}
+	return n, nil
+}
+
+// TestTLSRecordsCutAnywhere: records cut at every kind of point, from the
+// handshake on, and many small records, echo intact; a request sent right
+// behind the client's Finished (fed to the handshake with it) is answered;
+// afterwards the connection keeps no record buffer (tlsPipe hands crypto/tls
+// whole records only, tls_bufs.go takes its buffers back).
+func TestTLSRecordsCutAnywhere(t *testing.T) {
+	cfg, ca := tlsListeners(t, nil)
+	s := startServer(t, cfg, echo)
+	raw, err := net.Dial("tcp", s.Addrs()[1].String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc := tls.Client(&choppyConn{Conn: raw}, &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1"})
+	t.Cleanup(func() { tc.Close() })
+	c := &client{t: t, c: tc, br: bufio.NewReader(tc)}
+	big := bytes.Repeat([]byte("0123456789abcdef"), 5000) // several full records
+	c.send(big)                                           // handshakes first, then sends
+	if got := c.read(); !bytes.Equal(got, big) {
+		t.Fatalf("echo of %d bytes: got %d", len(big), len(got))
+	}
+	// One record per byte of a frame.
+	frame := frameBytes([]byte("tiny records"))
+	for i := range frame {
+		if _, err := tc.Write(frame[i : i+1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := string(c.read()); got != "tiny records" {
+		t.Fatalf("echo %q", got)
+	}
+	c.send(big)
+	if got := c.read(); !bytes.Equal(got, big) {
+		t.Fatalf("echo of %d bytes: got %d", len(big), len(got))
+	}
+	if !tlsBufs.ok {
+		return // TestTLSBufLayout reports it
+	}
+	s.mu.Lock()
+	var sc *conn
+	for _, x := range s.conns {
+		sc = x
+	}
+	s.mu.Unlock()
+	onLoop(t, sc, func() {
+		raw, hand, input := tlsConnBufs(sc.tls.tc)
+		if raw.Cap() != 0 || hand.Cap() != 0 || input.Size() != 0 || sc.tls.lent != nil {
+			t.Errorf("buffers kept: rawInput %d hand %d input %d lent %v", raw.Cap(), hand.Cap(), input.Size(), sc.tls.lent != nil)
+		}
+	})
+}
