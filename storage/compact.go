@@ -282,19 +282,22 @@ func (s *Store) compactPartition(ctx context.Context, p *partition, lim compactL
 		return nil
 	}
 
-	var aborted []AbortedTxn
+	aborted := map[int64][]AbortedTxn{} // by producer id
 	if t := p.txns.Load(); t != nil && len(dirty) > 0 {
-		var err error
-		if aborted, err = s.AbortedTxns(p.t.info.Name, p.num, dirty[0].base, dirty[len(dirty)-1].last+1); err != nil {
+		as, err := s.AbortedTxns(p.t.info.Name, p.num, dirty[0].base, dirty[len(dirty)-1].last+1)
+		if err != nil {
 			return err
+		}
+		for _, a := range as {
+			aborted[a.ProducerID] = append(aborted[a.ProducerID], a)
 		}
 	}
 	isAborted := func(h *BatchHeader) bool {
 		if !h.Transactional() || h.Control() {
 			return false
 		}
-		for _, a := range aborted {
-			if a.ProducerID == h.ProducerID && a.FirstOffset <= h.BaseOffset && h.BaseOffset < a.LastOffset {
+		for _, a := range aborted[h.ProducerID] {
+			if a.FirstOffset <= h.BaseOffset && h.BaseOffset < a.LastOffset {
 				return true
 			}
 		}
