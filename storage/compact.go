@@ -640,6 +640,13 @@ func (s *Store) recoverCompacted() error {
 		p.comp.Store(c)
 		p.next = max(p.next, c.end)
 		p.trimTo(c.end)
+		if s.cfg.Cold != nil {
+			// Compacted while the broker ran without the tier: the cleaned
+			// prefix stays local and is served from here, but it is not
+			// uploaded (the tier starts, or must continue, elsewhere).
+			s.log.Warn().Str("topic", p.t.info.Name).Int32("partition", p.num).Int64("offset", c.end).
+				Msg("partition compacted without the tier: its compacted prefix is read locally and not uploaded")
+		}
 	}
 	for _, name := range stale {
 		if err := s.fs.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
