@@ -282,19 +282,22 @@ func (s *Store) compactPartition(ctx context.Context, p *partition, lim compactL
 		return nil
 	}
 
-	var aborted []AbortedTxn
+	aborted := map[int64][]AbortedTxn{} // by producer id
 	if t := p.txns.Load(); t != nil && len(dirty) > 0 {
-		var err error
-		if aborted, err = s.AbortedTxns(p.t.info.Name, p.num, dirty[0].base, dirty[len(dirty)-1].last+1); err != nil {
+		as, err := s.AbortedTxns(p.t.info.Name, p.num, dirty[0].base, dirty[len(dirty)-1].last+1)
+		if err != nil {
 			return err
+		}
+		for _, a := range as {
+			aborted[a.ProducerID] = append(aborted[a.ProducerID], a)
 		}
 	}
 	isAborted := func(h *BatchHeader) bool {
 		if !h.Transactional() || h.Control() {
 			return false
 		}
-		for _, a := range aborted {
-			if a.ProducerID == h.ProducerID && a.FirstOffset <= h.BaseOffset && h.BaseOffset < a.LastOffset {
+		for _, a := range aborted[h.ProducerID] {
+			if a.FirstOffset <= h.BaseOffset && h.BaseOffset < a.LastOffset {
 				return true
 			}
 		}
@@ -637,6 +640,13 @@ func (s *Store) recoverCompacted() error {
 		p.comp.Store(c)
 		p.next = max(p.next, c.end)
 		p.trimTo(c.end)
+		if s.cfg.Cold != nil {
+			// Compacted while the broker ran without the tier: the cleaned
+			// prefix stays local and is served from here, but it is not
+			// uploaded (the tier starts, or must continue, elsewhere).
+			s.log.Warn().Str("topic", p.t.info.Name).Int32("partition", p.num).Int64("offset", c.end).
+				Msg("partition compacted without the tier: its compacted prefix is read locally and not uploaded")
+		}
 	}
 	for _, name := range stale {
 		if err := s.fs.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {

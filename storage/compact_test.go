@@ -790,3 +790,33 @@ func TestCompactSegmentMs(t *testing.T) {
 		t.Fatalf("rolls %d, want %d", s.Stats().SegmentsRoll, rolls+1)
 	}
 }
+
+// FuzzCleanBatch: cleaning any bytes framed as a batch never panics; it
+// keeps the batch whole, drops it, or returns a batch with the same base
+// offset, lastOffsetDelta and codec, a valid CRC and no more records.
+func FuzzCleanBatch(f *testing.F) {
+	f.Add(makeKeyedBatch(f, codecNone, 1, kv{[]byte("a"), []byte("1")}, kv{[]byte("a"), nil}), int64(0))
+	f.Add(makeKeyedBatch(f, codecLz4, 1, kv{[]byte("a"), []byte("1")}, kv{[]byte("b"), []byte("2")}), int64(1))
+	f.Add(makeKeyedBatch(f, codecSnappy, 1, kv{[]byte("k"), []byte("v")}), int64(5))
+	f.Add(makeBatch(batchSpec{records: 3}), int64(2))
+	s := &Store{}
+	s.comp.seed1, s.comp.seed2 = maphash.MakeSeed(), maphash.MakeSeed()
+	f.Fuzz(func(t *testing.T, b []byte, latestOff int64) {
+		batch, _, err := NextBatch(b)
+		if err != nil {
+			return
+		}
+		h, _ := ParseBatchHeader(batch)
+		latest := map[keyHash]int64{s.comp.hash([]byte("a")): latestOff, s.comp.hash([]byte("k")): latestOff}
+		out, _, n, err := s.cleanBatch(batch, &h, latest, latestOff%2 == 0, &compScratch{})
+		if err != nil || out == nil || bytes.Equal(out, batch) {
+			return
+		}
+		h2, err := ParseBatchHeader(out)
+		if err != nil || h2.Size() != len(out) || h2.BaseOffset != h.BaseOffset || h2.LastOffsetDelta != h.LastOffsetDelta ||
+			h2.Compression() != h.Compression() || h2.NumRecords != n || n > h.NumRecords ||
+			crc32.Checksum(out[batchAttributesAt:], castagnoli) != h2.CRC {
+			t.Fatalf("rebuilt batch %+v from %+v (%d kept)", h2, h, n)
+		}
+	})
+}

@@ -179,7 +179,10 @@ func hwmOf(t testing.TB, adm *kadm.Client, topic string) int64 {
 }
 
 func TestCompaction(t *testing.T) {
-	b := startBroker(t, "-shards", "1", "-segment-bytes", "1048576", "-max-message-bytes", "262144", "-compaction-interval", "200ms")
+	// 8 MiB/s: a cleaning of a few MB takes long enough to be killed in
+	// the middle of.
+	b := startBroker(t, "-shards", "1", "-segment-bytes", "1048576", "-max-message-bytes", "262144",
+		"-compaction-interval", "200ms", "-compaction-max-bytes-per-sec", "8388608", "-http-addr", "127.0.0.1:0")
 	cl := newFranz(t, b.addr, kgo.DefaultProduceTopic("ct"), kgo.ProducerLinger(time.Millisecond), kgo.ProducerBatchMaxBytes(128<<10))
 	adm := kadm.NewClient(cl)
 	const topic = "ct"
@@ -224,15 +227,29 @@ func TestCompaction(t *testing.T) {
 	lg.check(t, "franz after restart", readFranz(t, b.addr, topic, hwm))
 	lg.check(t, "confluent after restart", readConfluent(t, b.addr, topic, hwm))
 
-	// kill -9 while compaction runs: produce, wait for a cleaning to
-	// start, kill, restart, check.
+	// kill -9 while a cleaning runs: produce, wait until a cleaning is
+	// reading, kill, restart, check.
+	counters := func() (read, runs float64) {
+		fams := scrape(t, b.httpAddr())
+		read, _ = metricValue(fams, "klite_compaction_read_bytes_total")
+		runs, _ = metricValue(fams, "klite_compaction_cleanings_total")
+		return read, runs
+	}
 	next := 9000
 	for round := range 3 {
+		read0, runs0 := counters()
 		cl2 := newFranz(t, b.addr, kgo.DefaultProduceTopic(topic), kgo.ProducerLinger(time.Millisecond), kgo.ProducerBatchMaxBytes(128<<10))
 		produceCompact(t, cl2, topic, lg, next, 2500, round == 1)
 		next += 2500
 		cl2.Close()
-		time.Sleep(time.Duration(50+round*150) * time.Millisecond) // a point in or near a cleaning; any point must be safe
+		// Two samples in a row with bytes read between them and no
+		// cleaning finished: one is reading now.
+		waitFor(t, time.Minute, "a cleaning in progress", func() bool {
+			read, runs := counters()
+			busy := read > read0 && runs == runs0
+			read0, runs0 = read, runs
+			return busy
+		})
 		b.kill9()
 		b.restart()
 		adm2 := kadm.NewClient(newFranz(t, b.addr))
