@@ -6,8 +6,10 @@ package kafka
 // SaslHandshake and answers with the server's next token. PLAIN completes in
 // one step; SCRAM (RFC 5802, RFC 7677) in two. A failure of any kind (a
 // malformed token, an unknown user, a wrong password) gets
-// SASL_AUTHENTICATION_FAILED with one message that does not say which, and
-// the connection is closed after the answer, as Kafka does. Out of turn
+// SASL_AUTHENTICATION_FAILED with one message that does not say which,
+// Config.SASLFailedAuthDelay late (KIP-306), and the connection is closed
+// after the answer, as Kafka does. PLAIN's password check waits its turn
+// in the verifier (sasl_verify.go). Out of turn
 // (before a handshake, or after a v0 one) it gets ILLEGAL_SASL_STATE and the
 // connection is closed; after authentication, or on a listener without
 // SASL, ILLEGAL_SASL_STATE and the connection stays open.

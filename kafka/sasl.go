@@ -182,8 +182,9 @@ func (h *Handler) saslRawToken(r *request, sc *saslConn, token []byte) {
 // in the verifier (sasl_verify.go); SCRAM steps are a few HMACs (the
 // whole exchange about 20 µs) and run inline. sc.busy is set by the
 // caller and cleared before answer runs, unless authentication failed:
-// then the connection is done, and any frame it sends before the delayed
-// answer closes it.
+// then the connection is done, and a frame it sends before the delayed
+// answer is never served (the failure is answered, then the connection
+// closes).
 func (h *Handler) saslStep(r *request, sc *saslConn, token []byte, answer func(challenge []byte, ok, done bool)) {
 	sc.mu.Lock()
 	mech, conv := sc.mech, sc.conv

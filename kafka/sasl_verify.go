@@ -21,7 +21,7 @@ package kafka
 // KIP-306 (connection.failed.authentication.delay.ms): a failed
 // authentication is answered Config.SASLFailedAuthDelay late, with a
 // timer (no goroutine waits), and the connection closes after the answer;
-// until then any other frame from it closes it at once. A client retrying
+// a frame it sends meanwhile is never served. A client retrying
 // a password as fast as it can on one connection after another then gets
 // at most one answer per delay per connection.
 

@@ -106,6 +106,11 @@ type Config struct {
 	// MaxConns caps open connections for the whole server; a client past the
 	// cap is accepted and closed at once. 0 means no cap.
 	MaxConns int
+	// MaxConnCreationRatePerIP caps new connections per second from one
+	// client address (an IPv6 /64): KIP-612's connection_creation_rate for
+	// IPs. A connection past it is accepted and closed at once
+	// (CloseConnRate). 0 means no cap.
+	MaxConnCreationRatePerIP float64
 	// Logger receives lifecycle logs (Info), per-connection logs (Debug) and
 	// sampled protocol violations (Warn).
 	Logger zerolog.Logger
@@ -185,6 +190,9 @@ func (c Config) validate() error {
 	}
 	if c.MaxConns < 0 {
 		errs = append(errs, fmt.Errorf("netloop: max conns %d < 0", c.MaxConns))
+	}
+	if c.MaxConnCreationRatePerIP < 0 {
+		errs = append(errs, fmt.Errorf("netloop: max connection creation rate per IP %v < 0", c.MaxConnCreationRatePerIP))
 	}
 	return errors.Join(errs...)
 }

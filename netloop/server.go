@@ -47,7 +47,9 @@ type Server struct {
 	stopOnce sync.Once
 	stopErr  error
 
-	draining atomic.Bool // Stop was called: refuse conns, read no more frames
+	draining atomic.Bool    // Stop was called: refuse conns, read no more frames
+	connRate *connRate      // MaxConnCreationRatePerIP; nil without one
+	rateWarn zerolog.Logger // sampled apart, for connections closed by connRate
 
 	mu      sync.Mutex // guards conns and drained
 	conns   map[uint64]*conn
@@ -77,6 +79,10 @@ func New(cfg Config, h Handler) (*Server, error) {
 		drained: make(chan struct{}),
 	}
 	s.obs, _ = h.(Observer)
+	if cfg.MaxConnCreationRatePerIP > 0 {
+		s.connRate = newConnRate(cfg.MaxConnCreationRatePerIP)
+		s.rateWarn = log.Sample(&zerolog.BurstSampler{Burst: 10, Period: time.Minute})
+	}
 	s.mem.max = max(cfg.MaxQueuedRequestBytes, 0)
 	return s, nil
 }
@@ -330,6 +336,12 @@ func (e *events) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	s.st.connsAccepted.Add(1)
 	ln := s.listenerOf(gc)
 	c := newConn(s, gc, ln)
+	if !s.connRate.allow(c.info.Remote, time.Now()) {
+		s.st.closes[CloseConnRate].Add(1)
+		s.rateWarn.Warn().Uint64("conn", c.info.ID).Stringer("remote", c.info.Remote).
+			Float64("max_per_second", s.cfg.MaxConnCreationRatePerIP).Msg("connection creation rate of the address exceeded, closing")
+		return nil, gnet.Close
+	}
 	if !s.register(c) {
 		s.st.closes[CloseRefused].Add(1)
 		s.log.Debug().Uint64("conn", c.info.ID).Stringer("remote", c.info.Remote).Msg("refused")

@@ -28,12 +28,13 @@ const (
 	CloseRefused                             // MaxConns reached, or the server is stopping
 	CloseTLS                                 // a TLS handshake failed, a TLS record was bad, or TLS came to a plaintext listener
 	CloseHandshakeTimeout                    // a TLS handshake did not finish within HandshakeTimeout
+	CloseConnRate                            // the client's address opened connections faster than MaxConnCreationRatePerIP
 	numCloseReasons
 )
 
 var closeReasonNames = [numCloseReasons]string{
 	"peer", "idle", "bad_frame", "inbound_overflow", "handler", "bad_response", "write_error", "shutdown", "refused",
-	"tls", "handshake_timeout",
+	"tls", "handshake_timeout", "conn_rate",
 }
 
 func (r CloseReason) String() string {

@@ -80,6 +80,7 @@ type Config struct {
 	QuotaMaxSensors     int           // quota rate state kept per user/client id, at most
 	IdleTimeout         time.Duration
 	MaxConns            int
+	MaxConnRatePerIP    float64 // new connections per second per client address (IPv6: /64); 0: no cap
 
 	SASLUsersFile   string        // user:password lines; empty: no users from a file
 	SASLAuthTimeout time.Duration // SASL listeners: close connections not authenticated by then
@@ -318,6 +319,7 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.IntVar(&cfg.MaxSessionCache, "max-fetch-session-cache-partitions", cfg.MaxSessionCache, "most partitions in all fetch sessions together (about 100 bytes each; a topic counts one more);\nwhen full, a new or growing session evicts stale or smaller sessions older than 2 minutes, else the client fetches without one")
 	fs.DurationVar(&cfg.MaxFetchWait, "max-fetch-wait", cfg.MaxFetchWait, "longest a fetch waits for data, whatever its MaxWaitMs asks (clients give up after request.timeout.ms, 30s)")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", cfg.IdleTimeout, "close connections idle this long; 0 never (connections.max.idle.ms)")
+	fs.Float64Var(&cfg.MaxConnRatePerIP, "max-connection-creation-rate-per-ip", cfg.MaxConnRatePerIP, "most new connections per second from one client address (an IPv6 address counts by its /64; KIP-612's\nconnection_creation_rate for IPs), with one second's worth at once; a connection past it is closed at once; 0: no cap")
 	fs.IntVar(&cfg.MaxConns, "max-conns", cfg.MaxConns, "most open client connections; 0 means as many as the open-file limit allows, less a reserve for segment files; clients past the cap are closed at once")
 	fs.StringVar(&cfg.SASLUsersFile, "sasl-users-file", cfg.SASLUsersFile, "`file` of user:password lines: SASL users (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) added at startup to the users\nkept in the metadata (AlterUserScramCredentials manages those at run time), as salted SCRAM credentials only.\nBlank lines and lines starting with # are skipped")
 	fs.IntVar(&cfg.SASLMaxReceive, "sasl-max-receive-bytes", cfg.SASLMaxReceive, "on SASL listeners, the largest request in `bytes` a client may send before it has authenticated;\na larger one closes the connection (sasl.server.max.receive.size)")
@@ -554,6 +556,9 @@ func (c *Config) validate() error {
 	}
 	if c.IdleTimeout < 0 {
 		bad("-idle-timeout must be >= 0")
+	}
+	if c.MaxConnRatePerIP < 0 {
+		bad("-max-connection-creation-rate-per-ip must be >= 0")
 	}
 	if c.MaxConns < 0 {
 		bad("-max-conns must be >= 0")

@@ -311,19 +311,20 @@ func serve(cfg Config, root zerolog.Logger) error {
 		log.Warn().Msg("SASL listener without users: every authentication fails; give -sasl-users-file")
 	}
 	srv, err := netloop.New(netloop.Config{
-		Listeners:               lcfgs,
-		HandshakeTimeout:        cfg.TLSHandshakeTimeout,
-		MaxHandshakes:           cfg.TLSMaxHandshakes,
-		Loops:                   cfg.Loops,
-		MaxFrameBytes:           int32(cfg.MaxRequestBytes),
-		MaxInflightRequests:     cfg.MaxInflightRequests,
-		MaxInflightBytes:        cfg.MaxInflightBytes,
-		MaxOutboundBytes:        cfg.MaxOutboundBytes,
-		MaxInboundBufferedBytes: cfg.MaxInboundBytes,
-		MaxQueuedRequestBytes:   cfg.MaxQueuedBytes,
-		IdleTimeout:             cfg.IdleTimeout,
-		MaxConns:                maxConns,
-		Logger:                  root, // netloop adds its own component field
+		Listeners:                lcfgs,
+		HandshakeTimeout:         cfg.TLSHandshakeTimeout,
+		MaxHandshakes:            cfg.TLSMaxHandshakes,
+		Loops:                    cfg.Loops,
+		MaxFrameBytes:            int32(cfg.MaxRequestBytes),
+		MaxInflightRequests:      cfg.MaxInflightRequests,
+		MaxInflightBytes:         cfg.MaxInflightBytes,
+		MaxOutboundBytes:         cfg.MaxOutboundBytes,
+		MaxInboundBufferedBytes:  cfg.MaxInboundBytes,
+		MaxQueuedRequestBytes:    cfg.MaxQueuedBytes,
+		IdleTimeout:              cfg.IdleTimeout,
+		MaxConns:                 maxConns,
+		MaxConnCreationRatePerIP: cfg.MaxConnRatePerIP,
+		Logger:                   root, // netloop adds its own component field
 	}, late)
 	if err != nil {
 		return errors.Join(fmt.Errorf("netloop: %w", err), stack.close())

@@ -57,6 +57,7 @@ func (s *secPlainFlood) Close() error { return nil }
 
 type floodPhase struct {
 	p50, p99, brokerCPU  float64
+	benchCPU, otherCPU   float64 // cores: this process (producer, login, flood), the rest of the machine
 	loginP50, loginP99   float64
 	logins, bad, badErrs float64
 }
@@ -98,6 +99,8 @@ func (s *secPlainFlood) Run(ctx context.Context, env *Env) (res Result, err erro
 		report.Metric{Key: "bad-per-sec", Label: "wrong PLAIN passwords answered, flood", Unit: report.RecordsPerSec, Value: fl.bad},
 		report.Metric{Key: "broker-cpu-quiet", Label: "broker CPU, quiet", Unit: report.Cores, Value: q.brokerCPU},
 		report.Metric{Key: "broker-cpu-flood", Label: "broker CPU, flood", Unit: report.Cores, Value: fl.brokerCPU},
+		report.Metric{Key: "bench-cpu-flood", Label: "bench CPU (producer, login, flood clients), flood", Unit: report.Cores, Value: fl.benchCPU},
+		report.Metric{Key: "other-cpu-flood", Label: "other CPU on the machine, flood", Unit: report.Cores, Value: fl.otherCPU},
 	)
 	return res, nil
 }
@@ -217,6 +220,8 @@ func (s *secPlainFlood) phase(ctx context.Context, env *Env, b *Broker, opts []k
 	}
 	ph.p50, ph.p99 = st.lat.Quantile(50).Seconds(), st.lat.Quantile(99).Seconds()
 	ph.brokerCPU = st.brokerCPU.Seconds() / st.window.Seconds()
+	ph.benchCPU = st.clientCPU.Seconds() / st.window.Seconds()
+	ph.otherCPU = st.otherCPU.Seconds() / st.window.Seconds()
 	ph.loginP50, ph.loginP99 = loginLat.Quantile(50).Seconds(), loginLat.Quantile(99).Seconds()
 	ph.badErrs = float64(badErrs.Load())
 	return ph, nil

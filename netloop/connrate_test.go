@@ -1,0 +1,56 @@
+package netloop
+
+import (
+	"net"
+	"testing"
+	"time"
+)
+
+// TestConnRate: each address gets a second's worth of connections at
+// once, then the rate; addresses (IPv6: /64s) are counted apart; refilled
+// buckets are forgotten.
+func TestConnRate(t *testing.T) {
+	r := newConnRate(5)
+	now := time.Unix(1000, 0)
+	a := &net.TCPAddr{IP: net.ParseIP("10.0.0.1"), Port: 1}
+	b := &net.TCPAddr{IP: net.ParseIP("10.0.0.2"), Port: 1}
+	n := 0
+	for range 20 {
+		if r.allow(a, now) {
+			n++
+		}
+	}
+	if n != 5 {
+		t.Fatalf("burst: %d allowed, want 5", n)
+	}
+	if !r.allow(b, now) {
+		t.Fatal("another address refused")
+	}
+	if r.allow(a, now.Add(100*time.Millisecond)) {
+		t.Fatal("allowed before a token came back")
+	}
+	if !r.allow(a, now.Add(200*time.Millisecond)) {
+		t.Fatal("refused after 200 ms at 5/s")
+	}
+	v6a := &net.TCPAddr{IP: net.ParseIP("2001:db8::1"), Port: 1}
+	v6b := &net.TCPAddr{IP: net.ParseIP("2001:db8::ffff:1"), Port: 1}
+	for range 5 {
+		r.allow(v6a, now)
+	}
+	if r.allow(v6b, now) {
+		t.Fatal("another address of the same /64 has its own bucket")
+	}
+	r.mu.Lock()
+	r.sweep(now.Add(10 * time.Second).UnixNano())
+	left := len(r.buckets)
+	r.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d buckets left after they all refilled", left)
+	}
+	off := newConnRate(0)
+	for i := range 10 {
+		if !off.allow(a, now) {
+			t.Fatalf("rate 0 refused connection %d", i)
+		}
+	}
+}
