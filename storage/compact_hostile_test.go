@@ -1,7 +1,10 @@
 package storage
 
 import (
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"hash/crc32"
 	"testing"
 
 	"github.com/klite/klite/vfs"
@@ -84,5 +87,81 @@ func TestCompactFetchInsideRemovedBatch(t *testing.T) {
 				t.Fatalf("Read@%d (maxBytes %d) starts at batch %d, want %d", off, maxBytes, base, c)
 			}
 		}
+	}
+}
+
+// idempotent sets a batch's producer id, epoch and base sequence.
+func idempotent(b []byte, pid int64, epoch int16, seq int32) []byte {
+	be := binary.BigEndian
+	be.PutUint64(b[batchProducerIDAt:], uint64(pid))
+	be.PutUint16(b[batchProducerEpochAt:], uint16(epoch))
+	be.PutUint32(b[batchBaseSequenceAt:], uint32(seq))
+	be.PutUint32(b[batchCRCAt:], crc32.Checksum(b[batchAttributesAt:], castagnoli))
+	return b
+}
+
+// An idempotent producer's retry must still dedupe once compaction has
+// emptied and dropped its batches and freed the WAL segments that held
+// them, across a restart too: producer state lives in the index
+// checkpoints, not in the batches.
+func TestCompactIdempotentRetryAfterCompaction(t *testing.T) {
+	fsys := vfs.NewMemFS()
+	clock := &fakeClock{}
+	clock.ms.Store(1_000_000)
+	s, cfg := newCompactStore(t, fsys, clock)
+	if _, err := s.CreateTopic("c", 1, map[string]string{"cleanup.policy": "compact"}); err != nil {
+		t.Fatal(err)
+	}
+	ts := clock.ms.Load()
+	const pid, epoch = 7, 0
+	keyed := func(seq int32) []byte {
+		return idempotent(makeKeyedBatch(t, codecNone, ts, kv{key: []byte("p0"), val: make([]byte, 3000)}, kv{key: []byte("p1"), val: []byte("x")}), pid, epoch, seq)
+	}
+	var sent []AppendResult
+	for seq := int32(0); seq < 40; seq += 2 {
+		r := appendWait(t, s, "c", 0, keyed(seq), true)
+		if r.Err != nil {
+			t.Fatal(r.Err)
+		}
+		sent = append(sent, r)
+	}
+	// Others overwrite the producer's keys, then fill sealed segments.
+	appendKeyed(t, s, "c", ts, 10, "p0", "p1")
+	for i := range 60 {
+		appendKeyed(t, s, "c", ts, 4000, fmt.Sprintf("f%d", i%3))
+	}
+	waitCheckpoints(t, s)
+	walBefore := len(walFiles(t, fsys, cfg))
+	s.Compact()
+	s.freePass()
+	if n := len(walFiles(t, fsys, cfg)); n >= walBefore-1 {
+		t.Fatalf("WAL segments %d before compaction, %d after: the producer's not freed", walBefore, n)
+	}
+	if end := s.compEnd("c"); end <= sent[len(sent)-1].BaseOffset+1 {
+		t.Fatalf("cleaned end %d: the producer's batches not compacted", end)
+	}
+	retry := func(s *Store, when string) {
+		t.Helper()
+		_, hwm, _ := s.Offsets("c", 0)
+		for k := len(sent) - 5; k < len(sent); k++ { // Kafka dedupes the last five
+			r := appendWait(t, s, "c", 0, keyed(int32(2*k)), true)
+			if r.Err != nil || r.BaseOffset != sent[k].BaseOffset {
+				t.Fatalf("%s: retry of seq %d: offset %d, %v; the original got %d", when, 2*k, r.BaseOffset, r.Err, sent[k].BaseOffset)
+			}
+		}
+		if _, h, _ := s.Offsets("c", 0); h != hwm {
+			t.Fatalf("%s: retries appended: hwm %d, was %d", when, h, hwm)
+		}
+		if r := appendWait(t, s, "c", 0, keyed(100), true); !errors.Is(r.Err, ErrOutOfOrderSequence) {
+			t.Fatalf("%s: a sequence gap: %v", when, r.Err)
+		}
+	}
+	retry(s, "after compaction")
+	s.Close()
+	s = mustOpen(t, cfg)
+	defer s.Close()
+	retry(s, "after restart")
+	if r := appendWait(t, s, "c", 0, keyed(40), true); r.Err != nil {
+		t.Fatalf("next sequence after restart: %v", r.Err)
 	}
 }
