@@ -165,3 +165,58 @@ func TestCompactIdempotentRetryAfterCompaction(t *testing.T) {
 		t.Fatalf("next sequence after restart: %v", r.Err)
 	}
 }
+
+// An operator switches a compacted topic to cleanup.policy=delete:
+// retention then moves the log start past everything compacted, and the
+// compacted file, of no use any more, must go, as Kafka deletes the old
+// segments; reads from the new log start and switching back keep working.
+func TestCompactPolicySwitchedToDelete(t *testing.T) {
+	fsys := vfs.NewMemFS()
+	clock := &fakeClock{}
+	clock.ms.Store(1_000_000)
+	s, cfg := newCompactStore(t, fsys, clock)
+	defer s.Close()
+	f := newFixture(t, s, clock, codecNone, nil)
+	f.produce(50, 7, 300, 0)
+	waitCheckpoints(t, s)
+	s.Compact()
+	end := s.compEnd("c")
+	if end == 0 {
+		t.Fatal("nothing compacted")
+	}
+	if err := s.SetTopicConfigs("c", map[string]string{"cleanup.policy": "delete", "retention.ms": "100000"}); err != nil {
+		t.Fatal(err)
+	}
+	clock.ms.Add(200_000)
+	_, young, _ := s.Offsets("c", 0)
+	f.produce(50, 7, 100, 0)
+	waitCheckpoints(t, s)
+	s.retentionPass(s.maint.ctx)
+	start, _, _ := s.Offsets("c", 0)
+	if start < end || start > young {
+		t.Fatalf("log start %d after retention; cleaned end %d, young data from %d", start, end, young)
+	}
+	s.Compact()
+	if names, _ := fsys.List(cfg.Dir + "/" + compDirName); len(names) != 0 {
+		t.Fatalf("log start %d past the cleaned end %d, but the compacted dir still holds %v", start, end, names)
+	}
+	got := readLog(t, s, "c", 0)
+	if len(got) == 0 || got[0].off != start {
+		t.Fatalf("read from the log start %d: %d records", start, len(got))
+	}
+	// And back to compact.
+	if err := s.SetTopicConfigs("c", map[string]string{"cleanup.policy": "compact"}); err != nil {
+		t.Fatal(err)
+	}
+	f.produce(50, 7, 100, 0)
+	waitCheckpoints(t, s)
+	s.Compact()
+	if e := s.compEnd("c"); e <= start {
+		t.Fatalf("compact again: cleaned end %d, log start %d", e, start)
+	}
+	for _, r := range readLog(t, s, "c", 0) {
+		if w := f.sent[r.off]; w.key != r.key || w.val != r.val || r.off < start {
+			t.Fatalf("offset %d: %+v, sent %+v", r.off, r, w)
+		}
+	}
+}
