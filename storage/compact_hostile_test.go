@@ -220,3 +220,50 @@ func TestCompactPolicySwitchedToDelete(t *testing.T) {
 		}
 	}
 }
+
+// ListOffsets -3 (max timestamp, KIP-734) on a partition whose data is
+// all compacted (a quiet table topic, its last chunk in a sealed segment:
+// the WAL index holds none of it) must still name a surviving record, as
+// must one whose log start DeleteRecords moved into the compacted file.
+func TestCompactMaxTimestamp(t *testing.T) {
+	fsys := vfs.NewMemFS()
+	clock := &fakeClock{}
+	clock.ms.Store(1_000_000)
+	s, _ := newCompactStore(t, fsys, clock)
+	defer s.Close()
+	if _, err := s.CreateTopic("c", 1, map[string]string{"cleanup.policy": "compact"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateTopic("other", 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	ts := clock.ms.Load()
+	for i := range 30 {
+		appendKeyed(t, s, "c", ts+int64(i), 3000, fmt.Sprintf("k%d", i%5))
+	}
+	maxOff := appendKeyed(t, s, "c", ts+1000, 3000, "k2") // the max timestamp
+	for i := range 4 {
+		appendKeyed(t, s, "c", ts+int64(i), 3000, fmt.Sprintf("k%d", 5+i))
+	}
+	for i := range 40 { // other topics' data seals the shard's segments
+		appendTs(t, s, "other", 0, ts, 4000+i)
+	}
+	waitCheckpoints(t, s)
+	s.Compact()
+	_, hwm, _ := s.Offsets("c", 0)
+	if end := s.compEnd("c"); end != hwm {
+		t.Fatalf("cleaned end %d, hwm %d: not all compacted", end, hwm)
+	}
+	off, mts, err := s.MaxTimestamp("c", 0)
+	if err != nil || off != maxOff || mts != ts+1000 {
+		t.Fatalf("MaxTimestamp of a compacted partition: offset %d, ts %d, %v; want %d, %d", off, mts, err, maxOff, ts+1000)
+	}
+	// DeleteRecords into the compacted file, below the max.
+	if _, err := s.DeleteRecords("c", 0, maxOff-3); err != nil {
+		t.Fatal(err)
+	}
+	off, mts, err = s.MaxTimestamp("c", 0)
+	if err != nil || off != maxOff || mts != ts+1000 {
+		t.Fatalf("MaxTimestamp after DeleteRecords: offset %d, ts %d, %v; want %d, %d", off, mts, err, maxOff, ts+1000)
+	}
+}
