@@ -140,6 +140,13 @@ func (s *Store) compactPass(ctx context.Context) {
 	}
 	for _, t := range s.table.Load().byName {
 		if !s.compactPolicy(t.info.Configs) {
+			// A topic switched from compact to delete: its compacted
+			// files go once retention moved the log start past them.
+			for _, p := range t.parts {
+				if c := p.comp.Load(); c != nil && p.logStart.Load() >= c.end {
+					s.dropCompacted(p, c)
+				}
+			}
 			continue
 		}
 		lim := s.compactLimitsOf(t.info.Configs)
@@ -486,11 +493,19 @@ func (s *Store) publishCompacted(p *partition, old, nc *compacted) bool {
 	return true
 }
 
-// dropCompacted removes the compacted file of a deleted partition.
-func (s *Store) dropCompacted(p *partition) {
+// dropCompacted removes p's compacted file: c when c is not nil and
+// still p's (the log start passed its end), any when c is nil (a deleted
+// partition). Readers holding it keep the open file.
+func (s *Store) dropCompacted(p *partition, c *compacted) {
 	s.comp.pubMu.Lock()
 	defer s.comp.pubMu.Unlock()
-	if c := p.comp.Swap(nil); c != nil {
+	if c != nil && !p.comp.CompareAndSwap(c, nil) {
+		return
+	}
+	if c == nil {
+		c = p.comp.Swap(nil)
+	}
+	if c != nil {
 		if err := s.fs.Remove(c.seg.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			s.log.Warn().Err(err).Str("file", c.seg.path).Msg("removing a deleted partition's compacted file failed; removed on restart")
 		}

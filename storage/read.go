@@ -80,54 +80,57 @@ func (h *readHold) add(seg *segment, off, n int64) {
 
 var errBatchWalk = fmt.Errorf("%w: batch framing broken inside a chunk", ErrStorage)
 
-// prefix reads the baseOffset and total size of the batch at pos.
-func (h *readHold) prefix(f vfs.File, pos, end int64) (base, size int64, err error) {
-	if h.blockF != f || pos < h.blockPos || pos+batchLengthOverhead > h.blockPos+int64(h.blockLen) {
+// prefix reads the baseOffset, last offset and total size of the batch at
+// pos.
+func (h *readHold) prefix(f vfs.File, pos, end int64) (base, last, size int64, err error) {
+	const need = batchLastOffsetDeltaAt + 4
+	if h.blockF != f || pos < h.blockPos || pos+need > h.blockPos+int64(h.blockLen) {
 		if h.block == nil {
 			h.block = make([]byte, walkBlockBytes)
 		}
 		n := min(int64(len(h.block)), end-pos)
-		if n < batchLengthOverhead {
-			return 0, 0, errBatchWalk
+		if n < need {
+			return 0, 0, 0, errBatchWalk
 		}
 		m, err := f.ReadAt(h.block[:n], pos)
-		if m < batchLengthOverhead {
+		if m < need {
 			if err == nil || err == io.EOF {
 				err = io.ErrUnexpectedEOF
 			}
-			return 0, 0, fmt.Errorf("%w: %v", ErrStorage, err)
+			return 0, 0, 0, fmt.Errorf("%w: %v", ErrStorage, err)
 		}
 		h.blockF, h.blockPos, h.blockLen = f, pos, m
 	}
 	b := h.block[pos-h.blockPos:]
 	base = int64(binary.BigEndian.Uint64(b[batchBaseOffsetAt:]))
+	last = base + int64(int32(binary.BigEndian.Uint32(b[batchLastOffsetDeltaAt:])))
 	size = int64(int32(binary.BigEndian.Uint32(b[batchLengthAt:]))) + batchLengthOverhead
 	if size < BatchHeaderBytes || pos+size > end {
-		return 0, 0, errBatchWalk
+		return 0, 0, 0, errBatchWalk
 	}
-	return base, size, nil
+	return base, last, size, nil
 }
 
-// seek returns the position of the batch containing offset in the chunk,
-// walking batch prefixes (no record decoding).
+// seek returns the position of the first batch in the chunk whose last
+// offset is >= offset (the chunk's last batch when none is), walking
+// batch prefixes (no record decoding). In the WAL that is the batch
+// holding offset; in a compacted file, where whole batches are gone, it
+// is the next surviving one, as Kafka answers: a batch wholly below the
+// fetch offset would be all a KIP-74 read returns when it alone exceeds
+// the budget, and its consumer would ask for the same offset forever.
 func (h *readHold) seek(e *chunkEntry, offset int64) (int64, error) {
 	f := e.seg.f
 	cur := e.pos
-	_, size, err := h.prefix(f, cur, e.end())
-	if err != nil {
-		return 0, err
-	}
-	for cur+size < e.end() {
-		nbase, nsize, err := h.prefix(f, cur+size, e.end())
+	for {
+		_, last, size, err := h.prefix(f, cur, e.end())
 		if err != nil {
 			return 0, err
 		}
-		if nbase > offset {
-			break
+		if last >= offset || cur+size >= e.end() {
+			return cur, nil
 		}
-		cur, size = cur+size, nsize
+		cur += size
 	}
-	return cur, nil
 }
 
 // fit returns the bytes of the whole batches from pos that fit in budget
@@ -136,7 +139,7 @@ func (h *readHold) seek(e *chunkEntry, offset int64) (int64, error) {
 func (h *readHold) fit(e *chunkEntry, pos, budget, endOff int64, atLeastOne bool) (int64, error) {
 	var n int64
 	for pos+n < e.end() {
-		base, size, err := h.prefix(e.seg.f, pos+n, e.end())
+		base, _, size, err := h.prefix(e.seg.f, pos+n, e.end())
 		if err != nil {
 			return 0, err
 		}
@@ -432,15 +435,63 @@ func (s *Store) MaxTimestamp(topic string, partition int32) (int64, int64, error
 	logStart := p.logStart.Load()
 	hwm := p.hwm.Load()
 	v := p.idx.view()
-	off, ts, err := localMaxTimestamp(v, logStart, hwm)
+	// A compacted file (loaded after the view, so the view holds every
+	// chunk from its cleaned end on) comes first; the WAL's running max
+	// counts only at or above the cleaned end, as below it may lie in a
+	// record compaction removed.
+	c := p.comp.Load()
+	walFrom := logStart
+	if c != nil {
+		walFrom = max(walFrom, c.end)
+	}
+	off, ts, err := localMaxTimestamp(v, walFrom, hwm)
 	if err != nil {
 		return -1, -1, err
+	}
+	if c != nil {
+		coff, cts, err := compactedMaxTimestamp(c, logStart)
+		if err != nil {
+			return -1, -1, err
+		}
+		if coff >= 0 && (off < 0 || cts >= ts) {
+			off, ts = coff, cts
+		}
 	}
 	if s.cfg.Cold != nil && logStart < localStart(v, hwm) {
 		// Tiering hook (tiered.go): the tier may hold the largest.
 		if coff, cts, ok, err := s.coldMaxTimestamp(p, ts); ok || err != nil {
 			return coff, cts, err
 		}
+	}
+	return off, ts, nil
+}
+
+// compactedMaxTimestamp is MaxTimestamp over c's batches from logStart on
+// (the base offset of the first batch with the largest maxTimestamp), or
+// (-1, -1).
+func compactedMaxTimestamp(c *compacted, logStart int64) (int64, int64, error) {
+	off, ts := int64(-1), int64(math.MinInt64)
+	for i := c.from(logStart); i < len(c.entries); i++ {
+		e := &c.entries[i]
+		if e.maxTs <= ts {
+			continue
+		}
+		if e.maxTsOff >= logStart {
+			off, ts = e.maxTsOff, e.maxTs
+			continue
+		}
+		err := walkBatches(e, func(_ int64, bh *BatchHeader) bool {
+			if bh.BaseOffset+int64(bh.LastOffsetDelta) >= logStart && bh.MaxTimestamp > ts {
+				off, ts = bh.BaseOffset, bh.MaxTimestamp
+			}
+			return true
+		})
+		if err != nil {
+			return -1, -1, err
+		}
+	}
+	if off < 0 {
+		return -1, -1, nil
 	}
 	return off, ts, nil
 }

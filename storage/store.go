@@ -652,7 +652,7 @@ func (s *Store) DeleteTopic(name string) error {
 			return func() {
 				for _, p := range t.parts {
 					p.fireAll(false)
-					s.dropCompacted(p)
+					s.dropCompacted(p, nil)
 					if s.cfg.Cold != nil {
 						s.cfg.Cold.Forget(tierPart(p))
 					}
