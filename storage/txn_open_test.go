@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"sync"
 	"testing"
 )
 
@@ -76,6 +77,55 @@ func BenchmarkTxnCloses(b *testing.B) {
 				if len(pt.live) != 0 || pt.head != len(pt.open) {
 					b.Fatal("transactions left open")
 				}
+			}
+		})
+	}
+}
+
+// BenchmarkStoreEndManyOpen: n producers each open a transaction on one
+// partition, then every one is ended by its marker (issued together, as
+// the coordinator's timeout check does), through the store: appends,
+// markers, and the LSO moving back to the high watermark. 200,000: 12.0 s
+// with the open list's linear delete, 0.27 s since.
+func BenchmarkStoreEndManyOpen(b *testing.B) {
+	for _, n := range []int{1_000, 200_000} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			for b.Loop() {
+				b.StopTimer()
+				s := mustOpen(b, Config{Dir: b.TempDir(), Shards: 1, SegmentBytes: 64 << 20})
+				mustCreate(b, s, "t", 1)
+				var wg sync.WaitGroup
+				issue := func(data []byte) {
+					wg.Add(1)
+					s.Append("t", 0, data, true, func(r AppendResult) {
+						if r.Err != nil {
+							b.Error(r.Err)
+						}
+						wg.Done()
+					})
+				}
+				for i := range int64(n) {
+					issue(txnBatch(i+1, 0, 0, 1))
+				}
+				wg.Wait()
+				b.StartTimer()
+				for i := range int64(n) {
+					wg.Add(1)
+					s.WriteTxnMarker("t", 0, i+1, 0, i%2 == 0, 0, func(r AppendResult) {
+						if r.Err != nil {
+							b.Error(r.Err)
+						}
+						wg.Done()
+					})
+				}
+				wg.Wait()
+				b.StopTimer()
+				lso, _ := s.LastStableOffset("t", 0)
+				if _, hwm, _ := s.Offsets("t", 0); lso != hwm {
+					b.Fatalf("LSO %d, high watermark %d", lso, hwm)
+				}
+				s.Close()
+				b.StartTimer()
 			}
 		})
 	}
