@@ -623,7 +623,8 @@ func TestCompactCodecRoundTrip(t *testing.T) {
 			// lastOffsetDelta is kept: 2 with 2 records, as Kafka's cleaner leaves it.
 			t.Fatalf("codec %d: %v", codec, err)
 		}
-		if h2.Compression() != codec || h2.LastOffsetDelta != 2 || h2.NumRecords != 2 || h2.BaseOffset != h.BaseOffset {
+		if h2.Compression() != codec || h2.LastOffsetDelta != 2 || h2.NumRecords != 2 || h2.BaseOffset != h.BaseOffset ||
+			h2.FirstTimestamp != 5 || h2.MaxTimestamp != 7 {
 			t.Fatalf("codec %d: header %+v", codec, h2)
 		}
 		recs, err := batchRecords(out, &h2, nil)
@@ -636,6 +637,13 @@ func TestCompactCodecRoundTrip(t *testing.T) {
 		}
 		if !slices.Equal(keys, []string{"b 1", "a 2"}) {
 			t.Fatalf("codec %d: kept %v", codec, keys)
+		}
+		// Both a's superseded by a later batch, the record with the
+		// largest timestamp among them: the max timestamp is the largest
+		// kept (5+1).
+		out, _, _, err = s.cleanBatch(b, &h, map[keyHash]int64{s.comp.hash([]byte("a")): 9}, false, &compScratch{})
+		if h3, _ := ParseBatchHeader(out); err != nil || h3.NumRecords != 1 || h3.MaxTimestamp != 6 || h3.FirstTimestamp != 5 {
+			t.Fatalf("codec %d: %+v, %v", codec, h3, err)
 		}
 		// Every record survives: the producer's bytes.
 		out, _, _, _ = s.cleanBatch(b, &h, map[keyHash]int64{}, false, &compScratch{})
@@ -819,4 +827,38 @@ func FuzzCleanBatch(f *testing.F) {
 			t.Fatalf("rebuilt batch %+v from %+v (%d kept)", h2, h, n)
 		}
 	})
+}
+
+// TestCompactMaxTimestamp: ListOffsets -3 names a surviving batch when
+// the one with the largest timestamp was compacted away.
+func TestCompactMaxTimestamp(t *testing.T) {
+	fsys := vfs.NewMemFS()
+	clock := &fakeClock{}
+	clock.ms.Store(1_000_000)
+	s, _ := newCompactStore(t, fsys, clock)
+	defer s.Close()
+	f := newFixture(t, s, clock, codecNone, nil)
+	gone := mustAppend(t, s, "c", 0, makeKeyedBatch(t, codecNone, 9_000_000, kv{[]byte("k000"), []byte("newest time, older offset")}))
+	f.produce(50, 7, 300, 0) // overwrites k000 at 1_000_000
+	waitCheckpoints(t, s)
+	if off, ts, err := s.MaxTimestamp("c", 0); err != nil || off != gone || ts != 9_000_000 {
+		t.Fatalf("before compaction: MaxTimestamp %d, %d, %v; want %d", off, ts, err, gone)
+	}
+	s.Compact()
+	if s.compEnd("c") <= gone {
+		t.Fatal("not compacted past the batch")
+	}
+	off, ts, err := s.MaxTimestamp("c", 0)
+	if err != nil || off <= gone || ts < 1_000_000 || ts > 1_000_006 {
+		t.Fatalf("after compaction: MaxTimestamp %d, %d, %v", off, ts, err)
+	}
+	res := s.Read("c", 0, off, 1)
+	defer res.Release()
+	b := make([]byte, BatchHeaderBytes)
+	if _, err := res.Chunks[0].File.ReadAt(b, res.Chunks[0].Off); err != nil {
+		t.Fatal(err)
+	}
+	if h, _ := ParseBatchHeader(b); h.BaseOffset != off || h.MaxTimestamp != ts {
+		t.Fatalf("MaxTimestamp names %d (%d), the read there gives batch %d (%d)", off, ts, h.BaseOffset, h.MaxTimestamp)
+	}
 }

@@ -432,15 +432,61 @@ func (s *Store) MaxTimestamp(topic string, partition int32) (int64, int64, error
 	logStart := p.logStart.Load()
 	hwm := p.hwm.Load()
 	v := p.idx.view()
-	off, ts, err := localMaxTimestamp(v, logStart, hwm)
+	// A compacted partition (compact.go): the WAL above the cleaned end
+	// (the running max may name a batch compaction removed), then the
+	// compacted file's runs, whose maxima are surviving batches.
+	c := p.comp.Load()
+	from := logStart
+	if c != nil {
+		from = max(from, c.end)
+	}
+	off, ts, err := localMaxTimestamp(v, from, hwm)
 	if err != nil {
 		return -1, -1, err
+	}
+	if c != nil {
+		coff, cts, err := compactedMaxTimestamp(c, logStart)
+		if err != nil {
+			return -1, -1, err
+		}
+		if coff >= 0 && (off < 0 || cts >= ts) {
+			off, ts = coff, cts
+		}
 	}
 	if s.cfg.Cold != nil && logStart < localStart(v, hwm) {
 		// Tiering hook (tiered.go): the tier may hold the largest.
 		if coff, cts, ok, err := s.coldMaxTimestamp(p, ts); ok || err != nil {
 			return coff, cts, err
 		}
+	}
+	return off, ts, nil
+}
+
+// compactedMaxTimestamp is MaxTimestamp over c's runs from logStart on
+// (the first batch with the largest), or (-1, -1).
+func compactedMaxTimestamp(c *compacted, logStart int64) (int64, int64, error) {
+	off, ts := int64(-1), int64(math.MinInt64)
+	for i := c.from(logStart); i < len(c.entries); i++ {
+		e := &c.entries[i]
+		if e.maxTs <= ts {
+			continue
+		}
+		if e.maxTsOff >= logStart {
+			off, ts = e.maxTsOff, e.maxTs
+			continue
+		}
+		err := walkBatches(e, func(_ int64, bh *BatchHeader) bool {
+			if bh.BaseOffset+int64(bh.LastOffsetDelta) >= logStart && bh.MaxTimestamp > ts {
+				off, ts = bh.BaseOffset, bh.MaxTimestamp
+			}
+			return true
+		})
+		if err != nil {
+			return -1, -1, err
+		}
+	}
+	if off < 0 {
+		return -1, -1, nil
 	}
 	return off, ts, nil
 }
