@@ -426,6 +426,10 @@ func (s *Store) compactPartition(ctx context.Context, p *partition, lim compactL
 				return nil
 			}
 			kept += int64(len(out))
+			if &out[0] != &batch[0] {
+				rh, _ := ParseBatchHeader(out) // rebuilt: its own max timestamp
+				return w.add(out, &rh, cleanedAt, tombs)
+			}
 			return w.add(out, h, cleanedAt, tombs)
 		})
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"hash/maphash"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -328,6 +329,7 @@ func TestCompactLatestPerKey(t *testing.T) {
 			}
 			end = s.compEnd("c")
 			f.check(readLog(t, s, "c", 0), end, true)
+			checkCompactedIndex(t, s, "c")
 			st := s.CompactionStats()
 			if st.Runs != 2 || st.RecordsRemoved == 0 || st.BytesOut >= st.BytesIn {
 				t.Fatalf("stats %+v", st)
@@ -379,6 +381,7 @@ func TestCompactTombstones(t *testing.T) {
 	s.Compact()
 	got = readLog(t, s, "c", 0)
 	f.check(got, s.compEnd("c"), false)
+	checkCompactedIndex(t, s, "c")
 	for _, r := range got {
 		if r.tomb && r.off < s.compEnd("c") {
 			t.Fatalf("tombstone at %d survived delete.retention.ms", r.off)
@@ -845,6 +848,7 @@ func TestCompactMaxTimestamp(t *testing.T) {
 		t.Fatalf("before compaction: MaxTimestamp %d, %d, %v; want %d", off, ts, err, gone)
 	}
 	s.Compact()
+	checkCompactedIndex(t, s, "c")
 	if s.compEnd("c") <= gone {
 		t.Fatal("not compacted past the batch")
 	}
@@ -860,5 +864,40 @@ func TestCompactMaxTimestamp(t *testing.T) {
 	}
 	if h, _ := ParseBatchHeader(b); h.BaseOffset != off || h.MaxTimestamp != ts {
 		t.Fatalf("MaxTimestamp names %d (%d), the read there gives batch %d (%d)", off, ts, h.BaseOffset, h.MaxTimestamp)
+	}
+}
+
+// checkCompactedIndex checks every run of partition 0's compacted file
+// against its batches: first base, last offset, max timestamp and the
+// first batch holding it, all below the cleaned end.
+func checkCompactedIndex(t testing.TB, s *Store, topic string) {
+	t.Helper()
+	p, err := s.lookup(topic, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := p.comp.Load()
+	if c == nil {
+		return
+	}
+	for i := range c.entries {
+		e := &c.entries[i]
+		first, last, maxTs, maxTsOff := int64(-1), int64(-1), int64(math.MinInt64), int64(-1)
+		if err := walkBatches(e, func(_ int64, bh *BatchHeader) bool {
+			if first < 0 {
+				first = bh.BaseOffset
+			}
+			last = bh.BaseOffset + int64(bh.LastOffsetDelta)
+			if bh.MaxTimestamp > maxTs {
+				maxTs, maxTsOff = bh.MaxTimestamp, bh.BaseOffset
+			}
+			return true
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if first != e.base || last != e.last || maxTs != e.maxTs || maxTsOff != e.maxTsOff || last >= c.end {
+			t.Fatalf("run %d: index %d..%d max %d@%d, batches %d..%d max %d@%d, cleaned end %d",
+				i, e.base, e.last, e.maxTs, e.maxTsOff, first, last, maxTs, maxTsOff, c.end)
+		}
 	}
 }
