@@ -901,3 +901,39 @@ func checkCompactedIndex(t testing.TB, s *Store, topic string) {
 		}
 	}
 }
+
+// TestCompactMapKeysBound: with an offset map smaller than the dirty
+// part's keys, a cleaning stops at the chunk where the map filled; later
+// passes go on from there, each leaving the latest record per key below
+// its cleaned end.
+func TestCompactMapKeysBound(t *testing.T) {
+	fsys := vfs.NewMemFS()
+	clock := &fakeClock{}
+	clock.ms.Store(1_000_000)
+	cfg := retentionConfig(fsys, clock)
+	cfg.CompactionMapKeys = 30
+	s := mustOpen(t, cfg)
+	defer s.Close()
+	f := newFixture(t, s, clock, codecNone, map[string]string{"min.cleanable.dirty.ratio": "0.01"})
+	f.produce(500, 7, 300, 0) // 500 keys: the map holds a chunk or so
+	waitCheckpoints(t, s)
+	_, hwm, _ := s.Offsets("c", 0)
+	var ends []int64
+	for range 50 {
+		s.Compact()
+		end := s.compEnd("c")
+		f.check(readLog(t, s, "c", 0), end, true)
+		checkCompactedIndex(t, s, "c")
+		if len(ends) > 0 && end == ends[len(ends)-1] {
+			break
+		}
+		ends = append(ends, end)
+	}
+	t.Logf("cleaned ends %v, high watermark %d", ends, hwm)
+	if len(ends) < 3 {
+		t.Fatalf("cleaned ends %v: the map bound did not split the cleaning", ends)
+	}
+	if last := ends[len(ends)-1]; last >= hwm || last < hwm/2 {
+		t.Fatalf("cleaned ends %v, high watermark %d", ends, hwm)
+	}
+}
