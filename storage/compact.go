@@ -433,6 +433,10 @@ func (s *Store) compactPartition(ctx context.Context, p *partition, lim compactL
 				return nil
 			}
 			kept += int64(len(out))
+			if &out[0] != &batch[0] {
+				rh, _ := ParseBatchHeader(out) // rebuilt: its own max timestamp
+				return w.add(out, &rh, cleanedAt, tombs)
+			}
 			return w.add(out, h, cleanedAt, tombs)
 		})
 		if err != nil {
@@ -534,6 +538,7 @@ func (s *Store) cleanBatch(batch []byte, h *BatchHeader, latest map[keyHash]int6
 	}
 	kept := sc.kept[:0]
 	defer func() { sc.kept = kept }()
+	maxDelta := int64(math.MinInt64)
 	all := true
 	derr = eachRecord(recs, h.NumRecords, func(r *rawRecord) {
 		off := h.BaseOffset + int64(r.offsetDelta)
@@ -549,6 +554,7 @@ func (s *Store) cleanBatch(batch []byte, h *BatchHeader, latest map[keyHash]int6
 		}
 		n++
 		tombs = tombs || r.nullValue
+		maxDelta = max(maxDelta, r.tsDelta)
 		kept = append(kept, r.raw...)
 	})
 	if derr != nil {
@@ -562,7 +568,13 @@ func (s *Store) cleanBatch(batch []byte, h *BatchHeader, latest map[keyHash]int6
 		// compacted file, so an emptied batch need not be kept.
 		return nil, false, 0, nil
 	}
-	out, err = rebuildBatch(batch, h, kept, n, sc.out)
+	// Kafka's cleaner recomputes a rebuilt batch's max timestamp from the
+	// records kept; with LogAppendTime it is every record's time, kept.
+	maxTs := h.MaxTimestamp
+	if !h.LogAppendTime() {
+		maxTs = h.FirstTimestamp + maxDelta
+	}
+	out, err = rebuildBatch(batch, h, kept, n, maxTs, sc.out)
 	if err == nil {
 		sc.out = out
 	}

@@ -225,7 +225,7 @@ func TestCompactPolicySwitchedToDelete(t *testing.T) {
 // all compacted (a quiet table topic, its last chunk in a sealed segment:
 // the WAL index holds none of it) must still name a surviving record, as
 // must one whose log start DeleteRecords moved into the compacted file.
-func TestCompactMaxTimestamp(t *testing.T) {
+func TestCompactMaxTimestampAfterRemoval(t *testing.T) {
 	fsys := vfs.NewMemFS()
 	clock := &fakeClock{}
 	clock.ms.Store(1_000_000)

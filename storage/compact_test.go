@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"hash/maphash"
+	"math"
 	"slices"
 	"strings"
 	"sync"
@@ -328,6 +329,7 @@ func TestCompactLatestPerKey(t *testing.T) {
 			}
 			end = s.compEnd("c")
 			f.check(readLog(t, s, "c", 0), end, true)
+			checkCompactedIndex(t, s, "c")
 			st := s.CompactionStats()
 			if st.Runs != 2 || st.RecordsRemoved == 0 || st.BytesOut >= st.BytesIn {
 				t.Fatalf("stats %+v", st)
@@ -379,6 +381,7 @@ func TestCompactTombstones(t *testing.T) {
 	s.Compact()
 	got = readLog(t, s, "c", 0)
 	f.check(got, s.compEnd("c"), false)
+	checkCompactedIndex(t, s, "c")
 	for _, r := range got {
 		if r.tomb && r.off < s.compEnd("c") {
 			t.Fatalf("tombstone at %d survived delete.retention.ms", r.off)
@@ -623,7 +626,8 @@ func TestCompactCodecRoundTrip(t *testing.T) {
 			// lastOffsetDelta is kept: 2 with 2 records, as Kafka's cleaner leaves it.
 			t.Fatalf("codec %d: %v", codec, err)
 		}
-		if h2.Compression() != codec || h2.LastOffsetDelta != 2 || h2.NumRecords != 2 || h2.BaseOffset != h.BaseOffset {
+		if h2.Compression() != codec || h2.LastOffsetDelta != 2 || h2.NumRecords != 2 || h2.BaseOffset != h.BaseOffset ||
+			h2.FirstTimestamp != 5 || h2.MaxTimestamp != 7 {
 			t.Fatalf("codec %d: header %+v", codec, h2)
 		}
 		recs, err := batchRecords(out, &h2, nil)
@@ -636,6 +640,13 @@ func TestCompactCodecRoundTrip(t *testing.T) {
 		}
 		if !slices.Equal(keys, []string{"b 1", "a 2"}) {
 			t.Fatalf("codec %d: kept %v", codec, keys)
+		}
+		// Both a's superseded by a later batch, the record with the
+		// largest timestamp among them: the max timestamp is the largest
+		// kept (5+1).
+		out, _, _, err = s.cleanBatch(b, &h, map[keyHash]int64{s.comp.hash([]byte("a")): 9}, false, &compScratch{})
+		if h3, _ := ParseBatchHeader(out); err != nil || h3.NumRecords != 1 || h3.MaxTimestamp != 6 || h3.FirstTimestamp != 5 {
+			t.Fatalf("codec %d: %+v, %v", codec, h3, err)
 		}
 		// Every record survives: the producer's bytes.
 		out, _, _, _ = s.cleanBatch(b, &h, map[keyHash]int64{}, false, &compScratch{})
@@ -819,4 +830,110 @@ func FuzzCleanBatch(f *testing.F) {
 			t.Fatalf("rebuilt batch %+v from %+v (%d kept)", h2, h, n)
 		}
 	})
+}
+
+// TestCompactMaxTimestamp: ListOffsets -3 names a surviving batch when
+// the one with the largest timestamp was compacted away.
+func TestCompactMaxTimestamp(t *testing.T) {
+	fsys := vfs.NewMemFS()
+	clock := &fakeClock{}
+	clock.ms.Store(1_000_000)
+	s, _ := newCompactStore(t, fsys, clock)
+	defer s.Close()
+	f := newFixture(t, s, clock, codecNone, nil)
+	gone := mustAppend(t, s, "c", 0, makeKeyedBatch(t, codecNone, 9_000_000, kv{[]byte("k000"), []byte("newest time, older offset")}))
+	f.produce(50, 7, 300, 0) // overwrites k000 at 1_000_000
+	waitCheckpoints(t, s)
+	if off, ts, err := s.MaxTimestamp("c", 0); err != nil || off != gone || ts != 9_000_000 {
+		t.Fatalf("before compaction: MaxTimestamp %d, %d, %v; want %d", off, ts, err, gone)
+	}
+	s.Compact()
+	checkCompactedIndex(t, s, "c")
+	if s.compEnd("c") <= gone {
+		t.Fatal("not compacted past the batch")
+	}
+	off, ts, err := s.MaxTimestamp("c", 0)
+	if err != nil || off <= gone || ts < 1_000_000 || ts > 1_000_006 {
+		t.Fatalf("after compaction: MaxTimestamp %d, %d, %v", off, ts, err)
+	}
+	res := s.Read("c", 0, off, 1)
+	defer res.Release()
+	b := make([]byte, BatchHeaderBytes)
+	if _, err := res.Chunks[0].File.ReadAt(b, res.Chunks[0].Off); err != nil {
+		t.Fatal(err)
+	}
+	if h, _ := ParseBatchHeader(b); h.BaseOffset != off || h.MaxTimestamp != ts {
+		t.Fatalf("MaxTimestamp names %d (%d), the read there gives batch %d (%d)", off, ts, h.BaseOffset, h.MaxTimestamp)
+	}
+}
+
+// checkCompactedIndex checks every run of partition 0's compacted file
+// against its batches: first base, last offset, max timestamp and the
+// first batch holding it, all below the cleaned end.
+func checkCompactedIndex(t testing.TB, s *Store, topic string) {
+	t.Helper()
+	p, err := s.lookup(topic, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := p.comp.Load()
+	if c == nil {
+		return
+	}
+	for i := range c.entries {
+		e := &c.entries[i]
+		first, last, maxTs, maxTsOff := int64(-1), int64(-1), int64(math.MinInt64), int64(-1)
+		if err := walkBatches(e, func(_ int64, bh *BatchHeader) bool {
+			if first < 0 {
+				first = bh.BaseOffset
+			}
+			last = bh.BaseOffset + int64(bh.LastOffsetDelta)
+			if bh.MaxTimestamp > maxTs {
+				maxTs, maxTsOff = bh.MaxTimestamp, bh.BaseOffset
+			}
+			return true
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if first != e.base || last != e.last || maxTs != e.maxTs || maxTsOff != e.maxTsOff || last >= c.end {
+			t.Fatalf("run %d: index %d..%d max %d@%d, batches %d..%d max %d@%d, cleaned end %d",
+				i, e.base, e.last, e.maxTs, e.maxTsOff, first, last, maxTs, maxTsOff, c.end)
+		}
+	}
+}
+
+// TestCompactMapKeysBound: with an offset map smaller than the dirty
+// part's keys, a cleaning stops at the chunk where the map filled; later
+// passes go on from there, each leaving the latest record per key below
+// its cleaned end.
+func TestCompactMapKeysBound(t *testing.T) {
+	fsys := vfs.NewMemFS()
+	clock := &fakeClock{}
+	clock.ms.Store(1_000_000)
+	cfg := retentionConfig(fsys, clock)
+	cfg.CompactionMapKeys = 30
+	s := mustOpen(t, cfg)
+	defer s.Close()
+	f := newFixture(t, s, clock, codecNone, map[string]string{"min.cleanable.dirty.ratio": "0.01"})
+	f.produce(500, 7, 300, 0) // 500 keys: the map holds a chunk or so
+	waitCheckpoints(t, s)
+	_, hwm, _ := s.Offsets("c", 0)
+	var ends []int64
+	for range 50 {
+		s.Compact()
+		end := s.compEnd("c")
+		f.check(readLog(t, s, "c", 0), end, true)
+		checkCompactedIndex(t, s, "c")
+		if len(ends) > 0 && end == ends[len(ends)-1] {
+			break
+		}
+		ends = append(ends, end)
+	}
+	t.Logf("cleaned ends %v, high watermark %d", ends, hwm)
+	if len(ends) < 3 {
+		t.Fatalf("cleaned ends %v: the map bound did not split the cleaning", ends)
+	}
+	if last := ends[len(ends)-1]; last >= hwm || last < hwm/2 {
+		t.Fatalf("cleaned ends %v, high watermark %d", ends, hwm)
+	}
 }

@@ -102,6 +102,7 @@ func readAllInto(r io.Reader, dst []byte) ([]byte, error) {
 // rawRecord is one record of a batch as stored.
 type rawRecord struct {
 	raw         []byte // the whole record, its length prefix included
+	tsDelta     int64
 	offsetDelta int32
 	key         []byte // nil: no key
 	nullValue   bool   // a tombstone
@@ -118,12 +119,13 @@ func eachRecord(recs []byte, count int32, fn func(r *rawRecord)) error {
 		r.raw = recs[:n+int(l)]
 		body := recs[n : n+int(l)]
 		recs = recs[n+int(l):]
-		body = body[1:]             // attributes
-		_, m := binary.Varint(body) // timestamp delta
+		body = body[1:] // attributes
+		tsd, m := binary.Varint(body)
 		if m <= 0 {
 			return errCompactRecords
 		}
 		body = body[m:]
+		r.tsDelta = tsd
 		od, m := binary.Varint(body)
 		if m <= 0 {
 			return errCompactRecords
@@ -226,10 +228,10 @@ func compressRecords(codec int8, recs, orig, dst []byte) ([]byte, error) {
 }
 
 // rebuildBatch returns, in dst's memory, a batch with the header of batch (base offset,
-// lastOffsetDelta, timestamps, producer fields and attributes unchanged)
-// holding the records kept (count of them, uncompressed) under the
-// batch's codec, with a new length and CRC.
-func rebuildBatch(batch []byte, h *BatchHeader, kept []byte, count int32, dst []byte) ([]byte, error) {
+// lastOffsetDelta, first timestamp, producer fields and attributes
+// unchanged) holding the records kept (count of them, uncompressed) under
+// the batch's codec, with a new length, max timestamp and CRC.
+func rebuildBatch(batch []byte, h *BatchHeader, kept []byte, count int32, maxTs int64, dst []byte) ([]byte, error) {
 	out, err := compressRecords(h.Compression(), kept, batch[BatchHeaderBytes:], append(dst[:0], batch[:BatchHeaderBytes]...))
 	if err != nil {
 		return nil, err
@@ -237,6 +239,7 @@ func rebuildBatch(batch []byte, h *BatchHeader, kept []byte, count int32, dst []
 	be := binary.BigEndian
 	be.PutUint32(out[batchLengthAt:], uint32(len(out)-batchLengthOverhead))
 	be.PutUint32(out[batchRecordCountAt:], uint32(count))
+	be.PutUint64(out[batchMaxTimestampAt:], uint64(maxTs))
 	be.PutUint32(out[batchCRCAt:], crc32.Checksum(out[batchAttributesAt:], castagnoli))
 	return out, nil
 }

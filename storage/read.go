@@ -435,16 +435,15 @@ func (s *Store) MaxTimestamp(topic string, partition int32) (int64, int64, error
 	logStart := p.logStart.Load()
 	hwm := p.hwm.Load()
 	v := p.idx.view()
-	// A compacted file (loaded after the view, so the view holds every
-	// chunk from its cleaned end on) comes first; the WAL's running max
-	// counts only at or above the cleaned end, as below it may lie in a
-	// record compaction removed.
+	// A compacted partition (compact.go): the WAL above the cleaned end
+	// (the running max may name a batch compaction removed), then the
+	// compacted file's runs, whose maxima are surviving batches.
 	c := p.comp.Load()
-	walFrom := logStart
+	from := logStart
 	if c != nil {
-		walFrom = max(walFrom, c.end)
+		from = max(from, c.end)
 	}
-	off, ts, err := localMaxTimestamp(v, walFrom, hwm)
+	off, ts, err := localMaxTimestamp(v, from, hwm)
 	if err != nil {
 		return -1, -1, err
 	}
@@ -466,9 +465,8 @@ func (s *Store) MaxTimestamp(topic string, partition int32) (int64, int64, error
 	return off, ts, nil
 }
 
-// compactedMaxTimestamp is MaxTimestamp over c's batches from logStart on
-// (the base offset of the first batch with the largest maxTimestamp), or
-// (-1, -1).
+// compactedMaxTimestamp is MaxTimestamp over c's runs from logStart on
+// (the first batch with the largest), or (-1, -1).
 func compactedMaxTimestamp(c *compacted, logStart int64) (int64, int64, error) {
 	off, ts := int64(-1), int64(math.MinInt64)
 	for i := c.from(logStart); i < len(c.entries); i++ {
