@@ -103,3 +103,52 @@ func TestVerifierOverflow(t *testing.T) {
 		t.Fatalf("overflowed %d, depth %d; want 2, 0", v.overflowed.Load(), v.depth.Load())
 	}
 }
+
+// TestVerifierEveryTaskOnce: submitted from many goroutines, over many
+// addresses, with a small queue, some connections closed, every task
+// either runs or fails, exactly once, and the queue ends empty.
+func TestVerifierEveryTaskOnce(t *testing.T) {
+	const (
+		submitters = 8
+		each       = 500
+	)
+	v := newVerifier(2, 16)
+	closed, cancel := context.WithCancel(context.Background())
+	cancel()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	seen := make(map[int]int, submitters*each)
+	mark := func(id int) { mu.Lock(); seen[id]++; mu.Unlock(); wg.Done() }
+	var subs sync.WaitGroup
+	for s := range submitters {
+		subs.Add(1)
+		go func() {
+			defer subs.Done()
+			for i := range each {
+				id := s*each + i
+				ctx := context.Background()
+				if id%7 == 0 {
+					ctx = closed
+				}
+				key := netip.AddrFrom4([4]byte{10, 0, byte(s), byte(i % 5)})
+				wg.Add(1)
+				v.submit(key, verifyTask{ctx: ctx, run: func() { mark(id) }, fail: func() { mark(id) }})
+			}
+		}()
+	}
+	subs.Wait()
+	wg.Wait()
+	if len(seen) != submitters*each {
+		t.Fatalf("%d tasks answered of %d", len(seen), submitters*each)
+	}
+	for id, n := range seen {
+		if n != 1 {
+			t.Fatalf("task %d answered %d times", id, n)
+		}
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.queued != 0 || len(v.ready) != 0 || len(v.byAddr) != 0 || v.depth.Load() != 0 {
+		t.Fatalf("left: queued %d, ready %d, byAddr %d, depth %d", v.queued, len(v.ready), len(v.byAddr), v.depth.Load())
+	}
+}
