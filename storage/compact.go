@@ -221,7 +221,11 @@ func (sh *shard) sealedSegs() map[*segment]bool {
 }
 
 // rollActive seals seg, sh's active segment, unless it is no longer the
-// active one or is empty, and waits for the roll.
+// active one or is empty, and waits for the roll. The sealed file is cut
+// to the bytes written: segment.ms can be as low as 1 ms, and a forced
+// roll per pass would otherwise leave a whole preallocated segment on
+// disk each time, for what may be a few bytes that other topics sharing
+// the shard keep for their retention.
 func (s *Store) rollActive(sh *shard, seg *segment) {
 	_ = sh.onWriter(func() {
 		if sh.failed.Load() || sh.seg != seg || sh.pos == 0 {
@@ -230,8 +234,24 @@ func (s *Store) rollActive(sh *shard, seg *segment) {
 		if err := s.walRoom(sh); err != nil {
 			return
 		}
+		used := sh.pos
 		if err := sh.roll(s.now().UnixMilli()); err != nil {
 			sh.fail("roll", err)
+			return
+		}
+		// Sealed and fsynced, not yet freeable (no newer segment has a
+		// checkpoint), so seg.size is the writer's to change. A crash
+		// before the cut leaves the zero tail a full segment has.
+		if used < seg.size {
+			if err := seg.f.Truncate(used); err != nil {
+				s.log.Warn().Err(err).Str("segment", seg.path).Msg("cutting a rolled WAL segment to its data failed")
+				return
+			}
+			if err := seg.f.Sync(); err != nil {
+				s.log.Warn().Err(err).Str("segment", seg.path).Msg("cutting a rolled WAL segment to its data: fsync failed")
+			}
+			s.walBytes.Add(used - seg.size)
+			seg.size = used
 		}
 	})
 }
