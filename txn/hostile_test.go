@@ -63,12 +63,9 @@ func TestEndWaitsForAdmittedProduce(t *testing.T) {
 			}
 			expect(t, "admit after the end began", verify(c, "tx", p.pid, p.epoch, "a", 0), late)
 			// The end must not write a marker while the batch is in
-			// flight: give it the chance to (no threshold: with the fix
-			// nothing can happen in any amount of time).
-			time.Sleep(50 * time.Millisecond)
-			if m := lg.written(); len(m) != 0 {
-				t.Fatalf("markers %+v written while an admitted produce is in flight", m)
-			}
+			// flight: it parks waiting for the batch, or (the bug) writes
+			// its marker.
+			waitFinishParked(t, lg)
 			settle()
 			if ended != nil {
 				if e := <-ended; e.code != 0 {
@@ -80,6 +77,29 @@ func TestEndWaitsForAdmittedProduce(t *testing.T) {
 				t.Fatalf("markers %+v, want 1", m)
 			}
 		})
+	}
+}
+
+// waitFinishParked waits until the end of a transaction is parked in
+// finish waiting for what it admitted, failing t if a marker is written
+// first.
+func waitFinishParked(t *testing.T, lg *fakeLog) {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if m := lg.written(); len(m) != 0 {
+			t.Fatalf("markers %+v written while an admitted produce is in flight", m)
+		}
+		for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+			if strings.Contains(g, "sync.(*WaitGroup).Wait") && strings.Contains(g, "txn.(*Coordinator).finish.func") {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the end of the transaction never waited for the admitted produce")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
 
