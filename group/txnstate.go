@@ -47,7 +47,7 @@ func newLogState() *logState {
 // the log's writer goroutine: it must not block.
 func (c *Coordinator) PutTxn(id string, state []byte, done func(error)) {
 	c.offs.submit(&logOp{
-		rec: txnStateRecord(id, state),
+		rec: txnIDRecord(recTxnState, id, state),
 		apply: func(st *logState) {
 			if len(state) == 0 {
 				delete(st.txns, id)
@@ -66,7 +66,7 @@ func (c *Coordinator) PutTxn(id string, state []byte, done func(error)) {
 // runs as PutTxn's.
 func (c *Coordinator) AppendTxn(id string, delta []byte, done func(error)) {
 	c.offs.submit(&logOp{
-		rec:   txnAppendRecord(id, delta),
+		rec:   txnIDRecord(recTxnAppend, id, delta),
 		apply: applyTxnAppend(id, delta),
 		done:  done,
 	})
@@ -257,19 +257,13 @@ func (l *offsetsLog) hasPendingTxn(group string) bool {
 
 // ---- records ----
 
-func txnStateRecord(id string, state []byte) []byte {
+// txnIDRecord encodes a record of type typ (recTxnState, recTxnAppend)
+// for transactional id id carrying b.
+func txnIDRecord(typ byte, id string, b []byte) []byte {
 	var e enc
-	e.u8(recTxnState)
+	e.u8(typ)
 	e.str(id)
-	e.lstr(string(state))
-	return e.record()
-}
-
-func txnAppendRecord(id string, delta []byte) []byte {
-	var e enc
-	e.u8(recTxnAppend)
-	e.str(id)
-	e.lstr(string(delta))
+	e.lstr(string(b))
 	return e.record()
 }
 
@@ -376,7 +370,7 @@ func applyTxnEnd(group string, pid int64, commit bool) func(*logState) {
 // snapshot.
 func encodeTxns(out []byte, state *logState) []byte {
 	for id, s := range state.txns {
-		out = append(out, txnStateRecord(id, s)...)
+		out = append(out, txnIDRecord(recTxnState, id, s)...)
 	}
 	for name, g := range state.groups {
 		for pid, offs := range g.pending {
