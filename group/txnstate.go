@@ -63,8 +63,20 @@ func (c *Coordinator) PutTxn(id string, state []byte, done func(error)) {
 // txn's encoding allows it: partitions added to an ongoing transaction), so
 // that growing a transaction one partition at a time writes each partition
 // once, not the whole state again. An id without a state ignores it. done
-// runs as PutTxn's.
+// runs as PutTxn's, or at once with ErrRecordTooLarge when the state would
+// grow past MaxRecordBytes.
 func (c *Coordinator) AppendTxn(id string, delta []byte, done func(error)) {
+	// A snapshot writes the state whole, in one record: refuse an append
+	// that would make that record one the next start cannot read. The
+	// caller has one write per id in flight (package txn's pending), so
+	// the state read here is the one the append extends.
+	c.offs.stateMu.RLock()
+	cur := len(c.offs.state.txns[id])
+	c.offs.stateMu.RUnlock()
+	if 1+2+len(id)+4+cur+len(delta) > MaxRecordBytes { // txnIDRecord's body
+		done(ErrRecordTooLarge)
+		return
+	}
 	c.offs.submit(&logOp{
 		rec:   txnIDRecord(recTxnAppend, id, delta),
 		apply: applyTxnAppend(id, delta),

@@ -272,3 +272,34 @@ func TestMaxGroups(t *testing.T) {
 		t.Fatalf("%d groups after a restart under a lower bound, want 3", n)
 	}
 }
+
+// TestAppendTxnKeepsSnapshotReadable: appends each under MaxRecordBytes
+// must not grow a state past it, or the snapshot writes a record that the
+// next start refuses (the state's record is written whole there).
+func TestAppendTxnKeepsSnapshotReadable(t *testing.T) {
+	c := openTestCoordinator(t, vfs.NewMemFS())
+	if err := call(t, func(d func(error)) { c.PutTxn("tx", []byte("state"), d) }); err != nil {
+		t.Fatal(err)
+	}
+	delta := make([]byte, 8<<20)
+	refused := false
+	for range MaxRecordBytes/len(delta) + 1 {
+		err := call(t, func(d func(error)) { c.AppendTxn("tx", delta, d) })
+		if errors.Is(err, ErrRecordTooLarge) {
+			refused = true
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !refused {
+		t.Error("a state grown past MaxRecordBytes by appends was accepted")
+	}
+	c.offs.stateMu.RLock()
+	snap := encodeState(c.offs.state)
+	c.offs.stateMu.RUnlock()
+	if err := checkRecords(snap[len(snapshotMagic):]); err != nil {
+		t.Fatalf("snapshot unreadable: %v", err)
+	}
+}
