@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
@@ -159,7 +160,7 @@ func (t *partTxns) closeOpen(pid int64) {
 	}
 	delete(t.live, pid)
 	rest := t.open[t.head:]
-	i, found := slices.BinarySearchFunc(rest, first, func(o openTxn, f int64) int { return cmpInt64(o.first, f) })
+	i, found := slices.BinarySearchFunc(rest, first, func(o openTxn, f int64) int { return cmp.Compare(o.first, f) })
 	if !found || rest[i].pid != pid {
 		return // not in order (cannot happen: opens come by offset)
 	}
@@ -182,16 +183,6 @@ func (t *partTxns) closeOpen(pid int64) {
 		clear(t.open[len(kept):])
 		t.open, t.head, t.dead = kept, 0, 0
 	}
-}
-
-func cmpInt64(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // lso computes the last stable offset from a log start and a high
@@ -575,7 +566,7 @@ func (s *shard) installTxns(prods producerMap, aborted abortedByKey) {
 		t.mu.Lock()
 		t.open = slices.DeleteFunc(t.open, func(o openTxn) bool { return o.pid < 0 })
 		t.head, t.dead = 0, 0
-		slices.SortFunc(t.open, func(a, b openTxn) int { return cmpInt64(a.first, b.first) })
+		slices.SortFunc(t.open, func(a, b openTxn) int { return cmp.Compare(a.first, b.first) })
 		p.publishFirstOpen(t)
 		t.mu.Unlock()
 	}
