@@ -101,25 +101,9 @@ func (s *Store) compactLimitsOf(configs map[string]string) compactLimits {
 
 // startCompaction runs passes every CompactionInterval until Close.
 func (s *Store) startCompaction() {
-	every := s.cfg.CompactionInterval
-	if every <= 0 {
-		return
+	if every := s.cfg.CompactionInterval; every > 0 {
+		s.runEvery(every, s.compactPass)
 	}
-	m := &s.maint
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-m.ctx.Done():
-				return
-			case <-t.C:
-				s.compactPass(m.ctx)
-			}
-		}
-	}()
 }
 
 // compactPass cleans every partition of the compacted topics that needs it.
