@@ -659,13 +659,8 @@ func TestCompactCodecRoundTrip(t *testing.T) {
 // makeTxnKeyed is makeKeyedBatch as a transactional batch of pid.
 func makeTxnKeyed(t testing.TB, pid int64, epoch int16, seq int32, recs ...kv) []byte {
 	b := makeKeyedBatch(t, codecNone, 0, recs...)
-	be := binary.BigEndian
-	be.PutUint16(b[batchAttributesAt:], attrTransactional)
-	be.PutUint64(b[batchProducerIDAt:], uint64(pid))
-	be.PutUint16(b[batchProducerEpochAt:], uint16(epoch))
-	be.PutUint32(b[batchBaseSequenceAt:], uint32(seq))
-	be.PutUint32(b[batchCRCAt:], crc32.Checksum(b[batchAttributesAt:], castagnoli))
-	return b
+	binary.BigEndian.PutUint16(b[batchAttributesAt:], attrTransactional)
+	return idempotent(b, pid, epoch, seq)
 }
 
 // TestCompactTransactions: aborted transactional records are dropped (and
