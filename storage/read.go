@@ -352,15 +352,7 @@ func (s *Store) OffsetForTime(topic string, partition int32, ts int64) (int64, i
 			if e.maxTs < ts {
 				continue
 			}
-			off, mts := int64(-1), int64(-1)
-			err := walkBatches(e, func(_ int64, bh *BatchHeader) bool {
-				if bh.BaseOffset+int64(bh.LastOffsetDelta) >= logStart && bh.MaxTimestamp >= ts {
-					off, mts = bh.BaseOffset, bh.MaxTimestamp
-					return false
-				}
-				return true
-			})
-			if err != nil || off >= 0 {
+			if off, mts, err := firstBatchAtTime(e, logStart, ts); err != nil || off >= 0 {
 				return off, mts, err
 			}
 		}
@@ -375,19 +367,25 @@ func (s *Store) OffsetForTime(topic string, partition int32, ts int64) (int64, i
 		if e.maxTs < ts || e.last < cleanEnd {
 			continue
 		}
-		off, mts := int64(-1), int64(-1)
-		err := walkBatches(e, func(_ int64, bh *BatchHeader) bool {
-			if bh.BaseOffset+int64(bh.LastOffsetDelta) >= logStart && bh.MaxTimestamp >= ts {
-				off, mts = bh.BaseOffset, bh.MaxTimestamp
-				return false
-			}
-			return true
-		})
-		if err != nil || off >= 0 {
+		if off, mts, err := firstBatchAtTime(e, logStart, ts); err != nil || off >= 0 {
 			return off, mts, err
 		}
 	}
 	return -1, -1, nil
+}
+
+// firstBatchAtTime returns the base offset and max timestamp of e's first
+// batch at or past logStart whose max timestamp is >= ts, or (-1, -1).
+func firstBatchAtTime(e *chunkEntry, logStart, ts int64) (int64, int64, error) {
+	off, mts := int64(-1), int64(-1)
+	err := walkBatches(e, func(_ int64, bh *BatchHeader) bool {
+		if bh.BaseOffset+int64(bh.LastOffsetDelta) >= logStart && bh.MaxTimestamp >= ts {
+			off, mts = bh.BaseOffset, bh.MaxTimestamp
+			return false
+		}
+		return true
+	})
+	return off, mts, err
 }
 
 // walkBatches calls fn with each batch header of e until fn returns false,
