@@ -78,6 +78,15 @@ func (c *compacted) from(offset int64) int {
 	return lo
 }
 
+// cleanedEnd is p's compacted file's cleaned end, 0 when it has none. One
+// load: compaction may drop the file between two.
+func (p *partition) cleanedEnd() int64 {
+	if c := p.comp.Load(); c != nil {
+		return c.end
+	}
+	return 0
+}
+
 // tombstoneDue is the earliest time (unix ms) a tombstone in c may be
 // removed under deleteRetentionMs, or MaxInt64 when c has none.
 func (c *compacted) tombstoneDue(deleteRetentionMs int64) int64 {

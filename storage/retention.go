@@ -570,7 +570,7 @@ func (s *Store) segFree(seg *segment) freeKind {
 		case p.failed.Load():
 			return freeNever // keep its data for the operator
 		case k.last < p.logStart.Load():
-		case p.comp.Load() != nil && k.last < p.comp.Load().end:
+		case k.last < p.cleanedEnd():
 		case s.cfg.Cold != nil && k.last < p.tieredEnd.Load():
 			kind = freeHot
 		default:
