@@ -285,7 +285,7 @@ func (s *Store) compactPartition(ctx context.Context, p *partition, lim compactL
 	if len(dirty) > 0 && lim.maxLagMs < math.MaxInt64 && dirty[0].maxTs <= nowMs-lim.maxLagMs {
 		due = true
 	}
-	if old != nil && (old.tombstoneDue(lim.deleteRetentionMs) <= nowMs ||
+	if old != nil && (old.tombstonesDue(lim.deleteRetentionMs, nowMs) ||
 		(len(old.entries) > 0 && old.entries[0].last < logStart)) {
 		due = true
 	}
@@ -414,7 +414,7 @@ func (s *Store) compactPartition(ctx context.Context, p *partition, lim compactL
 		if err := th.wait(ctx, src.e.length); err != nil {
 			return fail(err)
 		}
-		cleanedAt, dropTombs := src.cleanedAt, src.cleanedAt >= 0 && src.cleanedAt+lim.deleteRetentionMs <= nowMs
+		cleanedAt, dropTombs := src.cleanedAt, src.cleanedAt >= 0 && tombstoneExpired(src.cleanedAt, lim.deleteRetentionMs, nowMs)
 		if cleanedAt < 0 {
 			cleanedAt = nowMs
 		}

@@ -10,6 +10,7 @@ import (
 	"hash/maphash"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -384,6 +385,38 @@ func TestCompactTombstones(t *testing.T) {
 		if r.tomb && r.off < s.compEnd("c") {
 			t.Fatalf("tombstone at %d survived delete.retention.ms", r.off)
 		}
+	}
+}
+
+// delete.retention.ms at Long.MAX_VALUE keeps tombstones for good (Kafka
+// subtracts it from the clean time); its sum with a clean time must not
+// wrap to a time long past and remove them at the next cleaning.
+func TestCompactTombstonesKeptForever(t *testing.T) {
+	fsys := vfs.NewMemFS()
+	s, _, clock := newCompactStore(t, fsys)
+	defer s.Close()
+	f := newFixture(t, s, clock, codecNone, map[string]string{"delete.retention.ms": strconv.FormatInt(math.MaxInt64, 10)})
+	f.produce(20, 5, 360, 3) // every third record a tombstone
+	waitCheckpoints(t, s)
+	s.Compact()
+	end := s.compEnd("c")
+	tombs := func() (n int) {
+		for _, r := range readLog(t, s, "c", 0) {
+			if r.tomb && r.off < end {
+				n++
+			}
+		}
+		return n
+	}
+	before := tombs()
+	if before == 0 {
+		t.Fatal("no tombstone below the cleaned end after the first cleaning")
+	}
+	clock.ms.Add(30 * 24 * 3600 * 1000)
+	s.Compact()
+	f.check(readLog(t, s, "c", 0), end, true)
+	if after := tombs(); after != before {
+		t.Fatalf("%d tombstones below the cleaned end, %d before: removed under delete.retention.ms=MaxInt64", after, before)
 	}
 }
 

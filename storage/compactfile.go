@@ -87,16 +87,22 @@ func (p *partition) cleanedEnd() int64 {
 	return 0
 }
 
-// tombstoneDue is the earliest time (unix ms) a tombstone in c may be
-// removed under deleteRetentionMs, or MaxInt64 when c has none.
-func (c *compacted) tombstoneDue(deleteRetentionMs int64) int64 {
-	due := int64(1<<63 - 1)
+// tombstonesDue says whether a tombstone in c may be removed at nowMs
+// under deleteRetentionMs.
+func (c *compacted) tombstonesDue(deleteRetentionMs, nowMs int64) bool {
 	for _, m := range c.meta {
-		if m.flags&compFlagTombstones != 0 {
-			due = min(due, m.cleanedAt+deleteRetentionMs)
+		if m.flags&compFlagTombstones != 0 && tombstoneExpired(m.cleanedAt, deleteRetentionMs, nowMs) {
+			return true
 		}
 	}
-	return due
+	return false
+}
+
+// tombstoneExpired says whether a tombstone cleaned first at cleanedAt is
+// past deleteRetentionMs at nowMs. As Kafka's delete horizon, it subtracts:
+// cleanedAt+deleteRetentionMs would wrap for Long.MAX_VALUE ("keep them").
+func tombstoneExpired(cleanedAt, deleteRetentionMs, nowMs int64) bool {
+	return cleanedAt <= nowMs-max(deleteRetentionMs, 0)
 }
 
 func compName(key uint32, gen uint64) string {
