@@ -493,10 +493,7 @@ func (s *Store) publishCompacted(p *partition, old, nc *compacted) bool {
 	p.comp.Store(nc)
 	p.trimTo(nc.end)
 	if old != nil {
-		if err := s.fs.Remove(old.seg.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			s.log.Warn().Err(err).Str("file", old.seg.path).Msg("removing an old compacted file failed; removed on restart")
-		}
-		old.seg.release()
+		s.removeCompacted(old)
 	}
 	return true
 }
@@ -514,11 +511,17 @@ func (s *Store) dropCompacted(p *partition, c *compacted) {
 		c = p.comp.Swap(nil)
 	}
 	if c != nil {
-		if err := s.fs.Remove(c.seg.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			s.log.Warn().Err(err).Str("file", c.seg.path).Msg("removing a deleted partition's compacted file failed; removed on restart")
-		}
-		c.seg.release()
+		s.removeCompacted(c)
 	}
+}
+
+// removeCompacted removes c's file and drops the store's reference on it
+// (readers holding it keep the open file). pubMu is held.
+func (s *Store) removeCompacted(c *compacted) {
+	if err := s.fs.Remove(c.seg.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		s.log.Warn().Err(err).Str("file", c.seg.path).Msg("removing a compacted file no longer used failed; removed on restart")
+	}
+	c.seg.release()
 }
 
 // compScratch holds one cleaning's reused buffers.
