@@ -101,25 +101,9 @@ func (s *Store) compactLimitsOf(configs map[string]string) compactLimits {
 
 // startCompaction runs passes every CompactionInterval until Close.
 func (s *Store) startCompaction() {
-	every := s.cfg.CompactionInterval
-	if every <= 0 {
-		return
+	if every := s.cfg.CompactionInterval; every > 0 {
+		s.runEvery(every, s.compactPass)
 	}
-	m := &s.maint
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		t := time.NewTicker(every)
-		defer t.Stop()
-		for {
-			select {
-			case <-m.ctx.Done():
-				return
-			case <-t.C:
-				s.compactPass(m.ctx)
-			}
-		}
-	}()
 }
 
 // compactPass cleans every partition of the compacted topics that needs it.
@@ -301,7 +285,7 @@ func (s *Store) compactPartition(ctx context.Context, p *partition, lim compactL
 	if len(dirty) > 0 && lim.maxLagMs < math.MaxInt64 && dirty[0].maxTs <= nowMs-lim.maxLagMs {
 		due = true
 	}
-	if old != nil && (old.tombstoneDue(lim.deleteRetentionMs) <= nowMs ||
+	if old != nil && (old.tombstonesDue(lim.deleteRetentionMs, nowMs) ||
 		(len(old.entries) > 0 && old.entries[0].last < logStart)) {
 		due = true
 	}
@@ -430,7 +414,7 @@ func (s *Store) compactPartition(ctx context.Context, p *partition, lim compactL
 		if err := th.wait(ctx, src.e.length); err != nil {
 			return fail(err)
 		}
-		cleanedAt, dropTombs := src.cleanedAt, src.cleanedAt >= 0 && src.cleanedAt+lim.deleteRetentionMs <= nowMs
+		cleanedAt, dropTombs := src.cleanedAt, src.cleanedAt >= 0 && tombstoneExpired(src.cleanedAt, lim.deleteRetentionMs, nowMs)
 		if cleanedAt < 0 {
 			cleanedAt = nowMs
 		}
@@ -509,10 +493,7 @@ func (s *Store) publishCompacted(p *partition, old, nc *compacted) bool {
 	p.comp.Store(nc)
 	p.trimTo(nc.end)
 	if old != nil {
-		if err := s.fs.Remove(old.seg.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			s.log.Warn().Err(err).Str("file", old.seg.path).Msg("removing an old compacted file failed; removed on restart")
-		}
-		old.seg.release()
+		s.removeCompacted(old)
 	}
 	return true
 }
@@ -530,11 +511,17 @@ func (s *Store) dropCompacted(p *partition, c *compacted) {
 		c = p.comp.Swap(nil)
 	}
 	if c != nil {
-		if err := s.fs.Remove(c.seg.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			s.log.Warn().Err(err).Str("file", c.seg.path).Msg("removing a deleted partition's compacted file failed; removed on restart")
-		}
-		c.seg.release()
+		s.removeCompacted(c)
 	}
+}
+
+// removeCompacted removes c's file and drops the store's reference on it
+// (readers holding it keep the open file). pubMu is held.
+func (s *Store) removeCompacted(c *compacted) {
+	if err := s.fs.Remove(c.seg.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		s.log.Warn().Err(err).Str("file", c.seg.path).Msg("removing a compacted file no longer used failed; removed on restart")
+	}
+	c.seg.release()
 }
 
 // compScratch holds one cleaning's reused buffers.

@@ -10,6 +10,7 @@ import (
 	"hash/maphash"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -164,10 +165,12 @@ type compactFixture struct {
 	nextID int
 }
 
-func newCompactStore(t testing.TB, fsys vfs.FS, clock *fakeClock) (*Store, Config) {
+// newCompactStore opens a store on fsys whose clock starts at 1,000,000 ms.
+func newCompactStore(t testing.TB, fsys vfs.FS) (*Store, Config, *fakeClock) {
+	clock := &fakeClock{}
+	clock.ms.Store(1_000_000)
 	cfg := retentionConfig(fsys, clock)
-	s := mustOpen(t, cfg)
-	return s, cfg
+	return mustOpen(t, cfg), cfg, clock
 }
 
 func (f *compactFixture) produce(keys, perBatch, batches int, tombEvery int) {
@@ -289,9 +292,7 @@ func TestCompactLatestPerKey(t *testing.T) {
 	for _, codec := range []int8{codecNone, codecGzip, codecSnappy, codecLz4, codecZstd} {
 		t.Run(fmt.Sprint("codec", codec), func(t *testing.T) {
 			fsys := vfs.NewMemFS()
-			clock := &fakeClock{}
-			clock.ms.Store(1_000_000)
-			s, cfg := newCompactStore(t, fsys, clock)
+			s, cfg, clock := newCompactStore(t, fsys)
 			f := newFixture(t, s, clock, codec, nil)
 			f.produce(50, 7, 360, 0) // about 12 segments of 64 KiB uncompressed
 			waitCheckpoints(t, s)
@@ -354,9 +355,7 @@ func TestCompactLatestPerKey(t *testing.T) {
 
 func TestCompactTombstones(t *testing.T) {
 	fsys := vfs.NewMemFS()
-	clock := &fakeClock{}
-	clock.ms.Store(1_000_000)
-	s, _ := newCompactStore(t, fsys, clock)
+	s, _, clock := newCompactStore(t, fsys)
 	defer s.Close()
 	f := newFixture(t, s, clock, codecNone, map[string]string{"delete.retention.ms": "60000"})
 	f.produce(20, 5, 360, 3) // every third record a tombstone
@@ -389,11 +388,41 @@ func TestCompactTombstones(t *testing.T) {
 	}
 }
 
+// delete.retention.ms at Long.MAX_VALUE keeps tombstones for good (Kafka
+// subtracts it from the clean time); its sum with a clean time must not
+// wrap to a time long past and remove them at the next cleaning.
+func TestCompactTombstonesKeptForever(t *testing.T) {
+	fsys := vfs.NewMemFS()
+	s, _, clock := newCompactStore(t, fsys)
+	defer s.Close()
+	f := newFixture(t, s, clock, codecNone, map[string]string{"delete.retention.ms": strconv.FormatInt(math.MaxInt64, 10)})
+	f.produce(20, 5, 360, 3) // every third record a tombstone
+	waitCheckpoints(t, s)
+	s.Compact()
+	end := s.compEnd("c")
+	tombs := func() (n int) {
+		for _, r := range readLog(t, s, "c", 0) {
+			if r.tomb && r.off < end {
+				n++
+			}
+		}
+		return n
+	}
+	before := tombs()
+	if before == 0 {
+		t.Fatal("no tombstone below the cleaned end after the first cleaning")
+	}
+	clock.ms.Add(30 * 24 * 3600 * 1000)
+	s.Compact()
+	f.check(readLog(t, s, "c", 0), end, true)
+	if after := tombs(); after != before {
+		t.Fatalf("%d tombstones below the cleaned end, %d before: removed under delete.retention.ms=MaxInt64", after, before)
+	}
+}
+
 func TestCompactDirtyRatioAndLag(t *testing.T) {
 	fsys := vfs.NewMemFS()
-	clock := &fakeClock{}
-	clock.ms.Store(1_000_000)
-	s, _ := newCompactStore(t, fsys, clock)
+	s, _, clock := newCompactStore(t, fsys)
 	defer s.Close()
 	f := newFixture(t, s, clock, codecNone, map[string]string{"min.compaction.lag.ms": "10000", "min.cleanable.dirty.ratio": "0.99"})
 	f.produce(50, 7, 360, 0)
@@ -434,9 +463,7 @@ func TestCompactDirtyRatioAndLag(t *testing.T) {
 func TestCompactCrashAtEveryStep(t *testing.T) {
 	mem := vfs.NewMemFS()
 	ffs := vfs.NewFaultFS(mem)
-	clock := &fakeClock{}
-	clock.ms.Store(1_000_000)
-	s, cfg := newCompactStore(t, ffs, clock)
+	s, cfg, clock := newCompactStore(t, ffs)
 	f := newFixture(t, s, clock, codecLz4, nil)
 	f.produce(30, 6, 300, 7)
 	waitCheckpoints(t, s)
@@ -492,9 +519,7 @@ func TestCompactFaults(t *testing.T) {
 	for n := int64(1); ; n++ {
 		mem := vfs.NewMemFS()
 		ffs := vfs.NewFaultFS(mem)
-		clock := &fakeClock{}
-		clock.ms.Store(1_000_000)
-		s, _ := newCompactStore(t, ffs, clock)
+		s, _, clock := newCompactStore(t, ffs)
 		f := newFixture(t, s, clock, codecNone, nil)
 		f.produce(30, 6, 300, 0)
 		waitCheckpoints(t, s)
@@ -534,9 +559,7 @@ func TestCompactFaults(t *testing.T) {
 // and compactions run.
 func TestCompactConcurrentReaders(t *testing.T) {
 	fsys := vfs.NewMemFS()
-	clock := &fakeClock{}
-	clock.ms.Store(1_000_000)
-	s, _ := newCompactStore(t, fsys, clock)
+	s, _, clock := newCompactStore(t, fsys)
 	defer s.Close()
 	f := newFixture(t, s, clock, codecSnappy, map[string]string{"min.cleanable.dirty.ratio": "0.01"})
 	f.produce(40, 6, 150, 5)
@@ -577,9 +600,7 @@ func TestCompactConcurrentReaders(t *testing.T) {
 
 func TestCompactedFileCorrupt(t *testing.T) {
 	fsys := vfs.NewMemFS()
-	clock := &fakeClock{}
-	clock.ms.Store(1_000_000)
-	s, cfg := newCompactStore(t, fsys, clock)
+	s, cfg, clock := newCompactStore(t, fsys)
 	f := newFixture(t, s, clock, codecNone, nil)
 	f.produce(30, 6, 300, 0)
 	waitCheckpoints(t, s)
@@ -659,13 +680,8 @@ func TestCompactCodecRoundTrip(t *testing.T) {
 // makeTxnKeyed is makeKeyedBatch as a transactional batch of pid.
 func makeTxnKeyed(t testing.TB, pid int64, epoch int16, seq int32, recs ...kv) []byte {
 	b := makeKeyedBatch(t, codecNone, 0, recs...)
-	be := binary.BigEndian
-	be.PutUint16(b[batchAttributesAt:], attrTransactional)
-	be.PutUint64(b[batchProducerIDAt:], uint64(pid))
-	be.PutUint16(b[batchProducerEpochAt:], uint16(epoch))
-	be.PutUint32(b[batchBaseSequenceAt:], uint32(seq))
-	be.PutUint32(b[batchCRCAt:], crc32.Checksum(b[batchAttributesAt:], castagnoli))
-	return b
+	binary.BigEndian.PutUint16(b[batchAttributesAt:], attrTransactional)
+	return idempotent(b, pid, epoch, seq)
 }
 
 // TestCompactTransactions: aborted transactional records are dropped (and
@@ -673,9 +689,7 @@ func makeTxnKeyed(t testing.TB, pid int64, epoch int16, seq int32, recs ...kv) [
 // compacted as any, markers kept.
 func TestCompactTransactions(t *testing.T) {
 	fsys := vfs.NewMemFS()
-	clock := &fakeClock{}
-	clock.ms.Store(1_000_000)
-	s, _ := newCompactStore(t, fsys, clock)
+	s, _, clock := newCompactStore(t, fsys)
 	defer s.Close()
 	f := newFixture(t, s, clock, codecNone, nil)
 	pid, epoch, err := s.InitProducerID()
@@ -725,9 +739,7 @@ func TestCompactTransactions(t *testing.T) {
 // what fell below the log start.
 func TestCompactDelete(t *testing.T) {
 	fsys := vfs.NewMemFS()
-	clock := &fakeClock{}
-	clock.ms.Store(1_000_000)
-	s, _ := newCompactStore(t, fsys, clock)
+	s, _, clock := newCompactStore(t, fsys)
 	defer s.Close()
 	f := newFixture(t, s, clock, codecNone, map[string]string{"cleanup.policy": "compact,delete", "retention.ms": "100000"})
 	f.produce(50, 7, 300, 0)
@@ -774,9 +786,7 @@ func TestCompactDelete(t *testing.T) {
 // segment longer than segment.ms has the segment rolled, then cleaned.
 func TestCompactSegmentMs(t *testing.T) {
 	fsys := vfs.NewMemFS()
-	clock := &fakeClock{}
-	clock.ms.Store(1_000_000)
-	s, _ := newCompactStore(t, fsys, clock)
+	s, _, clock := newCompactStore(t, fsys)
 	defer s.Close()
 	f := newFixture(t, s, clock, codecNone, map[string]string{"segment.ms": "60000"})
 	f.produce(10, 5, 20, 0) // well under one segment
@@ -836,9 +846,7 @@ func FuzzCleanBatch(f *testing.F) {
 // the one with the largest timestamp was compacted away.
 func TestCompactMaxTimestamp(t *testing.T) {
 	fsys := vfs.NewMemFS()
-	clock := &fakeClock{}
-	clock.ms.Store(1_000_000)
-	s, _ := newCompactStore(t, fsys, clock)
+	s, _, clock := newCompactStore(t, fsys)
 	defer s.Close()
 	f := newFixture(t, s, clock, codecNone, nil)
 	gone := mustAppend(t, s, "c", 0, makeKeyedBatch(t, codecNone, 9_000_000, kv{[]byte("k000"), []byte("newest time, older offset")}))

@@ -185,11 +185,7 @@ func compressRecords(codec int8, recs, orig, dst []byte) ([]byte, error) {
 	case codecGzip:
 		w := gzipEncPool.Get().(*gzip.Writer)
 		defer gzipEncPool.Put(w)
-		w.Reset(buf)
-		if _, err := w.Write(recs); err != nil {
-			return nil, err
-		}
-		if err := w.Close(); err != nil {
+		if err := streamTo(w, buf, recs); err != nil {
 			return nil, err
 		}
 	case codecSnappy:
@@ -212,11 +208,7 @@ func compressRecords(codec int8, recs, orig, dst []byte) ([]byte, error) {
 	case codecLz4:
 		w := lz4EncPool.Get().(*lz4.Writer)
 		defer lz4EncPool.Put(w)
-		w.Reset(buf)
-		if _, err := w.Write(recs); err != nil {
-			return nil, err
-		}
-		if err := w.Close(); err != nil {
+		if err := streamTo(w, buf, recs); err != nil {
 			return nil, err
 		}
 	case codecZstd:
@@ -225,6 +217,18 @@ func compressRecords(codec int8, recs, orig, dst []byte) ([]byte, error) {
 		return nil, fmt.Errorf("%w: codec %d", errCompactRecords, codec)
 	}
 	return buf.Bytes(), nil
+}
+
+// streamTo compresses recs into buf through the pooled stream writer w.
+func streamTo(w interface {
+	Reset(io.Writer)
+	io.WriteCloser
+}, buf *bytes.Buffer, recs []byte) error {
+	w.Reset(buf)
+	if _, err := w.Write(recs); err != nil {
+		return err
+	}
+	return w.Close()
 }
 
 // rebuildBatch returns, in dst's memory, a batch with the header of batch (base offset,

@@ -78,16 +78,31 @@ func (c *compacted) from(offset int64) int {
 	return lo
 }
 
-// tombstoneDue is the earliest time (unix ms) a tombstone in c may be
-// removed under deleteRetentionMs, or MaxInt64 when c has none.
-func (c *compacted) tombstoneDue(deleteRetentionMs int64) int64 {
-	due := int64(1<<63 - 1)
+// cleanedEnd is p's compacted file's cleaned end, 0 when it has none. One
+// load: compaction may drop the file between two.
+func (p *partition) cleanedEnd() int64 {
+	if c := p.comp.Load(); c != nil {
+		return c.end
+	}
+	return 0
+}
+
+// tombstonesDue says whether a tombstone in c may be removed at nowMs
+// under deleteRetentionMs.
+func (c *compacted) tombstonesDue(deleteRetentionMs, nowMs int64) bool {
 	for _, m := range c.meta {
-		if m.flags&compFlagTombstones != 0 {
-			due = min(due, m.cleanedAt+deleteRetentionMs)
+		if m.flags&compFlagTombstones != 0 && tombstoneExpired(m.cleanedAt, deleteRetentionMs, nowMs) {
+			return true
 		}
 	}
-	return due
+	return false
+}
+
+// tombstoneExpired says whether a tombstone cleaned first at cleanedAt is
+// past deleteRetentionMs at nowMs. As Kafka's delete horizon, it subtracts:
+// cleanedAt+deleteRetentionMs would wrap for Long.MAX_VALUE ("keep them").
+func tombstoneExpired(cleanedAt, deleteRetentionMs, nowMs int64) bool {
+	return cleanedAt <= nowMs-max(deleteRetentionMs, 0)
 }
 
 func compName(key uint32, gen uint64) string {

@@ -352,15 +352,7 @@ func (s *Store) OffsetForTime(topic string, partition int32, ts int64) (int64, i
 			if e.maxTs < ts {
 				continue
 			}
-			off, mts := int64(-1), int64(-1)
-			err := walkBatches(e, func(_ int64, bh *BatchHeader) bool {
-				if bh.BaseOffset+int64(bh.LastOffsetDelta) >= logStart && bh.MaxTimestamp >= ts {
-					off, mts = bh.BaseOffset, bh.MaxTimestamp
-					return false
-				}
-				return true
-			})
-			if err != nil || off >= 0 {
+			if off, mts, err := firstBatchAtTime(e, logStart, ts); err != nil || off >= 0 {
 				return off, mts, err
 			}
 		}
@@ -375,19 +367,25 @@ func (s *Store) OffsetForTime(topic string, partition int32, ts int64) (int64, i
 		if e.maxTs < ts || e.last < cleanEnd {
 			continue
 		}
-		off, mts := int64(-1), int64(-1)
-		err := walkBatches(e, func(_ int64, bh *BatchHeader) bool {
-			if bh.BaseOffset+int64(bh.LastOffsetDelta) >= logStart && bh.MaxTimestamp >= ts {
-				off, mts = bh.BaseOffset, bh.MaxTimestamp
-				return false
-			}
-			return true
-		})
-		if err != nil || off >= 0 {
+		if off, mts, err := firstBatchAtTime(e, logStart, ts); err != nil || off >= 0 {
 			return off, mts, err
 		}
 	}
 	return -1, -1, nil
+}
+
+// firstBatchAtTime returns the base offset and max timestamp of e's first
+// batch at or past logStart whose max timestamp is >= ts, or (-1, -1).
+func firstBatchAtTime(e *chunkEntry, logStart, ts int64) (int64, int64, error) {
+	off, mts := int64(-1), int64(-1)
+	err := walkBatches(e, func(_ int64, bh *BatchHeader) bool {
+		if bh.BaseOffset+int64(bh.LastOffsetDelta) >= logStart && bh.MaxTimestamp >= ts {
+			off, mts = bh.BaseOffset, bh.MaxTimestamp
+			return false
+		}
+		return true
+	})
+	return off, mts, err
 }
 
 // walkBatches calls fn with each batch header of e until fn returns false,
@@ -470,21 +468,8 @@ func (s *Store) MaxTimestamp(topic string, partition int32) (int64, int64, error
 func compactedMaxTimestamp(c *compacted, logStart int64) (int64, int64, error) {
 	off, ts := int64(-1), int64(math.MinInt64)
 	for i := c.from(logStart); i < len(c.entries); i++ {
-		e := &c.entries[i]
-		if e.maxTs <= ts {
-			continue
-		}
-		if e.maxTsOff >= logStart {
-			off, ts = e.maxTsOff, e.maxTs
-			continue
-		}
-		err := walkBatches(e, func(_ int64, bh *BatchHeader) bool {
-			if bh.BaseOffset+int64(bh.LastOffsetDelta) >= logStart && bh.MaxTimestamp > ts {
-				off, ts = bh.BaseOffset, bh.MaxTimestamp
-			}
-			return true
-		})
-		if err != nil {
+		var err error
+		if off, ts, err = foldMaxTimestamp(&c.entries[i], logStart, off, ts); err != nil {
 			return -1, -1, err
 		}
 	}
@@ -492,6 +477,25 @@ func compactedMaxTimestamp(c *compacted, logStart int64) (int64, int64, error) {
 		return -1, -1, nil
 	}
 	return off, ts, nil
+}
+
+// foldMaxTimestamp folds chunk e into the running maximum (off, ts) over
+// the batches from logStart on, keeping the first batch with the largest:
+// e's own max answers unless it lies below logStart, then e is walked.
+func foldMaxTimestamp(e *chunkEntry, logStart, off, ts int64) (int64, int64, error) {
+	if e.maxTs <= ts {
+		return off, ts, nil
+	}
+	if e.maxTsOff >= logStart {
+		return e.maxTsOff, e.maxTs, nil
+	}
+	err := walkBatches(e, func(_ int64, bh *BatchHeader) bool {
+		if bh.BaseOffset+int64(bh.LastOffsetDelta) >= logStart && bh.MaxTimestamp > ts {
+			off, ts = bh.BaseOffset, bh.MaxTimestamp
+		}
+		return true
+	})
+	return off, ts, err
 }
 
 // localMaxTimestamp is MaxTimestamp over the live chunks below hwm, from
@@ -508,21 +512,8 @@ func localMaxTimestamp(v indexView, logStart, hwm int64) (int64, int64, error) {
 	}
 	off, ts := int64(-1), int64(math.MinInt64)
 	for j := v.from(logStart); j <= i; j++ {
-		e := v.at(j)
-		if e.maxTs <= ts {
-			continue
-		}
-		if e.maxTsOff >= logStart {
-			off, ts = e.maxTsOff, e.maxTs
-			continue
-		}
-		err := walkBatches(e, func(_ int64, bh *BatchHeader) bool {
-			if bh.BaseOffset+int64(bh.LastOffsetDelta) >= logStart && bh.MaxTimestamp > ts {
-				off, ts = bh.BaseOffset, bh.MaxTimestamp
-			}
-			return true
-		})
-		if err != nil {
+		var err error
+		if off, ts, err = foldMaxTimestamp(v.at(j), logStart, off, ts); err != nil {
 			return -1, -1, err
 		}
 	}

@@ -75,21 +75,28 @@ func (s *Store) startMaintenance() {
 		}
 	}()
 	if every := s.cfg.RetentionCheckInterval; every > 0 {
-		m.wg.Add(1)
-		go func() {
-			defer m.wg.Done()
-			t := time.NewTicker(every)
-			defer t.Stop()
-			for {
-				select {
-				case <-m.ctx.Done():
-					return
-				case <-t.C:
-					s.retentionPass(m.ctx)
-				}
-			}
-		}()
+		s.runEvery(every, s.retentionPass)
 	}
+}
+
+// runEvery runs pass every d on a goroutine of its own until the
+// maintenance context ends.
+func (s *Store) runEvery(d time.Duration, pass func(context.Context)) {
+	m := &s.maint
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-m.ctx.Done():
+				return
+			case <-t.C:
+				pass(m.ctx)
+			}
+		}
+	}()
 }
 
 // stopMaintenance cancels the passes (a Cold call in flight sees its
@@ -563,7 +570,7 @@ func (s *Store) segFree(seg *segment) freeKind {
 		case p.failed.Load():
 			return freeNever // keep its data for the operator
 		case k.last < p.logStart.Load():
-		case p.comp.Load() != nil && k.last < p.comp.Load().end:
+		case k.last < p.cleanedEnd():
 		case s.cfg.Cold != nil && k.last < p.tieredEnd.Load():
 			kind = freeHot
 		default:
