@@ -39,8 +39,10 @@ func newConnRate(perSecond float64) *connRate {
 	return &connRate{rate: perSecond, burst: max(1, perSecond), buckets: map[netip.Addr]*rateBucket{}, nextSweep: 1024}
 }
 
-// rateKey is the address a's connections are counted under.
-func rateKey(a net.Addr) (netip.Addr, bool) {
+// ClientKey is the address a client at a counts under, for the connection
+// rate here and kafka's password-check fairness: the IP for IPv4, the /64
+// for IPv6; ok false for an address that is not TCP.
+func ClientKey(a net.Addr) (key netip.Addr, ok bool) {
 	ta, ok := a.(*net.TCPAddr)
 	if !ok {
 		return netip.Addr{}, false
@@ -59,7 +61,7 @@ func (r *connRate) allow(a net.Addr, now time.Time) bool {
 	if r == nil || r.rate <= 0 {
 		return true
 	}
-	key, ok := rateKey(a)
+	key, ok := ClientKey(a)
 	if !ok {
 		return true
 	}

@@ -2,6 +2,7 @@ package netloop
 
 import (
 	"net"
+	"net/netip"
 	"testing"
 	"time"
 )
@@ -52,5 +53,25 @@ func TestConnRate(t *testing.T) {
 		if !off.allow(a, now) {
 			t.Fatalf("rate 0 refused connection %d", i)
 		}
+	}
+}
+
+// TestClientKey: IPv4 addresses are their own keys, IPv6 ones share their /64.
+func TestClientKey(t *testing.T) {
+	key := func(s string) netip.Addr {
+		k, _ := ClientKey(net.TCPAddrFromAddrPort(netip.MustParseAddrPort(s)))
+		return k
+	}
+	if a, b := key("10.0.0.1:1"), key("10.0.0.2:1"); a == b {
+		t.Fatalf("two IPv4 addresses share key %v", a)
+	}
+	if a, b := key("10.0.0.1:1"), key("[::ffff:10.0.0.1]:2"); a != b {
+		t.Fatalf("an IPv4 address and its IPv4-mapped form: %v and %v", a, b)
+	}
+	if a, b := key("[2001:db8:1:2::1]:1"), key("[2001:db8:1:2:ffff::9]:1"); a != b {
+		t.Fatalf("one /64: keys %v and %v", a, b)
+	}
+	if a, b := key("[2001:db8:1:2::1]:1"), key("[2001:db8:1:3::1]:1"); a == b {
+		t.Fatalf("two /64s share key %v", a)
 	}
 }
