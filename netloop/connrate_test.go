@@ -75,3 +75,29 @@ func TestClientKey(t *testing.T) {
 		t.Fatalf("two /64s share key %v", a)
 	}
 }
+
+// TestConnRateFullForgets: once connRateMaxTracked addresses have
+// buckets, the ones that have since refilled are still forgotten, so a
+// new address is counted again. Before the fix the sweep waited for the
+// map to reach twice its size, which the cap never let it reach: after
+// one burst from that many addresses, every new address went untracked
+// (unlimited) for the life of the process.
+func TestConnRateFullForgets(t *testing.T) {
+	r := newConnRate(2)
+	now := time.Unix(1000, 0)
+	for i := range connRateMaxTracked + 1 { // the last one finds the map full of fresh buckets
+		ip := netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)})
+		r.allow(net.TCPAddrFromAddrPort(netip.AddrPortFrom(ip, 1)), now)
+	}
+	later := now.Add(10 * time.Second)
+	x := &net.TCPAddr{IP: net.ParseIP("192.0.2.1"), Port: 1}
+	n := 0
+	for range 10 {
+		if r.allow(x, later) {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Fatalf("a new address after the map filled and refilled: %d of 10 allowed at once, want 2", n)
+	}
+}
