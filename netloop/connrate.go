@@ -28,6 +28,7 @@ type connRate struct {
 	mu        sync.Mutex
 	buckets   map[netip.Addr]*rateBucket // guarded by mu
 	nextSweep int                        // sweep refilled buckets when the map reaches this size; guarded by mu
+	lastSweep int64                      // nanotime of the last sweep; guarded by mu
 }
 
 type rateBucket struct {
@@ -70,7 +71,10 @@ func (r *connRate) allow(a net.Addr, now time.Time) bool {
 	defer r.mu.Unlock()
 	b := r.buckets[key]
 	if b == nil {
-		if len(r.buckets) >= r.nextSweep {
+		// Full, the map cannot reach nextSweep: sweep once a drained
+		// bucket could have refilled, or it stays full for good.
+		full := len(r.buckets) >= connRateMaxTracked && float64(t-r.lastSweep) >= r.burst/r.rate*1e9
+		if len(r.buckets) >= r.nextSweep || full {
 			r.sweep(t)
 		}
 		if len(r.buckets) >= connRateMaxTracked {
@@ -97,4 +101,5 @@ func (r *connRate) sweep(t int64) {
 		}
 	}
 	r.nextSweep = max(1024, 2*len(r.buckets))
+	r.lastSweep = t
 }
