@@ -7,6 +7,17 @@ import (
 	"time"
 )
 
+// allowed is how many of tries connections from a at now r lets in.
+func allowed(r *connRate, a net.Addr, now time.Time, tries int) int {
+	n := 0
+	for range tries {
+		if r.allow(a, now) {
+			n++
+		}
+	}
+	return n
+}
+
 // TestConnRate: each address gets a second's worth of connections at
 // once, then the rate; addresses (IPv6: /64s) are counted apart; refilled
 // buckets are forgotten.
@@ -15,13 +26,7 @@ func TestConnRate(t *testing.T) {
 	now := time.Unix(1000, 0)
 	a := &net.TCPAddr{IP: net.ParseIP("10.0.0.1"), Port: 1}
 	b := &net.TCPAddr{IP: net.ParseIP("10.0.0.2"), Port: 1}
-	n := 0
-	for range 20 {
-		if r.allow(a, now) {
-			n++
-		}
-	}
-	if n != 5 {
+	if n := allowed(r, a, now, 20); n != 5 {
 		t.Fatalf("burst: %d allowed, want 5", n)
 	}
 	if !r.allow(b, now) {
@@ -91,13 +96,7 @@ func TestConnRateFullForgets(t *testing.T) {
 	}
 	later := now.Add(10 * time.Second)
 	x := &net.TCPAddr{IP: net.ParseIP("192.0.2.1"), Port: 1}
-	n := 0
-	for range 10 {
-		if r.allow(x, later) {
-			n++
-		}
-	}
-	if n != 2 {
+	if n := allowed(r, x, later, 10); n != 2 {
 		t.Fatalf("a new address after the map filled and refilled: %d of 10 allowed at once, want 2", n)
 	}
 }
