@@ -242,7 +242,8 @@ func (h *Handler) saslStep(r *request, sc *saslConn, token []byte, answer func(c
 		// broker-wide request budget other clients need.
 		r.nr.ReleaseFrame()
 		r.clientID, r.body = nil, nil
-		h.verifier.submit(verifyKey(r.nr.Conn.Remote), verifyTask{
+		key, _ := netloop.ClientKey(r.nr.Conn.Remote) // not TCP: one shared queue
+		h.verifier.submit(key, verifyTask{
 			ctx: r.nr.Context(),
 			run: func() {
 				defer h.recoverTo(r)

@@ -27,7 +27,6 @@ package kafka
 
 import (
 	"context"
-	"net"
 	"net/netip"
 	"runtime"
 	"sync"
@@ -86,24 +85,6 @@ type verifier struct {
 
 func newVerifier(workers, queued int) *verifier {
 	return &verifier{maxWorkers: max(1, workers), maxQueued: max(1, queued), byAddr: map[netip.Addr]*addrQueue{}}
-}
-
-// verifyKey is the fairness key of a client address: the IP for IPv4, the
-// /64 for IPv6, the zero Addr for anything else (one shared queue).
-func verifyKey(a net.Addr) netip.Addr {
-	var ap netip.AddrPort
-	switch a := a.(type) {
-	case *net.TCPAddr:
-		ap = a.AddrPort()
-	default:
-		return netip.Addr{}
-	}
-	ip := ap.Addr().Unmap()
-	if ip.Is6() {
-		p, _ := ip.Prefix(64)
-		return p.Addr()
-	}
-	return ip
 }
 
 // submit queues t under key. Any goroutine; never blocks. A task evicted

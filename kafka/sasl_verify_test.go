@@ -2,31 +2,11 @@ package kafka
 
 import (
 	"context"
-	"net"
 	"net/netip"
 	"slices"
 	"sync"
 	"testing"
 )
-
-// TestVerifyKey: IPv4 addresses are their own keys, IPv6 ones share their /64.
-func TestVerifyKey(t *testing.T) {
-	key := func(s string) netip.Addr {
-		return verifyKey(net.TCPAddrFromAddrPort(netip.MustParseAddrPort(s)))
-	}
-	if a, b := key("10.0.0.1:1"), key("10.0.0.2:1"); a == b {
-		t.Fatalf("two IPv4 addresses share key %v", a)
-	}
-	if a, b := key("10.0.0.1:1"), key("[::ffff:10.0.0.1]:2"); a != b {
-		t.Fatalf("an IPv4 address and its IPv4-mapped form: %v and %v", a, b)
-	}
-	if a, b := key("[2001:db8:1:2::1]:1"), key("[2001:db8:1:2:ffff::9]:1"); a != b {
-		t.Fatalf("one /64: keys %v and %v", a, b)
-	}
-	if a, b := key("[2001:db8:1:2::1]:1"), key("[2001:db8:1:3::1]:1"); a == b {
-		t.Fatalf("two /64s share key %v", a)
-	}
-}
 
 // blockedVerifier is a verifier with one worker held on a first task, so
 // tests can queue behind it and then watch the order checks run in.

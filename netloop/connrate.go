@@ -28,6 +28,7 @@ type connRate struct {
 	mu        sync.Mutex
 	buckets   map[netip.Addr]*rateBucket // guarded by mu
 	nextSweep int                        // sweep refilled buckets when the map reaches this size; guarded by mu
+	lastSweep int64                      // nanotime of the last sweep; guarded by mu
 }
 
 type rateBucket struct {
@@ -39,8 +40,10 @@ func newConnRate(perSecond float64) *connRate {
 	return &connRate{rate: perSecond, burst: max(1, perSecond), buckets: map[netip.Addr]*rateBucket{}, nextSweep: 1024}
 }
 
-// rateKey is the address a's connections are counted under.
-func rateKey(a net.Addr) (netip.Addr, bool) {
+// ClientKey is the address a client at a counts under, for the connection
+// rate here and kafka's password-check fairness: the IP for IPv4, the /64
+// for IPv6; ok false for an address that is not TCP.
+func ClientKey(a net.Addr) (key netip.Addr, ok bool) {
 	ta, ok := a.(*net.TCPAddr)
 	if !ok {
 		return netip.Addr{}, false
@@ -59,7 +62,7 @@ func (r *connRate) allow(a net.Addr, now time.Time) bool {
 	if r == nil || r.rate <= 0 {
 		return true
 	}
-	key, ok := rateKey(a)
+	key, ok := ClientKey(a)
 	if !ok {
 		return true
 	}
@@ -68,7 +71,10 @@ func (r *connRate) allow(a net.Addr, now time.Time) bool {
 	defer r.mu.Unlock()
 	b := r.buckets[key]
 	if b == nil {
-		if len(r.buckets) >= r.nextSweep {
+		// Full, the map cannot reach nextSweep: sweep once a drained
+		// bucket could have refilled, or it stays full for good.
+		full := len(r.buckets) >= connRateMaxTracked && float64(t-r.lastSweep) >= r.burst/r.rate*1e9
+		if len(r.buckets) >= r.nextSweep || full {
 			r.sweep(t)
 		}
 		if len(r.buckets) >= connRateMaxTracked {
@@ -95,4 +101,5 @@ func (r *connRate) sweep(t int64) {
 		}
 	}
 	r.nextSweep = max(1024, 2*len(r.buckets))
+	r.lastSweep = t
 }

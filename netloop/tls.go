@@ -561,9 +561,7 @@ func (t *tlsState) release() {
 	}
 	t.pipe.Close()
 	t.dropPlain()
-	if t.lent != nil {
-		t.lent = nil // tc may point at it still: left to the collector
-	}
+	t.lent = nil // tc may point at it still: left to the collector, not the pool
 }
 
 // startTLS begins the handshake of a new connection on a TLS listener. Loop only (OnOpen).

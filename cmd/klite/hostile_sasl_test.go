@@ -138,29 +138,9 @@ func TestHostilePLAINFloodHoldsNoBudget(t *testing.T) {
 
 	conns := make([]saslConn, floods)
 	for i := range conns {
-		conns[i] = dialSASL(t, b.addr)
-		if hs := conns[i].handshake("PLAIN"); hs.ErrorCode != 0 {
-			t.Fatalf("handshake: %v", kerr.ErrorForCode(hs.ErrorCode))
-		}
+		conns[i] = plainConn(t, dialSASL(t, b.addr))
 	}
-	req := kmsg.NewPtrSASLAuthenticateRequest()
-	req.Version = 2
-	req.SASLAuthBytes = []byte("\x00mallory\x00" + strings.Repeat("p", tokenSize))
-	var answered atomic.Int64
-	var wg sync.WaitGroup
-	for _, c := range conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if _, err := c.c.Write(reqFrame(req.Key(), req.Version, 1, req.IsFlexible(), req.AppendTo(nil))); err != nil {
-				return
-			}
-			c.c.SetReadDeadline(time.Now().Add(time.Minute))
-			var one [1]byte
-			io.ReadFull(c.c, one[:]) // the failure answer, or the close
-			answered.Add(1)
-		}()
-	}
+	_, answered, wait := floodPLAIN(conns, plainToken("mallory", strings.Repeat("p", tokenSize)))
 	// Every flood token is on its way before the producer sends: wait
 	// until the broker has answered a few (so the crowd is being checked).
 	waitFor(t, time.Minute, "the first PLAIN failures", func() bool { return answered.Load() >= 4 })
@@ -168,7 +148,7 @@ func TestHostilePLAINFloodHoldsNoBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := answered.Load()
-	wg.Wait()
+	wait()
 	if got > floods/2 {
 		t.Fatalf("an authenticated produce was answered only after %d of %d unauthenticated PLAIN attempts: it waited behind them for request memory", got, floods)
 	}
@@ -229,6 +209,36 @@ func plainToken(user, pass string) []byte {
 	return reqFrame(req.Key(), req.Version, 2, req.IsFlexible(), req.AppendTo(nil))
 }
 
+// plainConn is c after a PLAIN handshake.
+func plainConn(t testing.TB, c saslConn) saslConn {
+	t.Helper()
+	if hs := c.handshake("PLAIN"); hs.ErrorCode != 0 {
+		t.Fatalf("handshake: %v", kerr.ErrorForCode(hs.ErrorCode))
+	}
+	return c
+}
+
+// floodPLAIN sends frame (a PLAIN token) on every conn, each from a
+// goroutine of its own, and counts the tokens written and the connections
+// answered (the failure's answer, or the close); wait waits for them all.
+func floodPLAIN(conns []saslConn, frame []byte) (written, answered *atomic.Int64, wait func()) {
+	written, answered = new(atomic.Int64), new(atomic.Int64)
+	var wg sync.WaitGroup
+	for _, c := range conns {
+		wg.Go(func() {
+			if _, err := c.c.Write(frame); err != nil {
+				return
+			}
+			written.Add(1)
+			c.c.SetReadDeadline(time.Now().Add(2 * time.Minute))
+			var one [1]byte
+			io.ReadFull(c.c, one[:])
+			answered.Add(1)
+		})
+	}
+	return written, answered, wg.Wait
+}
+
 // TestHostilePLAINFloodFair: one address sending wrong PLAIN passwords on
 // hundreds of connections must not make another address's login wait
 // behind all of them. Password checks are few at once
@@ -241,32 +251,10 @@ func TestHostilePLAINFloodFair(t *testing.T) {
 	b := startSASLBroker(t, "-sasl-max-concurrent-verifications", "1", "-sasl-failed-auth-delay", "0", "-sasl-auth-timeout", "10m")
 	conns := make([]saslConn, floods)
 	for i := range conns {
-		conns[i] = dialSASLFrom(t, "127.0.0.2", b.addr)
-		if hs := conns[i].handshake("PLAIN"); hs.ErrorCode != 0 {
-			t.Fatalf("handshake: %v", kerr.ErrorForCode(hs.ErrorCode))
-		}
+		conns[i] = plainConn(t, dialSASLFrom(t, "127.0.0.2", b.addr))
 	}
-	legit := dialSASLFrom(t, "127.0.0.3", b.addr)
-	if hs := legit.handshake("PLAIN"); hs.ErrorCode != 0 {
-		t.Fatalf("handshake: %v", kerr.ErrorForCode(hs.ErrorCode))
-	}
-	var written, answered atomic.Int64
-	var wg sync.WaitGroup
-	frame := plainToken("mallory", "wrong")
-	for _, c := range conns {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if _, err := c.c.Write(frame); err != nil {
-				return
-			}
-			written.Add(1)
-			c.c.SetReadDeadline(time.Now().Add(2 * time.Minute))
-			var one [1]byte
-			io.ReadFull(c.c, one[:])
-			answered.Add(1)
-		}()
-	}
+	legit := plainConn(t, dialSASLFrom(t, "127.0.0.3", b.addr))
+	written, answered, wait := floodPLAIN(conns, plainToken("mallory", "wrong"))
 	waitFor(t, time.Minute, "the flood written and its first failures answered", func() bool {
 		return written.Load() == floods && answered.Load() >= 4
 	})
@@ -274,7 +262,7 @@ func TestHostilePLAINFloodFair(t *testing.T) {
 		t.Fatalf("PLAIN alice during the flood: %v", kerr.ErrorForCode(resp.ErrorCode))
 	}
 	got := answered.Load()
-	wg.Wait()
+	wait()
 	if got > floods/2 {
 		t.Fatalf("a login from another address was answered only after %d of %d wrong passwords from one address", got, floods)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/json"
 	"reflect"
@@ -260,13 +261,7 @@ func TestClientQuotasPerSASLUser(t *testing.T) {
 	adm := kadm.NewClient(newFranzSASL(t, b.addr, "SCRAM-SHA-256", alice))
 	ctx := testContext(t, time.Minute)
 	createTopic(t, adm, "q", 1)
-	res, err := adm.AlterClientQuotas(ctx, []kadm.AlterClientQuotaEntry{
-		{Entity: kadm.ClientQuotaEntity{{Type: "user", Name: kadm.StringPtr("alice")}},
-			Ops: []kadm.AlterClientQuotaOp{{Key: "producer_byte_rate", Value: quota}}},
-	})
-	if err != nil || res[0].Err != nil {
-		t.Fatalf("AlterClientQuotas: %v %+v", err, res)
-	}
+	setQuota(t, ctx, adm, "user", "alice", "producer_byte_rate", quota)
 	throttles := func(u saslUser) int64 {
 		hook := &throttleHook{}
 		cl := newFranzSASL(t, b.addr, "PLAIN", u, kgo.ClientID("shared-id"), kgo.DefaultProduceTopic("q"), kgo.WithHooks(hook))
@@ -298,13 +293,7 @@ func TestRequestPercentageEnforcedFranz(t *testing.T) {
 	adm := kadm.NewClient(newFranz(t, b.addr))
 	ctx := testContext(t, time.Minute)
 	createTopic(t, adm, "rq", 1)
-	res, err := adm.AlterClientQuotas(ctx, []kadm.AlterClientQuotaEntry{
-		{Entity: kadm.ClientQuotaEntity{{Type: "client-id", Name: kadm.StringPtr("busy-client")}},
-			Ops: []kadm.AlterClientQuotaOp{{Key: "request_percentage", Value: 0.0001}}},
-	})
-	if err != nil || res[0].Err != nil {
-		t.Fatalf("AlterClientQuotas: %v %+v", err, res)
-	}
+	setQuota(t, ctx, adm, "client-id", "busy-client", "request_percentage", 0.0001)
 	run := func(clientID string) *throttleHook {
 		hook := &throttleHook{}
 		cl := newFranz(t, b.addr, kgo.ClientID(clientID), kgo.DefaultProduceTopic("rq"), kgo.WithHooks(hook))
@@ -382,13 +371,7 @@ func TestRequestPercentageEnforcedConfluent(t *testing.T) {
 	adm := kadm.NewClient(newFranz(t, b.addr))
 	ctx := testContext(t, time.Minute)
 	createTopic(t, adm, "rq", 1)
-	res, err := adm.AlterClientQuotas(ctx, []kadm.AlterClientQuotaEntry{
-		{Entity: kadm.ClientQuotaEntity{{Type: "client-id", Name: kadm.StringPtr("rk-busy")}},
-			Ops: []kadm.AlterClientQuotaOp{{Key: "request_percentage", Value: 0.0001}}},
-	})
-	if err != nil || res[0].Err != nil {
-		t.Fatalf("AlterClientQuotas: %v %+v", err, res)
-	}
+	setQuota(t, ctx, adm, "client-id", "rk-busy", "request_percentage", 0.0001)
 	p := ckProducer(t, b.addr, ckafka.ConfigMap{"client.id": "rk-busy", "statistics.interval.ms": 100, "linger.ms": 0})
 	topic := "rq"
 	deadline := time.Now().Add(30 * time.Second)
@@ -456,13 +439,7 @@ func TestQuotaThrottleSurvivesReconnect(t *testing.T) {
 	ctx := testContext(t, time.Minute)
 	createTopic(t, adm, "qr", 1)
 	// reqFrame's requests carry client id "bad".
-	res, err := adm.AlterClientQuotas(ctx, []kadm.AlterClientQuotaEntry{
-		{Entity: kadm.ClientQuotaEntity{{Type: "client-id", Name: kadm.StringPtr("bad")}},
-			Ops: []kadm.AlterClientQuotaOp{{Key: "producer_byte_rate", Value: quota}}},
-	})
-	if err != nil || res[0].Err != nil {
-		t.Fatalf("alter quotas: %v %v", err, res)
-	}
+	setQuota(t, ctx, adm, "client-id", "bad", "producer_byte_rate", quota)
 	produce := func(c *rawConn, size int) *kmsg.ProduceResponse {
 		t.Helper()
 		req := kmsg.NewPtrProduceRequest()
@@ -499,4 +476,16 @@ func TestQuotaThrottleSurvivesReconnect(t *testing.T) {
 		t.Fatalf("the new connection's next request was served after %v, within a throttle of %v: not muted", waited, mute)
 	}
 	t.Logf("throttles: %d ms, then %d ms on the new connection", r1.ThrottleMillis, r2.ThrottleMillis)
+}
+
+// setQuota sets one quota, key = value, on the entity of type typ named name.
+func setQuota(t *testing.T, ctx context.Context, adm *kadm.Client, typ, name, key string, value float64) {
+	t.Helper()
+	res, err := adm.AlterClientQuotas(ctx, []kadm.AlterClientQuotaEntry{
+		{Entity: kadm.ClientQuotaEntity{{Type: typ, Name: kadm.StringPtr(name)}},
+			Ops: []kadm.AlterClientQuotaOp{{Key: key, Value: value}}},
+	})
+	if err != nil || res[0].Err != nil {
+		t.Fatalf("AlterClientQuotas %s=%s %s=%v: %v %+v", typ, name, key, value, err, res)
+	}
 }

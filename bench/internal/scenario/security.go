@@ -104,6 +104,16 @@ func secBroker(ctx context.Context, env *Env, name string, args []string, needFl
 	return m.BrokerWith(ctx, name, args, nil)
 }
 
+// saslBroker starts a fresh klite whose one listener is SASL_PLAINTEXT,
+// with the group's users file.
+func saslBroker(ctx context.Context, env *Env, name string) (*Broker, error) {
+	f, err := securityFiles(env)
+	if err != nil {
+		return nil, err
+	}
+	return secBroker(ctx, env, name, []string{"-listen", "SASL_PLAINTEXT://127.0.0.1:0", "-sasl-users-file", f.usersFile}, "sasl-users-file")
+}
+
 // tlsArgs are the flags of a broker whose one listener is SSL.
 func tlsArgs(f *secFiles) []string {
 	return []string{"-listen", "SSL://127.0.0.1:0", "-tls-cert", f.certFile, "-tls-key", f.keyFile}

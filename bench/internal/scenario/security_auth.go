@@ -70,11 +70,7 @@ func (s *secSASL) Settings(Config) []report.KV {
 func (s *secSASL) Close() error { return nil }
 
 func (s *secSASL) Run(ctx context.Context, env *Env) (res Result, err error) {
-	f, err := securityFiles(env)
-	if err != nil {
-		return res, err
-	}
-	b, err := secBroker(ctx, env, s.Name(), []string{"-listen", "SASL_PLAINTEXT://127.0.0.1:0", "-sasl-users-file", f.usersFile}, "sasl-users-file")
+	b, err := saslBroker(ctx, env, s.Name())
 	if err != nil {
 		return res, err
 	}
