@@ -58,7 +58,7 @@ type compState struct {
 	seed2  maphash.Seed
 
 	// Counters (atomic).
-	runs, bytesRead, bytesIn, bytesOut, removed atomic.Int64
+	runs, bytesRead, bytesIn, bytesOut, removed, markersRemoved atomic.Int64
 }
 
 // compactPolicy says whether cleanup.policy (the topic's, else the dynamic
@@ -245,6 +245,7 @@ func (s *Store) rollActive(sh *shard, seg *segment) {
 type batchSource struct {
 	e         chunkEntry
 	cleanedAt int64 // -1: dirty (cleaned now)
+	flags     uint32
 }
 
 // compactPartition cleans p when its dirty part warrants it.
@@ -285,7 +286,7 @@ func (s *Store) compactPartition(ctx context.Context, p *partition, lim compactL
 	if len(dirty) > 0 && lim.maxLagMs < math.MaxInt64 && dirty[0].maxTs <= nowMs-lim.maxLagMs {
 		due = true
 	}
-	if old != nil && (old.tombstonesDue(lim.deleteRetentionMs, nowMs) ||
+	if old != nil && (old.removalsDue(lim.deleteRetentionMs, nowMs) ||
 		(len(old.entries) > 0 && old.entries[0].last < logStart)) {
 		due = true
 	}
@@ -293,14 +294,22 @@ func (s *Store) compactPartition(ctx context.Context, p *partition, lim compactL
 		return nil
 	}
 
+	// The aborted transactions of the whole range cleaned: to drop the
+	// dirty part's aborted data, and for the new file's aborted section.
 	aborted := map[int64][]AbortedTxn{} // by producer id
-	if t := p.txns.Load(); t != nil && len(dirty) > 0 {
-		as, err := s.AbortedTxns(p.t.info.Name, p.num, dirty[0].base, dirty[len(dirty)-1].last+1)
+	abortedAt := map[int64]AbortedTxn{} // by marker offset
+	if t := p.txns.Load(); t != nil {
+		hi := from
+		if len(dirty) > 0 {
+			hi = dirty[len(dirty)-1].last + 1
+		}
+		as, err := s.AbortedTxns(p.t.info.Name, p.num, logStart, hi)
 		if err != nil {
 			return err
 		}
 		for _, a := range as {
 			aborted[a.ProducerID] = append(aborted[a.ProducerID], a)
+			abortedAt[a.LastOffset] = a
 		}
 	}
 	isAborted := func(h *BatchHeader) bool {
@@ -374,7 +383,7 @@ func (s *Store) compactPartition(ctx context.Context, p *partition, lim compactL
 		}
 		defer old.seg.release()
 		for i, e := range old.entries {
-			srcs = append(srcs, batchSource{e: e, cleanedAt: old.meta[i].cleanedAt})
+			srcs = append(srcs, batchSource{e: e, cleanedAt: old.meta[i].cleanedAt, flags: old.meta[i].flags})
 		}
 	}
 	for _, e := range dirty {
@@ -398,7 +407,13 @@ func (s *Store) compactPartition(ctx context.Context, p *partition, lim compactL
 	}
 	w := newCompWriter(f, p.key, gen, end)
 	var in, kept int64
-	var removed int64
+	var removed, markersRemoved int64
+	// Producers with transactional data kept since their last marker: a
+	// marker whose transaction has none (all superseded, below the log
+	// start, or aborted and dropped) goes delete.retention.ms after a
+	// cleaning first found that, as Kafka's cleaner removes it once the
+	// delete horizon (KIP-534) it set then has passed.
+	pending := map[int64]bool{}
 	for i := range srcs {
 		src := &srcs[i]
 		if src.e.last < logStart {
@@ -418,6 +433,7 @@ func (s *Store) compactPartition(ctx context.Context, p *partition, lim compactL
 		if cleanedAt < 0 {
 			cleanedAt = nowMs
 		}
+		goneRun := src.flags&compFlagMarkers != 0
 		err = eachBatch(buf, func(batch []byte, h *BatchHeader) error {
 			last := h.BaseOffset + int64(h.LastOffsetDelta)
 			if last < logStart || isAborted(h) {
@@ -425,8 +441,27 @@ func (s *Store) compactPartition(ctx context.Context, p *partition, lim compactL
 				return nil
 			}
 			if h.Control() {
+				commit, marker := MarkerCommit(batch)
+				gone := marker && !pending[h.ProducerID]
+				if marker {
+					delete(pending, h.ProducerID)
+				}
+				at := cleanedAt
+				switch {
+				case gone && goneRun && tombstoneExpired(at, lim.deleteRetentionMs, nowMs):
+					removed++
+					markersRemoved++
+					return nil
+				case gone && !goneRun:
+					at = nowMs // its delete horizon starts now
+				}
+				if marker && !commit {
+					if a, ok := abortedAt[h.BaseOffset]; ok && a.ProducerID == h.ProducerID {
+						w.aborted = append(w.aborted, a)
+					}
+				}
 				kept += int64(len(batch))
-				return w.add(batch, h, cleanedAt, false)
+				return w.add(batch, h, at, false, gone)
 			}
 			out, tombs, n, err := s.cleanBatch(batch, h, latest, dropTombs, sc)
 			if err != nil {
@@ -436,12 +471,15 @@ func (s *Store) compactPartition(ctx context.Context, p *partition, lim compactL
 			if out == nil {
 				return nil
 			}
+			if h.Transactional() {
+				pending[h.ProducerID] = true
+			}
 			kept += int64(len(out))
 			if &out[0] != &batch[0] {
 				rh, _ := ParseBatchHeader(out) // rebuilt: its own max timestamp
-				return w.add(out, &rh, cleanedAt, tombs)
+				return w.add(out, &rh, cleanedAt, tombs, false)
 			}
-			return w.add(out, h, cleanedAt, tombs)
+			return w.add(out, h, cleanedAt, tombs, false)
 		})
 		if err != nil {
 			return fail(err)
@@ -460,7 +498,7 @@ func (s *Store) compactPartition(ctx context.Context, p *partition, lim compactL
 		_ = s.fs.Remove(path)
 		return err
 	}
-	nc := &compacted{gen: gen, end: end, entries: w.entries, meta: w.meta, bytes: w.bytes}
+	nc := &compacted{gen: gen, end: end, entries: w.entries, meta: w.meta, bytes: w.bytes, aborted: w.aborted, abortedKnown: true}
 	nc.seg = newSegment(gen, path, f)
 	for i := range nc.entries {
 		nc.entries[i].seg = nc.seg
@@ -472,6 +510,7 @@ func (s *Store) compactPartition(ctx context.Context, p *partition, lim compactL
 	cs.bytesIn.Add(in)
 	cs.bytesOut.Add(kept)
 	cs.removed.Add(removed)
+	cs.markersRemoved.Add(markersRemoved)
 	s.log.Debug().Str("topic", p.t.info.Name).Int32("partition", p.num).Int64("offset", end).
 		Int64("bytes_in", in).Int64("bytes_out", kept).Int64("records_removed", removed).Msg("partition compacted")
 	s.maybeFree()
@@ -492,6 +531,7 @@ func (s *Store) publishCompacted(p *partition, old, nc *compacted) bool {
 	}
 	p.comp.Store(nc)
 	p.trimTo(nc.end)
+	p.setAbortedBelow(nc)
 	if old != nil {
 		s.removeCompacted(old)
 	}
@@ -674,6 +714,7 @@ func (s *Store) recoverCompacted() error {
 		p.comp.Store(c)
 		p.next = max(p.next, c.end)
 		p.trimTo(c.end)
+		p.setAbortedBelow(c) // checkpoints may predate c
 		if s.cfg.Cold != nil {
 			// Compacted while the broker ran without the tier: the cleaned
 			// prefix stays local and is served from here, but it is not
@@ -717,12 +758,14 @@ type CompactionStats struct {
 	BytesIn        int64 // batch bytes cleaned: the input of finished cleanings
 	BytesOut       int64 // batch bytes written to compacted files
 	RecordsRemoved int64
+	MarkersRemoved int64 // transaction markers removed (counted in RecordsRemoved too)
 }
 
 // CompactionStats returns a snapshot of compaction's counters.
 func (s *Store) CompactionStats() CompactionStats {
 	cs := &s.comp
-	return CompactionStats{Runs: cs.runs.Load(), BytesRead: cs.bytesRead.Load(), BytesIn: cs.bytesIn.Load(), BytesOut: cs.bytesOut.Load(), RecordsRemoved: cs.removed.Load()}
+	return CompactionStats{Runs: cs.runs.Load(), BytesRead: cs.bytesRead.Load(), BytesIn: cs.bytesIn.Load(), BytesOut: cs.bytesOut.Load(), RecordsRemoved: cs.removed.Load(),
+		MarkersRemoved: cs.markersRemoved.Load()}
 }
 
 // Compact runs one compaction pass now (tests, benchmarks and operators'

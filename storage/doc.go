@@ -138,11 +138,24 @@
 // them, recompressed with the same codec under a new length, count and
 // CRC (as Kafka's cleaner does); a batch that loses all its records goes:
 // producer state is in the WAL's index checkpoints, not in the batches.
-// Control batches (transaction markers) are kept, aborted transactional
-// batches dropped. A tombstone survives delete.retention.ms from the
-// cleaning that first wrote it into a compacted file (each run of
-// batches in the file records that time), then goes at the next
-// cleaning, which a due tombstone triggers by itself.
+// Aborted transactional batches are dropped. A tombstone survives
+// delete.retention.ms from the cleaning that first wrote it into a
+// compacted file (each run of batches in the file records that time),
+// then goes at the next cleaning, which a due tombstone triggers by
+// itself. A transaction marker (control batch) stays while data of its
+// transaction is in the log; the cleaning that finds none left (all
+// superseded, below the log start, or aborted and dropped) puts it in a
+// run of markers stamped with that time, and it goes delete.retention.ms
+// later, as Kafka's cleaner removes a marker once the delete horizon it
+// set then (KIP-534) has passed. Kafka also keeps each producer's last
+// batch for its producer state; ours is in the WAL's index checkpoints,
+// so nothing is kept for it. The file's aborted section lists the
+// aborted transactions whose ABORT markers it holds: on publishing and on
+// Open it replaces the partition's aborted-transaction index below the
+// cleaned end (the checkpoints may predate it), so an entry never
+// outlives its marker (a read_committed consumer would otherwise treat
+// the producer's later data as aborted). Entries whose data is gone but
+// whose marker stays are harmless and stay with it.
 //
 // A cleaning writes generation g+1 from generation g and the dirty chunks
 // (<name>.tmp, fsync, rename, fsync of the directory), then publishes it
