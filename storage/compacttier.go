@@ -21,6 +21,10 @@ import (
 type ColdCompactor interface {
 	// ObjectData returns the batches of m's object i, all checked.
 	ObjectData(ctx context.Context, m *tier.Manifest, i int) ([]byte, error)
+	// CleanOrphans deletes what a crashed cleaning left in the bucket
+	// (cheap once done: it runs once per partition after start and after
+	// failures).
+	CleanOrphans(ctx context.Context, p tier.Partition) error
 	// Rewrite starts replacing [m.LogStartOffset, end) of p's tiered log
 	// (end an object boundary of m) by the batches added to it.
 	Rewrite(ctx context.Context, p tier.Partition, m *tier.Manifest, end int64) (*tier.Rewrite, error)
@@ -44,6 +48,9 @@ func (s *Store) compactTiered(ctx context.Context, p *partition, lim compactLimi
 	m, err := s.cfg.Cold.Manifest(mctx, tp)
 	cancel()
 	if err != nil || m == nil || len(m.Objects) == 0 {
+		return err
+	}
+	if err := cc.CleanOrphans(ctx, tp); err != nil {
 		return err
 	}
 	logStart := max(p.logStart.Load(), m.LogStartOffset)

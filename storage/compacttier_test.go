@@ -25,6 +25,13 @@ type tieredCompact struct {
 
 func openTieredCompact(t *testing.T, fsys vfs.FS, ms *tier.MemStore, clock *fakeClock) *tieredCompact {
 	t.Helper()
+	return openTieredCompactAttempts(t, fsys, ms, clock, 0)
+}
+
+// openTieredCompactAttempts is openTieredCompact with the uploader's
+// attempts per request (0: its default).
+func openTieredCompactAttempts(t *testing.T, fsys vfs.FS, ms *tier.MemStore, clock *fakeClock, attempts int) *tieredCompact {
+	t.Helper()
 	lc := &lateCold{}
 	cfg := retentionConfig(fsys, clock)
 	cfg.Cold = lc
@@ -32,7 +39,7 @@ func openTieredCompact(t *testing.T, fsys vfs.FS, ms *tier.MemStore, clock *fake
 	cfg.CompactionInterval = 0
 	s := mustOpen(t, cfg)
 	u := tier.NewUploader(tier.UploaderConfig{Store: ms, Source: s, Log: zerolog.Nop(), ObjectBytes: 32 << 10,
-		Backoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond})
+		Attempts: attempts, Backoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond})
 	c := tier.NewCold(tier.ColdConfig{Uploader: u, Reader: tier.NewReader(tier.ReaderConfig{Store: ms}), Log: zerolog.Nop(),
 		Backoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond})
 	lc.c.Store(c)
@@ -244,4 +251,54 @@ func TestCompactTieredTransactions(t *testing.T) {
 		t.Fatalf("%d markers, committed keys %v", markers, txnKeys)
 	}
 	f.check(got, end, true)
+}
+
+// TestCompactTieredFaultAtEveryStep fails each PUT and DELETE of a
+// cleaning in turn (with one attempt each, as a crash there stops it):
+// reads then give the uncompacted or the compacted log, nothing lost or
+// twice; a restart (new Store and Cold on the same bucket) and the next
+// pass finish the cleaning and leave no object the manifest does not
+// reference.
+func TestCompactTieredFaultAtEveryStep(t *testing.T) {
+	for _, op := range []tier.Op{tier.OpPut, tier.OpDelete} {
+		for n := 1; ; n++ {
+			fsys, ms := vfs.NewMemFS(), tier.NewMemStore()
+			clock := &fakeClock{}
+			clock.ms.Store(1_000_000)
+			tc := openTieredCompactAttempts(t, fsys, ms, clock, 1)
+			f := newFixture(t, tc.s, clock, codecNone, nil)
+			f.produce(30, 7, 200, 5)
+			tc.upload("c")
+			before := ms.Calls(op)
+			ms.FailNth(op, n, nil)
+			tc.s.Compact()
+			if ms.Calls(op)-before < n {
+				t.Logf("op %d: %d steps failed in turn", op, n-1)
+				break
+			}
+			_, end, _ := tc.manifest("c")
+			f.check(readLog(t, tc.s, "c", 0), end, true)
+			tc.close()
+
+			tc = openTieredCompactAttempts(t, fsys, ms, clock, 1)
+			f.s = tc.s
+			tc.s.Compact()
+			m, end, _ := tc.manifest("c")
+			_, hwm, _ := tc.s.Offsets("c", 0)
+			if end != hwm {
+				t.Fatalf("op %d step %d: cleaned end %d after the restart's pass, hwm %d", op, n, end, hwm)
+			}
+			f.check(readLog(t, tc.s, "c", 0), end, true)
+			refs := map[string]bool{}
+			for i := range m.Objects {
+				refs[m.ObjectKey(i)] = true
+			}
+			for _, k := range ms.Keys() {
+				if strings.HasPrefix(k, "topics/c-") && strings.Contains(k, "/data/") && !refs[k] {
+					t.Fatalf("op %d step %d: %s left unreferenced", op, n, k)
+				}
+			}
+			tc.close()
+		}
+	}
 }

@@ -279,3 +279,7 @@ func (l *lateCold) ObjectData(ctx context.Context, m *tier.Manifest, i int) ([]b
 func (l *lateCold) Rewrite(ctx context.Context, p tier.Partition, m *tier.Manifest, end int64) (*tier.Rewrite, error) {
 	return l.c.Load().Rewrite(ctx, p, m, end)
 }
+
+func (l *lateCold) CleanOrphans(ctx context.Context, p tier.Partition) error {
+	return l.c.Load().CleanOrphans(ctx, p)
+}
