@@ -396,3 +396,11 @@ func (c *Cold) ObjectData(ctx context.Context, m *Manifest, i int) ([]byte, erro
 func (c *Cold) Rewrite(ctx context.Context, p Partition, m *Manifest, end int64) (*Rewrite, error) {
 	return c.cfg.Uploader.NewRewrite(ctx, p, m, end)
 }
+
+// CleanOrphans deletes p's unreferenced data objects below its tiered end
+// (Uploader.CleanOrphans) once after start and again after a rewrite that
+// may have left some; for compaction (storage.ColdCompactor).
+func (c *Cold) CleanOrphans(ctx context.Context, p Partition) error {
+	_, err := c.cfg.Uploader.CleanOrphansOnce(ctx, p)
+	return err
+}

@@ -76,10 +76,8 @@ func (u *Uploader) NewRewrite(ctx context.Context, p Partition, m *Manifest, end
 	for _, o := range m.Objects[n:] {
 		gen = max(gen, o.Gen)
 	}
-	if !u.state(p).orphansDone.Load() {
-		if _, err := u.CleanOrphans(ctx, p); err != nil {
-			return nil, err
-		}
+	if _, err := u.CleanOrphansOnce(ctx, p); err != nil {
+		return nil, err
 	}
 	return &Rewrite{u: u, p: p, base: m, end: end, gen: gen + 1,
 		cur: rwObject{base: m.Objects[0].BaseOffset, clock: -1, maxTs: -1}}, nil
@@ -298,6 +296,16 @@ func (w *Rewrite) split(cur *Manifest) (old, rest []ObjectRef, ok bool) {
 		}
 	}
 	return old, rest, true
+}
+
+// CleanOrphansOnce is CleanOrphans unless it already ran for p since
+// this Uploader started and no rewrite failed since in a way that may
+// have left orphans.
+func (u *Uploader) CleanOrphansOnce(ctx context.Context, p Partition) (int, error) {
+	if u.state(p).orphansDone.Load() {
+		return 0, nil
+	}
+	return u.CleanOrphans(ctx, p)
 }
 
 // CleanOrphans deletes p's data objects that its published manifest does
