@@ -130,7 +130,9 @@
 // Kafka rolls a partition's segment at segment.ms (and, KIP-354, at
 // max.compaction.lag.ms), compaction rolls a shard's active segment once a
 // compacted partition's first chunk in it is older than the smaller of
-// the two, so a quiet shard's data becomes cleanable.
+// the two, so a quiet shard's data becomes cleanable; but only once the
+// segment has been active Config.CompactionMinRollInterval, as the shard's
+// segments are shared by all its partitions (Kafka rolls per partition).
 // Offsets stay sparse: survivors keep their original offsets; a batch all
 // of whose records survive is copied byte for byte; one that loses some
 // keeps its header (base offset, lastOffsetDelta, timestamps, producer
