@@ -61,22 +61,23 @@ type shard struct {
 	qclosed bool          // guarded by qmu: Close has run; Append fails with ErrClosed
 	wake    chan struct{} // cap 1: Append -> writer, the queue became non-empty
 
-	stop   chan struct{} // closed by Close
-	syncCh chan *group   // writer -> syncer, closed by the writer on exit
-	free   chan *group   // syncer -> writer
-	sealed chan error    // syncer -> writer: the old segment is durable
-	synced atomic.Int64  // end of the fsynced prefix of the active segment; syncer stores, writer reads
+	stop     chan struct{} // closed by Close
+	syncCh   chan *group   // writer -> syncer, closed by the writer on exit
+	free     chan *group   // syncer -> writer
+	sealed   chan error    // syncer -> writer: the old segment is durable
+	synced   atomic.Int64  // end of the fsynced prefix of the active segment; syncer stores, writer reads
+	syncWake chan struct{} // cap 1: syncer -> writer, synced moved or the shard failed
+	handed   atomic.Int64  // groups handed to the syncer (tests wait on it)
+	bgJobs   chan func()
+	calls    chan func() // run on the writer goroutine between groups (restore.go: producer state)
+	failed   atomic.Bool
+	failOnce sync.Once
+	wg       sync.WaitGroup // writer and syncer
+	bgDone   chan struct{}
+
 	// activeSince is when the active segment became active (unix ms; 0:
 	// before this process started). Writer stores, compaction reads.
 	activeSince atomic.Int64
-	syncWake    chan struct{} // cap 1: syncer -> writer, synced moved or the shard failed
-	handed      atomic.Int64  // groups handed to the syncer (tests wait on it)
-	bgJobs      chan func()
-	calls       chan func() // run on the writer goroutine between groups (restore.go: producer state)
-	failed      atomic.Bool
-	failOnce    sync.Once
-	wg          sync.WaitGroup // writer and syncer
-	bgDone      chan struct{}
 
 	// Writer goroutine only (recovery and start before it runs, Close
 	// after it has exited).
