@@ -381,10 +381,11 @@ func (c *Cold) forget(ctx context.Context, p Partition) error {
 }
 
 // ObjectData returns the batches of m's object i (p's published manifest
-// or an older one), all checked; for compaction (storage.ColdCompactor).
-// A failure is logged and counted as a read's.
-func (c *Cold) ObjectData(ctx context.Context, m *Manifest, i int) ([]byte, error) {
-	b, err := c.cfg.Reader.ObjectData(ctx, m, i)
+// or an older one), all checked, in dst's memory (grown as needed); for
+// compaction (storage.ColdCompactor). A failure is logged and counted as a
+// read's.
+func (c *Cold) ObjectData(ctx context.Context, m *Manifest, i int, dst []byte) ([]byte, error) {
+	b, err := c.cfg.Reader.ObjectData(ctx, m, i, dst)
 	if err != nil {
 		c.readFailed(m.Part, m.Objects[i].BaseOffset, err)
 	}
