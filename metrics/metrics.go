@@ -189,6 +189,9 @@ var (
 	dCompIn     = desc("klite_compaction_cleaned_bytes_total", "Record batch bytes cleaned: the input of finished cleanings.")
 	dCompOut    = desc("klite_compaction_written_bytes_total", "Record batch bytes written to compacted files.")
 	dCompRemove = desc("klite_compaction_removed_records_total", "Records removed by log compaction.")
+	dCompTier   = desc("klite_compaction_tiered_cleanings_total", "Partition cleanings of tiered data in the bucket (-s3-bucket; counted in klite_compaction_cleanings_total too).")
+	dCompTierP  = desc("klite_compaction_tiered_put_bytes_total", "Bytes of compacted objects put in the bucket by finished cleanings.")
+	dCompTierD  = desc("klite_compaction_tiered_deleted_bytes_total", "Bytes of bucket objects deleted after cleanings replaced them.")
 
 	dSASLChecks = desc("klite_sasl_checks_total", "SASL authentications finished, by mechanism and result (ok, failed).", "mechanism", "result")
 	dSASLQueued = desc("klite_sasl_verifications_queued", "Password checks waiting for their turn (-sasl-max-queued-verifications).")
@@ -196,7 +199,7 @@ var (
 
 	allDescs = []*prometheus.Desc{dRecordsIn, dBytesIn, dBytesOut, dRequests, dReqDur, dFsync, dWALBytes, dWALMax, dBatch,
 		dShardsDown, dConns, dOpened, dClosed, dLag, dTopicLag, dLagDropped, dMembers, dGroupState, dParts, dTopics,
-		dUpBytes, dUpObjects, dUpErrors, dUpLag, dColdBytes, dHits, dMisses, dReady, dCompRuns, dCompRead, dCompIn, dCompOut, dCompRemove,
+		dUpBytes, dUpObjects, dUpErrors, dUpLag, dColdBytes, dHits, dMisses, dReady, dCompRuns, dCompRead, dCompIn, dCompOut, dCompRemove, dCompTier, dCompTierP, dCompTierD,
 		dSASLChecks, dSASLQueued, dSASLDrop}
 )
 
@@ -310,6 +313,9 @@ func collectStore(ch chan<- prometheus.Metric, src *Sources, maxLag int) {
 	ch <- counter(dCompIn, float64(cs.BytesIn))
 	ch <- counter(dCompOut, float64(cs.BytesOut))
 	ch <- counter(dCompRemove, float64(cs.RecordsRemoved))
+	ch <- counter(dCompTier, float64(cs.TieredRuns))
+	ch <- counter(dCompTierP, float64(cs.TieredBytesPut))
+	ch <- counter(dCompTierD, float64(cs.TieredBytesDeleted))
 	wm := st.WALMetrics()
 	ch <- histogram(dFsync, wm.Fsync, 1e-9)
 	ch <- histogram(dBatch, wm.Batch, 1)

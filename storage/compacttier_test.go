@@ -312,3 +312,38 @@ func TestCompactTieredFaultAtEveryStep(t *testing.T) {
 		}
 	}
 }
+
+// TestCompactTieredOffsetForTime: a timestamp lookup in a compacted tier
+// answers the first surviving batch at or after the time.
+func TestCompactTieredOffsetForTime(t *testing.T) {
+	fsys, ms := vfs.NewMemFS(), tier.NewMemStore()
+	clock := &fakeClock{}
+	clock.ms.Store(1_000_000)
+	tc := openTieredCompact(t, fsys, ms, clock)
+	f := newFixture(t, tc.s, clock, codecNone, nil)
+	f.produce(50, 7, 100, 0)
+	_, phase2, _ := tc.s.Offsets("c", 0)
+	clock.ms.Store(2_000_000)
+	f.produce(50, 7, 100, 0)
+	tc.upload("c")
+	tc.s.Compact()
+	got := readLog(t, tc.s, "c", 0)
+	first := int64(-1)
+	for _, r := range got {
+		if r.off >= phase2 {
+			first = r.off
+			break
+		}
+	}
+	if first < 0 || first == phase2 {
+		t.Fatalf("first record from %d on: %d; want one compacted away first", phase2, first)
+	}
+	want := phase2 + (first-phase2)/7*7
+	off, ts, err := tc.s.OffsetForTime("c", 0, 2_000_000)
+	if err != nil || off != want || ts < 2_000_000 {
+		t.Fatalf("OffsetForTime: %d (ts %d), %v; want batch %d", off, ts, err, want)
+	}
+	if off, _, err := tc.s.OffsetForTime("c", 0, 3_000_000); err != nil || off != -1 {
+		t.Fatalf("OffsetForTime past the end: %d, %v", off, err)
+	}
+}
