@@ -41,7 +41,7 @@ func rewriteKeep(t *testing.T, ctx context.Context, up *Uploader, r *Reader, m *
 		if m.Objects[i].BaseOffset >= end {
 			break
 		}
-		data, err := r.ObjectData(ctx, m, i)
+		data, err := r.ObjectData(ctx, m, i, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -269,7 +269,7 @@ func TestRewriteTombstoneClocks(t *testing.T) {
 	seen := map[int64]bool{}
 	for _, o := range m2.Objects {
 		seen[o.CleanedAt] = true
-		data, err := r.ObjectData(ctx, m2, m2.Find(o.BaseOffset))
+		data, err := r.ObjectData(ctx, m2, m2.Find(o.BaseOffset), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
