@@ -30,6 +30,7 @@ type compactLog struct {
 	// maybe holds records whose produce failed, by value: they may be
 	// in the log at offsets never acknowledged.
 	maybe map[string]compactRec
+	keys  int // keys produced to; 0 is compactKeys
 }
 
 type compactRec struct {
@@ -46,15 +47,20 @@ func compactValue(i int) []byte {
 	return v
 }
 
-// produceCompact produces n records (record i: key i%compactKeys; the last
-// round of keys below 8 are tombstones) and records their offsets.
+// produceCompact produces n records (record i: key i%lg.keys, compactKeys
+// by default; with tombs the last round of keys below 8 are tombstones)
+// and records their offsets.
 func produceCompact(t testing.TB, cl *kgo.Client, topic string, lg *compactLog, from, n int, tombs bool) {
 	t.Helper()
 	ctx := testContext(t, 2*time.Minute)
+	keys := compactKeys
+	if lg.keys > 0 {
+		keys = lg.keys
+	}
 	for i := from; i < from+n; i++ {
-		k := fmt.Sprintf("key-%02d", i%compactKeys)
+		k := fmt.Sprintf("key-%02d", i%keys)
 		r := &kgo.Record{Topic: topic, Key: []byte(k), Value: compactValue(i)}
-		if tombs && i >= from+n-compactKeys && i%compactKeys < 8 {
+		if tombs && i >= from+n-keys && i%keys < 8 {
 			r.Value = nil
 		}
 		cl.Produce(ctx, r, func(r *kgo.Record, err error) {

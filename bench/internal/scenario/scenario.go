@@ -151,6 +151,7 @@ var registry = []struct {
 	{"metrics-produce", func() Scenario { return &metricsProduce{} }, false},
 	{"metrics-scrape", func() Scenario { return &metricsScrape{} }, false},
 	{"compaction", func() Scenario { return &compactionBench{} }, false},
+	{"compaction-s3", func() Scenario { return &compactionS3{} }, false},
 	{"tier-catchup", func() Scenario { return &tierCatchup{} }, false},
 	{"tier-produce", func() Scenario { return &tierProduce{} }, false},
 	{"tier-recover", func() Scenario { return &tierRecover{} }, false},
