@@ -62,9 +62,8 @@ type compState struct {
 	seed1  maphash.Seed
 	seed2  maphash.Seed
 
-	markersRemoved atomic.Int64 // counted in removed too
 	// Counters (atomic).
-	runs, bytesRead, bytesIn, bytesOut, removed atomic.Int64
+	runs, bytesRead, bytesIn, bytesOut, removed, markersRemoved atomic.Int64
 }
 
 // compactPolicy says whether cleanup.policy (the topic's, else the dynamic
@@ -763,26 +762,21 @@ func (s *Store) closeCompacted() {
 
 // CompactionStats are compaction's counters.
 type CompactionStats struct {
-	MarkersRemoved int64 // transaction markers removed (counted in RecordsRemoved too)
-	Runs           int64 // partitions cleaned
+	Runs int64 // partitions cleaned
 	// BytesRead counts batch bytes as cleanings read them (dirty chunks
 	// twice: once to map their keys, once to copy them), finished or not.
 	BytesRead      int64
 	BytesIn        int64 // batch bytes cleaned: the input of finished cleanings
 	BytesOut       int64 // batch bytes written to compacted files
 	RecordsRemoved int64
+	MarkersRemoved int64 // transaction markers removed (counted in RecordsRemoved too)
 }
 
 // CompactionStats returns a snapshot of compaction's counters.
 func (s *Store) CompactionStats() CompactionStats {
-	st := s.compactionCounters()
-	st.MarkersRemoved = s.comp.markersRemoved.Load()
-	return st
-}
-
-func (s *Store) compactionCounters() CompactionStats {
 	cs := &s.comp
-	return CompactionStats{Runs: cs.runs.Load(), BytesRead: cs.bytesRead.Load(), BytesIn: cs.bytesIn.Load(), BytesOut: cs.bytesOut.Load(), RecordsRemoved: cs.removed.Load()}
+	return CompactionStats{Runs: cs.runs.Load(), BytesRead: cs.bytesRead.Load(), BytesIn: cs.bytesIn.Load(), BytesOut: cs.bytesOut.Load(), RecordsRemoved: cs.removed.Load(),
+		MarkersRemoved: cs.markersRemoved.Load()}
 }
 
 // Compact runs one compaction pass now (tests, benchmarks and operators'
