@@ -63,6 +63,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -156,6 +157,39 @@ type fetchSessions struct {
 	used int                     // cost of the sessions cached, at most maxCached, guarded by mu
 	lru  list.List               // *fetchSession, least recently used first, guarded by mu
 	now  func() time.Time        // time.Now; tests set it
+
+	// fetches counts Fetch v7+ requests begun, by fetchSessionKind;
+	// evicted counts sessions evicted to make room. Atomic.
+	fetches [3]atomic.Uint64
+	evicted atomic.Uint64
+}
+
+// FetchSessionMetrics are the session cache's counters (KIP-227; Kafka's
+// NumIncrementalFetchSessions, NumIncrementalFetchPartitionsCached and
+// IncrementalFetchSessionEvictionsPerSec, plus fetches by kind).
+type FetchSessionMetrics struct {
+	Sessions int // sessions cached
+	// Cost is the cache's use in cached-partition units (the budget of
+	// -max-fetch-session-cache-partitions).
+	Cost int
+	// Fetch v7+ requests begun by kind: Sessionless (epoch -1, or an
+	// incremental fetch that closed its session), Full (epoch 0) and
+	// Incremental (epoch > 0, accepted).
+	Sessionless, Full, Incremental uint64
+	Evicted                        uint64 // sessions evicted for room
+}
+
+// FetchSessionMetrics reads the fetch session counters.
+func (h *Handler) FetchSessionMetrics() FetchSessionMetrics {
+	c := h.fetchSessions
+	c.mu.Lock()
+	m := FetchSessionMetrics{Sessions: len(c.byID), Cost: c.used}
+	c.mu.Unlock()
+	m.Sessionless = c.fetches[fsSessionless].Load()
+	m.Full = c.fetches[fsFull].Load()
+	m.Incremental = c.fetches[fsIncremental].Load()
+	m.Evicted = c.evicted.Load()
+	return m
 }
 
 func newFetchSessions(max, maxParts, maxCached int) *fetchSessions {
@@ -207,7 +241,8 @@ func (c *fetchSessions) usedCost() int {
 }
 
 // markRemoved tells evicted sessions' later fetches they are gone.
-func markRemoved(evicted []*fetchSession) {
+func (c *fetchSessions) markRemoved(evicted []*fetchSession) {
+	c.evicted.Add(uint64(len(evicted)))
 	for _, s := range evicted {
 		s.mu.Lock()
 		s.removed = true
@@ -274,7 +309,7 @@ func (c *fetchSessions) add(s *fetchSession) bool {
 	c.used += cost
 	s.lru = c.lru.PushBack(s)
 	c.mu.Unlock()
-	markRemoved(evicted)
+	c.markRemoved(evicted)
 	return true
 }
 
@@ -400,8 +435,10 @@ func (c *fetchSessions) begin(req *kmsg.FetchRequest, version int16) (*fetchSess
 			c.remove(req.SessionID)
 		}
 		if req.SessionEpoch == -1 {
+			c.fetches[fsSessionless].Add(1)
 			return nil, 0
 		}
+		c.fetches[fsFull].Add(1)
 		return &fetchSessionCtx{c: c, kind: fsFull, byID: byID}, 0
 	}
 	s := c.get(req.SessionID)
@@ -430,13 +467,15 @@ func (c *fetchSessions) begin(req *kmsg.FetchRequest, version int16) (*fetchSess
 		// sessionless from what the request lists.
 		s.mu.Unlock()
 		c.remove(s.id)
+		c.fetches[fsSessionless].Add(1)
 		return nil, 0
 	}
+	c.fetches[fsIncremental].Add(1)
 	s.epoch = nextFetchEpoch(s.epoch)
 	x := &fetchSessionCtx{c: c, kind: fsIncremental, s: s, byID: byID, gen: s.gen}
 	req.Topics, x.order = s.requestTopics()
 	s.mu.Unlock()
-	markRemoved(evicted)
+	c.markRemoved(evicted)
 	return x, 0
 }
 

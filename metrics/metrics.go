@@ -191,6 +191,11 @@ var (
 	dCompRemove = desc("klite_compaction_removed_records_total", "Records removed by log compaction.")
 	dCompMarker = desc("klite_compaction_removed_markers_total", "Transaction markers removed by log compaction (also counted in klite_compaction_removed_records_total).")
 
+	dFetchSess  = desc("klite_fetch_sessions", "Fetch sessions cached (KIP-227).")
+	dFetchCost  = desc("klite_fetch_session_cache_partitions", "Fetch session cache use in cached-partition units (-max-fetch-session-cache-partitions).")
+	dFetchKind  = desc("klite_fetch_session_requests_total", "Fetch v7+ requests by session use: sessionless (epoch -1), full (epoch 0, opens a session), incremental (epoch > 0).", "kind")
+	dFetchEvict = desc("klite_fetch_session_evictions_total", "Fetch sessions evicted from the cache to make room.")
+
 	dSASLChecks = desc("klite_sasl_checks_total", "SASL authentications finished, by mechanism and result (ok, failed).", "mechanism", "result")
 	dSASLQueued = desc("klite_sasl_verifications_queued", "Password checks waiting for their turn (-sasl-max-queued-verifications).")
 	dSASLDrop   = desc("klite_sasl_verifications_dropped_total", "Queued password checks dropped unchecked, by reason: closed (the connection had closed), overflow (the queue was full).", "reason")
@@ -198,7 +203,7 @@ var (
 	allDescs = []*prometheus.Desc{dRecordsIn, dBytesIn, dBytesOut, dRequests, dReqDur, dFsync, dWALBytes, dWALMax, dBatch,
 		dShardsDown, dConns, dOpened, dClosed, dLag, dTopicLag, dLagDropped, dMembers, dGroupState, dParts, dTopics,
 		dUpBytes, dUpObjects, dUpErrors, dUpLag, dColdBytes, dHits, dMisses, dReady, dCompRuns, dCompRead, dCompIn, dCompOut, dCompRemove, dCompMarker,
-		dSASLChecks, dSASLQueued, dSASLDrop}
+		dFetchSess, dFetchCost, dFetchKind, dFetchEvict, dSASLChecks, dSASLQueued, dSASLDrop}
 )
 
 type collector struct{ s *Server }
@@ -235,6 +240,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- gauge(dSASLQueued, float64(sm.Queued))
 		ch <- counter(dSASLDrop, float64(sm.Dropped), "closed")
 		ch <- counter(dSASLDrop, float64(sm.Overflowed), "overflow")
+		fm := src.Kafka.FetchSessionMetrics()
+		ch <- gauge(dFetchSess, float64(fm.Sessions))
+		ch <- gauge(dFetchCost, float64(fm.Cost))
+		ch <- counter(dFetchKind, float64(fm.Sessionless), "sessionless")
+		ch <- counter(dFetchKind, float64(fm.Full), "full")
+		ch <- counter(dFetchKind, float64(fm.Incremental), "incremental")
+		ch <- counter(dFetchEvict, float64(fm.Evicted))
 	}
 	if src.Net != nil {
 		st := src.Net.Stats()

@@ -48,7 +48,8 @@ type ColdLog interface {
 	// Manifest returns p's published manifest; nil, nil when nothing of p
 	// is tiered. The first call for p may load it from the bucket.
 	Manifest(ctx context.Context, p tier.Partition) (*tier.Manifest, error)
-	// Read returns p's whole batches from the one containing offset on,
+	// Read returns p's whole batches from the one containing offset on
+	// (in compacted data, from the first one ending at or after offset),
 	// about maxBytes of them but at least one batch. offset lies in
 	// [m.LogStartOffset, m.NextOffset()) of the published manifest m.
 	Read(ctx context.Context, p tier.Partition, offset, maxBytes int64) ([]byte, error)

@@ -64,6 +64,7 @@ type compState struct {
 
 	// Counters (atomic).
 	runs, bytesRead, bytesIn, bytesOut, removed, markersRemoved atomic.Int64
+	tieredRuns, tieredPut, tieredDeleted                        atomic.Int64
 }
 
 // compactPolicy says whether cleanup.policy (the topic's, else the dynamic
@@ -146,7 +147,12 @@ func (s *Store) compactPass(ctx context.Context) {
 			if p.failed.Load() || p.deleted.Load() {
 				continue
 			}
-			err := s.compactPartition(ctx, p, lim, &throttle, sealedOf(p.sh))
+			var err error
+			if s.cfg.Cold != nil {
+				err = s.compactTiered(ctx, p, lim, &throttle) // compacttier.go
+			} else {
+				err = s.compactPartition(ctx, p, lim, &throttle, sealedOf(p.sh))
+			}
 			if err != nil && ctx.Err() == nil && !errors.Is(err, ErrClosed) && !errors.Is(err, errCompactDeleted) {
 				s.log.Warn().Err(err).Str("topic", t.info.Name).Int32("partition", p.num).Msg("compaction failed; retried next pass")
 			}
@@ -770,13 +776,17 @@ type CompactionStats struct {
 	BytesOut       int64 // batch bytes written to compacted files
 	RecordsRemoved int64
 	MarkersRemoved int64 // transaction markers removed (counted in RecordsRemoved too)
+	// With Config.Cold (counted in the above too): partitions cleaned in
+	// the bucket, bytes of objects put and of the objects they replaced.
+	TieredRuns, TieredBytesPut, TieredBytesDeleted int64
 }
 
 // CompactionStats returns a snapshot of compaction's counters.
 func (s *Store) CompactionStats() CompactionStats {
 	cs := &s.comp
 	return CompactionStats{Runs: cs.runs.Load(), BytesRead: cs.bytesRead.Load(), BytesIn: cs.bytesIn.Load(), BytesOut: cs.bytesOut.Load(), RecordsRemoved: cs.removed.Load(),
-		MarkersRemoved: cs.markersRemoved.Load()}
+		MarkersRemoved: cs.markersRemoved.Load(),
+		TieredRuns:     cs.tieredRuns.Load(), TieredBytesPut: cs.tieredPut.Load(), TieredBytesDeleted: cs.tieredDeleted.Load()}
 }
 
 // Compact runs one compaction pass now (tests, benchmarks and operators'

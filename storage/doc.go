@@ -183,8 +183,38 @@
 // keys.
 //
 // With cleanup.policy=compact,delete, retention.ms and retention.bytes
-// count the compacted file's runs before the WAL's chunks. Compaction does
-// not run with Config.Cold (the tier would need compacted objects).
+// count the compacted file's runs before the WAL's chunks.
+//
+// # Compaction of tiered data (compacttier.go, tier/rewrite.go)
+//
+// With Config.Cold the bucket's copy is compacted and the WAL is not: it
+// keeps only HotBytes of uploaded data, and compaction only removes
+// records, never changes one at an offset, so the WAL's uncompacted copy
+// and the bucket's compacted copy of the same offsets are both valid
+// views; a read below the WAL's first offset goes to the bucket, one
+// above to the WAL, and a consumer may see both. The manifest's objects
+// are a cleaned prefix (Gen > 0: sparse version 2 objects written by a
+// cleaning) followed by objects as uploaded (Gen 0). A pass (the same
+// pass, limits and throttle as above) takes as dirty the Gen 0 objects
+// from the cleaned end on wholly below the last stable offset and older
+// than min.compaction.lag.ms; it is due by min.cleanable.dirty.ratio
+// (object data bytes), max.compaction.lag.ms, or a cleaned object whose
+// tombstones passed delete.retention.ms. The offset map is built over
+// whole dirty objects (one verified GET each; the map's key limit stops
+// at an object boundary), then [log start, end of the last dirty object
+// taken) is read again and each batch goes through cleanBatch into a
+// tier.Rewrite, which puts objects of about the upload size as they fill
+// and, on Commit, publishes the manifest with them in place of the old
+// ones (under the partition's upload lock: uploads appended meanwhile and
+// retention that cut the front are kept; retention past the range's end
+// abandons the cleaning), then deletes the old objects. The range's last
+// batch is always kept (whole if cleaning would empty it), so a read in a
+// gap finds a later batch in the bucket. Each object records when its
+// tombstones were first cleaned (tier.ObjectRef.CleanedAt); tombstones of
+// different cleanings never share an object. A crash before the publish
+// leaves the old manifest and unreferenced objects, one after it the new
+// manifest and unreferenced old objects; both kinds are deleted before the
+// partition's next cleaning (tier.Uploader.CleanOrphans).
 //
 // # Metadata (meta.go, metastate.go, metalog.go, metacommit.go)
 //

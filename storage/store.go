@@ -141,8 +141,8 @@ type Config struct {
 	// (pagecache.go). 0 keeps everything: the kernel decides.
 	CacheBytes int64
 	// CompactionInterval is how often compaction looks for partitions of
-	// cleanup.policy=compact topics to clean (0: never; see compact.go).
-	// Not run with Cold.
+	// cleanup.policy=compact topics to clean (0: never; see compact.go;
+	// with Cold the bucket's copy is cleaned, compacttier.go).
 	CompactionInterval time.Duration
 	// CompactionBytesPerSec bounds the bytes a compaction pass reads per
 	// second (0: unbounded).
@@ -439,11 +439,7 @@ func Open(cfg Config) (*Store, error) {
 			Msg("MaxWALBytes leaves no room for a shard to roll to a new segment: appends fail with ErrLogFull once a segment fills")
 	}
 	s.startMaintenance()
-	if cfg.Cold == nil {
-		s.startCompaction()
-	} else if cfg.CompactionInterval > 0 {
-		s.log.Info().Msg("compaction is not run with a tiered log (Cold): compacted topics keep all their data")
-	}
+	s.startCompaction()
 	return s, nil
 }
 

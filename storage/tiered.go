@@ -273,6 +273,11 @@ func (s *Store) readCold(p *partition, res ReadResult, offset, maxBytes, end int
 		res.Err = fmt.Errorf("%w: tier returned nothing at %d", ErrStorage, offset)
 		return res
 	}
+	if len(b) >= batchBaseOffsetAt+8 && int64(binary.BigEndian.Uint64(b[batchBaseOffsetAt:])) >= end {
+		// Compacted away up to end (the next surviving batch is past a
+		// read_committed read's last stable offset): nothing to return.
+		return res
+	}
 	b = cutBatchesAt(b, end)
 	res.Chunks = []Chunk{{File: coldBytes(b), Off: 0, Len: int64(len(b))}}
 	res.Bytes = int64(len(b))

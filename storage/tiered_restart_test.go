@@ -270,3 +270,16 @@ func TestRestoreFromRestartedTier(t *testing.T) {
 		t.Fatalf("restored offsets %d, %d, %v; want %d, %d", ls, hwm, err, start, start)
 	}
 }
+
+// ObjectData and Rewrite make lateCold a ColdCompactor (compacttier.go).
+func (l *lateCold) ObjectData(ctx context.Context, m *tier.Manifest, i int) ([]byte, error) {
+	return l.c.Load().ObjectData(ctx, m, i)
+}
+
+func (l *lateCold) Rewrite(ctx context.Context, p tier.Partition, m *tier.Manifest, end int64) (*tier.Rewrite, error) {
+	return l.c.Load().Rewrite(ctx, p, m, end)
+}
+
+func (l *lateCold) CleanOrphans(ctx context.Context, p tier.Partition) error {
+	return l.c.Load().CleanOrphans(ctx, p)
+}

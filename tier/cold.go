@@ -379,3 +379,28 @@ func (c *Cold) forget(ctx context.Context, p Partition) error {
 	c.cfg.Uploader.Forget(p)
 	return nil
 }
+
+// ObjectData returns the batches of m's object i (p's published manifest
+// or an older one), all checked; for compaction (storage.ColdCompactor).
+// A failure is logged and counted as a read's.
+func (c *Cold) ObjectData(ctx context.Context, m *Manifest, i int) ([]byte, error) {
+	b, err := c.cfg.Reader.ObjectData(ctx, m, i)
+	if err != nil {
+		c.readFailed(m.Part, m.Objects[i].BaseOffset, err)
+	}
+	return b, err
+}
+
+// Rewrite starts a rewrite of the prefix [m.LogStartOffset, end) of p's
+// tiered log (Uploader.NewRewrite); for compaction (storage.ColdCompactor).
+func (c *Cold) Rewrite(ctx context.Context, p Partition, m *Manifest, end int64) (*Rewrite, error) {
+	return c.cfg.Uploader.NewRewrite(ctx, p, m, end)
+}
+
+// CleanOrphans deletes p's unreferenced data objects below its tiered end
+// (Uploader.CleanOrphans) once after start and again after a rewrite that
+// may have left some; for compaction (storage.ColdCompactor).
+func (c *Cold) CleanOrphans(ctx context.Context, p Partition) error {
+	_, err := c.cfg.Uploader.CleanOrphansOnce(ctx, p)
+	return err
+}

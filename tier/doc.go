@@ -13,6 +13,7 @@
 //	format.go    data object: batches + index footer (IndexEntry, Trailer)
 //	manifest.go  Manifest per partition; versioned objects + forward-only pointer
 //	uploader.go  Source (implemented by storage), Uploader (flush interval, backoff), Retain
+//	rewrite.go   Rewrite: compaction's replacement of a prefix by sparse objects; CleanOrphans
 //	reader.go    Reader: ranged GETs of exact entries, read-ahead, byte-bounded LRU (cache.go)
 //	cold.go      Cold: storage.ColdLog over Uploader+Reader; background Retain/Forget
 //	snapshot.go  MetaSnapshot format, PublishSnapshot/LoadSnapshot, SnapshotLoop
@@ -23,6 +24,7 @@
 // # Bucket layout
 //
 //	<prefix>topics/<topic>-<topic id hex>/<partition>/data/<base:020d>-<last:020d>.klo   data objects
+//	<prefix>topics/<topic>-<topic id hex>/<partition>/data/<base:020d>-<last:020d>-g<gen:010d>.klo  compacted (generation gen)
 //	<prefix>topics/<topic>-<topic id hex>/<partition>/manifest/v/<seq:020d>             manifest versions
 //	<prefix>topics/<topic>-<topic id hex>/<partition>/manifest/current                 pointer (a hint)
 //	<prefix>meta/v/<seq:020d>, <prefix>meta/current                                    metadata snapshot
@@ -48,6 +50,17 @@
 //     entries are contiguous in offsets and bytes. Decoders check all of
 //     it, so readers binary-search without further checks.
 //   - Retention publishes the shorter manifest before deleting objects.
+//   - Compaction (rewrite.go) puts new objects under keys no manifest
+//     used before (a new generation), publishes the manifest that swaps
+//     them in for a prefix, then deletes the replaced objects. Objects
+//     only lose records, never change one at an offset, so old and new
+//     manifests read the same surviving records. Objects with Gen > 0 are
+//     version 2 (sparse: entries contiguous in offsets and bytes, batches
+//     inside with gaps); a manifest is version 2 only once it references
+//     one, so never-compacted buckets stay readable by older binaries.
+//     Unreferenced objects below a manifest's end (a crash between put and
+//     publish, or publish and delete) are deleted before the partition's
+//     next rewrite.
 //   - The tiered log is contiguous from LogStartOffset: Retain past
 //     NextOffset restarts it empty there, Sealed offers nothing below the
 //     log start (and re-queues Retain); an upload that takes p's lock
@@ -160,5 +173,6 @@
 // Kick when it seals a segment.
 //
 // Not done yet: singleflight for concurrent misses of the same range, a
-// listing GC for orphans, metrics export of ReaderStats and upload lag.
+// listing GC for orphans of partitions that are never compacted, metrics
+// export of ReaderStats and upload lag.
 package tier

@@ -17,7 +17,7 @@ import (
 //	| base offset i64 | last offset i64 | position u64 | length u32 | max timestamp i64 | max timestamp offset i64 |
 //
 //	trailer (48 bytes, big-endian):
-//	| magic "KLTO" u32 | version u8 =1 | flags u8 =0 | 0 u16 | data bytes u64 | entries u32 |
+//	| magic "KLTO" u32 | version u8 =1|2 | flags u8 =0 | 0 u16 | data bytes u64 | entries u32 |
 //	| index CRC-32C u32 | base offset i64 | last offset i64 | 0 u32 | trailer CRC-32C u32 |
 //
 // The index is a footer rather than a separate object so that one PUT makes
@@ -26,9 +26,18 @@ import (
 // fetches index+trailer with one ranged GET and then exactly the batches it
 // needs with another; without a manifest (disaster recovery, fsck) the
 // trailer alone locates the index.
+//
+// Version 1 objects (uploaded as written) hold every offset of each entry.
+// Version 2 objects (written by compaction, rewrite.go) are sparse: entries
+// stay contiguous in offsets and bytes, but the batches of an entry may
+// start after its base offset, leave gaps between them and end before its
+// last offset (records compacted away keep no place). The layout is the
+// same; only the verifier's offset checks differ, and a binary that knows
+// only version 1 refuses a version 2 object cleanly.
 const (
 	objectMagic      = 0x4b4c544f // "KLTO"
 	objectVersion    = 1
+	objectVersionV2  = 2 // sparse offsets
 	indexEntryBytes  = 44
 	trailerBytes     = 48
 	maxObjectEntries = 1 << 20 // bounds decoding allocations (a 46 MiB index)
@@ -53,6 +62,7 @@ type IndexEntry struct {
 
 // Trailer is the decoded fixed-size end of a data object.
 type Trailer struct {
+	Version    uint8 // objectVersion, or objectVersionV2 (sparse)
 	DataBytes  int64
 	Entries    int
 	IndexCRC   uint32
@@ -63,9 +73,18 @@ type Trailer struct {
 // IndexBytes is the size of the index and trailer that follow the data.
 func (t Trailer) IndexBytes() int64 { return int64(t.Entries)*indexEntryBytes + trailerBytes }
 
-// AppendIndex appends the index and trailer for entries (whose positions
-// must already be object positions, contiguous from 0) to dst.
+// Sparse reports whether the object may have offset gaps (version 2).
+func (t Trailer) Sparse() bool { return t.Version == objectVersionV2 }
+
+// AppendIndex appends the index and trailer of a version 1 object for
+// entries (whose positions must already be object positions, contiguous
+// from 0) to dst.
 func AppendIndex(dst []byte, entries []IndexEntry) ([]byte, error) {
+	return appendIndex(dst, entries, objectVersion)
+}
+
+// appendIndex is AppendIndex for object version v.
+func appendIndex(dst []byte, entries []IndexEntry, v uint8) ([]byte, error) {
 	if err := checkEntries(entries, -1); err != nil {
 		return dst, err
 	}
@@ -83,7 +102,7 @@ func AppendIndex(dst []byte, entries []IndexEntry) ([]byte, error) {
 	last := entries[len(entries)-1]
 	var t [trailerBytes]byte
 	binary.BigEndian.PutUint32(t[0:], objectMagic)
-	t[4] = objectVersion
+	t[4] = v
 	binary.BigEndian.PutUint64(t[8:], uint64(last.Pos+int64(last.Len)))
 	binary.BigEndian.PutUint32(t[16:], uint32(len(entries)))
 	binary.BigEndian.PutUint32(t[20:], crc32.Checksum(dst[start:], crcTable))
@@ -104,10 +123,11 @@ func DecodeTrailer(b []byte) (Trailer, error) {
 	if crc32.Checksum(b[:44], crcTable) != binary.BigEndian.Uint32(b[44:]) {
 		return Trailer{}, fmt.Errorf("%w: trailer CRC mismatch", ErrCorrupt)
 	}
-	if b[4] != objectVersion {
+	if b[4] != objectVersion && b[4] != objectVersionV2 {
 		return Trailer{}, fmt.Errorf("%w: object version %d", ErrCorrupt, b[4])
 	}
 	t := Trailer{
+		Version:    b[4],
 		DataBytes:  int64(binary.BigEndian.Uint64(b[8:])),
 		Entries:    int(binary.BigEndian.Uint32(b[16:])),
 		IndexCRC:   binary.BigEndian.Uint32(b[20:]),

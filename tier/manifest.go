@@ -27,10 +27,26 @@ func (p Partition) Dir() string {
 // manifestDir is the key prefix of p's manifest versions and pointer.
 func (p Partition) manifestDir() string { return p.Dir() + "manifest/" }
 
-// ObjectKey is the key of p's data object covering [base, last].
-// Zero-padded so a name sort is an offset sort.
+// ObjectKey is the key of p's data object covering [base, last] as
+// uploaded. Zero-padded so a name sort is an offset sort.
 func (p Partition) ObjectKey(base, last int64) string {
 	return fmt.Sprintf("%sdata/%020d-%020d.klo", p.Dir(), base, last)
+}
+
+// GenObjectKey is the key of p's data object covering [base, last]
+// written by compaction generation gen (0: ObjectKey). A generation is
+// never reused once a manifest referenced it, so a reader holding an older
+// manifest never reads bytes other than those it expects.
+func (p Partition) GenObjectKey(base, last int64, gen uint32) string {
+	if gen == 0 {
+		return p.ObjectKey(base, last)
+	}
+	return fmt.Sprintf("%sdata/%020d-%020d-g%010d.klo", p.Dir(), base, last, gen)
+}
+
+// refKey is the key of the object o describes.
+func (p Partition) refKey(o *ObjectRef) string {
+	return p.GenObjectKey(o.BaseOffset, o.LastOffset, o.Gen)
 }
 
 // ObjectRef is a manifest's record of one data object.
@@ -41,6 +57,14 @@ type ObjectRef struct {
 	DataBytes    int64 // batches; the index starts here
 	Entries      int32
 	MaxTimestamp int64
+	// Gen is 0 for an object uploaded as written (version 1, every offset
+	// present), else the compaction generation that wrote it (a sparse
+	// version 2 object, key GenObjectKey).
+	Gen uint32
+	// CleanedAt (unix ms) is when the tombstones in a Gen > 0 object were
+	// first cleaned (the clock of delete.retention.ms); -1 when it holds
+	// none. 0 for Gen 0.
+	CleanedAt int64
 }
 
 // Manifest is one version of a partition's tiered log: the objects that
@@ -48,10 +72,15 @@ type ObjectRef struct {
 //
 // Format (part of the bucket format, big-endian):
 //
-//	| magic "KLTM" u32 | version u8 =1 | flags u8 =0 | 0 u16 | seq u64 | topic ID [16] | partition i32 |
+//	| magic "KLTM" u32 | version u8 =1|2 | flags u8 =0 | 0 u16 | seq u64 | topic ID [16] | partition i32 |
 //	| topic name length u16 | topic name | log start offset i64 | object count u32 |
 //	| objects: base i64 | last i64 | size u64 | data bytes u64 | entries u32 | max timestamp i64 |
+//	|          (version 2 only:) gen u32 | cleaned at i64 |
 //	| CRC-32C u32 of everything before |
+//
+// Version 1 is written while every object has Gen 0, so a bucket never
+// compacted stays readable by binaries that know only version 1; version
+// 2 once compaction wrote an object.
 type Manifest struct {
 	Seq            uint64
 	Part           Partition
@@ -67,7 +96,7 @@ func (m *Manifest) ObjectKey(i int) string {
 		return m.keys[i]
 	}
 	o := &m.Objects[i]
-	return m.Part.ObjectKey(o.BaseOffset, o.LastOffset)
+	return m.Part.refKey(o)
 }
 
 // fillKeys precomputes the object keys; m must not be shared yet. Keys of
@@ -78,7 +107,7 @@ func (m *Manifest) fillKeys(prev *Manifest) {
 		if prev != nil && i < len(prev.keys) && prev.Objects[i] == m.Objects[i] {
 			m.keys[i] = prev.keys[i]
 		} else {
-			m.keys[i] = m.Part.ObjectKey(m.Objects[i].BaseOffset, m.Objects[i].LastOffset)
+			m.keys[i] = m.Part.refKey(&m.Objects[i])
 		}
 	}
 }
@@ -86,7 +115,9 @@ func (m *Manifest) fillKeys(prev *Manifest) {
 const (
 	manifestMagic      = 0x4b4c544d // "KLTM"
 	manifestVersion    = 1
+	manifestVersionV2  = 2 // objects carry Gen and CleanedAt
 	objectRefBytes     = 44
+	objectRefBytesV2   = objectRefBytes + 4 + 8
 	maxManifestObjects = 1 << 22
 	maxTopicNameBytes  = 249 // Kafka's limit
 )
@@ -129,8 +160,15 @@ func (m *Manifest) AppendBinary(b []byte) ([]byte, error) {
 		return b, err
 	}
 	start := len(b)
+	v := byte(manifestVersion)
+	for i := range m.Objects {
+		if m.Objects[i].Gen != 0 {
+			v = manifestVersionV2
+			break
+		}
+	}
 	b = binary.BigEndian.AppendUint32(b, manifestMagic)
-	b = append(b, manifestVersion, 0, 0, 0)
+	b = append(b, v, 0, 0, 0)
 	b = binary.BigEndian.AppendUint64(b, m.Seq)
 	b = append(b, m.Part.TopicID[:]...)
 	b = binary.BigEndian.AppendUint32(b, uint32(m.Part.Partition))
@@ -145,6 +183,10 @@ func (m *Manifest) AppendBinary(b []byte) ([]byte, error) {
 		b = binary.BigEndian.AppendUint64(b, uint64(o.DataBytes))
 		b = binary.BigEndian.AppendUint32(b, uint32(o.Entries))
 		b = binary.BigEndian.AppendUint64(b, uint64(o.MaxTimestamp))
+		if v == manifestVersionV2 {
+			b = binary.BigEndian.AppendUint32(b, o.Gen)
+			b = binary.BigEndian.AppendUint64(b, uint64(o.CleanedAt))
+		}
 	}
 	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b[start:], crcTable)), nil
 }
@@ -184,7 +226,12 @@ func DecodeManifest(b []byte) (*Manifest, error) {
 	if binary.BigEndian.Uint32(b) != manifestMagic {
 		return nil, fmt.Errorf("%w: bad manifest magic", ErrCorrupt)
 	}
-	if b[4] != manifestVersion {
+	refBytes := objectRefBytes
+	switch b[4] {
+	case manifestVersion:
+	case manifestVersionV2:
+		refBytes = objectRefBytesV2
+	default:
 		return nil, fmt.Errorf("%w: manifest version %d", ErrCorrupt, b[4])
 	}
 	m := &Manifest{Seq: binary.BigEndian.Uint64(b[8:])}
@@ -200,12 +247,12 @@ func DecodeManifest(b []byte) (*Manifest, error) {
 	m.LogStartOffset = int64(binary.BigEndian.Uint64(rest))
 	n := int(binary.BigEndian.Uint32(rest[8:]))
 	rest = rest[12:]
-	if n > maxManifestObjects || len(rest) != n*objectRefBytes {
+	if n > maxManifestObjects || len(rest) != n*refBytes {
 		return nil, fmt.Errorf("%w: manifest holds %d bytes for %d objects", ErrCorrupt, len(rest), n)
 	}
 	m.Objects = make([]ObjectRef, n)
 	for i := range m.Objects {
-		o := rest[i*objectRefBytes:]
+		o := rest[i*refBytes:]
 		m.Objects[i] = ObjectRef{
 			BaseOffset:   int64(binary.BigEndian.Uint64(o[0:])),
 			LastOffset:   int64(binary.BigEndian.Uint64(o[8:])),
@@ -213,6 +260,10 @@ func DecodeManifest(b []byte) (*Manifest, error) {
 			DataBytes:    int64(binary.BigEndian.Uint64(o[24:])),
 			Entries:      int32(binary.BigEndian.Uint32(o[32:])),
 			MaxTimestamp: int64(binary.BigEndian.Uint64(o[36:])),
+		}
+		if refBytes == objectRefBytesV2 {
+			m.Objects[i].Gen = binary.BigEndian.Uint32(o[44:])
+			m.Objects[i].CleanedAt = int64(binary.BigEndian.Uint64(o[48:]))
 		}
 	}
 	if err := m.check(); err != nil {

@@ -2,6 +2,7 @@ package tier
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -77,24 +78,45 @@ func (r *Reader) Stats() ReaderStats {
 // checked when fetched (verifySpan): a CRC or offset mismatch is
 // ErrCorrupt and nothing of that GET is served or cached. Errors about an
 // object are *ObjectError.
+//
+// In a compacted (sparse) object the batches start at the first one
+// ending at or after offset: an offset whose records were compacted away
+// reads as the next surviving batch, possibly in the next entry or
+// object, as Kafka serves a compacted log.
 func (r *Reader) Read(ctx context.Context, m *Manifest, offset, maxBytes int64) ([]byte, error) {
+	for {
+		b, next, err := r.read(ctx, m, offset, maxBytes)
+		if err != nil || len(b) > 0 {
+			return b, err
+		}
+		// Entry compacted away from offset on (only the entry holding
+		// offset can be: the next one's batches start at or after its
+		// base), so this loops at most once more per object.
+		offset = next
+	}
+}
+
+// read is Read within the entry holding offset and those after it in the
+// same object. An empty result (sparse objects only) means nothing at or
+// after offset is left in that entry; next is where to look instead.
+func (r *Reader) read(ctx context.Context, m *Manifest, offset, maxBytes int64) ([]byte, int64, error) {
 	oi := m.Find(offset)
 	if oi < 0 {
-		return nil, fmt.Errorf("%w: %d not in [%d, %d) of %s/%d", ErrNotTiered, offset, m.LogStartOffset, m.NextOffset(), m.Part.Topic, m.Part.Partition)
+		return nil, 0, fmt.Errorf("%w: %d not in [%d, %d) of %s/%d", ErrNotTiered, offset, m.LogStartOffset, m.NextOffset(), m.Part.Topic, m.Part.Partition)
 	}
 	ref := &m.Objects[oi]
 	key := m.ObjectKey(oi)
 	idx, err := r.index(ctx, key, ref)
 	if err != nil {
-		return nil, &ObjectError{Key: key, Err: err}
+		return nil, 0, &ObjectError{Key: key, Err: err}
 	}
 	k := int32(findEntry(idx, offset))
 	if k < 0 {
-		return nil, &ObjectError{Key: key, Err: fmt.Errorf("%w: object does not index offset %d", ErrCorrupt, offset)}
+		return nil, 0, &ObjectError{Key: key, Err: fmt.Errorf("%w: object does not index offset %d", ErrCorrupt, offset)}
 	}
 	if it := r.cache.get(key, k); it != nil {
 		r.hits.Add(1)
-		return spanBytes(it, idx, k, maxBytes), nil
+		return trimSparse(spanBytes(it, idx, k, maxBytes), ref, idx[k], offset)
 	}
 	r.misses.Add(1)
 
@@ -107,30 +129,49 @@ func (r *Reader) Read(ctx context.Context, m *Manifest, offset, maxBytes int64) 
 		select {
 		case <-f.done:
 		case <-ctx.Done():
-			return nil, &ObjectError{Key: key, Err: ctx.Err()}
+			return nil, 0, &ObjectError{Key: key, Err: ctx.Err()}
 		}
 		if f.err == nil {
-			return spanBytes(f.it, idx, k, maxBytes), nil
+			return trimSparse(spanBytes(f.it, idx, k, maxBytes), ref, idx[k], offset)
 		}
 		// The leader failed (perhaps only its context): try on our own.
-		it, err := r.fetch(ctx, key, idx, k, maxBytes)
+		it, err := r.fetch(ctx, key, idx, k, maxBytes, ref.Gen > 0)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
-		return spanBytes(it, idx, k, maxBytes), nil
+		return trimSparse(spanBytes(it, idx, k, maxBytes), ref, idx[k], offset)
 	}
 	f := &flight{done: make(chan struct{})}
 	r.inflight[fk] = f
 	r.mu.Unlock()
-	f.it, f.err = r.fetch(ctx, key, idx, k, maxBytes)
+	f.it, f.err = r.fetch(ctx, key, idx, k, maxBytes, ref.Gen > 0)
 	r.mu.Lock()
 	delete(r.inflight, fk)
 	r.mu.Unlock()
 	close(f.done)
 	if f.err != nil {
-		return nil, f.err
+		return nil, 0, f.err
 	}
-	return spanBytes(f.it, idx, k, maxBytes), nil
+	return trimSparse(spanBytes(f.it, idx, k, maxBytes), ref, idx[k], offset)
+}
+
+// trimSparse drops the leading batches of b (starting with entry e) that
+// end before offset, in a compacted object; next is where the read
+// continues when none is left.
+func trimSparse(b []byte, ref *ObjectRef, e IndexEntry, offset int64) ([]byte, int64, error) {
+	next := e.LastOffset + 1
+	if ref.Gen == 0 || offset <= e.BaseOffset {
+		return b, next, nil
+	}
+	for len(b) >= batchHeaderBytes {
+		size := int64(batchLengthPrefixLen) + int64(int32(binary.BigEndian.Uint32(b[batchLengthAt:])))
+		last := int64(binary.BigEndian.Uint64(b)) + int64(int32(binary.BigEndian.Uint32(b[batchLastDeltaAt:])))
+		if last >= offset || size > int64(len(b)) {
+			break
+		}
+		b = b[size:]
+	}
+	return b, next, nil
 }
 
 // flight is one GET in progress; it and err are set before done closes.
@@ -142,7 +183,7 @@ type flight struct {
 
 // fetch GETs entry k of key and what follows it (read-ahead) and caches
 // the span.
-func (r *Reader) fetch(ctx context.Context, key string, idx []IndexEntry, k int32, maxBytes int64) (*cacheItem, error) {
+func (r *Reader) fetch(ctx context.Context, key string, idx []IndexEntry, k int32, maxBytes int64, sparse bool) (*cacheItem, error) {
 	// Sequential if this object's previous entry was read recently.
 	want := maxBytes
 	if k > 0 && r.cache.has(key, k-1) {
@@ -160,7 +201,7 @@ func (r *Reader) fetch(ctx context.Context, key string, idx []IndexEntry, k int3
 	}
 	r.gets.Add(1)
 	r.getBytes.Add(size)
-	if err := verifySpan(buf, idx, k, end); err != nil {
+	if err := verifySpan(buf, idx, k, end, sparse); err != nil {
 		r.corrupt.Add(1)
 		return nil, &ObjectError{Key: key, Err: err}
 	}
@@ -223,10 +264,34 @@ func (r *Reader) index(ctx context.Context, key string, ref *ObjectRef) ([]Index
 		r.corrupt.Add(1)
 		return nil, fmt.Errorf("index: %w", err)
 	}
-	if t.DataBytes != ref.DataBytes || t.BaseOffset != ref.BaseOffset || t.LastOffset != ref.LastOffset || t.Entries != int(ref.Entries) {
+	if t.DataBytes != ref.DataBytes || t.BaseOffset != ref.BaseOffset || t.LastOffset != ref.LastOffset || t.Entries != int(ref.Entries) ||
+		t.Sparse() != (ref.Gen > 0) {
 		r.corrupt.Add(1)
 		return nil, fmt.Errorf("%w: object disagrees with its manifest entry", ErrCorrupt)
 	}
 	r.cache.add(&cacheItem{obj: key, first: -1, idx: idx, charge: int64(len(idx)) * int64(unsafe.Sizeof(IndexEntry{}))})
 	return idx, nil
+}
+
+// ObjectData returns all the batches of m's object i with one GET, each
+// checked as Read checks them (verifySpan); not cached (compaction reads
+// whole objects once).
+func (r *Reader) ObjectData(ctx context.Context, m *Manifest, i int) ([]byte, error) {
+	idx, err := r.Index(ctx, m, i)
+	if err != nil {
+		return nil, err
+	}
+	ref := &m.Objects[i]
+	key := m.ObjectKey(i)
+	buf := make([]byte, ref.DataBytes)
+	if err := r.cfg.Store.GetRange(ctx, key, 0, buf); err != nil {
+		return nil, &ObjectError{Key: key, Err: err}
+	}
+	r.gets.Add(1)
+	r.getBytes.Add(ref.DataBytes)
+	if err := verifySpan(buf, idx, 0, int32(len(idx)), ref.Gen > 0); err != nil {
+		r.corrupt.Add(1)
+		return nil, &ObjectError{Key: key, Err: err}
+	}
+	return buf, nil
 }

@@ -148,6 +148,9 @@ type partState struct {
 	// reported is the end last passed to Source.Uploaded. guarded by mu
 	reported int64
 	gone     bool // Forget ran; guarded by mu
+	// orphansDone: CleanOrphans ran since the last failure that may have
+	// left unreferenced objects (atomic).
+	orphansDone atomic.Bool
 }
 
 // set installs m (nil: reload before next use). st.mu held.

@@ -24,8 +24,9 @@ const (
 // edited base offset in the bucket from reaching a client (clients skip
 // to the offsets they asked for, trusting these). The cost is one CRC
 // pass over bytes already in memory, once per GET (hits are not checked
-// again: cached buffers are immutable).
-func verifySpan(buf []byte, idx []IndexEntry, first, end int32) error {
+// again: cached buffers are immutable). In a sparse (version 2) object
+// the batches of an entry lie within its offsets, in order, gaps allowed.
+func verifySpan(buf []byte, idx []IndexEntry, first, end int32, sparse bool) error {
 	pos := idx[first].Pos
 	for k := first; k < end; k++ {
 		e := &idx[k]
@@ -33,7 +34,7 @@ func verifySpan(buf []byte, idx []IndexEntry, first, end int32) error {
 		if start < 0 || start+int64(e.Len) > int64(len(buf)) {
 			return fmt.Errorf("%w: entry %d [%d, %d] outside the %d bytes fetched", ErrCorrupt, k, e.BaseOffset, e.LastOffset, len(buf))
 		}
-		if err := verifyBatches(buf[start:start+int64(e.Len)], e.BaseOffset, e.LastOffset); err != nil {
+		if err := verifyBatches(buf[start:start+int64(e.Len)], e.BaseOffset, e.LastOffset, sparse); err != nil {
 			return fmt.Errorf("entry %d [%d, %d]: %w", k, e.BaseOffset, e.LastOffset, err)
 		}
 	}
@@ -42,8 +43,9 @@ func verifySpan(buf []byte, idx []IndexEntry, first, end int32) error {
 
 // verifyBatches checks that b is whole v2 batches, each with a valid
 // CRC-32C, holding exactly offsets base..last without a gap (storage's
-// chunks are contiguous; see storage.validChunk).
-func verifyBatches(b []byte, base, last int64) error {
+// chunks are contiguous; see storage.validChunk); sparse: offsets rising
+// within base..last, gaps allowed (compacted objects).
+func verifyBatches(b []byte, base, last int64, sparse bool) error {
 	next := base
 	for at := 0; at < len(b); {
 		rest := b[at:]
@@ -63,13 +65,13 @@ func verifyBatches(b []byte, base, last int64) error {
 		}
 		bb := int64(binary.BigEndian.Uint64(batch))
 		delta := int32(binary.BigEndian.Uint32(batch[batchLastDeltaAt:]))
-		if bb != next || delta < 0 {
+		if (bb != next && (!sparse || bb < next)) || delta < 0 {
 			return fmt.Errorf("%w: batch base offset %d (last offset delta %d), want %d", ErrCorrupt, bb, delta, next)
 		}
 		next = bb + int64(delta) + 1
 		at += int(size)
 	}
-	if next != last+1 {
+	if next != last+1 && (!sparse || next > last+1) {
 		return fmt.Errorf("%w: batches end at offset %d, index says %d", ErrCorrupt, next-1, last)
 	}
 	return nil

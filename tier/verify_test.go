@@ -216,7 +216,7 @@ func BenchmarkVerifySpan(b *testing.B) {
 			b.SetBytes(span)
 			b.ReportAllocs()
 			for b.Loop() {
-				if err := verifySpan(buf, idx, 0, 1); err != nil {
+				if err := verifySpan(buf, idx, 0, 1, false); err != nil {
 					b.Fatal(err)
 				}
 			}

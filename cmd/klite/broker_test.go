@@ -100,7 +100,14 @@ func startBroker(t testing.TB, extra ...string) *broker {
 // proto (SASL_PLAINTEXT, ...).
 func startBrokerProto(t testing.TB, proto string, extra ...string) *broker {
 	t.Helper()
-	b := &broker{t: t, dir: t.TempDir(), args: extra, log: &logBuffer{}, proto: proto}
+	return startBrokerDir(t, t.TempDir(), proto, extra...)
+}
+
+// startBrokerDir is startBrokerProto with the -wal dir given (a mounted
+// file system, say).
+func startBrokerDir(t testing.TB, dir, proto string, extra ...string) *broker {
+	t.Helper()
+	b := &broker{t: t, dir: dir, args: extra, log: &logBuffer{}, proto: proto}
 	t.Cleanup(func() {
 		if b.running() {
 			b.signal(syscall.SIGKILL)

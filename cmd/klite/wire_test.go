@@ -69,10 +69,7 @@ func storedCodecs(t *testing.T, cl *kgo.Client, topic string) (codecs []int16, r
 // Debian's kcat (librdkafka 2.0.2) only compresses when the broker advertises
 // Produce v0 (KAFKA-18659): each codec's batches must arrive compressed.
 func TestKcatCompresses(t *testing.T) {
-	kcat, err := exec.LookPath("kcat")
-	if err != nil {
-		t.Skip("kcat not installed (Debian package kcat)")
-	}
+	kcat := debianTool(t, "kcat")
 	b := startBroker(t)
 	cl := newFranz(t, b.addr)
 	adm := kadm.NewClient(cl)

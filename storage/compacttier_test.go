@@ -1,0 +1,304 @@
+package storage
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/klite/klite/tier"
+	"github.com/klite/klite/vfs"
+	"github.com/rs/zerolog"
+)
+
+// tieredCompact is a store whose Cold is a real tier.Cold on a MemStore,
+// uploaded segments freed at once (HotBytes 1), compaction run by hand.
+type tieredCompact struct {
+	t     *testing.T
+	s     *Store
+	u     *tier.Uploader
+	c     *tier.Cold
+	ms    *tier.MemStore
+	clock *fakeClock
+}
+
+func openTieredCompact(t *testing.T, fsys vfs.FS, ms *tier.MemStore, clock *fakeClock) *tieredCompact {
+	t.Helper()
+	return openTieredCompactAttempts(t, fsys, ms, clock, 0)
+}
+
+// openTieredCompactAttempts is openTieredCompact with the uploader's
+// attempts per request (0: its default).
+func openTieredCompactAttempts(t *testing.T, fsys vfs.FS, ms *tier.MemStore, clock *fakeClock, attempts int) *tieredCompact {
+	t.Helper()
+	lc := &lateCold{}
+	cfg := retentionConfig(fsys, clock)
+	cfg.Cold = lc
+	cfg.HotBytes = 1
+	cfg.CompactionInterval = 0
+	s := mustOpen(t, cfg)
+	u := tier.NewUploader(tier.UploaderConfig{Store: ms, Source: s, Log: zerolog.Nop(), ObjectBytes: 32 << 10,
+		Attempts: attempts, Backoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond})
+	c := tier.NewCold(tier.ColdConfig{Uploader: u, Reader: tier.NewReader(tier.ReaderConfig{Store: ms}), Log: zerolog.Nop(),
+		Backoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond})
+	lc.c.Store(c)
+	tc := &tieredCompact{t: t, s: s, u: u, c: c, ms: ms, clock: clock}
+	t.Cleanup(tc.close)
+	return tc
+}
+
+func (tc *tieredCompact) close() {
+	tc.s.Close()
+	tc.c.Close()
+}
+
+// upload seals every shard's active segment, uploads everything and waits
+// until the WAL holds nothing of topic's partition 0: every read then
+// goes to the bucket.
+func (tc *tieredCompact) upload(topic string) {
+	tc.t.Helper()
+	// A segment is freed only below a newer sealed one with its
+	// checkpoint: roll, write a filler topic, roll again.
+	tc.roll()
+	if _, ok := tc.s.Topic("filler"); !ok {
+		mustCreate(tc.t, tc.s, "filler", 1)
+	}
+	appendWait(tc.t, tc.s, "filler", 0, makeBatch(batchSpec{value: []byte("x")}), true)
+	tc.roll()
+	waitCheckpoints(tc.t, tc.s)
+	if err := tc.u.UploadAll(context.Background()); err != nil {
+		tc.t.Fatalf("UploadAll: %v", err)
+	}
+	eventually(tc.t, "the WAL to free what was uploaded", func() bool {
+		ls, err := tc.s.LocalStart(topic, 0)
+		_, hwm, _ := tc.s.Offsets(topic, 0)
+		tc.s.maybeFree()
+		return err == nil && ls == hwm
+	})
+}
+
+func (tc *tieredCompact) roll() {
+	for _, sh := range tc.s.shards {
+		var seg *segment
+		_ = sh.onWriter(func() { seg = sh.seg })
+		tc.s.rollActive(sh, seg)
+	}
+}
+
+// manifest returns partition 0's manifest, its cleaned end (end of the
+// last Gen > 0 object, 0 if none) and the bytes of its objects.
+func (tc *tieredCompact) manifest(topic string) (*tier.Manifest, int64, int64) {
+	tc.t.Helper()
+	ti, _ := tc.s.Topic(topic)
+	m, err := tc.c.Manifest(context.Background(), tierOf(ti, 0))
+	if err != nil || m == nil {
+		tc.t.Fatalf("manifest: %v", err)
+	}
+	var end, size int64
+	for _, o := range m.Objects {
+		if o.Gen > 0 {
+			end = o.LastOffset + 1
+		}
+		size += o.Size
+	}
+	return m, end, size
+}
+
+func TestCompactTieredLatestPerKey(t *testing.T) {
+	for _, codec := range []int8{codecNone, codecZstd} {
+		t.Run(fmt.Sprint("codec", codec), func(t *testing.T) {
+			fsys, ms := vfs.NewMemFS(), tier.NewMemStore()
+			clock := &fakeClock{}
+			clock.ms.Store(1_000_000)
+			tc := openTieredCompact(t, fsys, ms, clock)
+			f := newFixture(t, tc.s, clock, codec, nil)
+			f.produce(50, 7, 360, 0)
+			tc.upload("c")
+			_, _, before := tc.manifest("c")
+			tc.s.Compact()
+			m, end, after := tc.manifest("c")
+			_, hwm, _ := tc.s.Offsets("c", 0)
+			if end != hwm || tc.s.CompactionStats().TieredRuns != 1 {
+				t.Fatalf("cleaned end %d, hwm %d, stats %+v", end, hwm, tc.s.CompactionStats())
+			}
+			t.Logf("bucket data %d -> %d bytes, %d objects", before, after, len(m.Objects))
+			if after*5 > before {
+				t.Fatalf("bucket data %d -> %d bytes for 50 keys of 2520 records", before, after)
+			}
+			want := readLog(t, tc.s, "c", 0)
+			f.check(want, end, true)
+			// More data, a second cleaning over the first and the new.
+			f.produce(50, 7, 100, 0)
+			tc.upload("c")
+			tc.s.Compact()
+			_, end, _ = tc.manifest("c")
+			want = readLog(t, tc.s, "c", 0)
+			f.check(want, end, true)
+
+			// A restart reads the same from the bucket.
+			tc.close()
+			tc2 := openTieredCompact(t, fsys, ms, clock)
+			f.s = tc2.s
+			got := readLog(t, tc2.s, "c", 0)
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("after restart: %d records, before %d", len(got), len(want))
+			}
+			tc2.s.Compact() // nothing dirty: no rewrite
+			if n := tc2.s.CompactionStats().TieredRuns; n != 0 {
+				t.Fatalf("%d cleanings with nothing dirty", n)
+			}
+			for _, k := range ms.Keys() {
+				if strings.HasPrefix(k, "topics/c-") && strings.Contains(k, "/data/") && !strings.Contains(k, "-g") {
+					t.Fatalf("uploaded object %s left after the cleaning", k)
+				}
+			}
+		})
+	}
+}
+
+func TestCompactTieredTombstones(t *testing.T) {
+	fsys, ms := vfs.NewMemFS(), tier.NewMemStore()
+	clock := &fakeClock{}
+	clock.ms.Store(1_000_000)
+	tc := openTieredCompact(t, fsys, ms, clock)
+	f := newFixture(t, tc.s, clock, codecNone, map[string]string{"delete.retention.ms": "60000"})
+	f.produce(20, 5, 360, 3) // every third record a tombstone
+	tc.upload("c")
+	tc.s.Compact()
+	_, end, _ := tc.manifest("c")
+	got := readLog(t, tc.s, "c", 0)
+	f.check(got, end, true)
+	tombs := 0
+	for _, r := range got {
+		if r.tomb {
+			tombs++
+		}
+	}
+	if tombs == 0 {
+		t.Fatal("no tombstone after the first cleaning")
+	}
+	clock.ms.Add(59_000)
+	tc.s.Compact() // not yet due
+	if n := tc.s.CompactionStats().TieredRuns; n != 1 {
+		t.Fatalf("%d cleanings before delete.retention.ms", n)
+	}
+	clock.ms.Add(2_000)
+	tc.s.Compact()
+	if n := tc.s.CompactionStats().TieredRuns; n != 2 {
+		t.Fatalf("%d cleanings after delete.retention.ms", n)
+	}
+	got = readLog(t, tc.s, "c", 0)
+	// The range's last batch is kept whole when cleaning would empty it.
+	m, _, _ := tc.manifest("c")
+	f.check(got, end, false)
+	for _, o := range m.Objects {
+		if o.CleanedAt >= 0 {
+			t.Fatalf("object [%d, %d] still has tombstones cleaned at %d", o.BaseOffset, o.LastOffset, o.CleanedAt)
+		}
+	}
+	clock.ms.Add(120_000)
+	tc.s.Compact() // nothing dirty, no live tombstones: no rewrite
+	if n := tc.s.CompactionStats().TieredRuns; n != 2 {
+		t.Fatalf("%d cleanings with nothing to do", n)
+	}
+}
+
+func TestCompactTieredTransactions(t *testing.T) {
+	fsys, ms := vfs.NewMemFS(), tier.NewMemStore()
+	clock := &fakeClock{}
+	clock.ms.Store(1_000_000)
+	tc := openTieredCompact(t, fsys, ms, clock)
+	s := tc.s
+	f := newFixture(t, s, clock, codecNone, nil)
+	pid, epoch, err := s.InitProducerID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var committed []kv
+	for i := range 10 {
+		committed = append(committed, kv{fmt.Appendf(nil, "t%d", i), []byte("committed")})
+	}
+	base := mustAppend(t, s, "c", 0, makeTxnKeyed(t, pid, epoch, 0, committed...))
+	mustMarker(t, s, "c", 0, pid, epoch, true)
+	for i, r := range committed {
+		f.sent[base+int64(i)] = logRec{off: base + int64(i), key: string(r.key), val: string(r.val)}
+	}
+	aborted := mustAppend(t, s, "c", 0, makeTxnKeyed(t, pid, epoch, 10, committed[:5]...))
+	mustMarker(t, s, "c", 0, pid, epoch, false)
+	f.produce(50, 7, 300, 0)
+	tc.upload("c")
+	s.Compact()
+	_, end, _ := tc.manifest("c")
+	if end <= aborted {
+		t.Fatalf("cleaned end %d does not pass the transactions", end)
+	}
+	got := readLog(t, s, "c", 0)
+	markers := 0
+	txnKeys := map[string]int64{}
+	for _, r := range got {
+		switch {
+		case r.ctl:
+			markers++
+		case strings.HasPrefix(r.key, "t"):
+			if r.val != "committed" || r.off < base || r.off >= base+10 {
+				t.Fatalf("transactional record %+v survived (committed at %d..%d, aborted at %d..)", r, base, base+9, aborted)
+			}
+			txnKeys[r.key] = r.off
+		}
+	}
+	if markers != 2 || len(txnKeys) != 10 {
+		t.Fatalf("%d markers, committed keys %v", markers, txnKeys)
+	}
+	f.check(got, end, true)
+}
+
+// TestCompactTieredFaultAtEveryStep fails each PUT and DELETE of a
+// cleaning in turn (with one attempt each, as a crash there stops it):
+// reads then give the uncompacted or the compacted log, nothing lost or
+// twice; a restart (new Store and Cold on the same bucket) and the next
+// pass finish the cleaning and leave no object the manifest does not
+// reference.
+func TestCompactTieredFaultAtEveryStep(t *testing.T) {
+	for _, op := range []tier.Op{tier.OpPut, tier.OpDelete} {
+		for n := 1; ; n++ {
+			fsys, ms := vfs.NewMemFS(), tier.NewMemStore()
+			clock := &fakeClock{}
+			clock.ms.Store(1_000_000)
+			tc := openTieredCompactAttempts(t, fsys, ms, clock, 1)
+			f := newFixture(t, tc.s, clock, codecNone, nil)
+			f.produce(30, 7, 200, 5)
+			tc.upload("c")
+			before := ms.Calls(op)
+			ms.FailNth(op, n, nil)
+			tc.s.Compact()
+			if ms.Calls(op)-before < n {
+				t.Logf("op %d: %d steps failed in turn", op, n-1)
+				break
+			}
+			_, end, _ := tc.manifest("c")
+			f.check(readLog(t, tc.s, "c", 0), end, true)
+			tc.close()
+
+			tc = openTieredCompactAttempts(t, fsys, ms, clock, 1)
+			f.s = tc.s
+			tc.s.Compact()
+			m, end, _ := tc.manifest("c")
+			_, hwm, _ := tc.s.Offsets("c", 0)
+			if end != hwm {
+				t.Fatalf("op %d step %d: cleaned end %d after the restart's pass, hwm %d", op, n, end, hwm)
+			}
+			f.check(readLog(t, tc.s, "c", 0), end, true)
+			refs := map[string]bool{}
+			for i := range m.Objects {
+				refs[m.ObjectKey(i)] = true
+			}
+			for _, k := range ms.Keys() {
+				if strings.HasPrefix(k, "topics/c-") && strings.Contains(k, "/data/") && !refs[k] {
+					t.Fatalf("op %d step %d: %s left unreferenced", op, n, k)
+				}
+			}
+			tc.close()
+		}
+	}
+}
