@@ -27,17 +27,19 @@ import (
 // the cleaned end on that lie in sealed WAL segments, below the last
 // stable offset, and whose max timestamp is at least min.compaction.lag.ms
 // old. When dirty/(clean+dirty) reaches min.cleanable.dirty.ratio, or the
-// oldest dirty chunk is max.compaction.lag.ms old, or tombstones in the
-// compacted file passed delete.retention.ms, the partition is cleaned:
+// oldest dirty chunk is max.compaction.lag.ms old, or tombstones or
+// transaction markers in the compacted file passed delete.retention.ms,
+// the partition is cleaned:
 // an offset map (key hash -> latest offset) is built over the dirty chunks
 // (at most Config.CompactionMapKeys keys; the cleaned end then stops at the
 // chunk where the map filled, as Kafka's cleaner stops at its dedupe
 // buffer), then the old compacted file and the dirty chunks are copied
 // into the next generation, dropping every record whose key has a later
 // offset in the map, aborted transactional data, keyless records (as
-// Kafka does), tombstones cleaned more than delete.retention.ms ago and
-// batches below the log start. Its cleaned end is the end of the last
-// dirty chunk taken: a chunk boundary. Once published, the partition's
+// Kafka does), tombstones cleaned more than delete.retention.ms ago,
+// transaction markers whose transactions' data a cleaning found gone more
+// than delete.retention.ms ago, and batches below the log start. Its
+// cleaned end is the end of the last dirty chunk taken: a chunk boundary. Once published, the partition's
 // chunk index is trimmed below it and WAL segments whose chunks are all
 // below their partitions' log starts or cleaned ends are freed.
 

@@ -190,3 +190,50 @@ func TestCompactedFileV1(t *testing.T) {
 		t.Fatalf("next generation: %+v", c)
 	}
 }
+
+// TestCompactTxnMarkerHorizon: a marker's delete.retention.ms runs from
+// the cleaning that found its transaction's data gone, not from the one
+// that first cleaned it.
+func TestCompactTxnMarkerHorizon(t *testing.T) {
+	fsys := vfs.NewMemFS()
+	s, _, clock := newCompactStore(t, fsys)
+	defer s.Close()
+	f := newFixture(t, s, clock, codecNone, map[string]string{"delete.retention.ms": "100000"})
+	pid, epoch, err := s.InitProducerID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := mustAppend(t, s, "c", 0, makeTxnKeyed(t, pid, epoch, 0, kv{[]byte("late"), []byte("committed")}))
+	f.sent[base] = logRec{off: base, key: "late", val: "committed"}
+	marker := mustMarker(t, s, "c", 0, pid, epoch, true)
+	f.produce(50, 7, 300, 0)
+	waitCheckpoints(t, s)
+	s.Compact()
+	if end := s.compEnd("c"); end <= marker {
+		t.Fatalf("cleaned end %d, marker at %d", end, marker)
+	}
+
+	// Long after that first cleaning, the data is superseded: the marker
+	// stays delete.retention.ms from now.
+	clock.ms.Add(500_000)
+	plain := mustAppend(t, s, "c", 0, makeKeyedBatch(t, codecNone, clock.ms.Load(), kv{[]byte("late"), []byte("plain")}))
+	f.sent[plain] = logRec{off: plain, key: "late", val: "plain"}
+	f.produce(50, 7, 300, 0)
+	waitCheckpoints(t, s)
+	s.Compact()
+	f.check(readLog(t, s, "c", 0), s.compEnd("c"), true)
+	if !markerOffsets(t, s, "c")[marker] {
+		t.Fatal("marker removed by the cleaning that emptied its transaction")
+	}
+	clock.ms.Add(99_000)
+	s.Compact()
+	if !markerOffsets(t, s, "c")[marker] {
+		t.Fatal("marker removed within delete.retention.ms of its transaction emptying")
+	}
+	clock.ms.Add(2_000)
+	s.Compact()
+	if markerOffsets(t, s, "c")[marker] {
+		t.Fatal("marker kept past delete.retention.ms")
+	}
+	f.check(readLog(t, s, "c", 0), s.compEnd("c"), true)
+}
