@@ -39,9 +39,10 @@ import (
 // Kafka does), tombstones cleaned more than delete.retention.ms ago,
 // transaction markers whose transactions' data a cleaning found gone more
 // than delete.retention.ms ago, and batches below the log start. Its
-// cleaned end is the end of the last dirty chunk taken: a chunk boundary. Once published, the partition's
-// chunk index is trimmed below it and WAL segments whose chunks are all
-// below their partitions' log starts or cleaned ends are freed.
+// cleaned end is the end of the last dirty chunk taken: a chunk boundary.
+// Once published, the partition's chunk index is trimmed below it and WAL
+// segments whose chunks are all below their partitions' log starts or
+// cleaned ends are freed.
 
 // Compaction defaults.
 const (

@@ -237,3 +237,40 @@ func TestCompactTxnMarkerHorizon(t *testing.T) {
 	}
 	f.check(readLog(t, s, "c", 0), s.compEnd("c"), true)
 }
+
+// TestCompactTxnMarkerRuns: the markers of emptied transactions, adjacent
+// once their data is gone, share runs: 300 of them take one index entry,
+// not 300.
+func TestCompactTxnMarkerRuns(t *testing.T) {
+	fsys := vfs.NewMemFS()
+	s, _, clock := newCompactStore(t, fsys)
+	defer s.Close()
+	f := newFixture(t, s, clock, codecNone, nil)
+	pid, epoch, err := s.InitProducerID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const txns = 300
+	var markers []int64
+	for i := range txns {
+		mustAppend(t, s, "c", 0, makeTxnKeyed(t, pid, epoch, int32(i), kv{[]byte("same"), fmt.Appendf(nil, "v%d", i)}))
+		markers = append(markers, mustMarker(t, s, "c", 0, pid, epoch, true))
+	}
+	f.produce(50, 7, 300, 0)
+	waitCheckpoints(t, s)
+	s.Compact()
+	if end := s.compEnd("c"); end <= markers[txns-1] {
+		t.Fatalf("cleaned end %d, last marker at %d", end, markers[txns-1])
+	}
+	p, _ := s.lookup("c", 0)
+	c := p.comp.Load()
+	runs := 0
+	for _, m := range c.meta {
+		if m.flags&compFlagMarkers != 0 {
+			runs++
+		}
+	}
+	if m := markerOffsets(t, s, "c"); len(m) != txns || runs != 1 {
+		t.Fatalf("%d markers kept (want %d), in %d runs of emptied transactions' markers (want 1)", len(m), txns, runs)
+	}
+}
