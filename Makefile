@@ -10,7 +10,7 @@ RECORDS   ?= 1000000
 FUZZTIME  ?= 30s
 TESTFLAGS ?=
 
-.PHONY: all build run test test-unit test-integration test-race test-race-unit fuzz bench bench-quick lint clean s3-server
+.PHONY: all build run test test-unit test-integration test-race test-race-unit fuzz bench bench-quick lint clean s3-server test-deps
 
 all: build
 
@@ -30,15 +30,20 @@ test: test-unit test-integration
 s3-server:
 	@scripts/versitygw.sh install >/dev/null
 
+# Debian's kcat and kafka-python, real clients the integration tests drive;
+# installed with apt-get when missing. KLITE_DEBIAN_DEPS=0 skips them.
+test-deps:
+	@scripts/debian-deps.sh
+
 test-unit: s3-server
 	$(GO) test -count=1 -timeout 10m $(TESTFLAGS) $$($(GO) list ./... | grep -v -e /cmd/klite)
 
-test-integration: s3-server
+test-integration: s3-server test-deps
 	KLITE_TEST_RECORDS=$(RECORDS) $(GO) test -count=1 -timeout 14m -v $(TESTFLAGS) ./cmd/klite
 
 # The integration tests drive the real binary; under -race they run with
 # fewer records so the run stays within the machine's budget.
-test-race: s3-server
+test-race: s3-server test-deps
 	$(GO) test -race -count=1 -timeout 20m $(TESTFLAGS) $$($(GO) list ./... | grep -v -e /cmd/klite)
 	KLITE_TEST_RECORDS=100000 KLITE_TEST_RACE=1 $(GO) test -race -count=1 -timeout 20m $(TESTFLAGS) ./cmd/klite
 

@@ -103,9 +103,10 @@ const (
 )
 
 type fetchTopic struct {
-	info  storage.TopicInfo
-	found bool
-	code  int16 // error for every partition when !found
+	info     storage.TopicInfo
+	found    bool
+	internal bool  // an internal topic: an empty log (internal_topics.go)
+	code     int16 // error for every partition when !found
 }
 
 func (h *Handler) fetch(r *request) {
@@ -159,12 +160,13 @@ func (h *Handler) fetch(r *request) {
 		t := &req.Topics[i]
 		ft := &f.topics[i]
 		if r.version >= 13 {
-			ft.info, ft.found = h.st.TopicByID(storage.TopicID(t.TopicID))
+			ft.info, ft.found = h.topicByID(storage.TopicID(t.TopicID))
 			ft.code = kerr.UnknownTopicID.Code
 		} else {
-			ft.info, ft.found = h.st.Topic(t.Topic)
+			ft.info, ft.found = h.topic(t.Topic)
 			ft.code = kerr.UnknownTopicOrPartition.Code
 		}
+		ft.internal = ft.found && internalTopic(ft.info.Name)
 		name := t.Topic
 		if r.version >= 13 {
 			name = ft.info.Name
@@ -253,6 +255,12 @@ func (f *fetchWait) read() (reads []partRead, bytes int64, errored bool) {
 				pr.code = kerr.UnknownTopicOrPartition.Code
 			case p.CurrentLeaderEpoch > leaderEpoch:
 				pr.code = kerr.UnknownLeaderEpoch.Code
+			case ft.internal:
+				// An empty log: offset 0 is its end (nothing, and a long
+				// poll that only the deadline ends); any other is out of range.
+				if p.FetchOffset != 0 {
+					pr.code = kerr.OffsetOutOfRange.Code
+				}
 			default:
 				limit := min(int64(p.PartitionMaxBytes), budget)
 				if bytes > 0 && limit <= 0 {
@@ -346,8 +354,8 @@ func (f *fetchWait) wait(after []int64) {
 		for pi := range t.Partitions {
 			hwm := after[i]
 			i++
-			if !ft.found || hwm < 0 {
-				continue
+			if !ft.found || ft.internal || hwm < 0 {
+				continue // nothing to watch: errored, or never written
 			}
 			cancel := f.h.st.Watch(ft.info.Name, t.Partitions[pi].Partition, hwm, f.wake)
 			f.mu.Lock()

@@ -73,7 +73,7 @@ func (h *Handler) listOffsetsResponse(version int16, req *kmsg.ListOffsetsReques
 		rt.Default()
 		rt.Topic = t.Topic
 		rt.Partitions = make([]kmsg.ListOffsetsResponseTopicPartition, len(t.Partitions))
-		info, found := h.st.Topic(t.Topic)
+		info, found := h.topic(t.Topic) // internal ones too: an empty log
 		denied := !allowed(acl.OpDescribe, t.Topic)
 		var seen map[int32]int
 		if len(t.Partitions) > 1 {
@@ -97,30 +97,30 @@ func (h *Handler) listOffsetsResponse(version int16, req *kmsg.ListOffsetsReques
 			case version >= 4 && p.CurrentLeaderEpoch > leaderEpoch:
 				rp.ErrorCode = kerr.UnknownLeaderEpoch.Code
 			default:
-				h.listOffset(version, info.Name, p, rp, version >= 2 && req.IsolationLevel == 1)
+				h.listOffset(version, h.offsetsOf(&info), info.Name, p, rp, version >= 2 && req.IsolationLevel == 1)
 			}
 		}
 	}
 	return resp
 }
 
-func (h *Handler) listOffset(version int16, topic string, p *kmsg.ListOffsetsRequestTopicPartition, rp *kmsg.ListOffsetsResponseTopicPartition, committed bool) {
+func (h *Handler) listOffset(version int16, st offsetSource, topic string, p *kmsg.ListOffsetsRequestTopicPartition, rp *kmsg.ListOffsetsResponseTopicPartition, committed bool) {
 	var off, ts int64 = -1, -1
 	var err error
 	lookup := false // a timestamp lookup: capped at the LSO for read_committed
 	switch {
 	case p.Timestamp == offsetLatest && committed:
-		off, err = h.st.LastStableOffset(topic, p.Partition)
+		off, err = st.LastStableOffset(topic, p.Partition)
 	case p.Timestamp == offsetLatest:
-		_, off, err = h.st.Offsets(topic, p.Partition)
+		_, off, err = st.Offsets(topic, p.Partition)
 	case p.Timestamp == offsetEarliest:
-		off, _, err = h.st.Offsets(topic, p.Partition)
+		off, _, err = st.Offsets(topic, p.Partition)
 	case p.Timestamp == offsetEarliestLocal && version >= 8:
-		off, err = h.st.LocalStart(topic, p.Partition)
+		off, err = st.LocalStart(topic, p.Partition)
 	case p.Timestamp == offsetLatestTiered && version >= 9:
-		off, err = h.st.LatestTiered(topic, p.Partition)
+		off, err = st.LatestTiered(topic, p.Partition)
 	case p.Timestamp == offsetMaxTimestamp && version >= 7:
-		off, ts, err = h.st.MaxTimestamp(topic, p.Partition)
+		off, ts, err = st.MaxTimestamp(topic, p.Partition)
 		if err == nil && off >= 0 { // the exact record (list_offsets_exact.go)
 			max := ts
 			if o, t, ok := h.exactRecord(topic, p.Partition, off, func(t int64) bool { return t == max }); ok {
@@ -129,7 +129,7 @@ func (h *Handler) listOffset(version int16, topic string, p *kmsg.ListOffsetsReq
 		}
 		lookup = true
 	default:
-		off, ts, err = h.st.OffsetForTime(topic, p.Partition, p.Timestamp)
+		off, ts, err = st.OffsetForTime(topic, p.Partition, p.Timestamp)
 		if err == nil && off >= 0 {
 			if o, t, ok := h.exactRecord(topic, p.Partition, off, func(t int64) bool { return t >= p.Timestamp }); ok {
 				off, ts = o, t
@@ -139,7 +139,7 @@ func (h *Handler) listOffset(version int16, topic string, p *kmsg.ListOffsetsReq
 	}
 	if err == nil && lookup && committed && off >= 0 {
 		var lso int64
-		if lso, err = h.st.LastStableOffset(topic, p.Partition); err == nil && off >= lso {
+		if lso, err = st.LastStableOffset(topic, p.Partition); err == nil && off >= lso {
 			off, ts = -1, -1
 		}
 	}

@@ -59,7 +59,7 @@ func (h *Handler) offsetForLeaderEpoch(r *request) {
 		rt := &resp.Topics[ti]
 		rt.Default()
 		rt.Topic = t.Topic
-		info, found := h.st.Topic(t.Topic)
+		info, found := h.topic(t.Topic) // internal ones too: an empty log
 		code := int16(0)
 		switch {
 		case follower && !clusterOK:
@@ -83,7 +83,7 @@ func (h *Handler) offsetForLeaderEpoch(r *request) {
 			case p.CurrentLeaderEpoch < -1:
 				rp.ErrorCode = kerr.FencedLeaderEpoch.Code
 			case p.LeaderEpoch == leaderEpoch:
-				_, end, err := h.st.Offsets(info.Name, p.Partition)
+				_, end, err := h.offsetsOf(&info).Offsets(info.Name, p.Partition)
 				if err != nil {
 					rp.ErrorCode = h.errCode(err)
 					break

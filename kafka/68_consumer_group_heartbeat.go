@@ -10,7 +10,8 @@ package kafka
 // no longer owns it. Joins use epoch 0 (v1: the client names the member;
 // v0: the broker does), leaves -1, static leaves -2 (the instance keeps its
 // assignment until its session expires). Subscriptions are topic names or
-// a regular expression (v1) over whole topic names. Errors as Kafka:
+// a regular expression (v1) over whole topic names, internal topics
+// included as in Kafka (internal_topics.go). Errors as Kafka:
 // INVALID_REQUEST for malformed requests, FENCED_MEMBER_EPOCH,
 // UNKNOWN_MEMBER_ID, UNRELEASED_INSTANCE_ID, FENCED_INSTANCE_ID,
 // UNSUPPORTED_ASSIGNOR, INVALID_REGULAR_EXPRESSION (also for a regex over

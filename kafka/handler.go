@@ -345,7 +345,7 @@ func New(cfg Config, st Storage) *Handler {
 		log:           log,
 		warn:          log.Sample(&zerolog.BurstSampler{Burst: 5, Period: time.Minute}),
 		nodeReplicas:  []int32{cfg.NodeID},
-		internal:      internalTopicInfos(cfg.ClusterID),
+		internal:      InternalTopics(cfg.ClusterID),
 		produceTail:   make(map[uint64]chan struct{}),
 		conns:         make(map[uint64]*connPolls),
 		fetchSessions: newFetchSessions(cfg.MaxFetchSessions, cfg.MaxFetchSessionPartitions, cfg.MaxFetchSessionCacheParts),

@@ -15,13 +15,29 @@ package kafka
 //
 // Clients may not create, delete or produce to them (CreateTopics,
 // DeleteTopics and Produce check internalTopic by name); Metadata never
-// auto-creates them; Fetch and ListOffsets answer UNKNOWN_TOPIC_OR_PARTITION
-// (there is no log to read: a difference from Kafka, whose consumers may
-// read __consumer_offsets in its binary format); DescribeProducers answers
-// no producers for their partitions. Clients leave internal
-// topics out of regex subscriptions and topic lists by the is_internal flag
-// (kgo, librdkafka, kadm.ListTopics); KIP-848 regexes are matched against
-// storage's topics, which do not include these.
+// auto-creates them; DescribeProducers answers no producers for their
+// partitions.
+//
+// Reading them: each partition is an empty log (log start 0, high
+// watermark 0, last stable offset 0, no records), for Fetch (offset 0
+// long-polls and returns nothing; any other offset is OFFSET_OUT_OF_RANGE),
+// ListOffsets (earliest, latest and earliest-local 0; max timestamp, latest
+// tiered and timestamp lookups offset -1, as on an empty Kafka log) and
+// OffsetForLeaderEpoch (end offset 0). OffsetCommit and OffsetFetch take
+// them like any topic. This differs from Kafka, whose consumers read
+// __consumer_offsets' records in its binary format; klite keeps that state
+// in its offsets log and has no such records to serve. It matters because
+// Kafka 4.x resolves a KIP-848 SubscribedTopicRegex against every topic
+// name, internal ones included (only DESCRIBE ACLs filter), and assigns
+// explicitly subscribed internal topics too: klite does the same (cmd
+// passes InternalTopics to the group coordinator), so a consumer whose
+// regex matches "__consumer_offsets" is assigned its 50 partitions, and
+// with an empty log it starts at offset 0, waits, and sees nothing,
+// instead of retrying UNKNOWN_TOPIC_OR_PARTITION forever (kgo keeps
+// reloading metadata; librdkafka logs an error per partition). Classic
+// consumers resolve regexes themselves and skip topics marked is_internal
+// (kgo, librdkafka, kadm.ListTopics); one that names an internal topic
+// explicitly gets the same empty log.
 //
 // A new internal topic is one more entry in internalTopicTable (and its
 // name in internalTopic, topics.go).
@@ -52,8 +68,11 @@ var internalTopicTable = []struct {
 	{name: "__transaction_state", partitions: txnTopicPartitions, configs: map[string]string{"cleanup.policy": "compact"}},
 }
 
-// internalTopicInfos builds the internal topics' descriptions for a cluster.
-func internalTopicInfos(clusterID string) []storage.TopicInfo {
+// InternalTopics describes the internal topics of a cluster: names,
+// partitions, configs and topic IDs, the same after every restart. cmd
+// hands them to the group coordinator, so KIP-848 subscriptions resolve
+// them and name them by the IDs Metadata gives.
+func InternalTopics(clusterID string) []storage.TopicInfo {
 	infos := make([]storage.TopicInfo, len(internalTopicTable))
 	for i, t := range internalTopicTable {
 		sum := sha256.Sum256([]byte("klite internal topic\x00" + clusterID + "\x00" + t.name))
@@ -99,4 +118,39 @@ func (h *Handler) allTopics() []storage.TopicInfo {
 		}
 	}
 	return topics
+}
+
+// emptyLog answers the offset queries of an internal topic's partitions:
+// a log that never had a record (see the package comment above).
+type emptyLog struct{}
+
+func (emptyLog) Offsets(string, int32) (logStart, highWatermark int64, err error) { return 0, 0, nil }
+func (emptyLog) LastStableOffset(string, int32) (int64, error)                    { return 0, nil }
+func (emptyLog) LocalStart(string, int32) (int64, error)                          { return 0, nil }
+func (emptyLog) LatestTiered(string, int32) (int64, error)                        { return -1, nil }
+func (emptyLog) MaxTimestamp(string, int32) (offset, timestamp int64, err error) {
+	return -1, -1, nil
+}
+func (emptyLog) OffsetForTime(string, int32, int64) (offset, timestamp int64, err error) {
+	return -1, -1, nil
+}
+
+// offsetSource is what ListOffsets and OffsetForLeaderEpoch ask of a
+// partition's log: the store's, or emptyLog for an internal topic.
+type offsetSource interface {
+	Offsets(topic string, partition int32) (logStart, highWatermark int64, err error)
+	LastStableOffset(topic string, partition int32) (int64, error)
+	LocalStart(topic string, partition int32) (int64, error)
+	LatestTiered(topic string, partition int32) (int64, error)
+	MaxTimestamp(topic string, partition int32) (offset, timestamp int64, err error)
+	OffsetForTime(topic string, partition int32, ts int64) (offset, timestamp int64, err error)
+}
+
+// offsetsOf is the log answering offset queries for topic info, which
+// h.topic or h.topicByID found.
+func (h *Handler) offsetsOf(info *storage.TopicInfo) offsetSource {
+	if internalTopic(info.Name) {
+		return emptyLog{}
+	}
+	return h.st
 }

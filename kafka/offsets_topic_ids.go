@@ -29,7 +29,7 @@ func (h *Handler) commitByName(req *kmsg.OffsetCommitRequest, respond func(*kmsg
 	var unknown []kmsg.OffsetCommitResponseTopic
 	known := req.Topics[:0:0]
 	for _, t := range req.Topics {
-		info, ok := h.st.TopicByID(storage.TopicID(t.TopicID))
+		info, ok := h.topicByID(storage.TopicID(t.TopicID)) // internal ones too
 		if !ok {
 			rt := kmsg.NewOffsetCommitResponseTopic()
 			rt.TopicID = t.TopicID
@@ -70,7 +70,7 @@ func (h *Handler) fetchByName(req *kmsg.OffsetFetchRequest, respond func(*kmsg.O
 		}
 		known := g.Topics[:0:0]
 		for _, t := range g.Topics {
-			info, ok := h.st.TopicByID(storage.TopicID(t.TopicID))
+			info, ok := h.topicByID(storage.TopicID(t.TopicID)) // internal ones too
 			if !ok {
 				rt := kmsg.NewOffsetFetchResponseGroupTopic()
 				rt.TopicID = t.TopicID
@@ -91,7 +91,7 @@ func (h *Handler) fetchByName(req *kmsg.OffsetFetchRequest, respond func(*kmsg.O
 		for gi := range resp.Groups {
 			rg := &resp.Groups[gi]
 			for ti := range rg.Topics {
-				if info, ok := h.st.Topic(rg.Topics[ti].Topic); ok {
+				if info, ok := h.topic(rg.Topics[ti].Topic); ok {
 					rg.Topics[ti].TopicID = info.ID
 				}
 			}

@@ -189,6 +189,10 @@ var (
 	dCompIn     = desc("klite_compaction_cleaned_bytes_total", "Record batch bytes cleaned: the input of finished cleanings.")
 	dCompOut    = desc("klite_compaction_written_bytes_total", "Record batch bytes written to compacted files.")
 	dCompRemove = desc("klite_compaction_removed_records_total", "Records removed by log compaction.")
+	dCompMarker = desc("klite_compaction_removed_markers_total", "Transaction markers removed by log compaction (also counted in klite_compaction_removed_records_total).")
+	dCompTier   = desc("klite_compaction_tiered_cleanings_total", "Partition cleanings of tiered data in the bucket (-s3-bucket; counted in klite_compaction_cleanings_total too).")
+	dCompTierP  = desc("klite_compaction_tiered_put_bytes_total", "Bytes of compacted objects put in the bucket by finished cleanings.")
+	dCompTierD  = desc("klite_compaction_tiered_deleted_bytes_total", "Bytes of bucket objects deleted after cleanings replaced them.")
 
 	dFetchSess  = desc("klite_fetch_sessions", "Fetch sessions cached (KIP-227).")
 	dFetchCost  = desc("klite_fetch_session_cache_partitions", "Fetch session cache use in cached-partition units (-max-fetch-session-cache-partitions).")
@@ -201,7 +205,7 @@ var (
 
 	allDescs = []*prometheus.Desc{dRecordsIn, dBytesIn, dBytesOut, dRequests, dReqDur, dFsync, dWALBytes, dWALMax, dBatch,
 		dShardsDown, dConns, dOpened, dClosed, dLag, dTopicLag, dLagDropped, dMembers, dGroupState, dParts, dTopics,
-		dUpBytes, dUpObjects, dUpErrors, dUpLag, dColdBytes, dHits, dMisses, dReady, dCompRuns, dCompRead, dCompIn, dCompOut, dCompRemove,
+		dUpBytes, dUpObjects, dUpErrors, dUpLag, dColdBytes, dHits, dMisses, dReady, dCompRuns, dCompRead, dCompIn, dCompOut, dCompRemove, dCompMarker, dCompTier, dCompTierP, dCompTierD,
 		dFetchSess, dFetchCost, dFetchKind, dFetchEvict, dSASLChecks, dSASLQueued, dSASLDrop}
 )
 
@@ -322,6 +326,10 @@ func collectStore(ch chan<- prometheus.Metric, src *Sources, maxLag int) {
 	ch <- counter(dCompIn, float64(cs.BytesIn))
 	ch <- counter(dCompOut, float64(cs.BytesOut))
 	ch <- counter(dCompRemove, float64(cs.RecordsRemoved))
+	ch <- counter(dCompMarker, float64(cs.MarkersRemoved))
+	ch <- counter(dCompTier, float64(cs.TieredRuns))
+	ch <- counter(dCompTierP, float64(cs.TieredBytesPut))
+	ch <- counter(dCompTierD, float64(cs.TieredBytesDeleted))
 	wm := st.WALMetrics()
 	ch <- histogram(dFsync, wm.Fsync, 1e-9)
 	ch <- histogram(dBatch, wm.Batch, 1)

@@ -27,23 +27,28 @@ import (
 // the cleaned end on that lie in sealed WAL segments, below the last
 // stable offset, and whose max timestamp is at least min.compaction.lag.ms
 // old. When dirty/(clean+dirty) reaches min.cleanable.dirty.ratio, or the
-// oldest dirty chunk is max.compaction.lag.ms old, or tombstones in the
-// compacted file passed delete.retention.ms, the partition is cleaned:
+// oldest dirty chunk is max.compaction.lag.ms old, or tombstones or
+// transaction markers in the compacted file passed delete.retention.ms,
+// the partition is cleaned:
 // an offset map (key hash -> latest offset) is built over the dirty chunks
 // (at most Config.CompactionMapKeys keys; the cleaned end then stops at the
 // chunk where the map filled, as Kafka's cleaner stops at its dedupe
 // buffer), then the old compacted file and the dirty chunks are copied
 // into the next generation, dropping every record whose key has a later
 // offset in the map, aborted transactional data, keyless records (as
-// Kafka does), tombstones cleaned more than delete.retention.ms ago and
-// batches below the log start. Its cleaned end is the end of the last
-// dirty chunk taken: a chunk boundary. Once published, the partition's
+// Kafka does), tombstones cleaned more than delete.retention.ms ago,
+// transaction markers whose transactions' data a cleaning found gone more
+// than delete.retention.ms ago, and batches below the log start. Its
+// cleaned end is the end of the last dirty chunk taken: a chunk boundary. Once published, the partition's
 // chunk index is trimmed below it and WAL segments whose chunks are all
 // below their partitions' log starts or cleaned ends are freed.
 
 // Compaction defaults.
 const (
 	DefaultCompactionMapKeys = 1 << 20
+	// DefaultCompactionMinRollInterval is cmd/klite's default floor of
+	// forced rolls (Config.CompactionMinRollInterval).
+	DefaultCompactionMinRollInterval = 10 * time.Minute
 	// Kafka's topic defaults, used when neither the topic nor the dynamic
 	// broker configs set them.
 	defaultMinCleanableRatio = 0.5
@@ -58,8 +63,8 @@ type compState struct {
 	seed2  maphash.Seed
 
 	// Counters (atomic).
-	runs, bytesRead, bytesIn, bytesOut, removed atomic.Int64
-	tieredRuns, tieredPut, tieredDeleted        atomic.Int64
+	runs, bytesRead, bytesIn, bytesOut, removed, markersRemoved atomic.Int64
+	tieredRuns, tieredPut, tieredDeleted                        atomic.Int64
 }
 
 // compactPolicy says whether cleanup.policy (the topic's, else the dynamic
@@ -211,12 +216,18 @@ func (sh *shard) sealedSegs() map[*segment]bool {
 }
 
 // rollActive seals seg, sh's active segment, unless it is no longer the
-// active one or is empty, and waits for the roll. The sealed file is cut
-// to the bytes written: segment.ms can be as low as 1 ms, and a forced
-// roll per pass would otherwise leave a whole preallocated segment on
+// active one, is empty or has been active less than
+// Config.CompactionMinRollInterval, and waits for the roll. The sealed
+// file is cut to the bytes written: segment.ms can be as low as 1 ms, and
+// a forced roll would otherwise leave a whole preallocated segment on
 // disk each time, for what may be a few bytes that other topics sharing
-// the shard keep for their retention.
+// the shard keep for their retention. The floor bounds the files such
+// rolls add per shard: 144 a day at 10 minutes, where a roll every 15 s
+// pass (segment.ms=1) made 5,760.
 func (s *Store) rollActive(sh *shard, seg *segment) {
+	if floor := s.cfg.CompactionMinRollInterval.Milliseconds(); floor > 0 && s.now().UnixMilli()-sh.activeSince.Load() < floor {
+		return
+	}
 	_ = sh.onWriter(func() {
 		if sh.failed.Load() || sh.seg != seg || sh.pos == 0 {
 			return
@@ -251,6 +262,7 @@ func (s *Store) rollActive(sh *shard, seg *segment) {
 type batchSource struct {
 	e         chunkEntry
 	cleanedAt int64 // -1: dirty (cleaned now)
+	flags     uint32
 }
 
 // compactPartition cleans p when its dirty part warrants it.
@@ -291,7 +303,7 @@ func (s *Store) compactPartition(ctx context.Context, p *partition, lim compactL
 	if len(dirty) > 0 && lim.maxLagMs < math.MaxInt64 && dirty[0].maxTs <= nowMs-lim.maxLagMs {
 		due = true
 	}
-	if old != nil && (old.tombstonesDue(lim.deleteRetentionMs, nowMs) ||
+	if old != nil && (old.removalsDue(lim.deleteRetentionMs, nowMs) ||
 		(len(old.entries) > 0 && old.entries[0].last < logStart)) {
 		due = true
 	}
@@ -299,14 +311,22 @@ func (s *Store) compactPartition(ctx context.Context, p *partition, lim compactL
 		return nil
 	}
 
+	// The aborted transactions of the whole range cleaned: to drop the
+	// dirty part's aborted data, and for the new file's aborted section.
 	aborted := map[int64][]AbortedTxn{} // by producer id
-	if t := p.txns.Load(); t != nil && len(dirty) > 0 {
-		as, err := s.AbortedTxns(p.t.info.Name, p.num, dirty[0].base, dirty[len(dirty)-1].last+1)
+	abortedAt := map[int64]AbortedTxn{} // by marker offset
+	if t := p.txns.Load(); t != nil {
+		hi := from
+		if len(dirty) > 0 {
+			hi = dirty[len(dirty)-1].last + 1
+		}
+		as, err := s.AbortedTxns(p.t.info.Name, p.num, logStart, hi)
 		if err != nil {
 			return err
 		}
 		for _, a := range as {
 			aborted[a.ProducerID] = append(aborted[a.ProducerID], a)
+			abortedAt[a.LastOffset] = a
 		}
 	}
 	isAborted := func(h *BatchHeader) bool {
@@ -380,7 +400,7 @@ func (s *Store) compactPartition(ctx context.Context, p *partition, lim compactL
 		}
 		defer old.seg.release()
 		for i, e := range old.entries {
-			srcs = append(srcs, batchSource{e: e, cleanedAt: old.meta[i].cleanedAt})
+			srcs = append(srcs, batchSource{e: e, cleanedAt: old.meta[i].cleanedAt, flags: old.meta[i].flags})
 		}
 	}
 	for _, e := range dirty {
@@ -404,7 +424,13 @@ func (s *Store) compactPartition(ctx context.Context, p *partition, lim compactL
 	}
 	w := newCompWriter(f, p.key, gen, end)
 	var in, kept int64
-	var removed int64
+	var removed, markersRemoved int64
+	// Producers with transactional data kept since their last marker: a
+	// marker whose transaction has none (all superseded, below the log
+	// start, or aborted and dropped) goes delete.retention.ms after a
+	// cleaning first found that, as Kafka's cleaner removes it once the
+	// delete horizon (KIP-534) it set then has passed.
+	pending := map[int64]bool{}
 	for i := range srcs {
 		src := &srcs[i]
 		if src.e.last < logStart {
@@ -424,6 +450,7 @@ func (s *Store) compactPartition(ctx context.Context, p *partition, lim compactL
 		if cleanedAt < 0 {
 			cleanedAt = nowMs
 		}
+		goneRun := src.flags&compFlagMarkers != 0
 		err = eachBatch(buf, func(batch []byte, h *BatchHeader) error {
 			last := h.BaseOffset + int64(h.LastOffsetDelta)
 			if last < logStart || isAborted(h) {
@@ -431,8 +458,27 @@ func (s *Store) compactPartition(ctx context.Context, p *partition, lim compactL
 				return nil
 			}
 			if h.Control() {
+				commit, marker := MarkerCommit(batch)
+				gone := marker && !pending[h.ProducerID]
+				if marker {
+					delete(pending, h.ProducerID)
+				}
+				at := cleanedAt
+				switch {
+				case gone && goneRun && tombstoneExpired(at, lim.deleteRetentionMs, nowMs):
+					removed++
+					markersRemoved++
+					return nil
+				case gone && !goneRun:
+					at = nowMs // its delete horizon starts now
+				}
+				if marker && !commit {
+					if a, ok := abortedAt[h.BaseOffset]; ok && a.ProducerID == h.ProducerID {
+						w.aborted = append(w.aborted, a)
+					}
+				}
 				kept += int64(len(batch))
-				return w.add(batch, h, cleanedAt, false)
+				return w.add(batch, h, at, false, gone)
 			}
 			out, tombs, n, err := s.cleanBatch(batch, h, latest, dropTombs, sc)
 			if err != nil {
@@ -442,12 +488,15 @@ func (s *Store) compactPartition(ctx context.Context, p *partition, lim compactL
 			if out == nil {
 				return nil
 			}
+			if h.Transactional() {
+				pending[h.ProducerID] = true
+			}
 			kept += int64(len(out))
 			if &out[0] != &batch[0] {
 				rh, _ := ParseBatchHeader(out) // rebuilt: its own max timestamp
-				return w.add(out, &rh, cleanedAt, tombs)
+				return w.add(out, &rh, cleanedAt, tombs, false)
 			}
-			return w.add(out, h, cleanedAt, tombs)
+			return w.add(out, h, cleanedAt, tombs, false)
 		})
 		if err != nil {
 			return fail(err)
@@ -466,7 +515,7 @@ func (s *Store) compactPartition(ctx context.Context, p *partition, lim compactL
 		_ = s.fs.Remove(path)
 		return err
 	}
-	nc := &compacted{gen: gen, end: end, entries: w.entries, meta: w.meta, bytes: w.bytes}
+	nc := &compacted{gen: gen, end: end, entries: w.entries, meta: w.meta, bytes: w.bytes, aborted: w.aborted, abortedKnown: true}
 	nc.seg = newSegment(gen, path, f)
 	for i := range nc.entries {
 		nc.entries[i].seg = nc.seg
@@ -478,6 +527,7 @@ func (s *Store) compactPartition(ctx context.Context, p *partition, lim compactL
 	cs.bytesIn.Add(in)
 	cs.bytesOut.Add(kept)
 	cs.removed.Add(removed)
+	cs.markersRemoved.Add(markersRemoved)
 	s.log.Debug().Str("topic", p.t.info.Name).Int32("partition", p.num).Int64("offset", end).
 		Int64("bytes_in", in).Int64("bytes_out", kept).Int64("records_removed", removed).Msg("partition compacted")
 	s.maybeFree()
@@ -498,6 +548,7 @@ func (s *Store) publishCompacted(p *partition, old, nc *compacted) bool {
 	}
 	p.comp.Store(nc)
 	p.trimTo(nc.end)
+	p.setAbortedBelow(nc)
 	if old != nil {
 		s.removeCompacted(old)
 	}
@@ -680,6 +731,7 @@ func (s *Store) recoverCompacted() error {
 		p.comp.Store(c)
 		p.next = max(p.next, c.end)
 		p.trimTo(c.end)
+		p.setAbortedBelow(c) // checkpoints may predate c
 		if s.cfg.Cold != nil {
 			// Compacted while the broker ran without the tier: the cleaned
 			// prefix stays local and is served from here, but it is not
@@ -723,6 +775,7 @@ type CompactionStats struct {
 	BytesIn        int64 // batch bytes cleaned: the input of finished cleanings
 	BytesOut       int64 // batch bytes written to compacted files
 	RecordsRemoved int64
+	MarkersRemoved int64 // transaction markers removed (counted in RecordsRemoved too)
 	// With Config.Cold (counted in the above too): partitions cleaned in
 	// the bucket, bytes of objects put and of the objects they replaced.
 	TieredRuns, TieredBytesPut, TieredBytesDeleted int64
@@ -732,7 +785,8 @@ type CompactionStats struct {
 func (s *Store) CompactionStats() CompactionStats {
 	cs := &s.comp
 	return CompactionStats{Runs: cs.runs.Load(), BytesRead: cs.bytesRead.Load(), BytesIn: cs.bytesIn.Load(), BytesOut: cs.bytesOut.Load(), RecordsRemoved: cs.removed.Load(),
-		TieredRuns: cs.tieredRuns.Load(), TieredBytesPut: cs.tieredPut.Load(), TieredBytesDeleted: cs.tieredDeleted.Load()}
+		MarkersRemoved: cs.markersRemoved.Load(),
+		TieredRuns:     cs.tieredRuns.Load(), TieredBytesPut: cs.tieredPut.Load(), TieredBytesDeleted: cs.tieredDeleted.Load()}
 }
 
 // Compact runs one compaction pass now (tests, benchmarks and operators'

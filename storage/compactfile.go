@@ -17,7 +17,7 @@ import (
 // one partition, below its cleaned end. Part of the on-disk format;
 // big-endian:
 //
-//	header:  magic u32 "KLCF" | version u16 =1 | 0 u16 | partition key u32 |
+//	header:  magic u32 "KLCF" | version u16 =2 | 0 u16 | partition key u32 |
 //	         0 u32 | generation u64 | cleaned end i64            (32 bytes)
 //	batches: record batches v2, offset order, each with its own CRC
 //	index:   entries, each a run of batches of at most 64 KiB (or one
@@ -25,8 +25,19 @@ import (
 //	         base i64 | last i64 | pos i64 | maxTs i64 | maxTsOff i64 |
 //	         cleanedAt i64 (unix ms) | length u32 | flags u32  (56 bytes)
 //	         flags bit 0: the run holds a tombstone
-//	trailer: index position u64 | entries u32 | CRC-32C u32 of header and
-//	         index | magic u32 "KLCF"                            (20 bytes)
+//	         flags bit 1: the run holds only transaction markers whose
+//	         transactions have no data left in the log; its cleanedAt is
+//	         when a cleaning found that (the markers' delete horizon
+//	         starts there, as KIP-534's does)
+//	aborted: (version 2) count u32 | count x (pid i64 | first i64 | last i64):
+//	         the aborted transactions whose ABORT markers the file holds,
+//	         by marker offset: the partition's aborted-transaction index
+//	         below the cleaned end (Kafka's cleaned .txnindex)
+//	trailer: index position u64 | entries u32 | CRC-32C u32 of header,
+//	         index and aborted section | magic u32 "KLCF"      (20 bytes)
+//
+// Version 1 (no aborted section, flag bit 1 never set) is still read: its
+// files kept every marker, so the checkpoints' aborted index stands.
 //
 // The file is written as <name>.tmp, fsynced, renamed and its directory
 // fsynced before anything relies on it, so a file under its final name is
@@ -35,12 +46,15 @@ const (
 	compDirName        = "compacted"
 	compSuffix         = ".klc"
 	compMagic          = 0x4B4C4346 // "KLCF"
-	compVersion        = 1
+	compVersion        = 2
+	compVersionV1      = 1 // read only
 	compHeaderBytes    = 32
 	compEntryBytes     = 56
 	compTrailerBytes   = 20
+	compAbortedBytes   = 24
 	compRunBytes       = 64 << 10
 	compFlagTombstones = 1
+	compFlagMarkers    = 2
 	compWriteBuf       = 1 << 20
 )
 
@@ -61,6 +75,10 @@ type compacted struct {
 	entries []chunkEntry
 	meta    []compMeta
 	bytes   int64 // batch bytes
+	// aborted is the aborted-transaction index below end (version 2:
+	// abortedKnown), by marker offset.
+	aborted      []AbortedTxn
+	abortedKnown bool
 }
 
 // from returns the first entry whose last offset is >= offset
@@ -87,11 +105,11 @@ func (p *partition) cleanedEnd() int64 {
 	return 0
 }
 
-// tombstonesDue says whether a tombstone in c may be removed at nowMs
-// under deleteRetentionMs.
-func (c *compacted) tombstonesDue(deleteRetentionMs, nowMs int64) bool {
+// removalsDue says whether a tombstone or a transaction marker in c may be
+// removed at nowMs under deleteRetentionMs.
+func (c *compacted) removalsDue(deleteRetentionMs, nowMs int64) bool {
 	for _, m := range c.meta {
-		if m.flags&compFlagTombstones != 0 && tombstoneExpired(m.cleanedAt, deleteRetentionMs, nowMs) {
+		if m.flags&(compFlagTombstones|compFlagMarkers) != 0 && tombstoneExpired(m.cleanedAt, deleteRetentionMs, nowMs) {
 			return true
 		}
 	}
@@ -132,6 +150,7 @@ type compWriter struct {
 	entries []chunkEntry
 	meta    []compMeta
 	bytes   int64
+	aborted []AbortedTxn // the aborted section, by marker offset
 	hdr     [compHeaderBytes]byte
 }
 
@@ -173,13 +192,20 @@ func (w *compWriter) flush() error {
 	return err
 }
 
-// add appends one batch, cleaned first at cleanedAt.
-func (w *compWriter) add(batch []byte, h *BatchHeader, cleanedAt int64, tombstones bool) error {
+// add appends one batch, cleaned first at cleanedAt; markersGone: a
+// transaction marker without data left, found so at cleanedAt (such
+// markers get runs of their own).
+func (w *compWriter) add(batch []byte, h *BatchHeader, cleanedAt int64, tombstones, markersGone bool) error {
 	last := h.BaseOffset + int64(h.LastOffsetDelta)
 	n := len(w.entries)
-	if n == 0 || w.meta[n-1].cleanedAt != cleanedAt || w.entries[n-1].length+int64(len(batch)) > compRunBytes {
+	var kind uint32
+	if markersGone {
+		kind = compFlagMarkers
+	}
+	if n == 0 || w.meta[n-1].cleanedAt != cleanedAt || w.meta[n-1].flags&compFlagMarkers != kind ||
+		w.entries[n-1].length+int64(len(batch)) > compRunBytes {
 		w.entries = append(w.entries, chunkEntry{base: h.BaseOffset, pos: w.pos, maxTs: h.MaxTimestamp, maxTsOff: h.BaseOffset})
-		w.meta = append(w.meta, compMeta{cleanedAt: cleanedAt})
+		w.meta = append(w.meta, compMeta{cleanedAt: cleanedAt, flags: kind})
 		n++
 	}
 	e, m := &w.entries[n-1], &w.meta[n-1]
@@ -199,7 +225,7 @@ func (w *compWriter) add(batch []byte, h *BatchHeader, cleanedAt int64, tombston
 func (w *compWriter) finish() error {
 	be := binary.BigEndian
 	idxPos := w.pos
-	idx := make([]byte, 0, len(w.entries)*compEntryBytes+compTrailerBytes)
+	idx := make([]byte, 0, len(w.entries)*compEntryBytes+4+len(w.aborted)*compAbortedBytes+compTrailerBytes)
 	for i, e := range w.entries {
 		idx = be.AppendUint64(idx, uint64(e.base))
 		idx = be.AppendUint64(idx, uint64(e.last))
@@ -209,6 +235,12 @@ func (w *compWriter) finish() error {
 		idx = be.AppendUint64(idx, uint64(w.meta[i].cleanedAt))
 		idx = be.AppendUint32(idx, uint32(e.length))
 		idx = be.AppendUint32(idx, w.meta[i].flags)
+	}
+	idx = be.AppendUint32(idx, uint32(len(w.aborted)))
+	for _, a := range w.aborted {
+		idx = be.AppendUint64(idx, uint64(a.ProducerID))
+		idx = be.AppendUint64(idx, uint64(a.FirstOffset))
+		idx = be.AppendUint64(idx, uint64(a.LastOffset))
 	}
 	crc := crc32.Update(crc32.Checksum(w.hdr[:], castagnoli), castagnoli, idx)
 	idx = be.AppendUint64(idx, uint64(idxPos))
@@ -240,22 +272,48 @@ func readCompacted(f vfs.File, path string, key uint32) (*compacted, error) {
 		return nil, err
 	}
 	idxPos, n := int64(be.Uint64(tr[0:])), int64(be.Uint32(tr[8:]))
-	if be.Uint32(tr[16:]) != compMagic || idxPos < compHeaderBytes || idxPos+n*compEntryBytes+compTrailerBytes != size {
+	if be.Uint32(tr[16:]) != compMagic || idxPos < compHeaderBytes || idxPos+n*compEntryBytes+compTrailerBytes > size {
 		return nil, errCompFile
 	}
 	var hdr [compHeaderBytes]byte
 	if _, err := f.ReadAt(hdr[:], 0); err != nil && !errors.Is(err, io.EOF) {
 		return nil, err
 	}
-	idx := make([]byte, n*compEntryBytes)
+	version := be.Uint16(hdr[4:])
+	idx := make([]byte, size-compTrailerBytes-idxPos)
 	if _, err := f.ReadAt(idx, idxPos); err != nil && !errors.Is(err, io.EOF) {
 		return nil, err
 	}
 	if crc32.Update(crc32.Checksum(hdr[:], castagnoli), castagnoli, idx) != be.Uint32(tr[12:]) ||
-		be.Uint32(hdr[0:]) != compMagic || be.Uint16(hdr[4:]) != compVersion || be.Uint32(hdr[8:]) != key {
+		be.Uint32(hdr[0:]) != compMagic || (version != compVersion && version != compVersionV1) || be.Uint32(hdr[8:]) != key {
 		return nil, errCompFile
 	}
-	c := &compacted{gen: be.Uint64(hdr[16:]), end: int64(be.Uint64(hdr[24:]))}
+	rest := idx[n*compEntryBytes:]
+	var aborted []AbortedTxn
+	switch {
+	case version == compVersionV1 && len(rest) != 0:
+		return nil, errCompFile
+	case version == compVersion:
+		if len(rest) < 4 {
+			return nil, errCompFile
+		}
+		m := int64(be.Uint32(rest))
+		rest = rest[4:]
+		if int64(len(rest)) != m*compAbortedBytes {
+			return nil, errCompFile
+		}
+		aborted = make([]AbortedTxn, m)
+		for i := range aborted {
+			b := rest[i*compAbortedBytes:]
+			aborted[i] = AbortedTxn{ProducerID: int64(be.Uint64(b)), FirstOffset: int64(be.Uint64(b[8:])), LastOffset: int64(be.Uint64(b[16:]))}
+		}
+	}
+	c := &compacted{gen: be.Uint64(hdr[16:]), end: int64(be.Uint64(hdr[24:])), aborted: aborted, abortedKnown: version == compVersion}
+	for i, a := range aborted {
+		if a.LastOffset >= c.end || a.FirstOffset > a.LastOffset || (i > 0 && a.LastOffset <= aborted[i-1].LastOffset) {
+			return nil, errCompFile
+		}
+	}
 	c.seg = newSegment(c.gen, path, f)
 	c.entries = make([]chunkEntry, n)
 	c.meta = make([]compMeta, n)

@@ -19,8 +19,9 @@ import (
 // beyond reads; tier.Cold implements it. With a ColdLog that does not,
 // compacted topics keep their whole tiered history.
 type ColdCompactor interface {
-	// ObjectData returns the batches of m's object i, all checked.
-	ObjectData(ctx context.Context, m *tier.Manifest, i int) ([]byte, error)
+	// ObjectData returns the batches of m's object i, all checked, in
+	// dst's memory (grown as needed).
+	ObjectData(ctx context.Context, m *tier.Manifest, i int, dst []byte) ([]byte, error)
 	// CleanOrphans deletes what a crashed cleaning left in the bucket
 	// (cheap once done: it runs once per partition after start and after
 	// failures).
@@ -89,6 +90,7 @@ func (s *Store) compactTiered(ctx context.Context, p *partition, lim compactLimi
 	latest := map[keyHash]int64{}
 	sc := &compScratch{}
 	var isAborted func(h *BatchHeader) bool
+	var buf []byte // one object's data at a time
 	take := 0
 	for k := range dirty {
 		if k > 0 && len(latest) >= s.cfg.CompactionMapKeys {
@@ -102,10 +104,11 @@ func (s *Store) compactTiered(ctx context.Context, p *partition, lim compactLimi
 				return err
 			}
 		}
-		data, err := s.coldObject(ctx, cc, m, nClean+k, th)
+		data, err := s.coldObject(ctx, cc, m, nClean+k, th, buf)
 		if err != nil {
 			return err
 		}
+		buf = data
 		err = eachBatch(data, func(batch []byte, h *BatchHeader) error {
 			if h.Control() || isAborted(h) || h.BaseOffset+int64(h.LastOffsetDelta) < logStart {
 				return nil
@@ -156,11 +159,12 @@ func (s *Store) compactTiered(ctx context.Context, p *partition, lim compactLimi
 			w.Abort(ctx)
 			return errCompactDeleted
 		}
-		data, err := s.coldObject(ctx, cc, m, i, th)
+		data, err := s.coldObject(ctx, cc, m, i, th, buf)
 		if err != nil {
 			w.Abort(ctx)
 			return err
 		}
+		buf = data
 		in += int64(len(data))
 		// Tombstones of an uploaded object are cleaned now; those of a
 		// cleaned one keep the clock of the cleaning that first wrote them
@@ -239,13 +243,13 @@ func (s *Store) compactTiered(ctx context.Context, p *partition, lim compactLimi
 }
 
 // coldObject reads m's object i through the compaction throttle.
-func (s *Store) coldObject(ctx context.Context, cc ColdCompactor, m *tier.Manifest, i int, th *compThrottle) ([]byte, error) {
+func (s *Store) coldObject(ctx context.Context, cc ColdCompactor, m *tier.Manifest, i int, th *compThrottle, dst []byte) ([]byte, error) {
 	if err := th.wait(ctx, m.Objects[i].DataBytes); err != nil {
 		return nil, err
 	}
 	rctx, cancel := context.WithTimeout(ctx, coldReadTimeout)
 	defer cancel()
-	return cc.ObjectData(rctx, m, i)
+	return cc.ObjectData(rctx, m, i, dst)
 }
 
 // abortedIn returns whether a batch of p in [from, to) belongs to an

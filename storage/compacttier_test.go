@@ -15,11 +15,10 @@ import (
 // tieredCompact is a store whose Cold is a real tier.Cold on a MemStore,
 // uploaded segments freed at once (HotBytes 1), compaction run by hand.
 type tieredCompact struct {
-	t     *testing.T
+	t     testing.TB
 	s     *Store
 	u     *tier.Uploader
 	c     *tier.Cold
-	ms    *tier.MemStore
 	clock *fakeClock
 }
 
@@ -32,18 +31,29 @@ func openTieredCompact(t *testing.T, fsys vfs.FS, ms *tier.MemStore, clock *fake
 // attempts per request (0: its default).
 func openTieredCompactAttempts(t *testing.T, fsys vfs.FS, ms *tier.MemStore, clock *fakeClock, attempts int) *tieredCompact {
 	t.Helper()
+	return openTiered(t, fsys, ms, clock, attempts, 32<<10)
+}
+
+func openTiered(t testing.TB, fsys vfs.FS, ms tier.ObjectStore, clock *fakeClock, attempts int, objectBytes int64) *tieredCompact {
+	t.Helper()
+	return openTieredWith(t, retentionConfig(fsys, clock), ms, clock, objectBytes, attempts)
+}
+
+// openTieredWith opens cfg's store with a Cold on ms (attempts: the
+// uploader's per request, 0 its default).
+func openTieredWith(t testing.TB, cfg Config, ms tier.ObjectStore, clock *fakeClock, objectBytes int64, attempts ...int) *tieredCompact {
+	t.Helper()
 	lc := &lateCold{}
-	cfg := retentionConfig(fsys, clock)
 	cfg.Cold = lc
 	cfg.HotBytes = 1
 	cfg.CompactionInterval = 0
 	s := mustOpen(t, cfg)
-	u := tier.NewUploader(tier.UploaderConfig{Store: ms, Source: s, Log: zerolog.Nop(), ObjectBytes: 32 << 10,
-		Attempts: attempts, Backoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond})
+	u := tier.NewUploader(tier.UploaderConfig{Store: ms, Source: s, Log: zerolog.Nop(), ObjectBytes: objectBytes,
+		Attempts: append(attempts, 0)[0], Backoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond})
 	c := tier.NewCold(tier.ColdConfig{Uploader: u, Reader: tier.NewReader(tier.ReaderConfig{Store: ms}), Log: zerolog.Nop(),
 		Backoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond})
 	lc.c.Store(c)
-	tc := &tieredCompact{t: t, s: s, u: u, c: c, ms: ms, clock: clock}
+	tc := &tieredCompact{t: t, s: s, u: u, c: c, clock: clock}
 	t.Cleanup(tc.close)
 	return tc
 }
@@ -300,5 +310,40 @@ func TestCompactTieredFaultAtEveryStep(t *testing.T) {
 			}
 			tc.close()
 		}
+	}
+}
+
+// TestCompactTieredOffsetForTime: a timestamp lookup in a compacted tier
+// answers the first surviving batch at or after the time.
+func TestCompactTieredOffsetForTime(t *testing.T) {
+	fsys, ms := vfs.NewMemFS(), tier.NewMemStore()
+	clock := &fakeClock{}
+	clock.ms.Store(1_000_000)
+	tc := openTieredCompact(t, fsys, ms, clock)
+	f := newFixture(t, tc.s, clock, codecNone, nil)
+	f.produce(50, 7, 100, 0)
+	_, phase2, _ := tc.s.Offsets("c", 0)
+	clock.ms.Store(2_000_000)
+	f.produce(50, 7, 100, 0)
+	tc.upload("c")
+	tc.s.Compact()
+	got := readLog(t, tc.s, "c", 0)
+	first := int64(-1)
+	for _, r := range got {
+		if r.off >= phase2 {
+			first = r.off
+			break
+		}
+	}
+	if first < 0 || first == phase2 {
+		t.Fatalf("first record from %d on: %d; want one compacted away first", phase2, first)
+	}
+	want := phase2 + (first-phase2)/7*7
+	off, ts, err := tc.s.OffsetForTime("c", 0, 2_000_000)
+	if err != nil || off != want || ts < 2_000_000 {
+		t.Fatalf("OffsetForTime: %d (ts %d), %v; want batch %d", off, ts, err, want)
+	}
+	if off, _, err := tc.s.OffsetForTime("c", 0, 3_000_000); err != nil || off != -1 {
+		t.Fatalf("OffsetForTime past the end: %d, %v", off, err)
 	}
 }

@@ -151,6 +151,12 @@ type Config struct {
 	// (default 1Mi, about 50 MB); a partition with more distinct keys in
 	// its dirty part is cleaned over several passes.
 	CompactionMapKeys int
+	// CompactionMinRollInterval is the floor of compaction's forced rolls
+	// (segment.ms, max.compaction.lag.ms): a shard's active segment is
+	// rolled for them only once it has been active this long (0: no
+	// floor). The shard's segments are shared by all its partitions, so
+	// without one a topic with segment.ms=1 would roll it every pass.
+	CompactionMinRollInterval time.Duration
 
 	// Trace, when set, is called with every step of the WAL's work
 	// (trace.go), on the store's goroutines: it must not block.

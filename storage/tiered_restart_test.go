@@ -272,8 +272,8 @@ func TestRestoreFromRestartedTier(t *testing.T) {
 }
 
 // ObjectData and Rewrite make lateCold a ColdCompactor (compacttier.go).
-func (l *lateCold) ObjectData(ctx context.Context, m *tier.Manifest, i int) ([]byte, error) {
-	return l.c.Load().ObjectData(ctx, m, i)
+func (l *lateCold) ObjectData(ctx context.Context, m *tier.Manifest, i int, dst []byte) ([]byte, error) {
+	return l.c.Load().ObjectData(ctx, m, i, dst)
 }
 
 func (l *lateCold) Rewrite(ctx context.Context, p tier.Partition, m *tier.Manifest, end int64) (*tier.Rewrite, error) {

@@ -208,6 +208,32 @@ func (t *partTxns) trimAborted(logStart int64) {
 	}
 }
 
+// setAbortedBelow makes c's aborted section p's aborted-transaction index
+// below c's cleaned end: the aborted transactions whose ABORT markers c
+// holds. Those whose markers a cleaning removed must go with them, or a
+// read_committed consumer would add the producer to its aborted set and,
+// never seeing the marker, skip its later committed data. Entries at or
+// above c's end (markers still in the WAL) stay. A version 1 file (every
+// marker kept) leaves the index as it is.
+func (p *partition) setAbortedBelow(c *compacted) {
+	if !c.abortedKnown || (len(c.aborted) == 0 && p.txns.Load() == nil) {
+		return
+	}
+	t := p.txnState()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	i, _ := slices.BinarySearchFunc(t.aborted, c.end, func(a AbortedTxn, end int64) int { return cmp.Compare(a.LastOffset, end) })
+	if i == len(c.aborted) && slices.Equal(t.aborted[:i], c.aborted) {
+		return
+	}
+	out := make([]AbortedTxn, 0, len(c.aborted)+len(t.aborted)-i)
+	out = append(append(out, c.aborted...), t.aborted[i:]...)
+	t.aborted, t.maxSpan = out, 0
+	for _, a := range out {
+		t.maxSpan = max(t.maxSpan, a.LastOffset-a.FirstOffset)
+	}
+}
+
 // applyTxnOpens publishes the opens of a durable group, before its high
 // watermarks move. Syncer only.
 func (s *shard) applyTxnOpens(evs []txnEvent) {

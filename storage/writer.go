@@ -75,6 +75,10 @@ type shard struct {
 	wg       sync.WaitGroup // writer and syncer
 	bgDone   chan struct{}
 
+	// activeSince is when the active segment became active (unix ms; 0:
+	// before this process started). Writer stores, compaction reads.
+	activeSince atomic.Int64
+
 	// Writer goroutine only (recovery and start before it runs, Close
 	// after it has exited).
 	seg       *segment
@@ -833,6 +837,7 @@ func (s *shard) roll(nowMs int64) error {
 		return err
 	}
 	s.seg, s.pos = seg, 0
+	s.activeSince.Store(nowMs)
 	s.synced.Store(0) // the syncer is idle: the seal was its last group
 	s.st.stats.rolls.Add(1)
 	if s.tracing() {

@@ -183,19 +183,36 @@ func (c *Cold) readFailed(p Partition, offset int64, err error) {
 // the object, its index the chunk, and the chunk's batch headers the
 // batch, so it costs at most an index GET and one chunk GET (both cached).
 // Failures are logged and counted as Read's are.
+//
+// An object deleted meanwhile (retention, or a compaction that replaced
+// it) is looked up again in the newer manifest, as Read does.
 func (c *Cold) OffsetForTime(ctx context.Context, p Partition, ts int64) (int64, int64, error) {
 	m, err := c.Manifest(ctx, p)
 	if err != nil || m == nil {
 		return -1, -1, err
 	}
+	off, mts, at, err := c.offsetForTime(ctx, p, m, ts)
+	if errors.Is(err, ErrNotFound) {
+		if m2, merr := c.Manifest(ctx, p); merr == nil && m2 != nil && m2 != m {
+			off, mts, at, err = c.offsetForTime(ctx, p, m2, ts)
+		}
+	}
+	if err != nil && at >= 0 {
+		c.readFailed(p, at, err)
+	}
+	return off, mts, err
+}
+
+// offsetForTime is OffsetForTime over m; a failed read's offset is at
+// (-1 for other errors).
+func (c *Cold) offsetForTime(ctx context.Context, p Partition, m *Manifest, ts int64) (off, mts, at int64, err error) {
 	for i := range m.Objects {
 		if m.Objects[i].MaxTimestamp < ts {
 			continue
 		}
 		idx, err := c.cfg.Reader.Index(ctx, m, i)
 		if err != nil {
-			c.readFailed(p, m.Objects[i].BaseOffset, err)
-			return -1, -1, err
+			return -1, -1, m.Objects[i].BaseOffset, err
 		}
 		for _, e := range idx {
 			if e.LastOffset < m.LogStartOffset || e.MaxTimestamp < ts {
@@ -204,18 +221,20 @@ func (c *Cold) OffsetForTime(ctx context.Context, p Partition, ts int64) (int64,
 			at := max(e.BaseOffset, m.LogStartOffset)
 			b, err := c.cfg.Reader.Read(ctx, m, at, 1)
 			if err != nil {
-				c.readFailed(p, at, err)
-				return -1, -1, err
+				return -1, -1, at, err
 			}
 			off, mts, ok := firstBatchAfter(b, ts, m.LogStartOffset)
+			if !ok && at > e.BaseOffset {
+				continue // the batch with that timestamp is below the log start
+			}
 			if !ok {
-				return -1, -1, fmt.Errorf("%w: %s/%d chunk at %d has no batch with max timestamp >= %d (index says %d)",
+				return -1, -1, -1, fmt.Errorf("%w: %s/%d chunk at %d has no batch with max timestamp >= %d (index says %d)",
 					ErrCorrupt, p.Topic, p.Partition, e.BaseOffset, ts, e.MaxTimestamp)
 			}
-			return off, mts, nil
+			return off, mts, -1, nil
 		}
 	}
-	return -1, -1, nil
+	return -1, -1, -1, nil
 }
 
 // firstBatchAfter walks b's batch headers for the first batch ending at
@@ -381,10 +400,11 @@ func (c *Cold) forget(ctx context.Context, p Partition) error {
 }
 
 // ObjectData returns the batches of m's object i (p's published manifest
-// or an older one), all checked; for compaction (storage.ColdCompactor).
-// A failure is logged and counted as a read's.
-func (c *Cold) ObjectData(ctx context.Context, m *Manifest, i int) ([]byte, error) {
-	b, err := c.cfg.Reader.ObjectData(ctx, m, i)
+// or an older one), all checked, in dst's memory (grown as needed); for
+// compaction (storage.ColdCompactor). A failure is logged and counted as a
+// read's.
+func (c *Cold) ObjectData(ctx context.Context, m *Manifest, i int, dst []byte) ([]byte, error) {
+	b, err := c.cfg.Reader.ObjectData(ctx, m, i, dst)
 	if err != nil {
 		c.readFailed(m.Part, m.Objects[i].BaseOffset, err)
 	}

@@ -274,16 +274,20 @@ func (r *Reader) index(ctx context.Context, key string, ref *ObjectRef) ([]Index
 }
 
 // ObjectData returns all the batches of m's object i with one GET, each
-// checked as Read checks them (verifySpan); not cached (compaction reads
-// whole objects once).
-func (r *Reader) ObjectData(ctx context.Context, m *Manifest, i int) ([]byte, error) {
+// checked as Read checks them (verifySpan), in dst's memory (grown as
+// needed); not cached (compaction reads whole objects once).
+func (r *Reader) ObjectData(ctx context.Context, m *Manifest, i int, dst []byte) ([]byte, error) {
 	idx, err := r.Index(ctx, m, i)
 	if err != nil {
 		return nil, err
 	}
 	ref := &m.Objects[i]
 	key := m.ObjectKey(i)
-	buf := make([]byte, ref.DataBytes)
+	buf := dst[:0]
+	if int64(cap(buf)) < ref.DataBytes {
+		buf = make([]byte, ref.DataBytes)
+	}
+	buf = buf[:ref.DataBytes]
 	if err := r.cfg.Store.GetRange(ctx, key, 0, buf); err != nil {
 		return nil, &ObjectError{Key: key, Err: err}
 	}

@@ -28,8 +28,9 @@ import (
 type Rewrite struct {
 	u    *Uploader
 	p    Partition
-	base *Manifest // the manifest the rewrite started from
-	end  int64     // the replaced prefix is [base.LogStartOffset, end), end an object boundary
+	st   *partState // p's state when the rewrite started: gone once p is forgotten
+	base *Manifest  // the manifest the rewrite started from
+	end  int64      // the replaced prefix is [base.LogStartOffset, end), end an object boundary
 	gen  uint32
 
 	objs []ObjectRef // put, in offset order
@@ -79,7 +80,7 @@ func (u *Uploader) NewRewrite(ctx context.Context, p Partition, m *Manifest, end
 	if _, err := u.CleanOrphansOnce(ctx, p); err != nil {
 		return nil, err
 	}
-	return &Rewrite{u: u, p: p, base: m, end: end, gen: gen + 1,
+	return &Rewrite{u: u, p: p, st: u.state(p), base: m, end: end, gen: gen + 1,
 		cur: rwObject{base: m.Objects[0].BaseOffset, clock: -1, maxTs: -1}}, nil
 }
 
@@ -178,7 +179,7 @@ func (w *Rewrite) Abort(ctx context.Context) {
 func (w *Rewrite) deleteNew(ctx context.Context, objs []ObjectRef) {
 	for i := range objs {
 		if w.u.cfg.Owner.Check(ctx) != nil || w.u.cfg.Store.Delete(ctx, w.p.refKey(&objs[i])) != nil {
-			w.u.state(w.p).orphansDone.Store(false)
+			w.st.orphansDone.Store(false)
 			return
 		}
 	}
@@ -214,11 +215,14 @@ func (w *Rewrite) Commit(ctx context.Context) (put, deleted int64, err error) {
 	for _, o := range w.objs {
 		put += o.Size
 	}
-	st := w.u.state(w.p)
+	// The state the rewrite started with, not u.state(p): after a Forget
+	// (the topic deleted, its prefix being emptied) that would be a fresh
+	// one, and the commit would publish into the deleted partition.
+	st := w.st
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if st.gone {
-		w.done = true
+		w.Abort(ctx)
 		return 0, 0, ErrRewriteStale
 	}
 	if err := w.u.load(ctx, st, w.p); err != nil {

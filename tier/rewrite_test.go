@@ -7,6 +7,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/rs/zerolog"
 )
 
 // rwBatch is one batch of a test object: its offsets and bytes.
@@ -41,7 +43,7 @@ func rewriteKeep(t *testing.T, ctx context.Context, up *Uploader, r *Reader, m *
 		if m.Objects[i].BaseOffset >= end {
 			break
 		}
-		data, err := r.ObjectData(ctx, m, i)
+		data, err := r.ObjectData(ctx, m, i, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -269,7 +271,7 @@ func TestRewriteTombstoneClocks(t *testing.T) {
 	seen := map[int64]bool{}
 	for _, o := range m2.Objects {
 		seen[o.CleanedAt] = true
-		data, err := r.ObjectData(ctx, m2, m2.Find(o.BaseOffset))
+		data, err := r.ObjectData(ctx, m2, m2.Find(o.BaseOffset), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -444,6 +446,34 @@ func TestRewriteCrashEveryStep(t *testing.T) {
 			if k, err := up2.CleanOrphans(ctx, p); k != 0 || err != nil {
 				t.Fatalf("%v %d: %d orphans left (%v)", op, n, k, err)
 			}
+		}
+	}
+}
+
+// TestRewriteAfterForget: a rewrite whose partition is deleted (its topic
+// deleted: Cold.forget empties its prefix) before the commit publishes
+// nothing and leaves nothing in the bucket, neither a manifest nor the
+// objects it put.
+func TestRewriteAfterForget(t *testing.T) {
+	ctx := context.Background()
+	store := NewMemStore()
+	_, up, r, m := uploadedPart(t, store, 60)
+	p := testPart(0)
+	w, err := rewriteKeep(t, ctx, up, r, m, m.NextOffset(), odd, noClock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := NewCold(ColdConfig{Uploader: up, Reader: r, Log: zerolog.Nop()})
+	defer c.Close()
+	if err := c.forget(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := w.Commit(ctx); !errors.Is(err, ErrRewriteStale) {
+		t.Fatalf("commit after the partition was forgotten: %v", err)
+	}
+	for _, k := range store.Keys() {
+		if strings.HasPrefix(k, p.Dir()) {
+			t.Fatalf("%s left under the deleted partition", k)
 		}
 	}
 }

@@ -119,9 +119,9 @@ func (lg *compactLog) check(t testing.TB, who string, got []consumed) {
 }
 
 // readFranz reads topic partition 0 from offset 0 to its high watermark.
-func readFranz(t testing.TB, addr, topic string, hwm int64) []consumed {
+func readFranz(t testing.TB, addr, topic string, hwm int64, opts ...kgo.Opt) []consumed {
 	t.Helper()
-	cl := newFranz(t, addr, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().At(0)}}))
+	cl := newFranz(t, addr, append([]kgo.Opt{kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().At(0)}})}, opts...)...)
 	defer cl.Close()
 	ctx := testContext(t, time.Minute)
 	var out []consumed

@@ -109,6 +109,7 @@ type Config struct {
 	CompactionInterval    time.Duration // 0: off
 	CompactionBytesPerSec int64         // 0: unbounded
 	CompactionMapKeys     int
+	CompactionMinRoll     time.Duration
 
 	// Tiered storage: S3 is used when S3Bucket is set.
 	S3Bucket        string
@@ -214,6 +215,7 @@ func defaultConfig() Config {
 		CompactionInterval:    15 * time.Second,
 		CompactionBytesPerSec: 64 << 20,
 		CompactionMapKeys:     storage.DefaultCompactionMapKeys,
+		CompactionMinRoll:     storage.DefaultCompactionMinRollInterval,
 
 		S3Region:        "us-east-1",
 		S3FlushInterval: 60 * time.Second,
@@ -357,7 +359,8 @@ func newFlagSet(cfg *Config, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&cfg.RetentionCheckInterval, "retention-check-interval", cfg.RetentionCheckInterval, "how often retention runs (log.retention.check.interval.ms)")
 	fs.DurationVar(&cfg.CompactionInterval, "compaction-interval", cfg.CompactionInterval, "how often log compaction looks for partitions of cleanup.policy=compact topics to clean (Kafka's\nlog.cleaner.backoff.ms); 0: off. With -s3-bucket the bucket's copy is compacted")
 	fs.Int64Var(&cfg.CompactionBytesPerSec, "compaction-max-bytes-per-sec", cfg.CompactionBytesPerSec, "`bytes` per second log compaction reads (log.cleaner.io.max.bytes.per.second); 0: unbounded")
-	fs.IntVar(&cfg.CompactionMapKeys, "compaction-map-keys", cfg.CompactionMapKeys, "most distinct keys one cleaning of a partition maps, about 50 bytes each (Kafka's log.cleaner.dedupe.buffer.size);\na partition with more keys in its uncleaned part is cleaned over several passes")
+	fs.IntVar(&cfg.CompactionMapKeys, "compaction-map-keys", cfg.CompactionMapKeys, "most distinct keys one cleaning of a partition maps, about 50 bytes each (Kafka's log.cleaner.dedupe.buffer.size);\na partition with more keys in its uncleaned part is cleaned over several passes, each rewriting its compacted file")
+	fs.DurationVar(&cfg.CompactionMinRoll, "compaction-min-roll-interval", cfg.CompactionMinRoll, "least time a shard's active WAL segment has been active before compaction rolls it for a topic's\nsegment.ms or max.compaction.lag.ms (segments are shared by a shard's partitions); 0: no floor")
 	fs.Int64Var(&cfg.WALMaxBytes, "wal-max-bytes", cfg.WALMaxBytes, "cap on the WAL's segment `bytes`; past it produce fails with KAFKA_STORAGE_ERROR until retention or uploads\nfree space; 0 means no cap")
 	fs.Int64Var(&cfg.WALHotBytes, "wal-hot-bytes", cfg.WALHotBytes, "with -s3-bucket: `bytes` of already uploaded data kept in the local WAL as a read cache; 1 keeps none")
 	fs.StringVar(&cfg.S3Bucket, "s3-bucket", cfg.S3Bucket, "S3 `bucket` for tiered storage: older data is uploaded there and read back from it; empty: local only.\nCredentials come from the AWS default chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, IAM role)")
@@ -636,6 +639,9 @@ func (c *Config) validate() error {
 	}
 	if c.CompactionMapKeys < 1000 {
 		bad("-compaction-map-keys must be at least 1000")
+	}
+	if c.CompactionMinRoll < 0 {
+		bad("-compaction-min-roll-interval must be 0 (no floor) or > 0")
 	}
 	if c.WALMaxBytes < 0 || (c.WALMaxBytes > 0 && c.WALMaxBytes < 2*c.SegmentBytes) {
 		bad("-wal-max-bytes must be 0 (no cap) or at least two segments (2 x -segment-bytes)")

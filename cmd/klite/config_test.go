@@ -70,7 +70,7 @@ func TestConfigEnvAndFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g := groupConfig(cfg, nil, zerolog.Nop()); g.MaxGroupMetadataBytes != 2<<20 || !g.RepairLog {
+	if g := groupConfig(cfg, nil, "cluster", zerolog.Nop()); g.MaxGroupMetadataBytes != 2<<20 || !g.RepairLog {
 		t.Errorf("group metadata limit and offsets log repair not passed to group.Config: %+v", g)
 	}
 }

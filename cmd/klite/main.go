@@ -188,29 +188,30 @@ func serve(cfg Config, root zerolog.Logger) error {
 	}
 	notReady("recovering the WAL")
 	store, err := storage.Open(storage.Config{
-		Dir:                    cfg.WALDir,
-		Shards:                 cfg.Shards,
-		SegmentBytes:           cfg.SegmentBytes,
-		MaxQueueBytes:          cfg.ShardQueueBytes,
-		CacheBytes:             cfg.WALCacheBytes,
-		FsyncLinger:            cfg.FsyncLinger,
-		Prealloc:               preallocModes[cfg.Prealloc],
-		MaxPartitions:          int32(cfg.MaxTopicPartitions),
-		MaxTotalPartitions:     cfg.MaxPartitions,
-		ProducerExpiry:         cfg.ProducerExpiry,
-		Cold:                   tiers.coldLog(),
-		OnSeal:                 tiers.kick,
-		RetentionCheckInterval: cfg.RetentionCheckInterval,
-		RetentionMs:            cfg.RetentionMs,
-		RetentionBytes:         cfg.RetentionBytes,
-		NodeID:                 int32(cfg.NodeID),
-		MaxWALBytes:            cfg.WALMaxBytes,
-		HotBytes:               cfg.WALHotBytes,
-		CompactionInterval:     cfg.CompactionInterval,
-		CompactionBytesPerSec:  cfg.CompactionBytesPerSec,
-		CompactionMapKeys:      cfg.CompactionMapKeys,
-		Logger:                 root, // storage adds its own component field
-		Trace:                  walTrace,
+		Dir:                       cfg.WALDir,
+		Shards:                    cfg.Shards,
+		SegmentBytes:              cfg.SegmentBytes,
+		MaxQueueBytes:             cfg.ShardQueueBytes,
+		CacheBytes:                cfg.WALCacheBytes,
+		FsyncLinger:               cfg.FsyncLinger,
+		Prealloc:                  preallocModes[cfg.Prealloc],
+		MaxPartitions:             int32(cfg.MaxTopicPartitions),
+		MaxTotalPartitions:        cfg.MaxPartitions,
+		ProducerExpiry:            cfg.ProducerExpiry,
+		Cold:                      tiers.coldLog(),
+		OnSeal:                    tiers.kick,
+		RetentionCheckInterval:    cfg.RetentionCheckInterval,
+		RetentionMs:               cfg.RetentionMs,
+		RetentionBytes:            cfg.RetentionBytes,
+		NodeID:                    int32(cfg.NodeID),
+		MaxWALBytes:               cfg.WALMaxBytes,
+		HotBytes:                  cfg.WALHotBytes,
+		CompactionInterval:        cfg.CompactionInterval,
+		CompactionBytesPerSec:     cfg.CompactionBytesPerSec,
+		CompactionMapKeys:         cfg.CompactionMapKeys,
+		CompactionMinRollInterval: cfg.CompactionMinRoll,
+		Logger:                    root, // storage adds its own component field
+		Trace:                     walTrace,
 	})
 	if err != nil {
 		return errors.Join(fmt.Errorf("open storage: %w", err), stack.close())
@@ -220,12 +221,12 @@ func serve(cfg Config, root zerolog.Logger) error {
 
 	if plan != nil {
 		notReady("restoring from the bucket")
-		if err := restore(plan, store, groupConfig(cfg, store, root), log, started); err != nil {
+		if err := restore(plan, store, groupConfig(cfg, store, clusterID, root), log, started); err != nil {
 			return errors.Join(err, stack.close())
 		}
 	}
 	notReady("opening the group coordinator")
-	groups, err := openGroups(cfg, store, root)
+	groups, err := openGroups(cfg, store, clusterID, root)
 	if err != nil {
 		return errors.Join(err, stack.close())
 	}
@@ -594,9 +595,9 @@ func loadClusterID(fsys vfs.FS, dir string) (string, error) {
 const groupsDir = "groups"
 
 // openGroups starts the group coordinator on <wal>/groups; topics are looked
-// up in the store.
-func openGroups(cfg Config, store *storage.Store, root zerolog.Logger) (*group.Coordinator, error) {
-	gc, err := group.Open(groupConfig(cfg, store, root))
+// up in the store, and the internal topics beside them.
+func openGroups(cfg Config, store *storage.Store, clusterID string, root zerolog.Logger) (*group.Coordinator, error) {
+	gc, err := group.Open(groupConfig(cfg, store, clusterID, root))
 	if errors.Is(err, group.ErrCorrupt) {
 		return nil, fmt.Errorf("open group coordinator: %w (repair: start once with -offsets-log-repair)", err)
 	}
@@ -606,15 +607,28 @@ func openGroups(cfg Config, store *storage.Store, root zerolog.Logger) (*group.C
 	return gc, nil
 }
 
-// groupConfig is the coordinator's configuration from the flags.
-func groupConfig(cfg Config, store *storage.Store, root zerolog.Logger) group.Config {
+// groupConfig is the coordinator's configuration from the flags. The
+// coordinator sees the internal topics (__consumer_offsets, ...) as Kafka's
+// does: a KIP-848 regex or topic name may match them, and offsets may be
+// committed for them (kafka/internal_topics.go says what reading them gives).
+func groupConfig(cfg Config, store *storage.Store, clusterID string, root zerolog.Logger) group.Config {
+	internal := kafka.InternalTopics(clusterID)
 	return group.Config{
 		Dir: filepath.Join(cfg.WALDir, groupsDir),
 		Topics: func(topic string) (int32, bool) {
-			info, ok := store.Topic(topic)
-			return info.Partitions, ok
+			if info, ok := store.Topic(topic); ok {
+				return info.Partitions, true
+			}
+			for _, info := range internal {
+				if info.Name == topic {
+					return info.Partitions, true
+				}
+			}
+			return 0, false
 		},
-		TopicList:                 store.Topics,
+		TopicList: func() []storage.TopicInfo {
+			return append(store.Topics(), internal...)
+		},
 		ConsumerSessionTimeout:    cfg.GroupConsumerSessionTimeout,
 		ConsumerHeartbeatInterval: cfg.GroupConsumerHeartbeatInterval,
 		MaxRegexBytes:             cfg.GroupConsumerMaxRegexBytes,

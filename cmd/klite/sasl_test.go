@@ -228,10 +228,7 @@ func TestSASLClients(t *testing.T) {
 			checkValues(t, got, saslRecords)
 		})
 		t.Run("kcat/"+mech, func(t *testing.T) {
-			kcat, err := exec.LookPath("kcat")
-			if err != nil {
-				t.Skip("kcat not installed")
-			}
+			kcat := debianTool(t, "kcat")
 			topic := topicFor("kcat", mech)
 			args := []string{"-b", b.addr, "-X", "security.protocol=SASL_PLAINTEXT", "-X", "sasl.mechanisms=" + mech,
 				"-X", "sasl.username=" + bob.name, "-X", "sasl.password=" + bob.pass, "-t", topic, "-p", "0"}
@@ -800,10 +797,7 @@ func TestSASLSSL(t *testing.T) {
 			}, saslRecords)
 		})
 		t.Run("kcat/"+mech, func(t *testing.T) {
-			kcat, err := exec.LookPath("kcat")
-			if err != nil {
-				t.Skip("kcat not installed")
-			}
+			kcat := debianTool(t, "kcat")
 			ctx := testContext(t, time.Minute)
 			out, err := exec.CommandContext(ctx, kcat, "-b", addr, "-X", "security.protocol=SASL_SSL", "-X", "ssl.ca.location="+caFile,
 				"-X", "sasl.mechanisms="+mech, "-X", "sasl.username="+bob.name, "-X", "sasl.password="+bob.pass,

@@ -148,10 +148,7 @@ func TestTLSKafkaGo(t *testing.T) {
 // presents ssl.certificate.location and ssl.key.location, and without them
 // it gets no metadata.
 func TestTLSKcat(t *testing.T) {
-	kcat, err := exec.LookPath("kcat")
-	if err != nil {
-		t.Skip("kcat not installed")
-	}
+	kcat := debianTool(t, "kcat")
 	for _, m := range sslModes {
 		t.Run(m.name, func(t *testing.T) {
 			sb := startSSLClientBroker(t, m)
