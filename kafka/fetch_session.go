@@ -56,6 +56,10 @@ package kafka
 // slots and topic slots, which are reused but never shrink (nor do Go
 // maps), and its topic names by the 100 bytes (a name in a request may be
 // 32 KB long). A session of one topic's 1,000 partitions costs 1,001.
+//
+// FetchSessionMetrics counts fetches by kind (sessionless, full,
+// incremental), sessions cached, their cost and evictions, with atomic adds
+// in begin and the eviction paths (klite_fetch_session_* in /metrics).
 
 import (
 	"container/list"

@@ -126,8 +126,8 @@ func TestCompactionS3(t *testing.T) {
 			gens++
 		}
 	}
-	if gens == 0 {
-		t.Fatalf("no compacted object in the manifest (%d objects)", len(m.Objects))
+	if tiered := metric("klite_compaction_tiered_cleanings_total"); gens == 0 || tiered == 0 {
+		t.Fatalf("no compacted object in the manifest (%d objects), %v cleanings of the bucket", len(m.Objects), tiered)
 	}
 	t.Logf("%d records produced, %d read from 0 after compaction; bucket data %d bytes of %v uploaded, %d of %d objects compacted",
 		hwm, len(got), inBucket, uploaded, gens, len(m.Objects))

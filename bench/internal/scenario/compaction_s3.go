@@ -49,13 +49,13 @@ func (s *compactionS3) Describe(cfg Config) string {
 		"on another topic; in the compacting runs the fill topic turns cleanup.policy=compact just before the load, so cleanings "+
 		"read it from the bucket. Read rates are klite_compaction_read_bytes_total's growth: over the load's time, and over the "+
 		"time cleanings were reading (sampled every %s: from the last sample before the counter moved to the last that moved it). "+
-		"After the load, a compacting run waits (up to %s) until the fill topic's data object bytes in the bucket have halved: "+
-		"the fill's bytes over the time from the compact switch to then are the end-to-end cleaning rate, and the bytes then over "+
-		"before are the bucket ratio. Latency ratios are compacting / idle, "+
+		"After the load, a compacting run waits (up to %s) until the fill topic's data object bytes in the bucket have halved "+
+		"and then not changed for %s: the fill's bytes over the time from the compact switch to their last change are the "+
+		"end-to-end cleaning rate, and the bytes then over before are the bucket ratio. Latency ratios are compacting / idle, "+
 		"same broker, same round.",
 		report.Format(report.Bytes, float64(cfg.TierSegmentBytes)), report.Format(report.Bytes, float64(cfg.TierHotBytes)), tierFlushInterval,
 		compactionRate>>20, report.Format(report.Bytes, float64(s.fillBytes(cfg))), compactionKeys, tierQuiet,
-		report.Format(report.RecordsPerSec, pacedRateDefault), compactionSampleEvery, tierSettleTimeout)
+		report.Format(report.RecordsPerSec, pacedRateDefault), compactionSampleEvery, tierSettleTimeout, tierQuiet)
 }
 
 func (s *compactionS3) Settings(cfg Config) []report.KV {
@@ -148,19 +148,20 @@ func (s *compactionS3) Run(ctx context.Context, env *Env) (res Result, err error
 		lat[mode].Merge(st.lat)
 		read := ss[len(ss)-1].read - ss[0].read
 		if mode == "compacting" {
-			// The cleaning ends when its rewrite is published and the
+			// The fill is cleaned once its rewrites are published and the
 			// replaced objects deleted: wait for the fill topic's bytes
-			// in the bucket to halve (20,000 keys survive of the fill).
-			after, done, err := waitBucketShrink(ctx, store, fill, before)
+			// in the bucket to halve (20,000 keys survive of the fill) and
+			// then stay still.
+			after, changed, done, err := waitBucketShrink(ctx, store, fill, before)
 			if err != nil {
 				return res, err
 			}
 			if done {
 				cleanedBytes += float64(before)
-				cleanedSecs += time.Since(t0).Seconds()
+				cleanedSecs += changed.Sub(t0).Seconds()
 			} else {
-				res.Notes = append(res.Notes, fmt.Sprintf("round %d: the fill topic's bucket bytes had not halved %s after the "+
-					"load (%d of %d)", env.Round, tierSettleTimeout, after, before))
+				res.Notes = append(res.Notes, fmt.Sprintf("round %d: the fill topic's bucket bytes had not halved and settled %s "+
+					"after the load (%d of %d)", env.Round, tierSettleTimeout, after, before))
 			}
 			bucketBefore += before
 			bucketAfter += after
@@ -189,7 +190,7 @@ func (s *compactionS3) Run(ctx context.Context, env *Env) (res Result, err error
 	res.Metrics = append(res.Metrics,
 		report.Metric{Key: "cleaned", Label: "compaction read rate from S3 while cleanings ran", Unit: report.BytesPerSec, Value: readActive / secsActive,
 			Limits: []report.Limit{capLimit}},
-		report.Metric{Key: "cleaned-e2e", Label: "fill bytes in the bucket cleaned per second, compact switch to bucket halved", Unit: report.BytesPerSec,
+		report.Metric{Key: "cleaned-e2e", Label: "fill bytes in the bucket cleaned per second, compact switch to the bucket's last shrink", Unit: report.BytesPerSec,
 			Value: ratio(cleanedBytes, cleanedSecs), Limits: []report.Limit{capLimit}},
 		report.Metric{Key: "cleaned-window", Label: "compaction read rate from S3 over the load", Unit: report.BytesPerSec, Value: readWindow / secsWindow,
 			Limits: []report.Limit{capLimit}},
@@ -219,18 +220,28 @@ func topicBucketBytes(ctx context.Context, store *s3store.Store, topic string) (
 }
 
 // waitBucketShrink waits, up to tierSettleTimeout, until topic's data in
-// the bucket is below half of before; it returns the bytes last seen.
-func waitBucketShrink(ctx context.Context, store *s3store.Store, topic string, before int64) (after int64, done bool, err error) {
+// the bucket is below half of before and has then not changed for
+// tierQuiet (the cleanings of the fill are over); it returns the bytes
+// last seen and when they last changed.
+func waitBucketShrink(ctx context.Context, store *s3store.Store, topic string, before int64) (after int64, changed time.Time, done bool, err error) {
 	deadline := time.Now().Add(tierSettleTimeout)
+	last := int64(-1)
 	for {
-		if after, err = topicBucketBytes(ctx, store, topic); err != nil || after < before/2 {
-			return after, err == nil, err
+		if after, err = topicBucketBytes(ctx, store, topic); err != nil {
+			return after, changed, false, err
 		}
-		if time.Now().After(deadline) {
-			return after, false, nil
+		now := time.Now()
+		if after != last {
+			last, changed = after, now
+		}
+		if after < before/2 && now.Sub(changed) >= tierQuiet {
+			return after, changed, true, nil
+		}
+		if now.After(deadline) {
+			return after, changed, false, nil
 		}
 		if err := sleepCtx(ctx, tierPollEvery); err != nil {
-			return after, false, err
+			return after, changed, false, err
 		}
 	}
 }
