@@ -10,7 +10,7 @@ RECORDS   ?= 1000000
 FUZZTIME  ?= 30s
 TESTFLAGS ?=
 
-.PHONY: all build run test test-unit test-integration test-race test-race-unit fuzz bench bench-quick lint clean s3-server test-deps
+.PHONY: all build run test test-unit test-integration test-race test-race-unit fuzz bench bench-quick lint clean s3-server test-deps client-suites
 
 all: build
 
@@ -51,6 +51,15 @@ test-race: s3-server test-deps
 # the bench scenarios, which start brokers and take minutes under -race.
 test-race-unit: s3-server
 	$(GO) test -race -count=1 -timeout 15m $(TESTFLAGS) $$($(GO) list ./... | grep -v -e /cmd/klite -e /bench/internal/scenario)
+
+# Client libraries' own integration suites (franz-go kgo, segmentio/kafka-go,
+# confluent-kafka-go classic and KIP-848) against bin/klite, from the module
+# cache at go.mod's versions; README "Client suites". Not part of `make test`:
+# about 15 minutes. SUITES='kgo confluent' picks some.
+SUITES ?=
+
+client-suites: build
+	scripts/client-suites.sh $(SUITES)
 
 # Runs every Fuzz target for FUZZTIME (go test -fuzz takes one target at a time).
 fuzz:
