@@ -208,6 +208,11 @@ func (c *Cold) OffsetForTime(ctx context.Context, p Partition, ts int64) (int64,
 				return -1, -1, err
 			}
 			off, mts, ok := firstBatchAfter(b, ts, m.LogStartOffset)
+			if !ok && at > e.BaseOffset {
+				// The entry's max is a batch below the log start
+				// (retention cut into the entry): look further.
+				continue
+			}
 			if !ok {
 				return -1, -1, fmt.Errorf("%w: %s/%d chunk at %d has no batch with max timestamp >= %d (index says %d)",
 					ErrCorrupt, p.Topic, p.Partition, e.BaseOffset, ts, e.MaxTimestamp)

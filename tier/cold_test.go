@@ -316,3 +316,43 @@ func TestColdCloseWhileDown(t *testing.T) {
 		t.Fatalf("%d jobs after Close", len(c.jobs))
 	}
 }
+
+// TestColdOffsetForTimeSpikeBelowLogStart: retention moved the log start
+// just past a batch whose timestamp is far above its neighbours', inside
+// the chunk (index entry) holding it. The entry's max timestamp is then
+// that of a batch below the log start: a lookup between the two must go
+// on to the next batch that qualifies, not report the entry corrupt.
+func TestColdOffsetForTimeSpikeBelowLogStart(t *testing.T) {
+	ctx := context.Background()
+	store := NewMemStore()
+	src := newTestSource(t)
+	p := testPart(0)
+	batches := src.addBatchSegment(p, 20, 4, func(i int) int64 {
+		if i%4 == 1 {
+			return 1000 + int64(i)*10 + 500 // a spike in every chunk
+		}
+		return 1000 + int64(i)*10
+	})
+	c, up := testCold(store, src, 1500)
+	defer c.Close()
+	if err := up.UploadAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cut := batches[5].last + 1 // just past the second chunk's spike
+	if _, err := up.Retain(ctx, p, cut); err != nil {
+		t.Fatal(err)
+	}
+	for ts := int64(900); ts <= 1000+int64(len(batches))*10+520; ts += 5 {
+		wantOff, wantTS := int64(-1), int64(-1)
+		for _, b := range batches {
+			if b.last >= cut && b.maxTS >= ts {
+				wantOff, wantTS = b.base, b.maxTS
+				break
+			}
+		}
+		off, gotTS, err := c.OffsetForTime(ctx, p, ts)
+		if err != nil || off != wantOff || gotTS != wantTS {
+			t.Fatalf("log start %d, ts %d: (%d, %d, %v), want (%d, %d)", cut, ts, off, gotTS, err, wantOff, wantTS)
+		}
+	}
+}
