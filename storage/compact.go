@@ -360,24 +360,7 @@ func (s *Store) compactPartition(ctx context.Context, p *partition, lim compactL
 		if err := th.wait(ctx, dirty[k].length); err != nil {
 			return err
 		}
-		err = eachBatch(buf, func(batch []byte, h *BatchHeader) error {
-			if h.Control() || isAborted(h) || h.BaseOffset+int64(h.LastOffsetDelta) < logStart {
-				return nil
-			}
-			recs, err := batchRecords(batch, h, sc.recs)
-			if err != nil {
-				return nil // kept whole when copied
-			}
-			if h.Compression() != codecNone {
-				sc.recs = recs
-			}
-			return eachRecord(recs, h.NumRecords, func(r *rawRecord) {
-				if r.key != nil {
-					latest[cs.hash(r.key)] = h.BaseOffset + int64(r.offsetDelta)
-				}
-			})
-		})
-		if err != nil {
+		if err := cs.mapKeys(latest, buf, logStart, isAborted, sc); err != nil {
 			return err
 		}
 		take = k + 1
@@ -661,6 +644,30 @@ func readRun(e *chunkEntry, buf []byte) ([]byte, error) {
 		return buf, fmt.Errorf("%w: %v", ErrStorage, err)
 	}
 	return buf, nil
+}
+
+// mapKeys records in latest the offset of each key's last record in buf
+// (a run of batches in offset order): the offset map of a cleaning.
+// Control batches, aborted data and batches below logStart add nothing;
+// a batch whose records cannot be decoded neither (it is kept whole).
+func (cs *compState) mapKeys(latest map[keyHash]int64, buf []byte, logStart int64, isAborted func(*BatchHeader) bool, sc *compScratch) error {
+	return eachBatch(buf, func(batch []byte, h *BatchHeader) error {
+		if h.Control() || isAborted(h) || h.BaseOffset+int64(h.LastOffsetDelta) < logStart {
+			return nil
+		}
+		recs, err := batchRecords(batch, h, sc.recs)
+		if err != nil {
+			return nil // kept whole when copied
+		}
+		if h.Compression() != codecNone {
+			sc.recs = recs
+		}
+		return eachRecord(recs, h.NumRecords, func(r *rawRecord) {
+			if r.key != nil {
+				latest[cs.hash(r.key)] = h.BaseOffset + int64(r.offsetDelta)
+			}
+		})
+	})
 }
 
 // eachBatch calls fn with every batch in b.
