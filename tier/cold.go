@@ -188,14 +188,33 @@ func (c *Cold) OffsetForTime(ctx context.Context, p Partition, ts int64) (int64,
 	if err != nil || m == nil {
 		return -1, -1, err
 	}
+	off, mts, at, err := c.offsetForTime(ctx, m, ts)
+	if errors.Is(err, ErrNotFound) {
+		// Retention or a compaction deleted an object after we took the
+		// manifest; the newer one (published before the delete) has the
+		// answer, as in Read.
+		if m2, merr := c.Manifest(ctx, p); merr == nil && m2 != nil && m2 != m {
+			off, mts, at, err = c.offsetForTime(ctx, m2, ts)
+		}
+	}
+	if err != nil {
+		c.readFailed(p, at, err)
+		return -1, -1, err
+	}
+	return off, mts, nil
+}
+
+// offsetForTime is OffsetForTime over m; on failure at is the offset
+// whose read failed.
+func (c *Cold) offsetForTime(ctx context.Context, m *Manifest, ts int64) (off, mts, at int64, err error) {
+	p := m.Part
 	for i := range m.Objects {
 		if m.Objects[i].MaxTimestamp < ts {
 			continue
 		}
 		idx, err := c.cfg.Reader.Index(ctx, m, i)
 		if err != nil {
-			c.readFailed(p, m.Objects[i].BaseOffset, err)
-			return -1, -1, err
+			return -1, -1, m.Objects[i].BaseOffset, err
 		}
 		for _, e := range idx {
 			if e.LastOffset < m.LogStartOffset || e.MaxTimestamp < ts {
@@ -204,8 +223,7 @@ func (c *Cold) OffsetForTime(ctx context.Context, p Partition, ts int64) (int64,
 			at := max(e.BaseOffset, m.LogStartOffset)
 			b, err := c.cfg.Reader.Read(ctx, m, at, 1)
 			if err != nil {
-				c.readFailed(p, at, err)
-				return -1, -1, err
+				return -1, -1, at, err
 			}
 			off, mts, ok := firstBatchAfter(b, ts, m.LogStartOffset)
 			if !ok && at > e.BaseOffset {
@@ -214,13 +232,13 @@ func (c *Cold) OffsetForTime(ctx context.Context, p Partition, ts int64) (int64,
 				continue
 			}
 			if !ok {
-				return -1, -1, fmt.Errorf("%w: %s/%d chunk at %d has no batch with max timestamp >= %d (index says %d)",
+				return -1, -1, at, fmt.Errorf("%w: %s/%d chunk at %d has no batch with max timestamp >= %d (index says %d)",
 					ErrCorrupt, p.Topic, p.Partition, e.BaseOffset, ts, e.MaxTimestamp)
 			}
-			return off, mts, nil
+			return off, mts, 0, nil
 		}
 	}
-	return -1, -1, nil
+	return -1, -1, 0, nil
 }
 
 // firstBatchAfter walks b's batch headers for the first batch ending at

@@ -356,3 +356,58 @@ func TestColdOffsetForTimeSpikeBelowLogStart(t *testing.T) {
 		}
 	}
 }
+
+// hookStore runs before once, before the first GetRange through it.
+type hookStore struct {
+	ObjectStore
+	before func()
+}
+
+func (h *hookStore) GetRange(ctx context.Context, key string, off int64, p []byte) error {
+	if f := h.before; f != nil {
+		h.before = nil
+		f()
+	}
+	return h.ObjectStore.GetRange(ctx, key, off, p)
+}
+
+// TestColdOffsetForTimeObjectsReplaced: a timestamp lookup that took the
+// manifest just before retention or a compaction published a newer one
+// and deleted the objects it read retries with the newer manifest, as
+// Read does, instead of failing as if the bucket had lost an object.
+func TestColdOffsetForTimeObjectsReplaced(t *testing.T) {
+	ctx := context.Background()
+	store := NewMemStore()
+	src := newTestSource(t)
+	p := testPart(0)
+	batches := src.addBatchSegment(p, 30, 4, func(i int) int64 { return 1000 + int64(i)*10 })
+	up := testUploader(store, src, 1500)
+	hs := &hookStore{ObjectStore: store}
+	c := NewCold(ColdConfig{Uploader: up, Reader: NewReader(ReaderConfig{Store: hs}), Log: zerolog.Nop(),
+		Backoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond})
+	defer c.Close()
+	if err := up.UploadAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m, _ := c.Manifest(ctx, p)
+	cut := m.Objects[1].BaseOffset + 1
+	hs.before = func() {
+		if _, err := up.Retain(ctx, p, cut); err != nil {
+			t.Error(err)
+		}
+	}
+	var want testBatch
+	for _, b := range batches {
+		if b.last >= cut {
+			want = b
+			break
+		}
+	}
+	off, ts, err := c.OffsetForTime(ctx, p, 0)
+	if err != nil || off != want.base || ts != want.maxTS {
+		t.Fatalf("OffsetForTime(0) with the objects deleted meanwhile: (%d, %d, %v), want (%d, %d)", off, ts, err, want.base, want.maxTS)
+	}
+	if st := c.Stats(); st.Missing != 0 {
+		t.Fatalf("stats %+v: a replaced object counted as missing", st)
+	}
+}
