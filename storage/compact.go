@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/klite/klite/tier"
 	"github.com/klite/klite/vfs"
 )
 
@@ -151,7 +152,8 @@ func (s *Store) compactPass(ctx context.Context) {
 			} else {
 				err = s.compactPartition(ctx, p, lim, &throttle, sealedOf(p.sh))
 			}
-			if err != nil && ctx.Err() == nil && !errors.Is(err, ErrClosed) && !errors.Is(err, errCompactDeleted) {
+			if err != nil && ctx.Err() == nil && !errors.Is(err, ErrClosed) && !errors.Is(err, errCompactDeleted) &&
+				!errors.Is(err, tier.ErrRewriteStale) {
 				s.log.Warn().Err(err).Str("topic", t.info.Name).Int32("partition", p.num).Msg("compaction failed; retried next pass")
 			}
 		}

@@ -411,3 +411,38 @@ func TestColdOffsetForTimeObjectsReplaced(t *testing.T) {
 		t.Fatalf("stats %+v: a replaced object counted as missing", st)
 	}
 }
+
+// TestColdObjectDataReplaced: compaction reading an object that retention
+// replaced meanwhile (published a manifest without it, then deleted it)
+// gets ErrRewriteStale, not a missing object: nothing is lost, the next
+// pass starts from the newer manifest, and no operator is alarmed.
+func TestColdObjectDataReplaced(t *testing.T) {
+	ctx := context.Background()
+	store := NewMemStore()
+	src := newTestSource(t)
+	p := testPart(0)
+	src.addBatchSegment(p, 30, 4, func(i int) int64 { return 1000 + int64(i)*10 })
+	c, up := testCold(store, src, 1500)
+	defer c.Close()
+	if err := up.UploadAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m, _ := c.Manifest(ctx, p)
+	if _, err := up.Retain(ctx, p, m.Objects[1].BaseOffset); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ObjectData(ctx, m, 0); !errors.Is(err, ErrRewriteStale) {
+		t.Fatalf("reading a replaced object: %v", err)
+	}
+	if st := c.Stats(); st.Missing != 0 || st.ReadErrors != 0 {
+		t.Fatalf("stats %+v: a replaced object counted as a failed read", st)
+	}
+	// An object the current manifest still lists is missing for real.
+	m, _ = c.Manifest(ctx, p)
+	if err := store.Delete(ctx, m.ObjectKey(0)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ObjectData(ctx, m, 0); !errors.Is(err, ErrNotFound) || c.Stats().Missing != 1 {
+		t.Fatalf("reading a lost object: %v, stats %+v", err, c.Stats())
+	}
+}
