@@ -529,9 +529,15 @@ func (s *Store) publishCompacted(p *partition, old, nc *compacted) bool {
 		nc.seg.release()
 		return false
 	}
+	// The aborted index first: an entry it drops belongs to a marker that
+	// only the old file still has, whose data is gone from it already, so
+	// a fetch reading the old file meanwhile loses nothing. The other way
+	// round, a read_committed fetch could read the new file (marker gone)
+	// and then get the stale entry, and its consumer would skip the
+	// producer's later committed data as aborted.
+	p.setAbortedBelow(nc)
 	p.comp.Store(nc)
 	p.trimTo(nc.end)
-	p.setAbortedBelow(nc)
 	if old != nil {
 		s.removeCompacted(old)
 	}
