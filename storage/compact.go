@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/klite/klite/tier"
 	"github.com/klite/klite/vfs"
 )
 
@@ -154,7 +155,8 @@ func (s *Store) compactPass(ctx context.Context) {
 			} else {
 				err = s.compactPartition(ctx, p, lim, &throttle, sealedOf(p.sh))
 			}
-			if err != nil && ctx.Err() == nil && !errors.Is(err, ErrClosed) && !errors.Is(err, errCompactDeleted) {
+			if err != nil && ctx.Err() == nil && !errors.Is(err, ErrClosed) && !errors.Is(err, errCompactDeleted) &&
+				!errors.Is(err, tier.ErrRewriteStale) {
 				s.log.Warn().Err(err).Str("topic", t.info.Name).Int32("partition", p.num).Msg("compaction failed; retried next pass")
 			}
 		}
@@ -363,24 +365,7 @@ func (s *Store) compactPartition(ctx context.Context, p *partition, lim compactL
 		if err := th.wait(ctx, dirty[k].length); err != nil {
 			return err
 		}
-		err = eachBatch(buf, func(batch []byte, h *BatchHeader) error {
-			if h.Control() || isAborted(h) || h.BaseOffset+int64(h.LastOffsetDelta) < logStart {
-				return nil
-			}
-			recs, err := batchRecords(batch, h, sc.recs)
-			if err != nil {
-				return nil // kept whole when copied
-			}
-			if h.Compression() != codecNone {
-				sc.recs = recs
-			}
-			return eachRecord(recs, h.NumRecords, func(r *rawRecord) {
-				if r.key != nil {
-					latest[cs.hash(r.key)] = h.BaseOffset + int64(r.offsetDelta)
-				}
-			})
-		})
-		if err != nil {
+		if err := cs.mapKeys(latest, buf, logStart, isAborted, sc); err != nil {
 			return err
 		}
 		take = k + 1
@@ -547,9 +532,15 @@ func (s *Store) publishCompacted(p *partition, old, nc *compacted) bool {
 		nc.seg.release()
 		return false
 	}
+	// The aborted index first: an entry it drops belongs to a marker that
+	// only the old file still has, whose data is gone from it already, so
+	// a fetch reading the old file meanwhile loses nothing. The other way
+	// round, a read_committed fetch could read the new file (marker gone)
+	// and then get the stale entry, and its consumer would skip the
+	// producer's later committed data as aborted.
+	p.setAbortedBelow(nc)
 	p.comp.Store(nc)
 	p.trimTo(nc.end)
-	p.setAbortedBelow(nc)
 	if old != nil {
 		s.removeCompacted(old)
 	}
@@ -664,6 +655,30 @@ func readRun(e *chunkEntry, buf []byte) ([]byte, error) {
 		return buf, fmt.Errorf("%w: %v", ErrStorage, err)
 	}
 	return buf, nil
+}
+
+// mapKeys records in latest the offset of each key's last record in buf
+// (a run of batches in offset order): the offset map of a cleaning.
+// Control batches, aborted data and batches below logStart add nothing;
+// a batch whose records cannot be decoded neither (it is kept whole).
+func (cs *compState) mapKeys(latest map[keyHash]int64, buf []byte, logStart int64, isAborted func(*BatchHeader) bool, sc *compScratch) error {
+	return eachBatch(buf, func(batch []byte, h *BatchHeader) error {
+		if h.Control() || isAborted(h) || h.BaseOffset+int64(h.LastOffsetDelta) < logStart {
+			return nil
+		}
+		recs, err := batchRecords(batch, h, sc.recs)
+		if err != nil {
+			return nil // kept whole when copied
+		}
+		if h.Compression() != codecNone {
+			sc.recs = recs
+		}
+		return eachRecord(recs, h.NumRecords, func(r *rawRecord) {
+			if r.key != nil {
+				latest[cs.hash(r.key)] = h.BaseOffset + int64(r.offsetDelta)
+			}
+		})
+	})
 }
 
 // eachBatch calls fn with every batch in b.

@@ -109,24 +109,7 @@ func (s *Store) compactTiered(ctx context.Context, p *partition, lim compactLimi
 			return err
 		}
 		buf = data
-		err = eachBatch(data, func(batch []byte, h *BatchHeader) error {
-			if h.Control() || isAborted(h) || h.BaseOffset+int64(h.LastOffsetDelta) < logStart {
-				return nil
-			}
-			recs, err := batchRecords(batch, h, sc.recs)
-			if err != nil {
-				return nil // kept whole when copied
-			}
-			if h.Compression() != codecNone {
-				sc.recs = recs
-			}
-			return eachRecord(recs, h.NumRecords, func(r *rawRecord) {
-				if r.key != nil {
-					latest[cs.hash(r.key)] = h.BaseOffset + int64(r.offsetDelta)
-				}
-			})
-		})
-		if err != nil {
+		if err := cs.mapKeys(latest, data, logStart, isAborted, sc); err != nil {
 			return err
 		}
 		take = k + 1

@@ -406,9 +406,15 @@ func (c *Cold) forget(ctx context.Context, p Partition) error {
 // ObjectData returns the batches of m's object i (p's published manifest
 // or an older one), all checked, in dst's memory (grown as needed); for
 // compaction (storage.ColdCompactor). A failure is logged and counted as a
-// read's.
+// read's. An object gone because a newer manifest replaced it (retention
+// ran meanwhile) is ErrRewriteStale, not a failed read.
 func (c *Cold) ObjectData(ctx context.Context, m *Manifest, i int, dst []byte) ([]byte, error) {
 	b, err := c.cfg.Reader.ObjectData(ctx, m, i, dst)
+	if errors.Is(err, ErrNotFound) {
+		if cur, merr := c.Manifest(ctx, m.Part); merr == nil && cur != nil && cur != m && !cur.references(m.ObjectKey(i)) {
+			return nil, fmt.Errorf("%w: %v", ErrRewriteStale, err)
+		}
+	}
 	if err != nil {
 		c.readFailed(m.Part, m.Objects[i].BaseOffset, err)
 	}

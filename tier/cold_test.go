@@ -316,3 +316,133 @@ func TestColdCloseWhileDown(t *testing.T) {
 		t.Fatalf("%d jobs after Close", len(c.jobs))
 	}
 }
+
+// TestColdOffsetForTimeSpikeBelowLogStart: retention moved the log start
+// just past a batch whose timestamp is far above its neighbours', inside
+// the chunk (index entry) holding it. The entry's max timestamp is then
+// that of a batch below the log start: a lookup between the two must go
+// on to the next batch that qualifies, not report the entry corrupt.
+func TestColdOffsetForTimeSpikeBelowLogStart(t *testing.T) {
+	ctx := context.Background()
+	store := NewMemStore()
+	src := newTestSource(t)
+	p := testPart(0)
+	batches := src.addBatchSegment(p, 20, 4, func(i int) int64 {
+		if i%4 == 1 {
+			return 1000 + int64(i)*10 + 500 // a spike in every chunk
+		}
+		return 1000 + int64(i)*10
+	})
+	c, up := testCold(store, src, 1500)
+	defer c.Close()
+	if err := up.UploadAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cut := batches[5].last + 1 // just past the second chunk's spike
+	if _, err := up.Retain(ctx, p, cut); err != nil {
+		t.Fatal(err)
+	}
+	for ts := int64(900); ts <= 1000+int64(len(batches))*10+520; ts += 5 {
+		wantOff, wantTS := int64(-1), int64(-1)
+		for _, b := range batches {
+			if b.last >= cut && b.maxTS >= ts {
+				wantOff, wantTS = b.base, b.maxTS
+				break
+			}
+		}
+		off, gotTS, err := c.OffsetForTime(ctx, p, ts)
+		if err != nil || off != wantOff || gotTS != wantTS {
+			t.Fatalf("log start %d, ts %d: (%d, %d, %v), want (%d, %d)", cut, ts, off, gotTS, err, wantOff, wantTS)
+		}
+	}
+}
+
+// hookStore runs before once, before the first GetRange through it.
+type hookStore struct {
+	ObjectStore
+	before func()
+}
+
+func (h *hookStore) GetRange(ctx context.Context, key string, off int64, p []byte) error {
+	if f := h.before; f != nil {
+		h.before = nil
+		f()
+	}
+	return h.ObjectStore.GetRange(ctx, key, off, p)
+}
+
+// TestColdOffsetForTimeObjectsReplaced: a timestamp lookup that took the
+// manifest just before retention or a compaction published a newer one
+// and deleted the objects it read retries with the newer manifest, as
+// Read does, instead of failing as if the bucket had lost an object.
+func TestColdOffsetForTimeObjectsReplaced(t *testing.T) {
+	ctx := context.Background()
+	store := NewMemStore()
+	src := newTestSource(t)
+	p := testPart(0)
+	batches := src.addBatchSegment(p, 30, 4, func(i int) int64 { return 1000 + int64(i)*10 })
+	up := testUploader(store, src, 1500)
+	hs := &hookStore{ObjectStore: store}
+	c := NewCold(ColdConfig{Uploader: up, Reader: NewReader(ReaderConfig{Store: hs}), Log: zerolog.Nop(),
+		Backoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond})
+	defer c.Close()
+	if err := up.UploadAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m, _ := c.Manifest(ctx, p)
+	cut := m.Objects[1].BaseOffset + 1
+	hs.before = func() {
+		if _, err := up.Retain(ctx, p, cut); err != nil {
+			t.Error(err)
+		}
+	}
+	var want testBatch
+	for _, b := range batches {
+		if b.last >= cut {
+			want = b
+			break
+		}
+	}
+	off, ts, err := c.OffsetForTime(ctx, p, 0)
+	if err != nil || off != want.base || ts != want.maxTS {
+		t.Fatalf("OffsetForTime(0) with the objects deleted meanwhile: (%d, %d, %v), want (%d, %d)", off, ts, err, want.base, want.maxTS)
+	}
+	if st := c.Stats(); st.Missing != 0 {
+		t.Fatalf("stats %+v: a replaced object counted as missing", st)
+	}
+}
+
+// TestColdObjectDataReplaced: compaction reading an object that retention
+// replaced meanwhile (published a manifest without it, then deleted it)
+// gets ErrRewriteStale, not a missing object: nothing is lost, the next
+// pass starts from the newer manifest, and no operator is alarmed.
+func TestColdObjectDataReplaced(t *testing.T) {
+	ctx := context.Background()
+	store := NewMemStore()
+	src := newTestSource(t)
+	p := testPart(0)
+	src.addBatchSegment(p, 30, 4, func(i int) int64 { return 1000 + int64(i)*10 })
+	c, up := testCold(store, src, 1500)
+	defer c.Close()
+	if err := up.UploadAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	m, _ := c.Manifest(ctx, p)
+	if _, err := up.Retain(ctx, p, m.Objects[1].BaseOffset); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ObjectData(ctx, m, 0, nil); !errors.Is(err, ErrRewriteStale) {
+		t.Fatalf("reading a replaced object: %v", err)
+	}
+	if st := c.Stats(); st.Missing != 0 || st.ReadErrors != 0 {
+		t.Fatalf("stats %+v: a replaced object counted as a failed read", st)
+	}
+	// An object the current manifest still lists is missing for real.
+	m, _ = c.Manifest(ctx, p)
+	if err := store.Delete(ctx, m.ObjectKey(0)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ObjectData(ctx, m, 0, nil); !errors.Is(err, ErrNotFound) || c.Stats().Missing != 1 {
+		t.Fatalf("reading a lost object: %v, stats %+v", err, c.Stats())
+	}
+}

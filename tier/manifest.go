@@ -131,6 +131,16 @@ func (m *Manifest) NextOffset() int64 {
 	return m.Objects[len(m.Objects)-1].LastOffset + 1
 }
 
+// references says whether key is one of m's objects.
+func (m *Manifest) references(key string) bool {
+	for i := range m.Objects {
+		if m.ObjectKey(i) == key {
+			return true
+		}
+	}
+	return false
+}
+
 // Find returns the index of the object holding offset, or -1.
 func (m *Manifest) Find(offset int64) int {
 	if offset < m.LogStartOffset {

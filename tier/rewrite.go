@@ -325,6 +325,9 @@ func (u *Uploader) CleanOrphans(ctx context.Context, p Partition) (int, error) {
 	if st.gone {
 		return 0, nil
 	}
+	// What the bucket says, never a manifest kept in memory: deleting by
+	// a stale one would delete objects a newer one references.
+	st.set(nil)
 	if err := u.load(ctx, st, p); err != nil {
 		return 0, err
 	}

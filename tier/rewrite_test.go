@@ -477,3 +477,41 @@ func TestRewriteAfterForget(t *testing.T) {
 		}
 	}
 }
+
+// TestRewritePublishLandedThenOrphans: a commit whose manifest version
+// landed but whose publish still failed (here the pointer put after it,
+// with no attempt left; as well an answer lost in flight) leaves the
+// bucket on the new manifest while the uploader cannot know it. The
+// orphan cleaning that follows in the same process must go by the
+// bucket's manifest, not the one in memory, or it deletes the objects
+// the published manifest references.
+func TestRewritePublishLandedThenOrphans(t *testing.T) {
+	ctx := context.Background()
+	store := NewMemStore()
+	src, up, r, m := uploadedPart(t, store, 60)
+	p := testPart(0)
+	all := allTestBatches(t, src, p)
+	up.cfg.Attempts = 1
+	end := m.NextOffset()
+	w, err := rewriteKeep(t, ctx, up, r, m, end, odd, noClock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.FailNth(OpPut, 3, nil) // the last object, the version, then the pointer
+	if _, _, err := w.Commit(ctx); err == nil {
+		t.Fatal("commit with its pointer put failing succeeded")
+	}
+	cur, err := LoadManifest(ctx, store, p)
+	if err != nil || cur.Seq != m.Seq+1 {
+		t.Fatalf("bucket manifest seq %d (%v), want the rewrite's %d", cur.Seq, err, m.Seq+1)
+	}
+	if _, err := up.CleanOrphansOnce(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	cur, _ = LoadManifest(ctx, store, p)
+	kept := func(b rwBatch) bool { return odd(b) || b.last == end-1 }
+	expectSparse(t, ctx, NewReader(ReaderConfig{Store: store}), cur, all, kept)
+	if mm, _ := up.Manifest(ctx, p); mm.Seq != cur.Seq {
+		t.Fatalf("uploader still on manifest %d, bucket on %d", mm.Seq, cur.Seq)
+	}
+}
