@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -11,6 +12,10 @@ import (
 	"github.com/klite/klite/vfs"
 	"github.com/rs/zerolog"
 )
+
+// testColdCacheBytes is the cold reader cache of stores opened by
+// openTiered (0: the default). Tests that set it restore it.
+var testColdCacheBytes int64
 
 // tieredCompact is a store whose Cold is a real tier.Cold on a MemStore,
 // uploaded segments freed at once (HotBytes 1), compaction run by hand.
@@ -50,7 +55,7 @@ func openTieredWith(t testing.TB, cfg Config, ms tier.ObjectStore, clock *fakeCl
 	s := mustOpen(t, cfg)
 	u := tier.NewUploader(tier.UploaderConfig{Store: ms, Source: s, Log: zerolog.Nop(), ObjectBytes: objectBytes,
 		Attempts: append(attempts, 0)[0], Backoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond})
-	c := tier.NewCold(tier.ColdConfig{Uploader: u, Reader: tier.NewReader(tier.ReaderConfig{Store: ms}), Log: zerolog.Nop(),
+	c := tier.NewCold(tier.ColdConfig{Uploader: u, Reader: tier.NewReader(tier.ReaderConfig{Store: ms, CacheBytes: testColdCacheBytes}), Log: zerolog.Nop(),
 		Backoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond})
 	lc.c.Store(c)
 	tc := &tieredCompact{t: t, s: s, u: u, c: c, clock: clock}
@@ -346,4 +351,115 @@ func TestCompactTieredOffsetForTime(t *testing.T) {
 	if off, _, err := tc.s.OffsetForTime("c", 0, 3_000_000); err != nil || off != -1 {
 		t.Fatalf("OffsetForTime past the end: %d, %v", off, err)
 	}
+}
+
+// TestCompactTieredConcurrentReaders: readers going through the log from
+// offset 0 over and over while cleanings replace and delete the objects
+// under them never fail and never see a record other than the one
+// produced at its offset.
+func TestCompactTieredConcurrentReaders(t *testing.T) {
+	fsys, ms := vfs.NewMemFS(), tier.NewMemStore()
+	clock := &fakeClock{}
+	clock.ms.Store(1_000_000)
+	// No cache: every cold read GETs, so a reader holding the manifest
+	// before a cleaning meets the objects it deleted.
+	testColdCacheBytes = 1
+	defer func() { testColdCacheBytes = 0 }()
+	tc := openTieredCompact(t, fsys, ms, clock)
+	f := newFixture(t, tc.s, clock, codecNone, nil)
+	f.produce(40, 7, 150, 0)
+	tc.upload("c")
+	// Every bucket call takes a while, so a cleaning publishes and
+	// deletes while readers hold the manifest before it.
+	ms.SetLatency(300 * time.Microsecond)
+	stop := make(chan struct{})
+	errs := make(chan error, 4)
+	var reads atomic.Int64
+	for range 3 {
+		go func() {
+			for {
+				select {
+				case <-stop:
+					errs <- nil
+					return
+				default:
+				}
+				_, hwm, _ := tc.s.Offsets("c", 0)
+				for next := int64(0); next < hwm; {
+					res := tc.s.Read("c", 0, next, 2000)
+					if res.Err != nil {
+						errs <- fmt.Errorf("read at %d: %w", next, res.Err)
+						return
+					}
+					var err error
+					next, err = checkRead(f, res, next)
+					res.Release()
+					if err != nil {
+						errs <- err
+						return
+					}
+				}
+				reads.Add(1)
+			}
+		}()
+	}
+	for range 5 {
+		f.produce(40, 7, 60, 0)
+		tc.upload("c")
+		tc.s.Compact()
+	}
+	eventually(t, "readers through the log", func() bool { return reads.Load() >= 6 })
+	close(stop)
+	for range 3 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := tc.s.CompactionStats().TieredRuns; n < 5 {
+		t.Fatalf("%d cleanings", n)
+	}
+	_, end, _ := tc.manifest("c")
+	f.check(readLog(t, tc.s, "c", 0), end, true)
+}
+
+// checkRead checks a read's records from next on against what f sent and
+// returns the offset after its last batch.
+func checkRead(f *compactFixture, res ReadResult, next int64) (int64, error) {
+	if len(res.Chunks) == 0 {
+		return next, fmt.Errorf("empty read at %d", next)
+	}
+	for _, c := range res.Chunks {
+		b := make([]byte, c.Len)
+		if _, err := c.File.ReadAt(b, c.Off); err != nil {
+			return next, err
+		}
+		err := eachBatch(b, func(batch []byte, h *BatchHeader) error {
+			last := h.BaseOffset + int64(h.LastOffsetDelta)
+			if last < next {
+				return nil
+			}
+			recs, err := batchRecords(batch, h, nil)
+			if err != nil {
+				return err
+			}
+			var bad error
+			if err := eachRecord(recs, h.NumRecords, func(r *rawRecord) {
+				off := h.BaseOffset + int64(r.offsetDelta)
+				f.mu.Lock()
+				want, ok := f.sent[off] // not yet when the append's answer is still on its way
+				f.mu.Unlock()
+				if ok && off >= next && (want.key != string(r.key) || (!r.nullValue && want.val != string(recordValue(r.raw)))) {
+					bad = fmt.Errorf("offset %d holds key %q, sent %q", off, r.key, want.key)
+				}
+			}); err != nil {
+				return err
+			}
+			next = last + 1
+			return bad
+		})
+		if err != nil {
+			return next, err
+		}
+	}
+	return next, nil
 }

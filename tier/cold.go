@@ -118,12 +118,16 @@ func (c *Cold) Read(ctx context.Context, p Partition, offset, maxBytes int64) ([
 		return nil, fmt.Errorf("%w: nothing of %s/%d is tiered", ErrNotTiered, p.Topic, p.Partition)
 	}
 	b, err := c.cfg.Reader.Read(ctx, m, offset, maxBytes)
-	if errors.Is(err, ErrNotFound) {
-		// Retention deleted the object after we took the manifest; the
-		// newer one (published before the delete) has the answer.
-		if m2, merr := c.Manifest(ctx, p); merr == nil && m2 != nil && m2 != m {
-			b, err = c.cfg.Reader.Read(ctx, m2, offset, maxBytes)
+	for try := 0; errors.Is(err, ErrNotFound) && try < 3; try++ {
+		// Retention or a compaction deleted the object after we took the
+		// manifest; the newer one (published before the delete) has the
+		// answer. Compactions in a row may replace it again meanwhile.
+		m2, merr := c.Manifest(ctx, p)
+		if merr != nil || m2 == nil || m2 == m {
+			break
 		}
+		m = m2
+		b, err = c.cfg.Reader.Read(ctx, m, offset, maxBytes)
 	}
 	if err != nil {
 		c.readFailed(p, offset, err)
