@@ -81,3 +81,58 @@ func TestCompactTieredRestore(t *testing.T) {
 		}
 	}
 }
+
+// TestCompactTieredToNothing: a tiered range of tombstones only cleans,
+// past delete.retention.ms, down to its last batch; DeleteRecords into the
+// removed range then moves the log start into a gap, and reads, timestamp
+// lookups and the max timestamp all answer from the surviving batch.
+func TestCompactTieredToNothing(t *testing.T) {
+	fsys, ms := vfs.NewMemFS(), tier.NewMemStore()
+	clock := &fakeClock{}
+	clock.ms.Store(1_000_000)
+	tc := openTieredCompact(t, fsys, ms, clock)
+	s := tc.s
+	f := newFixture(t, s, clock, codecNone, map[string]string{"delete.retention.ms": "1000", "cleanup.policy": "compact,delete"})
+	for range 5 {
+		f.produce(20, 7, 40, 1) // tombstones only
+		clock.ms.Add(10)
+	}
+	tc.upload("c")
+	s.Compact()
+	clock.ms.Add(2_000)
+	s.Compact()
+	_, end, _ := tc.manifest("c")
+	got := readLog(t, s, "c", 0)
+	if len(got) != 7 || got[len(got)-1].off != end-1 {
+		t.Fatalf("%d records left, last at %d, cleaned end %d; want the last batch of 7", len(got), got[len(got)-1].off, end)
+	}
+	cut := got[0].off - 100
+	if _, err := s.DeleteRecords("c", 0, cut); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the bucket's log start to follow", func() bool {
+		m2, err := tc.c.Manifest(context.Background(), tierOf(mustTopic(t, s, "c"), 0))
+		return err == nil && m2 != nil && m2.LogStartOffset == cut
+	})
+	if ls, _, _ := s.Offsets("c", 0); ls != cut {
+		t.Fatalf("log start %d, want %d", ls, cut)
+	}
+	if got := readLog(t, s, "c", 0); len(got) != 7 || got[0].off != end-7 {
+		t.Fatalf("after DeleteRecords into the gap: %d records from %d", len(got), got[0].off)
+	}
+	if off, _, err := s.OffsetForTime("c", 0, 0); err != nil || off != end-7 {
+		t.Fatalf("OffsetForTime(0): %d, %v; want the surviving batch at %d", off, err, end-7)
+	}
+	if off, _, err := s.MaxTimestamp("c", 0); err != nil || off != end-7 {
+		t.Fatalf("MaxTimestamp: %d, %v; want the surviving batch at %d", off, err, end-7)
+	}
+}
+
+func mustTopic(t *testing.T, s *Store, name string) TopicInfo {
+	t.Helper()
+	ti, ok := s.Topic(name)
+	if !ok {
+		t.Fatalf("no topic %s", name)
+	}
+	return ti
+}
