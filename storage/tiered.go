@@ -334,6 +334,13 @@ func (s *Store) coldOffsetForTime(p *partition, ts, local int64) (off, tsOut int
 	return max(off, p.logStart.Load()), tsOut, true, nil
 }
 
+// coldMaxTimestamper is the ColdLog's exact answer for ListOffsets -3
+// (tier.Cold implements it): the batch with the largest max timestamp at or
+// above the tier's log start.
+type coldMaxTimestamper interface {
+	MaxTimestamp(ctx context.Context, p tier.Partition) (offset, timestamp int64, err error)
+}
+
 // coldMaxTimestamp returns the tier's batch with the largest max timestamp
 // when it is larger than localTs (ties go to the earlier, tiered batch).
 func (s *Store) coldMaxTimestamp(p *partition, localTs int64) (off, ts int64, found bool, err error) {
@@ -347,18 +354,21 @@ func (s *Store) coldMaxTimestamp(p *partition, localTs int64) (off, ts int64, fo
 	if m == nil || len(m.Objects) == 0 {
 		return -1, -1, false, nil
 	}
-	best := m.Objects[0].MaxTimestamp
-	for _, o := range m.Objects[1:] {
-		best = max(best, o.MaxTimestamp)
+	if mt, ok := s.cfg.Cold.(coldMaxTimestamper); ok {
+		off, ts, err = mt.MaxTimestamp(ctx, tp)
+	} else {
+		// The manifest's maxima may count batches below the log start;
+		// then the answer is the local one.
+		best := m.Objects[0].MaxTimestamp
+		for _, o := range m.Objects[1:] {
+			best = max(best, o.MaxTimestamp)
+		}
+		off, ts, err = s.cfg.Cold.OffsetForTime(ctx, tp, best)
 	}
-	if best < localTs {
-		return -1, -1, false, nil
-	}
-	off, ts, err = s.cfg.Cold.OffsetForTime(ctx, tp, best)
 	if err != nil {
 		return -1, -1, false, fmt.Errorf("%w: tier: %v", ErrStorage, err)
 	}
-	if off < 0 {
+	if off < 0 || ts < localTs {
 		return -1, -1, false, nil
 	}
 	return max(off, p.logStart.Load()), ts, true, nil

@@ -241,6 +241,82 @@ func (c *Cold) offsetForTime(ctx context.Context, p Partition, m *Manifest, ts i
 	return -1, -1, -1, nil
 }
 
+// MaxTimestamp returns the base offset and max timestamp of p's tiered
+// batch with the largest max timestamp at or above the tier's log start
+// (the first such batch on ties), or (-1, -1, nil) when none is. The
+// manifest's per-object maxima also count batches that retention cut off
+// the first object, so that object's index entries are used instead, and
+// for the entry holding the log start its batch headers from there on.
+func (c *Cold) MaxTimestamp(ctx context.Context, p Partition) (int64, int64, error) {
+	m, err := c.Manifest(ctx, p)
+	if err != nil || m == nil {
+		return -1, -1, err
+	}
+	best, found, at, err := c.maxTimestamp(ctx, m)
+	if errors.Is(err, ErrNotFound) {
+		if m2, merr := c.Manifest(ctx, p); merr == nil && m2 != nil && m2 != m {
+			best, found, at, err = c.maxTimestamp(ctx, m2)
+		}
+	}
+	if err != nil {
+		c.readFailed(p, at, err)
+		return -1, -1, err
+	}
+	if !found {
+		return -1, -1, nil
+	}
+	return c.OffsetForTime(ctx, p, best)
+}
+
+// maxTimestamp is the largest max timestamp of m's batches at or above
+// its log start; on failure at is the offset whose read failed.
+func (c *Cold) maxTimestamp(ctx context.Context, m *Manifest) (best int64, found bool, at int64, err error) {
+	if len(m.Objects) == 0 {
+		return 0, false, 0, nil
+	}
+	note := func(ts int64) {
+		if !found || ts > best {
+			best, found = ts, true
+		}
+	}
+	for _, o := range m.Objects[1:] {
+		note(o.MaxTimestamp)
+	}
+	idx, err := c.cfg.Reader.Index(ctx, m, 0)
+	if err != nil {
+		return 0, false, m.Objects[0].BaseOffset, err
+	}
+	start := m.LogStartOffset
+	for _, e := range idx {
+		switch {
+		case e.LastOffset < start:
+		case e.BaseOffset >= start:
+			note(e.MaxTimestamp)
+		default: // the entry holding the log start: its batches from there on
+			b, err := c.cfg.Reader.Read(ctx, m, start, int64(e.Len))
+			if err != nil {
+				return 0, false, start, err
+			}
+			for len(b) >= batchHeaderBytes {
+				size := int64(batchLengthPrefixLen) + int64(int32(binary.BigEndian.Uint32(b[batchLengthAt:])))
+				if size < batchHeaderBytes || size > int64(len(b)) {
+					break
+				}
+				base := int64(binary.BigEndian.Uint64(b))
+				last := base + int64(int32(binary.BigEndian.Uint32(b[batchLastDeltaAt:])))
+				if base > e.LastOffset {
+					break
+				}
+				if last >= start {
+					note(int64(binary.BigEndian.Uint64(b[batchMaxTimestampAt:])))
+				}
+				b = b[size:]
+			}
+		}
+	}
+	return best, found, 0, nil
+}
+
 // firstBatchAfter walks b's batch headers for the first batch ending at
 // or after logStart with max timestamp >= ts.
 func firstBatchAfter(b []byte, ts, logStart int64) (int64, int64, bool) {

@@ -446,3 +446,53 @@ func TestColdObjectDataReplaced(t *testing.T) {
 		t.Fatalf("reading a lost object: %v, stats %+v", err, c.Stats())
 	}
 }
+
+// TestColdMaxTimestampBelowLogStart: ListOffsets -3 on tiered data answers
+// the largest max timestamp at or above the log start, also when the
+// largest of all lies in a batch that retention cut off the first object
+// (the manifest's per-object maximum still counts it), and at every cut,
+// including ones inside an index entry.
+func TestColdMaxTimestampBelowLogStart(t *testing.T) {
+	ctx := context.Background()
+	store := NewMemStore()
+	src := newTestSource(t)
+	p := testPart(0)
+	batches := src.addBatchSegment(p, 20, 4, func(i int) int64 {
+		switch i {
+		case 2:
+			return 9000 // the largest of all, early in the first object
+		case 9, 13:
+			return 5000 // ties: the first one above the cut wins
+		}
+		return 1000 + int64(i)*10
+	})
+	c, up := testCold(store, src, 1500)
+	defer c.Close()
+	if err := up.UploadAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := c.Manifest(ctx, p); err != nil || len(m.Objects) < 2 {
+		t.Fatalf("manifest %v, %v: want several objects", m, err)
+	}
+	cut := int64(0)
+	for _, b := range batches {
+		if b.base > cut {
+			cut = b.base
+		} else {
+			cut = b.base + 1 // inside a batch: it still counts
+		}
+		if _, err := up.Retain(ctx, p, cut); err != nil {
+			t.Fatal(err)
+		}
+		wantOff, wantTS := int64(-1), int64(-1)
+		for _, b := range batches {
+			if b.last >= cut && (wantOff < 0 || b.maxTS > wantTS) {
+				wantOff, wantTS = b.base, b.maxTS
+			}
+		}
+		off, ts, err := c.MaxTimestamp(ctx, p)
+		if err != nil || off != wantOff || ts != wantTS {
+			t.Fatalf("log start %d: (%d, %d, %v), want (%d, %d)", cut, off, ts, err, wantOff, wantTS)
+		}
+	}
+}
