@@ -55,7 +55,7 @@ test-race-unit: s3-server
 # Client libraries' own integration suites (franz-go kgo, segmentio/kafka-go,
 # confluent-kafka-go classic and KIP-848) against bin/klite, from the module
 # cache at go.mod's versions; README "Client suites". Not part of `make test`:
-# about 15 minutes. SUITES='kgo confluent' picks some.
+# about 20 minutes. SUITES='kgo confluent' picks some.
 SUITES ?=
 
 client-suites: build
