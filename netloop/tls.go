@@ -174,16 +174,8 @@ func (p *tlsPipe) Read(b []byte) (int, error) {
 // whole before handing any of it: a peer trickling a record costs gnet's
 // buffer, not a lent one. It reports whether the fed bytes ran dry. p.mu held.
 func (p *tlsPipe) readRecord(b []byte) (n int, dry bool) {
-	if p.hdrN < tlsRecordHeaderBytes {
-		k, d := p.take(p.hdr[p.hdrN:])
-		p.hdrN += uint8(k)
-		dry = d
-		if p.hdrN < tlsRecordHeaderBytes {
-			return 0, dry
-		}
-		p.body = int32(binary.BigEndian.Uint16(p.hdr[3:5]))
-	}
-	if p.onLoop && p.hdrOff == 0 && p.body <= maxTLSRecordBytes && p.buffered() < int(p.body) {
+	whole, dry := p.header()
+	if !whole || p.onLoop && p.hdrOff == 0 && !p.bodyIn() {
 		return 0, dry
 	}
 	if p.hdrOff < tlsRecordHeaderBytes {
@@ -210,14 +202,28 @@ func (p *tlsPipe) recordIn() bool {
 	if p.in != nil || p.hdrOff > 0 {
 		return true
 	}
+	whole, _ := p.header()
+	return whole && p.bodyIn()
+}
+
+// header reads the current record's header as far as it can, and reports
+// whether it is whole and whether the fed bytes ran dry. p.mu held.
+func (p *tlsPipe) header() (whole, dry bool) {
 	if p.hdrN < tlsRecordHeaderBytes {
-		k, _ := p.take(p.hdr[p.hdrN:])
+		var k int
+		k, dry = p.take(p.hdr[p.hdrN:])
 		p.hdrN += uint8(k)
 		if p.hdrN < tlsRecordHeaderBytes {
-			return false
+			return false, dry
 		}
 		p.body = int32(binary.BigEndian.Uint16(p.hdr[3:5]))
 	}
+	return true, dry
+}
+
+// bodyIn reports whether the rest of the current record's body is
+// buffered, or is too long for crypto/tls to wait for. p.mu held.
+func (p *tlsPipe) bodyIn() bool {
 	return p.body > maxTLSRecordBytes || p.buffered() >= int(p.body)
 }
 
