@@ -221,14 +221,18 @@ func (c *Coordinator) add(id string, pid int64, epoch int16, tps []TP, group str
 			added = true
 		}
 	}
-	if !added && t.rec.state == Ongoing {
+	wasOngoing := t.rec.state == Ongoing
+	if !added && wasOngoing {
 		c.mu.Unlock()
 		done(0)
 		return
 	}
-	wasOngoing := t.rec.state == Ongoing
+	// Only partitions join an open transaction: write them, not the whole
+	// state again (which made a transaction grown one partition at a time
+	// quadratic in bytes written).
+	partsOnly := wasOngoing && group == ""
 	var fresh []TP
-	if wasOngoing && group == "" {
+	if partsOnly {
 		for _, tp := range tps {
 			if !t.rec.hasPart(tp) {
 				fresh = append(fresh, tp)
@@ -246,10 +250,7 @@ func (c *Coordinator) add(id string, pid int64, epoch int16, tps []TP, group str
 		}
 		done(0)
 	}
-	if wasOngoing && group == "" {
-		// Only partitions join: write them, not the whole state again
-		// (which made a transaction grown one partition at a time
-		// quadratic in bytes written).
+	if partsOnly {
 		c.persistParts(t, next, fresh, answer)
 		return
 	}
