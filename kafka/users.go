@@ -123,6 +123,14 @@ type Users struct {
 	// unknown user's made-up credential takes one of them. Rebuilt on
 	// first use after a change (nil then); guarded by mu.
 	shapes *[len(scramMechanisms)][]credShape
+	// plainShapes are, per user in name order, the mechanism and shape of
+	// the credential PLAIN checks against (fakePlain); rebuilt with shapes.
+	plainShapes []plainShape
+}
+
+type plainShape struct {
+	mech  ScramMechanism
+	shape credShape
 }
 
 // credShape is what a SCRAM server-first message shows of a credential
@@ -249,7 +257,36 @@ func (u *Users) fake(name string, m ScramMechanism) ScramCredential {
 	key := u.fakeKey
 	shapes := u.shapesLocked()[m-1]
 	u.mu.Unlock()
-	derive := func(label string, n int) []byte {
+	derive := fakeDeriver(key, m, name)
+	shape := credShape{DefaultScramIterations, scramSaltBytes}
+	if len(shapes) > 0 {
+		pick := binary.BigEndian.Uint64(derive("shape", 8))
+		shape = shapes[pick%uint64(len(shapes))]
+	}
+	return fakeCredential(derive, m, shape)
+}
+
+// fakePlain is the made-up credential a PLAIN check of unknown name runs
+// against: the mechanism and shape of the credential a known user's check
+// uses (its strongest, see preparePlain), picked as fake picks, so the
+// key derivation costs what a known user's does.
+func (u *Users) fakePlain(name string) ScramCredential {
+	u.mu.Lock()
+	key := u.fakeKey
+	u.shapesLocked()
+	plain := u.plainShapes
+	u.mu.Unlock()
+	if len(plain) == 0 {
+		return u.fake(name, ScramSHA512)
+	}
+	pick := binary.BigEndian.Uint64(fakeDeriver(key, ScramSHA512, name)("plain", 8))
+	p := plain[pick%uint64(len(plain))]
+	return fakeCredential(fakeDeriver(key, p.mech, name), p.mech, p.shape)
+}
+
+// fakeDeriver returns the keyed hash made-up credentials are derived with.
+func fakeDeriver(key [FakeSecretBytes]byte, m ScramMechanism, name string) func(label string, n int) []byte {
+	return func(label string, n int) []byte {
 		mac := hmac.New(sha512.New, key[:])
 		fmt.Fprintf(mac, "%s\x00%d\x00%s", label, m, name)
 		out := mac.Sum(nil)
@@ -259,11 +296,9 @@ func (u *Users) fake(name string, m ScramMechanism) ScramCredential {
 		}
 		return out[:n]
 	}
-	shape := credShape{DefaultScramIterations, scramSaltBytes}
-	if len(shapes) > 0 {
-		pick := binary.BigEndian.Uint64(derive("shape", 8))
-		shape = shapes[pick%uint64(len(shapes))]
-	}
+}
+
+func fakeCredential(derive func(string, int) []byte, m ScramMechanism, shape credShape) ScramCredential {
 	size := m.hash()().Size()
 	return ScramCredential{
 		Mechanism:  m,
@@ -286,14 +321,20 @@ func (u *Users) shapesLocked() *[len(scramMechanisms)][]credShape {
 	}
 	sort.Strings(names)
 	shapes := new([len(scramMechanisms)][]credShape)
+	var plain []plainShape // new: a fakePlain may still read the old one
 	for _, n := range names {
+		var strongest *ScramCredential
 		for i, c := range u.users[n] {
 			if c != nil {
 				shapes[i] = append(shapes[i], credShape{c.Iterations, len(c.Salt)})
+				strongest = c // scramMechanisms: weakest first
 			}
 		}
+		if strongest != nil {
+			plain = append(plain, plainShape{strongest.Mechanism, credShape{strongest.Iterations, len(strongest.Salt)}})
+		}
 	}
-	u.shapes = shapes
+	u.shapes, u.plainShapes = shapes, plain
 	return shapes
 }
 
@@ -327,7 +368,7 @@ func (u *Users) preparePlain(name string, password []byte) plainCheck {
 		}
 	}
 	if !p.found {
-		p.cred = u.fake(name, ScramSHA512)
+		p.cred = u.fakePlain(name)
 	}
 	h := p.cred.Mechanism.hash()()
 	if len(password) > h.BlockSize() {

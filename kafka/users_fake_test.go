@@ -44,3 +44,26 @@ func TestFakeCredentialShapes(t *testing.T) {
 		t.Fatalf("salt of %d bytes, want 100", len(c.Salt))
 	}
 }
+
+// TestFakePlainFollowsUsers: a PLAIN check of an unknown name derives its
+// key as a known user's check does (that user's strongest credential), so
+// it costs the same: with SHA-256 users only, not SHA-512 at 4096.
+func TestFakePlainFollowsUsers(t *testing.T) {
+	u := NewUsers()
+	u.Set("b", ScramCredentialFromSalted(ScramSHA256, make([]byte, 16), make([]byte, 32), 8192))
+	if c := u.preparePlain("nobody", []byte("pw")); c.found || c.cred.Mechanism != ScramSHA256 || c.cred.Iterations != 8192 {
+		t.Fatalf("unknown name checked with %v at %d iterations, want SHA-256 at 8192 as b's", c.cred.Mechanism, c.cred.Iterations)
+	}
+	if err := u.AddPassword("a", "pw", 4096); err != nil { // both mechanisms: SHA-512 is a's strongest
+		t.Fatal(err)
+	}
+	seen := map[plainShape]bool{}
+	for i := range 200 {
+		c := u.preparePlain("x"+strconv.Itoa(i), []byte("pw")).cred
+		seen[plainShape{c.Mechanism, credShape{c.Iterations, len(c.Salt)}}] = true
+	}
+	want := map[plainShape]bool{{ScramSHA256, credShape{8192, 16}}: true, {ScramSHA512, credShape{4096, scramSaltBytes}}: true}
+	if len(seen) != len(want) || !seen[plainShape{ScramSHA256, credShape{8192, 16}}] || !seen[plainShape{ScramSHA512, credShape{4096, scramSaltBytes}}] {
+		t.Fatalf("unknown names checked with %v, want each of %v", seen, want)
+	}
+}
