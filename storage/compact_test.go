@@ -692,6 +692,18 @@ func TestCompactTransactions(t *testing.T) {
 	s, _, clock := newCompactStore(t, fsys)
 	defer s.Close()
 	f := newFixture(t, s, clock, codecNone, nil)
+	base, aborted := produceTxns(t, s, f)
+	f.produce(50, 7, 300, 0)
+	waitCheckpoints(t, s)
+	s.Compact()
+	checkTxnsCompacted(t, s, f, s.compEnd("c"), base, aborted)
+}
+
+// produceTxns appends to c/0 ten transactional records (keys t0..t9,
+// recorded in f.sent) and commits them, then five more with the same
+// keys and aborts them. It returns the base offsets of both batches.
+func produceTxns(t *testing.T, s *Store, f *compactFixture) (base, aborted int64) {
+	t.Helper()
 	pid, epoch, err := s.InitProducerID()
 	if err != nil {
 		t.Fatal(err)
@@ -700,17 +712,21 @@ func TestCompactTransactions(t *testing.T) {
 	for i := range 10 {
 		committed = append(committed, kv{fmt.Appendf(nil, "t%d", i), []byte("committed")})
 	}
-	base := mustAppend(t, s, "c", 0, makeTxnKeyed(t, pid, epoch, 0, committed...))
+	base = mustAppend(t, s, "c", 0, makeTxnKeyed(t, pid, epoch, 0, committed...))
 	mustMarker(t, s, "c", 0, pid, epoch, true)
 	for i, r := range committed {
 		f.sent[base+int64(i)] = logRec{off: base + int64(i), key: string(r.key), val: string(r.val)}
 	}
-	aborted := mustAppend(t, s, "c", 0, makeTxnKeyed(t, pid, epoch, 10, committed[:5]...))
+	aborted = mustAppend(t, s, "c", 0, makeTxnKeyed(t, pid, epoch, 10, committed[:5]...))
 	mustMarker(t, s, "c", 0, pid, epoch, false)
-	f.produce(50, 7, 300, 0)
-	waitCheckpoints(t, s)
-	s.Compact()
-	end := s.compEnd("c")
+	return base, aborted
+}
+
+// checkTxnsCompacted checks c/0 after a cleaning up to end of what
+// produceTxns wrote: both markers and the ten committed records remain,
+// none of the aborted ones, and f.check holds.
+func checkTxnsCompacted(t *testing.T, s *Store, f *compactFixture, end, base, aborted int64) {
+	t.Helper()
 	if end <= aborted {
 		t.Fatalf("cleaned end %d does not pass the transactions", end)
 	}
