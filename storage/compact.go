@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"math"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -72,13 +71,7 @@ type compState struct {
 // compactPolicy says whether cleanup.policy (the topic's, else the dynamic
 // log.cleanup.policy, else delete) includes compact.
 func (s *Store) compactPolicy(configs map[string]string) bool {
-	v, ok := configs["cleanup.policy"]
-	if !ok {
-		v, ok = s.brokerDefault("log.cleanup.policy")
-	}
-	return ok && slices.ContainsFunc(strings.Split(v, ","), func(p string) bool {
-		return strings.TrimSpace(p) == "compact"
-	})
+	return s.cleanupPolicyHas(configs, "compact")
 }
 
 // compactLimits are one topic's compaction settings.
