@@ -50,18 +50,12 @@ func makeKeyedBatch(t testing.TB, codec int8, ts int64, recs ...kv) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := make([]byte, BatchHeaderBytes, BatchHeaderBytes+len(comp))
+	// makeBatch's header (no producer, timestamps ts, ts+1, ...) over
+	// these records.
+	b := makeBatch(batchSpec{records: len(recs), ts: ts})[:BatchHeaderBytes:BatchHeaderBytes]
 	be := binary.BigEndian
 	be.PutUint32(b[batchLengthAt:], uint32(BatchHeaderBytes-batchLengthOverhead+len(comp)))
-	b[batchMagicAt] = 2
 	be.PutUint16(b[batchAttributesAt:], uint16(codec))
-	be.PutUint32(b[batchLastOffsetDeltaAt:], uint32(len(recs)-1))
-	be.PutUint64(b[batchFirstTimestampAt:], uint64(ts))
-	be.PutUint64(b[batchMaxTimestampAt:], uint64(ts+int64(len(recs)-1)))
-	be.PutUint64(b[batchProducerIDAt:], ^uint64(0))
-	be.PutUint16(b[batchProducerEpochAt:], ^uint16(0))
-	be.PutUint32(b[batchBaseSequenceAt:], ^uint32(0))
-	be.PutUint32(b[batchRecordCountAt:], uint32(len(recs)))
 	b = append(b, comp...)
 	be.PutUint32(b[batchCRCAt:], crc32.Checksum(b[batchAttributesAt:], castagnoli))
 	return b
