@@ -9,7 +9,7 @@ import (
 	"io/fs"
 	"math"
 	"path/filepath"
-	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -72,13 +72,7 @@ type compState struct {
 // compactPolicy says whether cleanup.policy (the topic's, else the dynamic
 // log.cleanup.policy, else delete) includes compact.
 func (s *Store) compactPolicy(configs map[string]string) bool {
-	v, ok := configs["cleanup.policy"]
-	if !ok {
-		v, ok = s.brokerDefault("log.cleanup.policy")
-	}
-	return ok && slices.ContainsFunc(strings.Split(v, ","), func(p string) bool {
-		return strings.TrimSpace(p) == "compact"
-	})
+	return s.cleanupPolicyHas(configs, "compact")
 }
 
 // compactLimits are one topic's compaction settings.
@@ -316,33 +310,22 @@ func (s *Store) compactPartition(ctx context.Context, p *partition, lim compactL
 
 	// The aborted transactions of the whole range cleaned: to drop the
 	// dirty part's aborted data, and for the new file's aborted section.
-	aborted := map[int64][]AbortedTxn{} // by producer id
-	abortedAt := map[int64]AbortedTxn{} // by marker offset
+	var as []AbortedTxn
 	if t := p.txns.Load(); t != nil {
 		hi := from
 		if len(dirty) > 0 {
 			hi = dirty[len(dirty)-1].last + 1
 		}
-		as, err := s.AbortedTxns(p.t.info.Name, p.num, logStart, hi)
-		if err != nil {
+		var err error
+		if as, err = s.AbortedTxns(p.t.info.Name, p.num, logStart, hi); err != nil {
 			return err
 		}
-		for _, a := range as {
-			aborted[a.ProducerID] = append(aborted[a.ProducerID], a)
-			abortedAt[a.LastOffset] = a
-		}
 	}
-	isAborted := func(h *BatchHeader) bool {
-		if !h.Transactional() || h.Control() {
-			return false
-		}
-		for _, a := range aborted[h.ProducerID] {
-			if a.FirstOffset <= h.BaseOffset && h.BaseOffset < a.LastOffset {
-				return true
-			}
-		}
-		return false
+	abortedAt := make(map[int64]AbortedTxn, len(as)) // by marker offset
+	for _, a := range as {
+		abortedAt[a.LastOffset] = a
 	}
+	isAborted := abortedFunc(as)
 
 	// The offset map over the dirty chunks, chunk by chunk, until it holds
 	// CompactionMapKeys keys.
@@ -571,6 +554,26 @@ func (s *Store) removeCompacted(c *compacted) {
 		s.log.Warn().Err(err).Str("file", c.seg.path).Msg("removing a compacted file no longer used failed; removed on restart")
 	}
 	c.seg.release()
+}
+
+// abortedFunc returns whether a batch belongs to one of the aborted
+// transactions as (AbortedTxns' answer, by first offset). A producer's
+// transactions do not overlap, so its entries are in offset order and the
+// one that may hold a batch is found by binary search: a producer with
+// many aborted transactions costs a cleaning log(n) per batch, not n.
+func abortedFunc(as []AbortedTxn) func(h *BatchHeader) bool {
+	byPid := map[int64][]AbortedTxn{}
+	for _, a := range as {
+		byPid[a.ProducerID] = append(byPid[a.ProducerID], a)
+	}
+	return func(h *BatchHeader) bool {
+		if !h.Transactional() || h.Control() {
+			return false
+		}
+		txns := byPid[h.ProducerID]
+		i := sort.Search(len(txns), func(i int) bool { return txns[i].LastOffset > h.BaseOffset })
+		return i < len(txns) && txns[i].FirstOffset <= h.BaseOffset
+	}
 }
 
 // compScratch holds one cleaning's reused buffers.

@@ -50,18 +50,12 @@ func makeKeyedBatch(t testing.TB, codec int8, ts int64, recs ...kv) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := make([]byte, BatchHeaderBytes, BatchHeaderBytes+len(comp))
+	// makeBatch's header (no producer, timestamps ts, ts+1, ...) over
+	// these records.
+	b := makeBatch(batchSpec{records: len(recs), ts: ts})[:BatchHeaderBytes:BatchHeaderBytes]
 	be := binary.BigEndian
 	be.PutUint32(b[batchLengthAt:], uint32(BatchHeaderBytes-batchLengthOverhead+len(comp)))
-	b[batchMagicAt] = 2
 	be.PutUint16(b[batchAttributesAt:], uint16(codec))
-	be.PutUint32(b[batchLastOffsetDeltaAt:], uint32(len(recs)-1))
-	be.PutUint64(b[batchFirstTimestampAt:], uint64(ts))
-	be.PutUint64(b[batchMaxTimestampAt:], uint64(ts+int64(len(recs)-1)))
-	be.PutUint64(b[batchProducerIDAt:], ^uint64(0))
-	be.PutUint16(b[batchProducerEpochAt:], ^uint16(0))
-	be.PutUint32(b[batchBaseSequenceAt:], ^uint32(0))
-	be.PutUint32(b[batchRecordCountAt:], uint32(len(recs)))
 	b = append(b, comp...)
 	be.PutUint32(b[batchCRCAt:], crc32.Checksum(b[batchAttributesAt:], castagnoli))
 	return b
@@ -692,6 +686,18 @@ func TestCompactTransactions(t *testing.T) {
 	s, _, clock := newCompactStore(t, fsys)
 	defer s.Close()
 	f := newFixture(t, s, clock, codecNone, nil)
+	base, aborted := produceTxns(t, s, f)
+	f.produce(50, 7, 300, 0)
+	waitCheckpoints(t, s)
+	s.Compact()
+	checkTxnsCompacted(t, s, f, s.compEnd("c"), base, aborted)
+}
+
+// produceTxns appends to c/0 ten transactional records (keys t0..t9,
+// recorded in f.sent) and commits them, then five more with the same
+// keys and aborts them. It returns the base offsets of both batches.
+func produceTxns(t *testing.T, s *Store, f *compactFixture) (base, aborted int64) {
+	t.Helper()
 	pid, epoch, err := s.InitProducerID()
 	if err != nil {
 		t.Fatal(err)
@@ -700,17 +706,21 @@ func TestCompactTransactions(t *testing.T) {
 	for i := range 10 {
 		committed = append(committed, kv{fmt.Appendf(nil, "t%d", i), []byte("committed")})
 	}
-	base := mustAppend(t, s, "c", 0, makeTxnKeyed(t, pid, epoch, 0, committed...))
+	base = mustAppend(t, s, "c", 0, makeTxnKeyed(t, pid, epoch, 0, committed...))
 	mustMarker(t, s, "c", 0, pid, epoch, true)
 	for i, r := range committed {
 		f.sent[base+int64(i)] = logRec{off: base + int64(i), key: string(r.key), val: string(r.val)}
 	}
-	aborted := mustAppend(t, s, "c", 0, makeTxnKeyed(t, pid, epoch, 10, committed[:5]...))
+	aborted = mustAppend(t, s, "c", 0, makeTxnKeyed(t, pid, epoch, 10, committed[:5]...))
 	mustMarker(t, s, "c", 0, pid, epoch, false)
-	f.produce(50, 7, 300, 0)
-	waitCheckpoints(t, s)
-	s.Compact()
-	end := s.compEnd("c")
+	return base, aborted
+}
+
+// checkTxnsCompacted checks c/0 after a cleaning up to end of what
+// produceTxns wrote: both markers and the ten committed records remain,
+// none of the aborted ones, and f.check holds.
+func checkTxnsCompacted(t *testing.T, s *Store, f *compactFixture, end, base, aborted int64) {
+	t.Helper()
 	if end <= aborted {
 		t.Fatalf("cleaned end %d does not pass the transactions", end)
 	}

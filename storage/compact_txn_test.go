@@ -274,3 +274,38 @@ func TestCompactTxnMarkerRuns(t *testing.T) {
 		t.Fatalf("%d markers kept (want %d), in %d runs of emptied transactions' markers (want 1)", len(m), txns, runs)
 	}
 }
+
+// TestAbortedFunc: a batch is aborted when it lies in one of its own
+// producer's aborted transactions [first, marker), whichever of them.
+func TestAbortedFunc(t *testing.T) {
+	isAborted := abortedFunc([]AbortedTxn{
+		{ProducerID: 1, FirstOffset: 0, LastOffset: 5},
+		{ProducerID: 2, FirstOffset: 3, LastOffset: 9},
+		{ProducerID: 1, FirstOffset: 10, LastOffset: 12},
+		{ProducerID: 1, FirstOffset: 20, LastOffset: 30},
+	})
+	for _, c := range []struct {
+		pid, base int64
+		attrs     int16
+		want      bool
+	}{
+		{1, 0, attrTransactional, true},
+		{1, 4, attrTransactional, true},
+		{1, 5, attrTransactional, false}, // its marker
+		{1, 7, attrTransactional, false}, // between two
+		{1, 11, attrTransactional, true},
+		{1, 25, attrTransactional, true},
+		{1, 30, attrTransactional, false},
+		{1, 31, attrTransactional, false},
+		{2, 4, attrTransactional, true},
+		{2, 1, attrTransactional, false},
+		{3, 4, attrTransactional, false},
+		{1, 4, 0, false},                               // not transactional
+		{1, 4, attrTransactional | attrControl, false}, // a marker
+	} {
+		h := &BatchHeader{ProducerID: c.pid, BaseOffset: c.base, Attributes: c.attrs}
+		if got := isAborted(h); got != c.want {
+			t.Errorf("pid %d offset %d attrs %#x: aborted %v, want %v", c.pid, c.base, c.attrs, got, c.want)
+		}
+	}
+}

@@ -212,16 +212,15 @@ func (s *Store) read(topic string, partition int32, offset int64, maxBytes int64
 		from := offset
 		if c != nil && offset < c.end {
 			r, ok, gone := s.readCompactedRange(c, res, offset, maxBytes)
-			if gone && attempt < 8 {
+			switch {
+			case gone && attempt < 8:
 				continue
-			}
-			if ok || gone {
-				if gone {
-					r.Err = ErrClosed
-				} else if r.Err == nil {
-					s.stats.reads.Add(1)
-					s.stats.readBytes.Add(r.Bytes)
-					p.bytesOut.Add(r.Bytes)
+			case gone:
+				r.Err = ErrClosed
+				return r
+			case ok:
+				if r.Err == nil {
+					s.countRead(p, r.Bytes)
 				}
 				return r
 			}
@@ -308,10 +307,15 @@ func (s *Store) readWAL(p *partition, res ReadResult, offset, maxBytes, end int6
 	}
 	res.Chunks = h.chunks
 	res.release = h.release
-	s.stats.reads.Add(1)
-	s.stats.readBytes.Add(res.Bytes)
-	p.bytesOut.Add(res.Bytes)
+	s.countRead(p, res.Bytes)
 	return res
+}
+
+// countRead counts a read of n bytes from p.
+func (s *Store) countRead(p *partition, n int64) {
+	s.stats.reads.Add(1)
+	s.stats.readBytes.Add(n)
+	p.bytesOut.Add(n)
 }
 
 // goneErr is the error for a read whose segment could not be held: freed

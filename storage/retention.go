@@ -250,15 +250,22 @@ func topicLimit(configs map[string]string, name string, def int64) int64 {
 // delete: as in Kafka, retention.ms and retention.bytes apply only then
 // (a compact-only topic is only compacted, compact.go).
 func (s *Store) deletePolicy(configs map[string]string) bool {
+	return s.cleanupPolicyHas(configs, "delete")
+}
+
+// cleanupPolicyHas reports whether a topic's cleanup.policy (its own,
+// else the dynamic log.cleanup.policy, else Kafka's default delete)
+// includes policy.
+func (s *Store) cleanupPolicyHas(configs map[string]string, policy string) bool {
 	v, ok := configs["cleanup.policy"]
 	if !ok {
 		v, ok = s.brokerDefault("log.cleanup.policy")
 	}
 	if !ok {
-		return true
+		v = "delete"
 	}
 	return slices.ContainsFunc(strings.Split(v, ","), func(p string) bool {
-		return strings.TrimSpace(p) == "delete"
+		return strings.TrimSpace(p) == policy
 	})
 }
 

@@ -422,15 +422,7 @@ func (s *Store) AbortedTxns(topic string, partition int32, from, to int64) ([]Ab
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	i, _ := slices.BinarySearchFunc(t.aborted, from, func(a AbortedTxn, off int64) int {
-		switch {
-		case a.LastOffset < off:
-			return -1
-		case a.LastOffset > off:
-			return 1
-		}
-		return 0
-	})
+	i, _ := slices.BinarySearchFunc(t.aborted, from, func(a AbortedTxn, off int64) int { return cmp.Compare(a.LastOffset, off) })
 	var out []AbortedTxn
 	for _, a := range t.aborted[i:] {
 		if a.LastOffset-t.maxSpan >= to {
@@ -440,15 +432,7 @@ func (s *Store) AbortedTxns(topic string, partition int32, from, to int64) ([]Ab
 			out = append(out, a)
 		}
 	}
-	slices.SortFunc(out, func(a, b AbortedTxn) int {
-		switch {
-		case a.FirstOffset < b.FirstOffset:
-			return -1
-		case a.FirstOffset > b.FirstOffset:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b AbortedTxn) int { return cmp.Compare(a.FirstOffset, b.FirstOffset) })
 	return out, nil
 }
 
