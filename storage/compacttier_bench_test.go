@@ -38,7 +38,7 @@ func BenchmarkCompactTiered(b *testing.B) {
 					}
 					clock := &fakeClock{}
 					cfg := Config{Dir: b.TempDir(), Shards: 1, SegmentBytes: 4 << 20, RetentionCheckInterval: -1, Now: clock.now}
-					tc := openTieredWith(b, cfg, store, clock, 8<<20)
+					tc := openTieredWith(b, cfg, store, clock, 8<<20, 0)
 					s := tc.s
 					if _, err := s.CreateTopic("c", 1, map[string]string{"cleanup.policy": "compact"}); err != nil {
 						b.Fatal(err)
