@@ -15,24 +15,7 @@ import (
 func BenchmarkCompact(b *testing.B) {
 	for _, codec := range []int8{codecNone, codecLz4, codecZstd} {
 		b.Run(fmt.Sprintf("codec=%d", codec), func(b *testing.B) {
-			rng := rand.New(rand.NewPCG(1, 2))
-			var batches [][]byte
-			var size int64
-			for id := 0; size < 32<<20; {
-				recs := make([]kv, 16)
-				for j := range recs {
-					val := make([]byte, 256)
-					for k := 0; k < 128; k++ {
-						val[k] = byte(rng.Uint32())
-					}
-					copy(val[128:], "the quick brown fox jumps over the lazy dog, again and again and again, and then once more for good measure...")
-					recs[j] = kv{key: fmt.Appendf(nil, "key-%05d", rng.IntN(10000)), val: val}
-					id++
-				}
-				batch := makeKeyedBatch(b, codec, 0, recs...)
-				batches = append(batches, batch)
-				size += int64(len(batch))
-			}
+			batches := benchKeyedBatches(b, codec, 32<<20)
 			var in int64
 			var took time.Duration
 			for i := 0; i < b.N; i++ {
@@ -41,20 +24,7 @@ func BenchmarkCompact(b *testing.B) {
 				if _, err := s.CreateTopic("c", 1, map[string]string{"cleanup.policy": "compact"}); err != nil {
 					b.Fatal(err)
 				}
-				var wg sync.WaitGroup
-				sem := make(chan struct{}, 64)
-				for _, batch := range batches {
-					sem <- struct{}{}
-					wg.Add(1)
-					s.Append("c", 0, batch, false, func(r AppendResult) {
-						if r.Err != nil {
-							b.Error(r.Err)
-						}
-						<-sem
-						wg.Done()
-					})
-				}
-				wg.Wait()
+				appendBatches(b, s, "c", batches)
 				appendWait(b, s, "c", 0, makeKeyedBatch(b, codec, 0, kv{[]byte("end"), []byte("x")}), true)
 				waitCheckpoints(b, s)
 				t0 := time.Now()
@@ -132,4 +102,46 @@ func BenchmarkCompactMapKeys(b *testing.B) {
 			b.ReportMetric(0, "ns/op")
 		})
 	}
+}
+
+// benchKeyedBatches makes about size bytes of 16-record batches of 10,000
+// keys with 256-byte values (half random, half text).
+func benchKeyedBatches(b *testing.B, codec int8, size int64) [][]byte {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var batches [][]byte
+	var n int64
+	for n < size {
+		recs := make([]kv, 16)
+		for j := range recs {
+			val := make([]byte, 256)
+			for k := 0; k < 128; k++ {
+				val[k] = byte(rng.Uint32())
+			}
+			copy(val[128:], "the quick brown fox jumps over the lazy dog, again and again and again, and then once more for good measure...")
+			recs[j] = kv{key: fmt.Appendf(nil, "key-%05d", rng.IntN(10000)), val: val}
+		}
+		batch := makeKeyedBatch(b, codec, 0, recs...)
+		batches = append(batches, batch)
+		n += int64(len(batch))
+	}
+	return batches
+}
+
+// appendBatches appends batches to topic's partition 0, 64 in flight, and
+// waits for them all.
+func appendBatches(b *testing.B, s *Store, topic string, batches [][]byte) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64)
+	for _, batch := range batches {
+		sem <- struct{}{}
+		wg.Add(1)
+		s.Append(topic, 0, batch, false, func(r AppendResult) {
+			if r.Err != nil {
+				b.Error(r.Err)
+			}
+			<-sem
+			wg.Done()
+		})
+	}
+	wg.Wait()
 }

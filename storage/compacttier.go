@@ -89,7 +89,15 @@ func (s *Store) compactTiered(ctx context.Context, p *partition, lim compactLimi
 	cs := &s.comp
 	latest := map[keyHash]int64{}
 	sc := &compScratch{}
-	var isAborted func(h *BatchHeader) bool
+	// Aborted transactions over the whole range that can be cleaned
+	// (m.Objects[nDirty-1] exists: due or tombsDue).
+	if p.deleted.Load() {
+		return errCompactDeleted
+	}
+	isAborted, err := s.abortedIn(p, m.Objects[0].BaseOffset, m.Objects[nDirty-1].LastOffset+1)
+	if err != nil {
+		return err
+	}
 	var buf []byte // one object's data at a time
 	take := 0
 	for k := range dirty {
@@ -98,11 +106,6 @@ func (s *Store) compactTiered(ctx context.Context, p *partition, lim compactLimi
 		}
 		if p.deleted.Load() {
 			return errCompactDeleted
-		}
-		if k == 0 {
-			if isAborted, err = s.abortedIn(p, m.Objects[0].BaseOffset, dirty[len(dirty)-1].LastOffset+1); err != nil {
-				return err
-			}
 		}
 		data, err := s.coldObject(ctx, cc, m, nClean+k, th, buf)
 		if err != nil {
@@ -122,12 +125,6 @@ func (s *Store) compactTiered(ctx context.Context, p *partition, lim compactLimi
 	if logStart >= end {
 		return nil // retention drops it all
 	}
-	if isAborted == nil {
-		if isAborted, err = s.abortedIn(p, m.Objects[0].BaseOffset, end); err != nil {
-			return err
-		}
-	}
-
 	w, err := cc.Rewrite(ctx, tp, m, end)
 	if err != nil {
 		return err

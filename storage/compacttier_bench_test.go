@@ -3,8 +3,6 @@ package storage
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
-	"sync"
 	"testing"
 	"time"
 
@@ -38,25 +36,12 @@ func BenchmarkCompactTiered(b *testing.B) {
 					}
 					clock := &fakeClock{}
 					cfg := Config{Dir: b.TempDir(), Shards: 1, SegmentBytes: 4 << 20, RetentionCheckInterval: -1, Now: clock.now}
-					tc := openTieredWith(b, cfg, store, clock, 8<<20)
+					tc := openTieredWith(b, cfg, store, clock, 8<<20, 0)
 					s := tc.s
 					if _, err := s.CreateTopic("c", 1, map[string]string{"cleanup.policy": "compact"}); err != nil {
 						b.Fatal(err)
 					}
-					var wg sync.WaitGroup
-					sem := make(chan struct{}, 64)
-					for _, batch := range batches {
-						sem <- struct{}{}
-						wg.Add(1)
-						s.Append("c", 0, batch, false, func(r AppendResult) {
-							if r.Err != nil {
-								b.Error(r.Err)
-							}
-							<-sem
-							wg.Done()
-						})
-					}
-					wg.Wait()
+					appendBatches(b, s, "c", batches)
 					appendWait(b, s, "c", 0, makeKeyedBatch(b, codec, 0, kv{[]byte("end"), []byte("x")}), true)
 					tc.upload("c")
 					_, _, sz := tc.manifest("c")
@@ -79,27 +64,4 @@ func BenchmarkCompactTiered(b *testing.B) {
 			})
 		}
 	}
-}
-
-// benchKeyedBatches makes about size bytes of 16-record batches of 10,000
-// keys with 256-byte values (half random, half text).
-func benchKeyedBatches(b *testing.B, codec int8, size int64) [][]byte {
-	rng := rand.New(rand.NewPCG(1, 2))
-	var batches [][]byte
-	var n int64
-	for n < size {
-		recs := make([]kv, 16)
-		for j := range recs {
-			val := make([]byte, 256)
-			for k := 0; k < 128; k++ {
-				val[k] = byte(rng.Uint32())
-			}
-			copy(val[128:], "the quick brown fox jumps over the lazy dog, again and again and again, and then once more for good measure...")
-			recs[j] = kv{key: fmt.Appendf(nil, "key-%05d", rng.IntN(10000)), val: val}
-		}
-		batch := makeKeyedBatch(b, codec, 0, recs...)
-		batches = append(batches, batch)
-		n += int64(len(batch))
-	}
-	return batches
 }

@@ -36,17 +36,12 @@ func openTieredCompact(t *testing.T, fsys vfs.FS, ms *tier.MemStore, clock *fake
 // attempts per request (0: its default).
 func openTieredCompactAttempts(t *testing.T, fsys vfs.FS, ms *tier.MemStore, clock *fakeClock, attempts int) *tieredCompact {
 	t.Helper()
-	return openTiered(t, fsys, ms, clock, attempts, 32<<10)
-}
-
-func openTiered(t testing.TB, fsys vfs.FS, ms tier.ObjectStore, clock *fakeClock, attempts int, objectBytes int64) *tieredCompact {
-	t.Helper()
-	return openTieredWith(t, retentionConfig(fsys, clock), ms, clock, objectBytes, attempts)
+	return openTieredWith(t, retentionConfig(fsys, clock), ms, clock, 32<<10, attempts)
 }
 
 // openTieredWith opens cfg's store with a Cold on ms (attempts: the
 // uploader's per request, 0 its default).
-func openTieredWith(t testing.TB, cfg Config, ms tier.ObjectStore, clock *fakeClock, objectBytes int64, attempts ...int) *tieredCompact {
+func openTieredWith(t testing.TB, cfg Config, ms tier.ObjectStore, clock *fakeClock, objectBytes int64, attempts int) *tieredCompact {
 	t.Helper()
 	lc := &lateCold{}
 	cfg.Cold = lc
@@ -54,7 +49,7 @@ func openTieredWith(t testing.TB, cfg Config, ms tier.ObjectStore, clock *fakeCl
 	cfg.CompactionInterval = 0
 	s := mustOpen(t, cfg)
 	u := tier.NewUploader(tier.UploaderConfig{Store: ms, Source: s, Log: zerolog.Nop(), ObjectBytes: objectBytes,
-		Attempts: append(attempts, 0)[0], Backoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond})
+		Attempts: attempts, Backoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond})
 	c := tier.NewCold(tier.ColdConfig{Uploader: u, Reader: tier.NewReader(tier.ReaderConfig{Store: ms, CacheBytes: testColdCacheBytes}), Log: zerolog.Nop(),
 		Backoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond})
 	lc.c.Store(c)

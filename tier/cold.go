@@ -297,20 +297,11 @@ func (c *Cold) maxTimestamp(ctx context.Context, m *Manifest) (best int64, found
 			if err != nil {
 				return 0, false, start, err
 			}
-			for len(b) >= batchHeaderBytes {
-				size := int64(batchLengthPrefixLen) + int64(int32(binary.BigEndian.Uint32(b[batchLengthAt:])))
-				if size < batchHeaderBytes || size > int64(len(b)) {
-					break
+			for h, ok := batchHeaderAt(b); ok && h.base <= e.LastOffset; h, ok = batchHeaderAt(b) {
+				if h.last >= start {
+					note(h.maxTs)
 				}
-				base := int64(binary.BigEndian.Uint64(b))
-				last := base + int64(int32(binary.BigEndian.Uint32(b[batchLastDeltaAt:])))
-				if base > e.LastOffset {
-					break
-				}
-				if last >= start {
-					note(int64(binary.BigEndian.Uint64(b[batchMaxTimestampAt:])))
-				}
-				b = b[size:]
+				b = b[h.size:]
 			}
 		}
 	}
@@ -320,20 +311,36 @@ func (c *Cold) maxTimestamp(ctx context.Context, m *Manifest) (best int64, found
 // firstBatchAfter walks b's batch headers for the first batch ending at
 // or after logStart with max timestamp >= ts.
 func firstBatchAfter(b []byte, ts, logStart int64) (int64, int64, bool) {
-	for len(b) >= batchHeaderBytes {
-		size := int64(batchLengthPrefixLen) + int64(int32(binary.BigEndian.Uint32(b[batchLengthAt:])))
-		if size < batchHeaderBytes || size > int64(len(b)) {
+	for {
+		h, ok := batchHeaderAt(b)
+		if !ok {
 			return 0, 0, false
 		}
-		base := int64(binary.BigEndian.Uint64(b))
-		last := base + int64(int32(binary.BigEndian.Uint32(b[batchLastDeltaAt:])))
-		mts := int64(binary.BigEndian.Uint64(b[batchMaxTimestampAt:]))
-		if last >= logStart && mts >= ts {
-			return base, mts, true
+		if h.last >= logStart && h.maxTs >= ts {
+			return h.base, h.maxTs, true
 		}
-		b = b[size:]
+		b = b[h.size:]
 	}
-	return 0, 0, false
+}
+
+// batchHead is what the tier reads of a batch's header.
+type batchHead struct {
+	base, last, maxTs, size int64
+}
+
+// batchHeaderAt decodes the header of the batch b starts with; false when
+// b does not hold a whole batch.
+func batchHeaderAt(b []byte) (batchHead, bool) {
+	if len(b) < batchHeaderBytes {
+		return batchHead{}, false
+	}
+	size := int64(batchLengthPrefixLen) + int64(int32(binary.BigEndian.Uint32(b[batchLengthAt:])))
+	if size < batchHeaderBytes || size > int64(len(b)) {
+		return batchHead{}, false
+	}
+	base := int64(binary.BigEndian.Uint64(b))
+	return batchHead{base: base, last: base + int64(int32(binary.BigEndian.Uint32(b[batchLastDeltaAt:]))),
+		maxTs: int64(binary.BigEndian.Uint64(b[batchMaxTimestampAt:])), size: size}, true
 }
 
 // Retain drops p's tiered data below offset in the background: calls for

@@ -2,7 +2,6 @@ package tier
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -163,13 +162,8 @@ func trimSparse(b []byte, ref *ObjectRef, e IndexEntry, offset int64) ([]byte, i
 	if ref.Gen == 0 || offset <= e.BaseOffset {
 		return b, next, nil
 	}
-	for len(b) >= batchHeaderBytes {
-		size := int64(batchLengthPrefixLen) + int64(int32(binary.BigEndian.Uint32(b[batchLengthAt:])))
-		last := int64(binary.BigEndian.Uint64(b)) + int64(int32(binary.BigEndian.Uint32(b[batchLastDeltaAt:])))
-		if last >= offset || size > int64(len(b)) {
-			break
-		}
-		b = b[size:]
+	for h, ok := batchHeaderAt(b); ok && h.last < offset; h, ok = batchHeaderAt(b) {
+		b = b[h.size:]
 	}
 	return b, next, nil
 }

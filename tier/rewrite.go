@@ -35,7 +35,6 @@ type Rewrite struct {
 
 	objs []ObjectRef // put, in offset order
 	cur  rwObject    // being filled
-	cut  bool        // the next Add starts a new object
 	done bool
 }
 
@@ -84,12 +83,6 @@ func (u *Uploader) NewRewrite(ctx context.Context, p Partition, m *Manifest, end
 		cur: rwObject{base: m.Objects[0].BaseOffset, clock: -1, maxTs: -1}}, nil
 }
 
-// End is the end of the prefix the rewrite replaces.
-func (w *Rewrite) End() int64 { return w.end }
-
-// Cut makes the next Add start a new object.
-func (w *Rewrite) Cut() { w.cut = len(w.cur.entries) > 0 }
-
 // Add appends one batch (whole, its CRC valid, in offset order within
 // [base log start, end)). cleanedAt is when the tombstones in it were
 // first cleaned (unix ms), or -1 when it holds none; an object holds the
@@ -108,13 +101,12 @@ func (w *Rewrite) Add(ctx context.Context, batch []byte, cleanedAt int64) error 
 		return fmt.Errorf("tier: rewrite of %s/%d: batch [%d, %d] out of order", w.p.Topic, w.p.Partition, base, last)
 	}
 	c := &w.cur
-	if len(c.entries) > 0 && (w.cut || int64(len(c.data)+len(batch)) > w.u.cfg.ObjectBytes ||
+	if len(c.entries) > 0 && (int64(len(c.data)+len(batch)) > w.u.cfg.ObjectBytes ||
 		(cleanedAt >= 0 && c.clock >= 0 && cleanedAt != c.clock)) {
 		if err := w.put(ctx, base-1); err != nil {
 			return err
 		}
 	}
-	w.cut = false
 	ts := int64(binary.BigEndian.Uint64(batch[batchMaxTimestampAt:]))
 	n := len(c.entries)
 	if n == 0 || int64(c.entries[n-1].Len)+int64(len(batch)) > rewriteEntryBytes {
