@@ -148,6 +148,13 @@ func readConfluent(t testing.TB, addr, topic string, hwm int64) []consumed {
 	t.Helper()
 	c := ckConsumer(t, addr)
 	defer c.Close()
+	return pollConfluent(t, c, topic, hwm-1)
+}
+
+// pollConfluent assigns topic partition 0 from the beginning to c and polls
+// until the record at offset last arrives.
+func pollConfluent(t testing.TB, c *ckafka.Consumer, topic string, last int64) []consumed {
+	t.Helper()
 	if err := c.Assign([]ckafka.TopicPartition{{Topic: &topic, Partition: 0, Offset: ckafka.OffsetBeginning}}); err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +165,7 @@ func readConfluent(t testing.TB, addr, topic string, hwm int64) []consumed {
 		case *ckafka.Message:
 			off := int64(e.TopicPartition.Offset)
 			out = append(out, consumed{off: off, key: string(e.Key), val: string(e.Value), tomb: e.Value == nil})
-			if off >= hwm-1 {
+			if off >= last {
 				return out
 			}
 		case ckafka.Error:
@@ -167,7 +174,7 @@ func readConfluent(t testing.TB, addr, topic string, hwm int64) []consumed {
 			}
 		}
 	}
-	t.Fatalf("confluent: timed out reading to %d (at %d records)", hwm, len(out))
+	t.Fatalf("confluent: timed out reading to %d (at %d records)", last, len(out))
 	return nil
 }
 

@@ -119,25 +119,5 @@ func readConfluentCommitted(t testing.TB, addr, topic string, last int64) []cons
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if err := c.Assign([]ckafka.TopicPartition{{Topic: &topic, Partition: 0, Offset: ckafka.OffsetBeginning}}); err != nil {
-		t.Fatal(err)
-	}
-	var out []consumed
-	deadline := time.Now().Add(time.Minute)
-	for time.Now().Before(deadline) {
-		switch e := c.Poll(100).(type) {
-		case *ckafka.Message:
-			off := int64(e.TopicPartition.Offset)
-			out = append(out, consumed{off: off, key: string(e.Key), val: string(e.Value), tomb: e.Value == nil})
-			if off >= last {
-				return out
-			}
-		case ckafka.Error:
-			if e.IsFatal() {
-				t.Fatalf("confluent consumer: %v", e)
-			}
-		}
-	}
-	t.Fatalf("confluent: timed out reading to %d (at %d records)", last, len(out))
-	return nil
+	return pollConfluent(t, c, topic, last)
 }

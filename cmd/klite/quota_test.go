@@ -158,20 +158,8 @@ func TestClientQuotasEnforcedFranz(t *testing.T) {
 	adm := kadm.NewClient(newFranz(t, b.addr))
 	ctx := testContext(t, time.Minute)
 	createTopic(t, adm, "q", 1)
-	res, err := adm.AlterClientQuotas(ctx, []kadm.AlterClientQuotaEntry{
-		{Entity: kadm.ClientQuotaEntity{{Type: "client-id", Name: kadm.StringPtr("slow-producer")}},
-			Ops: []kadm.AlterClientQuotaOp{{Key: "producer_byte_rate", Value: quota}}},
-		{Entity: kadm.ClientQuotaEntity{{Type: "client-id", Name: kadm.StringPtr("slow-consumer")}},
-			Ops: []kadm.AlterClientQuotaOp{{Key: "consumer_byte_rate", Value: quota}}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range res {
-		if r.Err != nil {
-			t.Fatalf("alter %s: %v", r.Entity, r.Err)
-		}
-	}
+	setQuota(t, ctx, adm, "client-id", "slow-producer", "producer_byte_rate", quota)
+	setQuota(t, ctx, adm, "client-id", "slow-consumer", "consumer_byte_rate", quota)
 	produce := func(clientID string) (*throttleHook, int64, time.Duration) {
 		t.Helper()
 		hook := &throttleHook{}

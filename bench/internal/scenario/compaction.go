@@ -41,7 +41,13 @@ type compactionBench struct{}
 func (s *compactionBench) Name() string { return "compaction" }
 
 func (s *compactionBench) fillBytes(cfg Config) int64 {
-	return min(int64(float64(compactionRate)*(cfg.Warmup+cfg.Duration).Seconds()), compactionMaxFill)
+	return compactionFillBytes(cfg, compactionMaxFill)
+}
+
+// compactionFillBytes sizes a fill to last the load's window at the
+// compaction rate cap, up to max.
+func compactionFillBytes(cfg Config, max int64) int64 {
+	return min(int64(float64(compactionRate)*(cfg.Warmup+cfg.Duration).Seconds()), max)
 }
 
 func (s *compactionBench) Describe(cfg Config) string {
@@ -112,12 +118,8 @@ func (s *compactionBench) Run(ctx context.Context, env *Env) (res Result, err er
 		}
 		t0 := time.Now()
 		if mode == "compacting" {
-			r, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "cleanup.policy", Value: kadm.StringPtr("compact")}}, fill)
-			if err == nil {
-				_, err = r.On(fill, nil)
-			}
-			if err != nil {
-				return res, fmt.Errorf("cleanup.policy=compact: %w", err)
+			if err := setCompact(ctx, adm, fill); err != nil {
+				return res, err
 			}
 		}
 		st, err := runLoad(ctx, env, loadSpec{label: label, addr: b.Addr, topic: topicName(s.Name(), env),
@@ -158,6 +160,18 @@ func (s *compactionBench) Run(ctx context.Context, env *Env) (res Result, err er
 		report.Metric{Key: "rate", Label: "paced rate (acks=all)", Unit: report.RecordsPerSec, Value: rate},
 	)
 	return res, nil
+}
+
+// setCompact switches topic to cleanup.policy=compact.
+func setCompact(ctx context.Context, adm *kadm.Client, topic string) error {
+	r, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "cleanup.policy", Value: kadm.StringPtr("compact")}}, topic)
+	if err == nil {
+		_, err = r.On(topic, nil)
+	}
+	if err != nil {
+		return fmt.Errorf("cleanup.policy=compact: %w", err)
+	}
+	return nil
 }
 
 // compactionFill creates topic (one partition, cleanup.policy=delete) and

@@ -37,7 +37,7 @@ type compactionS3 struct{ kit tierKit }
 func (s *compactionS3) Name() string { return "compaction-s3" }
 
 func (s *compactionS3) fillBytes(cfg Config) int64 {
-	return min(int64(float64(compactionRate)*(cfg.Warmup+cfg.Duration).Seconds()), compactionS3MaxFill)
+	return compactionFillBytes(cfg, compactionS3MaxFill)
 }
 
 func (s *compactionS3) Describe(cfg Config) string {
@@ -127,13 +127,9 @@ func (s *compactionS3) Run(ctx context.Context, env *Env) (res Result, err error
 		smp := sampleCompaction(ctx, httpAddr)
 		t0 := time.Now()
 		if mode == "compacting" {
-			ar, err := adm.AlterTopicConfigs(ctx, []kadm.AlterConfig{{Name: "cleanup.policy", Value: kadm.StringPtr("compact")}}, fill)
-			if err == nil {
-				_, err = ar.On(fill, nil)
-			}
-			if err != nil {
+			if err := setCompact(ctx, adm, fill); err != nil {
 				smp.stop()
-				return res, fmt.Errorf("cleanup.policy=compact: %w", err)
+				return res, err
 			}
 		}
 		st, err := runLoad(ctx, env, loadSpec{label: label, addr: b.Addr, topic: topicName(s.Name(), env),

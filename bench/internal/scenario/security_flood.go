@@ -111,6 +111,7 @@ func (s *secPlainFlood) phase(ctx context.Context, env *Env, b *Broker, opts []k
 		wg                 sync.WaitGroup
 		measuring          atomic.Bool
 		bad, badErrs, oks  atomic.Int64
+		accepted           atomic.Bool // a wrong password authenticated
 		latMu              sync.Mutex
 		loginLat           = stats.NewHist()
 		loginErr           error
@@ -143,7 +144,8 @@ func (s *secPlainFlood) phase(ctx context.Context, env *Env, b *Broker, opts []k
 					var ne net.Error
 					switch {
 					case err == nil:
-						return // a wrong password accepted: the figures say so (no rejections)
+						accepted.Store(true)
+						return
 					case errors.As(err, &ne) || errors.Is(err, net.ErrClosed):
 						badErrs.Add(1)
 					default:
@@ -210,6 +212,9 @@ func (s *secPlainFlood) phase(ctx context.Context, env *Env, b *Broker, opts []k
 	wg.Wait()
 	if err != nil {
 		return ph, err
+	}
+	if accepted.Load() {
+		return ph, errors.New("the broker accepted a wrong PLAIN password")
 	}
 	if loginLat.Count() == 0 {
 		return ph, fmt.Errorf("no legitimate PLAIN login succeeded (%d failed, first: %v)", loginErrs.Load(), loginErr)
