@@ -235,27 +235,14 @@ func (s *Store) coldObject(ctx context.Context, cc ColdCompactor, m *tier.Manife
 // abortedIn returns whether a batch of p in [from, to) belongs to an
 // aborted transaction.
 func (s *Store) abortedIn(p *partition, from, to int64) (func(h *BatchHeader) bool, error) {
-	aborted := map[int64][]AbortedTxn{} // by producer id
+	var as []AbortedTxn
 	if t := p.txns.Load(); t != nil {
-		as, err := s.AbortedTxns(p.t.info.Name, p.num, from, to)
-		if err != nil {
+		var err error
+		if as, err = s.AbortedTxns(p.t.info.Name, p.num, from, to); err != nil {
 			return nil, err
 		}
-		for _, a := range as {
-			aborted[a.ProducerID] = append(aborted[a.ProducerID], a)
-		}
 	}
-	return func(h *BatchHeader) bool {
-		if !h.Transactional() || h.Control() {
-			return false
-		}
-		for _, a := range aborted[h.ProducerID] {
-			if a.FirstOffset <= h.BaseOffset && h.BaseOffset < a.LastOffset {
-				return true
-			}
-		}
-		return false
-	}, nil
+	return abortedFunc(as), nil
 }
 
 // batchHasTombstone says whether batch holds a keyed record with a null
