@@ -19,7 +19,7 @@ func TestKafkaPython(t *testing.T) {
 	// need not be the first python3 on PATH (pyenv).
 	const python = "/usr/bin/python3"
 	if err := exec.Command(python, "-c", "from kafka import KafkaProducer").Run(); err != nil {
-		debianTool(t, "python3-kafka for "+python) // fails, or skips with KLITE_DEBIAN_DEPS=0
+		missingDebianTool(t, "python3-kafka for "+python)
 	}
 	b := startBroker(t)
 	const n = 500
